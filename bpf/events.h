@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one definition of every record the kernel side hands to user space.
+ *
+ * The TypeScript decoder (src/events/layout.ts) mirrors these structs and
+ * test/events-header.test.ts compiles this file with the C compiler to check
+ * every offset, size, enum value and constant against it, so the two sides
+ * cannot drift. Keep to these rules so that check stays simple and exact:
+ *   - one member per line, fixed-width types only (__u8.. __u64, __s32, char);
+ *   - no implicit padding: align members naturally and name the padding;
+ *   - new fields go at the end of a struct (old readers ignore a longer record);
+ *   - record types are never renumbered.
+ * Records are little-endian (the host's order on x86_64 and arm64).
+ */
+#ifndef LOUPE_EVENTS_H
+#define LOUPE_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define LOUPE_EVENTS_VERSION 1
+
+/* Upper bound of a payload copy; the copy actually made is configurable below it. */
+#define LOUPE_MAX_PAYLOAD 4096
+#define LOUPE_COMM_LEN 16
+#define LOUPE_FILENAME_LEN 256
+#define LOUPE_GO_METHOD_LEN 16
+#define LOUPE_GO_PATH_LEN 128
+/* "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex = 55, plus a NUL */
+#define LOUPE_TRACEPARENT_LEN 56
+
+enum loupe_event_type {
+	LOUPE_EV_SOCK_OPEN = 1,
+	LOUPE_EV_DATA = 2,
+	LOUPE_EV_SOCK_CLOSE = 3,
+	LOUPE_EV_TCP_STATE = 4,
+	LOUPE_EV_PROC_EXEC = 5,
+	LOUPE_EV_PROC_EXIT = 6,
+	LOUPE_EV_GO_GOROUTINE_CREATE = 7,
+	LOUPE_EV_GO_GOROUTINE_EXIT = 8,
+	LOUPE_EV_GO_REQUEST_START = 9,
+	LOUPE_EV_GO_REQUEST_END = 10,
+	LOUPE_EV_LOSS = 11,
+};
+
+/* Which side of a connection this process is on. */
+enum loupe_role {
+	LOUPE_ROLE_UNKNOWN = 0,
+	LOUPE_ROLE_CLIENT = 1, /* it called connect() */
+	LOUPE_ROLE_SERVER = 2, /* it got the socket from accept() */
+};
+
+enum loupe_direction {
+	LOUPE_DIR_EGRESS = 1,  /* the process wrote these bytes */
+	LOUPE_DIR_INGRESS = 2, /* the process read these bytes */
+};
+
+/* The syscall (or library call) a data record came from. */
+enum loupe_data_source {
+	LOUPE_SRC_READ = 1,
+	LOUPE_SRC_READV = 2,
+	LOUPE_SRC_RECVFROM = 3,
+	LOUPE_SRC_RECVMSG = 4,
+	LOUPE_SRC_WRITE = 5,
+	LOUPE_SRC_WRITEV = 6,
+	LOUPE_SRC_SENDTO = 7,
+	LOUPE_SRC_SENDMSG = 8,
+	LOUPE_SRC_SSL_READ = 9,
+	LOUPE_SRC_SSL_WRITE = 10,
+};
+
+/* loupe_data_event.flags */
+#define LOUPE_DATA_F_TRUNCATED 0x1 /* captured < bytes: the copy was cut at the configured bound */
+#define LOUPE_DATA_F_TLS 0x2       /* plaintext taken from a TLS library, not the socket */
+
+enum loupe_go_request_kind {
+	LOUPE_GO_HTTP_SERVER = 1,
+	LOUPE_GO_HTTP_CLIENT = 2,
+	LOUPE_GO_GRPC_SERVER = 3,
+	LOUPE_GO_GRPC_CLIENT = 4,
+};
+
+enum loupe_loss_source {
+	LOUPE_LOSS_RINGBUF = 1,  /* bpf_ringbuf_reserve failed: the buffer was full */
+	LOUPE_LOSS_PAYLOAD = 2,  /* a payload copy failed (page not resident, ...) */
+};
+
+struct loupe_event_header {
+	__u64 ts_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, ns since boot */
+	__u32 type;  /* enum loupe_event_type */
+	__u32 pid;   /* thread group id: the process */
+	__u32 tid;   /* thread id */
+	__u32 cpu;
+};
+
+/*
+ * A socket became known to us: connect() completed (client) or accept()
+ * returned a connection (server). Addresses are network order bytes; an IPv4
+ * address fills the first 4 bytes of the 16.
+ */
+struct loupe_sock_open_event {
+	struct loupe_event_header hdr;
+	__s32 fd;
+	__u16 family; /* AF_INET (2) or AF_INET6 (10) */
+	__u8 role;    /* enum loupe_role */
+	__u8 protocol; /* IPPROTO_TCP (6) */
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u32 pad0;
+	__u64 sock_cookie; /* stable identity of the socket across fds and dup() */
+};
+
+/*
+ * Bytes a process moved through a socket. The record is variable-length:
+ * the fixed part, then exactly `captured` payload bytes (never the whole
+ * LOUPE_MAX_PAYLOAD array).
+ */
+struct loupe_data_event {
+	struct loupe_event_header hdr;
+	__s32 fd;
+	__u8 direction; /* enum loupe_direction */
+	__u8 source;    /* enum loupe_data_source */
+	__u16 flags;    /* LOUPE_DATA_F_* */
+	__u64 sock_cookie;
+	__u64 bytes;    /* what the call returned: bytes really moved */
+	__u32 captured; /* payload bytes that follow, <= bytes */
+	__u32 pad0;
+	__u8 payload[LOUPE_MAX_PAYLOAD];
+};
+
+struct loupe_sock_close_event {
+	struct loupe_event_header hdr;
+	__s32 fd;
+	__u32 pad0;
+	__u64 sock_cookie;
+};
+
+/* From tracepoint sock:inet_sock_set_state. States are the kernel's TCP_* values. */
+struct loupe_tcp_state_event {
+	struct loupe_event_header hdr;
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 old_state;
+	__u8 new_state;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u64 sock_cookie;
+};
+
+struct loupe_proc_exec_event {
+	struct loupe_event_header hdr;
+	__u32 ppid;
+	__u32 uid;
+	char comm[LOUPE_COMM_LEN];
+	char filename[LOUPE_FILENAME_LEN];
+};
+
+struct loupe_proc_exit_event {
+	struct loupe_event_header hdr;
+	__s32 exit_code;
+	__u32 pad0;
+};
+
+/* Goroutine created (parent -> child) or exited (parent_goid 0). */
+struct loupe_go_goroutine_event {
+	struct loupe_event_header hdr;
+	__u64 goid;
+	__u64 parent_goid;
+};
+
+/*
+ * A Go server request or client call began or ended on a goroutine. For a
+ * server request, start_ns of the END record is when the handler started.
+ */
+struct loupe_go_request_event {
+	struct loupe_event_header hdr;
+	__u64 goid;
+	__u8 kind;  /* enum loupe_go_request_kind */
+	__u8 pad0;
+	__u16 status; /* HTTP status or gRPC status code; END only */
+	__s32 fd;     /* connection fd when known, else -1 */
+	__u64 start_ns;
+	char method[LOUPE_GO_METHOD_LEN];
+	char path[LOUPE_GO_PATH_LEN];
+	char traceparent[LOUPE_TRACEPARENT_LEN];
+};
+
+/* Records that could not be delivered; the user side turns this into visible loss. */
+struct loupe_loss_event {
+	struct loupe_event_header hdr;
+	__u64 lost;
+	__u32 source; /* enum loupe_loss_source */
+	__u32 pad0;
+};
+
+#endif /* LOUPE_EVENTS_H */

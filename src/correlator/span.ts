@@ -1,0 +1,23 @@
+/** The span model the correlator produces and every sink reads. */
+
+export type SpanKind = 'server' | 'client' | 'internal';
+export type AttributeValue = string | number | boolean;
+
+export interface Span {
+  traceId: string;
+  spanId: string;
+  /** '' for a root span. */
+  parentSpanId: string;
+  /** The parent came from a header (another process or host), not from a span we made. */
+  parentIsRemote: boolean;
+  traceState: string;
+  name: string;
+  kind: SpanKind;
+  /** Kernel monotonic ns; sinks add the capture's boot time for wall-clock time. */
+  startNs: bigint;
+  endNs: bigint;
+  service: string;
+  pid: number;
+  attributes: Record<string, AttributeValue>;
+  status: { code: 'unset' | 'ok' | 'error'; message?: string };
+}

@@ -1,0 +1,34 @@
+/**
+ * What we know of each process: from the capture header's process table and
+ * from exec records. Gives each process its service name.
+ */
+import type { ProcessInfo } from '../events/capture';
+import type { ProcExecEvent } from '../events/types';
+
+export class ProcessTable {
+  private readonly byPid = new Map<number, ProcessInfo>();
+
+  constructor(initial: ProcessInfo[] = []) {
+    for (const p of initial) this.byPid.set(p.pid, p);
+  }
+
+  onExec(ev: ProcExecEvent): void {
+    const known = this.byPid.get(ev.pid);
+    // exec replaces the program; a configured service name for the pid stays.
+    this.byPid.set(ev.pid, { pid: ev.pid, ppid: ev.ppid, exe: ev.filename, comm: ev.comm, ...(known?.service ? { service: known.service } : {}) });
+  }
+
+  get(pid: number): ProcessInfo | undefined {
+    return this.byPid.get(pid);
+  }
+
+  /** service.name: configured, else the executable's base name, else the command name, else the pid. */
+  serviceOf(pid: number): string {
+    const p = this.byPid.get(pid);
+    if (p?.service) return p.service;
+    const base = p?.exe.split('/').pop();
+    if (base) return base;
+    if (p?.comm) return p.comm;
+    return `pid-${pid}`;
+  }
+}

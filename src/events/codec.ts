@@ -1,0 +1,302 @@
+/**
+ * Raw kernel records <-> decoded Events. Every offset comes from layout.ts,
+ * which is checked against bpf/events.h by the compiler in a test.
+ */
+import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
+import { formatAddr, parseAddr } from './addr';
+import type {
+  DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role,
+} from './types';
+
+/** A record that cannot be decoded. `reason` says what is wrong; the caller adds where. */
+export class RecordError extends Error {
+  constructor(public readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** A record whose type this version does not know: skipped and counted, never fatal. */
+export interface UnknownRecord {
+  type: 'unknown';
+  recordType: number;
+  ts: bigint;
+}
+
+/** Turns an enum like {LOUPE_ROLE_CLIENT: 1} into number <-> 'client' maps. */
+function enumNames<T extends string>(values: Record<string, number>, prefix: string) {
+  const byNumber = new Map<number, T>();
+  const byName = new Map<T, number>();
+  for (const [key, value] of Object.entries(values)) {
+    const name = key.slice(prefix.length).toLowerCase() as T;
+    byNumber.set(value, name);
+    byName.set(name, value);
+  }
+  return { byNumber, byName };
+}
+
+const TYPES = enumNames<EventType>(ENUMS.loupe_event_type, 'LOUPE_EV_');
+const ROLES = enumNames<Role>(ENUMS.loupe_role, 'LOUPE_ROLE_');
+const DIRECTIONS = enumNames<Direction>(ENUMS.loupe_direction, 'LOUPE_DIR_');
+const SOURCES = enumNames<DataSource>(ENUMS.loupe_data_source, 'LOUPE_SRC_');
+const GO_KINDS = enumNames<GoRequestKind>(ENUMS.loupe_go_request_kind, 'LOUPE_GO_');
+const LOSS_SOURCES = enumNames<LossSource>(ENUMS.loupe_loss_source, 'LOUPE_LOSS_');
+
+const STRUCT_OF_TYPE: Record<EventType, StructName> = {
+  sock_open: 'loupe_sock_open_event',
+  data: 'loupe_data_event',
+  sock_close: 'loupe_sock_close_event',
+  tcp_state: 'loupe_tcp_state_event',
+  proc_exec: 'loupe_proc_exec_event',
+  proc_exit: 'loupe_proc_exit_event',
+  go_goroutine_create: 'loupe_go_goroutine_event',
+  go_goroutine_exit: 'loupe_go_goroutine_event',
+  go_request_start: 'loupe_go_request_event',
+  go_request_end: 'loupe_go_request_event',
+  loss: 'loupe_loss_event',
+};
+
+export function eventTypeNumber(type: EventType): number {
+  return TYPES.byName.get(type)!;
+}
+
+/** The smallest record a type may have; records may be longer (fields a newer kernel side appended). */
+export function minRecordSize(type: EventType): number {
+  return type === 'data' ? DATA_FIXED_SIZE : layoutOf(STRUCT_OF_TYPE[type]).size;
+}
+
+function lookup<T>(map: Map<number, T>, value: number, what: string): T {
+  const name = map.get(value);
+  if (name === undefined) throw new RecordError(`${what} ${value} is not a known value`);
+  return name;
+}
+
+function family(value: number): 4 | 6 {
+  if (value === 2) return 4;
+  if (value === 10) return 6;
+  throw new RecordError(`address family ${value} is neither AF_INET (2) nor AF_INET6 (10)`);
+}
+
+function cString(buf: Buffer, offset: number, length: number): string {
+  const end = buf.indexOf(0, offset);
+  return buf.toString('utf8', offset, end < 0 || end > offset + length ? offset + length : end);
+}
+
+// Offsets resolved once at load time; a typo throws here rather than decoding garbage.
+const O = {
+  ts: offsetOf('loupe_event_header', 'ts_ns'),
+  type: offsetOf('loupe_event_header', 'type'),
+  pid: offsetOf('loupe_event_header', 'pid'),
+  tid: offsetOf('loupe_event_header', 'tid'),
+  cpu: offsetOf('loupe_event_header', 'cpu'),
+};
+const member = (s: StructName) => (m: string) => offsetOf(s, m);
+const SO = member('loupe_sock_open_event');
+const D = member('loupe_data_event');
+const SC = member('loupe_sock_close_event');
+const TS = member('loupe_tcp_state_event');
+const PE = member('loupe_proc_exec_event');
+const PX = member('loupe_proc_exit_event');
+const G = member('loupe_go_goroutine_event');
+const GR = member('loupe_go_request_event');
+const L = member('loupe_loss_event');
+
+/**
+ * Decode one raw record. `buf` must hold exactly one record. The returned
+ * DataEvent's payload is a view into `buf` (no copy).
+ */
+export function decodeRecord(buf: Buffer): Event | UnknownRecord {
+  if (buf.length < HEADER_SIZE) {
+    throw new RecordError(`record of ${buf.length} bytes is shorter than the ${HEADER_SIZE}-byte event header`);
+  }
+  const ts = buf.readBigUInt64LE(O.ts);
+  const typeNumber = buf.readUInt32LE(O.type);
+  const type = TYPES.byNumber.get(typeNumber);
+  if (type === undefined) return { type: 'unknown', recordType: typeNumber, ts };
+  const min = minRecordSize(type);
+  if (buf.length < min) {
+    throw new RecordError(`${type} record of ${buf.length} bytes is shorter than its ${min}-byte layout`);
+  }
+  const base = { ts, pid: buf.readUInt32LE(O.pid), tid: buf.readUInt32LE(O.tid), cpu: buf.readUInt32LE(O.cpu) };
+  switch (type) {
+    case 'sock_open': {
+      const fam = family(buf.readUInt16LE(SO('family')));
+      return {
+        type, ...base,
+        fd: buf.readInt32LE(SO('fd')),
+        family: fam,
+        role: lookup(ROLES.byNumber, buf.readUInt8(SO('role')), 'role'),
+        protocol: buf.readUInt8(SO('protocol')),
+        local: { addr: formatAddr(buf.subarray(SO('local_addr')), fam), port: buf.readUInt16LE(SO('local_port')) },
+        remote: { addr: formatAddr(buf.subarray(SO('remote_addr')), fam), port: buf.readUInt16LE(SO('remote_port')) },
+        cookie: buf.readBigUInt64LE(SO('sock_cookie')),
+      };
+    }
+    case 'data': {
+      const captured = buf.readUInt32LE(D('captured'));
+      if (captured > CONSTANTS.LOUPE_MAX_PAYLOAD || DATA_FIXED_SIZE + captured > buf.length) {
+        throw new RecordError(
+          `data record says ${captured} payload bytes follow but only ${buf.length - DATA_FIXED_SIZE} do`,
+        );
+      }
+      const bytes = Number(buf.readBigUInt64LE(D('bytes')));
+      if (bytes < captured) throw new RecordError(`data record captured ${captured} bytes of a ${bytes}-byte call`);
+      return {
+        type, ...base,
+        fd: buf.readInt32LE(D('fd')),
+        direction: lookup(DIRECTIONS.byNumber, buf.readUInt8(D('direction')), 'direction'),
+        source: lookup(SOURCES.byNumber, buf.readUInt8(D('source')), 'data source'),
+        flags: buf.readUInt16LE(D('flags')),
+        cookie: buf.readBigUInt64LE(D('sock_cookie')),
+        bytes,
+        data: buf.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured),
+      };
+    }
+    case 'sock_close':
+      return { type, ...base, fd: buf.readInt32LE(SC('fd')), cookie: buf.readBigUInt64LE(SC('sock_cookie')) };
+    case 'tcp_state': {
+      const fam = family(buf.readUInt16LE(TS('family')));
+      return {
+        type, ...base,
+        family: fam,
+        local: { addr: formatAddr(buf.subarray(TS('local_addr')), fam), port: buf.readUInt16LE(TS('local_port')) },
+        remote: { addr: formatAddr(buf.subarray(TS('remote_addr')), fam), port: buf.readUInt16LE(TS('remote_port')) },
+        oldState: buf.readUInt8(TS('old_state')),
+        newState: buf.readUInt8(TS('new_state')),
+        cookie: buf.readBigUInt64LE(TS('sock_cookie')),
+      };
+    }
+    case 'proc_exec':
+      return {
+        type, ...base,
+        ppid: buf.readUInt32LE(PE('ppid')),
+        uid: buf.readUInt32LE(PE('uid')),
+        comm: cString(buf, PE('comm'), CONSTANTS.LOUPE_COMM_LEN),
+        filename: cString(buf, PE('filename'), CONSTANTS.LOUPE_FILENAME_LEN),
+      };
+    case 'proc_exit':
+      return { type, ...base, exitCode: buf.readInt32LE(PX('exit_code')) };
+    case 'go_goroutine_create':
+    case 'go_goroutine_exit':
+      return { type, ...base, goid: buf.readBigUInt64LE(G('goid')), parentGoid: buf.readBigUInt64LE(G('parent_goid')) };
+    case 'go_request_start':
+    case 'go_request_end':
+      return {
+        type, ...base,
+        goid: buf.readBigUInt64LE(GR('goid')),
+        kind: lookup(GO_KINDS.byNumber, buf.readUInt8(GR('kind')), 'Go request kind'),
+        status: buf.readUInt16LE(GR('status')),
+        fd: buf.readInt32LE(GR('fd')),
+        startNs: buf.readBigUInt64LE(GR('start_ns')),
+        method: cString(buf, GR('method'), CONSTANTS.LOUPE_GO_METHOD_LEN),
+        path: cString(buf, GR('path'), CONSTANTS.LOUPE_GO_PATH_LEN),
+        traceparent: cString(buf, GR('traceparent'), CONSTANTS.LOUPE_TRACEPARENT_LEN),
+      };
+    case 'loss':
+      return {
+        type, ...base,
+        lost: buf.readBigUInt64LE(L('lost')),
+        source: lookup(LOSS_SOURCES.byNumber, buf.readUInt32LE(L('source')), 'loss source'),
+      };
+  }
+}
+
+function encodeName<T>(map: Map<T, number>, name: T, what: string): number {
+  const value = map.get(name);
+  if (value === undefined) throw new RecordError(`${what} ${JSON.stringify(name)} is not a known value`);
+  return value;
+}
+
+function writeCString(buf: Buffer, offset: number, length: number, text: string): void {
+  const encoded = Buffer.from(text, 'utf8');
+  if (encoded.length >= length) throw new RecordError(`${JSON.stringify(text)} does not fit in char[${length}]`);
+  encoded.copy(buf, offset);
+}
+
+function writeEndpoint(buf: Buffer, addrOffset: number, portOffset: number, fam: 4 | 6, ep: { addr: string; port: number }) {
+  Buffer.from(parseAddr(ep.addr, fam)).copy(buf, addrOffset);
+  buf.writeUInt16LE(ep.port, portOffset);
+}
+
+/** Encode an Event into a raw record, exactly as the kernel side lays it out (padding zeroed). */
+export function encodeEvent(ev: Event): Buffer {
+  const size = ev.type === 'data' ? DATA_FIXED_SIZE + ev.data.length : minRecordSize(ev.type);
+  const buf = Buffer.alloc(size);
+  buf.writeBigUInt64LE(ev.ts, O.ts);
+  buf.writeUInt32LE(eventTypeNumber(ev.type), O.type);
+  buf.writeUInt32LE(ev.pid, O.pid);
+  buf.writeUInt32LE(ev.tid, O.tid);
+  buf.writeUInt32LE(ev.cpu, O.cpu);
+  switch (ev.type) {
+    case 'sock_open':
+      buf.writeInt32LE(ev.fd, SO('fd'));
+      buf.writeUInt16LE(ev.family === 4 ? 2 : 10, SO('family'));
+      buf.writeUInt8(encodeName(ROLES.byName, ev.role, 'role'), SO('role'));
+      buf.writeUInt8(ev.protocol, SO('protocol'));
+      writeEndpoint(buf, SO('local_addr'), SO('local_port'), ev.family, ev.local);
+      writeEndpoint(buf, SO('remote_addr'), SO('remote_port'), ev.family, ev.remote);
+      buf.writeBigUInt64LE(ev.cookie, SO('sock_cookie'));
+      break;
+    case 'data':
+      writeData(buf, ev);
+      break;
+    case 'sock_close':
+      buf.writeInt32LE(ev.fd, SC('fd'));
+      buf.writeBigUInt64LE(ev.cookie, SC('sock_cookie'));
+      break;
+    case 'tcp_state':
+      buf.writeUInt16LE(ev.family === 4 ? 2 : 10, TS('family'));
+      writeEndpoint(buf, TS('local_addr'), TS('local_port'), ev.family, ev.local);
+      writeEndpoint(buf, TS('remote_addr'), TS('remote_port'), ev.family, ev.remote);
+      buf.writeUInt8(ev.oldState, TS('old_state'));
+      buf.writeUInt8(ev.newState, TS('new_state'));
+      buf.writeBigUInt64LE(ev.cookie, TS('sock_cookie'));
+      break;
+    case 'proc_exec':
+      buf.writeUInt32LE(ev.ppid, PE('ppid'));
+      buf.writeUInt32LE(ev.uid, PE('uid'));
+      writeCString(buf, PE('comm'), CONSTANTS.LOUPE_COMM_LEN, ev.comm);
+      writeCString(buf, PE('filename'), CONSTANTS.LOUPE_FILENAME_LEN, ev.filename);
+      break;
+    case 'proc_exit':
+      buf.writeInt32LE(ev.exitCode, PX('exit_code'));
+      break;
+    case 'go_goroutine_create':
+    case 'go_goroutine_exit':
+      buf.writeBigUInt64LE(ev.goid, G('goid'));
+      buf.writeBigUInt64LE(ev.parentGoid, G('parent_goid'));
+      break;
+    case 'go_request_start':
+    case 'go_request_end':
+      buf.writeBigUInt64LE(ev.goid, GR('goid'));
+      buf.writeUInt8(encodeName(GO_KINDS.byName, ev.kind, 'Go request kind'), GR('kind'));
+      buf.writeUInt16LE(ev.status, GR('status'));
+      buf.writeInt32LE(ev.fd, GR('fd'));
+      buf.writeBigUInt64LE(ev.startNs, GR('start_ns'));
+      writeCString(buf, GR('method'), CONSTANTS.LOUPE_GO_METHOD_LEN, ev.method);
+      writeCString(buf, GR('path'), CONSTANTS.LOUPE_GO_PATH_LEN, ev.path);
+      writeCString(buf, GR('traceparent'), CONSTANTS.LOUPE_TRACEPARENT_LEN, ev.traceparent);
+      break;
+    case 'loss':
+      buf.writeBigUInt64LE(ev.lost, L('lost'));
+      buf.writeUInt32LE(encodeName(LOSS_SOURCES.byName, ev.source, 'loss source'), L('source'));
+      break;
+  }
+  return buf;
+}
+
+function writeData(buf: Buffer, ev: DataEvent): void {
+  if (ev.data.length > CONSTANTS.LOUPE_MAX_PAYLOAD) {
+    throw new RecordError(`data payload of ${ev.data.length} bytes exceeds LOUPE_MAX_PAYLOAD (${CONSTANTS.LOUPE_MAX_PAYLOAD}); split it`);
+  }
+  if (ev.bytes < ev.data.length) throw new RecordError(`data event moved ${ev.bytes} bytes but carries ${ev.data.length}`);
+  buf.writeInt32LE(ev.fd, D('fd'));
+  buf.writeUInt8(encodeName(DIRECTIONS.byName, ev.direction, 'direction'), D('direction'));
+  buf.writeUInt8(encodeName(SOURCES.byName, ev.source, 'data source'), D('source'));
+  buf.writeUInt16LE(ev.flags, D('flags'));
+  buf.writeBigUInt64LE(ev.cookie, D('sock_cookie'));
+  buf.writeBigUInt64LE(BigInt(ev.bytes), D('bytes'));
+  buf.writeUInt32LE(ev.data.length, D('captured'));
+  buf.set(ev.data, DATA_FIXED_SIZE);
+}
+
+export const NAMES = { ROLES, DIRECTIONS, SOURCES, GO_KINDS, LOSS_SOURCES, TYPES };

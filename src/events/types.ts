@@ -1,0 +1,113 @@
+/** Decoded kernel records: the only input the core knows (architecture rule 1). */
+
+export type Role = 'client' | 'server' | 'unknown';
+export type Direction = 'egress' | 'ingress';
+export type DataSource =
+  | 'read' | 'readv' | 'recvfrom' | 'recvmsg'
+  | 'write' | 'writev' | 'sendto' | 'sendmsg'
+  | 'ssl_read' | 'ssl_write';
+export type GoRequestKind = 'http_server' | 'http_client' | 'grpc_server' | 'grpc_client';
+export type LossSource = 'ringbuf' | 'payload';
+
+export interface Endpoint {
+  /** Textual address: dotted IPv4 or RFC 5952 IPv6. */
+  addr: string;
+  port: number;
+}
+
+interface Base {
+  /** Kernel CLOCK_MONOTONIC time in ns. bigint: a u64 outgrows a double after 104 days of uptime. */
+  ts: bigint;
+  pid: number;
+  tid: number;
+  cpu: number;
+}
+
+export interface SockOpenEvent extends Base {
+  type: 'sock_open';
+  fd: number;
+  family: 4 | 6;
+  role: Role;
+  protocol: number;
+  local: Endpoint;
+  remote: Endpoint;
+  cookie: bigint;
+}
+
+export interface DataEvent extends Base {
+  type: 'data';
+  fd: number;
+  direction: Direction;
+  source: DataSource;
+  flags: number;
+  cookie: bigint;
+  /** Bytes the call really moved; more than data.length when the copy was cut. */
+  bytes: number;
+  data: Uint8Array;
+}
+
+export interface SockCloseEvent extends Base {
+  type: 'sock_close';
+  fd: number;
+  cookie: bigint;
+}
+
+export interface TcpStateEvent extends Base {
+  type: 'tcp_state';
+  family: 4 | 6;
+  local: Endpoint;
+  remote: Endpoint;
+  oldState: number;
+  newState: number;
+  cookie: bigint;
+}
+
+export interface ProcExecEvent extends Base {
+  type: 'proc_exec';
+  ppid: number;
+  uid: number;
+  comm: string;
+  filename: string;
+}
+
+export interface ProcExitEvent extends Base {
+  type: 'proc_exit';
+  exitCode: number;
+}
+
+export interface GoroutineEvent extends Base {
+  type: 'go_goroutine_create' | 'go_goroutine_exit';
+  goid: bigint;
+  parentGoid: bigint;
+}
+
+export interface GoRequestEvent extends Base {
+  type: 'go_request_start' | 'go_request_end';
+  goid: bigint;
+  kind: GoRequestKind;
+  status: number;
+  fd: number;
+  startNs: bigint;
+  method: string;
+  path: string;
+  traceparent: string;
+}
+
+export interface LossEvent extends Base {
+  type: 'loss';
+  lost: bigint;
+  source: LossSource;
+}
+
+export type Event =
+  | SockOpenEvent
+  | DataEvent
+  | SockCloseEvent
+  | TcpStateEvent
+  | ProcExecEvent
+  | ProcExitEvent
+  | GoroutineEvent
+  | GoRequestEvent
+  | LossEvent;
+
+export type EventType = Event['type'];

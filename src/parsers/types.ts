@@ -1,0 +1,40 @@
+/**
+ * What every protocol parser shares: bytes in, messages out, no I/O.
+ * A parser sees the two byte streams of one connection, named by who sent them.
+ */
+
+/** Who sent the bytes: the side that opened the connection, or the side that accepted it. */
+export type Side = 'client' | 'server';
+
+/** A piece of one side's byte stream, with when and by which thread it moved. */
+export interface Chunk {
+  data: Uint8Array;
+  ts: bigint;
+  tid: number;
+}
+
+export interface MessageBase {
+  kind: 'request' | 'response';
+  /** Time of the chunk that carried the first byte, and of the one that carried the last. */
+  tsStart: bigint;
+  tsEnd: bigint;
+  /** Thread that moved the first byte. */
+  tid: number;
+  /** Byte offset of the message's first byte in its side's stream. */
+  offset: number;
+  /** Set when the message could not be parsed whole: what went wrong, with the offset. */
+  error?: string;
+  /** Bytes of this message that were never seen (truncated copies, lost records). */
+  lostBytes?: number;
+}
+
+export interface ProtocolParser<M extends MessageBase = MessageBase> {
+  readonly protocol: string;
+  feed(side: Side, chunk: Chunk): void;
+  /** `bytes` of `side`'s stream were lost at this point (a copy cut short, a dropped record). */
+  gap(side: Side, bytes: number, ts: bigint): void;
+  /** The connection closed: complete what a close delimits, report what is left. */
+  end(ts: bigint): void;
+  /** Where messages go; set once by the owner. */
+  onMessage(message: M): void;
+}

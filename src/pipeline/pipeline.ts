@@ -1,0 +1,85 @@
+/**
+ * source -> streams -> parsers -> correlator -> sinks, driven only by events.
+ * The clock is the events' own: nothing here reads the wall clock, and
+ * nothing depends on how the events were cut into batches.
+ */
+import type { CaptureHeader } from '../events/capture';
+import type { Event, EventType } from '../events/types';
+import { ProcessTable } from '../discovery/processes';
+import { ConnectionTracker } from '../streams/connections';
+import { Correlator, DEFAULT_CORRELATOR_OPTIONS, type CorrelatorOptions } from '../correlator/correlator';
+import { IdGenerator } from '../correlator/ids';
+import type { Span } from '../correlator/span';
+
+export interface SpanSink {
+  onSpan(span: Span): void;
+}
+
+export interface PipelineStats {
+  events: Partial<Record<EventType, number>>;
+  /** Unknown record types, skipped: type number -> count. */
+  unknownRecords: Record<string, number>;
+  /** Records the kernel side reported lost (ring buffer full, ...). */
+  lostRecords: number;
+  connections: number;
+}
+
+export class Pipeline {
+  readonly stats: PipelineStats = { events: {}, unknownRecords: {}, lostRecords: 0, connections: 0 };
+  readonly processes: ProcessTable;
+  readonly correlator: Correlator;
+  private readonly tracker: ConnectionTracker;
+  /** Virtual clock: the latest event time seen. */
+  private now = 0n;
+  private finished = false;
+
+  constructor(header: CaptureHeader, sinks: SpanSink[], options: CorrelatorOptions = DEFAULT_CORRELATOR_OPTIONS) {
+    this.processes = new ProcessTable(header.processes);
+    const emit = (span: Span) => {
+      for (const sink of sinks) sink.onSpan(span);
+    };
+    this.correlator = new Correlator(new IdGenerator(header.seed), this.processes, emit, options);
+    this.tracker = new ConnectionTracker({
+      onOpen: (conn) => {
+        this.stats.connections++;
+        this.correlator.onOpen(conn);
+      },
+      onMessage: (conn, message) => this.correlator.onMessage(conn, message),
+      onClose: (conn, ts, reason) => this.correlator.onClose(conn, ts, reason),
+    });
+  }
+
+  push(events: Iterable<Event>): void {
+    if (this.finished) throw new Error('pipeline: push after finish');
+    for (const ev of events) this.handle(ev);
+  }
+
+  /** A record of a type this version does not know: skipped and counted. */
+  skipUnknown(recordType: number): void {
+    this.stats.unknownRecords[recordType] = (this.stats.unknownRecords[recordType] ?? 0) + 1;
+  }
+
+  private handle(ev: Event): void {
+    if (ev.ts > this.now) this.now = ev.ts;
+    this.stats.events[ev.type] = (this.stats.events[ev.type] ?? 0) + 1;
+    switch (ev.type) {
+      case 'proc_exec':
+        this.processes.onExec(ev);
+        break;
+      case 'loss':
+        this.stats.lostRecords += Number(ev.lost);
+        this.correlator.onLoss(ev.lost);
+        break;
+      default:
+        break;
+    }
+    this.tracker.handle(ev);
+  }
+
+  /** End of input: what is still open ends as incomplete, at the last event time. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.tracker.finish(this.now);
+  }
+}

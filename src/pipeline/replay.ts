@@ -1,0 +1,96 @@
+/**
+ * Replay: a capture's records through the pipeline into one output format.
+ * Used by `loupe replay`, `make demo` and the replay tests.
+ */
+import { CaptureError, type CaptureHeader, type RawRecord } from '../events/capture';
+import { decodeRecord, RecordError } from '../events/codec';
+import type { Event } from '../events/types';
+import { openCapture } from '../sources/capture-file';
+import { JsonlSpanSink } from '../export/jsonl';
+import { OtlpSpanConverter, otlpJson } from '../export/otlp';
+import { TreeSpanSink } from '../export/tree';
+import type { Span } from '../correlator/span';
+import { Pipeline, type PipelineStats } from './pipeline';
+import type { CorrelatorStats } from '../correlator/correlator';
+
+export const REPLAY_FORMATS = ['jsonl', 'otlp-json', 'tree'] as const;
+export type ReplayFormat = (typeof REPLAY_FORMATS)[number];
+
+export interface ReplaySummary {
+  records: number;
+  pipeline: PipelineStats;
+  correlator: CorrelatorStats;
+}
+
+/** A pipeline with one output format attached; output goes to `write` (streamed for jsonl, at finish otherwise). */
+export class Replay {
+  readonly pipeline: Pipeline;
+  records = 0;
+  private readonly collected: Span[] = [];
+  private readonly tree = new TreeSpanSink();
+
+  constructor(
+    private readonly header: CaptureHeader,
+    private readonly format: ReplayFormat,
+    private readonly write: (text: string) => void,
+  ) {
+    const boot = BigInt(header.bootTimeNs);
+    const sink =
+      format === 'jsonl' ? new JsonlSpanSink(write, boot)
+      : format === 'tree' ? this.tree
+      : { onSpan: (span: Span) => this.collected.push(span) };
+    this.pipeline = new Pipeline(header, [sink]);
+  }
+
+  /** Decode and feed raw records; a bad record is a CaptureError naming file and offset. */
+  pushRecords(records: RawRecord[], file: string): void {
+    const events: Event[] = [];
+    for (const record of records) {
+      this.records++;
+      let decoded;
+      try {
+        decoded = decodeRecord(record.bytes);
+      } catch (e) {
+        if (e instanceof RecordError) {
+          this.pipeline.push(events); // what came before the bad record is kept
+          throw new CaptureError(file, record.where, e.reason);
+        }
+        throw e;
+      }
+      if (decoded.type === 'unknown') this.pipeline.skipUnknown(decoded.recordType);
+      else events.push(decoded);
+    }
+    this.pipeline.push(events);
+  }
+
+  pushEvents(events: Event[]): void {
+    this.records += events.length;
+    this.pipeline.push(events);
+  }
+
+  finish(): ReplaySummary {
+    this.pipeline.finish();
+    if (this.format === 'tree') this.write(this.tree.render());
+    if (this.format === 'otlp-json') {
+      const converter = new OtlpSpanConverter(BigInt(this.header.bootTimeNs), this.pipeline.processes, this.header.host.hostname);
+      this.write(`${otlpJson(this.collected.map((s) => converter.toReadable(s)))}\n`);
+    }
+    return { records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats };
+  }
+}
+
+/**
+ * Replay a capture file. On a corrupt or truncated file the spans from the
+ * records before the fault are still written, then the CaptureError is thrown.
+ */
+export function replayFile(file: string, format: ReplayFormat, write: (text: string) => void): ReplaySummary {
+  const source = openCapture(file);
+  const replay = new Replay(source.header, format, write);
+  try {
+    for (const batch of source.batches()) replay.pushRecords(batch, file);
+  } catch (e) {
+    replay.finish();
+    throw e;
+  }
+  return replay.finish();
+}

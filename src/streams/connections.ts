@@ -1,0 +1,143 @@
+/**
+ * Per-connection state: who is on which side, the 4-tuple, and which parser
+ * gets the bytes. Keyed by pid+fd (what syscalls name); a new open on the
+ * same pid+fd replaces the old connection, as fd reuse does in the kernel.
+ */
+import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
+import { Http1Parser } from '../parsers/http1/parser';
+import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
+import { detectProtocol } from './detect';
+
+export interface Connection {
+  /** Sequence number in order of first sight; stable across replays. */
+  id: number;
+  pid: number;
+  fd: number;
+  role: Role;
+  local?: Endpoint;
+  remote?: Endpoint;
+  cookie: bigint;
+  openedTs: bigint;
+  lastTs: bigint;
+  /** True when the capture began after the connection was opened. */
+  midStream: boolean;
+  protocol?: string;
+  parser?: ProtocolParser;
+  /** Bytes moved and bytes lost (cut copies) per direction of the process. */
+  bytes: { egress: number; ingress: number };
+  lostBytes: { egress: number; ingress: number };
+}
+
+export interface ConnectionListener {
+  onOpen?(conn: Connection): void;
+  onMessage(conn: Connection, message: MessageBase & { protocol: string }): void;
+  /** `captureEnd`: the input ended with the connection still open, it did not close. */
+  onClose(conn: Connection, ts: bigint, reason: 'closed' | 'captureEnd'): void;
+}
+
+export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
+  if (role === 'server') return direction === 'ingress' ? 'client' : 'server';
+  return direction === 'egress' ? 'client' : 'server';
+}
+
+export class ConnectionTracker {
+  private readonly byFd = new Map<string, Connection>();
+  private nextId = 1;
+
+  constructor(private readonly listener: ConnectionListener) {}
+
+  get open(): number {
+    return this.byFd.size;
+  }
+
+  handle(ev: Event): void {
+    switch (ev.type) {
+      case 'sock_open':
+        this.onOpen(ev);
+        break;
+      case 'data':
+        this.onData(ev);
+        break;
+      case 'sock_close': {
+        const key = `${ev.pid}:${ev.fd}`;
+        const conn = this.byFd.get(key);
+        if (conn) this.close(key, conn, ev.ts);
+        break;
+      }
+      case 'proc_exit':
+        for (const [key, conn] of this.byFd) if (conn.pid === ev.pid) this.close(key, conn, ev.ts);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onOpen(ev: SockOpenEvent): void {
+    const key = `${ev.pid}:${ev.fd}`;
+    const old = this.byFd.get(key);
+    if (old) this.close(key, old, ev.ts);
+    const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, false);
+    conn.role = ev.role;
+    conn.local = ev.local;
+    conn.remote = ev.remote;
+    this.byFd.set(key, conn);
+    this.listener.onOpen?.(conn);
+  }
+
+  private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
+    return {
+      id: this.nextId++, pid, fd, role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream,
+      bytes: { egress: 0, ingress: 0 }, lostBytes: { egress: 0, ingress: 0 },
+    };
+  }
+
+  private onData(ev: DataEvent): void {
+    const key = `${ev.pid}:${ev.fd}`;
+    let conn = this.byFd.get(key);
+    if (!conn) {
+      // The capture began after this connection opened: learn what we can from the bytes.
+      conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, true);
+      this.byFd.set(key, conn);
+      this.listener.onOpen?.(conn);
+    }
+    conn.lastTs = ev.ts;
+    conn.bytes[ev.direction] += ev.bytes;
+    if (!conn.parser && ev.data.length > 0) this.attachParser(conn, ev);
+    const lost = ev.bytes - ev.data.length;
+    conn.lostBytes[ev.direction] += lost;
+    if (!conn.parser) return;
+    const side = sideOf(conn.role, ev.direction);
+    if (ev.data.length > 0) conn.parser.feed(side, { data: ev.data, ts: ev.ts, tid: ev.tid });
+    if (lost > 0) conn.parser.gap(side, lost, ev.ts);
+  }
+
+  private attachParser(conn: Connection, ev: DataEvent): void {
+    const detected = detectProtocol(ev.data);
+    if (!detected) return;
+    if (conn.role === 'unknown') {
+      // A request we wrote makes us the client; a request we read makes us the server.
+      const weSent = ev.direction === 'egress';
+      conn.role = (detected.sender === 'client') === weSent ? 'client' : 'server';
+    }
+    conn.protocol = detected.protocol;
+    const parser = new Http1Parser();
+    parser.onMessage = (message) => this.listener.onMessage(conn!, message);
+    conn.parser = parser;
+  }
+
+  private close(key: string, conn: Connection, ts: bigint): void {
+    this.byFd.delete(key);
+    conn.lastTs = ts;
+    conn.parser?.end(ts);
+    this.listener.onClose(conn, ts, 'closed');
+  }
+
+  /** End of input: close everything still open, in id order so output does not depend on map history. */
+  finish(ts: bigint): void {
+    const all = [...this.byFd.entries()].sort((a, b) => a[1].id - b[1].id);
+    for (const [key, conn] of all) {
+      this.byFd.delete(key);
+      this.listener.onClose(conn, ts, 'captureEnd');
+    }
+  }
+}
