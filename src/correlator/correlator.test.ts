@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest';
+import { HEADER } from '../../test/helpers';
+import { get, ok, Script } from '../../test/script';
+import { Pipeline } from '../pipeline/pipeline';
+import type { Span } from './span';
+import { IdGenerator } from './ids';
+import { formatTraceparent, parseTraceparent } from './traceparent';
+import type { Event } from '../events/types';
+
+function spansOf(events: Event[], seed = HEADER.seed): Span[] {
+  const spans: Span[] = [];
+  const p = new Pipeline({ ...HEADER, seed, processes: [{ pid: 1, exe: '/bin/front' }, { pid: 2, exe: '/bin/back' }, { pid: 3, exe: '/usr/bin/curl' }] }, [{ onSpan: (s) => spans.push(s) }]);
+  p.push(events);
+  p.finish();
+  return spans;
+}
+
+const find = (spans: Span[], service: string, kind: string) => spans.find((s) => s.service === service && s.kind === kind)!;
+
+/** curl -> front -> back, with `frontTid` the thread that makes the backend call. */
+function chain(opts: { frontHeaders?: string; backHeaders?: string; callTid?: number } = {}): Event[] {
+  const s = new Script();
+  const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+  s.send(curl, get('/a', opts.frontHeaders));
+  s.recv(front, get('/a', opts.frontHeaders));
+  const [frontOut, back] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
+  s.send(frontOut, get('/b', opts.backHeaders), { tid: opts.callTid ?? 11 });
+  s.recv(back, get('/b', opts.backHeaders));
+  s.send(back, ok());
+  s.recv(frontOut, ok());
+  s.send(front, ok());
+  s.recv(curl, ok());
+  return s.events;
+}
+
+describe('correlator', () => {
+  it('joins a call chain into one trace by connection pairs and the serving thread', () => {
+    const spans = spansOf(chain());
+    expect(spans).toHaveLength(4);
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(1);
+    const curl = find(spans, 'curl', 'client');
+    const frontServer = find(spans, 'front', 'server');
+    const frontClient = find(spans, 'front', 'client');
+    const back = find(spans, 'back', 'server');
+    expect(curl.parentSpanId).toBe('');
+    expect(frontServer.parentSpanId).toBe(curl.spanId);
+    expect(frontClient.parentSpanId).toBe(frontServer.spanId);
+    expect(back.parentSpanId).toBe(frontClient.spanId);
+    expect([frontServer, frontClient, back].map((s) => s.attributes['loupe.context'])).toEqual(['connection-pair', 'thread', 'connection-pair']);
+  });
+
+  it('a server span joins the trace of an incoming traceparent, with a remote parent', () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const spans = spansOf(chain({ frontHeaders: `traceparent: ${tp}\r\ntracestate: congo=t61rcWkgMzE\r\n` }));
+    const front = find(spans, 'front', 'server');
+    expect(front).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'b7ad6b7169203331', parentIsRemote: true, traceState: 'congo=t61rcWkgMzE' });
+    expect(find(spans, 'back', 'server').traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+  });
+
+  it('a downstream server joins the trace an outgoing traceparent names', () => {
+    const tp = '00-11111111111111111111111111111111-2222222222222222-01';
+    const spans = spansOf(chain({ backHeaders: `traceparent: ${tp}\r\n` }));
+    const back = find(spans, 'back', 'server');
+    expect(back).toMatchObject({ traceId: '11111111111111111111111111111111', parentSpanId: '2222222222222222', parentIsRemote: true });
+    expect(find(spans, 'front', 'client').traceId).toBe('11111111111111111111111111111111');
+  });
+
+  it('does not guess a parent when the calling thread serves nothing or several requests', () => {
+    const other = spansOf(chain({ callTid: 99 }));
+    expect(find(other, 'front', 'client').parentSpanId).toBe('');
+    expect(find(other, 'front', 'client').attributes['loupe.context']).toBe('new');
+
+    const s = new Script();
+    const [c1, s1] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    const [c2, s2] = s.connection({ pid: 3, tid: 3, fd: 4, port: 40002 }, { pid: 1, tid: 11, fd: 7, port: 8080 });
+    s.send(c1, get('/one'));
+    s.recv(s1, get('/one'));
+    s.send(c2, get('/two'));
+    s.recv(s2, get('/two'));
+    const [out] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
+    s.send(out, get('/b'));
+    s.recv(out, ok());
+    const spans = spansOf(s.events);
+    const call = find(spans, 'front', 'client');
+    expect(call.parentSpanId).toBe('');
+    expect(call.attributes['loupe.context']).toBe('ambiguous-thread');
+  });
+
+  it('does not pair with an earlier connection that used the same ports and closed', () => {
+    const s = new Script();
+    const [c1, s1] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.send(c1, get('/first'));
+    s.close(c1); // the client gave up; its span ends incomplete
+    // a different process now gets the same port pair, with no client seen
+    s.open({ pid: 1, tid: 12, fd: 9, role: 'server', local: { addr: '127.0.0.1', port: 8080 }, remote: { addr: '127.0.0.1', port: 40000 } });
+    s.recv({ pid: 1, tid: 12, fd: 9, role: 'server', local: { addr: '127.0.0.1', port: 8080 }, remote: { addr: '127.0.0.1', port: 40000 } }, get('/second'));
+    void s1;
+    const spans = spansOf(s.events);
+    const server = find(spans, 'front', 'server');
+    expect(server.parentSpanId).toBe('');
+    expect(server.attributes['loupe.context']).toBe('new');
+  });
+
+  it('ends requests without a response as incomplete errors, saying why', () => {
+    const s = new Script();
+    const [c, srv] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.send(c, get('/hang'));
+    s.recv(srv, get('/hang'));
+    s.close(c);
+    const spans = spansOf(s.events);
+    expect(find(spans, 'curl', 'client')).toMatchObject({ status: { code: 'error', message: 'connection closed before the response' } });
+    expect(find(spans, 'front', 'server')).toMatchObject({ status: { code: 'error', message: 'capture ended before the response' } });
+  });
+
+  it('marks spans in flight during a ring-buffer loss', () => {
+    const s = new Script();
+    const [c, srv] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.send(c, get('/x'));
+    s.recv(srv, get('/x'));
+    s.loss(7);
+    s.send(srv, ok());
+    s.recv(c, ok());
+    s.send(c, get('/y'));
+    s.recv(srv, get('/y'));
+    s.send(srv, ok());
+    s.recv(c, ok());
+    const spans = spansOf(s.events);
+    expect(spans.filter((x) => x.attributes['loupe.records_lost'] === 7)).toHaveLength(2);
+    expect(spans.filter((x) => x.attributes['loupe.records_lost'] === undefined)).toHaveLength(2);
+  });
+
+  it('maps HTTP to semantic conventions, redacting query values and failing 5xx servers and 4xx clients', () => {
+    const s = new Script();
+    const [c, srv] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.send(c, 'GET /p?key=secret&flag HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: t/1\r\n\r\n');
+    s.recv(srv, 'GET /p?key=secret&flag HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: t/1\r\n\r\n');
+    s.send(srv, ok('no', '404 Not Found'));
+    s.recv(c, ok('no', '404 Not Found'));
+    const spans = spansOf(s.events);
+    expect(find(spans, 'front', 'server')).toMatchObject({
+      name: 'GET',
+      status: { code: 'unset' },
+      attributes: {
+        'http.request.method': 'GET', 'url.path': '/p', 'url.query': 'key=REDACTED&flag', 'url.scheme': 'http',
+        'server.address': 'example.test', 'server.port': 8080, 'client.address': '127.0.0.1', 'client.port': 40000,
+        'network.protocol.version': '1.1', 'user_agent.original': 't/1', 'http.response.status_code': 404,
+      },
+    });
+    expect(find(spans, 'curl', 'client')).toMatchObject({
+      status: { code: 'error' },
+      attributes: { 'url.full': 'http://example.test:8080/p?key=REDACTED&flag', 'error.type': '404', 'network.peer.port': 8080 },
+    });
+    expect(JSON.stringify(spans, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).not.toContain('secret');
+  });
+});
+
+describe('trace ids', () => {
+  it('are the same for the same seed and differ for another', () => {
+    const a = new IdGenerator('0123456789abcdef');
+    const b = new IdGenerator('0123456789abcdef');
+    const c = new IdGenerator('0123456789abcdee');
+    const seqA = [a.traceId(), a.spanId(), a.traceId()];
+    expect([b.traceId(), b.spanId(), b.traceId()]).toEqual(seqA);
+    expect([c.traceId(), c.spanId(), c.traceId()]).not.toEqual(seqA);
+    expect(seqA[0]).toMatch(/^[0-9a-f]{32}$/);
+    expect(seqA[1]).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('do not repeat over many draws', () => {
+    const g = new IdGenerator('0000000000000000');
+    const seen = new Set<string>();
+    for (let i = 0; i < 100_000; i++) seen.add(g.spanId());
+    expect(seen.size).toBe(100_000);
+  });
+});
+
+describe('traceparent', () => {
+  it('parses valid values and rejects invalid ones per W3C', () => {
+    expect(parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')).toEqual({ traceId: '0af7651916cd43dd8448eb211c80319c', parentId: 'b7ad6b7169203331', flags: 1 });
+    expect(parseTraceparent('01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future')).toBeDefined();
+    for (const bad of [
+      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra', 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      '00-00000000000000000000000000000000-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01',
+      '00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01', 'garbage',
+    ]) expect(parseTraceparent(bad), bad).toBeUndefined();
+    expect(formatTraceparent('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Build event streams for tests by describing calls, not records:
+ * `s.connect(...)`, `s.send(...)`, `s.recv(...)`. Timestamps advance by 1 µs
+ * per event unless given.
+ */
+import type { Endpoint, Event, Role } from '../src/events/types';
+
+export interface Sock {
+  pid: number;
+  tid: number;
+  fd: number;
+  role: Role;
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+export class Script {
+  readonly events: Event[] = [];
+  ts = 1_000_000n;
+
+  private tick(at?: bigint): bigint {
+    this.ts = at ?? this.ts + 1000n;
+    return this.ts;
+  }
+
+  open(sock: Sock, at?: bigint): Sock {
+    this.events.push({ type: 'sock_open', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, family: 4, role: sock.role, protocol: 6, local: sock.local, remote: sock.remote, cookie: 0n });
+    return sock;
+  }
+
+  /** A client socket and the server socket that accepted it (the same connection from both ends). */
+  connection(client: { pid: number; tid: number; fd: number; port: number }, server: { pid: number; tid: number; fd: number; port: number }): [Sock, Sock] {
+    const c: Endpoint = { addr: '127.0.0.1', port: client.port };
+    const s: Endpoint = { addr: '127.0.0.1', port: server.port };
+    const cs = this.open({ ...client, role: 'client', local: c, remote: s });
+    const ss = this.open({ ...server, role: 'server', local: s, remote: c });
+    return [cs, ss];
+  }
+
+  data(sock: Sock, direction: 'egress' | 'ingress', text: string | Buffer, opts: { at?: bigint; tid?: number; bytes?: number } = {}): void {
+    const data = Buffer.from(text);
+    this.events.push({
+      type: 'data', ts: this.tick(opts.at), pid: sock.pid, tid: opts.tid ?? sock.tid, cpu: 0, fd: sock.fd, direction,
+      source: direction === 'egress' ? 'write' : 'read', flags: 0, cookie: 0n, bytes: opts.bytes ?? data.length, data,
+    });
+  }
+
+  send(sock: Sock, text: string, opts?: { at?: bigint; tid?: number }): void {
+    this.data(sock, 'egress', text, opts);
+  }
+
+  recv(sock: Sock, text: string, opts?: { at?: bigint; tid?: number }): void {
+    this.data(sock, 'ingress', text, opts);
+  }
+
+  close(sock: Sock, at?: bigint): void {
+    this.events.push({ type: 'sock_close', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, cookie: 0n });
+  }
+
+  loss(lost: number): void {
+    this.events.push({ type: 'loss', ts: this.tick(), pid: 0, tid: 0, cpu: 0, lost: BigInt(lost), source: 'ringbuf' });
+  }
+}
+
+export const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: svc\r\n${extra}\r\n`;
+export const ok = (body = 'ok', status = '200 OK') => `HTTP/1.1 ${status}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
