@@ -111,14 +111,28 @@ export class CaptureDecoder {
 
   constructor(private readonly file: string) {}
 
+  /** A fault found after good records in the same chunk: raised on the next call, so those records are not lost. */
+  private deferred: CaptureError | undefined;
+
   /** Returns the records completed by this chunk. */
   push(chunk: Buffer): RawRecord[] {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.deferred) throw this.deferred;
     const out: RawRecord[] = [];
+    try {
+      this.parse(chunk, out);
+    } catch (e) {
+      if (!(e instanceof CaptureError) || out.length === 0) throw e;
+      this.deferred = e;
+    }
+    return out;
+  }
+
+  private parse(chunk: Buffer, out: RawRecord[]): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     let pos = 0;
     const buf = this.pending;
     if (!this.header) {
-      if (buf.length < PREAMBLE_SIZE) return out;
+      if (buf.length < PREAMBLE_SIZE) return;
       if (!buf.subarray(0, 8).equals(MAGIC)) {
         throw new CaptureError(this.file, 'byte 0', `not a Loupe capture: magic is ${JSON.stringify(buf.subarray(0, 8).toString('latin1'))}, expected "LOUPECAP"`);
       }
@@ -130,7 +144,7 @@ export class CaptureDecoder {
       if (headerLength > MAX_HEADER_SIZE) {
         throw new CaptureError(this.file, 'byte 12', `header length ${headerLength} exceeds ${MAX_HEADER_SIZE}: the file is corrupt`);
       }
-      if (buf.length < PREAMBLE_SIZE + headerLength) return out;
+      if (buf.length < PREAMBLE_SIZE + headerLength) return;
       let parsed: unknown;
       try {
         parsed = JSON.parse(buf.toString('utf8', PREAMBLE_SIZE, PREAMBLE_SIZE + headerLength));
@@ -158,11 +172,11 @@ export class CaptureDecoder {
     }
     this.pending = buf.subarray(pos);
     this.base += pos;
-    return out;
   }
 
   /** Call at end of input: anything left over is a truncated file. */
   end(): void {
+    if (this.deferred) throw this.deferred;
     if (!this.header) {
       throw new CaptureError(this.file, `byte ${this.pending.length}`, 'truncated: the file ends inside the capture header');
     }

@@ -6,7 +6,7 @@
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
 import { Http1Parser } from '../parsers/http1/parser';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
-import { detectProtocol } from './detect';
+import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE } from './detect';
 
 export interface Connection {
   /** Sequence number in order of first sight; stable across replays. */
@@ -21,8 +21,11 @@ export interface Connection {
   lastTs: bigint;
   /** True when the capture began after the connection was opened. */
   midStream: boolean;
+  /** Set once detection decided: a protocol name, or 'unknown' when nothing matched. */
   protocol?: string;
   parser?: ProtocolParser;
+  /** Data held back while the protocol is still undecided. */
+  undetected: DataEvent[];
   /** Bytes moved and bytes lost (cut copies) per direction of the process. */
   bytes: { egress: number; ingress: number };
   lostBytes: { egress: number; ingress: number };
@@ -34,6 +37,9 @@ export interface ConnectionListener {
   /** `captureEnd`: the input ended with the connection still open, it did not close. */
   onClose(conn: Connection, ts: bigint, reason: 'closed' | 'captureEnd'): void;
 }
+
+/** Bytes a connection may move without a recognisable message start before we stop looking. */
+export const GIVE_UP_BYTES = 64 * 1024;
 
 export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
   if (role === 'server') return direction === 'ingress' ? 'client' : 'server';
@@ -86,7 +92,7 @@ export class ConnectionTracker {
 
   private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
     return {
-      id: this.nextId++, pid, fd, role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream,
+      id: this.nextId++, pid, fd, role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, undetected: [],
       bytes: { egress: 0, ingress: 0 }, lostBytes: { egress: 0, ingress: 0 },
     };
   }
@@ -102,18 +108,46 @@ export class ConnectionTracker {
     }
     conn.lastTs = ev.ts;
     conn.bytes[ev.direction] += ev.bytes;
-    if (!conn.parser && ev.data.length > 0) this.attachParser(conn, ev);
-    const lost = ev.bytes - ev.data.length;
-    conn.lostBytes[ev.direction] += lost;
-    if (!conn.parser) return;
-    const side = sideOf(conn.role, ev.direction);
-    if (ev.data.length > 0) conn.parser.feed(side, { data: ev.data, ts: ev.ts, tid: ev.tid });
-    if (lost > 0) conn.parser.gap(side, lost, ev.ts);
+    conn.lostBytes[ev.direction] += ev.bytes - ev.data.length;
+    if (conn.parser) this.deliver(conn, ev);
+    else if (conn.protocol === undefined) this.detect(conn, ev);
   }
 
-  private attachParser(conn: Connection, ev: DataEvent): void {
-    const detected = detectProtocol(ev.data);
-    if (!detected) return;
+  private deliver(conn: Connection, ev: DataEvent): void {
+    const side = sideOf(conn.role, ev.direction);
+    if (ev.data.length > 0) conn.parser!.feed(side, { data: ev.data, ts: ev.ts, tid: ev.tid });
+    const lost = ev.bytes - ev.data.length;
+    if (lost > 0) conn.parser!.gap(side, lost, ev.ts);
+  }
+
+  /**
+   * Hold data until its direction's prefix names a protocol, then replay what
+   * was held into the parser, so detection does not depend on how the first
+   * bytes were cut into records.
+   */
+  private detect(conn: Connection, ev: DataEvent): void {
+    if (ev.data.length === 0 && ev.bytes === 0) return;
+    if (ev.bytes > ev.data.length) {
+      // A cut copy before we know the protocol: what we hold is no longer a clean prefix.
+      conn.undetected = [];
+      if (ev.data.length === 0) return;
+    }
+    conn.undetected.push(ev);
+    const sameDirection = conn.undetected.filter((e) => e.direction === ev.direction);
+    const prefix = Buffer.concat(sameDirection.map((e) => e.data));
+    const detected = detectProtocol(prefix);
+    if (detected === NEED_MORE && prefix.length < MAX_DETECT_BYTES) return;
+    if (detected === NEED_MORE || detected === undefined) {
+      // Not a message start. A capture that joined mid-connection sees the tail
+      // of a message first, so try again from the next record in this direction,
+      // up to a bound.
+      conn.undetected = conn.undetected.filter((e) => e.direction !== ev.direction);
+      if (conn.bytes.egress + conn.bytes.ingress > GIVE_UP_BYTES) {
+        conn.protocol = 'unknown';
+        conn.undetected = [];
+      }
+      return;
+    }
     if (conn.role === 'unknown') {
       // A request we wrote makes us the client; a request we read makes us the server.
       const weSent = ev.direction === 'egress';
@@ -121,8 +155,13 @@ export class ConnectionTracker {
     }
     conn.protocol = detected.protocol;
     const parser = new Http1Parser();
-    parser.onMessage = (message) => this.listener.onMessage(conn!, message);
+    parser.onMessage = (message) => this.listener.onMessage(conn, message);
     conn.parser = parser;
+    // Replay only the detected direction's held bytes plus what the other side sent after them.
+    const held = conn.undetected;
+    conn.undetected = [];
+    const firstDetected = held.findIndex((e) => e.direction === ev.direction);
+    for (const e of held.slice(firstDetected)) this.deliver(conn, e);
   }
 
   private close(key: string, conn: Connection, ts: bigint): void {
