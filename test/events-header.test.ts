@@ -101,3 +101,18 @@ describe('bpf/events.h and src/events/layout.ts agree', () => {
     expect(checked).toBeGreaterThan(60);
   });
 });
+
+describe('docs/formats.md agrees with the layout', () => {
+  it('lists every record type with its value, struct and size', () => {
+    const doc = fs.readFileSync(path.resolve(__dirname, '../docs/formats.md'), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(\w+)` \| (\d+) \| `?(\w+)`?[^|]*\| ([^|]+) \|$/gm)].map((m) => ({ type: m[1]!, value: Number(m[2]), struct: m[3]!, size: m[4]!.trim() }));
+    const types = ENUMS.loupe_event_type;
+    expect(rows.map((r) => r.type)).toEqual(Object.keys(types).map((k) => k.slice('LOUPE_EV_'.length).toLowerCase()));
+    for (const row of rows) {
+      expect(row.value, row.type).toBe(types[`LOUPE_EV_${row.type.toUpperCase()}` as keyof typeof types]);
+      const struct = row.struct === 'same' ? undefined : (row.struct as StructName);
+      if (row.type === 'data') expect(row.size).toBe(`${layoutOf('loupe_data_event').members.payload!.offset} + captured`);
+      else if (struct) expect(Number(row.size), row.type).toBe(layoutOf(struct).size);
+    }
+  });
+});
