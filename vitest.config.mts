@@ -4,6 +4,6 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
-    reporters: ['default'],
+    reporters: ['default', './test/summary-reporter.mts'],
   },
 });

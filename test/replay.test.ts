@@ -167,7 +167,7 @@ describe('the CLI on bad input', () => {
     const records = [...source.batches()].flat();
     const victim = records[14]!; // a data record late in the capture
     const offset = Number(victim.where.split(' ')[1]);
-    bytes[offset + 8 + 60] ^= 0x20;
+    bytes[offset + 8 + 60]! ^= 0x20;
     const file = path.join(dir, 'corrupt.loupe');
     fs.writeFileSync(file, bytes);
     const r = spawnSync('node', [CLI, 'replay', file, '--format', 'jsonl'], { encoding: 'utf8' });

@@ -58,7 +58,7 @@ describe('binary capture format', () => {
   it('names the byte offset of a record whose checksum does not match', () => {
     const bytes = twoRecords();
     const second = firstFrame() + 8 + 40;
-    bytes[second + 8 + 20] ^= 0xff; // flip a byte inside the second record
+    bytes[second + 8 + 20]! ^= 0xff; // flip a byte inside the second record
     expect(() => decodeAll(bytes, [])).toThrow(CaptureError);
     expect(() => decodeAll(bytes, [])).toThrow(`mem.loupe: byte ${second}: record checksum mismatch`);
   });
