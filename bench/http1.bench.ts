@@ -66,3 +66,25 @@ const results = [
 ];
 for (const r of results) if (r.messages !== COPIES) throw new Error(`${r.name} parsed ${r.messages} of ${COPIES} requests`);
 report(`HTTP/1 requests: ${COPIES} pipelined requests, ${(corpus.length / 1e6).toFixed(2)} MB in ${CHUNK / 1024} KiB chunks (node ${process.version})`, results);
+
+// Linear time on huge header lines: a value of N bytes fed in 1 KiB chunks should cost ~N.
+function longHeader(size: number): Buffer {
+  return Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(size)}\r\n\r\n`);
+}
+const scaling = [100_000, 1_000_000].map((size) => {
+  const bytes = longHeader(size);
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 1024) pieces.push(bytes.subarray(i, i + 1024));
+  const run = () => {
+    const p = new Http1Parser({ maxHeaderBytes: 2 << 20, maxHeaderCount: 256 });
+    let n = 0;
+    p.onMessage = (m) => {
+      if (m.error) throw new Error(m.error);
+      n++;
+    };
+    for (const c of pieces) p.feed('client', { data: c, ts: 0n, tid: 0 });
+    return n;
+  };
+  return measure(`loupe, one ${size.toLocaleString('en-US')}-byte header value`, bytes.length, run, 9);
+});
+report('Linear time on long header lines (1 KiB chunks): MB/s should not fall as the line grows', scaling);

@@ -3,6 +3,9 @@
  * that come out do not depend on where. Malformed input becomes a message with
  * `error` (offset and reason) and the side resynchronises on the next line
  * that looks like a message start; nothing throws out of feed().
+ *
+ * Lines are parsed from the bytes in place (no string per line, no regex on
+ * the hot path); only the strings a message carries are made.
  */
 import type { Chunk, ProtocolParser, Side } from '../types';
 import type { HeaderList, Http1Message, Http1Request, Http1Response } from './messages';
@@ -15,25 +18,114 @@ export interface Http1Limits {
 
 export const DEFAULT_LIMITS: Http1Limits = { maxHeaderBytes: 1 << 20, maxHeaderCount: 256 };
 
-type State =
-  | 'start' | 'headers' | 'body-length' | 'body-close'
-  | 'chunk-size' | 'chunk-data' | 'chunk-data-end' | 'trailers'
-  | 'resync' | 'handed-over';
+const enum State {
+  Start, Headers, BodyLength, BodyClose, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Resync, HandedOver,
+}
 
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) (HTTP\/\d\.\d)$/;
-const STATUS_LINE = /^(HTTP\/\d\.\d) (\d{3})(?: (.*))?$/;
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HT = 0x09;
+const COLON = 0x3a;
+
+/** RFC 9110 tchar: the bytes a method or field name may hold. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+const COMMON_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
+
+declare module 'node:buffer' {
+  interface Buffer {
+    latin1Slice(start: number, end: number): string;
+  }
+}
+
+/** Strings for the common methods and versions are shared, not made per message. */
+function methodString(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  for (const m of COMMON_METHODS) {
+    if (m.length !== len) continue;
+    let same = true;
+    for (let i = 0; i < len; i++) if (buf[start + i] !== m.charCodeAt(i)) { same = false; break; }
+    if (same) return m;
+  }
+  return buf.latin1Slice(start, end);
+}
+
+/**
+ * Field names repeat across messages; a small cache keyed by a hash of the
+ * bytes returns the same string instead of making a new one per header.
+ */
+const NAME_CACHE_SIZE = 1024;
+const nameCache: Array<string | undefined> = new Array(NAME_CACHE_SIZE);
+
+/** `hash` is nameHash over the bytes, computed by the caller while it scanned them. */
+function fieldName(buf: Buffer, start: number, end: number, hash: number): string {
+  const len = end - start;
+  if (len > 40) return buf.latin1Slice(start, end);
+  const slot = hash & (NAME_CACHE_SIZE - 1);
+  const cached = nameCache[slot];
+  if (cached !== undefined && cached.length === len) {
+    let same = true;
+    for (let i = 0; i < len; i++) if (cached.charCodeAt(i) !== buf[start + i]) { same = false; break; }
+    if (same) return cached;
+  }
+  const name = buf.latin1Slice(start, end);
+  nameCache[slot] = name;
+  return name;
+}
+
+/** Returns 'HTTP/x.y' if bytes [start, start+8) are an HTTP version, else undefined. */
+function versionAt(buf: Buffer, start: number, end: number): string | undefined {
+  if (end - start !== 8) return undefined;
+  if (buf[start] !== 0x48 || buf[start + 1] !== 0x54 || buf[start + 2] !== 0x54 || buf[start + 3] !== 0x50 || buf[start + 4] !== 0x2f) return undefined;
+  const major = buf[start + 5]!;
+  const dot = buf[start + 6]!;
+  const minor = buf[start + 7]!;
+  if (major < 0x30 || major > 0x39 || dot !== 0x2e || minor < 0x30 || minor > 0x39) return undefined;
+  if (major === 0x31 && minor === 0x31) return 'HTTP/1.1';
+  if (major === 0x31 && minor === 0x30) return 'HTTP/1.0';
+  return buf.latin1Slice(start, end);
+}
+
+function isRequestLine(buf: Buffer, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && TCHAR[buf[i]!]) i++;
+  if (i === start || i >= end || buf[i] !== SP) return false;
+  const lastSpace = buf.lastIndexOf(SP, end - 1);
+  return lastSpace > i + 1 && versionAt(buf, lastSpace + 1, end) !== undefined && buf.indexOf(SP, i + 1) === lastSpace;
+}
+
+function isStatusLine(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < 12 || versionAt(buf, start, start + 8) === undefined || buf[start + 8] !== SP) return false;
+  for (let i = start + 9; i < start + 12; i++) if (buf[i]! < 0x30 || buf[i]! > 0x39) return false;
+  return end - start === 12 || buf[start + 12] === SP;
+}
+
+function quote(buf: Buffer, start: number, end: number, max = 80): string {
+  return JSON.stringify(buf.latin1Slice(start, Math.min(end, start + max)));
+}
 
 interface Draft {
   tsStart: bigint;
   tid: number;
   offset: number;
-  startLine?: RegExpExecArray;
+  method: string;
+  target: string;
+  version: string;
+  status: number;
+  reason: string;
   headers: HeaderList;
   headerBytes: number;
   bodyBytes: number;
   lostBytes: number;
-  method?: string; // request method this response answers
+  /** Content-Length values seen (as sent), Transfer-Encoding joined. */
+  contentLength: string | undefined;
+  contentLengthConflict: boolean;
+  transferEncoding: string | undefined;
+  hasStartLine: boolean;
+  /** Response: method of the request it answers. */
+  requestMethod: string | undefined;
 }
 
 interface SideHooks {
@@ -43,228 +135,272 @@ interface SideHooks {
   /** Response side: the method of the request the next final response answers. */
   nextRequestMethod(): string | undefined;
   /** Response side: a final response's headers are read (the request is answered). */
-  responseHeadersDone(status: number): void;
+  responseHeadersDone(): void;
   /** A side switched protocols (101, CONNECT 2xx): stop parsing the connection. */
   handOver(): void;
 }
 
 class SideParser {
-  private state: State = 'start';
+  private state = State.Start;
   private parts: Buffer[] = [];
   private partsLength = 0;
   private remaining = 0;
   private draft: Draft | null = null;
-  /** Stream offset of the next byte to be read from feed(). */
+  /** Stream offset of the first byte of the chunk being fed. */
   private position = 0;
   private tsLast = 0n;
 
   constructor(
-    private readonly mode: 'request' | 'response',
+    private readonly isRequest: boolean,
     private readonly hooks: SideHooks,
     private readonly limits: Http1Limits,
   ) {}
 
   feed(chunk: Chunk): void {
-    const data = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
+    const d = chunk.data;
+    const data = Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
     this.tsLast = chunk.ts;
+    const length = data.length;
     let i = 0;
-    while (i < data.length) {
-      switch (this.state) {
-        case 'handed-over':
-          this.position += data.length - i;
-          return;
-        case 'body-length':
-        case 'chunk-data': {
-          const take = Math.min(this.remaining, data.length - i);
-          this.remaining -= take;
-          this.draft!.bodyBytes += take;
-          i += take;
-          if (this.remaining === 0) {
-            if (this.state === 'body-length') this.complete(chunk.ts);
-            else this.state = 'chunk-data-end';
-          }
-          break;
+    while (i < length) {
+      const state = this.state;
+      if (state === State.HandedOver) break;
+      if (state === State.BodyLength || state === State.ChunkData) {
+        const take = Math.min(this.remaining, length - i);
+        this.remaining -= take;
+        this.draft!.bodyBytes += take;
+        i += take;
+        if (this.remaining === 0) {
+          if (state === State.BodyLength) this.complete(chunk.ts);
+          else this.state = State.ChunkDataEnd;
         }
-        case 'body-close':
-          this.draft!.bodyBytes += data.length - i;
-          i = data.length;
-          break;
-        default: {
-          if (this.state === 'start' && this.partsLength === 0) {
-            // Blank lines between messages are allowed (RFC 9112 §2.2).
-            while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
-            if (i === data.length) break;
-            if (!this.draft) this.begin(chunk, this.position + i);
-          }
-          const newline = data.indexOf(0x0a, i);
-          if (newline < 0) {
-            this.keep(data.subarray(i));
-            i = data.length;
-            break;
-          }
-          const lineStart = this.position + i - this.partsLength;
-          const line = this.takeLine(data.subarray(i, newline));
-          i = newline + 1;
-          this.onLine(line, chunk, lineStart);
-        }
+        continue;
       }
+      if (state === State.BodyClose) {
+        this.draft!.bodyBytes += length - i;
+        break;
+      }
+      if (state === State.Start && this.partsLength === 0) {
+        // Blank lines between messages are allowed (RFC 9112 §2.2).
+        while (i < length && (data[i] === CR || data[i] === LF)) i++;
+        if (i === length) break;
+        if (!this.draft) this.draft = this.newDraft(chunk.ts, chunk.tid, this.position + i);
+      }
+      const newline = data.indexOf(LF, i);
+      if (newline < 0) {
+        this.keep(data, i, length);
+        break;
+      }
+      const lineOffset = this.position + i - this.partsLength;
+      if (this.partsLength === 0) {
+        const end = newline > i && data[newline - 1] === CR ? newline - 1 : newline;
+        this.onLine(data, i, end, chunk, lineOffset);
+      } else {
+        const line = Buffer.concat([...this.parts, data.subarray(i, newline)]);
+        this.parts = [];
+        this.partsLength = 0;
+        const end = line.length > 0 && line[line.length - 1] === CR ? line.length - 1 : line.length;
+        this.onLine(line, 0, end, chunk, lineOffset);
+      }
+      i = newline + 1;
     }
-    this.position += data.length;
+    this.position += length;
   }
 
-  private begin(chunk: Chunk, offset: number): void {
-    this.draft = { tsStart: chunk.ts, tid: chunk.tid, offset, headers: [], headerBytes: 0, bodyBytes: 0, lostBytes: 0 };
+  private newDraft(ts: bigint, tid: number, offset: number): Draft {
+    return {
+      tsStart: ts, tid, offset, method: '', target: '', version: '', status: 0, reason: '', headers: [],
+      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false,
+      transferEncoding: undefined, hasStartLine: false, requestMethod: undefined,
+    };
   }
 
   /** Keep a partial line; past the limit it is dropped (the message is refused, not buffered forever). */
-  private keep(bytes: Buffer): void {
-    if (this.partsLength + bytes.length > this.limits.maxHeaderBytes) {
-      if (this.state !== 'resync') this.fail(`header section exceeds ${this.limits.maxHeaderBytes} bytes`, this.draft?.offset ?? this.position);
+  private keep(data: Buffer, start: number, end: number): void {
+    if (this.partsLength + (end - start) > this.limits.maxHeaderBytes) {
+      if (this.state !== State.Resync) this.fail(`header section exceeds ${this.limits.maxHeaderBytes} bytes`, this.draft?.offset ?? this.position);
       this.parts = [];
       this.partsLength = 0;
       return;
     }
-    this.parts.push(Buffer.from(bytes)); // copy: the chunk's memory may be reused by the source
-    this.partsLength += bytes.length;
+    this.parts.push(Buffer.from(data.subarray(start, end))); // copy: a source may reuse the chunk's memory
+    this.partsLength += end - start;
   }
 
-  private takeLine(tail: Buffer): string {
-    let bytes = tail;
-    if (this.partsLength > 0) {
-      bytes = Buffer.concat([...this.parts, tail]);
-      this.parts = [];
-      this.partsLength = 0;
-    }
-    const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
-    return bytes.toString('latin1', 0, end);
-  }
-
-  private onLine(line: string, chunk: Chunk, lineOffset: number): void {
-    const draft = this.draft;
+  private onLine(buf: Buffer, start: number, end: number, chunk: Chunk, lineOffset: number): void {
     switch (this.state) {
-      case 'resync': {
-        const looksLikeStart = (this.mode === 'request' ? REQUEST_LINE : STATUS_LINE).test(line);
-        if (!looksLikeStart) return;
-        this.state = 'start';
-        this.begin(chunk, lineOffset);
-        this.onLine(line, chunk, lineOffset);
+      case State.Resync: {
+        if (!(this.isRequest ? isRequestLine(buf, start, end) : isStatusLine(buf, start, end))) return;
+        this.state = State.Start;
+        this.draft = this.newDraft(chunk.ts, chunk.tid, lineOffset);
+        this.onLine(buf, start, end, chunk, lineOffset);
         return;
       }
-      case 'start': {
-        const match = (this.mode === 'request' ? REQUEST_LINE : STATUS_LINE).exec(line);
-        if (!match) {
-          this.fail(`invalid ${this.mode === 'request' ? 'request' : 'status'} line ${JSON.stringify(line.slice(0, 80))}`, lineOffset);
-          return;
-        }
-        draft!.startLine = match;
-        draft!.headerBytes = line.length + 2;
-        if (this.mode === 'request') this.hooks.requestStarted(match[1]!);
-        this.state = 'headers';
+      case State.Start:
+        this.startLine(buf, start, end, lineOffset);
         return;
-      }
-      case 'headers':
-      case 'trailers': {
-        draft!.headerBytes += line.length + 2;
-        if (draft!.headerBytes > this.limits.maxHeaderBytes) {
-          this.fail(`header section exceeds ${this.limits.maxHeaderBytes} bytes`, draft!.offset);
-          return;
-        }
-        if (line === '') {
-          if (this.state === 'trailers') this.complete(chunk.ts);
-          else this.headersDone(chunk.ts);
-          return;
-        }
-        if ((line[0] === ' ' || line[0] === '\t') && draft!.headers.length > 0) {
-          // obs-fold: a continuation of the previous field value (RFC 9112 §5.2)
-          const last = draft!.headers[draft!.headers.length - 1]!;
-          last[1] = `${last[1]} ${line.trim()}`;
-          return;
-        }
-        const field = HEADER_LINE.exec(line);
-        if (!field) {
-          this.fail(`invalid header line ${JSON.stringify(line.slice(0, 80))}`, lineOffset);
-          return;
-        }
-        if (draft!.headers.length >= this.limits.maxHeaderCount) {
-          this.fail(`more than ${this.limits.maxHeaderCount} header fields`, lineOffset);
-          return;
-        }
-        draft!.headers.push([field[1]!, field[2]!]);
+      case State.Headers:
+      case State.Trailers:
+        this.headerLine(buf, start, end, chunk.ts, lineOffset);
         return;
-      }
-      case 'chunk-size': {
-        const m = /^([0-9a-fA-F]+)[ \t]*(?:;.*)?$/.exec(line);
-        if (!m || m[1]!.length > 13) {
-          this.fail(`invalid chunk size line ${JSON.stringify(line.slice(0, 40))}`, lineOffset);
+      case State.ChunkSize: {
+        let size = 0;
+        let i = start;
+        for (; i < end; i++) {
+          const c = buf[i]!;
+          const v = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+          if (v < 0) break;
+          size = size * 16 + v;
+        }
+        while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
+        if (i === start || i - start > 13 || (i < end && buf[i] !== 0x3b /* ; chunk extension */)) {
+          this.fail(`invalid chunk size line ${quote(buf, start, end, 40)}`, lineOffset);
           return;
         }
-        const size = parseInt(m[1]!, 16);
-        if (size === 0) this.state = 'trailers';
+        if (size === 0) this.state = State.Trailers;
         else {
           this.remaining = size;
-          this.state = 'chunk-data';
+          this.state = State.ChunkData;
         }
         return;
       }
-      case 'chunk-data-end':
-        if (line !== '') {
+      case State.ChunkDataEnd:
+        if (end !== start) {
           this.fail('chunk data not followed by CRLF', lineOffset);
           return;
         }
-        this.state = 'chunk-size';
+        this.state = State.ChunkSize;
         return;
       default:
         return;
     }
   }
 
-  private headersDone(ts: bigint): void {
-    const draft = this.draft!;
-    const headers = draft.headers;
-    let transferEncoding: string | undefined;
-    const lengths: string[] = [];
-    for (const [name, value] of headers) {
-      const lower = name.toLowerCase();
-      if (lower === 'transfer-encoding') transferEncoding = transferEncoding ? `${transferEncoding}, ${value}` : value;
-      else if (lower === 'content-length') lengths.push(...value.split(',').map((v) => v.trim()));
-    }
-    const chunked = transferEncoding !== undefined && /(?:^|,)\s*chunked\s*$/i.test(transferEncoding);
-    let length: number | undefined;
-    if (!chunked && lengths.length > 0) {
-      if (!lengths.every((l) => /^\d{1,15}$/.test(l)) || new Set(lengths).size !== 1) {
-        this.fail(`invalid Content-Length ${JSON.stringify(lengths.join(', '))}`, draft.offset);
+  private startLine(buf: Buffer, start: number, end: number, lineOffset: number): void {
+    const d = this.draft!;
+    if (this.isRequest) {
+      let i = start;
+      while (i < end && TCHAR[buf[i]!]) i++;
+      const targetStart = i + 1;
+      const lastSpace = buf.lastIndexOf(SP, end - 1);
+      const version = lastSpace > targetStart ? versionAt(buf, lastSpace + 1, end) : undefined;
+      if (i === start || buf[i] !== SP || version === undefined || buf.indexOf(SP, targetStart) !== lastSpace) {
+        this.fail(`invalid request line ${quote(buf, start, end)}`, lineOffset);
         return;
       }
-      length = Number(lengths[0]);
+      d.method = methodString(buf, start, i);
+      d.target = buf.latin1Slice(targetStart, lastSpace);
+      d.version = version;
+      this.hooks.requestStarted(d.method);
+    } else {
+      if (!isStatusLine(buf, start, end)) {
+        this.fail(`invalid status line ${quote(buf, start, end)}`, lineOffset);
+        return;
+      }
+      d.version = versionAt(buf, start, start + 8)!;
+      d.status = (buf[start + 9]! - 0x30) * 100 + (buf[start + 10]! - 0x30) * 10 + (buf[start + 11]! - 0x30);
+      d.reason = end - start > 13 ? buf.latin1Slice(start + 13, end) : '';
     }
-    if (this.mode === 'response') {
-      const status = Number(draft.startLine![2]);
+    d.hasStartLine = true;
+    d.headerBytes = end - start + 2;
+    this.state = State.Headers;
+  }
+
+  private headerLine(buf: Buffer, start: number, end: number, ts: bigint, lineOffset: number): void {
+    const d = this.draft!;
+    d.headerBytes += end - start + 2;
+    if (d.headerBytes > this.limits.maxHeaderBytes) {
+      this.fail(`header section exceeds ${this.limits.maxHeaderBytes} bytes`, d.offset);
+      return;
+    }
+    if (end === start) {
+      if (this.state === State.Trailers) this.complete(ts);
+      else this.headersDone(ts);
+      return;
+    }
+    const first = buf[start];
+    if ((first === SP || first === HT) && d.headers.length > 0) {
+      // obs-fold: a continuation of the previous field value (RFC 9112 §5.2)
+      const last = d.headers[d.headers.length - 1]!;
+      last[1] = `${last[1]} ${buf.latin1Slice(start, end).trim()}`;
+      return;
+    }
+    let colon = start;
+    let hash = 0;
+    for (; colon < end; colon++) {
+      const c = buf[colon]!;
+      if (!TCHAR[c]) break;
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    if (colon === start || colon === end || buf[colon] !== COLON) {
+      this.fail(`invalid header line ${quote(buf, start, end)}`, lineOffset);
+      return;
+    }
+    if (d.headers.length >= this.limits.maxHeaderCount) {
+      this.fail(`more than ${this.limits.maxHeaderCount} header fields`, lineOffset);
+      return;
+    }
+    let vs = colon + 1;
+    while (vs < end && (buf[vs] === SP || buf[vs] === HT)) vs++;
+    let ve = end;
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
+    const name = fieldName(buf, start, colon, hash);
+    const value = buf.latin1Slice(vs, ve);
+    d.headers.push([name, value]);
+    if (this.state === State.Headers) {
+      const n = colon - start;
+      if (n === 14 && name.toLowerCase() === 'content-length') {
+        for (const part of value.split(',')) {
+          const v = part.trim();
+          if (d.contentLength !== undefined && d.contentLength !== v) d.contentLengthConflict = true;
+          d.contentLength = v;
+        }
+      } else if (n === 17 && name.toLowerCase() === 'transfer-encoding') {
+        d.transferEncoding = d.transferEncoding === undefined ? value : `${d.transferEncoding}, ${value}`;
+      }
+    }
+  }
+
+  private headersDone(ts: bigint): void {
+    const d = this.draft!;
+    const te = d.transferEncoding;
+    const chunked = te !== undefined && /(?:^|,)\s*chunked\s*$/i.test(te);
+    let length: number | undefined;
+    if (!chunked && d.contentLength !== undefined) {
+      if (d.contentLengthConflict || !/^\d{1,15}$/.test(d.contentLength)) {
+        this.fail(`invalid Content-Length ${JSON.stringify(d.contentLength)}`, d.offset);
+        return;
+      }
+      length = Number(d.contentLength);
+    }
+    if (!this.isRequest) {
+      const status = d.status;
       if (status >= 100 && status < 200 && status !== 101) {
         this.complete(ts); // interim response: the final one is still to come
         return;
       }
-      draft.method = this.hooks.nextRequestMethod();
-      this.hooks.responseHeadersDone(status);
-      const switched = status === 101 || (draft.method === 'CONNECT' && status >= 200 && status < 300);
+      d.requestMethod = this.hooks.nextRequestMethod();
+      this.hooks.responseHeadersDone();
+      const switched = status === 101 || (d.requestMethod === 'CONNECT' && status >= 200 && status < 300);
       if (switched) {
         this.complete(ts);
         this.hooks.handOver();
         return;
       }
-      if (draft.method === 'HEAD' || status === 204 || status === 304) {
+      if (d.requestMethod === 'HEAD' || status === 204 || status === 304) {
         this.complete(ts);
         return;
       }
-      if (chunked) this.state = 'chunk-size';
+      if (chunked) this.state = State.ChunkSize;
       else if (length !== undefined) this.startLength(length, ts);
-      else this.state = 'body-close';
+      else this.state = State.BodyClose;
       return;
     }
-    if (transferEncoding !== undefined && !chunked) {
-      this.fail(`request Transfer-Encoding ${JSON.stringify(transferEncoding)} does not end in chunked`, draft.offset);
+    if (te !== undefined && !chunked) {
+      this.fail(`request Transfer-Encoding ${JSON.stringify(te)} does not end in chunked`, d.offset);
       return;
     }
-    if (chunked) this.state = 'chunk-size';
+    if (chunked) this.state = State.ChunkSize;
     else this.startLength(length ?? 0, ts);
   }
 
@@ -272,7 +408,7 @@ class SideParser {
     if (length === 0) this.complete(ts);
     else {
       this.remaining = length;
-      this.state = 'body-length';
+      this.state = State.BodyLength;
     }
   }
 
@@ -280,37 +416,27 @@ class SideParser {
     const d = this.draft;
     if (!d) return;
     this.draft = null;
-    this.state = 'start';
+    this.state = State.Start;
     this.emit(d, ts, error);
   }
 
   private emit(d: Draft, ts: bigint, error?: string): void {
-    const common = {
-      protocol: 'http1' as const,
-      tsStart: d.tsStart,
-      tsEnd: ts,
-      tid: d.tid,
-      offset: d.offset,
-      headers: d.headers,
-      bodyBytes: d.bodyBytes,
-      ...(error !== undefined ? { error } : {}),
-      ...(d.lostBytes > 0 ? { lostBytes: d.lostBytes } : {}),
-    };
-    const m = d.startLine;
-    if (this.mode === 'request') {
-      const request: Http1Request = { ...common, kind: 'request', method: m?.[1] ?? '', target: m?.[2] ?? '', version: m?.[3] ?? '' };
-      this.hooks.emit(request);
+    let m: Http1Request | Http1Response;
+    if (this.isRequest) {
+      m = { protocol: 'http1', kind: 'request', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, method: d.method, target: d.target, version: d.version, headers: d.headers, bodyBytes: d.bodyBytes };
     } else {
-      const response: Http1Response = { ...common, kind: 'response', version: m?.[1] ?? '', status: m ? Number(m[2]) : 0, reason: m?.[3] ?? '' };
-      this.hooks.emit(response);
+      m = { protocol: 'http1', kind: 'response', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, version: d.version, status: d.status, reason: d.reason, headers: d.headers, bodyBytes: d.bodyBytes };
     }
+    if (error !== undefined) m.error = error;
+    if (d.lostBytes > 0) m.lostBytes = d.lostBytes;
+    this.hooks.emit(m);
   }
 
   /** Report the message in progress as broken and look for the next message start. */
   private fail(reason: string, offset: number): void {
-    const d = this.draft ?? { tsStart: this.tsLast, tid: 0, offset, headers: [], headerBytes: 0, bodyBytes: 0, lostBytes: 0 };
+    const d = this.draft ?? this.newDraft(this.tsLast, 0, offset);
     this.draft = null;
-    this.state = 'resync';
+    this.state = State.Resync;
     this.parts = [];
     this.partsLength = 0;
     this.emit(d, this.tsLast, `byte ${offset}: ${reason}`);
@@ -320,31 +446,32 @@ class SideParser {
     this.tsLast = ts;
     this.position += bytes;
     const d = this.draft;
-    if ((this.state === 'body-length' || this.state === 'chunk-data') && bytes <= this.remaining) {
+    const state = this.state;
+    if ((state === State.BodyLength || state === State.ChunkData) && bytes <= this.remaining) {
       this.remaining -= bytes;
       d!.lostBytes += bytes;
       if (this.remaining === 0) {
-        if (this.state === 'body-length') this.complete(ts);
-        else this.state = 'chunk-data-end';
+        if (state === State.BodyLength) this.complete(ts);
+        else this.state = State.ChunkDataEnd;
       }
       return;
     }
-    if (this.state === 'body-close') {
+    if (state === State.BodyClose) {
       d!.lostBytes += bytes;
       return;
     }
-    if (this.state === 'handed-over' || (this.state === 'start' && !d && this.partsLength === 0)) {
+    if (state === State.HandedOver || state === State.Resync) return;
+    if (state === State.Start && !d && this.partsLength === 0) {
       // Lost bytes between messages: the next one may start anywhere in them.
-      if (this.state === 'start') this.state = 'resync';
+      this.state = State.Resync;
       return;
     }
-    if (this.state === 'resync') return;
     if (d) d.lostBytes += bytes;
     this.fail(`${bytes} bytes lost inside the message`, this.position - bytes);
   }
 
   end(ts: bigint): void {
-    if (this.state === 'body-close') {
+    if (this.state === State.BodyClose) {
       this.complete(ts);
       return;
     }
@@ -352,9 +479,13 @@ class SideParser {
   }
 
   handOver(): void {
-    this.state = 'handed-over';
+    this.state = State.HandedOver;
     this.parts = [];
     this.partsLength = 0;
+  }
+
+  get handedOver(): boolean {
+    return this.state === State.HandedOver;
   }
 }
 
@@ -364,7 +495,7 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
   private readonly requests: SideParser;
   private readonly responses: SideParser;
   /** Methods of requests not yet answered, in order: a HEAD response has no body. */
-  private readonly methods: string[] = [];
+  private methods: string[] = [];
   private answered = 0;
 
   constructor(limits: Http1Limits = DEFAULT_LIMITS) {
@@ -372,26 +503,32 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
       this.requests.handOver();
       this.responses.handOver();
     };
-    this.requests = new SideParser('request', {
-      emit: (m) => this.onMessage(m),
+    const emit = (m: Http1Message) => this.onMessage(m);
+    this.requests = new SideParser(true, {
+      emit,
       requestStarted: (method) => this.methods.push(method),
       nextRequestMethod: () => undefined,
       responseHeadersDone: () => {},
       handOver,
     }, limits);
-    this.responses = new SideParser('response', {
-      emit: (m) => this.onMessage(m),
+    this.responses = new SideParser(false, {
+      emit,
       requestStarted: () => {},
       nextRequestMethod: () => this.methods[this.answered],
       responseHeadersDone: () => {
         if (this.answered < this.methods.length) this.answered++;
         if (this.answered > 64) {
-          this.methods.splice(0, this.answered);
+          this.methods = this.methods.slice(this.answered);
           this.answered = 0;
         }
       },
       handOver,
     }, limits);
+  }
+
+  /** True once the connection switched protocols (101 Switching Protocols, CONNECT tunnel). */
+  get handedOver(): boolean {
+    return this.requests.handedOver;
   }
 
   feed(side: Side, chunk: Chunk): void {
