@@ -1,0 +1,138 @@
+/**
+ * Differential test: the same generated HTTP/1 corpus through Loupe's parser,
+ * Node's own llhttp binding and http-parser-js. On valid input all three must
+ * see the same messages: method, target, version, status, headers, body size.
+ */
+import fc from 'fast-check';
+import { HTTPParser as PeerJsParser } from 'http-parser-js';
+import { describe, expect, it } from 'vitest';
+import { Http1Parser } from '../src/parsers/http1/parser';
+import type { Http1Message } from '../src/parsers/http1/messages';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { HTTPParser: Llhttp, methods: LLHTTP_METHODS } = require('_http_common') as { HTTPParser: any; methods: string[] };
+
+interface Seen {
+  start: string;
+  headers: Array<[string, string]>;
+  body: number;
+}
+
+function peer(Parser: any, kind: 'request' | 'response', bytes: Buffer, cuts: number[], llhttp: boolean): Seen[] {
+  const p = llhttp ? new Parser() : new Parser(kind === 'request' ? Parser.REQUEST : Parser.RESPONSE);
+  if (llhttp) p.initialize(kind === 'request' ? Parser.REQUEST : Parser.RESPONSE, {});
+  const out: Seen[] = [];
+  let current: Seen | undefined;
+  let pendingHeaders: string[] = [];
+  p[Parser.kOnHeaders] = (h: string[]) => pendingHeaders.push(...h);
+  p[Parser.kOnHeadersComplete] = (...args: any[]) => {
+    // (versionMajor, versionMinor, headers, method, url, statusCode, statusMessage, upgrade, keepAlive)
+    // llhttp's kOnHeadersComplete takes (major, minor, headers, method, url, status, statusMessage, upgrade, keepAlive)
+    const [major, minor, headers, method, url, status, statusMessage] = llhttp ? args : [args[0].versionMajor, args[0].versionMinor, args[0].headers, args[0].method, args[0].url, args[0].statusCode, args[0].statusMessage];
+    const flat: string[] = [...pendingHeaders, ...(headers ?? [])];
+    pendingHeaders = [];
+    const methodName = typeof method === 'number' ? (llhttp ? LLHTTP_METHODS[method] : PeerJsParser.methods[method]) : method;
+    const start = kind === 'request' ? `${methodName} ${url} HTTP/${major}.${minor}` : `HTTP/${major}.${minor} ${status} ${statusMessage}`;
+    const pairs: Array<[string, string]> = [];
+    for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
+    current = { start, headers: pairs, body: 0 };
+    return 0;
+  };
+  p[Parser.kOnBody] = (b: Buffer, start?: number, len?: number) => {
+    current!.body += len ?? b.length;
+  };
+  p[Parser.kOnMessageComplete] = () => {
+    out.push(current!);
+    current = undefined;
+  };
+  let prev = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    if (cut > prev) {
+      const r = p.execute(bytes.subarray(prev, cut));
+      if (r instanceof Error) throw r;
+    }
+    prev = cut;
+  }
+  return out;
+}
+
+function loupe(kind: 'request' | 'response', bytes: Buffer, cuts: number[], requestMethods: string[] = []): Seen[] {
+  const p = new Http1Parser();
+  const out: Http1Message[] = [];
+  p.onMessage = (m) => out.push(m);
+  // a response parser needs the requests it answers (HEAD has no body)
+  if (kind === 'response') for (const m of requestMethods) p.feed('client', { data: Buffer.from(`${m} / HTTP/1.1\r\n\r\n`), ts: 0n, tid: 0 });
+  let prev = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    if (cut > prev) p.feed(kind === 'request' ? 'client' : 'server', { data: bytes.subarray(prev, cut), ts: 0n, tid: 0 });
+    prev = cut;
+  }
+  return out.filter((m) => m.kind === kind).map((m) => {
+    expect(m.error).toBeUndefined();
+    return {
+      start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : `${m.version} ${m.status} ${m.reason}`,
+      headers: m.headers,
+      body: m.bodyBytes,
+    };
+  });
+}
+
+const token = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/).filter((t) => !/^(content-length|transfer-encoding|connection|upgrade|expect|proxy-connection|keep-alive)$/i.test(t));
+const fieldValue = fc.stringMatching(/^[!-~]([ -~]{0,40}[!-~])?$/);
+const headers = fc.array(fc.tuple(token, fieldValue), { maxLength: 8 });
+const body = fc.uint8Array({ maxLength: 300 });
+
+function framed(head: string[], hs: Array<[string, string]>, b: Uint8Array, chunked: boolean): Buffer {
+  const lines = [...head, ...hs.map(([n, v]) => `${n}: ${v}`)];
+  if (!chunked) return Buffer.concat([Buffer.from(`${[...lines, `Content-Length: ${b.length}`].join('\r\n')}\r\n\r\n`), b]);
+  const parts = [Buffer.from(`${[...lines, 'Transfer-Encoding: chunked'].join('\r\n')}\r\n\r\n`)];
+  for (let i = 0; i < b.length; i += 64) {
+    const piece = b.subarray(i, i + 64);
+    parts.push(Buffer.from(`${piece.length.toString(16)};x=y\r\n`), Buffer.from(piece), Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from('0\r\n\r\n'));
+  return Buffer.concat(parts);
+}
+
+const request = fc.record({
+  method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
+  target: fc.stringMatching(/^\/[A-Za-z0-9/._~%-]{0,40}(\?[A-Za-z0-9=&%]{0,30})?$/),
+  minor: fc.constantFrom(0, 1),
+  headers, body, chunked: fc.boolean(),
+}).map((r) => ({
+  r,
+  // HTTP/1.0 closes after one exchange unless it asks to keep the connection
+  bytes: framed([`${r.method} ${r.target} HTTP/1.${r.minor}`], r.minor === 0 ? [...r.headers, ['Connection', 'keep-alive']] : r.headers, r.body, r.chunked && r.minor === 1),
+}));
+
+const response = fc.record({
+  status: fc.constantFrom(200, 201, 202, 301, 302, 400, 401, 403, 404, 409, 418, 500, 502, 503),
+  reason: fc.stringMatching(/^[A-Za-z][A-Za-z ]{0,20}[A-Za-z]$/),
+  headers, body, chunked: fc.boolean(),
+}).map((r) => ({ r, bytes: framed([`HTTP/1.1 ${r.status} ${r.reason}`], r.headers, r.body, r.chunked) }));
+
+const cutsFor = (len: number) => fc.array(fc.nat(len), { maxLength: 8 }).map((c) => [...new Set(c)].sort((a, b) => a - b));
+
+describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
+  it('on generated pipelined requests, however they are split', () => {
+    fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 6 }).chain((rs) => {
+      const bytes = Buffer.concat(rs.map((x) => x.bytes));
+      return fc.tuple(fc.constant(bytes), cutsFor(bytes.length));
+    }), ([bytes, cuts]) => {
+      const ours = loupe('request', bytes, cuts);
+      expect(ours).toEqual(peer(Llhttp, 'request', bytes, cuts, true));
+      expect(ours).toEqual(peer(PeerJsParser, 'request', bytes, cuts, false));
+    }), { numRuns: 400 });
+  });
+
+  it('on generated responses, however they are split', () => {
+    fc.assert(fc.property(fc.array(response, { minLength: 1, maxLength: 6 }).chain((rs) => {
+      const bytes = Buffer.concat(rs.map((x) => x.bytes));
+      return fc.tuple(fc.constant(bytes), cutsFor(bytes.length), fc.constant(rs.length));
+    }), ([bytes, cuts, n]) => {
+      const ours = loupe('response', bytes, cuts, Array<string>(n).fill('GET'));
+      expect(ours).toEqual(peer(Llhttp, 'response', bytes, cuts, true));
+      expect(ours).toEqual(peer(PeerJsParser, 'response', bytes, cuts, false));
+    }), { numRuns: 400 });
+  });
+});
