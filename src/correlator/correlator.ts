@@ -66,7 +66,7 @@ export class Correlator {
     if (conn.role === 'client' && conn.local && conn.remote) this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
   }
 
-  onMessage(conn: Connection, message: MessageBase & { protocol: string }): void {
+  onMessage(conn: Connection, message: MessageBase): void {
     if (message.error !== undefined) this.stats.parseErrors++;
     if (message.protocol !== 'http1') return;
     const m = message as Http1Message;

@@ -14,6 +14,7 @@ export interface Chunk {
 }
 
 export interface MessageBase {
+  protocol: string;
   kind: 'request' | 'response';
   /** Time of the chunk that carried the first byte, and of the one that carried the last. */
   tsStart: bigint;

@@ -4,9 +4,9 @@
  * same pid+fd replaces the old connection, as fd reuse does in the kernel.
  */
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
-import { Http1Parser } from '../parsers/http1/parser';
+import { createParser } from '../parsers/registry';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
-import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE } from './detect';
+import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
 
 export interface Connection {
   /** Sequence number in order of first sight; stable across replays. */
@@ -33,7 +33,7 @@ export interface Connection {
 
 export interface ConnectionListener {
   onOpen?(conn: Connection): void;
-  onMessage(conn: Connection, message: MessageBase & { protocol: string }): void;
+  onMessage(conn: Connection, message: MessageBase): void;
   /** `captureEnd`: the input ended with the connection still open, it did not close. */
   onClose(conn: Connection, ts: bigint, reason: 'closed' | 'captureEnd'): void;
 }
@@ -46,11 +46,16 @@ export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
   return direction === 'egress' ? 'client' : 'server';
 }
 
+export interface TrackerOptions {
+  /** Protocol by port (either end), instead of detection: `--port 8443=http1`. */
+  portProtocols?: ReadonlyMap<number, Protocol>;
+}
+
 export class ConnectionTracker {
   private readonly byFd = new Map<string, Connection>();
   private nextId = 1;
 
-  constructor(private readonly listener: ConnectionListener) {}
+  constructor(private readonly listener: ConnectionListener, private readonly options: TrackerOptions = {}) {}
 
   get open(): number {
     return this.byFd.size;
@@ -86,6 +91,8 @@ export class ConnectionTracker {
     conn.role = ev.role;
     conn.local = ev.local;
     conn.remote = ev.remote;
+    const configured = this.configuredProtocol(conn);
+    if (configured) this.attach(conn, configured);
     this.byFd.set(key, conn);
     this.listener.onOpen?.(conn);
   }
@@ -111,6 +118,7 @@ export class ConnectionTracker {
     conn.lostBytes[ev.direction] += ev.bytes - ev.data.length;
     if (conn.parser) this.deliver(conn, ev);
     else if (conn.protocol === undefined) this.detect(conn, ev);
+    // else: a protocol with no parser yet, or none recognised: counted, not parsed
   }
 
   private deliver(conn: Connection, ev: DataEvent): void {
@@ -148,20 +156,32 @@ export class ConnectionTracker {
       }
       return;
     }
-    if (conn.role === 'unknown') {
+    if (conn.role === 'unknown' && detected.sender) {
       // A request we wrote makes us the client; a request we read makes us the server.
       const weSent = ev.direction === 'egress';
       conn.role = (detected.sender === 'client') === weSent ? 'client' : 'server';
     }
-    conn.protocol = detected.protocol;
-    const parser = new Http1Parser();
-    parser.onMessage = (message) => this.listener.onMessage(conn, message);
-    conn.parser = parser;
-    // Replay only the detected direction's held bytes plus what the other side sent after them.
     const held = conn.undetected;
     conn.undetected = [];
+    this.attach(conn, detected.protocol);
+    // Replay the detected direction's held bytes, and what the other side sent after them.
     const firstDetected = held.findIndex((e) => e.direction === ev.direction);
-    for (const e of held.slice(firstDetected)) this.deliver(conn, e);
+    if (conn.parser) for (const e of held.slice(firstDetected)) this.deliver(conn, e);
+  }
+
+  private attach(conn: Connection, protocol: string): void {
+    conn.protocol = protocol;
+    const parser = createParser(protocol);
+    if (!parser) return;
+    parser.onMessage = (message) => this.listener.onMessage(conn, message);
+    conn.parser = parser;
+  }
+
+  /** A protocol named for the connection's port, if any. */
+  private configuredProtocol(conn: Connection): Protocol | undefined {
+    const ports = this.options.portProtocols;
+    if (!ports || ports.size === 0) return undefined;
+    return (conn.local && ports.get(conn.local.port)) || (conn.remote && ports.get(conn.remote.port)) || undefined;
   }
 
   private close(key: string, conn: Connection, ts: bigint): void {

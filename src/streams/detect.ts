@@ -1,20 +1,30 @@
 /**
- * Which protocol a connection speaks, from the first bytes seen on it, and
- * whether those bytes came from the client or the server side. The bytes may
- * arrive one at a time, so detection answers "need more" until it can decide.
- * Issue 3 grows this beyond HTTP/1.
+ * Which protocol a connection speaks, from the first bytes seen in one
+ * direction, and who must have sent them. Bytes may arrive one at a time, so
+ * detection answers NEED_MORE until it can decide.
+ *
+ * Two kinds of evidence:
+ *  - a connection start (HTTP/2 preface, PostgreSQL startup, MySQL handshake,
+ *    TLS hello): strong, checked first;
+ *  - a message start seen mid-connection (a capture that joined late): only
+ *    accepted when the bytes frame exactly into whole messages of that
+ *    protocol, to keep false positives (MySQL's loose framing especially) down.
  */
 import type { Side } from '../parsers/types';
 
+export const PROTOCOLS = ['http1', 'http2', 'postgres', 'mysql', 'redis', 'tls'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
 export interface Detection {
-  protocol: 'http1';
-  /** Who must have sent these bytes. */
-  sender: Side;
+  protocol: Protocol;
+  /** Who must have sent these bytes; undefined when the bytes do not tell. */
+  sender: Side | undefined;
+  /** True when the bytes are the connection's very first message. */
+  connectionStart: boolean;
 }
 
-/** Undecided: the prefix could still become a known protocol's first message. */
 export const NEED_MORE = 'need-more';
-/** Bytes we wait for at most before giving up on a connection. */
+/** Bytes we wait for at most before giving up on a direction's prefix. */
 export const MAX_DETECT_BYTES = 1024;
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
@@ -22,22 +32,179 @@ const REQUEST_LINE = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]+ HTTP/1\\.
 const STATUS_LINE = /^HTTP\/1\.[01] \d{3}(?: |\r?$)/;
 /** What a request line looks like while it is still arriving. */
 const PARTIAL_REQUEST = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]*(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\\.(?:[01]\\r?)?)?)?)?)?)?)?)?)?$`);
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-function isMethodPrefix(s: string): boolean {
-  return METHODS.some((m) => m.startsWith(s));
+type Verdict = Detection | typeof NEED_MORE | undefined;
+
+const found = (protocol: Protocol, sender: Side | undefined, connectionStart: boolean): Detection => ({ protocol, sender, connectionStart });
+
+function isPrefixOf(bytes: Buffer, whole: Buffer): boolean {
+  return bytes.length < whole.length && whole.subarray(0, bytes.length).equals(bytes);
 }
 
-export function detectProtocol(prefix: Uint8Array): Detection | typeof NEED_MORE | undefined {
-  const head = Buffer.from(prefix.buffer, prefix.byteOffset, Math.min(prefix.byteLength, 512)).toString('latin1');
+function http1(b: Buffer): Verdict {
+  const head = b.toString('latin1', 0, Math.min(b.length, 512));
   const newline = head.indexOf('\n');
   const line = newline < 0 ? head : head.slice(0, newline);
   if (newline >= 0) {
-    if (REQUEST_LINE.test(line)) return { protocol: 'http1', sender: 'client' };
-    if (STATUS_LINE.test(line)) return { protocol: 'http1', sender: 'server' };
+    if (REQUEST_LINE.test(line)) return found('http1', 'client', false);
+    if (STATUS_LINE.test(line)) return found('http1', 'server', false);
     return undefined;
   }
-  if (STATUS_LINE.test(line)) return { protocol: 'http1', sender: 'server' };
+  if (STATUS_LINE.test(line)) return found('http1', 'server', false);
   if ('HTTP/1.'.startsWith(line) || /^HTTP\/1\.[01]( \d{0,3})?$/.test(line)) return NEED_MORE;
-  if (!line.includes(' ') ? isMethodPrefix(line) : PARTIAL_REQUEST.test(line)) return NEED_MORE;
+  if (!line.includes(' ') ? METHODS.some((m) => m.startsWith(line)) : PARTIAL_REQUEST.test(line)) return NEED_MORE;
   return undefined;
+}
+
+function http2(b: Buffer): Verdict {
+  if (b.length >= H2_PREFACE.length && b.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) return found('http2', 'client', true);
+  if (isPrefixOf(b, H2_PREFACE)) return NEED_MORE;
+  // Mid-connection: whole frames, back to back, ending exactly at the end of the bytes.
+  return framesChain(b, 9, (at) => {
+    const length = b.readUIntBE(at, 3);
+    const type = b[at + 3]!;
+    const reserved = b[at + 5]! & 0x80;
+    const stream = b.readUInt32BE(at + 5) & 0x7fffffff;
+    if (type > 9 || reserved || length > 1 << 14) return -1;
+    // SETTINGS, PING and GOAWAY live on stream 0; HEADERS, DATA and the like never do.
+    const connectionLevel = type === 4 || type === 6 || type === 7;
+    if (connectionLevel !== (stream === 0) && type !== 8) return -1;
+    if (type === 4 && length % 6 !== 0) return -1;
+    return 9 + length;
+  }, () => found('http2', undefined, false));
+}
+
+/** Walk messages whose size `sizeAt` gives; decide only when they end exactly at the end of the bytes. */
+function framesChain(b: Buffer, headerSize: number, sizeAt: (at: number) => number, verdict: () => Detection): Verdict {
+  if (b.length < headerSize) return undefined; // too little to frame: do not wait for a guess
+  let at = 0;
+  let frames = 0;
+  while (at + headerSize <= b.length) {
+    const size = sizeAt(at);
+    if (size < headerSize) return undefined;
+    at += size;
+    frames++;
+  }
+  if (at === b.length && frames > 0) return verdict();
+  return at > b.length ? NEED_MORE : undefined;
+}
+
+const PG_SSL_REQUEST = 80877103;
+const PG_GSSENC_REQUEST = 80877104;
+const PG_CANCEL_REQUEST = 80877102;
+const PG_PROTOCOL_3 = 196608;
+/** Message types a PostgreSQL client sends / a server sends (protocol 3). */
+const PG_FRONTEND = new Set('BCDEFHPQSXcdfp'.split('').map((c) => c.charCodeAt(0)));
+const PG_BACKEND = new Set('123ACDEGHIKNRSTVWZcdnsvt'.split('').map((c) => c.charCodeAt(0)));
+
+function postgres(b: Buffer): Verdict {
+  if (b.length < 8) {
+    // A startup packet begins with a small big-endian length: 00 00 0x xx.
+    return b.length === 0 || (b[0] === 0 && (b.length < 2 || b[1] === 0)) ? NEED_MORE : pgMessages(b);
+  }
+  const length = b.readUInt32BE(0);
+  const code = b.readUInt32BE(4);
+  if (length === 8 && (code === PG_SSL_REQUEST || code === PG_GSSENC_REQUEST)) return found('postgres', 'client', true);
+  if (length === 16 && code === PG_CANCEL_REQUEST) return found('postgres', 'client', true);
+  if (code === PG_PROTOCOL_3 && length >= 8 && length < 10_000) {
+    if (b.length < length) return NEED_MORE;
+    return b[length - 1] === 0 ? found('postgres', 'client', true) : undefined;
+  }
+  return pgMessages(b);
+}
+
+function pgMessages(b: Buffer): Verdict {
+  let sender: Side | undefined;
+  let sawReady = false;
+  let sawQuery = false;
+  const verdict = framesChain(b, 5, (at) => {
+    const type = b[at]!;
+    const length = b.readUInt32BE(at + 1);
+    if (length < 4 || length > 1 << 24) return -1;
+    const front = PG_FRONTEND.has(type);
+    const back = PG_BACKEND.has(type);
+    if (!front && !back) return -1;
+    if (type === 0x5a /* Z ReadyForQuery */ && length === 5 && at + 5 < b.length && 'ITE'.includes(String.fromCharCode(b[at + 5]!))) sawReady = true;
+    if (type === 0x51 /* Q Query */ && at + 1 + length <= b.length && b[at + length] === 0) sawQuery = true;
+    if (front && !back) sender = sender === 'server' ? undefined : 'client';
+    if (back && !front) sender = sender === 'client' ? undefined : 'server';
+    return 1 + length;
+  }, () => found('postgres', sender, false));
+  // Framing alone is weak evidence: insist on a ReadyForQuery or a NUL-terminated query.
+  if (verdict !== NEED_MORE && verdict !== undefined && !(sawReady || sawQuery)) return undefined;
+  return verdict;
+}
+
+/** MySQL commands a client sends first in a packet with sequence id 0. */
+const MYSQL_COMMANDS = new Set([0x01, 0x02, 0x03, 0x0e, 0x16, 0x17, 0x18, 0x19, 0x1a]);
+
+function mysql(b: Buffer): Verdict {
+  if (b.length < 5) return b.length < 4 || b[3] === 0 ? NEED_MORE : undefined;
+  const length = b.readUIntLE(0, 3);
+  const seq = b[3]!;
+  // Server greeting: sequence 0, protocol version 10, a NUL-terminated version string.
+  if (seq === 0 && b[4] === 10 && length >= 20 && length < 1024) {
+    if (b.length < 4 + Math.min(length, 64)) return NEED_MORE;
+    const nul = b.indexOf(0, 5);
+    const version = nul > 5 ? b.toString('latin1', 5, nul) : '';
+    if (/^\d+\.\d+\.\d+/.test(version)) return found('mysql', 'server', true);
+    return undefined;
+  }
+  // Mid-connection: a command packet (sequence 0) that is exactly the bytes seen.
+  if (seq === 0 && MYSQL_COMMANDS.has(b[4]!) && length >= 1 && length < 1 << 24) {
+    if (b.length < 4 + length) return b.length < MAX_DETECT_BYTES ? NEED_MORE : undefined;
+    if (b.length !== 4 + length) return undefined;
+    if (b[4] === 0x03 || b[4] === 0x16) {
+      // COM_QUERY / COM_STMT_PREPARE carry SQL text: demand a keyword, or this matches too much.
+      const sql = b.toString('latin1', 5, Math.min(b.length, 64)).trimStart().toUpperCase();
+      if (!/^(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|SET|SHOW|BEGIN|COMMIT|ROLLBACK|START|USE|CALL|WITH|EXPLAIN|DESCRIBE|TRUNCATE|LOCK|UNLOCK|GRANT|PREPARE|EXECUTE)\b/.test(sql)) return undefined;
+    }
+    return found('mysql', 'client', false);
+  }
+  return undefined;
+}
+
+const RESP_COMMAND = /^\*(\d{1,6})\r\n\$(\d{1,9})\r\n([A-Za-z]+)\r\n/;
+
+function redis(b: Buffer): Verdict {
+  const head = b.toString('latin1', 0, Math.min(b.length, 256));
+  if (RESP_COMMAND.test(head)) {
+    const m = RESP_COMMAND.exec(head)!;
+    return Number(m[2]) === m[3]!.length ? found('redis', 'client', false) : undefined;
+  }
+  if (/^\*(\d{0,6}(\r(\n(\$(\d{0,9}(\r(\n[A-Za-z]*\r?)?)?)?)?)?)?)?$/.test(head)) return NEED_MORE;
+  // Server replies: whole simple replies only (+OK, -ERR ..., :1), so bare text does not match.
+  if (/^(\+[^\r\n]{0,100}|-[A-Z]+ [^\r\n]{0,200}|:-?\d{1,19})\r\n$/.test(head)) return found('redis', 'server', false);
+  return undefined;
+}
+
+function tls(b: Buffer): Verdict {
+  // A record header: handshake (22), version 3.x, a plausible length, then ClientHello (1) or ServerHello (2).
+  if (b.length < 6) return b.length === 0 || (b[0] === 22 && (b.length < 2 || b[1] === 3)) ? NEED_MORE : undefined;
+  if (b[0] !== 22 || b[1] !== 3 || b[2]! > 4) return undefined;
+  if (b[5] === 1) return found('tls', 'client', true);
+  if (b[5] === 2) return found('tls', 'server', true);
+  return undefined;
+}
+
+const DETECTORS: Array<(b: Buffer) => Verdict> = [http2, http1, postgres, mysql, redis, tls];
+
+/**
+ * The verdict on a direction's prefix: a Detection, NEED_MORE while some
+ * protocol could still match, or undefined when none can.
+ */
+export function detectProtocol(prefix: Uint8Array): Verdict {
+  const b = Buffer.isBuffer(prefix) ? prefix : Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  let waiting = false;
+  for (const detect of DETECTORS) {
+    const v = detect(b);
+    if (v === NEED_MORE) waiting = true;
+    else if (v) {
+      // A stronger detector still waiting for bytes outranks a weaker one that already matched.
+      if (waiting && !v.connectionStart) return NEED_MORE;
+      return v;
+    }
+  }
+  return waiting ? NEED_MORE : undefined;
 }
