@@ -9,6 +9,10 @@ import { CaptureError, CaptureWriter } from '../events/capture';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
 import { REPLAY_FORMATS, replayFile, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
+import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
+import { encodeEvent } from '../events/codec';
+import { PROTOCOLS, type Protocol } from '../streams/detect';
+import type { PcapImportStats } from '../sources/pcap/import';
 
 export class UsageError extends Error {}
 
@@ -23,12 +27,22 @@ Usage:
   loupe convert IN OUT [--to binary|jsonl]
       Convert a capture between the binary form and the JSONL form.
       The target form follows OUT's extension (.loupe / .jsonl) unless --to says.
+  loupe parse FILE [--format jsonl|table] [--port N=PROTO ...] [--no-redact] [--quiet]
+      Print every parsed request and response in a capture, pcap or pcapng
+      file: one JSON object per message (docs/formats.md) or a table.
+      --port 8443=http1 forces a protocol for a port (either end) instead of
+      detection. PROTO: http1, http2, postgres, mysql, redis, tls.
+      Query values and Authorization/Cookie headers are REDACTED unless
+      --no-redact. A summary goes to stderr unless --quiet.
+  loupe import FILE.pcap|FILE.pcapng -o OUT.loupe|OUT.jsonl
+      Turn a packet capture into a Loupe capture: each TCP flow reassembled
+      and shown as a client and a server socket, so replay gives both spans.
   loupe help
 
 Exit status: 0 ok; 2 bad input (corrupt or truncated capture, bad record,
 bad arguments) with the file and byte offset or line on stderr; 1 internal error.
 
-Planned (see the issues): run, record, parse, view, report, diff, import.
+Planned (see the issues): run, record, view, report, diff.
 `;
 
 type Out = { out: (s: string) => void; err: (s: string) => void };
@@ -72,6 +86,77 @@ function cmdReplay(args: string[], io: Out): number {
     flush(); // spans from before a fault are kept
   }
   if (!values.quiet) io.err(summaryLine(summary));
+  return 0;
+}
+
+function pcapLine(p: PcapImportStats): string {
+  const parts = [`${p.packets} packets`, `${p.tcpSegments} TCP segments`, `${p.flows} flows`];
+  const skipped = Object.entries(p.skipped);
+  if (skipped.length) parts.push(`skipped ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  if (p.retransmittedBytes) parts.push(`${p.retransmittedBytes} retransmitted bytes dropped`);
+  if (p.gaps) parts.push(`${p.gaps} holes (${p.gapBytes} bytes) reported as loss`);
+  if (p.truncatedBytes) parts.push(`${p.truncatedBytes} bytes cut by the capture's snap length`);
+  if (p.malformedCount) parts.push(`${p.malformedCount} malformed packets (first at byte ${p.malformed[0]!.offset}: ${p.malformed[0]!.reason})`);
+  return `loupe: ${parts.join(', ')}\n`;
+}
+
+function parsePorts(values: string[] | undefined): Map<number, Protocol> {
+  const ports = new Map<number, Protocol>();
+  for (const v of values ?? []) {
+    const m = /^(\d{1,5})=(\w+)$/.exec(v);
+    if (!m || Number(m[1]) > 65535 || !PROTOCOLS.includes(m[2] as Protocol)) {
+      throw new UsageError(`--port takes PORT=PROTO with PROTO one of ${PROTOCOLS.join(', ')}, got ${JSON.stringify(v)}`);
+    }
+    ports.set(Number(m[1]), m[2] as Protocol);
+  }
+  return ports;
+}
+
+function cmdParse(args: string[], io: Out): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      format: { type: 'string', default: 'jsonl' }, port: { type: 'string', multiple: true },
+      quiet: { type: 'boolean', default: false }, 'no-redact': { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('parse takes exactly one input file');
+  if (values.format !== 'jsonl' && values.format !== 'table') throw new UsageError(`--format must be jsonl or table, got ${JSON.stringify(values.format)}`);
+  const summary: ParseSummary = parseFile(positionals[0]!, values.format, io.out, parsePorts(values.port), !values['no-redact']);
+  if (!values.quiet) {
+    if (summary.pcap) io.err(pcapLine(summary.pcap));
+    const conns = Object.entries(summary.connections).map(([p, n]) => `${n} ${p}`).join(', ');
+    const unknown = Object.values(summary.unknown).reduce((a, b) => a + b, 0);
+    io.err(`loupe: ${summary.messages} messages, ${summary.errors} with parse errors; connections: ${conns || 'none'}${unknown ? `; ${unknown} records of unknown type skipped` : ''}\n`);
+  }
+  return 0;
+}
+
+function cmdImport(args: string[], io: Out): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
+  if (positionals.length !== 1 || !values.output) throw new UsageError('import takes one pcap or pcapng file and -o OUT');
+  const input = openInput(positionals[0]!, 'both');
+  if (!input.pcap) throw new UsageError(`${positionals[0]} is not a pcap or pcapng file (use convert for captures)`);
+  const out = values.output;
+  if (out.endsWith('.jsonl')) {
+    const fd = fs.openSync(out, 'w', 0o600);
+    try {
+      fs.fchmodSync(fd, 0o600);
+      fs.writeSync(fd, `${headerToJsonLine(input.header)}\n`);
+      for (const batch of input.batches) for (const ev of batch) fs.writeSync(fd, `${recordToJsonLine(encodeEvent(ev))}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } else {
+    const writer = new CaptureWriter(out, input.header);
+    try {
+      for (const batch of input.batches) for (const ev of batch) writer.write(encodeEvent(ev));
+    } finally {
+      writer.close();
+    }
+  }
+  io.err(pcapLine(input.pcap));
   return 0;
 }
 
@@ -124,13 +209,17 @@ export function main(argv: string[], io: Out): number {
         return cmdReplay(rest, io);
       case 'convert':
         return cmdConvert(rest, io);
+      case 'parse':
+        return cmdParse(rest, io);
+      case 'import':
+        return cmdImport(rest, io);
       case undefined:
       case 'help':
       case '--help':
       case '-h':
         io.out(USAGE);
         return command === undefined ? 2 : 0;
-      case 'run': case 'record': case 'parse': case 'view': case 'report': case 'diff': case 'import':
+      case 'run': case 'record': case 'view': case 'report': case 'diff':
         throw new UsageError(`'${command}' is not built yet; see the project's open issues`);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);

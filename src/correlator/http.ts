@@ -12,8 +12,8 @@ import { ATTR_HTTP_REQUEST_BODY_SIZE, ATTR_HTTP_RESPONSE_BODY_SIZE } from '@open
 import { headerValue, type Http1Request, type Http1Response } from '../parsers/http1/messages';
 import type { Endpoint } from '../events/types';
 import type { AttributeValue, Span } from './span';
+import { redactQuery } from '../security/redact';
 
-export const REDACTED = 'REDACTED';
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
 
 export interface RedactionOptions {
@@ -42,16 +42,6 @@ export function splitTarget(target: string): Target {
   const out: Target = q < 0 ? { path: rest } : { path: rest.slice(0, q), query: rest.slice(q + 1) };
   if (host !== undefined) out.host = host;
   return out;
-}
-
-export function redactQuery(query: string): string {
-  return query
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      return eq < 0 ? pair : `${pair.slice(0, eq)}=${REDACTED}`;
-    })
-    .join('&');
 }
 
 function hostAndPort(hostHeader: string | undefined): { host?: string; port?: number } {
