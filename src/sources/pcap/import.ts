@@ -199,6 +199,7 @@ export class PcapImporter {
       dir.next = (seg.seq + 1) >>> 0;
       return;
     }
+    if (seg.flags.ack) this.acknowledged(flow, key(seg.dst), seg.ack);
     const length = seg.payload.length + seg.missing;
     if (length > 0) {
       if (dir.next === undefined) dir.next = seg.seq; // joined mid-connection
@@ -255,17 +256,40 @@ export class PcapImporter {
     }
   }
 
+  /**
+   * The peer acknowledged up to `ack`: bytes before it that we hold a hole for
+   * were received by the peer and missed by the capture. Declare them lost now,
+   * so messages come out in the order they happened, not at close.
+   */
+  private acknowledged(flow: Flow, src: string, ack: number): void {
+    const dir = flow.dirs.get(src);
+    if (!dir || dir.next === undefined || dir.pending.length === 0) return;
+    while (dir.pending.length > 0 && seqDelta(ack, dir.next) > 0) {
+      let earliest = dir.pending[0]!;
+      for (const h of dir.pending) if (seqDelta(h.seq, earliest.seq) < 0) earliest = h;
+      if (seqDelta(earliest.seq, ack) > 0) {
+        // Lost up to ack for sure; what lies between ack and the held bytes may still come.
+        this.gapTo(flow, src, dir, ack, earliest.ts);
+        return;
+      }
+      this.forceGap(flow, src, dir);
+    }
+  }
+
+  private gapTo(flow: Flow, src: string, dir: Direction, seq: number, ts: bigint): void {
+    const hole = seqDelta(seq, dir.next!);
+    if (hole <= 0) return;
+    this.stats.gaps++;
+    this.stats.gapBytes += hole;
+    this.emitData(flow, src, Buffer.alloc(0), hole, ts);
+    dir.next = seq >>> 0;
+  }
+
   /** Give up on the earliest hole: report its bytes as lost and go on after it. */
   private forceGap(flow: Flow, src: string, dir: Direction): void {
     let earliest = dir.pending[0]!;
     for (const h of dir.pending) if (seqDelta(h.seq, earliest.seq) < 0) earliest = h;
-    const hole = seqDelta(earliest.seq, dir.next!);
-    if (hole > 0) {
-      this.stats.gaps++;
-      this.stats.gapBytes += hole;
-      this.emitData(flow, src, Buffer.alloc(0), hole, earliest.ts);
-      dir.next = earliest.seq;
-    }
+    this.gapTo(flow, src, dir, earliest.seq, earliest.ts);
     this.drain(flow, src, dir);
   }
 

@@ -1,0 +1,147 @@
+/** Builds pcap and pcapng files packet by packet, for tests that need exact TCP layouts. */
+import { parseAddr } from '../src/events/addr';
+
+export interface Seg {
+  src: string; // "ip:port" or "[v6]:port"
+  dst: string;
+  seq: number;
+  ack?: number;
+  flags?: string; // letters of S A F R P
+  payload?: Buffer | string;
+  /** Bytes of the payload the capture keeps (snap length effect). */
+  keep?: number;
+  ts?: bigint;
+}
+
+function parseEp(s: string): { addr: Uint8Array; port: number; v6: boolean } {
+  const m = /^(?:\[(.+)\]|([\d.]+)):(\d+)$/.exec(s)!;
+  const v6 = m[1] !== undefined;
+  return { addr: parseAddr((m[1] ?? m[2])!, v6 ? 6 : 4), port: Number(m[3]), v6 };
+}
+
+export function tcpPacket(seg: Seg, opts: { vlan?: boolean } = {}): { frame: Buffer; originalLength: number } {
+  const src = parseEp(seg.src);
+  const dst = parseEp(seg.dst);
+  const payload = Buffer.from(seg.payload ?? '');
+  const tcp = Buffer.alloc(20);
+  tcp.writeUInt16BE(src.port, 0);
+  tcp.writeUInt16BE(dst.port, 2);
+  tcp.writeUInt32BE(seg.seq >>> 0, 4);
+  tcp.writeUInt32BE((seg.ack ?? 0) >>> 0, 8);
+  tcp[12] = 5 << 4;
+  const f = seg.flags ?? 'A';
+  tcp[13] = (f.includes('F') ? 1 : 0) | (f.includes('S') ? 2 : 0) | (f.includes('R') ? 4 : 0) | (f.includes('P') ? 8 : 0) | (f.includes('A') ? 16 : 0);
+  tcp.writeUInt16BE(65535, 14);
+  let ip: Buffer;
+  if (src.v6) {
+    ip = Buffer.alloc(40);
+    ip[0] = 0x60;
+    ip.writeUInt16BE(20 + payload.length, 4);
+    ip[6] = 6;
+    ip[7] = 64;
+    Buffer.from(src.addr).copy(ip, 8);
+    Buffer.from(dst.addr).copy(ip, 24);
+  } else {
+    ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(20 + 20 + payload.length, 2);
+    ip[8] = 64;
+    ip[9] = 6;
+    Buffer.from(src.addr.subarray(0, 4)).copy(ip, 12);
+    Buffer.from(dst.addr.subarray(0, 4)).copy(ip, 16);
+  }
+  const eth = Buffer.alloc(opts.vlan ? 18 : 14);
+  if (opts.vlan) {
+    eth.writeUInt16BE(0x8100, 12);
+    eth.writeUInt16BE(42, 14);
+    eth.writeUInt16BE(src.v6 ? 0x86dd : 0x0800, 16);
+  } else eth.writeUInt16BE(src.v6 ? 0x86dd : 0x0800, 12);
+  const whole = Buffer.concat([eth, ip, tcp, payload]);
+  const kept = seg.keep === undefined ? whole : whole.subarray(0, whole.length - payload.length + seg.keep);
+  return { frame: kept, originalLength: whole.length };
+}
+
+export function pcapFile(segs: Seg[], opts: { vlan?: boolean; bigEndian?: boolean } = {}): Buffer {
+  const le = !opts.bigEndian;
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    if (le) b.writeUInt32LE(v >>> 0);
+    else b.writeUInt32BE(v >>> 0);
+    return b;
+  };
+  const u16 = (v: number) => {
+    const b = Buffer.alloc(2);
+    if (le) b.writeUInt16LE(v);
+    else b.writeUInt16BE(v);
+    return b;
+  };
+  const parts = [u32(0xa1b2c3d4), u16(2), u16(4), u32(0), u32(0), u32(65535), u32(1)];
+  segs.forEach((seg, i) => {
+    const { frame, originalLength } = tcpPacket(seg, opts);
+    const ts = seg.ts ?? BigInt(1_700_000_000_000_000_000 + i * 1_000_000);
+    parts.push(u32(Number(ts / 1_000_000_000n)), u32(Number((ts % 1_000_000_000n) / 1000n)), u32(frame.length), u32(originalLength), frame);
+  });
+  return Buffer.concat(parts);
+}
+
+/** pcapng with one Ethernet interface whose timestamps are in nanoseconds (if_tsresol 9). */
+export function pcapngFile(segs: Seg[]): Buffer {
+  const block = (type: number, body: Buffer) => {
+    const padded = Buffer.concat([body, Buffer.alloc((4 - (body.length % 4)) % 4)]);
+    const b = Buffer.alloc(12 + padded.length);
+    b.writeUInt32LE(type, 0);
+    b.writeUInt32LE(b.length, 4);
+    padded.copy(b, 8);
+    b.writeUInt32LE(b.length, b.length - 4);
+    return b;
+  };
+  const shb = Buffer.alloc(16);
+  shb.writeUInt32LE(0x1a2b3c4d, 0);
+  shb.writeUInt16LE(1, 4);
+  shb.writeBigInt64LE(-1n, 8);
+  const idb = Buffer.alloc(8 + 8 + 4);
+  idb.writeUInt16LE(1, 0);
+  idb.writeUInt32LE(0, 4);
+  idb.writeUInt16LE(9, 8); // if_tsresol
+  idb.writeUInt16LE(1, 10);
+  idb[12] = 9;
+  // end of options
+  const parts = [block(0x0a0d0d0a, shb), block(1, idb)];
+  segs.forEach((seg, i) => {
+    const { frame, originalLength } = tcpPacket(seg);
+    const ts = seg.ts ?? BigInt(1_700_000_000_000_000_000 + i * 1_000_000);
+    const epb = Buffer.alloc(20);
+    epb.writeUInt32LE(0, 0);
+    epb.writeUInt32LE(Number(ts >> 32n), 4);
+    epb.writeUInt32LE(Number(ts & 0xffffffffn), 8);
+    epb.writeUInt32LE(frame.length, 12);
+    epb.writeUInt32LE(originalLength, 16);
+    parts.push(block(6, Buffer.concat([epb, frame])));
+  });
+  return Buffer.concat(parts);
+}
+
+/** A whole TCP conversation: handshake, the client's bytes and the server's bytes in segments of `mss`, FIN. */
+export function conversation(client: string, server: string, exchanges: Array<[string, string]>, mss = 1000): Seg[] {
+  let cseq = 1000;
+  let sseq = 50000;
+  const segs: Seg[] = [
+    { src: client, dst: server, seq: cseq++, flags: 'S' },
+    { src: server, dst: client, seq: sseq++, ack: cseq, flags: 'SA' },
+    { src: client, dst: server, seq: cseq, ack: sseq, flags: 'A' },
+  ];
+  for (const [req, res] of exchanges) {
+    for (let i = 0; i < req.length; i += mss) {
+      const p = req.slice(i, i + mss);
+      segs.push({ src: client, dst: server, seq: cseq, ack: sseq, flags: 'PA', payload: p });
+      cseq += Buffer.byteLength(p);
+    }
+    for (let i = 0; i < res.length; i += mss) {
+      const p = res.slice(i, i + mss);
+      segs.push({ src: server, dst: client, seq: sseq, ack: cseq, flags: 'PA', payload: p });
+      sseq += Buffer.byteLength(p);
+    }
+  }
+  segs.push({ src: client, dst: server, seq: cseq, ack: sseq, flags: 'FA' }, { src: server, dst: client, seq: sseq, ack: cseq + 1, flags: 'FA' });
+  return segs;
+}
