@@ -75,10 +75,10 @@ export function pcapFile(segs: Seg[], opts: { vlan?: boolean; bigEndian?: boolea
     else b.writeUInt16BE(v);
     return b;
   };
-  const parts = [u32(0xa1b2c3d4), u16(2), u16(4), u32(0), u32(0), u32(65535), u32(1)];
+  const parts: Buffer[] = [u32(0xa1b2c3d4), u16(2), u16(4), u32(0), u32(0), u32(65535), u32(1)];
   segs.forEach((seg, i) => {
     const { frame, originalLength } = tcpPacket(seg, opts);
-    const ts = seg.ts ?? BigInt(1_700_000_000_000_000_000 + i * 1_000_000);
+    const ts = seg.ts ?? 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n;
     parts.push(u32(Number(ts / 1_000_000_000n)), u32(Number((ts % 1_000_000_000n) / 1000n)), u32(frame.length), u32(originalLength), frame);
   });
   return Buffer.concat(parts);
@@ -109,7 +109,7 @@ export function pcapngFile(segs: Seg[]): Buffer {
   const parts = [block(0x0a0d0d0a, shb), block(1, idb)];
   segs.forEach((seg, i) => {
     const { frame, originalLength } = tcpPacket(seg);
-    const ts = seg.ts ?? BigInt(1_700_000_000_000_000_000 + i * 1_000_000);
+    const ts = seg.ts ?? 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n;
     const epb = Buffer.alloc(20);
     epb.writeUInt32LE(0, 0);
     epb.writeUInt32LE(Number(ts >> 32n), 4);
