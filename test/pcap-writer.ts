@@ -19,7 +19,48 @@ function parseEp(s: string): { addr: Uint8Array; port: number; v6: boolean } {
   return { addr: parseAddr((m[1] ?? m[2])!, v6 ? 6 : 4), port: Number(m[3]), v6 };
 }
 
-export function tcpPacket(seg: Seg, opts: { vlan?: boolean } = {}): { frame: Buffer; originalLength: number } {
+export type Link = 'ethernet' | 'sll' | 'null' | 'raw';
+export const LINK_TYPE: Record<Link, number> = { ethernet: 1, sll: 113, null: 0, raw: 101 };
+
+export interface WriterOptions {
+  vlan?: boolean;
+  bigEndian?: boolean;
+  link?: Link;
+  /** Bytes on the wire the capture did not keep after the IP packet (an Ethernet FCS, say). */
+  trailerNotCaptured?: number;
+}
+
+function linkHeader(link: Link, v6: boolean, vlan: boolean): Buffer {
+  const ethertype = v6 ? 0x86dd : 0x0800;
+  switch (link) {
+    case 'sll': {
+      const h = Buffer.alloc(16);
+      h.writeUInt16BE(0, 0); // packet sent to us
+      h.writeUInt16BE(772, 2); // ARPHRD_LOOPBACK
+      h.writeUInt16BE(6, 4);
+      h.writeUInt16BE(ethertype, 14);
+      return h;
+    }
+    case 'null': {
+      const h = Buffer.alloc(4);
+      h.writeUInt32LE(v6 ? 24 : 2, 0); // host byte order of the capturing machine
+      return h;
+    }
+    case 'raw':
+      return Buffer.alloc(0);
+    default: {
+      const h = Buffer.alloc(vlan ? 18 : 14);
+      if (vlan) {
+        h.writeUInt16BE(0x8100, 12);
+        h.writeUInt16BE(42, 14);
+        h.writeUInt16BE(ethertype, 16);
+      } else h.writeUInt16BE(ethertype, 12);
+      return h;
+    }
+  }
+}
+
+export function tcpPacket(seg: Seg, opts: WriterOptions = {}): { frame: Buffer; originalLength: number } {
   const src = parseEp(seg.src);
   const dst = parseEp(seg.dst);
   const payload = Buffer.from(seg.payload ?? '');
@@ -50,18 +91,12 @@ export function tcpPacket(seg: Seg, opts: { vlan?: boolean } = {}): { frame: Buf
     Buffer.from(src.addr.subarray(0, 4)).copy(ip, 12);
     Buffer.from(dst.addr.subarray(0, 4)).copy(ip, 16);
   }
-  const eth = Buffer.alloc(opts.vlan ? 18 : 14);
-  if (opts.vlan) {
-    eth.writeUInt16BE(0x8100, 12);
-    eth.writeUInt16BE(42, 14);
-    eth.writeUInt16BE(src.v6 ? 0x86dd : 0x0800, 16);
-  } else eth.writeUInt16BE(src.v6 ? 0x86dd : 0x0800, 12);
-  const whole = Buffer.concat([eth, ip, tcp, payload]);
+  const whole = Buffer.concat([linkHeader(opts.link ?? 'ethernet', src.v6, opts.vlan ?? false), ip, tcp, payload]);
   const kept = seg.keep === undefined ? whole : whole.subarray(0, whole.length - payload.length + seg.keep);
-  return { frame: kept, originalLength: whole.length };
+  return { frame: kept, originalLength: whole.length + (opts.trailerNotCaptured ?? 0) };
 }
 
-export function pcapFile(segs: Seg[], opts: { vlan?: boolean; bigEndian?: boolean } = {}): Buffer {
+export function pcapFile(segs: Seg[], opts: WriterOptions = {}): Buffer {
   const le = !opts.bigEndian;
   const u32 = (v: number) => {
     const b = Buffer.alloc(4);
@@ -75,7 +110,7 @@ export function pcapFile(segs: Seg[], opts: { vlan?: boolean; bigEndian?: boolea
     else b.writeUInt16BE(v);
     return b;
   };
-  const parts: Buffer[] = [u32(0xa1b2c3d4), u16(2), u16(4), u32(0), u32(0), u32(65535), u32(1)];
+  const parts: Buffer[] = [u32(0xa1b2c3d4), u16(2), u16(4), u32(0), u32(0), u32(65535), u32(LINK_TYPE[opts.link ?? 'ethernet'])];
   segs.forEach((seg, i) => {
     const { frame, originalLength } = tcpPacket(seg, opts);
     const ts = seg.ts ?? 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n;

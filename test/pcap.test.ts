@@ -138,6 +138,18 @@ describe('TCP reassembly', () => {
     expect(JSON.parse(out.split('\n')[0]!).ts).toBe('1700000000123456792'); // exact ns from if_tsresol=9
   });
 
+  it('reads Linux cooked, BSD loopback and raw IP link layers', () => {
+    const segs = conversation(C, S, [[REQ, RES]], 700);
+    for (const link of ['sll', 'null', 'raw'] as const) expect(parseBytes(pcapFile(segs, { link })).map(brief), link).toEqual(EXPECTED);
+  });
+
+  it('does not call a packet truncated when only bytes after the IP packet were not captured', () => {
+    const segs = conversation(C, S, [[REQ, RES]], 700);
+    const { stats } = importPcap(pcapFile(segs, { trailerNotCaptured: 4 }), 'fcs.pcap');
+    expect(stats.truncatedBytes).toBe(0);
+    expect(parseBytes(pcapFile(segs, { trailerNotCaptured: 4 })).map(brief)).toEqual(EXPECTED);
+  });
+
   it('treats a new SYN on the same ports after FIN as a new connection', () => {
     const one = conversation(C, S, [['GET /1 HTTP/1.1\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n']]);
     const two = conversation(C, S, [['GET /2 HTTP/1.1\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n']]);
@@ -176,5 +188,35 @@ describe('bad pcap input', () => {
         expect((e as Error).constructor.name).toBe('CaptureError');
       }
     }), { numRuns: 500 });
+  });
+});
+
+describe('loupe parse', () => {
+  it('forces a protocol with --port where detection cannot tell', () => {
+    const junkFirst = conversation(C, S, [['garbage\r\nGET /late HTTP/1.1\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n']]);
+    const file = path.join(tempDir(), 'junk.pcap');
+    fs.writeFileSync(file, pcapFile(junkFirst));
+    const plain = spawnSync('node', [CLI, 'parse', file], { encoding: 'utf8' });
+    expect(plain.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).kind)).toEqual(['response']);
+    const forced = spawnSync('node', [CLI, 'parse', file, '--port', '8080=http1'], { encoding: 'utf8' });
+    const recs = forced.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rec);
+    expect(recs.map((r) => [r.kind, r.target ?? r.status, r.error])).toEqual([
+      ['request', '', 'byte 0: invalid request line "garbage"'], ['request', '/late', undefined], ['response', 200, undefined],
+    ]);
+    const bad = spawnSync('node', [CLI, 'parse', file, '--port', '8080=gopher'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--port takes PORT=PROTO with PROTO one of http1, http2, postgres, mysql, redis, tls, got "8080=gopher"');
+  });
+
+  it('prints a table, one row per message, and keeps secrets out unless --no-redact', () => {
+    const fixture = path.join(FIXTURES, 'http-loopback.pcap');
+    const table = spawnSync('node', [CLI, 'parse', fixture, '--format', 'table'], { encoding: 'utf8' });
+    const rows = table.stdout.trim().split('\n');
+    expect(rows).toHaveLength(13);
+    expect(rows[1]).toMatch(/^0\.000\s+127\.0\.0\.1:\d+->127\.0\.0\.1:18081\s+http1\s+request\s+GET \/hello\?user=REDACTED HTTP\/1\.1\s+0/);
+    expect(table.stdout).not.toContain('alice');
+    const raw = spawnSync('node', [CLI, 'parse', fixture, '--no-redact'], { encoding: 'utf8' });
+    expect(raw.stdout).toContain('/hello?user=alice');
+    expect(raw.stdout).toContain('Bearer s3cret');
   });
 });

@@ -131,6 +131,22 @@ describe('HTTP/1 parser', () => {
     }), { numRuns: 500 });
   });
 
+  it('parses a 1 MB header line fed in 1 KiB pieces, and refuses one over the limit', () => {
+    const big = 'v'.repeat(1_000_000);
+    const bytes = Buffer.from(`GET / HTTP/1.1\r\nX-Big: ${big}\r\n\r\n`);
+    const pieces: Array<[Side, Buffer]> = [];
+    for (let i = 0; i < bytes.length; i += 1024) pieces.push(['client', bytes.subarray(i, i + 1024)]);
+    const [m] = run(pieces);
+    expect(m!.error).toBeUndefined();
+    expect(m!.headers[0]![1]).toHaveLength(1_000_000);
+    const out: Http1Message[] = [];
+    const p = new Http1Parser({ maxHeaderBytes: 64 * 1024, maxHeaderCount: 10 });
+    p.onMessage = (x) => out.push(x);
+    for (const [, c] of pieces) p.feed('client', { data: c, ts: 1n, tid: 1 });
+    p.feed('client', { data: Buffer.from('GET /after HTTP/1.1\r\n\r\n'), ts: 2n, tid: 1 });
+    expect(summary(out)).toEqual(['GET / 0 ERR(byte 0: header section exceeds 65536 bytes)', 'GET /after 0']);
+  });
+
   it('never throws on random bytes, on either side', () => {
     fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom<Side>('client', 'server'), fc.uint8Array({ maxLength: 200 }))), (feeds) => {
       const p = new Http1Parser();
