@@ -5,7 +5,7 @@
  */
 import { HTTPParser as PeerJsParser } from 'http-parser-js';
 import { Http1Parser } from '../src/parsers/http1/parser';
-import { measure, report } from './harness';
+import { compare, report } from './harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { HTTPParser: LlhttpParser } = require('_http_common') as { HTTPParser: any };
@@ -59,11 +59,11 @@ function httpParserJs(): number {
   return n;
 }
 
-const results = [
-  measure('loupe Http1Parser', corpus.length, loupe),
-  measure("Node's llhttp binding (_http_common)", corpus.length, llhttp),
-  measure('http-parser-js', corpus.length, httpParserJs),
-];
+const results = compare(corpus.length, [
+  { name: 'loupe Http1Parser', run: loupe },
+  { name: "Node's llhttp binding (_http_common)", run: llhttp },
+  { name: 'http-parser-js', run: httpParserJs },
+]);
 for (const r of results) if (r.messages !== COPIES) throw new Error(`${r.name} parsed ${r.messages} of ${COPIES} requests`);
 report(`HTTP/1 requests: ${COPIES} pipelined requests, ${(corpus.length / 1e6).toFixed(2)} MB in ${CHUNK / 1024} KiB chunks (node ${process.version})`, results);
 
@@ -71,7 +71,7 @@ report(`HTTP/1 requests: ${COPIES} pipelined requests, ${(corpus.length / 1e6).t
 function longHeader(size: number): Buffer {
   return Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(size)}\r\n\r\n`);
 }
-const scaling = [100_000, 1_000_000].map((size) => {
+const scaling = [100_000, 1_000_000].flatMap((size) => {
   const bytes = longHeader(size);
   const pieces: Buffer[] = [];
   for (let i = 0; i < bytes.length; i += 1024) pieces.push(bytes.subarray(i, i + 1024));
@@ -85,6 +85,6 @@ const scaling = [100_000, 1_000_000].map((size) => {
     for (const c of pieces) p.feed('client', { data: c, ts: 0n, tid: 0 });
     return n;
   };
-  return measure(`loupe, one ${size.toLocaleString('en-US')}-byte header value`, bytes.length, run, 9);
+  return compare(bytes.length, [{ name: `loupe, one ${size.toLocaleString('en-US')}-byte header value`, run }], 9);
 });
-report('Linear time on long header lines (1 KiB chunks): MB/s should not fall as the line grows', scaling);
+report('Linear time on long header lines (1 KiB chunks): MB/s should not fall as the line grows', scaling, false);
