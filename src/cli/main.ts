@@ -16,7 +16,7 @@ import type { PcapImportStats } from '../sources/pcap/import';
 
 export class UsageError extends Error {}
 
-const USAGE = `loupe — eBPF auto-instrumentation workbench
+export const USAGE = `loupe — eBPF auto-instrumentation workbench
 
 Usage:
   loupe replay FILE [--format tree|jsonl|otlp-json] [-o OUT] [--quiet]
