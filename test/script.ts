@@ -57,6 +57,20 @@ export class Script {
     this.events.push({ type: 'sock_close', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, cookie: 0n });
   }
 
+  goroutine(pid: number, goid: number, parent: number, opts: { exit?: boolean; tid?: number } = {}): void {
+    this.events.push({
+      type: opts.exit ? 'go_goroutine_exit' : 'go_goroutine_create', ts: this.tick(), pid, tid: opts.tid ?? pid, cpu: 0,
+      goid: BigInt(goid), parentGoid: BigInt(opts.exit ? 0 : parent),
+    });
+  }
+
+  goRequest(pid: number, goid: number, kind: 'http_server' | 'http_client', phase: 'start' | 'end', opts: { fd?: number; status?: number; tid?: number; at?: bigint } = {}): void {
+    this.events.push({
+      type: phase === 'start' ? 'go_request_start' : 'go_request_end', ts: this.tick(opts.at), pid, tid: opts.tid ?? pid, cpu: 0,
+      goid: BigInt(goid), kind, status: opts.status ?? 0, fd: opts.fd ?? -1, startNs: 0n, method: '', path: '', traceparent: '',
+    });
+  }
+
   loss(lost: number): void {
     this.events.push({ type: 'loss', ts: this.tick(), pid: 0, tid: 0, cpu: 0, lost: BigInt(lost), source: 'ringbuf' });
   }

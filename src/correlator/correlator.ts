@@ -5,16 +5,25 @@
  *  - server span: the request's `traceparent`; else the client span whose
  *    connection is this one seen from the other end on the same host
  *    (connection-pair matching); else a new trace.
- *  - client span: the server request the same thread is serving (only when it
- *    serves exactly one: with several in flight the parent is unknowable and a
- *    wrong parent is worse than none); a `traceparent` already on the outgoing
- *    request fixes the trace id.
+ *  - client span: a `traceparent` already on the outgoing request (an SDK or
+ *    our injection put it there); else, in a Go program, the server request
+ *    its goroutine (or the goroutine's ancestors) serves; else, elsewhere, the
+ *    server request the same thread serves — only when it serves exactly one,
+ *    since a wrong parent is worse than none; else a new trace.
  * The attribute `loupe.context` says which rule applied.
+ *
+ * Goroutines inherit context when they are created, as Go's context.Context
+ * does: a child goroutine started while its parent serves a request carries
+ * that request, at any depth, even after the parent exits. Goroutine ids may be
+ * reused: an exit forgets the id, a create starts it afresh.
+ *
+ * State is bounded on the events' own clock: requests that get no answer end
+ * as incomplete after `responseTimeoutNs`; goroutine entries are capped.
  */
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
-import type { Endpoint } from '../events/types';
+import type { Endpoint, GoRequestEvent, GoroutineEvent } from '../events/types';
 import type { ProcessTable } from '../discovery/processes';
-import type { Connection } from '../streams/connections';
+import type { CloseReason, Connection } from '../streams/connections';
 import type { MessageBase } from '../parsers/types';
 import { headerValue, type Http1Message, type Http1Request, type Http1Response } from '../parsers/http1/messages';
 import { applyResponse, requestAttributes, spanName, type RedactionOptions } from './http';
@@ -24,9 +33,23 @@ import { parseTraceparent } from './traceparent';
 
 export interface CorrelatorOptions {
   redaction: RedactionOptions;
+  /** A request with no response after this long (event time) ends as incomplete. */
+  responseTimeoutNs: bigint;
+  /** Goroutine entries kept per host; the least recently used go first. */
+  maxGoroutines: number;
 }
 
-export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = { redaction: { queryValues: true } };
+export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
+  redaction: { queryValues: true },
+  responseTimeoutNs: 60_000_000_000n,
+  maxGoroutines: 100_000,
+};
+
+interface SpanContext {
+  traceId: string;
+  spanId: string;
+  traceState: string;
+}
 
 interface InFlight {
   span: Span;
@@ -34,26 +57,60 @@ interface InFlight {
   /** A server span already took this client span as its parent. */
   claimed: boolean;
   threadKey?: string;
+  /** Go: the goroutine serving this server request, and when its handler started. */
+  goid?: bigint;
+  handlerStartNs?: bigint;
+  handlerEndNs?: bigint;
+}
+
+interface Goroutine {
+  /** The server request this goroutine serves right now. */
+  serving?: InFlight;
+  /** The request context it inherited from the goroutine that created it. */
+  inherited?: SpanContext;
+}
+
+interface PendingGoCall {
+  goid: bigint;
+  ts: bigint;
 }
 
 export interface CorrelatorStats {
   spans: number;
   /** Responses with no request before them (capture began mid-exchange). */
   orphanResponses: number;
-  /** Requests that ended without a response (closed, or the capture ended). */
+  /** Requests that ended without a response (closed, timed out, or the capture ended). */
   incomplete: number;
   parseErrors: number;
+  /** Go request events that matched no connection or message. */
+  unmatchedGoRequests: number;
+  /** Goroutine entries dropped to stay under maxGoroutines. */
+  evictedGoroutines: number;
 }
 
 const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
+const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState });
 
 export class Correlator {
-  readonly stats: CorrelatorStats = { spans: 0, orphanResponses: 0, incomplete: 0, parseErrors: 0 };
+  readonly stats: CorrelatorStats = { spans: 0, orphanResponses: 0, incomplete: 0, parseErrors: 0, unmatchedGoRequests: 0, evictedGoroutines: 0 };
   private readonly inFlight = new Map<number, InFlight[]>();
   /** Open client connections by their 4-tuple, for connection-pair matching. */
   private readonly clientsByTuple = new Map<string, Connection>();
   /** Server requests in flight per thread (pid:tid). */
   private readonly serving = new Map<string, InFlight[]>();
+  /** Open connections by pid:fd, to find the one a Go event names. */
+  private readonly connsByFd = new Map<string, Connection>();
+  /** Goroutines by pid:goid, least recently used first. */
+  private readonly goroutines = new Map<string, Goroutine>();
+  /** Processes that sent Go runtime events: threads say nothing about their requests. */
+  private readonly goPids = new Set<number>();
+  /** Go handler starts whose request message has not completed yet (Go reads bodies inside the handler). */
+  private readonly goServerStarts = new Map<string, PendingGoCall[]>();
+  /** Go client calls not yet seen on the wire: by pid:fd when the fd is known, by pid otherwise. */
+  private readonly goClientCalls = new Map<string, PendingGoCall[]>();
+  /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
+  private readonly lateResponses = new Map<number, number>();
+  private nextSweep = 0n;
 
   constructor(
     private readonly ids: IdGenerator,
@@ -62,7 +119,18 @@ export class Correlator {
     private readonly options: CorrelatorOptions = DEFAULT_CORRELATOR_OPTIONS,
   ) {}
 
+  /** Entries held, for tests that check memory stays flat. */
+  stateSize(): Record<string, number> {
+    const sum = (m: Map<string | number, unknown[]>) => [...m.values()].reduce((n, l) => n + l.length, 0);
+    return {
+      inFlight: sum(this.inFlight), clientsByTuple: this.clientsByTuple.size, serving: sum(this.serving),
+      connsByFd: this.connsByFd.size, goroutines: this.goroutines.size, goServerStarts: sum(this.goServerStarts),
+      goClientCalls: sum(this.goClientCalls),
+    };
+  }
+
   onOpen(conn: Connection): void {
+    this.connsByFd.set(`${conn.pid}:${conn.fd}`, conn);
     if (conn.role === 'client' && conn.local && conn.remote) this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
   }
 
@@ -75,8 +143,15 @@ export class Correlator {
       this.start(conn, m);
     } else {
       if (m.status >= 100 && m.status < 200 && m.status !== 101) return; // interim: the request is still open
-      const queue = this.inFlight.get(conn.id);
-      const pending = queue?.shift();
+      const late = this.lateResponses.get(conn.id);
+      if (late) {
+        // The answer to a request we already ended as timed out: HTTP/1 answers in order.
+        if (late === 1) this.lateResponses.delete(conn.id);
+        else this.lateResponses.set(conn.id, late - 1);
+        this.stats.orphanResponses++;
+        return;
+      }
+      const pending = this.inFlight.get(conn.id)?.shift();
       if (!pending) {
         this.stats.orphanResponses++;
         return;
@@ -85,21 +160,24 @@ export class Correlator {
     }
   }
 
-  onClose(conn: Connection, ts: bigint, reason: 'closed' | 'captureEnd'): void {
+  onClose(conn: Connection, ts: bigint, reason: CloseReason): void {
+    const fdKey = `${conn.pid}:${conn.fd}`;
+    if (this.connsByFd.get(fdKey) === conn) this.connsByFd.delete(fdKey);
     if (conn.local && conn.remote) {
       const key = tupleKey(conn.local, conn.remote);
       if (this.clientsByTuple.get(key) === conn) this.clientsByTuple.delete(key);
     }
+    this.goServerStarts.delete(fdKey);
+    this.goClientCalls.delete(fdKey);
     const queue = this.inFlight.get(conn.id);
     this.inFlight.delete(conn.id);
-    for (const pending of queue ?? []) {
-      this.stats.incomplete++;
-      const why = reason === 'closed' ? 'connection closed before the response' : 'capture ended before the response';
-      pending.span.attributes['loupe.incomplete'] = why;
-      pending.span.attributes[ATTR_ERROR_TYPE] = reason === 'closed' ? 'connection_closed' : 'incomplete';
-      pending.span.status = { code: 'error', message: why };
-      this.finishSpan(pending, conn.lastTs > pending.span.startNs ? conn.lastTs : ts);
-    }
+    this.lateResponses.delete(conn.id);
+    const why = {
+      closed: ['connection closed before the response', 'connection_closed'],
+      captureEnd: ['capture ended before the response', 'incomplete'],
+      idle: ['connection idle, no response', 'timeout'],
+    }[reason];
+    for (const pending of queue ?? []) this.incomplete(pending, why[0]!, why[1]!, conn.lastTs > pending.span.startNs ? conn.lastTs : ts);
   }
 
   /** Ring-buffer loss: whatever was in flight may be missing events, so say so on it. */
@@ -110,6 +188,129 @@ export class Correlator {
         pending.span.attributes['loupe.records_lost'] = before + Number(lost);
       }
     }
+  }
+
+  /** The events' clock moved: time out requests nobody answers. Called for every event; sweeps once per second of event time. */
+  tick(now: bigint): void {
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + 1_000_000_000n;
+    const deadline = now - this.options.responseTimeoutNs;
+    const seconds = Number(this.options.responseTimeoutNs / 1_000_000_000n);
+    for (const [id, queue] of this.inFlight) {
+      while (queue.length > 0 && queue[0]!.span.startNs < deadline) {
+        const pending = queue.shift()!;
+        this.lateResponses.set(id, (this.lateResponses.get(id) ?? 0) + 1);
+        this.incomplete(pending, `no response within ${seconds} s`, 'timeout', pending.span.startNs + this.options.responseTimeoutNs);
+      }
+      if (queue.length === 0) this.inFlight.delete(id);
+    }
+    for (const pendingMap of [this.goServerStarts, this.goClientCalls]) {
+      for (const [key, list] of pendingMap) {
+        const kept = list.filter((p) => p.ts >= deadline);
+        this.stats.unmatchedGoRequests += list.length - kept.length;
+        if (kept.length === 0) pendingMap.delete(key);
+        else pendingMap.set(key, kept);
+      }
+    }
+  }
+
+  onGoroutine(ev: GoroutineEvent): void {
+    this.goPids.add(ev.pid);
+    const key = `${ev.pid}:${ev.goid}`;
+    this.goroutines.delete(key); // a reused id starts afresh either way
+    if (ev.type === 'go_goroutine_exit') return;
+    const parent = this.goroutine(ev.pid, ev.parentGoid, false);
+    const inherited = parent?.serving ? ctxOf(parent.serving.span) : parent?.inherited;
+    this.remember(key, inherited ? { inherited } : {});
+  }
+
+  onGoRequest(ev: GoRequestEvent): void {
+    this.goPids.add(ev.pid);
+    const fdKey = `${ev.pid}:${ev.fd}`;
+    switch (ev.kind) {
+      case 'http_server':
+      case 'grpc_server': {
+        if (ev.type === 'go_request_start') {
+          const pending = this.unboundServerRequest(fdKey);
+          if (pending) this.bindHandler(pending, ev.goid, ev.ts);
+          else if (ev.fd >= 0) push(this.goServerStarts, fdKey, { goid: ev.goid, ts: ev.ts });
+          else this.stats.unmatchedGoRequests++;
+        } else {
+          const g = this.goroutine(ev.pid, ev.goid, false);
+          if (g?.serving) {
+            g.serving.handlerEndNs = ev.ts;
+            g.serving = undefined;
+          }
+        }
+        break;
+      }
+      case 'http_client':
+      case 'grpc_client': {
+        const key = ev.fd >= 0 ? fdKey : `${ev.pid}`;
+        if (ev.type === 'go_request_start') push(this.goClientCalls, key, { goid: ev.goid, ts: ev.ts });
+        else {
+          // The call ended; if its bytes were never seen there is nothing left to match.
+          const list = this.goClientCalls.get(key);
+          const i = list?.findIndex((c) => c.goid === ev.goid) ?? -1;
+          if (i >= 0) {
+            list!.splice(i, 1);
+            this.stats.unmatchedGoRequests++;
+            if (list!.length === 0) this.goClientCalls.delete(key);
+          }
+        }
+        break;
+      }
+    }
+  }
+
+  private goroutine(pid: number, goid: bigint, create: boolean): Goroutine | undefined {
+    const key = `${pid}:${goid}`;
+    let g = this.goroutines.get(key);
+    if (g) {
+      this.goroutines.delete(key); // keep least-recently-used order
+      this.goroutines.set(key, g);
+    } else if (create) {
+      g = {};
+      this.remember(key, g);
+    }
+    return g;
+  }
+
+  private remember(key: string, g: Goroutine): void {
+    this.goroutines.set(key, g);
+    while (this.goroutines.size > this.options.maxGoroutines) {
+      this.goroutines.delete(this.goroutines.keys().next().value!);
+      this.stats.evictedGoroutines++;
+    }
+  }
+
+  private unboundServerRequest(fdKey: string): InFlight | undefined {
+    const conn = this.connsByFd.get(fdKey);
+    if (!conn || conn.role !== 'server') return undefined;
+    return this.inFlight.get(conn.id)?.find((p) => p.goid === undefined);
+  }
+
+  private bindHandler(pending: InFlight, goid: bigint, ts: bigint): void {
+    pending.goid = goid;
+    pending.handlerStartNs = ts > pending.span.startNs ? ts : pending.span.startNs;
+    const g = this.goroutine(pending.conn.pid, goid, true)!;
+    g.serving = pending;
+  }
+
+  /** The Go client call this outgoing request belongs to: by fd, else the only one pending in the process. */
+  private goClientCall(conn: Connection): PendingGoCall | undefined {
+    const byFd = this.goClientCalls.get(`${conn.pid}:${conn.fd}`);
+    if (byFd?.length) {
+      const call = byFd.shift()!;
+      if (byFd.length === 0) this.goClientCalls.delete(`${conn.pid}:${conn.fd}`);
+      return call;
+    }
+    const any = this.goClientCalls.get(`${conn.pid}`);
+    if (any?.length === 1) {
+      this.goClientCalls.delete(`${conn.pid}`);
+      return any[0];
+    }
+    return undefined;
   }
 
   private start(conn: Connection, req: Http1Request): void {
@@ -131,59 +332,73 @@ export class Correlator {
     };
     const pending: InFlight = { span, conn, claimed: false };
     const header = parseTraceparent(headerValue(req.headers, 'traceparent'));
-    const traceState = headerValue(req.headers, 'tracestate');
+    const traceState = headerValue(req.headers, 'tracestate') ?? '';
+    const setParent = (ctx: SpanContext) => {
+      span.traceId = ctx.traceId;
+      span.parentSpanId = ctx.spanId;
+      span.traceState = ctx.traceState;
+    };
     let context: string;
     if (kind === 'server') {
       const client = header ? undefined : this.pairedClient(conn);
       if (header) {
-        span.traceId = header.traceId;
-        span.parentSpanId = header.parentId;
+        setParent({ traceId: header.traceId, spanId: header.parentId, traceState });
         span.parentIsRemote = true;
-        span.traceState = traceState ?? '';
         context = 'traceparent';
       } else if (client) {
         client.claimed = true;
-        span.traceId = client.span.traceId;
-        span.parentSpanId = client.span.spanId;
-        span.traceState = client.span.traceState;
+        setParent(ctxOf(client.span));
         context = 'connection-pair';
       } else {
         span.traceId = this.ids.traceId();
         context = 'new';
       }
       pending.threadKey = `${conn.pid}:${req.tid}`;
-      const list = this.serving.get(pending.threadKey) ?? [];
-      list.push(pending);
-      this.serving.set(pending.threadKey, list);
+      push(this.serving, pending.threadKey, pending);
     } else {
-      const onThread = this.serving.get(`${conn.pid}:${req.tid}`) ?? [];
-      const parent = onThread.length === 1 ? onThread[0]! : undefined;
+      const isGo = this.goPids.has(conn.pid);
+      const call = isGo ? this.goClientCall(conn) : undefined;
+      const g = call ? this.goroutine(conn.pid, call.goid, false) : undefined;
+      const goParent = g?.serving ? ctxOf(g.serving.span) : g?.inherited;
+      // Go goroutines hop between threads: a thread says nothing about a Go request.
+      const onThread = isGo ? [] : (this.serving.get(`${conn.pid}:${req.tid}`) ?? []);
+      const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
+      const local = goParent ?? threadParent;
       if (header) {
         span.traceId = header.traceId;
-        span.traceState = traceState ?? '';
-        if (parent && parent.span.traceId === header.traceId) span.parentSpanId = parent.span.spanId;
+        span.traceState = traceState;
+        if (local && local.traceId === header.traceId) span.parentSpanId = local.spanId;
         else {
           span.parentSpanId = header.parentId;
           span.parentIsRemote = true;
         }
         context = 'traceparent';
-      } else if (parent) {
-        span.traceId = parent.span.traceId;
-        span.parentSpanId = parent.span.spanId;
-        span.traceState = parent.span.traceState;
+      } else if (goParent) {
+        setParent(goParent);
+        context = 'goroutine';
+      } else if (threadParent) {
+        setParent(threadParent);
         context = 'thread';
       } else {
         span.traceId = this.ids.traceId();
         context = onThread.length > 1 ? 'ambiguous-thread' : 'new';
       }
+      if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
     }
     span.attributes['loupe.context'] = context;
     if (req.error !== undefined) span.attributes['loupe.parse_error'] = req.error;
     if (req.lostBytes) span.attributes['loupe.lost_bytes'] = req.lostBytes;
     if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
-    const queue = this.inFlight.get(conn.id) ?? [];
-    queue.push(pending);
-    this.inFlight.set(conn.id, queue);
+    push(this.inFlight, conn.id, pending);
+    if (kind === 'server') {
+      // The handler may have started before the request's body finished arriving.
+      const fdKey = `${conn.pid}:${conn.fd}`;
+      const started = this.goServerStarts.get(fdKey)?.shift();
+      if (started) {
+        if (this.goServerStarts.get(fdKey)!.length === 0) this.goServerStarts.delete(fdKey);
+        this.bindHandler(pending, started.goid, started.ts);
+      }
+    }
   }
 
   /** The oldest client span on the connection that is this one seen from the other end. */
@@ -206,8 +421,17 @@ export class Correlator {
     this.finishSpan(pending, res.tsEnd);
   }
 
+  private incomplete(pending: InFlight, why: string, errorType: string, endNs: bigint): void {
+    this.stats.incomplete++;
+    pending.span.attributes['loupe.incomplete'] = why;
+    pending.span.attributes[ATTR_ERROR_TYPE] = errorType;
+    pending.span.status = { code: 'error', message: why };
+    this.finishSpan(pending, endNs);
+  }
+
   private finishSpan(pending: InFlight, endNs: bigint): void {
-    pending.span.endNs = endNs;
+    const span = pending.span;
+    span.endNs = endNs;
     if (pending.threadKey) {
       const list = this.serving.get(pending.threadKey);
       if (list) {
@@ -216,7 +440,38 @@ export class Correlator {
         if (list.length === 0) this.serving.delete(pending.threadKey);
       }
     }
+    if (pending.goid !== undefined) {
+      const g = this.goroutines.get(`${span.pid}:${pending.goid}`);
+      if (g?.serving === pending) g.serving = undefined;
+    }
     this.stats.spans++;
-    this.emit(pending.span);
+    this.emit(span);
+    if (pending.handlerStartNs !== undefined) this.emitPhases(pending);
   }
+
+  /**
+   * Server spans whose handler start we know get two children: the time the
+   * request waited after it arrived, and the time the handler worked on it.
+   */
+  private emitPhases(pending: InFlight): void {
+    const span = pending.span;
+    const handlerStart = pending.handlerStartNs!;
+    const handlerEnd = pending.handlerEndNs !== undefined && pending.handlerEndNs < span.endNs ? pending.handlerEndNs : span.endNs;
+    const child = (name: string, startNs: bigint, endNs: bigint): Span => ({
+      traceId: span.traceId, spanId: this.ids.spanId(), parentSpanId: span.spanId, parentIsRemote: false, traceState: span.traceState,
+      name, kind: 'internal', startNs, endNs: endNs > startNs ? endNs : startNs, service: span.service, pid: span.pid,
+      attributes: { 'loupe.phase': name === 'in queue' ? 'queue' : 'processing', 'loupe.goroutine': pending.goid!.toString() },
+      status: { code: 'unset' },
+    });
+    for (const phase of [child('in queue', span.startNs, handlerStart), child('processing', handlerStart, handlerEnd)]) {
+      this.stats.spans++;
+      this.emit(phase);
+    }
+  }
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }

@@ -29,8 +29,11 @@ export class Pipeline {
   readonly processes: ProcessTable;
   readonly correlator: Correlator;
   private readonly tracker: ConnectionTracker;
-  /** Virtual clock: the latest event time seen. */
+  /** Virtual clock: the latest event time seen. Timeouts run on it, never on the wall clock. */
   private now = 0n;
+  private nextIdleSweep = 0n;
+  /** A connection nothing moved on for this long is forgotten (its close was lost). */
+  private readonly idleTimeoutNs = 300_000_000_000n;
   private finished = false;
 
   constructor(header: CaptureHeader, sinks: SpanSink[], options: CorrelatorOptions = DEFAULT_CORRELATOR_OPTIONS) {
@@ -60,7 +63,14 @@ export class Pipeline {
   }
 
   private handle(ev: Event): void {
-    if (ev.ts > this.now) this.now = ev.ts;
+    if (ev.ts > this.now) {
+      this.now = ev.ts;
+      if (this.now >= this.nextIdleSweep) {
+        this.nextIdleSweep = this.now + 1_000_000_000n;
+        this.tracker.expireIdle(this.now - this.idleTimeoutNs, this.now);
+      }
+      this.correlator.tick(this.now);
+    }
     this.stats.events[ev.type] = (this.stats.events[ev.type] ?? 0) + 1;
     switch (ev.type) {
       case 'proc_exec':
@@ -70,10 +80,18 @@ export class Pipeline {
         this.stats.lostRecords += Number(ev.lost);
         this.correlator.onLoss(ev.lost);
         break;
+      case 'go_goroutine_create':
+      case 'go_goroutine_exit':
+        this.correlator.onGoroutine(ev);
+        break;
+      case 'go_request_start':
+      case 'go_request_end':
+        this.correlator.onGoRequest(ev);
+        break;
       default:
+        this.tracker.handle(ev);
         break;
     }
-    this.tracker.handle(ev);
   }
 
   /** End of input: what is still open ends as incomplete, at the last event time. */

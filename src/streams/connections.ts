@@ -34,9 +34,14 @@ export interface Connection {
 export interface ConnectionListener {
   onOpen?(conn: Connection): void;
   onMessage(conn: Connection, message: MessageBase): void;
-  /** `captureEnd`: the input ended with the connection still open, it did not close. */
-  onClose(conn: Connection, ts: bigint, reason: 'closed' | 'captureEnd'): void;
+  onClose(conn: Connection, ts: bigint, reason: CloseReason): void;
 }
+
+/**
+ * closed: the process closed it (or exited); captureEnd: the input ended with
+ * it still open; idle: nothing moved on it for longer than the idle timeout.
+ */
+export type CloseReason = 'closed' | 'captureEnd' | 'idle';
 
 /** Bytes a connection may move without a recognisable message start before we stop looking. */
 export const GIVE_UP_BYTES = 64 * 1024;
@@ -189,6 +194,16 @@ export class ConnectionTracker {
     conn.lastTs = ts;
     conn.parser?.end(ts);
     this.listener.onClose(conn, ts, 'closed');
+  }
+
+  /** Forget connections nothing moved on since `before` (their close was never seen). */
+  expireIdle(before: bigint, now: bigint): void {
+    for (const [key, conn] of this.byFd) {
+      if (conn.lastTs >= before) continue;
+      this.byFd.delete(key);
+      conn.parser?.end(now);
+      this.listener.onClose(conn, now, 'idle');
+    }
   }
 
   /** End of input: close everything still open, in id order so output does not depend on map history. */
