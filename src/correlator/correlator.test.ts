@@ -101,6 +101,43 @@ describe('correlator', () => {
     expect(server.attributes['loupe.context']).toBe('new');
   });
 
+  it('does not pair on a reused 4-tuple when the bytes show another request (its close and open were lost)', () => {
+    const s = new Script();
+    const [c1] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.send(c1, get('/first')); // the server never saw it, and the client's close was lost
+    const srv2 = s.open({ pid: 1, tid: 12, fd: 9, role: 'server', local: { addr: '127.0.0.1', port: 8080 }, remote: { addr: '127.0.0.1', port: 40000 } });
+    s.recv(srv2, get('/second'));
+    const server = find(spansOf(s.events), 'front', 'server');
+    expect(server.parentSpanId).toBe('');
+    expect(server.attributes['url.path']).toBe('/second');
+  });
+
+  it('pairs across NAT on one host when exactly one client request in flight has the same bytes', () => {
+    const s = new Script();
+    // curl -> 127.0.0.1:8080, DNAT'ed: the server sees 172.17.0.1:51000 -> 172.17.0.2:80
+    const curl = s.open({ pid: 3, tid: 3, fd: 3, role: 'client', local: { addr: '127.0.0.1', port: 40000 }, remote: { addr: '127.0.0.1', port: 8080 } });
+    const srv = s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: { addr: '172.17.0.2', port: 80 }, remote: { addr: '172.17.0.1', port: 51000 } });
+    const other = s.open({ pid: 3, tid: 3, fd: 4, role: 'client', local: { addr: '127.0.0.1', port: 40001 }, remote: { addr: '127.0.0.1', port: 8080 } });
+    s.send(curl, get('/via-nat', 'X-Id: 1\r\n'));
+    s.send(other, get('/via-nat', 'X-Id: 2\r\n')); // different bytes: not a candidate
+    s.recv(srv, get('/via-nat', 'X-Id: 1\r\n'));
+    const spans = spansOf(s.events);
+    const server = find(spans, 'front', 'server');
+    const client = spans.find((x) => x.kind === 'client' && x.attributes['network.peer.port'] === 8080 && x.startNs === spans.filter((y) => y.kind === 'client').map((y) => y.startNs).sort()[0])!;
+    expect(server.parentSpanId).toBe(client.spanId);
+    expect(server.attributes['loupe.context']).toBe('connection-pair-nat');
+
+    // two identical requests in flight: the data cannot tell which, so no parent
+    const t = new Script();
+    const a = t.open({ pid: 3, tid: 3, fd: 3, role: 'client', local: { addr: '127.0.0.1', port: 40000 }, remote: { addr: '127.0.0.1', port: 8080 } });
+    const b = t.open({ pid: 3, tid: 3, fd: 4, role: 'client', local: { addr: '127.0.0.1', port: 40001 }, remote: { addr: '127.0.0.1', port: 8080 } });
+    const srv2 = t.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: { addr: '172.17.0.2', port: 80 }, remote: { addr: '172.17.0.1', port: 51000 } });
+    t.send(a, get('/same'));
+    t.send(b, get('/same'));
+    t.recv(srv2, get('/same'));
+    expect(find(spansOf(t.events), 'front', 'server').parentSpanId).toBe('');
+  });
+
   it('ends requests without a response as incomplete errors, saying why', () => {
     const s = new Script();
     const [c, srv] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

@@ -54,6 +54,8 @@ interface SpanContext {
 interface InFlight {
   span: Span;
   conn: Connection;
+  /** The request as sent: both ends of one connection must see the same one. */
+  fingerprint: string;
   /** A server span already took this client span as its parent. */
   claimed: boolean;
   threadKey?: string;
@@ -88,6 +90,9 @@ export interface CorrelatorStats {
   evictedGoroutines: number;
 }
 
+/** How long before a server sees a request the NATed client may have sent it. */
+const NAT_WINDOW_NS = 1_000_000_000n;
+
 const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
 const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState });
 
@@ -96,6 +101,10 @@ export class Correlator {
   private readonly inFlight = new Map<number, InFlight[]>();
   /** Open client connections by their 4-tuple, for connection-pair matching. */
   private readonly clientsByTuple = new Map<string, Connection>();
+  /** Open server connections by their 4-tuple seen from the client: tuples visible from both ends. */
+  private readonly serversByClientTuple = new Map<string, Connection>();
+  /** Unclaimed client requests by their bytes, for pairing across NAT. */
+  private readonly clientsByFingerprint = new Map<string, InFlight[]>();
   /** Server requests in flight per thread (pid:tid). */
   private readonly serving = new Map<string, InFlight[]>();
   /** Open connections by pid:fd, to find the one a Go event names. */
@@ -124,6 +133,7 @@ export class Correlator {
     const sum = (m: Map<string | number, unknown[]>) => [...m.values()].reduce((n, l) => n + l.length, 0);
     return {
       inFlight: sum(this.inFlight), clientsByTuple: this.clientsByTuple.size, serving: sum(this.serving),
+      serversByClientTuple: this.serversByClientTuple.size, clientsByFingerprint: sum(this.clientsByFingerprint),
       connsByFd: this.connsByFd.size, goroutines: this.goroutines.size, goServerStarts: sum(this.goServerStarts),
       goClientCalls: sum(this.goClientCalls),
     };
@@ -131,7 +141,10 @@ export class Correlator {
 
   onOpen(conn: Connection): void {
     this.connsByFd.set(`${conn.pid}:${conn.fd}`, conn);
-    if (conn.role === 'client' && conn.local && conn.remote) this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
+    if (conn.local && conn.remote) {
+      if (conn.role === 'client') this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
+      if (conn.role === 'server') this.serversByClientTuple.set(tupleKey(conn.remote, conn.local), conn);
+    }
   }
 
   onMessage(conn: Connection, message: MessageBase): void {
@@ -166,6 +179,8 @@ export class Correlator {
     if (conn.local && conn.remote) {
       const key = tupleKey(conn.local, conn.remote);
       if (this.clientsByTuple.get(key) === conn) this.clientsByTuple.delete(key);
+      const reversed = tupleKey(conn.remote, conn.local);
+      if (this.serversByClientTuple.get(reversed) === conn) this.serversByClientTuple.delete(reversed);
     }
     this.goServerStarts.delete(fdKey);
     this.goClientCalls.delete(fdKey);
@@ -330,7 +345,7 @@ export class Correlator {
       attributes: requestAttributes(kind, req, conn.local, conn.remote, this.options.redaction),
       status: { code: 'unset' },
     };
-    const pending: InFlight = { span, conn, claimed: false };
+    const pending: InFlight = { span, conn, claimed: false, fingerprint: fingerprint(req) };
     const header = parseTraceparent(headerValue(req.headers, 'traceparent'));
     const traceState = headerValue(req.headers, 'tracestate') ?? '';
     const setParent = (ctx: SpanContext) => {
@@ -340,15 +355,16 @@ export class Correlator {
     };
     let context: string;
     if (kind === 'server') {
-      const client = header ? undefined : this.pairedClient(conn);
+      const paired = header ? undefined : this.pairedClient(conn, pending.fingerprint, req.tsStart);
       if (header) {
         setParent({ traceId: header.traceId, spanId: header.parentId, traceState });
         span.parentIsRemote = true;
         context = 'traceparent';
-      } else if (client) {
-        client.claimed = true;
-        setParent(ctxOf(client.span));
-        context = 'connection-pair';
+      } else if (paired) {
+        paired.client.claimed = true;
+        this.unindex(paired.client);
+        setParent(ctxOf(paired.client.span));
+        context = paired.how;
       } else {
         span.traceId = this.ids.traceId();
         context = 'new';
@@ -384,6 +400,7 @@ export class Correlator {
         context = onThread.length > 1 ? 'ambiguous-thread' : 'new';
       }
       if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
+      push(this.clientsByFingerprint, pending.fingerprint, pending);
     }
     span.attributes['loupe.context'] = context;
     if (req.error !== undefined) span.attributes['loupe.parse_error'] = req.error;
@@ -401,12 +418,29 @@ export class Correlator {
     }
   }
 
-  /** The oldest client span on the connection that is this one seen from the other end. */
-  private pairedClient(conn: Connection): InFlight | undefined {
+  /**
+   * The client span this server request answers: the oldest unclaimed one on
+   * the connection that is this one seen from the other end — if it sent this
+   * very request (a reused 4-tuple whose close and open were lost must not
+   * pair). Failing that, NAT on this host may have rewritten the tuple: then
+   * the one client request in flight with exactly these bytes, if only one.
+   */
+  private pairedClient(conn: Connection, fp: string, arrivedNs: bigint): { client: InFlight; how: string } | undefined {
     if (!conn.local || !conn.remote) return undefined;
-    const client = this.clientsByTuple.get(tupleKey(conn.remote, conn.local));
-    if (!client) return undefined;
-    return this.inFlight.get(client.id)?.find((p) => !p.claimed);
+    const byTuple = this.clientsByTuple.get(tupleKey(conn.remote, conn.local));
+    if (byTuple) {
+      const candidate = this.inFlight.get(byTuple.id)?.find((p) => !p.claimed);
+      if (candidate && candidate.fingerprint === fp) return { client: candidate, how: 'connection-pair' };
+      if (candidate) return undefined; // the tuple is known but the bytes disagree: no guess
+    }
+    // NAT: the client's own tuple must not be visible reversed here (then it went elsewhere),
+    // and it must have been sent shortly before this request arrived.
+    const alike = (this.clientsByFingerprint.get(fp) ?? []).filter((p) =>
+      p.conn.pid !== conn.pid && p.conn.local && p.conn.remote
+      && !this.serversByClientTuple.has(tupleKey(p.conn.local, p.conn.remote))
+      && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
+    const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
+    return found ? { client: found, how: 'connection-pair-nat' } : undefined;
   }
 
   private end(pending: InFlight, res: Http1Response): void {
@@ -429,8 +463,17 @@ export class Correlator {
     this.finishSpan(pending, endNs);
   }
 
+  private unindex(client: InFlight): void {
+    const list = this.clientsByFingerprint.get(client.fingerprint);
+    const i = list?.indexOf(client) ?? -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) this.clientsByFingerprint.delete(client.fingerprint);
+  }
+
   private finishSpan(pending: InFlight, endNs: bigint): void {
     const span = pending.span;
+    if (span.kind === 'client') this.unindex(pending);
     span.endNs = endNs;
     if (pending.threadKey) {
       const list = this.serving.get(pending.threadKey);
@@ -468,6 +511,12 @@ export class Correlator {
       this.emit(phase);
     }
   }
+}
+
+function fingerprint(req: Http1Request): string {
+  let fp = `${req.method} ${req.target} ${req.version}`;
+  for (const [n, v] of req.headers) fp += `\n${n}: ${v}`;
+  return fp;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
