@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := demo
-.PHONY: demo test test-all bench build check deps system-deps clean
+.PHONY: demo test test-all bench build check deps system-deps bpf native clean
 
 NPM := npm --no-audit --no-fund --loglevel=error
 
@@ -15,7 +15,36 @@ deps: node_modules/.loupe-installed
 system-deps:
 	@scripts/system-deps.sh
 
-build: deps
+# eBPF objects, CO-RE against the running kernel's BTF. Where clang or bpftool
+# is missing (a non-root machine that could not install them) this says so and
+# the live tests report themselves skipped with that reason.
+BPF_SOURCES := $(wildcard bpf/*.bpf.c)
+BPF_OBJECTS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SOURCES))
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+build/bpf/vmlinux.h:
+	@mkdir -p build/bpf
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+build/bpf/%.bpf.o: bpf/%.bpf.c bpf/common.bpf.h bpf/events.h build/bpf/vmlinux.h
+	clang -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Ibuild/bpf -Ibpf -c $< -o $@
+
+bpf:
+	@if command -v clang >/dev/null && command -v bpftool >/dev/null && [ -e /sys/kernel/btf/vmlinux ]; then \
+	  $(MAKE) --no-print-directory $(BPF_OBJECTS); \
+	else echo "bpf: clang, bpftool or kernel BTF missing: BPF objects not built (live tests will be skipped)"; fi
+
+# The libbpf addon, against the headers of the node that runs it.
+NODE_DIR := $(shell dirname $$(dirname $$(command -v node)))
+native/build/Release/loupe_bpf.node: native/loupe_bpf.cc native/binding.gyp node_modules/.loupe-installed
+	cd native && ../node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_DIR) --loglevel=warn
+
+native:
+	@if [ -e /usr/include/bpf/libbpf.h ]; then \
+	  $(MAKE) --no-print-directory native/build/Release/loupe_bpf.node; \
+	else echo "native: libbpf headers missing: addon not built (live tests will be skipped)"; fi
+
+build: deps bpf native
 	npx tsc -p tsconfig.json
 
 # Type-checks tests and benchmarks too (the build leaves them out).
@@ -34,4 +63,4 @@ bench: build
 	@for b in bench/*.bench.ts; do echo "== $$b"; npx tsx $$b || exit 1; done
 
 clean:
-	rm -rf dist node_modules
+	rm -rf dist build native/build node_modules

@@ -197,4 +197,16 @@ struct loupe_loss_event {
 	__u32 pad0;
 };
 
+/*
+ * User -> kernel: the agent's settings, the one entry of the `loupe_config`
+ * map. The kernel side reads it on every hook, so changes apply at once.
+ */
+struct loupe_config {
+	__u32 agent_pid;   /* never traced: the agent must not watch itself */
+	__u32 max_payload; /* payload bytes copied per data record, <= LOUPE_MAX_PAYLOAD */
+	__u32 filter_pids; /* 1: only processes in the `loupe_pids` map (and their children) */
+	__u32 filter_ports; /* 1: only connections with a port in the `loupe_ports` map at either end */
+	__u64 cookie_key;  /* mixed into socket cookies so kernel addresses never reach a capture */
+};
+
 #endif /* LOUPE_EVENTS_H */

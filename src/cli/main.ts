@@ -13,6 +13,9 @@ import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../streams/detect';
 import type { PcapImportStats } from '../sources/pcap/import';
+import { LiveSession, type LiveSessionOptions } from '../pipeline/live';
+import { LiveError } from '../sources/live/live-source';
+import { CONSTANTS } from '../events/layout';
 
 export class UsageError extends Error {}
 
@@ -37,12 +40,26 @@ Usage:
   loupe import FILE.pcap|FILE.pcapng -o OUT.loupe|OUT.jsonl
       Turn a packet capture into a Loupe capture: each TCP flow reassembled
       and shown as a client and a server socket, so replay gives both spans.
+  loupe run [--config FILE] [--pid N ...] [--exe REGEX] [--port N ...]
+           [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
+           [--duration S] [--max-payload N] [--ring-mb N] [--no-redact] [--quiet]
+      Run the live agent (root): eBPF on this host's syscalls, through the
+      same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
+      to stdout or OUT; --record also writes the capture it consumed, so
+      replaying it gives the same spans byte for byte. With no --pid, --exe
+      or --port every process is watched (but the agent itself).
+  loupe record -o FILE.loupe [same options as run, but --format/--record]
+      Record a capture (mode 0600) with a progress line of records/s and
+      records lost. Payload secrets (credential headers, query values) are
+      masked unless --no-redact.
   loupe help
 
 Exit status: 0 ok; 2 bad input (corrupt or truncated capture, bad record,
-bad arguments) with the file and byte offset or line on stderr; 1 internal error.
+bad arguments) with the file and byte offset or line on stderr; 3 the live
+agent cannot run here (names the missing privilege or kernel feature);
+1 internal error.
 
-Planned (see the issues): run, record, view, report, diff.
+Planned (see the issues): view, report, diff.
 `;
 
 type Out = { out: (s: string) => void; err: (s: string) => void };
@@ -201,7 +218,138 @@ function cmdConvert(args: string[], io: Out): number {
   return 0;
 }
 
-export function main(argv: string[], io: Out): number {
+const LIVE_OPTIONS = {
+  config: { type: 'string' },
+  pid: { type: 'string', multiple: true },
+  exe: { type: 'string' },
+  port: { type: 'string', multiple: true },
+  output: { type: 'string', short: 'o' },
+  duration: { type: 'string' },
+  'max-payload': { type: 'string' },
+  'ring-mb': { type: 'string' },
+  'no-redact': { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
+} as const;
+
+/** --config FILE: a JSON object with the same keys as the flags (flags win). */
+function liveConfig(file: string | undefined): Record<string, unknown> {
+  if (!file) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError(`--config ${file}: not a JSON object`);
+  const known = new Set(['pid', 'exe', 'port', 'format', 'output', 'record', 'duration', 'max-payload', 'ring-mb', 'no-redact']);
+  for (const key of Object.keys(value)) if (!known.has(key)) throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
+  return value as Record<string, unknown>;
+}
+
+function intOption(name: string, value: unknown, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+interface LiveCommand {
+  session: Omit<LiveSessionOptions, 'write'>;
+  duration?: number;
+  output?: string;
+  quiet: boolean;
+}
+
+function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
+  const options = command === 'run'
+    ? { ...LIVE_OPTIONS, format: { type: 'string' }, record: { type: 'string' } } as const
+    : LIVE_OPTIONS;
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
+  if (positionals.length) throw new UsageError(`${command} takes no positional arguments, got ${positionals.join(' ')}`);
+  const v = { ...liveConfig(values.config), ...Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined && x !== false)) } as Record<string, unknown>;
+  const list = (x: unknown) => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+  const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22)!);
+  const ports = list(v.port).map((p) => intOption('port', p, 1, 65535)!);
+  let exe: RegExp | undefined;
+  if (v.exe !== undefined) {
+    try {
+      exe = new RegExp(String(v.exe));
+    } catch (e) {
+      throw new UsageError(`--exe: ${(e as Error).message}`);
+    }
+  }
+  const format = (v.format ?? (command === 'run' ? 'tree' : 'jsonl')) as ReplayFormat;
+  if (!REPLAY_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${REPLAY_FORMATS.join(', ')}, got ${JSON.stringify(v.format)}`);
+  const capturePath = (command === 'record' ? v.output : v.record) as string | undefined;
+  if (command === 'record' && !capturePath) throw new UsageError('record needs -o FILE.loupe');
+  const ringMb = intOption('ring-mb', v['ring-mb'], 1, 1024) ?? 16;
+  if ((ringMb & (ringMb - 1)) !== 0) throw new UsageError(`--ring-mb must be a power of two, got ${ringMb}`);
+  const duration = v.duration === undefined ? undefined : Number(v.duration);
+  if (duration !== undefined && !(duration > 0)) throw new UsageError(`--duration takes seconds > 0, got ${JSON.stringify(v.duration)}`);
+  return {
+    session: {
+      pids, ports, ...(exe ? { exe } : {}),
+      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_PAYLOAD) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
+      ringBytes: ringMb << 20,
+      redact: !v['no-redact'],
+      format,
+      ...(capturePath ? { capturePath } : {}),
+    },
+    ...(duration !== undefined ? { duration } : {}),
+    ...(command === 'run' && typeof v.output === 'string' ? { output: v.output } : {}),
+    quiet: Boolean(v.quiet),
+  };
+}
+
+/** run and record: start, wait for a signal or the duration, stop, report. */
+async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Promise<number> {
+  const cmd = liveCommand(args, command);
+  const chunks: string[] = [];
+  // record writes no spans; run streams them to stdout or collects them for -o.
+  const write = command === 'record' ? () => {} : cmd.output ? (s: string) => chunks.push(s) : io.out;
+  const session = new LiveSession({ ...cmd.session, write });
+  let started;
+  try {
+    started = session.start();
+  } catch (e) {
+    if (e instanceof LiveError) {
+      io.err(`loupe: the live agent cannot run here: ${e.message}\n`);
+      return 3;
+    }
+    throw e;
+  }
+  const watching = [
+    cmd.session.pids?.length ? `pids ${cmd.session.pids.join(',')}` : '',
+    cmd.session.exe ? `executables matching /${cmd.session.exe.source}/` : '',
+    cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
+  ].filter(Boolean).join(', ') || 'every process';
+  io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}; kernel lockdown: ${started.lockdown}` +
+    ` (header injection with bpf_probe_write_user ${started.lockdown === 'none' ? 'possible' : 'refused'})\n`);
+  const t0 = process.hrtime.bigint();
+  let last = { t: t0, records: 0 };
+  const progress = command === 'record' && !cmd.quiet ? setInterval(() => {
+    const now = process.hrtime.bigint();
+    const rate = ((session.progress.records - last.records) * 1e9) / Number(now - last.t);
+    last = { t: now, records: session.progress.records };
+    io.err(`loupe: recording: ${session.progress.records} records (${Math.round(rate)}/s), ${session.progress.lost} lost, ${session.progress.spans} spans\n`);
+  }, 1000) : undefined;
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    if (cmd.duration !== undefined) setTimeout(done, cmd.duration * 1000).unref();
+  });
+  if (progress) clearInterval(progress);
+  const summary = await session.stop();
+  if (cmd.output) fs.writeFileSync(cmd.output, chunks.join(''));
+  if (!cmd.quiet) {
+    io.err(summaryLine(summary));
+    if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
+  }
+  return 0;
+}
+
+export function main(argv: string[], io: Out): number | Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -219,23 +367,30 @@ export function main(argv: string[], io: Out): number {
       case '-h':
         io.out(USAGE);
         return command === undefined ? 2 : 0;
-      case 'run': case 'record': case 'view': case 'report': case 'diff':
+      case 'run':
+      case 'record':
+        return cmdLive(rest, io, command).catch((e) => handleError(e, command, io));
+      case 'view': case 'report': case 'diff':
         throw new UsageError(`'${command}' is not built yet; see the project's open issues`);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (e) {
-    if (e instanceof CaptureError) {
-      io.err(`loupe: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith?.('ERR_PARSE_ARGS')) {
-      io.err(`loupe: ${(e as Error).message}\n${command === undefined ? USAGE : "run 'loupe help' for usage\n"}`);
-      return 2;
-    }
-    io.err(`loupe: internal error: ${(e as Error).stack ?? e}\n`);
-    return 1;
+    return handleError(e, command, io);
   }
+}
+
+function handleError(e: unknown, command: string | undefined, io: Out): number {
+  if (e instanceof CaptureError) {
+    io.err(`loupe: ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith?.('ERR_PARSE_ARGS')) {
+    io.err(`loupe: ${(e as Error).message}\n${command === undefined ? USAGE : "run 'loupe help' for usage\n"}`);
+    return 2;
+  }
+  io.err(`loupe: internal error: ${(e as Error).stack ?? e}\n`);
+  return 1;
 }
 
 if (require.main === module) {
@@ -244,9 +399,10 @@ if (require.main === module) {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  const code = main(process.argv.slice(2), {
+  void Promise.resolve(main(process.argv.slice(2), {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
+  })).then((code) => {
+    process.exitCode = code;
   });
-  process.exitCode = code;
 }

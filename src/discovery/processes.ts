@@ -18,6 +18,11 @@ export class ProcessTable {
     this.byPid.set(ev.pid, { pid: ev.pid, ppid: ev.ppid, exe: ev.filename, comm: ev.comm, ...(known?.service ? { service: known.service } : {}) });
   }
 
+  /** A process learnt outside exec records (a live run looking it up in /proc); what is known stays. */
+  learn(info: ProcessInfo): void {
+    if (!this.byPid.has(info.pid)) this.byPid.set(info.pid, info);
+  }
+
   get(pid: number): ProcessInfo | undefined {
     return this.byPid.get(pid);
   }

@@ -146,6 +146,13 @@ export const STRUCT_MEMBERS = {
     ['source', 'u32'],
     ['pad0', 'u32'],
   ],
+  loupe_config: [
+    ['agent_pid', 'u32'],
+    ['max_payload', 'u32'],
+    ['filter_pids', 'u32'],
+    ['filter_ports', 'u32'],
+    ['cookie_key', 'u64'],
+  ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;
 
 export type StructName = keyof typeof STRUCT_MEMBERS;

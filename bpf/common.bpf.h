@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Maps and helpers every Loupe BPF object shares. Each object declares these
+ * maps; the addon loads the objects in order and makes a later object reuse
+ * the earlier object's map of the same name, so all programs write one ring
+ * buffer and read one config.
+ */
+#ifndef LOUPE_COMMON_BPF_H
+#define LOUPE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* The one ring buffer; its size is set by the addon before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} loupe_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loupe_config);
+} loupe_config SEC(".maps");
+
+/* Processes to watch when config.filter_pids is on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} loupe_pids SEC(".maps");
+
+/* Ports to watch (either end of a connection) when config.filter_ports is on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} loupe_ports SEC(".maps");
+
+/* Records the ring buffer refused since the last loss record, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} loupe_lost SEC(".maps");
+
+static __always_inline struct loupe_config *loupe_cfg(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&loupe_config, &zero);
+}
+
+/* Is this process one we watch? Never the agent itself. */
+static __always_inline int watched(struct loupe_config *cfg, __u32 pid)
+{
+	if (!cfg || pid == cfg->agent_pid)
+		return 0;
+	if (cfg->filter_pids && !bpf_map_lookup_elem(&loupe_pids, &pid))
+		return 0;
+	return 1;
+}
+
+static __always_inline void fill_header(struct loupe_event_header *hdr, __u32 type)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	hdr->ts_ns = bpf_ktime_get_ns();
+	hdr->type = type;
+	hdr->pid = id >> 32;
+	hdr->tid = (__u32)id;
+	hdr->cpu = bpf_get_smp_processor_id();
+}
+
+/*
+ * Write a record. A full ring buffer costs the record, never silently: the
+ * count is kept per CPU and written as a loss record ahead of the next record
+ * that fits, so the user side sees the loss in order.
+ */
+static __always_inline void emit(void *record, __u64 size)
+{
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&loupe_lost, &zero);
+	if (lost && *lost) {
+		struct loupe_loss_event loss = {};
+		fill_header(&loss.hdr, LOUPE_EV_LOSS);
+		loss.lost = *lost;
+		loss.source = LOUPE_LOSS_RINGBUF;
+		if (bpf_ringbuf_output(&loupe_events, &loss, sizeof(loss), 0) == 0)
+			*lost = 0;
+	}
+	if (bpf_ringbuf_output(&loupe_events, record, size, 0) != 0 && lost)
+		*lost += 1;
+}
+
+#endif /* LOUPE_COMMON_BPF_H */

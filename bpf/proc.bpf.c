@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Processes: exec (which program a pid now runs: its service), exit (its
+ * sockets are gone), and fork (a watched process's children are watched too,
+ * so `loupe record --pid` of a shell or a pre-forking server sees the workers).
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+SEC("tracepoint/sched/sched_process_fork")
+int process_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	struct loupe_config *cfg = loupe_cfg();
+	__u32 parent = ctx->parent_pid;
+	__u32 child = ctx->child_pid;
+	__u8 one = 1;
+	if (cfg && cfg->filter_pids && bpf_map_lookup_elem(&loupe_pids, &parent))
+		bpf_map_update_elem(&loupe_pids, &child, &one, BPF_ANY);
+	return 0;
+}
+
+/*
+ * Every exec is reported, watched or not: selecting processes by executable
+ * (`--exe`) is decided in user space, which then adds the pid to the filter.
+ */
+SEC("tracepoint/sched/sched_process_exec")
+int process_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct loupe_config *cfg = loupe_cfg();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!cfg || pid == cfg->agent_pid)
+		return 0;
+	struct loupe_proc_exec_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_PROC_EXEC);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(ev.comm, sizeof(ev.comm));
+	unsigned int name_at = ctx->__data_loc_filename & 0xFFFF;
+	bpf_probe_read_kernel_str(ev.filename, sizeof(ev.filename), (void *)ctx + name_at);
+	emit(&ev, sizeof(ev));
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int process_exit(struct trace_event_raw_sched_process_template *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if ((__u32)id != pid) /* a thread, not the process */
+		return 0;
+	struct loupe_config *cfg = loupe_cfg();
+	if (!watched(cfg, pid))
+		return 0;
+	struct loupe_proc_exit_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_PROC_EXIT);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	ev.exit_code = BPF_CORE_READ(task, exit_code);
+	emit(&ev, sizeof(ev));
+	bpf_map_delete_elem(&loupe_pids, &pid);
+	return 0;
+}

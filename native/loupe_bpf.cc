@@ -1,0 +1,278 @@
+// The thin loader: open, load and attach Loupe's BPF objects, fill their maps,
+// and drain the ring buffer on a thread of its own. Records are handed to
+// JavaScript in batches (u32 length + bytes each), never one callback per
+// event; decoding and policy stay in TypeScript.
+#include <napi.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// A batch is handed over when it reaches this size or when a poll times out.
+constexpr size_t kBatchBytes = 1 << 20;
+constexpr int kPollMs = 50;
+// Batches JS has not taken yet; past this the drain thread waits and the
+// kernel side counts what the full ring buffer refuses (visible loss).
+constexpr size_t kMaxQueuedBatches = 256;
+
+std::string errnoText(int err) {
+  err = err < 0 ? -err : err;
+  std::string text = strerror(err);
+  if (err == EPERM || err == EACCES)
+    text += " (loading BPF needs root or CAP_BPF + CAP_PERFMON; with kernel lockdown some helpers are refused)";
+  return text;
+}
+
+int printLibbpf(enum libbpf_print_level level, const char* fmt, va_list args) {
+  // libbpf's own messages (verifier logs) go to stderr for warnings and errors only.
+  if (level == LIBBPF_DEBUG) return 0;
+  return vfprintf(stderr, fmt, args);
+}
+
+class Agent : public Napi::ObjectWrap<Agent> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function cls = DefineClass(env, "Agent", {
+      InstanceMethod("load", &Agent::Load),
+      InstanceMethod("attach", &Agent::Attach),
+      InstanceMethod("mapUpdate", &Agent::MapUpdate),
+      InstanceMethod("mapDelete", &Agent::MapDelete),
+      InstanceMethod("start", &Agent::Start),
+      InstanceMethod("stop", &Agent::Stop),
+      InstanceMethod("close", &Agent::Close),
+      InstanceMethod("programs", &Agent::Programs),
+    });
+    exports.Set("Agent", cls);
+    exports.Set("clocks", Napi::Function::New(env, Clocks));
+    libbpf_set_print(printLibbpf);
+    return exports;
+  }
+
+  explicit Agent(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Agent>(info) {}
+  ~Agent() { Shutdown(); }
+
+ private:
+  std::vector<bpf_object*> objects_;
+  std::vector<bpf_link*> links_;
+  std::vector<std::string> attached_;
+  ring_buffer* ring_ = nullptr;
+  std::thread drain_;
+  std::atomic<bool> running_{false};
+  Napi::ThreadSafeFunction deliver_;
+  std::vector<uint8_t>* batch_ = nullptr;
+
+  bpf_map* FindMap(const std::string& name) {
+    for (auto* obj : objects_) {
+      bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+      if (map) return map;
+    }
+    return nullptr;
+  }
+
+  // load([paths], ringBytes): open every object; a map an earlier object
+  // already has (same name) is shared, not created again.
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!objects_.empty()) throw Napi::Error::New(env, "load: already loaded");
+    Napi::Array paths = info[0].As<Napi::Array>();
+    uint32_t ringBytes = info[1].As<Napi::Number>().Uint32Value();
+    for (uint32_t i = 0; i < paths.Length(); i++) {
+      std::string path = paths.Get(i).As<Napi::String>();
+      bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+      if (!obj) {
+        int err = errno;
+        Shutdown();
+        throw Napi::Error::New(env, "cannot open BPF object " + path + ": " + errnoText(err));
+      }
+      bpf_map* map;
+      bpf_object__for_each_map(map, obj) {
+        bpf_map* shared = FindMap(bpf_map__name(map));
+        if (shared) {
+          int err = bpf_map__reuse_fd(map, bpf_map__fd(shared));
+          if (err) {
+            bpf_object__close(obj);
+            Shutdown();
+            throw Napi::Error::New(env, std::string("cannot share map ") + bpf_map__name(map) + ": " + errnoText(err));
+          }
+        } else if (bpf_map__type(map) == BPF_MAP_TYPE_RINGBUF) {
+          bpf_map__set_max_entries(map, ringBytes);
+        }
+      }
+      int err = bpf_object__load(obj);
+      if (err) {
+        bpf_object__close(obj);
+        Shutdown();
+        throw Napi::Error::New(env, "cannot load BPF object " + path + ": " + errnoText(err) +
+                                        " (the verifier's log, if any, is on stderr)");
+      }
+      objects_.push_back(obj);
+    }
+    return env.Undefined();
+  }
+
+  // attach(): every program by its section name (tracepoints attach themselves).
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    for (auto* obj : objects_) {
+      bpf_program* prog;
+      bpf_object__for_each_program(prog, obj) {
+        bpf_link* link = bpf_program__attach(prog);
+        if (!link) {
+          int err = errno;
+          throw Napi::Error::New(env, std::string("cannot attach ") + bpf_program__name(prog) + " (" +
+                                          bpf_program__section_name(prog) + "): " + errnoText(err) +
+                                          (err == ENOENT ? " — is tracefs mounted at /sys/kernel/tracing?" : ""));
+        }
+        links_.push_back(link);
+        attached_.push_back(bpf_program__section_name(prog));
+      }
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Programs(const Napi::CallbackInfo& info) {
+    Napi::Array out = Napi::Array::New(info.Env(), attached_.size());
+    for (size_t i = 0; i < attached_.size(); i++) out.Set(i, attached_[i]);
+    return out;
+  }
+
+  bpf_map* MapArg(const Napi::CallbackInfo& info) {
+    std::string name = info[0].As<Napi::String>();
+    bpf_map* map = FindMap(name);
+    if (!map) throw Napi::Error::New(info.Env(), "no BPF map named " + name);
+    return map;
+  }
+
+  Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+    bpf_map* map = MapArg(info);
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    auto value = info[2].As<Napi::Buffer<uint8_t>>();
+    int err = bpf_map__update_elem(map, key.Data(), key.Length(), value.Data(), value.Length(), BPF_ANY);
+    if (err)
+      throw Napi::Error::New(info.Env(), std::string("cannot update map ") + bpf_map__name(map) + ": " + errnoText(err));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+    bpf_map* map = MapArg(info);
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    int err = bpf_map__delete_elem(map, key.Data(), key.Length(), 0);
+    return Napi::Boolean::New(info.Env(), err == 0);
+  }
+
+  static int OnRecord(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Agent*>(ctx);
+    if (!self->batch_) {
+      self->batch_ = new std::vector<uint8_t>();
+      self->batch_->reserve(kBatchBytes + 8192);
+    }
+    uint32_t len = static_cast<uint32_t>(size);
+    auto* b = self->batch_;
+    b->insert(b->end(), reinterpret_cast<uint8_t*>(&len), reinterpret_cast<uint8_t*>(&len) + 4);
+    b->insert(b->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+    // Stop consuming once the batch is full so it goes out before it grows further.
+    return b->size() >= kBatchBytes ? 1 : 0;
+  }
+
+  void Flush() {
+    if (!batch_ || batch_->empty()) return;
+    std::vector<uint8_t>* batch = batch_;
+    batch_ = nullptr;
+    napi_status status = deliver_.BlockingCall(batch, [](Napi::Env env, Napi::Function fn, std::vector<uint8_t>* b) {
+      auto buf = Napi::Buffer<uint8_t>::New(env, b->data(), b->size(),
+                                            [](Napi::Env, uint8_t*, std::vector<uint8_t>* owned) { delete owned; }, b);
+      fn.Call({buf});
+    });
+    if (status != napi_ok) delete batch;
+  }
+
+  // start(onBatch): drain on a thread; onBatch(Buffer) runs on the JS thread.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (running_) throw Napi::Error::New(env, "start: already running");
+    bpf_map* events = FindMap("loupe_events");
+    if (!events) throw Napi::Error::New(env, "start: no loupe_events ring buffer loaded");
+    ring_ = ring_buffer__new(bpf_map__fd(events), OnRecord, this, nullptr);
+    if (!ring_) throw Napi::Error::New(env, "cannot open the ring buffer: " + errnoText(errno));
+    deliver_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "loupe-drain", kMaxQueuedBatches, 1);
+    running_ = true;
+    drain_ = std::thread([this] {
+      while (running_) {
+        int n = ring_buffer__poll(ring_, kPollMs);
+        if (n < 0 && n != -EINTR) break;
+        // A full batch, or a quiet moment: hand over what we have.
+        if (batch_ && (batch_->size() >= kBatchBytes || n == 0)) Flush();
+      }
+      ring_buffer__consume(ring_);  // what is still in the buffer at stop
+      Flush();
+      // The end marker: JS sees a null batch, knows nothing more comes, and calls close().
+      deliver_.BlockingCall(static_cast<std::vector<uint8_t>*>(nullptr),
+                            [](Napi::Env env, Napi::Function fn, std::vector<uint8_t>*) { fn.Call({env.Null()}); });
+    });
+    return env.Undefined();
+  }
+
+  // stop(): detach every program at once, then let the drain thread empty the
+  // ring buffer; it ends with a null batch. Does not block the JS thread, which
+  // must keep taking batches until then.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Detach();
+    running_ = false;
+    return info.Env().Undefined();
+  }
+
+  // close(): after the null batch (or without start): free everything. Idempotent.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  void Detach() {
+    for (auto* link : links_) bpf_link__destroy(link);
+    links_.clear();
+  }
+
+  void Shutdown() {
+    Detach();
+    running_ = false;
+    if (drain_.joinable()) {
+      drain_.join();
+      deliver_.Release();
+    }
+    if (ring_) ring_buffer__free(ring_);
+    ring_ = nullptr;
+    for (auto it = objects_.rbegin(); it != objects_.rend(); ++it) bpf_object__close(*it);
+    objects_.clear();
+    delete batch_;
+    batch_ = nullptr;
+  }
+
+  // clocks(): CLOCK_REALTIME and CLOCK_MONOTONIC read back to back, as ns
+  // bigints: the capture's boot-time offset maps kernel times to wall time.
+  static Napi::Value Clocks(const Napi::CallbackInfo& info) {
+    timespec mono1, real, mono2;
+    clock_gettime(CLOCK_MONOTONIC, &mono1);
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono2);
+    auto ns = [](const timespec& t) -> uint64_t { return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + t.tv_nsec; };
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("realtime", Napi::BigInt::New(info.Env(), static_cast<uint64_t>(ns(real))));
+    out.Set("monotonic", Napi::BigInt::New(info.Env(), static_cast<uint64_t>((ns(mono1) + ns(mono2)) / 2)));
+    return out;
+  }
+};
+
+}  // namespace
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return Agent::Init(env, exports); }
+
+NODE_API_MODULE(loupe_bpf, InitAll)

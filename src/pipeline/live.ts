@@ -1,0 +1,256 @@
+/**
+ * A live run: kernel records from the live source, through the same pipeline
+ * as replay, and — for `loupe record` or `loupe run --record` — into a capture
+ * holding exactly the records the pipeline consumed, in the same order, with
+ * the seed and process table the pipeline used. Replaying that capture gives
+ * the live run's spans byte for byte (architecture rule 3).
+ *
+ * What happens here and not in the kernel:
+ *  - exec records are held until the process touches a watched socket, so a
+ *    capture names the programs it watched and not everything the host ran;
+ *  - a process first seen mid-life is looked up in /proc once and added to the
+ *    process table (the capture's header carries it);
+ *  - `--exe` selects processes by the exec'd path and adds them to the kernel filter;
+ *  - payload secrets are masked before anything else sees the bytes.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { encodeFrame, encodePreamble, type CaptureHeader, type ProcessInfo } from '../events/capture';
+import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
+import { LiveSource, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
+import { allPids, processInfo } from '../sources/live/procfs';
+import { maskHttpSecrets } from '../security/redact-payload';
+import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
+
+export interface LiveSessionOptions extends LiveOptions {
+  /** Watch processes whose executable path matches (existing ones and those exec'd later). */
+  exe?: RegExp;
+  /** Mask credential headers and query values in payloads (default on). */
+  redact: boolean;
+  /** Span output; `write` receives it (streamed for jsonl). */
+  format: ReplayFormat;
+  write: (text: string) => void;
+  /** Write a capture here (mode 0600). */
+  capturePath?: string;
+}
+
+export interface LiveProgress {
+  records: number;
+  lost: number;
+  spans: number;
+}
+
+const T = ENUMS.loupe_event_type;
+const TYPE_AT = offsetOf('loupe_event_header', 'type');
+const PID_AT = offsetOf('loupe_event_header', 'pid');
+const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
+const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
+const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
+/** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
+const MAX_HELD_EXECS = 4096;
+
+export class LiveSession {
+  readonly header: CaptureHeader;
+  /** Made in start(), once the clocks give the boot time that sinks add to kernel times. */
+  private replay!: Replay;
+  private readonly source: LiveSource;
+  private readonly heldExecs = new Map<number, Buffer>();
+  /** Processes whose records reach the pipeline. */
+  private readonly known = new Set<number>();
+  /** Processes selected by --pid/--exe (and their children), when a process filter is on. */
+  private readonly selected = new Set<number>();
+  private readonly filtering: boolean;
+  private spoolFd: number | undefined;
+  private spoolPath: string | undefined;
+  private spool: Buffer[] = [];
+  private spoolBytes = 0;
+  private failure: Error | undefined;
+  readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
+
+  constructor(private readonly options: LiveSessionOptions) {
+    this.filtering = (options.pids?.length ?? 0) > 0 || options.exe !== undefined;
+    for (const pid of options.pids ?? []) this.selected.add(pid);
+    const pids = [...(options.pids ?? [])];
+    if (options.exe) {
+      for (const pid of allPids()) {
+        if (pid === process.pid) continue;
+        const info = processInfo(pid);
+        if (info && options.exe.test(info.exe)) {
+          pids.push(pid);
+          this.selected.add(pid);
+        }
+      }
+      // Nothing runs it yet: the filter is on but empty until an exec matches.
+      if (pids.length === 0) pids.push(0);
+    }
+    this.header = {
+      eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
+      seed: randomBytes(8).toString('hex'),
+      host: { hostname: os.hostname(), kernel: os.release(), arch: os.arch() === 'x64' ? 'x86_64' : os.arch() },
+      bootTimeNs: '0',
+      processes: [],
+      config: {
+        pids: options.pids ?? [], ports: options.ports ?? [], exe: options.exe?.source ?? null,
+        maxPayload: options.maxPayload, redact: options.redact,
+      },
+      createdBy: 'loupe live',
+    };
+    this.source = new LiveSource({ ...options, pids }, (records) => this.onRecords(records));
+    if (options.capturePath) {
+      this.spoolPath = `${options.capturePath}.records.tmp`;
+      this.spoolFd = fs.openSync(this.spoolPath, 'w', 0o600);
+      fs.fchmodSync(this.spoolFd, 0o600);
+    }
+  }
+
+  start(): LiveStarted {
+    const started = this.source.start();
+    this.header.bootTimeNs = (started.clocks.realtime - started.clocks.monotonic).toString();
+    this.header.config.lockdown = started.lockdown;
+    // Batches arrive through the event loop, so none can come before this returns.
+    this.replay = new Replay(this.header, this.options.format, this.options.write);
+    return started;
+  }
+
+  private onRecords(records: Buffer[]): void {
+    if (this.failure) return;
+    try {
+      const out: Buffer[] = [];
+      for (const record of records) this.admit(record, out);
+      for (const record of out) this.spoolRecord(record);
+      this.replay.pushRecords(out.map((bytes) => ({ where: `live record ${this.progress.records}`, bytes })), 'live');
+      this.progress.records += out.length;
+      this.progress.spans = this.replay.pipeline.correlator.stats.spans;
+      this.progress.lost = this.replay.pipeline.stats.lostRecords;
+    } catch (e) {
+      this.failure = e as Error; // reported by stop(); the source keeps draining into nothing
+    }
+  }
+
+  /** Decide whether a record goes on, and what must go before it. */
+  private admit(record: Buffer, out: Buffer[]): void {
+    const type = record.readUInt32LE(TYPE_AT);
+    const pid = record.readUInt32LE(PID_AT);
+    switch (type) {
+      case T.LOUPE_EV_PROC_EXEC: {
+        const ppid = record.readUInt32LE(PPID_AT);
+        if (this.filtering) {
+          const filename = cString(record, FILENAME_AT);
+          const chosen = this.selected.has(pid) || this.selected.has(ppid) || (this.options.exe?.test(filename) ?? false);
+          if (!chosen) return;
+          if (!this.selected.has(pid)) {
+            this.selected.add(pid);
+            this.source.watchPid(pid);
+          }
+        }
+        // A process that exec's again: its new program counts from now.
+        if (this.known.has(pid)) out.push(record);
+        else this.hold(pid, record);
+        return;
+      }
+      case T.LOUPE_EV_PROC_EXIT:
+        this.heldExecs.delete(pid);
+        if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
+        out.push(record);
+        return;
+      case T.LOUPE_EV_LOSS:
+      case T.LOUPE_EV_TCP_STATE: // runs in softirq context: its pid is whoever was on the CPU
+        out.push(record);
+        return;
+      default:
+        if (!this.known.has(pid)) this.firstSight(pid, out);
+        if (type === T.LOUPE_EV_DATA && this.options.redact) {
+          const captured = record.readUInt32LE(CAPTURED_AT);
+          maskHttpSecrets(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured));
+        }
+        out.push(record);
+    }
+  }
+
+  private hold(pid: number, record: Buffer): void {
+    this.heldExecs.delete(pid);
+    this.heldExecs.set(pid, Buffer.from(record)); // copy: the batch buffer is not ours to keep
+    if (this.heldExecs.size > MAX_HELD_EXECS) this.heldExecs.delete(this.heldExecs.keys().next().value!);
+  }
+
+  /** The first record of a process: its exec record if we hold one, and what /proc says of it. */
+  private firstSight(pid: number, out: Buffer[]): void {
+    this.known.add(pid);
+    const exec = this.heldExecs.get(pid);
+    this.heldExecs.delete(pid);
+    // A pid the table already knows (an exec record, or a reused pid) keeps what the table says,
+    // in the live run and in the replay alike.
+    const info: ProcessInfo | undefined = this.replay.pipeline.processes.get(pid) ? undefined : processInfo(pid);
+    if (info) {
+      // The exec record names the program; /proc adds what it cannot say (the configured service name).
+      if (exec) info.exe = cString(exec, FILENAME_AT);
+      this.header.processes.push(info);
+      this.replay.pipeline.processes.learn(info);
+    }
+    if (exec) out.push(exec);
+  }
+
+  private spoolRecord(record: Buffer): void {
+    if (this.spoolFd === undefined) return;
+    const frame = encodeFrame(record);
+    this.spool.push(frame);
+    this.spoolBytes += frame.length;
+    if (this.spoolBytes >= 1 << 20) this.flushSpool();
+  }
+
+  private flushSpool(): void {
+    if (this.spoolFd === undefined || this.spoolBytes === 0) return;
+    const all = Buffer.concat(this.spool);
+    let written = 0;
+    while (written < all.length) written += fs.writeSync(this.spoolFd, all, written);
+    this.spool = [];
+    this.spoolBytes = 0;
+  }
+
+  /**
+   * Detach, take every record still in the ring buffer, end the pipeline and
+   * write the capture: the header (with every process the run learnt) first,
+   * then the records.
+   */
+  async stop(): Promise<ReplaySummary> {
+    await this.source.stop();
+    const summary = this.replay.finish();
+    if (this.spoolFd !== undefined && this.options.capturePath) {
+      this.flushSpool();
+      fs.closeSync(this.spoolFd);
+      const out = fs.openSync(this.options.capturePath, 'w', 0o600);
+      try {
+        fs.fchmodSync(out, 0o600);
+        fs.writeSync(out, encodePreamble(this.header));
+        copyInto(out, this.spoolPath!);
+      } finally {
+        fs.closeSync(out);
+        fs.unlinkSync(this.spoolPath!);
+      }
+    }
+    if (this.failure) throw this.failure;
+    return summary;
+  }
+}
+
+/** Append a file's bytes to an open fd, a chunk at a time (a long recording outgrows memory). */
+function copyInto(out: number, from: string): void {
+  const fd = fs.openSync(from, 'r');
+  const chunk = Buffer.alloc(1 << 20);
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      let written = 0;
+      while (written < n) written += fs.writeSync(out, chunk, written, n - written);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function cString(buf: Buffer, at: number): string {
+  const end = buf.indexOf(0, at);
+  return buf.toString('utf8', at, end < 0 ? buf.length : end);
+}

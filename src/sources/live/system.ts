@@ -1,0 +1,78 @@
+/**
+ * What the live agent needs from the machine, checked before anything is
+ * loaded so a failure names the missing privilege or kernel feature.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The repository root: dist/sources/live and src/sources/live are both three levels down. */
+export const ROOT = path.resolve(__dirname, '../../..');
+export const ADDON_PATH = path.join(ROOT, 'native/build/Release/loupe_bpf.node');
+export const BPF_OBJECTS = ['net', 'proc'].map((name) => path.join(ROOT, `build/bpf/${name}.bpf.o`));
+
+export interface NativeAgent {
+  load(objects: string[], ringBytes: number): void;
+  attach(): void;
+  mapUpdate(map: string, key: Buffer, value: Buffer): void;
+  mapDelete(map: string, key: Buffer): boolean;
+  start(onBatch: (batch: Buffer | null) => void): void;
+  close(): void;
+  stop(): void;
+  programs(): string[];
+}
+
+export interface Addon {
+  Agent: new () => NativeAgent;
+  clocks(): { realtime: bigint; monotonic: bigint };
+}
+
+export function loadAddon(): Addon {
+  if (!fs.existsSync(ADDON_PATH)) {
+    throw new Error(`the native addon is not built (${path.relative(ROOT, ADDON_PATH)}); run 'make build'`);
+  }
+  return require(ADDON_PATH) as Addon;
+}
+
+export type Lockdown = 'none' | 'integrity' | 'confidentiality' | 'unknown';
+
+/** Kernel lockdown mode: integrity refuses bpf_probe_write_user; confidentiality also refuses reading kernel memory. */
+export function lockdownMode(): Lockdown {
+  const file = '/sys/kernel/security/lockdown';
+  try {
+    if (!fs.existsSync(file)) tryMount('securityfs', '/sys/kernel/security');
+    const text = fs.readFileSync(file, 'utf8');
+    return (/\[(\w+)\]/.exec(text)?.[1] as Lockdown | undefined) ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function tryMount(type: string, where: string): void {
+  try {
+    execFileSync('mount', ['-t', type, type, where], { stdio: 'ignore' });
+  } catch {
+    /* reported by the check that needed it */
+  }
+}
+
+export type Support = { ok: true; lockdown: Lockdown } | { ok: false; reason: string };
+
+/**
+ * Can this process run the live agent? Mounts tracefs and bpffs when absent
+ * (tracepoints are attached by their tracefs ids). Does not load anything.
+ */
+export function liveSupport(): Support {
+  if (process.platform !== 'linux') return { ok: false, reason: `live capture needs Linux, this is ${process.platform}` };
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'live capture needs root (CAP_BPF, CAP_PERFMON and tracefs access)' };
+  if (!fs.existsSync('/sys/kernel/btf/vmlinux')) return { ok: false, reason: 'the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot load' };
+  if (!fs.existsSync('/sys/kernel/tracing/events')) tryMount('tracefs', '/sys/kernel/tracing');
+  if (!fs.existsSync('/sys/kernel/tracing/events/syscalls')) {
+    return { ok: false, reason: 'syscall tracepoints are not available (no /sys/kernel/tracing/events/syscalls; tracefs could not be mounted or CONFIG_FTRACE_SYSCALLS is off)' };
+  }
+  if (!fs.existsSync(ADDON_PATH)) return { ok: false, reason: `the native addon is not built (${path.relative(ROOT, ADDON_PATH)}); run 'make build'` };
+  for (const obj of BPF_OBJECTS) {
+    if (!fs.existsSync(obj)) return { ok: false, reason: `BPF object ${path.relative(ROOT, obj)} is not built; run 'make build'` };
+  }
+  return { ok: true, lockdown: lockdownMode() };
+}
