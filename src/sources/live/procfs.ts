@@ -32,6 +32,16 @@ export function processInfo(pid: number): ProcessInfo | undefined {
   }
   const cmdline = read(`/proc/${pid}/cmdline`);
   if (cmdline) info.cmdline = cmdline.split('\0').filter((s, i, all) => s !== '' || i < all.length - 1);
+  // An exec record names the path the program was started by (a symlink's own name, say);
+  // argv[0] is that path when it leads to the same executable, so both ways name it alike.
+  const argv0 = info.cmdline?.[0];
+  if (argv0?.startsWith('/') && argv0 !== exe) {
+    try {
+      if (fs.realpathSync(argv0) === exe) info.exe = argv0;
+    } catch {
+      /* argv[0] is not a path to it */
+    }
+  }
   // OTEL_SERVICE_NAME in the program's environment names its service, as OTel SDKs and Beyla read it.
   const service = /(?:^|\0)OTEL_SERVICE_NAME=([^\0]+)/.exec(read(`/proc/${pid}/environ`) ?? '')?.[1];
   if (service) info.service = service;

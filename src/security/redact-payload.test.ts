@@ -1,0 +1,53 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { maskHttpSecrets } from './redact-payload';
+
+const mask = (text: string) => {
+  const buf = Buffer.from(text, 'latin1');
+  const n = maskHttpSecrets(buf);
+  return { text: buf.toString('latin1'), n };
+};
+
+describe('maskHttpSecrets', () => {
+  it('masks query values and credential headers, byte for byte', () => {
+    const req = 'GET /a/b?token=abc&x=1&flag HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer xyz\r\ncookie:  s=1\r\nAccept: */*\r\n\r\n';
+    const { text, n } = mask(req);
+    expect(text).toBe('GET /a/b?token=***&x=*&flag HTTP/1.1\r\nHost: h\r\nAuthorization: **********\r\ncookie:  ***\r\nAccept: */*\r\n\r\n');
+    expect(n).toBe(3 + 1 + 10 + 3);
+  });
+
+  it('masks Set-Cookie in responses and leaves bodies and fragments alone', () => {
+    expect(mask('HTTP/1.1 200 OK\r\nSet-Cookie: id=42\r\n\r\nbody?a=b').text).toBe('HTTP/1.1 200 OK\r\nSet-Cookie: *****\r\n\r\nbody?a=b');
+    expect(mask('GET /p?a=1#frag=2 HTTP/1.0\n').text).toBe('GET /p?a=*#frag=2 HTTP/1.0\n');
+  });
+
+  it('leaves text that is not an HTTP request line or secret header unchanged', () => {
+    for (const t of ['SELECT * FROM t WHERE a=1', 'get /x?a=1 HTTP/1.1\r\n', 'GET /x?a=1 HTTP/1.1 extra\r\n', 'Authorizationx: y\r\n']) {
+      expect(mask(t)).toEqual({ text: t, n: 0 });
+    }
+  });
+
+  it('never changes the length, only turns bytes into *, and is idempotent', () => {
+    const line = fc.oneof(
+      fc.constantFrom('GET /x?a=1&b=2 HTTP/1.1', 'Cookie: k=v', 'Authorization: Basic Zm9v', 'Host: example', ''),
+      fc.string({ unit: 'binary-ascii', maxLength: 40 }),
+    );
+    fc.assert(fc.property(fc.array(line, { maxLength: 12 }), fc.constantFrom('\r\n', '\n'), (lines, eol) => {
+      const before = Buffer.from(lines.join(eol), 'latin1');
+      const after = Buffer.from(before);
+      const n = maskHttpSecrets(after);
+      expect(after.length).toBe(before.length);
+      let changed = 0;
+      for (let i = 0; i < before.length; i++) {
+        if (after[i] !== before[i]) {
+          expect(after[i]).toBe(0x2a);
+          changed++;
+        }
+      }
+      expect(changed).toBeLessThanOrEqual(n);
+      const again = Buffer.from(after);
+      maskHttpSecrets(again);
+      expect(again.equals(after)).toBe(true);
+    }));
+  });
+});
