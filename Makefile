@@ -26,7 +26,7 @@ build/bpf/vmlinux.h:
 	@mkdir -p build/bpf
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-build/bpf/%.bpf.o: bpf/%.bpf.c bpf/common.bpf.h bpf/events.h build/bpf/vmlinux.h
+build/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) bpf/events.h build/bpf/vmlinux.h
 	clang -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Ibuild/bpf -Ibpf -c $< -o $@
 
 bpf:

@@ -44,6 +44,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     Napi::Function cls = DefineClass(env, "Agent", {
       InstanceMethod("load", &Agent::Load),
       InstanceMethod("attach", &Agent::Attach),
+      InstanceMethod("attachUprobe", &Agent::AttachUprobe),
       InstanceMethod("mapUpdate", &Agent::MapUpdate),
       InstanceMethod("mapDelete", &Agent::MapDelete),
       InstanceMethod("start", &Agent::Start),
@@ -125,6 +126,8 @@ class Agent : public Napi::ObjectWrap<Agent> {
     for (auto* obj : objects_) {
       bpf_program* prog;
       bpf_object__for_each_program(prog, obj) {
+        std::string section = bpf_program__section_name(prog);
+        if (section == "uprobe" || section == "uretprobe") continue;  // no target: attachUprobe() places them
         bpf_link* link = bpf_program__attach(prog);
         if (!link) {
           int err = errno;
@@ -136,6 +139,41 @@ class Agent : public Napi::ObjectWrap<Agent> {
         attached_.push_back(bpf_program__section_name(prog));
       }
     }
+    return env.Undefined();
+  }
+
+  // attachUprobe(program, binary, symbol | offset, pid): a uprobe or uretprobe
+  // (as the program's section says) on a function of an ELF file, for one
+  // process or all (-1). An offset places it on any instruction (Go RETs).
+  Napi::Value AttachUprobe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = info[0].As<Napi::String>();
+    std::string binary = info[1].As<Napi::String>();
+    int pid = info[3].As<Napi::Number>().Int32Value();
+    bpf_program* prog = nullptr;
+    for (auto* obj : objects_) {
+      prog = bpf_object__find_program_by_name(obj, name.c_str());
+      if (prog) break;
+    }
+    if (!prog) throw Napi::Error::New(env, "no BPF program named " + name);
+    bool ret = std::string(bpf_program__section_name(prog)) == "uretprobe";
+    std::string symbol;
+    size_t offset = 0;
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
+    if (info[2].IsString()) {
+      symbol = info[2].As<Napi::String>();
+      opts.func_name = symbol.c_str();
+    } else {
+      offset = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+    }
+    bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, binary.c_str(), offset, &opts);
+    if (!link) {
+      int err = errno;
+      throw Napi::Error::New(env, "cannot attach " + name + " to " + binary + " " +
+                                      (symbol.empty() ? "+" + std::to_string(offset) : symbol) + ": " + errnoText(err));
+    }
+    links_.push_back(link);
+    attached_.push_back(std::string(ret ? "uretprobe/" : "uprobe/") + binary + ":" + (symbol.empty() ? std::to_string(offset) : symbol));
     return env.Undefined();
   }
 

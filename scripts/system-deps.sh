@@ -8,7 +8,7 @@ packages=(
   gcc libc6-dev linux-libc-dev   # test/events-header.test.ts compiles bpf/events.h
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev  # bpf/*.bpf.c, CO-RE
   g++ make python3 pkg-config     # native/ addon through node-gyp
-  curl                            # a real client in the live tests
+  curl openssl                    # real clients and certificates in the live tests
 )
 missing=()
 for p in "${packages[@]}"; do

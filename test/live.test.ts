@@ -198,6 +198,40 @@ describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: 
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason) || spawnSync('openssl', ['version']).status !== 0)(
+  `live HTTPS through OpenSSL uprobes${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+    it('reads curl\'s HTTPS plaintext from SSL_write/SSL_read and reports no ciphertext', async () => {
+      const dir = tempDir();
+      const key = path.join(dir, 'key.pem');
+      const cert = path.join(dir, 'cert.pem');
+      const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1']);
+      expect(made.status, made.stderr?.toString()).toBe(0);
+      const port = await freePort();
+      const server = spawn(process.execPath, ['-e', `
+        const fs = require('fs');
+        require('https').createServer({ key: fs.readFileSync(${JSON.stringify(key)}), cert: fs.readFileSync(${JSON.stringify(cert)}) },
+          (req, res) => res.end('secure ' + req.url)).listen(${port}, '127.0.0.1', () => console.log('ready'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await waitFor(server, 'stdout', /ready/);
+        const capture = path.join(dir, 'tls.loupe');
+        const { agent, stderr } = startAgent(['record', '-o', capture, '--port', String(port), '--quiet']);
+        await waitFor(agent, 'stderr', /attached/);
+        expect(stderr()).toMatch(/TLS plaintext: \S*libssl/);
+        const r = spawnSync('curl', ['-sSk', `https://127.0.0.1:${port}/secret/path`], { encoding: 'utf8' });
+        expect(r.stdout).toBe('secure /secret/path');
+        agent.kill('SIGINT');
+        expect(await exited(agent)).toBe(0);
+        const tree = spawnSync('node', [CLI, 'replay', capture, '--format', 'tree', '--quiet'], { encoding: 'utf8' }).stdout;
+        expect(tree).toMatch(new RegExp(`curl CLIENT GET https://127\\.0\\.0\\.1:${port}/secret/path -> 200`));
+        const parsed = spawnSync('node', [CLI, 'parse', capture, '--quiet'], { encoding: 'utf8' }).stdout.trim().split('\n').map((l) => JSON.parse(l));
+        // The client side is read in plaintext; the Node server (its own OpenSSL) only as TLS.
+        expect(parsed.filter((m) => m.protocol === 'http1').map((m) => `${m.kind} ${m.method ?? m.status}`)).toEqual(['request GET', 'response 200']);
+      } finally {
+        server.kill();
+      }
+    }, 60_000);
+  });
+
 describe('live agent refusals', () => {
   it.skipIf(process.getuid?.() !== 0 || spawnSync('runuser', ['--help']).status !== 0)(
     'exits 3 naming the missing privilege when not root', () => {

@@ -37,11 +37,12 @@ export class Script {
     return [cs, ss];
   }
 
-  data(sock: Sock, direction: 'egress' | 'ingress', text: string | Buffer, opts: { at?: bigint; tid?: number; bytes?: number } = {}): void {
+  data(sock: Sock, direction: 'egress' | 'ingress', text: string | Buffer, opts: { at?: bigint; tid?: number; bytes?: number; tls?: boolean } = {}): void {
     const data = Buffer.from(text);
+    const source = opts.tls ? (direction === 'egress' ? 'ssl_write' : 'ssl_read') : direction === 'egress' ? 'write' : 'read';
     this.events.push({
       type: 'data', ts: this.tick(opts.at), pid: sock.pid, tid: opts.tid ?? sock.tid, cpu: 0, fd: sock.fd, direction,
-      source: direction === 'egress' ? 'write' : 'read', flags: 0, cookie: 0n, bytes: opts.bytes ?? data.length, data,
+      source, flags: opts.tls ? 2 : 0, cookie: 0n, bytes: opts.bytes ?? data.length, data,
     });
   }
 

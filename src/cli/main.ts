@@ -15,6 +15,7 @@ import { PROTOCOLS, type Protocol } from '../streams/detect';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError } from '../sources/live/live-source';
+import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 
 export class UsageError extends Error {}
@@ -42,12 +43,15 @@ Usage:
       and shown as a client and a server socket, so replay gives both spans.
   loupe run [--config FILE] [--pid N ...] [--exe REGEX] [--port N ...]
            [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
-           [--duration S] [--max-payload N] [--ring-mb N] [--no-redact] [--quiet]
+           [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
+           [--no-tls] [--no-redact] [--quiet]
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
       to stdout or OUT; --record also writes the capture it consumed, so
       replaying it gives the same spans byte for byte. With no --pid, --exe
-      or --port every process is watched (but the agent itself).
+      or --port every process is watched (but the agent itself). HTTPS
+      plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);
+      --no-tls turns them off.
   loupe record -o FILE.loupe [same options as run, but --format/--record]
       Record a capture (mode 0600) with a progress line of records/s and
       records lost. Payload secrets (credential headers, query values) are
@@ -227,6 +231,8 @@ const LIVE_OPTIONS = {
   duration: { type: 'string' },
   'max-payload': { type: 'string' },
   'ring-mb': { type: 'string' },
+  'ssl-lib': { type: 'string', multiple: true },
+  'no-tls': { type: 'boolean', default: false },
   'no-redact': { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
 } as const;
@@ -241,7 +247,7 @@ function liveConfig(file: string | undefined): Record<string, unknown> {
     throw new UsageError(`--config ${file}: ${(e as Error).message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError(`--config ${file}: not a JSON object`);
-  const known = new Set(['pid', 'exe', 'port', 'format', 'output', 'record', 'duration', 'max-payload', 'ring-mb', 'no-redact']);
+  const known = new Set(['pid', 'exe', 'port', 'format', 'output', 'record', 'duration', 'max-payload', 'ring-mb', 'ssl-lib', 'no-tls', 'no-redact']);
   for (const key of Object.keys(value)) if (!known.has(key)) throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   return value as Record<string, unknown>;
 }
@@ -291,6 +297,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       pids, ports, ...(exe ? { exe } : {}),
       maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_PAYLOAD) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
+      tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
       redact: !v['no-redact'],
       format,
       ...(capturePath ? { capturePath } : {}),
@@ -323,7 +330,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     cmd.session.exe ? `executables matching /${cmd.session.exe.source}/` : '',
     cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
   ].filter(Boolean).join(', ') || 'every process';
-  io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}; kernel lockdown: ${started.lockdown}` +
+  const tls = cmd.session.tlsLibraries.length ? cmd.session.tlsLibraries.join(', ') : 'off';
+  io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
     ` (header injection with bpf_probe_write_user ${started.lockdown === 'none' ? 'possible' : 'refused'})\n`);
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };

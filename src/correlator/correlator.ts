@@ -342,7 +342,7 @@ export class Correlator {
       endNs: req.tsEnd,
       service: this.processes.serviceOf(conn.pid),
       pid: conn.pid,
-      attributes: requestAttributes(kind, req, conn.local, conn.remote, this.options.redaction),
+      attributes: requestAttributes(kind, req, conn.local, conn.remote, this.options.redaction, conn.tls),
       status: { code: 'unset' },
     };
     const pending: InFlight = { span, conn, claimed: false, fingerprint: fingerprint(req) };

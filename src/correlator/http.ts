@@ -64,7 +64,9 @@ export function requestAttributes(
   local: Endpoint | undefined,
   remote: Endpoint | undefined,
   redaction: RedactionOptions,
+  tls = false,
 ): Record<string, AttributeValue> {
+  const scheme = tls ? 'https' : 'http';
   const a: Record<string, AttributeValue> = {};
   const { method, original } = normalizedMethod(req.method);
   a[ATTR_HTTP_REQUEST_METHOD] = method;
@@ -76,7 +78,7 @@ export function requestAttributes(
   if (kind === 'server') {
     a[ATTR_URL_PATH] = target.path;
     if (query !== undefined) a[ATTR_URL_QUERY] = query;
-    a[ATTR_URL_SCHEME] = 'http';
+    a[ATTR_URL_SCHEME] = scheme;
     if (host.host ?? local?.addr) a[ATTR_SERVER_ADDRESS] = (host.host ?? local?.addr)!;
     if (host.port ?? local?.port) a[ATTR_SERVER_PORT] = (host.port ?? local?.port)!;
     if (remote) {
@@ -85,7 +87,7 @@ export function requestAttributes(
     }
   } else {
     const authority = target.host ?? headerValue(req.headers, 'host') ?? (remote ? `${remote.addr}:${remote.port}` : '');
-    a[ATTR_URL_FULL] = `http://${authority}${target.path}${query !== undefined ? `?${query}` : ''}`;
+    a[ATTR_URL_FULL] = `${scheme}://${authority}${target.path}${query !== undefined ? `?${query}` : ''}`;
     if (host.host ?? remote?.addr) a[ATTR_SERVER_ADDRESS] = (host.host ?? remote?.addr)!;
     const port = host.port ?? remote?.port;
     if (port) a[ATTR_SERVER_PORT] = port;

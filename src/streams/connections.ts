@@ -4,6 +4,7 @@
  * same pid+fd replaces the old connection, as fd reuse does in the kernel.
  */
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
+import { CONSTANTS } from '../events/layout';
 import { createParser } from '../parsers/registry';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
 import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
@@ -21,6 +22,8 @@ export interface Connection {
   lastTs: bigint;
   /** True when the capture began after the connection was opened. */
   midStream: boolean;
+  /** Its bytes come from a TLS library's plaintext (SSL_read/SSL_write), not the socket. */
+  tls: boolean;
   /** Set once detection decided: a protocol name, or 'unknown' when nothing matched. */
   protocol?: string;
   parser?: ProtocolParser;
@@ -104,7 +107,7 @@ export class ConnectionTracker {
 
   private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
     return {
-      id: this.nextId++, pid, fd, role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, undetected: [],
+      id: this.nextId++, pid, fd, role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, tls: false, undetected: [],
       bytes: { egress: 0, ingress: 0 }, lostBytes: { egress: 0, ingress: 0 },
     };
   }
@@ -117,6 +120,19 @@ export class ConnectionTracker {
       conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, true);
       this.byFd.set(key, conn);
       this.listener.onOpen?.(conn);
+    }
+    const plaintext = (ev.flags & CONSTANTS.LOUPE_DATA_F_TLS) !== 0;
+    if (plaintext && !conn.tls) {
+      // From here the TLS library hands us the plaintext: what came before was the
+      // handshake's ciphertext, so detection starts again on the plaintext.
+      conn.tls = true;
+      conn.protocol = undefined;
+      conn.parser = undefined;
+      conn.undetected = [];
+      const configured = this.configuredProtocol(conn);
+      if (configured) this.attach(conn, configured);
+    } else if (!plaintext && conn.tls) {
+      return; // ciphertext of a connection we read in plaintext
     }
     conn.lastTs = ev.ts;
     conn.bytes[ev.direction] += ev.bytes;

@@ -16,7 +16,17 @@ export interface LiveOptions {
   maxPayload: number;
   /** Ring buffer size in bytes: a power of two, a multiple of the page size. */
   ringBytes: number;
+  /** OpenSSL libraries whose SSL_read/SSL_write give HTTPS plaintext; [] for none. */
+  tlsLibraries: string[];
 }
+
+/** The TLS probes of bpf/tls.bpf.c, by the library function each goes on. */
+const TLS_PROBES: Array<[string, string]> = [
+  ['ssl_write', 'SSL_write'], ['ssl_write_ret', 'SSL_write'],
+  ['ssl_read', 'SSL_read'], ['ssl_read_ret', 'SSL_read'],
+  ['ssl_write_ex', 'SSL_write_ex'], ['ssl_write_ex_ret', 'SSL_write_ex'],
+  ['ssl_read_ex', 'SSL_read_ex'], ['ssl_read_ex_ret', 'SSL_read_ex'],
+];
 
 export interface LiveStarted {
   programs: string[];
@@ -103,6 +113,9 @@ export class LiveSource {
         this.onRecords(splitBatch(batch));
       });
       agent.attach();
+      for (const lib of this.options.tlsLibraries) {
+        for (const [program, fn] of TLS_PROBES) agent.attachUprobe(program, lib, fn, -1);
+      }
     } catch (e) {
       this.agent = undefined;
       agent.stop();

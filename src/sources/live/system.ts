@@ -9,11 +9,12 @@ import * as path from 'node:path';
 /** The repository root: dist/sources/live and src/sources/live are both three levels down. */
 export const ROOT = path.resolve(__dirname, '../../..');
 export const ADDON_PATH = path.join(ROOT, 'native/build/Release/loupe_bpf.node');
-export const BPF_OBJECTS = ['net', 'proc'].map((name) => path.join(ROOT, `build/bpf/${name}.bpf.o`));
+export const BPF_OBJECTS = ['net', 'proc', 'tls'].map((name) => path.join(ROOT, `build/bpf/${name}.bpf.o`));
 
 export interface NativeAgent {
   load(objects: string[], ringBytes: number): void;
   attach(): void;
+  attachUprobe(program: string, binary: string, where: string | number, pid: number): void;
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   mapDelete(map: string, key: Buffer): boolean;
   start(onBatch: (batch: Buffer | null) => void): void;
@@ -75,4 +76,19 @@ export function liveSupport(): Support {
     if (!fs.existsSync(obj)) return { ok: false, reason: `BPF object ${path.relative(ROOT, obj)} is not built; run 'make build'` };
   }
   return { ok: true, lockdown: lockdownMode() };
+}
+
+/** The OpenSSL libraries programs here load, resolved and without duplicates (uprobes attach per file). */
+export function systemLibssl(): string[] {
+  const candidates = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib']
+    .flatMap((dir) => ['libssl.so.3', 'libssl.so.1.1'].map((f) => path.join(dir, f)));
+  const found = new Set<string>();
+  for (const c of candidates) {
+    try {
+      found.add(fs.realpathSync(c));
+    } catch {
+      /* not here */
+    }
+  }
+  return [...found];
 }
