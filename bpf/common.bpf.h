@@ -82,6 +82,18 @@ static __always_inline void fill_header(struct loupe_event_header *hdr, __u32 ty
 }
 
 /*
+ * Waking the drain thread for every record costs each traced syscall a
+ * cross-CPU wakeup; it polls every 50 ms anyway. Wake it early only when a
+ * good part of the buffer waits, so bursts are drained before they overflow.
+ */
+#define LOUPE_WAKEUP_BYTES (1 << 20)
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&loupe_events, BPF_RB_AVAIL_DATA) >= LOUPE_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/*
  * Write a record. A full ring buffer costs the record, never silently: the
  * count is kept per CPU and written as a loss record ahead of the next record
  * that fits, so the user side sees the loss in order.
@@ -95,10 +107,10 @@ static __always_inline void emit(void *record, __u64 size)
 		fill_header(&loss.hdr, LOUPE_EV_LOSS);
 		loss.lost = *lost;
 		loss.source = LOUPE_LOSS_RINGBUF;
-		if (bpf_ringbuf_output(&loupe_events, &loss, sizeof(loss), 0) == 0)
+		if (bpf_ringbuf_output(&loupe_events, &loss, sizeof(loss), wakeup_flag()) == 0)
 			*lost = 0;
 	}
-	if (bpf_ringbuf_output(&loupe_events, record, size, 0) != 0 && lost)
+	if (bpf_ringbuf_output(&loupe_events, record, size, wakeup_flag()) != 0 && lost)
 		*lost += 1;
 }
 

@@ -244,11 +244,18 @@ class Agent : public Napi::ObjectWrap<Agent> {
     deliver_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "loupe-drain", kMaxQueuedBatches, 1);
     running_ = true;
     drain_ = std::thread([this] {
+      // The kernel side wakes us only when much is waiting (see wakeup_flag in
+      // bpf/common.bpf.h), so a poll that times out must still consume. After a
+      // full batch more may be waiting: consume again before sleeping.
+      bool full = false;
       while (running_) {
-        int n = ring_buffer__poll(ring_, kPollMs);
-        if (n < 0 && n != -EINTR) break;
-        // A full batch, or a quiet moment: hand over what we have.
-        if (batch_ && (batch_->size() >= kBatchBytes || n == 0)) Flush();
+        if (!full) {
+          int n = ring_buffer__poll(ring_, kPollMs);
+          if (n < 0 && n != -EINTR) break;
+        }
+        ring_buffer__consume(ring_);
+        full = batch_ && batch_->size() >= kBatchBytes;
+        Flush();
       }
       ring_buffer__consume(ring_);  // what is still in the buffer at stop
       Flush();

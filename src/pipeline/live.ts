@@ -66,6 +66,7 @@ export class LiveSession {
   private spool: Buffer[] = [];
   private spoolBytes = 0;
   private failure: Error | undefined;
+  private pendingOutput: string[] = [];
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
 
   constructor(private readonly options: LiveSessionOptions) {
@@ -109,7 +110,8 @@ export class LiveSession {
     this.header.bootTimeNs = (started.clocks.realtime - started.clocks.monotonic).toString();
     this.header.config.lockdown = started.lockdown;
     // Batches arrive through the event loop, so none can come before this returns.
-    this.replay = new Replay(this.header, this.options.format, this.options.write);
+    // Output is gathered per batch and written once: a write per span costs the agent a syscall each.
+    this.replay = new Replay(this.header, this.options.format, (text) => this.pendingOutput.push(text));
     return started;
   }
 
@@ -123,9 +125,17 @@ export class LiveSession {
       this.progress.records += out.length;
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
+      this.flushOutput();
     } catch (e) {
       this.failure = e as Error; // reported by stop(); the source keeps draining into nothing
     }
+  }
+
+  private flushOutput(): void {
+    if (this.pendingOutput.length === 0) return;
+    const text = this.pendingOutput.join('');
+    this.pendingOutput = [];
+    this.options.write(text);
   }
 
   /** Decide whether a record goes on, and what must go before it. */
@@ -216,6 +226,7 @@ export class LiveSession {
   async stop(): Promise<ReplaySummary> {
     await this.source.stop();
     const summary = this.replay.finish();
+    this.flushOutput();
     if (this.spoolFd !== undefined && this.options.capturePath) {
       this.flushSpool();
       fs.closeSync(this.spoolFd);

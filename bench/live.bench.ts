@@ -1,0 +1,176 @@
+/**
+ * The live agent's cost, measured on this machine's kernel (root only):
+ *
+ * 1. Drain rate: bench/tools/blast makes small TCP writes on loopback at a
+ *    paced rate (each one write(2), so one data record); the agent (`loupe
+ *    run`) takes them through the ring buffer into the pipeline. Reported:
+ *    records/s the agent consumed and records the kernel side lost.
+ * 2. Overhead at saturation: wrk against a Node HTTP server, with no agent
+ *    (the peer) and with `loupe run` watching the server's port, interleaved
+ *    round by round. Reported: requests/s and p50 latency, and the difference.
+ *    On 2 cores wrk and the server already take both; the agent's CPU is theirs.
+ * 3. Overhead at a steady rate: bench/tools/pace sends 2,000 requests/s on one
+ *    keep-alive connection, with and without the agent, interleaved. Reported:
+ *    p50 and p99 latency.
+ *
+ * Wall clock is fine here: this is not the core.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { liveSupport } from '../src/sources/live/system';
+
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'dist/cli/main.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-bench-'));
+
+function skip(reason: string): never {
+  console.log(`bench/live skipped: ${reason}`);
+  process.exit(0);
+}
+
+const support = liveSupport();
+if (!support.ok) skip(support.reason);
+if (spawnSync('wrk', ['--version']).error) skip('wrk is not installed (apt-get install wrk)');
+
+const blast = path.join(tmp, 'blast');
+execFileSync('gcc', ['-O2', '-pthread', '-o', blast, path.join(ROOT, 'bench/tools/blast.c')]);
+const pace = path.join(tmp, 'pace');
+execFileSync('gcc', ['-O2', '-o', pace, path.join(ROOT, 'bench/tools/pace.c')]);
+
+function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${seen}`)), 20_000);
+    child[stream]!.on('data', (c: Buffer) => {
+      seen += c.toString();
+      if (pattern.test(seen)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+interface Agent {
+  stop(): Promise<{ records: number; lost: number }>;
+}
+
+async function startAgent(ports: number[]): Promise<Agent> {
+  const args = ['run', '--format', 'jsonl', ...ports.flatMap((p) => ['--port', String(p)])];
+  const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c) => (err += c));
+  await waitFor(child, 'stderr', /attached/);
+  return {
+    stop: async () => {
+      child.kill('SIGINT');
+      await new Promise((r) => child.once('exit', r));
+      const records = Number(/loupe: (\d+) records/.exec(err)?.[1] ?? NaN);
+      const lost = Number(/(\d+) records lost by the kernel side/.exec(err)?.[1] ?? 0);
+      return { records, lost };
+    },
+  };
+}
+
+let nextPort = 23000 + (process.pid % 1000) * 10;
+
+async function drainRate(rate: number, seconds: number): Promise<string> {
+  const port = nextPort++;
+  const agent = await startAgent([port]);
+  const t0 = process.hrtime.bigint();
+  const writes = Number(execFileSync(blast, [String(port), String(rate), String(seconds), '64'], { encoding: 'utf8' }).trim());
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const { records, lost } = await agent.stop();
+  return `| ${rate.toLocaleString('en-US')} | ${writes.toLocaleString('en-US')} | ${records.toLocaleString('en-US')} | ${Math.round(records / elapsed).toLocaleString('en-US')} | ${lost} |`;
+}
+
+interface WrkResult {
+  rps: number;
+  p50ms: number;
+}
+
+function wrk(port: number, seconds: number): WrkResult {
+  const out = execFileSync('wrk', ['-t1', '-c8', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const m = /50%\s+([\d.]+)(us|ms|s)/.exec(out)!;
+  const p50ms = Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
+  return { rps, p50ms };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function helloServer(): Promise<{ port: number; server: ChildProcess }> {
+  const port = nextPort++;
+  const server = spawn('node', ['-e', `require('http').createServer((q, r) => r.end('hello\\n')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await waitFor(server, 'stdout', /ready/);
+  return { port, server };
+}
+
+async function steadyRate(rounds: number, rate: number, seconds: number): Promise<string[]> {
+  const { port, server } = await helloServer();
+  const run = () => execFileSync(pace, [String(port), String(rate), String(seconds)], { encoding: 'utf8' }).trim().split(' ').map(Number);
+  run(); // warm-up
+  const plain: number[][] = [];
+  const watched: number[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    plain.push(run());
+    const agent = await startAgent([port]);
+    watched.push(run());
+    await agent.stop();
+  }
+  server.kill();
+  const p50 = (xs: number[][]) => median(xs.map((x) => x[0]!));
+  const p99 = (xs: number[][]) => median(xs.map((x) => x[1]!));
+  return [
+    '| server | p50 latency µs | p99 latency µs |',
+    '|---|---:|---:|',
+    `| Node http, no agent (peer) | ${p50(plain).toFixed(1)} | ${p99(plain).toFixed(1)} |`,
+    `| Node http, watched by loupe run | ${p50(watched).toFixed(1)} | ${p99(watched).toFixed(1)} |`,
+    `| difference | +${(p50(watched) - p50(plain)).toFixed(1)} µs (${(((p50(watched) - p50(plain)) / p50(plain)) * 100).toFixed(1)}%) | ${(p99(watched) - p99(plain)).toFixed(1)} µs |`,
+  ];
+}
+
+async function overhead(rounds: number, seconds: number): Promise<string[]> {
+  const { port, server } = await helloServer();
+  wrk(port, 2); // warm-up
+  const plain: WrkResult[] = [];
+  const watched: WrkResult[] = [];
+  let spansPerSec = 0;
+  for (let r = 0; r < rounds; r++) {
+    plain.push(wrk(port, seconds));
+    const agent = await startAgent([port]);
+    const t0 = process.hrtime.bigint();
+    watched.push(wrk(port, seconds));
+    const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    const { records } = await agent.stop();
+    spansPerSec = records / elapsed;
+  }
+  server.kill();
+  const p = { rps: median(plain.map((x) => x.rps)), p50: median(plain.map((x) => x.p50ms)) };
+  const w = { rps: median(watched.map((x) => x.rps)), p50: median(watched.map((x) => x.p50ms)) };
+  return [
+    '| server | requests/s | p50 latency ms |',
+    '|---|---:|---:|',
+    `| Node http, no agent (peer) | ${Math.round(p.rps).toLocaleString('en-US')} | ${p.p50.toFixed(3)} |`,
+    `| Node http, watched by loupe run | ${Math.round(w.rps).toLocaleString('en-US')} | ${w.p50.toFixed(3)} |`,
+    `| difference | ${(((w.rps - p.rps) / p.rps) * 100).toFixed(1)}% | +${(((w.p50 - p.p50) / p.p50) * 100).toFixed(1)}% |`,
+    '',
+    `(the agent consumed about ${Math.round(spansPerSec).toLocaleString('en-US')} records/s in the watched rounds)`,
+  ];
+}
+
+async function main(): Promise<void> {
+  console.log(`\nLive drain: paced 64-byte writes on loopback into \`loupe run\` (${os.cpus().length} cores, ${process.version}, kernel ${os.release()})`);
+  console.log('| target writes/s | writes made | records consumed | records/s consumed | records lost |');
+  console.log('|---:|---:|---:|---:|---:|');
+  for (const rate of [10_000, 50_000, 100_000, 200_000]) console.log(await drainRate(rate, 4));
+  console.log('\nInstrumented vs not: wrk -t1 -c8 against a Node HTTP server, 5 rounds of 5 s each, medians');
+  for (const line of await overhead(5, 5)) console.log(line);
+  console.log('\nInstrumented vs not at a steady 2,000 requests/s (bench/tools/pace, one keep-alive connection), 5 rounds of 3 s, medians');
+  for (const line of await steadyRate(5, 2000, 3)) console.log(line);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+void main();
