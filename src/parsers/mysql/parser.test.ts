@@ -1,0 +1,211 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MysqlParser } from './parser';
+import type { DbMessage, DbRequest, DbResponse } from '../db';
+import { runTurns, shape, type Turn } from '../../../test/parser-harness';
+
+/** MySQL packets as a server and a client put them on the wire. */
+const my = {
+  packet(seq: number, payload: Buffer): Buffer {
+    const parts: Buffer[] = [];
+    let at = 0;
+    do {
+      const n = Math.min(0xffffff, payload.length - at);
+      const h = Buffer.alloc(4);
+      h.writeUIntLE(n, 0, 3);
+      h[3] = seq++ & 0xff;
+      parts.push(h, payload.subarray(at, at + n));
+      at += n;
+      if (n < 0xffffff) break;
+    } while (true);
+    return Buffer.concat(parts);
+  },
+  lenenc(n: number): Buffer {
+    if (n < 0xfb) return Buffer.from([n]);
+    const b = Buffer.alloc(3);
+    b[0] = 0xfc;
+    b.writeUInt16LE(n, 1);
+    return b;
+  },
+  greeting(caps: number): Buffer {
+    const p = Buffer.concat([Buffer.from([10]), Buffer.from('10.11.6-MariaDB\0'), Buffer.alloc(4), Buffer.alloc(8, 1), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(2), Buffer.from([21]), Buffer.alloc(10), Buffer.alloc(13, 2), Buffer.from('mysql_native_password\0')]);
+    const capsAt = 1 + 16 + 4 + 8 + 1;
+    p.writeUInt16LE(caps & 0xffff, capsAt);
+    p.writeUInt16LE(caps >>> 16, capsAt + 5);
+    return my.packet(0, p);
+  },
+  handshakeResponse(caps: number, user: string, db?: string): Buffer {
+    const head = Buffer.alloc(32);
+    head.writeUInt32LE(caps >>> 0, 0);
+    head.writeUInt32LE(1 << 24, 4);
+    head[8] = 45;
+    return my.packet(1, Buffer.concat([head, Buffer.from(`${user}\0`), Buffer.from([20]), Buffer.alloc(20, 3), ...(db ? [Buffer.from(`${db}\0`)] : []), Buffer.from('mysql_native_password\0')]));
+  },
+  ok: (seq: number, affected = 0, status = 2) => my.packet(seq, Buffer.concat([Buffer.from([0]), my.lenenc(affected), my.lenenc(0), Buffer.from([status & 0xff, status >> 8, 0, 0])])),
+  err: (seq: number, code: number, state: string, message: string) => {
+    const b = Buffer.alloc(3);
+    b[0] = 0xff;
+    b.writeUInt16LE(code, 1);
+    return my.packet(seq, Buffer.concat([b, Buffer.from(`#${state}${message}`)]));
+  },
+  eof: (seq: number, status = 2) => my.packet(seq, Buffer.from([0xfe, 0, 0, status & 0xff, status >> 8])),
+  /** A text result set: column count, definitions, rows, and its end. */
+  resultSet(seq: number, columns: number, rows: string[][], deprecateEof: boolean, status = 2): Buffer {
+    const out = [my.packet(seq++, my.lenenc(columns))];
+    for (let i = 0; i < columns; i++) out.push(my.packet(seq++, Buffer.from(`\x03def\x00\x01t\x01t\x01c\x01c\x0c\x21\x00\x00\x01\x00\x00\xfd\x00\x00\x00\x00\x00`, 'latin1')));
+    if (!deprecateEof) out.push(my.eof(seq++));
+    for (const row of rows) out.push(my.packet(seq++, Buffer.concat(row.map((v) => Buffer.concat([my.lenenc(Buffer.byteLength(v)), Buffer.from(v)])))));
+    out.push(deprecateEof ? my.packet(seq++, Buffer.from([0xfe, 0, 0, status & 0xff, status >> 8, 0, 0])) : my.eof(seq++, status));
+    return Buffer.concat(out);
+  },
+  query: (sql: string) => my.packet(0, Buffer.concat([Buffer.from([0x03]), Buffer.from(sql)])),
+  prepare: (sql: string) => my.packet(0, Buffer.concat([Buffer.from([0x16]), Buffer.from(sql)])),
+  prepareOk(id: number, columns: number, params: number, deprecateEof: boolean): Buffer {
+    const p = Buffer.alloc(12);
+    p.writeUInt32LE(id, 1);
+    p.writeUInt16LE(columns, 5);
+    p.writeUInt16LE(params, 7);
+    let seq = 1;
+    const out = [my.packet(seq++, p)];
+    for (let i = 0; i < params; i++) out.push(my.packet(seq++, Buffer.from('\x03def\x00\x00\x00\x01?\x00\x0c\x3f\x00\x00\x00\x00\x00\xfd\x80\x00\x00\x00\x00', 'latin1')));
+    if (params && !deprecateEof) out.push(my.eof(seq++));
+    for (let i = 0; i < columns; i++) out.push(my.packet(seq++, Buffer.from('\x03def\x00\x01t\x01t\x01c\x01c\x0c\x3f\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00', 'latin1')));
+    if (columns && !deprecateEof) out.push(my.eof(seq++));
+    return Buffer.concat(out);
+  },
+  execute(id: number): Buffer {
+    const p = Buffer.alloc(10);
+    p[0] = 0x17;
+    p.writeUInt32LE(id, 1);
+    p.writeUInt32LE(1, 6);
+    return my.packet(0, p);
+  },
+  close(id: number): Buffer {
+    const p = Buffer.alloc(5);
+    p[0] = 0x19;
+    p.writeUInt32LE(id, 1);
+    return my.packet(0, p);
+  },
+};
+
+const CAPS = 0x8 | 0x200 | 0x8000 | 0x80000 | 0x200000;
+const DEPRECATE_EOF = 0x1000000;
+const client = (bytes: Buffer): Turn => ({ side: 'client', bytes });
+const server = (...parts: Buffer[]): Turn => ({ side: 'server', bytes: Buffer.concat(parts) });
+const parse = (turns: Turn[], cuts?: number[]) => runTurns(() => new MysqlParser(), turns, cuts) as DbMessage[];
+const requests = (ms: DbMessage[]) => ms.filter((m): m is DbRequest => m.kind === 'request');
+const responses = (ms: DbMessage[]) => ms.filter((m): m is DbResponse => m.kind === 'response');
+const login = (caps: number): Turn[] => [server(my.greeting(caps | DEPRECATE_EOF)), client(my.handshakeResponse(caps, 'app', 'shop')), server(my.ok(2))];
+
+describe('MysqlParser', () => {
+  for (const deprecateEof of [false, true]) {
+    it(`reads the handshake, queries, result sets and errors (${deprecateEof ? 'CLIENT_DEPRECATE_EOF' : 'EOF packets'})`, () => {
+      const caps = CAPS | (deprecateEof ? DEPRECATE_EOF : 0);
+      const ms = parse([
+        ...login(caps),
+        client(my.query("SELECT name FROM users WHERE id = 7")),
+        server(my.resultSet(1, 1, [['ann'], ['bob'], ['cy']], deprecateEof)),
+        client(my.query("UPDATE users SET name = 'x'")),
+        server(my.ok(1, 3)),
+        client(my.query('SELECT nope')),
+        server(my.err(1, 1054, '42S22', "Unknown column 'nope' in 'field list'")),
+      ]);
+      expect(requests(ms).map((r) => [r.command, r.query ?? null, r.database, r.user])).toEqual([
+        ['Handshake', null, 'shop', 'app'],
+        ['COM_QUERY', 'SELECT name FROM users WHERE id = 7', 'shop', 'app'],
+        ['COM_QUERY', "UPDATE users SET name = 'x'", 'shop', 'app'],
+        ['COM_QUERY', 'SELECT nope', 'shop', 'app'],
+      ]);
+      expect(responses(ms).map((r) => [r.command, r.rows ?? null, r.errorCode ?? null])).toEqual([
+        ['OK', null, null], ['ResultSet', 3, null], ['OK', 3, null], ['ERR', null, '42S22'],
+      ]);
+      expect(responses(ms)[3]!.errorMessage).toBe("Unknown column 'nope' in 'field list'");
+    });
+
+    it(`stitches COM_STMT_EXECUTE to its prepared text and reads the binary result (${deprecateEof ? 'no EOF' : 'EOF'})`, () => {
+      const caps = CAPS | (deprecateEof ? DEPRECATE_EOF : 0);
+      const ms = parse([
+        ...login(caps),
+        client(my.prepare('SELECT c FROM t WHERE id = ?')),
+        server(my.prepareOk(42, 1, 1, deprecateEof)),
+        client(my.execute(42)),
+        server(my.resultSet(1, 1, [['\x00\x00\x01a']], deprecateEof)),
+        client(my.close(42)),
+        client(my.execute(42)),
+        server(my.err(1, 1243, 'HY000', 'Unknown prepared statement handler')),
+      ]);
+      expect(requests(ms).slice(1).map((r) => [r.command, r.query ?? r.note])).toEqual([
+        ['COM_STMT_PREPARE', 'SELECT c FROM t WHERE id = ?'],
+        ['COM_STMT_EXECUTE', 'SELECT c FROM t WHERE id = ?'],
+        ['COM_STMT_CLOSE', undefined],
+        ['COM_STMT_EXECUTE', 'statement 42 was prepared before the capture began: its text is unknown'],
+      ]);
+      expect(responses(ms).slice(1).map((r) => [r.command, r.rows ?? null])).toEqual([['PrepareOK', null], ['ResultSet', 1], ['ERR', null]]);
+    });
+  }
+
+  it('keeps a command open while SERVER_MORE_RESULTS_EXISTS says another result follows', () => {
+    const ms = parse([
+      ...login(CAPS),
+      client(my.query('SELECT 1; SELECT 2; UPDATE t SET a = 1')),
+      server(my.resultSet(1, 1, [['1']], false, 0x0a), my.resultSet(5, 1, [['2']], false, 0x0a), my.ok(9, 4)),
+    ]);
+    expect(responses(ms).slice(1).map((r) => [r.command, r.rows])).toEqual([['OK', 6]]);
+  });
+
+  it('reads a statement longer than 16 MiB sent in several packets', () => {
+    const big = `SELECT '${'x'.repeat(0xffffff + 10)}'`;
+    const ms = parse([...login(CAPS), client(my.query(big)), server(my.resultSet(1, 1, [['x']], false))]);
+    const q = requests(ms)[1]!;
+    expect(q.command).toBe('COM_QUERY');
+    expect(q.query!.length).toBe(big.length);
+    expect(responses(ms)[1]).toMatchObject({ command: 'ResultSet', rows: 1 });
+  });
+
+  it('stops and says so on TLS and on the compressed protocol', () => {
+    const tls = parse([server(my.greeting(CAPS | 0x800)), client(my.packet(1, Object.assign(Buffer.alloc(32), { 0: 0x00 }).fill(0).map((_, i) => (i === 1 ? 0x08 : i === 0 ? 0x08 : 0)))), client(Buffer.from([0x16, 3, 1, 0, 1, 0]))]);
+    expect(requests(tls).map((r) => [r.command, r.note])).toEqual([['SSLRequest', 'the client asked for TLS: the rest of the connection is encrypted and not parsed']]);
+    const zipped = parse([...login(CAPS | 0x20), client(my.query('SELECT 1'))]);
+    expect(zipped.map((m) => (m as DbRequest).command)).toEqual(['Handshake', 'OK', 'Compressed']);
+  });
+
+  it('joins a connection mid-way at a command', () => {
+    const ms = parse([server(Buffer.from('leftover row bytes')), client(my.query('SELECT 1')), server(my.resultSet(1, 1, [['1']], false))]);
+    expect(ms.map((m) => (m as DbRequest).command)).toEqual(['COM_QUERY', 'ResultSet']);
+  });
+
+  it('gives the same messages however the bytes are cut', () => {
+    const turns: Turn[] = [
+      ...login(CAPS),
+      client(my.query('SELECT * FROM orders')), server(my.resultSet(1, 3, [['a'.repeat(300), 'b', 'c'], ['d', 'e', 'f']], false)),
+      client(my.prepare('INSERT INTO t VALUES (?, ?)')), server(my.prepareOk(1, 0, 2, false)),
+      client(my.execute(1)), server(my.ok(1, 1)),
+      client(my.query('x')), server(my.err(1, 1064, '42000', 'syntax')),
+    ];
+    const whole = shape(parse(turns));
+    expect(whole.length).toBe(10);
+    fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => {
+      expect(shape(parse(turns, cuts))).toEqual(whole);
+    }));
+  });
+
+  it('round-trips generated queries and result sets', () => {
+    const stmt = fc.record({ text: fc.string({ maxLength: 80 }), rows: fc.array(fc.array(fc.string({ maxLength: 10 }), { minLength: 2, maxLength: 2 }), { maxLength: 5 }), ok: fc.boolean() });
+    fc.assert(fc.property(fc.array(stmt, { maxLength: 8 }), fc.boolean(), (stmts, deprecateEof) => {
+      const turns: Turn[] = login(CAPS | (deprecateEof ? DEPRECATE_EOF : 0));
+      for (const s of stmts) {
+        turns.push(client(my.query(s.text)));
+        turns.push(server(s.ok ? my.ok(1, s.rows.length) : my.resultSet(1, 2, s.rows, deprecateEof)));
+      }
+      const ms = parse(turns);
+      expect(requests(ms).slice(1).map((r) => r.query)).toEqual(stmts.map((s) => s.text));
+      expect(responses(ms).slice(1).map((r) => [r.command, r.rows])).toEqual(stmts.map((s) => [s.ok ? 'OK' : 'ResultSet', s.rows.length]));
+    }));
+  });
+
+  it('never throws or hangs on random bytes', () => {
+    fc.assert(fc.property(fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (turns) => {
+      parse(turns.map((t) => ({ side: t.side, bytes: Buffer.from(t.bytes) })));
+    }));
+  });
+});

@@ -1,0 +1,458 @@
+/**
+ * MySQL / MariaDB client-server protocol, both directions of one connection.
+ *
+ * Packets: 3-byte length, sequence id, payload; a payload of 2^24-1 bytes
+ * continues in the next packet (a statement over 16 MiB spans several).
+ * Handshake: the server greeting gives its capabilities, the client's
+ * response the negotiated ones (CLIENT_DEPRECATE_EOF decides how result sets
+ * end; CLIENT_COMPRESS and CLIENT_SSL mean what follows is not readable here,
+ * and parsing stops, saying so), its user and database.
+ * Commands: COM_QUERY, COM_STMT_PREPARE (its statement id remembered with the
+ * text), COM_STMT_EXECUTE (reported with that text, or a note when it was
+ * prepared before the capture began), COM_STMT_CLOSE (no answer), COM_INIT_DB,
+ * COM_PING, and the rest by number. Responses answer in order: OK, ERR, EOF,
+ * or a result set (column count, column definitions, rows) counted to its end;
+ * SERVER_MORE_RESULTS_EXISTS keeps the command open for the next result.
+ */
+import type { DbMessage, DbRequest, DbResponse } from '../db';
+import { StreamBuffer } from '../shared/stream-buffer';
+import type { Chunk, ProtocolParser, Side } from '../types';
+
+const MAX_PAYLOAD = 0xffffff;
+const CLIENT_CONNECT_WITH_DB = 0x8;
+const CLIENT_COMPRESS = 0x20;
+const CLIENT_SSL = 0x800;
+const CLIENT_SECURE_CONNECTION = 0x8000;
+const CLIENT_PLUGIN_AUTH_LENENC = 0x200000;
+const CLIENT_DEPRECATE_EOF = 0x1000000;
+const SERVER_MORE_RESULTS_EXISTS = 0x8;
+
+const COMMANDS: Record<number, string> = {
+  0x01: 'COM_QUIT', 0x02: 'COM_INIT_DB', 0x03: 'COM_QUERY', 0x04: 'COM_FIELD_LIST', 0x08: 'COM_SHUTDOWN', 0x09: 'COM_STATISTICS',
+  0x0d: 'COM_DEBUG', 0x0e: 'COM_PING', 0x11: 'COM_CHANGE_USER', 0x12: 'COM_BINLOG_DUMP', 0x16: 'COM_STMT_PREPARE',
+  0x17: 'COM_STMT_EXECUTE', 0x18: 'COM_STMT_SEND_LONG_DATA', 0x19: 'COM_STMT_CLOSE', 0x1a: 'COM_STMT_RESET',
+  0x1b: 'COM_SET_OPTION', 0x1c: 'COM_STMT_FETCH', 0x1f: 'COM_RESET_CONNECTION',
+};
+
+type Stage = 'first' | 'columns' | 'columnsEof' | 'rows' | 'skip' | 'infile' | 'statistics';
+
+interface Unit {
+  kind: 'handshake' | 'result' | 'prepare';
+  stage: Stage;
+  remaining: number;
+  rows: number;
+  text?: string;
+  tsStart?: bigint;
+  tid?: number;
+  offset?: number;
+}
+
+type Fields = Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>;
+
+/** A length-encoded integer at `at`: [value, bytes it took]. */
+function lenenc(b: Buffer, at: number): [number, number] {
+  const first = b[at] ?? 0;
+  if (first < 0xfb) return [first, 1];
+  if (first === 0xfc) return [b.readUInt16LE(at + 1), 3];
+  if (first === 0xfd) return [b.readUIntLE(at + 1, 3), 4];
+  if (first === 0xfe && at + 9 <= b.length) return [Number(b.readBigUInt64LE(at + 1)), 9];
+  return [0, 1];
+}
+
+function cstring(b: Buffer, at: number): [string, number] {
+  const end = b.indexOf(0, at);
+  return end < 0 ? [b.toString('utf8', at), b.length] : [b.toString('utf8', at, end), end + 1];
+}
+
+export class MysqlParser implements ProtocolParser<DbMessage> {
+  readonly protocol = 'mysql';
+  onMessage: (message: DbMessage) => void = () => {};
+  private readonly client = new StreamBuffer();
+  private readonly server = new StreamBuffer();
+  private phase: 'start' | 'handshake' | 'command' | 'stopped' = 'start';
+  private serverCaps = 0;
+  private deprecateEof = false;
+  private compress = false;
+  private readonly units: Unit[] = [];
+  private readonly statements = new Map<number, string>();
+  private database: string | undefined;
+  private user: string | undefined;
+  /** A client payload of 2^24-1 bytes continues in the next packet: the parts so far. */
+  private clientParts: Buffer[] = [];
+  /** The previous server packet was full-size: the next one continues it. */
+  private serverContinues = false;
+  private resync: Record<Side, boolean> = { client: false, server: false };
+  private skipping: Record<Side, number> = { client: 0, server: 0 };
+
+  feed(side: Side, chunk: Chunk): void {
+    if (this.phase === 'stopped') return;
+    (side === 'client' ? this.client : this.server).push(chunk);
+    if (side === 'client') this.parseClient();
+    else this.parseServer();
+  }
+
+  gap(side: Side, bytes: number, ts: bigint): void {
+    if (this.phase === 'stopped') return;
+    (side === 'client' ? this.client : this.server).clear(bytes);
+    this.skipping[side] = 0;
+    this.resync[side] = true;
+    if (side === 'client') this.clientParts = [];
+    else this.serverContinues = false;
+    for (const unit of this.units.splice(0)) {
+      this.respond(unit, { command: 'Lost', note: `${bytes} bytes of the ${side} stream were not captured`, error: `${bytes} bytes of the ${side} stream were not captured` }, ts, bytes);
+    }
+  }
+
+  end(_ts: bigint): void {}
+
+  private drainSkip(side: Side, buf: StreamBuffer): boolean {
+    const n = Math.min(this.skipping[side], buf.available);
+    buf.skip(n);
+    this.skipping[side] -= n;
+    return this.skipping[side] === 0;
+  }
+
+  /** After lost bytes: resume at a syscall boundary that starts a command (client) or a response (server). */
+  private resynced(side: Side, buf: StreamBuffer): boolean {
+    if (!this.resync[side]) return true;
+    while (buf.available >= 5) {
+      if (buf.atChunkStart()) {
+        const h = buf.peek(5)!;
+        const len = h.readUIntLE(0, 3);
+        const plausible = side === 'client' ? h[3] === 0 && COMMANDS[h[4]!] !== undefined && len >= 1 : h[3] === 1 && len >= 1;
+        if (plausible && (side === 'client' || this.units.length > 0)) {
+          this.resync[side] = false;
+          return true;
+        }
+      }
+      buf.skipToNextChunk();
+    }
+    return false;
+  }
+
+  private request(fields: Fields, buf: StreamBuffer, size: number, start: { ts: bigint; tid: number; offset: number }): void {
+    const request: DbRequest = {
+      protocol: 'mysql', kind: 'request', tsStart: start.ts, tsEnd: buf.whenAt(size - 1).ts, tid: start.tid, offset: start.offset, ...fields,
+    };
+    if (this.database !== undefined && request.database === undefined) request.database = this.database;
+    if (this.user !== undefined && request.user === undefined) request.user = this.user;
+    this.onMessage(request);
+  }
+
+  private parseClient(): void {
+    const buf = this.client;
+    while (buf.available > 0 && this.phase !== 'stopped') {
+      if (this.skipping.client > 0 && !this.drainSkip('client', buf)) return;
+      if (!this.resynced('client', buf)) return;
+      const h = buf.peek(4);
+      if (!h) return;
+      const len = h.readUIntLE(0, 3);
+      const seq = h[3]!;
+      const total = 4 + len;
+      if (this.phase === 'command' && this.clientParts.length === 0 && seq !== 0) {
+        // Not a command: LOCAL INFILE contents or a change-user auth turn. Skip it.
+        this.skipping.client = total;
+        continue;
+      }
+      if (this.phase === 'start' && !(seq === 0 && COMMANDS[buf.byteAt(4) ?? -1] !== undefined) && seq !== 1) {
+        // Joined mid-connection on something that is not a command: wait for one at a syscall boundary.
+        this.resync.client = true;
+        continue;
+      }
+      const packet = buf.peek(total);
+      if (!packet) return;
+      const start = { ...buf.when(), offset: buf.offset };
+      const payload = packet.subarray(4);
+      if (len === MAX_PAYLOAD) {
+        this.clientParts.push(Buffer.from(payload));
+        buf.skip(total);
+        continue;
+      }
+      const whole = this.clientParts.length ? Buffer.concat([...this.clientParts, payload]) : payload;
+      const wholeSize = this.clientParts.length * (4 + MAX_PAYLOAD) + total;
+      this.clientParts = [];
+      if (this.phase === 'handshake' || (this.phase === 'start' && seq === 1)) this.handshakeResponse(whole, buf, total, start);
+      else if (this.phase === 'start' || this.phase === 'command') {
+        this.phase = 'command';
+        this.command(whole, buf, Math.min(total, wholeSize), start);
+      }
+      buf.skip(total);
+    }
+  }
+
+  private handshakeResponse(p: Buffer, buf: StreamBuffer, size: number, start: { ts: bigint; tid: number; offset: number }): void {
+    if (this.units.some((u) => u.kind === 'handshake')) return; // an auth-switch answer: nothing to report
+    if (p.length < 32) return;
+    const caps = p.readUInt32LE(0);
+    if (p.length === 32 && caps & CLIENT_SSL) {
+      this.request({ command: 'SSLRequest', control: true, noResponse: true, note: 'the client asked for TLS: the rest of the connection is encrypted and not parsed' }, buf, size, start);
+      this.phase = 'stopped';
+      return;
+    }
+    this.deprecateEof = (caps & CLIENT_DEPRECATE_EOF) !== 0 && (this.serverCaps === 0 || (this.serverCaps & CLIENT_DEPRECATE_EOF) !== 0);
+    this.compress = (caps & CLIENT_COMPRESS) !== 0;
+    let at = 32;
+    const [user, afterUser] = cstring(p, at);
+    at = afterUser;
+    if (caps & CLIENT_PLUGIN_AUTH_LENENC) {
+      const [n, w] = lenenc(p, at);
+      at += w + n;
+    } else if (caps & CLIENT_SECURE_CONNECTION) {
+      at += 1 + (p[at] ?? 0);
+    } else {
+      at = cstring(p, at)[1];
+    }
+    this.user = user;
+    if (caps & CLIENT_CONNECT_WITH_DB && at < p.length) {
+      const [db] = cstring(p, at);
+      if (db) this.database = db;
+    }
+    this.phase = 'handshake';
+    this.request({ command: 'Handshake', control: true }, buf, size, start);
+    this.units.push({ kind: 'handshake', stage: 'first', remaining: 0, rows: 0 });
+  }
+
+  private command(p: Buffer, buf: StreamBuffer, size: number, start: { ts: bigint; tid: number; offset: number }): void {
+    const code = p[0] ?? -1;
+    const command = COMMANDS[code] ?? `COM_0x${code.toString(16).padStart(2, '0')}`;
+    const result = (extra: Partial<Unit> = {}) => this.units.push({ kind: 'result', stage: 'first', remaining: 0, rows: 0, ...extra });
+    switch (code) {
+      case 0x03: {
+        this.request({ command, query: p.toString('utf8', 1) }, buf, size, start);
+        result();
+        break;
+      }
+      case 0x16: {
+        const text = p.toString('utf8', 1);
+        this.request({ command, query: text, control: true }, buf, size, start);
+        this.units.push({ kind: 'prepare', stage: 'first', remaining: 0, rows: 0, text });
+        break;
+      }
+      case 0x17: {
+        const id = p.length >= 5 ? p.readUInt32LE(1) : -1;
+        const text = this.statements.get(id);
+        const fields: Fields = { command };
+        if (text !== undefined) fields.query = text;
+        else fields.note = `statement ${id} was prepared before the capture began: its text is unknown`;
+        this.request(fields, buf, size, start);
+        result();
+        break;
+      }
+      case 0x19:
+        this.statements.delete(p.length >= 5 ? p.readUInt32LE(1) : -1);
+        this.request({ command, control: true, noResponse: true }, buf, size, start);
+        break;
+      case 0x18:
+      case 0x01:
+        this.request({ command, control: true, noResponse: true }, buf, size, start);
+        break;
+      case 0x02:
+        this.database = p.toString('utf8', 1);
+        this.request({ command, control: true }, buf, size, start);
+        result();
+        break;
+      case 0x09:
+        this.request({ command, control: true }, buf, size, start);
+        result({ stage: 'statistics' });
+        break;
+      default:
+        this.request({ command, control: code !== 0x1c }, buf, size, start);
+        result();
+    }
+  }
+
+  private parseServer(): void {
+    const buf = this.server;
+    while (buf.available > 0 && this.phase !== 'stopped') {
+      if (this.skipping.server > 0 && !this.drainSkip('server', buf)) return;
+      if (!this.resynced('server', buf)) return;
+      const h = buf.peek(5);
+      if (!h) return;
+      const len = h.readUIntLE(0, 3);
+      const seq = h[3]!;
+      const first = h[4]!;
+      const total = 4 + len;
+      const continuation = this.serverContinues;
+      this.serverContinues = len === MAX_PAYLOAD;
+      if (continuation) {
+        this.skipping.server = total;
+        continue;
+      }
+      if (this.phase === 'start' && seq === 0 && first === 0x0a) {
+        const packet = buf.peek(total);
+        if (!packet) {
+          this.serverContinues = continuation;
+          return;
+        }
+        this.greeting(packet.subarray(4));
+        buf.skip(total);
+        continue;
+      }
+      const unit = this.units[0];
+      if (!unit) {
+        // Nothing asked (a capture that joined mid-response): its framing cannot be trusted;
+        // resume at a syscall boundary once a command is waiting for its answer.
+        this.serverContinues = false;
+        this.resync.server = true;
+        buf.skipToNextChunk();
+        continue;
+      }
+      if (unit.tsStart === undefined) {
+        const w = buf.when();
+        unit.tsStart = w.ts;
+        unit.tid = w.tid;
+        unit.offset = buf.offset;
+      }
+      // Rows and column definitions are only counted: skip their bytes without joining chunks.
+      const counted = (unit.stage === 'rows' && first !== 0xfe && first !== 0xff) || unit.stage === 'columns' || unit.stage === 'skip';
+      if (counted) {
+        this.step(unit, first, Buffer.alloc(0), len, buf.whenAt(total - 1).ts);
+        this.skipping.server = total;
+        continue;
+      }
+      const packet = buf.peek(total);
+      if (!packet) {
+        this.serverContinues = continuation;
+        return;
+      }
+      this.step(unit, first, packet.subarray(4), len, buf.whenAt(total - 1).ts);
+      buf.skip(total);
+    }
+  }
+
+  private greeting(p: Buffer): void {
+    const [, afterVersion] = cstring(p, 1);
+    const capsAt = afterVersion + 4 + 8 + 1;
+    if (capsAt + 2 <= p.length) this.serverCaps = p.readUInt16LE(capsAt);
+    if (capsAt + 7 <= p.length) this.serverCaps |= p.readUInt16LE(capsAt + 5) << 16;
+    this.serverCaps >>>= 0;
+    this.phase = 'handshake';
+  }
+
+  /** One server packet for the oldest unanswered unit. */
+  private step(unit: Unit, first: number, p: Buffer, len: number, endTs: bigint): void {
+    const isEof = first === 0xfe && len < 9;
+    switch (unit.stage) {
+      case 'first':
+        if (unit.kind === 'handshake') {
+          if (first === 0x00) {
+            this.units.shift();
+            this.respond(unit, { command: 'OK' }, endTs);
+            this.phase = 'command';
+            if (this.compress) {
+              this.onMessage({
+                protocol: 'mysql', kind: 'response', command: 'Compressed', push: true, tsStart: endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: this.server.offset,
+                note: 'the connection negotiated the compressed protocol: the rest is not parsed',
+              });
+              this.phase = 'stopped';
+            }
+          } else if (first === 0xff) {
+            this.units.shift();
+            this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
+          }
+          // 0xfe auth switch, 0x01 more auth data: the handshake goes on.
+          return;
+        }
+        if (first === 0xff) {
+          this.units.shift();
+          this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
+          return;
+        }
+        if (unit.kind === 'prepare' && first === 0x00 && len >= 12) {
+          const id = p.readUInt32LE(1);
+          const columns = p.readUInt16LE(5);
+          const params = p.readUInt16LE(7);
+          this.statements.set(id, unit.text ?? '');
+          const eofs = this.deprecateEof ? 0 : (columns ? 1 : 0) + (params ? 1 : 0);
+          unit.remaining = columns + params + eofs;
+          if (unit.remaining === 0) {
+            this.units.shift();
+            this.respond(unit, { command: 'PrepareOK', note: `statement id ${id}` }, endTs);
+          } else {
+            unit.stage = 'skip';
+            unit.text = `statement id ${id}`;
+          }
+          return;
+        }
+        if (first === 0x00 || isEof) {
+          const { rows, status } = okFields(p, isEof);
+          unit.rows += rows;
+          if (status & SERVER_MORE_RESULTS_EXISTS) return; // the next result follows
+          this.units.shift();
+          this.respond(unit, { command: isEof ? 'EOF' : 'OK', rows: unit.rows }, endTs);
+          return;
+        }
+        if (first === 0xfb) {
+          unit.stage = 'infile';
+          return;
+        }
+        unit.remaining = lenenc(p, 0)[0];
+        unit.stage = unit.remaining > 0 ? 'columns' : 'rows';
+        return;
+      case 'statistics':
+        // COM_STATISTICS answers with one plain string packet.
+        this.units.shift();
+        this.respond(unit, { command: 'Statistics' }, endTs);
+        return;
+      case 'infile':
+        if (first === 0x00 || first === 0xff) {
+          this.units.shift();
+          this.respond(unit, first === 0xff ? { command: 'ERR', ...errFields(p) } : { command: 'OK', rows: okFields(p, false).rows }, endTs);
+        }
+        return;
+      case 'columns':
+        if (--unit.remaining === 0) unit.stage = this.deprecateEof ? 'rows' : 'columnsEof';
+        return;
+      case 'columnsEof':
+        unit.stage = 'rows';
+        return;
+      case 'skip':
+        if (--unit.remaining === 0) {
+          this.units.shift();
+          this.respond(unit, { command: 'PrepareOK', note: unit.text ?? '' }, endTs);
+        }
+        return;
+      case 'rows':
+        if (first === 0xff) {
+          this.units.shift();
+          this.respond(unit, { command: 'ERR', rows: unit.rows, ...errFields(p) }, endTs);
+          return;
+        }
+        if (first === 0xfe && (this.deprecateEof ? len < MAX_PAYLOAD : len < 9)) {
+          const { status } = okFields(p, !this.deprecateEof);
+          if (status & SERVER_MORE_RESULTS_EXISTS) {
+            unit.stage = 'first';
+            return;
+          }
+          this.units.shift();
+          this.respond(unit, { command: 'ResultSet', rows: unit.rows }, endTs);
+          return;
+        }
+        unit.rows++;
+        return;
+    }
+  }
+
+  private respond(unit: Unit, fields: Partial<DbResponse> & { command: string }, endTs: bigint, lost?: number): void {
+    const response: DbResponse = {
+      protocol: 'mysql', kind: 'response', tsStart: unit.tsStart ?? endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: unit.offset ?? this.server.offset, ...fields,
+    };
+    if (lost) response.lostBytes = lost;
+    this.onMessage(response);
+  }
+}
+
+function errFields(p: Buffer): { errorCode: string; errorMessage: string } {
+  // 0xff, error code u16, then '#' and a 5-character SQLSTATE (protocol 4.1), then the message.
+  const code = p.length >= 3 ? p.readUInt16LE(1) : 0;
+  if (p[3] === 0x23 /* # */) return { errorCode: p.toString('latin1', 4, 9), errorMessage: p.toString('utf8', 9) };
+  return { errorCode: String(code), errorMessage: p.toString('utf8', 3) };
+}
+
+function okFields(p: Buffer, eof: boolean): { rows: number; status: number } {
+  if (eof) return { rows: 0, status: p.length >= 5 ? p.readUInt16LE(3) : 0 };
+  const [rows, w1] = lenenc(p, 1);
+  const [, w2] = lenenc(p, 1 + w1);
+  const at = 1 + w1 + w2;
+  return { rows, status: at + 2 <= p.length ? p.readUInt16LE(at) : 0 };
+}

@@ -1,0 +1,443 @@
+/**
+ * PostgreSQL frontend/backend protocol 3, both directions of one connection.
+ *
+ * Requests: Startup, SSLRequest, GSSENCRequest, CancelRequest, Query (simple
+ * protocol), Execute (extended protocol, with the text of the statement its
+ * portal was bound to: Parse and Bind are remembered per name, unnamed ones
+ * too), FunctionCall, Terminate. Responses answer requests in order:
+ *  - Startup: at the first ReadyForQuery (or the fatal ErrorResponse);
+ *  - Query: at its ReadyForQuery, rows and tag summed over its statements,
+ *    COPY in and out included;
+ *  - Execute: at its CommandComplete, EmptyQueryResponse, PortalSuspended or
+ *    ErrorResponse. After an error the server skips to Sync: the Executes it
+ *    skipped are answered at ReadyForQuery as not executed;
+ *  - SSLRequest/GSSENCRequest: the one-byte answer; 'S'/'G' means the rest
+ *    is encrypted, and parsing stops, saying so.
+ * Lost bytes answer every waiting request with the loss (so pairing stays in
+ * step) and parsing resumes at the next syscall boundary that frames.
+ */
+import type { DbMessage, DbRequest, DbResponse } from '../db';
+import { StreamBuffer } from '../shared/stream-buffer';
+import type { Chunk, ProtocolParser, Side } from '../types';
+
+const PROTOCOL_3 = 196608;
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+const CANCEL_REQUEST = 80877102;
+/** Messages larger than this are taken as broken framing. */
+const MAX_MESSAGE = 1 << 30;
+
+const FRONTEND = new Set('BCDEFHPQSXcdfp');
+const BACKEND = new Set('123ACDEGHIKNRSTVWZcdnsvt');
+
+type UnitKind = 'startup' | 'ssl' | 'gss' | 'query' | 'execute' | 'sync';
+
+/** A response the server owes, in the order the client asked. */
+interface Unit {
+  kind: UnitKind;
+  rows: number;
+  counted: boolean;
+  tag?: string;
+  errorCode?: string;
+  errorMessage?: string;
+  tsStart?: bigint;
+  tid?: number;
+  offset?: number;
+  lostBytes?: number;
+}
+
+function cstring(buf: Buffer, at: number): [string, number] {
+  const end = buf.indexOf(0, at);
+  if (end < 0) return [buf.toString('utf8', at), buf.length];
+  return [buf.toString('utf8', at, end), end + 1];
+}
+
+/** The row count a command tag reports: the last number in "SELECT 3", "INSERT 0 1", "UPDATE 2". */
+function tagRows(tag: string): number | undefined {
+  const m = /(\d+)$/.exec(tag);
+  return m ? Number(m[1]) : undefined;
+}
+
+export class PostgresParser implements ProtocolParser<DbMessage> {
+  readonly protocol = 'postgres';
+  onMessage: (message: DbMessage) => void = () => {};
+  private readonly client = new StreamBuffer();
+  private readonly server = new StreamBuffer();
+  /** The next client message is untyped (start-up, SSL, GSS or cancel request). */
+  private clientUntyped = true;
+  private readonly units: Unit[] = [];
+  private readonly statements = new Map<string, string>();
+  private readonly portals = new Map<string, { statement: string; params: number }>();
+  private database: string | undefined;
+  private user: string | undefined;
+  private encrypted = false;
+  private resync: Record<Side, boolean> = { client: false, server: false };
+  /** Bytes still to skip of a message whose contents we do not keep (DataRow, CopyData). */
+  private skipping: Record<Side, number> = { client: 0, server: 0 };
+  private batchFailed = false;
+  private seenUntyped = false;
+
+  feed(side: Side, chunk: Chunk): void {
+    if (this.encrypted) return;
+    const buf = side === 'client' ? this.client : this.server;
+    buf.push(chunk);
+    if (side === 'client') this.parseClient();
+    else this.parseServer();
+  }
+
+  gap(side: Side, bytes: number, ts: bigint): void {
+    if (this.encrypted) return;
+    const buf = side === 'client' ? this.client : this.server;
+    buf.clear(bytes);
+    this.skipping[side] = 0;
+    this.resync[side] = true;
+    // Whatever was owed can no longer be told apart: answer it with the loss, in order.
+    for (const unit of this.units.splice(0)) {
+      if (unit.kind === 'sync') continue;
+      this.respond(unit, { command: 'Lost', note: `${bytes} bytes of the ${side} stream were not captured` }, ts, bytes);
+    }
+  }
+
+  end(_ts: bigint): void {
+    // Requests still waiting end as incomplete in the correlator, which knows why the connection ended.
+  }
+
+  /** Skip the part of a skipped message held now; true when it is all gone. */
+  private drainSkip(side: Side, buf: StreamBuffer): boolean {
+    const n = Math.min(this.skipping[side], buf.available);
+    buf.skip(n);
+    this.skipping[side] -= n;
+    return this.skipping[side] === 0;
+  }
+
+  /** Resume after lost bytes at a syscall boundary whose bytes frame as a message of this side. */
+  private resynced(side: Side, buf: StreamBuffer): boolean {
+    if (!this.resync[side]) return true;
+    while (buf.available >= 5) {
+      if (buf.atChunkStart()) {
+        const h = buf.peek(5)!;
+        const type = String.fromCharCode(h[0]!);
+        const len = h.readUInt32BE(1);
+        if ((side === 'client' ? FRONTEND : BACKEND).has(type) && len >= 4 && len < MAX_MESSAGE) {
+          this.resync[side] = false;
+          return true;
+        }
+      }
+      buf.skipToNextChunk();
+    }
+    return false;
+  }
+
+  private request(fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>, buf: StreamBuffer, size: number): DbRequest {
+    const start = buf.when();
+    const request: DbRequest = {
+      protocol: 'postgres', kind: 'request', tsStart: start.ts, tsEnd: buf.whenAt(size - 1).ts, tid: start.tid, offset: buf.offset, ...fields,
+    };
+    if (this.database !== undefined && request.database === undefined) request.database = this.database;
+    if (this.user !== undefined && request.user === undefined) request.user = this.user;
+    this.onMessage(request);
+    return request;
+  }
+
+  private expect(kind: UnitKind): void {
+    this.units.push({ kind, rows: 0, counted: false });
+  }
+
+  private parseClient(): void {
+    const buf = this.client;
+    while (buf.available > 0) {
+      if (this.skipping.client > 0 && !this.drainSkip('client', buf)) return;
+      if (!this.resynced('client', buf)) return;
+      if (this.clientUntyped) {
+        const h = buf.peek(8);
+        if (!h) return;
+        const len = h.readUInt32BE(0);
+        const code = h.readUInt32BE(4);
+        const known = code === PROTOCOL_3 || code === SSL_REQUEST || code === GSSENC_REQUEST || code === CANCEL_REQUEST;
+        if (!known || len < 8 || len > 10_000) {
+          // Not a start: the capture joined a running connection. Its messages are typed.
+          this.clientUntyped = false;
+          continue;
+        }
+        const body = buf.peek(len);
+        if (!body) return;
+        this.seenUntyped = true;
+        if (code === PROTOCOL_3) {
+          const params = new Map<string, string>();
+          let at = 8;
+          while (at < len - 1) {
+            const [key, next] = cstring(body, at);
+            if (key === '') break;
+            const [value, after] = cstring(body, next);
+            params.set(key, value);
+            at = after;
+          }
+          this.user = params.get('user');
+          this.database = params.get('database') ?? this.user;
+          this.request({ command: 'Startup', control: true }, buf, len);
+          this.expect('startup');
+          this.clientUntyped = false;
+        } else if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
+          this.request({ command: code === SSL_REQUEST ? 'SSLRequest' : 'GSSENCRequest', control: true }, buf, len);
+          this.expect(code === SSL_REQUEST ? 'ssl' : 'gss');
+        } else {
+          this.request({ command: 'CancelRequest', control: true, noResponse: true }, buf, len);
+        }
+        buf.skip(len);
+        continue;
+      }
+      const h = buf.peek(5);
+      if (!h) return;
+      const type = String.fromCharCode(h[0]!);
+      const len = h.readUInt32BE(1);
+      if (!FRONTEND.has(type) || len < 4 || len >= MAX_MESSAGE) {
+        this.broken('client', buf, `byte ${buf.offset}: ${FRONTEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a frontend message type`}`);
+        continue;
+      }
+      const total = 1 + len;
+      if (type === 'd') {
+        // CopyData: its contents are the table's rows; only skip them.
+        this.skipping.client = total;
+        continue;
+      }
+      const body = buf.peek(total);
+      if (!body) return;
+      this.clientMessage(type, body, buf, total);
+      buf.skip(total);
+    }
+  }
+
+  private clientMessage(type: string, body: Buffer, buf: StreamBuffer, total: number): void {
+    switch (type) {
+      case 'Q': {
+        this.request({ command: 'Query', query: cstring(body, 5)[0] }, buf, total);
+        this.expect('query');
+        break;
+      }
+      case 'P': {
+        const [name, at] = cstring(body, 5);
+        const [text, after] = cstring(body, at);
+        this.statements.set(name, text);
+        void after;
+        break;
+      }
+      case 'B': {
+        const [portal, at] = cstring(body, 5);
+        const [statement, after] = cstring(body, at);
+        let params = 0;
+        if (after + 2 <= body.length) {
+          const formats = body.readInt16BE(after);
+          const countAt = after + 2 + 2 * formats;
+          if (countAt + 2 <= body.length) params = body.readInt16BE(countAt);
+        }
+        this.portals.set(portal, { statement, params });
+        break;
+      }
+      case 'E': {
+        const [portal] = cstring(body, 5);
+        const bound = this.portals.get(portal);
+        const text = bound ? this.statements.get(bound.statement) : undefined;
+        const fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'> = { command: 'Execute' };
+        if (text !== undefined) fields.query = text;
+        else fields.note = bound
+          ? `statement ${JSON.stringify(bound.statement)} was prepared before the capture began: its text is unknown`
+          : `portal ${JSON.stringify(portal)} was bound before the capture began: its statement is unknown`;
+        if (bound) fields.params = bound.params;
+        this.request(fields, buf, total);
+        this.expect('execute');
+        break;
+      }
+      case 'S':
+        this.expect('sync');
+        break;
+      case 'C': {
+        const what = String.fromCharCode(body[5] ?? 0);
+        const [name] = cstring(body, 6);
+        if (what === 'S') this.statements.delete(name);
+        else this.portals.delete(name);
+        break;
+      }
+      case 'F':
+        this.request({ command: 'FunctionCall' }, buf, total);
+        this.expect('query');
+        break;
+      case 'X':
+        this.request({ command: 'Terminate', control: true, noResponse: true }, buf, total);
+        break;
+      default:
+        // D (Describe), H (Flush), c/f (copy end), p (password, SASL): nothing to report.
+        break;
+    }
+  }
+
+  private parseServer(): void {
+    const buf = this.server;
+    while (buf.available > 0) {
+      if (this.skipping.server > 0 && !this.drainSkip('server', buf)) return;
+      if (!this.resynced('server', buf)) return;
+      const head = this.units[0];
+      if (head && (head.kind === 'ssl' || head.kind === 'gss')) {
+        const b = buf.byteAt(0)!;
+        if (b === 0x53 /* S */ || b === 0x4e /* N */ || b === 0x47 /* G */) {
+          const accepted = b !== 0x4e;
+          const start = buf.when();
+          head.tsStart = start.ts;
+          head.tid = start.tid;
+          head.offset = buf.offset;
+          this.units.shift();
+          this.respond(head, { command: accepted ? 'EncryptionAccepted' : 'EncryptionRefused' }, start.ts);
+          buf.skip(1);
+          if (accepted) {
+            this.encrypted = true;
+            this.onMessage({
+              protocol: 'postgres', kind: 'response', command: 'Encrypted', push: true, tsStart: start.ts, tsEnd: start.ts, tid: start.tid, offset: buf.offset,
+              note: `the server accepted ${head.kind === 'ssl' ? 'TLS' : 'GSSAPI encryption'}: the rest of the connection is encrypted and not parsed`,
+            });
+            return;
+          }
+          continue;
+        }
+        // An old server answering SSLRequest with an ErrorResponse: typed, handled below.
+      }
+      const h = buf.peek(5);
+      if (!h) return;
+      const type = String.fromCharCode(h[0]!);
+      const len = h.readUInt32BE(1);
+      if (!BACKEND.has(type) || len < 4 || len >= MAX_MESSAGE) {
+        this.broken('server', buf, `byte ${buf.offset}: ${BACKEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a backend message type`}`);
+        continue;
+      }
+      const total = 1 + len;
+      const unit = this.units[0];
+      if (unit && unit.tsStart === undefined) {
+        const start = buf.when();
+        unit.tsStart = start.ts;
+        unit.tid = start.tid;
+        unit.offset = buf.offset;
+      }
+      if (type === 'D' || type === 'd') {
+        if (type === 'D' && unit) unit.rows++;
+        this.skipping.server = total;
+        continue;
+      }
+      const body = buf.peek(total);
+      if (!body) return;
+      this.serverMessage(type, body, buf.whenAt(total - 1).ts);
+      buf.skip(total);
+    }
+  }
+
+  private serverMessage(type: string, body: Buffer, endTs: bigint): void {
+    const unit = this.units[0];
+    switch (type) {
+      case 'Z': {
+        // ReadyForQuery ends a start-up, a simple query, or an extended batch at its Sync.
+        if (unit && (unit.kind === 'startup' || unit.kind === 'query')) {
+          this.units.shift();
+          const fields: Partial<DbResponse> & { command: string } = unit.errorCode !== undefined
+            ? { command: 'ErrorResponse', errorCode: unit.errorCode, errorMessage: unit.errorMessage! }
+            : { command: unit.kind === 'startup' ? 'ReadyForQuery' : 'CommandComplete' };
+          if (unit.kind === 'query') fields.rows = unit.rows;
+          if (unit.tag !== undefined) fields.tag = unit.tag;
+          this.respond(unit, fields, endTs);
+        } else {
+          while (this.units[0]?.kind === 'execute') {
+            const skipped = this.units.shift()!;
+            this.respond(skipped, { command: 'NotExecuted', errorMessage: 'not executed: an earlier message of its batch failed' }, endTs);
+          }
+          if (this.units[0]?.kind === 'sync') this.units.shift();
+        }
+        this.batchFailed = false;
+        break;
+      }
+      case 'C': {
+        const [tag] = cstring(body, 5);
+        const rows = tagRows(tag);
+        if (unit?.kind === 'execute') {
+          this.units.shift();
+          this.respond(unit, { command: 'CommandComplete', tag, rows: rows ?? unit.rows }, endTs);
+        } else if (unit?.kind === 'query') {
+          // Several statements in one Query: the tag of the last, the rows of all.
+          unit.tag = tag;
+          if (rows !== undefined && !/^(SELECT|FETCH|MOVE|COPY)\b/.test(tag)) unit.rows += rows;
+        }
+        break;
+      }
+      case 'I':
+        if (unit?.kind === 'execute') {
+          this.units.shift();
+          this.respond(unit, { command: 'EmptyQueryResponse', rows: 0 }, endTs);
+        }
+        break;
+      case 's':
+        if (unit?.kind === 'execute') {
+          this.units.shift();
+          this.respond(unit, { command: 'PortalSuspended', rows: unit.rows }, endTs);
+        }
+        break;
+      case 'E': {
+        const fields = errorFields(body);
+        if (unit?.kind === 'execute') {
+          this.units.shift();
+          this.respond(unit, { command: 'ErrorResponse', errorCode: fields.code, errorMessage: fields.message }, endTs);
+          this.batchFailed = true;
+        } else if (unit && (unit.kind === 'startup' || unit.kind === 'query') && unit.errorCode === undefined) {
+          unit.errorCode = fields.code;
+          unit.errorMessage = fields.message;
+          if (unit.kind === 'startup' && (fields.severity === 'FATAL' || fields.severity === 'PANIC')) {
+            this.units.shift();
+            this.respond(unit, { command: 'ErrorResponse', errorCode: fields.code, errorMessage: fields.message }, endTs);
+          }
+        } else if (unit && (unit.kind === 'ssl' || unit.kind === 'gss')) {
+          this.units.shift();
+          this.respond(unit, { command: 'ErrorResponse', errorCode: fields.code, errorMessage: fields.message }, endTs);
+          this.clientUntyped = true;
+        }
+        break;
+      }
+      default:
+        // R, S, K (start-up), T, t, 1, 2, 3, n, N, A, G, H, W, c, V, v: nothing owed ends here.
+        break;
+    }
+  }
+
+  private respond(unit: Unit, fields: Partial<DbResponse> & { command: string }, endTs: bigint, lost?: number): void {
+    const response: DbResponse = {
+      protocol: 'postgres', kind: 'response', tsStart: unit.tsStart ?? endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: unit.offset ?? this.server.offset,
+      ...fields,
+    };
+    if (lost) response.lostBytes = lost;
+    if (response.note !== undefined && lost) response.error = response.note;
+    this.onMessage(response);
+  }
+
+  /** Framing broke on a side: report it there and resume at the next syscall boundary that frames. */
+  private broken(side: Side, buf: StreamBuffer, reason: string): void {
+    const start = buf.when();
+    this.onMessage({
+      protocol: 'postgres', kind: side === 'client' ? 'request' : 'response', command: 'Unparsable', tsStart: start.ts, tsEnd: start.ts,
+      tid: start.tid, offset: buf.offset, error: reason, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
+    } as DbMessage);
+    this.resync[side] = true;
+    buf.skipToNextChunk();
+  }
+
+  /** True once a start-up, SSL, GSS or cancel request was seen (the connection was seen from its start). */
+  get sawStart(): boolean {
+    return this.seenUntyped;
+  }
+}
+
+function errorFields(body: Buffer): { code: string; message: string; severity: string } {
+  let at = 5;
+  const out = { code: '', message: '', severity: '' };
+  while (at < body.length && body[at] !== 0) {
+    const field = String.fromCharCode(body[at]!);
+    const [value, next] = cstring(body, at + 1);
+    if (field === 'C') out.code = value;
+    else if (field === 'M') out.message = value;
+    else if (field === 'V' || (field === 'S' && !out.severity)) out.severity = value;
+    at = next;
+  }
+  return out;
+}

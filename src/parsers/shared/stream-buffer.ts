@@ -1,0 +1,127 @@
+/**
+ * One side's byte stream for a framed binary protocol: chunks are kept as they
+ * came and joined only when a frame header or body must be read whole, so a
+ * large message split into many chunks costs one copy, not one per chunk.
+ * Knows each byte's stream offset and which chunk (time, thread) carried it.
+ */
+import type { Chunk } from '../types';
+
+interface Mark {
+  offset: number;
+  ts: bigint;
+  tid: number;
+}
+
+export class StreamBuffer {
+  private chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already consumed. */
+  private head = 0;
+  private marks: Mark[] = [];
+  /** Bytes held and not consumed. */
+  available = 0;
+  /** Stream offset of the next unconsumed byte. */
+  offset = 0;
+
+  push(chunk: Chunk): void {
+    const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
+    if (data.length === 0) return;
+    this.marks.push({ offset: this.offset + this.available, ts: chunk.ts, tid: chunk.tid });
+    this.chunks.push(data);
+    this.available += data.length;
+  }
+
+  /** The next `n` bytes as one buffer (a view when they sit in one chunk), or undefined if fewer are held. */
+  peek(n: number): Buffer | undefined {
+    if (n > this.available) return undefined;
+    const first = this.chunks[0];
+    if (first === undefined) return n === 0 ? Buffer.alloc(0) : undefined;
+    if (first.length - this.head >= n) return first.subarray(this.head, this.head + n);
+    // Join just enough chunks, and keep the joined buffer so the next peek is free.
+    const parts: Buffer[] = [first.subarray(this.head)];
+    let have = parts[0]!.length;
+    let used = 1;
+    while (have < n) {
+      const next = this.chunks[used++]!;
+      parts.push(next);
+      have += next.length;
+    }
+    const joined = Buffer.concat(parts, have);
+    this.chunks.splice(0, used, joined);
+    this.head = 0;
+    return joined.subarray(0, n);
+  }
+
+  /** The byte at `i` past the next unconsumed one, without joining chunks. */
+  byteAt(i: number): number | undefined {
+    if (i >= this.available) return undefined;
+    let at = this.head + i;
+    for (const c of this.chunks) {
+      if (at < c.length) return c[at];
+      at -= c.length;
+    }
+    return undefined;
+  }
+
+  /** Consume `n` bytes (at most what is held). */
+  skip(n: number): void {
+    let left = Math.min(n, this.available);
+    this.available -= left;
+    this.offset += left;
+    while (left > 0) {
+      const first = this.chunks[0]!;
+      const inFirst = first.length - this.head;
+      if (left < inFirst) {
+        this.head += left;
+        left = 0;
+      } else {
+        left -= inFirst;
+        this.chunks.shift();
+        this.head = 0;
+      }
+    }
+    // Keep only the mark that covers the next byte, and those after it.
+    let keep = 0;
+    while (keep + 1 < this.marks.length && this.marks[keep + 1]!.offset <= this.offset) keep++;
+    if (keep > 0) this.marks.splice(0, keep);
+  }
+
+  /** Drop everything held (after lost bytes: what is held no longer frames). */
+  clear(lostAfter = 0): void {
+    this.skip(this.available);
+    this.offset += lostAfter;
+    this.marks = [];
+  }
+
+  /** When, and on which thread, the byte at the next unconsumed offset arrived. */
+  when(): { ts: bigint; tid: number } {
+    const m = this.marks[0];
+    return m ? { ts: m.ts, tid: m.tid } : { ts: 0n, tid: 0 };
+  }
+
+  /** When, and on which thread, the byte `i` past the next unconsumed one arrived. */
+  whenAt(i: number): { ts: bigint; tid: number } {
+    const target = this.offset + i;
+    let found = this.marks[0];
+    for (const m of this.marks) {
+      if (m.offset > target) break;
+      found = m;
+    }
+    return found ? { ts: found.ts, tid: found.tid } : { ts: 0n, tid: 0 };
+  }
+
+  /** Drop the rest of the chunk the next byte is in (resynchronising at the next syscall boundary). */
+  skipToNextChunk(): void {
+    const next = this.marks[1];
+    this.skip(next ? next.offset - this.offset : this.available);
+  }
+
+  /** When the last byte held arrived. */
+  lastTs(): bigint {
+    return this.marks[this.marks.length - 1]?.ts ?? 0n;
+  }
+
+  /** True when the next unconsumed byte is the first byte of a chunk (a syscall boundary). */
+  atChunkStart(): boolean {
+    return this.head === 0 && this.marks.length > 0 && this.marks[0]!.offset === this.offset;
+  }
+}
