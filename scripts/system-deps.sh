@@ -9,6 +9,8 @@ packages=(
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev  # bpf/*.bpf.c, CO-RE
   g++ make python3 pkg-config     # native/ addon through node-gyp
   curl openssl                    # real clients and certificates in the live tests
+  postgresql postgresql-client mariadb-server mariadb-client redis-server  # test/db-servers.test.ts
+  wrk                             # bench/live
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -21,5 +23,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "system-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Database packages must not start system services: the tests start their own servers on free ports.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -27,6 +27,8 @@ import type { CloseReason, Connection } from '../streams/connections';
 import type { MessageBase } from '../parsers/types';
 import { headerValue, type Http1Message, type Http1Request, type Http1Response } from '../parsers/http1/messages';
 import { applyResponse, requestAttributes, spanName, type RedactionOptions } from './http';
+import { applyDbResponse, dbRequestAttributes, dbSpanName } from './db';
+import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
 import { parseTraceparent } from './traceparent';
@@ -58,6 +60,8 @@ interface InFlight {
   fingerprint: string;
   /** A server span already took this client span as its parent. */
   claimed: boolean;
+  /** Holds a place in the answer order for a request that makes no span (database start-up, ...). */
+  silent?: boolean;
   threadKey?: string;
   /** Go: the goroutine serving this server request, and when its handler started. */
   goid?: bigint;
@@ -149,6 +153,10 @@ export class Correlator {
 
   onMessage(conn: Connection, message: MessageBase): void {
     if (message.error !== undefined) this.stats.parseErrors++;
+    if (isDbMessage(message)) {
+      this.onDbMessage(conn, message);
+      return;
+    }
     if (message.protocol !== 'http1') return;
     const m = message as Http1Message;
     if (m.kind === 'request') {
@@ -372,34 +380,7 @@ export class Correlator {
       pending.threadKey = `${conn.pid}:${req.tid}`;
       push(this.serving, pending.threadKey, pending);
     } else {
-      const isGo = this.goPids.has(conn.pid);
-      const call = isGo ? this.goClientCall(conn) : undefined;
-      const g = call ? this.goroutine(conn.pid, call.goid, false) : undefined;
-      const goParent = g?.serving ? ctxOf(g.serving.span) : g?.inherited;
-      // Go goroutines hop between threads: a thread says nothing about a Go request.
-      const onThread = isGo ? [] : (this.serving.get(`${conn.pid}:${req.tid}`) ?? []);
-      const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
-      const local = goParent ?? threadParent;
-      if (header) {
-        span.traceId = header.traceId;
-        span.traceState = traceState;
-        if (local && local.traceId === header.traceId) span.parentSpanId = local.spanId;
-        else {
-          span.parentSpanId = header.parentId;
-          span.parentIsRemote = true;
-        }
-        context = 'traceparent';
-      } else if (goParent) {
-        setParent(goParent);
-        context = 'goroutine';
-      } else if (threadParent) {
-        setParent(threadParent);
-        context = 'thread';
-      } else {
-        span.traceId = this.ids.traceId();
-        context = onThread.length > 1 ? 'ambiguous-thread' : 'new';
-      }
-      if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
+      context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true);
       push(this.clientsByFingerprint, pending.fingerprint, pending);
     }
     span.attributes['loupe.context'] = context;
@@ -416,6 +397,95 @@ export class Correlator {
         this.bindHandler(pending, started.goid, started.ts);
       }
     }
+  }
+
+  /**
+   * Where a client span belongs: a traceparent it carries, else (Go) the request
+   * its goroutine serves — `goCalls` when Go client-call events describe this
+   * protocol —, else the one request its thread serves, else a new trace.
+   * Sets the span's trace, parent and state; returns the rule that applied.
+   */
+  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string } | undefined, goCalls: boolean): string {
+    const isGo = this.goPids.has(conn.pid);
+    const call = isGo && goCalls ? this.goClientCall(conn) : undefined;
+    const g = call ? this.goroutine(conn.pid, call.goid, false) : undefined;
+    const goParent = g?.serving ? ctxOf(g.serving.span) : g?.inherited;
+    // Go goroutines hop between threads: a thread says nothing about a Go request.
+    const onThread = isGo ? [] : (this.serving.get(`${conn.pid}:${tid}`) ?? []);
+    const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
+    const local = goParent ?? threadParent;
+    const setParent = (ctx: SpanContext) => {
+      span.traceId = ctx.traceId;
+      span.parentSpanId = ctx.spanId;
+      span.traceState = ctx.traceState;
+    };
+    if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
+    if (header) {
+      span.traceId = header.traceId;
+      span.traceState = header.traceState;
+      if (local && local.traceId === header.traceId) span.parentSpanId = local.spanId;
+      else {
+        span.parentSpanId = header.parentId;
+        span.parentIsRemote = true;
+      }
+      return 'traceparent';
+    }
+    if (goParent) {
+      setParent(goParent);
+      return 'goroutine';
+    }
+    if (threadParent) {
+      setParent(threadParent);
+      return 'thread';
+    }
+    span.traceId = this.ids.traceId();
+    return onThread.length > 1 ? 'ambiguous-thread' : 'new';
+  }
+
+  /**
+   * Database protocols: the process is the database's client. Requests that
+   * manage the connection (start-up, TLS, prepare) make no span but keep their
+   * place, so the answers that follow pair with the right request; requests
+   * that get no answer take no place. A watched database server's side of the
+   * connection makes no spans (as in Beyla).
+   */
+  private onDbMessage(conn: Connection, m: DbMessage): void {
+    if (conn.role === 'server') return;
+    if (m.kind === 'request') {
+      if (m.noResponse) return;
+      if (m.control) {
+        push(this.inFlight, conn.id, { span: placeholderSpan(m, conn.pid), conn, claimed: false, fingerprint: '', silent: true });
+        return;
+      }
+      const span: Span = {
+        traceId: '', spanId: this.ids.spanId(), parentSpanId: '', parentIsRemote: false, traceState: '',
+        name: dbSpanName(m), kind: 'client', startNs: m.tsStart, endNs: m.tsEnd,
+        service: this.processes.serviceOf(conn.pid), pid: conn.pid,
+        attributes: dbRequestAttributes(m, conn.remote), status: { code: 'unset' },
+      };
+      span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, undefined, false);
+      if (m.error !== undefined) span.attributes['loupe.parse_error'] = m.error;
+      if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
+      push(this.inFlight, conn.id, { span, conn, claimed: false, fingerprint: '' });
+      return;
+    }
+    if (m.push) return;
+    const late = this.lateResponses.get(conn.id);
+    if (late) {
+      if (late === 1) this.lateResponses.delete(conn.id);
+      else this.lateResponses.set(conn.id, late - 1);
+      this.stats.orphanResponses++;
+      return;
+    }
+    const pending = this.inFlight.get(conn.id)?.shift();
+    if (!pending) {
+      this.stats.orphanResponses++;
+      return;
+    }
+    if (pending.silent) return;
+    applyDbResponse(pending.span, m);
+    if (m.lostBytes) pending.span.attributes['loupe.lost_bytes'] = m.lostBytes;
+    this.finishSpan(pending, m.tsEnd);
   }
 
   /**
@@ -456,6 +526,7 @@ export class Correlator {
   }
 
   private incomplete(pending: InFlight, why: string, errorType: string, endNs: bigint): void {
+    if (pending.silent) return;
     this.stats.incomplete++;
     pending.span.attributes['loupe.incomplete'] = why;
     pending.span.attributes[ATTR_ERROR_TYPE] = errorType;
@@ -523,4 +594,12 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+/** The span of a silent place-holder: never emitted, only timed out or closed with its connection. */
+function placeholderSpan(m: DbMessage, pid: number): Span {
+  return {
+    traceId: '', spanId: '', parentSpanId: '', parentIsRemote: false, traceState: '', name: m.protocol, kind: 'client',
+    startNs: m.tsStart, endNs: m.tsEnd, service: '', pid, attributes: {}, status: { code: 'unset' },
+  };
 }

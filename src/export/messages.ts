@@ -7,6 +7,8 @@ import type { MessageBase } from '../parsers/types';
 import type { Connection } from '../streams/connections';
 import type { Endpoint } from '../events/types';
 import { redactHeaders, redactTarget } from '../security/redact';
+import { isDbMessage } from '../parsers/db';
+import { describeDbRequest } from '../correlator/db';
 
 const ep = (e: Endpoint | undefined) => (e ? (e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`) : '?');
 
@@ -32,6 +34,21 @@ export function messageRecord(conn: Connection, m: MessageBase, bootTimeNs: bigi
     else Object.assign(r, { version: h.version, status: h.status, reason: h.reason });
     Object.assign(r, { headers: redact ? redactHeaders(h.headers) : h.headers, bodyBytes: h.bodyBytes });
   }
+  if (isDbMessage(m)) {
+    r.command = m.command;
+    if (m.kind === 'request') {
+      const { operation, table, text } = describeDbRequest(m);
+      // Redis queries hold no values already; SQL text keeps its literals only with --no-redact.
+      const query = redact || m.protocol === 'redis' ? text : m.query;
+      if (query !== undefined) r.query = query;
+      if (operation) r.operation = operation;
+      if (table !== undefined) r.table = table;
+      for (const k of ['database', 'user', 'params', 'control', 'noResponse'] as const) if (m[k] !== undefined) r[k] = m[k];
+    } else {
+      for (const k of ['rows', 'tag', 'errorCode', 'errorMessage', 'push'] as const) if (m[k] !== undefined) r[k] = m[k];
+    }
+    if (m.note !== undefined) r.note = m.note;
+  }
   r.offset = m.offset;
   if (m.lostBytes) r.lostBytes = m.lostBytes;
   if (m.error !== undefined) r.error = m.error;
@@ -44,10 +61,15 @@ export function tableHeader(): string {
 
 export function tableRow(record: Record<string, unknown>, firstTs: bigint): string {
   const ms = (Number(BigInt(record.ts as string) - firstTs) / 1e6).toFixed(3);
-  const what = record.kind === 'request'
-    ? `${record.method} ${record.target} ${record.version}`
-    : record.status !== undefined ? `${record.status} ${record.reason}` : '';
-  const note = [record.error, record.lostBytes ? `${record.lostBytes} bytes lost` : undefined].filter(Boolean).join('; ');
+  const db = record.command !== undefined;
+  const what = db
+    ? record.kind === 'request'
+      ? `${record.command}${record.query !== undefined ? ` ${record.query}` : ''}`
+      : `${record.command}${record.rows !== undefined ? ` rows=${record.rows}` : ''}${record.errorCode !== undefined ? ` ${record.errorCode} ${record.errorMessage ?? ''}` : ''}`
+    : record.kind === 'request'
+      ? `${record.method} ${record.target} ${record.version}`
+      : record.status !== undefined ? `${record.status} ${record.reason}` : '';
+  const note = [record.error, record.note, record.lostBytes ? `${record.lostBytes} bytes lost` : undefined].filter(Boolean).join('; ');
   const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
   return `${ms.padEnd(12)} ${cut(String(record.conn), 44).padEnd(44)} ${String(record.protocol).padEnd(6)} ${String(record.kind).padEnd(8)} ${cut(what, 48).padEnd(48)} ${String(record.bodyBytes ?? '').padStart(7)}  ${note}\n`;
 }

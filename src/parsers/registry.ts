@@ -3,10 +3,16 @@
  * still named on the connection (so `loupe parse` can say what it saw).
  */
 import { Http1Parser } from './http1/parser';
+import { MysqlParser } from './mysql/parser';
+import { PostgresParser } from './postgres/parser';
+import { RedisParser } from './redis/parser';
 import type { ProtocolParser } from './types';
 
 const FACTORIES: Record<string, () => ProtocolParser> = {
   http1: () => new Http1Parser(),
+  postgres: () => new PostgresParser(),
+  mysql: () => new MysqlParser(),
+  redis: () => new RedisParser(),
 };
 
 export function createParser(protocol: string): ProtocolParser | undefined {

@@ -44,7 +44,7 @@ export function sqlTable(text: string): string | undefined {
   if (!re) return undefined;
   const m = re.exec(rest);
   if (!m) return undefined;
-  const name = m[1]!.replace(/\s+/g, '');
+  const name = m[1]!.replace(/\s*\.\s*/g, '.');
   // A sub-select in FROM is not a table.
   if (/^\(/.test(name)) return undefined;
   return name.replace(/"((?:[^"]|"")+)"/g, (_, s: string) => s.replace(/""/g, '"')).replace(/`([^`]+)`/g, '$1');

@@ -163,7 +163,9 @@ describe('MysqlParser', () => {
   });
 
   it('stops and says so on TLS and on the compressed protocol', () => {
-    const tls = parse([server(my.greeting(CAPS | 0x800)), client(my.packet(1, Object.assign(Buffer.alloc(32), { 0: 0x00 }).fill(0).map((_, i) => (i === 1 ? 0x08 : i === 0 ? 0x08 : 0)))), client(Buffer.from([0x16, 3, 1, 0, 1, 0]))]);
+    const sslRequest = Buffer.alloc(32);
+    sslRequest.writeUInt32LE(CAPS | 0x800, 0);
+    const tls = parse([server(my.greeting(CAPS | 0x800)), client(my.packet(1, sslRequest)), client(Buffer.from([0x16, 3, 1, 0, 1, 0]))]);
     expect(requests(tls).map((r) => [r.command, r.note])).toEqual([['SSLRequest', 'the client asked for TLS: the rest of the connection is encrypted and not parsed']]);
     const zipped = parse([...login(CAPS | 0x20), client(my.query('SELECT 1'))]);
     expect(zipped.map((m) => (m as DbRequest).command)).toEqual(['Handshake', 'OK', 'Compressed']);

@@ -337,7 +337,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
           const fields: Partial<DbResponse> & { command: string } = unit.errorCode !== undefined
             ? { command: 'ErrorResponse', errorCode: unit.errorCode, errorMessage: unit.errorMessage! }
             : { command: unit.kind === 'startup' ? 'ReadyForQuery' : 'CommandComplete' };
-          if (unit.kind === 'query') fields.rows = unit.rows;
+          if (unit.kind === 'query' && unit.errorCode === undefined) fields.rows = unit.rows;
           if (unit.tag !== undefined) fields.tag = unit.tag;
           this.respond(unit, fields, endTs);
         } else {
