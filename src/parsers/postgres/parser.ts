@@ -299,6 +299,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         }
         // An old server answering SSLRequest with an ErrorResponse: typed, handled below.
       }
+      if (this.units[0]?.tsStart !== undefined && this.countRows(this.units[0], buf)) continue;
       const h = buf.peek(5);
       if (!h) return;
       const type = String.fromCharCode(h[0]!);
@@ -325,6 +326,26 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       this.serverMessage(type, body, buf.whenAt(total - 1).ts);
       buf.skip(total);
     }
+  }
+
+  /**
+   * The hot path: whole DataRows in the current chunk, counted in a tight loop
+   * without views or joins; anything else goes to the general path.
+   */
+  private countRows(unit: Unit, buf: StreamBuffer): boolean {
+    const b = buf.view();
+    let at = 0;
+    let rows = 0;
+    while (at + 5 <= b.length && b[at] === 0x44 /* D */) {
+      const len = ((b[at + 1]! << 24) >>> 0) + (b[at + 2]! << 16) + (b[at + 3]! << 8) + b[at + 4]!;
+      if (len < 4 || at + 1 + len > b.length) break;
+      rows++;
+      at += 1 + len;
+    }
+    if (at === 0) return false;
+    unit.rows += rows;
+    buf.skip(at);
+    return true;
   }
 
   private serverMessage(type: string, body: Buffer, endTs: bigint): void {

@@ -51,6 +51,12 @@ export class StreamBuffer {
     return joined.subarray(0, n);
   }
 
+  /** The unconsumed bytes of the first chunk, as a view: for tight scans that must not join. */
+  view(): Buffer {
+    const first = this.chunks[0];
+    return first ? first.subarray(this.head) : Buffer.alloc(0);
+  }
+
   /** The byte at `i` past the next unconsumed one, without joining chunks. */
   byteAt(i: number): number | undefined {
     if (i >= this.available) return undefined;
