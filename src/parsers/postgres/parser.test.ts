@@ -134,6 +134,17 @@ describe('PostgresParser', () => {
     expect(responses(ms)[1]).toMatchObject({ command: 'CommandComplete', tag: 'COPY 2' });
   });
 
+  it('counts COPY TO STDOUT rows from its tag and says how many notices came', () => {
+    const ms = parse([
+      ...STARTUP,
+      client(serialize.query('COPY t TO STDOUT')),
+      server(be.msg('H', Buffer.from([0, 0, 0])), be.msg('d', Buffer.from('1\n')), be.msg('d', Buffer.from('2\n')), be.msg('c'), be.complete('COPY 2'), be.ready()),
+      client(serialize.query('DROP TABLE IF EXISTS nope; SELECT 1')),
+      server(be.msg('N', Buffer.concat([Buffer.from('S'), be.cstr('NOTICE'), Buffer.from('M'), be.cstr('table "nope" does not exist, skipping'), Buffer.alloc(1)])), be.complete('DROP TABLE'), be.dataRow('1'), be.complete('SELECT 1'), be.ready()),
+    ]);
+    expect(responses(ms).slice(1).map((r) => [r.rows, r.tag, r.note])).toEqual([[2, 'COPY 2', undefined], [1, 'SELECT 1', '1 notice from the server']]);
+  });
+
   it('answers what was owed with the loss when bytes are lost, then resumes at the next message boundary', () => {
     const p = new PostgresParser();
     const out: DbMessage[] = [];

@@ -35,7 +35,11 @@ type UnitKind = 'startup' | 'ssl' | 'gss' | 'query' | 'execute' | 'sync';
 /** A response the server owes, in the order the client asked. */
 interface Unit {
   kind: UnitKind;
+  /** DataRows seen. */
   rows: number;
+  /** Rows the command tags report, summed over a Query's statements; undefined while no tag had a count. */
+  tagRows?: number;
+  notices?: number;
   counted: boolean;
   tag?: string;
   errorCode?: string;
@@ -358,8 +362,9 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
           const fields: Partial<DbResponse> & { command: string } = unit.errorCode !== undefined
             ? { command: 'ErrorResponse', errorCode: unit.errorCode, errorMessage: unit.errorMessage! }
             : { command: unit.kind === 'startup' ? 'ReadyForQuery' : 'CommandComplete' };
-          if (unit.kind === 'query' && unit.errorCode === undefined) fields.rows = unit.rows;
+          if (unit.kind === 'query' && unit.errorCode === undefined) fields.rows = unit.tagRows ?? unit.rows;
           if (unit.tag !== undefined) fields.tag = unit.tag;
+          if (unit.notices) fields.note = `${unit.notices} notice${unit.notices > 1 ? 's' : ''} from the server`;
           this.respond(unit, fields, endTs);
         } else {
           while (this.units[0]?.kind === 'execute') {
@@ -378,9 +383,10 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
           this.units.shift();
           this.respond(unit, { command: 'CommandComplete', tag, rows: rows ?? unit.rows }, endTs);
         } else if (unit?.kind === 'query') {
-          // Several statements in one Query: the tag of the last, the rows of all.
+          // Several statements in one Query: the tag of the last, the rows of all
+          // (COPY TO STDOUT sends no DataRows: only its tag counts them).
           unit.tag = tag;
-          if (rows !== undefined && !/^(SELECT|FETCH|MOVE|COPY)\b/.test(tag)) unit.rows += rows;
+          if (rows !== undefined) unit.tagRows = (unit.tagRows ?? 0) + rows;
         }
         break;
       }
@@ -416,8 +422,11 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         }
         break;
       }
+      case 'N':
+        if (unit) unit.notices = (unit.notices ?? 0) + 1;
+        break;
       default:
-        // R, S, K (start-up), T, t, 1, 2, 3, n, N, A, G, H, W, c, V, v: nothing owed ends here.
+        // R, S, K (start-up), T, t, 1, 2, 3, n, A, G, H, W, c, V, v: nothing owed ends here.
         break;
     }
   }
