@@ -173,6 +173,8 @@ describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: 
     expect(bytes).not.toContain('s3cret');
     expect(bytes).not.toContain('hunter2');
     expect(bytes).not.toMatch(/n=(5|10|20) HTTP/); // the backend call's query value too
+    // The process table keeps argv[0] only: curl's arguments held the same secrets.
+    expect(bytes).not.toContain('Bearer');
   });
 
   it('reports what it attached and the lockdown mode, and detaches everything on SIGINT', () => {

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { CaptureWriter, type CaptureHeader } from '../src/events/capture';
 import { encodeEvent } from '../src/events/codec';
 import type { Event } from '../src/events/types';
+import { CONSTANTS } from '../src/events/layout';
 
 export interface RecordingProxy {
   port: number;
@@ -30,10 +31,16 @@ export async function recordingProxy(targetPort: number, clientPid: number, clie
     const up = net.connect(targetPort, '127.0.0.1');
     sockets.add(down);
     sockets.add(up);
-    const data = (direction: 'egress' | 'ingress', chunk: Buffer) => events.push({
-      type: 'data', ts: now(), ...base, fd, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0,
-      cookie: BigInt(fd), bytes: chunk.length, data: Buffer.from(chunk),
-    });
+    // A record holds at most LOUPE_MAX_PAYLOAD bytes: a bigger chunk becomes several, nothing is cut.
+    const data = (direction: 'egress' | 'ingress', chunk: Buffer) => {
+      for (let at = 0; at < chunk.length; at += CONSTANTS.LOUPE_MAX_PAYLOAD) {
+        const piece = Buffer.from(chunk.subarray(at, at + CONSTANTS.LOUPE_MAX_PAYLOAD));
+        events.push({
+          type: 'data', ts: now(), ...base, fd, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0,
+          cookie: BigInt(fd), bytes: piece.length, data: piece,
+        });
+      }
+    };
     down.on('data', (c) => {
       data('egress', c);
       up.write(c);

@@ -15,6 +15,7 @@ import { PROTOCOLS, type Protocol } from '../streams/detect';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError } from '../sources/live/live-source';
+import { ProtoError } from '../parsers/grpc/proto';
 import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 
@@ -31,11 +32,12 @@ Usage:
   loupe convert IN OUT [--to binary|jsonl]
       Convert a capture between the binary form and the JSONL form.
       The target form follows OUT's extension (.loupe / .jsonl) unless --to says.
-  loupe parse FILE [--format jsonl|table] [--port N=PROTO ...] [--no-redact] [--quiet]
+  loupe parse FILE [--format jsonl|table] [--port N=PROTO ...] [--proto DIR] [--no-redact] [--quiet]
       Print every parsed request and response in a capture, pcap or pcapng
       file: one JSON object per message (docs/formats.md) or a table.
       --port 8443=http1 forces a protocol for a port (either end) instead of
       detection. PROTO: http1, http2, postgres, mysql, redis, tls.
+      --proto DIR decodes gRPC message bodies with the .proto files there.
       Query values and Authorization/Cookie headers are REDACTED unless
       --no-redact. A summary goes to stderr unless --quiet.
   loupe import FILE.pcap|FILE.pcapng -o OUT.loupe|OUT.jsonl
@@ -140,11 +142,18 @@ function cmdParse(args: string[], io: Out): number {
     options: {
       format: { type: 'string', default: 'jsonl' }, port: { type: 'string', multiple: true },
       quiet: { type: 'boolean', default: false }, 'no-redact': { type: 'boolean', default: false },
+      proto: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('parse takes exactly one input file');
   if (values.format !== 'jsonl' && values.format !== 'table') throw new UsageError(`--format must be jsonl or table, got ${JSON.stringify(values.format)}`);
-  const summary: ParseSummary = parseFile(positionals[0]!, values.format, io.out, parsePorts(values.port), !values['no-redact']);
+  let summary: ParseSummary;
+  try {
+    summary = parseFile(positionals[0]!, values.format, io.out, parsePorts(values.port), !values['no-redact'], values.proto);
+  } catch (e) {
+    if (e instanceof ProtoError) throw new UsageError(e.message);
+    throw e;
+  }
   if (!values.quiet) {
     if (summary.pcap) io.err(pcapLine(summary.pcap));
     const conns = Object.entries(summary.connections).map(([p, n]) => `${n} ${p}`).join(', ');

@@ -28,6 +28,8 @@ import type { MessageBase } from '../parsers/types';
 import { headerValue, type Http1Message, type Http1Request, type Http1Response } from '../parsers/http1/messages';
 import { applyResponse, requestAttributes, spanName, type RedactionOptions } from './http';
 import { applyDbResponse, dbRequestAttributes, dbSpanName } from './db';
+import { applyHttp2Response, decorateHttp2Request, http2AsHttp1 } from './http2';
+import type { Http2Message } from '../parsers/http2/messages';
 import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
@@ -62,6 +64,8 @@ interface InFlight {
   claimed: boolean;
   /** Holds a place in the answer order for a request that makes no span (database start-up, ...). */
   silent?: boolean;
+  /** HTTP/2: the stream whose response ends this span. */
+  streamId?: number;
   threadKey?: string;
   /** Go: the goroutine serving this server request, and when its handler started. */
   goid?: bigint;
@@ -155,6 +159,10 @@ export class Correlator {
     if (message.error !== undefined) this.stats.parseErrors++;
     if (isDbMessage(message)) {
       this.onDbMessage(conn, message);
+      return;
+    }
+    if (message.protocol === 'http2' || message.protocol === 'grpc') {
+      this.onHttp2Message(conn, message as Http2Message);
       return;
     }
     if (message.protocol !== 'http1') return;
@@ -336,7 +344,7 @@ export class Correlator {
     return undefined;
   }
 
-  private start(conn: Connection, req: Http1Request): void {
+  private start(conn: Connection, req: Http1Request): InFlight {
     const kind = conn.role === 'server' ? 'server' : 'client';
     const span: Span = {
       traceId: '',
@@ -397,6 +405,32 @@ export class Correlator {
         this.bindHandler(pending, started.goid, started.ts);
       }
     }
+    return pending;
+  }
+
+  /**
+   * HTTP/2 and gRPC: a span per stream. The request takes the HTTP/1 path
+   * (same context rules, same attributes) through an adapter; the answer is
+   * found by stream id, not by order.
+   */
+  private onHttp2Message(conn: Connection, m: Http2Message): void {
+    if (m.kind === 'request') {
+      if (m.method === '' && m.error !== undefined) return;
+      const pending = this.start(conn, http2AsHttp1(m));
+      pending.streamId = m.streamId;
+      decorateHttp2Request(pending.span, m);
+      return;
+    }
+    const queue = this.inFlight.get(conn.id);
+    const i = queue?.findIndex((p) => p.streamId === m.streamId) ?? -1;
+    if (i < 0) {
+      this.stats.orphanResponses++;
+      return;
+    }
+    const pending = queue!.splice(i, 1)[0]!;
+    if (queue!.length === 0) this.inFlight.delete(conn.id);
+    applyHttp2Response(pending.span, m);
+    this.finishSpan(pending, m.tsEnd);
   }
 
   /**
@@ -499,7 +533,8 @@ export class Correlator {
     if (!conn.local || !conn.remote) return undefined;
     const byTuple = this.clientsByTuple.get(tupleKey(conn.remote, conn.local));
     if (byTuple) {
-      const candidate = this.inFlight.get(byTuple.id)?.find((p) => !p.claimed);
+      // HTTP/2 streams run at once: the candidate is the oldest unclaimed one that sent these bytes.
+      const candidate = this.inFlight.get(byTuple.id)?.find((p) => !p.claimed && (p.streamId === undefined || p.fingerprint === fp));
       if (candidate && candidate.fingerprint === fp) return { client: candidate, how: 'connection-pair' };
       if (candidate) return undefined; // the tuple is known but the bytes disagree: no guess
     }

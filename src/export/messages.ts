@@ -8,6 +8,7 @@ import type { Connection } from '../streams/connections';
 import type { Endpoint } from '../events/types';
 import { redactHeaders, redactTarget } from '../security/redact';
 import { isDbMessage } from '../parsers/db';
+import type { Http2Message } from '../parsers/http2/messages';
 import { describeDbRequest } from '../correlator/db';
 
 const ep = (e: Endpoint | undefined) => (e ? (e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`) : '?');
@@ -33,6 +34,26 @@ export function messageRecord(conn: Connection, m: MessageBase, bootTimeNs: bigi
     if (h.kind === 'request') Object.assign(r, { method: h.method, target: redact ? redactTarget(h.target) : h.target, version: h.version });
     else Object.assign(r, { version: h.version, status: h.status, reason: h.reason });
     Object.assign(r, { headers: redact ? redactHeaders(h.headers) : h.headers, bodyBytes: h.bodyBytes });
+  }
+  if (m.protocol === 'http2' || m.protocol === 'grpc') {
+    const h = m as Http2Message;
+    r.streamId = h.streamId;
+    const redactFields = (fields: Array<[string, string]>) => (redact ? redactHeaders(fields) : fields).map(([n, v]) => [n, n === ':path' && redact ? redactTarget(v) : v]);
+    if (h.kind === 'request') Object.assign(r, { method: h.method, target: redact ? redactTarget(h.path) : h.path, authority: h.authority, version: 'HTTP/2' });
+    else Object.assign(r, { version: 'HTTP/2', status: h.status, reason: '' });
+    r.headers = redactFields(h.headers);
+    if (h.kind === 'response' && h.trailers.length) r.trailers = redactFields(h.trailers);
+    r.bodyBytes = h.bodyBytes;
+    if (h.kind === 'response' && h.reset !== undefined) r.reset = h.reset;
+    if (h.kind === 'request' && h.open) r.open = true;
+    if (h.grpc) {
+      // The method is the request's; a response names it through its stream's request.
+      Object.assign(r, { rpcService: h.grpc.service, rpcMethod: h.grpc.method, grpcMessages: h.grpc.messages });
+      if (h.grpc.compressed) r.grpcCompressed = h.grpc.compressed;
+    }
+    if (h.kind === 'response' && h.grpcStatus !== undefined) r.grpcStatus = h.grpcStatus;
+    if (h.kind === 'response' && h.grpcMessage !== undefined) r.grpcMessage = h.grpcMessage;
+    if (h.unknownHeaders?.length) r.unknownHeaders = h.unknownHeaders;
   }
   if (isDbMessage(m)) {
     r.command = m.command;

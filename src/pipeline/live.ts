@@ -195,6 +195,8 @@ export class LiveSession {
     if (info) {
       // The exec record names the program; /proc adds what it cannot say (the configured service name).
       if (exec) info.exe = cString(exec, FILENAME_AT);
+      // Arguments carry secrets as often as headers do (curl -H 'Authorization: ...', passwords, tokens in URLs).
+      if (this.options.redact && info.cmdline) info.cmdline = info.cmdline.slice(0, 1);
       this.header.processes.push(info);
       this.replay.pipeline.processes.learn(info);
     }

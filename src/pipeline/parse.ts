@@ -13,6 +13,9 @@ import { importPcap, type PcapImportStats } from '../sources/pcap/import';
 import { ConnectionTracker, type Connection } from '../streams/connections';
 import type { Protocol } from '../streams/detect';
 import { messageRecord, tableHeader, tableRow } from '../export/messages';
+import { ProtoDecoder } from '../parsers/grpc/proto';
+import type { MessageBase } from '../parsers/types';
+import type { Http2Message } from '../parsers/http2/messages';
 
 export interface InputEvents {
   header: CaptureHeader;
@@ -82,7 +85,9 @@ export function parseFile(
   write: (s: string) => void,
   portProtocols: ReadonlyMap<number, Protocol> = new Map(),
   redact = true,
+  protoDir?: string,
 ): ParseSummary {
+  const proto = protoDir === undefined ? undefined : new ProtoDecoder(protoDir);
   const input = openInput(file, 'server');
   const boot = BigInt(input.header.bootTimeNs);
   const summary: ParseSummary = { messages: 0, errors: 0, connections: {}, unknown: input.unknown };
@@ -97,6 +102,7 @@ export function parseFile(
       summary.messages++;
       if (m.error !== undefined) summary.errors++;
       const record = messageRecord(conn, m, boot, redact);
+      if (proto) decodeGrpcBodies(record, m, proto);
       if (format === 'jsonl') write(`${JSON.stringify(record)}\n`);
       else {
         firstTs ??= BigInt(record.ts as string);
@@ -104,7 +110,7 @@ export function parseFile(
       }
     },
     onClose: (conn) => countProtocol(conn),
-  }, { portProtocols });
+  }, { portProtocols, parserOptions: { keepGrpcPayloads: proto !== undefined } });
   let last = 0n;
   try {
     for (const batch of input.batches) {
@@ -118,4 +124,16 @@ export function parseFile(
   }
   if (input.pcap) summary.pcap = input.pcap;
   return summary;
+}
+
+/** `--proto`: the gRPC message bodies of a record, decoded with the .proto files. */
+function decodeGrpcBodies(record: Record<string, unknown>, m: MessageBase, proto: ProtoDecoder): void {
+  if (m.protocol !== 'grpc') return;
+  const h = m as Http2Message;
+  const service = record.rpcService as string | undefined;
+  const method = record.rpcMethod as string | undefined;
+  if (!service || !method || !h.grpc?.payloads) return;
+  const decoded = proto.decode(service, method, h.kind, h.grpc.payloads);
+  if ('messages' in decoded) record.messages = decoded.messages;
+  else record.protoError = decoded.error;
 }

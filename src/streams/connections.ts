@@ -5,7 +5,7 @@
  */
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
 import { CONSTANTS } from '../events/layout';
-import { createParser } from '../parsers/registry';
+import { createParser, type ParserOptions } from '../parsers/registry';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
 import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
 
@@ -57,6 +57,7 @@ export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
 export interface TrackerOptions {
   /** Protocol by port (either end), instead of detection: `--port 8443=http1`. */
   portProtocols?: ReadonlyMap<number, Protocol>;
+  parserOptions?: ParserOptions;
 }
 
 export class ConnectionTracker {
@@ -192,7 +193,7 @@ export class ConnectionTracker {
 
   private attach(conn: Connection, protocol: string): void {
     conn.protocol = protocol;
-    const parser = createParser(protocol);
+    const parser = createParser(protocol, this.options.parserOptions);
     if (!parser) return;
     parser.onMessage = (message) => this.listener.onMessage(conn, message);
     conn.parser = parser;

@@ -1,0 +1,66 @@
+/**
+ * HTTP/2 and gRPC messages -> span attributes. An HTTP/2 request is given to
+ * the HTTP/1 attribute code as the request it means (method, target, headers,
+ * `:authority` as Host); what only HTTP/2 and gRPC have is added after.
+ */
+import { ATTR_ERROR_TYPE, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_NETWORK_PROTOCOL_VERSION } from '@opentelemetry/semantic-conventions';
+import { ATTR_HTTP_RESPONSE_BODY_SIZE, ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
+import type { Http1Request, Http1Response } from '../parsers/http1/messages';
+import type { Http2Request, Http2Response } from '../parsers/http2/messages';
+import { applyResponse } from './http';
+import type { Span } from './span';
+
+/** gRPC codes that make a server span an error (OTel RPC conventions); a client span fails on any code but OK. */
+const SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15]);
+
+export function http2AsHttp1(m: Http2Request): Http1Request {
+  const headers: Array<[string, string]> = m.headers.filter(([n]) => !n.startsWith(':'));
+  if (m.authority) headers.unshift(['host', m.authority]);
+  return {
+    protocol: 'http1', kind: 'request', method: m.method, target: m.path, version: 'HTTP/2', headers, bodyBytes: m.bodyBytes,
+    tsStart: m.tsStart, tsEnd: m.tsEnd, tid: m.tid, offset: m.offset,
+    ...(m.error !== undefined ? { error: m.error } : {}), ...(m.lostBytes ? { lostBytes: m.lostBytes } : {}),
+  };
+}
+
+export function decorateHttp2Request(span: Span, m: Http2Request): void {
+  span.attributes[ATTR_NETWORK_PROTOCOL_VERSION] = '2';
+  span.attributes['loupe.http2.stream_id'] = m.streamId;
+  if (m.unknownHeaders?.length) span.attributes['loupe.unknown_headers'] = m.unknownHeaders.join(', ');
+  if (m.grpc) {
+    span.attributes[ATTR_RPC_SYSTEM] = 'grpc';
+    span.attributes[ATTR_RPC_SERVICE] = m.grpc.service;
+    span.attributes[ATTR_RPC_METHOD] = m.grpc.method;
+    span.attributes['loupe.rpc.request_messages'] = m.grpc.messages;
+    span.name = `${m.grpc.service}/${m.grpc.method}`;
+  }
+}
+
+export function applyHttp2Response(span: Span, m: Http2Response): void {
+  if (m.reset !== undefined) {
+    span.attributes['loupe.http2.reset'] = m.reset;
+    span.attributes[ATTR_ERROR_TYPE] = m.reset;
+    span.status = { code: 'error', message: `stream reset: ${m.reset}` };
+  }
+  if (span.attributes[ATTR_RPC_SYSTEM] === 'grpc') {
+    if (m.status) span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = m.status;
+    if (m.grpc) span.attributes['loupe.rpc.response_messages'] = m.grpc.messages;
+    if (m.grpcStatus !== undefined) {
+      span.attributes[ATTR_RPC_GRPC_STATUS_CODE] = m.grpcStatus;
+      const failed = span.kind === 'server' ? SERVER_ERROR_CODES.has(m.grpcStatus) : m.grpcStatus !== 0;
+      if (failed) {
+        span.status = { code: 'error', ...(m.grpcMessage ? { message: m.grpcMessage } : {}) };
+        span.attributes[ATTR_ERROR_TYPE] = String(m.grpcStatus);
+      }
+    }
+    if (m.bodyBytes > 0) span.attributes[ATTR_HTTP_RESPONSE_BODY_SIZE] = m.bodyBytes;
+    return;
+  }
+  if (m.status) {
+    const res: Http1Response = {
+      protocol: 'http1', kind: 'response', version: 'HTTP/2', status: m.status, reason: '', headers: [], bodyBytes: m.bodyBytes,
+      tsStart: m.tsStart, tsEnd: m.tsEnd, tid: m.tid, offset: m.offset,
+    };
+    applyResponse(span, res);
+  }
+}

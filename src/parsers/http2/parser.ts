@@ -1,0 +1,378 @@
+/**
+ * HTTP/2 over one connection, both directions, in three layers as in hyper's
+ * h2: frames (length, type, flags, stream; padding, priority, CONTINUATION),
+ * HPACK (a decoder per direction, see hpack.ts), and streams (request and
+ * response halves paired by stream id, any number at once).
+ *
+ * A request is reported when it ends (END_STREAM), when its response begins,
+ * or when it is reset, whichever comes first; a response when it ends (with
+ * its trailers) or is reset. gRPC (content-type application/grpc) adds the
+ * service and method from `:path`, the length-prefixed messages counted per
+ * direction, and grpc-status / grpc-message from the trailers (or from the
+ * headers of a trailers-only response).
+ *
+ * Joining late: without the client preface the capture began mid-connection;
+ * header fields that name older dynamic-table entries are reported unknown.
+ * Lost bytes, or an HPACK error, leave a direction's table unknown in the
+ * same way: decoding goes on with what can be decoded.
+ */
+import { StreamBuffer } from '../shared/stream-buffer';
+import type { Chunk, ProtocolParser, Side } from '../types';
+import { HpackDecoder, HpackError, type HeaderField } from './hpack';
+import { field, type GrpcInfo, type Http2Message, type Http2Request, type Http2Response } from './messages';
+
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const FRAME_HEADER = 9;
+/** SETTINGS_MAX_FRAME_SIZE may not exceed 2^24-1. */
+const MAX_FRAME = (1 << 24) - 1;
+const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
+const PADDED = 0x8;
+const PRIORITY = 0x20;
+const ERROR_CODES = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR',
+  'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED'];
+/** Payloads kept per direction of a gRPC stream when asked, and bytes kept of each. */
+const KEEP_MESSAGES = 4;
+const KEEP_BYTES = 64 * 1024;
+
+interface Half {
+  headers?: HeaderField[];
+  trailers: HeaderField[];
+  bodyBytes: number;
+  ended: boolean;
+  tsStart?: bigint;
+  tsEnd?: bigint;
+  tid: number;
+  offset: number;
+  unknown: string[];
+  grpc?: GrpcInfo;
+  /** gRPC framing: bytes of a message prefix seen so far, and bytes still to come of the current message. */
+  prefix: number[];
+  remaining: number;
+  payload?: Buffer[];
+}
+
+interface Stream {
+  id: number;
+  request: Half;
+  response: Half;
+  requestReported: boolean;
+}
+
+/** A header block still arriving in CONTINUATION frames. */
+interface PendingBlock {
+  streamId: number;
+  promised?: number;
+  endStream: boolean;
+  parts: Buffer[];
+  ts: bigint;
+  tid: number;
+  offset: number;
+}
+
+const newHalf = (): Half => ({ trailers: [], bodyBytes: 0, ended: false, tid: 0, offset: 0, unknown: [], prefix: [], remaining: 0 });
+
+export interface Http2Options {
+  /** Keep the first gRPC message payloads (for decoding with .proto files). */
+  keepGrpcPayloads?: boolean;
+}
+
+export class Http2Parser implements ProtocolParser<Http2Message> {
+  readonly protocol = 'http2';
+  onMessage: (message: Http2Message) => void = () => {};
+  private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
+  /** Decoders of the header blocks each side sends, made once we know whether we joined late. */
+  private decoders: Partial<Record<Side, HpackDecoder>> = {};
+  private limits: Record<Side, number> = { client: 4096, server: 4096 };
+  /** undefined until the first client bytes tell; true when they were the preface. */
+  private sawPreface: boolean | undefined;
+  private readonly streams = new Map<number, Stream>();
+  private pending: Partial<Record<Side, PendingBlock>> = {};
+  private resync: Record<Side, boolean> = { client: false, server: false };
+  private stopped: Partial<Record<Side, string>> = {};
+
+  constructor(private readonly options: Http2Options = {}) {}
+
+  feed(side: Side, chunk: Chunk): void {
+    const buf = this.buffers[side];
+    buf.push(chunk);
+    if (side === 'client' && this.sawPreface === undefined) {
+      const n = Math.min(buf.available, PREFACE.length);
+      const head = buf.peek(n)!;
+      if (!PREFACE.subarray(0, n).equals(head)) this.sawPreface = false;
+      else if (n < PREFACE.length) return;
+      else {
+        this.sawPreface = true;
+        buf.skip(PREFACE.length);
+      }
+    }
+    this.frames(side);
+  }
+
+  gap(side: Side, bytes: number, _ts: bigint): void {
+    this.buffers[side].clear(bytes);
+    this.pending[side] = undefined;
+    this.resync[side] = true;
+    // What the lost bytes added to this side's table is unknown from here on.
+    this.decoders[side] = new HpackDecoder(true, this.limits[side]);
+  }
+
+  end(_ts: bigint): void {}
+
+  private decoder(side: Side): HpackDecoder {
+    let d = this.decoders[side];
+    if (!d) {
+      d = new HpackDecoder(this.sawPreface !== true, this.limits[side]);
+      this.decoders[side] = d;
+    }
+    return d;
+  }
+
+  private frames(side: Side): void {
+    const buf = this.buffers[side];
+    while (buf.available >= FRAME_HEADER && !this.stopped[side]) {
+      const h = buf.peek(FRAME_HEADER)!;
+      const length = h.readUIntBE(0, 3);
+      const type = h[3]!;
+      const flags = h[4]!;
+      const streamId = h.readUInt32BE(5) & 0x7fffffff;
+      if (this.resync[side]) {
+        // After lost bytes: resume at a syscall boundary whose bytes look like a frame header.
+        if (!buf.atChunkStart() || type > 9 || h[5]! & 0x80 || length > 1 << 14) {
+          buf.skipToNextChunk();
+          continue;
+        }
+        this.resync[side] = false;
+      }
+      if (length > MAX_FRAME) {
+        this.stopped[side] = `byte ${buf.offset}: frame length ${length} is impossible`;
+        return;
+      }
+      const total = FRAME_HEADER + length;
+      const frame = buf.peek(total);
+      if (!frame) return;
+      const when = buf.when();
+      const at = { ts: when.ts, tid: when.tid, offset: buf.offset, tsEnd: buf.whenAt(total - 1).ts };
+      this.frame(side, type, flags, streamId, frame.subarray(FRAME_HEADER), at);
+      buf.skip(total);
+    }
+  }
+
+  private stream(id: number): Stream {
+    let s = this.streams.get(id);
+    if (!s) {
+      s = { id, request: newHalf(), response: newHalf(), requestReported: false };
+      this.streams.set(id, s);
+    }
+    return s;
+  }
+
+  private frame(side: Side, type: number, flags: number, streamId: number, payload: Buffer, at: { ts: bigint; tid: number; offset: number; tsEnd: bigint }): void {
+    switch (type) {
+      case 0: { // DATA
+        const body = unpad(payload, flags);
+        const s = this.streams.get(streamId);
+        if (!s || !body) return;
+        const half = side === 'client' ? s.request : s.response;
+        half.bodyBytes += body.length;
+        half.tsEnd = at.tsEnd;
+        if (half.grpc) this.grpcData(half, body);
+        if (flags & END_STREAM) this.ended(side, s, at.tsEnd);
+        return;
+      }
+      case 1: { // HEADERS
+        let block = unpad(payload, flags);
+        if (!block) return;
+        if (flags & PRIORITY) block = block.subarray(5);
+        this.pending[side] = { streamId, endStream: (flags & END_STREAM) !== 0, parts: [block], ts: at.ts, tid: at.tid, offset: at.offset };
+        if (flags & END_HEADERS) this.headerBlock(side, at.tsEnd);
+        return;
+      }
+      case 5: { // PUSH_PROMISE
+        const body = unpad(payload, flags);
+        if (!body || body.length < 4) return;
+        this.pending[side] = { streamId, promised: body.readUInt32BE(0) & 0x7fffffff, endStream: false, parts: [body.subarray(4)], ts: at.ts, tid: at.tid, offset: at.offset };
+        if (flags & END_HEADERS) this.headerBlock(side, at.tsEnd);
+        return;
+      }
+      case 9: { // CONTINUATION
+        const p = this.pending[side];
+        if (!p || p.streamId !== streamId) return;
+        p.parts.push(payload);
+        if (flags & END_HEADERS) this.headerBlock(side, at.tsEnd);
+        return;
+      }
+      case 3: { // RST_STREAM
+        const s = this.streams.get(streamId);
+        if (!s || payload.length < 4) return;
+        const code = payload.readUInt32BE(0);
+        const name = ERROR_CODES[code] ?? `0x${code.toString(16)}`;
+        if (!s.requestReported) this.reportRequest(s, true);
+        this.reportResponse(s, at.tsEnd, name);
+        return;
+      }
+      case 4: { // SETTINGS
+        if (flags & 0x1 || streamId !== 0) return; // an ACK
+        for (let i = 0; i + 6 <= payload.length; i += 6) {
+          if (payload.readUInt16BE(i) !== 0x1) continue;
+          // The sender's HEADER_TABLE_SIZE bounds the table the other side encodes with.
+          const other: Side = side === 'client' ? 'server' : 'client';
+          this.limits[other] = payload.readUInt32BE(i + 2);
+          this.decoders[other]?.setLimit(this.limits[other]);
+        }
+        return;
+      }
+      default:
+        // PRIORITY, PING, GOAWAY, WINDOW_UPDATE and unknown types change nothing we report.
+        return;
+    }
+  }
+
+  private headerBlock(side: Side, tsEnd: bigint): void {
+    const p = this.pending[side]!;
+    this.pending[side] = undefined;
+    const block = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts);
+    let headers: HeaderField[];
+    let unknown: string[];
+    try {
+      ({ headers, unknown } = this.decoder(side).decode(block));
+    } catch (e) {
+      if (!(e instanceof HpackError)) throw e;
+      // The table is out of step from here: what follows is decoded as after a late join.
+      this.decoders[side] = new HpackDecoder(true, this.limits[side]);
+      headers = [];
+      unknown = [`header block of stream ${p.streamId} at byte ${p.offset}: ${e.message}`];
+    }
+    if (p.promised !== undefined) {
+      // A pushed stream: the promise carries its request.
+      const s = this.stream(p.promised);
+      Object.assign(s.request, { headers, unknown, tsStart: p.ts, tsEnd, tid: p.tid, offset: p.offset, ended: true });
+      this.reportRequest(s, false);
+      return;
+    }
+    const s = this.stream(p.streamId);
+    const half = side === 'client' ? s.request : s.response;
+    if (half.headers === undefined) {
+      if (side === 'server' && /^1\d\d$/.test(field(headers, ':status') ?? '')) return; // interim: the final headers follow
+      half.headers = headers;
+      half.unknown.push(...unknown);
+      half.tsStart = p.ts;
+      half.tid = p.tid;
+      half.offset = p.offset;
+      const grpc = grpcOf(side === 'client' ? headers : s.request.headers ?? [], field(headers, 'content-type'));
+      if (grpc) half.grpc = grpc;
+      if (side === 'server' && !s.requestReported) this.reportRequest(s, true);
+    } else {
+      half.trailers = headers;
+      half.unknown.push(...unknown);
+    }
+    half.tsEnd = tsEnd;
+    if (p.endStream) this.ended(side, s, tsEnd);
+  }
+
+  private ended(side: Side, s: Stream, ts: bigint): void {
+    const half = side === 'client' ? s.request : s.response;
+    half.ended = true;
+    half.tsEnd = ts;
+    if (side === 'client') {
+      if (!s.requestReported) this.reportRequest(s, false);
+    } else {
+      if (!s.requestReported) this.reportRequest(s, true);
+      this.reportResponse(s, ts);
+    }
+  }
+
+  private reportRequest(s: Stream, open: boolean): void {
+    s.requestReported = true;
+    const r = s.request;
+    const headers = r.headers ?? [];
+    const m: Http2Request = {
+      protocol: r.grpc ? 'grpc' : 'http2', kind: 'request', streamId: s.id,
+      method: field(headers, ':method') ?? '', path: field(headers, ':path') ?? '', authority: field(headers, ':authority') ?? '',
+      scheme: field(headers, ':scheme') ?? '', headers, bodyBytes: r.bodyBytes,
+      tsStart: r.tsStart ?? r.tsEnd ?? 0n, tsEnd: r.tsEnd ?? r.tsStart ?? 0n, tid: r.tid, offset: r.offset,
+    };
+    if (r.headers === undefined) m.error = `stream ${s.id}: its request headers were not seen`;
+    if (r.unknown.length) m.unknownHeaders = [...r.unknown];
+    if (open && !r.ended) m.open = true;
+    if (r.grpc) m.grpc = { ...r.grpc };
+    this.onMessage(m);
+  }
+
+  private reportResponse(s: Stream, ts: bigint, reset?: string): void {
+    this.streams.delete(s.id);
+    const r = s.response;
+    const headers = r.headers ?? [];
+    const grpcFields = r.trailers.length ? r.trailers : headers;
+    const m: Http2Response = {
+      protocol: s.request.grpc || r.grpc ? 'grpc' : 'http2', kind: 'response', streamId: s.id,
+      status: Number(field(headers, ':status') ?? 0), headers, trailers: r.trailers, bodyBytes: r.bodyBytes,
+      tsStart: r.tsStart ?? ts, tsEnd: ts, tid: r.tid, offset: r.offset,
+    };
+    if (reset !== undefined) m.reset = reset;
+    if (r.unknown.length) m.unknownHeaders = [...r.unknown];
+    const grpcStatus = field(grpcFields, 'grpc-status');
+    if (grpcStatus !== undefined && /^\d+$/.test(grpcStatus)) m.grpcStatus = Number(grpcStatus);
+    const grpcMessage = field(grpcFields, 'grpc-message');
+    if (grpcMessage !== undefined) m.grpcMessage = decodeGrpcMessage(grpcMessage);
+    if (r.grpc) m.grpc = { ...r.grpc };
+    if (r.headers === undefined && reset === undefined) m.error = `stream ${s.id}: its response headers were not seen`;
+    this.onMessage(m);
+  }
+
+  /** Length-prefixed gRPC messages: 1 byte compressed flag, 4 bytes length, the message. */
+  private grpcData(half: Half, body: Buffer): void {
+    const g = half.grpc!;
+    let i = 0;
+    while (i < body.length) {
+      if (half.remaining > 0) {
+        const take = Math.min(half.remaining, body.length - i);
+        if (half.payload) half.payload.push(body.subarray(i, i + take));
+        half.remaining -= take;
+        i += take;
+        if (half.remaining === 0) this.grpcMessageDone(half);
+        continue;
+      }
+      half.prefix.push(body[i++]!);
+      if (half.prefix.length < 5) continue;
+      const [flag, a, b, c, d] = half.prefix as [number, number, number, number, number];
+      half.prefix = [];
+      g.messages++;
+      if (flag & 1) g.compressed++;
+      half.remaining = ((a << 24) >>> 0) + (b << 16) + (c << 8) + d;
+      if (this.options.keepGrpcPayloads && (g.payloads?.length ?? 0) < KEEP_MESSAGES) half.payload = [];
+      if (half.remaining === 0) this.grpcMessageDone(half);
+    }
+  }
+
+  private grpcMessageDone(half: Half): void {
+    if (!half.payload) return;
+    const whole = Buffer.concat(half.payload);
+    half.payload = undefined;
+    (half.grpc!.payloads ??= []).push(Buffer.from(whole.subarray(0, KEEP_BYTES)));
+  }
+}
+
+function unpad(payload: Buffer, flags: number): Buffer | undefined {
+  if (!(flags & PADDED)) return payload;
+  const pad = payload[0];
+  if (pad === undefined || pad >= payload.length) return undefined;
+  return payload.subarray(1, payload.length - pad);
+}
+
+/** gRPC when the content type says so; service and method from `/package.Service/Method`. */
+function grpcOf(requestHeaders: HeaderField[], contentType: string | undefined): GrpcInfo | undefined {
+  const type = contentType ?? field(requestHeaders, 'content-type');
+  if (!type?.startsWith('application/grpc')) return undefined;
+  const m = /^\/([^/]+)\/([^/]+)$/.exec(field(requestHeaders, ':path') ?? '');
+  return { service: m?.[1] ?? '', method: m?.[2] ?? '', messages: 0, compressed: 0 };
+}
+
+/** grpc-message is percent-encoded (gRPC over HTTP/2 spec). */
+function decodeGrpcMessage(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
