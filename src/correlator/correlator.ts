@@ -180,9 +180,16 @@ export class Correlator {
         this.stats.orphanResponses++;
         return;
       }
-      const pending = this.inFlight.get(conn.id)?.shift();
+      const queue = this.inFlight.get(conn.id);
+      const pending = queue?.shift();
       if (!pending) {
         this.stats.orphanResponses++;
+        return;
+      }
+      if (m.status === 101 && headerValue(m.headers, 'upgrade')?.trim().toLowerCase() === 'h2c') {
+        // Upgraded to HTTP/2: the request becomes stream 1, and its real answer comes there.
+        pending.streamId = 1;
+        queue!.unshift(pending);
         return;
       }
       this.end(pending, m);

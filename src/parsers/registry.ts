@@ -12,11 +12,13 @@ import type { ProtocolParser } from './types';
 export interface ParserOptions {
   /** HTTP/2: keep the first gRPC message payloads (for `loupe parse --proto`). */
   keepGrpcPayloads?: boolean;
+  /** HTTP/2 reached by an HTTP/1.1 Upgrade: h2c (stream 1 is the upgraded request). */
+  upgraded?: boolean;
 }
 
 const FACTORIES: Record<string, (options: ParserOptions) => ProtocolParser> = {
   http1: () => new Http1Parser(),
-  http2: (options) => new Http2Parser({ keepGrpcPayloads: options.keepGrpcPayloads ?? false }),
+  http2: (options) => new Http2Parser({ keepGrpcPayloads: options.keepGrpcPayloads ?? false, upgraded: options.upgraded ?? false }),
   postgres: () => new PostgresParser(),
   mysql: () => new MysqlParser(),
   redis: () => new RedisParser(),

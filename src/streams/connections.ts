@@ -6,6 +6,7 @@
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
 import { CONSTANTS } from '../events/layout';
 import { createParser, type ParserOptions } from '../parsers/registry';
+import { Http1Parser } from '../parsers/http1/parser';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
 import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
 
@@ -191,12 +192,20 @@ export class ConnectionTracker {
     if (conn.parser) for (const e of held.slice(firstDetected)) this.deliver(conn, e);
   }
 
-  private attach(conn: Connection, protocol: string): void {
+  private attach(conn: Connection, protocol: string, upgraded = false): void {
     conn.protocol = protocol;
-    const parser = createParser(protocol, this.options.parserOptions);
+    const parser = createParser(protocol, { ...this.options.parserOptions, upgraded });
     if (!parser) return;
     parser.onMessage = (message) => this.listener.onMessage(conn, message);
     conn.parser = parser;
+    if (parser instanceof Http1Parser) {
+      // HTTP/1.1 Upgrade: h2c: what follows the 101 is HTTP/2, stream 1 answering the request.
+      parser.onSwitch = (upgrade, side, leftover, chunk) => {
+        if (upgrade?.trim().toLowerCase() !== 'h2c') return;
+        this.attach(conn, 'http2', true);
+        if (leftover.length) conn.parser!.feed(side, { data: leftover, ts: chunk.ts, tid: chunk.tid });
+      };
+    }
   }
 
   /** A protocol named for the connection's port, if any. */

@@ -136,8 +136,8 @@ interface SideHooks {
   nextRequestMethod(): string | undefined;
   /** Response side: a final response's headers are read (the request is answered). */
   responseHeadersDone(): void;
-  /** A side switched protocols (101, CONNECT 2xx): stop parsing the connection. */
-  handOver(): void;
+  /** A side switched protocols (101, CONNECT 2xx): stop parsing the connection. `upgrade`: the response's Upgrade value. */
+  handOver(upgrade?: string): void;
 }
 
 class SideParser {
@@ -203,9 +203,17 @@ class SideParser {
         this.onLine(line, 0, end, chunk, lineOffset);
       }
       i = newline + 1;
+      if (this.state === State.HandedOver) {
+        // What follows the switch in this chunk is the new protocol's.
+        this.leftover = data.subarray(i);
+        break;
+      }
     }
     this.position += length;
   }
+
+  /** Bytes after the message that switched protocols, in the chunk that carried it. */
+  leftover: Buffer | undefined;
 
   private newDraft(ts: bigint, tid: number, offset: number): Draft {
     return {
@@ -383,8 +391,9 @@ class SideParser {
       this.hooks.responseHeadersDone();
       const switched = status === 101 || (d.requestMethod === 'CONNECT' && status >= 200 && status < 300);
       if (switched) {
+        const upgrade = status === 101 ? d.headers.find(([n]) => n.toLowerCase() === 'upgrade')?.[1] : undefined;
         this.complete(ts);
-        this.hooks.handOver();
+        this.hooks.handOver(upgrade);
         return;
       }
       if (d.requestMethod === 'HEAD' || status === 204 || status === 304) {
@@ -499,9 +508,10 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
   private answered = 0;
 
   constructor(limits: Http1Limits = DEFAULT_LIMITS) {
-    const handOver = () => {
+    const handOver = (upgrade?: string) => {
       this.requests.handOver();
       this.responses.handOver();
+      this.switchedTo = upgrade;
     };
     const emit = (m: Http1Message) => this.onMessage(m);
     this.requests = new SideParser(true, {
@@ -531,8 +541,16 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
     return this.requests.handedOver;
   }
 
+  /** The protocol a 101 switched to (its Upgrade value), once switched. */
+  private switchedTo: string | undefined;
+  /** Called once the connection switched protocols: to what, and the bytes of the new protocol in that chunk. */
+  onSwitch: (upgrade: string | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void = () => {};
+
   feed(side: Side, chunk: Chunk): void {
-    (side === 'client' ? this.requests : this.responses).feed(chunk);
+    const parser = side === 'client' ? this.requests : this.responses;
+    if (parser.handedOver) return;
+    parser.feed(chunk);
+    if (parser.handedOver) this.onSwitch(this.switchedTo, side, parser.leftover ?? Buffer.alloc(0), chunk);
   }
 
   gap(side: Side, bytes: number, ts: bigint): void {

@@ -75,6 +75,11 @@ const newHalf = (): Half => ({ trailers: [], bodyBytes: 0, ended: false, tid: 0,
 export interface Http2Options {
   /** Keep the first gRPC message payloads (for decoding with .proto files). */
   keepGrpcPayloads?: boolean;
+  /**
+   * Reached by HTTP/1.1 Upgrade: h2c. Stream 1 is the request the HTTP/1
+   * parser already reported; only its response comes as HTTP/2.
+   */
+  upgraded?: boolean;
 }
 
 export class Http2Parser implements ProtocolParser<Http2Message> {
@@ -91,7 +96,14 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
   private resync: Record<Side, boolean> = { client: false, server: false };
   private stopped: Partial<Record<Side, string>> = {};
 
-  constructor(private readonly options: Http2Options = {}) {}
+  constructor(private readonly options: Http2Options = {}) {
+    if (options.upgraded) {
+      const s = this.stream(1);
+      s.requestReported = true;
+      s.request.headers = [];
+      s.request.ended = true;
+    }
+  }
 
   feed(side: Side, chunk: Chunk): void {
     const buf = this.buffers[side];
@@ -122,7 +134,8 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
   private decoder(side: Side): HpackDecoder {
     let d = this.decoders[side];
     if (!d) {
-      d = new HpackDecoder(this.sawPreface !== true, this.limits[side]);
+      // Joined late unless the connection's start was seen: its preface, or the 101 of an h2c upgrade.
+      d = new HpackDecoder(!(this.sawPreface === true || this.options.upgraded === true), this.limits[side]);
       this.decoders[side] = d;
     }
     return d;
