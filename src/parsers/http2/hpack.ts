@@ -108,34 +108,6 @@ declare module 'node:buffer' {
   }
 }
 
-// --- Integers and strings ------------------------------------------------------
-
-/** Decode an N-bit prefix integer at `at` (the prefix byte); returns [value, next offset]. */
-function integer(b: Buffer, at: number, prefixBits: number): [number, number] {
-  const max = (1 << prefixBits) - 1;
-  let value = b[at]! & max;
-  at++;
-  if (value < max) return [value, at];
-  let shift = 0;
-  for (;;) {
-    if (at >= b.length) throw new HpackError('integer runs past the end of the header block');
-    const byte = b[at++]!;
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (!(byte & 0x80)) return [value, at];
-    if (shift > 28) throw new HpackError('integer too large');
-  }
-}
-
-function string(b: Buffer, at: number): [string, number] {
-  if (at >= b.length) throw new HpackError('string runs past the end of the header block');
-  const huffman = (b[at]! & 0x80) !== 0;
-  const [length, start] = integer(b, at, 7);
-  const end = start + length;
-  if (end > b.length) throw new HpackError(`string of ${length} bytes runs past the end of the header block`);
-  return [huffman ? huffmanDecode(b, start, end) : b.latin1Slice(start, end), end];
-}
-
 // --- Decoder --------------------------------------------------------------------
 
 export type HeaderField = [name: string, value: string];
@@ -148,11 +120,19 @@ export interface DecodedBlock {
 
 const ENTRY_OVERHEAD = 32;
 
+/** Static entries as shared, frozen fields: a hit costs no allocation. */
+const STATIC_FIELDS: ReadonlyArray<HeaderField> = STATIC_TABLE.map(([n, v]) => Object.freeze([n, v]) as unknown as HeaderField);
+
 export class HpackDecoder {
-  /** Newest first, each with the size it counts for in the table. */
-  private readonly entries: Array<{ field: HeaderField; size: number }> = [];
+  /** The dynamic table as a ring: entry i (0 = newest) is at (head + i) % capacity. */
+  private ring: Array<{ field: HeaderField; size: number } | undefined> = new Array(64);
+  private head = 0;
+  private count = 0;
   private size = 0;
   private maxSize = 4096;
+  /** Decoding cursor: the block and the offset of the next byte. */
+  private block: Buffer = Buffer.alloc(0);
+  private at = 0;
 
   /**
    * @param joinedLate the capture began after the connection did: entries
@@ -169,43 +149,41 @@ export class HpackDecoder {
     return this.size;
   }
 
+  /** Fields are returned as shared tuples: callers must not modify them. */
   decode(block: Buffer): DecodedBlock {
     const headers: HeaderField[] = [];
     const unknown: string[] = [];
-    let at = 0;
-    while (at < block.length) {
-      const b = block[at]!;
+    this.block = block;
+    this.at = 0;
+    while (this.at < block.length) {
+      const b = block[this.at]!;
       if (b & 0x80) {
-        const [index, next] = integer(block, at, 7);
-        at = next;
+        const index = this.integer(7);
         if (index === 0) throw new HpackError('indexed field with index 0');
         const field = this.lookup(index);
-        if (field) headers.push([field[0], field[1]]);
+        if (field) headers.push(field);
         else {
           unknown.push(`index ${index}`);
           headers.push([`<unknown index ${index}>`, '']);
         }
       } else if (b & 0x40 || (b & 0xe0) === 0 || (b & 0xf0) === 0x10) {
         const indexing = (b & 0x40) !== 0;
-        const [nameIndex, afterIndex] = integer(block, at, indexing ? 6 : 4);
-        at = afterIndex;
+        const nameIndex = this.integer(indexing ? 6 : 4);
         let name: string | undefined;
-        if (nameIndex === 0) [name, at] = string(block, at);
+        if (nameIndex === 0) name = this.string();
         else {
           const field = this.lookup(nameIndex);
           if (field) name = field[0];
           else unknown.push(`name index ${nameIndex}`);
         }
-        let value: string;
-        [value, at] = string(block, at);
-        const shown = name ?? `<unknown index ${nameIndex}>`;
-        headers.push([shown, value]);
+        const value = this.string();
+        const field: HeaderField = [name ?? `<unknown index ${nameIndex}>`, value];
+        headers.push(field);
         // An entry whose name we do not know still takes its place (and size) in the table.
-        if (indexing) this.insert(shown, value, name === undefined ? ENTRY_OVERHEAD + value.length : undefined);
+        if (indexing) this.insert(field, name === undefined ? ENTRY_OVERHEAD + value.length : field[0].length + value.length + ENTRY_OVERHEAD);
       } else {
         // 001xxxxx: dynamic table size update.
-        const [size, next] = integer(block, at, 5);
-        at = next;
+        const size = this.integer(5);
         if (size > this.limit) throw new HpackError(`table size update to ${size} exceeds the ${this.limit} the decoder allows`);
         this.maxSize = size;
         this.evict();
@@ -214,25 +192,64 @@ export class HpackDecoder {
     return { headers, unknown };
   }
 
-  private lookup(index: number): HeaderField | undefined {
-    if (index <= STATIC_TABLE.length) {
-      const e = STATIC_TABLE[index - 1]!;
-      return [e[0], e[1]];
+  /** An N-bit prefix integer at the cursor. */
+  private integer(prefixBits: number): number {
+    const b = this.block;
+    const max = (1 << prefixBits) - 1;
+    let value = b[this.at++]! & max;
+    if (value < max) return value;
+    let shift = 0;
+    for (;;) {
+      if (this.at >= b.length) throw new HpackError('integer runs past the end of the header block');
+      const byte = b[this.at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (!(byte & 0x80)) return value;
+      if (shift > 28) throw new HpackError('integer too large');
     }
-    const i = index - STATIC_TABLE.length - 1;
-    if (i < this.entries.length) return this.entries[i]!.field;
-    if (this.joinedLate) return undefined;
-    throw new HpackError(`index ${index} is past the dynamic table (${this.entries.length} entries)`);
   }
 
-  private insert(name: string, value: string, sizeIfNameUnknown?: number): void {
-    const size = sizeIfNameUnknown ?? name.length + value.length + ENTRY_OVERHEAD;
-    this.entries.unshift({ field: [name, value], size });
+  private string(): string {
+    const b = this.block;
+    if (this.at >= b.length) throw new HpackError('string runs past the end of the header block');
+    const huffman = (b[this.at]! & 0x80) !== 0;
+    const length = this.integer(7);
+    const start = this.at;
+    const end = start + length;
+    if (end > b.length) throw new HpackError(`string of ${length} bytes runs past the end of the header block`);
+    this.at = end;
+    return huffman ? huffmanDecode(b, start, end) : b.latin1Slice(start, end);
+  }
+
+  private lookup(index: number): HeaderField | undefined {
+    if (index <= STATIC_FIELDS.length) return STATIC_FIELDS[index - 1];
+    const i = index - STATIC_FIELDS.length - 1;
+    if (i < this.count) return this.ring[(this.head + i) % this.ring.length]!.field;
+    if (this.joinedLate) return undefined;
+    throw new HpackError(`index ${index} is past the dynamic table (${this.count} entries)`);
+  }
+
+  private insert(field: HeaderField, size: number): void {
+    if (this.count === this.ring.length) {
+      // Grow the ring, keeping newest-first order from slot 0.
+      const bigger: Array<{ field: HeaderField; size: number } | undefined> = new Array(this.ring.length * 2);
+      for (let i = 0; i < this.count; i++) bigger[i + 1] = this.ring[(this.head + i) % this.ring.length];
+      this.ring = bigger;
+      this.head = 1;
+    }
+    this.head = (this.head - 1 + this.ring.length) % this.ring.length;
+    this.ring[this.head] = { field, size };
+    this.count++;
     this.size += size;
     this.evict();
   }
 
   private evict(): void {
-    while (this.size > this.maxSize && this.entries.length > 0) this.size -= this.entries.pop()!.size;
+    while (this.size > this.maxSize && this.count > 0) {
+      const last = (this.head + this.count - 1) % this.ring.length;
+      this.size -= this.ring[last]!.size;
+      this.ring[last] = undefined;
+      this.count--;
+    }
   }
 }
