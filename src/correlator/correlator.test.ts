@@ -175,10 +175,10 @@ describe('correlator', () => {
     s.recv(c, ok('no', '404 Not Found'));
     const spans = spansOf(s.events);
     expect(find(spans, 'front', 'server')).toMatchObject({
-      name: 'GET',
+      name: 'GET /p',
       status: { code: 'unset' },
       attributes: {
-        'http.request.method': 'GET', 'url.path': '/p', 'url.query': 'key=REDACTED&flag', 'url.scheme': 'http',
+        'http.request.method': 'GET', 'url.path': '/p', 'http.route': '/p', 'url.query': 'key=REDACTED&flag', 'url.scheme': 'http',
         'server.address': 'example.test', 'server.port': 8080, 'client.address': '127.0.0.1', 'client.port': 40000,
         'network.protocol.version': '1.1', 'user_agent.original': 't/1', 'http.response.status_code': 404,
       },

@@ -30,6 +30,9 @@ import { applyResponse, requestAttributes, spanName, type RedactionOptions } fro
 import { applyDbResponse, dbRequestAttributes, dbSpanName } from './db';
 import { applyHttp2Response, decorateHttp2Request, http2AsHttp1 } from './http2';
 import type { Http2Message } from '../parsers/http2/messages';
+import { Router } from '../routes/routes';
+import { ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
+import { splitTarget } from './http';
 import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
@@ -37,6 +40,8 @@ import { parseTraceparent } from './traceparent';
 
 export interface CorrelatorOptions {
   redaction: RedactionOptions;
+  /** http.route of server spans: configured patterns, ignored paths, the heuristic. */
+  routes: Router;
   /** A request with no response after this long (event time) ends as incomplete. */
   responseTimeoutNs: bigint;
   /** Goroutine entries kept per host; the least recently used go first. */
@@ -45,6 +50,7 @@ export interface CorrelatorOptions {
 
 export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
   redaction: { queryValues: true },
+  routes: new Router(),
   responseTimeoutNs: 60_000_000_000n,
   maxGoroutines: 100_000,
 };
@@ -368,6 +374,14 @@ export class Correlator {
       attributes: requestAttributes(kind, req, conn.local, conn.remote, this.options.redaction, conn.tls),
       status: { code: 'unset' },
     };
+    if (kind === 'server') {
+      // A route names the request in spans and metrics ("GET /users/{id}"); an ignored path gets none.
+      const route = this.options.routes.route(splitTarget(req.target).path);
+      if (route !== undefined) {
+        span.attributes[ATTR_HTTP_ROUTE] = route;
+        span.name = spanName(kind, req, route);
+      } else span.attributes['loupe.route_ignored'] = true;
+    }
     const pending: InFlight = { span, conn, claimed: false, fingerprint: fingerprint(req) };
     const header = parseTraceparent(headerValue(req.headers, 'traceparent'));
     const traceState = headerValue(req.headers, 'tracestate') ?? '';
