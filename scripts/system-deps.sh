@@ -11,6 +11,7 @@ packages=(
   curl openssl                    # real clients and certificates in the live tests
   postgresql postgresql-client mariadb-server mariadb-client redis-server  # test/db-servers.test.ts
   wrk                             # bench/live
+  prometheus                      # test/prometheus.test.ts scrapes /metrics
 )
 missing=()
 for p in "${packages[@]}"; do

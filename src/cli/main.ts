@@ -18,14 +18,18 @@ import { LiveError } from '../sources/live/live-source';
 import { ProtoError } from '../parsers/grpc/proto';
 import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
+import { ExportConfigError, type ExportStats } from '../export/exporters';
 
 export class UsageError extends Error {}
 
 export const USAGE = `loupe — eBPF auto-instrumentation workbench
 
 Usage:
-  loupe replay FILE [--format tree|jsonl|otlp-json] [-o OUT] [--quiet]
+  loupe replay FILE [--format tree|jsonl|otlp-json] [-o OUT] [--otlp] [--quiet]
       Replay a capture (*.loupe or its JSONL form) into spans.
+      --otlp also sends the spans and RED metrics to an OTLP endpoint
+      (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL grpc or
+      http/protobuf, and the other standard OTEL_* variables).
       tree: a span tree per trace; jsonl: one span per line;
       otlp-json: an OTLP/JSON ExportTraceServiceRequest.
       A summary (records, spans, incomplete, skipped) goes to stderr.
@@ -46,14 +50,15 @@ Usage:
   loupe run [--config FILE] [--pid N ...] [--exe REGEX] [--port N ...]
            [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
            [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
-           [--no-tls] [--no-redact] [--quiet]
+           [--no-tls] [--otlp] [--prometheus-port N] [--no-redact] [--quiet]
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
       to stdout or OUT; --record also writes the capture it consumed, so
       replaying it gives the same spans byte for byte. With no --pid, --exe
       or --port every process is watched (but the agent itself). HTTPS
       plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);
-      --no-tls turns them off.
+      --no-tls turns them off. --otlp exports spans and RED metrics over
+      OTLP as replay does; --prometheus-port serves RED metrics at /metrics.
   loupe record -o FILE.loupe [same options as run, but --format/--record]
       Record a capture (mode 0600) with a progress line of records/s and
       records lost. Payload secrets (credential headers, query values) are
@@ -88,11 +93,11 @@ function summaryLine(s: ReplaySummary): string {
   return `loupe: ${parts.join(', ')}\n`;
 }
 
-function cmdReplay(args: string[], io: Out): number {
+async function cmdReplay(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { format: { type: 'string', default: 'tree' }, output: { type: 'string', short: 'o' }, quiet: { type: 'boolean', default: false } },
+    options: { format: { type: 'string', default: 'tree' }, output: { type: 'string', short: 'o' }, quiet: { type: 'boolean', default: false }, otlp: { type: 'boolean', default: false } },
   });
   if (positionals.length !== 1) throw new UsageError('replay takes exactly one capture file');
   const format = values.format as ReplayFormat;
@@ -104,12 +109,21 @@ function cmdReplay(args: string[], io: Out): number {
   };
   let summary: ReplaySummary;
   try {
-    summary = replayFile(positionals[0]!, format, write);
+    summary = replayFile(positionals[0]!, format, write, values.otlp ? { otlp: true } : undefined);
   } finally {
     flush(); // spans from before a fault are kept
   }
-  if (!values.quiet) io.err(summaryLine(summary));
+  await summary.exporters?.shutdown();
+  if (!values.quiet) {
+    io.err(summaryLine(summary));
+    const x = summary.exporters?.traceStats;
+    if (x) io.err(exportLine(x));
+  }
   return 0;
+}
+
+function exportLine(x: ExportStats): string {
+  return `loupe: OTLP: ${x.exported} spans exported, ${x.dropped} dropped, ${x.failedBatches} failed batches${x.lastError ? ` (last error: ${x.lastError})` : ''}\n`;
 }
 
 function pcapLine(p: PcapImportStats): string {
@@ -241,6 +255,8 @@ const LIVE_OPTIONS = {
   'max-payload': { type: 'string' },
   'ring-mb': { type: 'string' },
   'ssl-lib': { type: 'string', multiple: true },
+  otlp: { type: 'boolean', default: false },
+  'prometheus-port': { type: 'string' },
   'no-tls': { type: 'boolean', default: false },
   'no-redact': { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
@@ -256,7 +272,7 @@ function liveConfig(file: string | undefined): Record<string, unknown> {
     throw new UsageError(`--config ${file}: ${(e as Error).message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError(`--config ${file}: not a JSON object`);
-  const known = new Set(['pid', 'exe', 'port', 'format', 'output', 'record', 'duration', 'max-payload', 'ring-mb', 'ssl-lib', 'no-tls', 'no-redact']);
+  const known = new Set(['pid', 'exe', 'port', 'format', 'output', 'record', 'duration', 'max-payload', 'ring-mb', 'ssl-lib', 'no-tls', 'no-redact', 'otlp', 'prometheus-port']);
   for (const key of Object.keys(value)) if (!known.has(key)) throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   return value as Record<string, unknown>;
 }
@@ -309,6 +325,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
       redact: !v['no-redact'],
       format,
+      exports: { otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0 },
       ...(capturePath ? { capturePath } : {}),
     },
     ...(duration !== undefined ? { duration } : {}),
@@ -361,6 +378,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   if (cmd.output) fs.writeFileSync(cmd.output, chunks.join(''));
   if (!cmd.quiet) {
     io.err(summaryLine(summary));
+    const x = summary.exporters?.traceStats;
+    if (x) io.err(exportLine(x));
     if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
   }
   return 0;
@@ -371,7 +390,7 @@ export function main(argv: string[], io: Out): number | Promise<number> {
   try {
     switch (command) {
       case 'replay':
-        return cmdReplay(rest, io);
+        return cmdReplay(rest, io).catch((e) => handleError(e, command, io));
       case 'convert':
         return cmdConvert(rest, io);
       case 'parse':
@@ -402,7 +421,7 @@ function handleError(e: unknown, command: string | undefined, io: Out): number {
     io.err(`loupe: ${e.message}\n`);
     return 2;
   }
-  if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith?.('ERR_PARSE_ARGS')) {
+  if (e instanceof UsageError || e instanceof ExportConfigError || (e as NodeJS.ErrnoException).code?.startsWith?.('ERR_PARSE_ARGS')) {
     io.err(`loupe: ${(e as Error).message}\n${command === undefined ? USAGE : "run 'loupe help' for usage\n"}`);
     return 2;
   }

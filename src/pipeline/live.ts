@@ -22,6 +22,7 @@ import { LiveSource, type LiveOptions, type LiveStarted } from '../sources/live/
 import { allPids, processInfo } from '../sources/live/procfs';
 import { maskHttpSecrets } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
+import type { ExportOptions } from '../export/exporters';
 
 export interface LiveSessionOptions extends LiveOptions {
   /** Watch processes whose executable path matches (existing ones and those exec'd later). */
@@ -33,6 +34,8 @@ export interface LiveSessionOptions extends LiveOptions {
   write: (text: string) => void;
   /** Write a capture here (mode 0600). */
   capturePath?: string;
+  /** OTLP and Prometheus export. */
+  exports?: ExportOptions;
 }
 
 export interface LiveProgress {
@@ -111,7 +114,8 @@ export class LiveSession {
     this.header.config.lockdown = started.lockdown;
     // Batches arrive through the event loop, so none can come before this returns.
     // Output is gathered per batch and written once: a write per span costs the agent a syscall each.
-    this.replay = new Replay(this.header, this.options.format, (text) => this.pendingOutput.push(text));
+    this.replay = new Replay(this.header, this.options.format, (text) => this.pendingOutput.push(text),
+      this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
     return started;
   }
 
@@ -229,6 +233,7 @@ export class LiveSession {
     await this.source.stop();
     const summary = this.replay.finish();
     this.flushOutput();
+    await summary.exporters?.shutdown();
     if (this.spoolFd !== undefined && this.options.capturePath) {
       this.flushSpool();
       fs.closeSync(this.spoolFd);

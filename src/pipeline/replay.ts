@@ -10,7 +10,8 @@ import { JsonlSpanSink } from '../export/jsonl';
 import { OtlpSpanConverter, otlpJson } from '../export/otlp';
 import { TreeSpanSink } from '../export/tree';
 import type { Span } from '../correlator/span';
-import { Pipeline, type PipelineStats } from './pipeline';
+import { Pipeline, type PipelineStats, type SpanSink } from './pipeline';
+import { Exporters, type ExportOptions } from '../export/exporters';
 import type { CorrelatorStats } from '../correlator/correlator';
 
 export const REPLAY_FORMATS = ['jsonl', 'otlp-json', 'tree'] as const;
@@ -20,6 +21,8 @@ export interface ReplaySummary {
   records: number;
   pipeline: PipelineStats;
   correlator: CorrelatorStats;
+  /** OTLP / Prometheus exporters, when asked for: the caller awaits their shutdown. */
+  exporters?: Exporters;
 }
 
 /** A pipeline with one output format attached; output goes to `write` (streamed for jsonl, at finish otherwise). */
@@ -29,17 +32,26 @@ export class Replay {
   private readonly collected: Span[] = [];
   private readonly tree = new TreeSpanSink();
 
+  readonly exporters: Exporters | undefined;
+
   constructor(
     private readonly header: CaptureHeader,
     private readonly format: ReplayFormat,
     private readonly write: (text: string) => void,
+    exports?: ExportOptions,
   ) {
     const boot = BigInt(header.bootTimeNs);
     const sink =
       format === 'jsonl' ? new JsonlSpanSink(write, boot)
       : format === 'tree' ? this.tree
       : { onSpan: (span: Span) => this.collected.push(span) };
-    this.pipeline = new Pipeline(header, [sink]);
+    const sinks: SpanSink[] = [sink];
+    if (exports && (exports.otlp || exports.prometheusPort)) {
+      let converter: OtlpSpanConverter | undefined;
+      this.exporters = new Exporters(exports, (span) => (converter ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span));
+      sinks.push(this.exporters);
+    }
+    this.pipeline = new Pipeline(header, sinks);
   }
 
   /** Decode and feed raw records; a bad record is a CaptureError naming file and offset. */
@@ -75,7 +87,10 @@ export class Replay {
       const converter = new OtlpSpanConverter(BigInt(this.header.bootTimeNs), this.pipeline.processes, this.header.host.hostname);
       this.write(`${otlpJson(this.collected.map((s) => converter.toReadable(s)))}\n`);
     }
-    return { records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats };
+    return {
+      records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats,
+      ...(this.exporters ? { exporters: this.exporters } : {}),
+    };
   }
 }
 
@@ -83,9 +98,9 @@ export class Replay {
  * Replay a capture file. On a corrupt or truncated file the spans from the
  * records before the fault are still written, then the CaptureError is thrown.
  */
-export function replayFile(file: string, format: ReplayFormat, write: (text: string) => void): ReplaySummary {
+export function replayFile(file: string, format: ReplayFormat, write: (text: string) => void, exports?: ExportOptions): ReplaySummary {
   const source = openCapture(file);
-  const replay = new Replay(source.header, format, write);
+  const replay = new Replay(source.header, format, write, exports);
   try {
     for (const batch of source.batches()) replay.pushRecords(batch, file);
   } catch (e) {

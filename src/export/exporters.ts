@@ -1,0 +1,141 @@
+/**
+ * Where spans and metrics go besides the chosen output: OTLP (traces and
+ * metrics, http/protobuf or gRPC, through the official exporters, configured
+ * by the standard OTEL_EXPORTER_OTLP_* variables) and a Prometheus /metrics
+ * endpoint. A collector that is down costs a bounded queue and counters,
+ * never a crash or an unbounded heap.
+ */
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { Span } from '../correlator/span';
+import { RedMetrics } from './metrics';
+
+export class ExportConfigError extends Error {}
+
+export interface ExportOptions {
+  /** Send traces and metrics over OTLP (endpoint and protocol from OTEL_EXPORTER_OTLP_*). */
+  otlp: boolean;
+  /** Serve Prometheus metrics on this port (0: none). */
+  prometheusPort?: number;
+  /** Flush queued spans this often, in ms (live runs); replays flush at the end. */
+  flushIntervalMs?: number;
+}
+
+export interface ExportStats {
+  exported: number;
+  dropped: number;
+  failedBatches: number;
+  lastError?: string;
+}
+
+function protocol(signal: 'TRACES' | 'METRICS'): 'grpc' | 'http/protobuf' {
+  const p = process.env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ?? process.env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  if (p === 'grpc' || p === 'http/protobuf') return p;
+  throw new ExportConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL=${p} is not supported: use http/protobuf or grpc`);
+}
+
+/** Spans for an OTLP exporter, in batches, from a queue that drops its oldest when full. */
+export class OtlpTraceQueue {
+  readonly stats: ExportStats = { exported: 0, dropped: 0, failedBatches: 0 };
+  private queue: ReadableSpan[] = [];
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly exporter: SpanExporter,
+    private readonly convert: (span: Span) => ReadableSpan,
+    private readonly maxQueue = 4096,
+    private readonly batchSize = 512,
+  ) {}
+
+  onSpan(span: Span): void {
+    if (this.queue.length >= this.maxQueue) {
+      this.queue.shift();
+      this.stats.dropped++;
+    }
+    this.queue.push(this.convert(span));
+    if (this.queue.length >= this.batchSize && this.pending.size === 0) this.flush();
+  }
+
+  /** Send what is queued, a batch at a time; at most one export in flight, so a slow collector queues here. */
+  flush(): void {
+    if (this.pending.size > 0 || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.batchSize);
+    const done = new Promise<void>((resolve) => {
+      this.exporter.export(batch, (result) => {
+        if (result.code === 0) this.stats.exported += batch.length;
+        else {
+          this.stats.failedBatches++;
+          this.stats.dropped += batch.length;
+          this.stats.lastError = result.error?.message ?? 'export failed';
+        }
+        resolve();
+      });
+    });
+    this.pending.add(done);
+    void done.then(() => {
+      this.pending.delete(done);
+      if (this.queue.length >= this.batchSize) this.flush();
+    });
+  }
+
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.pending.size > 0) {
+      this.flush();
+      await Promise.all(this.pending);
+    }
+    await this.exporter.shutdown().catch(() => {});
+  }
+}
+
+export class Exporters {
+  private traces: OtlpTraceQueue | undefined;
+  private metrics: RedMetrics | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  readonly prometheus: PrometheusExporter | undefined;
+
+  constructor(options: ExportOptions, convert: (span: Span) => ReadableSpan) {
+    const readers: MetricReader[] = [];
+    if (options.otlp) {
+      const traceExporter = protocol('TRACES') === 'grpc' ? new GrpcTraceExporter() : new ProtoTraceExporter();
+      this.traces = new OtlpTraceQueue(traceExporter, convert);
+      const metricExporter = protocol('METRICS') === 'grpc' ? new GrpcMetricExporter() : new ProtoMetricExporter();
+      const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 10_000);
+      readers.push(new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: interval > 0 ? interval : 10_000 }));
+    }
+    if (options.prometheusPort) {
+      this.prometheus = new PrometheusExporter({ port: options.prometheusPort });
+      readers.push(this.prometheus);
+    }
+    if (readers.length) this.metrics = new RedMetrics(readers);
+    if (options.flushIntervalMs && this.traces) {
+      const traces = this.traces;
+      this.timer = setInterval(() => traces.flush(), options.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  get active(): boolean {
+    return this.traces !== undefined || this.metrics !== undefined;
+  }
+
+  onSpan(span: Span): void {
+    this.traces?.onSpan(span);
+    this.metrics?.onSpan(span);
+  }
+
+  get traceStats(): ExportStats | undefined {
+    return this.traces?.stats;
+  }
+
+  /** Send everything still queued and stop (metrics flush a last time). */
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.traces?.drain();
+    await this.metrics?.shutdown();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * RED metrics (rate, errors, duration) from spans, through the official
+ * OpenTelemetry metrics SDK: one histogram per kind of call, with Beyla's
+ * bucket boundaries, in seconds. Low-cardinality attributes only: the route,
+ * never the path; the operation and table, never the statement.
+ */
+import type { Attributes, Histogram } from '@opentelemetry/api';
+import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  ATTR_DB_COLLECTION_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_DB_SYSTEM_NAME, ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SERVICE_NAME,
+  ATTR_URL_SCHEME,
+} from '@opentelemetry/semantic-conventions';
+import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
+import type { Span } from '../correlator/span';
+
+
+/** Beyla's default duration buckets, in seconds. */
+export const BEYLA_BUCKETS = [0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+export const METRIC_NAMES = {
+  httpServer: 'http.server.request.duration',
+  httpClient: 'http.client.request.duration',
+  rpcServer: 'rpc.server.duration',
+  rpcClient: 'rpc.client.duration',
+  dbClient: 'db.client.operation.duration',
+} as const;
+
+function pick(span: Span, keys: string[]): Attributes {
+  const out: Attributes = { [ATTR_SERVICE_NAME]: span.service };
+  for (const k of keys) {
+    const v = span.attributes[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+export class RedMetrics {
+  readonly provider: MeterProvider;
+  private readonly histograms: Record<keyof typeof METRIC_NAMES, Histogram>;
+
+  constructor(readers: MetricReader[]) {
+    this.provider = new MeterProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'loupe' }), readers });
+    const meter = this.provider.getMeter('loupe', '0.1.0');
+    const histogram = (name: string, description: string) =>
+      meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: BEYLA_BUCKETS } });
+    this.histograms = {
+      httpServer: histogram(METRIC_NAMES.httpServer, 'Duration of HTTP server requests seen by Loupe'),
+      httpClient: histogram(METRIC_NAMES.httpClient, 'Duration of HTTP client requests seen by Loupe'),
+      rpcServer: histogram(METRIC_NAMES.rpcServer, 'Duration of RPC server calls seen by Loupe'),
+      rpcClient: histogram(METRIC_NAMES.rpcClient, 'Duration of RPC client calls seen by Loupe'),
+      dbClient: histogram(METRIC_NAMES.dbClient, 'Duration of database client operations seen by Loupe'),
+    };
+  }
+
+  /** A SpanSink: every finished request span counts once. Phase spans and ignored routes do not. */
+  onSpan(span: Span): void {
+    if (span.kind === 'internal' || span.attributes['loupe.route_ignored']) return;
+    const seconds = Number(span.endNs - span.startNs) / 1e9;
+    const a = span.attributes;
+    if (a[ATTR_DB_SYSTEM_NAME] !== undefined) {
+      this.histograms.dbClient.record(seconds, pick(span, [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
+    } else if (a[ATTR_RPC_SYSTEM] !== undefined) {
+      const keys = [ATTR_RPC_SYSTEM, ATTR_RPC_SERVICE, ATTR_RPC_METHOD, ATTR_RPC_GRPC_STATUS_CODE, ATTR_ERROR_TYPE];
+      (span.kind === 'server' ? this.histograms.rpcServer : this.histograms.rpcClient).record(seconds, pick(span, span.kind === 'server' ? keys : [...keys, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT]));
+    } else if (a[ATTR_HTTP_REQUEST_METHOD] !== undefined) {
+      if (span.kind === 'server') this.histograms.httpServer.record(seconds, pick(span, [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME, ATTR_ERROR_TYPE]));
+      else this.histograms.httpClient.record(seconds, pick(span, [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await this.provider.forceFlush().catch(() => {});
+    await this.provider.shutdown().catch(() => {});
+  }
+}
