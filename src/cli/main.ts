@@ -19,6 +19,7 @@ import { ProtoError } from '../parsers/grpc/proto';
 import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, type ExportStats } from '../export/exporters';
+import { ConfigError, loadConfig, type LoupeConfig } from '../discovery/config';
 
 export class UsageError extends Error {}
 
@@ -262,19 +263,20 @@ const LIVE_OPTIONS = {
   quiet: { type: 'boolean', default: false },
 } as const;
 
-/** --config FILE: a JSON object with the same keys as the flags (flags win). */
-function liveConfig(file: string | undefined): Record<string, unknown> {
-  if (!file) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError(`--config ${file}: not a JSON object`);
-  const known = new Set(['pid', 'exe', 'port', 'format', 'output', 'record', 'duration', 'max-payload', 'ring-mb', 'ssl-lib', 'no-tls', 'no-redact', 'otlp', 'prometheus-port']);
-  for (const key of Object.keys(value)) if (!known.has(key)) throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
-  return value as Record<string, unknown>;
+/** The configuration file (and LOUPE_* environment) as the flags it stands for; flags given win. */
+function configAsFlags(c: LoupeConfig): Record<string, unknown> {
+  return {
+    ...(c.discovery.pids.length ? { pid: c.discovery.pids } : {}),
+    ...(c.discovery.exe !== undefined ? { exe: c.discovery.exe } : {}),
+    ...(c.discovery.ports.length ? { port: c.discovery.ports } : {}),
+    'max-payload': c.capture.max_payload,
+    'ring-mb': c.capture.ring_mb,
+    ...(c.capture.redact ? {} : { 'no-redact': true }),
+    ...(c.tls.enabled ? {} : { 'no-tls': true }),
+    ...(c.tls.libraries.length ? { 'ssl-lib': c.tls.libraries } : {}),
+    ...(c.export.otlp ? { otlp: true } : {}),
+    ...(c.export.prometheus_port ? { 'prometheus-port': c.export.prometheus_port } : {}),
+  };
 }
 
 function intOption(name: string, value: unknown, min: number, max: number): number | undefined {
@@ -297,7 +299,14 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
     : LIVE_OPTIONS;
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
   if (positionals.length) throw new UsageError(`${command} takes no positional arguments, got ${positionals.join(' ')}`);
-  const v = { ...liveConfig(values.config), ...Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined && x !== false)) } as Record<string, unknown>;
+  let config: LoupeConfig;
+  try {
+    config = loadConfig(values.config);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(`--config ${e.message}`);
+    throw e;
+  }
+  const v = { ...configAsFlags(config), ...Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined && x !== false)) } as Record<string, unknown>;
   const list = (x: unknown) => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
   const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22)!);
   const ports = list(v.port).map((p) => intOption('port', p, 1, 65535)!);
@@ -326,6 +335,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       redact: !v['no-redact'],
       format,
       exports: { otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0 },
+      rules: { routes: config.routes, services: config.services },
       ...(capturePath ? { capturePath } : {}),
     },
     ...(duration !== undefined ? { duration } : {}),

@@ -4,11 +4,13 @@
  */
 import type { ProcessInfo } from '../events/capture';
 import type { ProcExecEvent } from '../events/types';
+import { serviceByRules } from './config';
 
 export class ProcessTable {
   private readonly byPid = new Map<number, ProcessInfo>();
 
-  constructor(initial: ProcessInfo[] = []) {
+  /** `rules`: service names by executable (discovery config), applied when a process has none of its own. */
+  constructor(initial: ProcessInfo[] = [], private readonly rules: ReadonlyArray<{ exe: string; name: string }> = []) {
     for (const p of initial) this.byPid.set(p.pid, p);
   }
 
@@ -27,10 +29,12 @@ export class ProcessTable {
     return this.byPid.get(pid);
   }
 
-  /** service.name: configured, else the executable's base name, else the command name, else the pid. */
+  /** service.name: the process's own (OTEL_SERVICE_NAME), else a configured rule, else the executable's base name, else the command name, else the pid. */
   serviceOf(pid: number): string {
     const p = this.byPid.get(pid);
     if (p?.service) return p.service;
+    const ruled = p?.exe ? serviceByRules(p.exe, this.rules) : undefined;
+    if (ruled) return ruled;
     const base = p?.exe.split('/').pop();
     if (base) return base;
     if (p?.comm) return p.comm;

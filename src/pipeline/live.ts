@@ -23,6 +23,7 @@ import { allPids, processInfo } from '../sources/live/procfs';
 import { maskHttpSecrets } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
 import type { ExportOptions } from '../export/exporters';
+import type { RecordedRules } from '../discovery/config';
 
 export interface LiveSessionOptions extends LiveOptions {
   /** Watch processes whose executable path matches (existing ones and those exec'd later). */
@@ -36,6 +37,8 @@ export interface LiveSessionOptions extends LiveOptions {
   capturePath?: string;
   /** OTLP and Prometheus export. */
   exports?: ExportOptions;
+  /** Routes and service names from the configuration: kept in the capture header for replays. */
+  rules?: RecordedRules;
 }
 
 export interface LiveProgress {
@@ -97,6 +100,7 @@ export class LiveSession {
       config: {
         pids: options.pids ?? [], ports: options.ports ?? [], exe: options.exe?.source ?? null,
         maxPayload: options.maxPayload, redact: options.redact,
+        ...(options.rules ? { routes: options.rules.routes, services: options.rules.services } : {}),
       },
       createdBy: 'loupe live',
     };

@@ -10,6 +10,14 @@ import { ConnectionTracker } from '../streams/connections';
 import { Correlator, DEFAULT_CORRELATOR_OPTIONS, type CorrelatorOptions } from '../correlator/correlator';
 import { IdGenerator } from '../correlator/ids';
 import type { Span } from '../correlator/span';
+import { Router, type RouteConfig } from '../routes/routes';
+
+/** The routes and service rules of the configuration a capture was made with, when it says. */
+function recordedRules(header: CaptureHeader): { routes?: RouteConfig; services: Array<{ exe: string; name: string }> } {
+  const c = header.config as { routes?: RouteConfig; services?: Array<{ exe: string; name: string }> };
+  const services = Array.isArray(c.services) ? c.services.filter((r) => typeof r?.exe === 'string' && typeof r?.name === 'string') : [];
+  return { ...(c.routes && typeof c.routes === 'object' ? { routes: c.routes } : {}), services };
+}
 
 export interface SpanSink {
   onSpan(span: Span): void;
@@ -36,8 +44,11 @@ export class Pipeline {
   private readonly idleTimeoutNs = 300_000_000_000n;
   private finished = false;
 
-  constructor(header: CaptureHeader, sinks: SpanSink[], options: CorrelatorOptions = DEFAULT_CORRELATOR_OPTIONS) {
-    this.processes = new ProcessTable(header.processes);
+  constructor(header: CaptureHeader, sinks: SpanSink[], given?: CorrelatorOptions) {
+    // Rules a live run recorded in its capture's header apply to its replay alike.
+    const rules = recordedRules(header);
+    const options = given ?? { ...DEFAULT_CORRELATOR_OPTIONS, ...(rules.routes ? { routes: new Router(rules.routes) } : {}) };
+    this.processes = new ProcessTable(header.processes, rules.services);
     const emit = (span: Span) => {
       for (const sink of sinks) sink.onSpan(span);
     };

@@ -1,0 +1,74 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config';
+import { HEADER, tempDir } from '../../test/helpers';
+import { get, ok, Script } from '../../test/script';
+import { Pipeline } from '../pipeline/pipeline';
+import type { Span } from '../correlator/span';
+
+function file(text: string): string {
+  const f = path.join(tempDir(), 'loupe.yaml');
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+describe('configuration', () => {
+  it('reads YAML sections and fills defaults', () => {
+    const c = loadConfig(file('discovery:\n  exe: "front|back"\n  ports: [8080, 9090]\nservices:\n  - { exe: "/front$", name: storefront }\nroutes:\n  patterns: ["/factorial/{n}"]\n  ignore: ["/health"]\n'), {});
+    expect(c.discovery).toEqual({ pids: [], exe: 'front|back', ports: [8080, 9090] });
+    expect(c.services).toEqual([{ exe: '/front$', name: 'storefront' }]);
+    expect(c.routes).toEqual({ patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true });
+    expect(c.capture).toEqual({ max_payload: 4096, ring_mb: 16, redact: true });
+  });
+
+  it('names the key that is wrong', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['discovery:\n  ports: [8080, "x"]\n', /discovery\.ports\[1\]: Expected number, received string/],
+      ['discovery:\n  exe: "("\n', /discovery\.exe: is not a valid regular expression/],
+      ['capture:\n  ring_mb: 3\n', /capture\.ring_mb: must be a power of two/],
+      ['routes:\n  patterns: ["nope"]\n', /routes\.patterns\[0\]: Invalid input: must start with "\/"/],
+      ['export:\n  otlp: yes please\n', /export\.otlp: Expected boolean, received string/],
+      ['discover:\n  pids: [1]\n', /\(top level\): Unrecognized key\(s\) in object: 'discover'/],
+      ['[1, 2]\n', /must be a mapping/],
+      ['a: [\n', /not valid YAML/],
+    ];
+    for (const [text, re] of cases) {
+      const f = file(text);
+      expect(() => loadConfig(f, {}), text).toThrow(ConfigError);
+      expect(() => loadConfig(f, {}), text).toThrow(re);
+    }
+  });
+
+  it('lets LOUPE_* variables override the file', () => {
+    const c = loadConfig(file('discovery:\n  ports: [1]\nexport:\n  otlp: false\n'), { LOUPE_PORTS: '8080, 9090', LOUPE_OTLP: 'true', LOUPE_ROUTES: '/a/{x},/b/{y}' });
+    expect(c.discovery.ports).toEqual([8080, 9090]);
+    expect(c.export.otlp).toBe(true);
+    expect(c.routes.patterns).toEqual(['/a/{x}', '/b/{y}']);
+    expect(() => loadConfig(undefined, { LOUPE_REDACT: 'maybe' })).toThrow(/LOUPE_REDACT=maybe: expected true or false/);
+    expect(() => loadConfig(undefined, { LOUPE_PORTS: '70000' })).toThrow(/environment: discovery\.ports\[0\]/);
+  });
+
+  it('routes and service rules recorded in a capture header name spans in its replay', () => {
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    for (const p of ['/factorial/5', '/health']) {
+      s.send(curl, get(p));
+      s.recv(front, get(p));
+      s.send(front, ok());
+      s.recv(curl, ok());
+    }
+    const spans: Span[] = [];
+    const header = {
+      ...HEADER, processes: [{ pid: 1, exe: '/srv/bin/front' }, { pid: 3, exe: '/usr/bin/curl' }],
+      config: { routes: { patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true }, services: [{ exe: '/front$', name: 'storefront' }] },
+    };
+    const p = new Pipeline(header, [{ onSpan: (x) => spans.push(x) }]);
+    p.push(s.events);
+    p.finish();
+    const servers = spans.filter((x) => x.kind === 'server');
+    expect(servers.map((x) => [x.service, x.name, x.attributes['http.route'] ?? null])).toEqual([
+      ['storefront', 'GET /factorial/{n}', '/factorial/{n}'], ['storefront', 'GET', null],
+    ]);
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * The agent's configuration file (YAML or JSON), validated by a schema;
+ * errors name the key. Environment variables override the file, flags
+ * override both:
+ *
+ *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080] }
+ *   services:   [{ exe: "/frontend$", name: frontend }]   # service.name by executable
+ *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
+ *   capture:    { max_payload: 4096, ring_mb: 16, redact: true }
+ *   tls:        { enabled: true, libraries: [] }
+ *   export:     { otlp: false, prometheus_port: 0 }
+ *
+ * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
+ * LOUPE_MAX_PAYLOAD, LOUPE_RING_MB, LOUPE_REDACT, LOUPE_TLS, LOUPE_OTLP,
+ * LOUPE_PROMETHEUS_PORT (lists comma-separated, booleans true/false).
+ */
+import * as fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export class ConfigError extends Error {}
+
+const regex = z.string().refine((s) => {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'is not a valid regular expression');
+const port = z.number().int().min(1).max(65535);
+
+export const CONFIG_SCHEMA = z.object({
+  discovery: z.object({
+    pids: z.array(z.number().int().positive()).default([]),
+    exe: regex.optional(),
+    ports: z.array(port).default([]),
+  }).strict().default({}),
+  services: z.array(z.object({ exe: regex, name: z.string().min(1) }).strict()).default([]),
+  routes: z.object({
+    patterns: z.array(z.string().startsWith('/')).default([]),
+    ignore: z.array(z.string().startsWith('/')).default([]),
+    heuristic: z.boolean().default(true),
+  }).strict().default({}),
+  capture: z.object({
+    max_payload: z.number().int().min(0).max(4096).default(4096),
+    ring_mb: z.number().int().min(1).max(1024).refine((n) => (n & (n - 1)) === 0, 'must be a power of two').default(16),
+    redact: z.boolean().default(true),
+  }).strict().default({}),
+  tls: z.object({ enabled: z.boolean().default(true), libraries: z.array(z.string()).default([]) }).strict().default({}),
+  export: z.object({ otlp: z.boolean().default(false), prometheus_port: z.number().int().min(0).max(65535).default(0) }).strict().default({}),
+}).strict();
+
+export type LoupeConfig = z.infer<typeof CONFIG_SCHEMA>;
+
+/** What a capture header keeps of the configuration, so a replay names spans as the live run did. */
+export interface RecordedRules {
+  routes: { patterns: string[]; ignore: string[]; heuristic: boolean };
+  services: Array<{ exe: string; name: string }>;
+}
+
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const bool = (name: string, v: string) => {
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(`${name}=${v}: expected true or false`);
+};
+const num = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new ConfigError(`${name}=${v}: expected a number`);
+  return n;
+};
+
+/** Environment overrides as a partial raw config (validated with the file). */
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  const set = (section: string, key: string, value: unknown) => ((out[section] ??= {})[key] = value);
+  if (env.LOUPE_PIDS) set('discovery', 'pids', list(env.LOUPE_PIDS).map((p) => num('LOUPE_PIDS', p)));
+  if (env.LOUPE_EXE) set('discovery', 'exe', env.LOUPE_EXE);
+  if (env.LOUPE_PORTS) set('discovery', 'ports', list(env.LOUPE_PORTS).map((p) => num('LOUPE_PORTS', p)));
+  if (env.LOUPE_ROUTES) set('routes', 'patterns', list(env.LOUPE_ROUTES));
+  if (env.LOUPE_IGNORE_ROUTES) set('routes', 'ignore', list(env.LOUPE_IGNORE_ROUTES));
+  if (env.LOUPE_MAX_PAYLOAD) set('capture', 'max_payload', num('LOUPE_MAX_PAYLOAD', env.LOUPE_MAX_PAYLOAD));
+  if (env.LOUPE_RING_MB) set('capture', 'ring_mb', num('LOUPE_RING_MB', env.LOUPE_RING_MB));
+  if (env.LOUPE_REDACT) set('capture', 'redact', bool('LOUPE_REDACT', env.LOUPE_REDACT));
+  if (env.LOUPE_TLS) set('tls', 'enabled', bool('LOUPE_TLS', env.LOUPE_TLS));
+  if (env.LOUPE_OTLP) set('export', 'otlp', bool('LOUPE_OTLP', env.LOUPE_OTLP));
+  if (env.LOUPE_PROMETHEUS_PORT) set('export', 'prometheus_port', num('LOUPE_PROMETHEUS_PORT', env.LOUPE_PROMETHEUS_PORT));
+  return out;
+}
+
+/** Read, merge with the environment, validate. `file` undefined: defaults and environment only. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoupeConfig {
+  let raw: unknown = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`${file}: ${(e as Error).message}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (e) {
+      throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${file}: the configuration must be a mapping`);
+  }
+  const merged: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  for (const [section, values] of Object.entries(fromEnv(env))) {
+    const base = merged[section];
+    merged[section] = { ...(typeof base === 'object' && base !== null ? base : {}), ...values };
+  }
+  const result = CONFIG_SCHEMA.safeParse(merged);
+  if (!result.success) {
+    const where = file ?? 'environment';
+    const issue = result.error.issues[0]!;
+    const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(top level)';
+    throw new ConfigError(`${where}: ${key}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** The service a process runs as under the configured rules: first matching executable wins. */
+export function serviceByRules(exe: string, rules: ReadonlyArray<{ exe: string; name: string }>): string | undefined {
+  for (const r of rules) if (new RegExp(r.exe).test(exe)) return r.name;
+  return undefined;
+}
