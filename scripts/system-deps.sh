@@ -12,6 +12,7 @@ packages=(
   postgresql postgresql-client mariadb-server mariadb-client redis-server  # test/db-servers.test.ts
   wrk                             # bench/live
   prometheus                      # test/prometheus.test.ts scrapes /metrics
+  chromium                        # test/views.test.ts opens loupe report headless
 )
 missing=()
 for p in "${packages[@]}"; do

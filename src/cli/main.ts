@@ -4,11 +4,14 @@
  * the core and maps failures to exit codes (2: bad input or usage, 1: bug).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { renderWaterfall } from '../export/waterfall';
+import { renderReport } from '../export/report';
 import { parseArgs } from 'node:util';
 import { CaptureError, CaptureWriter } from '../events/capture';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
-import { REPLAY_FORMATS, replayFile, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
+import { REPLAY_FORMATS, replayFile, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../streams/detect';
@@ -64,6 +67,14 @@ Usage:
       Record a capture (mode 0600) with a progress line of records/s and
       records lost. Payload secrets (credential headers, query values) are
       masked unless --no-redact.
+  loupe view FILE [--trace ID] [--width N]
+      Each trace of a capture as a waterfall in the terminal: one bar per
+      span on the trace's time axis (▓ failed, ░ in-queue/processing phases).
+      --trace shows one trace (an id prefix is enough); --width sets the bars'
+      columns (default 40).
+  loupe report FILE -o REPORT.html
+      A self-contained HTML page: the service graph (who calls whom, calls,
+      errors, median and p95 latency) and a waterfall per trace.
   loupe help
 
 Exit status: 0 ok; 2 bad input (corrupt or truncated capture, bad record,
@@ -71,7 +82,7 @@ bad arguments) with the file and byte offset or line on stderr; 3 the live
 agent cannot run here (names the missing privilege or kernel feature);
 1 internal error.
 
-Planned (see the issues): view, report, diff.
+Planned (see the issues): diff.
 `;
 
 type Out = { out: (s: string) => void; err: (s: string) => void };
@@ -395,6 +406,24 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   return 0;
 }
 
+function cmdView(args: string[], io: Out): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { trace: { type: 'string' }, width: { type: 'string' } } });
+  if (positionals.length !== 1) throw new UsageError('view takes exactly one capture file');
+  const width = intOption('width', values.width, 10, 400) ?? 40;
+  const { spans } = spansOfCapture(positionals[0]!);
+  io.out(renderWaterfall(spans, { width, ...(values.trace !== undefined ? { trace: values.trace } : {}) }));
+  return 0;
+}
+
+function cmdReport(args: string[], io: Out): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
+  if (positionals.length !== 1 || !values.output) throw new UsageError('report takes one capture file and -o REPORT.html');
+  const { spans, summary } = spansOfCapture(positionals[0]!);
+  fs.writeFileSync(values.output, renderReport(spans, path.basename(positionals[0]!)));
+  io.err(`loupe: wrote ${values.output}: ${summary.correlator.spans} spans\n`);
+  return 0;
+}
+
 export function main(argv: string[], io: Out): number | Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -416,7 +445,11 @@ export function main(argv: string[], io: Out): number | Promise<number> {
       case 'run':
       case 'record':
         return cmdLive(rest, io, command).catch((e) => handleError(e, command, io));
-      case 'view': case 'report': case 'diff':
+      case 'view':
+        return cmdView(rest, io);
+      case 'report':
+        return cmdReport(rest, io);
+      case 'diff':
         throw new UsageError(`'${command}' is not built yet; see the project's open issues`);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);

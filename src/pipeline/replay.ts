@@ -109,3 +109,13 @@ export function replayFile(file: string, format: ReplayFormat, write: (text: str
   }
   return replay.finish();
 }
+
+/** All spans of a capture, for the views (`loupe view`, `loupe report`). */
+export function spansOfCapture(file: string): { spans: Span[]; summary: ReplaySummary } {
+  const source = openCapture(file);
+  const spans: Span[] = [];
+  const replay = new Replay(source.header, 'jsonl', () => {});
+  replay.pipeline.addSink({ onSpan: (span) => spans.push(span) });
+  for (const batch of source.batches()) replay.pushRecords(batch, file);
+  return { spans, summary: replay.finish() };
+}
