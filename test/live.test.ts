@@ -15,7 +15,7 @@ import { liveSupport } from '../src/sources/live/system';
 import { ROOT, tempDir } from './helpers';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
-const SERVICE = path.join(ROOT, 'test/fixtures/factorial-service.js');
+const SERVICE = path.join(ROOT, 'scenarios/services/factorial.js');
 
 const support = liveSupport();
 const curl = spawnSync('curl', ['--version']).status === 0;

@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderWaterfall } from '../export/waterfall';
 import { renderReport } from '../export/report';
+import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckResult, type Scenario } from '../scenarios/scenario';
+import { runScenario } from '../scenarios/run';
 import { parseArgs } from 'node:util';
 import { CaptureError, CaptureWriter } from '../events/capture';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
@@ -75,12 +77,19 @@ Usage:
   loupe report FILE -o REPORT.html
       A self-contained HTML page: the service graph (who calls whom, calls,
       errors, median and p95 latency) and a waterfall per trace.
+  loupe scenario run NAME [--record FILE.loupe]
+      Run scenarios/NAME.yaml live (root): start its services on free ports,
+      watch them with the agent, drive the load, then check the expected
+      trace shapes on the replay of the recording (kept with --record).
+  loupe scenario check NAME [--capture FILE]
+      Check a recording (default: the scenario's committed capture) against
+      the scenario's expected trace shapes.
   loupe help
 
 Exit status: 0 ok; 2 bad input (corrupt or truncated capture, bad record,
-bad arguments) with the file and byte offset or line on stderr; 3 the live
-agent cannot run here (names the missing privilege or kernel feature);
-1 internal error.
+bad arguments, a bad scenario) with the file and byte offset, line or key on
+stderr; 3 the live agent cannot run here (names the missing privilege or
+kernel feature); 4 a scenario's expectations do not hold; 1 internal error.
 
 Planned (see the issues): diff.
 `;
@@ -406,6 +415,42 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   return 0;
 }
 
+async function cmdScenario(args: string[], io: Out): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { record: { type: 'string' }, capture: { type: 'string' } } });
+  if ((sub !== 'run' && sub !== 'check') || positionals.length !== 1) throw new UsageError('scenario run NAME [--record FILE] | scenario check NAME [--capture FILE]');
+  let scenario: Scenario;
+  try {
+    scenario = loadScenario(positionals[0]!);
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new UsageError(e.message);
+    throw e;
+  }
+  let result: CheckResult;
+  if (sub === 'check') {
+    const capture = values.capture ?? (scenario.capture ? path.resolve(SCENARIO_DIR, '..', scenario.capture) : undefined);
+    if (!capture) throw new UsageError(`scenario ${scenario.name} names no capture: give --capture FILE`);
+    result = checkScenario(scenario, spansOfCapture(capture).spans);
+  } else {
+    try {
+      ({ result } = await runScenario(scenario, { ...(values.record ? { record: values.record } : {}), log: (l) => io.err(`${l}\n`) }));
+    } catch (e) {
+      if (e instanceof LiveError) {
+        io.err(`loupe: the live agent cannot run here: ${e.message}\n`);
+        return 3;
+      }
+      if (e instanceof ScenarioError) {
+        io.err(`loupe: scenario ${scenario.name}: ${e.message}\n`);
+        return 4;
+      }
+      throw e;
+    }
+  }
+  for (const line of result.lines) io.out(`${line}\n`);
+  io.out(`scenario ${scenario.name}: ${result.ok ? 'ok' : 'FAILED'}\n`);
+  return result.ok ? 0 : 4;
+}
+
 function cmdView(args: string[], io: Out): number {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { trace: { type: 'string' }, width: { type: 'string' } } });
   if (positionals.length !== 1) throw new UsageError('view takes exactly one capture file');
@@ -447,6 +492,8 @@ export function main(argv: string[], io: Out): number | Promise<number> {
         return cmdLive(rest, io, command).catch((e) => handleError(e, command, io));
       case 'view':
         return cmdView(rest, io);
+      case 'scenario':
+        return cmdScenario(rest, io).catch((e) => handleError(e, command, io));
       case 'report':
         return cmdReport(rest, io);
       case 'diff':

@@ -1,0 +1,98 @@
+/**
+ * `loupe scenario run`: the live agent watches the scenario's services (by
+ * their ports) while they start and the load runs; the recording is then
+ * replayed and checked. A live run and its replay give the same spans, so
+ * checking the replay checks the run, and the recording can be committed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LiveSession } from '../pipeline/live';
+import { spansOfCapture } from '../pipeline/replay';
+import { systemLibssl } from '../sources/live/system';
+import { CONSTANTS } from '../events/layout';
+import type { Span } from '../correlator/span';
+import { checkScenario, ScenarioError, type CheckResult, type Scenario } from './scenario';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function substitute(args: string[], ports: Map<string, number>): string[] {
+  return args.map((a) => a.replace(/\{root\}/g, ROOT).replace(/\{port:([^}]+)\}/g, (_, name: string) => {
+    const p = ports.get(name);
+    if (p === undefined) throw new ScenarioError(`{port:${name}} names no service of the scenario`);
+    return String(p);
+  }));
+}
+
+function waitReady(child: ChildProcess, text: string, name: string, ms = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new ScenarioError(`service ${name} did not print ${JSON.stringify(text)} within ${ms / 1000} s; it printed: ${seen.slice(0, 300)}`)), ms);
+    child.stdout!.on('data', (c: Buffer) => {
+      seen += c;
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new ScenarioError(`service ${name} exited with ${code} before it was ready: ${seen.slice(0, 300)}`));
+    });
+  });
+}
+
+function runToEnd(args: string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(args[0]!, args.slice(1), { stdio: 'ignore' });
+    child.on('error', () => resolve(-1));
+    child.on('close', resolve);
+  });
+}
+
+export async function runScenario(scenario: Scenario, options: { record?: string; log: (line: string) => void }): Promise<{ spans: Span[]; result: CheckResult; capture: string }> {
+  const ports = new Map<string, number>();
+  for (const s of scenario.services) ports.set(s.name, await freePort());
+  const capture = options.record ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-scenario-')), `${scenario.name}.loupe`);
+  const session = new LiveSession({
+    ports: [...ports.values()], maxPayload: CONSTANTS.LOUPE_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
+    redact: true, format: 'jsonl', write: () => {}, capturePath: capture,
+  });
+  session.start();
+  options.log(`loupe: scenario ${scenario.name}: watching ports ${[...ports.entries()].map(([n, p]) => `${n}=${p}`).join(', ')}`);
+  const children: ChildProcess[] = [];
+  try {
+    for (const s of scenario.services) {
+      const [cmd, ...args] = substitute(s.run, ports);
+      const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name } });
+      children.push(child);
+      await waitReady(child, s.ready, s.name);
+    }
+    for (const l of scenario.load) {
+      const argv = substitute(l.run, ports);
+      for (let i = 0; i < l.times; i++) {
+        const code = await runToEnd(argv);
+        if (code !== 0) throw new ScenarioError(`load ${argv.join(' ')} exited with ${code}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200)); // the last records reach the ring buffer
+  } finally {
+    await session.stop();
+    for (const c of children) c.kill();
+  }
+  const { spans } = spansOfCapture(capture);
+  return { spans, result: checkScenario(scenario, spans), capture };
+}

@@ -1,0 +1,138 @@
+/**
+ * Scenarios (`scenarios/*.yaml`): demo services, the load that drives them,
+ * and the trace shapes expected. A shape is a path of hops from parent to
+ * child, `service KIND [name]` each, separated by `>`:
+ *
+ *   curl CLIENT > frontend SERVER GET /factorial/{id} > frontend CLIENT > backend SERVER GET /compute
+ *
+ * A trace has the shape when a chain of spans, each the parent of the next,
+ * matches the hops in order (a hop's name, when given, must equal the span's
+ * name or begin it). `traces` says how many traces must have it (exactly), and
+ * `attributes` what every span matching a hop must carry.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { Span } from '../correlator/span';
+import { groupTraces } from '../export/traces';
+
+export class ScenarioError extends Error {}
+
+const command = z.array(z.string()).min(1);
+
+export const SCENARIO_SCHEMA = z.object({
+  name: z.string(),
+  description: z.string().optional(),
+  /** A committed recording of this scenario that CI checks. */
+  capture: z.string().optional(),
+  services: z.array(z.object({
+    name: z.string(),
+    /** argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository. */
+    run: command,
+    /** Text on stdout that says the service listens. */
+    ready: z.string().default('ready'),
+  }).strict()).min(1),
+  load: z.array(z.object({ run: command, times: z.number().int().min(1).default(1) }).strict()).default([]),
+  expect: z.array(z.object({
+    path: z.string(),
+    traces: z.number().int().min(0),
+    attributes: z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))).default({}),
+  }).strict()).min(1),
+}).strict();
+
+export type Scenario = z.infer<typeof SCENARIO_SCHEMA>;
+
+export const SCENARIO_DIR = path.resolve(__dirname, '../../scenarios');
+
+/** A scenario by name (scenarios/NAME.yaml) or by path. */
+export function loadScenario(nameOrFile: string): Scenario {
+  const file = nameOrFile.endsWith('.yaml') ? nameOrFile : path.join(SCENARIO_DIR, `${nameOrFile}.yaml`);
+  let raw: unknown;
+  try {
+    raw = parseYaml(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ScenarioError(`${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const r = SCENARIO_SCHEMA.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ScenarioError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+  }
+  for (const e of r.data.expect) parsePath(e.path, file);
+  return r.data;
+}
+
+interface Hop {
+  text: string;
+  service: string;
+  kind: 'server' | 'client' | 'internal';
+  name?: string;
+}
+
+function parsePath(text: string, where = 'scenario'): Hop[] {
+  return text.split('>').map((part) => {
+    const m = /^\s*(\S+)\s+(SERVER|CLIENT|INTERNAL)(?:\s+(.+?))?\s*$/.exec(part);
+    if (!m) throw new ScenarioError(`${where}: hop ${JSON.stringify(part.trim())} is not "service KIND [name]"`);
+    return { text: part.trim(), service: m[1]!, kind: m[2]!.toLowerCase() as Hop['kind'], ...(m[3] ? { name: m[3] } : {}) };
+  });
+}
+
+const matches = (span: Span, hop: Hop) =>
+  span.service === hop.service && span.kind === hop.kind && (hop.name === undefined || span.name === hop.name || span.name.startsWith(`${hop.name} `));
+
+export interface CheckResult {
+  ok: boolean;
+  lines: string[];
+}
+
+/** Check spans against a scenario's expectations; every line says what held or what did not. */
+export function checkScenario(scenario: Scenario, spans: Span[]): CheckResult {
+  const traces = groupTraces(spans);
+  const lines: string[] = [];
+  let ok = true;
+  for (const e of scenario.expect) {
+    const hops = parsePath(e.path);
+    const chains: Span[][] = [];
+    let count = 0;
+    for (const t of traces) {
+      const children = new Map<string, Span[]>();
+      for (const s of t.spans) if (s.parentSpanId) children.set(s.parentSpanId, [...(children.get(s.parentSpanId) ?? []), s]);
+      const find = (span: Span, i: number): Span[] | undefined => {
+        if (!matches(span, hops[i]!)) return undefined;
+        if (i === hops.length - 1) return [span];
+        for (const c of children.get(span.spanId) ?? []) {
+          const rest = find(c, i + 1);
+          if (rest) return [span, ...rest];
+        }
+        return undefined;
+      };
+      const chain = t.spans.map((s) => find(s, 0)).find(Boolean);
+      if (chain) {
+        count++;
+        chains.push(chain);
+      }
+    }
+    const countOk = count === e.traces;
+    ok &&= countOk;
+    lines.push(`${countOk ? 'ok  ' : 'FAIL'} ${e.path}: ${count} trace${count === 1 ? '' : 's'} (expected ${e.traces})`);
+    for (const [hopText, wanted] of Object.entries(e.attributes)) {
+      const i = hops.findIndex((h) => h.text === hopText);
+      if (i < 0) {
+        ok = false;
+        lines.push(`FAIL   attributes name hop ${JSON.stringify(hopText)}, which is not in the path`);
+        continue;
+      }
+      for (const chain of chains) {
+        for (const [k, v] of Object.entries(wanted)) {
+          const got = chain[i]!.attributes[k];
+          if (got !== v) {
+            ok = false;
+            lines.push(`FAIL   ${hopText}: ${k} is ${JSON.stringify(got)}, expected ${JSON.stringify(v)} (trace ${chain[i]!.traceId})`);
+          }
+        }
+      }
+    }
+  }
+  return { ok, lines };
+}
