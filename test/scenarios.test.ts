@@ -55,12 +55,14 @@ describe('scenarios', () => {
 
   const support = liveSupport();
   const reason = !support.ok ? support.reason : spawnSync('which', ['curl']).status !== 0 ? 'curl is not installed' : '';
-  it.skipIf(Boolean(reason))(`runs factorial live: services, load, agent and checks${reason ? ` (skipped: ${reason})` : ''}`, () => {
-    const out = path.join(tempDir(), 'run.loupe');
-    const r = loupe('scenario', 'run', 'factorial', '--record', out);
-    expect(r.stdout, r.stderr).toMatch(/scenario factorial: ok/);
-    expect(r.status).toBe(0);
-    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
-    expect(loupe('scenario', 'check', 'factorial', '--capture', out).status).toBe(0);
-  }, 60_000);
+  for (const name of SCENARIOS) {
+    it.skipIf(Boolean(reason))(`${name}: runs live — services, load, agent — and its expectations hold${reason ? ` (skipped: ${reason})` : ''}`, () => {
+      const out = path.join(tempDir(), 'run.loupe');
+      const r = loupe('scenario', 'run', name, '--record', out);
+      expect(r.stdout, r.stderr).toMatch(new RegExp(`scenario ${name}: ok`));
+      expect(r.status).toBe(0);
+      expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+      expect(loupe('scenario', 'check', name, '--capture', out).status).toBe(0);
+    }, 90_000);
+  }
 });
