@@ -104,7 +104,8 @@ describe.skipIf(Boolean(postgresMissing))(`PostgreSQL 15, psql and node-postgres
     const data = path.join(dir, 'data');
     execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/initdb`, '-A', 'trust', '--no-sync', '-U', 'postgres', '-D', data], { stdio: 'ignore' });
     port = await freePort();
-    server = spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, '-D', data, '-k', dir, '-h', '127.0.0.1', '-p', String(port), '-F'], { stdio: 'ignore' });
+    // Its own process group: killing runuser alone leaves postgres running.
+    server = spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, '-D', data, '-k', dir, '-h', '127.0.0.1', '-p', String(port), '-F'], { stdio: 'ignore', detached: true });
     await until('postgres to accept connections', () => spawnSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'select 1'], { stdio: 'ignore' }).status === 0);
     const proxy = await recordingProxy(port, 4242, '/usr/bin/psql');
     const psql = (sql: string) => run('psql', ['-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'postgres', '-d', 'postgres', '-X', '-v', 'ON_ERROR_STOP=0', '-c', sql], { env: { ...process.env, PGSSLMODE: 'disable' } });
@@ -131,7 +132,7 @@ describe.skipIf(Boolean(postgresMissing))(`PostgreSQL 15, psql and node-postgres
   }, 90_000);
 
   afterAll(() => {
-    server?.kill('SIGINT');
+    if (server?.pid) process.kill(-server.pid, 'SIGINT');
   });
 
   it('parses every statement psql and node-postgres sent, with rows and errors', () => {

@@ -55,6 +55,16 @@ function waitReady(child: ChildProcess, text: string, name: string, ms = 20_000)
   });
 }
 
+/** SIGTERM to a service's whole process group. */
+function stopGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    child.kill('SIGTERM');
+  }
+}
+
 function runToEnd(args: string[]): Promise<number | null> {
   return new Promise((resolve) => {
     const child = spawn(args[0]!, args.slice(1), { stdio: 'ignore' });
@@ -77,9 +87,11 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   try {
     for (const s of scenario.services) {
       const [cmd, ...args] = substitute(s.run, ports);
-      const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name } });
+      // Its own process group: a service may be a script whose children (a database) must stop with it.
+      const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name }, detached: true });
       children.push(child);
       await waitReady(child, s.ready, s.name);
+      child.stdout!.destroy(); // nothing more to read; an open pipe would keep this process alive
     }
     for (const l of scenario.load) {
       const argv = substitute(l.run, ports);
@@ -91,7 +103,7 @@ export async function runScenario(scenario: Scenario, options: { record?: string
     await new Promise((r) => setTimeout(r, 200)); // the last records reach the ring buffer
   } finally {
     await session.stop();
-    for (const c of children) c.kill();
+    for (const c of children.reverse()) stopGroup(c);
   }
   const { spans } = spansOfCapture(capture);
   return { spans, result: checkScenario(scenario, spans), capture };
