@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderWaterfall } from '../export/waterfall';
+import { ProgressBar } from './progress';
 import { renderReport } from '../export/report';
 import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckResult, type Scenario } from '../scenarios/scenario';
 import { runScenario } from '../scenarios/run';
@@ -94,7 +95,7 @@ kernel feature); 4 a scenario's expectations do not hold; 1 internal error.
 Planned (see the issues): diff.
 `;
 
-type Out = { out: (s: string) => void; err: (s: string) => void };
+type Out = { out: (s: string) => void; err: (s: string) => void; isTTY?: boolean };
 
 function summaryLine(s: ReplaySummary): string {
   const unknown = Object.entries(s.pipeline.unknownRecords);
@@ -130,7 +131,9 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   };
   let summary: ReplaySummary;
   try {
-    summary = replayFile(positionals[0]!, format, write, values.otlp ? { otlp: true } : undefined);
+    const bar = !values.quiet && io.isTTY ? new ProgressBar((s) => io.err(s)) : undefined;
+    summary = replayFile(positionals[0]!, format, write, values.otlp ? { otlp: true } : undefined, bar && ((p) => bar.update(p.done, p.total)));
+    bar?.clear();
   } finally {
     flush(); // spans from before a fault are kept
   }
@@ -528,6 +531,7 @@ if (require.main === module) {
   void Promise.resolve(main(process.argv.slice(2), {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
+    isTTY: process.stderr.isTTY === true,
   })).then((code) => {
     process.exitCode = code;
   });

@@ -98,11 +98,17 @@ export class Replay {
  * Replay a capture file. On a corrupt or truncated file the spans from the
  * records before the fault are still written, then the CaptureError is thrown.
  */
-export function replayFile(file: string, format: ReplayFormat, write: (text: string) => void, exports?: ExportOptions): ReplaySummary {
+export function replayFile(
+  file: string, format: ReplayFormat, write: (text: string) => void, exports?: ExportOptions,
+  onProgress?: (p: { done: number; total: number }) => void,
+): ReplaySummary {
   const source = openCapture(file);
   const replay = new Replay(source.header, format, write, exports);
   try {
-    for (const batch of source.batches()) replay.pushRecords(batch, file);
+    for (const batch of source.batches()) {
+      replay.pushRecords(batch, file);
+      onProgress?.(source.progress());
+    }
   } catch (e) {
     replay.finish();
     throw e;

@@ -11,6 +11,8 @@ export interface CaptureSource {
   format: 'binary' | 'jsonl';
   /** Batches of records in file order; throws CaptureError on a corrupt or truncated file. */
   batches(): Generator<RawRecord[]>;
+  /** Bytes of the file read so far, and its size: for progress bars. */
+  progress(): { done: number; total: number };
 }
 
 const CHUNK = 1 << 16;
@@ -36,12 +38,17 @@ export function openCapture(file: string, chunkSize = CHUNK): CaptureSource {
   if (prefix.equals(MAGIC)) return binarySource(file, chunkSize);
   if (prefix.length > 0 && prefix.toString('latin1').trimStart().startsWith('{')) {
     const { header, records } = parseJsonlCapture(fs.readFileSync(file, 'utf8'), file);
+    let done = 0;
     return {
       header,
       format: 'jsonl',
       *batches() {
-        for (let i = 0; i < records.length; i += 1024) yield records.slice(i, i + 1024);
+        for (let i = 0; i < records.length; i += 1024) {
+          done = Math.min(records.length, i + 1024);
+          yield records.slice(i, i + 1024);
+        }
       },
+      progress: () => ({ done, total: records.length }),
     };
   }
   throw new CaptureError(file, 'byte 0', 'neither a binary capture (magic "LOUPECAP") nor a JSONL capture (a JSON header line)');
@@ -74,9 +81,11 @@ function binarySource(file: string, chunkSize: number): CaptureSource {
     fs.closeSync(fd);
     throw e;
   }
+  const total = fs.fstatSync(fd).size;
   return {
     header: decoder.header,
     format: 'binary',
+    progress: () => ({ done: position, total }),
     *batches() {
       try {
         if (first.length) yield first.splice(0);
