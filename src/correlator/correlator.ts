@@ -33,6 +33,7 @@ import type { Http2Message } from '../parsers/http2/messages';
 import { Router } from '../routes/routes';
 import { ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 import { splitTarget } from './http';
+import { isSecretHeader, redactTarget } from '../security/redact';
 import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
@@ -640,9 +641,15 @@ export class Correlator {
   }
 }
 
+/**
+ * The request as both ends of a connection saw it. Query values and credential
+ * headers are compared redacted: a live agent masks them in the bytes, and a
+ * program that wrote a request line in pieces may have them masked at one end
+ * and not the other.
+ */
 function fingerprint(req: Http1Request): string {
-  let fp = `${req.method} ${req.target} ${req.version}`;
-  for (const [n, v] of req.headers) fp += `\n${n}: ${v}`;
+  let fp = `${req.method} ${redactTarget(req.target)} ${req.version}`;
+  for (const [n, v] of req.headers) fp += `\n${n}: ${isSecretHeader(n) ? '' : v}`;
   return fp;
 }
 

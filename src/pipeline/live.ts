@@ -20,7 +20,7 @@ import { encodeFrame, encodePreamble, type CaptureHeader, type ProcessInfo } fro
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { LiveSource, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { allPids, processInfo } from '../sources/live/procfs';
-import { maskHttpSecrets } from '../security/redact-payload';
+import { StreamMasker } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
 import type { ExportOptions } from '../export/exporters';
 import type { RecordedRules } from '../discovery/config';
@@ -53,6 +53,12 @@ const PID_AT = offsetOf('loupe_event_header', 'pid');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
 const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
+const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
+const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
+const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
+const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
+/** Maskers kept (one per socket direction); the least recently used go first past this. */
+const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
 
@@ -62,6 +68,8 @@ export class LiveSession {
   private replay!: Replay;
   private readonly source: LiveSource;
   private readonly heldExecs = new Map<number, Buffer>();
+  /** Payload masking state per socket and direction: secrets split across records are masked too. */
+  private readonly maskers = new Map<string, StreamMasker>();
   /** Processes whose records reach the pipeline. */
   private readonly known = new Set<number>();
   /** Processes selected by --pid/--exe (and their children), when a process filter is on. */
@@ -180,10 +188,28 @@ export class LiveSession {
         if (!this.known.has(pid)) this.firstSight(pid, out);
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
-          maskHttpSecrets(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured));
+          this.masker(pid, record).mask(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured));
+        }
+        if (type === T.LOUPE_EV_SOCK_CLOSE) {
+          const cookie = record.readBigUInt64LE(CLOSE_COOKIE_AT);
+          this.maskers.delete(`${pid}#${cookie}|1`);
+          this.maskers.delete(`${pid}#${cookie}|2`);
         }
         out.push(record);
     }
+  }
+
+  private masker(pid: number, record: Buffer): StreamMasker {
+    const cookie = record.readBigUInt64LE(DATA_COOKIE_AT);
+    const socket = cookie !== 0n ? `#${cookie}` : `:${record.readInt32LE(DATA_FD_AT)}`;
+    const key = `${pid}${socket}|${record[DIRECTION_AT]}`;
+    let m = this.maskers.get(key);
+    if (!m) {
+      m = new StreamMasker();
+      this.maskers.set(key, m);
+      if (this.maskers.size > MAX_MASKERS) this.maskers.delete(this.maskers.keys().next().value!);
+    }
+    return m;
   }
 
   private hold(pid: number, record: Buffer): void {

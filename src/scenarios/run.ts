@@ -14,7 +14,7 @@ import { spansOfCapture } from '../pipeline/replay';
 import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import type { Span } from '../correlator/span';
-import { checkScenario, ScenarioError, type CheckResult, type Scenario } from './scenario';
+import { checkScenario, missingRequirements, ScenarioError, type CheckResult, type Scenario } from './scenario';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -74,6 +74,8 @@ function runToEnd(args: string[]): Promise<number | null> {
 }
 
 export async function runScenario(scenario: Scenario, options: { record?: string; log: (line: string) => void }): Promise<{ spans: Span[]; result: CheckResult; capture: string }> {
+  const missing = missingRequirements(scenario);
+  if (missing.length) throw new ScenarioError(`needs ${missing.join(', ')}, not found on PATH`);
   const ports = new Map<string, number>();
   for (const s of scenario.services) ports.set(s.name, await freePort());
   const capture = options.record ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-scenario-')), `${scenario.name}.loupe`);
@@ -90,7 +92,7 @@ export async function runScenario(scenario: Scenario, options: { record?: string
       // Its own process group: a service may be a script whose children (a database) must stop with it.
       const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name }, detached: true });
       children.push(child);
-      await waitReady(child, s.ready, s.name);
+      await waitReady(child, s.ready, s.name, s.ready_seconds * 1000);
       child.stdout!.destroy(); // nothing more to read; an open pipe would keep this process alive
     }
     for (const l of scenario.load) {

@@ -26,12 +26,16 @@ export const SCENARIO_SCHEMA = z.object({
   description: z.string().optional(),
   /** A committed recording of this scenario that CI checks. */
   capture: z.string().optional(),
+  /** Programs the scenario needs on the machine (a compiler, a database); a run without them says which. */
+  requires: z.array(z.string()).default([]),
   services: z.array(z.object({
     name: z.string(),
     /** argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository. */
     run: command,
     /** Text on stdout that says the service listens. */
     ready: z.string().default('ready'),
+    /** How long it may take to say so (a service compiled at start takes longer). */
+    ready_seconds: z.number().positive().default(20),
   }).strict()).min(1),
   load: z.array(z.object({ run: command, times: z.number().int().min(1).default(1) }).strict()).default([]),
   expect: z.array(z.object({
@@ -135,4 +139,10 @@ export function checkScenario(scenario: Scenario, spans: Span[]): CheckResult {
     }
   }
   return { ok, lines };
+}
+
+/** The programs a scenario requires that this machine lacks. */
+export function missingRequirements(scenario: Scenario): string[] {
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  return scenario.requires.filter((p) => !dirs.some((d) => fs.existsSync(path.join(d, p))));
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { maskHttpSecrets } from './redact-payload';
+import { maskHttpSecrets, StreamMasker } from './redact-payload';
 
 const mask = (text: string) => {
   const buf = Buffer.from(text, 'latin1');
@@ -48,6 +48,41 @@ describe('maskHttpSecrets', () => {
       const again = Buffer.from(after);
       maskHttpSecrets(again);
       expect(again.equals(after)).toBe(true);
+    }));
+  });
+});
+
+describe('StreamMasker', () => {
+  const run = (pieces: string[]) => {
+    const m = new StreamMasker();
+    return pieces.map((p) => {
+      const b = Buffer.from(p, 'latin1');
+      m.mask(b);
+      return b.toString('latin1');
+    }).join('');
+  };
+
+  it('masks secrets split across records wherever the split falls', () => {
+    expect(run(['GET /compute?n=', '12', ' HTTP/1.1\r\nHost: b\r\nAuthor', 'ization: Bea', 'rer xyz\r\n\r\n'])).toBe('GET /compute?n=** HTTP/1.1\r\nHost: b\r\nAuthorization: **********\r\n\r\n');
+  });
+
+  it('gives what maskHttpSecrets gives on whole messages, however they are cut', () => {
+    const line = fc.oneof(
+      fc.constantFrom('GET /x?a=1&b=22 HTTP/1.1', 'POST /p?tok=abc#frag HTTP/1.0', 'Cookie: k=v', 'authorization:   Basic Zm9v', 'Host: example', 'X-Other: a?b=c', ''),
+      fc.stringMatching(/^[a-z ]{0,20}$/),
+    );
+    fc.assert(fc.property(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 6 }), (lines, cuts) => {
+      const text = `${lines.join('\r\n')}\r\n`;
+      const whole = Buffer.from(text, 'latin1');
+      maskHttpSecrets(whole);
+      const points = [...new Set(cuts.map((c) => c % text.length))].sort((a, b) => a - b);
+      const pieces: string[] = [];
+      let prev = 0;
+      for (const p of [...points, text.length]) {
+        pieces.push(text.slice(prev, p));
+        prev = p;
+      }
+      expect(run(pieces)).toBe(whole.toString('latin1'));
     }));
   });
 });

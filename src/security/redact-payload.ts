@@ -5,9 +5,8 @@
  * framing (Content-Length, chunk sizes) still holds and a live run and the
  * replay of its recording see the very same bytes.
  *
- * It works on one record's payload: a secret split across two records is
- * masked only in the part whose line start is in the record (see the notes in
- * docs/formats.md).
+ * maskHttpSecrets works on one payload; StreamMasker keeps state across the
+ * records of one socket direction, for secrets a program wrote in pieces.
  */
 import { isSecretHeader } from './redact';
 
@@ -69,4 +68,75 @@ function maskLine(buf: Uint8Array, start: number, end: number): number {
     }
   }
   return count;
+}
+
+const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
+const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue }
+
+/**
+ * The same masking across record boundaries, for one direction of one
+ * socket: a program may write a request line or a header in several calls
+ * ("GET /compute?n=", "12", " HTTP/1.1"), and each piece is masked as it
+ * arrives, so no part of a secret reaches a capture. Lines are recognised by
+ * their start: an HTTP method and a space (its target's query values are
+ * masked) or a credential header name and a colon (its value is masked).
+ */
+export class StreamMasker {
+  private mode = Mode.LineStart;
+  /** The current line's first bytes while it is still unclassified. */
+  private head = '';
+  /** A secret value's first non-space byte was seen (the spaces after the colon stay). */
+  private valueStarted = false;
+
+  mask(payload: Uint8Array): number {
+    let masked = 0;
+    for (let i = 0; i < payload.length; i++) {
+      const b = payload[i]!;
+      if (b === LF) {
+        this.mode = Mode.LineStart;
+        this.head = '';
+        continue;
+      }
+      switch (this.mode) {
+        case Mode.LineStart:
+          if (b === COLON) {
+            this.mode = isSecretHeader(this.head) ? Mode.SecretValue : Mode.Other;
+            this.valueStarted = false;
+          } else if (b === SPACE) {
+            this.mode = METHODS.has(this.head) ? Mode.Target : Mode.Other;
+          } else {
+            this.head += String.fromCharCode(b);
+            if (this.head.length > 64) this.mode = Mode.Other;
+          }
+          break;
+        case Mode.SecretValue:
+          if (b === SPACE && !this.valueStarted) break;
+          this.valueStarted = true;
+          if (b !== CR) {
+            payload[i] = MASK;
+            masked++;
+          }
+          break;
+        case Mode.Target:
+          if (b === 0x3f) this.mode = Mode.QueryKey; // '?'
+          else if (b === SPACE) this.mode = Mode.Other;
+          break;
+        case Mode.QueryKey:
+          if (b === 0x3d) this.mode = Mode.QueryValue; // '='
+          else if (b === SPACE || b === 0x23) this.mode = Mode.Other;
+          break;
+        case Mode.QueryValue:
+          if (b === 0x26) this.mode = Mode.QueryKey; // '&'
+          else if (b === SPACE || b === 0x23 || b === CR) this.mode = Mode.Other;
+          else {
+            payload[i] = MASK;
+            masked++;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    return masked;
+  }
 }

@@ -36,3 +36,29 @@ describe('ConnectionTracker and TLS plaintext', () => {
     expect(track(s)).toEqual([]);
   });
 });
+
+describe('ConnectionTracker and sockets reached through several fds', () => {
+  it('reads a request on one fd and its response on a dup of it as one connection, closed with its last fd', () => {
+    const events: import('../events/types').Event[] = [];
+    const local = { addr: '127.0.0.1', port: 8080 };
+    const remote = { addr: '127.0.0.1', port: 40000 };
+    const base = { pid: 7, tid: 7, cpu: 0 };
+    const data = (fd: number, direction: 'ingress' | 'egress', text: string, ts: bigint) => events.push({
+      type: 'data', ts, ...base, fd, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0, cookie: 0xabcn, bytes: text.length, data: Buffer.from(text),
+    });
+    events.push({ type: 'sock_open', ts: 1n, ...base, fd: 4, family: 4, role: 'server', protocol: 6, local, remote, cookie: 0xabcn });
+    data(6, 'ingress', get('/dup'), 2n); // read through the clone (fd 6): the kernel side gives it the socket's cookie
+    events.push({ type: 'sock_close', ts: 3n, ...base, fd: 6, cookie: 0xabcn });
+    data(4, 'egress', ok('fine'), 4n); // answered through the original fd
+    events.push({ type: 'sock_close', ts: 5n, ...base, fd: 4, cookie: 0xabcn });
+    const got: Array<{ conn: Connection; message: MessageBase }> = [];
+    const closed: number[] = [];
+    const tracker = new ConnectionTracker({ onMessage: (conn, message) => got.push({ conn, message }), onClose: (conn) => closed.push(conn.id) });
+    for (const ev of events) tracker.handle(ev);
+    expect(got.map(({ message }) => message.kind)).toEqual(['request', 'response']);
+    expect(new Set(got.map(({ conn }) => conn.id)).size).toBe(1);
+    expect(got[0]!.conn.role).toBe('server');
+    expect(got[0]!.conn.midStream).toBe(false);
+    expect(closed).toHaveLength(1);
+  });
+});

@@ -1,7 +1,10 @@
 /**
  * Per-connection state: who is on which side, the 4-tuple, and which parser
- * gets the bytes. Keyed by pid+fd (what syscalls name); a new open on the
- * same pid+fd replaces the old connection, as fd reuse does in the kernel.
+ * gets the bytes. Keyed by the process and the socket: its cookie when the
+ * source gives one (the live kernel side does), so a socket reached through
+ * several fds (dup, try_clone: read on one, written on another) is one
+ * connection, closed when its last fd closes; else by pid+fd. A new open under
+ * the same key replaces the old connection, as fd reuse does in the kernel.
  */
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
 import { CONSTANTS } from '../events/layout';
@@ -14,7 +17,10 @@ export interface Connection {
   /** Sequence number in order of first sight; stable across replays. */
   id: number;
   pid: number;
+  /** The fd it was first seen on. */
   fd: number;
+  /** Every fd of the process that names this socket. */
+  fds: Set<number>;
   role: Role;
   local?: Endpoint;
   remote?: Endpoint;
@@ -63,6 +69,11 @@ export interface TrackerOptions {
 
 export class ConnectionTracker {
   private readonly byFd = new Map<string, Connection>();
+
+  /** The connection key of an event's socket. */
+  private keyOf(ev: { pid: number; fd: number; cookie: bigint }): string {
+    return ev.cookie !== 0n ? `${ev.pid}#${ev.cookie}` : `${ev.pid}:${ev.fd}`;
+  }
   private nextId = 1;
 
   constructor(private readonly listener: ConnectionListener, private readonly options: TrackerOptions = {}) {}
@@ -80,9 +91,11 @@ export class ConnectionTracker {
         this.onData(ev);
         break;
       case 'sock_close': {
-        const key = `${ev.pid}:${ev.fd}`;
+        const key = this.keyOf(ev);
         const conn = this.byFd.get(key);
-        if (conn) this.close(key, conn, ev.ts);
+        if (!conn) break;
+        conn.fds.delete(ev.fd);
+        if (conn.fds.size === 0) this.close(key, conn, ev.ts);
         break;
       }
       case 'proc_exit':
@@ -94,7 +107,7 @@ export class ConnectionTracker {
   }
 
   private onOpen(ev: SockOpenEvent): void {
-    const key = `${ev.pid}:${ev.fd}`;
+    const key = this.keyOf(ev);
     const old = this.byFd.get(key);
     if (old) this.close(key, old, ev.ts);
     const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, false);
@@ -109,13 +122,13 @@ export class ConnectionTracker {
 
   private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
     return {
-      id: this.nextId++, pid, fd, role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, tls: false, undetected: [],
+      id: this.nextId++, pid, fd, fds: new Set([fd]), role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, tls: false, undetected: [],
       bytes: { egress: 0, ingress: 0 }, lostBytes: { egress: 0, ingress: 0 },
     };
   }
 
   private onData(ev: DataEvent): void {
-    const key = `${ev.pid}:${ev.fd}`;
+    const key = this.keyOf(ev);
     let conn = this.byFd.get(key);
     if (!conn) {
       // The capture began after this connection opened: learn what we can from the bytes.
@@ -123,6 +136,7 @@ export class ConnectionTracker {
       this.byFd.set(key, conn);
       this.listener.onOpen?.(conn);
     }
+    conn.fds.add(ev.fd);
     const plaintext = (ev.flags & CONSTANTS.LOUPE_DATA_F_TLS) !== 0;
     if (plaintext && !conn.tls) {
       // From here the TLS library hands us the plaintext: what came before was the
