@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { renderWaterfall } from '../export/waterfall';
 import { ProgressBar } from './progress';
 import { renderReport } from '../export/report';
+import { diffSpans, renderDiff } from '../export/diff';
 import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckResult, type Scenario } from '../scenarios/scenario';
 import { runScenario } from '../scenarios/run';
 import { parseArgs } from 'node:util';
@@ -78,6 +79,11 @@ Usage:
   loupe report FILE -o REPORT.html
       A self-contained HTML page: the service graph (who calls whom, calls,
       errors, median and p95 latency) and a waterfall per trace.
+  loupe diff A B [--format text|json] [--check]
+      Compare two captures: operations (service, kind, span name) that
+      appeared or vanished and how their counts, errors and p50/p95 latency
+      moved; trace shapes (parent-to-child paths) each has. --check exits 4
+      when shapes or operations differ.
   loupe scenario run NAME [--record FILE.loupe]
       Run scenarios/NAME.yaml live (root): start its services on free ports,
       watch them with the agent, drive the load, then check the expected
@@ -92,7 +98,6 @@ bad arguments, a bad scenario) with the file and byte offset, line or key on
 stderr; 3 the live agent cannot run here (names the missing privilege or
 kernel feature); 4 a scenario's expectations do not hold; 1 internal error.
 
-Planned (see the issues): diff.
 `;
 
 type Out = { out: (s: string) => void; err: (s: string) => void; isTTY?: boolean };
@@ -454,6 +459,16 @@ async function cmdScenario(args: string[], io: Out): Promise<number> {
   return result.ok ? 0 : 4;
 }
 
+function cmdDiff(args: string[], io: Out): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', default: 'text' }, check: { type: 'boolean', default: false } } });
+  if (positionals.length !== 2) throw new UsageError('diff takes two capture files');
+  if (values.format !== 'text' && values.format !== 'json') throw new UsageError(`--format must be text or json, got ${JSON.stringify(values.format)}`);
+  const [a, b] = positionals as [string, string];
+  const d = diffSpans(spansOfCapture(a).spans, spansOfCapture(b).spans);
+  io.out(values.format === 'json' ? `${JSON.stringify(d, null, 2)}\n` : renderDiff(d, a, b));
+  return values.check && d.changed ? 4 : 0;
+}
+
 function cmdView(args: string[], io: Out): number {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { trace: { type: 'string' }, width: { type: 'string' } } });
   if (positionals.length !== 1) throw new UsageError('view takes exactly one capture file');
@@ -500,7 +515,7 @@ export function main(argv: string[], io: Out): number | Promise<number> {
       case 'report':
         return cmdReport(rest, io);
       case 'diff':
-        throw new UsageError(`'${command}' is not built yet; see the project's open issues`);
+        return cmdDiff(rest, io);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
