@@ -15,6 +15,7 @@ import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import type { Span } from '../correlator/span';
 import { checkScenario, missingRequirements, ScenarioError, type CheckResult, type Scenario } from './scenario';
+import { HostNetwork } from './hosts';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -29,11 +30,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-function substitute(args: string[], ports: Map<string, number>): string[] {
+function substitute(args: string[], ports: Map<string, number>, hosts?: HostNetwork): string[] {
   return args.map((a) => a.replace(/\{root\}/g, ROOT).replace(/\{port:([^}]+)\}/g, (_, name: string) => {
     const p = ports.get(name);
     if (p === undefined) throw new ScenarioError(`{port:${name}} names no service of the scenario`);
     return String(p);
+  }).replace(/\{addr:([^}]+)\}/g, (_, host: string) => {
+    if (!hosts) throw new ScenarioError(`{addr:${host}}: the scenario has no hosts`);
+    return hosts.addr(host);
   }));
 }
 
@@ -79,16 +83,25 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   const ports = new Map<string, number>();
   for (const s of scenario.services) ports.set(s.name, await freePort());
   const capture = options.record ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-scenario-')), `${scenario.name}.loupe`);
+  const hosts = scenario.hosts.length ? new HostNetwork(scenario.hosts) : undefined;
+  const onHost = (host: string | undefined, argv: string[]) => (host && hosts ? [...hosts.exec(host), ...argv] : argv);
   const session = new LiveSession({
     ports: [...ports.values()], maxPayload: CONSTANTS.LOUPE_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
     redact: true, format: 'jsonl', write: () => {}, capturePath: capture,
   });
   session.start();
+  try {
+    hosts?.up();
+  } catch (e) {
+    await session.stop();
+    throw new ScenarioError((e as Error).message);
+  }
+  if (hosts) options.log(`loupe: scenario ${scenario.name}: hosts ${scenario.hosts.map((h) => `${h}=${hosts.addr(h)}`).join(', ')} on ${hosts.subnet} (blackholed in the root namespace)`);
   options.log(`loupe: scenario ${scenario.name}: watching ports ${[...ports.entries()].map(([n, p]) => `${n}=${p}`).join(', ')}`);
   const children: ChildProcess[] = [];
   try {
     for (const s of scenario.services) {
-      const [cmd, ...args] = substitute(s.run, ports);
+      const [cmd, ...args] = onHost(s.host, substitute(s.run, ports, hosts));
       // Its own process group: a service may be a script whose children (a database) must stop with it.
       const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name }, detached: true });
       children.push(child);
@@ -96,7 +109,7 @@ export async function runScenario(scenario: Scenario, options: { record?: string
       child.stdout!.destroy(); // nothing more to read; an open pipe would keep this process alive
     }
     for (const l of scenario.load) {
-      const argv = substitute(l.run, ports);
+      const argv = onHost(l.host, substitute(l.run, ports, hosts));
       for (let i = 0; i < l.times; i++) {
         const code = await runToEnd(argv);
         if (code !== 0) throw new ScenarioError(`load ${argv.join(' ')} exited with ${code}`);
@@ -106,6 +119,8 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   } finally {
     await session.stop();
     for (const c of children.reverse()) stopGroup(c);
+    await new Promise((r) => setTimeout(r, 100)); // let them go before their namespaces do
+    hosts?.down();
   }
   const { spans } = spansOfCapture(capture);
   return { spans, result: checkScenario(scenario, spans), capture };

@@ -8,7 +8,8 @@
  * A trace has the shape when a chain of spans, each the parent of the next,
  * matches the hops in order (a hop's name, when given, must equal the span's
  * name or begin it). `traces` says how many traces must have it (exactly), and
- * `attributes` what every span matching a hop must carry.
+ * `attributes` what every span matching a hop must carry (a string starting
+ * with `~` is a regular expression the value must match).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,8 +29,12 @@ export const SCENARIO_SCHEMA = z.object({
   capture: z.string().optional(),
   /** Programs the scenario needs on the machine (a compiler, a database); a run without them says which. */
   requires: z.array(z.string()).default([]),
+  /** Hosts, each a network namespace (root needed); `{addr:HOST}` is a host's address. Without: all on loopback. */
+  hosts: z.array(z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'host names are 1-12 lower-case letters and digits')).default([]),
   services: z.array(z.object({
     name: z.string(),
+    /** The host it runs on (one of `hosts`). */
+    host: z.string().optional(),
     /** argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository. */
     run: command,
     /** Text on stdout that says the service listens. */
@@ -37,7 +42,7 @@ export const SCENARIO_SCHEMA = z.object({
     /** How long it may take to say so (a service compiled at start takes longer). */
     ready_seconds: z.number().positive().default(20),
   }).strict()).min(1),
-  load: z.array(z.object({ run: command, times: z.number().int().min(1).default(1) }).strict()).default([]),
+  load: z.array(z.object({ run: command, times: z.number().int().min(1).default(1), host: z.string().optional() }).strict()).default([]),
   expect: z.array(z.object({
     path: z.string(),
     traces: z.number().int().min(0),
@@ -64,6 +69,9 @@ export function loadScenario(nameOrFile: string): Scenario {
     throw new ScenarioError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   }
   for (const e of r.data.expect) parsePath(e.path, file);
+  for (const item of [...r.data.services, ...r.data.load]) {
+    if (item.host !== undefined && !r.data.hosts.includes(item.host)) throw new ScenarioError(`${file}: host ${item.host} is not in hosts (${r.data.hosts.join(', ') || 'none'})`);
+  }
   return r.data;
 }
 
@@ -130,7 +138,9 @@ export function checkScenario(scenario: Scenario, spans: Span[]): CheckResult {
       for (const chain of chains) {
         for (const [k, v] of Object.entries(wanted)) {
           const got = chain[i]!.attributes[k];
-          if (got !== v) {
+          // A string value starting with ~ is a regular expression the attribute must match.
+          const holds = typeof v === 'string' && v.startsWith('~') ? got !== undefined && new RegExp(v.slice(1)).test(String(got)) : got === v;
+          if (!holds) {
             ok = false;
             lines.push(`FAIL   ${hopText}: ${k} is ${JSON.stringify(got)}, expected ${JSON.stringify(v)} (trace ${chain[i]!.traceId})`);
           }
