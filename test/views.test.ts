@@ -54,6 +54,7 @@ describe('loupe report', () => {
     expect(dom).toContain('data-edge="curl-&gt;frontend"');
     expect(dom).toContain('2 calls, 1 error');
     expect((dom.match(/class="edge"/g) ?? []).length).toBe(2);
+    expect(dom).toMatch(/<th>calls\/s<\/th>/);
     expect((dom.match(/data-trace="/g) ?? []).length).toBe(2);
     expect((dom.match(/class="bar client error"/g) ?? []).length).toBe(1);
   }, 90_000);

@@ -26,7 +26,7 @@ import { ProtoError } from '../parsers/grpc/proto';
 import { systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, type ExportStats } from '../export/exporters';
-import { ConfigError, loadConfig, type LoupeConfig } from '../discovery/config';
+import { ConfigError, globToRegExp, loadConfig, type LoupeConfig } from '../discovery/config';
 
 export class UsageError extends Error {}
 
@@ -55,7 +55,7 @@ Usage:
   loupe import FILE.pcap|FILE.pcapng -o OUT.loupe|OUT.jsonl
       Turn a packet capture into a Loupe capture: each TCP flow reassembled
       and shown as a client and a server socket, so replay gives both spans.
-  loupe run [--config FILE] [--pid N ...] [--exe REGEX] [--port N ...]
+  loupe run [--config FILE] [--pid N ...] [--exe REGEX | --exe-glob GLOB] [--port N ...]
            [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
            [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
            [--no-tls] [--otlp] [--prometheus-port N] [--no-redact] [--quiet]
@@ -78,7 +78,7 @@ Usage:
       columns (default 40).
   loupe report FILE -o REPORT.html
       A self-contained HTML page: the service graph (who calls whom, calls,
-      errors, median and p95 latency) and a waterfall per trace.
+      calls/s, errors, median and p95 latency) and a waterfall per trace.
   loupe diff A B [--format text|json] [--check]
       Compare two captures: operations (service, kind, span name) that
       appeared or vanished and how their counts, errors and p50/p95 latency
@@ -278,6 +278,7 @@ const LIVE_OPTIONS = {
   config: { type: 'string' },
   pid: { type: 'string', multiple: true },
   exe: { type: 'string' },
+  'exe-glob': { type: 'string' },
   port: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   duration: { type: 'string' },
@@ -296,6 +297,7 @@ function configAsFlags(c: LoupeConfig): Record<string, unknown> {
   return {
     ...(c.discovery.pids.length ? { pid: c.discovery.pids } : {}),
     ...(c.discovery.exe !== undefined ? { exe: c.discovery.exe } : {}),
+    ...(c.discovery.exe_glob !== undefined ? { 'exe-glob': c.discovery.exe_glob } : {}),
     ...(c.discovery.ports.length ? { port: c.discovery.ports } : {}),
     'max-payload': c.capture.max_payload,
     'ring-mb': c.capture.ring_mb,
@@ -339,7 +341,10 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22)!);
   const ports = list(v.port).map((p) => intOption('port', p, 1, 65535)!);
   let exe: RegExp | undefined;
-  if (v.exe !== undefined) {
+  if (v['exe-glob'] !== undefined) {
+    if (v.exe !== undefined) throw new UsageError('give --exe or --exe-glob, not both');
+    exe = globToRegExp(String(v['exe-glob']));
+  } else if (v.exe !== undefined) {
     try {
       exe = new RegExp(String(v.exe));
     } catch (e) {

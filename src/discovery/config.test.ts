@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, globToRegExp, loadConfig } from './config';
 import { HEADER, tempDir } from '../../test/helpers';
 import { get, ok, Script } from '../../test/script';
 import { Pipeline } from '../pipeline/pipeline';
@@ -38,6 +38,15 @@ describe('configuration', () => {
       expect(() => loadConfig(f, {}), text).toThrow(ConfigError);
       expect(() => loadConfig(f, {}), text).toThrow(re);
     }
+  });
+
+  it('turns executable globs into anchored path patterns', () => {
+    const g = globToRegExp('/srv/*/bin/front*');
+    expect(g.test('/srv/shop/bin/frontend')).toBe(true);
+    expect(g.test('/srv/shop/x/bin/frontend')).toBe(false);
+    expect(globToRegExp('**/frontend').test('/opt/a/b/frontend')).toBe(true);
+    expect(globToRegExp('/usr/bin/node?').test('/usr/bin/node2')).toBe(true);
+    expect(globToRegExp('/a.b/c').test('/aXb/c')).toBe(false);
   });
 
   it('lets LOUPE_* variables override the file', () => {

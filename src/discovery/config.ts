@@ -3,7 +3,7 @@
  * errors name the key. Environment variables override the file, flags
  * override both:
  *
- *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080] }
+ *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080] }   (or exe_glob: a glob)
  *   services:   [{ exe: "/frontend$", name: frontend }]   # service.name by executable
  *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
  *   capture:    { max_payload: 4096, ring_mb: 16, redact: true }
@@ -34,6 +34,8 @@ export const CONFIG_SCHEMA = z.object({
   discovery: z.object({
     pids: z.array(z.number().int().positive()).default([]),
     exe: regex.optional(),
+    // A shell-style glob on the executable path instead of a regex, e.g. /srv/STAR/bin/STAR (STAR: one segment, STAR STAR: any).
+    exe_glob: z.string().min(1).optional(),
     ports: z.array(port).default([]),
   }).strict().default({}),
   services: z.array(z.object({ exe: regex, name: z.string().min(1) }).strict()).default([]),
@@ -125,4 +127,19 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
 export function serviceByRules(exe: string, rules: ReadonlyArray<{ exe: string; name: string }>): string | undefined {
   for (const r of rules) if (new RegExp(r.exe).test(exe)) return r.name;
   return undefined;
+}
+
+// A glob on paths as a regex: a star and ? stay within one path segment, two stars cross them.
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*' && glob[i + 1] === '*') {
+      re += '.*';
+      i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
 }

@@ -48,8 +48,11 @@ export function renderReport(spans: Span[], title: string): string {
     })),
   }));
   const services = [...new Set(spans.map((s) => s.service))].sort();
-  const edges = serviceEdges(spans);
-  const data = { title, services, edges, traces };
+  const first = spans.reduce((m, s) => (s.startNs < m ? s.startNs : m), spans[0]?.startNs ?? 0n);
+  const last = spans.reduce((m, s) => (s.endNs > m ? s.endNs : m), spans[0]?.endNs ?? 0n);
+  const seconds = Math.max(Number(last - first) / 1e9, 1e-9);
+  const edges = serviceEdges(spans).map((e) => ({ ...e, perSecond: e.calls / seconds }));
+  const data = { title, services, edges, traces, seconds };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title.replace(/[<&]/g, '')}</title>
 <style>
@@ -68,7 +71,7 @@ svg text { font: 12px system-ui, sans-serif; }
 <h1 id="title"></h1>
 <h2>Service graph</h2>
 <svg id="graph" width="900" height="10"></svg>
-<table id="edges"><thead><tr><th>caller</th><th>callee</th><th>calls</th><th>errors</th><th>median ms</th><th>p95 ms</th></tr></thead><tbody></tbody></table>
+<table id="edges"><thead><tr><th>caller</th><th>callee</th><th>calls</th><th>calls/s</th><th>errors</th><th>median ms</th><th>p95 ms</th></tr></thead><tbody></tbody></table>
 <h2>Traces</h2>
 <div id="traces"></div>
 <script>
@@ -104,7 +107,7 @@ const tbody = document.querySelector('#edges tbody');
 for (const e of data.edges) {
   const tr = document.createElement('tr');
   tr.className = 'edge';
-  for (const v of [e.from, e.to, e.calls, e.errors, q(e.ms, 0.5).toFixed(3), q(e.ms, 0.95).toFixed(3)]) { const td = document.createElement('td'); td.textContent = String(v); tr.appendChild(td); }
+  for (const v of [e.from, e.to, e.calls, e.perSecond.toFixed(1), e.errors, q(e.ms, 0.5).toFixed(3), q(e.ms, 0.95).toFixed(3)]) { const td = document.createElement('td'); td.textContent = String(v); tr.appendChild(td); }
   tbody.appendChild(tr);
 }
 const box = document.getElementById('traces');
