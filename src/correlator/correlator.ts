@@ -179,14 +179,7 @@ export class Correlator {
       this.start(conn, m);
     } else {
       if (m.status >= 100 && m.status < 200 && m.status !== 101) return; // interim: the request is still open
-      const late = this.lateResponses.get(conn.id);
-      if (late) {
-        // The answer to a request we already ended as timed out: HTTP/1 answers in order.
-        if (late === 1) this.lateResponses.delete(conn.id);
-        else this.lateResponses.set(conn.id, late - 1);
-        this.stats.orphanResponses++;
-        return;
-      }
+      if (this.lateAnswer(conn)) return;
       const queue = this.inFlight.get(conn.id);
       const pending = queue?.shift();
       if (!pending) {
@@ -201,6 +194,19 @@ export class Correlator {
       }
       this.end(pending, m);
     }
+  }
+
+  /**
+   * An answer to a request already ended as timed out? In-order protocols
+   * (HTTP/1, the databases) answer in order: it must not pair with a later request.
+   */
+  private lateAnswer(conn: Connection): boolean {
+    const late = this.lateResponses.get(conn.id);
+    if (!late) return false;
+    if (late === 1) this.lateResponses.delete(conn.id);
+    else this.lateResponses.set(conn.id, late - 1);
+    this.stats.orphanResponses++;
+    return true;
   }
 
   onClose(conn: Connection, ts: bigint, reason: CloseReason): void {
@@ -526,13 +532,7 @@ export class Correlator {
       return;
     }
     if (m.push) return;
-    const late = this.lateResponses.get(conn.id);
-    if (late) {
-      if (late === 1) this.lateResponses.delete(conn.id);
-      else this.lateResponses.set(conn.id, late - 1);
-      this.stats.orphanResponses++;
-      return;
-    }
+    if (this.lateAnswer(conn)) return;
     const pending = this.inFlight.get(conn.id)?.shift();
     if (!pending) {
       this.stats.orphanResponses++;

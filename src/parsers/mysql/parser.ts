@@ -82,7 +82,6 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   /** The previous server packet was full-size: the next one continues it. */
   private serverContinues = false;
   private resync: Record<Side, boolean> = { client: false, server: false };
-  private skipping: Record<Side, number> = { client: 0, server: 0 };
 
   feed(side: Side, chunk: Chunk): void {
     if (this.phase === 'stopped') return;
@@ -94,7 +93,6 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   gap(side: Side, bytes: number, ts: bigint): void {
     if (this.phase === 'stopped') return;
     (side === 'client' ? this.client : this.server).clear(bytes);
-    this.skipping[side] = 0;
     this.resync[side] = true;
     if (side === 'client') this.clientParts = [];
     else this.serverContinues = false;
@@ -105,29 +103,19 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   end(_ts: bigint): void {}
 
-  private drainSkip(side: Side, buf: StreamBuffer): boolean {
-    const n = Math.min(this.skipping[side], buf.available);
-    buf.skip(n);
-    this.skipping[side] -= n;
-    return this.skipping[side] === 0;
-  }
-
   /** After lost bytes: resume at a syscall boundary that starts a command (client) or a response (server). */
   private resynced(side: Side, buf: StreamBuffer): boolean {
     if (!this.resync[side]) return true;
-    while (buf.available >= 5) {
-      if (buf.atChunkStart()) {
-        const h = buf.peek(5)!;
-        const len = h.readUIntLE(0, 3);
-        const plausible = side === 'client' ? h[3] === 0 && COMMANDS[h[4]!] !== undefined && len >= 1 : h[3] === 1 && len >= 1;
-        if (plausible && (side === 'client' || this.units.length > 0)) {
-          this.resync[side] = false;
-          return true;
-        }
-      }
-      buf.skipToNextChunk();
+    if (side === 'server' && this.units.length === 0) {
+      while (buf.available > 0) buf.skipToNextChunk(); // nothing asked: nothing here can be an answer
+      return false;
     }
-    return false;
+    const plausible = side === 'client'
+      ? (h: Buffer) => h[3] === 0 && COMMANDS[h[4]!] !== undefined && h.readUIntLE(0, 3) >= 1
+      : (h: Buffer) => h[3] === 1 && h.readUIntLE(0, 3) >= 1;
+    if (!buf.seekMessageStart(5, plausible)) return false;
+    this.resync[side] = false;
+    return true;
   }
 
   private request(fields: Fields, buf: StreamBuffer, size: number, start: { ts: bigint; tid: number; offset: number }): void {
@@ -142,7 +130,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   private parseClient(): void {
     const buf = this.client;
     while (buf.available > 0 && this.phase !== 'stopped') {
-      if (this.skipping.client > 0 && !this.drainSkip('client', buf)) return;
+      if (!buf.skipPending()) return;
       if (!this.resynced('client', buf)) return;
       const h = buf.peek(4);
       if (!h) return;
@@ -151,7 +139,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       const total = 4 + len;
       if (this.phase === 'command' && this.clientParts.length === 0 && seq !== 0) {
         // Not a command: LOCAL INFILE contents or a change-user auth turn. Skip it.
-        this.skipping.client = total;
+        buf.skipAhead(total);
         continue;
       }
       if (this.phase === 'start' && !(seq === 0 && COMMANDS[buf.byteAt(4) ?? -1] !== undefined) && seq !== 1) {
@@ -264,7 +252,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   private parseServer(): void {
     const buf = this.server;
     while (buf.available > 0 && this.phase !== 'stopped') {
-      if (this.skipping.server > 0 && !this.drainSkip('server', buf)) return;
+      if (!buf.skipPending()) return;
       if (!this.resynced('server', buf)) return;
       const h = buf.peek(5);
       if (!h) return;
@@ -275,7 +263,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       const continuation = this.serverContinues;
       this.serverContinues = len === MAX_PAYLOAD;
       if (continuation) {
-        this.skipping.server = total;
+        buf.skipAhead(total);
         continue;
       }
       if (this.phase === 'start' && seq === 0 && first === 0x0a) {
@@ -308,7 +296,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       const counted = (unit.stage === 'rows' && first !== 0xfe && first !== 0xff) || unit.stage === 'columns' || unit.stage === 'skip';
       if (counted) {
         this.step(unit, first, Buffer.alloc(0), len, buf.whenAt(total - 1).ts);
-        this.skipping.server = total;
+        buf.skipAhead(total);
         continue;
       }
       const packet = buf.peek(total);

@@ -76,8 +76,6 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private user: string | undefined;
   private encrypted = false;
   private resync: Record<Side, boolean> = { client: false, server: false };
-  /** Bytes still to skip of a message whose contents we do not keep (DataRow, CopyData). */
-  private skipping: Record<Side, number> = { client: 0, server: 0 };
   private batchFailed = false;
   private seenUntyped = false;
 
@@ -93,7 +91,6 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     if (this.encrypted) return;
     const buf = side === 'client' ? this.client : this.server;
     buf.clear(bytes);
-    this.skipping[side] = 0;
     this.resync[side] = true;
     // Whatever was owed can no longer be told apart: answer it with the loss, in order.
     for (const unit of this.units.splice(0)) {
@@ -106,30 +103,13 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     // Requests still waiting end as incomplete in the correlator, which knows why the connection ended.
   }
 
-  /** Skip the part of a skipped message held now; true when it is all gone. */
-  private drainSkip(side: Side, buf: StreamBuffer): boolean {
-    const n = Math.min(this.skipping[side], buf.available);
-    buf.skip(n);
-    this.skipping[side] -= n;
-    return this.skipping[side] === 0;
-  }
-
   /** Resume after lost bytes at a syscall boundary whose bytes frame as a message of this side. */
   private resynced(side: Side, buf: StreamBuffer): boolean {
     if (!this.resync[side]) return true;
-    while (buf.available >= 5) {
-      if (buf.atChunkStart()) {
-        const h = buf.peek(5)!;
-        const type = String.fromCharCode(h[0]!);
-        const len = h.readUInt32BE(1);
-        if ((side === 'client' ? FRONTEND : BACKEND).has(type) && len >= 4 && len < MAX_MESSAGE) {
-          this.resync[side] = false;
-          return true;
-        }
-      }
-      buf.skipToNextChunk();
-    }
-    return false;
+    const types = side === 'client' ? FRONTEND : BACKEND;
+    if (!buf.seekMessageStart(5, (h) => types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 && h.readUInt32BE(1) < MAX_MESSAGE)) return false;
+    this.resync[side] = false;
+    return true;
   }
 
   private request(fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>, buf: StreamBuffer, size: number): DbRequest {
@@ -150,7 +130,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private parseClient(): void {
     const buf = this.client;
     while (buf.available > 0) {
-      if (this.skipping.client > 0 && !this.drainSkip('client', buf)) return;
+      if (!buf.skipPending()) return;
       if (!this.resynced('client', buf)) return;
       if (this.clientUntyped) {
         const h = buf.peek(8);
@@ -201,7 +181,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       const total = 1 + len;
       if (type === 'd') {
         // CopyData: its contents are the table's rows; only skip them.
-        this.skipping.client = total;
+        buf.skipAhead(total);
         continue;
       }
       const body = buf.peek(total);
@@ -277,7 +257,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private parseServer(): void {
     const buf = this.server;
     while (buf.available > 0) {
-      if (this.skipping.server > 0 && !this.drainSkip('server', buf)) return;
+      if (!buf.skipPending()) return;
       if (!this.resynced('server', buf)) return;
       const head = this.units[0];
       if (head && (head.kind === 'ssl' || head.kind === 'gss')) {
@@ -322,7 +302,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       }
       if (type === 'D' || type === 'd') {
         if (type === 'D' && unit) unit.rows++;
-        this.skipping.server = total;
+        buf.skipAhead(total);
         continue;
       }
       const body = buf.peek(total);

@@ -19,6 +19,8 @@ export class StreamBuffer {
   private marks: Mark[] = [];
   /** Bytes held and not consumed. */
   available = 0;
+  /** Bytes of a message whose contents are not kept, still to be skipped as they arrive. */
+  private skipping = 0;
   /** Stream offset of the next unconsumed byte. */
   offset = 0;
 
@@ -91,8 +93,39 @@ export class StreamBuffer {
     if (keep > 0) this.marks.splice(0, keep);
   }
 
+  /**
+   * Skip `n` bytes, held now or still to come (a row, copied data): what is
+   * held goes at once, the rest as it arrives (see skipPending).
+   */
+  skipAhead(n: number): void {
+    this.skipping = n;
+    this.skipPending();
+  }
+
+  /** Skip what is held of a skipAhead; true when nothing of it is left to skip. */
+  skipPending(): boolean {
+    const n = Math.min(this.skipping, this.available);
+    this.skip(n);
+    this.skipping -= n;
+    return this.skipping === 0;
+  }
+
+  /**
+   * After lost bytes: drop whole chunks until one starts with `headerSize`
+   * bytes that `plausible` accepts as a message start (a syscall boundary is
+   * usually a message boundary). True when there; false when more bytes are needed.
+   */
+  seekMessageStart(headerSize: number, plausible: (head: Buffer) => boolean): boolean {
+    while (this.available >= headerSize) {
+      if (this.atChunkStart() && plausible(this.peek(headerSize)!)) return true;
+      this.skipToNextChunk();
+    }
+    return false;
+  }
+
   /** Drop everything held (after lost bytes: what is held no longer frames). */
   clear(lostAfter = 0): void {
+    this.skipping = 0;
     this.skip(this.available);
     this.offset += lostAfter;
     this.marks = [];
