@@ -88,6 +88,25 @@ class Agent : public Napi::ObjectWrap<Agent> {
     uint32_t ringBytes = info[1].As<Napi::Number>().Uint32Value();
     for (uint32_t i = 0; i < paths.Length(); i++) {
       std::string path = paths.Get(i).As<Napi::String>();
+      // The verifier gives up with EAGAIN when a signal is pending (a profiler's
+      // SIGPROF, say): such a load is tried again, from a fresh open.
+      for (int attempt = 1;; attempt++) {
+        int err = LoadOne(env, path, ringBytes);
+        if (err == 0) break;
+        if (err != -EAGAIN || attempt == 5) {
+          Shutdown();
+          throw Napi::Error::New(env, "cannot load BPF object " + path + ": " + errnoText(err) +
+                                          " (the verifier's log, if any, is on stderr)");
+        }
+      }
+    }
+    return env.Undefined();
+  }
+
+  // Open one object, share the maps earlier objects have, load it. 0 or -errno;
+  // errors that retrying cannot fix are thrown.
+  int LoadOne(Napi::Env env, const std::string& path, uint32_t ringBytes) {
+    {
       bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
       if (!obj) {
         int err = errno;
@@ -111,13 +130,11 @@ class Agent : public Napi::ObjectWrap<Agent> {
       int err = bpf_object__load(obj);
       if (err) {
         bpf_object__close(obj);
-        Shutdown();
-        throw Napi::Error::New(env, "cannot load BPF object " + path + ": " + errnoText(err) +
-                                        " (the verifier's log, if any, is on stderr)");
+        return err;
       }
       objects_.push_back(obj);
     }
-    return env.Undefined();
+    return 0;
   }
 
   // attach(): every program by its section name (tracepoints attach themselves).

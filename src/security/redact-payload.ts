@@ -91,6 +91,12 @@ export class StreamMasker {
   mask(payload: Uint8Array): number {
     let masked = 0;
     for (let i = 0; i < payload.length; i++) {
+      if (this.mode === Mode.Other) {
+        // Nothing to mask until the next line: jump there natively (most bytes are bodies).
+        const lf = payload.indexOf(LF, i);
+        if (lf < 0) break;
+        i = lf;
+      }
       const b = payload[i]!;
       if (b === LF) {
         this.mode = Mode.LineStart;
