@@ -238,6 +238,8 @@ describe('gRPC from @grpc/grpc-js', () => {
     ]);
     expect(ms.every((m) => m.protocol === 'grpc')).toBe(true);
     expect((ms[0] as Http2Request).grpc?.service).toBe('demo.v1.Greeter');
+    // HelloRequest{name:"ann"} is 5 bytes of protobuf: field 1, length 3, "ann".
+    expect((ms[0] as Http2Request).grpc?.bytes).toBe(5);
   });
 
   it('replays into RPC client spans with rpc.* attributes and the gRPC status', () => {

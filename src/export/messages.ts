@@ -48,7 +48,7 @@ export function messageRecord(conn: Connection, m: MessageBase, bootTimeNs: bigi
     if (h.kind === 'request' && h.open) r.open = true;
     if (h.grpc) {
       // The method is the request's; a response names it through its stream's request.
-      Object.assign(r, { rpcService: h.grpc.service, rpcMethod: h.grpc.method, grpcMessages: h.grpc.messages });
+      Object.assign(r, { rpcService: h.grpc.service, rpcMethod: h.grpc.method, grpcMessages: h.grpc.messages, grpcMessageBytes: h.grpc.bytes });
       if (h.grpc.compressed) r.grpcCompressed = h.grpc.compressed;
     }
     if (h.kind === 'response' && h.grpcStatus !== undefined) r.grpcStatus = h.grpcStatus;

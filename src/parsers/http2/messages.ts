@@ -9,6 +9,8 @@ export interface GrpcInfo {
   messages: number;
   /** Messages with the compressed flag. */
   compressed: number;
+  /** Bytes of the messages, as their length prefixes say. */
+  bytes: number;
   /** Payloads of the first messages, kept only when asked for (`loupe parse --proto`). */
   payloads?: Buffer[];
 }

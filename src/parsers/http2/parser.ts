@@ -353,6 +353,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       g.messages++;
       if (flag & 1) g.compressed++;
       half.remaining = ((a << 24) >>> 0) + (b << 16) + (c << 8) + d;
+      g.bytes += half.remaining;
       if (this.options.keepGrpcPayloads && (g.payloads?.length ?? 0) < KEEP_MESSAGES) half.payload = [];
       if (half.remaining === 0) this.grpcMessageDone(half);
     }
@@ -378,7 +379,7 @@ function grpcOf(requestHeaders: HeaderField[], contentType: string | undefined):
   const type = contentType ?? field(requestHeaders, 'content-type');
   if (!type?.startsWith('application/grpc')) return undefined;
   const m = /^\/([^/]+)\/([^/]+)$/.exec(field(requestHeaders, ':path') ?? '');
-  return { service: m?.[1] ?? '', method: m?.[2] ?? '', messages: 0, compressed: 0 };
+  return { service: m?.[1] ?? '', method: m?.[2] ?? '', messages: 0, compressed: 0, bytes: 0 };
 }
 
 /** grpc-message is percent-encoded (gRPC over HTTP/2 spec). */

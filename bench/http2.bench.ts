@@ -1,0 +1,110 @@
+/**
+ * HTTP/2 response decoding: Loupe's Http2Parser against Node's own http2
+ * (nghttp2 in C, through a client session) on the same server bytes, in one
+ * run. The server side is generated once: SETTINGS, then for streams 1, 3, 5…
+ * a HEADERS block (HPACK with Huffman and the dynamic table, by hpack.js) and
+ * a DATA frame. Node's client opens those streams and reads the bytes from an
+ * in-memory stream; Loupe parses the same bytes (and the client's requests).
+ * Each must see every response end. Wall clock is fine here: not the core.
+ */
+import * as http2 from 'node:http2';
+import { Duplex } from 'node:stream';
+import { Http2Parser, PREFACE } from '../src/parsers/http2/parser';
+import { report, type Result } from './harness';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const hpack = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string }>): void; read(): Buffer } } };
+
+const STREAMS = 1000;
+const BODY = Buffer.alloc(1024, 0x61);
+const CHUNK = 16 * 1024;
+
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+
+const serverEnc = hpack.compressor.create({ table: { size: 4096 } });
+const clientEnc = hpack.compressor.create({ table: { size: 4096 } });
+const serverParts = [frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))];
+const clientParts = [PREFACE, frame(4, 0, 0, Buffer.alloc(0))];
+for (let i = 0; i < STREAMS; i++) {
+  const id = 2 * i + 1;
+  clientEnc.write([{ name: ':method', value: 'GET' }, { name: ':scheme', value: 'http' }, { name: ':authority', value: 'bench' }, { name: ':path', value: `/items/${i}` }]);
+  clientParts.push(frame(1, 0x5, id, clientEnc.read()));
+  serverEnc.write([
+    { name: ':status', value: '200' }, { name: 'content-type', value: 'application/json' }, { name: 'content-length', value: String(BODY.length) },
+    { name: 'server', value: 'bench' }, { name: 'x-request-id', value: `req-${i.toString(16).padStart(8, '0')}` },
+  ]);
+  serverParts.push(frame(1, 0x4, id, serverEnc.read()), frame(0, 0x1, id, BODY));
+}
+const server = Buffer.concat(serverParts);
+const client = Buffer.concat(clientParts);
+const chunks = Array.from({ length: Math.ceil(server.length / CHUNK) }, (_, i) => server.subarray(i * CHUNK, (i + 1) * CHUNK));
+
+function loupe(): number {
+  const p = new Http2Parser();
+  let done = 0;
+  p.onMessage = (m) => {
+    if (m.kind === 'response' && m.status === 200) done++;
+  };
+  p.feed('client', { data: client, ts: 0n, tid: 0 });
+  for (const c of chunks) p.feed('server', { data: c, ts: 0n, tid: 0 });
+  return done;
+}
+
+/** Node's client session reading the server bytes; resolves with the ms it took after the streams were opened. */
+function node(): Promise<{ ms: number; done: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const session = http2.connect('http://bench', { createConnection: () => socket as unknown as import('node:net').Socket, peerMaxConcurrentStreams: STREAMS + 1 });
+    session.on('error', reject);
+    let done = 0;
+    for (let i = 0; i < STREAMS; i++) {
+      const req = session.request({ ':path': `/items/${i}` }, { endStream: true });
+      req.on('response', () => {});
+      req.on('data', () => {});
+      req.on('error', reject);
+      req.on('end', () => {
+        if (++done === STREAMS) {
+          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+          session.destroy();
+          resolve({ ms, done });
+        }
+      });
+    }
+    let t0 = 0n;
+    // Answer only once the session has sent its requests: HEADERS on a stream still idle is a protocol error.
+    session.on('connect', () => setTimeout(() => {
+      t0 = process.hrtime.bigint();
+      for (const c of chunks) socket.push(c);
+    }, 50));
+  });
+}
+
+async function main(): Promise<void> {
+  if (loupe() !== STREAMS) throw new Error('loupe did not see every response');
+  for (let i = 0; i < 3; i++) {
+    loupe();
+    if ((await node()).done !== STREAMS) throw new Error('node did not see every response');
+  }
+  const times: [number[], number[]] = [[], []];
+  for (let r = 0; r < 15; r++) {
+    const t0 = process.hrtime.bigint();
+    loupe();
+    times[0].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    times[1].push((await node()).ms);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const results: Result[] = [
+    { name: 'loupe Http2Parser (frames, HPACK, streams; both sides)', medianMs: median(times[0]), bytes: server.length, messages: STREAMS },
+    { name: "Node's http2 client session (nghttp2), server side", medianMs: median(times[1]), bytes: server.length, messages: STREAMS },
+  ];
+  report(`HTTP/2: ${STREAMS} responses (HEADERS + 1 KiB DATA), ${(server.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = responses)`, results);
+}
+
+void main();

@@ -1,0 +1,40 @@
+import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { describe, expect, it } from 'vitest';
+import type { Span } from '../correlator/span';
+import { BEYLA_BUCKETS, METRIC_NAMES, RedMetrics } from './metrics';
+
+const span = (kind: Span['kind'], ms: number, attributes: Span['attributes'], status: Span['status']['code'] = 'unset'): Span => ({
+  traceId: 't', spanId: 's', parentSpanId: '', parentIsRemote: false, traceState: '', name: 'x', kind, startNs: 0n, endNs: BigInt(ms * 1e6),
+  service: 'svc', pid: 1, attributes, status: { code: status },
+});
+
+describe('RED metrics', () => {
+  it('records each kind of call in its histogram, in seconds, with Beyla buckets and low-cardinality attributes', async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const red = new RedMetrics([reader]);
+    red.onSpan(span('server', 20, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/7', 'http.response.status_code': 200 }));
+    red.onSpan(span('server', 30, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/8', 'http.response.status_code': 200 }));
+    red.onSpan(span('server', 5, { 'rpc.system': 'grpc', 'rpc.service': 'demo.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 0, 'http.request.method': 'POST' }));
+    red.onSpan(span('client', 2, { 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'db.collection.name': 'orders', 'db.query.text': 'SELECT 1' }, 'error'));
+    red.onSpan(span('internal', 1, { 'loupe.phase': 'queue' }));
+    red.onSpan(span('server', 1, { 'http.request.method': 'GET', 'loupe.route_ignored': true }));
+    await reader.forceFlush();
+    const metrics = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics));
+    const byName = new Map(metrics.map((m) => [m.descriptor.name, m]));
+    const http = byName.get(METRIC_NAMES.httpServer)!;
+    expect(http.descriptor.unit).toBe('s');
+    expect(http.dataPoints).toHaveLength(1); // two paths, one route
+    const point = http.dataPoints[0]!;
+    expect(point.attributes).toEqual({ 'service.name': 'svc', 'http.request.method': 'GET', 'http.route': '/u/{id}', 'http.response.status_code': 200 });
+    expect((point.value as { count: number; sum: number; buckets: { boundaries: number[] } }).count).toBe(2);
+    expect((point.value as { sum: number }).sum).toBeCloseTo(0.05, 9);
+    expect((point.value as { buckets: { boundaries: number[] } }).buckets.boundaries).toEqual(BEYLA_BUCKETS);
+    expect(byName.get(METRIC_NAMES.rpcServer)!.dataPoints[0]!.attributes).toMatchObject({ 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 0 });
+    const db = byName.get(METRIC_NAMES.dbClient)!.dataPoints[0]!;
+    expect(db.attributes).toMatchObject({ 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'db.collection.name': 'orders' });
+    expect(db.attributes['db.query.text']).toBeUndefined();
+    expect(byName.has(METRIC_NAMES.httpClient)).toBe(false);
+    await red.shutdown();
+  });
+});
