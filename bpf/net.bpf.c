@@ -10,6 +10,20 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+static __always_inline void report_open(struct loupe_config *cfg, int fd, struct sock *sk, __u8 role)
+{
+	struct loupe_sock_open_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_SOCK_OPEN);
+	ev.fd = fd;
+	ev.role = role;
+	ev.protocol = IPPROTO_TCP;
+	ev.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	read_addrs(sk, &ev.family, ev.local_addr, ev.remote_addr);
+	ev.sock_cookie = cookie_of(cfg, sk);
+	emit(&ev, sizeof(ev));
+}
+
 /* A new connection: accept() returned it (server) or connect() started it (client). */
 static __always_inline void sock_opened(int fd, __u8 role)
 {
@@ -25,16 +39,7 @@ static __always_inline void sock_opened(int fd, __u8 role)
 		return;
 	}
 	remember(cfg, pid, fd, sk, role, 1);
-	struct loupe_sock_open_event ev = {};
-	fill_header(&ev.hdr, LOUPE_EV_SOCK_OPEN);
-	ev.fd = fd;
-	ev.role = role;
-	ev.protocol = IPPROTO_TCP;
-	ev.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	ev.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	read_addrs(sk, &ev.family, ev.local_addr, ev.remote_addr);
-	ev.sock_cookie = cookie_of(cfg, sk);
-	emit(&ev, sizeof(ev));
+	report_open(cfg, fd, sk, role);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
@@ -89,8 +94,12 @@ static __always_inline struct sock_info *traced_socket(struct loupe_config *cfg,
 	struct sock_info *info = bpf_map_lookup_elem(&loupe_sockets, &key);
 	if (!info) {
 		struct sock *sk = sock_from_fd(fd);
-		remember(cfg, pid, fd, sk, LOUPE_ROLE_UNKNOWN, sk && port_allowed(cfg, sk));
+		int traced = sk && port_allowed(cfg, sk);
+		remember(cfg, pid, fd, sk, LOUPE_ROLE_UNKNOWN, traced);
 		info = bpf_map_lookup_elem(&loupe_sockets, &key);
+		/* Say what it is, with its 4-tuple: role unknown marks a socket met mid-life. */
+		if (traced && sk)
+			report_open(cfg, fd, sk, LOUPE_ROLE_UNKNOWN);
 	}
 	return info && info->traced ? info : NULL;
 }

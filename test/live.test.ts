@@ -200,6 +200,52 @@ describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: 
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('learns their 4-tuples at first use, so connection pairs still join the trace', async () => {
+    const frontendPort = await freePort();
+    const backendPort = await freePort();
+    const backend = spawn(process.execPath, [SERVICE, 'backend', String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'backend' } });
+    const frontend = spawn(process.execPath, [SERVICE, 'frontend', String(frontendPort), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'frontend' } });
+    // A keep-alive client: one request before the agent starts, two after, on the same socket.
+    const client = spawn(process.execPath, ['-e', `
+      const http = require('http');
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const get = (n) => new Promise((r) => http.get({ port: ${frontendPort}, host: '127.0.0.1', path: '/factorial/' + n, agent }, (res) => { res.resume(); res.on('end', r); }));
+      (async () => {
+        await get(3);
+        console.log('warm');
+        process.stdin.once('data', async () => { await get(4); await get(5); console.log('done'); agent.destroy(); });
+      })();`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'client' } });
+    try {
+      await Promise.all([waitFor(backend, 'stdout', /ready/), waitFor(frontend, 'stdout', /ready/)]);
+      await waitFor(client, 'stdout', /warm/);
+      const dir = tempDir();
+      const spansFile = path.join(dir, 'old.jsonl');
+      const { agent } = startAgent(['run', '--port', String(frontendPort), '--port', String(backendPort), '--format', 'jsonl', '-o', spansFile]);
+      await waitFor(agent, 'stderr', /attached/);
+      client.stdin!.write('go\n');
+      await waitFor(client, 'stdout', /done/);
+      await new Promise((r) => setTimeout(r, 200));
+      agent.kill('SIGINT');
+      expect(await exited(agent)).toBe(0);
+      const spans = fs.readFileSync(spansFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as SpanLine);
+      const servers = spans.filter((s) => s.service === 'frontend' && s.kind === 'server');
+      expect(servers.map((s) => s.attributes['url.path']).sort()).toEqual(['/factorial/4', '/factorial/5']);
+      for (const server of servers) {
+        const parent = spans.find((s) => s.spanId === server.parentSpanId);
+        expect(parent, 'the client span that sent it').toMatchObject({ service: 'client', kind: 'client' });
+        expect(server.attributes['loupe.context']).toBe('connection-pair');
+        expect(server.attributes['loupe.mid_stream']).toBe(true);
+        const call = spans.find((s) => s.parentSpanId === server.spanId && s.kind === 'client')!;
+        const back = spans.find((s) => s.parentSpanId === call.spanId)!;
+        expect(back).toMatchObject({ service: 'backend', kind: 'server' });
+      }
+    } finally {
+      for (const c of [client, frontend, backend]) c.kill();
+    }
+  }, 60_000);
+});
+
 describe.skipIf(Boolean(skipReason) || spawnSync('openssl', ['version']).status !== 0)(
   `live HTTPS through OpenSSL uprobes${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
     it('reads curl\'s HTTPS plaintext from SSL_write/SSL_read and reports no ciphertext', async () => {

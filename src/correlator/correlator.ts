@@ -156,14 +156,27 @@ export class Correlator {
 
   onOpen(conn: Connection): void {
     this.connsByFd.set(`${conn.pid}:${conn.fd}`, conn);
-    if (conn.local && conn.remote) {
-      if (conn.role === 'client') this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
-      if (conn.role === 'server') this.serversByClientTuple.set(tupleKey(conn.remote, conn.local), conn);
-    }
+    this.indexTuple(conn);
+  }
+
+  /** Connections already indexed by their 4-tuple (weak: it ends with the connection). */
+  private readonly indexed = new WeakSet<Connection>();
+
+  /**
+   * Index a connection by its 4-tuple once, when its role is known: at its
+   * open, or — met mid-life — at its first message. Once only: a late message
+   * on an old connection must not take a reused tuple back from a newer one.
+   */
+  private indexTuple(conn: Connection): void {
+    if (!conn.local || !conn.remote || conn.role === 'unknown' || this.indexed.has(conn)) return;
+    this.indexed.add(conn);
+    if (conn.role === 'client') this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
+    else this.serversByClientTuple.set(tupleKey(conn.remote, conn.local), conn);
   }
 
   onMessage(conn: Connection, message: MessageBase): void {
     if (message.error !== undefined) this.stats.parseErrors++;
+    this.indexTuple(conn);
     if (isDbMessage(message)) {
       this.onDbMessage(conn, message);
       return;

@@ -110,7 +110,8 @@ export class ConnectionTracker {
     const key = this.keyOf(ev);
     const old = this.byFd.get(key);
     if (old) this.close(key, old, ev.ts);
-    const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, false);
+    // Role unknown: the kernel side met this socket mid-life (opened before the capture began).
+    const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, ev.role === 'unknown');
     conn.role = ev.role;
     conn.local = ev.local;
     conn.remote = ev.remote;
