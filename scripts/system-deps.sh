@@ -13,7 +13,7 @@ packages=(
   wrk                             # bench/live
   prometheus                      # test/prometheus.test.ts scrapes /metrics
   chromium                        # test/views.test.ts opens loupe report headless
-  golang-go                       # scenarios/polyglot.yaml builds its Go backend
+  golang-go binutils              # Go demo services; objdump finds RET offsets in Go binaries
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,58 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from '../../test/helpers';
+import { ElfError, GoBinary } from './goelf';
+
+const reason = spawnSync('go', ['version']).status !== 0 ? 'go is not installed'
+  : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed' : '';
+if (reason) console.warn(`Go binary tests skipped: ${reason}`);
+
+/** The probe points issue 9 names. */
+const PROBES = ['runtime.newproc1', 'runtime.goexit1', 'net/http.serverHandler.ServeHTTP', 'net/http.(*Transport).roundTrip'];
+
+describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  let bin = '';
+  let stripped = '';
+  beforeAll(() => {
+    const dir = tempDir();
+    bin = path.join(dir, 'backend');
+    stripped = path.join(dir, 'backend-stripped');
+    const env = { ...process.env, GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' };
+    // A server and a client, so the linker keeps both sides of net/http.
+    const src = path.join(dir, 'both.go');
+    fs.writeFileSync(src, 'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {\n\t\tresp, err := http.Get(os.Args[1])\n\t\tif err == nil {\n\t\t\tresp.Body.Close()\n\t\t}\n\t})\n\thttp.ListenAndServe(os.Args[2], nil)\n}\n');
+    execFileSync('go', ['build', '-o', bin, src], { env, cwd: dir });
+    execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, path.join(ROOT, 'scenarios/services/backend.go')], { env, cwd: dir });
+  }, 120_000);
+
+  it('reads the Go version from .go.buildinfo', () => {
+    const info = new GoBinary(bin).buildInfo();
+    const go = spawnSync('go', ['version'], { encoding: 'utf8' }).stdout.split(' ')[2];
+    expect(info.goVersion).toBe(go);
+  });
+
+  it('finds the functions issue 9 probes, and every RET offset it reports holds a RET', () => {
+    const elf = new GoBinary(bin);
+    const bytes = fs.readFileSync(bin);
+    for (const name of PROBES) {
+      const fn = elf.functions().get(name);
+      expect(fn, name).toBeDefined();
+      // The entry is a real instruction start: Go's functions begin with a stack check or a sub.
+      expect(fn!.size).toBeGreaterThan(0);
+      const rets = elf.retOffsets(fn!);
+      expect(rets.length, name).toBeGreaterThan(0);
+      for (const off of rets) {
+        expect(off).toBeGreaterThanOrEqual(fn!.offset);
+        expect(off).toBeLessThan(fn!.offset + fn!.size);
+        expect(bytes[off], `${name} +${off - fn!.offset}`).toBe(0xc3);
+      }
+    }
+  });
+
+  it('refuses a stripped binary with a clear reason instead of guessing', () => {
+    expect(() => new GoBinary(stripped).functions()).toThrow(/no symbol table \(stripped/);
+    expect(() => new GoBinary('/etc/hostname')).toThrow(ElfError);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * What a Go binary says about itself, for placing uprobes (issue 9): its
+ * function symbols (ELF .symtab), its Go version and modules (.go.buildinfo),
+ * and, per function, the file offsets of its entry and of every RET
+ * instruction — Go functions get probes on each RET, never a uretprobe (a
+ * moving goroutine stack breaks the return trampoline). RETs come from
+ * binutils' disassembler, which knows x86-64 instruction boundaries; a byte
+ * search for 0xC3 would not.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+
+export class ElfError extends Error {}
+
+interface Section {
+  name: string;
+  type: number;
+  addr: bigint;
+  offset: number;
+  size: number;
+  link: number;
+  entsize: number;
+}
+
+export interface FunctionSymbol {
+  name: string;
+  /** Virtual address and size of the function. */
+  addr: bigint;
+  size: number;
+  /** File offset of its first instruction: what a uprobe is attached at. */
+  offset: number;
+}
+
+export interface GoBuildInfo {
+  goVersion: string;
+  /** The main module's path, then dependencies, as `path version`. */
+  mainModule?: string;
+  modules: string[];
+}
+
+export class GoBinary {
+  private readonly buf: Buffer;
+  private readonly sections: Section[];
+  private symbols: Map<string, FunctionSymbol> | undefined;
+
+  constructor(readonly path: string) {
+    try {
+      this.buf = fs.readFileSync(path);
+    } catch (e) {
+      throw new ElfError(`${path}: ${(e as Error).message}`);
+    }
+    const b = this.buf;
+    if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) throw new ElfError(`${path}: not an ELF file`);
+    if (b[4] !== 2 || b[5] !== 1) throw new ElfError(`${path}: only 64-bit little-endian ELF is supported`);
+    const shoff = Number(b.readBigUInt64LE(0x28));
+    const shentsize = b.readUInt16LE(0x3a);
+    const shnum = b.readUInt16LE(0x3c);
+    const shstrndx = b.readUInt16LE(0x3e);
+    const raw = Array.from({ length: shnum }, (_, i) => {
+      const at = shoff + i * shentsize;
+      return {
+        nameAt: b.readUInt32LE(at), type: b.readUInt32LE(at + 4), addr: b.readBigUInt64LE(at + 0x10),
+        offset: Number(b.readBigUInt64LE(at + 0x18)), size: Number(b.readBigUInt64LE(at + 0x20)),
+        link: b.readUInt32LE(at + 0x28), entsize: Number(b.readBigUInt64LE(at + 0x38)),
+      };
+    });
+    const names = raw[shstrndx];
+    if (!names) throw new ElfError(`${path}: no section-name table`);
+    this.sections = raw.map((s) => ({ ...s, name: cstring(b, names.offset + s.nameAt) }));
+  }
+
+  section(name: string): Section | undefined {
+    return this.sections.find((s) => s.name === name);
+  }
+
+  /** Function symbols by name; throws when the binary was stripped (no .symtab). */
+  functions(): Map<string, FunctionSymbol> {
+    if (this.symbols) return this.symbols;
+    const symtab = this.sections.find((s) => s.type === 2 /* SHT_SYMTAB */);
+    if (!symtab) throw new ElfError(`${this.path}: no symbol table (stripped, -ldflags=-s): its functions cannot be found`);
+    const strtab = this.sections[symtab.link]!;
+    const out = new Map<string, FunctionSymbol>();
+    for (let at = symtab.offset; at + 24 <= symtab.offset + symtab.size; at += symtab.entsize || 24) {
+      const info = this.buf[at + 4]!;
+      if ((info & 0xf) !== 2 /* STT_FUNC */) continue;
+      const shndx = this.buf.readUInt16LE(at + 6);
+      const home = this.sections[shndx];
+      if (!home) continue;
+      const addr = this.buf.readBigUInt64LE(at + 8);
+      const size = Number(this.buf.readBigUInt64LE(at + 16));
+      const name = cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at));
+      out.set(name, { name, addr, size, offset: Number(addr - home.addr) + home.offset });
+    }
+    this.symbols = out;
+    return out;
+  }
+
+  /** Go version and modules from .go.buildinfo (Go 1.18+ inline format). */
+  buildInfo(): GoBuildInfo {
+    const s = this.section('.go.buildinfo');
+    if (!s) throw new ElfError(`${this.path}: no .go.buildinfo section: not a Go binary, or older than Go 1.13`);
+    const b = this.buf.subarray(s.offset, s.offset + s.size);
+    if (b.toString('latin1', 0, 14) !== '\xff Go buildinf:') throw new ElfError(`${this.path}: .go.buildinfo has no build-info magic`);
+    if (!(b[15]! & 0x2)) throw new ElfError(`${this.path}: build info in the pre-1.18 pointer format is not supported`);
+    let at = 32;
+    const next = (): string => {
+      let len = 0;
+      let shift = 0;
+      for (;;) {
+        const byte = b[at++]!;
+        len |= (byte & 0x7f) << shift;
+        if (!(byte & 0x80)) break;
+        shift += 7;
+      }
+      const str = b.toString('utf8', at, at + len);
+      at += len;
+      return str;
+    };
+    const goVersion = next();
+    // The module info is framed by 16 sentinel bytes on each side.
+    const modinfo = next();
+    const text = modinfo.length > 32 ? modinfo.slice(16, -16) : '';
+    const lines = text.split('\n');
+    const field = (kind: string) => lines.filter((l) => l.startsWith(`${kind}\t`)).map((l) => l.split('\t').slice(1, 3).join(' '));
+    const main = field('mod')[0];
+    return { goVersion, ...(main ? { mainModule: main } : {}), modules: field('dep') };
+  }
+
+  /** File offsets of every RET in a function, from objdump's disassembly. */
+  retOffsets(fn: FunctionSymbol): number[] {
+    let text: string;
+    try {
+      text = execFileSync('objdump', ['-d', '--no-show-raw-insn', `--start-address=0x${fn.addr.toString(16)}`, `--stop-address=0x${(fn.addr + BigInt(fn.size)).toString(16)}`, this.path], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    } catch (e) {
+      throw new ElfError(`objdump could not disassemble ${fn.name} in ${this.path}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    const out: number[] = [];
+    for (const m of text.matchAll(/^\s*([0-9a-f]+):\s+ret[qnl]?\b/gm)) {
+      const addr = BigInt(`0x${m[1]}`);
+      out.push(fn.offset + Number(addr - fn.addr));
+    }
+    return out;
+  }
+}
+
+function cstring(b: Buffer, at: number): string {
+  const end = b.indexOf(0, at);
+  return b.toString('latin1', at, end < 0 ? b.length : end);
+}
