@@ -206,18 +206,19 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
     const backendPort = await freePort();
     const backend = spawn(process.execPath, [SERVICE, 'backend', String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'backend' } });
     const frontend = spawn(process.execPath, [SERVICE, 'frontend', String(frontendPort), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'frontend' } });
-    // A keep-alive client: one request before the agent starts, two after, on the same socket.
-    const client = spawn(process.execPath, ['-e', `
-      const http = require('http');
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      const get = (n) => new Promise((r) => http.get({ port: ${frontendPort}, host: '127.0.0.1', path: '/factorial/' + n, agent }, (res) => { res.resume(); res.on('end', r); }));
-      (async () => {
-        await get(3);
-        console.log('warm');
-        process.stdin.once('data', async () => { await get(4); await get(5); console.log('done'); agent.destroy(); });
-      })();`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'client' } });
+    let client: ChildProcess | undefined;
     try {
       await Promise.all([waitFor(backend, 'stdout', /ready/), waitFor(frontend, 'stdout', /ready/)]);
+      // A keep-alive client, started once both listen: one request before the agent starts, two after, on the same socket.
+      client = spawn(process.execPath, ['-e', `
+        const http = require('http');
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const get = (n) => new Promise((r) => http.get({ port: ${frontendPort}, host: '127.0.0.1', path: '/factorial/' + n, agent }, (res) => { res.resume(); res.on('end', r); }));
+        (async () => {
+          await get(3);
+          console.log('warm');
+          process.stdin.once('data', async () => { await get(4); await get(5); console.log('done'); agent.destroy(); });
+        })();`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'client' } });
       await waitFor(client, 'stdout', /warm/);
       const dir = tempDir();
       const spansFile = path.join(dir, 'old.jsonl');
@@ -241,7 +242,7 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
         expect(back).toMatchObject({ service: 'backend', kind: 'server' });
       }
     } finally {
-      for (const c of [client, frontend, backend]) c.kill();
+      for (const c of [client, frontend, backend]) c?.kill();
     }
   }, 60_000);
 });
