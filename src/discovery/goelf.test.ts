@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../../test/helpers';
-import { ElfError, GoBinary } from './goelf';
+import { ElfError, GO_OFFSETS, GoBinary } from './goelf';
 
 const reason = spawnSync('go', ['version']).status !== 0 ? 'go is not installed'
   : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed' : '';
@@ -15,6 +15,7 @@ const PROBES = ['runtime.newproc1', 'runtime.goexit1', 'net/http.serverHandler.S
 describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` : ''}`, () => {
   let bin = '';
   let stripped = '';
+  let noDwarf = '';
   beforeAll(() => {
     const dir = tempDir();
     bin = path.join(dir, 'backend');
@@ -25,6 +26,8 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
     fs.writeFileSync(src, 'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {\n\t\tresp, err := http.Get(os.Args[1])\n\t\tif err == nil {\n\t\t\tresp.Body.Close()\n\t\t}\n\t})\n\thttp.ListenAndServe(os.Args[2], nil)\n}\n');
     execFileSync('go', ['build', '-o', bin, src], { env, cwd: dir });
     execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, path.join(ROOT, 'scenarios/services/backend.go')], { env, cwd: dir });
+    noDwarf = path.join(dir, 'backend-nodwarf');
+    execFileSync('go', ['build', '-ldflags=-w', '-o', noDwarf, path.join(ROOT, 'scenarios/services/backend.go')], { env, cwd: dir });
   }, 120_000);
 
   it('reads the Go version from .go.buildinfo', () => {
@@ -49,6 +52,23 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
         expect(bytes[off], `${name} +${off - fn!.offset}`).toBe(0xc3);
       }
     }
+  });
+
+  it('reads struct field offsets from DWARF, and agrees with the versioned table where it has the release', async () => {
+    const elf = new GoBinary(bin);
+    const goid = await elf.fieldOffset('runtime.g', 'goid');
+    expect(goid.from).toBe('dwarf');
+    const release = /^go\d+\.\d+/.exec(elf.buildInfo().goVersion)![0];
+    if (GO_OFFSETS[release]) expect(GO_OFFSETS[release]!['runtime.g.goid']).toBe(goid.offset);
+    const sched = await elf.fieldOffset('runtime.g', 'sched');
+    expect(sched.offset).toBeLessThan(goid.offset); // sched comes before goid in runtime.g
+  });
+
+  it('without DWARF uses the table for a known release and refuses an unknown one', async () => {
+    const elf = new GoBinary(noDwarf);
+    const release = /^go\d+\.\d+/.exec(elf.buildInfo().goVersion)![0];
+    if (GO_OFFSETS[release]) expect(await elf.fieldOffset('runtime.g', 'goid')).toEqual({ offset: GO_OFFSETS[release]!['runtime.g.goid'], from: 'table' });
+    await expect(elf.fieldOffset('runtime.g', 'no_such_field')).rejects.toThrow(/refusing to guess/);
   });
 
   it('refuses a stripped binary with a clear reason instead of guessing', () => {

@@ -7,8 +7,9 @@
  * binutils' disassembler, which knows x86-64 instruction boundaries; a byte
  * search for 0xC3 would not.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as readline from 'node:readline';
 
 export class ElfError extends Error {}
 
@@ -30,6 +31,15 @@ export interface FunctionSymbol {
   /** File offset of its first instruction: what a uprobe is attached at. */
   offset: number;
 }
+
+/**
+ * Struct field offsets for binaries without DWARF, by Go release. Only what was
+ * read from DWARF on a real binary of that release is here: a binary whose
+ * release is missing is refused, never guessed at.
+ */
+export const GO_OFFSETS: Record<string, Record<string, number>> = {
+  'go1.19': { 'runtime.g.goid': 152 },
+};
 
 export interface GoBuildInfo {
   goVersion: string;
@@ -126,6 +136,24 @@ export class GoBinary {
     return { goVersion, ...(main ? { mainModule: main } : {}), modules: field('dep') };
   }
 
+  /**
+   * Byte offset of `member` in struct `struct` (`runtime.g`, `goid`): from the
+   * binary's DWARF when it has it, else from GO_OFFSETS for its Go release;
+   * an ElfError when neither knows.
+   */
+  async fieldOffset(struct: string, member: string): Promise<{ offset: number; from: 'dwarf' | 'table' }> {
+    if (this.section('.debug_info') || this.section('.zdebug_info')) {
+      const offset = await dwarfMemberOffset(this.path, struct, member);
+      if (offset !== undefined) return { offset, from: 'dwarf' };
+    }
+    const release = /^go\d+\.\d+/.exec(this.buildInfo().goVersion)?.[0] ?? '';
+    const known = GO_OFFSETS[release]?.[`${struct}.${member}`];
+    if (known === undefined) {
+      throw new ElfError(`${this.path}: ${struct}.${member} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`);
+    }
+    return { offset: known, from: 'table' };
+  }
+
   /** File offsets of every RET in a function, from objdump's disassembly. */
   retOffsets(fn: FunctionSymbol): number[] {
     let text: string;
@@ -146,4 +174,47 @@ export class GoBinary {
 function cstring(b: Buffer, at: number): string {
   const end = b.indexOf(0, at);
   return b.toString('latin1', at, end < 0 ? b.length : end);
+}
+
+/**
+ * A member's offset from objdump's DWARF listing, read as a stream and
+ * stopped as soon as it is found (a Go binary's listing runs to many MB).
+ * Structures are DIEs at depth 1, their members at depth 2.
+ */
+function dwarfMemberOffset(file: string, struct: string, member: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('objdump', ['--dwarf=info', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.on('error', (e) => reject(new ElfError(`objdump: ${e.message}`)));
+    const lines = readline.createInterface({ input: child.stdout! });
+    let inStruct = false;
+    let tag = '';
+    let name = '';
+    let done = false;
+    const finish = (v: number | undefined) => {
+      if (done) return;
+      done = true;
+      lines.close();
+      child.kill();
+      resolve(v);
+    };
+    lines.on('line', (line) => {
+      const die = /^\s*<(\d+)><[0-9a-f]+>: Abbrev Number: \d+ \((\w+)\)/.exec(line);
+      if (die) {
+        const depth = Number(die[1]);
+        tag = die[2]!;
+        name = '';
+        if (depth <= 1) inStruct = false; // a new top-level entry ends the struct we were in
+        return;
+      }
+      const attr = /DW_AT_(name|data_member_location)\s*:\s*(.*)$/.exec(line);
+      if (!attr) return;
+      if (attr[1] === 'name') {
+        name = attr[2]!.replace(/^\(indirect string, offset: 0x[0-9a-f]+\): /, '').trim();
+        if (tag === 'DW_TAG_structure_type') inStruct = name === struct;
+      } else if (inStruct && tag === 'DW_TAG_member' && name === member) {
+        finish(Number(attr[2]!.trim()));
+      }
+    });
+    lines.on('close', () => finish(undefined));
+  });
 }
