@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { liveSupport } from '../src/sources/live/system';
+import { waitFor } from '../test/helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -39,19 +40,6 @@ execFileSync('gcc', ['-O2', '-pthread', '-o', blast, path.join(ROOT, 'bench/tool
 const pace = path.join(tmp, 'pace');
 execFileSync('gcc', ['-O2', '-o', pace, path.join(ROOT, 'bench/tools/pace.c')]);
 
-function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${seen}`)), 20_000);
-    child[stream]!.on('data', (c: Buffer) => {
-      seen += c.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-}
 
 interface Agent {
   stop(): Promise<{ records: number; lost: number }>;

@@ -12,10 +12,9 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from './helpers';
+import { freePort, ROOT, tempDir } from './helpers';
 import { recordingProxy } from './recording-proxy';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -24,15 +23,6 @@ const PG_BIN = '/usr/lib/postgresql/15/bin';
 function missing(...binaries: string[]): string | undefined {
   const gone = binaries.filter((b) => !fs.existsSync(b) && spawnSync('which', [b]).status !== 0);
   return gone.length ? `not installed: ${gone.join(', ')}` : undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {

@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { CaptureHeader } from '../src/events/capture';
+
+export { freePort } from '../src/scenarios/run';
 
 export const HEADER: CaptureHeader = {
   eventsVersion: 1,
@@ -17,3 +20,24 @@ export function tempDir(): string {
 }
 
 export const ROOT = path.resolve(__dirname, '..');
+
+/** Resolves with what the stream said once `pattern` shows; rejects after `ms`, or when the child exits first. */
+export function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, ms = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} on ${stream}; saw: ${seen}`)), ms);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (pattern.test(seen)) {
+        clearTimeout(timer);
+        child[stream]!.off('data', onData);
+        resolve(seen);
+      }
+    };
+    child[stream]!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before ${pattern}; saw: ${seen}`));
+    });
+  });
+}

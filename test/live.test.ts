@@ -8,11 +8,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT, tempDir } from './helpers';
+import { freePort, ROOT, tempDir, waitFor } from './helpers';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const SERVICE = path.join(ROOT, 'scenarios/services/factorial.js');
@@ -30,38 +29,6 @@ interface SpanLine {
   kind: string;
   service: string;
   attributes: Record<string, string | number | boolean>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** Resolves when `pattern` shows on the stream; rejects after `ms` with what was seen. */
-function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, ms = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} on ${stream}; saw: ${seen}`)), ms);
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        child[stream]!.off('data', onData);
-        resolve(seen);
-      }
-    };
-    child[stream]!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ${pattern}; saw: ${seen}`));
-    });
-  });
 }
 
 function exited(child: ChildProcess, ms = 30_000): Promise<number | null> {

@@ -6,11 +6,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT, tempDir } from './helpers';
+import { freePort, ROOT, tempDir, waitFor } from './helpers';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const support = liveSupport();
@@ -18,29 +17,6 @@ const reason = !support.ok ? support.reason
   : spawnSync('which', ['prometheus']).status !== 0 ? 'prometheus is not installed'
   : spawnSync('which', ['curl']).status !== 0 ? 'curl is not installed' : '';
 if (reason) console.warn(`Prometheus test skipped: ${reason}`);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', re: RegExp, ms = 20_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}: ${seen}`)), ms);
-    child[stream]!.on('data', (c: Buffer) => {
-      seen += c;
-      if (re.test(seen)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-}
 
 async function promql(port: number, query: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(query)}`);
@@ -59,10 +35,10 @@ describe.skipIf(Boolean(reason))(`Prometheus scraping loupe run${reason ? ` (ski
     const [appPort, metricsPort, promPort] = [await freePort(), await freePort(), await freePort()];
     const agent = spawn('node', [CLI, 'run', '--port', String(appPort), '--prometheus-port', String(metricsPort), '--format', 'jsonl', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(agent);
-    await waitForLine(agent, 'stderr', /attached/);
+    await waitFor(agent, 'stderr', /attached/);
     const app = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.writeHead(q.url.endsWith('7') ? 500 : 200).end('ok')).listen(${appPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(app);
-    await waitForLine(app, 'stdout', /ready/);
+    await waitFor(app, 'stdout', /ready/);
     for (let i = 1; i <= 7; i++) spawnSync('curl', ['-s', `http://127.0.0.1:${appPort}/items/${i}`]);
     fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: loupe\n    static_configs:\n      - targets: ['127.0.0.1:${metricsPort}']\n`);
     const prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });

@@ -19,7 +19,8 @@ import { HostNetwork } from './hosts';
 
 const ROOT = path.resolve(__dirname, '../..');
 
-async function freePort(): Promise<number> {
+/** A TCP port free on loopback right now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
