@@ -11,6 +11,7 @@ import * as http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import { Http2Parser, PREFACE } from '../src/parsers/http2/parser';
 import { report, type Result } from './harness';
+import { frame } from '../test/http2-frames';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const hpack = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string }>): void; read(): Buffer } } };
@@ -18,15 +19,6 @@ const hpack = require('hpack.js') as { compressor: { create(o: { table: { size: 
 const STREAMS = 1000;
 const BODY = Buffer.alloc(1024, 0x61);
 const CHUNK = 16 * 1024;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
 
 const serverEnc = hpack.compressor.create({ table: { size: 4096 } });
 const clientEnc = hpack.compressor.create({ table: { size: 4096 } });

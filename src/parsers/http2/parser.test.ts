@@ -5,26 +5,13 @@ import type { Http2Message, Http2Request, Http2Response } from './messages';
 import { runTurns, shape, type Turn } from '../../../test/parser-harness';
 import { HEADER } from '../../../test/helpers';
 import { Script } from '../../../test/script';
+import { frame, settings } from '../../../test/http2-frames';
 import { Pipeline } from '../../pipeline/pipeline';
 import type { Span } from '../../correlator/span';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const hpackjs = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string }>): void; read(): Buffer; updateTableSize(n: number): void } } };
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-const settings = (entries: Array<[number, number]> = []) => frame(4, 0, 0, Buffer.concat(entries.map(([id, v]) => {
-  const b = Buffer.alloc(6);
-  b.writeUInt16BE(id, 0);
-  b.writeUInt32BE(v, 2);
-  return b;
-})));
 const padded = (payload: Buffer, pad: number) => Buffer.concat([Buffer.from([pad]), payload, Buffer.alloc(pad)]);
 
 function encoders(serverTable = 4096) {
