@@ -43,21 +43,14 @@ export class Pipeline {
   /** A connection nothing moved on for this long is forgotten (its close was lost). */
   private readonly idleTimeoutNs = 300_000_000_000n;
   private finished = false;
-  private readonly sinks: SpanSink[];
-
-  /** Another sink for spans from here on. */
-  addSink(sink: SpanSink): void {
-    this.sinks.push(sink);
-  }
 
   constructor(header: CaptureHeader, sinks: SpanSink[], given?: CorrelatorOptions) {
     // Rules a live run recorded in its capture's header apply to its replay alike.
     const rules = recordedRules(header);
     const options = given ?? { ...DEFAULT_CORRELATOR_OPTIONS, ...(rules.routes ? { routes: new Router(rules.routes) } : {}) };
     this.processes = new ProcessTable(header.processes, rules.services);
-    this.sinks = [...sinks];
     const emit = (span: Span) => {
-      for (const sink of this.sinks) sink.onSpan(span);
+      for (const sink of sinks) sink.onSpan(span);
     };
     this.correlator = new Correlator(new IdGenerator(header.seed), this.processes, emit, options);
     this.tracker = new ConnectionTracker({

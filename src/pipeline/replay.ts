@@ -36,7 +36,8 @@ export class Replay {
 
   constructor(
     private readonly header: CaptureHeader,
-    private readonly format: ReplayFormat,
+    /** `spans`: write nothing, keep the spans for the caller (`spans`). */
+    private readonly format: ReplayFormat | 'spans',
     private readonly write: (text: string) => void,
     exports?: ExportOptions,
   ) {
@@ -52,6 +53,11 @@ export class Replay {
       sinks.push(this.exporters);
     }
     this.pipeline = new Pipeline(header, sinks);
+  }
+
+  /** The spans so far, of a `spans` or `otlp-json` replay. */
+  get spans(): readonly Span[] {
+    return this.collected;
   }
 
   /** Decode and feed raw records; a bad record is a CaptureError naming file and offset. */
@@ -119,9 +125,8 @@ export function replayFile(
 /** All spans of a capture, for the views (`loupe view`, `loupe report`). */
 export function spansOfCapture(file: string): { spans: Span[]; summary: ReplaySummary } {
   const source = openCapture(file);
-  const spans: Span[] = [];
-  const replay = new Replay(source.header, 'jsonl', () => {});
-  replay.pipeline.addSink({ onSpan: (span) => spans.push(span) });
+  const replay = new Replay(source.header, 'spans', () => {});
   for (const batch of source.batches()) replay.pushRecords(batch, file);
-  return { spans, summary: replay.finish() };
+  const summary = replay.finish();
+  return { spans: [...replay.spans], summary };
 }
