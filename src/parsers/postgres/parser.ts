@@ -76,7 +76,6 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private user: string | undefined;
   private encrypted = false;
   private resync: Record<Side, boolean> = { client: false, server: false };
-  private batchFailed = false;
   private seenUntyped = false;
 
   feed(side: Side, chunk: Chunk): void {
@@ -353,7 +352,6 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
           }
           if (this.units[0]?.kind === 'sync') this.units.shift();
         }
-        this.batchFailed = false;
         break;
       }
       case 'C': {
@@ -387,7 +385,6 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         if (unit?.kind === 'execute') {
           this.units.shift();
           this.respond(unit, { command: 'ErrorResponse', errorCode: fields.code, errorMessage: fields.message }, endTs);
-          this.batchFailed = true;
         } else if (unit && (unit.kind === 'startup' || unit.kind === 'query') && unit.errorCode === undefined) {
           unit.errorCode = fields.code;
           unit.errorMessage = fields.message;
