@@ -27,6 +27,7 @@
 #define LOUPE_FILENAME_LEN 256
 #define LOUPE_GO_METHOD_LEN 16
 #define LOUPE_GO_PATH_LEN 128
+#define LOUPE_GO_HOST_LEN 64
 /* "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex = 55, plus a NUL */
 #define LOUPE_TRACEPARENT_LEN 56
 
@@ -187,6 +188,7 @@ struct loupe_go_request_event {
 	char method[LOUPE_GO_METHOD_LEN];
 	char path[LOUPE_GO_PATH_LEN];
 	char traceparent[LOUPE_TRACEPARENT_LEN];
+	char host[LOUPE_GO_HOST_LEN]; /* client START: the URL's host[:port] */
 };
 
 /* Records that could not be delivered; the user side turns this into visible loss. */
@@ -207,6 +209,30 @@ struct loupe_config {
 	__u32 filter_pids; /* 1: only processes in the `loupe_pids` map (and their children) */
 	__u32 filter_ports; /* 1: only connections with a port in the `loupe_ports` map at either end */
 	__u64 cookie_key;  /* mixed into socket cookies so kernel addresses never reach a capture */
+};
+
+/* loupe_go_offsets.flags */
+#define LOUPE_GO_F_INJECT 0x1 /* put traceparent on this program's outgoing HTTP/1 requests */
+
+/*
+ * User -> kernel: where one Go program keeps what the Go probes read, by
+ * process (the `loupe_go_procs` map). Byte offsets of struct members, read
+ * from the binary's DWARF or from the offsets table for its Go release.
+ */
+struct loupe_go_offsets {
+	__u32 g_goid;             /* runtime.g.goid */
+	__u32 request_method;     /* net/http.Request.Method */
+	__u32 request_url;        /* net/http.Request.URL */
+	__u32 url_path;           /* net/url.URL.Path */
+	__u32 url_host;           /* net/url.URL.Host */
+	__u32 response_conn;      /* net/http.response.conn */
+	__u32 response_status;    /* net/http.response.status */
+	__u32 conn_rwc;           /* net/http.conn.rwc */
+	__u32 netconn_fd;         /* net.conn.fd */
+	__u32 netfd_pfd;          /* net.netFD.pfd */
+	__u32 pollfd_sysfd;       /* internal/poll.FD.Sysfd */
+	__u32 client_status_code; /* net/http.Response.StatusCode */
+	__u32 flags;              /* LOUPE_GO_F_* */
 };
 
 #endif /* LOUPE_EVENTS_H */

@@ -8,6 +8,7 @@
 #define LOUPE_SOCKETS_BPF_H
 
 #include "common.bpf.h"
+#include "go.bpf.h"
 
 #define EINPROGRESS 115
 #define S_IFMT 00170000
@@ -207,6 +208,70 @@ struct {
 	__type(value, __s32);
 } loupe_ssl_fds SEC(".maps");
 
+struct tp_scan {
+	__u32 len;
+	__s32 at; /* where "\ntraceparent:" starts in the payload, or -1 */
+};
+
+/* One step of the search: a bpf_loop callback, so the verifier checks it once, not per byte. */
+static long tp_scan_step(__u64 i, struct tp_scan *scan)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&loupe_scratch, &zero);
+	if (!s || i + 13 > scan->len)
+		return 1;
+	const __u8 *p = s->ev.payload + masked(i, LOUPE_MAX_PAYLOAD - 1);
+	if (p[0] != '\n' || (p[1] | 0x20) != 't')
+		return 0;
+	const char want[] = "traceparent";
+	for (int k = 1; k < 12; k++)
+		if ((p[k] | 0x20) != want[k - 1])
+			return 0;
+	if (p[12] != ':')
+		return 0;
+	scan->at = i;
+	return 1;
+}
+
+/*
+ * A Go server we instrument read the start of an HTTP request: remember the
+ * trace id of its traceparent header (or that it had none) by pid:fd, for
+ * the ServeHTTP probe that starts the handler (go.bpf.c).
+ */
+static __always_inline void note_incoming_traceparent(struct scratch *s, __u32 pid, int fd, __u32 got)
+{
+	if (!bpf_map_lookup_elem(&loupe_go_procs, &pid))
+		return;
+	const __u8 *head = s->ev.payload;
+	/* A request starts with a method in capitals; a body read says nothing. */
+	if (got < 16 || head[0] < 'A' || head[0] > 'Z' || head[1] < 'A' || head[1] > 'Z')
+		return;
+	struct go_fd_key key = { .pid = pid, .fd = fd };
+	struct tp_scan scan = { .len = got < GO_TP_SCAN ? got : GO_TP_SCAN, .at = -1 };
+	bpf_loop(GO_TP_SCAN, tp_scan_step, &scan, 0);
+	if (scan.at < 0) {
+		bpf_map_delete_elem(&loupe_go_incoming, &key);
+		return;
+	}
+	/* Value: optional spaces, then 00-<32 hex trace>-<16 hex parent>-<2 hex flags>. */
+	__u32 at = scan.at + 13;
+	const __u8 *v = s->ev.payload + masked(at, LOUPE_MAX_PAYLOAD - 1);
+	int skip = v[0] == ' ' ? (v[1] == ' ' ? 2 : 1) : 0;
+	if (at + skip + 55 > got)
+		return;
+	v += skip;
+	if (v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-')
+		return;
+	struct go_incoming in = {};
+	for (int k = 0; k < GO_TRACE_HEX; k++) {
+		char c = v[3 + k] | 0x20;
+		if (!is_hex(c))
+			return;
+		in.trace[k] = c;
+	}
+	bpf_map_update_elem(&loupe_go_incoming, &key, &in, BPF_ANY);
+}
+
 /*
  * Build and emit a data record: `ret` bytes moved through pid:fd from `buf`
  * (an iovec array of `count` entries when `vector`).
@@ -257,6 +322,8 @@ static __always_inline void emit_data(__u32 pid, int fd, __u8 source, __u16 flag
 		}
 	}
 	ev->captured = got;
+	if (ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
+		note_incoming_traceparent(s, pid, fd, got);
 	if (got < ret)
 		ev->flags |= LOUPE_DATA_F_TRUNCATED;
 	emit(ev, offsetof(struct loupe_data_event, payload) + masked(got, PAYLOAD_MASK));

@@ -7,7 +7,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <atomic>
@@ -45,6 +47,10 @@ class Agent : public Napi::ObjectWrap<Agent> {
       InstanceMethod("load", &Agent::Load),
       InstanceMethod("attach", &Agent::Attach),
       InstanceMethod("attachUprobe", &Agent::AttachUprobe),
+      InstanceMethod("loadOptional", &Agent::LoadOptional),
+      InstanceMethod("attachCgroup", &Agent::AttachCgroup),
+      InstanceMethod("attachSkMsg", &Agent::AttachSkMsg),
+      InstanceMethod("mapLookup", &Agent::MapLookup),
       InstanceMethod("mapUpdate", &Agent::MapUpdate),
       InstanceMethod("mapDelete", &Agent::MapDelete),
       InstanceMethod("start", &Agent::Start),
@@ -65,6 +71,8 @@ class Agent : public Napi::ObjectWrap<Agent> {
   std::vector<bpf_object*> objects_;
   std::vector<bpf_link*> links_;
   std::vector<std::string> attached_;
+  // sk_msg programs attached to a sockhash (no bpf_link for those in libbpf 1.1): prog fd, map fd.
+  std::vector<std::pair<int, int>> msgAttached_;
   ring_buffer* ring_ = nullptr;
   std::thread drain_;
   std::atomic<bool> running_{false};
@@ -100,6 +108,60 @@ class Agent : public Napi::ObjectWrap<Agent> {
         }
       }
     }
+    return env.Undefined();
+  }
+
+  // loadOptional(path, ringBytes): load one more object whose programs the
+  // agent can do without (other program types); "" when loaded, else why not.
+  Napi::Value LoadOptional(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path = info[0].As<Napi::String>();
+    uint32_t ringBytes = info[1].As<Napi::Number>().Uint32Value();
+    for (int attempt = 1;; attempt++) {
+      int err = LoadOne(env, path, ringBytes);
+      if (err == 0) return Napi::String::New(env, "");
+      if (err != -EAGAIN || attempt == 5) return Napi::String::New(env, "cannot load " + path + ": " + errnoText(err));
+    }
+  }
+
+  bpf_program* ProgramArg(const Napi::CallbackInfo& info) {
+    std::string name = info[0].As<Napi::String>();
+    for (auto* obj : objects_) {
+      bpf_program* prog = bpf_object__find_program_by_name(obj, name.c_str());
+      if (prog) return prog;
+    }
+    throw Napi::Error::New(info.Env(), "no BPF program named " + name);
+  }
+
+  // attachCgroup(program, cgroupDir): a sock_ops (or other cgroup) program on a cgroup v2 directory and all below it.
+  Napi::Value AttachCgroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_program* prog = ProgramArg(info);
+    std::string dir = info[1].As<Napi::String>();
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (fd < 0) throw Napi::Error::New(env, "cannot open cgroup " + dir + ": " + errnoText(errno));
+    bpf_link* link = bpf_program__attach_cgroup(prog, fd);
+    int err = errno;
+    close(fd);
+    if (!link)
+      throw Napi::Error::New(env, std::string("cannot attach ") + bpf_program__name(prog) + " to cgroup " + dir + ": " + errnoText(err));
+    links_.push_back(link);
+    attached_.push_back(std::string(bpf_program__section_name(prog)) + ":" + dir);
+    return env.Undefined();
+  }
+
+  // attachSkMsg(program, sockhash): an sk_msg verdict program on every socket in a sockmap/sockhash.
+  Napi::Value AttachSkMsg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_program* prog = ProgramArg(info);
+    std::string mapName = info[1].As<Napi::String>();
+    bpf_map* map = FindMap(mapName);
+    if (!map) throw Napi::Error::New(env, "no BPF map named " + mapName);
+    int progFd = bpf_program__fd(prog), mapFd = bpf_map__fd(map);
+    if (bpf_prog_attach(progFd, mapFd, BPF_SK_MSG_VERDICT, 0))
+      throw Napi::Error::New(env, std::string("cannot attach ") + bpf_program__name(prog) + " to " + mapName + ": " + errnoText(errno));
+    msgAttached_.emplace_back(progFd, mapFd);
+    attached_.push_back("sk_msg:" + mapName);
     return env.Undefined();
   }
 
@@ -144,7 +206,8 @@ class Agent : public Napi::ObjectWrap<Agent> {
       bpf_program* prog;
       bpf_object__for_each_program(prog, obj) {
         std::string section = bpf_program__section_name(prog);
-        if (section == "uprobe" || section == "uretprobe") continue;  // no target: attachUprobe() places them
+        // No target of their own: attachUprobe(), attachCgroup() and attachSkMsg() place them.
+        if (section == "uprobe" || section == "uretprobe" || section == "sockops" || section == "sk_msg") continue;
         bpf_link* link = bpf_program__attach(prog);
         if (!link) {
           int err = errno;
@@ -215,6 +278,17 @@ class Agent : public Napi::ObjectWrap<Agent> {
     if (err)
       throw Napi::Error::New(info.Env(), std::string("cannot update map ") + bpf_map__name(map) + ": " + errnoText(err));
     return info.Env().Undefined();
+  }
+
+  // mapLookup(name, key, valueSize): the value as a Buffer, or null when absent.
+  Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+    bpf_map* map = MapArg(info);
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    size_t size = bpf_map__value_size(map);
+    auto value = Napi::Buffer<uint8_t>::New(info.Env(), size);
+    int err = bpf_map__lookup_elem(map, key.Data(), key.Length(), value.Data(), size, 0);
+    if (err) return info.Env().Null();
+    return value;
   }
 
   Napi::Value MapDelete(const Napi::CallbackInfo& info) {
@@ -301,6 +375,9 @@ class Agent : public Napi::ObjectWrap<Agent> {
   void Detach() {
     for (auto* link : links_) bpf_link__destroy(link);
     links_.clear();
+    // Sockets in the sockhash keep the program until it is detached or the map is freed.
+    for (auto& [progFd, mapFd] : msgAttached_) bpf_prog_detach2(progFd, mapFd, BPF_SK_MSG_VERDICT);
+    msgAttached_.clear();
   }
 
   void Shutdown() {

@@ -40,7 +40,7 @@ export const eventArb: fc.Arbitrary<Event> = fc.oneof(
   base.chain((b) => fc.record({
     type: fc.constantFrom('go_request_start' as const, 'go_request_end' as const), goid: u64,
     kind: fc.constantFrom('http_server', 'http_client', 'grpc_server', 'grpc_client'),
-    status: fc.integer({ min: 0, max: 65535 }), fd: s32, startNs: u64, method: cstr(15), path: cstr(127), traceparent: cstr(55),
+    status: fc.integer({ min: 0, max: 65535 }), fd: s32, startNs: u64, method: cstr(15), path: cstr(127), traceparent: cstr(55), host: cstr(63),
   }).map((r) => ({ ...b, ...r }))),
   base.chain((b) => fc.record({ lost: u64, source: fc.constantFrom('ringbuf', 'payload') }).map((r) => ({ type: 'loss' as const, ...b, ...r }))),
 ) as fc.Arbitrary<Event>;

@@ -65,10 +65,12 @@ export class Script {
     });
   }
 
-  goRequest(pid: number, goid: number, kind: 'http_server' | 'http_client', phase: 'start' | 'end', opts: { fd?: number; status?: number; tid?: number; at?: bigint } = {}): void {
+  goRequest(pid: number, goid: number, kind: 'http_server' | 'http_client', phase: 'start' | 'end',
+    opts: { fd?: number; status?: number; tid?: number; at?: bigint; method?: string; path?: string; host?: string; traceparent?: string } = {}): void {
     this.events.push({
       type: phase === 'start' ? 'go_request_start' : 'go_request_end', ts: this.tick(opts.at), pid, tid: opts.tid ?? pid, cpu: 0,
-      goid: BigInt(goid), kind, status: opts.status ?? 0, fd: opts.fd ?? -1, startNs: 0n, method: '', path: '', traceparent: '',
+      goid: BigInt(goid), kind, status: opts.status ?? 0, fd: opts.fd ?? -1, startNs: 0n,
+      method: opts.method ?? '', path: opts.path ?? '', traceparent: opts.traceparent ?? '', host: opts.host ?? '',
     });
   }
 

@@ -20,7 +20,7 @@ import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../streams/detect';
 import type { PcapImportStats } from '../sources/pcap/import';
-import { LiveSession, type LiveSessionOptions } from '../pipeline/live';
+import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError } from '../sources/live/live-source';
 import { ProtoError } from '../parsers/grpc/proto';
 import { systemLibssl } from '../sources/live/system';
@@ -58,14 +58,18 @@ Usage:
   loupe run [--config FILE] [--pid N ...] [--exe REGEX | --exe-glob GLOB] [--port N ...]
            [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
            [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
-           [--no-tls] [--otlp] [--prometheus-port N] [--no-redact] [--quiet]
+           [--no-tls] [--no-go] [--no-inject] [--otlp] [--prometheus-port N]
+           [--no-redact] [--quiet]
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
       to stdout or OUT; --record also writes the capture it consumed, so
       replaying it gives the same spans byte for byte. With no --pid, --exe
       or --port every process is watched (but the agent itself). HTTPS
       plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);
-      --no-tls turns them off. --otlp exports spans and RED metrics over
+      --no-tls turns them off. Go programs get goroutine and net/http
+      probes (--no-go: none) and traceparent on their outgoing HTTP/1
+      requests through sk_msg (--no-inject: their bytes stay untouched).
+      --otlp exports spans and RED metrics over
       OTLP as replay does; --prometheus-port serves RED metrics at /metrics.
   loupe record -o FILE.loupe [same options as run, but --format/--record]
       Record a capture (mode 0600) with a progress line of records/s and
@@ -288,6 +292,8 @@ const LIVE_OPTIONS = {
   otlp: { type: 'boolean', default: false },
   'prometheus-port': { type: 'string' },
   'no-tls': { type: 'boolean', default: false },
+  'no-go': { type: 'boolean', default: false },
+  'no-inject': { type: 'boolean', default: false },
   'no-redact': { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
 } as const;
@@ -304,6 +310,8 @@ function configAsFlags(c: LoupeConfig): Record<string, unknown> {
     ...(c.capture.redact ? {} : { 'no-redact': true }),
     ...(c.tls.enabled ? {} : { 'no-tls': true }),
     ...(c.tls.libraries.length ? { 'ssl-lib': c.tls.libraries } : {}),
+    ...(c.go.enabled ? {} : { 'no-go': true }),
+    ...(c.go.inject_traceparent ? {} : { 'no-inject': true }),
     ...(c.export.otlp ? { otlp: true } : {}),
     ...(c.export.prometheus_port ? { 'prometheus-port': c.export.prometheus_port } : {}),
   };
@@ -366,6 +374,8 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
       redact: !v['no-redact'],
+      goProbes: !v['no-go'],
+      goInject: !v['no-go'] && !v['no-inject'],
       format,
       exports: { otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0 },
       rules: { routes: config.routes, services: config.services },
@@ -383,7 +393,12 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   const chunks: string[] = [];
   // record writes no spans; run streams them to stdout or collects them for -o.
   const write = command === 'record' ? () => {} : cmd.output ? (s: string) => chunks.push(s) : io.out;
-  const session = new LiveSession({ ...cmd.session, write });
+  const session = new LiveSession({
+    ...cmd.session, write,
+    onGo: (r) => {
+      if (!cmd.quiet) io.err(`loupe: ${goLine(r)}\n`);
+    },
+  });
   let started;
   try {
     started = session.start();
@@ -400,8 +415,11 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
   ].filter(Boolean).join(', ') || 'every process';
   const tls = cmd.session.tlsLibraries.length ? cmd.session.tlsLibraries.join(', ') : 'off';
+  const p = started.propagation;
   io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
-    ` (header injection with bpf_probe_write_user ${started.lockdown === 'none' ? 'possible' : 'refused'})\n`);
+    ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
+    `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; traceparent injection into Go programs' HTTP/1 requests: ` +
+    `${p.inject ? 'on (sk_msg + sock_ops)' : `off (${p.reason})`}; connection-pair matching: on\n`);
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };
   const progress = command === 'record' && !cmd.quiet ? setInterval(() => {
@@ -424,8 +442,15 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     const x = summary.exporters?.traceStats;
     if (x) io.err(exportLine(x));
     if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
+    if (p.inject) io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
   }
   return 0;
+}
+
+function goLine(r: GoResult): string {
+  if ('error' in r) return `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}`;
+  const fns = r.functions.filter((f) => f.startsWith('net/http.')).map((f) => f.replace(/^net\/http\./, '')).join(', ');
+  return `Go probes on ${r.exe} (pid ${r.pid}, ${r.goVersion}): goroutines, ${fns}; ${r.probes} uprobes, struct offsets from ${r.offsetsFrom}`;
 }
 
 async function cmdScenario(args: string[], io: Out): Promise<number> {

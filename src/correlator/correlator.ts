@@ -90,7 +90,16 @@ interface Goroutine {
 interface PendingGoCall {
   goid: bigint;
   ts: bigint;
+  /** What the kernel side reported for the call (client: method and URL path). */
+  method?: string;
+  path?: string;
+  host?: string;
+  /** The ids the kernel side chose for this span, and put on the wire when it could. */
+  ids?: { traceId: string; spanId: string };
 }
+
+/** Trace ids the kernel side chose that the correlator knows by another id; the oldest go first past this. */
+const MAX_TRACE_ALIASES = 65536;
 
 export interface CorrelatorStats {
   spans: number;
@@ -132,6 +141,8 @@ export class Correlator {
   private readonly goServerStarts = new Map<string, PendingGoCall[]>();
   /** Go client calls not yet seen on the wire: by pid:fd when the fd is known, by pid otherwise. */
   private readonly goClientCalls = new Map<string, PendingGoCall[]>();
+  /** Kernel-chosen trace id -> the trace the correlator put that request in (see adoptKernelIds). */
+  private readonly traceAliases = new Map<string, string>();
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
   private nextSweep = 0n;
@@ -295,9 +306,10 @@ export class Correlator {
       case 'http_server':
       case 'grpc_server': {
         if (ev.type === 'go_request_start') {
+          const started = { goid: ev.goid, ts: ev.ts, ...kernelIds(ev.traceparent) };
           const pending = this.unboundServerRequest(fdKey);
-          if (pending) this.bindHandler(pending, ev.goid, ev.ts);
-          else if (ev.fd >= 0) push(this.goServerStarts, fdKey, { goid: ev.goid, ts: ev.ts });
+          if (pending) this.bindHandler(pending, started);
+          else if (ev.fd >= 0) push(this.goServerStarts, fdKey, started);
           else this.stats.unmatchedGoRequests++;
         } else {
           const g = this.goroutine(ev.pid, ev.goid, false);
@@ -311,7 +323,7 @@ export class Correlator {
       case 'http_client':
       case 'grpc_client': {
         const key = ev.fd >= 0 ? fdKey : `${ev.pid}`;
-        if (ev.type === 'go_request_start') push(this.goClientCalls, key, { goid: ev.goid, ts: ev.ts });
+        if (ev.type === 'go_request_start') push(this.goClientCalls, key, { goid: ev.goid, ts: ev.ts, method: ev.method, path: ev.path, host: ev.host, ...kernelIds(ev.traceparent) });
         else {
           // The call ended; if its bytes were never seen there is nothing left to match.
           const list = this.goClientCalls.get(key);
@@ -354,27 +366,55 @@ export class Correlator {
     return this.inFlight.get(conn.id)?.find((p) => p.goid === undefined);
   }
 
-  private bindHandler(pending: InFlight, goid: bigint, ts: bigint): void {
-    pending.goid = goid;
-    pending.handlerStartNs = ts > pending.span.startNs ? ts : pending.span.startNs;
-    const g = this.goroutine(pending.conn.pid, goid, true)!;
+  private bindHandler(pending: InFlight, started: PendingGoCall): void {
+    pending.goid = started.goid;
+    pending.handlerStartNs = started.ts > pending.span.startNs ? started.ts : pending.span.startNs;
+    const g = this.goroutine(pending.conn.pid, started.goid, true)!;
     g.serving = pending;
+    if (started.ids) {
+      // Calls this handler makes carry the kernel's ids on the wire: the span takes its span id,
+      // and a trace the correlator knows by another id (a connection pair, say) is aliased.
+      pending.span.spanId = started.ids.spanId;
+      this.alias(started.ids.traceId, pending.span.traceId);
+    }
   }
 
-  /** The Go client call this outgoing request belongs to: by fd, else the only one pending in the process. */
-  private goClientCall(conn: Connection): PendingGoCall | undefined {
+  private alias(kernelTrace: string, trace: string): void {
+    if (kernelTrace === trace) return;
+    this.traceAliases.set(kernelTrace, trace);
+    if (this.traceAliases.size > MAX_TRACE_ALIASES) this.traceAliases.delete(this.traceAliases.keys().next().value!);
+  }
+
+  /** The trace a traceparent's trace id stands for here. */
+  private resolveTrace(traceId: string): string {
+    return this.traceAliases.get(traceId) ?? traceId;
+  }
+
+  /**
+   * The Go client call this outgoing request belongs to: by fd; else, among
+   * the process's calls with the request's method and path, the first whose
+   * host is the request's Host header, or the first; else the only call.
+   */
+  private goClientCall(conn: Connection, req?: Http1Request): PendingGoCall | undefined {
     const byFd = this.goClientCalls.get(`${conn.pid}:${conn.fd}`);
     if (byFd?.length) {
       const call = byFd.shift()!;
       if (byFd.length === 0) this.goClientCalls.delete(`${conn.pid}:${conn.fd}`);
       return call;
     }
-    const any = this.goClientCalls.get(`${conn.pid}`);
-    if (any?.length === 1) {
-      this.goClientCalls.delete(`${conn.pid}`);
-      return any[0];
-    }
-    return undefined;
+    const key = `${conn.pid}`;
+    const any = this.goClientCalls.get(key);
+    if (!any?.length) return undefined;
+    const path = req ? splitTarget(req.target).path : undefined;
+    const host = req ? headerValue(req.headers, 'host') : undefined;
+    const same = (c: PendingGoCall) => c.method === req!.method && c.path === path;
+    let i = req ? any.findIndex((c) => same(c) && c.host === host) : -1;
+    if (i < 0 && req) i = any.findIndex(same);
+    if (i < 0 && any.length === 1) i = 0;
+    if (i < 0) return undefined;
+    const call = any.splice(i, 1)[0]!;
+    if (any.length === 0) this.goClientCalls.delete(key);
+    return call;
   }
 
   private start(conn: Connection, req: Http1Request): InFlight {
@@ -414,7 +454,7 @@ export class Correlator {
     if (kind === 'server') {
       const paired = header ? undefined : this.pairedClient(conn, pending.fingerprint, req.tsStart);
       if (header) {
-        setParent({ traceId: header.traceId, spanId: header.parentId, traceState });
+        setParent({ traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState });
         span.parentIsRemote = true;
         context = 'traceparent';
       } else if (paired) {
@@ -429,7 +469,7 @@ export class Correlator {
       pending.threadKey = `${conn.pid}:${req.tid}`;
       push(this.serving, pending.threadKey, pending);
     } else {
-      context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true);
+      context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true, req);
       push(this.clientsByFingerprint, pending.fingerprint, pending);
     }
     span.attributes['loupe.context'] = context;
@@ -443,7 +483,7 @@ export class Correlator {
       const started = this.goServerStarts.get(fdKey)?.shift();
       if (started) {
         if (this.goServerStarts.get(fdKey)!.length === 0) this.goServerStarts.delete(fdKey);
-        this.bindHandler(pending, started.goid, started.ts);
+        this.bindHandler(pending, started);
       }
     }
     return pending;
@@ -480,9 +520,9 @@ export class Correlator {
    * protocol —, else the one request its thread serves, else a new trace.
    * Sets the span's trace, parent and state; returns the rule that applied.
    */
-  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string } | undefined, goCalls: boolean): string {
+  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string } | undefined, goCalls: boolean, req?: Http1Request): string {
     const isGo = this.goPids.has(conn.pid);
-    const call = isGo && goCalls ? this.goClientCall(conn) : undefined;
+    const call = isGo && goCalls ? this.goClientCall(conn, req) : undefined;
     const g = call ? this.goroutine(conn.pid, call.goid, false) : undefined;
     const goParent = g?.serving ? ctxOf(g.serving.span) : g?.inherited;
     // Go goroutines hop between threads: a thread says nothing about a Go request.
@@ -495,8 +535,17 @@ export class Correlator {
       span.traceState = ctx.traceState;
     };
     if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
+    if (call?.ids && !header) {
+      // The kernel put this call's traceparent on the wire (or would have): the peer knows the span by it.
+      span.spanId = call.ids.spanId;
+      if (goParent ?? threadParent) this.alias(call.ids.traceId, (goParent ?? threadParent)!.traceId);
+      else {
+        span.traceId = this.resolveTrace(call.ids.traceId);
+        return 'new';
+      }
+    }
     if (header) {
-      span.traceId = header.traceId;
+      span.traceId = this.resolveTrace(header.traceId);
       span.traceState = header.traceState;
       if (local && local.traceId === header.traceId) span.parentSpanId = local.spanId;
       else {
@@ -664,6 +713,12 @@ function fingerprint(req: Http1Request): string {
   let fp = `${req.method} ${redactTarget(req.target)} ${req.version}`;
   for (const [n, v] of req.headers) fp += `\n${n}: ${isSecretHeader(n) ? '' : v}`;
   return fp;
+}
+
+/** The ids in a kernel-made traceparent ("00-<trace>-<span>-01"), when there is one. */
+function kernelIds(traceparent: string): { ids?: { traceId: string; spanId: string } } {
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(traceparent);
+  return m ? { ids: { traceId: m[1]!, spanId: m[2]! } } : {};
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

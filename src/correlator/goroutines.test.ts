@@ -187,6 +187,90 @@ describe('goroutine tree', () => {
   });
 });
 
+/**
+ * The kernel side chooses the ids of Go server and client spans (it puts the
+ * client's on the wire with sk_msg before user space sees anything), so the
+ * correlator must take them: the next process knows the call by them.
+ */
+describe('kernel-chosen ids', () => {
+  const T_KERNEL = 'aa'.repeat(16);
+  const S_HANDLER = '1111111111111111';
+  const tp = (span: string) => `00-${T_KERNEL}-${span}-01`;
+  const request = (path: string, host: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+  const WORKER_B = 40;
+
+  function fanOut() {
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: CURL, tid: CURL, fd: 3, port: 40000 }, { pid: FRONT, tid: 101, fd: 7, port: 8080 });
+    s.send(curl, get('/compute'));
+    s.recv(front, get('/compute'));
+    s.goRequest(FRONT, 1, 'http_server', 'start', { fd: 7, method: 'GET', path: '/compute', traceparent: tp(S_HANDLER) });
+    s.goroutine(FRONT, 2, 1);
+    s.goroutine(FRONT, 3, 1);
+    // Two calls with the same method and path to two workers; their bytes go out in the other order.
+    s.goRequest(FRONT, 2, 'http_client', 'start', { method: 'GET', path: '/multiply', host: 'worker-a:9090', traceparent: tp('000000000000000a') });
+    s.goRequest(FRONT, 3, 'http_client', 'start', { method: 'GET', path: '/multiply', host: 'worker-b:9091', traceparent: tp('000000000000000b') });
+    const [toB, b] = s.connection({ pid: FRONT, tid: 150, fd: 12, port: 40011 }, { pid: WORKER_B, tid: 401, fd: 5, port: 9091 });
+    const [toA, a] = s.connection({ pid: FRONT, tid: 151, fd: 11, port: 40010 }, { pid: BACK, tid: 201, fd: 4, port: 9090 });
+    s.send(toB, request('/multiply?from=1&to=2', 'worker-b:9091'));
+    s.recv(b, request('/multiply?from=1&to=2', 'worker-b:9091', `traceparent: ${tp('000000000000000b')}\r\n`));
+    s.send(toA, request('/multiply?from=3&to=4', 'worker-a:9090'));
+    s.recv(a, request('/multiply?from=3&to=4', 'worker-a:9090', `traceparent: ${tp('000000000000000a')}\r\n`));
+    for (const [out, srv] of [[toB, b], [toA, a]] as const) {
+      s.send(srv, ok('2'));
+      s.recv(out, ok('2'));
+    }
+    s.send(front, ok('24'));
+    s.recv(curl, ok('24'));
+    return s.events;
+  }
+
+  it('gives a Go server span and each client call the span ids the kernel chose, matching calls by host', () => {
+    const { spans } = run(fanOut());
+    const handler = byPath(spans, 'server', '/compute');
+    expect(handler.spanId).toBe(S_HANDLER);
+    const toA = spans.find((s) => s.kind === 'client' && s.pid === FRONT && String(s.attributes['server.port']) === '9090')!;
+    const toB = spans.find((s) => s.kind === 'client' && s.pid === FRONT && String(s.attributes['server.port']) === '9091')!;
+    expect([toA.spanId, toB.spanId]).toEqual(['000000000000000a', '000000000000000b']);
+    for (const call of [toA, toB]) {
+      expect(call.parentSpanId).toBe(handler.spanId);
+      expect(call.attributes['loupe.context']).toBe('goroutine');
+    }
+  });
+
+  it('puts a server that got the kernel\'s trace id in the trace the correlator knows that request by', () => {
+    const { spans } = run(fanOut());
+    const handler = byPath(spans, 'server', '/compute');
+    // curl -> front joined by the connection pair: the correlator's trace, not the kernel's.
+    expect(handler.attributes['loupe.context']).toBe('connection-pair');
+    expect(handler.traceId).not.toBe(T_KERNEL);
+    for (const pid of [BACK, WORKER_B]) {
+      const worker = spans.find((s) => s.kind === 'server' && s.pid === pid)!;
+      expect(worker.attributes['loupe.context']).toBe('traceparent');
+      expect(worker.traceId).toBe(handler.traceId);
+    }
+    const toB = spans.find((s) => s.kind === 'client' && String(s.attributes['server.port']) === '9091')!;
+    expect(spans.find((s) => s.pid === WORKER_B && s.kind === 'server')!.parentSpanId).toBe(toB.spanId);
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(1);
+  });
+
+  it('starts the kernel\'s trace for a call no request is behind', () => {
+    const s = new Script();
+    s.goroutine(FRONT, 5, 999);
+    s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/tick', host: 'svc', traceparent: tp('00000000000000cc') });
+    const [out, srv] = s.connection({ pid: FRONT, tid: 150, fd: 11, port: 40010 }, { pid: BACK, tid: 201, fd: 4, port: 9090 });
+    s.send(out, get('/tick'));
+    s.recv(srv, get('/tick', `traceparent: ${tp('00000000000000cc')}\r\n`));
+    s.send(srv, ok());
+    s.recv(out, ok());
+    const { spans } = run(s.events);
+    const call = byPath(spans, 'client', '/tick');
+    expect(call).toMatchObject({ traceId: T_KERNEL, spanId: '00000000000000cc', parentSpanId: '' });
+    expect(call.attributes['loupe.context']).toBe('new');
+    expect(byPath(spans, 'server', '/tick')).toMatchObject({ traceId: T_KERNEL, parentSpanId: '00000000000000cc' });
+  });
+});
+
 describe('bounded state', () => {
   it('ends a request nobody answers after the response timeout, on event time, and drops its late answer', () => {
     const s = new Script();

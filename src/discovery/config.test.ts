@@ -20,6 +20,14 @@ describe('configuration', () => {
     expect(c.services).toEqual([{ exe: '/front$', name: 'storefront' }]);
     expect(c.routes).toEqual({ patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true });
     expect(c.capture).toEqual({ max_payload: 4096, ring_mb: 16, redact: true });
+    expect(c.go).toEqual({ enabled: true, inject_traceparent: true });
+  });
+
+  it('turns traceparent injection off from the file or the environment', () => {
+    expect(loadConfig(file('go:\n  inject_traceparent: false\n'), {}).go).toEqual({ enabled: true, inject_traceparent: false });
+    expect(loadConfig(undefined, { LOUPE_GO_INJECT: 'false' }).go.inject_traceparent).toBe(false);
+    expect(loadConfig(undefined, { LOUPE_GO: 'false' }).go.enabled).toBe(false);
+    expect(() => loadConfig(file('go:\n  inject: false\n'), {})).toThrow(/go: Unrecognized key\(s\) in object: 'inject'/);
   });
 
   it('names the key that is wrong', () => {

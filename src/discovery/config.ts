@@ -12,7 +12,7 @@
  *
  * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
  * LOUPE_MAX_PAYLOAD, LOUPE_RING_MB, LOUPE_REDACT, LOUPE_TLS, LOUPE_OTLP,
- * LOUPE_PROMETHEUS_PORT (lists comma-separated, booleans true/false).
+ * LOUPE_PROMETHEUS_PORT, LOUPE_GO, LOUPE_GO_INJECT (lists comma-separated, booleans true/false).
  */
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -51,6 +51,8 @@ export const CONFIG_SCHEMA = z.object({
   }).strict().default({}),
   tls: z.object({ enabled: z.boolean().default(true), libraries: z.array(z.string()).default([]) }).strict().default({}),
   export: z.object({ otlp: z.boolean().default(false), prometheus_port: z.number().int().min(0).max(65535).default(0) }).strict().default({}),
+  // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests.
+  go: z.object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true) }).strict().default({}),
 }).strict();
 
 export type LoupeConfig = z.infer<typeof CONFIG_SCHEMA>;
@@ -87,6 +89,8 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>
   if (env.LOUPE_REDACT) set('capture', 'redact', bool('LOUPE_REDACT', env.LOUPE_REDACT));
   if (env.LOUPE_TLS) set('tls', 'enabled', bool('LOUPE_TLS', env.LOUPE_TLS));
   if (env.LOUPE_OTLP) set('export', 'otlp', bool('LOUPE_OTLP', env.LOUPE_OTLP));
+  if (env.LOUPE_GO) set('go', 'enabled', bool('LOUPE_GO', env.LOUPE_GO));
+  if (env.LOUPE_GO_INJECT) set('go', 'inject_traceparent', bool('LOUPE_GO_INJECT', env.LOUPE_GO_INJECT));
   if (env.LOUPE_PROMETHEUS_PORT) set('export', 'prometheus_port', num('LOUPE_PROMETHEUS_PORT', env.LOUPE_PROMETHEUS_PORT));
   return out;
 }

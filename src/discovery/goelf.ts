@@ -38,7 +38,20 @@ export interface FunctionSymbol {
  * release is missing is refused, never guessed at.
  */
 export const GO_OFFSETS: Record<string, Record<string, number>> = {
-  'go1.19': { 'runtime.g.goid': 152 },
+  'go1.19': {
+    'runtime.g.goid': 152,
+    'net/http.Request.Method': 0,
+    'net/http.Request.URL': 16,
+    'net/url.URL.Path': 56,
+    'net/url.URL.Host': 40,
+    'net/http.response.conn': 0,
+    'net/http.response.status': 120,
+    'net/http.conn.rwc': 16,
+    'net.conn.fd': 0,
+    'net.netFD.pfd': 0,
+    'internal/poll.FD.Sysfd': 16,
+    'net/http.Response.StatusCode': 16,
+  },
 };
 
 export interface GoBuildInfo {
@@ -142,16 +155,30 @@ export class GoBinary {
    * an ElfError when neither knows.
    */
   async fieldOffset(struct: string, member: string): Promise<{ offset: number; from: 'dwarf' | 'table' }> {
-    if (this.section('.debug_info') || this.section('.zdebug_info')) {
-      const offset = await dwarfMemberOffset(this.path, struct, member);
-      if (offset !== undefined) return { offset, from: 'dwarf' };
-    }
-    const release = /^go\d+\.\d+/.exec(this.buildInfo().goVersion)?.[0] ?? '';
-    const known = GO_OFFSETS[release]?.[`${struct}.${member}`];
-    if (known === undefined) {
-      throw new ElfError(`${this.path}: ${struct}.${member} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`);
-    }
-    return { offset: known, from: 'table' };
+    return (await this.fieldOffsets([`${struct}.${member}`]))[0]!;
+  }
+
+  /**
+   * Several offsets at once (`runtime.g.goid`: the member after the last dot),
+   * from one pass over the DWARF; in the order asked.
+   */
+  async fieldOffsets(fields: string[]): Promise<Array<{ offset: number; from: 'dwarf' | 'table' }>> {
+    const wanted = fields.map((f) => {
+      const dot = f.lastIndexOf('.');
+      return { struct: f.slice(0, dot), member: f.slice(dot + 1) };
+    });
+    const fromDwarf = this.section('.debug_info') || this.section('.zdebug_info') ? await dwarfMemberOffsets(this.path, wanted) : new Map<string, number>();
+    let release: string | undefined;
+    return fields.map((field) => {
+      const offset = fromDwarf.get(field);
+      if (offset !== undefined) return { offset, from: 'dwarf' as const };
+      release ??= /^go\d+\.\d+/.exec(this.buildInfo().goVersion)?.[0] ?? '';
+      const known = GO_OFFSETS[release]?.[field];
+      if (known === undefined) {
+        throw new ElfError(`${this.path}: ${field} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`);
+      }
+      return { offset: known, from: 'table' as const };
+    });
   }
 
   /** File offsets of every RET in a function, from objdump's disassembly. */
@@ -177,44 +204,54 @@ function cstring(b: Buffer, at: number): string {
 }
 
 /**
- * A member's offset from objdump's DWARF listing, read as a stream and
- * stopped as soon as it is found (a Go binary's listing runs to many MB).
- * Structures are DIEs at depth 1, their members at depth 2.
+ * Members' offsets from objdump's DWARF listing, read as a stream and stopped
+ * as soon as all are found (a Go binary's listing runs to many MB).
+ * Structures are DIEs at depth 1, their members at depth 2. Keys: `struct.member`.
  */
-function dwarfMemberOffset(file: string, struct: string, member: string): Promise<number | undefined> {
+function dwarfMemberOffsets(file: string, wanted: Array<{ struct: string; member: string }>): Promise<Map<string, number>> {
+  const structs = new Map<string, Set<string>>();
+  for (const w of wanted) {
+    if (!structs.has(w.struct)) structs.set(w.struct, new Set());
+    structs.get(w.struct)!.add(w.member);
+  }
   return new Promise((resolve, reject) => {
+    const found = new Map<string, number>();
     const child = spawn('objdump', ['--dwarf=info', file], { stdio: ['ignore', 'pipe', 'ignore'] });
     child.on('error', (e) => reject(new ElfError(`objdump: ${e.message}`)));
     const lines = readline.createInterface({ input: child.stdout! });
-    let inStruct = false;
+    let members: Set<string> | undefined;
+    let struct = '';
     let tag = '';
     let name = '';
     let done = false;
-    const finish = (v: number | undefined) => {
+    const finish = () => {
       if (done) return;
       done = true;
       lines.close();
       child.kill();
-      resolve(v);
+      resolve(found);
     };
     lines.on('line', (line) => {
       const die = /^\s*<(\d+)><[0-9a-f]+>: Abbrev Number: \d+ \((\w+)\)/.exec(line);
       if (die) {
-        const depth = Number(die[1]);
         tag = die[2]!;
         name = '';
-        if (depth <= 1) inStruct = false; // a new top-level entry ends the struct we were in
+        if (Number(die[1]) <= 1) members = undefined; // a new top-level entry ends the struct we were in
         return;
       }
       const attr = /DW_AT_(name|data_member_location)\s*:\s*(.*)$/.exec(line);
       if (!attr) return;
       if (attr[1] === 'name') {
         name = attr[2]!.replace(/^\(indirect string, offset: 0x[0-9a-f]+\): /, '').trim();
-        if (tag === 'DW_TAG_structure_type') inStruct = name === struct;
-      } else if (inStruct && tag === 'DW_TAG_member' && name === member) {
-        finish(Number(attr[2]!.trim()));
+        if (tag === 'DW_TAG_structure_type') {
+          members = structs.get(name);
+          struct = name;
+        }
+      } else if (members && tag === 'DW_TAG_member' && members.has(name)) {
+        found.set(`${struct}.${name}`, Number(attr[2]!.trim()));
+        if (found.size === wanted.length) finish();
       }
     });
-    lines.on('close', () => finish(undefined));
+    lines.on('close', finish);
   });
 }

@@ -28,6 +28,15 @@ describe('event codec', () => {
     expect(decodeRecord(raw)).toMatchObject({ type: 'proc_exit', exitCode: -3 });
   });
 
+  it('reads a Go request record written before its host field was appended, with an empty host', () => {
+    const ev = { type: 'go_request_start', ts: 3n, pid: 7, tid: 8, cpu: 0, goid: 12n, kind: 'http_client', status: 0, fd: -1, startNs: 0n, method: 'GET', path: '/x', traceparent: '', host: 'api:80' } as const;
+    const full = encodeEvent(ev);
+    expect(decodeRecord(full)).toMatchObject({ host: 'api:80', path: '/x' });
+    const old = full.subarray(0, offsetOf('loupe_go_request_event', 'host'));
+    expect(decodeRecord(old)).toEqual({ ...ev, host: '' });
+    expect(() => decodeRecord(old.subarray(0, old.length - 1))).toThrow(/shorter than its \d+-byte layout/);
+  });
+
   it('returns unknown record types instead of failing', () => {
     const raw = encodeEvent(dataEvent('x'));
     raw.writeUInt32LE(999, 8);

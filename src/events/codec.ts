@@ -61,7 +61,10 @@ export function eventTypeNumber(type: EventType): number {
 
 /** The smallest record a type may have; records may be longer (fields a newer kernel side appended). */
 export function minRecordSize(type: EventType): number {
-  return type === 'data' ? DATA_FIXED_SIZE : layoutOf(STRUCT_OF_TYPE[type]).size;
+  if (type === 'data') return DATA_FIXED_SIZE;
+  // Go request records before `host` was appended end at it: they are still read, host ''.
+  if (type === 'go_request_start' || type === 'go_request_end') return offsetOf('loupe_go_request_event', 'host');
+  return layoutOf(STRUCT_OF_TYPE[type]).size;
 }
 
 function lookup<T>(map: Map<number, T>, value: number, what: string): T {
@@ -190,6 +193,7 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
         method: cString(buf, GR('method'), CONSTANTS.LOUPE_GO_METHOD_LEN),
         path: cString(buf, GR('path'), CONSTANTS.LOUPE_GO_PATH_LEN),
         traceparent: cString(buf, GR('traceparent'), CONSTANTS.LOUPE_TRACEPARENT_LEN),
+        host: buf.length >= GR('host') + CONSTANTS.LOUPE_GO_HOST_LEN ? cString(buf, GR('host'), CONSTANTS.LOUPE_GO_HOST_LEN) : '',
       };
     case 'loss':
       return {
@@ -219,7 +223,7 @@ function writeEndpoint(buf: Buffer, addrOffset: number, portOffset: number, fam:
 
 /** Encode an Event into a raw record, exactly as the kernel side lays it out (padding zeroed). */
 export function encodeEvent(ev: Event): Buffer {
-  const size = ev.type === 'data' ? DATA_FIXED_SIZE + ev.data.length : minRecordSize(ev.type);
+  const size = ev.type === 'data' ? DATA_FIXED_SIZE + ev.data.length : layoutOf(STRUCT_OF_TYPE[ev.type]).size;
   const buf = Buffer.alloc(size);
   buf.writeBigUInt64LE(ev.ts, O.ts);
   buf.writeUInt32LE(eventTypeNumber(ev.type), O.type);
@@ -275,6 +279,7 @@ export function encodeEvent(ev: Event): Buffer {
       writeCString(buf, GR('method'), CONSTANTS.LOUPE_GO_METHOD_LEN, ev.method);
       writeCString(buf, GR('path'), CONSTANTS.LOUPE_GO_PATH_LEN, ev.path);
       writeCString(buf, GR('traceparent'), CONSTANTS.LOUPE_TRACEPARENT_LEN, ev.traceparent);
+      writeCString(buf, GR('host'), CONSTANTS.LOUPE_GO_HOST_LEN, ev.host);
       break;
     case 'loss':
       buf.writeBigUInt64LE(ev.lost, L('lost'));

@@ -142,6 +142,7 @@ export function eventFromJson(o: Json): Event {
         method: stringField(o.method, 'method', ''),
         path: stringField(o.path, 'path', ''),
         traceparent: stringField(o.traceparent, 'traceparent', ''),
+        host: stringField(o.host, 'host', ''),
       };
     case 'loss':
       return { type, ...base, lost: bigintField(o.lost, 'lost'), source: stringField(o.source, 'source', 'ringbuf') as 'ringbuf' };
@@ -190,7 +191,7 @@ export function eventToJson(ev: Event): Json {
       break;
     case 'go_request_start':
     case 'go_request_end':
-      Object.assign(o, { goid: jsonBig(ev.goid), kind: ev.kind, status: ev.status, fd: ev.fd, startNs: jsonBig(ev.startNs), method: ev.method, path: ev.path, traceparent: ev.traceparent });
+      Object.assign(o, { goid: jsonBig(ev.goid), kind: ev.kind, status: ev.status, fd: ev.fd, startNs: jsonBig(ev.startNs), method: ev.method, path: ev.path, traceparent: ev.traceparent, host: ev.host });
       break;
     case 'loss':
       Object.assign(o, { lost: jsonBig(ev.lost), source: ev.source });

@@ -15,9 +15,11 @@ export const CONSTANTS = {
   LOUPE_FILENAME_LEN: 256,
   LOUPE_GO_METHOD_LEN: 16,
   LOUPE_GO_PATH_LEN: 128,
+  LOUPE_GO_HOST_LEN: 64,
   LOUPE_TRACEPARENT_LEN: 56,
   LOUPE_DATA_F_TRUNCATED: 0x1,
   LOUPE_DATA_F_TLS: 0x2,
+  LOUPE_GO_F_INJECT: 0x1,
 } as const;
 
 export const ENUMS = {
@@ -139,6 +141,7 @@ export const STRUCT_MEMBERS = {
     ['method', chars(CONSTANTS.LOUPE_GO_METHOD_LEN)],
     ['path', chars(CONSTANTS.LOUPE_GO_PATH_LEN)],
     ['traceparent', chars(CONSTANTS.LOUPE_TRACEPARENT_LEN)],
+    ['host', chars(CONSTANTS.LOUPE_GO_HOST_LEN)],
   ],
   loupe_loss_event: [
     ['hdr', hdr],
@@ -152,6 +155,21 @@ export const STRUCT_MEMBERS = {
     ['filter_pids', 'u32'],
     ['filter_ports', 'u32'],
     ['cookie_key', 'u64'],
+  ],
+  loupe_go_offsets: [
+    ['g_goid', 'u32'],
+    ['request_method', 'u32'],
+    ['request_url', 'u32'],
+    ['url_path', 'u32'],
+    ['url_host', 'u32'],
+    ['response_conn', 'u32'],
+    ['response_status', 'u32'],
+    ['conn_rwc', 'u32'],
+    ['netconn_fd', 'u32'],
+    ['netfd_pfd', 'u32'],
+    ['pollfd_sysfd', 'u32'],
+    ['client_status_code', 'u32'],
+    ['flags', 'u32'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;
 

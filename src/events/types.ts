@@ -91,6 +91,8 @@ export interface GoRequestEvent extends Base {
   method: string;
   path: string;
   traceparent: string;
+  /** Client calls: the URL's host[:port]. */
+  host: string;
 }
 
 export interface LossEvent extends Base {

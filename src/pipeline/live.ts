@@ -18,7 +18,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { encodeFrame, encodePreamble, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
-import { LiveSource, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
+import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
+import { isGoBinary } from '../sources/live/go-probes';
 import { allPids, processInfo } from '../sources/live/procfs';
 import { StreamMasker } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
@@ -39,7 +40,13 @@ export interface LiveSessionOptions extends LiveOptions {
   exports?: ExportOptions;
   /** Routes and service names from the configuration: kept in the capture header for replays. */
   rules?: RecordedRules;
+  /** Put goroutine and net/http probes on Go programs (bpf/go.bpf.c). */
+  goProbes: boolean;
+  /** Told of each Go program instrumented, or why one could not be. */
+  onGo?: (result: GoResult) => void;
 }
+
+export type GoResult = GoInstrumented | { pid: number; exe: string; error: string };
 
 export interface LiveProgress {
   records: number;
@@ -82,6 +89,16 @@ export class LiveSession {
   private failure: Error | undefined;
   private pendingOutput: string[] = [];
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
+  /** Go programs instrumented (or refused), in the order they were found. */
+  readonly goPrograms: GoResult[] = [];
+  /** Go processes probed, with the executable (dev:inode) they were probed for. */
+  private readonly goPids = new Map<number, string>();
+  private readonly goPending = new Set<Promise<void>>();
+  /** Executables (dev:inode) that could not be instrumented, reported already. */
+  private readonly goRefused = new Set<string>();
+  private initialPids: number[] = [];
+  /** Headers the kernel inserted into outgoing requests, read at stop. */
+  injected = { inserted: 0n, refused: 0n };
 
   constructor(private readonly options: LiveSessionOptions) {
     this.filtering = (options.pids?.length ?? 0) > 0 || options.exe !== undefined;
@@ -112,6 +129,7 @@ export class LiveSession {
       },
       createdBy: 'loupe live',
     };
+    this.initialPids = options.exe || options.pids?.length ? [...this.selected] : allPids().filter((p) => p !== process.pid);
     this.source = new LiveSource({ ...options, pids }, (records) => this.onRecords(records));
     if (options.capturePath) {
       this.spoolPath = `${options.capturePath}.records.tmp`;
@@ -128,7 +146,50 @@ export class LiveSession {
     // Output is gathered per batch and written once: a write per span costs the agent a syscall each.
     this.replay = new Replay(this.header, this.options.format, (text) => this.pendingOutput.push(text),
       this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
+    for (const pid of this.initialPids) this.considerGo(pid);
     return started;
+  }
+
+  /**
+   * If this process runs a Go program with net/http, probe it (once per
+   * program it runs). Called for each exec seen, and by whoever starts a
+   * service and must not let load reach it before its probes.
+   */
+  considerGo(pid: number): void {
+    if (!this.options.goProbes) return;
+    let program: string;
+    try {
+      const st = fs.statSync(`/proc/${pid}/exe`);
+      program = `${st.dev}:${st.ino}`;
+    } catch {
+      return; // gone, or a kernel thread
+    }
+    if (this.goPids.get(pid) === program || !isGoBinary(`/proc/${pid}/exe`)) return;
+    this.goPids.set(pid, program);
+    const done: Promise<void> = this.source.instrumentGo(pid).then((r) => {
+      if (!r) return;
+      this.goPrograms.push(r);
+      this.options.onGo?.(r);
+    }, (e: Error) => {
+      let exe = '';
+      try {
+        exe = fs.readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        return; // it ended before it could be read: nothing to report
+      }
+      // Said once per program: a stripped tool run a hundred times is one fact.
+      if (this.goRefused.has(program)) return;
+      this.goRefused.add(program);
+      const result = { pid, exe, error: e.message.replace(/\/proc\/\d+\/exe/g, exe) };
+      this.goPrograms.push(result);
+      this.options.onGo?.(result);
+    }).finally(() => this.goPending.delete(done));
+    this.goPending.add(done);
+  }
+
+  /** Resolves once every Go program found so far has its probes (or was refused). */
+  async goSettled(): Promise<void> {
+    while (this.goPending.size > 0) await Promise.all([...this.goPending]);
   }
 
   private onRecords(records: Buffer[]): void {
@@ -170,6 +231,7 @@ export class LiveSession {
             this.source.watchPid(pid);
           }
         }
+        this.considerGo(pid);
         // A process that exec's again: its new program counts from now.
         if (this.known.has(pid)) out.push(record);
         else this.hold(pid, record);
@@ -177,6 +239,7 @@ export class LiveSession {
       }
       case T.LOUPE_EV_PROC_EXIT:
         this.heldExecs.delete(pid);
+        if (this.goPids.delete(pid)) this.source.forgetGo(pid);
         if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
         out.push(record);
         return;
@@ -260,6 +323,8 @@ export class LiveSession {
    * then the records.
    */
   async stop(): Promise<ReplaySummary> {
+    await this.goSettled();
+    this.injected = this.source.injectCounts();
     await this.source.stop();
     const summary = this.replay.finish();
     this.flushOutput();

@@ -89,8 +89,11 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   const session = new LiveSession({
     ports: [...ports.values()], maxPayload: CONSTANTS.LOUPE_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
     redact: true, format: 'jsonl', write: () => {}, capturePath: capture,
+    goProbes: true, goInject: scenario.go_inject,
+    onGo: (r) => options.log(`loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom})`}`),
   });
-  session.start();
+  const started = session.start();
+  if (scenario.go_inject) options.log(`loupe: scenario ${scenario.name}: traceparent injection ${started.propagation.inject ? 'on (sk_msg)' : `off: ${started.propagation.reason}`}`);
   try {
     hosts?.up();
   } catch (e) {
@@ -108,6 +111,8 @@ export async function runScenario(scenario: Scenario, options: { record?: string
       children.push(child);
       await waitReady(child, s.ready, s.name, s.ready_seconds * 1000);
       child.stdout!.destroy(); // nothing more to read; an open pipe would keep this process alive
+      if (child.pid !== undefined) session.considerGo(child.pid); // services exec their program: the pid stays
+      await session.goSettled(); // a Go service gets its probes before any load reaches it
     }
     for (const l of scenario.load) {
       const argv = onHost(l.host, substitute(l.run, ports, hosts));

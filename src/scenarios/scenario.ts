@@ -30,6 +30,8 @@ export const SCENARIO_SCHEMA = z.object({
   /** Programs the scenario needs on the machine (a compiler, a database); a run without them says which. */
   requires: z.array(z.string()).default([]),
   /** Hosts, each a network namespace (root needed); `{addr:HOST}` is a host's address. Without: all on loopback. */
+  /** Go programs' outgoing HTTP/1 requests get a traceparent from the kernel (sk_msg); false keeps their bytes untouched. */
+  go_inject: z.boolean().default(true),
   hosts: z.array(z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'host names are 1-12 lower-case letters and digits')).default([]),
   services: z.array(z.object({
     name: z.string(),

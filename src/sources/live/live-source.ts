@@ -4,8 +4,10 @@
  * on exactly as the kernel wrote them; deciding what they mean is the core's.
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
-import { BPF_OBJECTS, liveSupport, loadAddon, type Lockdown, type NativeAgent } from './system';
+import { encodeGoOffsets, planGoProbes, type GoPlan } from './go-probes';
+import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Lockdown, type NativeAgent } from './system';
 
 export interface LiveOptions {
   /** Watch only these processes (and children they fork). */
@@ -18,6 +20,25 @@ export interface LiveOptions {
   ringBytes: number;
   /** OpenSSL libraries whose SSL_read/SSL_write give HTTPS plaintext; [] for none. */
   tlsLibraries: string[];
+  /** Put traceparent on Go programs' outgoing HTTP/1 requests (sk_msg); off keeps every byte as the program wrote it. */
+  goInject: boolean;
+}
+
+/** How trace context crosses from one process to the next in this run. */
+export interface Propagation {
+  /** traceparent inserted into Go programs' outgoing HTTP/1 requests by sk_msg. */
+  inject: boolean;
+  /** Why not, when not. */
+  reason: string;
+}
+
+export interface GoInstrumented {
+  pid: number;
+  exe: string;
+  goVersion: string;
+  functions: string[];
+  probes: number;
+  offsetsFrom: GoPlan['offsetsFrom'];
 }
 
 /** The TLS probes of bpf/tls.bpf.c, by the library function each goes on. */
@@ -31,6 +52,7 @@ const TLS_PROBES: Array<[string, string]> = [
 export interface LiveStarted {
   programs: string[];
   lockdown: Lockdown;
+  propagation: Propagation;
   /** Kernel monotonic and wall-clock time read together, in ns. */
   clocks: { realtime: bigint; monotonic: bigint };
 }
@@ -76,6 +98,9 @@ export function splitBatch(batch: Buffer): Buffer[] {
 export class LiveSource {
   private agent: NativeAgent | undefined;
   private ended: Promise<void> | undefined;
+  private propagation: Propagation = { inject: false, reason: 'not started' };
+  /** Probe plans by executable (dev:inode): a binary is read and disassembled once. */
+  private readonly goPlans = new Map<string, Promise<GoPlan>>();
 
   constructor(
     private readonly options: LiveOptions,
@@ -91,6 +116,7 @@ export class LiveSource {
     this.agent = agent;
     try {
       agent.load(BPF_OBJECTS, this.options.ringBytes);
+      const injectLoad = this.options.goInject ? agent.loadOptional(INJECT_OBJECT, this.options.ringBytes) : 'turned off by configuration';
       const filterPids = (this.options.pids?.length ?? 0) > 0;
       const filterPorts = (this.options.ports?.length ?? 0) > 0;
       for (const pid of this.options.pids ?? []) this.watchPid(pid);
@@ -116,13 +142,62 @@ export class LiveSource {
       for (const lib of this.options.tlsLibraries) {
         for (const [program, fn] of TLS_PROBES) agent.attachUprobe(program, lib, fn, -1);
       }
+      this.propagation = this.startInjection(agent, injectLoad);
     } catch (e) {
       this.agent = undefined;
       agent.stop();
       agent.close();
       throw e instanceof LiveError ? e : new LiveError((e as Error).message);
     }
-    return { programs: agent.programs(), lockdown: support.lockdown, clocks: addon.clocks() };
+    return { programs: agent.programs(), lockdown: support.lockdown, propagation: this.propagation, clocks: addon.clocks() };
+  }
+
+  /** sock_ops on the cgroup v2 root picks the sockets, sk_msg on their sockhash writes the header. */
+  private startInjection(agent: NativeAgent, loaded: string): Propagation {
+    if (loaded) return { inject: false, reason: loaded };
+    const cgroup = cgroup2Root();
+    if (!cgroup) return { inject: false, reason: 'no cgroup v2 hierarchy is mounted (sock_ops attaches to one)' };
+    try {
+      agent.attachCgroup('loupe_sockops', cgroup);
+      agent.attachSkMsg('loupe_inject_traceparent', 'loupe_inject_socks');
+    } catch (e) {
+      return { inject: false, reason: (e as Error).message };
+    }
+    return { inject: true, reason: '' };
+  }
+
+  /**
+   * Put the Go probes on a running Go program (bpf/go.bpf.c). Throws an
+   * ElfError or LiveError that says why a program cannot be instrumented.
+   */
+  async instrumentGo(pid: number): Promise<GoInstrumented | undefined> {
+    const exe = `/proc/${pid}/exe`;
+    const st = fs.statSync(exe);
+    const key = `${st.dev}:${st.ino}`;
+    let planned = this.goPlans.get(key);
+    if (!planned) {
+      planned = planGoProbes(exe);
+      this.goPlans.set(key, planned);
+    }
+    const plan = await planned;
+    // The runtime alone (a compiler, a tool): no request of any kind to follow.
+    if (!plan.functions.some((f) => f.startsWith('net/http.'))) return undefined;
+    const agent = this.agent;
+    if (!agent) throw new LiveError('the agent has stopped');
+    for (const [program, offset] of plan.probes) agent.attachUprobe(program, exe, offset, pid);
+    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject));
+    return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom };
+  }
+
+  /** A Go process ended: its pid may come back as another program. */
+  forgetGo(pid: number): void {
+    this.agent?.mapDelete('loupe_go_procs', u32(pid));
+  }
+
+  /** Headers sk_msg inserted, and requests it found no place for. */
+  injectCounts(): { inserted: bigint; refused: bigint } {
+    const read = (i: number) => this.agent?.mapLookup('loupe_inject_counts', u32(i))?.readBigUInt64LE(0) ?? 0n;
+    return this.propagation.inject ? { inserted: read(0), refused: read(1) } : { inserted: 0n, refused: 0n };
   }
 
   /** Add a process to the kernel's filter (used when --exe matches an exec). */

@@ -9,12 +9,19 @@ import * as path from 'node:path';
 /** The repository root: dist/sources/live and src/sources/live are both three levels down. */
 export const ROOT = path.resolve(__dirname, '../../..');
 export const ADDON_PATH = path.join(ROOT, 'native/build/Release/loupe_bpf.node');
-export const BPF_OBJECTS = ['net', 'proc', 'tls'].map((name) => path.join(ROOT, `build/bpf/${name}.bpf.o`));
+export const BPF_OBJECTS = ['net', 'proc', 'tls', 'go'].map((name) => path.join(ROOT, `build/bpf/${name}.bpf.o`));
+/** Programs the agent can run without (other program types, maybe missing from a kernel): loaded one by one. */
+export const INJECT_OBJECT = path.join(ROOT, 'build/bpf/inject.bpf.o');
 
 export interface NativeAgent {
   load(objects: string[], ringBytes: number): void;
   attach(): void;
   attachUprobe(program: string, binary: string, where: string | number, pid: number): void;
+  /** "" when loaded, else why not. */
+  loadOptional(object: string, ringBytes: number): string;
+  attachCgroup(program: string, cgroupDir: string): void;
+  attachSkMsg(program: string, sockhash: string): void;
+  mapLookup(map: string, key: Buffer): Buffer | null;
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   mapDelete(map: string, key: Buffer): boolean;
   start(onBatch: (batch: Buffer | null) => void): void;
@@ -47,6 +54,19 @@ export function lockdownMode(): Lockdown {
   } catch {
     return 'unknown';
   }
+}
+
+/** The cgroup v2 hierarchy's root (sock_ops programs attach there), or undefined. */
+export function cgroup2Root(): string | undefined {
+  try {
+    for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+      const [, where, type] = line.split(' ');
+      if (type === 'cgroup2' && where) return where;
+    }
+  } catch {
+    /* no /proc: no cgroup either */
+  }
+  return undefined;
 }
 
 function tryMount(type: string, where: string): void {

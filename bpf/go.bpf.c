@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Go programs from the inside: uprobes on the Go runtime and net/http, placed
+ * by the agent on a function's entry or on each of its RET instructions
+ * (never a uretprobe: Go moves goroutine stacks, which breaks the return
+ * trampoline). Go's register ABI: arguments in RAX, RBX, RCX, RDI, RSI, ...,
+ * results in RAX, RBX, ...; the current goroutine's g in R14.
+ *
+ *   runtime.newproc1               goroutine created: parent -> child
+ *   runtime.goexit1                goroutine exits
+ *   net/http.serverHandler.ServeHTTP   handler start (entry) and end (RETs)
+ *   net/http.(*Transport).roundTrip    client call start (entry) and end (RETs)
+ *   net/http.(*Request).write      the writing goroutine's thread will send
+ *                                  this request: where inject.bpf.c's header goes
+ *
+ * Each goroutine that serves a request, or was started (at any depth) by one
+ * that did, carries a trace context here (loupe_go_ctx); a client call takes
+ * a new span id in it, and that traceparent is both reported and put on the
+ * wire. Records are only written for goroutines that carry a context: the
+ * rest say nothing about any request.
+ */
+#include "go.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct go_server {
+	__u64 start_ns;
+	__u64 response; /* *net/http.response */
+};
+
+/* Handlers running, by goroutine. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_key);
+	__type(value, struct go_server);
+} loupe_go_servers SEC(".maps");
+
+struct go_client {
+	__u64 start_ns;
+	__u64 request; /* *net/http.Request */
+};
+
+/* Client calls in flight, by goroutine. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_key);
+	__type(value, struct go_client);
+} loupe_go_clients SEC(".maps");
+
+/* The header a client call's request gets, by *Request, until the writing goroutine takes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct go_inject);
+} loupe_go_requests SEC(".maps");
+
+/* newproc1's caller goroutine, by thread, between its entry and its RET (it runs on the system stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} loupe_go_newproc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loupe_go_request_event);
+} loupe_go_scratch SEC(".maps");
+
+static __always_inline struct loupe_go_offsets *go_process(__u32 pid)
+{
+	if (!watched(loupe_cfg(), pid))
+		return NULL;
+	return bpf_map_lookup_elem(&loupe_go_procs, &pid);
+}
+
+static __always_inline __u64 read_u64(__u64 addr)
+{
+	__u64 v = 0;
+	bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+	return v;
+}
+
+static __always_inline __u64 goid_of(struct loupe_go_offsets *off, __u64 g)
+{
+	return g ? read_u64(g + off->g_goid) : 0;
+}
+
+/* A Go string (pointer, length) at addr, copied NUL-terminated into out[size]; size a power of two. */
+static __always_inline void read_go_string(char *out, const __u32 size, __u64 addr)
+{
+	__u64 ptr = read_u64(addr);
+	__u64 len = read_u64(addr + 8);
+	if (len > size - 1)
+		len = size - 1;
+	out[0] = 0;
+	if (ptr && len) {
+		bpf_probe_read_user(out, len & (size - 1), (void *)ptr);
+		out[len & (size - 1)] = 0;
+	}
+}
+
+/* "00-<trace>-<span>-01" into out (LOUPE_TRACEPARENT_LEN). */
+static __always_inline void write_traceparent(char *out, const char *trace, const char *span)
+{
+	out[0] = '0';
+	out[1] = '0';
+	out[2] = '-';
+	__builtin_memcpy(out + 3, trace, GO_TRACE_HEX);
+	out[35] = '-';
+	__builtin_memcpy(out + 36, span, GO_SPAN_HEX);
+	out[52] = '-';
+	out[53] = '0';
+	out[54] = '1';
+	out[55] = 0;
+}
+
+static __always_inline struct loupe_go_request_event *request_record(__u32 type, __u64 goid, __u8 kind)
+{
+	__u32 zero = 0;
+	struct loupe_go_request_event *ev = bpf_map_lookup_elem(&loupe_go_scratch, &zero);
+	if (!ev)
+		return NULL;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	fill_header(&ev->hdr, type);
+	ev->goid = goid;
+	ev->kind = kind;
+	ev->fd = -1;
+	return ev;
+}
+
+SEC("uprobe")
+int go_newproc1(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!go_process(id >> 32))
+		return 0;
+	__u64 caller = ctx->bx; /* newproc1(fn *funcval, callergp *g, callerpc uintptr) */
+	bpf_map_update_elem(&loupe_go_newproc, &id, &caller, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_newproc1_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	__u64 *caller = bpf_map_lookup_elem(&loupe_go_newproc, &id);
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!caller || !off)
+		return 0;
+	struct go_key parent = { .pid = pid, .goid = goid_of(off, *caller) };
+	bpf_map_delete_elem(&loupe_go_newproc, &id);
+	struct go_ctx *inherited = bpf_map_lookup_elem(&loupe_go_ctx, &parent);
+	if (!inherited)
+		return 0;
+	struct go_key child = { .pid = pid, .goid = goid_of(off, ctx->ax) };
+	if (!child.goid)
+		return 0;
+	struct go_ctx copy = *inherited;
+	bpf_map_update_elem(&loupe_go_ctx, &child, &copy, BPF_ANY);
+	struct loupe_go_goroutine_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_GO_GOROUTINE_CREATE);
+	ev.goid = child.goid;
+	ev.parent_goid = parent.goid;
+	emit(&ev, sizeof(ev));
+	return 0;
+}
+
+SEC("uprobe")
+int go_goexit1(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	if (bpf_map_delete_elem(&loupe_go_ctx, &key) != 0)
+		return 0;
+	struct loupe_go_goroutine_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_GO_GOROUTINE_EXIT);
+	ev.goid = key.goid;
+	emit(&ev, sizeof(ev));
+	return 0;
+}
+
+/* serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request): sh in RAX, rw in RBX:RCX, req in RDI. */
+SEC("uprobe")
+int go_serve_http(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	__u64 response = ctx->cx;
+	__u64 req = ctx->di;
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_HTTP_SERVER);
+	if (!ev || !key.goid)
+		return 0;
+	/* response.conn.rwc is a net.Conn; for TCP its data word is a *net.TCPConn, whose conn.fd.pfd.Sysfd is the fd. */
+	__u64 conn = read_u64(response + off->response_conn);
+	__u64 tcp = conn ? read_u64(conn + off->conn_rwc + 8) : 0;
+	__u64 netfd = tcp ? read_u64(tcp + off->netconn_fd) : 0;
+	__s64 fd = netfd ? (__s64)read_u64(netfd + off->netfd_pfd + off->pollfd_sysfd) : -1;
+	ev->fd = fd >= 0 && fd < (1 << 24) ? fd : -1;
+	read_go_string(ev->method, LOUPE_GO_METHOD_LEN, req + off->request_method);
+	__u64 url = read_u64(req + off->request_url);
+	if (url)
+		read_go_string(ev->path, LOUPE_GO_PATH_LEN, url + off->url_path);
+	/* The request's own trace, when its traceparent said one (net.bpf.c read it); else a new one. */
+	struct go_ctx gctx;
+	struct go_fd_key fkey = { .pid = pid, .fd = ev->fd };
+	struct go_incoming *in = bpf_map_lookup_elem(&loupe_go_incoming, &fkey);
+	if (in) {
+		__builtin_memcpy(gctx.trace, in->trace, GO_TRACE_HEX);
+		bpf_map_delete_elem(&loupe_go_incoming, &fkey);
+	} else {
+		random_hex(gctx.trace, GO_TRACE_HEX);
+	}
+	random_hex(gctx.span, GO_SPAN_HEX);
+	bpf_map_update_elem(&loupe_go_ctx, &key, &gctx, BPF_ANY);
+	write_traceparent(ev->traceparent, gctx.trace, gctx.span);
+	struct go_server server = { .start_ns = ev->hdr.ts_ns, .response = response };
+	bpf_map_update_elem(&loupe_go_servers, &key, &server, BPF_ANY);
+	emit(ev, sizeof(*ev));
+	return 0;
+}
+
+SEC("uprobe")
+int go_serve_http_ret(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	struct go_server *server = bpf_map_lookup_elem(&loupe_go_servers, &key);
+	if (!server)
+		return 0;
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_END, key.goid, LOUPE_GO_HTTP_SERVER);
+	if (ev) {
+		ev->start_ns = server->start_ns;
+		/* 0 when the handler wrote nothing: net/http then answers 200 after ServeHTTP returns. */
+		__u64 status = read_u64(server->response + off->response_status) & 0xffffffff;
+		ev->status = status ? status : 200;
+		emit(ev, sizeof(*ev));
+	}
+	bpf_map_delete_elem(&loupe_go_servers, &key);
+	/* The connection's goroutine goes on to its next request: it serves this one no more. */
+	bpf_map_delete_elem(&loupe_go_ctx, &key);
+	return 0;
+}
+
+/* (*Transport).roundTrip(t *Transport, req *Request): req in RBX. */
+SEC("uprobe")
+int go_round_trip(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	__u64 req = ctx->bx;
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_HTTP_CLIENT);
+	if (!ev || !key.goid)
+		return 0;
+	read_go_string(ev->method, LOUPE_GO_METHOD_LEN, req + off->request_method);
+	__u64 url = read_u64(req + off->request_url);
+	if (url) {
+		read_go_string(ev->path, LOUPE_GO_PATH_LEN, url + off->url_path);
+		read_go_string(ev->host, LOUPE_GO_HOST_LEN, url + off->url_host);
+	}
+	/* The call's span: in the goroutine's trace, or the root of a new one. */
+	struct go_ctx call;
+	struct go_ctx *parent = bpf_map_lookup_elem(&loupe_go_ctx, &key);
+	if (parent)
+		__builtin_memcpy(call.trace, parent->trace, GO_TRACE_HEX);
+	else
+		random_hex(call.trace, GO_TRACE_HEX);
+	random_hex(call.span, GO_SPAN_HEX);
+	write_traceparent(ev->traceparent, call.trace, call.span);
+	struct go_client client = { .start_ns = ev->hdr.ts_ns, .request = req };
+	bpf_map_update_elem(&loupe_go_clients, &key, &client, BPF_ANY);
+	if (off->flags & LOUPE_GO_F_INJECT) {
+		struct go_inject inject = { .ts_ns = ev->hdr.ts_ns };
+		__builtin_memcpy(inject.method, ev->method, sizeof(inject.method));
+		__builtin_memcpy(inject.header, "traceparent: ", 13);
+		__builtin_memcpy(inject.header + 13, ev->traceparent, 55);
+		inject.header[68] = '\r';
+		inject.header[69] = '\n';
+		bpf_map_update_elem(&loupe_go_requests, &req, &inject, BPF_ANY);
+	}
+	emit(ev, sizeof(*ev));
+	return 0;
+}
+
+/* RET of roundTrip: (*Response, error) in RAX and RBX:RCX. */
+SEC("uprobe")
+int go_round_trip_ret(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	struct go_client *client = bpf_map_lookup_elem(&loupe_go_clients, &key);
+	if (!client)
+		return 0;
+	__u64 req = client->request;
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_END, key.goid, LOUPE_GO_HTTP_CLIENT);
+	if (ev) {
+		ev->start_ns = client->start_ns;
+		__u64 resp = ctx->ax;
+		ev->status = resp ? read_u64(resp + off->client_status_code) & 0xffff : 0;
+		emit(ev, sizeof(*ev));
+	}
+	bpf_map_delete_elem(&loupe_go_clients, &key);
+	bpf_map_delete_elem(&loupe_go_requests, &req);
+	return 0;
+}
+
+/*
+ * (*Request).write(r *Request, w io.Writer, ...): r in RAX. It runs on the
+ * connection's writing goroutine, which flushes the request to the socket
+ * from this thread next: inject.bpf.c puts the header on that send.
+ */
+SEC("uprobe")
+int go_request_write(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!go_process(id >> 32))
+		return 0;
+	__u64 req = ctx->ax;
+	struct go_inject *inject = bpf_map_lookup_elem(&loupe_go_requests, &req);
+	if (!inject)
+		return 0;
+	struct go_inject copy = *inject;
+	copy.ts_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&loupe_go_inject, &id, &copy, BPF_ANY);
+	return 0;
+}

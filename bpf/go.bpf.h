@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the Go probes (go.bpf.c), the socket programs (net.bpf.c) and the
+ * traceparent injector (inject.bpf.c) share: which processes are Go programs
+ * we instrument and where their structs keep things, the trace context each
+ * goroutine carries, and the traceparent an incoming request brought.
+ *
+ * Trace and span ids are kept as lower-case hex text, the form they travel
+ * in: nothing here ever needs them as numbers.
+ */
+#ifndef LOUPE_GO_BPF_H
+#define LOUPE_GO_BPF_H
+
+#include "common.bpf.h"
+
+#define GO_TRACE_HEX 32
+#define GO_SPAN_HEX 16
+/* "traceparent: " + 55 + "\r\n" */
+#define GO_TP_HEADER_LEN 70
+/* How far into a request the incoming traceparent is looked for. */
+#define GO_TP_SCAN 2048
+
+/* Go programs we instrument, by pid, with their struct offsets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct loupe_go_offsets);
+} loupe_go_procs SEC(".maps");
+
+struct go_key {
+	__u32 pid;
+	__u32 pad;
+	__u64 goid;
+};
+
+struct go_ctx {
+	char trace[GO_TRACE_HEX];
+	char span[GO_SPAN_HEX];
+};
+
+/* The trace context a goroutine works for: set by its server request, inherited by goroutines it starts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct go_key);
+	__type(value, struct go_ctx);
+} loupe_go_ctx SEC(".maps");
+
+struct go_fd_key {
+	__u32 pid;
+	__s32 fd;
+};
+
+struct go_incoming {
+	char trace[GO_TRACE_HEX];
+};
+
+/* The trace id an HTTP request read on a Go server's pid:fd carried in its traceparent header. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_fd_key);
+	__type(value, struct go_incoming);
+} loupe_go_incoming SEC(".maps");
+
+/* The header to put on the next HTTP/1 request this thread sends (inject.bpf.c takes it). */
+struct go_inject {
+	__u64 ts_ns;
+	char method[8]; /* the request must start with this, so a stale entry never lands on another request */
+	char header[GO_TP_HEADER_LEN];
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct go_inject);
+} loupe_go_inject SEC(".maps");
+
+static __always_inline char hex_digit(__u32 v)
+{
+	v &= 0xf;
+	return v < 10 ? '0' + v : 'a' + v - 10;
+}
+
+/* n random hex digits (n a multiple of 8). */
+static __always_inline void random_hex(char *out, const int n)
+{
+	for (int i = 0; i < n; i += 8) {
+		__u32 r = bpf_get_prandom_u32();
+		for (int j = 0; j < 8; j++)
+			out[i + j] = hex_digit(r >> (28 - 4 * j));
+	}
+}
+
+static __always_inline int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+#endif /* LOUPE_GO_BPF_H */

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Trace context on the wire without bpf_probe_write_user (refused under
+ * kernel lockdown): a sock_ops program puts the TCP connections that Go
+ * programs with injection on open into a sockhash, and an sk_msg program on
+ * that sockhash inserts a `traceparent` header line after the request line of
+ * the HTTP/1 request go.bpf.c prepared for the sending thread
+ * (bpf_msg_push_data). The program's own write() still returns its own byte
+ * count; the socket tracepoints (net.bpf.c) see the bytes it wrote, the peer
+ * reads the header.
+ */
+#include "go.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SK_PASS 1
+/* The request line must end within this many bytes for the header to go in. */
+#define REQUEST_LINE_MAX 512
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} loupe_inject_socks SEC(".maps");
+
+/* Connections a Go program with injection on is opening, by socket cookie, until established. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} loupe_inject_connecting SEC(".maps");
+
+/* Headers inserted, and requests they could not be put on; read by the agent for its report. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} loupe_inject_counts SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&loupe_inject_counts, &which);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+SEC("sockops")
+int loupe_sockops(struct bpf_sock_ops *skops)
+{
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
+		/* connect() runs in the process: this is where we know who opens it. */
+		__u32 pid = bpf_get_current_pid_tgid() >> 32;
+		struct loupe_go_offsets *off = bpf_map_lookup_elem(&loupe_go_procs, &pid);
+		if (off && (off->flags & LOUPE_GO_F_INJECT)) {
+			__u8 one = 1;
+			bpf_map_update_elem(&loupe_inject_connecting, &cookie, &one, BPF_ANY);
+		}
+		break;
+	}
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		/* Only an established socket may enter a sockhash. */
+		if (bpf_map_lookup_elem(&loupe_inject_connecting, &cookie)) {
+			bpf_map_delete_elem(&loupe_inject_connecting, &cookie);
+			bpf_sock_hash_update(skops, &loupe_inject_socks, &cookie, BPF_ANY);
+		}
+		break;
+	}
+	return 1;
+}
+
+SEC("sk_msg")
+int loupe_inject_traceparent(struct sk_msg_md *msg)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_inject *found = bpf_map_lookup_elem(&loupe_go_inject, &id);
+	if (!found)
+		return SK_PASS;
+	struct go_inject inject = *found;
+	bpf_map_delete_elem(&loupe_go_inject, &id);
+	/* Prepared for a send that never came this way: too old to trust. */
+	if (bpf_ktime_get_ns() - inject.ts_ns > 1000000000ULL)
+		return SK_PASS;
+	__u32 head = msg->size < REQUEST_LINE_MAX ? msg->size : REQUEST_LINE_MAX;
+	if (head < 16 || bpf_msg_pull_data(msg, 0, head, 0))
+		goto refused;
+	char *data = msg->data;
+	char *end = msg->data_end;
+	if (data + REQUEST_LINE_MAX > end && data + 16 > end)
+		goto refused;
+	/* It must be the request prepared: its method, then a space. */
+	for (int i = 0; i < 8; i++) {
+		if (data + i + 1 > end)
+			goto refused;
+		if (inject.method[i] == 0) {
+			if (data[i] != ' ')
+				goto refused;
+			break;
+		}
+		if (data[i] != inject.method[i])
+			goto refused;
+	}
+	__u32 line_end = 0;
+	for (__u32 i = 1; i < REQUEST_LINE_MAX - 1; i++) {
+		if (data + i + 2 > end)
+			break;
+		if (data[i] == '\r' && data[i + 1] == '\n') {
+			line_end = i + 2;
+			break;
+		}
+	}
+	if (!line_end)
+		goto refused;
+	if (bpf_msg_push_data(msg, line_end, GO_TP_HEADER_LEN, 0))
+		goto refused;
+	if (bpf_msg_pull_data(msg, line_end, line_end + GO_TP_HEADER_LEN, 0))
+		goto refused;
+	data = msg->data;
+	end = msg->data_end;
+	if (data + GO_TP_HEADER_LEN > end)
+		goto refused;
+	__builtin_memcpy(data, inject.header, GO_TP_HEADER_LEN);
+	count(0);
+	return SK_PASS;
+refused:
+	count(1);
+	return SK_PASS;
+}

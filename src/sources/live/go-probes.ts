@@ -1,0 +1,115 @@
+/**
+ * Placing bpf/go.bpf.c on a Go program: which functions get which probe (on
+ * the entry, or on every RET), and the struct offsets the probes read, from
+ * the binary's DWARF or the versioned table (goelf.ts). A binary is read and
+ * disassembled once; each process running it gets its own probes and its
+ * entry in the `loupe_go_procs` map.
+ */
+import * as fs from 'node:fs';
+import { ElfError, GoBinary } from '../../discovery/goelf';
+import { CONSTANTS, layoutOf, offsetOf, STRUCT_MEMBERS } from '../../events/layout';
+
+/** Function -> [program on its entry, program on each RET]; required ones make a binary unsupported when missing. */
+const PROBES: Array<{ fn: string; entry?: string; ret?: string; required?: boolean }> = [
+  { fn: 'runtime.newproc1', entry: 'go_newproc1', ret: 'go_newproc1_ret', required: true },
+  { fn: 'runtime.goexit1', entry: 'go_goexit1', required: true },
+  { fn: 'net/http.serverHandler.ServeHTTP', entry: 'go_serve_http', ret: 'go_serve_http_ret' },
+  { fn: 'net/http.(*Transport).roundTrip', entry: 'go_round_trip', ret: 'go_round_trip_ret' },
+  { fn: 'net/http.(*Request).write', entry: 'go_request_write' },
+];
+
+/** loupe_go_offsets member -> the Go struct member it holds. */
+const FIELDS: Record<string, string> = {
+  g_goid: 'runtime.g.goid',
+  request_method: 'net/http.Request.Method',
+  request_url: 'net/http.Request.URL',
+  url_path: 'net/url.URL.Path',
+  url_host: 'net/url.URL.Host',
+  response_conn: 'net/http.response.conn',
+  response_status: 'net/http.response.status',
+  conn_rwc: 'net/http.conn.rwc',
+  netconn_fd: 'net.conn.fd',
+  netfd_pfd: 'net.netFD.pfd',
+  pollfd_sysfd: 'internal/poll.FD.Sysfd',
+  client_status_code: 'net/http.Response.StatusCode',
+};
+
+export interface GoPlan {
+  goVersion: string;
+  /** [program, file offset] pairs. */
+  probes: Array<[string, number]>;
+  /** What the probes cover, for the start-up report. */
+  functions: string[];
+  offsets: Record<string, number>;
+  offsetsFrom: 'dwarf' | 'table' | 'dwarf+table';
+}
+
+/** Is this file a Go program? Reads the section headers only. */
+export function isGoBinary(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(64);
+    if (fs.readSync(fd, head, 0, 64, 0) < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2) return false;
+    const shoff = Number(head.readBigUInt64LE(0x28));
+    const shentsize = head.readUInt16LE(0x3a);
+    const shnum = head.readUInt16LE(0x3c);
+    const shstrndx = head.readUInt16LE(0x3e);
+    const table = Buffer.alloc(shentsize * shnum);
+    fs.readSync(fd, table, 0, table.length, shoff);
+    const names = shstrndx * shentsize;
+    const strOff = Number(table.readBigUInt64LE(names + 0x18));
+    const strSize = Number(table.readBigUInt64LE(names + 0x20));
+    const strings = Buffer.alloc(Math.min(strSize, 1 << 16));
+    fs.readSync(fd, strings, 0, strings.length, strOff);
+    return strings.includes('\0.go.buildinfo\0') || strings.includes('\0.gopclntab\0');
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** What to attach where on a Go binary; an ElfError says why it cannot be instrumented. */
+export async function planGoProbes(file: string): Promise<GoPlan> {
+  const elf = new GoBinary(file);
+  const info = elf.buildInfo();
+  const functions = elf.functions();
+  // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
+  if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
+    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table' };
+  }
+  const probes: Array<[string, number]> = [];
+  const covered: string[] = [];
+  for (const p of PROBES) {
+    const fn = functions.get(p.fn);
+    if (!fn) {
+      if (p.required) throw new ElfError(`${file}: no ${p.fn} (${info.goVersion}): not a Go runtime these probes know`);
+      continue;
+    }
+    if (p.entry) probes.push([p.entry, fn.offset]);
+    if (p.ret) {
+      const rets = elf.retOffsets(fn);
+      if (rets.length === 0) throw new ElfError(`${file}: ${p.fn} has no RET instruction objdump could find`);
+      for (const at of rets) probes.push([p.ret, at]);
+    }
+    covered.push(p.fn);
+  }
+  const names = Object.keys(FIELDS);
+  const read = await elf.fieldOffsets(names.map((n) => FIELDS[n]!));
+  const offsets = Object.fromEntries(names.map((n, i) => [n, read[i]!.offset]));
+  const from = new Set(read.map((r) => r.from));
+  return { goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]! };
+}
+
+/** The `loupe_go_procs` value for a process running this plan. */
+export function encodeGoOffsets(plan: GoPlan, inject: boolean): Buffer {
+  const layout = layoutOf('loupe_go_offsets');
+  const buf = Buffer.alloc(layout.size);
+  for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
+    if (name === 'flags') continue;
+    buf.writeUInt32LE(plan.offsets[name]!, offsetOf('loupe_go_offsets', name));
+  }
+  buf.writeUInt32LE(inject ? CONSTANTS.LOUPE_GO_F_INJECT : 0, offsetOf('loupe_go_offsets', 'flags'));
+  return buf;
+}
