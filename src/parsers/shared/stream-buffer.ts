@@ -27,6 +27,8 @@ export class StreamBuffer {
   push(chunk: Chunk): void {
     const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
     if (data.length === 0) return;
+    // Nothing held: the marks kept are of bytes consumed; the next byte is this chunk's.
+    if (this.available === 0) this.marks.length = 0;
     this.marks.push({ offset: this.offset + this.available, ts: chunk.ts, tid: chunk.tid });
     this.chunks.push(data);
     this.available += data.length;

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { StreamBuffer } from './stream-buffer';
+
+const chunk = (text: string, ts: bigint, tid = 1) => ({ data: Buffer.from(text), ts, tid });
+
+describe('StreamBuffer times', () => {
+  it('dates the next byte by the chunk it came in, also after everything before was consumed', () => {
+    const b = new StreamBuffer();
+    b.push(chunk('PRI * preface', 10n));
+    expect(b.when().ts).toBe(10n);
+    b.skip(13);
+    // A frame arriving much later, alone in its chunk, is that chunk's, not the preface's.
+    b.push(chunk('HEADERS', 5000n, 2));
+    expect(b.when()).toEqual({ ts: 5000n, tid: 2 });
+  });
+
+  it('dates bytes across chunks while some are held', () => {
+    const b = new StreamBuffer();
+    b.push(chunk('abc', 1n));
+    b.push(chunk('def', 2n));
+    b.skip(2);
+    expect(b.when().ts).toBe(1n);
+    expect(b.whenAt(1).ts).toBe(2n);
+    b.skip(1);
+    expect(b.when().ts).toBe(2n);
+  });
+});
