@@ -213,6 +213,7 @@ struct loupe_config {
 
 /* loupe_go_offsets.flags */
 #define LOUPE_GO_F_INJECT 0x1 /* put traceparent on this program's outgoing HTTP/1 requests */
+#define LOUPE_GO_F_GRPC 0x2   /* the grpc_* offsets are known: gRPC probes may read */
 
 /*
  * User -> kernel: where one Go program keeps what the Go probes read, by
@@ -233,6 +234,10 @@ struct loupe_go_offsets {
 	__u32 pollfd_sysfd;       /* internal/poll.FD.Sysfd */
 	__u32 client_status_code; /* net/http.Response.StatusCode */
 	__u32 flags;              /* LOUPE_GO_F_* */
+	__u32 grpc_stream_method; /* google.golang.org/grpc/internal/transport.Stream.method */
+	__u32 grpc_server_conn;   /* google.golang.org/grpc/internal/transport.http2Server.conn */
+	__u32 grpc_cc_target;     /* google.golang.org/grpc.ClientConn.target */
+	__u32 pad0;
 };
 
 #endif /* LOUPE_EVENTS_H */

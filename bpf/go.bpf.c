@@ -12,6 +12,8 @@
  *   net/http.(*Transport).roundTrip    client call start (entry) and end (RETs)
  *   net/http.(*Request).write      the writing goroutine's thread will send
  *                                  this request: where inject.bpf.c's header goes
+ *   google.golang.org/grpc.(*Server).handleStream   gRPC handler start / end
+ *   google.golang.org/grpc.(*ClientConn).Invoke      gRPC unary call start / end
  *
  * Each goroutine that serves a request, or was started (at any depth) by one
  * that did, carries a trace context here (loupe_go_ctx); a client call takes
@@ -189,6 +191,93 @@ int go_goexit1(struct pt_regs *ctx)
 	return 0;
 }
 
+/* The fd of a Go net.Conn interface value's *net.TCPConn (data word at +8): conn.fd.pfd.Sysfd; -1 when not one. */
+static __always_inline __s32 conn_fd(struct loupe_go_offsets *off, __u64 iface)
+{
+	__u64 tcp = read_u64(iface + 8);
+	__u64 netfd = tcp ? read_u64(tcp + off->netconn_fd) : 0;
+	__s64 fd = netfd ? (__s64)read_u64(netfd + off->netfd_pfd + off->pollfd_sysfd) : -1;
+	return fd >= 0 && fd < (1 << 24) ? fd : -1;
+}
+
+/*
+ * A handler starts on goroutine key.goid: its context is the request's trace
+ * (when its traceparent said one: net.bpf.c read it on that fd) or a new
+ * one, with a new span id. ev has method, path and fd filled in.
+ */
+static __always_inline void server_start(struct go_key *key, struct loupe_go_request_event *ev, __u64 response)
+{
+	struct go_ctx gctx;
+	struct go_fd_key fkey = { .pid = key->pid, .fd = ev->fd };
+	struct go_incoming *in = bpf_map_lookup_elem(&loupe_go_incoming, &fkey);
+	if (in) {
+		__builtin_memcpy(gctx.trace, in->trace, GO_TRACE_HEX);
+		bpf_map_delete_elem(&loupe_go_incoming, &fkey);
+	} else {
+		random_hex(gctx.trace, GO_TRACE_HEX);
+	}
+	random_hex(gctx.span, GO_SPAN_HEX);
+	bpf_map_update_elem(&loupe_go_ctx, key, &gctx, BPF_ANY);
+	write_traceparent(ev->traceparent, gctx.trace, gctx.span);
+	struct go_server server = { .start_ns = ev->hdr.ts_ns, .response = response };
+	bpf_map_update_elem(&loupe_go_servers, key, &server, BPF_ANY);
+	emit(ev, sizeof(*ev));
+}
+
+/* A handler returned: the end record (status from net/http's response, or 0), and the goroutine serves no more. */
+static __always_inline void server_end(struct loupe_go_offsets *off, struct go_key *key, __u8 kind)
+{
+	struct go_server *server = bpf_map_lookup_elem(&loupe_go_servers, key);
+	if (!server)
+		return;
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_END, key->goid, kind);
+	if (ev) {
+		ev->start_ns = server->start_ns;
+		if (kind == LOUPE_GO_HTTP_SERVER) {
+			/* 0 when the handler wrote nothing: net/http then answers 200 after ServeHTTP returns. */
+			__u64 status = read_u64(server->response + off->response_status) & 0xffffffff;
+			ev->status = status ? status : 200;
+		}
+		emit(ev, sizeof(*ev));
+	}
+	bpf_map_delete_elem(&loupe_go_servers, key);
+	/* The connection's goroutine goes on to its next request: it serves this one no more. */
+	bpf_map_delete_elem(&loupe_go_ctx, key);
+}
+
+/* A client call starts: a new span in the goroutine's trace, or the root of a new one. ev has method, path, host. */
+static __always_inline void client_start(struct go_key *key, struct loupe_go_request_event *ev, __u64 request)
+{
+	struct go_ctx call;
+	struct go_ctx *parent = bpf_map_lookup_elem(&loupe_go_ctx, key);
+	if (parent)
+		__builtin_memcpy(call.trace, parent->trace, GO_TRACE_HEX);
+	else
+		random_hex(call.trace, GO_TRACE_HEX);
+	random_hex(call.span, GO_SPAN_HEX);
+	write_traceparent(ev->traceparent, call.trace, call.span);
+	struct go_client client = { .start_ns = ev->hdr.ts_ns, .request = request };
+	bpf_map_update_elem(&loupe_go_clients, key, &client, BPF_ANY);
+	emit(ev, sizeof(*ev));
+}
+
+static __always_inline void client_end(struct go_key *key, __u8 kind, __u16 status)
+{
+	struct go_client *client = bpf_map_lookup_elem(&loupe_go_clients, key);
+	if (!client)
+		return;
+	__u64 req = client->request;
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_END, key->goid, kind);
+	if (ev) {
+		ev->start_ns = client->start_ns;
+		ev->status = status;
+		emit(ev, sizeof(*ev));
+	}
+	bpf_map_delete_elem(&loupe_go_clients, key);
+	if (req)
+		bpf_map_delete_elem(&loupe_go_requests, &req);
+}
+
 /* serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request): sh in RAX, rw in RBX:RCX, req in RDI. */
 SEC("uprobe")
 int go_serve_http(struct pt_regs *ctx)
@@ -203,32 +292,13 @@ int go_serve_http(struct pt_regs *ctx)
 	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_HTTP_SERVER);
 	if (!ev || !key.goid)
 		return 0;
-	/* response.conn.rwc is a net.Conn; for TCP its data word is a *net.TCPConn, whose conn.fd.pfd.Sysfd is the fd. */
 	__u64 conn = read_u64(response + off->response_conn);
-	__u64 tcp = conn ? read_u64(conn + off->conn_rwc + 8) : 0;
-	__u64 netfd = tcp ? read_u64(tcp + off->netconn_fd) : 0;
-	__s64 fd = netfd ? (__s64)read_u64(netfd + off->netfd_pfd + off->pollfd_sysfd) : -1;
-	ev->fd = fd >= 0 && fd < (1 << 24) ? fd : -1;
+	ev->fd = conn ? conn_fd(off, conn + off->conn_rwc) : -1;
 	read_go_string(ev->method, LOUPE_GO_METHOD_LEN, req + off->request_method);
 	__u64 url = read_u64(req + off->request_url);
 	if (url)
 		read_go_string(ev->path, LOUPE_GO_PATH_LEN, url + off->url_path);
-	/* The request's own trace, when its traceparent said one (net.bpf.c read it); else a new one. */
-	struct go_ctx gctx;
-	struct go_fd_key fkey = { .pid = pid, .fd = ev->fd };
-	struct go_incoming *in = bpf_map_lookup_elem(&loupe_go_incoming, &fkey);
-	if (in) {
-		__builtin_memcpy(gctx.trace, in->trace, GO_TRACE_HEX);
-		bpf_map_delete_elem(&loupe_go_incoming, &fkey);
-	} else {
-		random_hex(gctx.trace, GO_TRACE_HEX);
-	}
-	random_hex(gctx.span, GO_SPAN_HEX);
-	bpf_map_update_elem(&loupe_go_ctx, &key, &gctx, BPF_ANY);
-	write_traceparent(ev->traceparent, gctx.trace, gctx.span);
-	struct go_server server = { .start_ns = ev->hdr.ts_ns, .response = response };
-	bpf_map_update_elem(&loupe_go_servers, &key, &server, BPF_ANY);
-	emit(ev, sizeof(*ev));
+	server_start(&key, ev, response);
 	return 0;
 }
 
@@ -240,20 +310,7 @@ int go_serve_http_ret(struct pt_regs *ctx)
 	if (!off)
 		return 0;
 	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
-	struct go_server *server = bpf_map_lookup_elem(&loupe_go_servers, &key);
-	if (!server)
-		return 0;
-	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_END, key.goid, LOUPE_GO_HTTP_SERVER);
-	if (ev) {
-		ev->start_ns = server->start_ns;
-		/* 0 when the handler wrote nothing: net/http then answers 200 after ServeHTTP returns. */
-		__u64 status = read_u64(server->response + off->response_status) & 0xffffffff;
-		ev->status = status ? status : 200;
-		emit(ev, sizeof(*ev));
-	}
-	bpf_map_delete_elem(&loupe_go_servers, &key);
-	/* The connection's goroutine goes on to its next request: it serves this one no more. */
-	bpf_map_delete_elem(&loupe_go_ctx, &key);
+	server_end(off, &key, LOUPE_GO_HTTP_SERVER);
 	return 0;
 }
 
@@ -276,17 +333,7 @@ int go_round_trip(struct pt_regs *ctx)
 		read_go_string(ev->path, LOUPE_GO_PATH_LEN, url + off->url_path);
 		read_go_string(ev->host, LOUPE_GO_HOST_LEN, url + off->url_host);
 	}
-	/* The call's span: in the goroutine's trace, or the root of a new one. */
-	struct go_ctx call;
-	struct go_ctx *parent = bpf_map_lookup_elem(&loupe_go_ctx, &key);
-	if (parent)
-		__builtin_memcpy(call.trace, parent->trace, GO_TRACE_HEX);
-	else
-		random_hex(call.trace, GO_TRACE_HEX);
-	random_hex(call.span, GO_SPAN_HEX);
-	write_traceparent(ev->traceparent, call.trace, call.span);
-	struct go_client client = { .start_ns = ev->hdr.ts_ns, .request = req };
-	bpf_map_update_elem(&loupe_go_clients, &key, &client, BPF_ANY);
+	client_start(&key, ev, req);
 	if (off->flags & LOUPE_GO_F_INJECT) {
 		struct go_inject inject = { .ts_ns = ev->hdr.ts_ns };
 		__builtin_memcpy(inject.method, ev->method, sizeof(inject.method));
@@ -296,7 +343,6 @@ int go_round_trip(struct pt_regs *ctx)
 		inject.header[69] = '\n';
 		bpf_map_update_elem(&loupe_go_requests, &req, &inject, BPF_ANY);
 	}
-	emit(ev, sizeof(*ev));
 	return 0;
 }
 
@@ -309,19 +355,88 @@ int go_round_trip_ret(struct pt_regs *ctx)
 	if (!off)
 		return 0;
 	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
-	struct go_client *client = bpf_map_lookup_elem(&loupe_go_clients, &key);
-	if (!client)
+	__u64 resp = ctx->ax;
+	client_end(&key, LOUPE_GO_HTTP_CLIENT, resp ? read_u64(resp + off->client_status_code) & 0xffff : 0);
+	return 0;
+}
+
+/*
+ * gRPC server: (*Server).handleStream(s, t transport.ServerTransport, stream
+ * *transport.Stream, trInfo): t in RBX:RCX (an *http2Server whose conn is the
+ * net.Conn), stream in RDI. A goroutine per stream runs it. The status is the
+ * kernel side's to read (grpc-status in the trailers HTTP/2 carries).
+ */
+SEC("uprobe")
+int go_grpc_handle_stream(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off || !(off->flags & LOUPE_GO_F_GRPC))
 		return 0;
-	__u64 req = client->request;
-	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_END, key.goid, LOUPE_GO_HTTP_CLIENT);
-	if (ev) {
-		ev->start_ns = client->start_ns;
-		__u64 resp = ctx->ax;
-		ev->status = resp ? read_u64(resp + off->client_status_code) & 0xffff : 0;
-		emit(ev, sizeof(*ev));
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_GRPC_SERVER);
+	if (!ev || !key.goid)
+		return 0;
+	__u64 transport = ctx->cx;
+	ev->fd = transport ? conn_fd(off, transport + off->grpc_server_conn) : -1;
+	__builtin_memcpy(ev->method, "POST", 5);
+	read_go_string(ev->path, LOUPE_GO_PATH_LEN, ctx->di + off->grpc_stream_method);
+	server_start(&key, ev, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int go_grpc_handle_stream_ret(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	server_end(off, &key, LOUPE_GO_GRPC_SERVER);
+	return 0;
+}
+
+/*
+ * gRPC client: (*ClientConn).Invoke(cc, ctx context.Context, method string,
+ * args, reply interface{}, opts ...CallOption) error: cc in RAX, method in
+ * RDI (pointer) and RSI (length). HTTP/2 headers are HPACK-coded: no header
+ * is injected here; the call's span id is still the kernel's.
+ */
+SEC("uprobe")
+int go_grpc_invoke(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off || !(off->flags & LOUPE_GO_F_GRPC))
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_GRPC_CLIENT);
+	if (!ev || !key.goid)
+		return 0;
+	__builtin_memcpy(ev->method, "POST", 5);
+	__u64 len = ctx->si;
+	if (len > LOUPE_GO_PATH_LEN - 1)
+		len = LOUPE_GO_PATH_LEN - 1;
+	if (ctx->di && len) {
+		bpf_probe_read_user(ev->path, len & (LOUPE_GO_PATH_LEN - 1), (void *)ctx->di);
+		ev->path[len & (LOUPE_GO_PATH_LEN - 1)] = 0;
 	}
-	bpf_map_delete_elem(&loupe_go_clients, &key);
-	bpf_map_delete_elem(&loupe_go_requests, &req);
+	read_go_string(ev->host, LOUPE_GO_HOST_LEN, ctx->ax + off->grpc_cc_target);
+	client_start(&key, ev, 0);
+	return 0;
+}
+
+/* RET of Invoke: its error in RAX:RBX; nil is OK (0), anything else UNKNOWN (2) until the trailers say more. */
+SEC("uprobe")
+int go_grpc_invoke_ret(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
+		return 0;
+	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
+	client_end(&key, LOUPE_GO_GRPC_CLIENT, ctx->ax ? 2 : 0);
 	return 0;
 }
 

@@ -14,6 +14,7 @@ packages=(
   prometheus                      # test/prometheus.test.ts scrapes /metrics
   chromium                        # test/views.test.ts opens loupe report headless
   golang-go binutils              # Go demo services; objdump finds RET offsets in Go binaries
+  golang-google-grpc-dev          # the Go demo's gRPC workers (GO111MODULE=off, GOPATH=/usr/share/gocode)
 )
 missing=()
 for p in "${packages[@]}"; do

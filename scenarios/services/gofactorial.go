@@ -1,16 +1,20 @@
-// The factorial calculator of the Beyla talk, all in Go (net/http, no tracing
-// library): a frontend, a backend that splits the work, and workers that
-// multiply ranges. Every hop is made from a goroutine the handler starts, so
-// only the goroutine tree says which request a call belongs to.
+// The factorial calculator of the Beyla talk, all in Go (net/http and gRPC,
+// no tracing library): a frontend, a backend that splits the work, and
+// workers that multiply ranges, over HTTP or gRPC. Every hop is made from a
+// goroutine the handler starts, so only the goroutine tree says which request
+// a call belongs to.
 //
 //	gofactorial frontend LISTEN BACKEND_URL
-//	gofactorial backend LISTEN WORKER_URL [WORKER_URL...]
+//	gofactorial backend LISTEN WORKER_URL [WORKER_URL...]   (http://host:port or grpc://host:port)
 //	gofactorial worker LISTEN
+//	gofactorial grpcworker LISTEN
 //
-// LISTEN is host:port; it prints "ready" once it listens.
+// LISTEN is host:port; it prints "ready" once it listens. Built with Debian's
+// Go and golang-google-grpc-dev, GO111MODULE=off, nothing downloaded.
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/big"
@@ -21,6 +25,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/golang/protobuf/ptypes/wrappers"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -69,8 +78,71 @@ func frontend(backend string) http.Handler {
 	return mux
 }
 
+// The workers' gRPC service, declared by hand (there is no protoc here):
+// Multiply takes "from,to" and answers the product, both as StringValue.
+type multiplier interface {
+	Multiply(context.Context, *wrappers.StringValue) (*wrappers.StringValue, error)
+}
+
+var workerService = grpc.ServiceDesc{
+	ServiceName: "factorial.Worker",
+	HandlerType: (*multiplier)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Multiply",
+		Handler: func(srv interface{}, ctx context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+			in := new(wrappers.StringValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			return srv.(multiplier).Multiply(ctx, in)
+		},
+	}},
+	Metadata: "factorial.proto",
+}
+
+type grpcWorker struct{}
+
+func (grpcWorker) Multiply(_ context.Context, in *wrappers.StringValue) (*wrappers.StringValue, error) {
+	var from, to int
+	if _, err := fmt.Sscanf(in.Value, "%d,%d", &from, &to); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "bad range %q", in.Value)
+	}
+	return &wrappers.StringValue{Value: product(from, to).String()}, nil
+}
+
+func product(from, to int) *big.Int {
+	f := big.NewInt(1)
+	for i := from; i <= to; i++ {
+		f.Mul(f, big.NewInt(int64(i)))
+	}
+	return f
+}
+
+// multiplyOn asks one worker for the product of from..to, over HTTP or over a gRPC connection.
+func multiplyOn(worker string, conns map[string]*grpc.ClientConn, from, to int) (string, error) {
+	if conn := conns[worker]; conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out := new(wrappers.StringValue)
+		err := conn.Invoke(ctx, "/factorial.Worker/Multiply", &wrappers.StringValue{Value: fmt.Sprintf("%d,%d", from, to)}, out)
+		return out.Value, err
+	}
+	return get(fmt.Sprintf("%s/multiply?from=%d&to=%d", worker, from, to))
+}
+
 // backend splits 1..n into one range per worker and asks them in parallel.
 func backend(workers []string) http.Handler {
+	conns := map[string]*grpc.ClientConn{}
+	for _, w := range workers {
+		if strings.HasPrefix(w, "grpc://") {
+			conn, err := grpc.Dial(strings.TrimPrefix(w, "grpc://"), grpc.WithInsecure())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			conns[w] = conn
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/compute", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Query().Get("n"))
@@ -90,7 +162,7 @@ func backend(workers []string) http.Handler {
 			wg.Add(1)
 			go func(i int, worker string, from, to int) {
 				defer wg.Done()
-				text, err := get(fmt.Sprintf("%s/multiply?from=%d&to=%d", worker, from, to))
+				text, err := multiplyOn(worker, conns, from, to)
 				if err == nil {
 					parts[i], _ = new(big.Int).SetString(text, 10)
 					if parts[i] == nil {
@@ -123,19 +195,30 @@ func worker() http.Handler {
 			http.Error(w, "bad range", http.StatusBadRequest)
 			return
 		}
-		f := big.NewInt(1)
-		for i := from; i <= to; i++ {
-			f.Mul(f, big.NewInt(int64(i)))
-		}
-		fmt.Fprintln(w, f.String())
+		fmt.Fprintln(w, product(from, to).String())
 	})
 	return mux
 }
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: gofactorial frontend|backend|worker LISTEN [URL...]")
+		fmt.Fprintln(os.Stderr, "usage: gofactorial frontend|backend|worker|grpcworker LISTEN [URL...]")
 		os.Exit(2)
+	}
+	if os.Args[1] == "grpcworker" {
+		l, err := net.Listen("tcp", os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		s := grpc.NewServer()
+		s.RegisterService(&workerService, grpcWorker{})
+		fmt.Println("ready")
+		if err := s.Serve(l); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	var h http.Handler
 	switch os.Args[1] {

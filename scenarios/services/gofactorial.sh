@@ -7,7 +7,7 @@ src=$(dirname "$0")/gofactorial.go
 dir=${TMPDIR:-/tmp}/loupe-gofactorial-$(sha256sum "$src" | cut -c1-12)
 if [ ! -x "$dir/gofactorial" ]; then
   mkdir -p "$dir"
-  GOCACHE="$dir/cache" GO111MODULE=off go build -o "$dir/gofactorial.$$" "$src"
+  GOCACHE="$dir/cache" GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$dir/gofactorial.$$" "$src"
   mv "$dir/gofactorial.$$" "$dir/gofactorial"
 fi
 exec "$dir/gofactorial" "$@"

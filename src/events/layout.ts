@@ -20,6 +20,7 @@ export const CONSTANTS = {
   LOUPE_DATA_F_TRUNCATED: 0x1,
   LOUPE_DATA_F_TLS: 0x2,
   LOUPE_GO_F_INJECT: 0x1,
+  LOUPE_GO_F_GRPC: 0x2,
 } as const;
 
 export const ENUMS = {
@@ -170,6 +171,10 @@ export const STRUCT_MEMBERS = {
     ['pollfd_sysfd', 'u32'],
     ['client_status_code', 'u32'],
     ['flags', 'u32'],
+    ['grpc_stream_method', 'u32'],
+    ['grpc_server_conn', 'u32'],
+    ['grpc_cc_target', 'u32'],
+    ['pad0', 'u32'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;
 

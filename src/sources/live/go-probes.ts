@@ -10,12 +10,14 @@ import { ElfError, GoBinary } from '../../discovery/goelf';
 import { CONSTANTS, layoutOf, offsetOf, STRUCT_MEMBERS } from '../../events/layout';
 
 /** Function -> [program on its entry, program on each RET]; required ones make a binary unsupported when missing. */
-const PROBES: Array<{ fn: string; entry?: string; ret?: string; required?: boolean }> = [
+const PROBES: Array<{ fn: string; entry?: string; ret?: string; required?: boolean; grpc?: boolean }> = [
   { fn: 'runtime.newproc1', entry: 'go_newproc1', ret: 'go_newproc1_ret', required: true },
   { fn: 'runtime.goexit1', entry: 'go_goexit1', required: true },
   { fn: 'net/http.serverHandler.ServeHTTP', entry: 'go_serve_http', ret: 'go_serve_http_ret' },
   { fn: 'net/http.(*Transport).roundTrip', entry: 'go_round_trip', ret: 'go_round_trip_ret' },
   { fn: 'net/http.(*Request).write', entry: 'go_request_write' },
+  { fn: 'google.golang.org/grpc.(*Server).handleStream', entry: 'go_grpc_handle_stream', ret: 'go_grpc_handle_stream_ret', grpc: true },
+  { fn: 'google.golang.org/grpc.(*ClientConn).Invoke', entry: 'go_grpc_invoke', ret: 'go_grpc_invoke_ret', grpc: true },
 ];
 
 /** loupe_go_offsets member -> the Go struct member it holds. */
@@ -34,6 +36,16 @@ const FIELDS: Record<string, string> = {
   client_status_code: 'net/http.Response.StatusCode',
 };
 
+/**
+ * gRPC's struct members: they follow grpc-go's version, not Go's, so only a
+ * binary's DWARF gives them; without it the gRPC probes are left off.
+ */
+const GRPC_FIELDS: Record<string, string> = {
+  grpc_stream_method: 'google.golang.org/grpc/internal/transport.Stream.method',
+  grpc_server_conn: 'google.golang.org/grpc/internal/transport.http2Server.conn',
+  grpc_cc_target: 'google.golang.org/grpc.ClientConn.target',
+};
+
 export interface GoPlan {
   goVersion: string;
   /** [program, file offset] pairs. */
@@ -42,6 +54,8 @@ export interface GoPlan {
   functions: string[];
   offsets: Record<string, number>;
   offsetsFrom: 'dwarf' | 'table' | 'dwarf+table';
+  /** Why some probes were left off (gRPC without DWARF), or ''. */
+  skipped: string;
 }
 
 /** Is this file a Go program? Reads the section headers only. */
@@ -77,11 +91,25 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const functions = elf.functions();
   // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
-    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table' };
+    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '' };
+  }
+  // gRPC's offsets first: without them its probes stay off and the rest goes on.
+  let grpcOffsets: Record<string, number> = {};
+  let skipped = '';
+  if (PROBES.some((p) => p.grpc && functions.has(p.fn))) {
+    try {
+      const names = Object.keys(GRPC_FIELDS);
+      const read = await elf.fieldOffsets(names.map((n) => GRPC_FIELDS[n]!));
+      if (read.some((r) => r.from !== 'dwarf')) throw new ElfError('gRPC struct offsets come only from DWARF');
+      grpcOffsets = Object.fromEntries(names.map((n, i) => [n, read[i]!.offset]));
+    } catch (e) {
+      skipped = `gRPC probes off: ${(e as Error).message}`;
+    }
   }
   const probes: Array<[string, number]> = [];
   const covered: string[] = [];
   for (const p of PROBES) {
+    if (p.grpc && skipped) continue;
     const fn = functions.get(p.fn);
     if (!fn) {
       if (p.required) throw new ElfError(`${file}: no ${p.fn} (${info.goVersion}): not a Go runtime these probes know`);
@@ -97,9 +125,9 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   }
   const names = Object.keys(FIELDS);
   const read = await elf.fieldOffsets(names.map((n) => FIELDS[n]!));
-  const offsets = Object.fromEntries(names.map((n, i) => [n, read[i]!.offset]));
+  const offsets = { ...Object.fromEntries(names.map((n, i) => [n, read[i]!.offset])), ...grpcOffsets };
   const from = new Set(read.map((r) => r.from));
-  return { goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]! };
+  return { goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped };
 }
 
 /** The `loupe_go_procs` value for a process running this plan. */
@@ -107,9 +135,11 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean): Buffer {
   const layout = layoutOf('loupe_go_offsets');
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
-    if (name === 'flags') continue;
-    buf.writeUInt32LE(plan.offsets[name]!, offsetOf('loupe_go_offsets', name));
+    // gRPC's stay 0 when its probes are off (LOUPE_GO_F_GRPC unset).
+    if (name === 'flags' || name === 'pad0') continue;
+    buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
-  buf.writeUInt32LE(inject ? CONSTANTS.LOUPE_GO_F_INJECT : 0, offsetOf('loupe_go_offsets', 'flags'));
+  const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
+  buf.writeUInt32LE((inject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0), offsetOf('loupe_go_offsets', 'flags'));
   return buf;
 }

@@ -39,6 +39,8 @@ export interface GoInstrumented {
   functions: string[];
   probes: number;
   offsetsFrom: GoPlan['offsetsFrom'];
+  /** Probes left off, and why ('' when none). */
+  skipped: string;
 }
 
 /** The TLS probes of bpf/tls.bpf.c, by the library function each goes on. */
@@ -186,7 +188,7 @@ export class LiveSource {
     if (!agent) throw new LiveError('the agent has stopped');
     for (const [program, offset] of plan.probes) agent.attachUprobe(program, exe, offset, pid);
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject));
-    return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom };
+    return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped };
   }
 
   /** A Go process ended: its pid may come back as another program. */
