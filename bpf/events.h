@@ -237,7 +237,11 @@ struct loupe_go_offsets {
 	__u32 grpc_stream_method; /* google.golang.org/grpc/internal/transport.Stream.method */
 	__u32 grpc_server_conn;   /* google.golang.org/grpc/internal/transport.http2Server.conn */
 	__u32 grpc_cc_target;     /* google.golang.org/grpc.ClientConn.target */
-	__u32 pad0;
+	__u32 request_header;     /* net/http.Request.Header: a map[string][]string */
+	__u32 header_map_b;       /* hash<string,[]string>.B: log2 of its bucket count */
+	__u32 header_map_buckets; /* hash<string,[]string>.buckets */
+	__u32 header_bucket_keys; /* bucket<string,[]string>.keys */
+	__u32 header_bucket_overflow; /* bucket<string,[]string>.overflow: the last member, so size - 8 */
 };
 
 #endif /* LOUPE_EVENTS_H */

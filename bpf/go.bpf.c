@@ -278,6 +278,67 @@ static __always_inline void client_end(struct go_key *key, __u8 kind, __u16 stat
 		bpf_map_delete_elem(&loupe_go_requests, &req);
 }
 
+/* Header maps with more buckets than this are not searched: the request is left as it is. */
+#define HEADER_MAX_B 4
+
+struct header_search {
+	__u64 buckets;
+	__u32 bucket_size;
+	__u32 keys;
+	__u32 found;
+	__u32 pad;
+};
+
+/*
+ * One slot of a map[string][]string's buckets (slot i of bucket i/8): a
+ * bpf_loop callback. A tophash below 5 marks an empty or moved slot.
+ * Overflow buckets are not followed: Go grows a map before they are common.
+ */
+static long header_search_step(__u64 i, struct header_search *h)
+{
+	__u64 bucket = h->buckets + (i >> 3) * h->bucket_size;
+	__u32 slot = i & 7;
+	__u8 top = 0;
+	if (bpf_probe_read_user(&top, 1, (void *)(bucket + slot)) || top < 5)
+		return 0;
+	__u64 key[2] = {};
+	if (bpf_probe_read_user(key, sizeof(key), (void *)(bucket + h->keys + slot * 16)) || key[1] != 11)
+		return 0;
+	char name[11];
+	if (bpf_probe_read_user(name, sizeof(name), (void *)key[0]))
+		return 0;
+	const char want[] = "traceparent";
+	for (int k = 0; k < 11; k++)
+		if ((name[k] | 0x20) != want[k])
+			return 0;
+	h->found = 1;
+	return 1;
+}
+
+/*
+ * Does this outgoing request carry a traceparent of its own (a program with
+ * a tracing library)? Then no second one goes in. 1 also when it cannot be
+ * told: a request is never given a header it may already have.
+ */
+static __always_inline int has_own_traceparent(struct loupe_go_offsets *off, __u64 req)
+{
+	__u64 map = read_u64(req + off->request_header);
+	if (!map)
+		return 0;
+	__u8 b = 0;
+	if (bpf_probe_read_user(&b, 1, (void *)(map + off->header_map_b)) || b > HEADER_MAX_B)
+		return 1;
+	struct header_search h = {
+		.buckets = read_u64(map + off->header_map_buckets),
+		.bucket_size = off->header_bucket_overflow + 8,
+		.keys = off->header_bucket_keys,
+	};
+	if (!h.buckets)
+		return 0;
+	bpf_loop(8 << b, header_search_step, &h, 0);
+	return h.found;
+}
+
 /* serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request): sh in RAX, rw in RBX:RCX, req in RDI. */
 SEC("uprobe")
 int go_serve_http(struct pt_regs *ctx)
@@ -334,7 +395,7 @@ int go_round_trip(struct pt_regs *ctx)
 		read_go_string(ev->host, LOUPE_GO_HOST_LEN, url + off->url_host);
 	}
 	client_start(&key, ev, req);
-	if (off->flags & LOUPE_GO_F_INJECT) {
+	if ((off->flags & LOUPE_GO_F_INJECT) && !has_own_traceparent(off, req)) {
 		struct go_inject inject = { .ts_ns = ev->hdr.ts_ns };
 		__builtin_memcpy(inject.method, ev->method, sizeof(inject.method));
 		__builtin_memcpy(inject.header, "traceparent: ", 13);

@@ -8,12 +8,14 @@
 //	gofactorial backend LISTEN WORKER_URL [WORKER_URL...]   (http://host:port or grpc://host:port)
 //	gofactorial worker LISTEN
 //	gofactorial grpcworker LISTEN
+//	gofactorial get      (reads "URL [TRACEPARENT]" lines; fetches each from a goroutine, prints the status)
 //
 // LISTEN is host:port; it prints "ready" once it listens. Built with Debian's
 // Go and golang-google-grpc-dev, GO111MODULE=off, nothing downloaded.
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -200,10 +202,47 @@ func worker() http.Handler {
 	return mux
 }
 
+// fetchLines is a client only: each request waits for its line, so whoever
+// drives it decides when (after the agent has its probes on it, say). A
+// TRACEPARENT given is set as the request's own header, as a tracing library would.
+func fetchLines() {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		fields := strings.Fields(in.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		done := make(chan string)
+		go func() {
+			req, err := http.NewRequest("GET", fields[0], nil)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			if len(fields) > 1 {
+				req.Header.Set("Traceparent", fields[1])
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done <- resp.Status
+		}()
+		fmt.Println(<-done)
+	}
+}
+
 func main() {
-	if len(os.Args) < 3 {
+	if len(os.Args) < 2 || (len(os.Args) < 3 && os.Args[1] != "get") {
 		fmt.Fprintln(os.Stderr, "usage: gofactorial frontend|backend|worker|grpcworker LISTEN [URL...]")
 		os.Exit(2)
+	}
+	if len(os.Args) == 2 && os.Args[1] == "get" {
+		fetchLines()
+		return
 	}
 	if os.Args[1] == "grpcworker" {
 		l, err := net.Listen("tcp", os.Args[2])

@@ -51,6 +51,11 @@ export const GO_OFFSETS: Record<string, Record<string, number>> = {
     'net.netFD.pfd': 0,
     'internal/poll.FD.Sysfd': 16,
     'net/http.Response.StatusCode': 16,
+    'net/http.Request.Header': 56,
+    'hash<string,[]string>.B': 9,
+    'hash<string,[]string>.buckets': 16,
+    'bucket<string,[]string>.keys': 8,
+    'bucket<string,[]string>.overflow': 328,
   },
 };
 

@@ -174,7 +174,11 @@ export const STRUCT_MEMBERS = {
     ['grpc_stream_method', 'u32'],
     ['grpc_server_conn', 'u32'],
     ['grpc_cc_target', 'u32'],
-    ['pad0', 'u32'],
+    ['request_header', 'u32'],
+    ['header_map_b', 'u32'],
+    ['header_map_buckets', 'u32'],
+    ['header_bucket_keys', 'u32'],
+    ['header_bucket_overflow', 'u32'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;
 

@@ -34,6 +34,12 @@ const FIELDS: Record<string, string> = {
   netfd_pfd: 'net.netFD.pfd',
   pollfd_sysfd: 'internal/poll.FD.Sysfd',
   client_status_code: 'net/http.Response.StatusCode',
+  // Where an outgoing request's headers are, to see whether it has a traceparent already.
+  request_header: 'net/http.Request.Header',
+  header_map_b: 'hash<string,[]string>.B',
+  header_map_buckets: 'hash<string,[]string>.buckets',
+  header_bucket_keys: 'bucket<string,[]string>.keys',
+  header_bucket_overflow: 'bucket<string,[]string>.overflow',
 };
 
 /**
@@ -136,7 +142,7 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean): Buffer {
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
     // gRPC's stay 0 when its probes are off (LOUPE_GO_F_GRPC unset).
-    if (name === 'flags' || name === 'pad0') continue;
+    if (name === 'flags') continue;
     buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);

@@ -1,0 +1,129 @@
+/**
+ * Traceparent injection on the wire: a real Go client (Debian's Go, probed
+ * live) calls a Node server that prints the raw headers it received. What
+ * the server read is checked against the spans the agent made — the header
+ * the kernel put in names the client span — and against the switch: with
+ * injection off, or when the program sets its own traceparent, no header is
+ * added. Skipped with the reason where the live agent or Go cannot run.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LiveSession } from '../src/pipeline/live';
+import { liveSupport } from '../src/sources/live/system';
+import { freePort, ROOT } from './helpers';
+
+const support = liveSupport();
+const go = spawnSync('go', ['version']).status === 0;
+const skipReason = !support.ok ? support.reason : !go ? 'go is not installed' : '';
+if (skipReason) console.warn(`Go injection tests skipped: ${skipReason}`);
+
+interface SpanLine {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  kind: string;
+  pid: number;
+  attributes: Record<string, string | number | boolean>;
+}
+
+/** A process whose stdout lines are read one per request. */
+function lines(child: ChildProcess): () => Promise<string> {
+  const queue: string[] = [];
+  const waiting: Array<(l: string) => void> = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (l) => {
+    const w = waiting.shift();
+    if (w) w(l);
+    else queue.push(l);
+  });
+  return () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((resolve) => waiting.push(resolve)));
+}
+
+/** Run the Go client through an agent session: one request per [path, own traceparent?]; what the server read and the spans. */
+async function throughAgent(goInject: boolean, requests: Array<[string, string?]>) {
+  const port = await freePort();
+  const server = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders })); s.end('ok'); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const serverLine = lines(server);
+  expect(await serverLine()).toBe('ready');
+  let spans = '';
+  const session = new LiveSession({
+    ports: [port], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
+    write: (t) => (spans += t), goProbes: true, goInject,
+  });
+  const started = session.start();
+  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const clientLine = lines(client);
+  const received: Array<{ url: string; raw: string[] }> = [];
+  try {
+    // The build (first run) happens before the program runs; wait until it is the Go program, then probe it.
+    const probed = () => session.goPrograms.find((g) => g.pid === client.pid);
+    for (let i = 0; i < 600 && !probed(); i++) {
+      session.considerGo(client.pid!);
+      await session.goSettled();
+      if (!probed()) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(probed()).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
+    for (const [p, own] of requests) {
+      client.stdin!.write(`http://127.0.0.1:${port}${p}${own ? ` ${own}` : ''}\n`);
+      expect(await clientLine()).toBe('200 OK');
+      received.push(JSON.parse(await serverLine()));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    client.stdin!.end();
+    await session.stop();
+    server.kill();
+  }
+  const parsed = spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+  return { received, spans: parsed, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid! };
+}
+
+/** Values of the traceparent headers in Node's rawHeaders (name, value, name, value, ...). */
+const traceparentsOf = (raw: string[]) => raw.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === 'traceparent' ? [raw[i + 1]!] : []));
+
+describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's requests${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const OWN = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
+  let on: Awaited<ReturnType<typeof throughAgent>>;
+  let off: Awaited<ReturnType<typeof throughAgent>>;
+
+  beforeAll(async () => {
+    on = await throughAgent(true, [['/plain'], ['/own', OWN]]);
+    off = await throughAgent(false, [['/plain']]);
+  }, 240_000);
+
+  it('puts one traceparent on a request that had none, naming the client span the agent reports', () => {
+    expect(on.started.propagation).toEqual({ inject: true, reason: '' });
+    const [plain] = on.received;
+    expect(plain!.url).toBe('/plain');
+    const headers = traceparentsOf(plain!.raw);
+    expect(headers).toHaveLength(1);
+    const [, traceId, spanId] = headers[0]!.split('-');
+    const call = on.spans.find((s) => s.kind === 'client' && s.pid === on.clientPid && String(s.attributes['url.full']).endsWith('/plain'))!;
+    expect(call).toBeDefined();
+    expect({ traceId: call.traceId, spanId: call.spanId }).toEqual({ traceId, spanId });
+    const served = on.spans.find((s) => s.kind === 'server' && s.pid === on.serverPid && s.attributes['url.path'] === '/plain')!;
+    expect(served.parentSpanId).toBe(call.spanId);
+    expect(served.attributes['loupe.context']).toBe('traceparent');
+    expect(on.injected.inserted).toBeGreaterThanOrEqual(1n);
+  });
+
+  it('adds nothing to a request that carries its own traceparent', () => {
+    const own = on.received[1]!;
+    expect(own.url).toBe('/own');
+    expect(traceparentsOf(own.raw)).toEqual([OWN]);
+    const call = on.spans.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith('/own'))!;
+    expect(call.traceId).toBe(OWN.split('-')[1]);
+  });
+
+  it('leaves every byte as the program wrote it when injection is off', () => {
+    expect(off.started.propagation.inject).toBe(false);
+    expect(off.started.propagation.reason).toMatch(/turned off by configuration/);
+    expect(traceparentsOf(off.received[0]!.raw)).toEqual([]);
+    const served = off.spans.find((s) => s.kind === 'server' && s.pid === off.serverPid)!;
+    const call = off.spans.find((s) => s.kind === 'client' && s.pid === off.clientPid)!;
+    // One kernel sees both ends: the connection pair still joins them.
+    expect(served.attributes['loupe.context']).toBe('connection-pair');
+    expect(served.parentSpanId).toBe(call.spanId);
+  });
+});
