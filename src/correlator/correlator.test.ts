@@ -86,6 +86,38 @@ describe('correlator', () => {
     expect(call.attributes['loupe.context']).toBe('ambiguous-thread');
   });
 
+  it('pairs a server request whose bytes reached the ring buffer before the client\'s (the writer had not returned yet)', () => {
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.recv(front, get('/a')); // the reader's record first
+    s.send(curl, get('/a'));
+    const [frontOut, back] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
+    s.send(frontOut, get('/b'));
+    s.recv(back, get('/b'));
+    s.send(back, ok());
+    s.recv(frontOut, ok());
+    s.send(front, ok());
+    s.recv(curl, ok());
+    const spans = spansOf(s.events);
+    const [client, server, call, downstream] = [find(spans, 'curl', 'client'), find(spans, 'front', 'server'), find(spans, 'front', 'client'), find(spans, 'back', 'server')];
+    expect(server.parentSpanId).toBe(client.spanId);
+    expect(server.attributes).toMatchObject({ 'loupe.context': 'connection-pair', 'loupe.paired_late': true });
+    // The calls it makes are in the client's trace too.
+    expect(call.parentSpanId).toBe(server.spanId);
+    expect(new Set([client, server, call, downstream].map((x) => x.traceId)).size).toBe(1);
+  });
+
+  it('does not claim a waiting server request with a client request of other bytes', () => {
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.recv(front, get('/a'));
+    s.send(curl, get('/other'));
+    s.send(front, ok());
+    s.recv(curl, ok());
+    const spans = spansOf(s.events);
+    expect(find(spans, 'front', 'server').parentSpanId).toBe('');
+  });
+
   it('does not pair with an earlier connection that used the same ports and closed', () => {
     const s = new Script();
     const [c1, s1] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

@@ -69,6 +69,8 @@ interface InFlight {
   fingerprint: string;
   /** A server span already took this client span as its parent. */
   claimed: boolean;
+  /** A server request that found no client to pair with when it was parsed: a later one may still claim it. */
+  awaitingClient?: boolean;
   /** Holds a place in the answer order for a request that makes no span (database start-up, ...). */
   silent?: boolean;
   /** HTTP/2: the stream whose response ends this span. */
@@ -465,12 +467,13 @@ export class Correlator {
       } else {
         span.traceId = this.ids.traceId();
         context = 'new';
+        pending.awaitingClient = true;
       }
       pending.threadKey = `${conn.pid}:${req.tid}`;
       push(this.serving, pending.threadKey, pending);
     } else {
       context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true, req);
-      push(this.clientsByFingerprint, pending.fingerprint, pending);
+      if (!this.claimWaitingServer(conn, pending)) push(this.clientsByFingerprint, pending.fingerprint, pending);
     }
     span.attributes['loupe.context'] = context;
     if (req.error !== undefined) span.attributes['loupe.parse_error'] = req.error;
@@ -630,6 +633,32 @@ export class Correlator {
       && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
     const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
     return found ? { client: found, how: 'connection-pair-nat' } : undefined;
+  }
+
+  /**
+   * The reader's record can reach the ring buffer before the writer's (the
+   * writer's syscall has not returned yet when the reader's does): a server
+   * request parsed first, with no client to pair, is claimed by the client
+   * request that then arrives on the same connection seen from the other end,
+   * if it sent these very bytes and the server span is still open. Trace ids
+   * already handed out under the server span are aliased to the client's.
+   */
+  private claimWaitingServer(conn: Connection, client: InFlight): boolean {
+    if (!conn.local || !conn.remote) return false;
+    const server = this.serversByClientTuple.get(tupleKey(conn.local, conn.remote));
+    if (!server) return false;
+    const waiting = this.inFlight.get(server.id)?.find((p) => p.awaitingClient && p.fingerprint === client.fingerprint);
+    if (!waiting) return false;
+    waiting.awaitingClient = false;
+    client.claimed = true;
+    const span = waiting.span;
+    this.alias(span.traceId, client.span.traceId);
+    span.traceId = client.span.traceId;
+    span.parentSpanId = client.span.spanId;
+    span.traceState = client.span.traceState;
+    span.attributes['loupe.context'] = 'connection-pair';
+    span.attributes['loupe.paired_late'] = true;
+    return true;
   }
 
   private end(pending: InFlight, res: Http1Response): void {
