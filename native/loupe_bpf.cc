@@ -8,6 +8,8 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
@@ -189,7 +191,13 @@ class Agent : public Napi::ObjectWrap<Agent> {
           bpf_map__set_max_entries(map, ringBytes);
         }
       }
+      // The verifier gives up with EAGAIN when a signal arrives mid-load (a
+      // profiler's SIGPROF every few ms): hold signals for this thread meanwhile.
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old);
       int err = bpf_object__load(obj);
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
       if (err) {
         bpf_object__close(obj);
         return err;
@@ -373,7 +381,12 @@ class Agent : public Napi::ObjectWrap<Agent> {
   }
 
   void Detach() {
-    for (auto* link : links_) bpf_link__destroy(link);
+    // Each tracepoint or uprobe detach waits out an RCU grace period (tens of
+    // ms); one after another that made stop() take seconds. Side by side, they
+    // take about one.
+    std::vector<std::thread> detaching;
+    for (auto* link : links_) detaching.emplace_back([link] { bpf_link__destroy(link); });
+    for (auto& t : detaching) t.join();
     links_.clear();
     // Sockets in the sockhash keep the program until it is detached or the map is freed.
     for (auto& [progFd, mapFd] : msgAttached_) bpf_prog_detach2(progFd, mapFd, BPF_SK_MSG_VERDICT);
