@@ -45,7 +45,8 @@ export class IdGenerator {
       for (let i = 0; i < words; i++) {
         const w = this.nextU32();
         if (w !== 0) zero = false;
-        out += w.toString(16).padStart(8, '0');
+        // A byte table, not toString(16).padStart: a span costs two or three ids, and this runs per span.
+        out += HEX_BYTE[w >>> 24]! + HEX_BYTE[(w >>> 16) & 0xff]! + HEX_BYTE[(w >>> 8) & 0xff]! + HEX_BYTE[w & 0xff]!;
       }
       if (!zero) return out; // all-zero ids are invalid in W3C trace context
     }
@@ -59,6 +60,8 @@ export class IdGenerator {
     return this.hex(2);
   }
 }
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
