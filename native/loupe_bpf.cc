@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
       InstanceMethod("load", &Agent::Load),
       InstanceMethod("attach", &Agent::Attach),
       InstanceMethod("attachUprobe", &Agent::AttachUprobe),
+      InstanceMethod("detachLinks", &Agent::DetachLinks),
       InstanceMethod("loadOptional", &Agent::LoadOptional),
       InstanceMethod("attachCgroup", &Agent::AttachCgroup),
       InstanceMethod("attachSkMsg", &Agent::AttachSkMsg),
@@ -71,7 +73,16 @@ class Agent : public Napi::ObjectWrap<Agent> {
 
  private:
   std::vector<bpf_object*> objects_;
-  std::vector<bpf_link*> links_;
+  // Links by id: an id lets a caller detach what it attached for one process.
+  std::map<uint32_t, bpf_link*> links_;
+  uint32_t nextLink_ = 1;
+  // Links being destroyed in the background (detachLinks), joined at shutdown.
+  std::vector<std::thread> reaping_;
+
+  uint32_t Keep(bpf_link* link) {
+    links_[nextLink_] = link;
+    return nextLink_++;
+  }
   std::vector<std::string> attached_;
   // sk_msg programs attached to a sockhash (no bpf_link for those in libbpf 1.1): prog fd, map fd.
   std::vector<std::pair<int, int>> msgAttached_;
@@ -147,7 +158,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     close(fd);
     if (!link)
       throw Napi::Error::New(env, std::string("cannot attach ") + bpf_program__name(prog) + " to cgroup " + dir + ": " + errnoText(err));
-    links_.push_back(link);
+    Keep(link);
     attached_.push_back(std::string(bpf_program__section_name(prog)) + ":" + dir);
     return env.Undefined();
   }
@@ -223,7 +234,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
                                           bpf_program__section_name(prog) + "): " + errnoText(err) +
                                           (err == ENOENT ? " — is tracefs mounted at /sys/kernel/tracing?" : ""));
         }
-        links_.push_back(link);
+        Keep(link);
         attached_.push_back(bpf_program__section_name(prog));
       }
     }
@@ -260,9 +271,26 @@ class Agent : public Napi::ObjectWrap<Agent> {
       throw Napi::Error::New(env, "cannot attach " + name + " to " + binary + " " +
                                       (symbol.empty() ? "+" + std::to_string(offset) : symbol) + ": " + errnoText(err));
     }
-    links_.push_back(link);
+    uint32_t id = Keep(link);
     attached_.push_back(std::string(ret ? "uretprobe/" : "uprobe/") + binary + ":" + (symbol.empty() ? std::to_string(offset) : symbol));
-    return env.Undefined();
+    return Napi::Number::New(env, id);
+  }
+
+  // detachLinks([id...]): destroy these links (a process that ended) on a
+  // thread of their own: each waits out an RCU grace period, and the JS
+  // thread must go on draining meanwhile.
+  Napi::Value DetachLinks(const Napi::CallbackInfo& info) {
+    Napi::Array ids = info[0].As<Napi::Array>();
+    std::vector<bpf_link*> gone;
+    for (uint32_t i = 0; i < ids.Length(); i++) {
+      auto it = links_.find(ids.Get(i).As<Napi::Number>().Uint32Value());
+      if (it == links_.end()) continue;
+      gone.push_back(it->second);
+      links_.erase(it);
+    }
+    if (!gone.empty())
+      reaping_.emplace_back([gone] { for (auto* link : gone) bpf_link__destroy(link); });
+    return info.Env().Undefined();
   }
 
   Napi::Value Programs(const Napi::CallbackInfo& info) {
@@ -385,9 +413,11 @@ class Agent : public Napi::ObjectWrap<Agent> {
     // ms); one after another that made stop() take seconds. Side by side, they
     // take about one.
     std::vector<std::thread> detaching;
-    for (auto* link : links_) detaching.emplace_back([link] { bpf_link__destroy(link); });
+    for (auto& [id, link] : links_) detaching.emplace_back([link = link] { bpf_link__destroy(link); });
     for (auto& t : detaching) t.join();
     links_.clear();
+    for (auto& t : reaping_) t.join();
+    reaping_.clear();
     // Sockets in the sockhash keep the program until it is detached or the map is freed.
     for (auto& [progFd, mapFd] : msgAttached_) bpf_prog_detach2(progFd, mapFd, BPF_SK_MSG_VERDICT);
     msgAttached_.clear();

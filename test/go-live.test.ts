@@ -7,6 +7,7 @@
  * added. Skipped with the reason where the live agent or Go cannot run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +27,27 @@ interface SpanLine {
   kind: string;
   pid: number;
   attributes: Record<string, string | number | boolean>;
+}
+
+/**
+ * BPF links this process holds for Go probes: its fds whose fdinfo names a
+ * program called go_* (a link's fd closes when the link is destroyed).
+ */
+function heldGoLinks(): number {
+  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  const goProgs = new Set((JSON.parse(r.stdout) as Array<{ id: number; name?: string }>).filter((p) => p.name?.startsWith('go_')).map((p) => String(p.id)));
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let info = '';
+    try {
+      info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const prog = /^prog_id:\s+(\d+)$/m.exec(info)?.[1];
+    if (/^link_type:/m.test(info) && prog && goProgs.has(prog)) n++;
+  }
+  return n;
 }
 
 /** A process whose stdout lines are read one per request. */
@@ -72,11 +94,16 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
     await new Promise((r) => setTimeout(r, 200));
   } finally {
     client.stdin!.end();
-    await session.stop();
-    server.kill();
   }
+  const linksWhileRunning = heldGoLinks();
+  await new Promise((r) => (client.exitCode !== null ? r(null) : client.once('exit', r)));
+  // Its exit record comes through the ring buffer: then its probes go.
+  for (let i = 0; i < 50 && heldGoLinks() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  const linksAfterExit = heldGoLinks();
+  await session.stop();
+  server.kill();
   const parsed = spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
-  return { received, spans: parsed, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid! };
+  return { received, spans: parsed, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit };
 }
 
 /** Values of the traceparent headers in Node's rawHeaders (name, value, name, value, ...). */
@@ -114,6 +141,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(traceparentsOf(own.raw)).toEqual([OWN]);
     const call = on.spans.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith('/own'))!;
     expect(call.traceId).toBe(OWN.split('-')[1]);
+  });
+
+  it('detaches a Go program\'s probes when it exits', () => {
+    expect(on.linksWhileRunning).toBeGreaterThan(10);
+    expect(on.linksAfterExit).toBe(0);
   });
 
   it('leaves every byte as the program wrote it when injection is off', () => {

@@ -36,7 +36,7 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
     expect(info.goVersion).toBe(go);
   });
 
-  it('finds the functions issue 9 probes, and every RET offset it reports holds a RET', () => {
+  it('finds the functions issue 9 probes, and every RET offset it reports holds a RET', async () => {
     const elf = new GoBinary(bin);
     const bytes = fs.readFileSync(bin);
     for (const name of PROBES) {
@@ -44,7 +44,7 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
       expect(fn, name).toBeDefined();
       // The entry is a real instruction start: Go's functions begin with a stack check or a sub.
       expect(fn!.size).toBeGreaterThan(0);
-      const rets = elf.retOffsets(fn!);
+      const rets = await elf.retOffsets(fn!);
       expect(rets.length, name).toBeGreaterThan(0);
       for (const off of rets) {
         expect(off).toBeGreaterThanOrEqual(fn!.offset);

@@ -7,7 +7,7 @@
  * binutils' disassembler, which knows x86-64 instruction boundaries; a byte
  * search for 0xC3 would not.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 
@@ -186,14 +186,26 @@ export class GoBinary {
     });
   }
 
-  /** File offsets of every RET in a function, from objdump's disassembly. */
-  retOffsets(fn: FunctionSymbol): number[] {
-    let text: string;
-    try {
-      text = execFileSync('objdump', ['-d', '--no-show-raw-insn', `--start-address=0x${fn.addr.toString(16)}`, `--stop-address=0x${(fn.addr + BigInt(fn.size)).toString(16)}`, this.path], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    } catch (e) {
-      throw new ElfError(`objdump could not disassemble ${fn.name} in ${this.path}: ${(e as Error).message.split('\n')[0]}`);
-    }
+  /**
+   * File offsets of every RET in a function, from objdump's disassembly; run
+   * as a child process the caller does not wait on (a live agent must keep
+   * draining its ring buffer meanwhile).
+   */
+  async retOffsets(fn: FunctionSymbol): Promise<number[]> {
+    const text = await new Promise<string>((resolve, reject) => {
+      execFile('objdump', this.disassembleArgs(fn), { encoding: 'utf8', maxBuffer: 64 << 20 }, (e, stdout) => {
+        if (e) reject(new ElfError(`objdump could not disassemble ${fn.name} in ${this.path}: ${e.message.split('\n')[0]}`));
+        else resolve(stdout);
+      });
+    });
+    return this.rets(fn, text);
+  }
+
+  private disassembleArgs(fn: FunctionSymbol): string[] {
+    return ['-d', '--no-show-raw-insn', `--start-address=0x${fn.addr.toString(16)}`, `--stop-address=0x${(fn.addr + BigInt(fn.size)).toString(16)}`, this.path];
+  }
+
+  private rets(fn: FunctionSymbol, text: string): number[] {
     const out: number[] = [];
     for (const m of text.matchAll(/^\s*([0-9a-f]+):\s+ret[qnl]?\b/gm)) {
       const addr = BigInt(`0x${m[1]}`);

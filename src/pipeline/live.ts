@@ -164,7 +164,14 @@ export class LiveSession {
     } catch {
       return; // gone, or a kernel thread
     }
-    if (this.goPids.get(pid) === program || !isGoBinary(`/proc/${pid}/exe`)) return;
+    const before = this.goPids.get(pid);
+    if (before === program) return;
+    if (before !== undefined) {
+      // It exec'd another program: the probes on the old one go.
+      this.goPids.delete(pid);
+      this.source.forgetGo(pid);
+    }
+    if (!isGoBinary(`/proc/${pid}/exe`)) return;
     this.goPids.set(pid, program);
     const done: Promise<void> = this.source.instrumentGo(pid).then((r) => {
       if (!r) return;

@@ -123,7 +123,7 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
     }
     if (p.entry) probes.push([p.entry, fn.offset]);
     if (p.ret) {
-      const rets = elf.retOffsets(fn);
+      const rets = await elf.retOffsets(fn);
       if (rets.length === 0) throw new ElfError(`${file}: ${p.fn} has no RET instruction objdump could find`);
       for (const at of rets) probes.push([p.ret, at]);
     }

@@ -101,6 +101,8 @@ export class LiveSource {
   private agent: NativeAgent | undefined;
   private ended: Promise<void> | undefined;
   private propagation: Propagation = { inject: false, reason: 'not started' };
+  /** The uprobe links each Go process got, to detach when it ends. */
+  private readonly goLinks = new Map<number, number[]>();
   /** Probe plans by executable (dev:inode): a binary is read and disassembled once. */
   private readonly goPlans = new Map<string, Promise<GoPlan>>();
 
@@ -186,14 +188,20 @@ export class LiveSource {
     if (!plan.functions.some((f) => f.startsWith('net/http.'))) return undefined;
     const agent = this.agent;
     if (!agent) throw new LiveError('the agent has stopped');
-    for (const [program, offset] of plan.probes) agent.attachUprobe(program, exe, offset, pid);
+    this.forgetGo(pid); // a pid probed before ran another program
+    const links: number[] = [];
+    this.goLinks.set(pid, links);
+    for (const [program, offset] of plan.probes) links.push(agent.attachUprobe(program, exe, offset, pid));
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject));
     return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped };
   }
 
-  /** A Go process ended: its pid may come back as another program. */
+  /** A Go process ended (or exec'd): its probes go, and its pid may come back as another program. */
   forgetGo(pid: number): void {
     this.agent?.mapDelete('loupe_go_procs', u32(pid));
+    const links = this.goLinks.get(pid);
+    this.goLinks.delete(pid);
+    if (links?.length) this.agent?.detachLinks(links);
   }
 
   /** Headers sk_msg inserted, and requests it found no place for. */

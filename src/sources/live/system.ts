@@ -16,7 +16,10 @@ export const INJECT_OBJECT = path.join(ROOT, 'build/bpf/inject.bpf.o');
 export interface NativeAgent {
   load(objects: string[], ringBytes: number): void;
   attach(): void;
-  attachUprobe(program: string, binary: string, where: string | number, pid: number): void;
+  /** Returns the link's id, for detachLinks. */
+  attachUprobe(program: string, binary: string, where: string | number, pid: number): number;
+  /** Detach these links in the background. */
+  detachLinks(ids: number[]): void;
   /** "" when loaded, else why not. */
   loadOptional(object: string, ringBytes: number): string;
   attachCgroup(program: string, cgroupDir: string): void;
