@@ -60,6 +60,7 @@ const PID_AT = offsetOf('loupe_event_header', 'pid');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
 const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
+const BYTES_AT = offsetOf('loupe_data_event', 'bytes');
 const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
 const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
 const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
@@ -258,7 +259,8 @@ export class LiveSession {
         if (!this.known.has(pid)) this.firstSight(pid, out);
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
-          this.masker(pid, record).mask(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured));
+          const missing = Number(record.readBigUInt64LE(BYTES_AT)) - captured;
+          this.masker(pid, record).mask(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured), missing);
         }
         if (type === T.LOUPE_EV_SOCK_CLOSE) {
           const cookie = record.readBigUInt64LE(CLOSE_COOKIE_AT);

@@ -9,6 +9,7 @@
  * records of one socket direction, for secrets a program wrote in pieces.
  */
 import { isSecretHeader } from './redact';
+import { Http2Masker, http2Start } from './redact-http2';
 
 const MASK = 0x2a; // '*'
 const CR = 0x0d;
@@ -82,13 +83,39 @@ const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue }
  * masked) or a credential header name and a colon (its value is masked).
  */
 export class StreamMasker {
+  /** Set when this direction began as HTTP/2 (its preface, or a server's first SETTINGS): HPACK-coded from then on. */
+  private http2: Http2Masker | undefined;
+  private decided = false;
+  /** The first bytes, from records already handed on, while the protocol is not known yet. */
+  private held: Buffer = Buffer.alloc(0);
   private mode = Mode.LineStart;
   /** The current line's first bytes while it is still unclassified. */
   private head = '';
   /** A secret value's first non-space byte was seen (the spaces after the colon stay). */
   private valueStarted = false;
 
-  mask(payload: Uint8Array): number {
+  /** Mask one record's payload in place; `missing` bytes the kernel did not copy follow it. */
+  mask(payload: Uint8Array, missing = 0): number {
+    if (!this.decided) {
+      const head = Buffer.concat([this.held, payload.subarray(0, 24)]);
+      const start = http2Start(head);
+      if (start === undefined) {
+        // Too few bytes to tell (no secret fits in them): keep them, to go through whichever masker follows.
+        this.held = head;
+        return 0;
+      }
+      this.decided = true;
+      const past = this.held;
+      this.held = Buffer.alloc(0);
+      if (start !== 'other') this.http2 = new Http2Masker(start);
+      // What earlier records held goes through first, on a copy: those bytes are already handed on.
+      if (past.length) this.maskText(Buffer.from(past));
+    }
+    return this.maskText(payload, missing);
+  }
+
+  private maskText(payload: Uint8Array, missing = 0): number {
+    if (this.http2) return this.http2.mask(payload, missing);
     let masked = 0;
     for (let i = 0; i < payload.length; i++) {
       if (this.mode === Mode.Other) {

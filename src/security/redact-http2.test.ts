@@ -1,0 +1,244 @@
+import fc from 'fast-check';
+import * as http2 from 'node:http2';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { recordingProxy } from '../../test/recording-proxy';
+import { tempDir } from '../../test/helpers';
+import { spansOfCapture } from '../pipeline/replay';
+import { frame, settings } from '../../test/http2-frames';
+import { Http2Parser, PREFACE } from '../parsers/http2/parser';
+import type { Http2Message } from '../parsers/http2/messages';
+import { StreamMasker } from './redact-payload';
+import { isSecretHeader } from './redact';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const hpackjs = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string; huffman?: boolean; neverIndex?: boolean }>): void; read(): Buffer } } };
+
+interface Field { name: string; value: string; huffman: boolean; neverIndex: boolean }
+
+const SECRET = 'S3cr3tT0ken';
+
+/** A client's bytes: preface, SETTINGS, then each request's header block in a HEADERS frame (some padded or split into CONTINUATION). */
+function clientStream(requests: Field[][], shapes: number[], bodies = true): Buffer {
+  const enc = hpackjs.compressor.create({ table: { size: 4096 } });
+  const parts = [PREFACE, settings()];
+  requests.forEach((fields, i) => {
+    enc.write(fields);
+    const block = enc.read();
+    const stream = 1 + 2 * i;
+    const shape = shapes[i % shapes.length]! % 3;
+    if (shape === 0) parts.push(frame(1, 0x4 | 0x1, stream, block));
+    else if (shape === 1) parts.push(frame(1, 0x4 | 0x1 | 0x8 | 0x20, stream, Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 16]), block, Buffer.alloc(3)])));
+    else {
+      const cut = Math.floor(block.length / 2);
+      parts.push(frame(1, 0x1, stream, block.subarray(0, cut)), frame(9, 0x4, stream, block.subarray(cut)));
+    }
+    if (bodies) parts.push(frame(0, 0x1, stream, Buffer.from(`body ${SECRET}`))); // bodies are not headers: left alone
+  });
+  return Buffer.concat(parts);
+}
+
+function requestsOf(bytes: Buffer): Http2Message[] {
+  const out: Http2Message[] = [];
+  const p = new Http2Parser();
+  p.onMessage = (m) => out.push(m);
+  p.feed('client', { data: bytes, ts: 1n, tid: 1 });
+  return out;
+}
+
+/** Mask a stream cut into records at these points. */
+function maskInRecords(bytes: Buffer, cuts: number[]): Buffer {
+  const out = Buffer.from(bytes);
+  const m = new StreamMasker();
+  const points = [...new Set([0, ...cuts.map((c) => c % (out.length + 1)), out.length])].sort((a, b) => a - b);
+  for (let i = 0; i + 1 < points.length; i++) m.mask(out.subarray(points[i]!, points[i + 1]!));
+  return out;
+}
+
+const field = fc.record({
+  name: fc.constantFrom('authorization', 'cookie', 'x-api-key', 'x-request-id', 'accept', 'user-agent', 'x-note'),
+  value: fc.oneof(fc.constant(`Bearer ${SECRET}`), fc.constant(`id=${SECRET}; theme=dark`), fc.stringMatching(/^[a-z0-9 ;=-]{0,20}$/)),
+  huffman: fc.boolean(),
+  neverIndex: fc.boolean(),
+});
+const request = fc.tuple(
+  fc.constantFrom('/items', '/items?token=abc123&page=2', `/search?q=${SECRET}#frag=x`, '/a?x'),
+  fc.array(field, { maxLength: 5 }),
+  fc.boolean(),
+).map(([path, fields, huffman]): Field[] => [
+  { name: ':method', value: 'GET', huffman, neverIndex: false },
+  { name: ':path', value: path, huffman, neverIndex: false },
+  { name: ':scheme', value: 'http', huffman, neverIndex: false },
+  { name: ':authority', value: 'shop', huffman, neverIndex: false },
+  ...fields,
+]);
+
+/** A path with each query value's characters as 'v': what masking must keep. */
+function querySkeleton(path: string): string {
+  const q = path.indexOf('?');
+  if (q < 0) return path;
+  const hash = path.indexOf('#', q);
+  const end = hash < 0 ? path.length : hash;
+  const query = path.slice(q + 1, end).split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    return eq < 0 ? pair : `${pair.slice(0, eq + 1)}${'v'.repeat(pair.length - eq - 1)}`;
+  });
+  return `${path.slice(0, q + 1)}${query.join('&')}${path.slice(end)}`;
+}
+
+describe('HTTP/2 masking in captures', () => {
+  it('hides credential values and :path query values, and every other header decodes as before, however the bytes are cut', () => {
+    fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 8 }), (requests, shapes, cuts) => {
+      const original = clientStream(requests, shapes.length ? shapes : [0]);
+      const masked = maskInRecords(original, cuts);
+      expect(masked.length).toBe(original.length);
+      const before = requestsOf(original);
+      const after = requestsOf(masked);
+      expect(after.length).toBe(before.length);
+      for (let i = 0; i < before.length; i++) {
+        const [b, a] = [before[i]!, after[i]!];
+        if (b.kind !== 'request' || a.kind !== 'request') throw new Error('expected requests');
+        expect(a.unknownHeaders).toEqual(b.unknownHeaders);
+        expect(a.headers.map(([n]) => n)).toEqual(b.headers.map(([n]) => n));
+        a.headers.forEach(([name, value], k) => {
+          const was = b.headers[k]![1];
+          expect(value.length, name).toBe(was.length); // decoded lengths kept: HPACK's table sizes stay right
+          if (isSecretHeader(name)) {
+            if (was.length > 0) expect(value).not.toContain(SECRET.slice(0, 4));
+          } else if (name === ':path') {
+            // the path and the query's names stay; its values are masked
+            expect(querySkeleton(value)).toBe(querySkeleton(was));
+            if (was.includes('?')) expect(value).not.toContain(SECRET);
+          } else expect(value, name).toBe(was);
+        });
+      }
+      // Bodies are untouched.
+      expect(masked.toString('latin1').split(`body ${SECRET}`).length).toBe(original.toString('latin1').split(`body ${SECRET}`).length);
+    }), { numRuns: 300 });
+  });
+
+  it('masks a plain (not Huffman) secret with *, byte for byte', () => {
+    const bytes = clientStream([[
+      { name: ':method', value: 'GET', huffman: false, neverIndex: false },
+      { name: ':path', value: '/p?k=v1', huffman: false, neverIndex: false },
+      { name: 'authorization', value: `Bearer ${SECRET}`, huffman: false, neverIndex: true },
+    ]], [0], false);
+    const masked = maskInRecords(bytes, []);
+    const text = masked.toString('latin1');
+    expect(text).not.toContain(SECRET);
+    expect(text).toContain('*'.repeat(`Bearer ${SECRET}`.length));
+    expect(text).toContain('/p?k=**');
+  });
+
+  it('keeps its place over bytes the kernel did not copy, and masks every header byte once a gap hides part of a header block', () => {
+    const enc = hpackjs.compressor.create({ table: { size: 4096 } });
+    const block = (fields: Field[]) => {
+      enc.write(fields);
+      return enc.read();
+    };
+    const req = (path: string): Field[] => [
+      { name: ':method', value: 'POST', huffman: true, neverIndex: false },
+      { name: ':path', value: path, huffman: true, neverIndex: false },
+      { name: 'authorization', value: `Bearer ${SECRET}`, huffman: false, neverIndex: true },
+    ];
+    const big = Buffer.alloc(10_000, 0x41);
+    const first = Buffer.concat([PREFACE, settings(), frame(1, 0x4, 1, block(req('/upload?k=1'))), frame(0, 0x1, 1, big)]);
+    const second = frame(1, 0x5, 3, block(req('/next?k=2')));
+    // The kernel copied the first 4096 bytes of the write that carried the big DATA frame.
+    const m = new StreamMasker();
+    const cutAt = 4096;
+    const head = Buffer.from(first.subarray(0, cutAt));
+    m.mask(head, first.length - cutAt);
+    const tail = Buffer.from(second);
+    m.mask(tail);
+    expect(head.toString('latin1')).not.toContain(SECRET);
+    expect(tail.toString('latin1')).not.toContain(SECRET);
+    // The second request still decodes: the gap fell in a DATA frame, so HPACK's state held.
+    const p = new Http2Parser();
+    const got: Http2Message[] = [];
+    p.onMessage = (x) => got.push(x);
+    p.feed('client', { data: head, ts: 1n, tid: 1 });
+    p.gap('client', first.length - cutAt, 1n);
+    p.feed('client', { data: tail, ts: 2n, tid: 1 });
+    const second2 = got.find((x) => x.kind === 'request' && x.streamId === 3);
+    expect(second2 && second2.kind === 'request' && second2.path).toMatch(/^\/next\?k=.$/);
+
+    // A gap inside a header block: HPACK's table is lost, so every later header-block byte is masked.
+    const m2 = new StreamMasker();
+    const blockStart = PREFACE.length + settings().length + 9;
+    const cut = Buffer.from(first.subarray(0, blockStart + 2));
+    m2.mask(cut, 3);
+    const rest = Buffer.from(Buffer.concat([first.subarray(blockStart + 5), second]));
+    m2.mask(rest);
+    expect(rest.toString('latin1')).not.toContain(SECRET);
+  });
+
+  it('masks what a real HTTP/2 client and server (nghttp2 in node:http2) send, and the spans of the masked capture keep every other field', async () => {
+    const server = http2.createServer((req, res) => {
+      res.setHeader('set-cookie', `session=${SECRET}`);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const proxy = await recordingProxy((server.address() as { port: number }).port, 7, '/usr/bin/node');
+    const client = http2.connect(`http://127.0.0.1:${proxy.port}`);
+    for (const q of ['a', 'b', 'c']) {
+      await new Promise<void>((resolve, reject) => {
+        const r = client.request({ ':path': `/items?token=${SECRET}&q=${q}`, authorization: `Bearer ${SECRET}`, cookie: `id=${SECRET}`, 'x-note': 'keep me' });
+        r.on('data', () => {}).on('end', resolve).on('error', reject);
+        r.end();
+      });
+    }
+    client.close();
+    await new Promise((r) => setTimeout(r, 50));
+    // What the live agent does to each data record, one masker per direction.
+    const maskers = new Map<string, StreamMasker>();
+    for (const ev of proxy.events) {
+      if (ev.type !== 'data') continue;
+      const key = ev.direction;
+      if (!maskers.has(key)) maskers.set(key, new StreamMasker());
+      maskers.get(key)!.mask(ev.data);
+      expect(ev.data.toString('latin1')).not.toContain(SECRET);
+    }
+    // Decoded, no header says the secret any more (nghttp2 Huffman-codes it, so the raw bytes never did).
+    const parser = new Http2Parser();
+    const messages: Http2Message[] = [];
+    parser.onMessage = (x) => messages.push(x);
+    for (const ev of proxy.events) if (ev.type === 'data') parser.feed(ev.direction === 'egress' ? 'client' : 'server', { data: ev.data, ts: ev.ts, tid: 1 });
+    const headers = messages.flatMap((x) => ('headers' in x ? x.headers : []));
+    expect(headers.filter(([n]) => n === 'x-note').map(([, v]) => v)).toEqual(['keep me', 'keep me', 'keep me']);
+    expect(headers.filter(([n]) => ['authorization', 'cookie', 'set-cookie', ':path'].includes(n))).toHaveLength(12);
+    for (const [n, v] of headers) expect(v, n).not.toContain(SECRET);
+    const file = path.join(tempDir(), 'h2.loupe');
+    await proxy.close(file);
+    server.close();
+    const { spans } = spansOfCapture(file);
+    expect(spans).toHaveLength(3);
+    for (const span of spans) {
+      expect(span.kind).toBe('client');
+      expect(span.attributes['http.response.status_code']).toBe(200);
+      expect(String(span.attributes['url.full'])).toMatch(/\/items\?token=REDACTED&q=REDACTED$/);
+      expect(span.attributes['loupe.parse_error']).toBeUndefined();
+    }
+  });
+
+  it('never throws on random bytes after an HTTP/2 start, and never changes a length', () => {
+    fc.assert(fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]])), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(5000), (start, junk, cuts, missing) => {
+      const bytes = Buffer.concat([start, Buffer.from(junk)]);
+      const m = new StreamMasker();
+      const points = [...new Set([0, ...cuts.map((c) => c % (bytes.length + 1)), bytes.length])].sort((a, b) => a - b);
+      for (let i = 0; i + 1 < points.length; i++) {
+        const piece = bytes.subarray(points[i]!, points[i + 1]!);
+        const before = piece.length;
+        m.mask(piece, i === 1 ? missing : 0);
+        expect(piece.length).toBe(before);
+      }
+    }), { numRuns: 500 });
+  });
+
+  it('leaves HTTP/1 and other bytes to the HTTP/1 rules', () => {
+    const m = new StreamMasker();
+    const req = Buffer.from('GET /x?a=1 HTTP/1.1\r\nAuthorization: Basic abc\r\n\r\n');
+    m.mask(req);
+    expect(req.toString()).toBe('GET /x?a=* HTTP/1.1\r\nAuthorization: *********\r\n\r\n');
+  });
+});

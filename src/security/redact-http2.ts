@@ -1,0 +1,406 @@
+/**
+ * Masking secrets in HTTP/2 bytes before they reach a capture or the
+ * pipeline, as redact-payload.ts does for HTTP/1 text: the values of
+ * credential headers (authorization, cookie, ...) and the query values of
+ * `:path`, inside HPACK-coded header blocks, for one direction of one
+ * connection, record by record.
+ *
+ * Nothing may change what a decoder makes of the rest of the connection, or
+ * a replay would read other headers than the live run did. So:
+ *  - lengths never change, in bytes or in decoded characters (HPACK's
+ *    dynamic table counts decoded octets: a changed length would shift every
+ *    later eviction);
+ *  - a plain string's byte becomes '*';
+ *  - a Huffman-coded string's symbol becomes another symbol of the same code
+ *    length (a letter or digit where there is one), so the bits keep their
+ *    length and the string its character count. A symbol whose bits straddle two records keeps the
+ *    bits the earlier record already handed on.
+ * The masker follows frames (the client's preface, frame headers, padding,
+ * priority fields) and the header blocks' HPACK instructions, with the
+ * dynamic table's names and sizes, so a name given by index is known. Bytes
+ * the kernel did not copy are skipped by count; if they fall inside a header
+ * block, the table is lost, and from then on every header-block byte of this
+ * direction is masked.
+ */
+import { HUFFMAN_CODES, STATIC_TABLE } from '../parsers/http2/hpack-tables';
+import { huffmanDecode } from '../parsers/http2/hpack';
+import { isSecretHeader } from './redact';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const MASK = 0x2a;
+
+/**
+ * Per code length: its first code, its symbols in code order (the code is
+ * canonical), and the code a masked symbol of that length becomes: a letter
+ * or digit where the length has one, never a URL delimiter where avoidable
+ * (a masked query value must not grow new '&' or '=').
+ */
+const CODES_BY_LENGTH: Array<{ first: number; symbols: number[]; replacement: number } | undefined> = (() => {
+  const byLength: Array<Array<[number, number]>> = [];
+  HUFFMAN_CODES.forEach(([len, code], sym) => {
+    if (sym < 256) (byLength[len] ??= []).push([code, sym]); // EOS never appears in a string
+  });
+  const rank = (sym: number) => (/[A-Za-z0-9]/.test(String.fromCharCode(sym)) ? 0 : sym > 0x20 && sym < 0x7f && !'?&=#/%;,'.includes(String.fromCharCode(sym)) ? 1 : 2);
+  return byLength.map((list) => {
+    if (!list) return undefined;
+    list.sort((a, b) => a[0] - b[0]);
+    const best = [...list].sort((a, b) => rank(a[1]) - rank(b[1]) || a[0] - b[0])[0]!;
+    return { first: list[0]![0], symbols: list.map(([, s]) => s), replacement: best[0] };
+  });
+})();
+
+/**
+ * What the first bytes of a direction say: HTTP/2 from the client's preface
+ * or a server's first SETTINGS frame header; 'other' (HTTP/1 text, another
+ * protocol); undefined while too few bytes have come to tell.
+ */
+export function http2Start(head: Uint8Array): 'preface' | 'frames' | 'other' | undefined {
+  if (head.length === 0) return undefined;
+  const first = head[0]!;
+  if (first >= 0x41 && first <= 0x5a) {
+    // Text: an HTTP/2 preface, or HTTP/1 as soon as a byte differs from it.
+    const n = Math.min(head.length, PREFACE.length);
+    if (!PREFACE.subarray(0, n).equals(head.subarray(0, n))) return 'other';
+    return n === PREFACE.length ? 'preface' : undefined;
+  }
+  if (head.length < 9) return undefined;
+  const length = (head[0]! << 16) | (head[1]! << 8) | head[2]!;
+  const streamId = ((head[5]! & 0x7f) << 24) | (head[6]! << 16) | (head[7]! << 8) | head[8]!;
+  return head[3] === 0x4 && (head[4]! & ~0x1) === 0 && streamId === 0 && length % 6 === 0 && length <= 6 * 16 ? 'frames' : 'other';
+}
+
+const enum Field { Index, NameIndex, SizeUpdate, NameLength, ValueLength }
+const enum Hpack { Op, Int, NameBytes, ValueBytes, StringHead }
+const enum Secret { No, Whole, Query }
+
+const HEADERS = 0x1;
+const PUSH_PROMISE = 0x5;
+const CONTINUATION = 0x9;
+const PADDED = 0x8;
+const PRIORITY = 0x20;
+
+export class Http2Masker {
+  // Frame layer.
+  private prefaceLeft: number;
+  private readonly frameHead = Buffer.alloc(9);
+  private frameHeadHave = 0;
+  private frameLeft = 0;
+  /** Bytes before the fragment still to pass (pad length, priority, promised id). */
+  private prefixLeft = 0;
+  private readPadLength = false;
+  private padding = 0;
+  private inBlock = false;
+
+  // HPACK layer.
+  private lost = false;
+  private state = Hpack.Op;
+  private intValue = 0;
+  private intShift = 0;
+  private intFor = Field.Index;
+  private addToTable = false;
+  private huffman = false;
+  private stringLeft = 0;
+  private nameBytes: number[] = [];
+  private name = '';
+  private secret = Secret.No;
+  private readonly table: Array<{ name: string; size: number }> = [];
+  private tableSize = 0;
+  private maxTableSize = 4096;
+
+  // The string being read.
+  private decodedLength = 0;
+  private code = 0;
+  private codeLength = 0;
+  private bit = 0;
+  private symbolStart = 0;
+  private inQuery = false;
+  private inQueryValue = false;
+  private queryDone = false;
+  /** Where this record's bytes of the current string are: string byte number -> [buffer, index]. */
+  private here = new Map<number, number>();
+  private buf: Uint8Array = new Uint8Array(0);
+
+  constructor(start: 'preface' | 'frames') {
+    this.prefaceLeft = start === 'preface' ? PREFACE.length : 0;
+  }
+
+  /** Mask one record's payload in place; `missing` bytes the kernel did not copy follow it. */
+  mask(payload: Uint8Array, missing = 0): number {
+    this.buf = payload;
+    this.here.clear();
+    let masked = 0;
+    let i = 0;
+    while (i < payload.length) {
+      if (this.prefaceLeft > 0) {
+        const n = Math.min(this.prefaceLeft, payload.length - i);
+        this.prefaceLeft -= n;
+        i += n;
+        continue;
+      }
+      if (this.frameLeft === 0) {
+        this.frameHead[this.frameHeadHave++] = payload[i++]!;
+        if (this.frameHeadHave === 9) this.startFrame();
+        continue;
+      }
+      if (!this.inBlock) {
+        const n = Math.min(this.frameLeft, payload.length - i);
+        this.frameLeft -= n;
+        i += n;
+        continue;
+      }
+      const b = payload[i]!;
+      this.frameLeft--;
+      if (this.readPadLength) {
+        this.readPadLength = false;
+        this.padding = b;
+        this.prefixLeft--;
+      } else if (this.prefixLeft > 0) {
+        this.prefixLeft--;
+      } else if (this.frameLeft < this.padding) {
+        // padding
+      } else if (this.lost) {
+        payload[i] = MASK;
+        masked++;
+      } else {
+        masked += this.hpackByte(i);
+      }
+      i++;
+    }
+    this.skipMissing(missing);
+    return masked;
+  }
+
+  private skipMissing(missing: number): void {
+    let left = missing;
+    while (left > 0) {
+      if (this.prefaceLeft > 0 || this.frameLeft === 0) {
+        // Inside the preface or a frame header: framing itself is lost.
+        this.lost = true;
+        this.prefaceLeft = 0;
+        this.frameLeft = Number.MAX_SAFE_INTEGER;
+        this.inBlock = true;
+        this.prefixLeft = 0;
+        this.padding = 0;
+        return;
+      }
+      const n = Math.min(left, this.frameLeft);
+      if (this.inBlock) this.lost = true;
+      this.frameLeft -= n;
+      left -= n;
+    }
+  }
+
+  private startFrame(): void {
+    const h = this.frameHead;
+    this.frameHeadHave = 0;
+    this.frameLeft = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
+    const type = h[3]!;
+    const flags = h[4]!;
+    this.inBlock = type === HEADERS || type === PUSH_PROMISE || type === CONTINUATION;
+    this.padding = 0;
+    this.readPadLength = type !== CONTINUATION && (flags & PADDED) !== 0;
+    this.prefixLeft = (this.readPadLength ? 1 : 0) + (type === HEADERS && flags & PRIORITY ? 5 : 0) + (type === PUSH_PROMISE ? 4 : 0);
+  }
+
+  /** One header-block byte at payload[i]; returns bytes (or Huffman symbols' bytes) masked. */
+  private hpackByte(i: number): number {
+    const b = this.buf[i]!;
+    switch (this.state) {
+      case Hpack.Op:
+        if (b & 0x80) return this.startInt(b, 7, Field.Index);
+        if ((b & 0xc0) === 0x40) {
+          this.addToTable = true;
+          return this.startInt(b, 6, Field.NameIndex);
+        }
+        if ((b & 0xe0) === 0x20) return this.startInt(b, 5, Field.SizeUpdate);
+        this.addToTable = false;
+        return this.startInt(b, 4, Field.NameIndex);
+      case Hpack.Int:
+        this.intValue += (b & 0x7f) * 2 ** this.intShift;
+        this.intShift += 7;
+        if (this.intShift > 35) {
+          this.lost = true;
+          return 0;
+        }
+        if (!(b & 0x80)) this.intDone();
+        return 0;
+      case Hpack.StringHead:
+        this.huffman = (b & 0x80) !== 0;
+        return this.startInt(b, 7, this.intFor);
+      case Hpack.NameBytes:
+        this.nameBytes.push(b);
+        if (--this.stringLeft === 0) this.nameDone();
+        return 0;
+      case Hpack.ValueBytes:
+        return this.valueByte(i);
+    }
+  }
+
+  private startInt(b: number, prefix: number, field: Field): number {
+    const max = (1 << prefix) - 1;
+    this.intFor = field;
+    this.intValue = b & max;
+    this.intShift = 0;
+    if (this.intValue < max) this.intDone();
+    else this.state = Hpack.Int;
+    return 0;
+  }
+
+  private intDone(): void {
+    const v = this.intValue;
+    this.state = Hpack.Op;
+    switch (this.intFor) {
+      case Field.Index:
+        return;
+      case Field.SizeUpdate:
+        this.maxTableSize = v;
+        this.evict();
+        return;
+      case Field.NameIndex:
+        if (v === 0) {
+          this.intFor = Field.NameLength;
+          this.state = Hpack.StringHead;
+          return;
+        }
+        this.name = this.nameAt(v);
+        this.intFor = Field.ValueLength;
+        this.state = Hpack.StringHead;
+        return;
+      case Field.NameLength:
+        this.nameBytes = [];
+        this.stringLeft = v;
+        if (v === 0) this.nameDone();
+        else this.state = Hpack.NameBytes;
+        return;
+      case Field.ValueLength:
+        this.startValue(v);
+        return;
+    }
+  }
+
+  private nameAt(index: number): string {
+    if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]![0];
+    const entry = this.table[index - STATIC_TABLE.length - 1];
+    if (!entry) {
+      this.lost = true; // an index this side never saw: the table is not ours to know
+      return '';
+    }
+    return entry.name;
+  }
+
+  private nameDone(): void {
+    const raw = Buffer.from(this.nameBytes);
+    try {
+      this.name = this.huffman ? huffmanDecode(raw, 0, raw.length) : raw.toString('latin1');
+    } catch {
+      this.lost = true;
+      this.name = '';
+    }
+    this.intFor = Field.ValueLength;
+    this.state = Hpack.StringHead;
+  }
+
+  private startValue(length: number): void {
+    this.secret = isSecretHeader(this.name) ? Secret.Whole : this.name === ':path' ? Secret.Query : Secret.No;
+    this.stringLeft = length;
+    this.decodedLength = 0;
+    this.code = 0;
+    this.codeLength = 0;
+    this.bit = 0;
+    this.symbolStart = 0;
+    this.inQuery = false;
+    this.inQueryValue = false;
+    this.queryDone = false;
+    this.here.clear();
+    if (length === 0) this.valueDone();
+    else this.state = Hpack.ValueBytes;
+  }
+
+  private valueByte(i: number): number {
+    let masked = 0;
+    const byteNo = this.bit >> 3;
+    if (!this.huffman) {
+      this.decodedLength++;
+      if (this.hides(this.buf[i]!)) {
+        this.buf[i] = MASK;
+        masked++;
+      }
+      this.bit += 8;
+    } else {
+      this.here.set(byteNo, i);
+      const b = this.buf[i]!;
+      for (let k = 7; k >= 0; k--) {
+        this.code = this.code * 2 + ((b >> k) & 1);
+        this.codeLength++;
+        this.bit++;
+        const group = CODES_BY_LENGTH[this.codeLength];
+        const at = group ? this.code - group.first : -1;
+        if (group && at >= 0 && at < group.symbols.length) {
+          this.decodedLength++;
+          if (this.hides(group.symbols[at]!)) masked += this.writeCode(this.symbolStart, this.codeLength, group.replacement);
+          this.symbolStart = this.bit;
+          this.code = 0;
+          this.codeLength = 0;
+        } else if (this.codeLength > 30) {
+          this.lost = true;
+          return masked;
+        }
+      }
+    }
+    if (--this.stringLeft === 0) this.valueDone();
+    return masked;
+  }
+
+  /** Does this character of the value get masked? Follows :path's query as it goes. */
+  private hides(c: number): boolean {
+    if (this.secret === Secret.Whole) return true;
+    if (this.secret === Secret.No || this.queryDone) return false;
+    if (!this.inQuery) {
+      this.inQuery = c === 0x3f; // '?'
+      return false;
+    }
+    if (c === 0x23) { // '#'
+      this.queryDone = true;
+      return false;
+    }
+    if (c === 0x26) { // '&'
+      this.inQueryValue = false;
+      return false;
+    }
+    if (c === 0x3d && !this.inQueryValue) { // '='
+      this.inQueryValue = true;
+      return false;
+    }
+    return this.inQueryValue;
+  }
+
+  /**
+   * Write `code` (length bits) over the string's bits from `start`. A symbol
+   * that began in an earlier record keeps all its bits: those are handed on,
+   * and half a replacement would be another code, of another length.
+   */
+  private writeCode(start: number, length: number, code: number): number {
+    if (!this.here.has(start >> 3)) return 0;
+    for (let k = 0; k < length; k++) {
+      const pos = start + k;
+      const at = this.here.get(pos >> 3)!;
+      const bitValue = Math.floor(code / 2 ** (length - 1 - k)) & 1;
+      const mask = 1 << (7 - (pos & 7));
+      this.buf[at] = bitValue ? this.buf[at]! | mask : this.buf[at]! & ~mask;
+    }
+    return 1;
+  }
+
+  private valueDone(): void {
+    this.state = Hpack.Op;
+    this.here.clear();
+    if (!this.addToTable) return;
+    this.table.unshift({ name: this.name, size: Buffer.byteLength(this.name, 'latin1') + this.decodedLength + 32 });
+    this.tableSize += this.table[0]!.size;
+    this.evict();
+  }
+
+  private evict(): void {
+    while (this.tableSize > this.maxTableSize && this.table.length > 0) this.tableSize -= this.table.pop()!.size;
+  }
+}
