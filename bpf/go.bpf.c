@@ -93,6 +93,18 @@ static __always_inline __u64 goid_of(struct loupe_go_offsets *off, __u64 g)
 	return g ? read_u64(g + off->g_goid) : 0;
 }
 
+/* The Go process this probe fired in, and the goroutine running (g in R14); NULL when not one we instrument. */
+static __always_inline struct loupe_go_offsets *current_goroutine(struct pt_regs *ctx, struct go_key *key)
+{
+	key->pid = bpf_get_current_pid_tgid() >> 32;
+	key->pad = 0;
+	key->goid = 0;
+	struct loupe_go_offsets *off = go_process(key->pid);
+	if (off)
+		key->goid = goid_of(off, ctx->r14);
+	return off;
+}
+
 /* A Go string (pointer, length) at addr, copied NUL-terminated into out[size]; size a power of two. */
 static __always_inline void read_go_string(char *out, const __u32 size, __u64 addr)
 {
@@ -177,11 +189,10 @@ int go_newproc1_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int go_goexit1(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	if (bpf_map_delete_elem(&loupe_go_ctx, &key) != 0)
 		return 0;
 	struct loupe_go_goroutine_event ev = {};
@@ -343,11 +354,10 @@ static __always_inline int has_own_traceparent(struct loupe_go_offsets *off, __u
 SEC("uprobe")
 int go_serve_http(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	__u64 response = ctx->cx;
 	__u64 req = ctx->di;
 	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_HTTP_SERVER);
@@ -366,11 +376,10 @@ int go_serve_http(struct pt_regs *ctx)
 SEC("uprobe")
 int go_serve_http_ret(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	server_end(off, &key, LOUPE_GO_HTTP_SERVER);
 	return 0;
 }
@@ -379,11 +388,10 @@ int go_serve_http_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int go_round_trip(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	__u64 req = ctx->bx;
 	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_HTTP_CLIENT);
 	if (!ev || !key.goid)
@@ -411,11 +419,10 @@ int go_round_trip(struct pt_regs *ctx)
 SEC("uprobe")
 int go_round_trip_ret(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	__u64 resp = ctx->ax;
 	client_end(&key, LOUPE_GO_HTTP_CLIENT, resp ? read_u64(resp + off->client_status_code) & 0xffff : 0);
 	return 0;
@@ -430,11 +437,10 @@ int go_round_trip_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int go_grpc_handle_stream(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off || !(off->flags & LOUPE_GO_F_GRPC))
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_GRPC_SERVER);
 	if (!ev || !key.goid)
 		return 0;
@@ -449,11 +455,10 @@ int go_grpc_handle_stream(struct pt_regs *ctx)
 SEC("uprobe")
 int go_grpc_handle_stream_ret(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	server_end(off, &key, LOUPE_GO_GRPC_SERVER);
 	return 0;
 }
@@ -467,11 +472,10 @@ int go_grpc_handle_stream_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int go_grpc_invoke(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off || !(off->flags & LOUPE_GO_F_GRPC))
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	struct loupe_go_request_event *ev = request_record(LOUPE_EV_GO_REQUEST_START, key.goid, LOUPE_GO_GRPC_CLIENT);
 	if (!ev || !key.goid)
 		return 0;
@@ -492,11 +496,10 @@ int go_grpc_invoke(struct pt_regs *ctx)
 SEC("uprobe")
 int go_grpc_invoke_ret(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct loupe_go_offsets *off = go_process(pid);
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
 	if (!off)
 		return 0;
-	struct go_key key = { .pid = pid, .goid = goid_of(off, ctx->r14) };
 	client_end(&key, LOUPE_GO_GRPC_CLIENT, ctx->ax ? 2 : 0);
 	return 0;
 }
