@@ -81,29 +81,35 @@ int loupe_inject_traceparent(struct sk_msg_md *msg)
 	if (!found)
 		return SK_PASS;
 	struct go_inject inject = *found;
-	bpf_map_delete_elem(&loupe_go_inject, &id);
 	/* Prepared for a send that never came this way: too old to trust. */
-	if (bpf_ktime_get_ns() - inject.ts_ns > 1000000000ULL)
+	if (bpf_ktime_get_ns() - inject.ts_ns > 1000000000ULL) {
+		bpf_map_delete_elem(&loupe_go_inject, &id);
 		return SK_PASS;
+	}
 	__u32 head = msg->size < REQUEST_LINE_MAX ? msg->size : REQUEST_LINE_MAX;
 	if (head < 16 || bpf_msg_pull_data(msg, 0, head, 0))
-		goto refused;
+		return SK_PASS;
 	char *data = msg->data;
 	char *end = msg->data_end;
-	if (data + REQUEST_LINE_MAX > end && data + 16 > end)
-		goto refused;
-	/* It must be the request prepared: its method, then a space. */
+	if (data + 16 > end)
+		return SK_PASS;
+	/*
+	 * It must be the request prepared: its method, then a space. Anything else
+	 * this thread sends meanwhile (a response on a server connection, another
+	 * write) passes as it is and leaves the header waiting for its request.
+	 */
 	for (int i = 0; i < 8; i++) {
 		if (data + i + 1 > end)
-			goto refused;
+			return SK_PASS;
 		if (inject.method[i] == 0) {
 			if (data[i] != ' ')
-				goto refused;
+				return SK_PASS;
 			break;
 		}
 		if (data[i] != inject.method[i])
-			goto refused;
+			return SK_PASS;
 	}
+	bpf_map_delete_elem(&loupe_go_inject, &id);
 	__u32 line_end = 0;
 	for (__u32 i = 1; i < REQUEST_LINE_MAX - 1; i++) {
 		if (data + i + 2 > end)

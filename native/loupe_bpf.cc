@@ -8,8 +8,12 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
@@ -55,6 +59,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
       InstanceMethod("attachCgroup", &Agent::AttachCgroup),
       InstanceMethod("attachSkMsg", &Agent::AttachSkMsg),
       InstanceMethod("mapLookup", &Agent::MapLookup),
+      InstanceMethod("adoptSockets", &Agent::AdoptSockets),
       InstanceMethod("mapUpdate", &Agent::MapUpdate),
       InstanceMethod("mapDelete", &Agent::MapDelete),
       InstanceMethod("start", &Agent::Start),
@@ -314,6 +319,43 @@ class Agent : public Napi::ObjectWrap<Agent> {
     if (err)
       throw Napi::Error::New(info.Env(), std::string("cannot update map ") + bpf_map__name(map) + ": " + errnoText(err));
     return info.Env().Undefined();
+  }
+
+  // adoptSockets(sockhash, pid, [fd...]): put another process's established
+  // TCP sockets into a sockhash, keyed by socket cookie as sock_ops does for
+  // new ones: connections opened before the agent get its sk_msg program too.
+  // Each fd is borrowed with pidfd_getfd (the map keeps the socket, not the
+  // fd). Returns how many went in; fds that are not established TCP sockets
+  // are passed over.
+  Napi::Value AdoptSockets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = MapArg(info);
+    int pid = info[1].As<Napi::Number>().Int32Value();
+    Napi::Array fds = info[2].As<Napi::Array>();
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) throw Napi::Error::New(env, "pidfd_open " + std::to_string(pid) + ": " + errnoText(errno));
+    uint32_t adopted = 0;
+    for (uint32_t i = 0; i < fds.Length(); i++) {
+      int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fds.Get(i).As<Napi::Number>().Int32Value(), 0));
+      if (fd < 0) continue;
+      int type = 0, protocol = 0;
+      tcp_info tcp{};
+      socklen_t len = sizeof(type);
+      uint64_t cookie = 0;
+      socklen_t cookieLen = sizeof(cookie);
+      socklen_t tcpLen = sizeof(tcp);
+      bool ok = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM &&
+                (len = sizeof(protocol), getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0) && protocol == IPPROTO_TCP &&
+                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &tcp, &tcpLen) == 0 && tcp.tcpi_state == 1 /* TCP_ESTABLISHED */ &&
+                getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &cookieLen) == 0;
+      if (ok) {
+        uint64_t value = static_cast<uint64_t>(fd);  // the sockhash's values are u64: a socket fd going in
+        if (bpf_map_update_elem(bpf_map__fd(map), &cookie, &value, BPF_ANY) == 0) adopted++;
+      }
+      close(fd);
+    }
+    close(pidfd);
+    return Napi::Number::New(env, adopted);
   }
 
   // mapLookup(name, key, valueSize): the value as a Buffer, or null when absent.

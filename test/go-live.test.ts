@@ -62,21 +62,31 @@ function lines(child: ChildProcess): () => Promise<string> {
   return () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((resolve) => waiting.push(resolve)));
 }
 
-/** Run the Go client through an agent session: one request per [path, own traceparent?]; what the server read and the spans. */
-async function throughAgent(goInject: boolean, requests: Array<[string, string?]>) {
+/**
+ * Run the Go client through an agent session: one request per [path, own
+ * traceparent?]; `before` requests go first, before the agent starts, on the
+ * keep-alive connection the later ones reuse. What the server read, and the spans.
+ */
+async function throughAgent(goInject: boolean, requests: Array<[string, string?]>, before: string[] = []) {
   const port = await freePort();
-  const server = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders })); s.end('ok'); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort })); s.end('ok'); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const serverLine = lines(server);
   expect(await serverLine()).toBe('ready');
+  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const clientLine = lines(client);
+  const received: Array<{ url: string; raw: string[]; peer: number }> = [];
+  const fetch = async (p: string, own?: string) => {
+    client.stdin!.write(`http://127.0.0.1:${port}${p}${own ? ` ${own}` : ''}\n`);
+    expect(await clientLine()).toBe('200 OK');
+    received.push(JSON.parse(await serverLine()));
+  };
+  for (const p of before) await fetch(p);
   let spans = '';
   const session = new LiveSession({
     ports: [port], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
     write: (t) => (spans += t), goProbes: true, goInject,
   });
   const started = session.start();
-  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const clientLine = lines(client);
-  const received: Array<{ url: string; raw: string[] }> = [];
   try {
     // The build (first run) happens before the program runs; wait until it is the Go program, then probe it.
     const probed = () => session.goPrograms.find((g) => g.pid === client.pid);
@@ -86,11 +96,7 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
       if (!probed()) await new Promise((r) => setTimeout(r, 100));
     }
     expect(probed()).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
-    for (const [p, own] of requests) {
-      client.stdin!.write(`http://127.0.0.1:${port}${p}${own ? ` ${own}` : ''}\n`);
-      expect(await clientLine()).toBe('200 OK');
-      received.push(JSON.parse(await serverLine()));
-    }
+    for (const [p, own] of requests) await fetch(p, own);
     await new Promise((r) => setTimeout(r, 200));
   } finally {
     client.stdin!.end();
@@ -103,7 +109,8 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   await session.stop();
   server.kill();
   const parsed = spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
-  return { received, spans: parsed, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit };
+  const go = session.goPrograms.find((g) => g.pid === client.pid);
+  return { received, spans: parsed, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit, go };
 }
 
 /** Values of the traceparent headers in Node's rawHeaders (name, value, name, value, ...). */
@@ -113,10 +120,12 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   const OWN = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
   let on: Awaited<ReturnType<typeof throughAgent>>;
   let off: Awaited<ReturnType<typeof throughAgent>>;
+  let pooled: Awaited<ReturnType<typeof throughAgent>>;
 
   beforeAll(async () => {
     on = await throughAgent(true, [['/plain'], ['/own', OWN]]);
     off = await throughAgent(false, [['/plain']]);
+    pooled = await throughAgent(true, [['/later']], ['/earlier']);
   }, 240_000);
 
   it('puts one traceparent on a request that had none, naming the client span the agent reports', () => {
@@ -141,6 +150,16 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(traceparentsOf(own.raw)).toEqual([OWN]);
     const call = on.spans.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith('/own'))!;
     expect(call.traceId).toBe(OWN.split('-')[1]);
+  });
+
+  it('puts traceparent on a keep-alive connection the program opened before the agent started', () => {
+    const [earlier, later] = pooled.received;
+    expect(later!.peer).toBe(earlier!.peer); // the same connection, reused
+    expect(traceparentsOf(earlier!.raw)).toEqual([]);
+    expect(pooled.go).toMatchObject({ adoptedSockets: 1 });
+    const [header] = traceparentsOf(later!.raw);
+    const call = pooled.spans.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith('/later'))!;
+    expect(header).toBe(`00-${call.traceId}-${call.spanId}-01`);
   });
 
   it('detaches a Go program\'s probes when it exits', () => {

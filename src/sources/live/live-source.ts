@@ -41,6 +41,8 @@ export interface GoInstrumented {
   offsetsFrom: GoPlan['offsetsFrom'];
   /** Probes left off, and why ('' when none). */
   skipped: string;
+  /** Connections it had open already that now get traceparent too. */
+  adoptedSockets: number;
 }
 
 /** The TLS probes of bpf/tls.bpf.c, by the library function each goes on. */
@@ -83,6 +85,25 @@ const u16 = (n: number) => {
   b.writeUInt16LE(n);
   return b;
 };
+
+/** The fds of a process that are sockets. */
+function socketFds(pid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of entries) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) out.push(Number(fd));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
 
 /** Split an addon batch (u32 length + bytes, repeated) into records; views, no copies. */
 export function splitBatch(batch: Buffer): Buffer[] {
@@ -193,7 +214,10 @@ export class LiveSource {
     this.goLinks.set(pid, links);
     for (const [program, offset] of plan.probes) links.push(agent.attachUprobe(program, exe, offset, pid));
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject));
-    return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped };
+    // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
+    // connections would carry no header for as long as they live.
+    const adoptedSockets = this.propagation.inject ? agent.adoptSockets('loupe_inject_socks', pid, socketFds(pid)) : 0;
+    return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped, adoptedSockets };
   }
 
   /** A Go process ended (or exec'd): its probes go, and its pid may come back as another program. */

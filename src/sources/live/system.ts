@@ -25,6 +25,8 @@ export interface NativeAgent {
   attachCgroup(program: string, cgroupDir: string): void;
   attachSkMsg(program: string, sockhash: string): void;
   mapLookup(map: string, key: Buffer): Buffer | null;
+  /** Put a process's established TCP sockets (these fds of it) into a sockhash; how many went in. */
+  adoptSockets(sockhash: string, pid: number, fds: number[]): number;
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   mapDelete(map: string, key: Buffer): boolean;
   start(onBatch: (batch: Buffer | null) => void): void;
