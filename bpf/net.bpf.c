@@ -58,32 +58,6 @@ int exit_accept(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call c = { .fd = (int)ctx->args[0] };
-	if (!watched(loupe_cfg(), id >> 32))
-		return 0;
-	bpf_map_update_elem(&loupe_calls, &id, &c, BPF_ANY);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_connect")
-int exit_connect(struct trace_event_raw_sys_exit *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call *c = bpf_map_lookup_elem(&loupe_calls, &id);
-	if (!c)
-		return 0;
-	int fd = c->fd;
-	bpf_map_delete_elem(&loupe_calls, &id);
-	/* Non-blocking sockets (Go, Node) return EINPROGRESS with the 4-tuple already chosen. */
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
-		sock_opened(fd, LOUPE_ROLE_CLIENT);
-	return 0;
-}
-
 /*
  * The socket behind pid:fd if we report it. A socket opened before the agent
  * started is learnt here, at its first read or write, with its role unknown.
@@ -104,12 +78,73 @@ static __always_inline struct sock_info *traced_socket(struct loupe_config *cfg,
 	return info && info->traced ? info : NULL;
 }
 
-static __always_inline int enter_io(int fd, __u64 buf, __u64 count, __u8 source, __u8 vector)
+/* Syscall numbers of the reads and writes we report, and where the number is in pt_regs. */
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define NR_CONNECT 42
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_READ 63
+#define NR_WRITE 64
+#define NR_READV 65
+#define NR_WRITEV 66
+#define NR_SENDTO 206
+#define NR_RECVFROM 207
+#define NR_SENDMSG 211
+#define NR_RECVMSG 212
+#define NR_CONNECT 203
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
+#else
+#error "syscall numbers for this architecture are not defined"
+#endif
+
+/*
+ * connect() and every read and write family syscall, at its return only: the
+ * arguments are still in the saved user registers then, so no entry program
+ * and no map of calls in flight are needed (the pair cost a hash-map update,
+ * lookup and delete, and a second program, on every traced syscall). One raw
+ * tracepoint for all syscalls; the others leave at the switch.
+ */
+SEC("raw_tracepoint/sys_exit")
+int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 {
+	long ret = ctx->args[1];
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = SYSCALL_NR(regs);
+	if (nr == NR_CONNECT) {
+		/* Non-blocking sockets (Go, Node) return EINPROGRESS with the 4-tuple already chosen. */
+		if ((ret == 0 || ret == -EINPROGRESS) && watched(loupe_cfg(), bpf_get_current_pid_tgid() >> 32))
+			sock_opened(PT_REGS_PARM1_CORE_SYSCALL(regs), LOUPE_ROLE_CLIENT);
+		return 0;
+	}
+	if (ret <= 0)
+		return 0;
+	__u8 source;
+	__u8 vector = 0;
+	__u8 msg = 0;
+	switch (nr) {
+	case NR_READ: source = LOUPE_SRC_READ; break;
+	case NR_WRITE: source = LOUPE_SRC_WRITE; break;
+	case NR_READV: source = LOUPE_SRC_READV; vector = 1; break;
+	case NR_WRITEV: source = LOUPE_SRC_WRITEV; vector = 1; break;
+	case NR_RECVFROM: source = LOUPE_SRC_RECVFROM; break;
+	case NR_SENDTO: source = LOUPE_SRC_SENDTO; break;
+	case NR_RECVMSG: source = LOUPE_SRC_RECVMSG; msg = 1; break;
+	case NR_SENDMSG: source = LOUPE_SRC_SENDMSG; msg = 1; break;
+	default: return 0;
+	}
 	__u64 id = bpf_get_current_pid_tgid();
 	struct loupe_config *cfg = loupe_cfg();
 	if (!watched(cfg, id >> 32))
 		return 0;
+	int fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	struct sock_info *info = traced_socket(cfg, id >> 32, fd);
 	if (!info)
 		return 0;
@@ -122,127 +157,19 @@ static __always_inline int enter_io(int fd, __u64 buf, __u64 count, __u8 source,
 	}
 	if (info->tls)
 		return 0;
-	struct call c = { .buf = buf, .count = count, .fd = fd, .source = source, .vector = vector };
-	bpf_map_update_elem(&loupe_calls, &id, &c, BPF_ANY);
+	__u64 buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	__u64 count = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (msg) {
+		/* sendmsg/recvmsg: the iovecs are inside the user's msghdr. */
+		struct user_msghdr hdr = {};
+		if (bpf_probe_read_user(&hdr, sizeof(hdr), (void *)buf))
+			return 0;
+		buf = (__u64)hdr.msg_iov;
+		count = hdr.msg_iovlen;
+		vector = 1;
+	}
+	emit_data(id >> 32, fd, source, 0, ret, buf, count, vector);
 	return 0;
-}
-
-/* sendmsg/recvmsg: the iovecs are inside the user's msghdr. */
-static __always_inline int enter_msg(int fd, __u64 msg, __u8 source)
-{
-	struct user_msghdr hdr = {};
-	if (bpf_probe_read_user(&hdr, sizeof(hdr), (void *)msg))
-		return 0;
-	return enter_io(fd, (__u64)hdr.msg_iov, hdr.msg_iovlen, source, 1);
-}
-
-static __always_inline int exit_io(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call *c = bpf_map_lookup_elem(&loupe_calls, &id);
-	if (!c)
-		return 0;
-	struct call call = *c;
-	bpf_map_delete_elem(&loupe_calls, &id);
-	if (ret > 0)
-		emit_data(id >> 32, call.fd, call.source, 0, ret, call.buf, call.count, call.vector);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_read")
-int enter_read(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], LOUPE_SRC_READ, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_read")
-int exit_read(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int enter_readv(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], LOUPE_SRC_READV, 1);
-}
-
-SEC("tracepoint/syscalls/sys_exit_readv")
-int exit_readv(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], LOUPE_SRC_RECVFROM, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_msg(ctx->args[0], ctx->args[1], LOUPE_SRC_RECVMSG);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int enter_write(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], LOUPE_SRC_WRITE, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_write")
-int exit_write(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int enter_writev(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], LOUPE_SRC_WRITEV, 1);
-}
-
-SEC("tracepoint/syscalls/sys_exit_writev")
-int exit_writev(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int enter_sendto(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_io(ctx->args[0], ctx->args[1], ctx->args[2], LOUPE_SRC_SENDTO, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int exit_sendto(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return enter_msg(ctx->args[0], ctx->args[1], LOUPE_SRC_SENDMSG);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_io(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

@@ -50,23 +50,6 @@ struct {
 	__type(value, __u64);
 } loupe_tracked_sk SEC(".maps");
 
-/* A syscall between its entry and its exit: what it was asked to do. */
-struct call {
-	__u64 buf;   /* the buffer, or the iovec array for vector calls */
-	__u64 count; /* bytes asked for, or iovec count */
-	__s32 fd;
-	__u8 source; /* enum loupe_data_source */
-	__u8 vector;
-	__u8 pad[2];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct call);
-} loupe_calls SEC(".maps");
-
 /*
  * Room for one data record, plus slack so a copy at a masked offset with a
  * masked length stays provably inside the value.

@@ -53,7 +53,7 @@ function startAgent(args: string[]): { agent: ChildProcess; stderr: () => string
 function attachedLoupePrograms(): string[] {
   const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
   if (r.status !== 0) return [];
-  const ours = new Set(['exit_accept4', 'enter_connect', 'exit_read', 'enter_write', 'enter_close', 'sock_set_state', 'process_exec', 'go_serve_http', 'go_newproc1', 'loupe_sockops', 'loupe_inject_tr']);
+  const ours = new Set(['exit_accept4', 'sys_exit_io', 'enter_close', 'sock_set_state', 'process_exec', 'go_serve_http', 'go_newproc1', 'loupe_sockops', 'loupe_inject_tr']);
   return (JSON.parse(r.stdout) as Array<{ name?: string }>).map((p) => p.name ?? '').filter((n) => ours.has(n));
 }
 
