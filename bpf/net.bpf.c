@@ -89,7 +89,10 @@ static __always_inline struct sock_info *traced_socket(struct loupe_config *cfg,
 #define NR_SENDMSG 46
 #define NR_RECVMSG 47
 #define NR_CONNECT 42
+#define NR_HIGHEST 47
 #define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+/* A 32-bit program's syscall: other numbers, other registers (__USER32_CS). */
+#define COMPAT_SYSCALL(regs) (BPF_CORE_READ(regs, cs) == 0x23)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ 63
 #define NR_WRITE 64
@@ -100,7 +103,10 @@ static __always_inline struct sock_info *traced_socket(struct loupe_config *cfg,
 #define NR_SENDMSG 211
 #define NR_RECVMSG 212
 #define NR_CONNECT 203
+#define NR_HIGHEST 212
 #define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
+/* An AArch32 program's syscall: other numbers, other registers (PSR_MODE32_BIT). */
+#define COMPAT_SYSCALL(regs) (BPF_CORE_READ(regs, pstate) & 0x10)
 #else
 #error "syscall numbers for this architecture are not defined"
 #endif
@@ -118,6 +124,8 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 	long ret = ctx->args[1];
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	long nr = SYSCALL_NR(regs);
+	if (nr > NR_HIGHEST || COMPAT_SYSCALL(regs))
+		return 0; /* not one of ours (most syscalls leave here), or a 32-bit program's */
 	if (nr == NR_CONNECT) {
 		/* Non-blocking sockets (Go, Node) return EINPROGRESS with the 4-tuple already chosen. */
 		if ((ret == 0 || ret == -EINPROGRESS) && watched(loupe_cfg(), bpf_get_current_pid_tgid() >> 32))
