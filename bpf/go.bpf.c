@@ -10,8 +10,8 @@
  *   runtime.goexit1                goroutine exits
  *   net/http.serverHandler.ServeHTTP   handler start (entry) and end (RETs)
  *   net/http.(*Transport).roundTrip    client call start (entry) and end (RETs)
- *   net/http.(*Request).write      the writing goroutine's thread will send
- *                                  this request: where inject.bpf.c's header goes
+ *   net/http.(*Request).write      the connection this request is written to:
+ *                                  where inject.bpf.c's header goes
  *   google.golang.org/grpc.(*Server).handleStream   gRPC handler start / end
  *   google.golang.org/grpc.(*ClientConn).Invoke      gRPC unary call start / end
  *
@@ -21,7 +21,7 @@
  * wire. Records are only written for goroutines that carry a context: the
  * rest say nothing about any request.
  */
-#include "go.bpf.h"
+#include "sockets.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -505,22 +505,36 @@ int go_grpc_invoke_ret(struct pt_regs *ctx)
 }
 
 /*
- * (*Request).write(r *Request, w io.Writer, ...): r in RAX. It runs on the
- * connection's writing goroutine, which flushes the request to the socket
- * from this thread next: inject.bpf.c puts the header on that send.
+ * (*Request).write(r *Request, w io.Writer, ...): r in RAX, w in RBX:RCX. In
+ * a persistConn's writeLoop, w is its bufio.Writer, whose wr holds the
+ * persistConn itself (a pointer-shaped value sits in an interface's data
+ * word), and so the connection: the header waits for that connection, by
+ * its 4-tuple, which is what sk_msg knows of it. Any other writer leads
+ * nowhere and the request goes as it is.
  */
 SEC("uprobe")
 int go_request_write(struct pt_regs *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!go_process(id >> 32))
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct loupe_go_offsets *off = go_process(pid);
+	if (!off)
 		return 0;
 	__u64 req = ctx->ax;
 	struct go_inject *inject = bpf_map_lookup_elem(&loupe_go_requests, &req);
 	if (!inject)
 		return 0;
+	__u64 writer = ctx->cx;
+	__u64 pc = writer ? read_u64(writer + off->writer_wr + 8) : 0;
+	int fd = pc ? conn_fd(off, pc + off->persist_conn_conn) : -1;
+	struct sock *sk = fd >= 0 ? sock_from_fd(fd) : NULL;
+	if (!sk)
+		return 0;
+	struct conn_key key = {};
+	read_addrs(sk, &key.family, key.local, key.remote);
+	key.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	key.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	struct go_inject copy = *inject;
 	copy.ts_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&loupe_go_inject, &id, &copy, BPF_ANY);
+	bpf_map_update_elem(&loupe_go_inject, &key, &copy, BPF_ANY);
 	return 0;
 }

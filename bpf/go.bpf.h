@@ -64,10 +64,24 @@ struct {
 	__type(value, struct go_incoming);
 } loupe_go_incoming SEC(".maps");
 
-/* The header to put on the next HTTP/1 request this thread sends (inject.bpf.c takes it). */
+/*
+ * A TCP connection by its 4-tuple: what both a uprobe (from the socket the fd
+ * names) and sk_msg (from its context, which has no socket cookie) can tell.
+ * Ports in host order; an IPv4 address fills the first 4 bytes.
+ */
+struct conn_key {
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad;
+	__u8 local[16];
+	__u8 remote[16];
+};
+
+/* The header to put on the next HTTP/1 request sent on a connection (inject.bpf.c takes it). */
 struct go_inject {
 	__u64 ts_ns;
-	char method[8]; /* the request must start with this, so a stale entry never lands on another request */
+	char method[8]; /* the request must start with this: other bytes on the socket pass untouched */
 	char header[GO_TP_HEADER_LEN];
 	__u8 pad[2];
 };
@@ -75,7 +89,7 @@ struct go_inject {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__type(key, struct conn_key);
 	__type(value, struct go_inject);
 } loupe_go_inject SEC(".maps");
 

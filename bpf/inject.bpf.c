@@ -4,8 +4,7 @@
  * kernel lockdown): a sock_ops program puts the TCP connections that Go
  * programs with injection on open into a sockhash, and an sk_msg program on
  * that sockhash inserts a `traceparent` header line after the request line of
- * the HTTP/1 request go.bpf.c prepared for the sending thread
- * (bpf_msg_push_data). The program's own write() still returns its own byte
+ * the HTTP/1 request go.bpf.c prepared for that socket (bpf_msg_push_data). The program's own write() still returns its own byte
  * count; the socket tracepoints (net.bpf.c) see the bytes it wrote, the peer
  * reads the header.
  */
@@ -73,10 +72,42 @@ int loupe_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* The 4-tuple as go.bpf.c keys it (read_addrs: a v4-mapped IPv6 pair as IPv4). */
+static __always_inline int conn_of(struct sk_msg_md *msg, struct conn_key *key)
+{
+	key->local_port = msg->local_port;
+	/* Network order, and on little-endian kernels moved to the upper half (as sock_ops does): take whichever half holds it. */
+	__u32 remote = bpf_ntohl(msg->remote_port);
+	key->remote_port = (remote & 0xffff) ? (remote & 0xffff) : (remote >> 16);
+	if (msg->family == AF_INET) {
+		key->family = AF_INET;
+		__u32 l = msg->local_ip4, r = msg->remote_ip4;
+		__builtin_memcpy(key->local, &l, 4);
+		__builtin_memcpy(key->remote, &r, 4);
+		return 1;
+	}
+	if (msg->family != AF_INET6)
+		return 0;
+	__u32 l[4] = { msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2], msg->local_ip6[3] };
+	__u32 r[4] = { msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2], msg->remote_ip6[3] };
+	if (!l[0] && !l[1] && l[2] == bpf_htonl(0xffff) && !r[0] && !r[1] && r[2] == bpf_htonl(0xffff)) {
+		key->family = AF_INET;
+		__builtin_memcpy(key->local, &l[3], 4);
+		__builtin_memcpy(key->remote, &r[3], 4);
+		return 1;
+	}
+	key->family = AF_INET6;
+	__builtin_memcpy(key->local, l, 16);
+	__builtin_memcpy(key->remote, r, 16);
+	return 1;
+}
+
 SEC("sk_msg")
 int loupe_inject_traceparent(struct sk_msg_md *msg)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key id = {};
+	if (!conn_of(msg, &id))
+		return SK_PASS;
 	struct go_inject *found = bpf_map_lookup_elem(&loupe_go_inject, &id);
 	if (!found)
 		return SK_PASS;
@@ -95,8 +126,8 @@ int loupe_inject_traceparent(struct sk_msg_md *msg)
 		return SK_PASS;
 	/*
 	 * It must be the request prepared: its method, then a space. Anything else
-	 * this thread sends meanwhile (a response on a server connection, another
-	 * write) passes as it is and leaves the header waiting for its request.
+	 * sent on the socket meanwhile (the rest of a previous body) passes as it
+	 * is and leaves the header waiting for its request.
 	 */
 	for (int i = 0; i < 8; i++) {
 		if (data + i + 1 > end)

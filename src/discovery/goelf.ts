@@ -56,6 +56,8 @@ export const GO_OFFSETS: Record<string, Record<string, number>> = {
     'hash<string,[]string>.buckets': 16,
     'bucket<string,[]string>.keys': 8,
     'bucket<string,[]string>.overflow': 328,
+    'bufio.Writer.wr': 48,
+    'net/http.persistConn.conn': 80,
   },
 };
 

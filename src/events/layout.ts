@@ -179,6 +179,8 @@ export const STRUCT_MEMBERS = {
     ['header_map_buckets', 'u32'],
     ['header_bucket_keys', 'u32'],
     ['header_bucket_overflow', 'u32'],
+    ['writer_wr', 'u32'],
+    ['persist_conn_conn', 'u32'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;
 

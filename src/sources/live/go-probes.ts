@@ -40,6 +40,9 @@ const FIELDS: Record<string, string> = {
   header_map_buckets: 'hash<string,[]string>.buckets',
   header_bucket_keys: 'bucket<string,[]string>.keys',
   header_bucket_overflow: 'bucket<string,[]string>.overflow',
+  // Which connection a request is written to (where the header goes).
+  writer_wr: 'bufio.Writer.wr',
+  persist_conn_conn: 'net/http.persistConn.conn',
 };
 
 /**
