@@ -221,8 +221,9 @@ describe('HTTP/2 masking in captures', () => {
     }
   });
 
-  it('never throws on random bytes after an HTTP/2 start, and never changes a length', () => {
-    fc.assert(fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]])), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(5000), (start, junk, cuts, missing) => {
+  it('never throws on random bytes (after an HTTP/2 start, after frames met mid-stream, or alone), and never changes a length', () => {
+    const midStream = frame(1, 0x5, 3, Buffer.from([0x82, 0x86, 0x0f, 0x10, 0x03, 0x61, 0x62, 0x63]));
+    fc.assert(fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]]), midStream, Buffer.alloc(0)), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(5000), (start, junk, cuts, missing) => {
       const bytes = Buffer.concat([start, Buffer.from(junk)]);
       const m = new StreamMasker();
       const points = [...new Set([0, ...cuts.map((c) => c % (bytes.length + 1)), bytes.length])].sort((a, b) => a - b);
@@ -233,6 +234,39 @@ describe('HTTP/2 masking in captures', () => {
         expect(piece.length).toBe(before);
       }
     }), { numRuns: 500 });
+  });
+
+  it('masks a connection met mid-stream: values whose name it cannot know, secrets, and a block already under way', () => {
+    const enc = hpackjs.compressor.create({ table: { size: 4096 } });
+    const block = (fields: Field[]) => {
+      enc.write(fields);
+      return enc.read();
+    };
+    const plain = (name: string, value: string): Field => ({ name, value, huffman: false, neverIndex: false });
+    // Before the agent: entries enter the dynamic table.
+    block([plain(':method', 'GET'), plain(':path', '/a'), plain('x-custom', 'first'), plain('authorization', 'Bearer old')]);
+    // After the join: names from those entries, a static-named secret, a static-named plain header.
+    const second = block([plain(':method', 'GET'), plain(':path', '/b?k=v'), plain('x-custom', `x${SECRET}`), plain('cookie', `id=${SECRET}`), plain('user-agent', 'curl/8.0')]);
+    const third = block([plain(':method', 'GET'), plain(':path', '/c'), plain('authorization', `Bearer ${SECRET}`)]);
+    const cut = Math.floor(third.length / 2);
+    const joined = Buffer.concat([frame(1, 0x5, 3, second), frame(1, 0x1, 5, third.subarray(0, cut)), frame(9, 0x4, 5, third.subarray(cut))]);
+    const m = new StreamMasker();
+    const bytes = Buffer.from(joined);
+    m.mask(bytes);
+    const text = bytes.toString('latin1');
+    expect(text).not.toContain(SECRET);
+    expect(text).toContain('curl/8.0'); // a static name says it is not a secret
+    expect(text).toContain('/b?k=*');
+
+    // Joining inside a header block: the CONTINUATION's bytes are masked to the block's end.
+    const m2 = new StreamMasker();
+    const tail = Buffer.from(frame(9, 0x4, 5, third.subarray(cut)));
+    m2.mask(tail);
+    expect(tail.subarray(9).every((b) => b === 0x2a)).toBe(true);
+    // and the next block is read normally again
+    const next = Buffer.from(frame(1, 0x5, 7, block([plain(':method', 'GET'), plain('user-agent', 'kept')])));
+    m2.mask(next);
+    expect(next.toString('latin1')).toContain('kept');
   });
 
   it('leaves HTTP/1 and other bytes to the HTTP/1 rules', () => {

@@ -20,12 +20,17 @@
  * dynamic table's names and sizes, so a name given by index is known. Bytes
  * the kernel did not copy are skipped by count; if they fall inside a header
  * block, the table is lost, and from then on every header-block byte of this
- * direction is masked.
+ * direction is masked. A connection met mid-stream (whole frames, as the
+ * protocol detector sees them) is followed the same way, except that a name
+ * from before the join is unknown, so its value is masked, and a header block
+ * already under way is masked to its end.
  */
 import { HUFFMAN_CODES, STATIC_TABLE } from '../parsers/http2/hpack-tables';
 import { huffmanDecode } from '../parsers/http2/hpack';
 import { isSecretHeader } from './redact';
 
+/** The name of a table entry from before a mid-stream join (no real header name has a space). */
+const UNKNOWN_NAME = 'unknown name';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const MASK = 0x2a;
 
@@ -77,6 +82,7 @@ const HEADERS = 0x1;
 const PUSH_PROMISE = 0x5;
 const CONTINUATION = 0x9;
 const PADDED = 0x8;
+const END_HEADERS = 0x4;
 const PRIORITY = 0x20;
 
 export class Http2Masker {
@@ -120,8 +126,16 @@ export class Http2Masker {
   private here = new Map<number, number>();
   private buf: Uint8Array = new Uint8Array(0);
 
-  constructor(start: 'preface' | 'frames') {
+  /** Met mid-stream: the dynamic table's older entries are unknown. */
+  private readonly late: boolean;
+  /** Inside a header block that began before we could follow it: masked to its end. */
+  private blockLost = false;
+  private sawBlockStart = false;
+  private endsBlock = false;
+
+  constructor(start: 'preface' | 'frames' | 'late') {
     this.prefaceLeft = start === 'preface' ? PREFACE.length : 0;
+    this.late = start === 'late';
   }
 
   /** Mask one record's payload in place; `missing` bytes the kernel did not copy follow it. */
@@ -158,13 +172,14 @@ export class Http2Masker {
         this.prefixLeft--;
       } else if (this.frameLeft < this.padding) {
         // padding
-      } else if (this.lost) {
+      } else if (this.lost || this.blockLost) {
         payload[i] = MASK;
         masked++;
       } else {
         masked += this.hpackByte(i);
       }
       i++;
+      if (this.frameLeft === 0 && this.endsBlock) this.blockDone();
     }
     this.skipMissing(missing);
     return masked;
@@ -187,7 +202,15 @@ export class Http2Masker {
       if (this.inBlock) this.lost = true;
       this.frameLeft -= n;
       left -= n;
+      if (this.frameLeft === 0 && this.endsBlock) this.blockDone();
     }
+  }
+
+  /** END_HEADERS: the next block starts with a fresh instruction. */
+  private blockDone(): void {
+    this.endsBlock = false;
+    this.blockLost = false;
+    this.state = Hpack.Op;
   }
 
   private startFrame(): void {
@@ -197,6 +220,10 @@ export class Http2Masker {
     const type = h[3]!;
     const flags = h[4]!;
     this.inBlock = type === HEADERS || type === PUSH_PROMISE || type === CONTINUATION;
+    if (type === HEADERS || type === PUSH_PROMISE) this.sawBlockStart = true;
+    // A CONTINUATION before any block start we saw: its block began before the join.
+    else if (type === CONTINUATION && !this.sawBlockStart) this.blockLost = true;
+    this.endsBlock = this.inBlock && (flags & END_HEADERS) !== 0;
     this.padding = 0;
     this.readPadLength = type !== CONTINUATION && (flags & PADDED) !== 0;
     this.prefixLeft = (this.readPadLength ? 1 : 0) + (type === HEADERS && flags & PRIORITY ? 5 : 0) + (type === PUSH_PROMISE ? 4 : 0);
@@ -281,11 +308,11 @@ export class Http2Masker {
   private nameAt(index: number): string {
     if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]![0];
     const entry = this.table[index - STATIC_TABLE.length - 1];
-    if (!entry) {
-      this.lost = true; // an index this side never saw: the table is not ours to know
-      return '';
-    }
-    return entry.name;
+    if (entry) return entry.name;
+    // An entry from before a mid-stream join: its name is unknown, so its value is masked.
+    if (this.late) return UNKNOWN_NAME;
+    this.lost = true; // an index this side never saw: the table is not ours to know
+    return '';
   }
 
   private nameDone(): void {
@@ -301,7 +328,7 @@ export class Http2Masker {
   }
 
   private startValue(length: number): void {
-    this.secret = isSecretHeader(this.name) ? Secret.Whole : this.name === ':path' ? Secret.Query : Secret.No;
+    this.secret = isSecretHeader(this.name) || this.name === UNKNOWN_NAME ? Secret.Whole : this.name === ':path' ? Secret.Query : Secret.No;
     this.stringLeft = length;
     this.decodedLength = 0;
     this.code = 0;

@@ -10,6 +10,7 @@
  */
 import { isSecretHeader } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
+import { detectProtocol } from '../streams/detect';
 
 const MASK = 0x2a; // '*'
 const CR = 0x0d;
@@ -108,6 +109,12 @@ export class StreamMasker {
       const past = this.held;
       this.held = Buffer.alloc(0);
       if (start !== 'other') this.http2 = new Http2Masker(start);
+      else {
+        // Met mid-stream: whole HTTP/2 frames, as the protocol detector would take them.
+        const first = Buffer.concat([past, payload]);
+        const seen = detectProtocol(first);
+        if (typeof seen === 'object' && seen.protocol === 'http2') this.http2 = new Http2Masker('late');
+      }
       // What earlier records held goes through first, on a copy: those bytes are already handed on.
       if (past.length) this.maskText(Buffer.from(past));
     }
