@@ -53,6 +53,7 @@ check: deps
 
 demo: build
 	node dist/cli/main.js replay captures/factorial.loupe --format tree
+	node dist/cli/main.js replay captures/gofactorial-live.loupe --format tree
 
 test: system-deps build check
 	npx vitest run
