@@ -69,6 +69,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     });
     exports.Set("Agent", cls);
     exports.Set("clocks", Napi::Function::New(env, Clocks));
+    exports.Set("programTypes", Napi::Function::New(env, ProgramTypes));
     libbpf_set_print(printLibbpf);
     return exports;
   }
@@ -478,6 +479,19 @@ class Agent : public Napi::ObjectWrap<Agent> {
     objects_.clear();
     delete batch_;
     batch_ = nullptr;
+  }
+
+  // programTypes(): which of the program types Loupe uses this kernel can
+  // load (libbpf loads a trivial program of each): said at start-up.
+  static Napi::Value ProgramTypes(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    const std::pair<const char*, bpf_prog_type> types[] = {
+        {"tracepoint", BPF_PROG_TYPE_TRACEPOINT}, {"raw_tracepoint", BPF_PROG_TYPE_RAW_TRACEPOINT},
+        {"kprobe", BPF_PROG_TYPE_KPROBE},          {"sock_ops", BPF_PROG_TYPE_SOCK_OPS},
+        {"sk_msg", BPF_PROG_TYPE_SK_MSG},
+    };
+    for (auto& [name, type] : types) out.Set(name, Napi::Boolean::New(info.Env(), libbpf_probe_bpf_prog_type(type, nullptr) == 1));
+    return out;
   }
 
   // clocks(): CLOCK_REALTIME and CLOCK_MONOTONIC read back to back, as ns

@@ -141,7 +141,11 @@ export class LiveSource {
     this.agent = agent;
     try {
       agent.load(BPF_OBJECTS, this.options.ringBytes);
-      const injectLoad = this.options.goInject ? agent.loadOptional(INJECT_OBJECT, this.options.ringBytes) : 'turned off by configuration';
+      const types = addon.programTypes();
+      const missingTypes = (['sock_ops', 'sk_msg'] as const).filter((t) => !types[t]);
+      const injectLoad = !this.options.goInject ? 'turned off by configuration'
+        : missingTypes.length ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
+        : agent.loadOptional(INJECT_OBJECT, this.options.ringBytes);
       const filterPids = (this.options.pids?.length ?? 0) > 0;
       const filterPorts = (this.options.ports?.length ?? 0) > 0;
       for (const pid of this.options.pids ?? []) this.watchPid(pid);

@@ -38,6 +38,8 @@ export interface NativeAgent {
 export interface Addon {
   Agent: new () => NativeAgent;
   clocks(): { realtime: bigint; monotonic: bigint };
+  /** Which program types this kernel loads (kprobe is also what uprobes are). */
+  programTypes(): Record<'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'sock_ops' | 'sk_msg', boolean>;
 }
 
 export function loadAddon(): Addon {
