@@ -13,7 +13,7 @@ import * as readline from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LiveSession } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
-import { freePort, ROOT } from './helpers';
+import { freePort, ROOT, tempDir } from './helpers';
 
 const support = liveSupport();
 const go = spawnSync('go', ['version']).status === 0;
@@ -82,9 +82,10 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   };
   for (const p of before) await fetch(p);
   let spans = '';
+  const capture = path.join(tempDir(), 'go.loupe');
   const session = new LiveSession({
     ports: [port], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
-    write: (t) => (spans += t), goProbes: true, goInject,
+    write: (t) => (spans += t), goProbes: true, goInject, capturePath: capture,
   });
   const started = session.start();
   try {
@@ -110,7 +111,9 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   server.kill();
   const parsed = spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
   const go = session.goPrograms.find((g) => g.pid === client.pid);
-  return { received, spans: parsed, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit, go };
+  // Architecture rule 3 with Go records in the stream: the replay of the recording says the same, byte for byte.
+  const replayed = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+  return { received, spans: parsed, liveText: spans, replayText: replayed.stdout, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit, go };
 }
 
 /** Values of the traceparent headers in Node's rawHeaders (name, value, name, value, ...). */
@@ -160,6 +163,13 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     const [header] = traceparentsOf(later!.raw);
     const call = pooled.spans.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith('/later'))!;
     expect(header).toBe(`00-${call.traceId}-${call.spanId}-01`);
+  });
+
+  it('replays each recording into the very spans the live run printed', () => {
+    for (const run of [on, off, pooled]) {
+      expect(run.liveText.length).toBeGreaterThan(0);
+      expect(run.replayText).toBe(run.liveText);
+    }
   });
 
   it('detaches a Go program\'s probes when it exits', () => {
