@@ -34,13 +34,20 @@ const FIELDS: Record<string, string> = {
   netfd_pfd: 'net.netFD.pfd',
   pollfd_sysfd: 'internal/poll.FD.Sysfd',
   client_status_code: 'net/http.Response.StatusCode',
-  // Where an outgoing request's headers are, to see whether it has a traceparent already.
+};
+
+/**
+ * What injection needs besides: where an outgoing request's headers are (to
+ * see whether it has a traceparent already; the map's layout is the
+ * runtime's and changes between releases) and which connection it is written
+ * to. Without them a program keeps its probes and gets no header.
+ */
+const INJECT_FIELDS: Record<string, string> = {
   request_header: 'net/http.Request.Header',
   header_map_b: 'hash<string,[]string>.B',
   header_map_buckets: 'hash<string,[]string>.buckets',
   header_bucket_keys: 'bucket<string,[]string>.keys',
   header_bucket_overflow: 'bucket<string,[]string>.overflow',
-  // Which connection a request is written to (where the header goes).
   writer_wr: 'bufio.Writer.wr',
   persist_conn_conn: 'net/http.persistConn.conn',
 };
@@ -65,6 +72,8 @@ export interface GoPlan {
   offsetsFrom: 'dwarf' | 'table' | 'dwarf+table';
   /** Why some probes were left off (gRPC without DWARF), or ''. */
   skipped: string;
+  /** The offsets injection needs are known. */
+  canInject: boolean;
 }
 
 /** Is this file a Go program? Reads the section headers only. */
@@ -100,7 +109,7 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const functions = elf.functions();
   // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
-    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '' };
+    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false };
   }
   // gRPC's offsets first: without them its probes stay off and the rest goes on.
   let grpcOffsets: Record<string, number> = {};
@@ -134,9 +143,20 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   }
   const names = Object.keys(FIELDS);
   const read = await elf.fieldOffsets(names.map((n) => FIELDS[n]!));
-  const offsets = { ...Object.fromEntries(names.map((n, i) => [n, read[i]!.offset])), ...grpcOffsets };
+  let injectOffsets: Record<string, number> = {};
+  try {
+    const injectNames = Object.keys(INJECT_FIELDS);
+    const got = await elf.fieldOffsets(injectNames.map((n) => INJECT_FIELDS[n]!));
+    injectOffsets = Object.fromEntries(injectNames.map((n, i) => [n, got[i]!.offset]));
+  } catch (e) {
+    skipped = [skipped, `traceparent injection off for it: ${(e as Error).message}`].filter(Boolean).join('; ');
+  }
+  const offsets = { ...Object.fromEntries(names.map((n, i) => [n, read[i]!.offset])), ...grpcOffsets, ...injectOffsets };
   const from = new Set(read.map((r) => r.from));
-  return { goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped };
+  return {
+    goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
+    canInject: Object.keys(injectOffsets).length > 0,
+  };
 }
 
 /** The `loupe_go_procs` value for a process running this plan. */
@@ -144,11 +164,11 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean): Buffer {
   const layout = layoutOf('loupe_go_offsets');
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
-    // gRPC's stay 0 when its probes are off (LOUPE_GO_F_GRPC unset).
+    // gRPC's and injection's stay 0 when unknown (their flags unset).
     if (name === 'flags') continue;
     buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
-  buf.writeUInt32LE((inject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0), offsetOf('loupe_go_offsets', 'flags'));
+  buf.writeUInt32LE((inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0), offsetOf('loupe_go_offsets', 'flags'));
   return buf;
 }

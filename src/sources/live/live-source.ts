@@ -220,7 +220,7 @@ export class LiveSource {
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
-    const adoptedSockets = this.propagation.inject ? agent.adoptSockets('loupe_inject_socks', pid, socketFds(pid)) : 0;
+    const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketFds(pid)) : 0;
     return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped, adoptedSockets };
   }
 

@@ -1,0 +1,56 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from '../../../test/helpers';
+import { GO_OFFSETS } from '../../discovery/goelf';
+import { CONSTANTS, offsetOf } from '../../events/layout';
+import { encodeGoOffsets, isGoBinary, planGoProbes } from './go-probes';
+
+const goVersion = spawnSync('go', ['version'], { encoding: 'utf8' });
+const release = /go(\d+\.\d+)/.exec(goVersion.stdout ?? '')?.[0] ?? '';
+const reason = goVersion.status !== 0 ? 'go is not installed'
+  : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed'
+  : !GO_OFFSETS[release] ? `the offsets table has no ${release} (a binary without DWARF would be refused)` : '';
+if (reason) console.warn(`Go probe plan tests skipped: ${reason}`);
+
+describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  let noDwarf = '';
+  beforeAll(() => {
+    const dir = tempDir();
+    noDwarf = path.join(dir, 'backend-nodwarf');
+    execFileSync('go', ['build', '-ldflags=-w', '-o', noDwarf, path.join(ROOT, 'scenarios/services/backend.go')], { env: { ...process.env, GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' }, cwd: dir });
+  }, 120_000);
+
+  const flags = (b: Buffer) => b.readUInt32LE(offsetOf('loupe_go_offsets', 'flags'));
+
+  it('knows a Go program by its sections, and not a C one', () => {
+    expect(isGoBinary(noDwarf)).toBe(true);
+    expect(isGoBinary(process.execPath)).toBe(false);
+  });
+
+  it('plans entry and RET probes with offsets from the table when the binary has no DWARF', async () => {
+    const plan = await planGoProbes(noDwarf);
+    expect(plan.offsetsFrom).toBe('table');
+    expect(plan.functions).toContain('net/http.serverHandler.ServeHTTP');
+    expect(plan.probes.filter(([p]) => p === 'go_serve_http')).toHaveLength(1);
+    expect(plan.probes.filter(([p]) => p === 'go_serve_http_ret').length).toBeGreaterThan(0);
+    expect(plan.canInject).toBe(true);
+    expect(flags(encodeGoOffsets(plan, true))).toBe(CONSTANTS.LOUPE_GO_F_INJECT);
+    expect(flags(encodeGoOffsets(plan, false))).toBe(0);
+  });
+
+  it('keeps the probes but puts no header on a program whose header-map layout it does not know', async () => {
+    const table = GO_OFFSETS[release]!;
+    const saved = table['hash<string,[]string>.B'];
+    delete table['hash<string,[]string>.B'];
+    try {
+      const plan = await planGoProbes(noDwarf);
+      expect(plan.probes.length).toBeGreaterThan(0);
+      expect(plan.canInject).toBe(false);
+      expect(plan.skipped).toMatch(/traceparent injection off for it: .*hash<string,\[\]string>\.B.*refusing to guess/);
+      expect(flags(encodeGoOffsets(plan, true))).toBe(0);
+    } finally {
+      table['hash<string,[]string>.B'] = saved!;
+    }
+  });
+});
