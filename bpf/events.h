@@ -244,6 +244,13 @@ struct loupe_go_offsets {
 	__u32 header_bucket_overflow; /* bucket<string,[]string>.overflow: the last member, so size - 8 */
 	__u32 writer_wr;          /* bufio.Writer.wr: the io.Writer a persistConn's bufio.Writer writes to */
 	__u32 persist_conn_conn;  /* net/http.persistConn.conn */
+	__u32 pad0;
+	/*
+	 * Address of the itab of *net.TCPConn as a net.Conn: a net.Conn whose
+	 * itab is another (a *tls.Conn) is not followed to an fd. 0: unknown (a
+	 * position-independent binary), not checked.
+	 */
+	__u64 tcpconn_itab;
 };
 
 #endif /* LOUPE_EVENTS_H */

@@ -205,6 +205,8 @@ int go_goexit1(struct pt_regs *ctx)
 /* The fd of a Go net.Conn interface value's *net.TCPConn (data word at +8): conn.fd.pfd.Sysfd; -1 when not one. */
 static __always_inline __s32 conn_fd(struct loupe_go_offsets *off, __u64 iface)
 {
+	if (off->tcpconn_itab && read_u64(iface) != off->tcpconn_itab)
+		return -1; /* a TLS connection or another net.Conn: its first words are no netFD */
 	__u64 tcp = read_u64(iface + 8);
 	__u64 netfd = tcp ? read_u64(tcp + off->netconn_fd) : 0;
 	__s64 fd = netfd ? (__s64)read_u64(netfd + off->netfd_pfd + off->pollfd_sysfd) : -1;

@@ -125,6 +125,18 @@ export class GoBinary {
     return out;
   }
 
+  /** The address of a data or function symbol, and whether addresses are absolute (not a position-independent binary). */
+  symbolAddress(name: string): { addr: bigint; absolute: boolean } | undefined {
+    const symtab = this.sections.find((s) => s.type === 2 /* SHT_SYMTAB */);
+    if (!symtab) return undefined;
+    const strtab = this.sections[symtab.link]!;
+    const absolute = this.buf.readUInt16LE(0x10) === 2; // ET_EXEC
+    for (let at = symtab.offset; at + 24 <= symtab.offset + symtab.size; at += symtab.entsize || 24) {
+      if (cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at)) === name) return { addr: this.buf.readBigUInt64LE(at + 8), absolute };
+    }
+    return undefined;
+  }
+
   /** Go version and modules from .go.buildinfo (Go 1.18+ inline format). */
   buildInfo(): GoBuildInfo {
     const s = this.section('.go.buildinfo');

@@ -181,6 +181,8 @@ export const STRUCT_MEMBERS = {
     ['header_bucket_overflow', 'u32'],
     ['writer_wr', 'u32'],
     ['persist_conn_conn', 'u32'],
+    ['pad0', 'u32'],
+    ['tcpconn_itab', 'u64'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;
 

@@ -74,6 +74,8 @@ export interface GoPlan {
   skipped: string;
   /** The offsets injection needs are known. */
   canInject: boolean;
+  /** *net.TCPConn's itab as a net.Conn, when the binary's addresses are absolute; 0 otherwise. */
+  tcpConnItab: bigint;
 }
 
 /** Is this file a Go program? Reads the section headers only. */
@@ -109,7 +111,7 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const functions = elf.functions();
   // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
-    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false };
+    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, tcpConnItab: 0n };
   }
   // gRPC's offsets first: without them its probes stay off and the rest goes on.
   let grpcOffsets: Record<string, number> = {};
@@ -156,7 +158,14 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   return {
     goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
     canInject: Object.keys(injectOffsets).length > 0,
+    tcpConnItab: tcpConnItab(elf),
   };
+}
+
+/** Go names itabs go.itab.T,I (to Go 1.19) or go:itab.T,I (Go 1.20 on). */
+function tcpConnItab(elf: GoBinary): bigint {
+  const sym = elf.symbolAddress('go.itab.*net.TCPConn,net.Conn') ?? elf.symbolAddress('go:itab.*net.TCPConn,net.Conn');
+  return sym?.absolute ? sym.addr : 0n;
 }
 
 /** The `loupe_go_procs` value for a process running this plan. */
@@ -165,9 +174,10 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean): Buffer {
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
     // gRPC's and injection's stay 0 when unknown (their flags unset).
-    if (name === 'flags') continue;
+    if (name === 'flags' || name === 'tcpconn_itab' || name === 'pad0') continue;
     buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
+  buf.writeBigUInt64LE(plan.tcpConnItab, offsetOf('loupe_go_offsets', 'tcpconn_itab'));
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
   buf.writeUInt32LE((inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0), offsetOf('loupe_go_offsets', 'flags'));
   return buf;
