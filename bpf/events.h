@@ -214,6 +214,7 @@ struct loupe_config {
 /* loupe_go_offsets.flags */
 #define LOUPE_GO_F_INJECT 0x1 /* put traceparent on this program's outgoing HTTP/1 requests */
 #define LOUPE_GO_F_GRPC 0x2   /* the grpc_* offsets are known: gRPC probes may read */
+#define LOUPE_GO_F_TLS 0x4    /* tls_conn_conn is known: crypto/tls probes may read */
 
 /*
  * User -> kernel: where one Go program keeps what the Go probes read, by
@@ -244,7 +245,7 @@ struct loupe_go_offsets {
 	__u32 header_bucket_overflow; /* bucket<string,[]string>.overflow: the last member, so size - 8 */
 	__u32 writer_wr;          /* bufio.Writer.wr: the io.Writer a persistConn's bufio.Writer writes to */
 	__u32 persist_conn_conn;  /* net/http.persistConn.conn */
-	__u32 pad0;
+	__u32 tls_conn_conn;      /* crypto/tls.Conn.conn: the net.Conn under TLS */
 	/*
 	 * Address of the itab of *net.TCPConn as a net.Conn: a net.Conn whose
 	 * itab is another (a *tls.Conn) is not followed to an fd. 0: unknown (a

@@ -14,6 +14,7 @@
  *                                  where inject.bpf.c's header goes
  *   google.golang.org/grpc.(*Server).handleStream   gRPC handler start / end
  *   google.golang.org/grpc.(*ClientConn).Invoke      gRPC unary call start / end
+ *   crypto/tls.(*Conn).Write and Read   TLS plaintext, reported as data records
  *
  * Each goroutine that serves a request, or was started (at any depth) by one
  * that did, carries a trace context here (loupe_go_ctx); a client call takes
@@ -538,5 +539,76 @@ int go_request_write(struct pt_regs *ctx)
 	struct go_inject copy = *inject;
 	copy.ts_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&loupe_go_inject, &key, &copy, BPF_ANY);
+	return 0;
+}
+
+/* A crypto/tls read or write in flight on a goroutine. */
+struct go_tls_call {
+	__u64 buf;
+	__s32 fd;
+	__u8 source; /* LOUPE_SRC_SSL_READ or LOUPE_SRC_SSL_WRITE */
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_key);
+	__type(value, struct go_tls_call);
+} loupe_go_tls SEC(".maps");
+
+/*
+ * Go's own TLS: (*Conn).Write(c *Conn, b []byte) and (*Conn).Read(c, b), c
+ * in RAX, b's pointer in RBX. The socket under c (c.conn, a net.Conn) is
+ * marked TLS at once, before the ciphertext syscalls inside run, so from then
+ * on its plaintext is reported and its ciphertext is not, as with OpenSSL.
+ */
+static __always_inline int go_tls_enter(struct pt_regs *ctx, __u8 source)
+{
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
+	if (!off || !(off->flags & LOUPE_GO_F_TLS) || !key.goid)
+		return 0;
+	int fd = conn_fd(off, ctx->ax + off->tls_conn_conn);
+	if (fd < 0)
+		return 0;
+	struct sock_key skey = { .pid = key.pid, .fd = fd };
+	struct sock_info *info = bpf_map_lookup_elem(&loupe_sockets, &skey);
+	if (!info || !info->traced)
+		return 0;
+	info->tls = 1;
+	struct go_tls_call call = { .buf = ctx->bx, .fd = fd, .source = source };
+	bpf_map_update_elem(&loupe_go_tls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_write(struct pt_regs *ctx)
+{
+	return go_tls_enter(ctx, LOUPE_SRC_SSL_WRITE);
+}
+
+SEC("uprobe")
+int go_tls_read(struct pt_regs *ctx)
+{
+	return go_tls_enter(ctx, LOUPE_SRC_SSL_READ);
+}
+
+/* RET of either: (n int, err error) in RAX and RBX:RCX. */
+SEC("uprobe")
+int go_tls_io_ret(struct pt_regs *ctx)
+{
+	struct go_key key;
+	struct loupe_go_offsets *off = current_goroutine(ctx, &key);
+	if (!off)
+		return 0;
+	struct go_tls_call *c = bpf_map_lookup_elem(&loupe_go_tls, &key);
+	if (!c)
+		return 0;
+	struct go_tls_call call = *c;
+	bpf_map_delete_elem(&loupe_go_tls, &key);
+	long n = ctx->ax;
+	if (n > 0)
+		emit_data(key.pid, call.fd, call.source, LOUPE_DATA_F_TLS, n, call.buf, 0, 0);
 	return 0;
 }

@@ -6,7 +6,7 @@
  * injection off, or when the program sets its own traceparent, no header is
  * added. Skipped with the reason where the live agent or Go cannot run.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
@@ -104,8 +104,8 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   }
   const linksWhileRunning = heldGoLinks();
   await new Promise((r) => (client.exitCode !== null ? r(null) : client.once('exit', r)));
-  // Its exit record comes through the ring buffer: then its probes go.
-  for (let i = 0; i < 50 && heldGoLinks() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  // Its exit record comes through the ring buffer; then its probes go, each detach waiting out an RCU grace period.
+  for (let i = 0; i < 300 && heldGoLinks() > 0; i++) await new Promise((r) => setTimeout(r, 100));
   const linksAfterExit = heldGoLinks();
   await session.stop();
   server.kill();
@@ -114,6 +114,40 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   // Architecture rule 3 with Go records in the stream: the replay of the recording says the same, byte for byte.
   const replayed = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
   return { received, spans: parsed, liveText: spans, replayText: replayed.stdout, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit, go };
+}
+
+/** A Go HTTPS client (crypto/tls) through an agent session, against a Node HTTPS server with a self-signed certificate. */
+async function httpsThroughAgent() {
+  const dir = tempDir();
+  const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  const port = await freePort();
+  const server = spawn('node', ['-e', `require('https').createServer({ key: require('fs').readFileSync(${JSON.stringify(key)}), cert: require('fs').readFileSync(${JSON.stringify(cert)}) }, (q, s) => s.end('secret body')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  expect(await lines(server)()).toBe('ready');
+  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_INSECURE: '1' } });
+  const clientLine = lines(client);
+  let spans = '';
+  const session = new LiveSession({
+    ports: [port], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
+    write: (t) => (spans += t), goProbes: true, goInject: true,
+  });
+  session.start();
+  try {
+    const probed = () => session.goPrograms.find((g) => g.pid === client.pid);
+    for (let i = 0; i < 600 && !probed(); i++) {
+      session.considerGo(client.pid!);
+      await session.goSettled();
+      if (!probed()) await new Promise((r) => setTimeout(r, 100));
+    }
+    client.stdin!.write(`https://127.0.0.1:${port}/secure?token=abc\n`);
+    expect(await clientLine()).toBe('200 OK');
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    client.stdin!.end();
+    await session.stop();
+    server.kill();
+  }
+  return { spans: spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine), clientPid: client.pid! };
 }
 
 /** Values of the traceparent headers in Node's rawHeaders (name, value, name, value, ...). */
@@ -187,4 +221,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(served.attributes['loupe.context']).toBe('connection-pair');
     expect(served.parentSpanId).toBe(call.spanId);
   });
+
+  it('reads a Go program\'s HTTPS in plaintext from crypto/tls, not its ciphertext', async () => {
+    const { spans, clientPid } = await httpsThroughAgent();
+    const call = spans.find((s) => s.kind === 'client' && s.pid === clientPid);
+    expect(call, JSON.stringify(spans)).toBeDefined();
+    expect(call!.attributes).toMatchObject({ 'url.full': expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/secure\?token=REDACTED$/), 'http.response.status_code': 200 });
+  }, 120_000);
 });

@@ -376,6 +376,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       redact: !v['no-redact'],
       goProbes: !v['no-go'],
       goInject: !v['no-go'] && !v['no-inject'],
+      goTls: !v['no-tls'],
       format,
       exports: { otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0 },
       rules: { routes: config.routes, services: config.services },

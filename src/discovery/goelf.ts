@@ -58,6 +58,7 @@ export const GO_OFFSETS: Record<string, Record<string, number>> = {
     'bucket<string,[]string>.overflow': 328,
     'bufio.Writer.wr': 48,
     'net/http.persistConn.conn': 80,
+    'crypto/tls.Conn.conn': 0,
   },
 };
 

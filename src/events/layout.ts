@@ -21,6 +21,7 @@ export const CONSTANTS = {
   LOUPE_DATA_F_TLS: 0x2,
   LOUPE_GO_F_INJECT: 0x1,
   LOUPE_GO_F_GRPC: 0x2,
+  LOUPE_GO_F_TLS: 0x4,
 } as const;
 
 export const ENUMS = {
@@ -181,7 +182,7 @@ export const STRUCT_MEMBERS = {
     ['header_bucket_overflow', 'u32'],
     ['writer_wr', 'u32'],
     ['persist_conn_conn', 'u32'],
-    ['pad0', 'u32'],
+    ['tls_conn_conn', 'u32'],
     ['tcpconn_itab', 'u64'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;

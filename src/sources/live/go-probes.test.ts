@@ -35,8 +35,11 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
     expect(plan.probes.filter(([p]) => p === 'go_serve_http')).toHaveLength(1);
     expect(plan.probes.filter(([p]) => p === 'go_serve_http_ret').length).toBeGreaterThan(0);
     expect(plan.canInject).toBe(true);
-    expect(flags(encodeGoOffsets(plan, true))).toBe(CONSTANTS.LOUPE_GO_F_INJECT);
-    expect(flags(encodeGoOffsets(plan, false))).toBe(0);
+    // net/http links crypto/tls: its plaintext probes go on too, with Conn.conn from the table.
+    expect(plan.probes.map(([p]) => p)).toEqual(expect.arrayContaining(['go_tls_write', 'go_tls_read', 'go_tls_io_ret']));
+    expect(flags(encodeGoOffsets(plan, false)) & CONSTANTS.LOUPE_GO_F_TLS).toBe(CONSTANTS.LOUPE_GO_F_TLS);
+    expect(flags(encodeGoOffsets(plan, true)) & CONSTANTS.LOUPE_GO_F_INJECT).toBe(CONSTANTS.LOUPE_GO_F_INJECT);
+    expect(flags(encodeGoOffsets(plan, false)) & CONSTANTS.LOUPE_GO_F_INJECT).toBe(0);
     // The itab a net.Conn must have to be followed to an fd: the one nm names (the binary is not position-independent).
     const nm = execFileSync('nm', [noDwarf], { encoding: 'utf8', maxBuffer: 64 << 20 });
     const itab = /^([0-9a-f]+) \S go[.:]itab\.\*net\.TCPConn,net\.Conn$/m.exec(nm)![1]!;
@@ -53,7 +56,7 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
       expect(plan.probes.length).toBeGreaterThan(0);
       expect(plan.canInject).toBe(false);
       expect(plan.skipped).toMatch(/traceparent injection off for it: .*hash<string,\[\]string>\.B.*refusing to guess/);
-      expect(flags(encodeGoOffsets(plan, true))).toBe(0);
+      expect(flags(encodeGoOffsets(plan, true)) & CONSTANTS.LOUPE_GO_F_INJECT).toBe(0);
     } finally {
       table['hash<string,[]string>.B'] = saved!;
     }

@@ -10,7 +10,7 @@ import { ElfError, GoBinary } from '../../discovery/goelf';
 import { CONSTANTS, layoutOf, offsetOf, STRUCT_MEMBERS } from '../../events/layout';
 
 /** Function -> [program on its entry, program on each RET]; required ones make a binary unsupported when missing. */
-const PROBES: Array<{ fn: string; entry?: string; ret?: string; required?: boolean; grpc?: boolean }> = [
+const PROBES: Array<{ fn: string; entry?: string; ret?: string; required?: boolean; grpc?: boolean; tls?: boolean }> = [
   { fn: 'runtime.newproc1', entry: 'go_newproc1', ret: 'go_newproc1_ret', required: true },
   { fn: 'runtime.goexit1', entry: 'go_goexit1', required: true },
   { fn: 'net/http.serverHandler.ServeHTTP', entry: 'go_serve_http', ret: 'go_serve_http_ret' },
@@ -18,6 +18,8 @@ const PROBES: Array<{ fn: string; entry?: string; ret?: string; required?: boole
   { fn: 'net/http.(*Request).write', entry: 'go_request_write' },
   { fn: 'google.golang.org/grpc.(*Server).handleStream', entry: 'go_grpc_handle_stream', ret: 'go_grpc_handle_stream_ret', grpc: true },
   { fn: 'google.golang.org/grpc.(*ClientConn).Invoke', entry: 'go_grpc_invoke', ret: 'go_grpc_invoke_ret', grpc: true },
+  { fn: 'crypto/tls.(*Conn).Write', entry: 'go_tls_write', ret: 'go_tls_io_ret', tls: true },
+  { fn: 'crypto/tls.(*Conn).Read', entry: 'go_tls_read', ret: 'go_tls_io_ret', tls: true },
 ];
 
 /** loupe_go_offsets member -> the Go struct member it holds. */
@@ -113,6 +115,16 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
     return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, tcpConnItab: 0n };
   }
+  // crypto/tls plaintext: one offset, from DWARF or the table; without it those probes stay off.
+  let tlsOffsets: Record<string, number> = {};
+  let tlsSkipped = '';
+  if (PROBES.some((p) => p.tls && functions.has(p.fn))) {
+    try {
+      tlsOffsets = { tls_conn_conn: (await elf.fieldOffsets(['crypto/tls.Conn.conn']))[0]!.offset };
+    } catch (e) {
+      tlsSkipped = `crypto/tls probes off: ${(e as Error).message}`;
+    }
+  }
   // gRPC's offsets first: without them its probes stay off and the rest goes on.
   let grpcOffsets: Record<string, number> = {};
   let skipped = '';
@@ -129,7 +141,7 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const probes: Array<[string, number]> = [];
   const covered: string[] = [];
   for (const p of PROBES) {
-    if (p.grpc && skipped) continue;
+    if ((p.grpc && skipped) || (p.tls && tlsSkipped)) continue;
     const fn = functions.get(p.fn);
     if (!fn) {
       if (p.required) throw new ElfError(`${file}: no ${p.fn} (${info.goVersion}): not a Go runtime these probes know`);
@@ -153,7 +165,8 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   } catch (e) {
     skipped = [skipped, `traceparent injection off for it: ${(e as Error).message}`].filter(Boolean).join('; ');
   }
-  const offsets = { ...Object.fromEntries(names.map((n, i) => [n, read[i]!.offset])), ...grpcOffsets, ...injectOffsets };
+  skipped = [skipped, tlsSkipped].filter(Boolean).join('; ');
+  const offsets = { ...Object.fromEntries(names.map((n, i) => [n, read[i]!.offset])), ...grpcOffsets, ...injectOffsets, ...tlsOffsets };
   const from = new Set(read.map((r) => r.from));
   return {
     goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
@@ -169,16 +182,17 @@ function tcpConnItab(elf: GoBinary): bigint {
 }
 
 /** The `loupe_go_procs` value for a process running this plan. */
-export function encodeGoOffsets(plan: GoPlan, inject: boolean): Buffer {
+export function encodeGoOffsets(plan: GoPlan, inject: boolean, tlsPlaintext = true): Buffer {
   const layout = layoutOf('loupe_go_offsets');
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
     // gRPC's and injection's stay 0 when unknown (their flags unset).
-    if (name === 'flags' || name === 'tcpconn_itab' || name === 'pad0') continue;
+    if (name === 'flags' || name === 'tcpconn_itab') continue;
     buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
   buf.writeBigUInt64LE(plan.tcpConnItab, offsetOf('loupe_go_offsets', 'tcpconn_itab'));
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
-  buf.writeUInt32LE((inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0), offsetOf('loupe_go_offsets', 'flags'));
+  const tls = tlsPlaintext && plan.offsets.tls_conn_conn !== undefined;
+  buf.writeUInt32LE((inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0) | (tls ? CONSTANTS.LOUPE_GO_F_TLS : 0), offsetOf('loupe_go_offsets', 'flags'));
   return buf;
 }

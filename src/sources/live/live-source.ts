@@ -22,6 +22,8 @@ export interface LiveOptions {
   tlsLibraries: string[];
   /** Put traceparent on Go programs' outgoing HTTP/1 requests (sk_msg); off keeps every byte as the program wrote it. */
   goInject: boolean;
+  /** Read Go programs' own TLS (crypto/tls) in plaintext; false with --no-tls. Default on. */
+  goTls?: boolean;
 }
 
 /** How trace context crosses from one process to the next in this run. */
@@ -216,8 +218,12 @@ export class LiveSource {
     this.forgetGo(pid); // a pid probed before ran another program
     const links: number[] = [];
     this.goLinks.set(pid, links);
-    for (const [program, offset] of plan.probes) links.push(agent.attachUprobe(program, exe, offset, pid));
-    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject));
+    const tls = this.options.goTls !== false;
+    for (const [program, offset] of plan.probes) {
+      if (!tls && program.startsWith('go_tls_')) continue;
+      links.push(agent.attachUprobe(program, exe, offset, pid));
+    }
+    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject, tls));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
     const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketFds(pid)) : 0;
