@@ -50,6 +50,20 @@ function heldGoLinks(): number {
   return n;
 }
 
+/**
+ * The client's script builds the program first (on its first run) and then
+ * execs it in the same process: wait until it is the Go program, and probe it.
+ */
+async function probeWhenGo(session: LiveSession, pid: number) {
+  const probed = () => session.goPrograms.find((g) => g.pid === pid);
+  for (let i = 0; i < 600 && !probed(); i++) {
+    session.considerGo(pid);
+    await session.goSettled();
+    if (!probed()) await new Promise((r) => setTimeout(r, 100));
+  }
+  return probed();
+}
+
 /** A process whose stdout lines are read one per request. */
 function lines(child: ChildProcess): () => Promise<string> {
   const queue: string[] = [];
@@ -89,14 +103,7 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   });
   const started = session.start();
   try {
-    // The build (first run) happens before the program runs; wait until it is the Go program, then probe it.
-    const probed = () => session.goPrograms.find((g) => g.pid === client.pid);
-    for (let i = 0; i < 600 && !probed(); i++) {
-      session.considerGo(client.pid!);
-      await session.goSettled();
-      if (!probed()) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(probed()).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
+    expect(await probeWhenGo(session, client.pid!)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
     for (const [p, own] of requests) await fetch(p, own);
     await new Promise((r) => setTimeout(r, 200));
   } finally {
@@ -133,12 +140,7 @@ async function httpsThroughAgent() {
   });
   session.start();
   try {
-    const probed = () => session.goPrograms.find((g) => g.pid === client.pid);
-    for (let i = 0; i < 600 && !probed(); i++) {
-      session.considerGo(client.pid!);
-      await session.goSettled();
-      if (!probed()) await new Promise((r) => setTimeout(r, 100));
-    }
+    await probeWhenGo(session, client.pid!);
     client.stdin!.write(`https://127.0.0.1:${port}/secure?token=abc\n`);
     expect(await clientLine()).toBe('200 OK');
     await new Promise((r) => setTimeout(r, 200));
