@@ -81,12 +81,12 @@ function lines(child: ChildProcess): () => Promise<string> {
  * traceparent?]; `before` requests go first, before the agent starts, on the
  * keep-alive connection the later ones reuse. What the server read, and the spans.
  */
-async function throughAgent(goInject: boolean, requests: Array<[string, string?]>, before: string[] = []) {
+async function throughAgent(goInject: boolean, requests: Array<[string, string?]>, before: string[] = [], buildmode = 'exe') {
   const port = await freePort();
   const server = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort })); s.end('ok'); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const serverLine = lines(server);
   expect(await serverLine()).toBe('ready');
-  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_BUILDMODE: buildmode } });
   const clientLine = lines(client);
   const received: Array<{ url: string; raw: string[]; peer: number }> = [];
   const fetch = async (p: string, own?: string) => {
@@ -160,12 +160,14 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   let on: Awaited<ReturnType<typeof throughAgent>>;
   let off: Awaited<ReturnType<typeof throughAgent>>;
   let pooled: Awaited<ReturnType<typeof throughAgent>>;
+  let pie: Awaited<ReturnType<typeof throughAgent>>;
 
   beforeAll(async () => {
     on = await throughAgent(true, [['/plain'], ['/own', OWN]]);
     off = await throughAgent(false, [['/plain']]);
     pooled = await throughAgent(true, [['/later']], ['/earlier']);
-  }, 240_000);
+    pie = await throughAgent(true, [['/pie']], [], 'pie');
+  }, 300_000);
 
   it('puts one traceparent on a request that had none, naming the client span the agent reports', () => {
     expect(on.started.propagation).toEqual({ inject: true, reason: '' });
@@ -206,6 +208,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       expect(run.liveText.length).toBeGreaterThan(0);
       expect(run.replayText).toBe(run.liveText);
     }
+  });
+
+  it('finds a position-independent program\'s connection too (its itab at the load address), and puts the header on', () => {
+    const call = pie.spans.find((s) => s.kind === 'client' && s.pid === pie.clientPid)!;
+    expect(traceparentsOf(pie.received[0]!.raw)).toEqual([`00-${call.traceId}-${call.spanId}-01`]);
   });
 
   it('detaches a Go program\'s probes when it exits', () => {

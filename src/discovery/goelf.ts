@@ -126,14 +126,28 @@ export class GoBinary {
     return out;
   }
 
-  /** The address of a data or function symbol, and whether addresses are absolute (not a position-independent binary). */
-  symbolAddress(name: string): { addr: bigint; absolute: boolean } | undefined {
+  /**
+   * Where a data or function symbol is: its link-time address, and for a
+   * position-independent binary (ET_DYN) its distance from the start of the
+   * segment that maps file offset 0 — add that segment's load address in a
+   * process to find it there.
+   */
+  symbolAddress(name: string): { addr: bigint; pie: false } | { fromBase: bigint; pie: true } | undefined {
     const symtab = this.sections.find((s) => s.type === 2 /* SHT_SYMTAB */);
     if (!symtab) return undefined;
     const strtab = this.sections[symtab.link]!;
-    const absolute = this.buf.readUInt16LE(0x10) === 2; // ET_EXEC
     for (let at = symtab.offset; at + 24 <= symtab.offset + symtab.size; at += symtab.entsize || 24) {
-      if (cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at)) === name) return { addr: this.buf.readBigUInt64LE(at + 8), absolute };
+      if (cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at)) !== name) continue;
+      const addr = this.buf.readBigUInt64LE(at + 8);
+      if (this.buf.readUInt16LE(0x10) !== 3 /* ET_DYN */) return { addr, pie: false };
+      // The PT_LOAD segment that maps file offset 0: what /proc/PID/maps shows at offset 0.
+      const phoff = Number(this.buf.readBigUInt64LE(0x20));
+      const phentsize = this.buf.readUInt16LE(0x36);
+      for (let i = 0; i < this.buf.readUInt16LE(0x38); i++) {
+        const ph = phoff + i * phentsize;
+        if (this.buf.readUInt32LE(ph) === 1 && this.buf.readBigUInt64LE(ph + 8) === 0n) return { fromBase: addr - this.buf.readBigUInt64LE(ph + 16), pie: true };
+      }
+      return undefined;
     }
     return undefined;
   }

@@ -76,8 +76,8 @@ export interface GoPlan {
   skipped: string;
   /** The offsets injection needs are known. */
   canInject: boolean;
-  /** *net.TCPConn's itab as a net.Conn, when the binary's addresses are absolute; 0 otherwise. */
-  tcpConnItab: bigint;
+  /** Where *net.TCPConn's itab as a net.Conn is: absolute, or from the load base of a position-independent binary. */
+  tcpConnItab: { addr: bigint; pie: false } | { fromBase: bigint; pie: true } | undefined;
 }
 
 /** Is this file a Go program? Reads the section headers only. */
@@ -113,7 +113,7 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const functions = elf.functions();
   // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
-    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, tcpConnItab: 0n };
+    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, tcpConnItab: undefined };
   }
   // crypto/tls plaintext: one offset, from DWARF or the table; without it those probes stay off.
   let tlsOffsets: Record<string, number> = {};
@@ -176,13 +176,36 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
 }
 
 /** Go names itabs go.itab.T,I (to Go 1.19) or go:itab.T,I (Go 1.20 on). */
-function tcpConnItab(elf: GoBinary): bigint {
-  const sym = elf.symbolAddress('go.itab.*net.TCPConn,net.Conn') ?? elf.symbolAddress('go:itab.*net.TCPConn,net.Conn');
-  return sym?.absolute ? sym.addr : 0n;
+function tcpConnItab(elf: GoBinary): GoPlan['tcpConnItab'] {
+  return elf.symbolAddress('go.itab.*net.TCPConn,net.Conn') ?? elf.symbolAddress('go:itab.*net.TCPConn,net.Conn');
+}
+
+/**
+ * The itab's address in this process: for a position-independent binary, the
+ * load address of its mapping at file offset 0 (/proc/PID/maps) plus its
+ * distance from it; 0 (not checked) when it cannot be told.
+ */
+export function itabIn(plan: GoPlan, pid: number): bigint {
+  const itab = plan.tcpConnItab;
+  if (!itab) return 0n;
+  if (!itab.pie) return itab.addr;
+  let exe: string;
+  let maps: string;
+  try {
+    exe = fs.readlinkSync(`/proc/${pid}/exe`);
+    maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return 0n;
+  }
+  for (const line of maps.split('\n')) {
+    const [range, , offset, , , file] = line.trim().split(/\s+/);
+    if (file === exe && offset && /^0+$/.test(offset)) return BigInt(`0x${range!.split('-')[0]}`) + itab.fromBase;
+  }
+  return 0n;
 }
 
 /** The `loupe_go_procs` value for a process running this plan. */
-export function encodeGoOffsets(plan: GoPlan, inject: boolean, tlsPlaintext = true): Buffer {
+export function encodeGoOffsets(plan: GoPlan, inject: boolean, tlsPlaintext = true, itab = plan.tcpConnItab?.pie === false ? plan.tcpConnItab.addr : 0n): Buffer {
   const layout = layoutOf('loupe_go_offsets');
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
@@ -190,7 +213,7 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean, tlsPlaintext = tr
     if (name === 'flags' || name === 'tcpconn_itab') continue;
     buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
-  buf.writeBigUInt64LE(plan.tcpConnItab, offsetOf('loupe_go_offsets', 'tcpconn_itab'));
+  buf.writeBigUInt64LE(itab, offsetOf('loupe_go_offsets', 'tcpconn_itab'));
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
   const tls = tlsPlaintext && plan.offsets.tls_conn_conn !== undefined;
   buf.writeUInt32LE((inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0) | (tls ? CONSTANTS.LOUPE_GO_F_TLS : 0), offsetOf('loupe_go_offsets', 'flags'));

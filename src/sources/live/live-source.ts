@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
-import { encodeGoOffsets, planGoProbes, type GoPlan } from './go-probes';
+import { encodeGoOffsets, itabIn, planGoProbes, type GoPlan } from './go-probes';
 import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Lockdown, type NativeAgent } from './system';
 
 export interface LiveOptions {
@@ -223,7 +223,7 @@ export class LiveSource {
       if (!tls && program.startsWith('go_tls_')) continue;
       links.push(agent.attachUprobe(program, exe, offset, pid));
     }
-    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject, tls));
+    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject, tls, itabIn(plan, pid)));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
     const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketFds(pid)) : 0;
