@@ -248,8 +248,9 @@ struct loupe_go_offsets {
 	__u32 tls_conn_conn;      /* crypto/tls.Conn.conn: the net.Conn under TLS */
 	/*
 	 * Address of the itab of *net.TCPConn as a net.Conn: a net.Conn whose
-	 * itab is another (a *tls.Conn) is not followed to an fd. 0: unknown (a
-	 * position-independent binary), not checked.
+	 * itab is another (a *tls.Conn) is not followed to an fd. For a
+	 * position-independent binary, where this process loaded it. 0: unknown,
+	 * not checked.
 	 */
 	__u64 tcpconn_itab;
 };
