@@ -209,6 +209,8 @@ struct loupe_config {
 	__u32 filter_pids; /* 1: only processes in the `loupe_pids` map (and their children) */
 	__u32 filter_ports; /* 1: only connections with a port in the `loupe_ports` map at either end */
 	__u64 cookie_key;  /* mixed into socket cookies so kernel addresses never reach a capture */
+	__u32 tls_probes;  /* 1: OpenSSL probes are attached (a syscall may be inside SSL_read/SSL_write) */
+	__u32 go_probes;   /* 1: Go programs may be probed (a server read may carry a traceparent for them) */
 };
 
 /* loupe_go_offsets.flags */

@@ -156,7 +156,8 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 	struct sock_info *info = traced_socket(cfg, id >> 32, fd);
 	if (!info)
 		return 0;
-	struct tls_call *tls = bpf_map_lookup_elem(&loupe_tls_calls, &id);
+	/* Only with OpenSSL probes attached can this syscall be inside SSL_read/SSL_write. */
+	struct tls_call *tls = cfg->tls_probes ? bpf_map_lookup_elem(&loupe_tls_calls, &id) : NULL;
 	if (tls) {
 		/* Inside SSL_read/SSL_write: this is the SSL object's socket, and its bytes are ciphertext. */
 		tls->fd = fd;
@@ -176,7 +177,7 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 		count = hdr.msg_iovlen;
 		vector = 1;
 	}
-	emit_data(id >> 32, fd, source, 0, ret, buf, count, vector);
+	emit_data(cfg, info, id >> 32, fd, source, 0, ret, buf, count, vector);
 	return 0;
 }
 

@@ -256,18 +256,20 @@ static __always_inline void note_incoming_traceparent(struct scratch *s, __u32 p
 }
 
 /*
- * Build and emit a data record: `ret` bytes moved through pid:fd from `buf`
+ * Build and emit a data record (info: the socket's entry when the caller has
+ * looked it up already, else NULL): `ret` bytes moved through pid:fd from `buf`
  * (an iovec array of `count` entries when `vector`).
  */
-static __always_inline void emit_data(__u32 pid, int fd, __u8 source, __u16 flags, long ret, __u64 buf, __u64 count, __u8 vector)
+static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info *info, __u32 pid, int fd, __u8 source, __u16 flags, long ret, __u64 buf, __u64 count, __u8 vector)
 {
-	struct loupe_config *cfg = loupe_cfg();
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&loupe_scratch, &zero);
 	if (!cfg || !s)
 		return;
-	struct sock_key key = { .pid = pid, .fd = fd };
-	struct sock_info *info = bpf_map_lookup_elem(&loupe_sockets, &key);
+	if (!info) {
+		struct sock_key key = { .pid = pid, .fd = fd };
+		info = bpf_map_lookup_elem(&loupe_sockets, &key);
+	}
 	if (!info || !info->traced)
 		return;
 	struct loupe_data_event *ev = &s->ev;
@@ -305,7 +307,7 @@ static __always_inline void emit_data(__u32 pid, int fd, __u8 source, __u16 flag
 		}
 	}
 	ev->captured = got;
-	if (ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
+	if (cfg->go_probes && ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
 		note_incoming_traceparent(s, pid, fd, got);
 	if (got < ret)
 		ev->flags |= LOUPE_DATA_F_TRUNCATED;

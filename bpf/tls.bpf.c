@@ -41,7 +41,7 @@ static __always_inline int tls_exit(long ret)
 			return 0;
 		ret = n;
 	}
-	emit_data(id >> 32, call.fd, call.source, LOUPE_DATA_F_TLS, ret, call.buf, 0, 0);
+	emit_data(loupe_cfg(), NULL, id >> 32, call.fd, call.source, LOUPE_DATA_F_TLS, ret, call.buf, 0, 0);
 	return 0;
 }
 

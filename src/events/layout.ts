@@ -157,6 +157,8 @@ export const STRUCT_MEMBERS = {
     ['filter_pids', 'u32'],
     ['filter_ports', 'u32'],
     ['cookie_key', 'u64'],
+    ['tls_probes', 'u32'],
+    ['go_probes', 'u32'],
   ],
   loupe_go_offsets: [
     ['g_goid', 'u32'],

@@ -24,6 +24,8 @@ export interface LiveOptions {
   goInject: boolean;
   /** Read Go programs' own TLS (crypto/tls) in plaintext; false with --no-tls. Default on. */
   goTls?: boolean;
+  /** Go programs get probes (the kernel then looks for incoming traceparents for them). Default on. */
+  goProbes?: boolean;
 }
 
 /** How trace context crosses from one process to the next in this run. */
@@ -159,6 +161,8 @@ export class LiveSource {
         filter_ports: filterPorts ? 1 : 0,
         // Secret per run: cookies stay stable within a capture and say nothing about kernel addresses.
         cookie_key: randomBytes(8).readBigUInt64LE(),
+        tls_probes: this.options.tlsLibraries.length > 0 ? 1 : 0,
+        go_probes: this.options.goProbes === false ? 0 : 1,
       }));
       let resolveEnd!: () => void;
       this.ended = new Promise((resolve) => (resolveEnd = resolve));
