@@ -373,6 +373,8 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_PAYLOAD) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
+      // Without --ssl-lib, the libssl files watched programs load get probes too.
+      tlsDiscover: !v['no-tls'] && v['ssl-lib'] === undefined,
       redact: !v['no-redact'],
       goProbes: !v['no-go'],
       goInject: !v['no-go'] && !v['no-inject'],
@@ -398,6 +400,9 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     ...cmd.session, write,
     onGo: (r) => {
       if (!cmd.quiet) io.err(`loupe: ${goLine(r)}\n`);
+    },
+    onTls: (lib, pid, error) => {
+      if (!cmd.quiet) io.err(error ? `loupe: no TLS probes on ${lib} (pid ${pid}): ${error}\n` : `loupe: TLS plaintext also from ${lib} (loaded by pid ${pid})\n`);
     },
   });
   let started;

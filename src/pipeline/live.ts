@@ -44,6 +44,8 @@ export interface LiveSessionOptions extends LiveOptions {
   goProbes: boolean;
   /** Told of each Go program instrumented, or why one could not be. */
   onGo?: (result: GoResult) => void;
+  /** Told of each further OpenSSL library that got TLS probes (tlsDiscover), or could not. */
+  onTls?: (lib: string, pid: number, error?: string) => void;
 }
 
 export type GoResult = GoInstrumented | { pid: number; exe: string; error: string };
@@ -147,8 +149,36 @@ export class LiveSession {
     // Output is gathered per batch and written once: a write per span costs the agent a syscall each.
     this.replay = new Replay(this.header, this.options.format, (text) => this.pendingOutput.push(text),
       this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
-    for (const pid of this.initialPids) this.considerGo(pid);
+    for (const pid of this.initialPids) {
+      this.considerGo(pid);
+      this.considerTls(pid);
+    }
     return started;
+  }
+
+  /**
+   * With tlsDiscover: the OpenSSL libraries this process has mapped that have
+   * no TLS probes yet get them (through /proc/PID/root, so a library in
+   * another mount namespace is the right file). Checked at start, at each
+   * exec, and when a process first touches a socket (its libraries are
+   * loaded by then).
+   */
+  private considerTls(pid: number): void {
+    if (!this.options.tlsDiscover) return;
+    let maps: string;
+    try {
+      maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    } catch {
+      return;
+    }
+    for (const lib of new Set([...maps.matchAll(/ (\/\S*\/libssl\.so[.\d]*)$/gm)].map((m) => m[1]!))) {
+      const file = `/proc/${pid}/root${lib}`;
+      try {
+        if (this.source.attachTls(file)) this.options.onTls?.(lib, pid);
+      } catch (e) {
+        this.options.onTls?.(lib, pid, (e as Error).message);
+      }
+    }
   }
 
   /**
@@ -240,6 +270,7 @@ export class LiveSession {
           }
         }
         this.considerGo(pid);
+        this.considerTls(pid);
         // A process that exec's again: its new program counts from now.
         if (this.known.has(pid)) out.push(record);
         else this.hold(pid, record);
@@ -293,6 +324,7 @@ export class LiveSession {
   /** The first record of a process: its exec record if we hold one, and what /proc says of it. */
   private firstSight(pid: number, out: Buffer[]): void {
     this.known.add(pid);
+    this.considerTls(pid);
     const exec = this.heldExecs.get(pid);
     this.heldExecs.delete(pid);
     // A pid the table already knows (an exec record, or a reused pid) keeps what the table says,

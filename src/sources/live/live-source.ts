@@ -20,6 +20,8 @@ export interface LiveOptions {
   ringBytes: number;
   /** OpenSSL libraries whose SSL_read/SSL_write give HTTPS plaintext; [] for none. */
   tlsLibraries: string[];
+  /** Also put them on other libssl files watched programs load (their own copies, other versions). */
+  tlsDiscover?: boolean;
   /** Put traceparent on Go programs' outgoing HTTP/1 requests (sk_msg); off keeps every byte as the program wrote it. */
   goInject: boolean;
   /** Read Go programs' own TLS (crypto/tls) in plaintext; false with --no-tls. Default on. */
@@ -126,6 +128,8 @@ export class LiveSource {
   private agent: NativeAgent | undefined;
   private ended: Promise<void> | undefined;
   private propagation: Propagation = { inject: false, reason: 'not started' };
+  /** OpenSSL libraries with TLS probes, by dev:inode. */
+  private readonly tlsAttached = new Set<string>();
   /** The uprobe links each Go process got, to detach when it ends. */
   private readonly goLinks = new Map<number, number[]>();
   /** Probe plans by executable (dev:inode): a binary is read and disassembled once. */
@@ -161,7 +165,7 @@ export class LiveSource {
         filter_ports: filterPorts ? 1 : 0,
         // Secret per run: cookies stay stable within a capture and say nothing about kernel addresses.
         cookie_key: randomBytes(8).readBigUInt64LE(),
-        tls_probes: this.options.tlsLibraries.length > 0 ? 1 : 0,
+        tls_probes: this.options.tlsLibraries.length > 0 || this.options.tlsDiscover ? 1 : 0,
         go_probes: this.options.goProbes === false ? 0 : 1,
       }));
       let resolveEnd!: () => void;
@@ -174,9 +178,7 @@ export class LiveSource {
         this.onRecords(splitBatch(batch));
       });
       agent.attach();
-      for (const lib of this.options.tlsLibraries) {
-        for (const [program, fn] of TLS_PROBES) agent.attachUprobe(program, lib, fn, -1);
-      }
+      for (const lib of this.options.tlsLibraries) this.attachTls(lib);
       this.propagation = this.startInjection(agent, injectLoad);
     } catch (e) {
       this.agent = undefined;
@@ -185,6 +187,21 @@ export class LiveSource {
       throw e instanceof LiveError ? e : new LiveError((e as Error).message);
     }
     return { programs: agent.programs(), lockdown: support.lockdown, propagation: this.propagation, clocks: addon.clocks() };
+  }
+
+  /**
+   * TLS probes on an OpenSSL library file, for every process that maps it;
+   * false when it has them already (the same file by another path too).
+   */
+  attachTls(lib: string): boolean {
+    const agent = this.agent;
+    if (!agent) return false;
+    const st = fs.statSync(lib);
+    const key = `${st.dev}:${st.ino}`;
+    if (this.tlsAttached.has(key)) return false;
+    this.tlsAttached.add(key);
+    for (const [program, fn] of TLS_PROBES) agent.attachUprobe(program, lib, fn, -1);
+    return true;
   }
 
   /** sock_ops on the cgroup v2 root picks the sockets, sk_msg on their sockhash writes the header. */
