@@ -237,4 +237,20 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(call, JSON.stringify(spans)).toBeDefined();
     expect(call!.attributes).toMatchObject({ 'url.full': expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/secure\?token=REDACTED$/), 'http.response.status_code': 200 });
   }, 120_000);
+
+  it('says at start what it probes and which propagation is on (loupe run)', async () => {
+    const port = await freePort();
+    const worker = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['worker', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      expect(await lines(worker)()).toBe('ready');
+      const r = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--duration', '2'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/Go probes: on; traceparent injection into Go programs' HTTP\/1 requests: on \(sk_msg \+ sock_ops\)/);
+      expect(r.stderr).toMatch(new RegExp(`Go probes on \\S+/gofactorial \\(pid ${worker.pid}, go1\\.\\d+[.\\d]*\\): goroutines, http\\.serverHandler\\.ServeHTTP, .*\\d+ uprobes, struct offsets from dwarf`));
+      const off = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--duration', '1', '--no-inject'], { encoding: 'utf8' });
+      expect(off.stderr).toMatch(/traceparent injection into Go programs' HTTP\/1 requests: off \(turned off by configuration\)/);
+    } finally {
+      worker.kill();
+    }
+  }, 60_000);
 });
