@@ -19,8 +19,21 @@ import { HostNetwork } from './hosts';
 
 const ROOT = path.resolve(__dirname, '../..');
 
-/** A TCP port free on loopback right now. */
+/** Ports this process has handed out: the kernel may give a port it just had back to the next ask. */
+const handedOut = new Set<number>();
+
+/** A free port on loopback, never one this process handed out before. */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await anyFreePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+/** A TCP port free on loopback right now. */
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
