@@ -104,50 +104,61 @@ export class GoBinary {
     return this.sections.find((s) => s.name === name);
   }
 
-  /** Function symbols by name; throws when the binary was stripped (no .symtab). */
-  functions(): Map<string, FunctionSymbol> {
-    if (this.symbols) return this.symbols;
+  /** Every .symtab entry, as the binary lists them; throws when it was stripped. */
+  private *symtab(): Generator<{ name: string; info: number; shndx: number; addr: bigint; size: number }> {
     const symtab = this.sections.find((s) => s.type === 2 /* SHT_SYMTAB */);
     if (!symtab) throw new ElfError(`${this.path}: no symbol table (stripped, -ldflags=-s): its functions cannot be found`);
     const strtab = this.sections[symtab.link]!;
-    const out = new Map<string, FunctionSymbol>();
     for (let at = symtab.offset; at + 24 <= symtab.offset + symtab.size; at += symtab.entsize || 24) {
-      const info = this.buf[at + 4]!;
-      if ((info & 0xf) !== 2 /* STT_FUNC */) continue;
-      const shndx = this.buf.readUInt16LE(at + 6);
-      const home = this.sections[shndx];
+      yield {
+        name: cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at)),
+        info: this.buf[at + 4]!,
+        shndx: this.buf.readUInt16LE(at + 6),
+        addr: this.buf.readBigUInt64LE(at + 8),
+        size: Number(this.buf.readBigUInt64LE(at + 16)),
+      };
+    }
+  }
+
+  /** Function symbols by name; throws when the binary was stripped (no .symtab). */
+  functions(): Map<string, FunctionSymbol> {
+    if (this.symbols) return this.symbols;
+    const out = new Map<string, FunctionSymbol>();
+    for (const sym of this.symtab()) {
+      if ((sym.info & 0xf) !== 2 /* STT_FUNC */) continue;
+      const home = this.sections[sym.shndx];
       if (!home) continue;
-      const addr = this.buf.readBigUInt64LE(at + 8);
-      const size = Number(this.buf.readBigUInt64LE(at + 16));
-      const name = cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at));
-      out.set(name, { name, addr, size, offset: Number(addr - home.addr) + home.offset });
+      out.set(sym.name, { name: sym.name, addr: sym.addr, size: sym.size, offset: Number(sym.addr - home.addr) + home.offset });
     }
     this.symbols = out;
     return out;
   }
 
   /**
-   * Where a data or function symbol is: its link-time address, and for a
-   * position-independent binary (ET_DYN) its distance from the start of the
-   * segment that maps file offset 0 — add that segment's load address in a
-   * process to find it there.
+   * Where a data or function symbol is, under the first of these names the
+   * binary has: its link-time address, and for a position-independent binary
+   * (ET_DYN) its distance from the start of the segment that maps file offset
+   * 0 — add that segment's load address in a process to find it there.
+   * Undefined when none is there, or the binary was stripped.
    */
-  symbolAddress(name: string): { addr: bigint; pie: false } | { fromBase: bigint; pie: true } | undefined {
-    const symtab = this.sections.find((s) => s.type === 2 /* SHT_SYMTAB */);
-    if (!symtab) return undefined;
-    const strtab = this.sections[symtab.link]!;
-    for (let at = symtab.offset; at + 24 <= symtab.offset + symtab.size; at += symtab.entsize || 24) {
-      if (cstring(this.buf, strtab.offset + this.buf.readUInt32LE(at)) !== name) continue;
-      const addr = this.buf.readBigUInt64LE(at + 8);
-      if (this.buf.readUInt16LE(0x10) !== 3 /* ET_DYN */) return { addr, pie: false };
-      // The PT_LOAD segment that maps file offset 0: what /proc/PID/maps shows at offset 0.
-      const phoff = Number(this.buf.readBigUInt64LE(0x20));
-      const phentsize = this.buf.readUInt16LE(0x36);
-      for (let i = 0; i < this.buf.readUInt16LE(0x38); i++) {
-        const ph = phoff + i * phentsize;
-        if (this.buf.readUInt32LE(ph) === 1 && this.buf.readBigUInt64LE(ph + 8) === 0n) return { fromBase: addr - this.buf.readBigUInt64LE(ph + 16), pie: true };
-      }
-      return undefined;
+  symbolAddress(...names: string[]): { addr: bigint; pie: false } | { fromBase: bigint; pie: true } | undefined {
+    const found = new Map<string, bigint>();
+    try {
+      for (const sym of this.symtab()) if (names.includes(sym.name)) found.set(sym.name, sym.addr);
+    } catch (e) {
+      if (e instanceof ElfError) return undefined;
+      throw e;
+    }
+    const name = names.find((n) => found.has(n));
+    if (name === undefined) return undefined;
+    const addr = found.get(name)!;
+    if (this.buf.readUInt16LE(0x10) !== 3 /* ET_DYN */) return { addr, pie: false };
+    // The PT_LOAD segment that maps file offset 0: what /proc/PID/maps shows at offset 0.
+    const phoff = Number(this.buf.readBigUInt64LE(0x20));
+    const phentsize = this.buf.readUInt16LE(0x36);
+    for (let i = 0; i < this.buf.readUInt16LE(0x38); i++) {
+      const ph = phoff + i * phentsize;
+      if (this.buf.readUInt32LE(ph) === 1 && this.buf.readBigUInt64LE(ph + 8) === 0n) return { fromBase: addr - this.buf.readBigUInt64LE(ph + 16), pie: true };
     }
     return undefined;
   }
@@ -194,25 +205,36 @@ export class GoBinary {
 
   /**
    * Several offsets at once (`runtime.g.goid`: the member after the last dot),
-   * from one pass over the DWARF; in the order asked.
+   * from one pass over the DWARF; in the order asked. Throws the first field's
+   * refusal.
    */
   async fieldOffsets(fields: string[]): Promise<Array<{ offset: number; from: 'dwarf' | 'table' }>> {
+    const resolved = await this.resolveFields(fields);
+    return fields.map((field) => {
+      const r = resolved.get(field)!;
+      if (r instanceof ElfError) throw r;
+      return r;
+    });
+  }
+
+  /** Like fieldOffsets, one DWARF pass, but each field's offset or refusal on its own. */
+  async resolveFields(fields: string[]): Promise<Map<string, { offset: number; from: 'dwarf' | 'table' } | ElfError>> {
     const wanted = fields.map((f) => {
       const dot = f.lastIndexOf('.');
       return { struct: f.slice(0, dot), member: f.slice(dot + 1) };
     });
     const fromDwarf = this.section('.debug_info') || this.section('.zdebug_info') ? await dwarfMemberOffsets(this.path, wanted) : new Map<string, number>();
     let release: string | undefined;
-    return fields.map((field) => {
+    return new Map(fields.map((field): [string, { offset: number; from: 'dwarf' | 'table' } | ElfError] => {
       const offset = fromDwarf.get(field);
-      if (offset !== undefined) return { offset, from: 'dwarf' as const };
+      if (offset !== undefined) return [field, { offset, from: 'dwarf' as const }];
       release ??= /^go\d+\.\d+/.exec(this.buildInfo().goVersion)?.[0] ?? '';
       const known = GO_OFFSETS[release]?.[field];
       if (known === undefined) {
-        throw new ElfError(`${this.path}: ${field} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`);
+        return [field, new ElfError(`${this.path}: ${field} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`)];
       }
-      return { offset: known, from: 'table' as const };
-    });
+      return [field, { offset: known, from: 'table' as const }];
+    }));
   }
 
   /**

@@ -64,6 +64,11 @@ const GRPC_FIELDS: Record<string, string> = {
   grpc_cc_target: 'google.golang.org/grpc.ClientConn.target',
 };
 
+/** Go's own TLS: the net.Conn under a crypto/tls.Conn. */
+const TLS_FIELDS: Record<string, string> = {
+  tls_conn_conn: 'crypto/tls.Conn.conn',
+};
+
 export interface GoPlan {
   goVersion: string;
   /** [program, file offset] pairs. */
@@ -115,33 +120,35 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
     return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, tcpConnItab: undefined };
   }
-  // crypto/tls plaintext: one offset, from DWARF or the table; without it those probes stay off.
-  let tlsOffsets: Record<string, number> = {};
-  let tlsSkipped = '';
-  if (PROBES.some((p) => p.tls && functions.has(p.fn))) {
-    try {
-      tlsOffsets = { tls_conn_conn: (await elf.fieldOffsets(['crypto/tls.Conn.conn']))[0]!.offset };
-    } catch (e) {
-      tlsSkipped = `crypto/tls probes off: ${(e as Error).message}`;
+  // Every struct member any probe reads, from one pass over the DWARF (or the table).
+  const groups = { core: FIELDS, grpc: GRPC_FIELDS, inject: INJECT_FIELDS, tls: TLS_FIELDS };
+  const resolved = await elf.resolveFields(Object.values(groups).flatMap((g) => Object.values(g)));
+  /** A group's offsets by loupe_go_offsets member, or the first refusal among them. */
+  const group = (fields: Record<string, string>, dwarfOnly = false): Record<string, number> | ElfError => {
+    const out: Record<string, number> = {};
+    for (const [member, field] of Object.entries(fields)) {
+      const r = resolved.get(field)!;
+      if (r instanceof ElfError) return r;
+      if (dwarfOnly && r.from !== 'dwarf') return new ElfError(`${field} comes only from DWARF`);
+      out[member] = r.offset;
     }
-  }
-  // gRPC's offsets first: without them its probes stay off and the rest goes on.
-  let grpcOffsets: Record<string, number> = {};
-  let skipped = '';
-  if (PROBES.some((p) => p.grpc && functions.has(p.fn))) {
-    try {
-      const names = Object.keys(GRPC_FIELDS);
-      const read = await elf.fieldOffsets(names.map((n) => GRPC_FIELDS[n]!));
-      if (read.some((r) => r.from !== 'dwarf')) throw new ElfError('gRPC struct offsets come only from DWARF');
-      grpcOffsets = Object.fromEntries(names.map((n, i) => [n, read[i]!.offset]));
-    } catch (e) {
-      skipped = `gRPC probes off: ${(e as Error).message}`;
-    }
-  }
+    return out;
+  };
+  const core = group(FIELDS);
+  // gRPC's follow grpc-go's version, so only DWARF gives them; without them (or the others) those probes stay off.
+  const hasAny = (kind: 'grpc' | 'tls') => PROBES.some((p) => p[kind] && functions.has(p.fn));
+  const grpc = hasAny('grpc') ? group(GRPC_FIELDS, true) : {};
+  const tls = hasAny('tls') ? group(TLS_FIELDS) : {};
+  const inject = group(INJECT_FIELDS);
+  const skipped = [
+    grpc instanceof ElfError ? `gRPC probes off: ${grpc.message}` : '',
+    inject instanceof ElfError ? `traceparent injection off for it: ${inject.message}` : '',
+    tls instanceof ElfError ? `crypto/tls probes off: ${tls.message}` : '',
+  ].filter(Boolean).join('; ');
   const probes: Array<[string, number]> = [];
   const covered: string[] = [];
   for (const p of PROBES) {
-    if ((p.grpc && skipped) || (p.tls && tlsSkipped)) continue;
+    if ((p.grpc && grpc instanceof ElfError) || (p.tls && tls instanceof ElfError)) continue;
     const fn = functions.get(p.fn);
     if (!fn) {
       if (p.required) throw new ElfError(`${file}: no ${p.fn} (${info.goVersion}): not a Go runtime these probes know`);
@@ -155,29 +162,20 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
     }
     covered.push(p.fn);
   }
-  const names = Object.keys(FIELDS);
-  const read = await elf.fieldOffsets(names.map((n) => FIELDS[n]!));
-  let injectOffsets: Record<string, number> = {};
-  try {
-    const injectNames = Object.keys(INJECT_FIELDS);
-    const got = await elf.fieldOffsets(injectNames.map((n) => INJECT_FIELDS[n]!));
-    injectOffsets = Object.fromEntries(injectNames.map((n, i) => [n, got[i]!.offset]));
-  } catch (e) {
-    skipped = [skipped, `traceparent injection off for it: ${(e as Error).message}`].filter(Boolean).join('; ');
-  }
-  skipped = [skipped, tlsSkipped].filter(Boolean).join('; ');
-  const offsets = { ...Object.fromEntries(names.map((n, i) => [n, read[i]!.offset])), ...grpcOffsets, ...injectOffsets, ...tlsOffsets };
-  const from = new Set(read.map((r) => r.from));
+  if (core instanceof ElfError) throw core;
+  const known = (g: Record<string, number> | ElfError) => (g instanceof ElfError ? {} : g);
+  const from = new Set(Object.values(FIELDS).map((f) => (resolved.get(f) as { from: 'dwarf' | 'table' }).from));
   return {
-    goVersion: info.goVersion, probes, functions: covered, offsets, offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
-    canInject: Object.keys(injectOffsets).length > 0,
+    goVersion: info.goVersion, probes, functions: covered, offsets: { ...core, ...known(grpc), ...known(inject), ...known(tls) },
+    offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
+    canInject: !(inject instanceof ElfError),
     tcpConnItab: tcpConnItab(elf),
   };
 }
 
 /** Go names itabs go.itab.T,I (to Go 1.19) or go:itab.T,I (Go 1.20 on). */
 function tcpConnItab(elf: GoBinary): GoPlan['tcpConnItab'] {
-  return elf.symbolAddress('go.itab.*net.TCPConn,net.Conn') ?? elf.symbolAddress('go:itab.*net.TCPConn,net.Conn');
+  return elf.symbolAddress('go.itab.*net.TCPConn,net.Conn', 'go:itab.*net.TCPConn,net.Conn');
 }
 
 /**
