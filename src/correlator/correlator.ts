@@ -746,8 +746,8 @@ function fingerprint(req: Http1Request): string {
 
 /** The ids in a kernel-made traceparent ("00-<trace>-<span>-01"), when there is one. */
 function kernelIds(traceparent: string): { ids?: { traceId: string; spanId: string } } {
-  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(traceparent);
-  return m ? { ids: { traceId: m[1]!, spanId: m[2]! } } : {};
+  const tp = traceparent ? parseTraceparent(traceparent) : undefined;
+  return tp ? { ids: { traceId: tp.traceId, spanId: tp.parentId } } : {};
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
