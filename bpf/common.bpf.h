@@ -55,6 +55,29 @@ struct {
 	__type(value, __u64);
 } loupe_lost SEC(".maps");
 
+static __always_inline int is_v4_mapped(const __u8 *a)
+{
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			return 0;
+	return a[10] == 0xff && a[11] == 0xff;
+}
+
+/*
+ * A dual-stack socket's IPv4 pair shows as ::ffff:a.b.c.d: report it as IPv4
+ * (in the first 4 bytes), so both ends of a connection name one 4-tuple.
+ */
+static __always_inline void unmap_v4(__u16 *family, __u8 *local, __u8 *remote)
+{
+	if (*family != AF_INET6 || !is_v4_mapped(local) || !is_v4_mapped(remote))
+		return;
+	*family = AF_INET;
+	__builtin_memcpy(local, local + 12, 4);
+	__builtin_memset(local + 4, 0, 12);
+	__builtin_memcpy(remote, remote + 12, 4);
+	__builtin_memset(remote + 4, 0, 12);
+}
+
 static __always_inline struct loupe_config *loupe_cfg(void)
 {
 	__u32 zero = 0;

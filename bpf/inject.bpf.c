@@ -72,7 +72,7 @@ int loupe_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* The 4-tuple as go.bpf.c keys it (read_addrs: a v4-mapped IPv6 pair as IPv4). */
+/* The 4-tuple as go.bpf.c keys it (read_addrs, unmap_v4: a v4-mapped IPv6 pair as IPv4). */
 static __always_inline int conn_of(struct sk_msg_md *msg, struct conn_key *key)
 {
 	key->local_port = msg->local_port;
@@ -90,15 +90,10 @@ static __always_inline int conn_of(struct sk_msg_md *msg, struct conn_key *key)
 		return 0;
 	__u32 l[4] = { msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2], msg->local_ip6[3] };
 	__u32 r[4] = { msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2], msg->remote_ip6[3] };
-	if (!l[0] && !l[1] && l[2] == bpf_htonl(0xffff) && !r[0] && !r[1] && r[2] == bpf_htonl(0xffff)) {
-		key->family = AF_INET;
-		__builtin_memcpy(key->local, &l[3], 4);
-		__builtin_memcpy(key->remote, &r[3], 4);
-		return 1;
-	}
 	key->family = AF_INET6;
 	__builtin_memcpy(key->local, l, 16);
 	__builtin_memcpy(key->remote, r, 16);
+	unmap_v4(&key->family, key->local, key->remote);
 	return 1;
 }
 

@@ -110,14 +110,6 @@ static __always_inline __u64 cookie_of(struct loupe_config *cfg, struct sock *sk
 	return z ^ (z >> 31);
 }
 
-static __always_inline int is_v4_mapped(const __u8 *a)
-{
-	for (int i = 0; i < 10; i++)
-		if (a[i])
-			return 0;
-	return a[10] == 0xff && a[11] == 0xff;
-}
-
 /*
  * Addresses as the record wants them. A dual-stack server's IPv4 peer shows as
  * ::ffff:a.b.c.d; it is reported as IPv4 so both ends of a loopback connection
@@ -133,13 +125,7 @@ static __always_inline void read_addrs(struct sock *sk, __u16 *family, __u8 *loc
 	}
 	BPF_CORE_READ_INTO((struct in6_addr *)local, sk, __sk_common.skc_v6_rcv_saddr);
 	BPF_CORE_READ_INTO((struct in6_addr *)remote, sk, __sk_common.skc_v6_daddr);
-	if (is_v4_mapped(local) && is_v4_mapped(remote)) {
-		*family = AF_INET;
-		__builtin_memcpy(local, local + 12, 4);
-		__builtin_memset(local + 4, 0, 12);
-		__builtin_memcpy(remote, remote + 12, 4);
-		__builtin_memset(remote + 4, 0, 12);
-	}
+	unmap_v4(family, local, remote);
 }
 
 static __always_inline int port_allowed(struct loupe_config *cfg, struct sock *sk)
