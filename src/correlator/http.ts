@@ -31,7 +31,8 @@ export interface Target {
 export function splitTarget(target: string): Target {
   let rest = target;
   let host: string | undefined;
-  const absolute = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)(.*)$/.exec(target);
+  // Origin-form ("/path?q"), nearly every request, cannot be absolute-form: no regex for it.
+  const absolute = target.charCodeAt(0) === 0x2f ? null : /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)(.*)$/.exec(target);
   if (absolute) {
     host = absolute[1];
     rest = absolute[2] || '/';
@@ -44,8 +45,20 @@ export function splitTarget(target: string): Target {
   return out;
 }
 
+/** Parsed Host values: a client names the same few hosts on every request. Entries are never changed. */
+const recentHosts = new Map<string, { host?: string; port?: number }>();
+
 function hostAndPort(hostHeader: string | undefined): { host?: string; port?: number } {
   if (!hostHeader) return {};
+  let parsed = recentHosts.get(hostHeader);
+  if (parsed === undefined) {
+    if (recentHosts.size >= 1024) recentHosts.clear();
+    recentHosts.set(hostHeader, (parsed = parseHost(hostHeader)));
+  }
+  return parsed;
+}
+
+function parseHost(hostHeader: string): { host?: string; port?: number } {
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hostHeader.trim());
   if (!m) return {};
   return { host: m[1]!.replace(/^\[|\]$/g, ''), ...(m[2] ? { port: Number(m[2]) } : {}) };
@@ -74,7 +87,7 @@ export function requestAttributes(
   const target = splitTarget(req.target);
   const query = target.query === undefined ? undefined : redaction.queryValues ? redactQuery(target.query) : target.query;
   const host = hostAndPort(target.host ?? headerValue(req.headers, 'host'));
-  const version = /^HTTP\/(\d\.\d)$/.exec(req.version)?.[1];
+  const version = req.version === 'HTTP/1.1' ? '1.1' : /^HTTP\/(\d\.\d)$/.exec(req.version)?.[1];
   if (kind === 'server') {
     a[ATTR_URL_PATH] = target.path;
     if (query !== undefined) a[ATTR_URL_QUERY] = query;

@@ -40,15 +40,19 @@ export class IdGenerator {
 
   private hex(words: number): string {
     for (;;) {
-      let out = '';
       let zero = true;
+      // Hex digits written into one scratch buffer and sliced once: a span costs two or three ids,
+      // and joining pieces made a string per byte.
       for (let i = 0; i < words; i++) {
         const w = this.nextU32();
         if (w !== 0) zero = false;
-        // A byte table, not toString(16).padStart: a span costs two or three ids, and this runs per span.
-        out += HEX_BYTE[w >>> 24]! + HEX_BYTE[(w >>> 16) & 0xff]! + HEX_BYTE[(w >>> 8) & 0xff]! + HEX_BYTE[w & 0xff]!;
+        for (let b = 0; b < 4; b++) {
+          const byte = (w >>> (24 - 8 * b)) & 0xff;
+          SCRATCH[i * 8 + b * 2] = HEX_DIGIT[byte >>> 4]!;
+          SCRATCH[i * 8 + b * 2 + 1] = HEX_DIGIT[byte & 0xf]!;
+        }
       }
-      if (!zero) return out; // all-zero ids are invalid in W3C trace context
+      if (!zero) return SCRATCH.latin1Slice(0, words * 8); // all-zero ids are invalid in W3C trace context
     }
   }
 
@@ -61,7 +65,8 @@ export class IdGenerator {
   }
 }
 
-const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+const HEX_DIGIT = Buffer.from('0123456789abcdef', 'latin1');
+const SCRATCH = Buffer.alloc(32);
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;

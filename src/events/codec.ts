@@ -102,6 +102,35 @@ const PX = member('loupe_proc_exit_event');
 const G = member('loupe_go_goroutine_event');
 const GR = member('loupe_go_request_event');
 const L = member('loupe_loss_event');
+// The data record is most of any capture: its offsets and each type's minimum size are looked up once.
+const DATA_AT = {
+  captured: D('captured'), bytes: D('bytes'), fd: D('fd'), direction: D('direction'), source: D('source'),
+  flags: D('flags'), cookie: D('sock_cookie'),
+};
+const MIN_SIZE = new Map<EventType, number>();
+/** A u64 count as a number, without a BigInt: byte counts stay far below 2^53. */
+function readU64Number(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 0x1_0000_0000;
+}
+
+function decodeData(buf: Buffer, ts: bigint): DataEvent {
+  const captured = buf.readUInt32LE(DATA_AT.captured);
+  if (captured > CONSTANTS.LOUPE_MAX_PAYLOAD || DATA_FIXED_SIZE + captured > buf.length) {
+    throw new RecordError(`data record says ${captured} payload bytes follow but only ${buf.length - DATA_FIXED_SIZE} do`);
+  }
+  const bytes = readU64Number(buf, DATA_AT.bytes);
+  if (bytes < captured) throw new RecordError(`data record captured ${captured} bytes of a ${bytes}-byte call`);
+  return {
+    type: 'data', ts, pid: buf.readUInt32LE(O.pid), tid: buf.readUInt32LE(O.tid), cpu: buf.readUInt32LE(O.cpu),
+    fd: buf.readInt32LE(DATA_AT.fd),
+    direction: lookup(DIRECTIONS.byNumber, buf[DATA_AT.direction]!, 'direction'),
+    source: lookup(SOURCES.byNumber, buf[DATA_AT.source]!, 'data source'),
+    flags: buf.readUInt16LE(DATA_AT.flags),
+    cookie: buf.readBigUInt64LE(DATA_AT.cookie),
+    bytes,
+    data: buf.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured),
+  };
+}
 
 /**
  * Decode one raw record. `buf` must hold exactly one record. The returned
@@ -115,10 +144,12 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
   const typeNumber = buf.readUInt32LE(O.type);
   const type = TYPES.byNumber.get(typeNumber);
   if (type === undefined) return { type: 'unknown', recordType: typeNumber, ts };
-  const min = minRecordSize(type);
+  let min = MIN_SIZE.get(type);
+  if (min === undefined) MIN_SIZE.set(type, (min = minRecordSize(type)));
   if (buf.length < min) {
     throw new RecordError(`${type} record of ${buf.length} bytes is shorter than its ${min}-byte layout`);
   }
+  if (type === 'data') return decodeData(buf, ts);
   const base = { ts, pid: buf.readUInt32LE(O.pid), tid: buf.readUInt32LE(O.tid), cpu: buf.readUInt32LE(O.cpu) };
   switch (type) {
     case 'sock_open': {
@@ -132,26 +163,6 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
         local: { addr: formatAddr(buf.subarray(SO('local_addr')), fam), port: buf.readUInt16LE(SO('local_port')) },
         remote: { addr: formatAddr(buf.subarray(SO('remote_addr')), fam), port: buf.readUInt16LE(SO('remote_port')) },
         cookie: buf.readBigUInt64LE(SO('sock_cookie')),
-      };
-    }
-    case 'data': {
-      const captured = buf.readUInt32LE(D('captured'));
-      if (captured > CONSTANTS.LOUPE_MAX_PAYLOAD || DATA_FIXED_SIZE + captured > buf.length) {
-        throw new RecordError(
-          `data record says ${captured} payload bytes follow but only ${buf.length - DATA_FIXED_SIZE} do`,
-        );
-      }
-      const bytes = Number(buf.readBigUInt64LE(D('bytes')));
-      if (bytes < captured) throw new RecordError(`data record captured ${captured} bytes of a ${bytes}-byte call`);
-      return {
-        type, ...base,
-        fd: buf.readInt32LE(D('fd')),
-        direction: lookup(DIRECTIONS.byNumber, buf.readUInt8(D('direction')), 'direction'),
-        source: lookup(SOURCES.byNumber, buf.readUInt8(D('source')), 'data source'),
-        flags: buf.readUInt16LE(D('flags')),
-        cookie: buf.readBigUInt64LE(D('sock_cookie')),
-        bytes,
-        data: buf.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured),
       };
     }
     case 'sock_close':

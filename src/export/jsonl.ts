@@ -3,22 +3,20 @@ import type { Span } from '../correlator/span';
 import { wallNs } from './time';
 
 export function spanToJson(span: Span, bootTimeNs: bigint): Record<string, unknown> {
-  return {
-    traceId: span.traceId,
-    spanId: span.spanId,
-    parentSpanId: span.parentSpanId,
-    ...(span.parentIsRemote ? { parentIsRemote: true } : {}),
-    ...(span.traceState ? { traceState: span.traceState } : {}),
-    name: span.name,
-    kind: span.kind,
-    service: span.service,
-    pid: span.pid,
-    startTimeUnixNano: wallNs(bootTimeNs, span.startNs).toString(),
-    endTimeUnixNano: wallNs(bootTimeNs, span.endNs).toString(),
-    durationNs: Number(span.endNs - span.startNs),
-    status: span.status,
-    attributes: span.attributes,
-  };
+  // Built key by key rather than with conditional spreads: this runs per span, and the key order is the format.
+  const json: Record<string, unknown> = { traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId };
+  if (span.parentIsRemote) json.parentIsRemote = true;
+  if (span.traceState) json.traceState = span.traceState;
+  json.name = span.name;
+  json.kind = span.kind;
+  json.service = span.service;
+  json.pid = span.pid;
+  json.startTimeUnixNano = wallNs(bootTimeNs, span.startNs).toString();
+  json.endTimeUnixNano = wallNs(bootTimeNs, span.endNs).toString();
+  json.durationNs = Number(span.endNs - span.startNs);
+  json.status = span.status;
+  json.attributes = span.attributes;
+  return json;
 }
 
 export class JsonlSpanSink {

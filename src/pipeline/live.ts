@@ -79,7 +79,9 @@ export class LiveSession {
   private readonly source: LiveSource;
   private readonly heldExecs = new Map<number, Buffer>();
   /** Payload masking state per socket and direction: secrets split across records are masked too. */
-  private readonly maskers = new Map<string, StreamMasker>();
+  /** Masking state per process, socket (cookie, or -1 - fd without one) and direction; no string keys: this runs per record. */
+  private readonly maskers = new Map<number, Map<bigint | number, StreamMasker[]>>();
+  private maskerCount = 0;
   /** Processes whose records reach the pipeline. */
   private readonly known = new Set<number>();
   /** Processes selected by --pid/--exe (and their children), when a process filter is on. */
@@ -279,6 +281,8 @@ export class LiveSession {
       case T.LOUPE_EV_PROC_EXIT:
         this.heldExecs.delete(pid);
         if (this.goPids.delete(pid)) this.source.forgetGo(pid);
+        for (const pair of this.maskers.get(pid)?.values() ?? []) this.maskerCount -= pair.filter(Boolean).length;
+        this.maskers.delete(pid);
         if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
         out.push(record);
         return;
@@ -295,8 +299,12 @@ export class LiveSession {
         }
         if (type === T.LOUPE_EV_SOCK_CLOSE) {
           const cookie = record.readBigUInt64LE(CLOSE_COOKIE_AT);
-          this.maskers.delete(`${pid}#${cookie}|1`);
-          this.maskers.delete(`${pid}#${cookie}|2`);
+          const ofPid = this.maskers.get(pid);
+          const pair = ofPid?.get(cookie);
+          if (pair) {
+            ofPid!.delete(cookie);
+            this.maskerCount -= pair.filter(Boolean).length;
+          }
         }
         out.push(record);
     }
@@ -304,15 +312,25 @@ export class LiveSession {
 
   private masker(pid: number, record: Buffer): StreamMasker {
     const cookie = record.readBigUInt64LE(DATA_COOKIE_AT);
-    const socket = cookie !== 0n ? `#${cookie}` : `:${record.readInt32LE(DATA_FD_AT)}`;
-    const key = `${pid}${socket}|${record[DIRECTION_AT]}`;
-    let m = this.maskers.get(key);
+    const socket = cookie !== 0n ? cookie : -1 - record.readInt32LE(DATA_FD_AT);
+    let ofPid = this.maskers.get(pid);
+    if (!ofPid) this.maskers.set(pid, (ofPid = new Map()));
+    let pair = ofPid.get(socket);
+    if (!pair) ofPid.set(socket, (pair = []));
+    const direction = record[DIRECTION_AT]!;
+    let m = pair[direction];
     if (!m) {
-      m = new StreamMasker();
-      this.maskers.set(key, m);
-      if (this.maskers.size > MAX_MASKERS) this.maskers.delete(this.maskers.keys().next().value!);
+      m = pair[direction] = new StreamMasker();
+      if (++this.maskerCount > MAX_MASKERS) this.forgetOldestMaskers();
     }
     return m;
+  }
+
+  /** Past the bound, the process first masked forgets its sockets' state (a close was lost, or very many are open). */
+  private forgetOldestMaskers(): void {
+    const [pid, ofPid] = this.maskers.entries().next().value!;
+    for (const pair of ofPid.values()) this.maskerCount -= pair.filter(Boolean).length;
+    this.maskers.delete(pid);
   }
 
   private hold(pid: number, record: Buffer): void {

@@ -75,6 +75,8 @@ export function heuristicRoute(path: string): string {
   return segments.join('/');
 }
 
+const RECENT_ROUTES = 4096;
+
 export class Router {
   private readonly patterns: Compiled[];
   private readonly ignored: Compiled[];
@@ -86,8 +88,19 @@ export class Router {
     this.heuristic = config.heuristic ?? true;
   }
 
+  /** Routes of recent paths: a service is asked about the same few paths again and again. */
+  private readonly recent = new Map<string, string | undefined>();
+
   /** The route of a request path; undefined when ignored (or unmatched with the heuristic off). */
   route(path: string): string | undefined {
+    if (this.recent.has(path)) return this.recent.get(path);
+    const route = this.routeOf(path);
+    if (this.recent.size >= RECENT_ROUTES) this.recent.clear();
+    this.recent.set(path, route);
+    return route;
+  }
+
+  private routeOf(path: string): string | undefined {
     const clean = path.split('?')[0]!.split('#')[0]!;
     if (this.ignored.some((c) => c.re.test(clean))) return undefined;
     const hit = this.patterns.find((c) => c.re.test(clean));
