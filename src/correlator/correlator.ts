@@ -120,6 +120,14 @@ export interface CorrelatorStats {
 const NAT_WINDOW_NS = 1_000_000_000n;
 
 const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
+
+/** A connection's 4-tuple key as it sees it (local first), made once per pair of endpoints: asked on every request. */
+const ownKeys = new WeakMap<Endpoint, { remote: Endpoint; own: string; reversed: string }>();
+function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
+  let k = ownKeys.get(local);
+  if (k?.remote !== remote) ownKeys.set(local, (k = { remote, own: tupleKey(local, remote), reversed: tupleKey(remote, local) }));
+  return reversed ? k.reversed : k.own;
+}
 const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState });
 
 export class Correlator {
@@ -183,8 +191,8 @@ export class Correlator {
   private indexTuple(conn: Connection): void {
     if (!conn.local || !conn.remote || conn.role === 'unknown' || this.indexed.has(conn)) return;
     this.indexed.add(conn);
-    if (conn.role === 'client') this.clientsByTuple.set(tupleKey(conn.local, conn.remote), conn);
-    else this.serversByClientTuple.set(tupleKey(conn.remote, conn.local), conn);
+    if (conn.role === 'client') this.clientsByTuple.set(connKey(conn.local, conn.remote, false), conn);
+    else this.serversByClientTuple.set(connKey(conn.local, conn.remote, true), conn);
   }
 
   onMessage(conn: Connection, message: MessageBase): void {
@@ -239,9 +247,9 @@ export class Correlator {
     const fdKey = `${conn.pid}:${conn.fd}`;
     if (this.connsByFd.get(fdKey) === conn) this.connsByFd.delete(fdKey);
     if (conn.local && conn.remote) {
-      const key = tupleKey(conn.local, conn.remote);
+      const key = connKey(conn.local, conn.remote, false);
       if (this.clientsByTuple.get(key) === conn) this.clientsByTuple.delete(key);
-      const reversed = tupleKey(conn.remote, conn.local);
+      const reversed = connKey(conn.local, conn.remote, true);
       if (this.serversByClientTuple.get(reversed) === conn) this.serversByClientTuple.delete(reversed);
     }
     this.goServerStarts.delete(fdKey);
@@ -618,7 +626,7 @@ export class Correlator {
    */
   private pairedClient(conn: Connection, fp: string, arrivedNs: bigint): { client: InFlight; how: string } | undefined {
     if (!conn.local || !conn.remote) return undefined;
-    const byTuple = this.clientsByTuple.get(tupleKey(conn.remote, conn.local));
+    const byTuple = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
     if (byTuple) {
       // HTTP/2 streams run at once: the candidate is the oldest unclaimed one that sent these bytes.
       const candidate = this.inFlight.get(byTuple.id)?.find((p) => !p.claimed && (p.streamId === undefined || p.fingerprint === fp));
@@ -629,7 +637,7 @@ export class Correlator {
     // and it must have been sent shortly before this request arrived.
     const alike = (this.clientsByFingerprint.get(fp) ?? []).filter((p) =>
       p.conn.pid !== conn.pid && p.conn.local && p.conn.remote
-      && !this.serversByClientTuple.has(tupleKey(p.conn.local, p.conn.remote))
+      && !this.serversByClientTuple.has(connKey(p.conn.local, p.conn.remote, false))
       && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
     const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
     return found ? { client: found, how: 'connection-pair-nat' } : undefined;
@@ -645,7 +653,7 @@ export class Correlator {
    */
   private claimWaitingServer(conn: Connection, client: InFlight): boolean {
     if (!conn.local || !conn.remote) return false;
-    const server = this.serversByClientTuple.get(tupleKey(conn.local, conn.remote));
+    const server = this.serversByClientTuple.get(connKey(conn.local, conn.remote, false));
     if (!server) return false;
     const waiting = this.inFlight.get(server.id)?.find((p) => p.awaitingClient && p.fingerprint === client.fingerprint);
     if (!waiting) return false;

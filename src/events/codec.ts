@@ -109,7 +109,7 @@ const DATA_AT = {
 };
 const MIN_SIZE = new Map<EventType, number>();
 /** A u64 count as a number, without a BigInt: byte counts stay far below 2^53. */
-function readU64Number(buf: Buffer, at: number): number {
+export function readU64Number(buf: Buffer, at: number): number {
   return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 0x1_0000_0000;
 }
 

@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { encodeFrame, encodePreamble, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
+import { readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
 import { allPids, processInfo } from '../sources/live/procfs';
@@ -69,6 +70,8 @@ const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
 /** Maskers kept (one per socket direction); the least recently used go first past this. */
 const MAX_MASKERS = 65536;
+/** Output is written in pieces of about this many characters: one write per span was the cost, a whole batch's text outlived young-generation collections. */
+const OUTPUT_CHUNK = 64 * 1024;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
 
@@ -93,6 +96,7 @@ export class LiveSession {
   private spoolBytes = 0;
   private failure: Error | undefined;
   private pendingOutput: string[] = [];
+  private pendingOutputLength = 0;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
   /** Go programs instrumented (or refused), in the order they were found. */
   readonly goPrograms: GoResult[] = [];
@@ -148,9 +152,12 @@ export class LiveSession {
     this.header.bootTimeNs = (started.clocks.realtime - started.clocks.monotonic).toString();
     this.header.config.lockdown = started.lockdown;
     // Batches arrive through the event loop, so none can come before this returns.
-    // Output is gathered per batch and written once: a write per span costs the agent a syscall each.
-    this.replay = new Replay(this.header, this.options.format, (text) => this.pendingOutput.push(text),
-      this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
+    // Output is gathered and written in chunks (OUTPUT_CHUNK): a write per span costs the agent a syscall each.
+    const gather = (text: string) => {
+      this.pendingOutput.push(text);
+      this.pendingOutputLength += text.length;
+    };
+    this.replay = new Replay(this.header, this.options.format, gather, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
     for (const pid of this.initialPids) {
       this.considerGo(pid);
       this.considerTls(pid);
@@ -235,11 +242,19 @@ export class LiveSession {
   private onRecords(records: Buffer[]): void {
     if (this.failure) return;
     try {
+      // Record by record, through to the output: what a batch holds until its end outlives
+      // young-generation collections (see Replay.pushBuffers).
       const out: Buffer[] = [];
-      for (const record of records) this.admit(record, out);
-      for (const record of out) this.spoolRecord(record);
-      this.replay.pushRecords(out.map((bytes) => ({ where: `live record ${this.progress.records}`, bytes })), 'live');
-      this.progress.records += out.length;
+      const where = (i: number) => `live record ${i}`;
+      for (const record of records) {
+        this.admit(record, out);
+        for (let i = 0; i < out.length; i++) {
+          this.spoolRecord(out[i]!);
+          this.replay.pushBuffer(out[i]!, where, this.progress.records++, 'live');
+        }
+        out.length = 0;
+        if (this.pendingOutputLength >= OUTPUT_CHUNK) this.flushOutput();
+      }
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
       this.flushOutput();
@@ -252,6 +267,7 @@ export class LiveSession {
     if (this.pendingOutput.length === 0) return;
     const text = this.pendingOutput.join('');
     this.pendingOutput = [];
+    this.pendingOutputLength = 0;
     this.options.write(text);
   }
 
@@ -294,7 +310,7 @@ export class LiveSession {
         if (!this.known.has(pid)) this.firstSight(pid, out);
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
-          const missing = Number(record.readBigUInt64LE(BYTES_AT)) - captured;
+          const missing = readU64Number(record, BYTES_AT) - captured;
           this.masker(pid, record).mask(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured), missing);
         }
         if (type === T.LOUPE_EV_SOCK_CLOSE) {

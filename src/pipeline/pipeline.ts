@@ -64,8 +64,13 @@ export class Pipeline {
   }
 
   push(events: Iterable<Event>): void {
+    for (const ev of events) this.pushOne(ev);
+  }
+
+  /** One event, handled at once: a caller that decodes as it goes keeps no batch of events alive. */
+  pushOne(ev: Event): void {
     if (this.finished) throw new Error('pipeline: push after finish');
-    for (const ev of events) this.handle(ev);
+    this.handle(ev);
   }
 
   /** A record of a type this version does not know: skipped and counted. */

@@ -62,23 +62,31 @@ export class Replay {
 
   /** Decode and feed raw records; a bad record is a CaptureError naming file and offset. */
   pushRecords(records: RawRecord[], file: string): void {
-    const events: Event[] = [];
-    for (const record of records) {
-      this.records++;
-      let decoded;
-      try {
-        decoded = decodeRecord(record.bytes);
-      } catch (e) {
-        if (e instanceof RecordError) {
-          this.pipeline.push(events); // what came before the bad record is kept
-          throw new CaptureError(file, record.where, e.reason);
-        }
-        throw e;
-      }
-      if (decoded.type === 'unknown') this.pipeline.skipUnknown(decoded.recordType);
-      else events.push(decoded);
+    this.pushBuffers(records.length, (i) => records[i]!.bytes, (i) => records[i]!.where, file);
+  }
+
+  /**
+   * Decode and feed `count` records, each as soon as it is decoded: a batch's
+   * events held until its end outlived young-generation collections and were
+   * copied, and that was most of a live agent's GC. `where` is asked only for
+   * a bad record (a live run makes no string per record).
+   */
+  pushBuffers(count: number, bytes: (i: number) => Buffer, where: (i: number) => string, file: string): void {
+    for (let i = 0; i < count; i++) this.pushBuffer(bytes(i), where, i, file);
+  }
+
+  /** One record; a bad one is a CaptureError, and everything before it has been fed. */
+  pushBuffer(bytes: Buffer, where: (i: number) => string, i: number, file: string): void {
+    this.records++;
+    let decoded;
+    try {
+      decoded = decodeRecord(bytes);
+    } catch (e) {
+      if (e instanceof RecordError) throw new CaptureError(file, where(i), e.reason);
+      throw e;
     }
-    this.pipeline.push(events);
+    if (decoded.type === 'unknown') this.pipeline.skipUnknown(decoded.recordType);
+    else this.pipeline.pushOne(decoded);
   }
 
   pushEvents(events: Event[]): void {

@@ -8,7 +8,7 @@
  * maskHttpSecrets works on one payload; StreamMasker keeps state across the
  * records of one socket direction, for secrets a program wrote in pieces.
  */
-import { isSecretHeader } from './redact';
+import { isSecretHeader, SECRET_HEADER_MAX_LENGTH } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
 import { detectProtocol } from '../streams/detect';
 
@@ -73,6 +73,7 @@ function maskLine(buf: Uint8Array, start: number, end: number): number {
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
+const HEAD_MAX = Math.max(SECRET_HEADER_MAX_LENGTH, ...[...METHODS].map((m) => m.length));
 const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue }
 
 /**
@@ -90,8 +91,9 @@ export class StreamMasker {
   /** The first bytes, from records already handed on, while the protocol is not known yet. */
   private held: Buffer = Buffer.alloc(0);
   private mode = Mode.LineStart;
-  /** The current line's first bytes while it is still unclassified. */
-  private head = '';
+  /** The current line's first bytes while it is still unclassified (kept as bytes: a string per byte was most of masking's cost). */
+  private readonly head = Buffer.alloc(HEAD_MAX);
+  private headLength = 0;
   /** A secret value's first non-space byte was seen (the spaces after the colon stay). */
   private valueStarted = false;
 
@@ -134,19 +136,20 @@ export class StreamMasker {
       const b = payload[i]!;
       if (b === LF) {
         this.mode = Mode.LineStart;
-        this.head = '';
+        this.headLength = 0;
         continue;
       }
       switch (this.mode) {
         case Mode.LineStart:
           if (b === COLON) {
-            this.mode = isSecretHeader(this.head) ? Mode.SecretValue : Mode.Other;
+            this.mode = isSecretHeader(this.head.latin1Slice(0, this.headLength)) ? Mode.SecretValue : Mode.Other;
             this.valueStarted = false;
           } else if (b === SPACE) {
-            this.mode = METHODS.has(this.head) ? Mode.Target : Mode.Other;
+            this.mode = METHODS.has(this.head.latin1Slice(0, this.headLength)) ? Mode.Target : Mode.Other;
+          } else if (this.headLength === HEAD_MAX) {
+            this.mode = Mode.Other; // longer than any method or credential header name
           } else {
-            this.head += String.fromCharCode(b);
-            if (this.head.length > 64) this.mode = Mode.Other;
+            this.head[this.headLength++] = b;
           }
           break;
         case Mode.SecretValue:

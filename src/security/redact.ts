@@ -5,6 +5,8 @@
 export const REDACTED = 'REDACTED';
 
 const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'x-auth-token']);
+/** No longer name is a secret header's. */
+export const SECRET_HEADER_MAX_LENGTH = Math.max(...[...SECRET_HEADERS].map((h) => h.length));
 
 export function redactQuery(query: string): string {
   return query
