@@ -106,14 +106,19 @@ static __always_inline void fill_header(struct loupe_event_header *hdr, __u32 ty
 
 /*
  * Waking the drain thread for every record costs each traced syscall a
- * cross-CPU wakeup; it polls every 50 ms anyway. Wake it early only when a
- * good part of the buffer waits, so bursts are drained before they overflow.
+ * cross-CPU wakeup; it polls every 50 ms anyway. Wake it early only for the
+ * record that takes the waiting data past a good part of the buffer, so bursts
+ * are drained before they overflow. Only that one: while the consumer is
+ * behind (busy, descheduled, stopped) the level stays high, and a wakeup per
+ * record then made every traced syscall half again as slow. A consumer that
+ * is awake finds the data at its next poll; none is missed.
  */
 #define LOUPE_WAKEUP_BYTES (1 << 20)
 
-static __always_inline __u64 wakeup_flag(void)
+static __always_inline __u64 wakeup_flag(__u64 size)
 {
-	return bpf_ringbuf_query(&loupe_events, BPF_RB_AVAIL_DATA) >= LOUPE_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 waiting = bpf_ringbuf_query(&loupe_events, BPF_RB_AVAIL_DATA);
+	return waiting < LOUPE_WAKEUP_BYTES && waiting + size >= LOUPE_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /*
@@ -130,10 +135,10 @@ static __always_inline void emit(void *record, __u64 size)
 		fill_header(&loss.hdr, LOUPE_EV_LOSS);
 		loss.lost = *lost;
 		loss.source = LOUPE_LOSS_RINGBUF;
-		if (bpf_ringbuf_output(&loupe_events, &loss, sizeof(loss), wakeup_flag()) == 0)
+		if (bpf_ringbuf_output(&loupe_events, &loss, sizeof(loss), wakeup_flag(sizeof(loss))) == 0)
 			*lost = 0;
 	}
-	if (bpf_ringbuf_output(&loupe_events, record, size, wakeup_flag()) != 0 && lost)
+	if (bpf_ringbuf_output(&loupe_events, record, size, wakeup_flag(size)) != 0 && lost)
 		*lost += 1;
 }
 
