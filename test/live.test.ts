@@ -167,6 +167,58 @@ describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: 
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_pid'))(
+  `live eBPF, a pid reused by another process${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  /** A server under `name` (OTEL_SERVICE_NAME); with `pid`, started only as that pid (the kernel hands out ns_last_pid + 1). */
+  async function server(port: number, name: string, pid?: number): Promise<ChildProcess | undefined> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if (pid !== undefined) fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+      const child = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('${name}\\n')).listen(${port}, '127.0.0.1', () => console.log('ready'))`],
+        { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: name } });
+      if (pid === undefined || child.pid === pid) {
+        await waitFor(child, 'stdout', /ready/);
+        return child;
+      }
+      child.kill(); // another process took the pid first: try again
+      await exited(child);
+    }
+    return undefined;
+  }
+
+  it('names each process its own service, live and in the replay', async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    const spansFile = path.join(dir, 'reuse.jsonl');
+    const capture = path.join(dir, 'reuse.loupe');
+    const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '-o', spansFile, '--record', capture]);
+    let second: ChildProcess | undefined;
+    try {
+      await waitFor(agent, 'stderr', /attached \d+ programs/);
+      const first = (await server(port, 'first'))!;
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/one`], { encoding: 'utf8' }).stdout).toBe('first\n');
+      // The agent reads /proc when it meets a process's first record: give it time to, while `first` still runs.
+      await new Promise((r) => setTimeout(r, 300));
+      first.kill();
+      await exited(first);
+      second = await server(port, 'second', first.pid);
+      expect(second, `no new process got pid ${first.pid}`).toBeDefined();
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/two`], { encoding: 'utf8' }).stdout).toBe('second\n');
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      agent.kill('SIGINT');
+      second?.kill();
+    }
+    expect(await exited(agent)).toBe(0);
+    const live = fs.readFileSync(spansFile, 'utf8');
+    const servers = live.trim().split('\n').map((l) => JSON.parse(l) as SpanLine & { pid: number }).filter((x) => x.kind === 'server');
+    expect(servers.map((x) => [x.attributes['url.path'], x.service])).toEqual([['/one', 'first'], ['/two', 'second']]);
+    expect(servers[0]!.pid).toBe(servers[1]!.pid);
+    const replay = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(replay.status, replay.stderr).toBe(0);
+    expect(replay.stdout).toBe(live);
+  }, 60_000);
+});
+
 describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('learns their 4-tuples at first use, so connection pairs still join the trace', async () => {
     const frontendPort = await freePort();

@@ -1,6 +1,11 @@
 /**
  * What we know of each process: from the capture header's process table and
  * from exec records. Gives each process its service name.
+ *
+ * A pid can name several processes in one capture: one exits and the kernel
+ * hands its pid to a new one. The header lists each in the order the run
+ * learnt them; the first is current, and each exit record makes the next one
+ * current, so a replay names every incarnation as the live run did.
  */
 import type { ProcessInfo } from '../events/capture';
 import type { ProcExecEvent } from '../events/types';
@@ -8,12 +13,30 @@ import { serviceByRules } from './config';
 
 export class ProcessTable {
   private readonly byPid = new Map<number, ProcessInfo>();
+  /** Later processes under a pid (from the header), in order, for after the current one exits. */
+  private readonly later = new Map<number, ProcessInfo[]>();
   /** serviceOf's answers: asked once per span, and a rule is a regular expression. Forgotten when the pid's entry changes. */
   private readonly services = new Map<number, string>();
 
   /** `rules`: service names by executable (discovery config), applied when a process has none of its own. */
   constructor(initial: ProcessInfo[] = [], private readonly rules: ReadonlyArray<{ exe: string; name: string }> = []) {
-    for (const p of initial) this.byPid.set(p.pid, p);
+    for (const p of initial) {
+      if (!this.byPid.has(p.pid)) this.byPid.set(p.pid, p);
+      else {
+        const queue = this.later.get(p.pid);
+        if (queue) queue.push(p);
+        else this.later.set(p.pid, [p]);
+      }
+    }
+  }
+
+  /** The process exited: its pid names nothing until the next process the header has for it, or one learnt later. */
+  onExit(pid: number): void {
+    this.services.delete(pid);
+    const next = this.later.get(pid)?.shift();
+    if (this.later.get(pid)?.length === 0) this.later.delete(pid);
+    if (next) this.byPid.set(pid, next);
+    else this.byPid.delete(pid);
   }
 
   onExec(ev: ProcExecEvent): void {
@@ -23,7 +46,7 @@ export class ProcessTable {
     this.services.delete(ev.pid);
   }
 
-  /** A process learnt outside exec records (a live run looking it up in /proc); what is known stays. */
+  /** A process learnt outside exec records (a live run looking it up in /proc); what is known of a live pid stays. */
   learn(info: ProcessInfo): void {
     if (this.byPid.has(info.pid)) return;
     this.byPid.set(info.pid, info);

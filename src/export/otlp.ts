@@ -32,10 +32,11 @@ export class OtlpSpanConverter {
   ) {}
 
   private resourceFor(span: Span): Resource {
-    const key = `${span.pid}|${span.service}`;
+    // The executable is part of the key: a pid reused by another program is another resource.
+    const exe = this.processes.get(span.pid)?.exe;
+    const key = `${span.pid}|${span.service}|${exe ?? ''}`;
     let r = this.resources.get(key);
     if (!r) {
-      const exe = this.processes.get(span.pid)?.exe;
       r = resourceFromAttributes({
         [ATTR_SERVICE_NAME]: span.service,
         [ATTR_PROCESS_PID]: span.pid,

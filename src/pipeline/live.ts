@@ -295,6 +295,8 @@ export class LiveSession {
         return;
       }
       case T.LOUPE_EV_PROC_EXIT:
+        // The kernel side stopped watching the pid too: a process that gets it next is not the one chosen.
+        this.selected.delete(pid);
         this.heldExecs.delete(pid);
         if (this.goPids.delete(pid)) this.source.forgetGo(pid);
         for (const pair of this.maskers.get(pid)?.values() ?? []) this.maskerCount -= pair.filter(Boolean).length;

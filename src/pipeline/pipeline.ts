@@ -104,6 +104,10 @@ export class Pipeline {
       case 'go_request_end':
         this.correlator.onGoRequest(ev);
         break;
+      case 'proc_exit':
+        this.tracker.handle(ev); // its connections end under the process's name
+        this.processes.onExit(ev.pid);
+        break;
       default:
         this.tracker.handle(ev);
         break;

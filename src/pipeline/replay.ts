@@ -8,6 +8,7 @@ import type { Event } from '../events/types';
 import { openCapture } from '../sources/capture-file';
 import { JsonlSpanSink } from '../export/jsonl';
 import { OtlpSpanConverter, otlpJson } from '../export/otlp';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { TreeSpanSink } from '../export/tree';
 import type { Span } from '../correlator/span';
 import { Pipeline, type PipelineStats, type SpanSink } from './pipeline';
@@ -30,6 +31,8 @@ export class Replay {
   readonly pipeline: Pipeline;
   records = 0;
   private readonly collected: Span[] = [];
+  /** otlp-json: spans converted as they end, so each names the process its pid named then (a pid can be reused). */
+  private readonly readable: ReadableSpan[] = [];
   private readonly tree = new TreeSpanSink();
 
   readonly exporters: Exporters | undefined;
@@ -42,9 +45,11 @@ export class Replay {
     exports?: ExportOptions,
   ) {
     const boot = BigInt(header.bootTimeNs);
+    let otlp: OtlpSpanConverter | undefined;
     const sink =
       format === 'jsonl' ? new JsonlSpanSink(write, boot)
       : format === 'tree' ? this.tree
+      : format === 'otlp-json' ? { onSpan: (span: Span) => this.readable.push((otlp ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span)) }
       : { onSpan: (span: Span) => this.collected.push(span) };
     const sinks: SpanSink[] = [sink];
     if (exports && (exports.otlp || exports.prometheusPort)) {
@@ -55,7 +60,7 @@ export class Replay {
     this.pipeline = new Pipeline(header, sinks);
   }
 
-  /** The spans so far, of a `spans` or `otlp-json` replay. */
+  /** The spans so far, of a `spans` replay. */
   get spans(): readonly Span[] {
     return this.collected;
   }
@@ -97,10 +102,7 @@ export class Replay {
   finish(): ReplaySummary {
     this.pipeline.finish();
     if (this.format === 'tree') this.write(this.tree.render());
-    if (this.format === 'otlp-json') {
-      const converter = new OtlpSpanConverter(BigInt(this.header.bootTimeNs), this.pipeline.processes, this.header.host.hostname);
-      this.write(`${otlpJson(this.collected.map((s) => converter.toReadable(s)))}\n`);
-    }
+    if (this.format === 'otlp-json') this.write(`${otlpJson(this.readable)}\n`);
     return {
       records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats,
       ...(this.exporters ? { exporters: this.exporters } : {}),

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { HEADER } from '../../test/helpers';
+import { get, ok, Script } from '../../test/script';
+import { Pipeline } from '../pipeline/pipeline';
+import { Replay } from '../pipeline/replay';
+import type { Span } from '../correlator/span';
+import { ProcessTable } from './processes';
+
+describe('process table', () => {
+  it('names each process a reused pid stood for, in the order the header lists them', () => {
+    const table = new ProcessTable([
+      { pid: 7, exe: '/srv/first', service: 'first' },
+      { pid: 8, exe: '/srv/other' },
+      { pid: 7, exe: '/srv/second' },
+    ]);
+    expect(table.serviceOf(7)).toBe('first');
+    table.onExit(7);
+    expect(table.serviceOf(7)).toBe('second');
+    expect(table.get(7)?.exe).toBe('/srv/second');
+    table.onExit(7);
+    expect(table.get(7)).toBeUndefined();
+    expect(table.serviceOf(7)).toBe('pid-7');
+    table.learn({ pid: 7, exe: '/srv/third' });
+    expect(table.serviceOf(7)).toBe('third');
+    expect(table.serviceOf(8)).toBe('other');
+  });
+
+  it('a process learnt while its pid is alive does not replace it', () => {
+    const table = new ProcessTable([{ pid: 7, exe: '/srv/first' }]);
+    table.learn({ pid: 7, exe: '/srv/imposter' });
+    expect(table.serviceOf(7)).toBe('first');
+  });
+});
+
+describe('a pid reused within one capture', () => {
+  const script = () => {
+    const s = new Script();
+    const [c1, a] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 7, tid: 7, fd: 5, port: 8080 });
+    s.send(c1, get('/one'));
+    s.recv(a, get('/one'));
+    s.send(a, ok());
+    s.recv(c1, ok());
+    // Another request left open when the process exits: it ends with the first process's name.
+    s.send(c1, get('/unanswered'));
+    s.recv(a, get('/unanswered'));
+    s.events.push({ type: 'proc_exit', ts: (s.ts += 1000n), pid: 7, tid: 7, cpu: 0, exitCode: 0 });
+    const [c2, b] = s.connection({ pid: 3, tid: 3, fd: 4, port: 40001 }, { pid: 7, tid: 7, fd: 5, port: 8080 });
+    s.send(c2, get('/two'));
+    s.recv(b, get('/two'));
+    s.send(b, ok());
+    s.recv(c2, ok());
+    return s;
+  };
+  const header = { ...HEADER, processes: [{ pid: 3, exe: '/usr/bin/curl' }, { pid: 7, exe: '/srv/first' }, { pid: 7, exe: '/srv/second' }] };
+
+  it('gives each server span the service of the process that served it', () => {
+    const spans: Span[] = [];
+    const p = new Pipeline(header, [{ onSpan: (x) => spans.push(x) }]);
+    p.push(script().events);
+    p.finish();
+    const servers = spans.filter((x) => x.kind === 'server');
+    expect(servers.map((x) => [x.attributes['url.path'], x.service])).toEqual([
+      ['/one', 'first'], ['/unanswered', 'first'], ['/two', 'second'],
+    ]);
+  });
+
+  it('gives each OTLP span the resource of its own process', () => {
+    let text = '';
+    const replay = new Replay(header, 'otlp-json', (t) => (text += t));
+    replay.pushEvents(script().events);
+    replay.finish();
+    const doc = JSON.parse(text) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<{ name: string }> }> }> };
+    const byExe = new Map<string, string[]>();
+    for (const rs of doc.resourceSpans) {
+      const exe = rs.resource.attributes.find((a) => a.key === 'process.executable.path')?.value.stringValue ?? '';
+      byExe.set(exe, [...(byExe.get(exe) ?? []), ...rs.scopeSpans.flatMap((s) => s.spans.map((x) => x.name))]);
+    }
+    expect(byExe.get('/srv/first')?.sort()).toEqual(['GET /one', 'GET /unanswered']);
+    expect(byExe.get('/srv/second')).toEqual(['GET /two']);
+  });
+});
