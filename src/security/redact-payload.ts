@@ -8,7 +8,7 @@
  * maskHttpSecrets works on one payload; StreamMasker keeps state across the
  * records of one socket direction, for secrets a program wrote in pieces.
  */
-import { isSecretHeader, SECRET_HEADER_MAX_LENGTH } from './redact';
+import { isSecretHeader, SECRET_HEADER_LENGTHS, SECRET_HEADER_MAX_LENGTH } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
 import { detectProtocol } from '../streams/detect';
 
@@ -142,7 +142,7 @@ export class StreamMasker {
       switch (this.mode) {
         case Mode.LineStart:
           if (b === COLON) {
-            this.mode = isSecretHeader(this.head.latin1Slice(0, this.headLength)) ? Mode.SecretValue : Mode.Other;
+            this.mode = SECRET_HEADER_LENGTHS.has(this.headLength) && isSecretHeader(this.head.latin1Slice(0, this.headLength)) ? Mode.SecretValue : Mode.Other;
             this.valueStarted = false;
           } else if (b === SPACE) {
             this.mode = METHODS.has(this.head.latin1Slice(0, this.headLength)) ? Mode.Target : Mode.Other;

@@ -7,6 +7,8 @@ export const REDACTED = 'REDACTED';
 const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'x-auth-token']);
 /** No longer name is a secret header's. */
 export const SECRET_HEADER_MAX_LENGTH = Math.max(...[...SECRET_HEADERS].map((h) => h.length));
+/** The lengths secret header names have: a name of another length needs no lower-casing and lookup. */
+export const SECRET_HEADER_LENGTHS: ReadonlySet<number> = new Set([...SECRET_HEADERS].map((h) => h.length));
 
 export function redactQuery(query: string): string {
   return query
@@ -27,7 +29,7 @@ export function redactTarget(target: string): string {
 }
 
 export function isSecretHeader(name: string): boolean {
-  return SECRET_HEADERS.has(name.toLowerCase());
+  return SECRET_HEADER_LENGTHS.has(name.length) && SECRET_HEADERS.has(name.toLowerCase());
 }
 
 export function redactHeaders(headers: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {

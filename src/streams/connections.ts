@@ -152,8 +152,14 @@ export class ConnectionTracker {
       return; // ciphertext of a connection we read in plaintext
     }
     conn.lastTs = ev.ts;
-    conn.bytes[ev.direction] += ev.bytes;
-    conn.lostBytes[ev.direction] += ev.bytes - ev.data.length;
+    // Named properties, not [ev.direction]: this runs per record.
+    if (ev.direction === 'egress') {
+      conn.bytes.egress += ev.bytes;
+      conn.lostBytes.egress += ev.bytes - ev.data.length;
+    } else {
+      conn.bytes.ingress += ev.bytes;
+      conn.lostBytes.ingress += ev.bytes - ev.data.length;
+    }
     if (conn.parser) this.deliver(conn, ev);
     else if (conn.protocol === undefined) this.detect(conn, ev);
     // else: a protocol with no parser yet, or none recognised: counted, not parsed
