@@ -42,7 +42,15 @@ execFileSync('gcc', ['-O2', '-o', pace, path.join(ROOT, 'bench/tools/pace.c')]);
 
 
 interface Agent {
+  pid: number;
   stop(): Promise<{ records: number; lost: number }>;
+}
+
+/** CPU time (user + system) a process and its threads used so far, in µs. */
+function cpuMicros(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
 }
 
 /** `--port P` watches both ends of the server's connections (wrk too); `--pid` the server process only, as Beyla's port discovery selects the service that owns the port. */
@@ -53,6 +61,7 @@ async function startAgent(ports: number[], pid?: number): Promise<Agent> {
   child.stderr!.on('data', (c) => (err += c));
   await waitFor(child, 'stderr', /attached/);
   return {
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGINT');
       await new Promise((r) => child.once('exit', r));
@@ -78,6 +87,15 @@ async function drainRate(rate: number, seconds: number): Promise<string> {
 interface WrkResult {
   rps: number;
   p50ms: number;
+  /** Share of one core the server process used, and share of the host's CPU time left idle, during the run. */
+  serverCpu?: number;
+  idle?: number;
+}
+
+/** Idle CPU time of the host so far, in µs (the idle column of /proc/stat's cpu line). */
+function idleMicros(): number {
+  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  return (Number(cpu[4]) * 1e6) / 100;
 }
 
 function wrk(port: number, seconds: number): WrkResult {
@@ -134,37 +152,62 @@ async function overhead(rounds: number, seconds: number): Promise<string[]> {
   const plain: WrkResult[] = [];
   const watched: WrkResult[] = [];
   const serverOnly: WrkResult[] = [];
+  const stopped: WrkResult[] = [];
   let recordsPerSec = 0;
   let serverRecordsPerSec = 0;
-  const timed = async (agent: Agent, into: WrkResult[]) => {
+  const agentCpu: { port: number[]; pid: number[] } = { port: [], pid: [] };
+  /** wrk, with the server's CPU share and the host's idle share during it. */
+  const measured = (): WrkResult => {
+    const s0 = cpuMicros(server.pid!);
+    const i0 = idleMicros();
     const t0 = process.hrtime.bigint();
-    into.push(wrk(port, seconds));
+    const result = wrk(port, seconds);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    return { ...result, serverCpu: (cpuMicros(server.pid!) - s0) / wall, idle: (idleMicros() - i0) / (wall * os.cpus().length) };
+  };
+  const timed = async (agent: Agent, into: WrkResult[], cpu: number[]) => {
+    const t0 = process.hrtime.bigint();
+    const c0 = cpuMicros(agent.pid);
+    const result = measured();
+    cpu.push((cpuMicros(agent.pid) - c0) / (result.rps * seconds));
+    into.push(result);
     const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
     return (await agent.stop()).records / elapsed;
   };
   for (let r = 0; r < rounds; r++) {
-    plain.push(wrk(port, seconds));
-    recordsPerSec = await timed(await startAgent([port]), watched);
-    serverRecordsPerSec = await timed(await startAgent([], server.pid), serverOnly);
+    plain.push(measured());
+    recordsPerSec = await timed(await startAgent([port]), watched, agentCpu.port);
+    serverRecordsPerSec = await timed(await startAgent([], server.pid), serverOnly, agentCpu.pid);
+    // The kernel side alone: the agent's process is stopped, its ring buffer fills, and records are dropped and counted.
+    const agent = await startAgent([], server.pid);
+    process.kill(agent.pid, 'SIGSTOP');
+    stopped.push(measured());
+    process.kill(agent.pid, 'SIGCONT');
+    await agent.stop();
   }
   server.kill();
-  const med = (xs: WrkResult[]) => ({ rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50ms)) });
+  const med = (xs: WrkResult[]) => ({
+    rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50ms)),
+    shares: `${Math.round(median(xs.map((x) => x.serverCpu!)) * 100)}% | ${Math.round(median(xs.map((x) => x.idle!)) * 100)}%`,
+  });
   const p = med(plain);
   const row = (label: string, xs: WrkResult[]) => {
     const w = med(xs);
     return [
-      `| ${label} | ${Math.round(w.rps).toLocaleString('en-US')} | ${w.p50.toFixed(3)} |`,
-      `| difference | ${(((w.rps - p.rps) / p.rps) * 100).toFixed(1)}% | +${(((w.p50 - p.p50) / p.p50) * 100).toFixed(1)}% |`,
+      `| ${label} | ${Math.round(w.rps).toLocaleString('en-US')} | ${w.p50.toFixed(3)} | ${w.shares} |`,
+      `| difference | ${(((w.rps - p.rps) / p.rps) * 100).toFixed(1)}% | +${(((w.p50 - p.p50) / p.p50) * 100).toFixed(1)}% | | |`,
     ];
   };
   return [
-    '| server | requests/s | p50 latency ms |',
-    '|---|---:|---:|',
-    `| Node http, no agent (peer) | ${Math.round(p.rps).toLocaleString('en-US')} | ${p.p50.toFixed(3)} |`,
+    '| server | requests/s | p50 latency ms | server CPU (of one core) | host CPU idle |',
+    '|---|---:|---:|---:|---:|',
+    `| Node http, no agent (peer) | ${Math.round(p.rps).toLocaleString('en-US')} | ${p.p50.toFixed(3)} | ${p.shares} |`,
     ...row('Node http, loupe run --port (client and server watched)', watched),
     ...row('Node http, loupe run --pid (the server only)', serverOnly),
+    ...row('Node http, loupe run --pid with the agent process stopped (kernel side only)', stopped),
     '',
-    `(the agent consumed about ${Math.round(recordsPerSec).toLocaleString('en-US')} records/s with --port, ${Math.round(serverRecordsPerSec).toLocaleString('en-US')} with --pid)`,
+    `(the agent consumed about ${Math.round(recordsPerSec).toLocaleString('en-US')} records/s with --port, ${Math.round(serverRecordsPerSec).toLocaleString('en-US')} with --pid;`,
+    ` its CPU time per request, all threads: ${median(agentCpu.port).toFixed(1)} µs with --port, ${median(agentCpu.pid).toFixed(1)} µs with --pid)`,
   ];
 }
 
