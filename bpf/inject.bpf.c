@@ -13,8 +13,12 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SK_PASS 1
-/* The request line must end within this many bytes for the header to go in. */
-#define REQUEST_LINE_MAX 512
+/*
+ * The request line must end within this many bytes for the header to go in:
+ * the size of net/http's write buffer, which sends the request line and
+ * headers in one write (a longer line arrives in pieces, and is refused).
+ */
+#define REQUEST_LINE_MAX 4096
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -97,6 +101,40 @@ static __always_inline int conn_of(struct sk_msg_md *msg, struct conn_key *key)
 	return 1;
 }
 
+/* A word with a zero byte where `v` has `byte` (classic has-zero-byte test; false hits only above a true one). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static __always_inline __u64 bytes_equal_to(__u64 v, __u8 byte)
+{
+	__u64 x = v ^ (ONES * byte);
+	return (x - ONES) & ~x & HIGHS;
+}
+
+/*
+ * The offset just past the request line's CRLF, or 0 when it does not end
+ * within the data. Eight bytes a step: the verifier unrolls this loop, and a
+ * branch per byte over REQUEST_LINE_MAX bytes is more than it follows.
+ */
+static __always_inline __u32 request_line_end(char *data, char *end)
+{
+	__u32 at = 0;
+	for (__u32 i = 0; i < REQUEST_LINE_MAX / 8; i++, at += 8) {
+		if (data + at + 8 > end)
+			break;
+		if (bytes_equal_to(*(__u64 *)(data + at), '\n'))
+			break;
+	}
+	/* The LF is within the eight bytes at `at`, or in the tail shorter than a word. */
+	for (__u32 j = 0; j < 8; j++) {
+		__u32 i = at + j;
+		if (i < 1 || i >= REQUEST_LINE_MAX || data + i + 1 > end)
+			return 0;
+		if (data[i] == '\n')
+			return data[i - 1] == '\r' ? i + 1 : 0;
+	}
+	return 0;
+}
+
 SEC("sk_msg")
 int loupe_inject_traceparent(struct sk_msg_md *msg)
 {
@@ -136,15 +174,7 @@ int loupe_inject_traceparent(struct sk_msg_md *msg)
 			return SK_PASS;
 	}
 	bpf_map_delete_elem(&loupe_go_inject, &id);
-	__u32 line_end = 0;
-	for (__u32 i = 1; i < REQUEST_LINE_MAX - 1; i++) {
-		if (data + i + 2 > end)
-			break;
-		if (data[i] == '\r' && data[i + 1] == '\n') {
-			line_end = i + 2;
-			break;
-		}
-	}
+	__u32 line_end = request_line_end(data, end);
 	if (!line_end)
 		goto refused;
 	if (bpf_msg_push_data(msg, line_end, GO_TP_HEADER_LEN, 0))

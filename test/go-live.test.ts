@@ -157,13 +157,15 @@ const traceparentsOf = (raw: string[]) => raw.flatMap((v, i) => (i % 2 === 0 && 
 
 describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's requests${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const OWN = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
+  /** A request line of about 3 KiB: longer than a short scan would look, within net/http's 4 KiB write buffer. */
+  const LONG = `/long/${'x'.repeat(3000)}`;
   let on: Awaited<ReturnType<typeof throughAgent>>;
   let off: Awaited<ReturnType<typeof throughAgent>>;
   let pooled: Awaited<ReturnType<typeof throughAgent>>;
   let pie: Awaited<ReturnType<typeof throughAgent>>;
 
   beforeAll(async () => {
-    on = await throughAgent(true, [['/plain'], ['/own', OWN]]);
+    on = await throughAgent(true, [['/plain'], ['/own', OWN], [LONG]]);
     off = await throughAgent(false, [['/plain']]);
     pooled = await throughAgent(true, [['/later']], ['/earlier']);
     pie = await throughAgent(true, [['/pie']], [], 'pie');
@@ -183,6 +185,16 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(served.parentSpanId).toBe(call.spanId);
     expect(served.attributes['loupe.context']).toBe('traceparent');
     expect(on.injected.inserted).toBeGreaterThanOrEqual(1n);
+  });
+
+  it('puts traceparent on a request whose request line is 3 KiB long', () => {
+    const long = on.received[2]!;
+    expect(long.url).toBe(LONG);
+    const headers = traceparentsOf(long.raw);
+    expect(headers).toHaveLength(1);
+    const served = on.spans.find((s) => s.kind === 'server' && s.pid === on.serverPid && String(s.attributes['url.path']).startsWith('/long/'))!;
+    expect(served.attributes['loupe.context']).toBe('traceparent');
+    expect(`00-${served.traceId}-${served.parentSpanId}-01`).toBe(headers[0]);
   });
 
   it('adds nothing to a request that carries its own traceparent', () => {
