@@ -69,6 +69,35 @@ export interface GoBuildInfo {
   modules: string[];
 }
 
+/**
+ * The section headers of a 64-bit little-endian ELF file, with their names.
+ * `read` gives the bytes at an offset: views of a file read whole, or a few
+ * reads of an open one (a check on every exec reads no more than this).
+ */
+export function elfSections(path: string, read: (offset: number, length: number) => Buffer): Section[] {
+  const head = read(0, 64);
+  if (head.length < 64 || head.readUInt32BE(0) !== 0x7f454c46) throw new ElfError(`${path}: not an ELF file`);
+  if (head[4] !== 2 || head[5] !== 1) throw new ElfError(`${path}: only 64-bit little-endian ELF is supported`);
+  const shoff = Number(head.readBigUInt64LE(0x28));
+  const shentsize = head.readUInt16LE(0x3a);
+  const shnum = head.readUInt16LE(0x3c);
+  const shstrndx = head.readUInt16LE(0x3e);
+  const table = read(shoff, shentsize * shnum);
+  if (shentsize < 0x40 || table.length < shentsize * shnum) throw new ElfError(`${path}: section headers cut short`);
+  const raw = Array.from({ length: shnum }, (_, i) => {
+    const at = i * shentsize;
+    return {
+      nameAt: table.readUInt32LE(at), type: table.readUInt32LE(at + 4), addr: table.readBigUInt64LE(at + 0x10),
+      offset: Number(table.readBigUInt64LE(at + 0x18)), size: Number(table.readBigUInt64LE(at + 0x20)),
+      link: table.readUInt32LE(at + 0x28), entsize: Number(table.readBigUInt64LE(at + 0x38)),
+    };
+  });
+  const names = raw[shstrndx];
+  if (!names) throw new ElfError(`${path}: no section-name table`);
+  const strings = read(names.offset, names.size);
+  return raw.map((sec) => ({ ...sec, name: cstring(strings, sec.nameAt) }));
+}
+
 export class GoBinary {
   private readonly buf: Buffer;
   private readonly sections: Section[];
@@ -80,24 +109,7 @@ export class GoBinary {
     } catch (e) {
       throw new ElfError(`${path}: ${(e as Error).message}`);
     }
-    const b = this.buf;
-    if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) throw new ElfError(`${path}: not an ELF file`);
-    if (b[4] !== 2 || b[5] !== 1) throw new ElfError(`${path}: only 64-bit little-endian ELF is supported`);
-    const shoff = Number(b.readBigUInt64LE(0x28));
-    const shentsize = b.readUInt16LE(0x3a);
-    const shnum = b.readUInt16LE(0x3c);
-    const shstrndx = b.readUInt16LE(0x3e);
-    const raw = Array.from({ length: shnum }, (_, i) => {
-      const at = shoff + i * shentsize;
-      return {
-        nameAt: b.readUInt32LE(at), type: b.readUInt32LE(at + 4), addr: b.readBigUInt64LE(at + 0x10),
-        offset: Number(b.readBigUInt64LE(at + 0x18)), size: Number(b.readBigUInt64LE(at + 0x20)),
-        link: b.readUInt32LE(at + 0x28), entsize: Number(b.readBigUInt64LE(at + 0x38)),
-      };
-    });
-    const names = raw[shstrndx];
-    if (!names) throw new ElfError(`${path}: no section-name table`);
-    this.sections = raw.map((s) => ({ ...s, name: cstring(b, names.offset + s.nameAt) }));
+    this.sections = elfSections(path, (offset, length) => this.buf.subarray(offset, offset + length));
   }
 
   section(name: string): Section | undefined {

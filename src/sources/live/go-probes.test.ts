@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../../../test/helpers';
@@ -26,6 +27,13 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
   it('knows a Go program by its sections, and not a C one', () => {
     expect(isGoBinary(noDwarf)).toBe(true);
     expect(isGoBinary(process.execPath)).toBe(false);
+    // Not an ELF file, a Go binary cut inside its section headers, a missing file: no, and no throw.
+    expect(isGoBinary('/etc/hostname')).toBe(false);
+    const whole = fs.readFileSync(noDwarf);
+    const cut = path.join(tempDir(), 'cut');
+    fs.writeFileSync(cut, whole.subarray(0, Number(whole.readBigUInt64LE(0x28)) + 100));
+    expect(isGoBinary(cut)).toBe(false);
+    expect(isGoBinary('/nonexistent/go-program')).toBe(false);
   });
 
   it('plans entry and RET probes with offsets from the table when the binary has no DWARF', async () => {

@@ -6,7 +6,7 @@
  * entry in the `loupe_go_procs` map.
  */
 import * as fs from 'node:fs';
-import { ElfError, GoBinary } from '../../discovery/goelf';
+import { ElfError, elfSections, GoBinary } from '../../discovery/goelf';
 import { CONSTANTS, layoutOf, offsetOf, STRUCT_MEMBERS } from '../../events/layout';
 
 /** Function -> [program on its entry, program on each RET]; required ones make a binary unsupported when missing. */
@@ -89,21 +89,13 @@ export interface GoPlan {
 export function isGoBinary(file: string): boolean {
   let fd: number | undefined;
   try {
-    fd = fs.openSync(file, 'r');
-    const head = Buffer.alloc(64);
-    if (fs.readSync(fd, head, 0, 64, 0) < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2) return false;
-    const shoff = Number(head.readBigUInt64LE(0x28));
-    const shentsize = head.readUInt16LE(0x3a);
-    const shnum = head.readUInt16LE(0x3c);
-    const shstrndx = head.readUInt16LE(0x3e);
-    const table = Buffer.alloc(shentsize * shnum);
-    fs.readSync(fd, table, 0, table.length, shoff);
-    const names = shstrndx * shentsize;
-    const strOff = Number(table.readBigUInt64LE(names + 0x18));
-    const strSize = Number(table.readBigUInt64LE(names + 0x20));
-    const strings = Buffer.alloc(Math.min(strSize, 1 << 16));
-    fs.readSync(fd, strings, 0, strings.length, strOff);
-    return strings.includes('\0.go.buildinfo\0') || strings.includes('\0.gopclntab\0');
+    const open = (fd = fs.openSync(file, 'r'));
+    const read = (offset: number, length: number) => {
+      if (length > 1 << 20) throw new ElfError(`${file}: a section table of ${length} bytes`); // corrupt: not worth reading
+      const b = Buffer.alloc(length);
+      return b.subarray(0, fs.readSync(open, b, 0, length, offset));
+    };
+    return elfSections(file, read).some((s) => s.name === '.go.buildinfo' || s.name === '.gopclntab');
   } catch {
     return false;
   } finally {
