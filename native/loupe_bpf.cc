@@ -494,16 +494,19 @@ class Agent : public Napi::ObjectWrap<Agent> {
     return out;
   }
 
-  // clocks(): CLOCK_REALTIME and CLOCK_MONOTONIC read back to back, as ns
-  // bigints: the capture's boot-time offset maps kernel times to wall time.
+  // clocks(): CLOCK_REALTIME, CLOCK_BOOTTIME and CLOCK_MONOTONIC read back to
+  // back, as ns bigints: the capture's boot-time offset maps kernel times to
+  // wall time, and /proc dates process starts on the boot-time clock.
   static Napi::Value Clocks(const Napi::CallbackInfo& info) {
-    timespec mono1, real, mono2;
+    timespec mono1, real, boot, mono2;
     clock_gettime(CLOCK_MONOTONIC, &mono1);
     clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_BOOTTIME, &boot);
     clock_gettime(CLOCK_MONOTONIC, &mono2);
     auto ns = [](const timespec& t) -> uint64_t { return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + t.tv_nsec; };
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("realtime", Napi::BigInt::New(info.Env(), static_cast<uint64_t>(ns(real))));
+    out.Set("boottime", Napi::BigInt::New(info.Env(), static_cast<uint64_t>(ns(boot))));
     out.Set("monotonic", Napi::BigInt::New(info.Env(), static_cast<uint64_t>((ns(mono1) + ns(mono2)) / 2)));
     return out;
   }

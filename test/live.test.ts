@@ -217,6 +217,38 @@ describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_
     expect(replay.status, replay.stderr).toBe(0);
     expect(replay.stdout).toBe(live);
   }, 60_000);
+
+  it('does not take the next process for the first when the pid was reused before the agent read /proc', async () => {
+    const port = await freePort();
+    const spansFile = path.join(tempDir(), 'late.jsonl');
+    const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '-o', spansFile]);
+    let second: ChildProcess | undefined;
+    try {
+      await waitFor(agent, 'stderr', /attached \d+ programs/);
+      const first = (await server(port, 'first'))!;
+      // The agent falls behind (stopped): its records wait in the ring buffer while the pid changes hands.
+      process.kill(agent.pid!, 'SIGSTOP');
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/one`], { encoding: 'utf8' }).stdout).toBe('first\n');
+      first.kill();
+      await exited(first);
+      // /proc dates a start to the 10 ms tick: a process started within a tick of the record cannot be told apart.
+      await new Promise((r) => setTimeout(r, 50));
+      second = await server(port, 'second', first.pid);
+      expect(second, `no new process got pid ${first.pid}`).toBeDefined();
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/two`], { encoding: 'utf8' }).stdout).toBe('second\n');
+    } finally {
+      process.kill(agent.pid!, 'SIGCONT');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    agent.kill('SIGINT');
+    second?.kill();
+    expect(await exited(agent)).toBe(0);
+    const servers = fs.readFileSync(spansFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as SpanLine).filter((x) => x.kind === 'server');
+    expect(servers.map((x) => x.attributes['url.path'])).toEqual(['/one', '/two']);
+    // /proc had only the second process by then: the first is named by its exec record, not as the second.
+    expect(servers[0]!.service).toBe('node');
+    expect(servers[1]!.service).toBe('second');
+  }, 60_000);
 });
 
 describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {

@@ -59,6 +59,7 @@ export interface LiveProgress {
 
 const T = ENUMS.loupe_event_type;
 const TYPE_AT = offsetOf('loupe_event_header', 'type');
+const TS_AT = offsetOf('loupe_event_header', 'ts_ns');
 const PID_AT = offsetOf('loupe_event_header', 'pid');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
@@ -309,7 +310,7 @@ export class LiveSession {
         out.push(record);
         return;
       default:
-        if (!this.known.has(pid)) this.firstSight(pid, out);
+        if (!this.known.has(pid)) this.firstSight(pid, out, record.readBigUInt64LE(TS_AT));
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
           const missing = readU64Number(record, BYTES_AT) - captured;
@@ -357,15 +358,19 @@ export class LiveSession {
     if (this.heldExecs.size > MAX_HELD_EXECS) this.heldExecs.delete(this.heldExecs.keys().next().value!);
   }
 
-  /** The first record of a process: its exec record if we hold one, and what /proc says of it. */
-  private firstSight(pid: number, out: Buffer[]): void {
+  /**
+   * The first record of a process (made at `seenAtNs`): its exec record if we
+   * hold one, and what /proc says of it — unless the process /proc shows
+   * started after the record (the pid was reused before we got here).
+   */
+  private firstSight(pid: number, out: Buffer[], seenAtNs: bigint): void {
     this.known.add(pid);
     this.considerTls(pid);
     const exec = this.heldExecs.get(pid);
     this.heldExecs.delete(pid);
     // A pid the table already knows (an exec record, or a reused pid) keeps what the table says,
     // in the live run and in the replay alike.
-    const info: ProcessInfo | undefined = this.replay.pipeline.processes.get(pid) ? undefined : processInfo(pid);
+    const info: ProcessInfo | undefined = this.replay.pipeline.processes.get(pid) ? undefined : processInfo(pid, seenAtNs);
     if (info) {
       // The exec record names the program; /proc adds what it cannot say (the configured service name).
       if (exec) info.exe = cString(exec, FILENAME_AT);

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import type { ProcessInfo } from '../../events/capture';
+import { loadAddon } from './system';
 
 function read(file: string): string | undefined {
   try {
@@ -13,8 +14,22 @@ function read(file: string): string | undefined {
   }
 }
 
-/** The process as /proc shows it now, or undefined when it is gone. */
-export function processInfo(pid: number): ProcessInfo | undefined {
+/** /proc's clock tick (USER_HZ), 100 on every Linux architecture Loupe runs on. */
+const TICK_NS = 10_000_000n;
+
+/** CLOCK_MONOTONIC minus CLOCK_BOOTTIME now (they differ by the time the host spent suspended). */
+function monotonicFromBoottime(): bigint {
+  const c = loadAddon().clocks();
+  return c.monotonic - c.boottime;
+}
+
+/**
+ * The process as /proc shows it now, or undefined when it is gone. With
+ * `seenAtNs` (a kernel record's monotonic time): also undefined when the
+ * process there now started after that record, so it is not the one the record
+ * came from — that one exited and the kernel gave its pid to another.
+ */
+export function processInfo(pid: number, seenAtNs?: bigint): ProcessInfo | undefined {
   let exe: string;
   try {
     exe = fs.readlinkSync(`/proc/${pid}/exe`);
@@ -27,8 +42,15 @@ export function processInfo(pid: number): ProcessInfo | undefined {
   const close = stat?.lastIndexOf(')') ?? -1;
   if (stat && close > 0) {
     info.comm = stat.slice(stat.indexOf('(') + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+    const fields = stat.slice(close + 2).split(' ');
+    const ppid = Number(fields[1]);
     if (Number.isInteger(ppid)) info.ppid = ppid;
+    // Field 22, starttime (the 20th after comm and state), on the boot-time clock in ticks, rounded down:
+    // a process that made the record started before it, so its start never reads as later.
+    if (seenAtNs !== undefined && /^\d+$/.test(fields[19] ?? '')) {
+      const started = BigInt(fields[19]!) * TICK_NS + monotonicFromBoottime();
+      if (started > seenAtNs) return undefined;
+    }
   }
   const cmdline = read(`/proc/${pid}/cmdline`);
   if (cmdline) info.cmdline = cmdline.split('\0').filter((s, i, all) => s !== '' || i < all.length - 1);

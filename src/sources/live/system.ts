@@ -37,7 +37,7 @@ export interface NativeAgent {
 
 export interface Addon {
   Agent: new () => NativeAgent;
-  clocks(): { realtime: bigint; monotonic: bigint };
+  clocks(): { realtime: bigint; boottime: bigint; monotonic: bigint };
   /** Which program types this kernel loads (kprobe is also what uprobes are). */
   programTypes(): Record<'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'sock_ops' | 'sk_msg', boolean>;
 }
