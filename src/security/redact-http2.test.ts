@@ -269,6 +269,42 @@ describe('HTTP/2 masking in captures', () => {
     expect(next.toString('latin1')).toContain('kept');
   });
 
+  it('masks a connection met inside a frame once a later record is whole frames, as the detector takes them', () => {
+    const enc = hpackjs.compressor.create({ table: { size: 4096 } });
+    const plain = (name: string, value: string): Field => ({ name, value, huffman: false, neverIndex: false });
+    enc.write([plain(':method', 'POST'), plain(':path', '/upload')]);
+    enc.read();
+    enc.write([plain(':method', 'GET'), plain(':path', '/next?k=v'), plain('authorization', `Bearer ${SECRET}`), plain('user-agent', 'kept/1')]);
+    const secretBlock = enc.read();
+    // The agent joins in the middle of a large DATA frame: its first record is the frame's tail,
+    // which no protocol claims; the next records are whole frames.
+    const tail = Buffer.from(`...rest of a body ${SECRET}`);
+    const frames = Buffer.concat([frame(1, 0x5, 3, secretBlock), frame(0, 0x1, 3, Buffer.from(`body ${SECRET}`))]);
+    const m = new StreamMasker();
+    const first = Buffer.from(tail);
+    m.mask(first);
+    const later = Buffer.from(frames);
+    m.mask(later);
+    const text = later.toString('latin1');
+    expect(text).not.toContain(`Bearer ${SECRET}`);
+    expect(text).toContain('/next?k=*');
+    expect(text).toContain('kept/1');
+    expect(text).toContain(`body ${SECRET}`); // a body is not a header
+    expect(first.equals(tail)).toBe(true); // the tail it could not frame is left as it was
+  });
+
+  it('does not take an HTTP/1 connection for HTTP/2 later, whatever its bodies hold', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (body) => {
+      const m = new StreamMasker();
+      m.mask(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n'));
+      // Bytes that happen to be whole HTTP/2 frames, in a body: the HTTP/1 rules stay.
+      const fake = Buffer.concat([frame(1, 0x5, 3, Buffer.from(body))]);
+      const copy = Buffer.from(fake);
+      m.mask(copy);
+      expect(copy.equals(fake)).toBe(true);
+    }), { numRuns: 200 });
+  });
+
   it('leaves HTTP/1 and other bytes to the HTTP/1 rules', () => {
     const m = new StreamMasker();
     const req = Buffer.from('GET /x?a=1 HTTP/1.1\r\nAuthorization: Basic abc\r\n\r\n');

@@ -10,9 +10,12 @@
  */
 import { isSecretHeader, SECRET_HEADER_LENGTHS, SECRET_HEADER_MAX_LENGTH } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
-import { detectProtocol } from '../streams/detect';
+import { detectProtocol, isHttp2Frames } from '../streams/detect';
+import { GIVE_UP_BYTES } from '../streams/connections';
 
 const MASK = 0x2a; // '*'
+/** How far into a direction met mid-stream HTTP/2 is still looked for: as far as the connection tracker looks. */
+const PROBE_BYTES = GIVE_UP_BYTES;
 const CR = 0x0d;
 const LF = 0x0a;
 const SPACE = 0x20;
@@ -94,6 +97,8 @@ export class StreamMasker {
   /** The current line's first bytes while it is still unclassified (kept as bytes: a string per byte was most of masking's cost). */
   private readonly head = Buffer.alloc(HEAD_MAX);
   private headLength = 0;
+  /** Met mid-stream on bytes no protocol claimed: records left to look at for HTTP/2 frames (bytes). */
+  private probeLeft = 0;
   /** A secret value's first non-space byte was seen (the spaces after the colon stay). */
   private valueStarted = false;
 
@@ -116,9 +121,18 @@ export class StreamMasker {
         const first = Buffer.concat([past, payload]);
         const seen = detectProtocol(first);
         if (typeof seen === 'object' && seen.protocol === 'http2') this.http2 = new Http2Masker('late');
+        // Bytes no protocol claims (the middle of a frame, a body): HTTP/2 may still show at a later record.
+        else if (typeof seen !== 'object') this.probeLeft = PROBE_BYTES;
       }
       // What earlier records held goes through first, on a copy: those bytes are already handed on.
       if (past.length) this.maskText(Buffer.from(past));
+    } else if (this.probeLeft > 0) {
+      // A record that is whole HTTP/2 frames, as the protocol detector would take it: HPACK from here.
+      this.probeLeft = Math.max(0, this.probeLeft - payload.length);
+      if (isHttp2Frames(payload)) {
+        this.http2 = new Http2Masker('late');
+        this.probeLeft = 0;
+      }
     }
     return this.maskText(payload, missing);
   }

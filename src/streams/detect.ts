@@ -75,6 +75,13 @@ function http2(b: Buffer): Verdict {
   }, () => found('http2', undefined, false));
 }
 
+/** Are these bytes HTTP/2 frames, back to back, ending exactly at their end (a connection's middle, as `detectProtocol` takes it)? */
+export function isHttp2Frames(bytes: Uint8Array): boolean {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const v = http2(b);
+  return typeof v === 'object' && v.protocol === 'http2';
+}
+
 /** Walk messages whose size `sizeAt` gives; decide only when they end exactly at the end of the bytes. */
 function framesChain(b: Buffer, headerSize: number, sizeAt: (at: number) => number, verdict: () => Detection): Verdict {
   if (b.length < headerSize) return undefined; // too little to frame: do not wait for a guess
