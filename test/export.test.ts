@@ -5,10 +5,14 @@
  * a collector that is down.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './helpers';
+import { HEADER, ROOT, tempDir } from './helpers';
+import { get, ok, Script } from './script';
+import { encodeFrame, encodePreamble } from '../src/events/capture';
+import { encodeEvent } from '../src/events/codec';
 import { attrs, grpcReceiver, httpReceiver, type Received } from './otlp-receiver';
 import { BEYLA_BUCKETS } from '../src/export/metrics';
 
@@ -70,6 +74,36 @@ describe.each([
   });
 });
 
+/** 30,000 requests on one keep-alive connection, written as a capture: more spans than the export queue holds. */
+function largeCapture(): string {
+  const s = new Script();
+  const [client, server] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 7, tid: 7, fd: 5, port: 8080 });
+  for (let i = 0; i < 30_000; i++) {
+    s.send(client, get(`/item/${i}`));
+    s.recv(server, get(`/item/${i}`));
+    s.send(server, ok());
+    s.recv(client, ok());
+  }
+  const capture = path.join(tempDir(), 'large.loupe');
+  fs.writeFileSync(capture, Buffer.concat([encodePreamble({ ...HEADER, processes: [{ pid: 3, exe: '/usr/bin/curl' }, { pid: 7, exe: '/srv/api' }] }), ...s.events.map((e) => encodeFrame(encodeEvent(e)))]));
+  return capture;
+}
+
+describe('a large replay over OTLP', () => {
+  it('reaches the collector whole: the replay waits for the export queue instead of dropping', async () => {
+    const capture = largeCapture();
+    const rx = await httpReceiver();
+    try {
+      const r = await loupe(['replay', capture, '--format', 'jsonl', '--otlp'], { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/OTLP: 60000 spans exported, 0 dropped, 0 failed batches/);
+      expect(spansOf(rx.received)).toHaveLength(60_000);
+    } finally {
+      await rx.close();
+    }
+  }, 120_000);
+});
+
 describe('a collector that is down', () => {
   it('costs counted drops and a clear line, never a crash or a non-zero exit', async () => {
     const port = await new Promise<number>((resolve) => {
@@ -84,6 +118,23 @@ describe('a collector that is down', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/OTLP: 0 spans exported, 6 dropped, 1 failed batches \(last error: .+\)/);
   }, 60_000);
+
+  it('does not hold a large replay back: with the collector failing it drops and counts', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(p));
+      });
+    });
+    const started = process.hrtime.bigint();
+    const r = await loupe(['replay', largeCapture(), '--format', 'jsonl', '--otlp'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/OTLP: 0 spans exported, 60000 dropped, \d+ failed batches/);
+    // Failed exports take their timeout; waiting for room, or for each queued batch to fail, took over 30 s here.
+    expect(Number(process.hrtime.bigint() - started) / 1e9).toBeLessThan(20);
+  }, 120_000);
 
   it('rejects an unsupported protocol with exit 2', async () => {
     const r = await loupe(['replay', CAPTURE, '--otlp'], { OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon' });

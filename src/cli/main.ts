@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { CaptureError, CaptureWriter } from '../events/capture';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
-import { REPLAY_FORMATS, replayFile, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
+import { REPLAY_FORMATS, replayFile, replayFileExporting, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../streams/detect';
@@ -141,7 +141,8 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   let summary: ReplaySummary;
   try {
     const bar = !values.quiet && io.isTTY ? new ProgressBar((s) => io.err(s)) : undefined;
-    summary = replayFile(positionals[0]!, format, write, values.otlp ? { otlp: true } : undefined, bar && ((p) => bar.update(p.done, p.total)));
+    const progress = bar && ((p: { done: number; total: number }) => bar.update(p.done, p.total));
+    summary = values.otlp ? await replayFileExporting(positionals[0]!, format, write, { otlp: true }, progress) : replayFile(positionals[0]!, format, write, undefined, progress);
     bar?.clear();
   } finally {
     flush(); // spans from before a fault are kept

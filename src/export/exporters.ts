@@ -39,18 +39,27 @@ function protocol(signal: 'TRACES' | 'METRICS'): 'grpc' | 'http/protobuf' {
   throw new ExportConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL=${p} is not supported: use http/protobuf or grpc`);
 }
 
+/** Exports in flight at once: one at a time left a fast collector idle while the agent waited for each answer. */
+const MAX_IN_FLIGHT = 4;
+
 /** Spans for an OTLP exporter, in batches, from a queue that drops its oldest when full. */
 export class OtlpTraceQueue {
   readonly stats: ExportStats = { exported: 0, dropped: 0, failedBatches: 0 };
   private queue: ReadableSpan[] = [];
   private readonly pending = new Set<Promise<void>>();
+  /** The last export failed: nobody waits for a collector that is down (its batches are dropped and counted). */
+  private failing = false;
 
   constructor(
     private readonly exporter: SpanExporter,
     private readonly convert: (span: Span) => ReadableSpan,
-    private readonly maxQueue = 4096,
+    private readonly maxQueue = 16384,
     private readonly batchSize = 512,
   ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
 
   onSpan(span: Span): void {
     if (this.queue.length >= this.maxQueue) {
@@ -58,15 +67,18 @@ export class OtlpTraceQueue {
       this.stats.dropped++;
     }
     this.queue.push(this.convert(span));
-    if (this.queue.length >= this.batchSize && this.pending.size === 0) this.flush();
+    if (this.queue.length >= this.batchSize && this.pending.size < MAX_IN_FLIGHT) this.flush();
   }
 
-  /** Send what is queued, a batch at a time; at most one export in flight, so a slow collector queues here. */
+  /** Send what is queued, a batch per export, with at most MAX_IN_FLIGHT exports at once: a slow collector queues here. */
   flush(): void {
-    if (this.pending.size > 0 || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.batchSize);
+    while (this.pending.size < MAX_IN_FLIGHT && this.queue.length > 0) this.exportBatch(this.queue.splice(0, this.batchSize));
+  }
+
+  private exportBatch(batch: ReadableSpan[]): void {
     const done = new Promise<void>((resolve) => {
       this.exporter.export(batch, (result) => {
+        this.failing = result.code !== 0;
         if (result.code === 0) this.stats.exported += batch.length;
         else {
           this.stats.failedBatches++;
@@ -83,8 +95,21 @@ export class OtlpTraceQueue {
     });
   }
 
+  /** Resolves once the queue is down to half its bound, or at once while the collector fails: a replay waits here instead of dropping spans. */
+  async room(): Promise<void> {
+    while (this.queue.length > this.maxQueue / 2 && !this.failing) {
+      this.flush();
+      await Promise.race(this.pending);
+    }
+  }
+
+  /** Send what is queued and stop; while the collector fails, what is still queued is dropped and counted, not tried batch by batch. */
   async drain(): Promise<void> {
     while (this.queue.length > 0 || this.pending.size > 0) {
+      if (this.failing) {
+        this.stats.dropped += this.queue.length;
+        this.queue = [];
+      }
       this.flush();
       await Promise.all(this.pending);
     }
@@ -126,6 +151,11 @@ export class Exporters {
   onSpan(span: Span): void {
     this.traces?.onSpan(span);
     this.metrics?.onSpan(span);
+  }
+
+  /** Resolves when the trace queue has room again (at once without OTLP). */
+  async room(): Promise<void> {
+    await this.traces?.room();
   }
 
   get traceStats(): ExportStats | undefined {

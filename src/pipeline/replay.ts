@@ -132,6 +132,31 @@ export function replayFile(
   return replay.finish();
 }
 
+/**
+ * replayFile for a replay that exports over OTLP: between batches of records
+ * it waits while the export queue is more than half full, so a capture of any
+ * size reaches the collector whole (a replay that never yields filled the
+ * queue in a moment and dropped all but its last spans).
+ */
+export async function replayFileExporting(
+  file: string, format: ReplayFormat, write: (text: string) => void, exports: ExportOptions,
+  onProgress?: (p: { done: number; total: number }) => void,
+): Promise<ReplaySummary> {
+  const source = openCapture(file);
+  const replay = new Replay(source.header, format, write, exports);
+  try {
+    for (const batch of source.batches()) {
+      replay.pushRecords(batch, file);
+      onProgress?.(source.progress());
+      await replay.exporters?.room();
+    }
+  } catch (e) {
+    replay.finish();
+    throw e;
+  }
+  return replay.finish();
+}
+
 /** All spans of a capture, for the views (`loupe view`, `loupe report`). */
 export function spansOfCapture(file: string): { spans: Span[]; summary: ReplaySummary } {
   const source = openCapture(file);
