@@ -6,12 +6,17 @@
  *    run`) takes them through the ring buffer into the pipeline. Reported:
  *    records/s the agent consumed and records the kernel side lost.
  * 2. Overhead at saturation: wrk against a Node HTTP server, with no agent
- *    (the peer) and with `loupe run` watching the server's port, interleaved
- *    round by round. Reported: requests/s and p50 latency, and the difference.
- *    On 2 cores wrk and the server already take both; the agent's CPU is theirs.
+ *    (the peer), with `loupe run` watching the server's port (both ends), its
+ *    pid (the server only), and its pid with the agent's process stopped (the
+ *    kernel side alone), interleaved round by round. Reported: requests/s, p50
+ *    latency, the server's CPU share and the host's idle share, and the
+ *    agent's CPU time per request.
  * 3. Overhead at a steady rate: bench/tools/pace sends 2,000 requests/s on one
  *    keep-alive connection, with and without the agent, interleaved. Reported:
  *    p50 and p99 latency.
+ * 4. OTLP export: paced rates with `--otlp` to a local collector, against the
+ *    same agent writing JSON lines only. Reported: agent CPU per request, and
+ *    spans exported and dropped.
  *
  * Wall clock is fine here: this is not the core.
  */
@@ -54,14 +59,15 @@ function cpuMicros(pid: number): number {
 }
 
 /** `--port P` watches both ends of the server's connections (wrk too); `--pid` the server process only, as Beyla's port discovery selects the service that owns the port. */
-async function startAgent(ports: number[], pid?: number): Promise<Agent> {
-  const args = ['run', '--format', 'jsonl', ...(pid !== undefined ? ['--pid', String(pid)] : ports.flatMap((p) => ['--port', String(p)]))];
-  const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function startAgent(ports: number[], pid?: number, extra: string[] = [], env: Record<string, string> = {}): Promise<Agent & { stderr: () => string }> {
+  const args = ['run', '--format', 'jsonl', ...(pid !== undefined ? ['--pid', String(pid)] : ports.flatMap((p) => ['--port', String(p)])), ...extra];
+  const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   child.stderr!.on('data', (c) => (err += c));
   await waitFor(child, 'stderr', /attached/);
   return {
     pid: child.pid!,
+    stderr: () => err,
     stop: async () => {
       child.kill('SIGINT');
       await new Promise((r) => child.once('exit', r));
@@ -211,15 +217,67 @@ async function overhead(rounds: number, seconds: number): Promise<string[]> {
   ];
 }
 
+/**
+ * OTLP export from the live agent: paced requests (one keep-alive connection) to a
+ * watched server, spans exported over http/protobuf to a collector that answers
+ * at once (a separate process). Peer: the same agent and rate with JSON lines only.
+ */
+async function otlpRates(rates: number[], seconds: number): Promise<string[]> {
+  const collectorPort = nextPort++;
+  const collector = spawn('node', ['-e', `require('http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, { 'content-type': 'application/x-protobuf' }); r.end(); }); }).listen(${collectorPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await waitFor(collector, 'stdout', /ready/);
+  const { port, server } = await helloServer();
+  const lines = ['| requests/s | agent CPU per request, JSON lines only (peer) | agent CPU per request, JSON lines and OTLP | spans exported | spans dropped |', '|---:|---:|---:|---:|---:|'];
+  /** An agent that has seen a second of traffic (its JIT warm) before the measured run. */
+  const warmAgent = async (extra: string[]) => {
+    const agent = await startAgent([], server.pid, extra, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}` });
+    execFileSync(pace, [String(port), String(rates[0]), '1']);
+    return agent;
+  };
+  for (const rate of rates) {
+    const row: string[] = [rate.toLocaleString('en-US')];
+    let exported = '';
+    for (const extra of [[], ['--otlp']]) {
+      const agent = await warmAgent(extra);
+      const c0 = cpuMicros(agent.pid);
+      execFileSync(pace, [String(port), String(rate), String(seconds)]);
+      const used = cpuMicros(agent.pid) - c0;
+      await new Promise((r) => setTimeout(r, 500)); // the last exports
+      await agent.stop();
+      row.push(`${(used / (rate * seconds)).toFixed(1)} µs`);
+      const m = /OTLP: (\d+) spans exported, (\d+) dropped/.exec(agent.stderr());
+      if (m) exported = `${Number(m[1]).toLocaleString('en-US')} | ${Number(m[2]).toLocaleString('en-US')}`;
+    }
+    lines.push(`| ${row.join(' | ')} | ${exported} |`);
+  }
+  server.kill();
+  collector.kill();
+  return lines;
+}
+
+/** LOUPE_BENCH_PARTS=drain,saturated,steady,otlp (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
+const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,otlp').split(','));
+
 async function main(): Promise<void> {
-  console.log(`\nLive drain: paced 64-byte writes on loopback into \`loupe run\` (${os.cpus().length} cores, ${process.version}, kernel ${os.release()})`);
-  console.log('| target writes/s | writes made | records consumed | records/s consumed | records lost |');
-  console.log('|---:|---:|---:|---:|---:|');
-  for (const rate of [10_000, 50_000, 100_000, 200_000]) console.log(await drainRate(rate, 4));
-  console.log('\nInstrumented vs not: wrk -t1 -c8 against a Node HTTP server, 5 rounds of 5 s each, medians');
-  for (const line of await overhead(5, 5)) console.log(line);
-  console.log('\nInstrumented vs not at a steady 2,000 requests/s (bench/tools/pace, one keep-alive connection), 5 rounds of 3 s, medians');
-  for (const line of await steadyRate(5, 2000, 3)) console.log(line);
+  console.log(`\nLive agent (${os.cpus().length} cores, ${process.version}, kernel ${os.release()})`);
+  if (PARTS.has('drain')) {
+    console.log('\nLive drain: paced 64-byte writes on loopback into `loupe run`');
+    console.log('| target writes/s | writes made | records consumed | records/s consumed | records lost |');
+    console.log('|---:|---:|---:|---:|---:|');
+    for (const rate of [10_000, 50_000, 100_000, 200_000]) console.log(await drainRate(rate, 4));
+  }
+  if (PARTS.has('saturated')) {
+    console.log('\nInstrumented vs not: wrk -t1 -c8 against a Node HTTP server, 5 rounds of 5 s each, medians');
+    for (const line of await overhead(5, 5)) console.log(line);
+  }
+  if (PARTS.has('steady')) {
+    console.log('\nInstrumented vs not at a steady 2,000 requests/s (bench/tools/pace, one keep-alive connection), 5 rounds of 3 s, medians');
+    for (const line of await steadyRate(5, 2000, 3)) console.log(line);
+  }
+  if (PARTS.has('otlp')) {
+    console.log('\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too)');
+    for (const line of await otlpRates(process.env.LOUPE_BENCH_RATES ? process.env.LOUPE_BENCH_RATES.split(",").map(Number) : [10_000, 20_000, 40_000, 60_000], 4)) console.log(line);
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
