@@ -251,6 +251,28 @@ describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason))(`live eBPF, spans to a file${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('writes -o as spans come, not all at the end (an agent runs for days)', async () => {
+    const port = await freePort();
+    const spansFile = path.join(tempDir(), 'streamed.jsonl');
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '-o', spansFile]);
+    try {
+      await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached \d+ programs/)]);
+      for (const n of [1, 2, 3]) expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/n/${n}`]).status).toBe(0);
+      const servedInFile = () => (fs.existsSync(spansFile) ? fs.readFileSync(spansFile, 'utf8').split('\n').filter((l) => l.includes('"kind":"server"')).length : 0);
+      for (let i = 0; i < 50 && servedInFile() < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(agent.exitCode, 'the agent is still running').toBeNull();
+      expect(servedInFile()).toBe(3);
+    } finally {
+      agent.kill('SIGINT');
+      server.kill();
+    }
+    expect(await exited(agent)).toBe(0);
+    expect(fs.readFileSync(spansFile, 'utf8').trim().split('\n')).toHaveLength(6); // curl's three and the server's
+  }, 60_000);
+});
+
 describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('learns their 4-tuples at first use, so connection pairs still join the trace', async () => {
     const frontendPort = await freePort();

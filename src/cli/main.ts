@@ -394,9 +394,11 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
 /** run and record: start, wait for a signal or the duration, stop, report. */
 async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Promise<number> {
   const cmd = liveCommand(args, command);
-  const chunks: string[] = [];
-  // record writes no spans; run streams them to stdout or collects them for -o.
-  const write = command === 'record' ? () => {} : cmd.output ? (s: string) => chunks.push(s) : io.out;
+  // record writes no spans; run streams them to stdout or to -o as they come (an agent runs for
+  // days: holding its output until the end grew without bound).
+  let outFd: number | undefined;
+  const output = command === 'run' ? cmd.output : undefined;
+  const write = command === 'record' ? () => {} : output ? (s: string) => writeAll((outFd ??= fs.openSync(output, 'w')), s) : io.out;
   const session = new LiveSession({
     ...cmd.session, write,
     onGo: (r) => {
@@ -443,7 +445,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   });
   if (progress) clearInterval(progress);
   const summary = await session.stop();
-  if (cmd.output) fs.writeFileSync(cmd.output, chunks.join(''));
+  if (output) fs.closeSync(outFd ?? fs.openSync(output, 'w')); // no span at all: an empty file, as asked
   if (!cmd.quiet) {
     io.err(summaryLine(summary));
     const x = summary.exporters?.traceStats;
@@ -452,6 +454,12 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     if (p.inject) io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
   }
   return 0;
+}
+
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  let written = 0;
+  while (written < bytes.length) written += fs.writeSync(fd, bytes, written);
 }
 
 function goLine(r: GoResult): string {
