@@ -110,6 +110,26 @@ export class Replay {
   }
 }
 
+/** A replay of a file, a step per batch of records; its return value is the summary. */
+function* replaying(
+  file: string, format: ReplayFormat, write: (text: string) => void, exports: ExportOptions | undefined,
+  onProgress: ((p: { done: number; total: number }) => void) | undefined,
+): Generator<Replay, ReplaySummary> {
+  const source = openCapture(file);
+  const replay = new Replay(source.header, format, write, exports);
+  try {
+    for (const batch of source.batches()) {
+      replay.pushRecords(batch, file);
+      onProgress?.(source.progress());
+      yield replay;
+    }
+  } catch (e) {
+    replay.finish();
+    throw e;
+  }
+  return replay.finish();
+}
+
 /**
  * Replay a capture file. On a corrupt or truncated file the spans from the
  * records before the fault are still written, then the CaptureError is thrown.
@@ -118,18 +138,11 @@ export function replayFile(
   file: string, format: ReplayFormat, write: (text: string) => void, exports?: ExportOptions,
   onProgress?: (p: { done: number; total: number }) => void,
 ): ReplaySummary {
-  const source = openCapture(file);
-  const replay = new Replay(source.header, format, write, exports);
-  try {
-    for (const batch of source.batches()) {
-      replay.pushRecords(batch, file);
-      onProgress?.(source.progress());
-    }
-  } catch (e) {
-    replay.finish();
-    throw e;
+  const steps = replaying(file, format, write, exports, onProgress);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
   }
-  return replay.finish();
 }
 
 /**
@@ -142,19 +155,12 @@ export async function replayFileExporting(
   file: string, format: ReplayFormat, write: (text: string) => void, exports: ExportOptions,
   onProgress?: (p: { done: number; total: number }) => void,
 ): Promise<ReplaySummary> {
-  const source = openCapture(file);
-  const replay = new Replay(source.header, format, write, exports);
-  try {
-    for (const batch of source.batches()) {
-      replay.pushRecords(batch, file);
-      onProgress?.(source.progress());
-      await replay.exporters?.room();
-    }
-  } catch (e) {
-    replay.finish();
-    throw e;
+  const steps = replaying(file, format, write, exports, onProgress);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await step.value.exporters?.room();
   }
-  return replay.finish();
 }
 
 /** All spans of a capture, for the views (`loupe view`, `loupe report`). */
