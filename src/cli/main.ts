@@ -12,7 +12,7 @@ import { diffSpans, renderDiff } from '../export/diff';
 import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckResult, type Scenario } from '../scenarios/scenario';
 import { runScenario } from '../scenarios/run';
 import { parseArgs } from 'node:util';
-import { CaptureError, CaptureWriter } from '../events/capture';
+import { CaptureError, CaptureWriter, writeFully } from '../events/capture';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
 import { REPLAY_FORMATS, replayFile, replayFileExporting, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
@@ -398,7 +398,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   // days: holding its output until the end grew without bound).
   let outFd: number | undefined;
   const output = command === 'run' ? cmd.output : undefined;
-  const write = command === 'record' ? () => {} : output ? (s: string) => writeAll((outFd ??= fs.openSync(output, 'w')), s) : io.out;
+  const write = command === 'record' ? () => {} : output ? (s: string) => writeFully((outFd ??= fs.openSync(output, 'w')), Buffer.from(s)) : io.out;
   const session = new LiveSession({
     ...cmd.session, write,
     onGo: (r) => {
@@ -454,12 +454,6 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     if (p.inject) io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
   }
   return 0;
-}
-
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text);
-  let written = 0;
-  while (written < bytes.length) written += fs.writeSync(fd, bytes, written);
 }
 
 function goLine(r: GoResult): string {

@@ -33,8 +33,9 @@ export class ProcessTable {
   /** The process exited: its pid names nothing until the next process the header has for it, or one learnt later. */
   onExit(pid: number): void {
     this.services.delete(pid);
-    const next = this.later.get(pid)?.shift();
-    if (this.later.get(pid)?.length === 0) this.later.delete(pid);
+    const queue = this.later.get(pid);
+    const next = queue?.shift();
+    if (queue?.length === 0) this.later.delete(pid);
     if (next) this.byPid.set(pid, next);
     else this.byPid.delete(pid);
   }

@@ -90,6 +90,12 @@ export function encodePreamble(header: CaptureHeader): Buffer {
   return Buffer.concat([pre, json]);
 }
 
+/** Write all of `bytes` to an open file: writeSync may write less than it is given. */
+export function writeFully(fd: number, bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
+}
+
 export function encodeFrame(record: Buffer): Buffer {
   const frame = Buffer.alloc(FRAME_SIZE + record.length);
   frame.writeUInt32LE(record.length, 0);
@@ -213,9 +219,7 @@ export class CaptureWriter {
 
   flush(): void {
     if (this.buffered === 0) return;
-    const all = Buffer.concat(this.chunks);
-    let written = 0;
-    while (written < all.length) written += fs.writeSync(this.fd, all, written);
+    writeFully(this.fd, Buffer.concat(this.chunks));
     this.chunks = [];
     this.buffered = 0;
   }

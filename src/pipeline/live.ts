@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { encodeFrame, encodePreamble, type CaptureHeader, type ProcessInfo } from '../events/capture';
+import { encodeFrame, encodePreamble, writeFully, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
@@ -82,8 +82,10 @@ export class LiveSession {
   private replay!: Replay;
   private readonly source: LiveSource;
   private readonly heldExecs = new Map<number, Buffer>();
-  /** Payload masking state per socket and direction: secrets split across records are masked too. */
-  /** Masking state per process, socket (cookie, or -1 - fd without one) and direction; no string keys: this runs per record. */
+  /**
+   * Payload masking state per process, socket (cookie, or -1 - fd without one) and direction, so
+   * secrets split across records are masked too; no string keys: this runs per record.
+   */
   private readonly maskers = new Map<number, Map<bigint | number, StreamMasker[]>>();
   private maskerCount = 0;
   /** Processes whose records reach the pipeline. */
@@ -244,7 +246,7 @@ export class LiveSession {
     if (this.failure) return;
     try {
       // Record by record, through to the output: what a batch holds until its end outlives
-      // young-generation collections (see Replay.pushBuffers).
+      // young-generation collections (see Replay.pushBuffer).
       const out: Buffer[] = [];
       const where = (i: number) => `live record ${i}`;
       for (const record of records) {
@@ -300,8 +302,7 @@ export class LiveSession {
         this.selected.delete(pid);
         this.heldExecs.delete(pid);
         if (this.goPids.delete(pid)) this.source.forgetGo(pid);
-        for (const pair of this.maskers.get(pid)?.values() ?? []) this.maskerCount -= pair.filter(Boolean).length;
-        this.maskers.delete(pid);
+        this.forgetMaskers(pid);
         if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
         out.push(record);
         return;
@@ -317,13 +318,7 @@ export class LiveSession {
           this.masker(pid, record).mask(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured), missing);
         }
         if (type === T.LOUPE_EV_SOCK_CLOSE) {
-          const cookie = record.readBigUInt64LE(CLOSE_COOKIE_AT);
-          const ofPid = this.maskers.get(pid);
-          const pair = ofPid?.get(cookie);
-          if (pair) {
-            ofPid!.delete(cookie);
-            this.maskerCount -= pair.filter(Boolean).length;
-          }
+          this.forgetMaskers(pid, record.readBigUInt64LE(CLOSE_COOKIE_AT));
         }
         out.push(record);
     }
@@ -340,16 +335,20 @@ export class LiveSession {
     let m = pair[direction];
     if (!m) {
       m = pair[direction] = new StreamMasker();
-      if (++this.maskerCount > MAX_MASKERS) this.forgetOldestMaskers();
+      // Past the bound, the process first masked forgets its sockets' state (a close was lost, or very many are open).
+      if (++this.maskerCount > MAX_MASKERS) this.forgetMaskers(this.maskers.keys().next().value!);
     }
     return m;
   }
 
-  /** Past the bound, the process first masked forgets its sockets' state (a close was lost, or very many are open). */
-  private forgetOldestMaskers(): void {
-    const [pid, ofPid] = this.maskers.entries().next().value!;
-    for (const pair of ofPid.values()) this.maskerCount -= pair.filter(Boolean).length;
-    this.maskers.delete(pid);
+  /** Forget the masking state of one socket of a process, or of all its sockets. */
+  private forgetMaskers(pid: number, socket?: bigint | number): void {
+    const ofPid = this.maskers.get(pid);
+    if (!ofPid) return;
+    const pairs = socket === undefined ? [...ofPid.values()] : [ofPid.get(socket) ?? []];
+    for (const pair of pairs) this.maskerCount -= pair.filter(Boolean).length;
+    if (socket === undefined) this.maskers.delete(pid);
+    else ofPid.delete(socket);
   }
 
   private hold(pid: number, record: Buffer): void {
@@ -392,9 +391,7 @@ export class LiveSession {
 
   private flushSpool(): void {
     if (this.spoolFd === undefined || this.spoolBytes === 0) return;
-    const all = Buffer.concat(this.spool);
-    let written = 0;
-    while (written < all.length) written += fs.writeSync(this.spoolFd, all, written);
+    writeFully(this.spoolFd, Buffer.concat(this.spool));
     this.spool = [];
     this.spoolBytes = 0;
   }
@@ -417,7 +414,7 @@ export class LiveSession {
       const out = fs.openSync(this.options.capturePath, 'w', 0o600);
       try {
         fs.fchmodSync(out, 0o600);
-        fs.writeSync(out, encodePreamble(this.header));
+        writeFully(out, encodePreamble(this.header));
         copyInto(out, this.spoolPath!);
       } finally {
         fs.closeSync(out);
@@ -437,8 +434,7 @@ function copyInto(out: number, from: string): void {
     for (;;) {
       const n = fs.readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
-      let written = 0;
-      while (written < n) written += fs.writeSync(out, chunk, written, n - written);
+      writeFully(out, chunk.subarray(0, n));
     }
   } finally {
     fs.closeSync(fd);

@@ -67,20 +67,17 @@ export class Replay {
 
   /** Decode and feed raw records; a bad record is a CaptureError naming file and offset. */
   pushRecords(records: RawRecord[], file: string): void {
-    this.pushBuffers(records.length, (i) => records[i]!.bytes, (i) => records[i]!.where, file);
+    const where = (i: number) => records[i]!.where;
+    for (let i = 0; i < records.length; i++) this.pushBuffer(records[i]!.bytes, where, i, file);
   }
 
   /**
-   * Decode and feed `count` records, each as soon as it is decoded: a batch's
-   * events held until its end outlived young-generation collections and were
-   * copied, and that was most of a live agent's GC. `where` is asked only for
-   * a bad record (a live run makes no string per record).
+   * Decode and feed one record at once: a batch's events held until its end
+   * outlived young-generation collections and were copied, and that was most
+   * of a live agent's GC. A bad record is a CaptureError, and everything
+   * before it has been fed; `where(i)` names it, asked only then (a live run
+   * makes no string per record).
    */
-  pushBuffers(count: number, bytes: (i: number) => Buffer, where: (i: number) => string, file: string): void {
-    for (let i = 0; i < count; i++) this.pushBuffer(bytes(i), where, i, file);
-  }
-
-  /** One record; a bad one is a CaptureError, and everything before it has been fed. */
   pushBuffer(bytes: Buffer, where: (i: number) => string, i: number, file: string): void {
     this.records++;
     let decoded;
