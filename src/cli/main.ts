@@ -13,6 +13,7 @@ import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckRes
 import { runScenario } from '../scenarios/run';
 import { parseArgs } from 'node:util';
 import { CaptureError, CaptureWriter, writeFully } from '../events/capture';
+import { ChunkedOutput } from '../export/chunked';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
 import { REPLAY_FORMATS, replayFile, replayFileExporting, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
@@ -133,10 +134,15 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('replay takes exactly one capture file');
   const format = values.format as ReplayFormat;
   if (!REPLAY_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${REPLAY_FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
-  const chunks: string[] = [];
-  const write = values.output ? (s: string) => chunks.push(s) : io.out;
+  // Spans go out in chunks as they come, to -o or stdout: a replay of a long recording holds none of them.
+  let outFd: number | undefined;
+  const output = values.output;
+  const openOutput = () => (outFd ??= fs.openSync(output!, 'w'));
+  const chunked = new ChunkedOutput(output ? (s) => writeFully(openOutput(), Buffer.from(s)) : io.out);
+  const write = chunked.push;
   const flush = () => {
-    if (values.output) fs.writeFileSync(values.output, chunks.join(''));
+    chunked.flush();
+    if (output) fs.closeSync(openOutput());
   };
   let summary: ReplaySummary;
   try {
@@ -196,11 +202,14 @@ function cmdParse(args: string[], io: Out): number {
   if (positionals.length !== 1) throw new UsageError('parse takes exactly one input file');
   if (values.format !== 'jsonl' && values.format !== 'table') throw new UsageError(`--format must be jsonl or table, got ${JSON.stringify(values.format)}`);
   let summary: ParseSummary;
+  const chunked = new ChunkedOutput(io.out);
   try {
-    summary = parseFile(positionals[0]!, values.format, io.out, parsePorts(values.port), !values['no-redact'], values.proto);
+    summary = parseFile(positionals[0]!, values.format, chunked.push, parsePorts(values.port), !values['no-redact'], values.proto);
   } catch (e) {
     if (e instanceof ProtoError) throw new UsageError(e.message);
     throw e;
+  } finally {
+    chunked.flush(); // messages from before a fault are kept
   }
   if (!values.quiet) {
     if (summary.pcap) io.err(pcapLine(summary.pcap));

@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { ChunkedOutput } from '../export/chunked';
 import { encodeFrame, encodePreamble, writeFully, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { readU64Number } from '../events/codec';
@@ -71,8 +72,6 @@ const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
 /** Maskers kept (one per socket direction); the least recently used go first past this. */
 const MAX_MASKERS = 65536;
-/** Output is written in pieces of about this many characters: one write per span was the cost, a whole batch's text outlived young-generation collections. */
-const OUTPUT_CHUNK = 64 * 1024;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
 
@@ -98,8 +97,7 @@ export class LiveSession {
   private spool: Buffer[] = [];
   private spoolBytes = 0;
   private failure: Error | undefined;
-  private pendingOutput: string[] = [];
-  private pendingOutputLength = 0;
+  private output!: ChunkedOutput;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
   /** Go programs instrumented (or refused), in the order they were found. */
   readonly goPrograms: GoResult[] = [];
@@ -155,12 +153,8 @@ export class LiveSession {
     this.header.bootTimeNs = (started.clocks.realtime - started.clocks.monotonic).toString();
     this.header.config.lockdown = started.lockdown;
     // Batches arrive through the event loop, so none can come before this returns.
-    // Output is gathered and written in chunks (OUTPUT_CHUNK): a write per span costs the agent a syscall each.
-    const gather = (text: string) => {
-      this.pendingOutput.push(text);
-      this.pendingOutputLength += text.length;
-    };
-    this.replay = new Replay(this.header, this.options.format, gather, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
+    this.output = new ChunkedOutput(this.options.write);
+    this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
     for (const pid of this.initialPids) {
       this.considerGo(pid);
       this.considerTls(pid);
@@ -256,22 +250,13 @@ export class LiveSession {
           this.replay.pushBuffer(out[i]!, where, this.progress.records++, 'live');
         }
         out.length = 0;
-        if (this.pendingOutputLength >= OUTPUT_CHUNK) this.flushOutput();
       }
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
-      this.flushOutput();
+      this.output.flush(); // what a batch made is seen now, not a chunk later
     } catch (e) {
       this.failure = e as Error; // reported by stop(); the source keeps draining into nothing
     }
-  }
-
-  private flushOutput(): void {
-    if (this.pendingOutput.length === 0) return;
-    const text = this.pendingOutput.join('');
-    this.pendingOutput = [];
-    this.pendingOutputLength = 0;
-    this.options.write(text);
   }
 
   /** Decide whether a record goes on, and what must go before it. */
@@ -406,7 +391,7 @@ export class LiveSession {
     this.injected = this.source.injectCounts();
     await this.source.stop();
     const summary = this.replay.finish();
-    this.flushOutput();
+    this.output.flush();
     await summary.exporters?.shutdown();
     if (this.spoolFd !== undefined && this.options.capturePath) {
       this.flushSpool();
