@@ -17,6 +17,10 @@
  * 4. OTLP export: paced rates with `--otlp` to a local collector, against the
  *    same agent writing JSON lines only. Reported: agent CPU per request, and
  *    spans exported and dropped.
+ * 5. The kernel side's cost per syscall: bench/tools/syscalls times getppid(2)
+ *    (never recorded) and a 100-byte write(2) + read(2) on loopback TCP, with
+ *    no agent (the peer), with the agent watching another process, and with
+ *    it watching this one (running, and stopped). Reported: ns per call.
  *
  * Wall clock is fine here: this is not the core.
  */
@@ -44,6 +48,8 @@ const blast = path.join(tmp, 'blast');
 execFileSync('gcc', ['-O2', '-pthread', '-o', blast, path.join(ROOT, 'bench/tools/blast.c')]);
 const pace = path.join(tmp, 'pace');
 execFileSync('gcc', ['-O2', '-o', pace, path.join(ROOT, 'bench/tools/pace.c')]);
+const syscallsTool = path.join(tmp, 'syscalls');
+execFileSync('gcc', ['-O2', '-o', syscallsTool, path.join(ROOT, 'bench/tools/syscalls.c')]);
 
 
 interface Agent {
@@ -255,8 +261,55 @@ async function otlpRates(rates: number[], seconds: number): Promise<string[]> {
   return lines;
 }
 
-/** LOUPE_BENCH_PARTS=drain,saturated,steady,otlp (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
-const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,otlp').split(','));
+/** The kernel side's price per syscall, watched or not (bench/tools/syscalls), interleaved round by round. */
+async function syscallCost(rounds: number): Promise<string[]> {
+  const tool = spawn(syscallsTool, ['1000000'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const bystander = spawn('sleep', ['1000'], { stdio: 'ignore' });
+  const lines: string[] = [];
+  tool.stdout!.setEncoding('utf8');
+  tool.stdout!.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+  const measure = async (): Promise<number[]> => {
+    const before = lines.length;
+    tool.stdin!.write('\n');
+    while (lines.length === before) await new Promise((r) => setTimeout(r, 20));
+    return lines[before]!.split(' ').map(Number);
+  };
+  await measure(); // warm-up
+  const rows: Record<string, number[][]> = { none: [], other: [], watched: [], stopped: [] };
+  for (let r = 0; r < rounds; r++) {
+    rows.none!.push(await measure());
+    let agent = await startAgent([], bystander.pid);
+    rows.other!.push(await measure());
+    await agent.stop();
+    agent = await startAgent([], tool.pid);
+    rows.watched!.push(await measure());
+    process.kill(agent.pid, 'SIGSTOP');
+    // Fill the ring buffer first, so the stopped row is the cost of records the kernel side drops.
+    await measure();
+    rows.stopped!.push(await measure());
+    process.kill(agent.pid, 'SIGCONT');
+    await agent.stop();
+  }
+  tool.stdin!.end();
+  bystander.kill();
+  const col = (xs: number[][], i: number) => median(xs.map((x) => x[i]!));
+  const row = (name: string, xs: number[][]) => {
+    const [g, e] = [col(xs, 0), col(xs, 1)];
+    const [g0, e0] = [col(rows.none!, 0), col(rows.none!, 1)];
+    return xs === rows.none ? `| ${name} | ${g.toFixed(1)} | | ${e.toFixed(0)} | |` : `| ${name} | ${g.toFixed(1)} | +${(g - g0).toFixed(1)} | ${e.toFixed(0)} | +${(e - e0).toFixed(0)} |`;
+  };
+  return [
+    '| agent | getppid ns | added | write + read of 100 bytes, ns | added |',
+    '|---|---:|---:|---:|---:|',
+    row('none (peer)', rows.none!),
+    row('loupe run --pid of another process', rows.other!),
+    row('loupe run --pid of this one', rows.watched!),
+    row('loupe run --pid of this one, agent stopped (ring buffer full)', rows.stopped!),
+  ];
+}
+
+/** LOUPE_BENCH_PARTS=drain,saturated,steady,otlp,kernel (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
+const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,otlp,kernel').split(','));
 
 async function main(): Promise<void> {
   console.log(`\nLive agent (${os.cpus().length} cores, ${process.version}, kernel ${os.release()})`);
@@ -277,6 +330,10 @@ async function main(): Promise<void> {
   if (PARTS.has('otlp')) {
     console.log('\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too)');
     for (const line of await otlpRates(process.env.LOUPE_BENCH_RATES ? process.env.LOUPE_BENCH_RATES.split(",").map(Number) : [10_000, 20_000, 40_000, 60_000], 4)) console.log(line);
+  }
+  if (PARTS.has('kernel')) {
+    console.log('\nThe kernel side per syscall (bench/tools/syscalls: best of 5 runs of 10^6 getppid and 10^5 loopback TCP write + read pairs), 5 rounds, medians');
+    for (const line of await syscallCost(5)) console.log(line);
   }
   fs.rmSync(tmp, { recursive: true, force: true });
 }

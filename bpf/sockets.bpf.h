@@ -11,6 +11,7 @@
 #include "go.bpf.h"
 
 #define EINPROGRESS 115
+#define EBADF 9
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define IPPROTO_TCP 6
@@ -140,9 +141,9 @@ static __always_inline int port_allowed(struct loupe_config *cfg, struct sock *s
 static __always_inline void remember(struct loupe_config *cfg, __u32 pid, int fd, struct sock *sk, __u8 role, __u8 traced)
 {
 	struct sock_key key = { .pid = pid, .fd = fd };
-	struct sock_info info = { .role = role, .traced = traced };
+	/* sk even when not traced: a close tells by it whether the fd number went to another socket first. */
+	struct sock_info info = { .role = role, .traced = traced, .sk = (__u64)sk };
 	if (traced) {
-		info.sk = (__u64)sk;
 		info.cookie = cookie_of(cfg, sk);
 		bpf_map_update_elem(&loupe_tracked_sk, &info.sk, &info.cookie, BPF_ANY);
 	}

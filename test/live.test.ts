@@ -53,7 +53,7 @@ function startAgent(args: string[]): { agent: ChildProcess; stderr: () => string
 function attachedLoupePrograms(): string[] {
   const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
   if (r.status !== 0) return [];
-  const ours = new Set(['exit_accept4', 'sys_exit_io', 'enter_close', 'sock_set_state', 'process_exec', 'go_serve_http', 'go_newproc1', 'loupe_sockops', 'loupe_inject_tr']);
+  const ours = new Set(['sys_exit_io', 'sock_set_state', 'process_exec', 'go_serve_http', 'go_newproc1', 'loupe_sockops', 'loupe_inject_tr']);
   return (JSON.parse(r.stdout) as Array<{ name?: string }>).map((p) => p.name ?? '').filter((n) => ours.has(n));
 }
 
@@ -272,6 +272,59 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, spans to a file${skipReason ? `
     expect(fs.readFileSync(spansFile, 'utf8').trim().split('\n')).toHaveLength(6); // curl's three and the server's
   }, 60_000);
 });
+
+describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).status !== 0)(
+  `live eBPF, closes and reused fd numbers${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    it('reports each close with its own socket, also when the next socket gets the same fd', async () => {
+      // Python hands out the lowest free fd, so the second connection's two sockets get the first's numbers.
+      const child = spawn('python3', ['-c', `
+import json, socket, sys
+sys.stdin.readline()
+listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
+fds = []
+for n in range(2):
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    client.sendall(b'ping %d' % n); server.recv(16)
+    fds.append((client.fileno(), server.fileno()))
+    client.close(); server.close()
+print(json.dumps(fds), flush=True)
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const capture = path.join(tempDir(), 'closes.loupe');
+      const { agent } = startAgent(['record', '-o', capture, '--pid', String(child.pid)]);
+      let fds: number[][] = [];
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        child.stdin!.write('go\n');
+        const printed = await waitFor(child, 'stdout', /\]\]/);
+        fds = JSON.parse(printed) as number[][];
+        expect(fds[0], 'the second connection reuses the first one\'s fds').toEqual(fds[1]);
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        agent.kill('SIGINT');
+        child.kill();
+      }
+      expect(await exited(agent)).toBe(0);
+      const converted = path.join(tempDir(), 'closes.jsonl');
+      expect(spawnSync('node', [CLI, 'convert', capture, converted]).status).toBe(0);
+      type Rec = { type: string; pid: number; fd: number; role?: string; cookie: string };
+      const records = fs.readFileSync(converted, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as Rec)
+        .filter((r) => r.pid === child.pid && ['sock_open', 'sock_close', 'data'].includes(r.type));
+      expect(records.filter((r) => r.type === 'sock_open').map((r) => r.role)).toEqual(['client', 'server', 'client', 'server']);
+      // Per fd: opened, its data, closed, and again for the next socket on the number. (A cookie
+      // names a kernel socket while it lives: the second pair may well reuse the first one's memory.)
+      for (const fd of fds[0]!) {
+        const own = records.filter((r) => r.fd === fd);
+        const shape = own.map((r) => r.type).filter((t, i, all) => t !== 'data' || all[i - 1] !== 'data');
+        expect(shape).toEqual(['sock_open', 'data', 'sock_close', 'sock_open', 'data', 'sock_close']);
+        for (let i = 0; i < own.length; i++) {
+          if (own[i]!.type !== 'sock_open') expect(own[i]!.cookie).toBe(own.slice(0, i).findLast((r) => r.type === 'sock_open')!.cookie);
+        }
+      }
+    }, 60_000);
+  },
+);
 
 describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('learns their 4-tuples at first use, so connection pairs still join the trace', async () => {
