@@ -318,8 +318,10 @@ print(json.dumps(fds), flush=True)
         const own = records.filter((r) => r.fd === fd);
         const shape = own.map((r) => r.type).filter((t, i, all) => t !== 'data' || all[i - 1] !== 'data');
         expect(shape).toEqual(['sock_open', 'data', 'sock_close', 'sock_open', 'data', 'sock_close']);
-        for (let i = 0; i < own.length; i++) {
-          if (own[i]!.type !== 'sock_open') expect(own[i]!.cookie).toBe(own.slice(0, i).findLast((r) => r.type === 'sock_open')!.cookie);
+        let openCookie = '';
+        for (const r of own) {
+          if (r.type === 'sock_open') openCookie = r.cookie;
+          else expect(r.cookie, `${r.type} of fd ${fd}: the cookie of the socket opened last on it`).toBe(openCookie);
         }
       }
     }, 60_000);
