@@ -14,6 +14,8 @@
  * 3. Overhead at a steady rate: bench/tools/pace sends 2,000 requests/s on one
  *    keep-alive connection, with and without the agent, interleaved. Reported:
  *    p50 and p99 latency.
+ *    Both again against bench/tools/api-server.js, a handler with a real
+ *    request's work (JSON of 100 records, about 125 µs of CPU).
  * 4. OTLP export: paced rates with `--otlp` to a local collector, against the
  *    same agent writing JSON lines only. Reported: agent CPU per request, and
  *    spans exported and dropped.
@@ -120,15 +122,22 @@ function wrk(port: number, seconds: number): WrkResult {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function helloServer(): Promise<{ port: number; server: ChildProcess }> {
+/** hello: `hello\n` and nothing else (about 10 µs of server CPU a request); api: bench/tools/api-server.js (about 125 µs). */
+type ServerKind = 'hello' | 'api';
+const SERVER_LABEL: Record<ServerKind, string> = { hello: 'Node http hello', api: 'Node http API (JSON)' };
+
+async function startServer(kind: ServerKind): Promise<{ port: number; server: ChildProcess }> {
   const port = nextPort++;
-  const server = spawn('node', ['-e', `require('http').createServer((q, r) => r.end('hello\\n')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = kind === 'hello'
+    ? ['-e', `require('http').createServer((q, r) => r.end('hello\\n')).listen(${port}, '127.0.0.1', () => console.log('ready'))`]
+    : [path.join(ROOT, 'bench/tools/api-server.js'), String(port)];
+  const server = spawn('node', args, { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitFor(server, 'stdout', /ready/);
   return { port, server };
 }
 
-async function steadyRate(rounds: number, rate: number, seconds: number): Promise<string[]> {
-  const { port, server } = await helloServer();
+async function steadyRate(rounds: number, rate: number, seconds: number, kind: ServerKind = 'hello'): Promise<string[]> {
+  const { port, server } = await startServer(kind);
   const run = () => execFileSync(pace, [String(port), String(rate), String(seconds)], { encoding: 'utf8' }).trim().split(' ').map(Number);
   run(); // warm-up
   const plain: number[][] = [];
@@ -150,16 +159,16 @@ async function steadyRate(rounds: number, rate: number, seconds: number): Promis
   return [
     '| server | p50 latency µs | p99 latency µs |',
     '|---|---:|---:|',
-    `| Node http, no agent (peer) | ${p50(plain).toFixed(1)} | ${p99(plain).toFixed(1)} |`,
-    `| Node http, loupe run --port (client and server watched) | ${p50(watched).toFixed(1)} | ${p99(watched).toFixed(1)} |`,
+    `| ${SERVER_LABEL[kind]}, no agent (peer) | ${p50(plain).toFixed(1)} | ${p99(plain).toFixed(1)} |`,
+    `| ${SERVER_LABEL[kind]}, loupe run --port (client and server watched) | ${p50(watched).toFixed(1)} | ${p99(watched).toFixed(1)} |`,
     `| difference | ${diff(watched)} |`,
-    `| Node http, loupe run --pid (the server only) | ${p50(serverOnly).toFixed(1)} | ${p99(serverOnly).toFixed(1)} |`,
+    `| ${SERVER_LABEL[kind]}, loupe run --pid (the server only) | ${p50(serverOnly).toFixed(1)} | ${p99(serverOnly).toFixed(1)} |`,
     `| difference | ${diff(serverOnly)} |`,
   ];
 }
 
-async function overhead(rounds: number, seconds: number): Promise<string[]> {
-  const { port, server } = await helloServer();
+async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hello'): Promise<string[]> {
+  const { port, server } = await startServer(kind);
   wrk(port, 2); // warm-up
   const plain: WrkResult[] = [];
   const watched: WrkResult[] = [];
@@ -213,10 +222,10 @@ async function overhead(rounds: number, seconds: number): Promise<string[]> {
   return [
     '| server | requests/s | p50 latency ms | server CPU (of one core) | host CPU idle |',
     '|---|---:|---:|---:|---:|',
-    `| Node http, no agent (peer) | ${Math.round(p.rps).toLocaleString('en-US')} | ${p.p50.toFixed(3)} | ${p.shares} |`,
-    ...row('Node http, loupe run --port (client and server watched)', watched),
-    ...row('Node http, loupe run --pid (the server only)', serverOnly),
-    ...row('Node http, loupe run --pid with the agent process stopped (kernel side only)', stopped),
+    `| ${SERVER_LABEL[kind]}, no agent (peer) | ${Math.round(p.rps).toLocaleString('en-US')} | ${p.p50.toFixed(3)} | ${p.shares} |`,
+    ...row(`${SERVER_LABEL[kind]}, loupe run --port (client and server watched)`, watched),
+    ...row(`${SERVER_LABEL[kind]}, loupe run --pid (the server only)`, serverOnly),
+    ...row(`${SERVER_LABEL[kind]}, loupe run --pid with the agent process stopped (kernel side only)`, stopped),
     '',
     `(the agent consumed about ${Math.round(recordsPerSec).toLocaleString('en-US')} records/s with --port, ${Math.round(serverRecordsPerSec).toLocaleString('en-US')} with --pid;`,
     ` its CPU time per request, all threads: ${median(agentCpu.port).toFixed(1)} µs with --port, ${median(agentCpu.pid).toFixed(1)} µs with --pid)`,
@@ -232,7 +241,7 @@ async function otlpRates(rates: number[], seconds: number): Promise<string[]> {
   const collectorPort = nextPort++;
   const collector = spawn('node', ['-e', `require('http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, { 'content-type': 'application/x-protobuf' }); r.end(); }); }).listen(${collectorPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitFor(collector, 'stdout', /ready/);
-  const { port, server } = await helloServer();
+  const { port, server } = await startServer('hello');
   const lines = ['| requests/s | agent CPU per request, JSON lines only (peer) | agent CPU per request, JSON lines and OTLP | spans exported | spans dropped |', '|---:|---:|---:|---:|---:|'];
   /** An agent that has seen a second of traffic (its JIT warm) before the measured run. */
   const warmAgent = async (extra: string[]) => {
@@ -308,8 +317,8 @@ async function syscallCost(rounds: number): Promise<string[]> {
   ];
 }
 
-/** LOUPE_BENCH_PARTS=drain,saturated,steady,otlp,kernel (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
-const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,otlp,kernel').split(','));
+/** LOUPE_BENCH_PARTS=drain,saturated,steady,api,otlp,kernel (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
+const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,api,otlp,kernel').split(','));
 
 async function main(): Promise<void> {
   console.log(`\nLive agent (${os.cpus().length} cores, ${process.version}, kernel ${os.release()})`);
@@ -326,6 +335,13 @@ async function main(): Promise<void> {
   if (PARTS.has('steady')) {
     console.log('\nInstrumented vs not at a steady 2,000 requests/s (bench/tools/pace, one keep-alive connection), 5 rounds of 3 s, medians');
     for (const line of await steadyRate(5, 2000, 3)) console.log(line);
+  }
+  if (PARTS.has('api')) {
+    console.log('\nThe same two measures against a server doing a real request\'s work (bench/tools/api-server.js: 100 records as 8.7 KB of JSON, about 125 µs of CPU a request)');
+    console.log('\nwrk -t1 -c8, 5 rounds of 5 s each, medians');
+    for (const line of await overhead(5, 5, 'api')) console.log(line);
+    console.log('\nA steady 2,000 requests/s (bench/tools/pace), 5 rounds of 3 s, medians');
+    for (const line of await steadyRate(5, 2000, 3, 'api')) console.log(line);
   }
   if (PARTS.has('otlp')) {
     console.log('\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too)');
