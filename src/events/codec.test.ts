@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { eventArb } from '../../test/arbitraries';
-import { decodeRecord, encodeEvent, minRecordSize, RecordError } from './codec';
-import { DATA_FIXED_SIZE, HEADER_SIZE, offsetOf } from './layout';
+import { cString, decodeRecord, encodeEvent, minRecordSize, RecordError } from './codec';
+import { CONSTANTS, DATA_FIXED_SIZE, HEADER_SIZE, offsetOf } from './layout';
 import type { DataEvent } from './types';
 
 const dataEvent = (data: string): DataEvent => ({
@@ -35,6 +35,17 @@ describe('event codec', () => {
     const old = full.subarray(0, offsetOf('loupe_go_request_event', 'host'));
     expect(decodeRecord(old)).toEqual({ ...ev, host: '' });
     expect(() => decodeRecord(old.subarray(0, old.length - 1))).toThrow(/shorter than its \d+-byte layout/);
+  });
+
+  it('reads a full-width fixed string field (no NUL) as exactly the field, not the bytes after it', () => {
+    const raw = Buffer.concat([
+      encodeEvent({ type: 'proc_exec', ts: 1n, pid: 7, tid: 7, cpu: 0, ppid: 1, uid: 0, comm: 'x', filename: '/bin/x' }),
+      Buffer.from('TAIL'), // a newer kernel side's appended field
+    ]);
+    const at = offsetOf('loupe_proc_exec_event', 'filename');
+    raw.fill('f', at, at + CONSTANTS.LOUPE_FILENAME_LEN);
+    expect(cString(raw, at, CONSTANTS.LOUPE_FILENAME_LEN)).toBe('f'.repeat(CONSTANTS.LOUPE_FILENAME_LEN));
+    expect(decodeRecord(raw)).toMatchObject({ filename: 'f'.repeat(CONSTANTS.LOUPE_FILENAME_LEN) });
   });
 
   it('returns unknown record types instead of failing', () => {

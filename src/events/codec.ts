@@ -79,7 +79,8 @@ function family(value: number): 4 | 6 {
   throw new RecordError(`address family ${value} is neither AF_INET (2) nor AF_INET6 (10)`);
 }
 
-function cString(buf: Buffer, offset: number, length: number): string {
+/** A NUL-terminated string in a fixed field of `length` bytes (a full field has no NUL). */
+export function cString(buf: Buffer, offset: number, length: number): string {
   const end = buf.indexOf(0, offset);
   return buf.toString('utf8', offset, end < 0 || end > offset + length ? offset + length : end);
 }

@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import { ChunkedOutput } from '../export/chunked';
 import { encodeFrame, encodePreamble, writeFully, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
-import { readU64Number } from '../events/codec';
+import { cString, readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
 import { allPids, processInfo } from '../sources/live/procfs';
@@ -267,7 +267,7 @@ export class LiveSession {
       case T.LOUPE_EV_PROC_EXEC: {
         const ppid = record.readUInt32LE(PPID_AT);
         if (this.filtering) {
-          const filename = cString(record, FILENAME_AT);
+          const filename = cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
           const chosen = this.selected.has(pid) || this.selected.has(ppid) || (this.options.exe?.test(filename) ?? false);
           if (!chosen) return;
           if (!this.selected.has(pid)) {
@@ -357,7 +357,7 @@ export class LiveSession {
     const info: ProcessInfo | undefined = this.replay.pipeline.processes.get(pid) ? undefined : processInfo(pid, seenAtNs);
     if (info) {
       // The exec record names the program; /proc adds what it cannot say (the configured service name).
-      if (exec) info.exe = cString(exec, FILENAME_AT);
+      if (exec) info.exe = cString(exec, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
       // Arguments carry secrets as often as headers do (curl -H 'Authorization: ...', passwords, tokens in URLs).
       if (this.options.redact && info.cmdline) info.cmdline = info.cmdline.slice(0, 1);
       this.header.processes.push(info);
@@ -426,7 +426,3 @@ function copyInto(out: number, from: string): void {
   }
 }
 
-function cString(buf: Buffer, at: number): string {
-  const end = buf.indexOf(0, at);
-  return buf.toString('utf8', at, end < 0 ? buf.length : end);
-}
