@@ -78,9 +78,24 @@ static __always_inline struct sock_info *traced_socket(struct loupe_config *cfg,
 #define NR_HIGHEST 47
 /* Above NR_HIGHEST, so tested on its own. */
 #define NR_ACCEPT4 288
-#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
-/* A 32-bit program's syscall: other numbers, other registers (__USER32_CS). */
-#define COMPAT_SYSCALL(regs) (BPF_CORE_READ(regs, cs) == 0x23)
+/*
+ * The syscall's number, and whether a 32-bit program made it (other numbers,
+ * other registers: __USER32_CS). orig_ax, ip and cs follow one another in
+ * x86-64's pt_regs (ptrace's user ABI, fixed), so one read takes both: each
+ * helper call cost every read and write of the host about 15 ns.
+ */
+struct syscall_regs {
+	__u64 orig_ax;
+	__u64 ip;
+	__u64 cs;
+};
+static __always_inline long syscall_nr(struct pt_regs *regs, int *compat)
+{
+	struct syscall_regs r = {};
+	bpf_probe_read_kernel(&r, sizeof(r), __builtin_preserve_access_index(&regs->orig_ax));
+	*compat = r.cs == 0x23;
+	return r.orig_ax;
+}
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ 63
 #define NR_WRITE 64
@@ -95,9 +110,12 @@ static __always_inline struct sock_info *traced_socket(struct loupe_config *cfg,
 #define NR_CLOSE 57
 #define NR_ACCEPT4 242
 #define NR_HIGHEST 242
-#define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
-/* An AArch32 program's syscall: other numbers, other registers (PSR_MODE32_BIT). */
-#define COMPAT_SYSCALL(regs) (BPF_CORE_READ(regs, pstate) & 0x10)
+/* The syscall's number, and whether an AArch32 program made it (other numbers, other registers: PSR_MODE32_BIT). */
+static __always_inline long syscall_nr(struct pt_regs *regs, int *compat)
+{
+	*compat = (BPF_CORE_READ(regs, pstate) & 0x10) != 0;
+	return BPF_CORE_READ(regs, syscallno);
+}
 #else
 #error "syscall numbers for this architecture are not defined"
 #endif
@@ -145,8 +163,9 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 {
 	long ret = ctx->args[1];
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	long nr = SYSCALL_NR(regs);
-	if ((nr > NR_HIGHEST && nr != NR_ACCEPT4) || COMPAT_SYSCALL(regs))
+	int compat;
+	long nr = syscall_nr(regs, &compat);
+	if ((nr > NR_HIGHEST && nr != NR_ACCEPT4) || compat)
 		return 0; /* not one of ours (most syscalls leave here), or a 32-bit program's */
 	switch (nr) {
 	case NR_CONNECT:

@@ -14,9 +14,8 @@ int process_fork(struct trace_event_raw_sched_process_fork *ctx)
 	struct loupe_config *cfg = loupe_cfg();
 	__u32 parent = ctx->parent_pid;
 	__u32 child = ctx->child_pid;
-	__u8 one = 1;
-	if (cfg && cfg->filter_pids && bpf_map_lookup_elem(&loupe_pids, &parent))
-		bpf_map_update_elem(&loupe_pids, &child, &one, BPF_ANY);
+	if (cfg && cfg->filter_pids && pid_selected(parent))
+		pid_select(child, 1);
 	return 0;
 }
 
@@ -58,6 +57,6 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	ev.exit_code = BPF_CORE_READ(task, exit_code);
 	emit(&ev, sizeof(ev));
-	bpf_map_delete_elem(&loupe_pids, &pid);
+	pid_select(pid, 0);
 	return 0;
 }

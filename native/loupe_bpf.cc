@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -61,6 +62,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
       InstanceMethod("mapLookup", &Agent::MapLookup),
       InstanceMethod("adoptSockets", &Agent::AdoptSockets),
       InstanceMethod("mapUpdate", &Agent::MapUpdate),
+      InstanceMethod("selectPid", &Agent::SelectPid),
       InstanceMethod("mapDelete", &Agent::MapDelete),
       InstanceMethod("start", &Agent::Start),
       InstanceMethod("stop", &Agent::Stop),
@@ -97,6 +99,9 @@ class Agent : public Napi::ObjectWrap<Agent> {
   std::atomic<bool> running_{false};
   Napi::ThreadSafeFunction deliver_;
   std::vector<uint8_t>* batch_ = nullptr;
+  // loupe_pids, mmapped at the first selectPid.
+  uint64_t* pidBits_ = nullptr;
+  size_t pidWords_ = 0;
 
   bpf_map* FindMap(const std::string& name) {
     for (auto* obj : objects_) {
@@ -322,6 +327,31 @@ class Agent : public Napi::ObjectWrap<Agent> {
     return info.Env().Undefined();
   }
 
+  // selectPid(pid, on): set or clear the pid's bit in loupe_pids, a bitmap the
+  // kernel side also changes (at fork and exit). Through the map mmapped, with
+  // an atomic or/and on the word: a read-modify-write through the bpf syscall
+  // could undo a bit the kernel side set in the same word meanwhile.
+  Napi::Value SelectPid(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t pid = info[0].As<Napi::Number>().Uint32Value();
+    bool on = info[1].As<Napi::Boolean>().Value();
+    if (!pidBits_) {
+      bpf_map* map = FindMap("loupe_pids");
+      if (!map) throw Napi::Error::New(env, "no BPF map named loupe_pids");
+      pidWords_ = bpf_map__max_entries(map);
+      void* at = mmap(nullptr, pidWords_ * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+      if (at == MAP_FAILED) throw Napi::Error::New(env, "cannot mmap loupe_pids: " + errnoText(errno));
+      pidBits_ = static_cast<uint64_t*>(at);
+    }
+    if (pid / 64 >= pidWords_) throw Napi::Error::New(env, "selectPid: pid " + std::to_string(pid) + " is beyond the kernel's limit");
+    uint64_t bit = uint64_t{1} << (pid % 64);
+    if (on)
+      __atomic_fetch_or(&pidBits_[pid / 64], bit, __ATOMIC_SEQ_CST);
+    else
+      __atomic_fetch_and(&pidBits_[pid / 64], ~bit, __ATOMIC_SEQ_CST);
+    return env.Undefined();
+  }
+
   // adoptSockets(sockhash, pid, [fd...]): put another process's established
   // TCP sockets into a sockhash, keyed by socket cookie as sock_ops does for
   // new ones: connections opened before the agent get its sk_msg program too.
@@ -475,6 +505,8 @@ class Agent : public Napi::ObjectWrap<Agent> {
     }
     if (ring_) ring_buffer__free(ring_);
     ring_ = nullptr;
+    if (pidBits_) munmap(pidBits_, pidWords_ * sizeof(uint64_t));
+    pidBits_ = nullptr;
     for (auto it = objects_.rbegin(); it != objects_.rend(); ++it) bpf_object__close(*it);
     objects_.clear();
     delete batch_;

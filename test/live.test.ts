@@ -328,6 +328,111 @@ print(json.dumps(fds), flush=True)
   },
 );
 
+describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).status !== 0)(
+  `live eBPF, the kernel side's pid filter${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    type Rec = { type: string; pid: number; dir?: string; data?: string; dataB64?: string };
+    /** The records of a capture, through its JSONL form. */
+    const recordsOf = (capture: string): Rec[] => {
+      const converted = `${capture}.jsonl`;
+      expect(spawnSync('node', [CLI, 'convert', capture, converted]).status).toBe(0);
+      return fs.readFileSync(converted, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as Rec);
+    };
+    const payloads = (records: Rec[], pid: number, dir: string) => records.filter((r) => r.type === 'data' && r.pid === pid && r.dir === dir).map((r) => r.data ?? Buffer.from(r.dataB64!, 'base64').toString());
+    // Waits for a line, then sends `message` to PORT and prints its pid when done.
+    const sender = (python: string, port: number, message: string, env: NodeJS.ProcessEnv = process.env) => spawn(python, ['-c', `
+import os, socket, sys
+sys.stdin.readline()
+with socket.create_connection(('127.0.0.1', ${port})) as s:
+    s.sendall(b'${message}')
+print(os.getpid(), flush=True)
+`], { stdio: ['pipe', 'pipe', 'inherit'], env });
+
+    it('watches the children a watched process forks, and no other process', async () => {
+      // The watched parent listens and forks a child that connects; a stranger connects too.
+      const parent = spawn('python3', ['-c', `
+import os, socket, sys
+listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
+print(listener.getsockname()[1], flush=True)
+sys.stdin.readline()
+if os.fork() == 0:
+    with socket.create_connection(listener.getsockname()) as s:
+        s.sendall(b'from the child')
+    os._exit(0)
+for _ in range(2):
+    conn, _ = listener.accept()
+    conn.recv(64); conn.close()
+print('done', flush=True)
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const port = Number((await waitFor(parent, 'stdout', /\d+\n/)).trim());
+      const stranger = sender('python3', port, 'from a stranger');
+      const capture = path.join(tempDir(), 'filter.loupe');
+      const { agent } = startAgent(['record', '-o', capture, '--pid', String(parent.pid)]);
+      let strangerPid = 0;
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        const done = waitFor(parent, 'stdout', /done/);
+        const strangerDone = waitFor(stranger, 'stdout', /\d+\n/);
+        parent.stdin!.write('go\n');
+        stranger.stdin!.write('go\n');
+        strangerPid = Number((await strangerDone).trim());
+        await done;
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        agent.kill('SIGINT');
+        parent.kill();
+        stranger.kill();
+      }
+      expect(await exited(agent)).toBe(0);
+      const records = recordsOf(capture);
+      expect(payloads(records, parent.pid!, 'ingress').sort()).toEqual(['from a stranger', 'from the child']);
+      const childPids = new Set(records.filter((r) => r.type === 'data' && r.dir === 'egress' && r.pid !== parent.pid).map((r) => r.pid));
+      expect(childPids.size, 'one forked child wrote').toBe(1);
+      expect(payloads(records, [...childPids][0]!, 'egress')).toEqual(['from the child']);
+      // tcp_state records carry whichever process was on the CPU when a watched socket changed state (on loopback, often the peer): not counted.
+      expect(records.filter((r) => r.pid === strangerPid && r.type !== 'tcp_state'), 'nothing of the stranger').toEqual([]);
+    }, 60_000);
+
+    it('adds a process whose executable matches --exe when it starts, and not one that does not', async () => {
+      const dir = tempDir();
+      const python = path.join(dir, 'loupe-exe-match');
+      fs.symlinkSync(spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim(), python);
+      const listener = spawn('python3', ['-c', `
+import socket, sys
+listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
+print(listener.getsockname()[1], flush=True)
+for _ in range(2):
+    conn, _ = listener.accept()
+    conn.recv(64); conn.close()
+print('done', flush=True)
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const port = Number((await waitFor(listener, 'stdout', /\d+\n/)).trim());
+      const capture = path.join(dir, 'exe.loupe');
+      const { agent } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-match$']);
+      let matched: ChildProcess | undefined;
+      let other: ChildProcess | undefined;
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        // Started after the agent: their exec is what --exe is decided on.
+        matched = sender(python, port, 'matched');
+        other = sender('python3', port, 'not matched');
+        const done = waitFor(listener, 'stdout', /done/);
+        for (const c of [matched, other]) c.stdin!.write('go\n');
+        await done;
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        agent.kill('SIGINT');
+        for (const c of [listener, matched, other]) c?.kill();
+      }
+      expect(await exited(agent)).toBe(0);
+      const records = recordsOf(capture);
+      expect(payloads(records, matched.pid!, 'egress')).toEqual(['matched']);
+      expect(records.filter((r) => r.pid === other!.pid && r.type === 'data'), 'nothing of the other process').toEqual([]);
+      expect(records.filter((r) => r.pid === listener.pid && r.type === 'data'), 'nor of the listener, started before').toEqual([]);
+    }, 60_000);
+  },
+);
+
 describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('learns their 4-tuples at first use, so connection pairs still join the trace', async () => {
     const frontendPort = await freePort();

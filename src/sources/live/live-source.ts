@@ -267,7 +267,7 @@ export class LiveSource {
 
   /** Add a process to the kernel's filter (used when --exe matches an exec). */
   watchPid(pid: number): void {
-    this.agent?.mapUpdate('loupe_pids', u32(pid), Buffer.from([1]));
+    this.agent?.selectPid(pid, true);
   }
 
   /** Detach at once, then deliver every record still in the ring buffer before resolving. */

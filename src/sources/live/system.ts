@@ -28,6 +28,8 @@ export interface NativeAgent {
   /** Put a process's established TCP sockets (these fds of it) into a sockhash; how many went in. */
   adoptSockets(sockhash: string, pid: number, fds: number[]): number;
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
+  /** Set or clear a pid's bit in the kernel side's pid filter (atomically: the kernel side changes it too). */
+  selectPid(pid: number, on: boolean): void;
   mapDelete(map: string, key: Buffer): boolean;
   start(onBatch: (batch: Buffer | null) => void): void;
   close(): void;
