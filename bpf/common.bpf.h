@@ -155,7 +155,7 @@ static __always_inline __u64 wakeup_flag(__u64 size)
  * count is kept per CPU and written as a loss record ahead of the next record
  * that fits, so the user side sees the loss in order.
  */
-static __always_inline void emit(void *record, __u64 size)
+static __always_inline void emit_waking(void *record, __u64 size, int wake_now)
 {
 	__u32 zero = 0;
 	__u64 *lost = bpf_map_lookup_elem(&loupe_lost, &zero);
@@ -167,8 +167,13 @@ static __always_inline void emit(void *record, __u64 size)
 		if (bpf_ringbuf_output(&loupe_events, &loss, sizeof(loss), wakeup_flag(sizeof(loss))) == 0)
 			*lost = 0;
 	}
-	if (bpf_ringbuf_output(&loupe_events, record, size, wakeup_flag(size)) != 0 && lost)
+	if (bpf_ringbuf_output(&loupe_events, record, size, wake_now ? BPF_RB_FORCE_WAKEUP : wakeup_flag(size)) != 0 && lost)
 		*lost += 1;
+}
+
+static __always_inline void emit(void *record, __u64 size)
+{
+	emit_waking(record, size, 0);
 }
 
 #endif /* LOUPE_COMMON_BPF_H */
