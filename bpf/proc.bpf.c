@@ -39,12 +39,13 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	unsigned int name_at = ctx->__data_loc_filename & 0xFFFF;
 	bpf_probe_read_kernel_str(ev.filename, sizeof(ev.filename), (void *)ctx + name_at);
 	/*
-	 * With a pid filter, the agent decides from this record whether to watch
-	 * the program (--exe), and until it has, the program's syscalls are not
-	 * reported: it must not wait for the next 50 ms poll. curl connects a few
-	 * ms after its exec; `--exe curl` missed three requests in five.
+	 * With --exe the agent decides from this record whether to watch the
+	 * program, and until it has, the program's syscalls are not reported: it
+	 * must not wait for the next 50 ms poll. curl connects a few ms after its
+	 * exec; `--exe curl` missed three requests in five. (Only then: a host
+	 * that execs thousands of programs a second would wake the agent as often.)
 	 */
-	emit_waking(&ev, sizeof(ev), cfg->filter_pids);
+	emit_waking(&ev, sizeof(ev), cfg->exec_select);
 	return 0;
 }
 

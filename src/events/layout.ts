@@ -159,6 +159,7 @@ export const STRUCT_MEMBERS = {
     ['cookie_key', 'u64'],
     ['tls_probes', 'u32'],
     ['go_probes', 'u32'],
+    ['exec_select', 'u32'],
   ],
   loupe_go_offsets: [
     ['g_goid', 'u32'],

@@ -140,7 +140,7 @@ export class LiveSession {
       createdBy: 'loupe live',
     };
     this.initialPids = options.exe || options.pids?.length ? [...this.selected] : allPids().filter((p) => p !== process.pid);
-    this.source = new LiveSource({ ...options, pids }, (records) => this.onRecords(records));
+    this.source = new LiveSource({ ...options, pids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
     if (options.capturePath) {
       this.spoolPath = `${options.capturePath}.records.tmp`;
       this.spoolFd = fs.openSync(this.spoolPath, 'w', 0o600);

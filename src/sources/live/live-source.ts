@@ -28,6 +28,8 @@ export interface LiveOptions {
   goTls?: boolean;
   /** Go programs get probes (the kernel then looks for incoming traceparents for them). Default on. */
   goProbes?: boolean;
+  /** Processes are picked by their exec (--exe): each exec record must reach the agent at once, not at the next poll. */
+  selectByExec?: boolean;
 }
 
 /** How trace context crosses from one process to the next in this run. */
@@ -167,6 +169,7 @@ export class LiveSource {
         cookie_key: randomBytes(8).readBigUInt64LE(),
         tls_probes: this.options.tlsLibraries.length > 0 || this.options.tlsDiscover ? 1 : 0,
         go_probes: this.options.goProbes === false ? 0 : 1,
+        exec_select: this.options.selectByExec ? 1 : 0,
       }));
       let resolveEnd!: () => void;
       this.ended = new Promise((resolve) => (resolveEnd = resolve));
