@@ -160,6 +160,7 @@ export const STRUCT_MEMBERS = {
     ['tls_probes', 'u32'],
     ['go_probes', 'u32'],
     ['exec_select', 'u32'],
+    ['pad0', 'u32'],
   ],
   loupe_go_offsets: [
     ['g_goid', 'u32'],
