@@ -339,6 +339,8 @@ describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).statu
       return fs.readFileSync(converted, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as Rec);
     };
     const payloads = (records: Rec[], pid: number, dir: string) => records.filter((r) => r.type === 'data' && r.pid === pid && r.dir === dir).map((r) => r.data ?? Buffer.from(r.dataB64!, 'base64').toString());
+    /** Python lines: take two connections on `listener`, read each, then print done. */
+    const ACCEPT_TWO_THEN_DONE = ['for _ in range(2):', '    conn, _ = listener.accept()', '    conn.recv(64); conn.close()', "print('done', flush=True)"].join('\n');
     // Waits for a line, then sends `message` to PORT and prints its pid when done.
     const sender = (python: string, port: number, message: string, env: NodeJS.ProcessEnv = process.env) => spawn(python, ['-c', `
 import os, socket, sys
@@ -359,10 +361,7 @@ if os.fork() == 0:
     with socket.create_connection(listener.getsockname()) as s:
         s.sendall(b'from the child')
     os._exit(0)
-for _ in range(2):
-    conn, _ = listener.accept()
-    conn.recv(64); conn.close()
-print('done', flush=True)
+${ACCEPT_TWO_THEN_DONE}
 `], { stdio: ['pipe', 'pipe', 'inherit'] });
       const port = Number((await waitFor(parent, 'stdout', /\d+\n/)).trim());
       const stranger = sender('python3', port, 'from a stranger');
@@ -428,10 +427,7 @@ print('done', flush=True)
 import socket, sys
 listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
 print(listener.getsockname()[1], flush=True)
-for _ in range(2):
-    conn, _ = listener.accept()
-    conn.recv(64); conn.close()
-print('done', flush=True)
+${ACCEPT_TWO_THEN_DONE}
 `], { stdio: ['ignore', 'pipe', 'inherit'] });
       const port = Number((await waitFor(listener, 'stdout', /\d+\n/)).trim());
       const capture = path.join(dir, 'exe.loupe');
