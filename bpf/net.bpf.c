@@ -122,10 +122,10 @@ static __always_inline long syscall_nr(struct pt_regs *regs, int *compat)
 
 /*
  * A close, at its return. The fd number is free by then: another thread of the
- * process may already hold a new socket on it, whose accept or connect may have
- * put its entry in place of this one. That entry is left alone (the old
- * socket's connection then ends as idle on the user side); otherwise the entry goes, and a
- * traced socket's close is reported.
+ * process may already hold a new socket on it, whose accept or connect may
+ * have put its entry in place of this one. That entry is left alone (the old
+ * socket's connection then ends as idle on the user side); otherwise the entry
+ * goes, and a traced socket's close is reported.
  */
 static __always_inline void sock_closed(__u32 pid, int fd)
 {

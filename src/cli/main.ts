@@ -135,14 +135,12 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   const format = values.format as ReplayFormat;
   if (!REPLAY_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${REPLAY_FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
   // Spans go out in chunks as they come, to -o or stdout: a replay of a long recording holds none of them.
-  let outFd: number | undefined;
-  const output = values.output;
-  const openOutput = () => (outFd ??= fs.openSync(output!, 'w'));
-  const chunked = new ChunkedOutput(output ? (s) => writeFully(openOutput(), Buffer.from(s)) : io.out);
+  const file = values.output ? outputFile(values.output) : undefined;
+  const chunked = new ChunkedOutput(file ? file.write : io.out);
   const write = chunked.push;
   const flush = () => {
     chunked.flush();
-    if (output) fs.closeSync(openOutput());
+    file?.close();
   };
   let summary: ReplaySummary;
   try {
@@ -400,14 +398,23 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   };
 }
 
+/**
+ * The -o file of replay and run, written as text comes. Opened at the first
+ * write; close() makes it anyway, empty, when no span came (as asked).
+ */
+function outputFile(path: string): { write: (text: string) => void; close: () => void } {
+  let fd: number | undefined;
+  const open = () => (fd ??= fs.openSync(path, 'w'));
+  return { write: (text) => writeFully(open(), Buffer.from(text)), close: () => fs.closeSync(open()) };
+}
+
 /** run and record: start, wait for a signal or the duration, stop, report. */
 async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Promise<number> {
   const cmd = liveCommand(args, command);
   // record writes no spans; run streams them to stdout or to -o as they come (an agent runs for
   // days: holding its output until the end grew without bound).
-  let outFd: number | undefined;
-  const output = command === 'run' ? cmd.output : undefined;
-  const write = command === 'record' ? () => {} : output ? (s: string) => writeFully((outFd ??= fs.openSync(output, 'w')), Buffer.from(s)) : io.out;
+  const file = command === 'run' && cmd.output ? outputFile(cmd.output) : undefined;
+  const write = command === 'record' ? () => {} : file ? file.write : io.out;
   const session = new LiveSession({
     ...cmd.session, write,
     onGo: (r) => {
@@ -454,7 +461,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   });
   if (progress) clearInterval(progress);
   const summary = await session.stop();
-  if (output) fs.closeSync(outFd ?? fs.openSync(output, 'w')); // no span at all: an empty file, as asked
+  file?.close();
   if (!cmd.quiet) {
     io.err(summaryLine(summary));
     const x = summary.exporters?.traceStats;

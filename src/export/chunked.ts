@@ -1,7 +1,7 @@
 /**
  * Characters gathered before they are handed on. A write per span or message
- * cost a syscall each (in a replay to a file, more than half its time); a
- * live batch's whole text outlived young-generation collections.
+ * cost a syscall each (a replay of 125k spans into a file: 1.40 s, 1.31 s in
+ * chunks); a live batch's whole text outlived young-generation collections.
  */
 export const OUTPUT_CHUNK = 64 * 1024;
 
