@@ -7,13 +7,14 @@
  *    records/s the agent consumed and records the kernel side lost.
  * 2. Overhead at saturation: wrk against a Node HTTP server, with no agent
  *    (the peer), with `loupe run` watching the server's port (both ends), its
- *    pid (the server only), and its pid with the agent's process stopped (the
- *    kernel side alone), interleaved round by round. Reported: requests/s, p50
+ *    pid (the server only), its pid with the agent kept on the last CPU
+ *    (`--cpus`), and its pid with the agent's process stopped (the kernel side
+ *    alone), interleaved round by round. Reported: requests/s, p50
  *    latency, the server's CPU share and the host's idle share, and the
  *    agent's CPU time per request.
  * 3. Overhead at a steady rate: bench/tools/pace sends 2,000 requests/s on one
- *    keep-alive connection, with and without the agent, interleaved. Reported:
- *    p50 and p99 latency.
+ *    keep-alive connection, with and without the agent (the same three ways
+ *    as in 2), interleaved. Reported: p50 and p99 latency.
  *    Both again against bench/tools/api-server.js, a handler with a real
  *    request's work (JSON of 100 records, about 125 µs of CPU).
  * 4. OTLP export: paced rates with `--otlp` to a local collector, against the
@@ -86,6 +87,9 @@ async function startAgent(ports: number[], pid?: number, extra: string[] = [], e
   };
 }
 
+/** The CPU `--cpus` rows keep the agent on: the last one online. */
+const AGENT_CPU = String(os.cpus().length - 1);
+
 let nextPort = 23000 + (process.pid % 1000) * 10;
 
 async function drainRate(rate: number, seconds: number): Promise<string> {
@@ -143,6 +147,7 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
   const plain: number[][] = [];
   const watched: number[][] = [];
   const serverOnly: number[][] = [];
+  const pinned: number[][] = [];
   for (let r = 0; r < rounds; r++) {
     plain.push(run());
     let agent = await startAgent([port]);
@@ -150,6 +155,9 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
     await agent.stop();
     agent = await startAgent([], server.pid);
     serverOnly.push(run());
+    await agent.stop();
+    agent = await startAgent([], server.pid, ['--cpus', AGENT_CPU]);
+    pinned.push(run());
     await agent.stop();
   }
   server.kill();
@@ -164,6 +172,8 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
     `| difference | ${diff(watched)} |`,
     `| ${SERVER_LABEL[kind]}, loupe run --pid (the server only) | ${p50(serverOnly).toFixed(1)} | ${p99(serverOnly).toFixed(1)} |`,
     `| difference | ${diff(serverOnly)} |`,
+    `| ${SERVER_LABEL[kind]}, loupe run --pid --cpus ${AGENT_CPU} (the agent kept on one CPU) | ${p50(pinned).toFixed(1)} | ${p99(pinned).toFixed(1)} |`,
+    `| difference | ${diff(pinned)} |`,
   ];
 }
 
@@ -173,10 +183,11 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
   const plain: WrkResult[] = [];
   const watched: WrkResult[] = [];
   const serverOnly: WrkResult[] = [];
+  const pinned: WrkResult[] = [];
   const stopped: WrkResult[] = [];
   let recordsPerSec = 0;
   let serverRecordsPerSec = 0;
-  const agentCpu: { port: number[]; pid: number[] } = { port: [], pid: [] };
+  const agentCpu: { port: number[]; pid: number[]; pinned: number[] } = { port: [], pid: [], pinned: [] };
   /** wrk, with the server's CPU share and the host's idle share during it. */
   const measured = (): WrkResult => {
     const s0 = cpuMicros(server.pid!);
@@ -199,6 +210,7 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     plain.push(measured());
     recordsPerSec = await timed(await startAgent([port]), watched, agentCpu.port);
     serverRecordsPerSec = await timed(await startAgent([], server.pid), serverOnly, agentCpu.pid);
+    await timed(await startAgent([], server.pid, ['--cpus', AGENT_CPU]), pinned, agentCpu.pinned);
     // The kernel side alone: the agent's process is stopped, its ring buffer fills, and records are dropped and counted.
     const agent = await startAgent([], server.pid);
     process.kill(agent.pid, 'SIGSTOP');
@@ -225,10 +237,12 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     `| ${SERVER_LABEL[kind]}, no agent (peer) | ${Math.round(p.rps).toLocaleString('en-US')} | ${p.p50.toFixed(3)} | ${p.shares} |`,
     ...row(`${SERVER_LABEL[kind]}, loupe run --port (client and server watched)`, watched),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid (the server only)`, serverOnly),
+    ...row(`${SERVER_LABEL[kind]}, loupe run --pid --cpus ${AGENT_CPU} (the agent kept on one CPU)`, pinned),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid with the agent process stopped (kernel side only)`, stopped),
     '',
     `(the agent consumed about ${Math.round(recordsPerSec).toLocaleString('en-US')} records/s with --port, ${Math.round(serverRecordsPerSec).toLocaleString('en-US')} with --pid;`,
-    ` its CPU time per request, all threads: ${median(agentCpu.port).toFixed(1)} µs with --port, ${median(agentCpu.pid).toFixed(1)} µs with --pid)`,
+    ` its CPU time per request, all threads: ${median(agentCpu.port).toFixed(1)} µs with --port, ${median(agentCpu.pid).toFixed(1)} µs with --pid,`,
+    ` ${median(agentCpu.pinned).toFixed(1)} µs with --pid --cpus ${AGENT_CPU})`,
   ];
 }
 

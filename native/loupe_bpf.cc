@@ -6,7 +6,10 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -72,6 +75,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     exports.Set("Agent", cls);
     exports.Set("clocks", Napi::Function::New(env, Clocks));
     exports.Set("programTypes", Napi::Function::New(env, ProgramTypes));
+    exports.Set("pinThreads", Napi::Function::New(env, PinThreads));
     libbpf_set_print(printLibbpf);
     return exports;
   }
@@ -511,6 +515,34 @@ class Agent : public Napi::ObjectWrap<Agent> {
     objects_.clear();
     delete batch_;
     batch_ = nullptr;
+  }
+
+  // pinThreads(cpus): keep every thread of this process (V8's helpers, which
+  // exist before any of our code runs, included) on these CPUs; threads made
+  // later inherit it from their creator. How many threads were pinned.
+  static Napi::Value PinThreads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto list = info[0].As<Napi::Array>();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      int64_t cpu = list.Get(i).As<Napi::Number>().Int64Value();
+      if (cpu < 0 || cpu >= CPU_SETSIZE) throw Napi::RangeError::New(env, "pinThreads: CPU " + std::to_string(cpu) + " is out of range");
+      CPU_SET(cpu, &set);
+    }
+    DIR* tasks = opendir("/proc/self/task");
+    if (!tasks) throw Napi::Error::New(env, "cannot list /proc/self/task: " + std::string(strerror(errno)));
+    uint32_t pinned = 0;
+    int failure = 0;
+    while (dirent* entry = readdir(tasks)) {
+      if (entry->d_name[0] == '.') continue;
+      pid_t tid = static_cast<pid_t>(strtol(entry->d_name, nullptr, 10));
+      if (sched_setaffinity(tid, sizeof(set), &set) == 0) pinned++;
+      else if (errno != ESRCH) failure = errno;  // ESRCH: the thread ended meanwhile
+    }
+    closedir(tasks);
+    if (failure) throw Napi::Error::New(env, "cannot pin the agent's threads: " + std::string(strerror(failure)));
+    return Napi::Number::New(env, pinned);
   }
 
   // programTypes(): which of the program types Loupe uses this kernel can

@@ -273,6 +273,46 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, spans to a file${skipReason ? `
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  /** Cpus_allowed_list of each thread of a process. */
+  const threadCpus = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1]);
+  const online = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+  const lastCpu = String(Math.max(...online.split(',').map((r) => Number(r.split('-').pop()))));
+
+  it('keeps every thread on the CPUs --cpus names, and still traces', async () => {
+    const port = await freePort();
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '--cpus', lastCpu]);
+    let spans = '';
+    agent.stdout!.on('data', (c) => (spans += c));
+    const out = () => spans;
+    try {
+      await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached \d+ programs/)]);
+      const cpus = threadCpus(agent.pid!);
+      expect(cpus.length).toBeGreaterThan(3); // V8's helpers and the drain thread, made before and after the pinning
+      expect(new Set(cpus)).toEqual(new Set([lastCpu]));
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/pinned`]).status).toBe(0);
+      for (let i = 0; i < 50 && !out().includes('/pinned'); i++) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      agent.kill('SIGINT');
+      server.kill();
+    }
+    expect(await exited(agent)).toBe(0);
+    expect(out().split('\n').filter((l) => l.includes('"kind":"server"') && l.includes('/pinned'))).toHaveLength(1);
+  }, 60_000);
+
+  it('leaves the threads where the scheduler puts them without --cpus', async () => {
+    const { agent } = startAgent(['run', '--port', String(await freePort()), '--format', 'jsonl']);
+    try {
+      await waitFor(agent, 'stderr', /attached \d+ programs/);
+      expect(new Set(threadCpus(agent.pid!))).toEqual(new Set([online]));
+    } finally {
+      agent.kill('SIGINT');
+    }
+    expect(await exited(agent)).toBe(0);
+  }, 60_000);
+});
+
 describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).status !== 0)(
   `live eBPF, closes and reused fd numbers${skipReason ? ` (skipped: ${skipReason})` : ''}`,
   () => {
@@ -587,9 +627,12 @@ describe('live agent refusals', () => {
     });
 
   it('rejects bad live options with exit 2', () => {
-    for (const args of [['record'], ['run', '--port', '70000'], ['run', '--ring-mb', '3'], ['run', '--exe', '(']]) {
+    for (const args of [['record'], ['run', '--port', '70000'], ['run', '--ring-mb', '3'], ['run', '--exe', '('], ['run', '--cpus', 'x'], ['run', '--cpus', '3-1']]) {
       const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
       expect(r.status, args.join(' ')).toBe(2);
     }
+    const offline = spawnSync('node', [CLI, 'run', '--cpus', '4095'], { encoding: 'utf8' });
+    expect(offline.stderr).toMatch(/--cpus 4095: CPU 4095 is not online here \(online: [\d,-]+\)/);
+    expect(offline.status).toBe(2);
   });
 });

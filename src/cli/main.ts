@@ -24,10 +24,10 @@ import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError } from '../sources/live/live-source';
 import { ProtoError } from '../parsers/grpc/proto';
-import { systemLibssl } from '../sources/live/system';
+import { ONLINE_CPUS, onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, type ExportStats } from '../export/exporters';
-import { ConfigError, globToRegExp, loadConfig, type LoupeConfig } from '../discovery/config';
+import { ConfigError, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 
 export class UsageError extends Error {}
 
@@ -60,7 +60,7 @@ Usage:
            [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
            [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
            [--no-tls] [--no-go] [--no-inject] [--otlp] [--prometheus-port N]
-           [--no-redact] [--quiet]
+           [--no-redact] [--cpus LIST] [--quiet]
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
       to stdout or OUT; --record also writes the capture it consumed, so
@@ -72,6 +72,8 @@ Usage:
       requests through sk_msg (--no-inject: their bytes stay untouched).
       --otlp exports spans and RED metrics over
       OTLP as replay does; --prometheus-port serves RED metrics at /metrics.
+      --cpus LIST (as taskset takes it: 1, 0,2, 2-3) keeps the agent's
+      threads on those CPUs, off the ones a latency-bound service uses.
   loupe record -o FILE.loupe [same options as run, but --format/--record]
       Record a capture (mode 0600) with a progress line of records/s and
       records lost. Payload secrets (credential headers, query values) are
@@ -304,6 +306,7 @@ const LIVE_OPTIONS = {
   'no-inject': { type: 'boolean', default: false },
   'no-redact': { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
+  cpus: { type: 'string' },
 } as const;
 
 /** The configuration file (and LOUPE_* environment) as the flags it stands for; flags given win. */
@@ -322,6 +325,7 @@ function configAsFlags(c: LoupeConfig): Record<string, unknown> {
     ...(c.go.inject_traceparent ? {} : { 'no-inject': true }),
     ...(c.export.otlp ? { otlp: true } : {}),
     ...(c.export.prometheus_port ? { 'prometheus-port': c.export.prometheus_port } : {}),
+    ...(c.agent.cpus !== undefined ? { cpus: c.agent.cpus } : {}),
   };
 }
 
@@ -330,6 +334,16 @@ function intOption(name: string, value: unknown, min: number, max: number): numb
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** --cpus LIST: CPUs this machine has online, or a usage error that names the ones it has. */
+function cpusOption(text: string): number[] {
+  const cpus = parseCpuList(text);
+  if (!cpus) throw new UsageError(`--cpus takes a CPU list like 1, 0,2 or 2-3, got ${JSON.stringify(text)}`);
+  const online = onlineCpus();
+  const offline = cpus.filter((c) => online && !online.includes(c));
+  if (offline.length) throw new UsageError(`--cpus ${text}: CPU ${offline.join(', ')} is not online here (online: ${fs.readFileSync(ONLINE_CPUS, 'utf8').trim()})`);
+  return cpus;
 }
 
 interface LiveCommand {
@@ -373,11 +387,12 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   if (command === 'record' && !capturePath) throw new UsageError('record needs -o FILE.loupe');
   const ringMb = intOption('ring-mb', v['ring-mb'], 1, 1024) ?? 16;
   if ((ringMb & (ringMb - 1)) !== 0) throw new UsageError(`--ring-mb must be a power of two, got ${ringMb}`);
+  const cpus = v.cpus === undefined ? undefined : cpusOption(String(v.cpus));
   const duration = v.duration === undefined ? undefined : Number(v.duration);
   if (duration !== undefined && !(duration > 0)) throw new UsageError(`--duration takes seconds > 0, got ${JSON.stringify(v.duration)}`);
   return {
     session: {
-      pids, ports, ...(exe ? { exe } : {}),
+      pids, ports, ...(exe ? { exe } : {}), ...(cpus ? { cpus } : {}),
       maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_PAYLOAD) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, globToRegExp, loadConfig } from './config';
+import { ConfigError, globToRegExp, loadConfig, parseCpuList } from './config';
 import { HEADER, tempDir } from '../../test/helpers';
 import { get, ok, Script } from '../../test/script';
 import { Pipeline } from '../pipeline/pipeline';
@@ -37,6 +37,7 @@ describe('configuration', () => {
       ['capture:\n  ring_mb: 3\n', /capture\.ring_mb: must be a power of two/],
       ['routes:\n  patterns: ["nope"]\n', /routes\.patterns\[0\]: Invalid input: must start with "\/"/],
       ['export:\n  otlp: yes please\n', /export\.otlp: Expected boolean, received string/],
+      ['agent:\n  cpus: "1-"\n', /agent\.cpus: is not a CPU list/],
       ['discover:\n  pids: [1]\n', /\(top level\): Unrecognized key\(s\) in object: 'discover'/],
       ['[1, 2]\n', /must be a mapping/],
       ['a: [\n', /not valid YAML/],
@@ -46,6 +47,16 @@ describe('configuration', () => {
       expect(() => loadConfig(f, {}), text).toThrow(ConfigError);
       expect(() => loadConfig(f, {}), text).toThrow(re);
     }
+  });
+
+  it('reads CPU lists as taskset writes them, from the file or LOUPE_CPUS', () => {
+    expect(parseCpuList('1')).toEqual([1]);
+    expect(parseCpuList('3,0-1, 1')).toEqual([0, 1, 3]);
+    expect(parseCpuList('2-4')).toEqual([2, 3, 4]);
+    for (const bad of ['', '1-', '-1', '3-1', 'a', '1,,2', '1.5']) expect(parseCpuList(bad), bad).toBeUndefined();
+    expect(loadConfig(file('agent:\n  cpus: "0,2-3"\n'), {}).agent.cpus).toBe('0,2-3');
+    expect(loadConfig(undefined, { LOUPE_CPUS: '1' }).agent.cpus).toBe('1');
+    expect(loadConfig(undefined, {}).agent.cpus).toBeUndefined();
   });
 
   it('turns executable globs into anchored path patterns', () => {

@@ -9,10 +9,11 @@
  *   capture:    { max_payload: 4096, ring_mb: 16, redact: true }
  *   tls:        { enabled: true, libraries: [] }
  *   export:     { otlp: false, prometheus_port: 0 }
+ *   agent:      { cpus: "1" }   # keep the agent's threads on these CPUs (taskset's list syntax)
  *
  * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
  * LOUPE_MAX_PAYLOAD, LOUPE_RING_MB, LOUPE_REDACT, LOUPE_TLS, LOUPE_OTLP,
- * LOUPE_PROMETHEUS_PORT, LOUPE_GO, LOUPE_GO_INJECT (lists comma-separated, booleans true/false).
+ * LOUPE_PROMETHEUS_PORT, LOUPE_GO, LOUPE_GO_INJECT, LOUPE_CPUS (lists comma-separated, booleans true/false).
  */
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -29,6 +30,24 @@ const regex = z.string().refine((s) => {
   }
 }, 'is not a valid regular expression');
 const port = z.number().int().min(1).max(65535);
+
+/**
+ * A CPU list as taskset and /sys/devices/system/cpu/online write it ("1",
+ * "0,2", "2-3,6"), as sorted unique numbers; undefined when it is not one.
+ */
+export function parseCpuList(text: string): number[] | undefined {
+  const cpus = new Set<number>();
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d{1,4})(?:-(\d{1,4}))?\s*$/.exec(part);
+    if (!m) return undefined;
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (to < from) return undefined;
+    for (let c = from; c <= to; c++) cpus.add(c);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+const cpuList = z.string().refine((s) => parseCpuList(s) !== undefined, 'is not a CPU list (like "1", "0,2" or "2-3")');
 
 export const CONFIG_SCHEMA = z.object({
   discovery: z.object({
@@ -53,6 +72,8 @@ export const CONFIG_SCHEMA = z.object({
   export: z.object({ otlp: z.boolean().default(false), prometheus_port: z.number().int().min(0).max(65535).default(0) }).strict().default({}),
   // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests.
   go: z.object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true) }).strict().default({}),
+  // The agent's own threads; unset: wherever the scheduler puts them.
+  agent: z.object({ cpus: cpuList.optional() }).strict().default({}),
 }).strict();
 
 export type LoupeConfig = z.infer<typeof CONFIG_SCHEMA>;
@@ -91,6 +112,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>
   if (env.LOUPE_OTLP) set('export', 'otlp', bool('LOUPE_OTLP', env.LOUPE_OTLP));
   if (env.LOUPE_GO) set('go', 'enabled', bool('LOUPE_GO', env.LOUPE_GO));
   if (env.LOUPE_GO_INJECT) set('go', 'inject_traceparent', bool('LOUPE_GO_INJECT', env.LOUPE_GO_INJECT));
+  if (env.LOUPE_CPUS) set('agent', 'cpus', env.LOUPE_CPUS);
   if (env.LOUPE_PROMETHEUS_PORT) set('export', 'prometheus_port', num('LOUPE_PROMETHEUS_PORT', env.LOUPE_PROMETHEUS_PORT));
   return out;
 }

@@ -30,6 +30,12 @@ export interface LiveOptions {
   goProbes?: boolean;
   /** Processes are picked by their exec (--exe): each exec record must reach the agent at once, not at the next poll. */
   selectByExec?: boolean;
+  /**
+   * Keep the agent's threads on these CPUs. On a small host this keeps its
+   * bursts of work off the CPU a watched service is on (bench/live: steady-rate
+   * p99 +1.5 ms unpinned, none pinned).
+   */
+  cpus?: number[];
 }
 
 /** How trace context crosses from one process to the next in this run. */
@@ -147,6 +153,13 @@ export class LiveSource {
     const support = liveSupport();
     if (!support.ok) throw new LiveError(support.reason);
     const addon = loadAddon();
+    if (this.options.cpus?.length) {
+      try {
+        addon.pinThreads(this.options.cpus);
+      } catch (e) {
+        throw new LiveError((e as Error).message);
+      }
+    }
     const agent = new addon.Agent();
     this.agent = agent;
     try {

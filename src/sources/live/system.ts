@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseCpuList } from '../../discovery/config';
 
 /** The repository root: dist/sources/live and src/sources/live are both three levels down. */
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -37,10 +38,23 @@ export interface NativeAgent {
   programs(): string[];
 }
 
+export const ONLINE_CPUS = '/sys/devices/system/cpu/online';
+
+/** The CPUs online now, or undefined when the kernel does not say. */
+export function onlineCpus(): number[] | undefined {
+  try {
+    return parseCpuList(fs.readFileSync(ONLINE_CPUS, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Addon {
   Agent: new () => NativeAgent;
   clocks(): { realtime: bigint; boottime: bigint; monotonic: bigint };
   /** Which program types this kernel loads (kprobe is also what uprobes are). */
+  /** Keep every thread of this process on these CPUs (threads made later inherit it); how many threads. */
+  pinThreads(cpus: number[]): number;
   programTypes(): Record<'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'sock_ops' | 'sk_msg', boolean>;
 }
 
