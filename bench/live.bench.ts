@@ -124,6 +124,9 @@ function wrk(port: number, seconds: number): WrkResult {
   return { rps, p50ms };
 }
 
+/** A difference with its sign, + or - (toFixed writes only the minus). */
+const signed = (x: number, digits = 1) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** hello: `hello\n` and nothing else (about 10 µs of server CPU a request); api: bench/tools/api-server.js (about 125 µs). */
@@ -163,7 +166,7 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
   server.kill();
   const p50 = (xs: number[][]) => median(xs.map((x) => x[0]!));
   const p99 = (xs: number[][]) => median(xs.map((x) => x[1]!));
-  const diff = (xs: number[][]) => `+${(p50(xs) - p50(plain)).toFixed(1)} µs (${(((p50(xs) - p50(plain)) / p50(plain)) * 100).toFixed(1)}%) | ${(p99(xs) - p99(plain)).toFixed(1)} µs`;
+  const diff = (xs: number[][]) => `${signed(p50(xs) - p50(plain))} µs (${signed(((p50(xs) - p50(plain)) / p50(plain)) * 100)}%) | ${signed(p99(xs) - p99(plain))} µs`;
   return [
     '| server | p50 latency µs | p99 latency µs |',
     '|---|---:|---:|',
@@ -228,7 +231,7 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     const w = med(xs);
     return [
       `| ${label} | ${Math.round(w.rps).toLocaleString('en-US')} | ${w.p50.toFixed(3)} | ${w.shares} |`,
-      `| difference | ${(((w.rps - p.rps) / p.rps) * 100).toFixed(1)}% | +${(((w.p50 - p.p50) / p.p50) * 100).toFixed(1)}% | | |`,
+      `| difference | ${signed(((w.rps - p.rps) / p.rps) * 100)}% | ${signed(((w.p50 - p.p50) / p.p50) * 100)}% | | |`,
     ];
   };
   return [
@@ -319,7 +322,7 @@ async function syscallCost(rounds: number): Promise<string[]> {
   const row = (name: string, xs: number[][]) => {
     const [g, e] = [col(xs, 0), col(xs, 1)];
     const [g0, e0] = [col(rows.none!, 0), col(rows.none!, 1)];
-    return xs === rows.none ? `| ${name} | ${g.toFixed(1)} | | ${e.toFixed(0)} | |` : `| ${name} | ${g.toFixed(1)} | +${(g - g0).toFixed(1)} | ${e.toFixed(0)} | +${(e - e0).toFixed(0)} |`;
+    return xs === rows.none ? `| ${name} | ${g.toFixed(1)} | | ${e.toFixed(0)} | |` : `| ${name} | ${g.toFixed(1)} | ${signed(g - g0)} | ${e.toFixed(0)} | ${signed(e - e0, 0)} |`;
   };
   return [
     '| agent | getppid ns | added | write + read of 100 bytes, ns | added |',
