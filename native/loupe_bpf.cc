@@ -66,6 +66,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
       InstanceMethod("adoptSockets", &Agent::AdoptSockets),
       InstanceMethod("mapUpdate", &Agent::MapUpdate),
       InstanceMethod("selectPid", &Agent::SelectPid),
+      InstanceMethod("takePending", &Agent::TakePending),
       InstanceMethod("mapDelete", &Agent::MapDelete),
       InstanceMethod("start", &Agent::Start),
       InstanceMethod("stop", &Agent::Stop),
@@ -103,9 +104,28 @@ class Agent : public Napi::ObjectWrap<Agent> {
   std::atomic<bool> running_{false};
   Napi::ThreadSafeFunction deliver_;
   std::vector<uint8_t>* batch_ = nullptr;
-  // loupe_pids, mmapped at the first selectPid.
-  uint64_t* pidBits_ = nullptr;
-  size_t pidWords_ = 0;
+  // A pid bitmap the kernel side changes too, mmapped at first use.
+  struct PidBits {
+    const char* map;
+    uint64_t* bits = nullptr;
+    size_t words = 0;
+  };
+  PidBits selected_{"loupe_pids"};
+  PidBits pending_{"loupe_pending"};
+
+  // The word of `pid` in a pid bitmap, and its bit.
+  std::pair<uint64_t*, uint64_t> PidBit(Napi::Env env, PidBits& b, uint32_t pid) {
+    if (!b.bits) {
+      bpf_map* map = FindMap(b.map);
+      if (!map) throw Napi::Error::New(env, std::string("no BPF map named ") + b.map);
+      b.words = bpf_map__max_entries(map);
+      void* at = mmap(nullptr, b.words * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+      if (at == MAP_FAILED) throw Napi::Error::New(env, std::string("cannot mmap ") + b.map + ": " + errnoText(errno));
+      b.bits = static_cast<uint64_t*>(at);
+    }
+    if (pid / 64 >= b.words) throw Napi::Error::New(env, "pid " + std::to_string(pid) + " is beyond the kernel's limit");
+    return {&b.bits[pid / 64], uint64_t{1} << (pid % 64)};
+  }
 
   bpf_map* FindMap(const std::string& name) {
     for (auto* obj : objects_) {
@@ -337,23 +357,20 @@ class Agent : public Napi::ObjectWrap<Agent> {
   // could undo a bit the kernel side set in the same word meanwhile.
   Napi::Value SelectPid(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint32_t pid = info[0].As<Napi::Number>().Uint32Value();
-    bool on = info[1].As<Napi::Boolean>().Value();
-    if (!pidBits_) {
-      bpf_map* map = FindMap("loupe_pids");
-      if (!map) throw Napi::Error::New(env, "no BPF map named loupe_pids");
-      pidWords_ = bpf_map__max_entries(map);
-      void* at = mmap(nullptr, pidWords_ * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
-      if (at == MAP_FAILED) throw Napi::Error::New(env, "cannot mmap loupe_pids: " + errnoText(errno));
-      pidBits_ = static_cast<uint64_t*>(at);
-    }
-    if (pid / 64 >= pidWords_) throw Napi::Error::New(env, "selectPid: pid " + std::to_string(pid) + " is beyond the kernel's limit");
-    uint64_t bit = uint64_t{1} << (pid % 64);
-    if (on)
-      __atomic_fetch_or(&pidBits_[pid / 64], bit, __ATOMIC_SEQ_CST);
+    auto [word, bit] = PidBit(env, selected_, info[0].As<Napi::Number>().Uint32Value());
+    if (info[1].As<Napi::Boolean>().Value())
+      __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
     else
-      __atomic_fetch_and(&pidBits_[pid / 64], ~bit, __ATOMIC_SEQ_CST);
+      __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
     return env.Undefined();
+  }
+
+  // takePending(pid): clear the pid's bit in loupe_pending (set by the kernel
+  // side at exec with --exe) and say whether it was set.
+  Napi::Value TakePending(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto [word, bit] = PidBit(env, pending_, info[0].As<Napi::Number>().Uint32Value());
+    return Napi::Boolean::New(env, (__atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST) & bit) != 0);
   }
 
   // adoptSockets(sockhash, pid, [fd...]): put another process's established
@@ -509,8 +526,10 @@ class Agent : public Napi::ObjectWrap<Agent> {
     }
     if (ring_) ring_buffer__free(ring_);
     ring_ = nullptr;
-    if (pidBits_) munmap(pidBits_, pidWords_ * sizeof(uint64_t));
-    pidBits_ = nullptr;
+    for (PidBits* b : {&selected_, &pending_}) {
+      if (b->bits) munmap(b->bits, b->words * sizeof(uint64_t));
+      b->bits = nullptr;
+    }
     for (auto it = objects_.rbegin(); it != objects_.rend(); ++it) bpf_object__close(*it);
     objects_.clear();
     delete batch_;

@@ -91,6 +91,13 @@ export class LiveSession {
   private readonly known = new Set<number>();
   /** Processes selected by --pid/--exe (and their children), when a process filter is on. */
   private readonly selected = new Set<number>();
+  /**
+   * Processes watched as pending from their exec that --exe did not choose: pid -> the kernel
+   * time they left the filter. Their records from before then are dropped.
+   */
+  private readonly dropped = new Map<number, bigint>();
+  /** The latest record time seen, for forgetting `dropped` entries no record can need any more. */
+  private lastTs = 0n;
   private readonly filtering: boolean;
   private spoolFd: number | undefined;
   private spoolPath: string | undefined;
@@ -251,6 +258,7 @@ export class LiveSession {
         }
         out.length = 0;
       }
+      if (this.dropped.size > 0) this.sweepDropped();
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
       this.output.flush(); // what a batch made is seen now, not a chunk later
@@ -267,12 +275,19 @@ export class LiveSession {
       case T.LOUPE_EV_PROC_EXEC: {
         const ppid = record.readUInt32LE(PPID_AT);
         if (this.filtering) {
+          // With --exe the kernel side watched it from its exec as pending, until this decision.
+          const pending = this.options.exe !== undefined && this.source.takePending(pid);
           const filename = cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
           const chosen = this.selected.has(pid) || this.selected.has(ppid) || (this.options.exe?.test(filename) ?? false);
-          if (!chosen) return;
+          if (!chosen) {
+            if (pending) this.dropped.set(pid, this.source.unwatchPid(pid));
+            return;
+          }
+          this.dropped.delete(pid);
           if (!this.selected.has(pid)) {
             this.selected.add(pid);
-            this.source.watchPid(pid);
+            // A pending process is in the kernel's filter already, or has exited and left it: its pid may be another's next.
+            if (!pending) this.source.watchPid(pid);
           }
         }
         this.considerGo(pid);
@@ -285,6 +300,7 @@ export class LiveSession {
       case T.LOUPE_EV_PROC_EXIT:
         // The kernel side stopped watching the pid too: a process that gets it next is not the one chosen.
         this.selected.delete(pid);
+        this.dropped.delete(pid);
         this.heldExecs.delete(pid);
         if (this.goPids.delete(pid)) this.source.forgetGo(pid);
         this.forgetMaskers(pid);
@@ -295,8 +311,11 @@ export class LiveSession {
       case T.LOUPE_EV_TCP_STATE: // runs in softirq context: its pid is whoever was on the CPU
         out.push(record);
         return;
-      default:
-        if (!this.known.has(pid)) this.firstSight(pid, out, record.readBigUInt64LE(TS_AT));
+      default: {
+        const ts = record.readBigUInt64LE(TS_AT);
+        if (ts > this.lastTs) this.lastTs = ts;
+        if (this.dropped.size > 0 && this.droppedRecord(pid, ts)) return;
+        if (!this.known.has(pid)) this.firstSight(pid, out, ts);
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
           const missing = readU64Number(record, BYTES_AT) - captured;
@@ -306,7 +325,22 @@ export class LiveSession {
           this.forgetMaskers(pid, record.readBigUInt64LE(CLOSE_COOKIE_AT));
         }
         out.push(record);
+      }
     }
+  }
+
+  /** A record of a process --exe did not choose, made while it was pending: not for the output. */
+  private droppedRecord(pid: number, ts: bigint): boolean {
+    const until = this.dropped.get(pid);
+    if (until === undefined) return false;
+    if (ts <= until) return true;
+    this.dropped.delete(pid); // made after it left the filter: another process has the pid now
+    return false;
+  }
+
+  /** Entries no record can need: records a second younger than their time have come through already. */
+  private sweepDropped(): void {
+    for (const [pid, until] of this.dropped) if (this.lastTs > until + 1_000_000_000n) this.dropped.delete(pid);
   }
 
   private masker(pid: number, record: Buffer): StreamMasker {

@@ -286,6 +286,20 @@ export class LiveSource {
     this.agent?.selectPid(pid, true);
   }
 
+  /** Take a process out of the kernel's filter (an exec --exe does not match); the kernel's monotonic time just after. */
+  unwatchPid(pid: number): bigint {
+    this.agent?.selectPid(pid, false);
+    return loadAddon().clocks().monotonic;
+  }
+
+  /**
+   * Whether the kernel side watched this process as pending since its exec
+   * (selectByExec), waiting for the agent's decision; the mark is cleared.
+   */
+  takePending(pid: number): boolean {
+    return this.agent?.takePending(pid) ?? false;
+  }
+
   /** Detach at once, then deliver every record still in the ring buffer before resolving. */
   async stop(): Promise<void> {
     const agent = this.agent;

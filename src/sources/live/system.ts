@@ -31,6 +31,8 @@ export interface NativeAgent {
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   /** Set or clear a pid's bit in the kernel side's pid filter (atomically: the kernel side changes it too). */
   selectPid(pid: number, on: boolean): void;
+  /** Clear a pid's bit in the pending bitmap (--exe: watched from exec until decided); whether it was set. */
+  takePending(pid: number): boolean;
   mapDelete(map: string, key: Buffer): boolean;
   start(onBatch: (batch: Buffer | null) => void): void;
   close(): void;
