@@ -474,6 +474,56 @@ ${ACCEPT_TWO_THEN_DONE}
       expect(spans.filter((s) => s.kind === 'server'), 'the server is not selected').toEqual([]);
     }, 60_000);
 
+    it('watches what a program --exe chooses forked before the agent decided', async () => {
+      const dir = tempDir();
+      const python = path.join(dir, 'loupe-exe-forker');
+      fs.symlinkSync(spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim(), python);
+      const listener = spawn('python3', ['-c', `
+import socket, sys
+listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
+print(listener.getsockname()[1], flush=True)
+conn, _ = listener.accept(); conn.recv(64); conn.close()
+print('done', flush=True)
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const port = Number((await waitFor(listener, 'stdout', /\d+\n/)).trim());
+      const capture = path.join(dir, 'forker.loupe');
+      const { agent } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-forker$']);
+      let forker: ChildProcess | undefined;
+      let childPid = 0;
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        await new Promise((r) => setTimeout(r, 300));
+        // The agent stopped: the program forks while it is pending, before the agent has chosen it.
+        process.kill(agent.pid!, 'SIGSTOP');
+        try {
+          forker = spawn(python, ['-c', `
+import os, socket, sys
+child = os.fork()
+if child == 0:
+    sys.stdin.readline()
+    with socket.create_connection(('127.0.0.1', ${port})) as s:
+        s.sendall(b'from the child')
+    os._exit(0)
+print(child, flush=True)
+os.waitpid(child, 0)
+`], { stdio: ['pipe', 'pipe', 'inherit'] });
+          childPid = Number((await waitFor(forker, 'stdout', /\d+\n/)).trim());
+        } finally {
+          process.kill(agent.pid!, 'SIGCONT');
+        }
+        await new Promise((r) => setTimeout(r, 300)); // the agent decides on the exec
+        const done = waitFor(listener, 'stdout', /done/);
+        forker.stdin!.write('go\n');
+        await done;
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        agent.kill('SIGINT');
+        for (const c of [listener, forker]) c?.kill();
+      }
+      expect(await exited(agent)).toBe(0);
+      expect(payloads(recordsOf(capture), childPid, 'egress')).toEqual(['from the child']);
+    }, 60_000);
+
     it('adds a process whose executable matches --exe when it starts, and not one that does not', async () => {
       const dir = tempDir();
       const python = path.join(dir, 'loupe-exe-match');

@@ -22,7 +22,7 @@ import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
-import { allPids, processInfo } from '../sources/live/procfs';
+import { allPids, childrenOf, processInfo } from '../sources/live/procfs';
 import { StreamMasker } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
 import type { ExportOptions } from '../export/exporters';
@@ -289,6 +289,8 @@ export class LiveSession {
             // A pending process is in the kernel's filter already, or has exited and left it: its pid may be another's next.
             if (!pending) this.source.watchPid(pid);
           }
+          // What it forked while pending did not inherit the filter (the kernel side could not know it would be chosen).
+          if (pending) for (const child of childrenOf(pid)) this.watchChild(child);
         }
         this.considerGo(pid);
         this.considerTls(pid);
@@ -327,6 +329,12 @@ export class LiveSession {
         out.push(record);
       }
     }
+  }
+
+  private watchChild(pid: number): void {
+    if (this.selected.has(pid)) return;
+    this.selected.add(pid);
+    this.source.watchPid(pid);
   }
 
   /** A record of a process --exe did not choose, made while it was pending: not for the output. */

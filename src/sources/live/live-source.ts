@@ -33,7 +33,7 @@ export interface LiveOptions {
   /**
    * Keep the agent's threads on these CPUs. On a small host this keeps its
    * bursts of work off the CPU a watched service is on (bench/live: steady-rate
-   * p99 +1.5 ms unpinned, none pinned).
+   * p99 +1.1 to +1.4 ms unpinned, none pinned).
    */
   cpus?: number[];
 }

@@ -70,6 +70,21 @@ export function processInfo(pid: number, seenAtNs?: bigint): ProcessInfo | undef
   return info;
 }
 
+/** The processes a process has forked and that still run (from any of its threads). */
+export function childrenOf(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const children: number[] = [];
+  for (const tid of tasks) {
+    for (const child of (read(`/proc/${pid}/task/${tid}/children`) ?? '').split(' ')) if (child) children.push(Number(child));
+  }
+  return children;
+}
+
 /** Every pid now running. */
 export function allPids(): number[] {
   return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
