@@ -41,31 +41,44 @@ struct {
  * neither can undo the other's change to a shared word.
  */
 #define LOUPE_PID_WORDS ((4 * 1024 * 1024) / 64)
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LOUPE_PID_WORDS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, __u64);
-} loupe_pids SEC(".maps");
+#define LOUPE_PID_BITMAP(name)                       \
+	struct {                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY);    \
+		__uint(max_entries, LOUPE_PID_WORDS); \
+		__uint(map_flags, BPF_F_MMAPABLE);   \
+		__type(key, __u32);                  \
+		__type(value, __u64);                \
+	} name SEC(".maps")
 
-static __always_inline int pid_selected(__u32 pid)
+LOUPE_PID_BITMAP(loupe_pids);
+
+static __always_inline int pid_bit(void *bitmap, __u32 pid)
 {
 	__u32 word = pid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loupe_pids, &word);
+	__u64 *bits = bpf_map_lookup_elem(bitmap, &word);
 	return bits && ((*bits >> (pid % 64)) & 1);
 }
 
-static __always_inline void pid_select(__u32 pid, int on)
+static __always_inline void pid_bit_set(void *bitmap, __u32 pid, int on)
 {
 	__u32 word = pid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loupe_pids, &word);
+	__u64 *bits = bpf_map_lookup_elem(bitmap, &word);
 	if (!bits)
 		return;
 	if (on)
 		__sync_fetch_and_or(bits, 1ULL << (pid % 64));
 	else
 		__sync_fetch_and_and(bits, ~(1ULL << (pid % 64)));
+}
+
+static __always_inline int pid_selected(__u32 pid)
+{
+	return pid_bit(&loupe_pids, pid);
+}
+
+static __always_inline void pid_select(__u32 pid, int on)
+{
+	pid_bit_set(&loupe_pids, pid, on);
 }
 
 /* Ports to watch (either end of a connection) when config.filter_ports is on. */

@@ -14,20 +14,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * takes each bit back (atomically, through the map mmapped) when it decides:
  * the bit tells it whether what came before is the process's own to drop.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LOUPE_PID_WORDS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, __u64);
-} loupe_pending SEC(".maps");
-
-static __always_inline int pid_pending(__u32 pid)
-{
-	__u32 word = pid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loupe_pending, &word);
-	return bits && ((*bits >> (pid % 64)) & 1);
-}
+LOUPE_PID_BITMAP(loupe_pending);
 
 SEC("tracepoint/sched/sched_process_fork")
 int process_fork(struct trace_event_raw_sched_process_fork *ctx)
@@ -35,15 +22,15 @@ int process_fork(struct trace_event_raw_sched_process_fork *ctx)
 	struct loupe_config *cfg = loupe_cfg();
 	__u32 parent = ctx->parent_pid;
 	__u32 child = ctx->child_pid;
-	/* Not a child of a process still pending: the agent may yet drop its parent, and would not know of it. */
-	if (cfg && cfg->filter_pids && pid_selected(parent) && !pid_pending(parent))
+	/* Not the child of a process still pending: the agent may yet drop the parent. If it keeps it, it adds the children from /proc. */
+	if (cfg && cfg->filter_pids && pid_selected(parent) && !pid_bit(&loupe_pending, parent))
 		pid_select(child, 1);
 	return 0;
 }
 
 /*
  * Every exec is reported, watched or not: selecting processes by executable
- * (`--exe`) is decided in user space, which then adds the pid to the filter.
+ * (`--exe`) is decided in user space, from this record.
  */
 SEC("tracepoint/sched/sched_process_exec")
 int process_exec(struct trace_event_raw_sched_process_exec *ctx)
@@ -71,12 +58,8 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	 * as often.
 	 */
 	if (cfg->exec_select && cfg->filter_pids && !pid_selected(pid)) {
-		__u32 word = pid / 64;
-		__u64 *bits = bpf_map_lookup_elem(&loupe_pending, &word);
-		if (bits) {
-			__sync_fetch_and_or(bits, 1ULL << (pid % 64));
-			pid_select(pid, 1);
-		}
+		pid_bit_set(&loupe_pending, pid, 1);
+		pid_select(pid, 1);
 	}
 	emit_waking(&ev, sizeof(ev), cfg->exec_select);
 	return 0;

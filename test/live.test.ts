@@ -381,6 +381,22 @@ describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).statu
     const payloads = (records: Rec[], pid: number, dir: string) => records.filter((r) => r.type === 'data' && r.pid === pid && r.dir === dir).map((r) => r.data ?? Buffer.from(r.dataB64!, 'base64').toString());
     /** Python lines: take two connections on `listener`, read each, then print done. */
     const ACCEPT_TWO_THEN_DONE = ['for _ in range(2):', '    conn, _ = listener.accept()', '    conn.recv(64); conn.close()', "print('done', flush=True)"].join('\n');
+    /** A Python listener on a free port that takes `count` connections, reads each, then prints done. */
+    const listenerTaking = async (count: number) => {
+      const listener = spawn('python3', ['-c', `
+import socket, sys
+listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
+print(listener.getsockname()[1], flush=True)
+${ACCEPT_TWO_THEN_DONE.replace('range(2)', `range(${count})`)}
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      return { listener, port: Number((await waitFor(listener, 'stdout', /\d+\n/)).trim()) };
+    };
+    /** python3 under another name, in `dir`: its exec record names it so. */
+    const pythonNamed = (dir: string, name: string) => {
+      const link = path.join(dir, name);
+      fs.symlinkSync(spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim(), link);
+      return link;
+    };
     // Waits for a line, then sends `message` to PORT and prints its pid when done.
     const sender = (python: string, port: number, message: string, env: NodeJS.ProcessEnv = process.env) => spawn(python, ['-c', `
 import os, socket, sys
@@ -476,16 +492,8 @@ ${ACCEPT_TWO_THEN_DONE}
 
     it('watches what a program --exe chooses forked before the agent decided', async () => {
       const dir = tempDir();
-      const python = path.join(dir, 'loupe-exe-forker');
-      fs.symlinkSync(spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim(), python);
-      const listener = spawn('python3', ['-c', `
-import socket, sys
-listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
-print(listener.getsockname()[1], flush=True)
-conn, _ = listener.accept(); conn.recv(64); conn.close()
-print('done', flush=True)
-`], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const port = Number((await waitFor(listener, 'stdout', /\d+\n/)).trim());
+      const python = pythonNamed(dir, 'loupe-exe-forker');
+      const { listener, port } = await listenerTaking(1);
       const capture = path.join(dir, 'forker.loupe');
       const { agent } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-forker$']);
       let forker: ChildProcess | undefined;
@@ -526,15 +534,8 @@ os.waitpid(child, 0)
 
     it('adds a process whose executable matches --exe when it starts, and not one that does not', async () => {
       const dir = tempDir();
-      const python = path.join(dir, 'loupe-exe-match');
-      fs.symlinkSync(spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim(), python);
-      const listener = spawn('python3', ['-c', `
-import socket, sys
-listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
-print(listener.getsockname()[1], flush=True)
-${ACCEPT_TWO_THEN_DONE}
-`], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const port = Number((await waitFor(listener, 'stdout', /\d+\n/)).trim());
+      const python = pythonNamed(dir, 'loupe-exe-match');
+      const { listener, port } = await listenerTaking(2);
       const capture = path.join(dir, 'exe.loupe');
       const { agent } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-match$']);
       let matched: ChildProcess | undefined;
