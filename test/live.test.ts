@@ -273,6 +273,32 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, spans to a file${skipReason ? `
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason))(`live eBPF, trees as they come${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('prints a trace\'s tree once it has been quiet 2 s, while running and with nothing else happening', async () => {
+    const port = await freePort();
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { agent } = startAgent(['run', '--port', String(port)]); // the default format: tree
+    let out = '';
+    agent.stdout!.on('data', (c) => (out += c));
+    try {
+      await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached \d+ programs/)]);
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/quiet/1`]).status).toBe(0);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(out, 'not before it has been quiet 2 s').toBe('');
+      for (let i = 0; i < 40 && !out.includes('/quiet/1'); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(agent.exitCode, 'the agent is still running').toBeNull();
+      expect(out).toMatch(/^trace [0-9a-f]{32} {2}2 spans/);
+      expect(out).toContain(`curl CLIENT GET http://127.0.0.1:${port}/quiet/1 -> 200`);
+      expect(out).toContain('node SERVER GET /quiet/1 -> 200');
+    } finally {
+      agent.kill('SIGINT');
+      server.kill();
+    }
+    expect(await exited(agent)).toBe(0);
+    expect(out.match(/^trace /gm), 'printed once').toHaveLength(1);
+  }, 60_000);
+});
+
 describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   /** Cpus_allowed_list of each thread of a process. */
   const threadCpus = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1]);

@@ -63,7 +63,8 @@ Usage:
            [--no-redact] [--cpus LIST] [--quiet]
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
-      to stdout or OUT; --record also writes the capture it consumed, so
+      to stdout or OUT as they come (tree: a trace once quiet for 2 s;
+      jsonl: a span as it ends); --record also writes the capture it consumed, so
       replaying it gives the same spans byte for byte. With no --pid, --exe
       or --port every process is watched (but the agent itself). HTTPS
       plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);

@@ -38,3 +38,47 @@ export class TreeSpanSink {
     return renderTree(this.spans);
   }
 }
+
+/**
+ * A live run's trees: each trace printed once it has been quiet — no span of
+ * it ended — for `quietNs` of event time, so an agent that runs for days
+ * neither holds every span nor prints nothing until it stops. A span that
+ * comes later still prints, as a tree of its own under the same trace id.
+ */
+export class StreamingTreeSink {
+  /** Open traces, least recently added to first (a trace moves to the end with each span). */
+  private readonly open = new Map<string, { spans: Span[]; lastEndNs: bigint }>();
+
+  constructor(private readonly write: (text: string) => void, private readonly quietNs: bigint) {}
+
+  onSpan(span: Span): void {
+    const trace = this.open.get(span.traceId);
+    if (!trace) {
+      this.open.set(span.traceId, { spans: [span], lastEndNs: span.endNs });
+      return;
+    }
+    trace.spans.push(span);
+    if (span.endNs > trace.lastEndNs) trace.lastEndNs = span.endNs;
+    this.open.delete(span.traceId);
+    this.open.set(span.traceId, trace);
+  }
+
+  /** Print the traces quiet since `nowNs - quietNs`; the oldest first, stopping at the first still busy. */
+  flushQuiet(nowNs: bigint): void {
+    const ready: Span[] = [];
+    for (const [id, trace] of this.open) {
+      if (trace.lastEndNs + this.quietNs > nowNs) break;
+      for (const span of trace.spans) ready.push(span);
+      this.open.delete(id);
+    }
+    if (ready.length) this.write(renderTree(ready));
+  }
+
+  /** Print every trace still open. */
+  flushAll(): void {
+    const all: Span[] = [];
+    for (const trace of this.open.values()) for (const span of trace.spans) all.push(span);
+    this.open.clear();
+    if (all.length) this.write(renderTree(all));
+  }
+}

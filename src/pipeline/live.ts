@@ -70,6 +70,8 @@ const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
 const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
 const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
+/** A live run's tree output prints a trace once no span of it has ended for this long. */
+const TREE_QUIET_NS = 2_000_000_000n;
 /** Maskers kept (one per socket direction); the least recently used go first past this. */
 const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
@@ -104,6 +106,7 @@ export class LiveSession {
   private spool: Buffer[] = [];
   private spoolBytes = 0;
   private failure: Error | undefined;
+  private treeTimer: NodeJS.Timeout | undefined;
   private output!: ChunkedOutput;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
   /** Go programs instrumented (or refused), in the order they were found. */
@@ -161,7 +164,16 @@ export class LiveSession {
     this.header.config.lockdown = started.lockdown;
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
-    this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined);
+    this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
+    if (this.options.format === 'tree') {
+      // Also when nothing moves: a host quiet after one request still shows its trace. Kernel time, the records' clock.
+      this.treeTimer = setInterval(() => {
+        if (this.failure) return;
+        this.replay.flushQuiet(this.source.kernelNow());
+        this.output.flush();
+      }, 1000);
+      this.treeTimer.unref();
+    }
     for (const pid of this.initialPids) {
       this.considerGo(pid);
       this.considerTls(pid);
@@ -259,6 +271,7 @@ export class LiveSession {
         out.length = 0;
       }
       if (this.dropped.size > 0) this.sweepDropped();
+      this.replay.flushQuiet();
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
       this.output.flush(); // what a batch made is seen now, not a chunk later
@@ -429,6 +442,7 @@ export class LiveSession {
    * then the records.
    */
   async stop(): Promise<ReplaySummary> {
+    clearInterval(this.treeTimer);
     await this.goSettled();
     this.injected = this.source.injectCounts();
     await this.source.stop();

@@ -39,6 +39,10 @@ export class Pipeline {
   private readonly tracker: ConnectionTracker;
   /** Virtual clock: the latest event time seen. Timeouts run on it, never on the wall clock. */
   private now = 0n;
+  /** The virtual clock: the latest event time seen. */
+  get clock(): bigint {
+    return this.now;
+  }
   private nextIdleSweep = 0n;
   /** A connection nothing moved on for this long is forgotten (its close was lost). */
   private readonly idleTimeoutNs = 300_000_000_000n;

@@ -9,7 +9,7 @@ import { openCapture } from '../sources/capture-file';
 import { JsonlSpanSink } from '../export/jsonl';
 import { OtlpSpanConverter, otlpJson } from '../export/otlp';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { TreeSpanSink } from '../export/tree';
+import { StreamingTreeSink, TreeSpanSink } from '../export/tree';
 import type { Span } from '../correlator/span';
 import { Pipeline, type PipelineStats, type SpanSink } from './pipeline';
 import { Exporters, type ExportOptions } from '../export/exporters';
@@ -34,6 +34,8 @@ export class Replay {
   /** otlp-json: spans converted as they end, so each names the process its pid named then (a pid can be reused). */
   private readonly readable: ReadableSpan[] = [];
   private readonly tree = new TreeSpanSink();
+  /** Live tree output: traces printed as they go quiet (see `streamTrees`). */
+  private readonly streamingTree: StreamingTreeSink | undefined;
 
   readonly exporters: Exporters | undefined;
 
@@ -43,12 +45,15 @@ export class Replay {
     private readonly format: ReplayFormat | 'spans',
     private readonly write: (text: string) => void,
     exports?: ExportOptions,
+    /** tree: print each trace once quiet this long in event time (`flushQuiet`), not all at finish. A live run's choice. */
+    streamTrees?: bigint,
   ) {
     const boot = BigInt(header.bootTimeNs);
     let otlp: OtlpSpanConverter | undefined;
+    if (format === 'tree' && streamTrees !== undefined) this.streamingTree = new StreamingTreeSink(write, streamTrees);
     const sink =
       format === 'jsonl' ? new JsonlSpanSink(write, boot)
-      : format === 'tree' ? this.tree
+      : format === 'tree' ? this.streamingTree ?? this.tree
       : format === 'otlp-json' ? { onSpan: (span: Span) => this.readable.push((otlp ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span)) }
       : { onSpan: (span: Span) => this.collected.push(span) };
     const sinks: SpanSink[] = [sink];
@@ -96,9 +101,15 @@ export class Replay {
     this.pipeline.push(events);
   }
 
+  /** Streamed trees: print the traces that have gone quiet by `nowNs` (default: the latest event's time). */
+  flushQuiet(nowNs = this.pipeline.clock): void {
+    this.streamingTree?.flushQuiet(nowNs);
+  }
+
   finish(): ReplaySummary {
     this.pipeline.finish();
-    if (this.format === 'tree') this.write(this.tree.render());
+    if (this.streamingTree) this.streamingTree.flushAll();
+    else if (this.format === 'tree') this.write(this.tree.render());
     if (this.format === 'otlp-json') this.write(`${otlpJson(this.readable)}\n`);
     return {
       records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats,

@@ -289,6 +289,11 @@ export class LiveSource {
   /** Take a process out of the kernel's filter (an exec --exe does not match); the kernel's monotonic time just after. */
   unwatchPid(pid: number): bigint {
     this.agent?.selectPid(pid, false);
+    return this.kernelNow();
+  }
+
+  /** The clock of the records' times (CLOCK_MONOTONIC) now. */
+  kernelNow(): bigint {
     return loadAddon().clocks().monotonic;
   }
 

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import type { Span } from '../correlator/span';
+import { renderTree, StreamingTreeSink } from './tree';
+
+const MS = 1_000_000n;
+
+function span(trace: string, id: string, parent: string, startMs: number, endMs: number, name: string): Span {
+  return {
+    traceId: trace.repeat(32).slice(0, 32), spanId: id.repeat(16).slice(0, 16), parentSpanId: parent ? parent.repeat(16).slice(0, 16) : '',
+    parentIsRemote: false, traceState: '', name, kind: parent ? 'client' : 'server', startNs: BigInt(startMs) * MS, endNs: BigInt(endMs) * MS,
+    service: 'svc', pid: 1, attributes: {}, status: { code: 'unset' },
+  };
+}
+
+describe('streaming trees (a live run)', () => {
+  it('prints each trace once it has been quiet long enough, oldest first, and the rest at the end', () => {
+    const out: string[] = [];
+    const sink = new StreamingTreeSink((t) => out.push(t), 2000n * MS);
+    const a1 = span('a', '1', '', 0, 100, 'GET /a');
+    const b1 = span('b', '2', '', 50, 900, 'GET /b');
+    const a2 = span('a', '3', '1', 10, 1500, 'GET /a-child'); // a's child ends last: a is busy until 1500
+    const c1 = span('c', '4', '', 3000, 3100, 'GET /c');
+    for (const s of [a1, b1, a2, c1]) sink.onSpan(s);
+
+    sink.flushQuiet(3000n * MS); // b quiet since 900; a only since 1500
+    expect(out).toEqual([renderTree([b1])]);
+    sink.flushQuiet(3499n * MS);
+    expect(out).toHaveLength(1);
+    sink.flushQuiet(3500n * MS);
+    expect(out).toEqual([renderTree([b1]), renderTree([a1, a2])]);
+
+    const late = span('a', '5', '1', 20, 3600, 'GET /late'); // after its trace printed: a tree of its own
+    sink.onSpan(late);
+    sink.flushAll();
+    expect(out.slice(2)).toEqual([renderTree([c1, late])]);
+    sink.flushAll();
+    expect(out, 'nothing twice').toHaveLength(3);
+  });
+});
