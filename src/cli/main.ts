@@ -440,6 +440,12 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
       if (!cmd.quiet) io.err(error ? `loupe: no TLS probes on ${lib} (pid ${pid}): ${error}\n` : `loupe: TLS plaintext also from ${lib} (loaded by pid ${pid})\n`);
     },
   });
+  // Listening before "attached" is said: whoever reads that may signal at once, and Node's first
+  // SIGINT listener takes a few ms to set up (until then a SIGINT kills the agent, exit by signal).
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  process.once('SIGINT', requestStop);
+  process.once('SIGTERM', requestStop);
   let started;
   try {
     started = session.start();
@@ -469,12 +475,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     last = { t: now, records: session.progress.records };
     io.err(`loupe: recording: ${session.progress.records} records (${Math.round(rate)}/s), ${session.progress.lost} lost, ${session.progress.spans} spans\n`);
   }, 1000) : undefined;
-  await new Promise<void>((resolve) => {
-    const done = () => resolve();
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-    if (cmd.duration !== undefined) setTimeout(done, cmd.duration * 1000).unref();
-  });
+  if (cmd.duration !== undefined) setTimeout(requestStop, cmd.duration * 1000).unref();
+  await stopRequested;
   if (progress) clearInterval(progress);
   const summary = await session.stop();
   file?.close();
