@@ -273,7 +273,35 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, spans to a file${skipReason ? `
   }, 60_000);
 });
 
-describe.skipIf(Boolean(skipReason))(`live eBPF, trees as they come${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+describe.skipIf(Boolean(skipReason))(`live eBPF, output as it comes${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('writes OTLP JSON as a request line each second of what ended, not one document at the end', async () => {
+    const port = await freePort();
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { agent } = startAgent(['run', '--port', String(port), '--format', 'otlp-json']);
+    let out = '';
+    agent.stdout!.on('data', (c) => (out += c));
+    type Request = { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; kind: number; attributes: Array<{ key: string; value: { stringValue?: string } }> }> }> }> };
+    const spansOf = (line: string) => (JSON.parse(line) as Request).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+    const paths = (text: string) => text.trim().split('\n').filter(Boolean).flatMap(spansOf)
+      .flatMap((s) => s.attributes.filter((a) => a.key === 'url.path' || a.key === 'url.full').map((a) => new URL(a.value.stringValue!, 'http://x').pathname));
+    try {
+      await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached \d+ programs/)]);
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/first`]).status).toBe(0);
+      for (let i = 0; i < 30 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(agent.exitCode, 'the agent is still running').toBeNull();
+      expect(paths(out)).toEqual(['/first', '/first']); // curl's span and the server's
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/second`]).status).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      agent.kill('SIGINT');
+      server.kill();
+    }
+    expect(await exited(agent)).toBe(0);
+    const lines = out.trim().split('\n');
+    expect(lines.length, 'a line per flush').toBe(2);
+    expect(paths(out)).toEqual(['/first', '/first', '/second', '/second']);
+  }, 60_000);
+
   it('prints a trace\'s tree once it has been quiet 2 s, while running and with nothing else happening', async () => {
     const port = await freePort();
     const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -64,7 +64,8 @@ Usage:
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
       to stdout or OUT as they come (tree: a trace once quiet for 2 s;
-      jsonl: a span as it ends); --record also writes the capture it consumed, so
+      jsonl: a span as it ends; otlp-json: a request line each second);
+      --record also writes the capture it consumed, so
       replaying it gives the same spans byte for byte. With no --pid, --exe
       or --port every process is watched (but the agent itself). HTTPS
       plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);

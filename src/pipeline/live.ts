@@ -106,7 +106,7 @@ export class LiveSession {
   private spool: Buffer[] = [];
   private spoolBytes = 0;
   private failure: Error | undefined;
-  private treeTimer: NodeJS.Timeout | undefined;
+  private outputTimer: NodeJS.Timeout | undefined;
   private output!: ChunkedOutput;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
   /** Go programs instrumented (or refused), in the order they were found. */
@@ -165,14 +165,16 @@ export class LiveSession {
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
     this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
-    if (this.options.format === 'tree') {
-      // Also when nothing moves: a host quiet after one request still shows its trace. Kernel time, the records' clock.
-      this.treeTimer = setInterval(() => {
+    if (this.options.format === 'tree' || this.options.format === 'otlp-json') {
+      // Each second, also when nothing moves (a host quiet after one request still shows its trace):
+      // trees gone quiet by kernel time (the records' clock), OTLP JSON a request line of what ended.
+      this.outputTimer = setInterval(() => {
         if (this.failure) return;
         this.replay.flushQuiet(this.source.kernelNow());
+        this.replay.flushOtlpJson();
         this.output.flush();
       }, 1000);
-      this.treeTimer.unref();
+      this.outputTimer.unref();
     }
     for (const pid of this.initialPids) {
       this.considerGo(pid);
@@ -442,7 +444,7 @@ export class LiveSession {
    * then the records.
    */
   async stop(): Promise<ReplaySummary> {
-    clearInterval(this.treeTimer);
+    clearInterval(this.outputTimer);
     await this.goSettled();
     this.injected = this.source.injectCounts();
     await this.source.stop();

@@ -33,6 +33,8 @@ export class Replay {
   private readonly collected: Span[] = [];
   /** otlp-json: spans converted as they end, so each names the process its pid named then (a pid can be reused). */
   private readonly readable: ReadableSpan[] = [];
+  /** otlp-json lines written before finish (a live run's, flushOtlpJson). */
+  private otlpLines = 0;
   private readonly tree = new TreeSpanSink();
   /** Live tree output: traces printed as they go quiet (see `streamTrees`). */
   private readonly streamingTree: StreamingTreeSink | undefined;
@@ -106,11 +108,24 @@ export class Replay {
     this.streamingTree?.flushQuiet(nowNs);
   }
 
+  /**
+   * otlp-json, for a live run: the spans ended since the last call as one
+   * request, a JSON line (as the OpenTelemetry Collector's file exporter
+   * writes them), and forgotten.
+   */
+  flushOtlpJson(): void {
+    if (this.format !== 'otlp-json' || this.readable.length === 0) return;
+    this.write(`${otlpJson(this.readable)}\n`);
+    this.readable.length = 0;
+    this.otlpLines++;
+  }
+
   finish(): ReplaySummary {
     this.pipeline.finish();
     if (this.streamingTree) this.streamingTree.flushAll();
     else if (this.format === 'tree') this.write(this.tree.render());
-    if (this.format === 'otlp-json') this.write(`${otlpJson(this.readable)}\n`);
+    // One document for a replay (empty when no span came); a live run's last line, if any span is left.
+    if (this.format === 'otlp-json' && (this.readable.length > 0 || this.otlpLines === 0)) this.write(`${otlpJson(this.readable)}\n`);
     return {
       records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats,
       ...(this.exporters ? { exporters: this.exporters } : {}),
