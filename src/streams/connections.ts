@@ -68,18 +68,48 @@ export interface TrackerOptions {
 }
 
 export class ConnectionTracker {
-  private readonly byFd = new Map<string, Connection>();
-
-  /** The connection key of an event's socket. */
-  private keyOf(ev: { pid: number; fd: number; cookie: bigint }): string {
-    return ev.cookie !== 0n ? `${ev.pid}#${ev.cookie}` : `${ev.pid}:${ev.fd}`;
-  }
+  /**
+   * Open connections by pid, then by socket: its cookie, or -1 - fd without one. Two levels, not a
+   * string key: a key string made from a BigInt cookie cost 150 ns per record. Each inner map is in
+   * id order (a connection goes in when made), which is the order closes are said in.
+   */
+  private readonly byPid = new Map<number, Map<bigint | number, Connection>>();
+  private count = 0;
   private nextId = 1;
 
   constructor(private readonly listener: ConnectionListener, private readonly options: TrackerOptions = {}) {}
 
+  private static socketOf(ev: { fd: number; cookie: bigint }): bigint | number {
+    return ev.cookie !== 0n ? ev.cookie : -1 - ev.fd;
+  }
+
+  private lookup(ev: { pid: number; fd: number; cookie: bigint }): Connection | undefined {
+    return this.byPid.get(ev.pid)?.get(ConnectionTracker.socketOf(ev));
+  }
+
+  private insert(conn: Connection): void {
+    let ofPid = this.byPid.get(conn.pid);
+    if (!ofPid) this.byPid.set(conn.pid, (ofPid = new Map()));
+    ofPid.set(ConnectionTracker.socketOf(conn), conn);
+    this.count++;
+  }
+
+  private remove(conn: Connection): void {
+    const ofPid = this.byPid.get(conn.pid);
+    if (!ofPid?.delete(ConnectionTracker.socketOf(conn))) return;
+    this.count--;
+    if (ofPid.size === 0) this.byPid.delete(conn.pid);
+  }
+
+  /** Every open connection, in id order. */
+  private all(): Connection[] {
+    const all: Connection[] = [];
+    for (const ofPid of this.byPid.values()) for (const conn of ofPid.values()) all.push(conn);
+    return all.sort((a, b) => a.id - b.id);
+  }
+
   get open(): number {
-    return this.byFd.size;
+    return this.count;
   }
 
   handle(ev: Event): void {
@@ -91,15 +121,14 @@ export class ConnectionTracker {
         this.onData(ev);
         break;
       case 'sock_close': {
-        const key = this.keyOf(ev);
-        const conn = this.byFd.get(key);
+        const conn = this.lookup(ev);
         if (!conn) break;
         conn.fds.delete(ev.fd);
-        if (conn.fds.size === 0) this.close(key, conn, ev.ts);
+        if (conn.fds.size === 0) this.close(conn, ev.ts);
         break;
       }
       case 'proc_exit':
-        for (const [key, conn] of this.byFd) if (conn.pid === ev.pid) this.close(key, conn, ev.ts);
+        for (const conn of [...(this.byPid.get(ev.pid)?.values() ?? [])]) this.close(conn, ev.ts);
         break;
       default:
         break;
@@ -107,9 +136,8 @@ export class ConnectionTracker {
   }
 
   private onOpen(ev: SockOpenEvent): void {
-    const key = this.keyOf(ev);
-    const old = this.byFd.get(key);
-    if (old) this.close(key, old, ev.ts);
+    const old = this.lookup(ev);
+    if (old) this.close(old, ev.ts);
     // Role unknown: the kernel side met this socket mid-life (opened before the capture began).
     const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, ev.role === 'unknown');
     conn.role = ev.role;
@@ -117,7 +145,7 @@ export class ConnectionTracker {
     conn.remote = ev.remote;
     const configured = this.configuredProtocol(conn);
     if (configured) this.attach(conn, configured);
-    this.byFd.set(key, conn);
+    this.insert(conn);
     this.listener.onOpen?.(conn);
   }
 
@@ -129,12 +157,11 @@ export class ConnectionTracker {
   }
 
   private onData(ev: DataEvent): void {
-    const key = this.keyOf(ev);
-    let conn = this.byFd.get(key);
+    let conn = this.lookup(ev);
     if (!conn) {
       // The capture began after this connection opened: learn what we can from the bytes.
       conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, true);
-      this.byFd.set(key, conn);
+      this.insert(conn);
       this.listener.onOpen?.(conn);
     }
     conn.fds.add(ev.fd);
@@ -236,8 +263,8 @@ export class ConnectionTracker {
     return (conn.local && ports.get(conn.local.port)) || (conn.remote && ports.get(conn.remote.port)) || undefined;
   }
 
-  private close(key: string, conn: Connection, ts: bigint): void {
-    this.byFd.delete(key);
+  private close(conn: Connection, ts: bigint): void {
+    this.remove(conn);
     conn.lastTs = ts;
     conn.parser?.end(ts);
     this.listener.onClose(conn, ts, 'closed');
@@ -245,9 +272,9 @@ export class ConnectionTracker {
 
   /** Forget connections nothing moved on since `before` (their close was never seen). */
   expireIdle(before: bigint, now: bigint): void {
-    for (const [key, conn] of this.byFd) {
+    for (const conn of this.all()) {
       if (conn.lastTs >= before) continue;
-      this.byFd.delete(key);
+      this.remove(conn);
       conn.parser?.end(now);
       this.listener.onClose(conn, now, 'idle');
     }
@@ -255,9 +282,8 @@ export class ConnectionTracker {
 
   /** End of input: close everything still open, in id order so output does not depend on map history. */
   finish(ts: bigint): void {
-    const all = [...this.byFd.entries()].sort((a, b) => a[1].id - b[1].id);
-    for (const [key, conn] of all) {
-      this.byFd.delete(key);
+    for (const conn of this.all()) {
+      this.remove(conn);
       this.listener.onClose(conn, ts, 'captureEnd');
     }
   }
