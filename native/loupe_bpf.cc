@@ -560,6 +560,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
       else if (errno != ESRCH) failure = errno;  // ESRCH: the thread ended meanwhile
     }
     closedir(tasks);
+    if (failure == EINVAL) throw Napi::Error::New(env, "cannot pin the agent's threads: none of those CPUs is allowed to it (a cgroup cpuset?)");
     if (failure) throw Napi::Error::New(env, "cannot pin the agent's threads: " + std::string(strerror(failure)));
     return Napi::Number::New(env, pinned);
   }

@@ -355,6 +355,22 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
     expect(out().split('\n').filter((l) => l.includes('"kind":"server"') && l.includes('/pinned'))).toHaveLength(1);
   }, 60_000);
 
+  const cpusetV1 = '/sys/fs/cgroup/cpuset';
+  it.skipIf(lastCpu === '0' || !fs.existsSync(path.join(cpusetV1, 'cpuset.cpus')))(
+    'says why when the CPUs named are not allowed to it (a cpuset), and exits 3', async () => {
+      const dir = path.join(cpusetV1, `loupe-test-${process.pid}`);
+      fs.mkdirSync(dir);
+      try {
+        fs.writeFileSync(path.join(dir, 'cpuset.mems'), fs.readFileSync(path.join(cpusetV1, 'cpuset.mems')));
+        fs.writeFileSync(path.join(dir, 'cpuset.cpus'), '0');
+        const r = spawnSync('sh', ['-c', `echo $$ > ${dir}/cgroup.procs && exec node ${CLI} run --cpus ${lastCpu} --duration 1`], { encoding: 'utf8' });
+        expect(r.stderr).toMatch(/cannot run here: cannot pin the agent's threads: none of those CPUs is allowed to it \(a cgroup cpuset\?\)/);
+        expect(r.status).toBe(3);
+      } finally {
+        fs.rmdirSync(dir);
+      }
+    }, 60_000);
+
   it('leaves the threads where the scheduler puts them without --cpus', async () => {
     const { agent } = startAgent(['run', '--port', String(await freePort()), '--format', 'jsonl']);
     try {
