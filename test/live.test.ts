@@ -356,8 +356,9 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
   }, 60_000);
 
   const cpusetV1 = '/sys/fs/cgroup/cpuset';
-  it.skipIf(lastCpu === '0' || !fs.existsSync(path.join(cpusetV1, 'cpuset.cpus')))(
-    'says why when the CPUs named are not allowed to it (a cpuset), and exits 3', async () => {
+  const noCpuset = lastCpu === '0' ? 'one CPU only' : !fs.existsSync(path.join(cpusetV1, 'cpuset.cpus')) ? `no cgroup v1 cpuset at ${cpusetV1}` : '';
+  it.skipIf(Boolean(noCpuset))(
+    `says why when the CPUs named are not allowed to it (a cpuset), and exits 3${noCpuset ? ` (skipped: ${noCpuset})` : ''}`, async () => {
       const dir = path.join(cpusetV1, `loupe-test-${process.pid}`);
       fs.mkdirSync(dir);
       try {
