@@ -1,7 +1,8 @@
 /**
  * A real Prometheus (Debian's) scrapes a live `loupe run --prometheus-port`
  * while a Node server is driven by curl; a PromQL query then returns the RED
- * series with the route as a label. Needs root and BPF (live capture) and the
+ * series with the route as a label, and the agent's own counters (records,
+ * records lost, spans). Needs root and BPF (live capture) and the
  * prometheus binary; skips with the reason otherwise.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -53,5 +54,16 @@ describe.skipIf(Boolean(reason))(`Prometheus scraping loupe run${reason ? ` (ski
     expect(counts).toEqual({ '/items/{id} 200': 6, '/items/{id} 500': 1 });
     const buckets = await promql(promPort, 'count(http_server_request_duration_bucket{service_name="node", http_response_status_code="200"})');
     expect(Number(buckets[0]?.value[1])).toBe(16); // Beyla's 15 boundaries and +Inf
+    // The agent's own counters: both ends of 7 requests watched (curl's and the server's spans), nothing lost.
+    const own = async (name: string) => Number((await promql(promPort, name))[0]?.value[1]);
+    let spans = 0;
+    for (let tries = 0; tries < 20 && spans < 14; tries++) {
+      spans = await own('loupe_agent_spans_total');
+      if (spans < 14) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(spans).toBe(14);
+    expect(await own('loupe_agent_records_total')).toBeGreaterThanOrEqual(4 * 7); // a write and a read at each end
+    expect(await own('loupe_agent_records_lost_total')).toBe(0);
+    expect(await own('loupe_agent_spans_dropped_total')).toBe(0);
   }, 90_000);
 });

@@ -13,7 +13,7 @@ import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { Span } from '../correlator/span';
-import { RedMetrics } from './metrics';
+import { RedMetrics, type AgentCounts } from './metrics';
 
 export class ExportConfigError extends Error {}
 
@@ -157,6 +157,11 @@ export class Exporters {
   /** Resolves when the trace queue has room again (at once without OTLP). */
   async room(): Promise<void> {
     await this.traces?.room();
+  }
+
+  /** A live agent's own counters go out with the RED metrics. */
+  observeAgent(read: () => Omit<AgentCounts, 'spansDropped'>): void {
+    this.metrics?.observeAgent(() => ({ ...read(), spansDropped: this.traces?.stats.dropped ?? 0 }));
   }
 
   get traceStats(): ExportStats | undefined {

@@ -36,6 +36,25 @@ function pick(span: Span, keys: string[]): Attributes {
   return out;
 }
 
+/** What a live agent has done so far, for its own metrics (Beyla's internal metrics, in kind). */
+export interface AgentCounts {
+  /** Records taken from the kernel side into the pipeline. */
+  records: number;
+  /** Records the kernel side could not hand over (ring buffer full). */
+  lost: number;
+  /** Spans made. */
+  spans: number;
+  /** Spans the OTLP export queue dropped (full, or the collector down). */
+  spansDropped: number;
+}
+
+export const AGENT_METRIC_NAMES = {
+  records: 'loupe.agent.records',
+  lost: 'loupe.agent.records.lost',
+  spans: 'loupe.agent.spans',
+  spansDropped: 'loupe.agent.spans.dropped',
+} as const;
+
 export class RedMetrics {
   readonly provider: MeterProvider;
   private readonly histograms: Record<keyof typeof METRIC_NAMES, Histogram>;
@@ -68,6 +87,21 @@ export class RedMetrics {
       if (span.kind === 'server') this.histograms.httpServer.record(seconds, pick(span, [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME, ATTR_ERROR_TYPE]));
       else this.histograms.httpClient.record(seconds, pick(span, [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
     }
+  }
+
+  /** The agent's own counters, read when the metrics are collected (a scrape, an export). */
+  observeAgent(read: () => AgentCounts): void {
+    const meter = this.provider.getMeter('loupe', '0.1.0');
+    const counters = {
+      records: meter.createObservableCounter(AGENT_METRIC_NAMES.records, { description: 'Records the agent took from the kernel side' }),
+      lost: meter.createObservableCounter(AGENT_METRIC_NAMES.lost, { description: 'Records the kernel side could not hand to the agent (ring buffer full)' }),
+      spans: meter.createObservableCounter(AGENT_METRIC_NAMES.spans, { description: 'Spans the agent made' }),
+      spansDropped: meter.createObservableCounter(AGENT_METRIC_NAMES.spansDropped, { description: 'Spans the OTLP export queue dropped' }),
+    };
+    meter.addBatchObservableCallback((result) => {
+      const now = read();
+      for (const key of Object.keys(counters) as Array<keyof AgentCounts>) result.observe(counters[key], now[key]);
+    }, Object.values(counters));
   }
 
   async shutdown(): Promise<void> {

@@ -165,6 +165,8 @@ export class LiveSession {
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
     this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
+    // Counted as records are taken; progress.lost and .spans at each batch's end.
+    this.replay.exporters?.observeAgent(() => ({ records: this.progress.records, lost: this.progress.lost, spans: this.progress.spans }));
     if (this.options.format === 'tree' || this.options.format === 'otlp-json') {
       // Each second, also when nothing moves (a host quiet after one request still shows its trace):
       // trees gone quiet by kernel time (the records' clock), OTLP JSON a request line of what ended.
