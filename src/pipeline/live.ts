@@ -70,6 +70,8 @@ const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
 const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
 const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
+/** See droppedRecord: a pid given to another process this soon after is not worth the risk. */
+const DROP_MARGIN_NS = 10_000_000n;
 /** A live run's tree output prints a trace once no span of it has ended for this long. */
 const TREE_QUIET_NS = 2_000_000_000n;
 /** Maskers kept (one per socket direction); the least recently used go first past this. */
@@ -354,11 +356,15 @@ export class LiveSession {
     this.source.watchPid(pid);
   }
 
-  /** A record of a process --exe did not choose, made while it was pending: not for the output. */
+  /**
+   * A record of a process --exe did not choose, made while it was pending: not for the output.
+   * Up to DROP_MARGIN_NS past the time it left the filter: a syscall on another CPU may have
+   * passed the filter just before and stamped its record just after.
+   */
   private droppedRecord(pid: number, ts: bigint): boolean {
     const until = this.dropped.get(pid);
     if (until === undefined) return false;
-    if (ts <= until) return true;
+    if (ts <= until + DROP_MARGIN_NS) return true;
     this.dropped.delete(pid); // made after it left the filter: another process has the pid now
     return false;
   }
