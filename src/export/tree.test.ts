@@ -36,4 +36,14 @@ describe('streaming trees (a live run)', () => {
     sink.flushAll();
     expect(out, 'nothing twice').toHaveLength(3);
   });
+
+  it('prints a trace that never goes quiet once it has maxSpans spans', () => {
+    const out: string[] = [];
+    const sink = new StreamingTreeSink((t) => out.push(t), 2000n * MS, 3);
+    const spans = [1, 2, 3, 4].map((n) => span('a', String(n), n === 1 ? '' : '1', n * 10, n * 10 + 5, `GET /${n}`));
+    for (const s of spans) sink.onSpan(s);
+    expect(out).toEqual([renderTree(spans.slice(0, 3))]);
+    sink.flushAll();
+    expect(out).toEqual([renderTree(spans.slice(0, 3)), renderTree(spans.slice(3))]);
+  });
 });

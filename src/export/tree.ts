@@ -49,18 +49,17 @@ export class StreamingTreeSink {
   /** Open traces, least recently added to first (a trace moves to the end with each span). */
   private readonly open = new Map<string, { spans: Span[]; lastEndNs: bigint }>();
 
-  constructor(private readonly write: (text: string) => void, private readonly quietNs: bigint) {}
+  /** maxSpans: a trace never quiet (every request sent with one traceparent) prints at this many spans. */
+  constructor(private readonly write: (text: string) => void, private readonly quietNs: bigint, private readonly maxSpans = 1000) {}
 
   onSpan(span: Span): void {
-    const trace = this.open.get(span.traceId);
-    if (!trace) {
-      this.open.set(span.traceId, { spans: [span], lastEndNs: span.endNs });
-      return;
-    }
+    let trace = this.open.get(span.traceId);
+    if (trace) this.open.delete(span.traceId); // set again below: to the end, the most recently added to
+    else trace = { spans: [], lastEndNs: span.endNs };
     trace.spans.push(span);
     if (span.endNs > trace.lastEndNs) trace.lastEndNs = span.endNs;
-    this.open.delete(span.traceId);
-    this.open.set(span.traceId, trace);
+    if (trace.spans.length >= this.maxSpans) this.write(renderTree(trace.spans));
+    else this.open.set(span.traceId, trace);
   }
 
   /** Print the traces quiet since `nowNs - quietNs`; the oldest first, stopping at the first still busy. */
