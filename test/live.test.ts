@@ -336,7 +336,7 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
   it('keeps every thread on the CPUs --cpus names, and still traces', async () => {
     const port = await freePort();
     const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '--cpus', lastCpu]);
+    const { agent, stderr } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '--cpus', lastCpu]);
     let spans = '';
     agent.stdout!.on('data', (c) => (spans += c));
     const out = () => spans;
@@ -345,6 +345,7 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
       const cpus = threadCpus(agent.pid!);
       expect(cpus.length).toBeGreaterThan(3); // V8's helpers and the drain thread, made before and after the pinning
       expect(new Set(cpus)).toEqual(new Set([lastCpu]));
+      expect(stderr()).toContain(`watching ports ${port}; the agent on CPU ${lastCpu}; `);
       expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/pinned`]).status).toBe(0);
       for (let i = 0; i < 50 && !out().includes('/pinned'); i++) await new Promise((r) => setTimeout(r, 100));
     } finally {

@@ -464,7 +464,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   ].filter(Boolean).join(', ') || 'every process';
   const tls = cmd.session.tlsLibraries.length ? cmd.session.tlsLibraries.join(', ') : 'off';
   const p = started.propagation;
-  io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
+  const cpus = cmd.session.cpus ? `; the agent on CPU ${cmd.session.cpus.join(',')}` : '';
+  io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}${cpus}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
     ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
     `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; traceparent injection into Go programs' HTTP/1 requests: ` +
     `${p.inject ? 'on (sk_msg + sock_ops)' : `off (${p.reason})`}; connection-pair matching: on\n`);
