@@ -109,6 +109,7 @@ export class LiveSession {
   private spoolBytes = 0;
   private failure: Error | undefined;
   private outputTimer: NodeJS.Timeout | undefined;
+  private batchesSinceTick = 0;
   private output!: ChunkedOutput;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
   /** Go programs instrumented (or refused), in the order they were found. */
@@ -170,11 +171,14 @@ export class LiveSession {
     // Counted as records are taken; progress.lost and .spans at each batch's end.
     this.replay.exporters?.observeAgent(() => ({ records: this.progress.records, lost: this.progress.lost, spans: this.progress.spans }));
     if (this.options.format === 'tree' || this.options.format === 'otlp-json') {
-      // Each second, also when nothing moves (a host quiet after one request still shows its trace):
-      // trees gone quiet by kernel time (the records' clock), OTLP JSON a request line of what ended.
+      // Each second: OTLP JSON a request line of what ended; trees gone quiet by kernel time (the
+      // records' clock) when no batch came meanwhile, so a host quiet after one request still shows
+      // its trace. While batches come, each one's end judges by the records' own time: an agent
+      // behind on its records would otherwise cut traces whose spans are still waiting.
       this.outputTimer = setInterval(() => {
         if (this.failure) return;
-        this.replay.flushQuiet(this.source.kernelNow());
+        if (this.batchesSinceTick === 0) this.replay.flushQuiet(this.source.kernelNow());
+        this.batchesSinceTick = 0;
         this.replay.flushOtlpJson();
         this.output.flush();
       }, 1000);
@@ -278,6 +282,7 @@ export class LiveSession {
       }
       if (this.dropped.size > 0) this.sweepDropped();
       this.replay.flushQuiet();
+      this.batchesSinceTick++;
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
       this.output.flush(); // what a batch made is seen now, not a chunk later
