@@ -28,7 +28,10 @@ export interface LiveOptions {
   goTls?: boolean;
   /** Go programs get probes (the kernel then looks for incoming traceparents for them). Default on. */
   goProbes?: boolean;
-  /** Processes are picked by their exec (--exe): each exec record must reach the agent at once, not at the next poll. */
+  /**
+   * Processes are picked by their exec (--exe): the kernel side watches each exec'd program as
+   * pending until the agent decides (takePending), and its exec record reaches the agent at once.
+   */
   selectByExec?: boolean;
   /**
    * Keep the agent's threads on these CPUs. On a small host this keeps its
