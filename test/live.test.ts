@@ -327,6 +327,38 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, output as it comes${skipReason 
   }, 60_000);
 });
 
+describe.skipIf(Boolean(skipReason))(`live eBPF, --open-port${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('watches the processes listening on the ports named, those that start listening later too, and no others', async () => {
+    const [early, late, other] = [await freePort(), await freePort(), await freePort()];
+    const serve = (port: number, name: string) => spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('${name}')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const servers = [serve(early, 'early'), serve(other, 'other')];
+    await Promise.all(servers.map((s) => waitFor(s, 'stdout', /ready/)));
+    const { agent, stderr } = startAgent(['run', '--open-port', String(early), '--open-port', String(late), '--format', 'jsonl']);
+    let out = '';
+    agent.stdout!.on('data', (c) => (out += c));
+    const get = (port: number, what: string) => expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/${what}`]).status).toBe(0);
+    try {
+      await waitFor(agent, 'stderr', /attached \d+ programs/);
+      expect(stderr()).toContain(`watching processes listening on ${early},${late}; `);
+      get(early, 'early/1');
+      get(other, 'other/1');
+      const lateServer = serve(late, 'late');
+      servers.push(lateServer);
+      await waitFor(lateServer, 'stdout', /ready/);
+      await new Promise((r) => setTimeout(r, 2500)); // the agent looks again every 2 s
+      get(late, 'late/1');
+      get(early, 'early/2');
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      agent.kill('SIGINT');
+      for (const s of servers) s.kill();
+    }
+    expect(await exited(agent)).toBe(0);
+    const spans = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+    expect(spans.map((s) => `${s.kind} ${s.attributes['url.path']}`)).toEqual(['server /early/1', 'server /late/1', 'server /early/2']);
+  }, 60_000);
+});
+
 describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   /** Cpus_allowed_list of each thread of a process. */
   const threadCpus = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1]);

@@ -57,6 +57,7 @@ Usage:
       Turn a packet capture into a Loupe capture: each TCP flow reassembled
       and shown as a client and a server socket, so replay gives both spans.
   loupe run [--config FILE] [--pid N ...] [--exe REGEX | --exe-glob GLOB] [--port N ...]
+           [--open-port N ...]
            [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
            [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
            [--no-tls] [--no-go] [--no-inject] [--otlp] [--prometheus-port N]
@@ -66,8 +67,9 @@ Usage:
       to stdout or OUT as they come (tree: a trace once quiet for 2 s;
       jsonl: a span as it ends; otlp-json: a request line each second);
       --record also writes the capture it consumed, so
-      replaying it gives the same spans byte for byte. With no --pid, --exe
-      or --port every process is watched (but the agent itself). HTTPS
+      replaying it gives the same spans byte for byte. --open-port N watches
+      the processes listening on N (found again every 2 s). With no --pid,
+      --exe, --port or --open-port every process is watched (but the agent). HTTPS
       plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);
       --no-tls turns them off. Go programs get goroutine and net/http
       probes (--no-go: none) and traceparent on their outgoing HTTP/1
@@ -296,6 +298,7 @@ const LIVE_OPTIONS = {
   exe: { type: 'string' },
   'exe-glob': { type: 'string' },
   port: { type: 'string', multiple: true },
+  'open-port': { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   duration: { type: 'string' },
   'max-payload': { type: 'string' },
@@ -318,6 +321,7 @@ function configAsFlags(c: LoupeConfig): Record<string, unknown> {
     ...(c.discovery.exe !== undefined ? { exe: c.discovery.exe } : {}),
     ...(c.discovery.exe_glob !== undefined ? { 'exe-glob': c.discovery.exe_glob } : {}),
     ...(c.discovery.ports.length ? { port: c.discovery.ports } : {}),
+    ...(c.discovery.open_ports.length ? { 'open-port': c.discovery.open_ports } : {}),
     'max-payload': c.capture.max_payload,
     'ring-mb': c.capture.ring_mb,
     ...(c.capture.redact ? {} : { 'no-redact': true }),
@@ -372,6 +376,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   const list = (x: unknown) => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
   const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22)!);
   const ports = list(v.port).map((p) => intOption('port', p, 1, 65535)!);
+  const openPorts = list(v['open-port']).map((p) => intOption('open-port', p, 1, 65535)!);
   let exe: RegExp | undefined;
   if (v['exe-glob'] !== undefined) {
     if (v.exe !== undefined) throw new UsageError('give --exe or --exe-glob, not both');
@@ -394,7 +399,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   if (duration !== undefined && !(duration > 0)) throw new UsageError(`--duration takes seconds > 0, got ${JSON.stringify(v.duration)}`);
   return {
     session: {
-      pids, ports, ...(exe ? { exe } : {}), ...(cpus ? { cpus } : {}),
+      pids, ports, ...(exe ? { exe } : {}), ...(openPorts.length ? { openPorts } : {}), ...(cpus ? { cpus } : {}),
       maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_PAYLOAD) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
@@ -461,6 +466,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     cmd.session.pids?.length ? `pids ${cmd.session.pids.join(',')}` : '',
     cmd.session.exe ? `executables matching /${cmd.session.exe.source}/` : '',
     cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
+    cmd.session.openPorts?.length ? `processes listening on ${cmd.session.openPorts.join(',')}` : '',
   ].filter(Boolean).join(', ') || 'every process';
   const tls = cmd.session.tlsLibraries.length ? cmd.session.tlsLibraries.join(', ') : 'off';
   const p = started.propagation;

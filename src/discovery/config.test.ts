@@ -16,7 +16,9 @@ function file(text: string): string {
 describe('configuration', () => {
   it('reads YAML sections and fills defaults', () => {
     const c = loadConfig(file('discovery:\n  exe: "front|back"\n  ports: [8080, 9090]\nservices:\n  - { exe: "/front$", name: storefront }\nroutes:\n  patterns: ["/factorial/{n}"]\n  ignore: ["/health"]\n'), {});
-    expect(c.discovery).toEqual({ pids: [], exe: 'front|back', ports: [8080, 9090] });
+    expect(c.discovery).toEqual({ pids: [], exe: 'front|back', ports: [8080, 9090], open_ports: [] });
+    expect(loadConfig(file('discovery:\n  open_ports: [8080]\n'), {}).discovery.open_ports).toEqual([8080]);
+    expect(loadConfig(undefined, { LOUPE_OPEN_PORTS: '80,443' }).discovery.open_ports).toEqual([80, 443]);
     expect(c.services).toEqual([{ exe: '/front$', name: 'storefront' }]);
     expect(c.routes).toEqual({ patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true });
     expect(c.capture).toEqual({ max_payload: 4096, ring_mb: 16, redact: true });

@@ -3,7 +3,7 @@
  * errors name the key. Environment variables override the file, flags
  * override both:
  *
- *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080] }   (or exe_glob: a glob)
+ *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080], open_ports: [8080] }   (or exe_glob: a glob)
  *   services:   [{ exe: "/frontend$", name: frontend }]   # service.name by executable
  *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
  *   capture:    { max_payload: 4096, ring_mb: 16, redact: true }
@@ -11,7 +11,7 @@
  *   export:     { otlp: false, prometheus_port: 0 }
  *   agent:      { cpus: "1" }   # keep the agent's threads on these CPUs (taskset's list syntax)
  *
- * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
+ * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_OPEN_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
  * LOUPE_MAX_PAYLOAD, LOUPE_RING_MB, LOUPE_REDACT, LOUPE_TLS, LOUPE_OTLP,
  * LOUPE_PROMETHEUS_PORT, LOUPE_GO, LOUPE_GO_INJECT, LOUPE_CPUS (lists comma-separated, booleans true/false).
  */
@@ -56,6 +56,8 @@ export const CONFIG_SCHEMA = z.object({
     // A shell-style glob on the executable path instead of a regex, e.g. /srv/STAR/bin/STAR (STAR: one segment, STAR STAR: any).
     exe_glob: z.string().min(1).optional(),
     ports: z.array(port).default([]),
+    // The processes listening on these ports (Beyla's open-port discovery), found again every 2 s.
+    open_ports: z.array(port).default([]),
   }).strict().default({}),
   services: z.array(z.object({ exe: regex, name: z.string().min(1) }).strict()).default([]),
   routes: z.object({
@@ -103,6 +105,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>
   if (env.LOUPE_PIDS) set('discovery', 'pids', list(env.LOUPE_PIDS).map((p) => num('LOUPE_PIDS', p)));
   if (env.LOUPE_EXE) set('discovery', 'exe', env.LOUPE_EXE);
   if (env.LOUPE_PORTS) set('discovery', 'ports', list(env.LOUPE_PORTS).map((p) => num('LOUPE_PORTS', p)));
+  if (env.LOUPE_OPEN_PORTS) set('discovery', 'open_ports', list(env.LOUPE_OPEN_PORTS).map((p) => num('LOUPE_OPEN_PORTS', p)));
   if (env.LOUPE_ROUTES) set('routes', 'patterns', list(env.LOUPE_ROUTES));
   if (env.LOUPE_IGNORE_ROUTES) set('routes', 'ignore', list(env.LOUPE_IGNORE_ROUTES));
   if (env.LOUPE_MAX_PAYLOAD) set('capture', 'max_payload', num('LOUPE_MAX_PAYLOAD', env.LOUPE_MAX_PAYLOAD));

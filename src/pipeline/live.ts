@@ -22,7 +22,7 @@ import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
-import { allPids, childrenOf, processInfo } from '../sources/live/procfs';
+import { allPids, childrenOf, holdersOf, listeningInodes, processInfo } from '../sources/live/procfs';
 import { StreamMasker } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
 import type { ExportOptions } from '../export/exporters';
@@ -31,6 +31,8 @@ import type { RecordedRules } from '../discovery/config';
 export interface LiveSessionOptions extends LiveOptions {
   /** Watch processes whose executable path matches (existing ones and those exec'd later). */
   exe?: RegExp;
+  /** Watch the processes listening on these TCP ports (Beyla's open-port discovery), found again every 2 s. */
+  openPorts?: number[];
   /** Mask credential headers and query values in payloads (default on). */
   redact: boolean;
   /** Span output; `write` receives it (streamed for jsonl). */
@@ -109,6 +111,9 @@ export class LiveSession {
   private spoolBytes = 0;
   private failure: Error | undefined;
   private outputTimer: NodeJS.Timeout | undefined;
+  private openPortTimer: NodeJS.Timeout | undefined;
+  /** --open-port: the listening sockets (inodes) whose holders are watched already. */
+  private listening = new Set<string>();
   private batchesSinceTick = 0;
   private output!: ChunkedOutput;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
@@ -124,7 +129,7 @@ export class LiveSession {
   injected = { inserted: 0n, refused: 0n };
 
   constructor(private readonly options: LiveSessionOptions) {
-    this.filtering = (options.pids?.length ?? 0) > 0 || options.exe !== undefined;
+    this.filtering = (options.pids?.length ?? 0) > 0 || options.exe !== undefined || (options.openPorts?.length ?? 0) > 0;
     for (const pid of options.pids ?? []) this.selected.add(pid);
     const pids = [...(options.pids ?? [])];
     if (options.exe) {
@@ -136,9 +141,17 @@ export class LiveSession {
           this.selected.add(pid);
         }
       }
-      // Nothing runs it yet: the filter is on but empty until an exec matches.
-      if (pids.length === 0) pids.push(0);
     }
+    if (options.openPorts?.length) {
+      this.listening = listeningInodes(options.openPorts);
+      for (const pid of holdersOf(this.listening, process.pid)) {
+        if (this.selected.has(pid)) continue;
+        pids.push(pid);
+        this.selected.add(pid);
+      }
+    }
+    // Nothing runs it yet: the filter is on but empty until an exec matches or a port opens.
+    if (this.filtering && pids.length === 0) pids.push(0);
     this.header = {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
       seed: randomBytes(8).toString('hex'),
@@ -147,12 +160,13 @@ export class LiveSession {
       processes: [],
       config: {
         pids: options.pids ?? [], ports: options.ports ?? [], exe: options.exe?.source ?? null,
+        ...(options.openPorts?.length ? { openPorts: options.openPorts } : {}),
         maxPayload: options.maxPayload, redact: options.redact,
         ...(options.rules ? { routes: options.rules.routes, services: options.rules.services } : {}),
       },
       createdBy: 'loupe live',
     };
-    this.initialPids = options.exe || options.pids?.length ? [...this.selected] : allPids().filter((p) => p !== process.pid);
+    this.initialPids = this.filtering ? [...this.selected] : allPids().filter((p) => p !== process.pid);
     this.source = new LiveSource({ ...options, pids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
     if (options.capturePath) {
       this.spoolPath = `${options.capturePath}.records.tmp`;
@@ -168,6 +182,10 @@ export class LiveSession {
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
     this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
+    if (this.options.openPorts?.length) {
+      this.openPortTimer = setInterval(() => this.findListeners(this.options.openPorts!), 2000);
+      this.openPortTimer.unref();
+    }
     // Counted as records are taken; progress.lost and .spans at each batch's end.
     this.replay.exporters?.observeAgent(() => ({ records: this.progress.records, lost: this.progress.lost, spans: this.progress.spans }));
     if (this.options.format === 'tree' || this.options.format === 'otlp-json') {
@@ -355,6 +373,24 @@ export class LiveSession {
     }
   }
 
+  /**
+   * --open-port: processes that started listening on a port since the last look. Only a new
+   * listening socket makes the agent read every process's fds (a large host has many).
+   */
+  private findListeners(ports: number[]): void {
+    if (this.failure) return;
+    const now = listeningInodes(ports);
+    const fresh = new Set([...now].filter((inode) => !this.listening.has(inode)));
+    this.listening = now;
+    for (const pid of holdersOf(fresh, process.pid)) {
+      if (this.selected.has(pid)) continue;
+      this.selected.add(pid);
+      this.source.watchPid(pid);
+      this.considerGo(pid);
+      this.considerTls(pid);
+    }
+  }
+
   private watchChild(pid: number): void {
     if (this.selected.has(pid)) return;
     this.selected.add(pid);
@@ -458,6 +494,7 @@ export class LiveSession {
    */
   async stop(): Promise<ReplaySummary> {
     clearInterval(this.outputTimer);
+    clearInterval(this.openPortTimer);
     await this.goSettled();
     this.injected = this.source.injectCounts();
     await this.source.stop();

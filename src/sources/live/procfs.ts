@@ -85,6 +85,50 @@ export function childrenOf(pid: number): number[] {
   return children;
 }
 
+/**
+ * The socket inodes listening on these TCP ports, in this network namespace
+ * (/proc/net/tcp and tcp6, state 0A).
+ */
+export function listeningInodes(ports: readonly number[]): Set<string> {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of (read(file) ?? '').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || cols[3] !== '0A') continue;
+      if (ports.includes(parseInt(cols[1]!.split(':')[1]!, 16))) inodes.add(cols[9]!);
+    }
+  }
+  return inodes;
+}
+
+/** The processes that hold one of these socket inodes open (a pre-forked server's workers too). */
+export function holdersOf(inodes: ReadonlySet<string>, except: number): number[] {
+  const pids: number[] = [];
+  if (inodes.size === 0) return pids;
+  for (const pid of allPids()) {
+    if (pid === except) continue;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (link.startsWith('socket:[') && inodes.has(link.slice(8, -1))) {
+        pids.push(pid);
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
 /** Every pid now running. */
 export function allPids(): number[] {
   return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
