@@ -560,7 +560,8 @@ ${ACCEPT_TWO_THEN_DONE}
       // curl under another name, which /curl$ does not match.
       const kurl = path.join(dir, 'kurl');
       fs.symlinkSync(spawnSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).stdout.trim(), kurl);
-      const { agent } = startAgent(['run', '--exe', '/curl$', '--format', 'jsonl', '-o', spansFile]);
+      const capture = path.join(dir, 'curl.loupe');
+      const { agent } = startAgent(['run', '--exe', '/curl$', '--format', 'jsonl', '-o', spansFile, '--record', capture]);
       const get = (program: string, what: string) => expect(spawnSync(program, ['-sS', `http://127.0.0.1:${port}/${what}`]).status).toBe(0);
       try {
         await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached/)]);
@@ -592,6 +593,15 @@ ${ACCEPT_TWO_THEN_DONE}
       expect(urls('curl')).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((n) => `http://127.0.0.1:${port}/n/${n}`));
       expect(spans.filter((s) => JSON.stringify(s).includes('/k/')), 'nothing of kurl').toEqual([]);
       expect(spans.filter((s) => s.kind === 'server'), 'the server is not selected').toEqual([]);
+      // Nor in the capture: kurl's sockets' TCP state changes (made in softirq, under any pid) go with the rest.
+      const converted = `${capture}.jsonl`;
+      expect(spawnSync('node', [CLI, 'convert', capture, converted]).status).toBe(0);
+      const records = fs.readFileSync(converted, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as { type: string; cookie?: string });
+      const opened = new Set(records.filter((r) => r.type === 'sock_open').map((r) => r.cookie));
+      expect(opened.size, 'curl\'s sockets (eight, but a cookie repeats when the kernel reuses a socket\'s memory)').toBeGreaterThan(0);
+      const states = records.filter((r) => r.type === 'tcp_state');
+      expect(states.length).toBeGreaterThan(0);
+      expect(states.filter((r) => !opened.has(r.cookie)), 'state changes of sockets not in the capture').toEqual([]);
     }, 60_000);
 
     it('watches what a program --exe chooses forked before the agent decided', async () => {

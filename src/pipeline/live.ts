@@ -72,6 +72,13 @@ const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
 const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
 const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
+const OPEN_COOKIE_AT = offsetOf('loupe_sock_open_event', 'sock_cookie');
+const STATE_COOKIE_AT = offsetOf('loupe_tcp_state_event', 'sock_cookie');
+const NEW_STATE_AT = offsetOf('loupe_tcp_state_event', 'new_state');
+/** The kernel's TCP_CLOSE state: a socket's last. */
+const TCP_CLOSE = 7;
+/** Sockets of dropped programs remembered; the oldest go first past this. */
+const MAX_DROPPED_SOCKETS = 65536;
 /** See droppedRecord: a pid given to another process this soon after is not worth the risk. */
 const DROP_MARGIN_NS = 10_000_000n;
 /** A live run's tree output prints a trace once no span of it has ended for this long. */
@@ -102,6 +109,8 @@ export class LiveSession {
    * time they left the filter. Their records from before then are dropped.
    */
   private readonly dropped = new Map<number, bigint>();
+  /** Sockets (cookies) of programs --exe dropped, until their TCP state is CLOSE. */
+  private readonly droppedSockets = new Set<bigint>();
   /** The latest record time seen, for forgetting `dropped` entries no record can need any more. */
   private lastTs = 0n;
   private readonly filtering: boolean;
@@ -351,14 +360,29 @@ export class LiveSession {
         if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
         out.push(record);
         return;
-      case T.LOUPE_EV_LOSS:
       case T.LOUPE_EV_TCP_STATE: // runs in softirq context: its pid is whoever was on the CPU
+        if (this.droppedSockets.size > 0) {
+          // The socket of a program --exe did not choose: its state changes are not for the capture either.
+          const cookie = record.readBigUInt64LE(STATE_COOKIE_AT);
+          if (this.droppedSockets.has(cookie)) {
+            if (record[NEW_STATE_AT] === TCP_CLOSE) this.droppedSockets.delete(cookie);
+            return;
+          }
+        }
+        out.push(record);
+        return;
+      case T.LOUPE_EV_LOSS:
         out.push(record);
         return;
       default: {
         const ts = record.readBigUInt64LE(TS_AT);
         if (ts > this.lastTs) this.lastTs = ts;
-        if (this.dropped.size > 0 && this.droppedRecord(pid, ts)) return;
+        if (this.dropped.size > 0 && this.droppedRecord(pid, ts)) {
+          if (type === T.LOUPE_EV_SOCK_OPEN) this.dropSocket(record.readBigUInt64LE(OPEN_COOKIE_AT));
+          return;
+        }
+        // A cookie repeats once the kernel reuses a closed socket's memory: this socket is a chosen program's.
+        if (type === T.LOUPE_EV_SOCK_OPEN && this.droppedSockets.size > 0) this.droppedSockets.delete(record.readBigUInt64LE(OPEN_COOKIE_AT));
         if (!this.known.has(pid)) this.firstSight(pid, out, ts);
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
@@ -408,6 +432,12 @@ export class LiveSession {
     if (ts <= until + DROP_MARGIN_NS) return true;
     this.dropped.delete(pid); // made after it left the filter: another process has the pid now
     return false;
+  }
+
+  /** A socket a dropped program opened, whose tcp_state records are dropped too; the oldest forgotten past the bound. */
+  private dropSocket(cookie: bigint): void {
+    this.droppedSockets.add(cookie);
+    if (this.droppedSockets.size > MAX_DROPPED_SOCKETS) this.droppedSockets.delete(this.droppedSockets.values().next().value!);
   }
 
   /** Entries no record can need: records a second younger than their time have come through already. */
