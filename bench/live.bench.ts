@@ -13,7 +13,7 @@
  *    latency, the server's CPU share and the host's idle share, and the
  *    agent's CPU time per request.
  * 3. Overhead at a steady rate: bench/tools/pace sends 2,000 requests/s on one
- *    keep-alive connection, with and without the agent (the same three ways
+ *    keep-alive connection, with and without the agent (the same four ways
  *    as in 2), interleaved. Reported: p50 and p99 latency.
  *    Both again against bench/tools/api-server.js, a handler with a real
  *    request's work (JSON of 100 records, about 125 µs of CPU).
@@ -151,6 +151,7 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
   const watched: number[][] = [];
   const serverOnly: number[][] = [];
   const pinned: number[][] = [];
+  const stopped: number[][] = [];
   for (let r = 0; r < rounds; r++) {
     plain.push(run());
     let agent = await startAgent([port]);
@@ -161,6 +162,12 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
     await agent.stop();
     agent = await startAgent([], server.pid, ['--cpus', AGENT_CPU]);
     pinned.push(run());
+    await agent.stop();
+    // The kernel side alone: the agent's process stopped, its ring buffer fills and records are dropped and counted.
+    agent = await startAgent([], server.pid);
+    process.kill(agent.pid, 'SIGSTOP');
+    stopped.push(run());
+    process.kill(agent.pid, 'SIGCONT');
     await agent.stop();
   }
   server.kill();
@@ -177,6 +184,8 @@ async function steadyRate(rounds: number, rate: number, seconds: number, kind: S
     `| difference | ${diff(serverOnly)} |`,
     `| ${SERVER_LABEL[kind]}, loupe run --pid --cpus ${AGENT_CPU} (the agent kept on one CPU) | ${p50(pinned).toFixed(1)} | ${p99(pinned).toFixed(1)} |`,
     `| difference | ${diff(pinned)} |`,
+    `| ${SERVER_LABEL[kind]}, loupe run --pid with the agent process stopped (kernel side only) | ${p50(stopped).toFixed(1)} | ${p99(stopped).toFixed(1)} |`,
+    `| difference | ${diff(stopped)} |`,
   ];
 }
 
