@@ -211,7 +211,7 @@ struct loupe_config {
 	__u64 cookie_key;  /* mixed into socket cookies so kernel addresses never reach a capture */
 	__u32 tls_probes;  /* 1: OpenSSL probes are attached (a syscall may be inside SSL_read/SSL_write) */
 	__u32 go_probes;   /* 1: Go programs may be probed (a server read may carry a traceparent for them) */
-	__u32 exec_select; /* 1: the agent picks processes by their exec (--exe): a proc_exec must reach it at once */
+	__u32 exec_select; /* 1: the agent picks processes by their exec (--exe): exec'd programs are watched as pending until it decides, and a proc_exec reaches it at once */
 	__u32 pad0;
 };
 

@@ -475,7 +475,7 @@ print(json.dumps(fds), flush=True)
 describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).status !== 0)(
   `live eBPF, the kernel side's pid filter${skipReason ? ` (skipped: ${skipReason})` : ''}`,
   () => {
-    type Rec = { type: string; pid: number; dir?: string; data?: string; dataB64?: string };
+    type Rec = { type: string; pid: number; dir?: string; data?: string; dataB64?: string; cookie?: string };
     /** The records of a capture, through its JSONL form. */
     const recordsOf = (capture: string): Rec[] => {
       const converted = `${capture}.jsonl`;
@@ -594,9 +594,7 @@ ${ACCEPT_TWO_THEN_DONE}
       expect(spans.filter((s) => JSON.stringify(s).includes('/k/')), 'nothing of kurl').toEqual([]);
       expect(spans.filter((s) => s.kind === 'server'), 'the server is not selected').toEqual([]);
       // Nor in the capture: kurl's sockets' TCP state changes (made in softirq, under any pid) go with the rest.
-      const converted = `${capture}.jsonl`;
-      expect(spawnSync('node', [CLI, 'convert', capture, converted]).status).toBe(0);
-      const records = fs.readFileSync(converted, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as { type: string; cookie?: string });
+      const records = recordsOf(capture);
       const opened = new Set(records.filter((r) => r.type === 'sock_open').map((r) => r.cookie));
       expect(opened.size, 'curl\'s sockets (eight, but a cookie repeats when the kernel reuses a socket\'s memory)').toBeGreaterThan(0);
       const states = records.filter((r) => r.type === 'tcp_state');

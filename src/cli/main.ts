@@ -24,7 +24,7 @@ import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError } from '../sources/live/live-source';
 import { ProtoError } from '../parsers/grpc/proto';
-import { ONLINE_CPUS, onlineCpus, systemLibssl } from '../sources/live/system';
+import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, type ExportStats } from '../export/exporters';
 import { ConfigError, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
@@ -347,8 +347,8 @@ function cpusOption(text: string): number[] {
   const cpus = parseCpuList(text);
   if (!cpus) throw new UsageError(`--cpus takes a CPU list like 1, 0,2 or 2-3, got ${JSON.stringify(text)}`);
   const online = onlineCpus();
-  const offline = cpus.filter((c) => online && !online.includes(c));
-  if (offline.length) throw new UsageError(`--cpus ${text}: CPU ${offline.join(', ')} is not online here (online: ${fs.readFileSync(ONLINE_CPUS, 'utf8').trim()})`);
+  const offline = online ? cpus.filter((c) => !online.cpus.includes(c)) : [];
+  if (offline.length) throw new UsageError(`--cpus ${text}: CPU ${offline.join(', ')} is not online here (online: ${online!.text})`);
   return cpus;
 }
 

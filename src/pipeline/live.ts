@@ -341,7 +341,7 @@ export class LiveSession {
             if (!pending) this.source.watchPid(pid);
           }
           // What it forked while pending did not inherit the filter (the kernel side could not know it would be chosen).
-          if (pending) for (const child of childrenOf(pid)) this.watchChild(child);
+          if (pending) for (const child of childrenOf(pid)) this.watch(child);
         }
         this.considerGo(pid);
         this.considerTls(pid);
@@ -407,18 +407,18 @@ export class LiveSession {
     const fresh = new Set([...now].filter((inode) => !this.listening.has(inode)));
     this.listening = now;
     for (const pid of holdersOf(fresh, process.pid)) {
-      if (this.selected.has(pid)) continue;
-      this.selected.add(pid);
-      this.source.watchPid(pid);
+      if (!this.watch(pid)) continue;
       this.considerGo(pid);
       this.considerTls(pid);
     }
   }
 
-  private watchChild(pid: number): void {
-    if (this.selected.has(pid)) return;
+  /** Select a process and put it in the kernel's filter; false when it was selected already. */
+  private watch(pid: number): boolean {
+    if (this.selected.has(pid)) return false;
     this.selected.add(pid);
     this.source.watchPid(pid);
+    return true;
   }
 
   /**

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
 import { encodeGoOffsets, itabIn, planGoProbes, type GoPlan } from './go-probes';
+import { socketsOf } from './procfs';
 import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Lockdown, type NativeAgent } from './system';
 
 export interface LiveOptions {
@@ -102,25 +103,6 @@ const u16 = (n: number) => {
   b.writeUInt16LE(n);
   return b;
 };
-
-/** The fds of a process that are sockets. */
-function socketFds(pid: number): number[] {
-  const out: number[] = [];
-  let entries: string[] = [];
-  try {
-    entries = fs.readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of entries) {
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) out.push(Number(fd));
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  return out;
-}
 
 /** Split an addon batch (u32 length + bytes, repeated) into records; views, no copies. */
 export function splitBatch(batch: Buffer): Buffer[] {
@@ -266,7 +248,7 @@ export class LiveSource {
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject, tls, itabIn(plan, pid)));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
-    const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketFds(pid)) : 0;
+    const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketsOf(pid).map((s) => s.fd)) : 0;
     return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped, adoptedSockets };
   }
 

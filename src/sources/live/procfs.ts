@@ -101,32 +101,31 @@ export function listeningInodes(ports: readonly number[]): Set<string> {
   return inodes;
 }
 
+/** A process's fds that are sockets, with each socket's inode; [] when it is gone. */
+export function socketsOf(pid: number): Array<{ fd: number; inode: string }> {
+  const sockets: Array<{ fd: number; inode: string }> = [];
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return sockets; // gone, or a kernel thread
+  }
+  for (const fd of fds) {
+    let link: string;
+    try {
+      link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (link.startsWith('socket:[')) sockets.push({ fd: Number(fd), inode: link.slice(8, -1) });
+  }
+  return sockets;
+}
+
 /** The processes that hold one of these socket inodes open (a pre-forked server's workers too). */
 export function holdersOf(inodes: ReadonlySet<string>, except: number): number[] {
-  const pids: number[] = [];
-  if (inodes.size === 0) return pids;
-  for (const pid of allPids()) {
-    if (pid === except) continue;
-    let fds: string[];
-    try {
-      fds = fs.readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // gone, or a kernel thread
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      if (link.startsWith('socket:[') && inodes.has(link.slice(8, -1))) {
-        pids.push(pid);
-        break;
-      }
-    }
-  }
-  return pids;
+  if (inodes.size === 0) return [];
+  return allPids().filter((pid) => pid !== except && socketsOf(pid).some((s) => inodes.has(s.inode)));
 }
 
 /** Every pid now running. */

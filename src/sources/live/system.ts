@@ -40,23 +40,24 @@ export interface NativeAgent {
   programs(): string[];
 }
 
-export const ONLINE_CPUS = '/sys/devices/system/cpu/online';
-
-/** The CPUs online now, or undefined when the kernel does not say. */
-export function onlineCpus(): number[] | undefined {
+/** The CPUs online now, and the kernel's list as it wrote it ("0-1"); undefined when it does not say. */
+export function onlineCpus(): { cpus: number[]; text: string } | undefined {
+  let text: string;
   try {
-    return parseCpuList(fs.readFileSync(ONLINE_CPUS, 'utf8').trim());
+    text = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
   } catch {
     return undefined;
   }
+  const cpus = parseCpuList(text);
+  return cpus && { cpus, text };
 }
 
 export interface Addon {
   Agent: new () => NativeAgent;
   clocks(): { realtime: bigint; boottime: bigint; monotonic: bigint };
-  /** Which program types this kernel loads (kprobe is also what uprobes are). */
   /** Keep every thread of this process on these CPUs (threads made later inherit it); how many threads. */
   pinThreads(cpus: number[]): number;
+  /** Which program types this kernel loads (kprobe is also what uprobes are). */
   programTypes(): Record<'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'sock_ops' | 'sk_msg', boolean>;
 }
 
