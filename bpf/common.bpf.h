@@ -148,19 +148,20 @@ static __always_inline void fill_header(struct loupe_event_header *hdr, __u32 ty
 
 /*
  * Waking the drain thread for every record costs each traced syscall a
- * cross-CPU wakeup; it polls every 50 ms anyway. Wake it early only for the
- * record that takes the waiting data past a good part of the buffer, so bursts
- * are drained before they overflow. Only that one: while the consumer is
- * behind (busy, descheduled, stopped) the level stays high, and a wakeup per
- * record then made every traced syscall half again as slow. A consumer that
- * is awake finds the data at its next poll; none is missed.
+ * cross-CPU wakeup; it polls every 200 ms anyway. Wake it early only for the
+ * record that takes the waiting data past a sixteenth of the buffer (1 MiB
+ * of the default 16), so bursts are drained before they overflow: a fixed
+ * mark would never be reached in a buffer no larger than it (--ring-mb 1).
+ * Only that one: while the consumer is behind (busy, descheduled, stopped)
+ * the level stays high, and a wakeup per record then made every traced
+ * syscall half again as slow. A consumer that is awake finds the data at its
+ * next poll; none is missed.
  */
-#define LOUPE_WAKEUP_BYTES (1 << 20)
-
 static __always_inline __u64 wakeup_flag(__u64 size)
 {
+	__u64 mark = bpf_ringbuf_query(&loupe_events, BPF_RB_RING_SIZE) >> 4;
 	__u64 waiting = bpf_ringbuf_query(&loupe_events, BPF_RB_AVAIL_DATA);
-	return waiting < LOUPE_WAKEUP_BYTES && waiting + size >= LOUPE_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return waiting < mark && waiting + size >= mark ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /*

@@ -32,7 +32,14 @@ namespace {
 
 // A batch is handed over when it reaches this size or when a poll times out.
 constexpr size_t kBatchBytes = 1 << 20;
-constexpr int kPollMs = 50;
+// Frequent drains cost the watched service, though they run on another CPU:
+// at 2,000 requests/s a hello server's p50 was 1.0 µs over the kernel side's
+// own cost with a 50 ms poll (so too with a consumer that dropped every batch
+// unread), 0.2 µs at 200 ms, none at 500 ms (BENCHMARKS.md, "the drain
+// interval"; why, this VM's missing hardware counters did not tell). Heavier
+// traffic is drained sooner anyway, by the wakeup at a sixteenth of the
+// buffer (bpf/common.bpf.h). Spans come out at most this much later.
+constexpr int kPollMs = 200;
 // Batches JS has not taken yet; past this the drain thread waits and the
 // kernel side counts what the full ring buffer refuses (visible loss).
 constexpr size_t kMaxQueuedBatches = 256;
