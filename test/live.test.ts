@@ -521,13 +521,14 @@ ${ACCEPT_TWO_THEN_DONE.replace('range(2)', `range(${count})`)}
       fs.symlinkSync(spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim(), link);
       return link;
     };
-    // Waits for a line, then sends `message` to PORT and prints its pid when done.
-    const sender = (python: string, port: number, message: string, env: NodeJS.ProcessEnv = process.env) => spawn(python, ['-c', `
+    // Waits for a line, then sends `message` to PORT and prints its pid when done (and with `stay`, exits at the next line).
+    const sender = (python: string, port: number, message: string, env: NodeJS.ProcessEnv = process.env, stay = false) => spawn(python, ['-c', `
 import os, socket, sys
 sys.stdin.readline()
 with socket.create_connection(('127.0.0.1', ${port})) as s:
     s.sendall(b'${message}')
 print(os.getpid(), flush=True)
+${stay ? 'sys.stdin.readline()' : ''}
 `], { stdio: ['pipe', 'pipe', 'inherit'], env });
 
     it('watches the children a watched process forks, and no other process', async () => {
@@ -662,6 +663,49 @@ os.waitpid(child, 0)
       }
       expect(await exited(agent)).toBe(0);
       expect(payloads(recordsOf(capture), childPid, 'egress')).toEqual(['from the child']);
+    }, 60_000);
+
+    it('decides on a program --exe watched as pending whose exec record was lost (a full ring buffer), from /proc', async () => {
+      const dir = tempDir();
+      const blast = path.join(dir, 'loupe-lost-blast');
+      execFileSync('gcc', ['-O2', '-pthread', '-o', blast, path.join(ROOT, 'bench/tools/blast.c')]);
+      const matching = pythonNamed(dir, 'loupe-lost-match');
+      const { listener, port } = await listenerTaking(2);
+      const capture = path.join(dir, 'lost.loupe');
+      const { agent, stderr } = startAgent(['record', '-o', capture, '--ring-mb', '1', '--exe', 'loupe-lost-(blast|match)$']);
+      let matched: ChildProcess | undefined;
+      let other: ChildProcess | undefined;
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        await new Promise((r) => setTimeout(r, 300));
+        // The agent stopped, a chosen program fills the 1 MiB ring buffer: the two execs after it are lost.
+        process.kill(agent.pid!, 'SIGSTOP');
+        try {
+          execFileSync(blast, [String(await freePort()), '2500', '1', '4000']);
+          // Each stays until told to go: deciding without the exec record, the agent reads /proc.
+          matched = sender(matching, port, 'matched', process.env, true);
+          other = sender('python3', port, 'not matched', process.env, true);
+          await new Promise((r) => setTimeout(r, 300)); // both exec'd
+        } finally {
+          process.kill(agent.pid!, 'SIGCONT');
+        }
+        await new Promise((r) => setTimeout(r, 600)); // the agent empties the ring buffer
+        const done = waitFor(listener, 'stdout', /done/);
+        for (const c of [matched, other]) c!.stdin!.write('go\n');
+        await done;
+        await new Promise((r) => setTimeout(r, 600)); // the agent decides on their records
+        for (const c of [matched, other]) c!.stdin!.end('exit\n');
+      } finally {
+        agent.kill('SIGINT');
+        for (const c of [listener, matched, other]) c?.kill();
+      }
+      expect(await exited(agent)).toBe(0);
+      expect(stderr()).toMatch(/\d+ records lost by the kernel side/);
+      const records = recordsOf(capture);
+      expect(records.filter((r) => r.type === 'proc_exec' && (r.pid === matched!.pid || r.pid === other!.pid)), 'their exec records were lost').toEqual([]);
+      expect(payloads(records, matched!.pid!, 'egress')).toEqual(['matched']);
+      // A loss record, like tcp_state, carries whichever process made the next record that fitted.
+      expect(records.filter((r) => r.pid === other!.pid && r.type !== 'tcp_state' && r.type !== 'loss'), 'nothing of the program not chosen').toEqual([]);
     }, 60_000);
 
     it('adds a process whose executable matches --exe when it starts, and not one that does not', async () => {

@@ -377,6 +377,8 @@ export class LiveSession {
       default: {
         const ts = record.readBigUInt64LE(TS_AT);
         if (ts > this.lastTs) this.lastTs = ts;
+        // Still pending at its first record: its exec record was lost (a full ring buffer), and with it --exe's decision.
+        if (this.options.exe !== undefined && !this.known.has(pid) && this.source.takePending(pid)) this.decideWithoutExec(pid, ts);
         if (this.dropped.size > 0 && this.droppedRecord(pid, ts)) {
           if (type === T.LOUPE_EV_SOCK_OPEN) this.dropSocket(record.readBigUInt64LE(OPEN_COOKIE_AT));
           return;
@@ -411,6 +413,24 @@ export class LiveSession {
       this.considerGo(pid);
       this.considerTls(pid);
     }
+  }
+
+  /**
+   * --exe's decision on a pending process whose exec record never came, from /proc as of
+   * the record made at `ts`: chosen as its exec record would have chosen it, else dropped
+   * like one not chosen. Gone (or its pid another's by now), nothing tells, and it is dropped.
+   */
+  private decideWithoutExec(pid: number, ts: bigint): void {
+    const info = processInfo(pid, ts);
+    const chosen = info !== undefined && (this.selected.has(pid) || this.selected.has(info.ppid ?? -1) || this.options.exe!.test(info.exe));
+    if (!chosen) {
+      this.dropped.set(pid, this.source.unwatchPid(pid));
+      return;
+    }
+    this.dropped.delete(pid);
+    this.selected.add(pid);
+    for (const child of childrenOf(pid)) this.watch(child);
+    this.considerGo(pid);
   }
 
   /** Select a process and put it in the kernel's filter; false when it was selected already. */
