@@ -10,6 +10,7 @@ import { Http2Parser, PREFACE } from '../parsers/http2/parser';
 import type { Http2Message } from '../parsers/http2/messages';
 import { StreamMasker } from './redact-payload';
 import { isSecretHeader } from './redact';
+import { HUFFMAN_CODES } from '../parsers/http2/hpack-tables';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const hpackjs = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string; huffman?: boolean; neverIndex?: boolean }>): void; read(): Buffer } } };
@@ -128,6 +129,50 @@ describe('HTTP/2 masking in captures', () => {
     expect(text).not.toContain(SECRET);
     expect(text).toContain('*'.repeat(`Bearer ${SECRET}`.length));
     expect(text).toContain('/p?k=**');
+  });
+
+  it('leaves no character of a Huffman-coded secret wherever the records cut it, a symbol split between two included', () => {
+    // Characters for which some other symbol of the same code length begins with any first bits of theirs
+    // (nearly every letter and digit): split anywhere, each can become another character.
+    const codes = HUFFMAN_CODES.slice(0, 256);
+    const replaceable = (c: string) => {
+      const [length, code] = codes[c.charCodeAt(0)]!;
+      for (let kept = 1; kept < length; kept++) {
+        const span = 2 ** (length - kept);
+        const start = Math.floor(code / span) * span;
+        if (!codes.some(([l, other], sym) => l === length && other !== code && other >= start && other < start + span && !'&=#'.includes(String.fromCharCode(sym)))) return false;
+      }
+      return true;
+    };
+    const secret = 'Zq7Vx2Lm9Kp4Wd8Rt5Gy3Nb6Hj1Fc0';
+    expect([...secret].every(replaceable)).toBe(true);
+    const value = `Bearer ${secret}`;
+    // 'A' (100001) has one other 6-bit code after its first five bits, '=' (100000): split there it stays
+    // 'A', since a new '=' would change the query's shape.
+    const path = `/p?k=${'A'.repeat(12)}&n=1`;
+    const bytes = clientStream([[
+      { name: ':method', value: 'GET', huffman: true, neverIndex: false },
+      { name: ':path', value: path, huffman: true, neverIndex: false },
+      { name: 'authorization', value, huffman: true, neverIndex: true },
+    ]], [0], false);
+    const header = (b: Buffer, name: string) => {
+      const [m] = requestsOf(b);
+      if (m?.kind !== 'request') throw new Error('expected a request');
+      return m.headers.find(([n]) => n === name)![1];
+    };
+    const authorization = (b: Buffer) => header(b, 'authorization');
+    // Uncut, a character that is its code length's stand-in stays itself: those are not the split's doing.
+    const whole = authorization(maskInRecords(bytes, []));
+    const standIns = new Set([...value].flatMap((c, i) => (whole[i] === c ? [i] : [])));
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const masked = authorization(maskInRecords(bytes, [cut]));
+      expect(masked.length).toBe(value.length);
+      const kept = [...value].flatMap((c, i) => (i >= 'Bearer '.length && masked[i] === c && !standIns.has(i) ? [`${c}@${i}`] : []));
+      expect(kept, `cut at byte ${cut}`).toEqual([]);
+      const maskedPath = header(maskInRecords(bytes, [cut]), ':path');
+      expect(querySkeleton(maskedPath), `cut at byte ${cut}`).toBe(querySkeleton(path));
+      expect(maskedPath.replace(/[^&=#]/g, ''), `cut at byte ${cut}`).toBe('=&=');
+    }
   });
 
   it('keeps its place over bytes the kernel did not copy, and masks every header byte once a gap hides part of a header block', () => {

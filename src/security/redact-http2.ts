@@ -13,8 +13,11 @@
  *  - a plain string's byte becomes '*';
  *  - a Huffman-coded string's symbol becomes another symbol of the same code
  *    length (a letter or digit where there is one), so the bits keep their
- *    length and the string its character count. A symbol whose bits straddle two records keeps the
- *    bits the earlier record already handed on.
+ *    length and the string its character count. A symbol whose bits straddle
+ *    two records keeps the bits the earlier record already handed on and
+ *    becomes another symbol of its length that begins with them; only where
+ *    its length has none (a code at the edge of its length's range) does it
+ *    stay.
  * The masker follows frames (the client's preface, frame headers, padding,
  * priority fields) and the header blocks' HPACK instructions, with the
  * dynamic table's names and sizes, so a name given by index is known. Bytes
@@ -45,14 +48,44 @@ const CODES_BY_LENGTH: Array<{ first: number; symbols: number[]; replacement: nu
   HUFFMAN_CODES.forEach(([len, code], sym) => {
     if (sym < 256) (byLength[len] ??= []).push([code, sym]); // EOS never appears in a string
   });
-  const rank = (sym: number) => (/[A-Za-z0-9]/.test(String.fromCharCode(sym)) ? 0 : sym > 0x20 && sym < 0x7f && !'?&=#/%;,'.includes(String.fromCharCode(sym)) ? 1 : 2);
   return byLength.map((list) => {
     if (!list) return undefined;
     list.sort((a, b) => a[0] - b[0]);
-    const best = [...list].sort((a, b) => rank(a[1]) - rank(b[1]) || a[0] - b[0])[0]!;
+    const best = [...list].sort((a, b) => maskRank(a[1]) - maskRank(b[1]) || a[0] - b[0])[0]!;
     return { first: list[0]![0], symbols: list.map(([, s]) => s), replacement: best[0] };
   });
 })();
+
+/** How fit a character is to stand for a masked one: 0 a letter or digit, 1 other printable but no delimiter, 2 the rest. */
+function maskRank(sym: number): number {
+  const c = String.fromCharCode(sym);
+  return /[A-Za-z0-9]/.test(c) ? 0 : sym > 0x20 && sym < 0x7f && !'?&=#/%;,'.includes(c) ? 1 : 2;
+}
+
+/**
+ * The code a masked symbol (`code`, `length` bits) becomes when its first `kept` bits went out
+ * with an earlier record: of the other codes of its length that begin with those bits, the
+ * best ranked, never a query's '&', '=' or '#' (a masked value must not grow new ones);
+ * `code` itself when there is none.
+ */
+function replacementKeeping(length: number, code: number, kept: number): number {
+  const group = CODES_BY_LENGTH[length]!;
+  const span = 2 ** (length - kept);
+  const prefixStart = Math.floor(code / span) * span;
+  const to = Math.min(group.first + group.symbols.length, prefixStart + span);
+  let best = code;
+  let bestRank = Infinity;
+  for (let c = Math.max(group.first, prefixStart); c < to; c++) {
+    const sym = group.symbols[c - group.first]!;
+    if (c === code || sym === 0x26 || sym === 0x3d || sym === 0x23) continue;
+    const rank = maskRank(sym);
+    if (rank < bestRank) {
+      best = c;
+      bestRank = rank;
+    }
+  }
+  return best;
+}
 
 /**
  * What the first bytes of a direction say: HTTP/2 from the client's preface
@@ -364,7 +397,7 @@ export class Http2Masker {
         const at = group ? this.code - group.first : -1;
         if (group && at >= 0 && at < group.symbols.length) {
           this.decodedLength++;
-          if (this.hides(group.symbols[at]!)) masked += this.writeCode(this.symbolStart, this.codeLength, group.replacement);
+          if (this.hides(group.symbols[at]!)) masked += this.writeCode(this.symbolStart, this.codeLength, this.code, group.replacement);
           this.symbolStart = this.bit;
           this.code = 0;
           this.codeLength = 0;
@@ -402,16 +435,22 @@ export class Http2Masker {
   }
 
   /**
-   * Write `code` (length bits) over the string's bits from `start`. A symbol
-   * that began in an earlier record keeps all its bits: those are handed on,
-   * and half a replacement would be another code, of another length.
+   * Write `replacement` (length bits) over the symbol `code` at the string's
+   * bit `start`. Bits of it that an earlier record held are handed on
+   * already: the replacement then is one that begins with them (half of
+   * another would be a code of another length); 0 when there is none.
    */
-  private writeCode(start: number, length: number, code: number): number {
-    if (!this.here.has(start >> 3)) return 0;
-    for (let k = 0; k < length; k++) {
+  private writeCode(start: number, length: number, code: number, replacement: number): number {
+    let kept = 0;
+    while (!this.here.has((start + kept) >> 3)) kept++; // the symbol's last bit is in this record
+    if (kept > 0) {
+      replacement = replacementKeeping(length, code, kept);
+      if (replacement === code) return 0;
+    }
+    for (let k = kept; k < length; k++) {
       const pos = start + k;
       const at = this.here.get(pos >> 3)!;
-      const bitValue = Math.floor(code / 2 ** (length - 1 - k)) & 1;
+      const bitValue = Math.floor(replacement / 2 ** (length - 1 - k)) & 1;
       const mask = 1 << (7 - (pos & 7));
       this.buf[at] = bitValue ? this.buf[at]! | mask : this.buf[at]! & ~mask;
     }
