@@ -53,7 +53,7 @@ describe.each([
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
       });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/OTLP: 6 spans exported, 0 dropped, 0 failed batches/);
+      expect(r.stderr).toMatch(/OTLP: 6 spans exported, 0 left out by the sampler, 0 dropped, 0 failed batches/);
       const spans = spansOf(rx.received);
       expect(spans.map((s) => `${s.service} ${s.name}`).sort()).toEqual(['backend GET /compute', 'curl GET', 'curl GET', 'frontend GET', 'frontend GET /factorial/abc', 'frontend GET /factorial/{id}']);
       expect(new Set(spans.map((s) => s.traceId)).size).toBe(2);
@@ -96,7 +96,7 @@ describe('a large replay over OTLP', () => {
     try {
       const r = await loupe(['replay', capture, '--format', 'jsonl', '--otlp'], { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/OTLP: 60000 spans exported, 0 dropped, 0 failed batches/);
+      expect(r.stderr).toMatch(/OTLP: 60000 spans exported, 0 left out by the sampler, 0 dropped, 0 failed batches/);
       expect(spansOf(rx.received)).toHaveLength(60_000);
     } finally {
       await rx.close();
@@ -116,7 +116,7 @@ describe('a collector that is down', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
     });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/OTLP: 0 spans exported, 6 dropped, 1 failed batches \(last error: .+\)/);
+    expect(r.stderr).toMatch(/OTLP: 0 spans exported, 0 left out by the sampler, 6 dropped, 1 failed batches \(last error: .+\)/);
   }, 60_000);
 
   it('does not hold a large replay back: with the collector failing it drops and counts', async () => {
@@ -131,7 +131,7 @@ describe('a collector that is down', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
     });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/OTLP: 0 spans exported, 60000 dropped, \d+ failed batches/);
+    expect(r.stderr).toMatch(/OTLP: 0 spans exported, 0 left out by the sampler, 60000 dropped, \d+ failed batches/);
     // Failed exports take their timeout; waiting for room, or for each queued batch to fail, took over 30 s here.
     expect(Number(process.hrtime.bigint() - started) / 1e9).toBeLessThan(20);
   }, 120_000);
@@ -140,5 +140,46 @@ describe('a collector that is down', () => {
     const r = await loupe(['replay', CAPTURE, '--otlp'], { OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/OTEL_EXPORTER_OTLP_PROTOCOL=carrier-pigeon is not supported/);
+  });
+});
+
+describe('trace sampling over OTLP (OTEL_TRACES_SAMPLER)', () => {
+  it('sends whole traces at the ratio asked, the same ones on every replay, and counts every span in the metrics', async () => {
+    const capture = largeCapture(); // 30,000 traces of two spans: the client's and the server's
+    const env = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' };
+    const sent: string[][] = [];
+    for (let run = 0; run < 2; run++) {
+      const rx = await httpReceiver();
+      try {
+        const r = await loupe(['replay', capture, '--format', 'jsonl', '--otlp'], { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: rx.url });
+        expect(r.status, r.stderr).toBe(0);
+        const m = /OTLP: (\d+) spans exported, (\d+) left out by the sampler, 0 dropped, 0 failed batches/.exec(r.stderr);
+        expect(m, r.stderr).not.toBeNull();
+        const [exported, unsampled] = [Number(m![1]), Number(m![2])];
+        expect(exported + unsampled).toBe(60_000);
+        expect(exported / 60_000).toBeGreaterThan(0.08);
+        expect(exported / 60_000).toBeLessThan(0.12);
+        const spans = spansOf(rx.received);
+        expect(spans).toHaveLength(exported);
+        const perTrace = new Map<string, number>();
+        for (const s of spans) perTrace.set(s.traceId, (perTrace.get(s.traceId) ?? 0) + 1);
+        expect([...perTrace.values()].every((n) => n === 2), 'each trace whole').toBe(true);
+        sent.push([...perTrace.keys()].sort());
+        const served = histogram(rx.received, 'http.server.request.duration').histogram.dataPoints.reduce((n: number, p: any) => n + Number(p.count), 0);
+        expect(served).toBe(30_000);
+      } finally {
+        await rx.close();
+      }
+    }
+    expect(sent[1]).toEqual(sent[0]);
+  }, 120_000);
+
+  it('rejects a sampler it does not know, or a ratio that is not one, with exit 2', async () => {
+    let r = await loupe(['replay', CAPTURE, '--otlp'], { OTEL_TRACES_SAMPLER: 'xray' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/OTEL_TRACES_SAMPLER=xray is not supported: use always_on/);
+    r = await loupe(['replay', CAPTURE, '--otlp'], { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '10%' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/OTEL_TRACES_SAMPLER_ARG=10% is not a ratio/);
   });
 });

@@ -38,7 +38,9 @@ Usage:
       Replay a capture (*.loupe or its JSONL form) into spans.
       --otlp also sends the spans and RED metrics to an OTLP endpoint
       (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL grpc or
-      http/protobuf, and the other standard OTEL_* variables).
+      http/protobuf, and the other standard OTEL_* variables); traces are
+      sampled by OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default
+      parentbased_always_on), whole, and metrics count every span.
       tree: a span tree per trace; jsonl: one span per line;
       otlp-json: an OTLP/JSON ExportTraceServiceRequest.
       A summary (records, spans, incomplete, skipped) goes to stderr.
@@ -167,7 +169,7 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
 }
 
 function exportLine(x: ExportStats): string {
-  return `loupe: OTLP: ${x.exported} spans exported, ${x.dropped} dropped, ${x.failedBatches} failed batches${x.lastError ? ` (last error: ${x.lastError})` : ''}\n`;
+  return `loupe: OTLP: ${x.exported} spans exported, ${x.unsampled} left out by the sampler, ${x.dropped} dropped, ${x.failedBatches} failed batches${x.lastError ? ` (last error: ${x.lastError})` : ''}\n`;
 }
 
 function pcapLine(p: PcapImportStats): string {

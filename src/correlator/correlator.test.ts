@@ -57,6 +57,15 @@ describe('correlator', () => {
     expect(find(spans, 'back', 'server').traceId).toBe('0af7651916cd43dd8448eb211c80319c');
   });
 
+  it('carries the sampled flag of an incoming traceparent down the trace, and none in a trace that began here', () => {
+    for (const [flags, sampled] of [['01', true], ['00', false], ['03', true]] as const) {
+      const spans = spansOf(chain({ frontHeaders: `traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-${flags}\r\n` }));
+      expect(spans).toHaveLength(4); // curl sent the header itself, so its span too
+      expect(spans.map((x) => x.remoteSampled), flags).toEqual([sampled, sampled, sampled, sampled]);
+    }
+    expect(spansOf(chain({})).map((x) => x.remoteSampled)).toEqual(spansOf(chain({})).map(() => undefined));
+  });
+
   it('a downstream server joins the trace an outgoing traceparent names', () => {
     const tp = '00-11111111111111111111111111111111-2222222222222222-01';
     const spans = spansOf(chain({ backHeaders: `traceparent: ${tp}\r\n` }));

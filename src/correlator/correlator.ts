@@ -60,6 +60,7 @@ interface SpanContext {
   traceId: string;
   spanId: string;
   traceState: string;
+  remoteSampled?: boolean;
 }
 
 interface InFlight {
@@ -128,7 +129,9 @@ function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
   if (k?.remote !== remote) ownKeys.set(local, (k = { remote, own: tupleKey(local, remote), reversed: tupleKey(remote, local) }));
   return reversed ? k.reversed : k.own;
 }
-const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState });
+const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled });
+/** W3C trace-flags: bit 0 says the caller sampled the trace. */
+const sampledFlag = (flags: number) => (flags & 1) === 1;
 
 export class Correlator {
   readonly stats: CorrelatorStats = { spans: 0, orphanResponses: 0, incomplete: 0, parseErrors: 0, unmatchedGoRequests: 0, evictedGoroutines: 0 };
@@ -459,12 +462,13 @@ export class Correlator {
       span.traceId = ctx.traceId;
       span.parentSpanId = ctx.spanId;
       span.traceState = ctx.traceState;
+      span.remoteSampled = ctx.remoteSampled;
     };
     let context: string;
     if (kind === 'server') {
       const paired = header ? undefined : this.pairedClient(conn, pending.fingerprint, req.tsStart);
       if (header) {
-        setParent({ traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState });
+        setParent({ traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState, remoteSampled: sampledFlag(header.flags) });
         span.parentIsRemote = true;
         context = 'traceparent';
       } else if (paired) {
@@ -531,7 +535,7 @@ export class Correlator {
    * protocol —, else the one request its thread serves, else a new trace.
    * Sets the span's trace, parent and state; returns the rule that applied.
    */
-  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string } | undefined, goCalls: boolean, req?: Http1Request): string {
+  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string; flags: number } | undefined, goCalls: boolean, req?: Http1Request): string {
     const isGo = this.goPids.has(conn.pid);
     const call = isGo && goCalls ? this.goClientCall(conn, req) : undefined;
     const g = call ? this.goroutine(conn.pid, call.goid, false) : undefined;
@@ -544,6 +548,7 @@ export class Correlator {
       span.traceId = ctx.traceId;
       span.parentSpanId = ctx.spanId;
       span.traceState = ctx.traceState;
+      span.remoteSampled = ctx.remoteSampled;
     };
     if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
     if (call?.ids && !header) {
@@ -558,6 +563,7 @@ export class Correlator {
     if (header) {
       span.traceId = this.resolveTrace(header.traceId);
       span.traceState = header.traceState;
+      span.remoteSampled = sampledFlag(header.flags);
       if (local && local.traceId === header.traceId) span.parentSpanId = local.spanId;
       else {
         span.parentSpanId = header.parentId;
@@ -664,6 +670,7 @@ export class Correlator {
     span.traceId = client.span.traceId;
     span.parentSpanId = client.span.spanId;
     span.traceState = client.span.traceState;
+    span.remoteSampled = client.span.remoteSampled;
     span.attributes['loupe.context'] = 'connection-pair';
     span.attributes['loupe.paired_late'] = true;
     return true;
@@ -729,7 +736,7 @@ export class Correlator {
     const handlerEnd = pending.handlerEndNs !== undefined && pending.handlerEndNs < span.endNs ? pending.handlerEndNs : span.endNs;
     const child = (name: string, startNs: bigint, endNs: bigint): Span => ({
       traceId: span.traceId, spanId: this.ids.spanId(), parentSpanId: span.spanId, parentIsRemote: false, traceState: span.traceState,
-      name, kind: 'internal', startNs, endNs: endNs > startNs ? endNs : startNs, service: span.service, pid: span.pid,
+      remoteSampled: span.remoteSampled, name, kind: 'internal', startNs, endNs: endNs > startNs ? endNs : startNs, service: span.service, pid: span.pid,
       attributes: { 'loupe.phase': name === 'in queue' ? 'queue' : 'processing', 'loupe.goroutine': pending.goid!.toString() },
       status: { code: 'unset' },
     });

@@ -11,6 +11,12 @@ export interface Span {
   /** The parent came from a header (another process or host), not from a span we made. */
   parentIsRemote: boolean;
   traceState: string;
+  /**
+   * The sampled flag of the traceparent this trace came in with, passed on
+   * from parent to child span; undefined in a trace that began here (a
+   * sampler decides those by trace id, src/export/sampling.ts).
+   */
+  remoteSampled?: boolean;
   name: string;
   kind: SpanKind;
   /** Kernel monotonic ns; sinks add the capture's boot time for wall-clock time. */

@@ -14,6 +14,7 @@ import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/export
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { Span } from '../correlator/span';
 import { RedMetrics, type AgentCounts } from './metrics';
+import { samplerFromEnv, type TraceSampler } from './sampling';
 
 export class ExportConfigError extends Error {}
 
@@ -28,6 +29,8 @@ export interface ExportOptions {
 
 export interface ExportStats {
   exported: number;
+  /** Spans the sampler left out (OTEL_TRACES_SAMPLER): never queued. */
+  unsampled: number;
   dropped: number;
   failedBatches: number;
   lastError?: string;
@@ -44,7 +47,7 @@ const MAX_IN_FLIGHT = 4;
 
 /** Spans for an OTLP exporter, in batches, from a queue that drops its oldest when full. */
 export class OtlpTraceQueue {
-  readonly stats: ExportStats = { exported: 0, dropped: 0, failedBatches: 0 };
+  readonly stats: ExportStats = { exported: 0, unsampled: 0, dropped: 0, failedBatches: 0 };
   private queue: ReadableSpan[] = [];
   private readonly pending = new Set<Promise<void>>();
   /** The last export failed: nobody waits for a collector that is down (its batches are dropped and counted). */
@@ -55,6 +58,7 @@ export class OtlpTraceQueue {
     private readonly convert: (span: Span) => ReadableSpan,
     private readonly maxQueue = 16384,
     private readonly batchSize = 512,
+    private readonly sampler?: TraceSampler,
   ) {}
 
   get queued(): number {
@@ -62,6 +66,11 @@ export class OtlpTraceQueue {
   }
 
   onSpan(span: Span): void {
+    // Before the conversion, which costs as much as the rest of the agent's work on a span.
+    if (this.sampler && !this.sampler.sampled(span)) {
+      this.stats.unsampled++;
+      return;
+    }
     if (this.queue.length >= this.maxQueue) {
       // The oldest batch at once: a shift per span moved the whole queue each time, and an agent
       // already short of CPU then exported less and less.
@@ -127,8 +136,14 @@ export class Exporters {
   constructor(options: ExportOptions, convert: (span: Span) => ReadableSpan) {
     const readers: MetricReader[] = [];
     if (options.otlp) {
+      let sampler: TraceSampler;
+      try {
+        sampler = samplerFromEnv();
+      } catch (e) {
+        throw new ExportConfigError((e as Error).message);
+      }
       const traceExporter = protocol('TRACES') === 'grpc' ? new GrpcTraceExporter() : new ProtoTraceExporter();
-      this.traces = new OtlpTraceQueue(traceExporter, convert);
+      this.traces = new OtlpTraceQueue(traceExporter, convert, undefined, undefined, sampler);
       const metricExporter = protocol('METRICS') === 'grpc' ? new GrpcMetricExporter() : new ProtoMetricExporter();
       const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 10_000);
       readers.push(new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: interval > 0 ? interval : 10_000 }));
