@@ -268,28 +268,31 @@ async function otlpRates(rates: number[], seconds: number): Promise<string[]> {
   const collector = spawn('node', ['-e', `require('http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, { 'content-type': 'application/x-protobuf' }); r.end(); }); }).listen(${collectorPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitFor(collector, 'stdout', /ready/);
   const { port, server } = await startServer('hello');
-  const lines = ['| requests/s | agent CPU per request, JSON lines only (peer) | agent CPU per request, JSON lines and OTLP | spans exported | spans dropped |', '|---:|---:|---:|---:|---:|'];
+  const lines = [
+    '| requests/s | agent CPU per request, JSON lines only (peer) | agent CPU per request, JSON lines and OTLP | spans exported | spans dropped | agent CPU per request, OTLP sampled at 10% | spans exported, sampled |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   /** An agent that has seen a second of traffic (its JIT warm) before the measured run. */
-  const warmAgent = async (extra: string[]) => {
-    const agent = await startAgent([], server.pid, extra, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}` });
+  const warmAgent = async (extra: string[], env: Record<string, string>) => {
+    const agent = await startAgent([], server.pid, extra, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}`, ...env });
     execFileSync(pace, [String(port), String(rates[0]), '1']);
     return agent;
   };
+  const sampled = { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' };
   for (const rate of rates) {
     const row: string[] = [rate.toLocaleString('en-US')];
-    let exported = '';
-    for (const extra of [[], ['--otlp']]) {
-      const agent = await warmAgent(extra);
+    for (const [extra, env] of [[[], {}], [['--otlp'], {}], [['--otlp'], sampled]] as Array<[string[], Record<string, string>]>) {
+      const agent = await warmAgent(extra, env);
       const c0 = cpuMicros(agent.pid);
       execFileSync(pace, [String(port), String(rate), String(seconds)]);
       const used = cpuMicros(agent.pid) - c0;
       await new Promise((r) => setTimeout(r, 500)); // the last exports
       await agent.stop();
       row.push(`${(used / (rate * seconds)).toFixed(1)} µs`);
-      const m = /OTLP: (\d+) spans exported, (\d+) dropped/.exec(agent.stderr());
-      if (m) exported = `${Number(m[1]).toLocaleString('en-US')} | ${Number(m[2]).toLocaleString('en-US')}`;
+      const m = /OTLP: (\d+) spans exported, \d+ left out by the sampler, (\d+) dropped/.exec(agent.stderr());
+      if (m) row.push(env === sampled ? Number(m[1]).toLocaleString('en-US') : `${Number(m[1]).toLocaleString('en-US')} | ${Number(m[2]).toLocaleString('en-US')}`);
     }
-    lines.push(`| ${row.join(' | ')} | ${exported} |`);
+    lines.push(`| ${row.join(' | ')} |`);
   }
   server.kill();
   collector.kill();
@@ -370,7 +373,7 @@ async function main(): Promise<void> {
     for (const line of await steadyRate(5, 2000, 3, 'api')) console.log(line);
   }
   if (PARTS.has('otlp')) {
-    console.log('\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too)');
+    console.log('\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too); the last columns with OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1');
     for (const line of await otlpRates(process.env.LOUPE_BENCH_RATES ? process.env.LOUPE_BENCH_RATES.split(",").map(Number) : [10_000, 20_000, 40_000, 60_000], 4)) console.log(line);
   }
   if (PARTS.has('kernel')) {
