@@ -412,7 +412,10 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       goInject: !v['no-go'] && !v['no-inject'],
       goTls: !v['no-tls'],
       format,
-      exports: { otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0 },
+      exports: {
+        otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0,
+        ...(config.export.sampler ? { sampler: config.export.sampler } : {}),
+      },
       rules: { routes: config.routes, services: config.services },
       ...(capturePath ? { capturePath } : {}),
     },

@@ -40,6 +40,8 @@ describe('configuration', () => {
       ['routes:\n  patterns: ["nope"]\n', /routes\.patterns\[0\]: Invalid input: must start with "\/"/],
       ['export:\n  otlp: yes please\n', /export\.otlp: Expected boolean, received string/],
       ['agent:\n  cpus: "1-"\n', /agent\.cpus: is not a CPU list/],
+      ['export:\n  sampler: { name: xray }\n', /export\.sampler\.name: Invalid enum value\. Expected 'always_on' \| /],
+      ['export:\n  sampler: { name: traceidratio, arg: 2 }\n', /export\.sampler\.arg: Number must be less than or equal to 1/],
       ['discover:\n  pids: [1]\n', /\(top level\): Unrecognized key\(s\) in object: 'discover'/],
       ['[1, 2]\n', /must be a mapping/],
       ['a: [\n', /not valid YAML/],

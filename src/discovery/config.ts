@@ -8,7 +8,7 @@
  *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
  *   capture:    { max_payload: 4096, ring_mb: 16, redact: true }
  *   tls:        { enabled: true, libraries: [] }
- *   export:     { otlp: false, prometheus_port: 0 }
+ *   export:     { otlp: false, prometheus_port: 0, sampler: { name: traceidratio, arg: 0.1 } }
  *   agent:      { cpus: "1" }   # keep the agent's threads on these CPUs (taskset's list syntax)
  *
  * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_OPEN_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
@@ -18,6 +18,7 @@
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { SAMPLER_NAMES } from '../export/sampling';
 
 export class ConfigError extends Error {}
 
@@ -71,7 +72,12 @@ export const CONFIG_SCHEMA = z.object({
     redact: z.boolean().default(true),
   }).strict().default({}),
   tls: z.object({ enabled: z.boolean().default(true), libraries: z.array(z.string()).default([]) }).strict().default({}),
-  export: z.object({ otlp: z.boolean().default(false), prometheus_port: z.number().int().min(0).max(65535).default(0) }).strict().default({}),
+  export: z.object({
+    otlp: z.boolean().default(false),
+    prometheus_port: z.number().int().min(0).max(65535).default(0),
+    // Head sampling of OTLP traces, as OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG say it (those win).
+    sampler: z.object({ name: z.enum(SAMPLER_NAMES), arg: z.number().min(0).max(1).optional() }).strict().optional(),
+  }).strict().default({}),
   // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests.
   go: z.object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true) }).strict().default({}),
   // The agent's own threads; unset: wherever the scheduler puts them.

@@ -1,7 +1,7 @@
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import type { Span } from '../correlator/span';
-import { OtlpTraceQueue } from './exporters';
+import { Exporters, OtlpTraceQueue } from './exporters';
 
 /** An exporter whose answers the test gives: each export waits until `answer` is called. */
 function manualExporter() {
@@ -76,5 +76,29 @@ describe('OTLP trace queue', () => {
     await drain;
     expect(q.stats.dropped).toBeGreaterThanOrEqual(before + queued);
     expect(q.queued).toBe(0);
+  });
+
+  it('samples by the configuration file\'s sampler, and by OTEL_TRACES_SAMPLER over it', async () => {
+    const traced = (i: number) => ({ ...span(i), traceId: `${i.toString(16).padStart(8, '0')}0af7651916cd43dd8448eb21`, parentSpanId: '', kind: 'server', attributes: {} }) as unknown as Span;
+    const saved = process.env.OTEL_TRACES_SAMPLER;
+    try {
+      delete process.env.OTEL_TRACES_SAMPLER;
+      const fromFile = new Exporters({ otlp: true, sampler: { name: 'always_off' } }, asReadable);
+      for (let i = 1; i <= 10; i++) fromFile.onSpan(traced(i));
+      expect(fromFile.traceStats).toMatchObject({ unsampled: 10, exported: 0 });
+      await fromFile.shutdown();
+      process.env.OTEL_TRACES_SAMPLER = 'always_on';
+      const fromEnv = new Exporters({ otlp: true, sampler: { name: 'always_off' } }, asReadable);
+      for (let i = 1; i <= 10; i++) fromEnv.onSpan(traced(i));
+      expect(fromEnv.traceStats).toMatchObject({ unsampled: 0 });
+      expect((fromEnv as unknown as { traces: OtlpTraceQueue }).traces.queued).toBe(10);
+      (fromEnv as unknown as { traces: { queue: unknown[] } }).traces.queue = []; // these stand-ins cannot be encoded
+      process.env.OTEL_EXPORTER_OTLP_TIMEOUT = '500';
+      await fromEnv.shutdown();
+    } finally {
+      delete process.env.OTEL_EXPORTER_OTLP_TIMEOUT;
+      if (saved === undefined) delete process.env.OTEL_TRACES_SAMPLER;
+      else process.env.OTEL_TRACES_SAMPLER = saved;
+    }
   });
 });

@@ -14,7 +14,7 @@ import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/export
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { Span } from '../correlator/span';
 import { RedMetrics, type AgentCounts } from './metrics';
-import { samplerFromEnv, type TraceSampler } from './sampling';
+import { samplerFromEnv, type SamplerName, type TraceSampler } from './sampling';
 
 export class ExportConfigError extends Error {}
 
@@ -25,6 +25,8 @@ export interface ExportOptions {
   prometheusPort?: number;
   /** Flush queued spans this often, in ms (live runs); replays flush at the end. */
   flushIntervalMs?: number;
+  /** The configuration file's sampler; OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG win over it. */
+  sampler?: { name: SamplerName; arg?: number };
 }
 
 export interface ExportStats {
@@ -138,7 +140,11 @@ export class Exporters {
     if (options.otlp) {
       let sampler: TraceSampler;
       try {
-        sampler = samplerFromEnv();
+        const env = process.env;
+        sampler = samplerFromEnv({
+          OTEL_TRACES_SAMPLER: env.OTEL_TRACES_SAMPLER ?? options.sampler?.name,
+          OTEL_TRACES_SAMPLER_ARG: env.OTEL_TRACES_SAMPLER_ARG ?? options.sampler?.arg?.toString(),
+        });
       } catch (e) {
         throw new ExportConfigError((e as Error).message);
       }

@@ -14,8 +14,8 @@ import type { Span } from '../correlator/span';
 
 export class SamplerConfigError extends Error {}
 
-const NAMES = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
-type SamplerName = (typeof NAMES)[number];
+export const SAMPLER_NAMES = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
 const KIND = { server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL } as const;
 
@@ -42,8 +42,8 @@ export class TraceSampler {
 /** The sampler the environment names; the SDK's default, parentbased_always_on, when it names none. */
 export function samplerFromEnv(env: NodeJS.ProcessEnv = process.env): TraceSampler {
   const name = (env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase();
-  if (!(NAMES as readonly string[]).includes(name)) {
-    throw new SamplerConfigError(`OTEL_TRACES_SAMPLER=${env.OTEL_TRACES_SAMPLER} is not supported: use ${NAMES.join(', ')}`);
+  if (!(SAMPLER_NAMES as readonly string[]).includes(name)) {
+    throw new SamplerConfigError(`OTEL_TRACES_SAMPLER=${env.OTEL_TRACES_SAMPLER} is not supported: use ${SAMPLER_NAMES.join(', ')}`);
   }
   const usesRatio = name.endsWith('traceidratio');
   const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim();
