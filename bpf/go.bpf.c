@@ -120,9 +120,10 @@ static __always_inline void read_go_string(char *out, const __u32 size, __u64 ad
 	}
 }
 
-/* "00-<trace>-<span>-01" into out (LOUPE_TRACEPARENT_LEN). */
-static __always_inline void write_traceparent(char *out, const char *trace, const char *span)
+/* "00-<trace>-<span>-<flags>" into out (LOUPE_TRACEPARENT_LEN). */
+static __always_inline void write_traceparent(char *out, const struct go_ctx *ctx)
 {
+	const char *trace = ctx->trace, *span = ctx->span;
 	out[0] = '0';
 	out[1] = '0';
 	out[2] = '-';
@@ -130,8 +131,8 @@ static __always_inline void write_traceparent(char *out, const char *trace, cons
 	out[35] = '-';
 	__builtin_memcpy(out + 36, span, GO_SPAN_HEX);
 	out[52] = '-';
-	out[53] = '0';
-	out[54] = '1';
+	out[53] = ctx->flags[0];
+	out[54] = ctx->flags[1];
 	out[55] = 0;
 }
 
@@ -226,13 +227,16 @@ static __always_inline void server_start(struct go_key *key, struct loupe_go_req
 	struct go_incoming *in = bpf_map_lookup_elem(&loupe_go_incoming, &fkey);
 	if (in) {
 		__builtin_memcpy(gctx.trace, in->trace, GO_TRACE_HEX);
+		__builtin_memcpy(gctx.flags, in->flags, 2);
 		bpf_map_delete_elem(&loupe_go_incoming, &fkey);
 	} else {
 		random_hex(gctx.trace, GO_TRACE_HEX);
+		gctx.flags[0] = '0';
+		gctx.flags[1] = '1';
 	}
 	random_hex(gctx.span, GO_SPAN_HEX);
 	bpf_map_update_elem(&loupe_go_ctx, key, &gctx, BPF_ANY);
-	write_traceparent(ev->traceparent, gctx.trace, gctx.span);
+	write_traceparent(ev->traceparent, &gctx);
 	struct go_server server = { .start_ns = ev->hdr.ts_ns, .response = response };
 	bpf_map_update_elem(&loupe_go_servers, key, &server, BPF_ANY);
 	emit(ev, sizeof(*ev));
@@ -264,12 +268,16 @@ static __always_inline void client_start(struct go_key *key, struct loupe_go_req
 {
 	struct go_ctx call;
 	struct go_ctx *parent = bpf_map_lookup_elem(&loupe_go_ctx, key);
-	if (parent)
+	if (parent) {
 		__builtin_memcpy(call.trace, parent->trace, GO_TRACE_HEX);
-	else
+		__builtin_memcpy(call.flags, parent->flags, 2);
+	} else {
 		random_hex(call.trace, GO_TRACE_HEX);
+		call.flags[0] = '0';
+		call.flags[1] = '1';
+	}
 	random_hex(call.span, GO_SPAN_HEX);
-	write_traceparent(ev->traceparent, call.trace, call.span);
+	write_traceparent(ev->traceparent, &call);
 	struct go_client client = { .start_ns = ev->hdr.ts_ns, .request = request };
 	bpf_map_update_elem(&loupe_go_clients, key, &client, BPF_ANY);
 	emit(ev, sizeof(*ev));

@@ -37,6 +37,7 @@ struct go_key {
 struct go_ctx {
 	char trace[GO_TRACE_HEX];
 	char span[GO_SPAN_HEX];
+	char flags[2]; /* trace-flags as the trace came in ("01" for one begun here): what it goes on with */
 };
 
 /* The trace context a goroutine works for: set by its server request, inherited by goroutines it starts. */
@@ -54,6 +55,7 @@ struct go_fd_key {
 
 struct go_incoming {
 	char trace[GO_TRACE_HEX];
+	char flags[2];
 };
 
 /* The trace id an HTTP request read on a Go server's pid:fd carried in its traceparent header. */

@@ -239,6 +239,11 @@ static __always_inline void note_incoming_traceparent(struct scratch *s, __u32 p
 			return;
 		in.trace[k] = c;
 	}
+	/* The flags go on with the trace: a caller that did not sample it must not see it sampled downstream. */
+	in.flags[0] = v[53] | 0x20;
+	in.flags[1] = v[54] | 0x20;
+	if (v[52] != '-' || !is_hex(in.flags[0]) || !is_hex(in.flags[1]))
+		return;
 	bpf_map_update_elem(&loupe_go_incoming, &key, &in, BPF_ANY);
 }
 

@@ -266,3 +266,40 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     }
   }, 60_000);
 });
+
+describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !== 0)(`the sampled flag through a Go service${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('passes on the trace-flags of the traceparent it was called with, and says sampled in a trace it begins', async () => {
+    const backendPort = await freePort();
+    const backend = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders })); s.end('6'); }).listen(${backendPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const backendLine = lines(backend);
+    expect(await backendLine()).toBe('ready');
+    const frontPort = await freePort();
+    const front = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['frontend', `127.0.0.1:${frontPort}`, `http://127.0.0.1:${backendPort}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    expect(await lines(front)()).toBe('ready');
+    const session = new LiveSession({
+      ports: [frontPort, backendPort], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
+      write: () => {}, goProbes: true, goInject: true,
+    });
+    session.start();
+    const trace = 'ab'.repeat(16);
+    const received: Array<{ url: string; raw: string[] }> = [];
+    try {
+      await probeWhenGo(session, front.pid!);
+      for (const [n, header] of [[3, `00-${trace}-${'cd'.repeat(8)}-00`], [4, `00-${trace}-${'cd'.repeat(8)}-01`], [5, undefined]] as const) {
+        const r = spawnSync('curl', ['-sS', ...(header ? ['-H', `traceparent: ${header}`] : []), `http://127.0.0.1:${frontPort}/factorial/${n}`], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        received.push(JSON.parse(await backendLine()));
+      }
+    } finally {
+      await session.stop();
+      front.kill();
+      backend.kill();
+    }
+    expect(received.map((r) => r.url)).toEqual(['/compute?n=3', '/compute?n=4', '/compute?n=5']);
+    const [unsampled, sampled, begun] = received.map((r) => traceparentsOf(r.raw));
+    expect(unsampled).toEqual([expect.stringMatching(new RegExp(`^00-${trace}-[0-9a-f]{16}-00$`))]);
+    expect(sampled).toEqual([expect.stringMatching(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`))]);
+    expect(begun).toEqual([expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)]);
+    expect(begun![0]).not.toContain(trace);
+  }, 120_000);
+});
