@@ -247,6 +247,8 @@ struct loupe_go_offsets {
 	__u32 header_map_buckets; /* hash<string,[]string>.buckets */
 	__u32 header_bucket_keys; /* bucket<string,[]string>.keys */
 	__u32 header_bucket_overflow; /* bucket<string,[]string>.overflow: the last member, so size - 8 */
+	__u32 header_map_noverflow; /* hash<string,[]string>.noverflow: overflow buckets in use (exact for small maps) */
+	__u32 header_map_oldbuckets; /* hash<string,[]string>.oldbuckets: not nil while the map grows */
 	__u32 writer_wr;          /* bufio.Writer.wr: the io.Writer a persistConn's bufio.Writer writes to */
 	__u32 persist_conn_conn;  /* net/http.persistConn.conn */
 	__u32 tls_conn_conn;      /* crypto/tls.Conn.conn: the net.Conn under TLS */

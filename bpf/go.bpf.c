@@ -314,7 +314,7 @@ struct header_search {
 /*
  * One slot of a map[string][]string's buckets (slot i of bucket i/8): a
  * bpf_loop callback. A tophash below 5 marks an empty or moved slot.
- * Overflow buckets are not followed: Go grows a map before they are common.
+ * Overflow buckets are not followed: a map that has any is not searched.
  */
 static long header_search_step(__u64 i, struct header_search *h)
 {
@@ -349,6 +349,16 @@ static __always_inline int has_own_traceparent(struct loupe_go_offsets *off, __u
 		return 0;
 	__u8 b = 0;
 	if (bpf_probe_read_user(&b, 1, (void *)(map + off->header_map_b)) || b > HEADER_MAX_B)
+		return 1;
+	/*
+	 * Keys in overflow buckets, or in old buckets not yet moved while the
+	 * map grows (a growth moves two buckets per write, so a map written 27
+	 * times can stop half moved), are not where the search looks.
+	 */
+	__u16 noverflow = 0;
+	if (bpf_probe_read_user(&noverflow, sizeof(noverflow), (void *)(map + off->header_map_noverflow)) || noverflow != 0)
+		return 1;
+	if (read_u64(map + off->header_map_oldbuckets) != 0)
 		return 1;
 	struct header_search h = {
 		.buckets = read_u64(map + off->header_map_buckets),

@@ -81,7 +81,7 @@ function lines(child: ChildProcess): () => Promise<string> {
  * traceparent?]; `before` requests go first, before the agent starts, on the
  * keep-alive connection the later ones reuse. What the server read, and the spans.
  */
-async function throughAgent(goInject: boolean, requests: Array<[string, string?]>, before: string[] = [], buildmode = 'exe') {
+async function throughAgent(goInject: boolean, requests: Array<[string, string?, number?]>, before: string[] = [], buildmode = 'exe') {
   const port = await freePort();
   const server = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort })); s.end('ok'); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const serverLine = lines(server);
@@ -89,8 +89,9 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_BUILDMODE: buildmode } });
   const clientLine = lines(client);
   const received: Array<{ url: string; raw: string[]; peer: number }> = [];
-  const fetch = async (p: string, own?: string) => {
-    client.stdin!.write(`http://127.0.0.1:${port}${p}${own ? ` ${own}` : ''}\n`);
+  /** `extra` headers after `own` make the request's header map grow (see fetchLines in gofactorial.go). */
+  const fetch = async (p: string, own?: string, extra?: number) => {
+    client.stdin!.write(`http://127.0.0.1:${port}${p}${own ? ` ${own}` : ''}${extra ? ` ${extra}` : ''}\n`);
     expect(await clientLine()).toBe('200 OK');
     received.push(JSON.parse(await serverLine()));
   };
@@ -104,7 +105,7 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?]
   const started = session.start();
   try {
     expect(await probeWhenGo(session, client.pid!)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
-    for (const [p, own] of requests) await fetch(p, own);
+    for (const [p, own, extra] of requests) await fetch(p, own, extra);
     await new Promise((r) => setTimeout(r, 200));
   } finally {
     client.stdin!.end();
@@ -165,7 +166,9 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   let pie: Awaited<ReturnType<typeof throughAgent>>;
 
   beforeAll(async () => {
-    on = await throughAgent(true, [['/plain'], ['/own', OWN], [LONG]]);
+    // 26 more headers: the 27th key makes Go's map grow from 4 buckets to 8, and with no write
+    // after it the old buckets are left half moved, where the header search does not look.
+    on = await throughAgent(true, [['/plain'], ['/own', OWN], [LONG], ...Array.from({ length: 8 }, (_, i): [string, string, number] => [`/grown/${i}`, OWN, 26])]);
     off = await throughAgent(false, [['/plain']]);
     pooled = await throughAgent(true, [['/later']], ['/earlier']);
     pie = await throughAgent(true, [['/pie']], [], 'pie');
@@ -197,10 +200,16 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(`00-${served.traceId}-${served.parentSpanId}-01`).toBe(headers[0]);
   });
 
-  it('adds nothing to a request that carries its own traceparent', () => {
+  it('adds nothing to a request that carries its own traceparent, also when its header map is not searchable', () => {
     const own = on.received[1]!;
     expect(own.url).toBe('/own');
     expect(traceparentsOf(own.raw)).toEqual([OWN]);
+    const grown = on.received.filter((r) => r.url.startsWith('/grown/'));
+    expect(grown).toHaveLength(8);
+    for (const r of grown) {
+      expect(r.raw.filter((v, i) => i % 2 === 0 && v.startsWith('X-Extra-'))).toHaveLength(26);
+      expect(traceparentsOf(r.raw), r.url).toEqual([OWN]);
+    }
     const call = on.spans.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith('/own'))!;
     expect(call.traceId).toBe(OWN.split('-')[1]);
   });

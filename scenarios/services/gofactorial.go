@@ -206,7 +206,9 @@ func worker() http.Handler {
 
 // fetchLines is a client only: each request waits for its line, so whoever
 // drives it decides when (after the agent has its probes on it, say). A
-// TRACEPARENT given is set as the request's own header, as a tracing library would.
+// TRACEPARENT given is set as the request's own header, as a tracing library would;
+// EXTRA more headers after it (X-Extra-0, ...) make its header map grow.
+//   URL [TRACEPARENT [EXTRA]]
 func fetchLines() {
 	if os.Getenv("GOFACTORIAL_INSECURE") == "1" {
 		// A test's self-signed HTTPS server.
@@ -227,6 +229,12 @@ func fetchLines() {
 			}
 			if len(fields) > 1 {
 				req.Header.Set("Traceparent", fields[1])
+			}
+			if len(fields) > 2 {
+				extra, _ := strconv.Atoi(fields[2])
+				for i := 0; i < extra; i++ {
+					req.Header.Set(fmt.Sprintf("X-Extra-%d", i), "v")
+				}
 			}
 			resp, err := client.Do(req)
 			if err != nil {

@@ -54,6 +54,8 @@ export const GO_OFFSETS: Record<string, Record<string, number>> = {
     'net/http.Request.Header': 56,
     'hash<string,[]string>.B': 9,
     'hash<string,[]string>.buckets': 16,
+    'hash<string,[]string>.noverflow': 10,
+    'hash<string,[]string>.oldbuckets': 24,
     'bucket<string,[]string>.keys': 8,
     'bucket<string,[]string>.overflow': 328,
     'bufio.Writer.wr': 48,

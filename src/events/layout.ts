@@ -184,6 +184,8 @@ export const STRUCT_MEMBERS = {
     ['header_map_buckets', 'u32'],
     ['header_bucket_keys', 'u32'],
     ['header_bucket_overflow', 'u32'],
+    ['header_map_noverflow', 'u32'],
+    ['header_map_oldbuckets', 'u32'],
     ['writer_wr', 'u32'],
     ['persist_conn_conn', 'u32'],
     ['tls_conn_conn', 'u32'],

@@ -50,6 +50,8 @@ const INJECT_FIELDS: Record<string, string> = {
   header_map_buckets: 'hash<string,[]string>.buckets',
   header_bucket_keys: 'bucket<string,[]string>.keys',
   header_bucket_overflow: 'bucket<string,[]string>.overflow',
+  header_map_noverflow: 'hash<string,[]string>.noverflow',
+  header_map_oldbuckets: 'hash<string,[]string>.oldbuckets',
   writer_wr: 'bufio.Writer.wr',
   persist_conn_conn: 'net/http.persistConn.conn',
 };
