@@ -324,24 +324,11 @@ export class LiveSession {
     const pid = record.readUInt32LE(PID_AT);
     switch (type) {
       case T.LOUPE_EV_PROC_EXEC: {
-        const ppid = record.readUInt32LE(PPID_AT);
         if (this.filtering) {
           // With --exe the kernel side watched it from its exec as pending, until this decision.
           const pending = this.options.exe !== undefined && this.source.takePending(pid);
-          const filename = cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
-          const chosen = this.selected.has(pid) || this.selected.has(ppid) || (this.options.exe?.test(filename) ?? false);
-          if (!chosen) {
-            if (pending) this.dropped.set(pid, this.source.unwatchPid(pid));
-            return;
-          }
-          this.dropped.delete(pid);
-          if (!this.selected.has(pid)) {
-            this.selected.add(pid);
-            // A pending process is in the kernel's filter already, or has exited and left it: its pid may be another's next.
-            if (!pending) this.source.watchPid(pid);
-          }
-          // What it forked while pending did not inherit the filter (the kernel side could not know it would be chosen).
-          if (pending) for (const child of childrenOf(pid)) this.watch(child);
+          const program = { ppid: record.readUInt32LE(PPID_AT), exe: cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN) };
+          if (!this.decideExec(pid, program, pending)) return;
         }
         this.considerGo(pid);
         this.considerTls(pid);
@@ -377,8 +364,11 @@ export class LiveSession {
       default: {
         const ts = record.readBigUInt64LE(TS_AT);
         if (ts > this.lastTs) this.lastTs = ts;
-        // Still pending at its first record: its exec record was lost (a full ring buffer), and with it --exe's decision.
-        if (this.options.exe !== undefined && !this.known.has(pid) && this.source.takePending(pid)) this.decideWithoutExec(pid, ts);
+        // Still pending at its first record: its exec record was lost (a full ring buffer), and with it --exe's
+        // decision, made now from /proc as of this record (gone, or its pid another's by now: not chosen).
+        if (this.options.exe !== undefined && !this.known.has(pid) && this.source.takePending(pid) && this.decideExec(pid, processInfo(pid, ts), true)) {
+          this.considerGo(pid);
+        }
         if (this.dropped.size > 0 && this.droppedRecord(pid, ts)) {
           if (type === T.LOUPE_EV_SOCK_OPEN) this.dropSocket(record.readBigUInt64LE(OPEN_COOKIE_AT));
           return;
@@ -416,21 +406,27 @@ export class LiveSession {
   }
 
   /**
-   * --exe's decision on a pending process whose exec record never came, from /proc as of
-   * the record made at `ts`: chosen as its exec record would have chosen it, else dropped
-   * like one not chosen. Gone (or its pid another's by now), nothing tells, and it is dropped.
+   * Whether a process is watched in the program it now runs: chosen when it or its parent
+   * is, or --exe matches the executable (`program` undefined: nothing tells, not chosen).
+   * `pending`: the kernel side watched it since its exec, until this decision; not chosen,
+   * it leaves the filter and what it did meanwhile is dropped; chosen, the children it forked
+   * meanwhile are added, since they did not inherit the filter.
    */
-  private decideWithoutExec(pid: number, ts: bigint): void {
-    const info = processInfo(pid, ts);
-    const chosen = info !== undefined && (this.selected.has(pid) || this.selected.has(info.ppid ?? -1) || this.options.exe!.test(info.exe));
+  private decideExec(pid: number, program: { ppid?: number; exe: string } | undefined, pending: boolean): boolean {
+    const chosen = program !== undefined
+      && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.options.exe?.test(program.exe) ?? false));
     if (!chosen) {
-      this.dropped.set(pid, this.source.unwatchPid(pid));
-      return;
+      if (pending) this.dropped.set(pid, this.source.unwatchPid(pid));
+      return false;
     }
     this.dropped.delete(pid);
-    this.selected.add(pid);
-    for (const child of childrenOf(pid)) this.watch(child);
-    this.considerGo(pid);
+    if (!this.selected.has(pid)) {
+      this.selected.add(pid);
+      // A pending process is in the kernel's filter already, or has exited and left it: its pid may be another's next.
+      if (!pending) this.source.watchPid(pid);
+    }
+    if (pending) for (const child of childrenOf(pid)) this.watch(child);
+    return true;
   }
 
   /** Select a process and put it in the kernel's filter; false when it was selected already. */
