@@ -15,7 +15,8 @@ import type { ProcessTable } from '../discovery/processes';
 import { wallNs } from './time';
 
 const SCOPE = { name: 'loupe', version: '0.1.0' };
-const KIND = { server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL } as const;
+/** Our span kinds as OpenTelemetry's. */
+export const OTEL_KIND = { server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL } as const;
 const STATUS = { unset: SpanStatusCode.UNSET, ok: SpanStatusCode.OK, error: SpanStatusCode.ERROR } as const;
 
 function hrTime(ns: bigint): HrTime {
@@ -55,7 +56,7 @@ export class OtlpSpanConverter {
     const context = { traceId: span.traceId, spanId: span.spanId, traceFlags: TraceFlags.SAMPLED, ...(traceState ? { traceState } : {}) };
     return {
       name: span.name,
-      kind: KIND[span.kind],
+      kind: OTEL_KIND[span.kind],
       spanContext: () => context,
       ...(span.parentSpanId
         ? { parentSpanContext: { traceId: span.traceId, spanId: span.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: span.parentIsRemote } }

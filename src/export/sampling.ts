@@ -8,16 +8,15 @@
  * at all, and the decision depends on nothing but the capture: a replay
  * sends what the live run sent. Metrics count every span, sampled or not.
  */
-import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 import type { Span } from '../correlator/span';
+import { OTEL_KIND } from './otlp';
 
 export class SamplerConfigError extends Error {}
 
 export const SAMPLER_NAMES = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 export type SamplerName = (typeof SAMPLER_NAMES)[number];
-
-const KIND = { server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL } as const;
 
 export class TraceSampler {
   constructor(
@@ -35,7 +34,7 @@ export class TraceSampler {
         traceFlags: span.remoteSampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
         isRemote: true,
       });
-    return this.sampler.shouldSample(parent, span.traceId, span.name, KIND[span.kind], span.attributes, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+    return this.sampler.shouldSample(parent, span.traceId, span.name, OTEL_KIND[span.kind], span.attributes, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
   }
 }
 
@@ -48,7 +47,7 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv = process.env): TraceSampl
   const usesRatio = name.endsWith('traceidratio');
   const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim();
   const ratio = usesRatio && arg ? Number(arg) : 1;
-  if (usesRatio && arg && !(arg !== '' && Number.isFinite(ratio) && ratio >= 0 && ratio <= 1)) {
+  if (usesRatio && arg && !(Number.isFinite(ratio) && ratio >= 0 && ratio <= 1)) {
     throw new SamplerConfigError(`OTEL_TRACES_SAMPLER_ARG=${arg} is not a ratio: give a number from 0 to 1 (OTEL_TRACES_SAMPLER=${name})`);
   }
   const root = (n: SamplerName): Sampler => (n.endsWith('always_off') ? new AlwaysOffSampler() : n.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler());
