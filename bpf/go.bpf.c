@@ -120,6 +120,14 @@ static __always_inline void read_go_string(char *out, const __u32 size, __u64 ad
 	}
 }
 
+/* A trace begun here: a new id, said sampled (the agent's sampler decides what it exports). */
+static __always_inline void begin_trace(struct go_ctx *ctx)
+{
+	random_hex(ctx->trace, GO_TRACE_HEX);
+	ctx->flags[0] = '0';
+	ctx->flags[1] = '1';
+}
+
 /* "00-<trace>-<span>-<flags>" into out (LOUPE_TRACEPARENT_LEN). */
 static __always_inline void write_traceparent(char *out, const struct go_ctx *ctx)
 {
@@ -230,9 +238,7 @@ static __always_inline void server_start(struct go_key *key, struct loupe_go_req
 		__builtin_memcpy(gctx.flags, in->flags, 2);
 		bpf_map_delete_elem(&loupe_go_incoming, &fkey);
 	} else {
-		random_hex(gctx.trace, GO_TRACE_HEX);
-		gctx.flags[0] = '0';
-		gctx.flags[1] = '1';
+		begin_trace(&gctx);
 	}
 	random_hex(gctx.span, GO_SPAN_HEX);
 	bpf_map_update_elem(&loupe_go_ctx, key, &gctx, BPF_ANY);
@@ -272,9 +278,7 @@ static __always_inline void client_start(struct go_key *key, struct loupe_go_req
 		__builtin_memcpy(call.trace, parent->trace, GO_TRACE_HEX);
 		__builtin_memcpy(call.flags, parent->flags, 2);
 	} else {
-		random_hex(call.trace, GO_TRACE_HEX);
-		call.flags[0] = '0';
-		call.flags[1] = '1';
+		begin_trace(&call);
 	}
 	random_hex(call.span, GO_SPAN_HEX);
 	write_traceparent(ev->traceparent, &call);
