@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LiveSession } from '../src/pipeline/live';
+import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { freePort, ROOT, tempDir } from './helpers';
 
@@ -64,6 +64,11 @@ async function probeWhenGo(session: LiveSession, pid: number) {
   return probed();
 }
 
+/** An agent session on these ports with the Go probes on, spans as JSON lines to `write`. */
+function goSession(ports: number[], write: (text: string) => void, goInject: boolean, extra: Partial<LiveSessionOptions> = {}): LiveSession {
+  return new LiveSession({ ports, maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl', write, goProbes: true, goInject, ...extra });
+}
+
 /** A process whose stdout lines are read one per request. */
 function lines(child: ChildProcess): () => Promise<string> {
   const queue: string[] = [];
@@ -98,10 +103,7 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?,
   for (const p of before) await fetch(p);
   let spans = '';
   const capture = path.join(tempDir(), 'go.loupe');
-  const session = new LiveSession({
-    ports: [port], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
-    write: (t) => (spans += t), goProbes: true, goInject, capturePath: capture,
-  });
+  const session = goSession([port], (t) => (spans += t), goInject, { capturePath: capture });
   const started = session.start();
   try {
     expect(await probeWhenGo(session, client.pid!)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
@@ -135,10 +137,7 @@ async function httpsThroughAgent() {
   const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_INSECURE: '1' } });
   const clientLine = lines(client);
   let spans = '';
-  const session = new LiveSession({
-    ports: [port], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
-    write: (t) => (spans += t), goProbes: true, goInject: true,
-  });
+  const session = goSession([port], (t) => (spans += t), true);
   session.start();
   try {
     await probeWhenGo(session, client.pid!);
@@ -285,10 +284,7 @@ describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !
     const frontPort = await freePort();
     const front = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['frontend', `127.0.0.1:${frontPort}`, `http://127.0.0.1:${backendPort}`], { stdio: ['ignore', 'pipe', 'inherit'] });
     expect(await lines(front)()).toBe('ready');
-    const session = new LiveSession({
-      ports: [frontPort, backendPort], maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl',
-      write: () => {}, goProbes: true, goInject: true,
-    });
+    const session = goSession([frontPort, backendPort], () => {}, true);
     session.start();
     const trace = 'ab'.repeat(16);
     const received: Array<{ url: string; raw: string[] }> = [];
