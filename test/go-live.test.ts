@@ -308,3 +308,55 @@ describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !
     expect(begun![0]).not.toContain(trace);
   }, 120_000);
 });
+
+describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !== 0)(`--port leaves programs it does not watch alone${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('probes no Go program that has no connection on the port, and its requests reach their server byte for byte', async () => {
+    const elsewhere = await freePort();
+    // A raw TCP server: logs the exact bytes of each request head, answers and closes (each request a new connection).
+    const raw = spawn('node', ['-e', `require('net').createServer((c) => { let b = Buffer.alloc(0); c.on('data', (d) => { b = Buffer.concat([b, d]); if (b.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(b.toString('latin1'))); c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok'); } }); }).listen(${elsewhere}, '127.0.0.1', () => console.log('"ready"'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const rawLine = lines(raw);
+    expect(await rawLine()).toBe('"ready"');
+    const watchedPort = await freePort();
+    const watchedServer = spawn('node', ['-e', `require('http').createServer((q, s) => s.end('ok')).listen(${watchedPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    expect(await lines(watchedServer)()).toBe('ready');
+    const goClient = () => {
+      const child = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const next = lines(child);
+      return { child, fetch: async (p: string) => {
+        child.stdin!.write(`http://127.0.0.1:${elsewhere}${p}\n`);
+        expect(await next()).toBe('200 OK');
+        return JSON.parse(await rawLine()) as string;
+      } };
+    };
+    const before = goClient(); // running when the agent starts
+    const baseline = await before.fetch('/path-a');
+    let spans = '';
+    const session = goSession([watchedPort], (t) => (spans += t), true);
+    const started = session.start();
+    let after: ReturnType<typeof goClient> | undefined;
+    const seen: string[] = [];
+    try {
+      expect(started.propagation.inject).toBe(true);
+      await session.goSettled();
+      after = goClient(); // exec'd while the agent runs
+      seen.push(await before.fetch('/path-b'), await after.fetch('/path-c'));
+      // Records come in order: once a request on the watched port made after these is a span, the agent has seen their execs too.
+      const marker = spawnSync('curl', ['-sS', `http://127.0.0.1:${watchedPort}/marker`], { encoding: 'utf8' });
+      expect(marker.status, marker.stderr).toBe(0);
+      for (let i = 0; i < 600 && !spans.includes('/marker'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(spans).toContain('/marker');
+      await session.goSettled();
+      expect(session.goPrograms.filter((g) => g.pid === before.child.pid || g.pid === after!.child.pid)).toEqual([]);
+      expect(heldGoLinks()).toBe(0);
+    } finally {
+      before.child.stdin!.end();
+      after?.child.stdin!.end();
+      await session.stop();
+      raw.kill();
+      watchedServer.kill();
+    }
+    expect(baseline).toMatch(/^GET \/path-a HTTP\/1\.1\r\n/);
+    expect(seen).toEqual([baseline.replace('/path-a', '/path-b'), baseline.replace('/path-a', '/path-c')]);
+    expect(session.injected.inserted).toBe(0n);
+  }, 120_000);
+});

@@ -22,7 +22,7 @@ import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
-import { allPids, childrenOf, holdersOf, listeningInodes, processInfo } from '../sources/live/procfs';
+import { allPids, childrenOf, holdersOf, listeningInodes, portInodes, processInfo } from '../sources/live/procfs';
 import { StreamMasker } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
 import type { ExportOptions } from '../export/exporters';
@@ -114,6 +114,12 @@ export class LiveSession {
   /** The latest record time seen, for forgetting `dropped` entries no record can need any more. */
   private lastTs = 0n;
   private readonly filtering: boolean;
+  /**
+   * --port alone: the kernel passes only connections on those ports, and the Go and TLS probes go
+   * only to programs seen on one of them (at start, listening later, or at their first record),
+   * never to every program the host runs: a probe on a program not watched is a change to it.
+   */
+  private readonly portSelecting: boolean;
   private spoolFd: number | undefined;
   private spoolPath: string | undefined;
   private spool: Buffer[] = [];
@@ -139,6 +145,7 @@ export class LiveSession {
 
   constructor(private readonly options: LiveSessionOptions) {
     this.filtering = (options.pids?.length ?? 0) > 0 || options.exe !== undefined || (options.openPorts?.length ?? 0) > 0;
+    this.portSelecting = !this.filtering && (options.ports?.length ?? 0) > 0;
     for (const pid of options.pids ?? []) this.selected.add(pid);
     const pids = [...(options.pids ?? [])];
     if (options.exe) {
@@ -175,7 +182,9 @@ export class LiveSession {
       },
       createdBy: 'loupe live',
     };
-    this.initialPids = this.filtering ? [...this.selected] : allPids().filter((p) => p !== process.pid);
+    this.initialPids = this.filtering ? [...this.selected]
+      : this.portSelecting ? holdersOf(portInodes(options.ports!), process.pid)
+      : allPids().filter((p) => p !== process.pid);
     this.source = new LiveSource({ ...options, pids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
     if (options.capturePath) {
       this.spoolPath = `${options.capturePath}.records.tmp`;
@@ -191,8 +200,10 @@ export class LiveSession {
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
     this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
-    if (this.options.openPorts?.length) {
-      this.openPortTimer = setInterval(() => this.findListeners(this.options.openPorts!), 2000);
+    const listenPorts = this.options.openPorts?.length ? this.options.openPorts : this.portSelecting ? this.options.ports! : undefined;
+    if (listenPorts) {
+      if (this.portSelecting) this.listening = listeningInodes(listenPorts);
+      this.openPortTimer = setInterval(() => this.findListeners(listenPorts), 2000);
       this.openPortTimer.unref();
     }
     // Counted as records are taken; progress.lost and .spans at each batch's end.
@@ -245,8 +256,9 @@ export class LiveSession {
 
   /**
    * If this process runs a Go program with net/http, probe it (once per
-   * program it runs). Called for each exec seen, and by whoever starts a
-   * service and must not let load reach it before its probes.
+   * program it runs). Called for each exec of a watched process (with --port
+   * alone, once a process is seen on a watched port), and by whoever starts
+   * a service and must not let load reach it before its probes.
    */
   considerGo(pid: number): void {
     if (!this.options.goProbes) return;
@@ -330,8 +342,13 @@ export class LiveSession {
           const program = { ppid: record.readUInt32LE(PPID_AT), exe: cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN) };
           if (!this.decideExec(pid, program, pending)) return;
         }
-        this.considerGo(pid);
-        this.considerTls(pid);
+        // --port alone: a program is probed once it is seen on a watched port, not for running.
+        if (!this.portSelecting || this.known.has(pid)) {
+          this.considerGo(pid);
+          this.considerTls(pid);
+        } else if (this.goPids.delete(pid)) {
+          this.source.forgetGo(pid);
+        }
         // A process that exec's again: its new program counts from now.
         if (this.known.has(pid)) out.push(record);
         else this.hold(pid, record);
@@ -390,8 +407,9 @@ export class LiveSession {
   }
 
   /**
-   * --open-port: processes that started listening on a port since the last look. Only a new
-   * listening socket makes the agent read every process's fds (a large host has many).
+   * --open-port: processes that started listening on a port since the last look are watched;
+   * --port alone: they get their probes before their first client comes. Only a new listening
+   * socket makes the agent read every process's fds (a large host has many).
    */
   private findListeners(ports: number[]): void {
     if (this.failure) return;
@@ -399,7 +417,7 @@ export class LiveSession {
     const fresh = new Set([...now].filter((inode) => !this.listening.has(inode)));
     this.listening = now;
     for (const pid of holdersOf(fresh, process.pid)) {
-      if (!this.watch(pid)) continue;
+      if (!this.portSelecting && !this.watch(pid)) continue;
       this.considerGo(pid);
       this.considerTls(pid);
     }
@@ -502,6 +520,8 @@ export class LiveSession {
   private firstSight(pid: number, out: Buffer[], seenAtNs: bigint): void {
     this.known.add(pid);
     this.considerTls(pid);
+    // Its first record: with --port alone, its first connection on a watched port.
+    if (this.portSelecting) this.considerGo(pid);
     const exec = this.heldExecs.get(pid);
     this.heldExecs.delete(pid);
     // A pid the table already knows (an exec record, or a reused pid) keeps what the table says,

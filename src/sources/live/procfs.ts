@@ -90,12 +90,26 @@ export function childrenOf(pid: number): number[] {
  * (/proc/net/tcp and tcp6, state 0A).
  */
 export function listeningInodes(ports: readonly number[]): Set<string> {
+  return tcpInodes(ports, true);
+}
+
+/**
+ * The TCP socket inodes with one of these ports at either end, in any state
+ * (listening, connected, closing), in this network namespace.
+ */
+export function portInodes(ports: readonly number[]): Set<string> {
+  return tcpInodes(ports, false);
+}
+
+function tcpInodes(ports: readonly number[], listeningOnly: boolean): Set<string> {
   const inodes = new Set<string>();
+  const portOf = (address: string) => parseInt(address.split(':')[1]!, 16);
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     for (const line of (read(file) ?? '').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols.length < 10 || cols[3] !== '0A') continue;
-      if (ports.includes(parseInt(cols[1]!.split(':')[1]!, 16))) inodes.add(cols[9]!);
+      if (cols.length < 10 || cols[9] === '0') continue; // inode 0: a TIME_WAIT socket no process holds
+      if (listeningOnly && cols[3] !== '0A') continue;
+      if (ports.includes(portOf(cols[1]!)) || (!listeningOnly && ports.includes(portOf(cols[2]!)))) inodes.add(cols[9]!);
     }
   }
   return inodes;
