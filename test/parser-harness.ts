@@ -33,3 +33,24 @@ export function runTurns<M extends MessageBase>(make: () => ProtocolParser<M>, t
 export function shape<M extends MessageBase>(messages: M[]): unknown[] {
   return messages.map(({ tsStart: _a, tsEnd: _b, tid: _c, ...rest }) => rest);
 }
+
+/**
+ * Feed the turns as the kernel copies them: each turn written in syscalls of
+ * `writeSize` bytes, of which only the first `limit` are copied and the rest
+ * arrive as a gap (a record cut at --max-payload).
+ */
+export function runCopied<M extends MessageBase>(make: () => ProtocolParser<M>, turns: Turn[], limit: number, writeSize = Infinity): M[] {
+  const parser = make();
+  const out: M[] = [];
+  parser.onMessage = (m) => out.push(m);
+  let ts = 1000n;
+  for (const turn of turns) {
+    for (let at = 0; at < turn.bytes.length; at += writeSize) {
+      const write = turn.bytes.subarray(at, Math.min(turn.bytes.length, at + writeSize));
+      parser.feed(turn.side, { data: write.subarray(0, limit), ts: (ts += 10n), tid: 7 });
+      if (write.length > limit) parser.gap(turn.side, write.length - limit, ts);
+    }
+  }
+  parser.end(ts + 1n);
+  return out;
+}

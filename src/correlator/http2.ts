@@ -37,6 +37,8 @@ export function decorateHttp2Request(span: Span, m: Http2Request): void {
 }
 
 export function applyHttp2Response(span: Span, m: Http2Response): void {
+  // Bytes the kernel did not copy: framing held over them, so the status below is the real one.
+  if (m.lostBytes) span.attributes['loupe.lost_bytes'] = Number(span.attributes['loupe.lost_bytes'] ?? 0) + m.lostBytes;
   if (m.reset !== undefined) {
     span.attributes['loupe.http2.reset'] = m.reset;
     span.attributes[ATTR_ERROR_TYPE] = m.reset;

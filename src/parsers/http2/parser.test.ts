@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Http2Parser, PREFACE } from './parser';
 import type { Http2Message, Http2Request, Http2Response } from './messages';
-import { runTurns, shape, type Turn } from '../../../test/parser-harness';
+import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 import { HEADER } from '../../../test/helpers';
 import { Script } from '../../../test/script';
 import { frame, settings } from '../../../test/http2-frames';
@@ -100,6 +100,36 @@ describe('Http2Parser frames', () => {
     expect(spans.map((x) => [x.attributes['url.full'], x.attributes['http.response.status_code']])).toEqual([
       ['http://svc/upgrade', 200], ['http://svc/after', 404],
     ]);
+  });
+
+  it('frames DATA larger than the kernel copies: the response ends with its real status, and gRPC counts hold', () => {
+    const e = encoders();
+    const grpcMessage = (n: number) => {
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(n, 1);
+      return Buffer.concat([prefix, Buffer.alloc(n, 7)]);
+    };
+    const grpcHeaders = { ':method': 'POST', ':path': '/routeguide.RouteGuide/RecordRoute', ':scheme': 'http', ':authority': 'rg', 'content-type': 'application/grpc' };
+    const turns: Turn[] = [
+      { side: 'client', bytes: Buffer.concat([PREFACE, settings(), frame(1, 0x5, 1, e.req({ ':method': 'GET', ':path': '/big', ':scheme': 'http', ':authority': 'shop' }))]) },
+      { side: 'server', bytes: Buffer.concat([settings(), frame(1, 0x4, 1, e.res({ ':status': '200' })), frame(0, 0x1, 1, Buffer.alloc(12_000, 0x61))]) },
+      // A client stream of two gRPC messages, one of 10 KB, in one DATA frame; the answer in the next write.
+      { side: 'client', bytes: Buffer.concat([frame(1, 0x4, 3, e.req(grpcHeaders)), frame(0, 0, 3, Buffer.concat([grpcMessage(10_000), grpcMessage(3)]))]) },
+      { side: 'client', bytes: frame(0, 0x1, 3, grpcMessage(2)) },
+      { side: 'server', bytes: Buffer.concat([frame(1, 0x4, 3, e.res({ ':status': '200', 'content-type': 'application/grpc' })), frame(0, 0, 3, grpcMessage(4)), frame(1, 0x5, 3, e.res({ 'grpc-status': '0' }))]) },
+      { side: 'client', bytes: frame(1, 0x5, 5, e.req({ ':method': 'GET', ':path': '/after', ':scheme': 'http', ':authority': 'shop' })) },
+      { side: 'server', bytes: Buffer.concat([frame(1, 0x5, 5, e.res({ ':status': '204' }))]) },
+    ];
+    const ms = runCopied(() => new Http2Parser(), turns, 4096) as Http2Message[];
+    const res = ms.filter((m): m is Http2Response => m.kind === 'response');
+    expect(res.map((r) => [r.streamId, r.status, r.bodyBytes, r.error])).toEqual([[1, 200, 12_000, undefined], [3, 200, 9, undefined], [5, 204, 0, undefined]]);
+    expect(res[0]!.lostBytes).toBe(turns[1]!.bytes.length - 4096);
+    expect(res[1]).toMatchObject({ grpcStatus: 0, grpc: { messages: 1 } });
+    const rpc = ms.find((m): m is Http2Request => m.kind === 'request' && m.streamId === 3)!;
+    // The 10 KB message's end fell in the lost bytes, with the next prefix: counted up to there.
+    expect(rpc).toMatchObject({ bodyBytes: 10_020, grpc: { messages: 1 } });
+    expect(rpc.lostBytes).toBeGreaterThan(5_000);
+    expect(ms.find((m) => m.kind === 'request' && m.streamId === 5)).toMatchObject({ path: '/after' });
   });
 
   it('never throws or hangs on random bytes', () => {

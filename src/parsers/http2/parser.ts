@@ -50,6 +50,21 @@ interface Half {
   prefix: number[];
   remaining: number;
   payload?: Buffer[];
+  /** Bytes of its frames that were not captured (DATA counted in bodyBytes all the same). */
+  lostBytes: number;
+  /** gRPC framing was lost inside a gap: messages after it are not counted. */
+  grpcLost?: boolean;
+}
+
+/** A DATA frame being read as its bytes come: its body is counted, never held whole. */
+interface DataFrame {
+  streamId: number;
+  flags: number;
+  /** Payload bytes of the frame still to come (body and padding). */
+  left: number;
+  /** Padding at its end; -1 until the pad length byte is read. */
+  pad: number;
+  tsEnd: bigint;
 }
 
 interface Stream {
@@ -70,7 +85,7 @@ interface PendingBlock {
   offset: number;
 }
 
-const newHalf = (): Half => ({ trailers: [], bodyBytes: 0, ended: false, tid: 0, offset: 0, unknown: [], prefix: [], remaining: 0 });
+const newHalf = (): Half => ({ trailers: [], bodyBytes: 0, ended: false, tid: 0, offset: 0, unknown: [], prefix: [], remaining: 0, lostBytes: 0 });
 
 export interface Http2Options {
   /** Keep the first gRPC message payloads (for decoding with .proto files). */
@@ -95,6 +110,8 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
   private pending: Partial<Record<Side, PendingBlock>> = {};
   private resync: Record<Side, boolean> = { client: false, server: false };
   private stopped: Partial<Record<Side, string>> = {};
+  /** The DATA frame each side is in the middle of. */
+  private data: Partial<Record<Side, DataFrame>> = {};
 
   constructor(private readonly options: Http2Options = {}) {
     if (options.upgraded) {
@@ -122,7 +139,33 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
   }
 
   gap(side: Side, bytes: number, _ts: bigint): void {
-    this.buffers[side].clear(bytes);
+    const buf = this.buffers[side];
+    if (!this.resync[side] && !this.stopped[side]) {
+      // Frame lengths say where the lost bytes fall: inside a frame, framing holds.
+      const d = this.data[side];
+      if (d) {
+        const inside = Math.min(bytes, d.left);
+        this.dataLost(side, d, inside);
+        if (inside === bytes) return;
+        bytes -= inside;
+      } else if (buf.available >= FRAME_HEADER) {
+        const size = FRAME_HEADER + buf.peek(FRAME_HEADER)!.readUIntBE(0, 3);
+        const inside = size > buf.available ? Math.min(bytes, size - buf.available) : 0;
+        if (inside > 0) {
+          // A header block cut short: what it added to the table is unknown from here on.
+          const type = buf.byteAt(3);
+          if (type === 1 || type === 5 || type === 9) {
+            this.pending[side] = undefined;
+            this.decoders[side] = new HpackDecoder(true, this.limits[side]);
+          }
+          buf.lose(inside, size);
+          if (inside === bytes) return;
+          bytes -= inside;
+        }
+      }
+    }
+    buf.clear(bytes);
+    this.data[side] = undefined;
     this.pending[side] = undefined;
     this.resync[side] = true;
     // What the lost bytes added to this side's table is unknown from here on.
@@ -143,7 +186,14 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
 
   private frames(side: Side): void {
     const buf = this.buffers[side];
-    while (buf.available >= FRAME_HEADER && !this.stopped[side]) {
+    while (!this.stopped[side]) {
+      if (!buf.skipPending()) return;
+      const d = this.data[side];
+      if (d) {
+        if (!this.dataBytes(side, d)) return;
+        continue;
+      }
+      if (buf.available < FRAME_HEADER) return;
       const h = buf.peek(FRAME_HEADER)!;
       const length = h.readUIntBE(0, 3);
       const type = h[3]!;
@@ -161,6 +211,13 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         this.stopped[side] = `byte ${buf.offset}: frame length ${length} is impossible`;
         return;
       }
+      if (type === 0) {
+        // DATA: read as it comes, so a frame larger than one capture is framed, not held.
+        const tsEnd = buf.whenAt(FRAME_HEADER - 1).ts;
+        buf.skip(FRAME_HEADER);
+        this.data[side] = { streamId, flags, left: length, pad: flags & PADDED ? -1 : 0, tsEnd };
+        continue;
+      }
       const total = FRAME_HEADER + length;
       const frame = buf.peek(total);
       if (!frame) return;
@@ -169,6 +226,78 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       this.frame(side, type, flags, streamId, frame.subarray(FRAME_HEADER), at);
       buf.skip(total);
     }
+  }
+
+  /** Take what is held of a DATA frame; true when the frame ended. */
+  private dataBytes(side: Side, d: DataFrame): boolean {
+    const buf = this.buffers[side];
+    if (d.pad < 0) {
+      if (d.left === 0) d.pad = 0;
+      else {
+        const pad = buf.byteAt(0);
+        if (pad === undefined) return false;
+        buf.skip(1);
+        d.left--;
+        d.pad = Math.min(pad, d.left); // a pad longer than the frame is the peer's error; its body is empty
+      }
+    }
+    const half = this.halfOf(side, d.streamId);
+    while (d.left > d.pad) {
+      const piece = buf.view();
+      if (piece.length === 0) return false;
+      const body = piece.subarray(0, d.left - d.pad);
+      d.tsEnd = buf.whenAt(body.length - 1).ts;
+      if (half) {
+        half.bodyBytes += body.length;
+        if (half.grpc && !half.grpcLost) this.grpcData(half, body);
+      }
+      buf.skip(body.length);
+      d.left -= body.length;
+    }
+    const padding = Math.min(d.left, buf.available);
+    if (padding > 0) {
+      d.tsEnd = buf.whenAt(padding - 1).ts;
+      buf.skip(padding);
+      d.left -= padding;
+    }
+    if (d.left > 0) return false;
+    this.dataEnded(side, d);
+    return true;
+  }
+
+  /** `n` bytes of the DATA frame under way were not captured. */
+  private dataLost(side: Side, d: DataFrame, n: number): void {
+    const half = this.halfOf(side, d.streamId);
+    const body = d.pad < 0 ? Math.max(0, n - 1) : Math.max(0, Math.min(n, d.left - d.pad));
+    if (d.pad < 0) d.pad = 0; // its length byte is lost: the padding is counted as body
+    d.left -= n;
+    this.buffers[side].lose(n, n); // nothing of the frame is held: its bytes are taken as they come
+    if (half) {
+      half.lostBytes += n;
+      half.bodyBytes += body;
+      if (half.grpc && !half.grpcLost) {
+        // Inside the message under way, the count holds; past its end, the next prefixes are lost.
+        if (half.remaining >= body) {
+          half.remaining -= body;
+          half.payload = undefined;
+        } else if (body > 0) half.grpcLost = true;
+      }
+    }
+    if (d.left === 0) this.dataEnded(side, d);
+  }
+
+  private dataEnded(side: Side, d: DataFrame): void {
+    this.data[side] = undefined;
+    const s = this.streams.get(d.streamId);
+    if (!s) return;
+    const half = side === 'client' ? s.request : s.response;
+    half.tsEnd = d.tsEnd;
+    if (d.flags & END_STREAM) this.ended(side, s, d.tsEnd);
+  }
+
+  private halfOf(side: Side, streamId: number): Half | undefined {
+    const s = this.streams.get(streamId);
+    return s && (side === 'client' ? s.request : s.response);
   }
 
   private stream(id: number): Stream {
@@ -182,17 +311,6 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
 
   private frame(side: Side, type: number, flags: number, streamId: number, payload: Buffer, at: { ts: bigint; tid: number; offset: number; tsEnd: bigint }): void {
     switch (type) {
-      case 0: { // DATA
-        const body = unpad(payload, flags);
-        const s = this.streams.get(streamId);
-        if (!s || !body) return;
-        const half = side === 'client' ? s.request : s.response;
-        half.bodyBytes += body.length;
-        half.tsEnd = at.tsEnd;
-        if (half.grpc) this.grpcData(half, body);
-        if (flags & END_STREAM) this.ended(side, s, at.tsEnd);
-        return;
-      }
       case 1: { // HEADERS
         let block = unpad(payload, flags);
         if (!block) return;
@@ -308,6 +426,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
     if (r.headers === undefined) m.error = `stream ${s.id}: its request headers were not seen`;
     if (r.unknown.length) m.unknownHeaders = [...r.unknown];
     if (open && !r.ended) m.open = true;
+    if (r.lostBytes) m.lostBytes = r.lostBytes;
     if (r.grpc) m.grpc = { ...r.grpc };
     this.onMessage(m);
   }
@@ -323,6 +442,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       tsStart: r.tsStart ?? ts, tsEnd: ts, tid: r.tid, offset: r.offset,
     };
     if (reset !== undefined) m.reset = reset;
+    if (r.lostBytes) m.lostBytes = r.lostBytes;
     if (r.unknown.length) m.unknownHeaders = [...r.unknown];
     const grpcStatus = field(grpcFields, 'grpc-status');
     if (grpcStatus !== undefined && /^\d+$/.test(grpcStatus)) m.grpcStatus = Number(grpcStatus);

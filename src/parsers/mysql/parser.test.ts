@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MysqlParser } from './parser';
 import type { DbMessage, DbRequest, DbResponse } from '../db';
-import { runTurns, shape, type Turn } from '../../../test/parser-harness';
+import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 
 /** MySQL packets as a server and a client put them on the wire. */
 const my = {
@@ -143,6 +143,37 @@ describe('MysqlParser', () => {
       expect(responses(ms).slice(1).map((r) => [r.command, r.rows ?? null])).toEqual([['PrepareOK', null], ['ResultSet', 1], ['ERR', null]]);
     });
   }
+
+  it('frames packets larger than the kernel copies: a long statement and wide rows keep their real result, with the bytes lost', () => {
+    const long = `INSERT INTO t VALUES ('${'x'.repeat(6000)}')`;
+    const wide = my.resultSet(1, 1, [['w'.repeat(20_000)], ['v'.repeat(5_000)], ['short']], true);
+    const turns: Turn[] = [
+      ...login(CAPS | DEPRECATE_EOF),
+      client(my.query(long)),
+      server(my.ok(1, 1)),
+      client(my.query('SELECT body FROM t')),
+      // Wide rows end the first write; the last row and the end come in a write of their own.
+      server(wide.subarray(0, wide.length - 21)),
+      server(wide.subarray(wide.length - 21)),
+      client(my.query('SELECT 1')),
+      server(my.resultSet(1, 1, [['1']], true)),
+    ];
+    // The server writes its 16 KiB net buffer at a time; each write copied up to 4096 bytes.
+    const ms = runCopied(() => new MysqlParser(), turns, 4096, 16_384) as DbMessage[];
+    const reqs = requests(ms);
+    const res = responses(ms);
+    expect(reqs.map((r) => r.command)).toEqual(['Handshake', 'COM_QUERY', 'COM_QUERY', 'COM_QUERY']);
+    expect(reqs[1]!.lostBytes).toBe(my.query(long).length - 4096);
+    expect(long.startsWith(reqs[1]!.query!)).toBe(true);
+    expect(res.map((r) => [r.command, r.rows, r.error])).toEqual([['OK', undefined, undefined], ['OK', 1, undefined], ['ResultSet', 3, undefined], ['ResultSet', 1, undefined]]);
+    expect(res[2]!.lostBytes).toBeGreaterThan(15_000);
+    expect(res[3]!.lostBytes).toBeUndefined();
+  });
+
+  it('keeps no trailing NUL of a statement in its text (mysqlslap ends its queries with one)', () => {
+    const ms = parse([...login(CAPS), client(my.packet(0, Buffer.from('\x03SELECT 1\x00', 'latin1'))), server(my.ok(1))]);
+    expect(requests(ms)[1]!.query).toBe('SELECT 1');
+  });
 
   it('keeps a command open while SERVER_MORE_RESULTS_EXISTS says another result follows', () => {
     const ms = parse([

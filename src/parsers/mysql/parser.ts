@@ -45,6 +45,8 @@ interface Unit {
   tsStart?: bigint;
   tid?: number;
   offset?: number;
+  /** Bytes of its answer that were not captured. */
+  lostBytes?: number;
 }
 
 type Fields = Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>;
@@ -57,6 +59,13 @@ function lenenc(b: Buffer, at: number): [number, number] {
   if (first === 0xfd) return [b.readUIntLE(at + 1, 3), 4];
   if (first === 0xfe && at + 9 <= b.length) return [Number(b.readBigUInt64LE(at + 1)), 9];
   return [0, 1];
+}
+
+/** A COM_QUERY or COM_STMT_PREPARE statement: some clients (mysqlslap among them) end it with a NUL the server ignores. */
+function statementText(p: Buffer): string {
+  let end = p.length;
+  while (end > 1 && p[end - 1] === 0) end--;
+  return p.toString('utf8', 1, end);
 }
 
 function cstring(b: Buffer, at: number): [string, number] {
@@ -82,6 +91,8 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   /** The previous server packet was full-size: the next one continues it. */
   private serverContinues = false;
   private resync: Record<Side, boolean> = { client: false, server: false };
+  /** Bytes lost of the client packet being reported (its end was not captured). */
+  private cutLost = 0;
 
   feed(side: Side, chunk: Chunk): void {
     if (this.phase === 'stopped') return;
@@ -92,7 +103,22 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   gap(side: Side, bytes: number, ts: bigint): void {
     if (this.phase === 'stopped') return;
-    (side === 'client' ? this.client : this.server).clear(bytes);
+    const buf = side === 'client' ? this.client : this.server;
+    if (!this.resync[side] && this.phase !== 'start') {
+      // Packet lengths frame every message: bytes lost inside one are passed over, and framing holds.
+      const skipping = buf.skipLeft > 0 && buf.available === 0;
+      const head = skipping ? undefined : buf.peek(5);
+      const size = head ? 4 + head.readUIntLE(0, 3) : undefined;
+      const inside = skipping ? Math.min(bytes, buf.skipLeft) : size !== undefined && size > buf.available ? Math.min(bytes, size - buf.available) : 0;
+      if (inside > 0) {
+        if (side === 'server' && this.units[0]) this.units[0].lostBytes = (this.units[0].lostBytes ?? 0) + inside;
+        if (!skipping) this.cutPacket(side, buf, size!, inside);
+        buf.lose(inside, size);
+        if (inside === bytes) return;
+        bytes -= inside;
+      }
+    }
+    buf.clear(bytes);
     this.resync[side] = true;
     if (side === 'client') this.clientParts = [];
     else this.serverContinues = false;
@@ -102,6 +128,27 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   }
 
   end(_ts: bigint): void {}
+
+  /** A packet whose end was not captured: reported from what was (a statement cut short), with the bytes lost. */
+  private cutPacket(side: Side, buf: StreamBuffer, size: number, lost: number): void {
+    const held = buf.peek(buf.available)!;
+    const start = { ...buf.when(), offset: buf.offset };
+    if (side === 'client') {
+      if (held[3] !== 0 || this.clientParts.length > 0 || this.phase !== 'command') return; // not a command's first packet
+      this.cutLost = lost;
+      this.command(held.subarray(4), buf, size, start);
+      this.cutLost = 0;
+      return;
+    }
+    const unit = this.units[0];
+    if (!unit || this.serverContinues) return;
+    if (unit.tsStart === undefined) {
+      unit.tsStart = start.ts;
+      unit.tid = start.tid;
+      unit.offset = start.offset;
+    }
+    this.step(unit, held[4]!, held.subarray(4), size - 4, buf.lastTs());
+  }
 
   /** After lost bytes: resume at a syscall boundary that starts a command (client) or a response (server). */
   private resynced(side: Side, buf: StreamBuffer): boolean {
@@ -124,6 +171,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     };
     if (this.database !== undefined && request.database === undefined) request.database = this.database;
     if (this.user !== undefined && request.user === undefined) request.user = this.user;
+    if (this.cutLost) request.lostBytes = this.cutLost;
     this.onMessage(request);
   }
 
@@ -206,12 +254,12 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     const result = (extra: Partial<Unit> = {}) => this.units.push({ kind: 'result', stage: 'first', remaining: 0, rows: 0, ...extra });
     switch (code) {
       case 0x03: {
-        this.request({ command, query: p.toString('utf8', 1) }, buf, size, start);
+        this.request({ command, query: statementText(p) }, buf, size, start);
         result();
         break;
       }
       case 0x16: {
-        const text = p.toString('utf8', 1);
+        const text = statementText(p);
         this.request({ command, query: text, control: true }, buf, size, start);
         this.units.push({ kind: 'prepare', stage: 'first', remaining: 0, rows: 0, text });
         break;
@@ -448,7 +496,8 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     const response: DbResponse = {
       protocol: 'mysql', kind: 'response', tsStart: unit.tsStart ?? endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: unit.offset ?? this.server.offset, ...fields,
     };
-    if (lost) response.lostBytes = lost;
+    const lostBytes = (lost ?? 0) + (unit.lostBytes ?? 0);
+    if (lostBytes) response.lostBytes = lostBytes;
     this.onMessage(response);
   }
 }

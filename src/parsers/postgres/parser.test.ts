@@ -3,7 +3,7 @@ import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { PostgresParser } from './parser';
 import type { DbMessage, DbRequest, DbResponse } from '../db';
-import { runTurns, shape, type Turn } from '../../../test/parser-harness';
+import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 
 /** Backend messages, encoded as a server would (the serializer only does frontend ones). */
 const be = {
@@ -155,6 +155,29 @@ describe('PostgresParser', () => {
     p.feed('client', { data: serialize.query('SELECT 2'), ts: 4n, tid: 1 });
     p.feed('server', { data: Buffer.concat([be.complete('SELECT 1'), be.ready()]), ts: 5n, tid: 1 });
     expect(out.map((m) => `${m.kind} ${(m as DbRequest).command}${m.error ? ' !' : ''}`)).toEqual(['request Query', 'response Lost !', 'request Query', 'response CommandComplete']);
+  });
+
+  it('frames messages larger than the kernel copies: a long query and wide rows keep their real result, with the bytes lost', () => {
+    const long = `SELECT '${'x'.repeat(6000)}' AS wide`;
+    const turns: Turn[] = [
+      ...STARTUP,
+      client(serialize.query(long)),
+      server(be.rowDescription(1), be.dataRow('w'.repeat(10_000)), be.dataRow('v'.repeat(9_000)), be.complete('SELECT 2'), be.ready()),
+      client(serialize.query('SELECT 1')),
+      server(be.rowDescription(1), be.dataRow('1'), be.complete('SELECT 1'), be.ready()),
+    ];
+    // PostgreSQL flushes its 8 KiB send buffer: each write copied up to 4096 bytes.
+    const ms = runCopied(() => new PostgresParser(), turns, 4096, 8192) as DbMessage[];
+    const [, query, second] = requests(ms);
+    expect(query).toMatchObject({ command: 'Query', lostBytes: serialize.query(long).length - 4096 });
+    expect(long.startsWith(query!.query!)).toBe(true);
+    expect(second).toMatchObject({ command: 'Query', query: 'SELECT 1' });
+    const [, wide, one] = responses(ms);
+    expect(wide).toMatchObject({ command: 'CommandComplete', rows: 2, tag: 'SELECT 2' });
+    expect(wide!.error).toBeUndefined();
+    expect(wide!.lostBytes).toBeGreaterThan(8000);
+    expect(one).toMatchObject({ command: 'CommandComplete', rows: 1 });
+    expect(one!.lostBytes).toBeUndefined();
   });
 
   it('gives the same messages however the bytes are cut', () => {

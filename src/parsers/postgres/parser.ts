@@ -77,6 +77,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private encrypted = false;
   private resync: Record<Side, boolean> = { client: false, server: false };
   private seenUntyped = false;
+  /** Bytes lost of the client message being reported (its end was not captured). */
+  private cutLost = 0;
 
   feed(side: Side, chunk: Chunk): void {
     if (this.encrypted) return;
@@ -89,6 +91,19 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   gap(side: Side, bytes: number, ts: bigint): void {
     if (this.encrypted) return;
     const buf = side === 'client' ? this.client : this.server;
+    if (!this.resync[side]) {
+      // Lengths frame every message: bytes lost inside one are passed over, and framing holds.
+      const skipping = buf.skipLeft > 0 && buf.available === 0;
+      const size = skipping ? undefined : this.headSize(side, buf);
+      const inside = skipping ? Math.min(bytes, buf.skipLeft) : size !== undefined && size > buf.available ? Math.min(bytes, size - buf.available) : 0;
+      if (inside > 0) {
+        if (side === 'server' && this.units[0]) this.units[0].lostBytes = (this.units[0].lostBytes ?? 0) + inside;
+        if (!skipping) this.cutMessage(side, buf, size!, inside);
+        buf.lose(inside, size);
+        if (inside === bytes) return;
+        bytes -= inside;
+      }
+    }
     buf.clear(bytes);
     this.resync[side] = true;
     // Whatever was owed can no longer be told apart: answer it with the loss, in order.
@@ -100,6 +115,36 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
 
   end(_ts: bigint): void {
     // Requests still waiting end as incomplete in the correlator, which knows why the connection ended.
+  }
+
+  /** The whole size of the typed message at the head of a side's stream, from its header; undefined when not known. */
+  private headSize(side: Side, buf: StreamBuffer): number | undefined {
+    if (side === 'client' && this.clientUntyped) return undefined;
+    const h = buf.peek(5);
+    if (!h) return undefined;
+    const len = h.readUInt32BE(1);
+    const types = side === 'client' ? FRONTEND : BACKEND;
+    return types.has(String.fromCharCode(h[0]!)) && len >= 4 && len < MAX_MESSAGE ? 1 + len : undefined;
+  }
+
+  /** A message whose end was not captured: reported from what was (a query's text cut short), with the bytes lost. */
+  private cutMessage(side: Side, buf: StreamBuffer, size: number, lost: number): void {
+    const held = buf.peek(buf.available)!;
+    const type = String.fromCharCode(held[0]!);
+    if (side === 'client') {
+      this.cutLost = lost;
+      this.clientMessage(type, held, buf, size);
+      this.cutLost = 0;
+      return;
+    }
+    const unit = this.units[0];
+    if (unit && unit.tsStart === undefined) {
+      const start = buf.when();
+      unit.tsStart = start.ts;
+      unit.tid = start.tid;
+      unit.offset = buf.offset;
+    }
+    this.serverMessage(type, held, buf.lastTs());
   }
 
   /** Resume after lost bytes at a syscall boundary whose bytes frame as a message of this side. */
@@ -118,6 +163,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     };
     if (this.database !== undefined && request.database === undefined) request.database = this.database;
     if (this.user !== undefined && request.user === undefined) request.user = this.user;
+    if (this.cutLost) request.lostBytes = this.cutLost;
     this.onMessage(request);
     return request;
   }
@@ -413,7 +459,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       protocol: 'postgres', kind: 'response', tsStart: unit.tsStart ?? endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: unit.offset ?? this.server.offset,
       ...fields,
     };
-    if (lost) response.lostBytes = lost;
+    const lostBytes = (lost ?? 0) + (unit.lostBytes ?? 0);
+    if (lostBytes) response.lostBytes = lostBytes;
     if (response.note !== undefined && lost) response.error = response.note;
     this.onMessage(response);
   }

@@ -125,6 +125,38 @@ export class StreamBuffer {
     return false;
   }
 
+  /** Bytes of a skipAhead still to come. */
+  get skipLeft(): number {
+    return this.skipping;
+  }
+
+  /**
+   * `n` bytes of the stream after what is held were not captured (a copy cut
+   * at the kernel's limit, a lost record). Where their place in the framing is
+   * known they are passed over as if they had come, and framing holds: inside
+   * a skipAhead under way, or inside the message at the head when `size` (its
+   * whole size, from its header) says it ends past what is held — what is held
+   * of it is dropped, so the caller reads it first. Returns how many of the `n`
+   * bytes fell inside; for the rest no frame was known, and the caller must
+   * clear() and resynchronise.
+   */
+  lose(n: number, size?: number): number {
+    if (this.skipping > 0 && this.available === 0) {
+      const inside = Math.min(n, this.skipping);
+      this.skipping -= inside;
+      this.offset += inside;
+      return inside;
+    }
+    const held = this.available;
+    if (size === undefined || size <= held) return 0;
+    const inside = Math.min(n, size - held);
+    this.skip(held);
+    this.offset += inside;
+    this.skipping = size - held - inside;
+    this.marks = [];
+    return inside;
+  }
+
   /** Drop everything held (after lost bytes: what is held no longer frames). */
   clear(lostAfter = 0): void {
     this.skipping = 0;
