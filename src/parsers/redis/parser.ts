@@ -29,85 +29,47 @@ const TYPE_NAMES: Record<string, string> = {
   '!': 'BulkError', '=': 'VerbatimString', '(': 'BigNumber', '%': 'Map', '~': 'Set', '>': 'Push', '|': 'Attribute',
 };
 
-/** A value read whole: its type, what it says, and how many bytes it took. */
-interface Value {
-  type: string;
-  size: number;
-  /** Strings of a request's array, or the error text. */
-  strings?: string[];
-  text?: string;
-  /** Elements of an aggregate. */
-  count?: number;
+/** An aggregate still open: how many elements it still waits for. */
+interface Open {
+  left: number;
+  /** An attribute (`|`): when it ends, the value after it takes its place in the parent. */
+  attribute: boolean;
 }
 
-/** Not enough bytes yet: come back when at least `need` are held. */
-interface NeedMore {
-  need: number;
+/** The top-level value a side is in the middle of, read a line or a bulk piece at a time. */
+interface Value {
+  start?: { ts: bigint; tid: number; offset: number };
+  /** Its type's name, once its first byte (after any attribute) was read. */
+  type?: string;
+  count?: number;
+  text?: string;
+  /** A request's arguments: how many, and the first two (command and key), kept. */
+  args: number;
+  strings: string[];
+  open: Open[];
+  /** Bytes of a bulk string still to come, its CRLF included; -1 when none is under way. */
+  bulkLeft: number;
+  /** The bulk string under way is kept (a request's command or key, an error's text). */
+  bulkKept?: Buffer[];
+  bulkIsError: boolean;
+  /** Bytes of it that were never captured. */
+  lost: number;
+  /** How far the line under way was searched for its LF already (so a line arriving a byte at a time costs linear time). */
+  scanned: number;
 }
+
+/** Bytes kept of one argument or error text: a key longer than this is cut (it is only named, never matched). */
+const KEEP_BYTES = 1024;
+
+const emptyValue = (): Value => ({ args: 0, strings: [], open: [], bulkLeft: -1, bulkIsError: false, lost: 0, scanned: 0 });
 
 class Broken extends Error {}
-
-/** Read one RESP value at `at` of `b`; `keepStrings` keeps an array's bulk strings (requests). */
-function readValue(b: Buffer, at: number, keepStrings: boolean, depth = 0): Value | NeedMore {
-  if (at >= b.length) return { need: at + 1 };
-  if (depth > MAX_DEPTH) throw new Broken(`values nested deeper than ${MAX_DEPTH}`);
-  const type = String.fromCharCode(b[at]!);
-  const lineEnd = b.indexOf(LF, at);
-  if (lineEnd < 0) {
-    if (b.length - at > MAX_LINE) throw new Broken(`a line longer than ${MAX_LINE} bytes`);
-    return { need: b.length + 1 };
-  }
-  if (lineEnd === at || b[lineEnd - 1] !== CR) throw new Broken('a line not ended by CRLF');
-  const line = b.toString('latin1', at + 1, lineEnd - 1);
-  const next = lineEnd + 1;
-  const name = TYPE_NAMES[type];
-  if (name === undefined) throw new Broken(`0x${b[at]!.toString(16)} starts no RESP value`);
-  switch (type) {
-    case '+': case ':': case '_': case ',': case '#': case '(':
-      return { type: name, size: next - at, text: line };
-    case '-':
-      return { type: name, size: next - at, text: b.toString('utf8', at + 1, lineEnd - 1) };
-    case '$': case '!': case '=': {
-      const n = Number(line);
-      if (!Number.isInteger(n) || n < -1 || n > MAX_BULK) throw new Broken(`bulk length ${JSON.stringify(line)}`);
-      if (n === -1) return { type: 'Null', size: next - at };
-      if (b.length < next + n + 2) return { need: next + n + 2 };
-      if (b[next + n] !== CR || b[next + n + 1] !== LF) throw new Broken('a bulk string not followed by CRLF');
-      const v: Value = { type: name, size: next + n + 2 - at };
-      if (keepStrings || type !== '$') v.text = b.toString('utf8', next, next + n);
-      return v;
-    }
-    default: {
-      // Aggregates: *, %, ~, >, |
-      const n = Number(line);
-      if (!Number.isInteger(n) || n < -1 || n > 1 << 24) throw new Broken(`aggregate length ${JSON.stringify(line)}`);
-      if (n === -1) return { type: 'Null', size: next - at };
-      const elements = type === '%' || type === '|' ? 2 * n : n;
-      let pos = next;
-      const strings: string[] = [];
-      for (let i = 0; i < elements; i++) {
-        const v = readValue(b, pos, keepStrings, depth + 1);
-        if ('need' in v) return v;
-        if (keepStrings) strings.push(v.text ?? '');
-        pos += v.size;
-      }
-      if (type === '|') {
-        // An attribute decorates the reply that follows it: they are one reply.
-        const reply = readValue(b, pos, keepStrings, depth + 1);
-        if ('need' in reply) return reply;
-        return { ...reply, size: pos + reply.size - at };
-      }
-      return { type: name, size: pos - at, count: n, ...(keepStrings ? { strings } : {}) };
-    }
-  }
-}
 
 export class RedisParser implements ProtocolParser<DbMessage> {
   readonly protocol = 'redis';
   onMessage: (message: DbMessage) => void = () => {};
   private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
-  /** Bytes a side must hold before trying again (a value known to be incomplete). */
-  private need: Record<Side, number> = { client: 0, server: 0 };
+  private values: Record<Side, Value> = { client: emptyValue(), server: emptyValue() };
   private resync: Record<Side, boolean> = { client: false, server: false };
   /** Requests still owed a reply. */
   private owed = 0;
@@ -115,15 +77,24 @@ export class RedisParser implements ProtocolParser<DbMessage> {
   private streaming = false;
 
   feed(side: Side, chunk: Chunk): void {
-    const buf = this.buffers[side];
-    buf.push(chunk);
-    if (buf.available < this.need[side]) return;
+    this.buffers[side].push(chunk);
     this.parse(side);
   }
 
   gap(side: Side, bytes: number, ts: bigint): void {
+    const v = this.values[side];
+    if (!this.resync[side] && v.bulkLeft > 0) {
+      // Inside a bulk string: its length frames the lost bytes, and the value goes on after them.
+      const inside = Math.min(bytes, v.bulkLeft);
+      v.bulkLeft -= inside;
+      v.lost += inside;
+      this.buffers[side].lose(inside, inside);
+      if (v.bulkLeft === 0) this.bulkEnded(side, ts);
+      if (inside === bytes) return;
+      bytes -= inside;
+    }
     this.buffers[side].clear(bytes);
-    this.need[side] = 0;
+    this.values[side] = emptyValue();
     this.resync[side] = true;
     if (side === 'server' || this.owed > 0) {
       // Which replies were lost cannot be told: answer every waiting request with the loss.
@@ -141,6 +112,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
   private parse(side: Side): void {
     const buf = this.buffers[side];
     while (buf.available > 0) {
+      const v = this.values[side];
       if (this.resync[side]) {
         // Resume at a syscall boundary that starts a value.
         if (!buf.atChunkStart() || TYPE_NAMES[String.fromCharCode(buf.byteAt(0)!)] === undefined || (side === 'client' && buf.byteAt(0) !== 0x2a)) {
@@ -149,51 +121,164 @@ export class RedisParser implements ProtocolParser<DbMessage> {
         }
         this.resync[side] = false;
       }
-      const first = buf.byteAt(0)!;
-      const inline = side === 'client' && first !== 0x2a; /* '*' */
-      const all = buf.peek(buf.available)!;
-      let value: Value | NeedMore;
       try {
-        value = inline ? this.inline(all) : readValue(all, 0, side === 'client');
+        if (v.bulkLeft > 0) this.bulkBytes(side, v);
+        else if (!this.line(side, v)) return;
       } catch (e) {
         if (!(e instanceof Broken)) throw e;
         this.broken(side, buf, e.message);
-        continue;
       }
-      if ('need' in value) {
-        this.need[side] = value.need;
+    }
+  }
+
+  /** Take what is held of the bulk string under way. */
+  private bulkBytes(side: Side, v: Value): void {
+    const buf = this.buffers[side];
+    const piece = buf.view().subarray(0, v.bulkLeft);
+    const body = Math.max(0, Math.min(piece.length, v.bulkLeft - 2));
+    if (v.bulkKept && body > 0) {
+      const kept = v.bulkKept.reduce((n, b) => n + b.length, 0);
+      if (kept < KEEP_BYTES) v.bulkKept.push(Buffer.from(piece.subarray(0, Math.min(body, KEEP_BYTES - kept))));
+    }
+    // Its CRLF, where captured (a cut copy may have taken it).
+    for (let i = body; i < piece.length; i++) {
+      const want = v.bulkLeft - i === 2 ? CR : LF;
+      if (piece[i] !== want) throw new Broken('a bulk string not followed by CRLF');
+    }
+    const ts = buf.whenAt(piece.length - 1).ts;
+    buf.skip(piece.length);
+    v.bulkLeft -= piece.length;
+    if (v.bulkLeft === 0) this.bulkEnded(side, ts);
+  }
+
+  private bulkEnded(side: Side, ts: bigint): void {
+    const v = this.values[side];
+    const text = v.bulkKept ? Buffer.concat(v.bulkKept).toString('utf8') : undefined;
+    v.bulkKept = undefined;
+    v.bulkLeft = -1;
+    if (text !== undefined) {
+      if (v.bulkIsError) v.text = text;
+      else v.strings.push(text);
+    }
+    this.valueEnded(side, ts);
+  }
+
+  /** Read one line (a value's header, or an inline command); false when its end is not held yet. */
+  private line(side: Side, v: Value): boolean {
+    const buf = this.buffers[side];
+    const lf = buf.indexOf(LF, v.scanned, MAX_LINE + 2);
+    if (lf < 0) {
+      if (buf.available > MAX_LINE) throw new Broken(side === 'client' && v.open.length === 0 && buf.byteAt(0) !== 0x2a ? `an inline command longer than ${MAX_LINE} bytes` : `a line longer than ${MAX_LINE} bytes`);
+      v.scanned = buf.available;
+      return false;
+    }
+    v.scanned = 0;
+    const line = buf.peek(lf + 1)!;
+    const ts = buf.whenAt(lf).ts;
+    const first = line[0]!;
+    if (v.open.length === 0 && v.type === undefined && v.start === undefined) v.start = { ...buf.when(), offset: buf.offset };
+    if (side === 'client' && v.open.length === 0 && first !== 0x2a /* '*' */) {
+      // An inline command: one line of space-separated words.
+      const words = line.toString('utf8', 0, lf).replace(/\r$/, '').split(/\s+/).filter(Boolean);
+      buf.skip(lf + 1);
+      v.type = 'Inline';
+      v.args = words.length;
+      v.strings = words.slice(0, 2);
+      this.valueEnded(side, ts);
+      return true;
+    }
+    if (lf === 0 || line[lf - 1] !== CR) throw new Broken('a line not ended by CRLF');
+    const type = String.fromCharCode(first);
+    const name = TYPE_NAMES[type];
+    if (name === undefined) throw new Broken(`0x${first.toString(16)} starts no RESP value`);
+    if (v.open.length > MAX_DEPTH) throw new Broken(`values nested deeper than ${MAX_DEPTH}`);
+    const text = line.toString('latin1', 1, lf - 1);
+    const top = v.open.length === 0 && v.type === undefined;
+    const depth1 = v.open.length === 1 && !v.open[0]!.attribute;
+    buf.skip(lf + 1);
+    switch (type) {
+      case '+': case ':': case '_': case ',': case '#': case '(':
+        if (top) v.type = name;
+        if (side === 'client' && depth1 && v.strings.length < 2) v.strings.push(text);
+        this.valueEnded(side, ts);
+        return true;
+      case '-':
+        if (top) {
+          v.type = name;
+          v.text = line.toString('utf8', 1, lf - 1);
+        }
+        this.valueEnded(side, ts);
+        return true;
+      case '$': case '!': case '=': {
+        const n = Number(text);
+        if (!Number.isInteger(n) || n < -1 || n > MAX_BULK) throw new Broken(`bulk length ${JSON.stringify(text)}`);
+        if (top) v.type = n === -1 ? 'Null' : name;
+        if (n === -1) {
+          this.valueEnded(side, ts);
+          return true;
+        }
+        v.bulkLeft = n + 2;
+        v.bulkIsError = top && type !== '$';
+        v.bulkKept = v.bulkIsError || (side === 'client' && depth1 && v.strings.length < 2) ? [] : undefined;
+        return true;
+      }
+      default: {
+        // Aggregates: *, %, ~, >, |
+        const n = Number(text);
+        if (!Number.isInteger(n) || n < -1 || n > 1 << 24) throw new Broken(`aggregate length ${JSON.stringify(text)}`);
+        if (type === '|') {
+          v.open.push({ left: 2 * n, attribute: true });
+          if (n === 0) this.valueEnded(side, ts);
+          return true;
+        }
+        if (top) {
+          v.type = n === -1 ? 'Null' : name;
+          if (n !== -1) v.count = n;
+          if (side === 'client') v.args = Math.max(0, n);
+        }
+        const elements = type === '%' ? 2 * n : n;
+        if (elements <= 0) this.valueEnded(side, ts);
+        else v.open.push({ left: elements, attribute: false });
+        return true;
+      }
+    }
+  }
+
+  /** A value ended: the aggregate it is an element of counts it, and a whole top-level value is reported. */
+  private valueEnded(side: Side, ts: bigint): void {
+    const v = this.values[side];
+    for (;;) {
+      const open = v.open[v.open.length - 1];
+      if (!open) {
+        if (v.type === undefined) return; // an attribute alone so far: the reply it decorates follows
+        this.values[side] = emptyValue();
+        if (side === 'client') this.request(v, ts);
+        else this.reply(v, ts);
         return;
       }
-      this.need[side] = 0;
-      if (side === 'client') this.request(value, buf);
-      else this.reply(value, buf);
-      buf.skip(value.size);
+      if (open.attribute && open.left === 0) {
+        // An attribute ended: the next value stands where it stood.
+        v.open.pop();
+        return;
+      }
+      if (--open.left > 0) return;
+      v.open.pop();
+      if (open.attribute) return;
     }
   }
 
-  /** An inline command: one line of space-separated words. */
-  private inline(b: Buffer): Value | NeedMore {
-    const end = b.indexOf(LF);
-    if (end < 0) {
-      if (b.length > MAX_LINE) throw new Broken(`an inline command longer than ${MAX_LINE} bytes`);
-      return { need: b.length + 1 };
-    }
-    const words = b.toString('utf8', 0, end).replace(/\r$/, '').split(/\s+/).filter(Boolean);
-    return { type: 'Inline', size: end + 1, strings: words };
-  }
-
-  private request(v: Value, buf: StreamBuffer): void {
-    const args = v.strings ?? [];
-    if (args.length === 0) return; // an empty line or array asks for nothing
-    const command = args[0]!.toUpperCase();
-    const keyed = !NO_KEY.has(command) && args.length > 1;
-    const query = [command, ...(keyed ? [args[1]!] : []), ...new Array(Math.max(0, args.length - 1 - (keyed ? 1 : 0))).fill('?')].join(' ');
+  private request(v: Value, tsEnd: bigint): void {
+    const args = v.strings;
+    if (v.args === 0) return; // an empty line or array asks for nothing
+    const command = (args[0] ?? '').toUpperCase();
+    const keyed = !NO_KEY.has(command) && v.args > 1;
+    const query = [command, ...(keyed ? [args[1] ?? ''] : []), ...new Array(Math.max(0, v.args - 1 - (keyed ? 1 : 0))).fill('?')].join(' ');
     const streaming = STREAMING.has(command);
-    const start = buf.when();
+    const start = v.start!;
     const request: DbRequest = {
-      protocol: 'redis', kind: 'request', command, query, params: args.length - 1,
-      tsStart: start.ts, tsEnd: buf.whenAt(v.size - 1).ts, tid: start.tid, offset: buf.offset,
+      protocol: 'redis', kind: 'request', command, query, params: v.args - 1, tsStart: start.ts, tsEnd, tid: start.tid, offset: start.offset,
     };
+    if (v.lost) request.lostBytes = v.lost;
     if (streaming) {
       request.noResponse = true;
       request.note = `${command} turns the connection into a stream: what the server sends next answers no request`;
@@ -203,12 +288,10 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     if (!streaming && !this.streaming) this.owed++;
   }
 
-  private reply(v: Value, buf: StreamBuffer): void {
-    const start = buf.when();
+  private reply(v: Value, tsEnd: bigint): void {
+    const start = v.start!;
     const push = v.type === 'Push' || this.streaming || this.owed === 0;
-    const response: DbResponse = {
-      protocol: 'redis', kind: 'response', command: v.type, tsStart: start.ts, tsEnd: buf.whenAt(v.size - 1).ts, tid: start.tid, offset: buf.offset,
-    };
+    const response: DbResponse = { protocol: 'redis', kind: 'response', command: v.type!, tsStart: start.ts, tsEnd, tid: start.tid, offset: start.offset };
     if (v.count !== undefined) response.rows = v.count;
     if (v.type === 'Error' || v.type === 'BulkError') {
       const text = v.text ?? '';
@@ -216,6 +299,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       response.errorCode = space > 0 ? text.slice(0, space) : text;
       response.errorMessage = text;
     }
+    if (v.lost) response.lostBytes = v.lost;
     if (push) response.push = true;
     else this.owed--;
     this.onMessage(response);
@@ -228,7 +312,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       offset: buf.offset, error: `byte ${buf.offset}: ${reason}`, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
     this.resync[side] = true;
-    this.need[side] = 0;
+    this.values[side] = emptyValue();
     buf.skipToNextChunk();
   }
 }

@@ -72,6 +72,31 @@ export class StreamBuffer {
     return undefined;
   }
 
+  /**
+   * Where `byte` is first held at or after `from` (counted from the next
+   * unconsumed byte), looking no further than `limit`; -1 when not there.
+   * Walks the chunks without joining them.
+   */
+  indexOf(byte: number, from = 0, limit = this.available): number {
+    const end = Math.min(limit, this.available);
+    let base = 0;
+    let head = this.head;
+    for (const c of this.chunks) {
+      const size = c.length - head;
+      if (from < base + size) {
+        const at = c.indexOf(byte, head + Math.max(0, from - base));
+        if (at >= 0) {
+          const found = base + at - head;
+          return found < end ? found : -1;
+        }
+      }
+      base += size;
+      head = 0;
+      if (base >= end) break;
+    }
+    return -1;
+  }
+
   /** Consume `n` bytes (at most what is held). */
   skip(n: number): void {
     let left = Math.min(n, this.available);
