@@ -111,6 +111,13 @@ const enum Field { Index, NameIndex, SizeUpdate, NameLength, ValueLength }
 const enum Hpack { Op, Int, NameBytes, ValueBytes, StringHead }
 const enum Secret { No, Whole, Query }
 
+/** What the HTTP/2 parser takes for a frame header when it resumes after lost bytes (src/parsers/http2/parser.ts). */
+function plausibleFrameHeader(b: Uint8Array): boolean {
+  if (b.length < 9) return false;
+  const length = (b[0]! << 16) | (b[1]! << 8) | b[2]!;
+  return b[3]! <= 9 && (b[5]! & 0x80) === 0 && length <= 1 << 14;
+}
+
 const HEADERS = 0x1;
 const PUSH_PROMISE = 0x5;
 const CONTINUATION = 0x9;
@@ -130,8 +137,10 @@ export class Http2Masker {
   private padding = 0;
   private inBlock = false;
 
+  /** Framing was lost (bytes not copied fell across a frame header): records are masked whole until one starts with a frame header. */
+  private resyncing = false;
+
   // HPACK layer.
-  private lost = false;
   private state = Hpack.Op;
   private intValue = 0;
   private intShift = 0;
@@ -159,8 +168,8 @@ export class Http2Masker {
   private here = new Map<number, number>();
   private buf: Uint8Array = new Uint8Array(0);
 
-  /** Met mid-stream: the dynamic table's older entries are unknown. */
-  private readonly late: boolean;
+  /** Met mid-stream, or a header block's bytes were lost: the dynamic table's older entries are unknown. */
+  private late: boolean;
   /** Inside a header block that began before we could follow it: masked to its end. */
   private blockLost = false;
   private sawBlockStart = false;
@@ -175,6 +184,14 @@ export class Http2Masker {
   mask(payload: Uint8Array, missing = 0): number {
     this.buf = payload;
     this.here.clear();
+    if (this.resyncing) {
+      // As the parser resumes: at a record that starts with what can be a frame header. Until then nothing here is known not to be a secret.
+      if (!plausibleFrameHeader(payload)) {
+        payload.fill(MASK);
+        return payload.length;
+      }
+      this.resyncing = false;
+    }
     let masked = 0;
     let i = 0;
     while (i < payload.length) {
@@ -205,7 +222,7 @@ export class Http2Masker {
         this.prefixLeft--;
       } else if (this.frameLeft < this.padding) {
         // padding
-      } else if (this.lost || this.blockLost) {
+      } else if (this.blockLost) {
         payload[i] = MASK;
         masked++;
       } else {
@@ -222,21 +239,36 @@ export class Http2Masker {
     let left = missing;
     while (left > 0) {
       if (this.prefaceLeft > 0 || this.frameLeft === 0) {
-        // Inside the preface or a frame header: framing itself is lost.
-        this.lost = true;
+        // Inside the preface or a frame header: framing itself is lost, until a record starts with a frame.
+        this.resyncing = true;
+        this.loseTable();
         this.prefaceLeft = 0;
-        this.frameLeft = Number.MAX_SAFE_INTEGER;
-        this.inBlock = true;
-        this.prefixLeft = 0;
-        this.padding = 0;
+        this.frameHeadHave = 0;
+        this.inBlock = false;
+        this.endsBlock = false;
+        this.sawBlockStart = false;
+        this.state = Hpack.Op;
         return;
       }
       const n = Math.min(left, this.frameLeft);
-      if (this.inBlock) this.lost = true;
+      if (this.inBlock) this.loseTable();
       this.frameLeft -= n;
       left -= n;
       if (this.frameLeft === 0 && this.endsBlock) this.blockDone();
     }
+  }
+
+  /**
+   * What the table holds is not known from here (a header block's bytes were
+   * lost, or HPACK this side cannot follow): the rest of the block is masked,
+   * and later blocks are read as after a mid-stream join, names of entries
+   * older than what is seen next unknown and their values masked.
+   */
+  private loseTable(): void {
+    this.late = true;
+    this.table.length = 0;
+    this.tableSize = 0;
+    this.blockLost = true;
   }
 
   /** END_HEADERS: the next block starts with a fresh instruction. */
@@ -253,7 +285,12 @@ export class Http2Masker {
     const type = h[3]!;
     const flags = h[4]!;
     this.inBlock = type === HEADERS || type === PUSH_PROMISE || type === CONTINUATION;
-    if (type === HEADERS || type === PUSH_PROMISE) this.sawBlockStart = true;
+    if (type === HEADERS || type === PUSH_PROMISE) {
+      // A new block: what was lost of an earlier one ends here (the table stays unknown).
+      this.sawBlockStart = true;
+      this.blockLost = false;
+      this.state = Hpack.Op;
+    }
     // A CONTINUATION before any block start we saw: its block began before the join.
     else if (type === CONTINUATION && !this.sawBlockStart) this.blockLost = true;
     this.endsBlock = this.inBlock && (flags & END_HEADERS) !== 0;
@@ -279,7 +316,7 @@ export class Http2Masker {
         this.intValue += (b & 0x7f) * 2 ** this.intShift;
         this.intShift += 7;
         if (this.intShift > 35) {
-          this.lost = true;
+          this.loseTable();
           return 0;
         }
         if (!(b & 0x80)) this.intDone();
@@ -344,7 +381,7 @@ export class Http2Masker {
     if (entry) return entry.name;
     // An entry from before a mid-stream join: its name is unknown, so its value is masked.
     if (this.late) return UNKNOWN_NAME;
-    this.lost = true; // an index this side never saw: the table is not ours to know
+    this.loseTable(); // an index this side never saw: the table is not ours to know
     return '';
   }
 
@@ -353,7 +390,7 @@ export class Http2Masker {
     try {
       this.name = this.huffman ? huffmanDecode(raw, 0, raw.length) : raw.toString('latin1');
     } catch {
-      this.lost = true;
+      this.loseTable();
       this.name = '';
     }
     this.intFor = Field.ValueLength;
@@ -402,7 +439,7 @@ export class Http2Masker {
           this.code = 0;
           this.codeLength = 0;
         } else if (this.codeLength > 30) {
-          this.lost = true;
+          this.loseTable();
           return masked;
         }
       }
