@@ -132,6 +132,8 @@ function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
 const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled });
 /** W3C trace-flags: bit 0 says the caller sampled the trace. */
 const sampledFlag = (flags: number) => (flags & 1) === 1;
+/** What a database statement is matched by across a connection pair: its place in order, not its bytes (an HTTP fingerprint's first line always ends in a version). */
+const DB_FINGERPRINT = 'database statement';
 
 export class Correlator {
   readonly stats: CorrelatorStats = { spans: 0, orphanResponses: 0, incomplete: 0, parseErrors: 0, unmatchedGoRequests: 0, evictedGoroutines: 0 };
@@ -584,14 +586,16 @@ export class Correlator {
   }
 
   /**
-   * Database protocols: the process is the database's client. Requests that
-   * manage the connection (start-up, TLS, prepare) make no span but keep their
+   * Database protocols, either side: a watched client makes CLIENT spans, a
+   * watched database server SERVER spans (a Redis, PostgreSQL or MySQL server
+   * watched alone still shows every statement it ran). Requests that manage
+   * the connection (start-up, TLS, prepare) make no span but keep their
    * place, so the answers that follow pair with the right request; requests
-   * that get no answer take no place. A watched database server's side of the
-   * connection makes no spans (as in Beyla).
+   * that get no answer take no place. Where one kernel sees both ends, the
+   * server span is the client span's child by the connection pair.
    */
   private onDbMessage(conn: Connection, m: DbMessage): void {
-    if (conn.role === 'server') return;
+    const kind = conn.role === 'server' ? 'server' : 'client';
     if (m.kind === 'request') {
       if (m.noResponse) return;
       if (m.control) {
@@ -600,14 +604,33 @@ export class Correlator {
       }
       const span: Span = {
         traceId: '', spanId: this.ids.spanId(), parentSpanId: '', parentIsRemote: false, traceState: '',
-        name: dbSpanName(m), kind: 'client', startNs: m.tsStart, endNs: m.tsEnd,
+        name: dbSpanName(m), kind, startNs: m.tsStart, endNs: m.tsEnd,
         service: this.processes.serviceOf(conn.pid), pid: conn.pid,
-        attributes: dbRequestAttributes(m, conn.remote), status: { code: 'unset' },
+        attributes: dbRequestAttributes(m, kind === 'server' ? conn.local : conn.remote), status: { code: 'unset' },
       };
-      span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, undefined, false);
+      const pending: InFlight = { span, conn, claimed: false, fingerprint: DB_FINGERPRINT };
+      if (kind === 'server') {
+        const client = this.pairedDbClient(conn);
+        if (client) {
+          client.claimed = true;
+          span.traceId = client.span.traceId;
+          span.parentSpanId = client.span.spanId;
+          span.traceState = client.span.traceState;
+          span.remoteSampled = client.span.remoteSampled;
+          span.attributes['loupe.context'] = 'connection-pair';
+        } else {
+          span.traceId = this.ids.traceId();
+          span.attributes['loupe.context'] = 'new';
+          pending.awaitingClient = true;
+        }
+      } else {
+        span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, undefined, false);
+        this.claimWaitingServer(conn, pending);
+      }
       if (m.error !== undefined) span.attributes['loupe.parse_error'] = m.error;
+      if (m.lostBytes) span.attributes['loupe.lost_bytes'] = m.lostBytes;
       if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
-      push(this.inFlight, conn.id, { span, conn, claimed: false, fingerprint: '' });
+      push(this.inFlight, conn.id, pending);
       return;
     }
     if (m.push) return;
@@ -619,7 +642,7 @@ export class Correlator {
     }
     if (pending.silent) return;
     applyDbResponse(pending.span, m);
-    if (m.lostBytes) pending.span.attributes['loupe.lost_bytes'] = m.lostBytes;
+    if (m.lostBytes) pending.span.attributes['loupe.lost_bytes'] = Number(pending.span.attributes['loupe.lost_bytes'] ?? 0) + m.lostBytes;
     this.finishSpan(pending, m.tsEnd);
   }
 
@@ -647,6 +670,17 @@ export class Correlator {
       && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
     const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
     return found ? { client: found, how: 'connection-pair-nat' } : undefined;
+  }
+
+  /**
+   * A database server's request: the oldest client statement not yet claimed
+   * on the same connection seen from the other end (statements answer in
+   * order on a database connection).
+   */
+  private pairedDbClient(conn: Connection): InFlight | undefined {
+    if (!conn.local || !conn.remote) return undefined;
+    const client = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
+    return client && this.inFlight.get(client.id)?.find((p) => !p.claimed && !p.silent);
   }
 
   /**
