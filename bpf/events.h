@@ -21,8 +21,14 @@
 
 #define LOUPE_EVENTS_VERSION 1
 
-/* Upper bound of a payload copy; the copy actually made is configurable below it. */
+/* Upper bound of one record's payload. */
 #define LOUPE_MAX_PAYLOAD 4096
+/*
+ * Upper bound of what one syscall's copy may take (config.max_payload): past
+ * LOUPE_MAX_PAYLOAD it goes out as several records, each after the first
+ * flagged LOUPE_DATA_F_CONTINUED, whose `bytes` add up to the syscall's.
+ */
+#define LOUPE_MAX_COPY (256 * 1024)
 #define LOUPE_COMM_LEN 16
 #define LOUPE_FILENAME_LEN 256
 #define LOUPE_GO_METHOD_LEN 16
@@ -74,6 +80,7 @@ enum loupe_data_source {
 /* loupe_data_event.flags */
 #define LOUPE_DATA_F_TRUNCATED 0x1 /* captured < bytes: the copy was cut at the configured bound */
 #define LOUPE_DATA_F_TLS 0x2       /* plaintext taken from a TLS library, not the socket */
+#define LOUPE_DATA_F_CONTINUED 0x4 /* the next piece of the syscall the record before it began (a copy over LOUPE_MAX_PAYLOAD) */
 
 enum loupe_go_request_kind {
 	LOUPE_GO_HTTP_SERVER = 1,
@@ -126,7 +133,7 @@ struct loupe_data_event {
 	__u8 source;    /* enum loupe_data_source */
 	__u16 flags;    /* LOUPE_DATA_F_* */
 	__u64 sock_cookie;
-	__u64 bytes;    /* what the call returned: bytes really moved */
+	__u64 bytes;    /* what the call returned: bytes really moved (this piece of them, with LOUPE_DATA_F_CONTINUED pieces) */
 	__u32 captured; /* payload bytes that follow, <= bytes */
 	__u32 pad0;
 	__u8 payload[LOUPE_MAX_PAYLOAD];
@@ -205,7 +212,7 @@ struct loupe_loss_event {
  */
 struct loupe_config {
 	__u32 agent_pid;   /* never traced: the agent must not watch itself */
-	__u32 max_payload; /* payload bytes copied per data record, <= LOUPE_MAX_PAYLOAD */
+	__u32 max_payload; /* payload bytes copied per syscall, <= LOUPE_MAX_COPY (in records of LOUPE_MAX_PAYLOAD) */
 	__u32 filter_pids; /* 1: only processes in the `loupe_pids` map (and their children) */
 	__u32 filter_ports; /* 1: only connections with a port in the `loupe_ports` map at either end */
 	__u64 cookie_key;  /* mixed into socket cookies so kernel addresses never reach a capture */

@@ -247,6 +247,89 @@ static __always_inline void note_incoming_traceparent(struct scratch *s, __u32 p
 	bpf_map_update_elem(&loupe_go_incoming, &key, &in, BPF_ANY);
 }
 
+/* What copy_piece needs of the syscall whose copy goes on past the first record. */
+struct more_pieces {
+	__u64 buf;
+	__u64 count;
+	long ret;
+	__u32 total;
+	__u8 vector;
+	__u8 failed;
+};
+
+/* Copy `len` bytes at stream position `from` of an iovec array into the record's payload; the bytes copied. */
+static __always_inline __u32 copy_from_iov(struct scratch *s, struct iovec *vec, __u64 count, __u32 from, __u32 len)
+{
+	__u32 got = 0;
+	__u64 at = 0; /* stream position of the iovec entry's first byte */
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= count || got >= len)
+			break;
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), &vec[i]))
+			break;
+		__u64 end = at + iov.iov_len;
+		if (end > from + got) {
+			__u64 skip = from + got - at;
+			__u64 n = iov.iov_len - skip;
+			if (n > len - got)
+				n = len - got;
+			if (bpf_probe_read_user(s->ev.payload + masked(got, LOUPE_MAX_PAYLOAD - 1), masked(n, PAYLOAD_MASK), (void *)((__u64)iov.iov_base + skip)))
+				break;
+			got += n;
+		}
+		at = end;
+	}
+	return got;
+}
+
+/*
+ * Piece k (from 1) of a copy longer than one record: the record in the
+ * scratch keeps its header (time, thread, socket); its bytes and payload are
+ * this piece's. The last piece also says what no piece copied, so the
+ * records' bytes add up to what the syscall moved.
+ */
+/*
+ * A global function: the verifier checks it once, on its own, not again at
+ * every place a record is emitted from (inlined there, the iovec walk made
+ * sys_exit_io too large to verify).
+ */
+__attribute__((noinline)) int loupe_copy_piece(struct more_pieces *more, __u32 k)
+{
+	__u32 zero = 0;
+	if (!more)
+		return 1;
+	struct scratch *s = bpf_map_lookup_elem(&loupe_scratch, &zero);
+	__u32 from = (k + 1) * LOUPE_MAX_PAYLOAD;
+	if (!s || more->failed || from >= more->total)
+		return 1;
+	__u32 len = more->total - from;
+	if (len > LOUPE_MAX_PAYLOAD)
+		len = LOUPE_MAX_PAYLOAD;
+	__u32 got = 0;
+	if (!more->vector) {
+		if (bpf_probe_read_user(s->ev.payload, masked(len, PAYLOAD_MASK), (void *)(more->buf + from)) == 0)
+			got = len;
+	} else {
+		got = copy_from_iov(s, (struct iovec *)more->buf, more->count, from, len);
+	}
+	int last = from + len >= more->total || got < len;
+	s->ev.bytes = last ? more->ret - from : len;
+	s->ev.captured = got;
+	s->ev.flags = (s->ev.flags & ~LOUPE_DATA_F_TRUNCATED) | LOUPE_DATA_F_CONTINUED;
+	if (got < s->ev.bytes)
+		s->ev.flags |= LOUPE_DATA_F_TRUNCATED;
+	emit(&s->ev, offsetof(struct loupe_data_event, payload) + masked(got, PAYLOAD_MASK));
+	if (got < len)
+		more->failed = 1;
+	return last;
+}
+
+static long copy_piece(__u64 k, struct more_pieces *more)
+{
+	return loupe_copy_piece(more, k) ? 1 : 0;
+}
+
 /*
  * Build and emit a data record (info: the socket's entry when the caller has
  * looked it up already, else NULL): `ret` bytes moved through pid:fd from `buf`
@@ -301,9 +384,24 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 	ev->captured = got;
 	if (cfg->go_probes && ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
 		note_incoming_traceparent(s, pid, fd, got);
-	if (got < ret)
+	/*
+	 * A copy longer than one record: this record is the first piece and says
+	 * only its own bytes (decided after the scan above, whose loop the
+	 * verifier would otherwise walk once more for each branch here).
+	 */
+	__u32 total = cfg->max_payload < LOUPE_MAX_COPY ? cfg->max_payload : LOUPE_MAX_COPY;
+	if (total > ret)
+		total = ret;
+	int more = total > want && got == want;
+	if (more)
+		ev->bytes = want;
+	if (got < ev->bytes)
 		ev->flags |= LOUPE_DATA_F_TRUNCATED;
 	emit(ev, offsetof(struct loupe_data_event, payload) + masked(got, PAYLOAD_MASK));
+	if (more) {
+		struct more_pieces more = { .buf = buf, .count = count, .ret = ret, .total = total, .vector = vector };
+		bpf_loop(LOUPE_MAX_COPY / LOUPE_MAX_PAYLOAD - 1, copy_piece, &more, 0);
+	}
 }
 
 #endif /* LOUPE_SOCKETS_BPF_H */

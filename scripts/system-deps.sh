@@ -15,6 +15,8 @@ packages=(
   chromium                        # test/views.test.ts opens loupe report headless
   golang-go binutils              # Go demo services; objdump finds RET offsets in Go binaries
   golang-google-grpc-dev          # the Go demo's gRPC workers (GO111MODULE=off, GOPATH=/usr/share/gocode)
+  nghttp2-server nghttp2-client   # test/third-party.test.ts: nghttpd and h2load, HTTP/2 over 16 KB
+  nginx python3-flask             # test/third-party.test.ts: nginx (plain, TLS) as a reverse proxy to Flask
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -402,7 +402,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   return {
     session: {
       pids, ports, ...(exe ? { exe } : {}), ...(openPorts.length ? { openPorts } : {}), ...(cpus ? { cpus } : {}),
-      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_PAYLOAD) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
+      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
       // Without --ssl-lib, the libssl files watched programs load get probes too.

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SAMPLER_NAMES } from '../export/sampling';
+import { CONSTANTS } from '../events/layout';
 
 export class ConfigError extends Error {}
 
@@ -67,7 +68,7 @@ export const CONFIG_SCHEMA = z.object({
     heuristic: z.boolean().default(true),
   }).strict().default({}),
   capture: z.object({
-    max_payload: z.number().int().min(0).max(4096).default(4096),
+    max_payload: z.number().int().min(0).max(CONSTANTS.LOUPE_MAX_COPY).default(CONSTANTS.LOUPE_MAX_PAYLOAD),
     ring_mb: z.number().int().min(1).max(1024).refine((n) => (n & (n - 1)) === 0, 'must be a power of two').default(16),
     redact: z.boolean().default(true),
   }).strict().default({}),

@@ -11,6 +11,7 @@ export type MemberType = Scalar | { array: 'u8' | 'char'; length: number } | { s
 export const CONSTANTS = {
   LOUPE_EVENTS_VERSION: 1,
   LOUPE_MAX_PAYLOAD: 4096,
+  LOUPE_MAX_COPY: 256 * 1024,
   LOUPE_COMM_LEN: 16,
   LOUPE_FILENAME_LEN: 256,
   LOUPE_GO_METHOD_LEN: 16,
@@ -19,6 +20,7 @@ export const CONSTANTS = {
   LOUPE_TRACEPARENT_LEN: 56,
   LOUPE_DATA_F_TRUNCATED: 0x1,
   LOUPE_DATA_F_TLS: 0x2,
+  LOUPE_DATA_F_CONTINUED: 0x4,
   LOUPE_GO_F_INJECT: 0x1,
   LOUPE_GO_F_GRPC: 0x2,
   LOUPE_GO_F_TLS: 0x4,

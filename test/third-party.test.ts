@@ -1,0 +1,154 @@
+/**
+ * The standing third-party suite: servers and clients nobody on the project
+ * wrote, from Debian's packages, started on loopback, watched by the live
+ * agent. Each test says how many requests it sent and checks the spans the
+ * agent made of them — per kind, their statuses, the joins, no parent in
+ * another trace — and that the recording replays to the live output.
+ * Skipped, with the reason, where the live agent or a package cannot run.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
+import { liveSupport } from '../src/sources/live/system';
+import { freePort, ROOT, tempDir } from './helpers';
+
+const support = liveSupport();
+const CLI = path.join(ROOT, 'dist/cli/main.js');
+
+function missing(...binaries: string[]): string {
+  if (!support.ok) return support.reason;
+  const gone = binaries.filter((b) => spawnSync('which', [b]).status !== 0);
+  return gone.length ? `not installed: ${gone.join(', ')}` : '';
+}
+
+export interface SpanLine {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  pid: number;
+  status: { code: string; message?: string };
+  attributes: Record<string, string | number | boolean>;
+}
+
+const started: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of started) c.kill('SIGKILL');
+});
+
+function daemon(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd });
+  started.push(child);
+  return child;
+}
+
+/** Waits until something accepts connections on the port (or the process that should is gone). */
+async function listening(port: number, child: ChildProcess): Promise<void> {
+  const open = () => spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
+  while (!open()) {
+    if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited with ${child.exitCode} before listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A client run to its end while the agent (in this process) drains: never blocking the event loop. */
+function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/**
+ * An agent session for what `work` does: spans as JSON lines, the recording
+ * replayed after the stop (architecture rule 3: the same bytes).
+ */
+async function watched(options: Partial<LiveSessionOptions>, work: () => Promise<void>) {
+  let text = '';
+  const capture = path.join(tempDir(), 'run.loupe');
+  const session = new LiveSession({
+    maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl', goProbes: false, goInject: false,
+    write: (t) => (text += t), capturePath: capture, ...options,
+  });
+  session.start();
+  try {
+    await work();
+  } finally {
+    await session.stop();
+  }
+  const replay = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  expect(replay.status, replay.stderr).toBe(0);
+  const spans = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+  return { spans, live: text, replay: replay.stdout };
+}
+
+/** No span names a parent that lives in another trace (invalid OTLP). */
+function expectNoCrossTraceParents(spans: SpanLine[]): void {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const crossing = spans.filter((s) => s.parentSpanId && byId.has(s.parentSpanId) && byId.get(s.parentSpanId)!.traceId !== s.traceId);
+  expect(crossing.map((s) => s.name)).toEqual([]);
+}
+
+const nghttp = missing('nghttpd', 'h2load');
+describe.skipIf(Boolean(nghttp))(`nghttpd and h2load: HTTP/2 responses over 16 KB${nghttp ? ` (skipped: ${nghttp})` : ''}`, () => {
+  it('h2load sends 60 requests for a 40 KB file; with --max-payload 65536 every one is a 200 server span under its client span', async () => {
+    const docroot = tempDir();
+    fs.writeFileSync(path.join(docroot, 'big.bin'), Buffer.alloc(40_000, 0x61));
+    const port = await freePort();
+    const server = daemon('nghttpd', ['--no-tls', '-d', docroot, String(port)]);
+    await listening(port, server);
+    const N = 60;
+    const { spans, live, replay } = await watched({ ports: [port], maxPayload: 65_536 }, async () => {
+      const r = await run('h2load', ['-n', String(N), '-c', '2', '-m', '3', `http://127.0.0.1:${port}/big.bin`]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`${N} succeeded, 0 failed`));
+    });
+    const servers = spans.filter((s) => s.kind === 'server' && s.pid === server.pid);
+    const clients = spans.filter((s) => s.kind === 'client' && s.pid !== server.pid);
+    expect(servers).toHaveLength(N);
+    expect(clients).toHaveLength(N);
+    for (const s of [...servers, ...clients]) {
+      expect(s.status.code, JSON.stringify(s)).toBe('unset');
+      expect(s.attributes).toMatchObject({ 'http.response.status_code': 200, 'network.protocol.version': '2' });
+      expect(s.attributes['loupe.incomplete']).toBeUndefined();
+    }
+    const byId = new Map(clients.map((c) => [c.spanId, c]));
+    for (const s of servers) expect(byId.get(s.parentSpanId)?.traceId, 'server span joined to its client').toBe(s.traceId);
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
+  }, 120_000);
+});
+
+const redis = missing('redis-server', 'redis-benchmark');
+describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark with 20 KB values${redis ? ` (skipped: ${redis})` : ''}`, () => {
+  it('1,000 SETs and 1,000 GETs of 20,000 bytes are 2,000 server spans with their real status, saying the bytes not copied', async () => {
+    const port = await freePort();
+    const server = daemon('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await listening(port, server);
+    const N = 1000;
+    const { spans, live, replay } = await watched({ pids: [server.pid!] }, async () => {
+      const r = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-n', String(N), '-c', '4', '-t', 'set,get', '-d', '20000', '-q']);
+      expect(r.status, r.stderr).toBe(0);
+    });
+    expect(spans.every((s) => s.kind === 'server' && s.pid === server.pid)).toBe(true);
+    const sets = spans.filter((s) => s.name === 'SET');
+    const gets = spans.filter((s) => s.name === 'GET');
+    expect(sets).toHaveLength(N);
+    expect(gets).toHaveLength(N);
+    for (const s of [...sets, ...gets]) {
+      expect(s.status.code).toBe('unset');
+      expect(s.attributes).toMatchObject({ 'db.system.name': 'redis' });
+      // Redis reads 16 KiB at a time and writes a reply at once: at most two copies of 4096 bytes of each 20,000.
+      expect(s.attributes['loupe.lost_bytes']).toBeGreaterThanOrEqual(20_000 - 2 * 4096);
+    }
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
+  }, 120_000);
+});
