@@ -116,6 +116,27 @@ describe('correlator', () => {
     expect(new Set([client, server, call, downstream].map((x) => x.traceId)).size).toBe(1);
   });
 
+  it('moves the whole subtree with a server span paired late: its calls that ended before the pairing too', () => {
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.recv(front, get('/a'));
+    const [frontOut, back] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
+    s.send(frontOut, get('/b'));
+    s.recv(back, get('/b'));
+    s.send(back, ok());
+    s.recv(frontOut, ok()); // the call, and the downstream server span, end before the client's record comes
+    s.send(curl, get('/a'));
+    s.send(front, ok());
+    s.recv(curl, ok());
+    const spans = spansOf(s.events);
+    expect(spans).toHaveLength(4);
+    const [client, server, call, downstream] = [find(spans, 'curl', 'client'), find(spans, 'front', 'server'), find(spans, 'front', 'client'), find(spans, 'back', 'server')];
+    expect(server.parentSpanId).toBe(client.spanId);
+    expect(call.parentSpanId).toBe(server.spanId);
+    expect(downstream.parentSpanId).toBe(call.spanId);
+    expect(new Set(spans.map((x) => x.traceId))).toEqual(new Set([client.traceId]));
+  });
+
   it('does not claim a waiting server request with a client request of other bytes', () => {
     const s = new Script();
     const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

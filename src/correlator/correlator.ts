@@ -158,6 +158,13 @@ export class Correlator {
   private readonly goClientCalls = new Map<string, PendingGoCall[]>();
   /** Kernel-chosen trace id -> the trace the correlator put that request in (see adoptKernelIds). */
   private readonly traceAliases = new Map<string, string>();
+  /**
+   * Server spans begun in a trace of their own while their client's request may
+   * still come (see claimWaitingServer), by that trace: spans of their subtree
+   * that end meanwhile are held here, so none goes out in a trace its root
+   * then leaves.
+   */
+  private readonly awaitingTraces = new Map<string, { server: InFlight; held: Span[] }>();
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
   private nextSweep = 0n;
@@ -481,7 +488,7 @@ export class Correlator {
       } else {
         span.traceId = this.ids.traceId();
         context = 'new';
-        pending.awaitingClient = true;
+        this.awaitClient(pending);
       }
       pending.threadKey = `${conn.pid}:${req.tid}`;
       push(this.serving, pending.threadKey, pending);
@@ -621,7 +628,7 @@ export class Correlator {
         } else {
           span.traceId = this.ids.traceId();
           span.attributes['loupe.context'] = 'new';
-          pending.awaitingClient = true;
+          this.awaitClient(pending);
         }
       } else {
         span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, undefined, false);
@@ -700,7 +707,14 @@ export class Correlator {
     waiting.awaitingClient = false;
     client.claimed = true;
     const span = waiting.span;
+    // The whole subtree moves: what ended meanwhile was held, what still runs resolves the alias as it ends.
+    const held = this.awaitingTraces.get(span.traceId);
+    this.awaitingTraces.delete(span.traceId);
     this.alias(span.traceId, client.span.traceId);
+    for (const h of held?.held ?? []) {
+      h.traceId = client.span.traceId;
+      this.emit(h);
+    }
     span.traceId = client.span.traceId;
     span.parentSpanId = client.span.spanId;
     span.traceState = client.span.traceState;
@@ -739,10 +753,17 @@ export class Correlator {
     if (list!.length === 0) this.clientsByFingerprint.delete(client.fingerprint);
   }
 
+  private awaitClient(pending: InFlight): void {
+    pending.awaitingClient = true;
+    this.awaitingTraces.set(pending.span.traceId, { server: pending, held: [] });
+  }
+
   private finishSpan(pending: InFlight, endNs: bigint): void {
     const span = pending.span;
     if (span.kind === 'client') this.unindex(pending);
     span.endNs = endNs;
+    // Begun under a server span that a late pairing moved into its client's trace: it moves too.
+    span.traceId = this.resolveTrace(span.traceId);
     if (pending.threadKey) {
       const list = this.serving.get(pending.threadKey);
       if (list) {
@@ -756,6 +777,17 @@ export class Correlator {
       if (g?.serving === pending) g.serving = undefined;
     }
     this.stats.spans++;
+    const awaiting = this.awaitingTraces.get(span.traceId);
+    if (awaiting && awaiting.server !== pending) {
+      awaiting.held.push(span);
+      return;
+    }
+    if (awaiting) {
+      // Its client never came while it ran: its subtree stays in its own trace.
+      this.awaitingTraces.delete(span.traceId);
+      pending.awaitingClient = false;
+      for (const h of awaiting.held) this.emit(h);
+    }
     this.emit(span);
     if (pending.handlerStartNs !== undefined) this.emitPhases(pending);
   }
