@@ -804,12 +804,16 @@ describe.skipIf(Boolean(skipReason) || spawnSync('openssl', ['version']).status 
         const { agent, stderr } = startAgent(['record', '-o', capture, '--port', String(port), '--quiet']);
         await waitFor(agent, 'stderr', /attached/);
         expect(stderr()).toMatch(/TLS plaintext: \S*libssl/);
-        const r = spawnSync('curl', ['-sSk', `https://127.0.0.1:${port}/secret/path`], { encoding: 'utf8' });
-        expect(r.stdout).toBe('secure /secret/path');
+        const r = spawnSync('curl', ['-sSk', '-H', 'Authorization: Bearer tls-bearer-secret', `https://127.0.0.1:${port}/secret/path?token=tls-query-secret`], { encoding: 'utf8' });
+        expect(r.stdout).toBe('secure /secret/path?token=tls-query-secret');
         agent.kill('SIGINT');
         expect(await exited(agent)).toBe(0);
+        // Every masking rule holds for TLS plaintext as for a plain socket: the capture keeps neither secret.
+        const bytes = fs.readFileSync(capture, 'latin1');
+        expect(bytes).not.toContain('tls-bearer-secret');
+        expect(bytes).not.toContain('/secret/path?token=tls-query-secret HTTP/1.1'); // the body echoes the URL: that is data, not a request
         const tree = spawnSync('node', [CLI, 'replay', capture, '--format', 'tree', '--quiet'], { encoding: 'utf8' }).stdout;
-        expect(tree).toMatch(new RegExp(`curl CLIENT GET https://127\\.0\\.0\\.1:${port}/secret/path -> 200`));
+        expect(tree).toMatch(new RegExp(`curl CLIENT GET https://127\\.0\\.0\\.1:${port}/secret/path\\?token=REDACTED -> 200`));
         const parsed = spawnSync('node', [CLI, 'parse', capture, '--quiet'], { encoding: 'utf8' }).stdout.trim().split('\n').map((l) => JSON.parse(l));
         // The client side is read in plaintext; the Node server (its own OpenSSL) only as TLS.
         expect(parsed.filter((m) => m.protocol === 'http1').map((m) => `${m.kind} ${m.method ?? m.status}`)).toEqual(['request GET', 'response 200']);

@@ -69,6 +69,7 @@ const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
 const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
 const BYTES_AT = offsetOf('loupe_data_event', 'bytes');
 const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
+const DATA_FLAGS_AT = offsetOf('loupe_data_event', 'flags');
 const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
 const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
@@ -486,10 +487,13 @@ export class LiveSession {
     if (!ofPid) this.maskers.set(pid, (ofPid = new Map()));
     let pair = ofPid.get(socket);
     if (!pair) ofPid.set(socket, (pair = []));
-    const direction = record[DIRECTION_AT]!;
-    let m = pair[direction];
+    // TLS plaintext is a stream of its own: the handshake's ciphertext that came before it on the
+    // socket must not decide how its bytes are read (a masker that took the socket for something
+    // other than HTTP kept a query value in plaintext).
+    const which = record[DIRECTION_AT]! + ((record.readUInt16LE(DATA_FLAGS_AT) & CONSTANTS.LOUPE_DATA_F_TLS) !== 0 ? 2 : 0);
+    let m = pair[which];
     if (!m) {
-      m = pair[direction] = new StreamMasker();
+      m = pair[which] = new StreamMasker();
       // Past the bound, the process first masked forgets its sockets' state (a close was lost, or very many are open).
       if (++this.maskerCount > MAX_MASKERS) this.forgetMaskers(this.maskers.keys().next().value!);
     }
