@@ -631,6 +631,6 @@ int go_tls_io_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&loupe_go_tls, &key);
 	long n = ctx->ax;
 	if (n > 0)
-		emit_data(loupe_cfg(), NULL, key.pid, call.fd, call.source, LOUPE_DATA_F_TLS, n, call.buf, 0, 0);
+		emit_data(loupe_cfg(), NULL, key.pid, call.fd, call.source, LOUPE_DATA_F_TLS, n, call.buf, 0, 0, 0);
 	return 0;
 }

@@ -218,6 +218,7 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 	if (tls) {
 		/* Inside SSL_read/SSL_write: this is the SSL object's socket, and its bytes are ciphertext. */
 		tls->fd = fd;
+		tls->io_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&loupe_ssl_fds, &tls->ssl, &fd, BPF_ANY);
 		info->tls = 1;
 	}
@@ -234,7 +235,7 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 		count = hdr.msg_iovlen;
 		vector = 1;
 	}
-	emit_data(cfg, info, id >> 32, fd, source, 0, ret, buf, count, vector);
+	emit_data(cfg, info, id >> 32, fd, source, 0, ret, buf, count, vector, 0);
 	return 0;
 }
 

@@ -158,6 +158,8 @@ struct tls_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 bytes_out; /* _ex variants: where the library puts the byte count */
+	__u64 entry_ns;  /* when the call began */
+	__u64 io_ns;     /* when its last socket syscall that moved bytes returned; 0: none (served from the library's buffer) */
 	__s32 fd;        /* -1 until known */
 	__u8 source;     /* LOUPE_SRC_SSL_READ or LOUPE_SRC_SSL_WRITE */
 	__u8 pad[3];
@@ -333,9 +335,9 @@ static long copy_piece(__u64 k, struct more_pieces *more)
 /*
  * Build and emit a data record (info: the socket's entry when the caller has
  * looked it up already, else NULL): `ret` bytes moved through pid:fd from `buf`
- * (an iovec array of `count` entries when `vector`).
+ * (an iovec array of `count` entries when `vector`), at `ts_ns` (0: now).
  */
-static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info *info, __u32 pid, int fd, __u8 source, __u16 flags, long ret, __u64 buf, __u64 count, __u8 vector)
+static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info *info, __u32 pid, int fd, __u8 source, __u16 flags, long ret, __u64 buf, __u64 count, __u8 vector, __u64 ts_ns)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&loupe_scratch, &zero);
@@ -349,6 +351,8 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 		return;
 	struct loupe_data_event *ev = &s->ev;
 	fill_header(&ev->hdr, LOUPE_EV_DATA);
+	if (ts_ns)
+		ev->hdr.ts_ns = ts_ns;
 	ev->fd = fd;
 	ev->source = source;
 	ev->direction = (source == LOUPE_SRC_SSL_WRITE || (source >= LOUPE_SRC_WRITE && source <= LOUPE_SRC_SENDMSG))

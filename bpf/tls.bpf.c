@@ -4,7 +4,8 @@
  * forms), attached by the agent to the libssl a program uses. No OpenSSL
  * struct offsets: the socket syscall a call makes inside (net.bpf.c) names
  * the SSL object's fd and marks the socket as TLS, so from then on its
- * plaintext is reported instead of its ciphertext. Return probes are safe
+ * plaintext is reported instead of its ciphertext, stamped with the time of
+ * that syscall. Return probes are safe
  * here (C code on a normal stack; Go is another matter, see go*.bpf.c).
  */
 #include "sockets.bpf.h"
@@ -16,7 +17,7 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 bytes_out, __u8
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!watched(loupe_cfg(), id >> 32))
 		return 0;
-	struct tls_call call = { .ssl = ssl, .buf = buf, .bytes_out = bytes_out, .fd = -1, .source = source };
+	struct tls_call call = { .ssl = ssl, .buf = buf, .bytes_out = bytes_out, .entry_ns = bpf_ktime_get_ns(), .fd = -1, .source = source };
 	__s32 *fd = bpf_map_lookup_elem(&loupe_ssl_fds, &ssl);
 	if (fd)
 		call.fd = *fd;
@@ -41,7 +42,14 @@ static __always_inline int tls_exit(long ret)
 			return 0;
 		ret = n;
 	}
-	emit_data(loupe_cfg(), NULL, id >> 32, call.fd, call.source, LOUPE_DATA_F_TLS, ret, call.buf, 0, 0);
+	/*
+	 * Plaintext is stamped when its ciphertext moved, as a plain socket's bytes
+	 * are: the last socket syscall inside the call, or its start when the
+	 * library served it from its buffer. At the call's return, a server's
+	 * SSL_read (decrypting, waiting) could be stamped before the client's
+	 * SSL_write of the same request returned.
+	 */
+	emit_data(loupe_cfg(), NULL, id >> 32, call.fd, call.source, LOUPE_DATA_F_TLS, ret, call.buf, 0, 0, call.io_ns ? call.io_ns : call.entry_ns);
 	return 0;
 }
 
