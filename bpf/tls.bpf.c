@@ -4,8 +4,7 @@
  * forms), attached by the agent to the libssl a program uses. No OpenSSL
  * struct offsets: the socket syscall a call makes inside (net.bpf.c) names
  * the SSL object's fd and marks the socket as TLS, so from then on its
- * plaintext is reported instead of its ciphertext, stamped with the time of
- * that syscall. Return probes are safe
+ * plaintext is reported instead of its ciphertext. Return probes are safe
  * here (C code on a normal stack; Go is another matter, see go*.bpf.c).
  */
 #include "sockets.bpf.h"
@@ -43,13 +42,16 @@ static __always_inline int tls_exit(long ret)
 		ret = n;
 	}
 	/*
-	 * Plaintext is stamped when its ciphertext moved, as a plain socket's bytes
-	 * are: the last socket syscall inside the call, or its start when the
-	 * library served it from its buffer. At the call's return, a server's
-	 * SSL_read (decrypting, waiting) could be stamped before the client's
-	 * SSL_write of the same request returned.
+	 * Stamped so that cause comes before effect across the two ends: what is
+	 * written at SSL_write's start (before the peer can have read any of it),
+	 * what is read when its ciphertext came in (the last socket read inside
+	 * SSL_read, or its start when the library served it from its buffer).
+	 * Stamped at the calls' returns, a server's SSL_read (decrypting, waiting)
+	 * came before the client's SSL_write of the same request returned, and a
+	 * server span outlasted its client's: 28 of 50 through curl -> nginx.
 	 */
-	emit_data(loupe_cfg(), NULL, id >> 32, call.fd, call.source, LOUPE_DATA_F_TLS, ret, call.buf, 0, 0, call.io_ns ? call.io_ns : call.entry_ns);
+	__u64 ts = call.source == LOUPE_SRC_SSL_WRITE || !call.io_ns ? call.entry_ns : call.io_ns;
+	emit_data(loupe_cfg(), NULL, id >> 32, call.fd, call.source, LOUPE_DATA_F_TLS, ret, call.buf, 0, 0, ts);
 	return 0;
 }
 

@@ -29,7 +29,10 @@ export interface SpanLine {
   parentSpanId: string;
   name: string;
   kind: string;
+  service: string;
   pid: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
   status: { code: string; message?: string };
   attributes: Record<string, string | number | boolean>;
 }
@@ -148,6 +151,97 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
       // Redis reads 16 KiB at a time and writes a reply at once: at most two copies of 4096 bytes of each 20,000.
       expect(s.attributes['loupe.lost_bytes']).toBeGreaterThanOrEqual(20_000 - 2 * 4096);
     }
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
+  }, 120_000);
+});
+
+/** nginx (one worker) in front of a Flask app, plain on one port and TLS on another; Debian's packages. */
+async function nginxToFlask() {
+  const dir = tempDir();
+  const flaskPort = await freePort();
+  fs.writeFileSync(path.join(dir, 'app.py'), [
+    'import sys',
+    'from flask import Flask, request',
+    'app = Flask(__name__)',
+    "@app.route('/item/<int:n>')",
+    'def item(n):',
+    "    return f'item {n}'",
+    "app.run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)",
+  ].join('\n'));
+  const flask = daemon('/usr/bin/python3', [path.join(dir, 'app.py'), String(flaskPort)]);
+  const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1']);
+  expect(made.status).toBe(0);
+  const [plain, tls] = [await freePort(), await freePort()];
+  fs.mkdirSync(path.join(dir, 'tmp'));
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
+  upstream app { server 127.0.0.1:${flaskPort}; }
+  server {
+    listen 127.0.0.1:${plain};
+    listen 127.0.0.1:${tls} ssl;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
+    location / { proxy_pass http://app; }
+  }
+}`);
+  const nginx = daemon('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
+  await listening(flaskPort, flask);
+  await listening(plain, nginx);
+  await listening(tls, nginx);
+  return { flaskPort, plain, tls, flask, nginx };
+}
+
+interface Tree {
+  client: SpanLine;
+  server: SpanLine;
+  call?: SpanLine;
+  app?: SpanLine;
+}
+
+/** Each curl request's spans, followed from its client span down through nginx to Flask. */
+function treesOf(spans: SpanLine[], curlPid: (pid: number) => boolean, path: RegExp): Tree[] {
+  const children = (s: SpanLine) => spans.filter((c) => c.parentSpanId === s.spanId && c.traceId === s.traceId);
+  return spans.filter((s) => s.kind === 'client' && curlPid(s.pid) && path.test(String(s.attributes['url.full']))).map((client) => {
+    const server = children(client).find((c) => c.kind === 'server')!;
+    const call = server && children(server).find((c) => c.kind === 'client');
+    const app = call && children(call).find((c) => c.kind === 'server');
+    return { client, server, call, app };
+  });
+}
+
+const nginxFlask = missing('nginx', 'curl', 'openssl') || (spawnSync('/usr/bin/python3', ['-c', 'import flask']).status !== 0 ? 'python3-flask is not installed' : '');
+describe.skipIf(Boolean(nginxFlask))(`curl -> nginx (TLS) -> Flask${nginxFlask ? ` (skipped: ${nginxFlask})` : ''}`, () => {
+  it('50 HTTPS requests are 50 joined traces of 4 spans, each server span within its client span', async () => {
+    const { flaskPort, tls, nginx } = await nginxToFlask();
+    const N = 50;
+    const urls = Array.from({ length: N }, (_, i) => `https://127.0.0.1:${tls}/item/${i}?token=t${i}`);
+    let curlPid = 0;
+    const { spans, live, replay } = await watched({ ports: [tls, flaskPort], tlsLibraries: [], tlsDiscover: true }, async () => {
+      const child = spawn('curl', ['-sSk', ...urls.flatMap((u) => ['-o', '/dev/null', u])], { stdio: ['ignore', 'ignore', 'pipe'] });
+      curlPid = child.pid!;
+      const status = await new Promise((r) => child.on('close', r));
+      expect(status).toBe(0);
+    });
+    const trees = treesOf(spans, (pid) => pid === curlPid, /\/item\/\d+/);
+    expect(trees).toHaveLength(N);
+    for (const t of trees) {
+      expect(t.server?.pid, JSON.stringify(t.client)).toBeDefined();
+      expect([t.client, t.server, t.call, t.app].map((s) => s?.attributes['http.response.status_code'])).toEqual([200, 200, 200, 200]);
+      for (const [parent, child] of [[t.client, t.server], [t.server, t.call], [t.call, t.app]] as const) {
+        expect(BigInt(child!.startTimeUnixNano) >= BigInt(parent!.startTimeUnixNano), `${child!.name} starts within ${parent!.name}`).toBe(true);
+        expect(BigInt(child!.endTimeUnixNano) <= BigInt(parent!.endTimeUnixNano), `${child!.name} ends within ${parent!.name}: ${JSON.stringify([parent, child])}`).toBe(true);
+      }
+    }
+    expect(spans.filter((s) => s.kind === 'server' && s.service === 'nginx' && s.pid !== nginx.pid)).toHaveLength(N);
     expectNoCrossTraceParents(spans);
     expect(replay).toBe(live);
   }, 120_000);
