@@ -343,12 +343,12 @@ export class LiveSession {
           const program = { ppid: record.readUInt32LE(PPID_AT), exe: cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN) };
           if (!this.decideExec(pid, program, pending)) return;
         }
-        // --port alone: a program is probed once it is seen on a watched port, not for running.
-        if (!this.portSelecting || this.known.has(pid)) {
+        // --port alone: a program is probed once it is seen on a watched port, not for running; one
+        // probed already is looked at again (this record may be older than its probes: considerGo
+        // goes by the program it runs now).
+        if (!this.portSelecting || this.known.has(pid) || this.goPids.has(pid)) {
           this.considerGo(pid);
           this.considerTls(pid);
-        } else if (this.goPids.delete(pid)) {
-          this.source.forgetGo(pid);
         }
         // A process that exec's again: its new program counts from now.
         if (this.known.has(pid)) out.push(record);
