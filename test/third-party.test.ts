@@ -157,12 +157,14 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
 });
 
 /** nginx (one worker) in front of a Flask app, plain on one port and TLS on another; Debian's packages. */
-async function nginxToFlask() {
+async function nginxToFlask(keepalive = false) {
   const dir = tempDir();
   const flaskPort = await freePort();
   fs.writeFileSync(path.join(dir, 'app.py'), [
     'import sys',
     'from flask import Flask, request',
+    'from werkzeug.serving import WSGIRequestHandler',
+    "WSGIRequestHandler.protocol_version = 'HTTP/1.1'  # keeps nginx's upstream connections alive when it asks",
     'app = Flask(__name__)',
     "@app.route('/item/<int:n>')",
     'def item(n):',
@@ -184,13 +186,13 @@ events { worker_connections 1024; }
 http {
   access_log off;
   client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
-  upstream app { server 127.0.0.1:${flaskPort}; }
+  upstream app { server 127.0.0.1:${flaskPort}; ${keepalive ? 'keepalive 16;' : ''} }
   server {
     listen 127.0.0.1:${plain};
     listen 127.0.0.1:${tls} ssl;
     ssl_certificate ${cert};
     ssl_certificate_key ${key};
-    location / { proxy_pass http://app; }
+    location / { proxy_pass http://app; ${keepalive ? 'proxy_http_version 1.1; proxy_set_header Connection "";' : ''} }
   }
 }`);
   const nginx = daemon('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
@@ -245,4 +247,36 @@ describe.skipIf(Boolean(nginxFlask))(`curl -> nginx (TLS) -> Flask${nginxFlask ?
     expectNoCrossTraceParents(spans);
     expect(replay).toBe(live);
   }, 120_000);
+});
+
+describe.skipIf(Boolean(nginxFlask))(`curl --parallel -> nginx (one worker, an event loop) -> Flask${nginxFlask ? ` (skipped: ${nginxFlask})` : ''}`, () => {
+  // One worker thread serves every request at once: the thread cannot tell which request an upstream call is for;
+  // the order of its reads, connects and writes can (an upstream connection is opened in the turn that read its request).
+  for (const [c, keepalive] of [[1, false], [8, false], [64, false], [8, true], [64, true]] as const) {
+    it(`joins each of 400 requests at concurrency ${c} to the upstream call made for it${keepalive ? ', upstream connections kept alive' : ''}`, async () => {
+      const { flaskPort, plain } = await nginxToFlask(keepalive);
+      const N = 400;
+      const config = path.join(tempDir(), 'curl.conf');
+      fs.writeFileSync(config, Array.from({ length: N }, (_, i) => `url = "http://127.0.0.1:${plain}/item/${i}"\noutput = "/dev/null"\n`).join(''));
+      const { spans, live, replay } = await watched({ ports: [plain, flaskPort] }, async () => {
+        const r = await run('curl', ['-sS', '--fail', ...(c > 1 ? ['--parallel', '--parallel-max', String(c)] : []), '-K', config]);
+        expect(r.status, r.stderr).toBe(0);
+      });
+      const servers = spans.filter((s) => s.kind === 'server' && s.service === 'nginx');
+      const calls = spans.filter((s) => s.kind === 'client' && s.service === 'nginx');
+      expect(servers).toHaveLength(N);
+      expect(calls).toHaveLength(N);
+      const byId = new Map(servers.map((s) => [s.spanId, s]));
+      const right = calls.filter((call) => {
+        const parent = byId.get(call.parentSpanId);
+        return parent?.traceId === call.traceId && new URL(String(call.attributes['url.full'])).pathname === parent.attributes['url.path'];
+      });
+      const how = new Map<string, number>();
+      for (const call of calls) how.set(String(call.attributes['loupe.context']), (how.get(String(call.attributes['loupe.context'])) ?? 0) + 1);
+      console.log(`nginx at concurrency ${c}${keepalive ? ' (keepalive)' : ''}: ${right.length} of ${N} upstream calls joined to their request (${[...how].map(([k, v]) => `${k} ${v}`).join(', ')})`);
+      expect(right.length).toBeGreaterThanOrEqual(Math.ceil(0.99 * N));
+      expectNoCrossTraceParents(spans);
+      expect(replay).toBe(live);
+    }, 120_000);
+  }
 });

@@ -86,6 +86,7 @@ describe('correlator', () => {
     s.recv(s1, get('/one'));
     s.send(c2, get('/two'));
     s.recv(s2, get('/two'));
+    s.send(s2, 'HTTP/1.1 100 Continue\r\n\r\n'); // other I/O after the last read: no event-loop order to go by
     const [out] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
     s.send(out, get('/b'));
     s.recv(out, ok());
@@ -93,6 +94,40 @@ describe('correlator', () => {
     const call = find(spans, 'front', 'client');
     expect(call.parentSpanId).toBe('');
     expect(call.attributes['loupe.context']).toBe('ambiguous-thread');
+  });
+
+  it('joins an event loop\'s upstream call to the request it read right before it connected or wrote, and guesses nothing after other I/O', () => {
+    // One worker thread (tid 11) serving two requests at once, as nginx does.
+    const s = new Script();
+    const [c1, n1] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    const [c2, n2] = s.connection({ pid: 3, tid: 4, fd: 4, port: 40002 }, { pid: 1, tid: 11, fd: 7, port: 8080 });
+    s.send(c1, get('/one'));
+    s.recv(n1, get('/one'));
+    s.send(c2, get('/two'));
+    s.recv(n2, get('/two'));
+    // Opened right after /two was read: /two's call, though it is written later.
+    const [u2, b2] = s.connection({ pid: 1, tid: 11, fd: 8, port: 40003 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
+    s.send(u2, get('/up/two'));
+    s.recv(b2, get('/up/two'));
+    s.send(b2, ok());
+    s.recv(u2, ok());
+    // A connection opened after the worker wrote elsewhere: nothing tells which request it is for.
+    const [u1, b1] = s.connection({ pid: 1, tid: 11, fd: 9, port: 40004 }, { pid: 2, tid: 22, fd: 6, port: 9090 });
+    s.send(u1, get('/up/one'));
+    s.recv(b1, get('/up/one'));
+    s.send(b1, ok());
+    s.recv(u1, ok());
+    s.send(n1, ok());
+    s.recv(c1, ok());
+    s.send(n2, ok());
+    s.recv(c2, ok());
+    const spans = spansOf(s.events);
+    const server = (path: string) => spans.find((x) => x.kind === 'server' && x.attributes['url.path'] === path)!;
+    const call = (path: string) => spans.find((x) => x.kind === 'client' && String(x.attributes['url.full']).endsWith(path))!;
+    expect(call('/up/two').parentSpanId).toBe(server('/two').spanId);
+    expect(call('/up/two').attributes['loupe.context']).toBe('event-loop');
+    expect(call('/up/one').parentSpanId).toBe('');
+    expect(call('/up/one').attributes['loupe.context']).toBe('ambiguous-thread');
   });
 
   it('pairs a server request whose bytes reached the ring buffer before the client\'s (the writer had not returned yet)', () => {

@@ -23,7 +23,7 @@
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import type { Endpoint, GoRequestEvent, GoroutineEvent } from '../events/types';
 import type { ProcessTable } from '../discovery/processes';
-import type { CloseReason, Connection } from '../streams/connections';
+import { threadIo, type CloseReason, type Connection } from '../streams/connections';
 import type { MessageBase } from '../parsers/types';
 import { headerValue, type Http1Message, type Http1Request, type Http1Response } from '../parsers/http1/messages';
 import { applyResponse, requestAttributes, spanName, type RedactionOptions } from './http';
@@ -168,6 +168,17 @@ export class Correlator {
    * then leaves.
    */
   private readonly awaitingTraces = new Map<string, { server: InFlight; held: Span[] }>();
+  /**
+   * Event loops (nginx, HAProxy, Node): the server request each thread (pid:tid)
+   * finished reading last, and the one a client connection was opened right
+   * after. A proxy opens its upstream connection, or writes to a kept-alive
+   * one, in the same turn of its loop as it reads the request that calls for
+   * it, before it reads from any other socket.
+   */
+  private readonly lastRead = new Map<string, InFlight>();
+  private readonly openedFor = new WeakMap<Connection, InFlight>();
+  /** Client connections whose first request was made (later ones follow lastRead). */
+  private readonly usedOnce = new WeakSet<Connection>();
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
   private nextSweep = 0n;
@@ -193,6 +204,10 @@ export class Correlator {
   onOpen(conn: Connection): void {
     this.connsByFd.set(`${conn.pid}:${conn.fd}`, conn);
     this.indexTuple(conn);
+    if (conn.role === 'client' && conn.openedTid !== undefined) {
+      const last = this.lastRead.get(`${conn.pid}:${conn.openedTid}`);
+      if (last) this.openedFor.set(conn, last);
+    }
   }
 
   /** Connections already indexed by their 4-tuple (weak: it ends with the connection). */
@@ -496,6 +511,7 @@ export class Correlator {
       }
       pending.threadKey = `${conn.pid}:${req.tid}`;
       push(this.serving, pending.threadKey, pending);
+      this.lastRead.set(pending.threadKey, pending);
     } else {
       context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true, req);
       if (!this.claimWaitingServer(conn, pending)) push(this.clientsByFingerprint, pending.fingerprint, pending);
@@ -592,6 +608,11 @@ export class Correlator {
       setParent(threadParent);
       return 'thread';
     }
+    const cause = onThread.length > 1 ? this.eventLoopCause(conn, tid, onThread) : undefined;
+    if (cause) {
+      setParent(ctxOf(cause.span));
+      return 'event-loop';
+    }
     span.traceId = this.ids.traceId();
     return onThread.length > 1 ? 'ambiguous-thread' : 'new';
   }
@@ -682,6 +703,25 @@ export class Correlator {
       && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
     const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
     return found ? { client: found, how: 'connection-pair-nat' } : undefined;
+  }
+
+  /**
+   * Which of the requests a thread serves at once this call is for, where the
+   * thread's own order says so: the request it finished reading right before
+   * it opened this connection (its first request), or right before it wrote
+   * this request (a connection kept alive) — with no other socket's bytes in
+   * between, as an event loop proxies in one turn. Only a request still being
+   * served. Anything else stays ambiguous: a handler that calls out in a later
+   * turn (after awaiting something) looks the same as any other request's.
+   */
+  private eventLoopCause(conn: Connection, tid: number, onThread: InFlight[]): InFlight | undefined {
+    const first = !this.usedOnce.has(conn);
+    this.usedOnce.add(conn);
+    const opened = first ? this.openedFor.get(conn) : undefined;
+    const cause = opened ?? this.lastRead.get(`${conn.pid}:${tid}`);
+    const before = opened ? conn.openedAfter : conn.previousOnThread;
+    if (!cause || before !== threadIo(cause.conn.id, true)) return undefined;
+    return onThread.includes(cause) ? cause : undefined;
   }
 
   /**
@@ -785,12 +825,13 @@ export class Correlator {
     span.traceId = this.resolveTrace(span.traceId);
     pending.ended = true;
     const other = pending.pairedWith;
-    if (other?.ended) {
-      // See pair(): whichever ends second keeps the server's end within the client's.
+    if (other?.ended && span.attributes['loupe.incomplete'] === undefined && other.span.attributes['loupe.incomplete'] === undefined) {
+      // See pair(): whichever ends second keeps the server's end within the client's (ends that were seen, not timed out).
       if (span.kind === 'server' && span.endNs > other.span.endNs) span.endNs = other.span.endNs;
       if (span.kind === 'client' && span.endNs < other.span.endNs) span.endNs = other.span.endNs;
     }
     if (pending.threadKey) {
+      if (this.lastRead.get(pending.threadKey) === pending) this.lastRead.delete(pending.threadKey);
       const list = this.serving.get(pending.threadKey);
       if (list) {
         const i = list.indexOf(pending);
@@ -802,10 +843,11 @@ export class Correlator {
       const g = this.goroutines.get(`${span.pid}:${pending.goid}`);
       if (g?.serving === pending) g.serving = undefined;
     }
-    this.stats.spans++;
+    const done = pending.handlerStartNs !== undefined ? [span, ...this.phasesOf(pending)] : [span];
+    this.stats.spans += done.length;
     const awaiting = this.awaitingTraces.get(span.traceId);
     if (awaiting && awaiting.server !== pending) {
-      awaiting.held.push(span);
+      awaiting.held.push(...done);
       return;
     }
     if (awaiting) {
@@ -814,15 +856,14 @@ export class Correlator {
       pending.awaitingClient = false;
       for (const h of awaiting.held) this.emit(h);
     }
-    this.emit(span);
-    if (pending.handlerStartNs !== undefined) this.emitPhases(pending);
+    for (const d of done) this.emit(d);
   }
 
   /**
    * Server spans whose handler start we know get two children: the time the
    * request waited after it arrived, and the time the handler worked on it.
    */
-  private emitPhases(pending: InFlight): void {
+  private phasesOf(pending: InFlight): Span[] {
     const span = pending.span;
     const handlerStart = pending.handlerStartNs!;
     const handlerEnd = pending.handlerEndNs !== undefined && pending.handlerEndNs < span.endNs ? pending.handlerEndNs : span.endNs;
@@ -832,10 +873,7 @@ export class Correlator {
       attributes: { 'loupe.phase': name === 'in queue' ? 'queue' : 'processing', 'loupe.goroutine': pending.goid!.toString() },
       status: { code: 'unset' },
     });
-    for (const phase of [child('in queue', span.startNs, handlerStart), child('processing', handlerStart, handlerEnd)]) {
-      this.stats.spans++;
-      this.emit(phase);
-    }
+    return [child('in queue', span.startNs, handlerStart), child('processing', handlerStart, handlerEnd)];
   }
 }
 

@@ -26,6 +26,16 @@ export interface Connection {
   remote?: Endpoint;
   cookie: bigint;
   openedTs: bigint;
+  /** The thread that opened it (connect or accept), when the capture saw it open. */
+  openedTid?: number;
+  /**
+   * The socket that thread last moved bytes on before it opened this one, and
+   * the one it moved bytes on before its latest data record here: an event
+   * loop's proxying shows as a read of the request right before the upstream
+   * connect or write.
+   */
+  openedAfter?: number;
+  previousOnThread?: number;
   lastTs: bigint;
   /** True when the capture began after the connection was opened. */
   midStream: boolean;
@@ -40,6 +50,9 @@ export interface Connection {
   bytes: { egress: number; ingress: number };
   lostBytes: { egress: number; ingress: number };
 }
+
+/** A data record's socket and direction in one number (no allocation per record): connection id * 2, + 1 for a read. */
+export const threadIo = (connId: number, ingress: boolean): number => connId * 2 + (ingress ? 1 : 0);
 
 export interface ConnectionListener {
   onOpen?(conn: Connection): void;
@@ -67,6 +80,9 @@ export interface TrackerOptions {
   parserOptions?: ParserOptions;
 }
 
+/** Threads whose last socket is remembered; the first seen forgotten past this. */
+const MAX_THREADS = 65536;
+
 export class ConnectionTracker {
   /**
    * Open connections by pid, then by socket: its cookie, or -1 - fd without one. Two levels, not a
@@ -74,6 +90,8 @@ export class ConnectionTracker {
    * id order (a connection goes in when made), which is the order closes are said in.
    */
   private readonly byPid = new Map<number, Map<bigint | number, Connection>>();
+  /** Per thread (by tid, unique on a host): the socket it last moved bytes on, as threadIo() says it. */
+  private readonly lastOnThread = new Map<number, number>();
   private count = 0;
   private nextId = 1;
 
@@ -141,6 +159,10 @@ export class ConnectionTracker {
     // Role unknown: the kernel side met this socket mid-life (opened before the capture began).
     const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, ev.role === 'unknown');
     conn.role = ev.role;
+    if (ev.role !== 'unknown') {
+      conn.openedTid = ev.tid;
+      conn.openedAfter = this.lastOnThread.get(ev.tid);
+    }
     conn.local = ev.local;
     conn.remote = ev.remote;
     const configured = this.configuredProtocol(conn);
@@ -179,6 +201,9 @@ export class ConnectionTracker {
       return; // ciphertext of a connection we read in plaintext
     }
     conn.lastTs = ev.ts;
+    conn.previousOnThread = this.lastOnThread.get(ev.tid);
+    this.lastOnThread.set(ev.tid, threadIo(conn.id, ev.direction === 'ingress'));
+    if (this.lastOnThread.size > MAX_THREADS) this.lastOnThread.delete(this.lastOnThread.keys().next().value!);
     // Named properties, not [ev.direction]: this runs per record.
     if (ev.direction === 'egress') {
       conn.bytes.egress += ev.bytes;
