@@ -96,7 +96,8 @@ Usage:
       Compare two captures: operations (service, kind, span name) that
       appeared or vanished and how their counts, errors and p50/p95 latency
       moved; trace shapes (parent-to-child paths) each has. --check exits 4
-      when shapes or operations differ.
+      when shapes or operations differ, or an operation's errors appear,
+      vanish or move by more than 5 points of its calls.
   loupe scenario run NAME [--record FILE.loupe]
       Run scenarios/NAME.yaml live (root): start its services on free ports,
       watch them with the agent, drive the load, then check the expected

@@ -17,9 +17,24 @@ export interface OperationStats {
 export interface DiffResult {
   operations: Array<{ key: string; a?: OperationStats; b?: OperationStats }>;
   shapes: Array<{ shape: string; a: number; b: number }>;
-  /** Shapes or operations present on one side only, or shape counts that differ. */
+  /** Shapes or operations present on one side only, shape counts that differ, or an operation whose errors moved (errorsMoved). */
   changed: boolean;
 }
+
+/** How far an operation's error rate may move, in parts of one, before `diff --check` calls it a change. */
+export const ERROR_RATE_DELTA = 0.05;
+
+/**
+ * An operation whose errors appeared, vanished, or whose error rate moved by
+ * more than ERROR_RATE_DELTA: the oddity a regression check is for, though
+ * every call still has its shape.
+ */
+export function errorsMoved(a: OperationStats | undefined, b: OperationStats | undefined): boolean {
+  if (!a || !b) return false;
+  return (a.errors === 0) !== (b.errors === 0) || Math.abs(a.errors / a.count - b.errors / b.count) > ERROR_RATE_DELTA;
+}
+
+const percent = (s: OperationStats) => `${((s.errors / s.count) * 100).toFixed(s.errors && s.errors < s.count ? 1 : 0)}%`;
 
 const hop = (s: Span) => `${s.service} ${s.kind.toUpperCase()} ${s.name}`;
 
@@ -71,7 +86,7 @@ export function diffSpans(a: Span[], b: Span[]): DiffResult {
   const sb = shapes(b);
   const all = [...new Set([...sa.keys(), ...sb.keys()])].sort();
   const sh = all.map((shape) => ({ shape, a: sa.get(shape) ?? 0, b: sb.get(shape) ?? 0 }));
-  const changed = ops.some((o) => !o.a || !o.b) || sh.some((s) => s.a !== s.b);
+  const changed = ops.some((o) => !o.a || !o.b || errorsMoved(o.a, o.b)) || sh.some((s) => s.a !== s.b);
   return { operations: ops, shapes: sh, changed };
 }
 
@@ -84,12 +99,13 @@ export function renderDiff(d: DiffResult, nameA: string, nameB: string): string 
     if (o.a && o.b && o.a.p50Ms > 0) change = `  p50 ${o.b.p50Ms >= o.a.p50Ms ? '+' : ''}${(((o.b.p50Ms - o.a.p50Ms) / o.a.p50Ms) * 100).toFixed(0)}%`;
     lines.push(`${mark} ${o.key}`);
     lines.push(`    A: ${fmt(o.a)}   B: ${fmt(o.b)}${change}`);
+    if (errorsMoved(o.a, o.b)) lines.push(`    error rate ${percent(o.a!)} -> ${percent(o.b!)}`);
   }
   lines.push('', 'trace shapes (traces in A -> B):');
   for (const s of d.shapes) {
     const mark = s.a === 0 ? '+' : s.b === 0 ? '-' : s.a !== s.b ? '~' : ' ';
     lines.push(`${mark} ${s.a} -> ${s.b}  ${s.shape}`);
   }
-  lines.push('', d.changed ? 'shapes or operations differ' : 'same shapes and operations');
+  lines.push('', d.changed ? 'shapes, operations or error rates differ' : 'same shapes, operations and error rates');
   return `${lines.join('\n')}\n`;
 }
