@@ -108,6 +108,11 @@ export function obfuscateSql(text: string): string {
       i = end;
       continue;
     }
+    if ((c === '-' || c === '+') && (isDigit(next) || (next === '.' && isDigit(text[i + 2]))) && unarySign(out)) {
+      // A sign belongs to its number: `x = -3` and `x = 3` are one statement, `a - 3` keeps its operator.
+      i++;
+      continue;
+    }
     if (isDigit(c) || (c === '.' && isDigit(next))) {
       if (!isIdentChar(text[i - 1])) {
         let j = i;
@@ -128,6 +133,22 @@ export function obfuscateSql(text: string): string {
     i++;
   }
   return out.trim();
+}
+
+/** Words after which a sign starts a number rather than subtracting. */
+const SIGN_BEFORE = new Set(['SELECT', 'WHERE', 'AND', 'OR', 'NOT', 'VALUES', 'SET', 'IN', 'BETWEEN', 'WHEN', 'THEN', 'ELSE', 'LIMIT', 'OFFSET', 'RETURN', 'RETURNING', 'BY', 'IS', 'LIKE', 'HAVING', 'ON', 'CASE', 'AS', 'INTERVAL']);
+
+/** Whether a sign at this point of the output (what came before it) is unary. */
+function unarySign(out: string): boolean {
+  let end = out.length;
+  while (end > 0 && out[end - 1] === ' ') end--;
+  if (end === 0) return true;
+  const last = out[end - 1]!;
+  if ('=<>!(,*/%+-|&^~['.includes(last)) return true;
+  if (!isIdentChar(last)) return false; // ')', '?', a quoted name: an operand, so the sign subtracts
+  let start = end;
+  while (start > 0 && isIdentChar(out[start - 1])) start--;
+  return SIGN_BEFORE.has(out.slice(start, end).toUpperCase());
 }
 
 function isDigit(c: string | undefined): boolean {
