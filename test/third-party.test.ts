@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { freePort, ROOT, tempDir } from './helpers';
@@ -77,7 +78,7 @@ async function watched(options: Partial<LiveSessionOptions>, work: () => Promise
   let text = '';
   const capture = path.join(tempDir(), 'run.loupe');
   const session = new LiveSession({
-    maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl', goProbes: false, goInject: false,
+    maxPayload: DEFAULT_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl', goProbes: false, goInject: false,
     write: (t) => (text += t), capturePath: capture, ...options,
   });
   session.start();
@@ -101,14 +102,14 @@ function expectNoCrossTraceParents(spans: SpanLine[]): void {
 
 const nghttp = missing('nghttpd', 'h2load');
 describe.skipIf(Boolean(nghttp))(`nghttpd and h2load: HTTP/2 responses over 16 KB${nghttp ? ` (skipped: ${nghttp})` : ''}`, () => {
-  it('h2load sends 60 requests for a 40 KB file; with --max-payload 65536 every one is a 200 server span under its client span', async () => {
+  it('h2load sends 60 requests for a 40 KB file; every one is a 200 server span under its client span (the default copy takes the last frames)', async () => {
     const docroot = tempDir();
     fs.writeFileSync(path.join(docroot, 'big.bin'), Buffer.alloc(40_000, 0x61));
     const port = await freePort();
     const server = daemon('nghttpd', ['--no-tls', '-d', docroot, String(port)]);
     await listening(port, server);
     const N = 60;
-    const { spans, live, replay } = await watched({ ports: [port], maxPayload: 65_536 }, async () => {
+    const { spans, live, replay } = await watched({ ports: [port] }, async () => {
       const r = await run('h2load', ['-n', String(N), '-c', '2', '-m', '3', `http://127.0.0.1:${port}/big.bin`]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`${N} succeeded, 0 failed`));
@@ -136,7 +137,8 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
     const server = daemon('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
     await listening(port, server);
     const N = 1000;
-    const { spans, live, replay } = await watched({ pids: [server.pid!] }, async () => {
+    // Copies of 4096 bytes: the values' middles are not copied, and their lengths frame what follows.
+    const { spans, live, replay } = await watched({ pids: [server.pid!], maxPayload: 4096 }, async () => {
       const r = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-n', String(N), '-c', '4', '-t', 'set,get', '-d', '20000', '-q']);
       expect(r.status, r.stderr).toBe(0);
     });
@@ -279,4 +281,68 @@ describe.skipIf(Boolean(nginxFlask))(`curl --parallel -> nginx (one worker, an e
       expect(replay).toBe(live);
     }, 120_000);
   }
+});
+
+const GRPC_EXAMPLES = path.join(ROOT, 'scenarios/services/grpc-examples.sh');
+const grpcGo = missing('go') || (!fs.existsSync('/usr/share/doc/golang-google-grpc-dev/examples') ? 'golang-google-grpc-dev is not installed' : '');
+describe.skipIf(Boolean(grpcGo))(`grpc-go examples (Debian's golang-google-grpc-dev)${grpcGo ? ` (skipped: ${grpcGo})` : ''}`, () => {
+  it('route_guide: 5 calls of the four kinds are 5 joined client/server pairs, each saying its kind, status 0', async () => {
+    // Built before the agent starts: a first build takes seconds.
+    for (const what of ['route_guide/server', 'route_guide/client']) expect(spawnSync(GRPC_EXAMPLES, ['--build', what], { encoding: 'utf8' }).status).toBe(0);
+    const port = await freePort();
+    const server = daemon(GRPC_EXAMPLES, ['route_guide/server', '-port', String(port)]);
+    await listening(port, server);
+    // ListFeatures answers 64 features and its trailers in one write of about 6 KB: the copy must take it all to see the end.
+    const { spans, live, replay } = await watched({ ports: [port] }, async () => {
+      const r = await run(GRPC_EXAMPLES, ['route_guide/client', '-server_addr', `127.0.0.1:${port}`]);
+      expect(r.status, r.stderr).toBe(0);
+    });
+    const servers = spans.filter((s) => s.kind === 'server');
+    const clients = spans.filter((s) => s.kind === 'client');
+    const kinds = (list: SpanLine[]) => list.map((s) => `${s.attributes['rpc.method']} ${s.attributes['loupe.rpc.streaming']}`).sort();
+    const expected = ['GetFeature unary', 'GetFeature unary', 'ListFeatures server_streaming', 'RecordRoute client_streaming', 'RouteChat bidi_streaming'];
+    expect(kinds(servers)).toEqual(expected);
+    expect(kinds(clients)).toEqual(expected);
+    for (const s of [...servers, ...clients]) {
+      expect(s.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'routeguide.RouteGuide', 'rpc.grpc.status_code': 0 });
+      expect(s.status.code).toBe('unset');
+    }
+    const byId = new Map(clients.map((c) => [c.spanId, c]));
+    for (const s of servers) expect(byId.get(s.parentSpanId)?.attributes['rpc.method']).toBe(s.attributes['rpc.method']);
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
+  }, 180_000);
+
+  it('helloworld: a 10 KB name each way is one unary call with status 0, whole at the default copy and framed over what a 4096-byte copy leaves out', async () => {
+    for (const what of ['helloworld/greeter_server', 'helloworld/greeter_client']) expect(spawnSync(GRPC_EXAMPLES, ['--build', what], { encoding: 'utf8' }).status).toBe(0);
+    // The example listens on :50051 and dials localhost:50051, fixed.
+    const server = daemon(GRPC_EXAMPLES, ['helloworld/greeter_server']);
+    await listening(50051, server);
+    const name = 'n'.repeat(10_000);
+    const call = async (maxPayload: number) => {
+      const { spans, live, replay } = await watched({ ports: [50051], maxPayload }, async () => {
+        const r = await run(GRPC_EXAMPLES, ['helloworld/greeter_client', name]);
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stderr).toContain(`Greeting: Hello ${name}`);
+      });
+      expectNoCrossTraceParents(spans);
+      expect(replay).toBe(live);
+      return spans.filter((s) => s.attributes['rpc.method'] === 'SayHello');
+    };
+    const whole = await call(DEFAULT_MAX_PAYLOAD);
+    expect(whole.map((s) => s.kind).sort()).toEqual(['client', 'server']);
+    for (const s of whole) {
+      expect(s.attributes).toMatchObject({ 'rpc.grpc.status_code': 0, 'loupe.rpc.streaming': 'unary', 'loupe.rpc.request_messages': 1, 'loupe.rpc.response_messages': 1 });
+      expect(s.attributes['loupe.lost_bytes']).toBeUndefined();
+      expect(s.status.code).toBe('unset');
+    }
+    // 4096 bytes of each write: the request's DATA frame header (with END_STREAM) is copied, its body not; the reply's
+    // trailers come last in a write of 10 KB, so the reply's end is lost and the call says so, never a wrong status.
+    const cut = await call(4096);
+    expect(cut.map((s) => s.kind).sort()).toEqual(['client', 'server']);
+    for (const s of cut) {
+      expect(s.attributes).toMatchObject({ 'loupe.rpc.request_messages': 1, 'http.request.body.size': 10_008 });
+      expect(s.attributes['rpc.grpc.status_code']).toBeUndefined();
+    }
+  }, 180_000);
 });

@@ -27,7 +27,7 @@ import { ProtoError } from '../parsers/grpc/proto';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, type ExportStats } from '../export/exporters';
-import { ConfigError, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
+import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 
 export class UsageError extends Error {}
 
@@ -403,7 +403,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   return {
     session: {
       pids, ports, ...(exe ? { exe } : {}), ...(openPorts.length ? { openPorts } : {}), ...(cpus ? { cpus } : {}),
-      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY) ?? CONSTANTS.LOUPE_MAX_PAYLOAD,
+      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY) ?? DEFAULT_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
       // Without --ssl-lib, the libssl files watched programs load get probes too.

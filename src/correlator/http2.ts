@@ -46,7 +46,10 @@ export function applyHttp2Response(span: Span, m: Http2Response): void {
   }
   if (span.attributes[ATTR_RPC_SYSTEM] === 'grpc') {
     if (m.status) span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = m.status;
-    if (m.grpc) span.attributes['loupe.rpc.response_messages'] = m.grpc.messages;
+    if (m.grpc) {
+      span.attributes['loupe.rpc.response_messages'] = m.grpc.messages;
+      span.attributes['loupe.rpc.streaming'] = streamingKind(Number(span.attributes['loupe.rpc.request_messages'] ?? 0), m.grpc.messages);
+    }
     if (m.grpcStatus !== undefined) {
       span.attributes[ATTR_RPC_GRPC_STATUS_CODE] = m.grpcStatus;
       const failed = span.kind === 'server' ? SERVER_ERROR_CODES.has(m.grpcStatus) : m.grpcStatus !== 0;
@@ -65,4 +68,16 @@ export function applyHttp2Response(span: Span, m: Http2Response): void {
     };
     applyResponse(span, res);
   }
+}
+
+/**
+ * The call's kind as its messages show it (the wire says nothing else without
+ * the .proto): more than one message from a side means that side streamed, so
+ * a streaming call that sent one message each way reads as unary.
+ */
+export function streamingKind(requests: number, responses: number): 'unary' | 'client_streaming' | 'server_streaming' | 'bidi_streaming' {
+  if (requests > 1 && responses > 1) return 'bidi_streaming';
+  if (requests > 1) return 'client_streaming';
+  if (responses > 1) return 'server_streaming';
+  return 'unary';
 }

@@ -6,7 +6,7 @@
  *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080], open_ports: [8080] }   (or exe_glob: a glob)
  *   services:   [{ exe: "/frontend$", name: frontend }]   # service.name by executable
  *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
- *   capture:    { max_payload: 4096, ring_mb: 16, redact: true }
+ *   capture:    { max_payload: 65536, ring_mb: 16, redact: true }
  *   tls:        { enabled: true, libraries: [] }
  *   export:     { otlp: false, prometheus_port: 0, sampler: { name: traceidratio, arg: 0.1 } }
  *   agent:      { cpus: "1" }   # keep the agent's threads on these CPUs (taskset's list syntax)
@@ -20,6 +20,15 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SAMPLER_NAMES } from '../export/sampling';
 import { CONSTANTS } from '../events/layout';
+
+/**
+ * Bytes copied per read or write by default. Protocols put a message's end in
+ * the last bytes of a write (gRPC's trailers after a 10 KB reply, nghttpd's
+ * last DATA frame of a 40 KB file): a copy of 4096 bytes lost it, and the
+ * call read as never answered. Past 4096 the copy costs records of its own
+ * (BENCHMARKS.md, the copy bound).
+ */
+export const DEFAULT_MAX_PAYLOAD = 64 * 1024;
 
 export class ConfigError extends Error {}
 
@@ -68,7 +77,7 @@ export const CONFIG_SCHEMA = z.object({
     heuristic: z.boolean().default(true),
   }).strict().default({}),
   capture: z.object({
-    max_payload: z.number().int().min(0).max(CONSTANTS.LOUPE_MAX_COPY).default(CONSTANTS.LOUPE_MAX_PAYLOAD),
+    max_payload: z.number().int().min(0).max(CONSTANTS.LOUPE_MAX_COPY).default(DEFAULT_MAX_PAYLOAD),
     ring_mb: z.number().int().min(1).max(1024).refine((n) => (n & (n - 1)) === 0, 'must be a power of two').default(16),
     redact: z.boolean().default(true),
   }).strict().default({}),

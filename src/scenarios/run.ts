@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { LiveSession } from '../pipeline/live';
 import { spansOfCapture } from '../pipeline/replay';
 import { systemLibssl } from '../sources/live/system';
-import { CONSTANTS } from '../events/layout';
+import { DEFAULT_MAX_PAYLOAD } from '../discovery/config';
 import type { Span } from '../correlator/span';
 import { checkScenario, missingRequirements, ScenarioError, type CheckResult, type Scenario } from './scenario';
 import { HostNetwork } from './hosts';
@@ -100,7 +100,7 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   const hosts = scenario.hosts.length ? new HostNetwork(scenario.hosts) : undefined;
   const onHost = (host: string | undefined, argv: string[]) => (host && hosts ? [...hosts.exec(host), ...argv] : argv);
   const session = new LiveSession({
-    ports: [...ports.values()], maxPayload: CONSTANTS.LOUPE_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
+    ports: [...ports.values()], maxPayload: DEFAULT_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
     redact: true, format: 'jsonl', write: () => {}, capturePath: capture,
     goProbes: true, goInject: scenario.go_inject,
     onGo: (r) => options.log(`loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom})`}`),
