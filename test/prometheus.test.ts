@@ -44,7 +44,7 @@ describe.skipIf(Boolean(reason))(`Prometheus scraping loupe run${reason ? ` (ski
     fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: loupe\n    static_configs:\n      - targets: ['127.0.0.1:${metricsPort}']\n`);
     const prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
     children.push(prom);
-    const query = 'sum by (http_route, http_response_status_code) (http_server_request_duration_count{service_name="node"})';
+    const query = 'sum by (http_route, http_response_status_code) (http_server_request_duration_seconds_count{service_name="node"})';
     let result: Awaited<ReturnType<typeof promql>> = [];
     for (let tries = 0; tries < 60 && result.length < 2; tries++) {
       await new Promise((r) => setTimeout(r, 500));
@@ -52,7 +52,7 @@ describe.skipIf(Boolean(reason))(`Prometheus scraping loupe run${reason ? ` (ski
     }
     const counts = Object.fromEntries(result.map((r) => [`${r.metric.http_route} ${r.metric.http_response_status_code}`, Number(r.value[1])]));
     expect(counts).toEqual({ '/items/{id} 200': 6, '/items/{id} 500': 1 });
-    const buckets = await promql(promPort, 'count(http_server_request_duration_bucket{service_name="node", http_response_status_code="200"})');
+    const buckets = await promql(promPort, 'count(http_server_request_duration_seconds_bucket{service_name="node", http_response_status_code="200"})');
     expect(Number(buckets[0]?.value[1])).toBe(16); // Beyla's 15 boundaries and +Inf
     // The agent's own counters: both ends of 7 requests watched (curl's and the server's spans), nothing lost.
     const own = async (name: string) => Number((await promql(promPort, name))[0]?.value[1]);

@@ -6,7 +6,7 @@
  * never a crash or an unbounded heap.
  */
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { PeriodicExportingMetricReader, type MetricData, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
@@ -156,6 +156,7 @@ export class Exporters {
     }
     if (options.prometheusPort) {
       this.prometheus = new PrometheusExporter({ port: options.prometheusPort });
+      withUnitSuffixes(this.prometheus);
       readers.push(this.prometheus);
     }
     if (readers.length) this.metrics = new RedMetrics(readers);
@@ -195,4 +196,24 @@ export class Exporters {
     await this.traces?.drain();
     await this.metrics?.shutdown();
   }
+}
+
+interface SerializerInternals {
+  _serializeMetricData(metricData: MetricData, scope: unknown): string;
+}
+
+/**
+ * Prometheus names carry their unit as the OpenTelemetry-to-Prometheus rules
+ * and Beyla's metrics have it: `http_server_request_duration_seconds_bucket`.
+ * The exporter (0.5x) leaves the unit out of the name; its serializer is
+ * given the name with the unit's suffix instead (pinned version: the test
+ * that scrapes /metrics with a real Prometheus fails if this stops holding).
+ */
+function withUnitSuffixes(exporter: PrometheusExporter): void {
+  const serializer = (exporter as unknown as { _serializer: SerializerInternals })._serializer;
+  const serialize = serializer._serializeMetricData.bind(serializer);
+  serializer._serializeMetricData = (metricData, scope) => {
+    const suffix = metricData.descriptor.unit === 's' && !metricData.descriptor.name.endsWith('_seconds') ? '_seconds' : '';
+    return serialize(suffix ? { ...metricData, descriptor: { ...metricData.descriptor, name: metricData.descriptor.name + suffix } } : metricData, scope);
+  };
 }

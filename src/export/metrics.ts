@@ -79,6 +79,8 @@ export class RedMetrics {
     const seconds = Number(span.endNs - span.startNs) / 1e9;
     const a = span.attributes;
     if (a[ATTR_DB_SYSTEM_NAME] !== undefined) {
+      // A database server's own spans have no OTel metric of their own: its clients' histogram is not theirs to fill.
+      if (span.kind !== 'client') return;
       this.histograms.dbClient.record(seconds, pick(span, [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
     } else if (a[ATTR_RPC_SYSTEM] !== undefined) {
       const keys = [ATTR_RPC_SYSTEM, ATTR_RPC_SERVICE, ATTR_RPC_METHOD, ATTR_RPC_GRPC_STATUS_CODE, ATTR_ERROR_TYPE];
