@@ -22,7 +22,7 @@ import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../streams/detect';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
-import { LiveError } from '../sources/live/live-source';
+import { LiveError, type Propagation } from '../sources/live/live-source';
 import { ProtoError } from '../parsers/grpc/proto';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
@@ -443,10 +443,17 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   // days: holding its output until the end grew without bound).
   const file = command === 'run' && cmd.output ? outputFile(cmd.output) : undefined;
   const write = command === 'record' ? () => {} : file ? file.write : io.out;
+  // Injection concerns Go programs only: said once one is watched, not to a host that runs none.
+  let injection: Propagation | undefined;
+  let goWatched = false;
   const session = new LiveSession({
     ...cmd.session, write,
     onGo: (r) => {
-      if (!cmd.quiet) io.err(`loupe: ${goLine(r)}\n`);
+      if (cmd.quiet) return;
+      io.err(`loupe: ${goLine(r)}\n`);
+      if ('error' in r || goWatched || !injection) return;
+      goWatched = true;
+      io.err(`loupe: traceparent injection into Go programs' HTTP/1 requests: ${injection.inject ? 'on (sk_msg + sock_ops)' : `off (${injection.reason})`}\n`);
     },
     onTls: (lib, pid, error) => {
       if (!cmd.quiet) io.err(error ? `loupe: no TLS probes on ${lib} (pid ${pid}): ${error}\n` : `loupe: TLS plaintext also from ${lib} (loaded by pid ${pid})\n`);
@@ -476,11 +483,11 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   ].filter(Boolean).join(', ') || 'every process';
   const tls = cmd.session.tlsLibraries.length ? cmd.session.tlsLibraries.join(', ') : 'off';
   const p = started.propagation;
+  injection = p;
   const cpus = cmd.session.cpus ? `; the agent on CPU ${cmd.session.cpus.join(',')}` : '';
   io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}${cpus}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
     ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
-    `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; traceparent injection into Go programs' HTTP/1 requests: ` +
-    `${p.inject ? 'on (sk_msg + sock_ops)' : `off (${p.reason})`}; connection-pair matching: on\n`);
+    `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; connection-pair matching: on\n`);
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };
   const progress = command === 'record' && !cmd.quiet ? setInterval(() => {
@@ -499,7 +506,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     const x = summary.exporters?.traceStats;
     if (x) io.err(exportLine(x));
     if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
-    if (p.inject) io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
+    if (p.inject && goWatched) io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
   }
   return 0;
 }
