@@ -117,11 +117,24 @@ export function liveSupport(): Support {
   if (!fs.existsSync('/sys/kernel/tracing/events/syscalls')) {
     return { ok: false, reason: 'syscall tracepoints are not available (no /sys/kernel/tracing/events/syscalls; tracefs could not be mounted or CONFIG_FTRACE_SYSCALLS is off)' };
   }
-  if (!fs.existsSync(ADDON_PATH)) return { ok: false, reason: `the native addon is not built (${path.relative(ROOT, ADDON_PATH)}); run 'make build'` };
+  if (!fs.existsSync(ADDON_PATH)) return { ok: false, reason: `the native addon is not built (${path.relative(ROOT, ADDON_PATH)}); ${buildAdvice()}` };
   for (const obj of BPF_OBJECTS) {
-    if (!fs.existsSync(obj)) return { ok: false, reason: `BPF object ${path.relative(ROOT, obj)} is not built; run 'make build'` };
+    if (!fs.existsSync(obj)) return { ok: false, reason: `BPF object ${path.relative(ROOT, obj)} is not built; ${buildAdvice()}` };
   }
   return { ok: true, lockdown: lockdownMode() };
+}
+
+/** What to run to build the live agent: the set-up that installs the build tools first where they are missing. */
+export function buildAdvice(): string {
+  const tools = ['clang', 'bpftool'].filter((t) => !onPath(t));
+  if (!fs.existsSync('/usr/include/bpf/libbpf.h')) tools.push('libbpf-dev');
+  return tools.length
+    ? `the BPF build tools are missing (${tools.join(', ')}): run 'make system-deps build' as root (it installs them from Debian, then builds)`
+    : "run 'make build'";
+}
+
+function onPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && fs.existsSync(path.join(dir, tool)));
 }
 
 /** The OpenSSL libraries programs here load, resolved and without duplicates (uprobes attach per file). */
