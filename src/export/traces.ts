@@ -11,8 +11,10 @@ export interface TraceRow {
   /** Tree drawing before the span: indentation and the branch (`├─ `, `└─ `). */
   prefix: string;
   branch: string;
-  /** Its parent is not in the capture (another host, or a traceparent from outside). */
+  /** Its parent is not in this trace: not in the capture (another host, or a traceparent from outside), or in another trace (parentTrace). */
   remoteParent: boolean;
+  /** The trace its parent is in, when that is another trace of the capture (a span joined wrongly: never made so on purpose). */
+  parentTrace?: string;
 }
 
 export interface TraceView {
@@ -26,6 +28,7 @@ export interface TraceView {
 export const byStart = (a: Span, b: Span) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.spanId < b.spanId ? -1 : 1);
 
 export function groupTraces(spans: Span[]): TraceView[] {
+  const traceOf = new Map(spans.map((s) => [s.spanId, s.traceId]));
   const byTrace = new Map<string, Span[]>();
   for (const s of spans) {
     const list = byTrace.get(s.traceId) ?? [];
@@ -47,7 +50,9 @@ export function groupTraces(spans: Span[]): TraceView[] {
     }
     const rows: TraceRow[] = [];
     const walk = (span: Span, prefix: string, isLast: boolean, depth: number) => {
-      rows.push({ span, depth, prefix, branch: depth === 0 ? '' : isLast ? '└─ ' : '├─ ', remoteParent: span.parentSpanId !== '' && !ids.has(span.parentSpanId) });
+      const remoteParent = span.parentSpanId !== '' && !ids.has(span.parentSpanId);
+      const parentTrace = remoteParent ? traceOf.get(span.parentSpanId) : undefined;
+      rows.push({ span, depth, prefix, branch: depth === 0 ? '' : isLast ? '└─ ' : '├─ ', remoteParent, ...(parentTrace ? { parentTrace } : {}) });
       const kids = children.get(span.spanId) ?? [];
       const nextPrefix = depth === 0 ? prefix : prefix + (isLast ? '   ' : '│  ');
       kids.forEach((k, i) => walk(k, nextPrefix, i === kids.length - 1, depth + 1));

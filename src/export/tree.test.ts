@@ -47,3 +47,14 @@ describe('streaming trees (a live run)', () => {
     expect(out).toEqual([renderTree(spans.slice(0, 3)), renderTree(spans.slice(3))]);
   });
 });
+
+describe('the tree view of a parent it cannot draw', () => {
+  it('tells a parent in another trace of the capture from one not in the capture', () => {
+    const root = span('a', '1', '', 0, 10, 'GET /a');
+    const stray = span('b', '2', '1', 1, 5, 'GET /b'); // its parent is span 1, in trace a: a wrong join
+    const outside = span('c', '3', '9', 2, 6, 'GET /c'); // span 9 is nowhere
+    const text = renderTree([root, stray, outside]);
+    expect(text).toContain(`(parent ${'1'.repeat(16)} in another trace, ${'a'.repeat(32)})`);
+    expect(text).toContain(`(parent ${'9'.repeat(16)} not in capture)`);
+  });
+});

@@ -21,7 +21,8 @@ export function renderTree(spans: Span[]): string {
     lines.push(`trace ${trace.traceId}  ${trace.spans.length} span${trace.spans.length === 1 ? '' : 's'}  ${formatDuration(trace.endNs - trace.startNs)}`);
     for (const row of trace.rows) {
       const span = row.span;
-      const remote = row.remoteParent ? `  (parent ${span.parentSpanId}${span.parentIsRemote ? ' from traceparent' : ''} not in capture)` : '';
+      const remote = row.parentTrace ? `  (parent ${span.parentSpanId} in another trace, ${row.parentTrace})`
+        : row.remoteParent ? `  (parent ${span.parentSpanId}${span.parentIsRemote ? ' from traceparent' : ''} not in capture)` : '';
       lines.push(`  ${row.prefix}${row.branch}${describe(span)}  @+${formatDuration(span.startNs - trace.startNs)}${remote}`);
     }
     lines.push('');
