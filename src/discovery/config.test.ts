@@ -21,7 +21,7 @@ describe('configuration', () => {
     expect(loadConfig(undefined, { LOUPE_OPEN_PORTS: '80,443' }).discovery.open_ports).toEqual([80, 443]);
     expect(c.services).toEqual([{ exe: '/front$', name: 'storefront' }]);
     expect(c.routes).toEqual({ patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true });
-    expect(c.capture).toEqual({ max_payload: 4096, ring_mb: 16, redact: true });
+    expect(c.capture).toEqual({ max_payload: 65_536, ring_mb: 16, redact: true });
     expect(c.go).toEqual({ enabled: true, inject_traceparent: true });
   });
 
