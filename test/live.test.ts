@@ -280,7 +280,8 @@ describe.skipIf(Boolean(skipReason) || spawnSync('gcc', ['--version']).status !=
     const blast = path.join(dir, 'blast');
     execFileSync('gcc', ['-O2', '-pthread', '-o', blast, path.join(ROOT, 'bench/tools/blast.c')]);
     const port = await freePort();
-    const { agent, stderr } = startAgent(['record', '-o', path.join(dir, 'burst.loupe'), '--ring-mb', '1', '--port', String(port)]);
+    // Copies of 4096 bytes: each write one record, and the reader's large reads cut to one too (10 MB/s through the ring, not 20).
+    const { agent, stderr } = startAgent(['record', '-o', path.join(dir, 'burst.loupe'), '--ring-mb', '1', '--max-payload', '4096', '--port', String(port)]);
     await waitFor(agent, 'stderr', /attached \d+ programs/);
     const writes = Number(execFileSync(blast, [String(port), '2500', '2', '4000'], { encoding: 'utf8' }).trim());
     await new Promise((r) => setTimeout(r, 500));

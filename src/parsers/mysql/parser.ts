@@ -142,11 +142,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     }
     const unit = this.units[0];
     if (!unit || this.serverContinues) return;
-    if (unit.tsStart === undefined) {
-      unit.tsStart = start.ts;
-      unit.tid = start.tid;
-      unit.offset = start.offset;
-    }
+    answerStarts(unit, buf);
     this.step(unit, held[4]!, held.subarray(4), size - 4, buf.lastTs());
   }
 
@@ -334,12 +330,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         buf.skipToNextChunk();
         continue;
       }
-      if (unit.tsStart === undefined) {
-        const w = buf.when();
-        unit.tsStart = w.ts;
-        unit.tid = w.tid;
-        unit.offset = buf.offset;
-      }
+      answerStarts(unit, buf);
       // Rows and column definitions are only counted: skip their bytes without joining chunks.
       const counted = (unit.stage === 'rows' && first !== 0xfe && first !== 0xff) || unit.stage === 'columns' || unit.stage === 'skip';
       if (counted) {
@@ -500,6 +491,15 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     if (lostBytes) response.lostBytes = lostBytes;
     this.onMessage(response);
   }
+}
+
+/** The answer to `unit` begins at the next server byte, unless it began already. */
+function answerStarts(unit: Unit, buf: StreamBuffer): void {
+  if (unit.tsStart !== undefined) return;
+  const start = buf.when();
+  unit.tsStart = start.ts;
+  unit.tid = start.tid;
+  unit.offset = buf.offset;
 }
 
 function errFields(p: Buffer): { errorCode: string; errorMessage: string } {

@@ -137,6 +137,12 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       this.cutLost = 0;
       return;
     }
+    this.answerStarts(buf);
+    this.serverMessage(type, held, buf.lastTs());
+  }
+
+  /** The answer owed first begins at the next server byte, unless it began already; that answer. */
+  private answerStarts(buf: StreamBuffer): Unit | undefined {
     const unit = this.units[0];
     if (unit && unit.tsStart === undefined) {
       const start = buf.when();
@@ -144,7 +150,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       unit.tid = start.tid;
       unit.offset = buf.offset;
     }
-    this.serverMessage(type, held, buf.lastTs());
+    return unit;
   }
 
   /** Resume after lost bytes at a syscall boundary whose bytes frame as a message of this side. */
@@ -338,13 +344,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         continue;
       }
       const total = 1 + len;
-      const unit = this.units[0];
-      if (unit && unit.tsStart === undefined) {
-        const start = buf.when();
-        unit.tsStart = start.ts;
-        unit.tid = start.tid;
-        unit.offset = buf.offset;
-      }
+      const unit = this.answerStarts(buf);
       if (type === 'D' || type === 'd') {
         if (type === 'D' && unit) unit.rows++;
         buf.skipAhead(total);
