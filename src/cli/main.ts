@@ -70,8 +70,11 @@ Usage:
       jsonl: a span as it ends; otlp-json: a request line each second);
       --record also writes the capture it consumed, so
       replaying it gives the same spans byte for byte. --open-port N watches
-      the processes listening on N (found again every 2 s). With no --pid,
-      --exe, --port or --open-port every process is watched (but the agent). HTTPS
+      the processes listening on N (found again every 2 s); --port N alone
+      probes only programs seen on port N. With no --pid,
+      --exe, --port or --open-port every process is watched (but the agent).
+      --max-payload N bytes of each read or write are copied (default 65536,
+      at most 262144). HTTPS
       plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);
       --no-tls turns them off. Go programs get goroutine and net/http
       probes (--no-go: none) and traceparent on their outgoing HTTP/1
