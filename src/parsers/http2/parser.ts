@@ -150,7 +150,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         bytes -= inside;
       } else if (buf.available >= FRAME_HEADER) {
         const size = FRAME_HEADER + buf.peek(FRAME_HEADER)!.readUIntBE(0, 3);
-        const inside = size > buf.available ? Math.min(bytes, size - buf.available) : 0;
+        const inside = buf.inside(bytes, size);
         if (inside > 0) {
           // A header block cut short: what it added to the table is unknown from here on.
           const type = buf.byteAt(3);

@@ -106,10 +106,10 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     const buf = side === 'client' ? this.client : this.server;
     if (!this.resync[side] && this.phase !== 'start') {
       // Packet lengths frame every message: bytes lost inside one are passed over, and framing holds.
-      const skipping = buf.skipLeft > 0 && buf.available === 0;
+      const skipping = buf.skippingNow;
       const head = skipping ? undefined : buf.peek(5);
       const size = head ? 4 + head.readUIntLE(0, 3) : undefined;
-      const inside = skipping ? Math.min(bytes, buf.skipLeft) : size !== undefined && size > buf.available ? Math.min(bytes, size - buf.available) : 0;
+      const inside = buf.inside(bytes, size);
       if (inside > 0) {
         if (side === 'server' && this.units[0]) this.units[0].lostBytes = (this.units[0].lostBytes ?? 0) + inside;
         if (!skipping) this.cutPacket(side, buf, size!, inside);

@@ -93,9 +93,9 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     const buf = side === 'client' ? this.client : this.server;
     if (!this.resync[side]) {
       // Lengths frame every message: bytes lost inside one are passed over, and framing holds.
-      const skipping = buf.skipLeft > 0 && buf.available === 0;
+      const skipping = buf.skippingNow;
       const size = skipping ? undefined : this.headSize(side, buf);
-      const inside = skipping ? Math.min(bytes, buf.skipLeft) : size !== undefined && size > buf.available ? Math.min(bytes, size - buf.available) : 0;
+      const inside = buf.inside(bytes, size);
       if (inside > 0) {
         if (side === 'server' && this.units[0]) this.units[0].lostBytes = (this.units[0].lostBytes ?? 0) + inside;
         if (!skipping) this.cutMessage(side, buf, size!, inside);

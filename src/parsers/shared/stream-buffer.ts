@@ -150,11 +150,6 @@ export class StreamBuffer {
     return false;
   }
 
-  /** Bytes of a skipAhead still to come. */
-  get skipLeft(): number {
-    return this.skipping;
-  }
-
   /**
    * `n` bytes of the stream after what is held were not captured (a copy cut
    * at the kernel's limit, a lost record). Where their place in the framing is
@@ -166,20 +161,30 @@ export class StreamBuffer {
    * clear() and resynchronise.
    */
   lose(n: number, size?: number): number {
-    if (this.skipping > 0 && this.available === 0) {
-      const inside = Math.min(n, this.skipping);
+    const inside = this.inside(n, size);
+    if (inside === 0) return 0;
+    if (this.skippingNow) {
       this.skipping -= inside;
       this.offset += inside;
       return inside;
     }
     const held = this.available;
-    if (size === undefined || size <= held) return 0;
-    const inside = Math.min(n, size - held);
     this.skip(held);
     this.offset += inside;
-    this.skipping = size - held - inside;
+    this.skipping = size! - held - inside; // inside > 0 outside a skip: size was given, past what is held
     this.marks = [];
     return inside;
+  }
+
+  /** How many of `n` lost bytes lose() would pass over (see there), without passing over them. */
+  inside(n: number, size?: number): number {
+    if (this.skipping > 0 && this.available === 0) return Math.min(n, this.skipping);
+    return size !== undefined && size > this.available ? Math.min(n, size - this.available) : 0;
+  }
+
+  /** Whether lost bytes now fall inside a skipAhead under way (rather than in the message at the head). */
+  get skippingNow(): boolean {
+    return this.skipping > 0 && this.available === 0;
   }
 
   /** Drop everything held (after lost bytes: what is held no longer frames). */
