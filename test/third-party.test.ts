@@ -40,11 +40,18 @@ export interface SpanLine {
 
 const started: ChildProcess[] = [];
 afterAll(() => {
-  for (const c of started) c.kill('SIGKILL');
+  // Each daemon leads a process group of its own: nginx's workers outlive a killed master otherwise.
+  for (const c of started) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
 });
 
 function daemon(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd, detached: true });
   started.push(child);
   return child;
 }
