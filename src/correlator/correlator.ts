@@ -133,6 +133,13 @@ function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
   return reversed ? k.reversed : k.own;
 }
 const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled });
+/** The span becomes a child of this context: its trace, parent, state and sampled flag. */
+function parentTo(span: Span, ctx: SpanContext): void {
+  span.traceId = ctx.traceId;
+  span.parentSpanId = ctx.spanId;
+  span.traceState = ctx.traceState;
+  span.remoteSampled = ctx.remoteSampled;
+}
 /** W3C trace-flags: bit 0 says the caller sampled the trace. */
 const sampledFlag = (flags: number) => (flags & 1) === 1;
 /** What a database statement is matched by across a connection pair: its place in order, not its bytes (an HTTP fingerprint's first line always ends in a version). */
@@ -485,12 +492,7 @@ export class Correlator {
     const pending: InFlight = { span, conn, claimed: false, fingerprint: fingerprint(req) };
     const header = parseTraceparent(headerValue(req.headers, 'traceparent'));
     const traceState = headerValue(req.headers, 'tracestate') ?? '';
-    const setParent = (ctx: SpanContext) => {
-      span.traceId = ctx.traceId;
-      span.parentSpanId = ctx.spanId;
-      span.traceState = ctx.traceState;
-      span.remoteSampled = ctx.remoteSampled;
-    };
+    const setParent = (ctx: SpanContext) => parentTo(span, ctx);
     let context: string;
     if (kind === 'server') {
       const paired = header ? undefined : this.pairedClient(conn, pending.fingerprint, req.tsStart);
@@ -573,12 +575,7 @@ export class Correlator {
     const onThread = isGo ? [] : (this.serving.get(`${conn.pid}:${tid}`) ?? []);
     const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
     const local = goParent ?? threadParent;
-    const setParent = (ctx: SpanContext) => {
-      span.traceId = ctx.traceId;
-      span.parentSpanId = ctx.spanId;
-      span.traceState = ctx.traceState;
-      span.remoteSampled = ctx.remoteSampled;
-    };
+    const setParent = (ctx: SpanContext) => parentTo(span, ctx);
     if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
     if (call?.ids && !header) {
       // The kernel put this call's traceparent on the wire (or would have): the peer knows the span by it.
@@ -646,10 +643,7 @@ export class Correlator {
         if (client) {
           client.claimed = true;
           this.pair(client, pending);
-          span.traceId = client.span.traceId;
-          span.parentSpanId = client.span.spanId;
-          span.traceState = client.span.traceState;
-          span.remoteSampled = client.span.remoteSampled;
+          parentTo(span, ctxOf(client.span));
           span.attributes['loupe.context'] = 'connection-pair';
         } else {
           span.traceId = this.ids.traceId();
@@ -760,10 +754,7 @@ export class Correlator {
       h.traceId = client.span.traceId;
       this.emit(h);
     }
-    span.traceId = client.span.traceId;
-    span.parentSpanId = client.span.spanId;
-    span.traceState = client.span.traceState;
-    span.remoteSampled = client.span.remoteSampled;
+    parentTo(span, ctxOf(client.span));
     span.attributes['loupe.context'] = 'connection-pair';
     span.attributes['loupe.paired_late'] = true;
     this.pair(client, waiting);
