@@ -84,7 +84,7 @@ const MAX_DROPPED_SOCKETS = 65536;
 const DROP_MARGIN_NS = 10_000_000n;
 /** A live run's tree output prints a trace once no span of it has ended for this long. */
 const TREE_QUIET_NS = 2_000_000_000n;
-/** Maskers kept (one per socket direction); the least recently used go first past this. */
+/** Maskers kept (one per socket direction, and one more per direction for TLS plaintext); the least recently used go first past this. */
 const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
