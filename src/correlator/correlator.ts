@@ -102,7 +102,18 @@ interface PendingGoCall {
   host?: string;
   /** The ids the kernel side chose for this span, and put on the wire when it could. */
   ids?: { traceId: string; spanId: string };
+  /** Client calls: when the call returned, if it did before its request's bytes came. */
+  endedNs?: bigint;
 }
+
+/**
+ * How long a Go client call that returned stays matchable to its request's
+ * bytes. A write's record is made at the syscall's exit: a writer preempted
+ * there (2 busy cores, CI) lets the peer answer, another thread read the
+ * answer and roundTrip return first — the call's end then comes before the
+ * request it made.
+ */
+const ENDED_CALL_GRACE_NS = 1_000_000_000n;
 
 /** Trace ids the kernel side chose that the correlator knows by another id; the oldest go first past this. */
 const MAX_TRACE_ALIASES = 65536;
@@ -326,9 +337,10 @@ export class Correlator {
       }
       if (queue.length === 0) this.inFlight.delete(id);
     }
+    const graceEnd = now - ENDED_CALL_GRACE_NS;
     for (const pendingMap of [this.goServerStarts, this.goClientCalls]) {
       for (const [key, list] of pendingMap) {
-        const kept = list.filter((p) => p.ts >= deadline);
+        const kept = list.filter((p) => p.ts >= deadline && (p.endedNs === undefined || p.endedNs >= graceEnd));
         this.stats.unmatchedGoRequests += list.length - kept.length;
         if (kept.length === 0) pendingMap.delete(key);
         else pendingMap.set(key, kept);
@@ -372,14 +384,9 @@ export class Correlator {
         const key = ev.fd >= 0 ? fdKey : `${ev.pid}`;
         if (ev.type === 'go_request_start') push(this.goClientCalls, key, { goid: ev.goid, ts: ev.ts, method: ev.method, path: ev.path, host: ev.host, ...kernelIds(ev.traceparent) });
         else {
-          // The call ended; if its bytes were never seen there is nothing left to match.
-          const list = this.goClientCalls.get(key);
-          const i = list?.findIndex((c) => c.goid === ev.goid) ?? -1;
-          if (i >= 0) {
-            list!.splice(i, 1);
-            this.stats.unmatchedGoRequests++;
-            if (list!.length === 0) this.goClientCalls.delete(key);
-          }
+          // The call returned before its bytes were seen: they may still come (ENDED_CALL_GRACE_NS).
+          const call = this.goClientCalls.get(key)?.find((c) => c.goid === ev.goid && c.endedNs === undefined);
+          if (call) call.endedNs = ev.ts;
         }
         break;
       }
@@ -457,7 +464,9 @@ export class Correlator {
     const same = (c: PendingGoCall) => c.method === req!.method && c.path === path;
     let i = req ? any.findIndex((c) => same(c) && c.host === host) : -1;
     if (i < 0 && req) i = any.findIndex(same);
-    if (i < 0 && any.length === 1) i = 0;
+    // The one call in flight, when it names nothing to compare: a call that returned must be named.
+    const open = any.filter((c) => c.endedNs === undefined);
+    if (i < 0 && open.length === 1 && any.length === 1) i = 0;
     if (i < 0) return undefined;
     const call = any.splice(i, 1)[0]!;
     if (any.length === 0) this.goClientCalls.delete(key);

@@ -269,6 +269,32 @@ describe('kernel-chosen ids', () => {
     expect(call.attributes['loupe.context']).toBe('new');
     expect(byPath(spans, 'server', '/tick')).toMatchObject({ traceId: T_KERNEL, parentSpanId: '00000000000000cc' });
   });
+
+  it('keeps the kernel\'s ids for a call whose end comes before its request\'s bytes (the writer preempted at the syscall exit)', () => {
+    const s = new Script();
+    s.goroutine(FRONT, 5, 999);
+    s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/tick', host: 'svc', traceparent: tp('00000000000000cc') });
+    const [out, srv] = s.connection({ pid: FRONT, tid: 150, fd: 11, port: 40010 }, { pid: BACK, tid: 201, fd: 4, port: 9090 });
+    s.recv(srv, get('/tick', `traceparent: ${tp('00000000000000cc')}\r\n`));
+    s.send(srv, ok());
+    s.recv(out, ok(), { tid: 151 });
+    s.goRequest(FRONT, 5, 'http_client', 'end', { status: 200, tid: 151 });
+    s.send(out, get('/tick'), { tid: 150 });
+    // A call that returned and whose bytes never came names nothing more than a second later.
+    s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/gone', host: 'svc', traceparent: tp('00000000000000dd') });
+    s.goRequest(FRONT, 5, 'http_client', 'end', { status: 200 });
+    const [out2, srv2] = s.connection({ pid: FRONT, tid: 150, fd: 12, port: 40011 }, { pid: BACK, tid: 202, fd: 5, port: 9090 });
+    s.send(out2, get('/gone'), { at: s.ts + 2_000_000_000n });
+    s.recv(srv2, get('/gone'));
+    s.send(srv2, ok());
+    s.recv(out2, ok());
+    const { spans, stats, state } = run(s.events);
+    expect(byPath(spans, 'client', '/tick')).toMatchObject({ traceId: T_KERNEL, spanId: '00000000000000cc' });
+    expect(byPath(spans, 'server', '/tick')).toMatchObject({ traceId: T_KERNEL, parentSpanId: '00000000000000cc' });
+    expect(byPath(spans, 'client', '/gone').spanId).not.toBe('00000000000000dd');
+    expect(stats.unmatchedGoRequests).toBe(1);
+    expect(state.goClientCalls).toBe(0);
+  });
 });
 
 describe('bounded state', () => {
