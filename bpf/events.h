@@ -81,6 +81,7 @@ enum loupe_data_source {
 #define LOUPE_DATA_F_TRUNCATED 0x1 /* captured < bytes: the copy was cut at the configured bound */
 #define LOUPE_DATA_F_TLS 0x2       /* plaintext taken from a TLS library, not the socket */
 #define LOUPE_DATA_F_CONTINUED 0x4 /* the next piece of the syscall the record before it began (a copy over LOUPE_MAX_PAYLOAD) */
+#define LOUPE_DATA_F_SEQ 0x8       /* `seq` holds the TCP socket's write sequence (see loupe_data_event) */
 
 enum loupe_go_request_kind {
 	LOUPE_GO_HTTP_SERVER = 1,
@@ -117,7 +118,7 @@ struct loupe_sock_open_event {
 	__u16 remote_port;
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
-	__u32 pad0;
+	__u32 seq;         /* the socket's write_seq (mod 2^32) when reported: where its data records' `seq` begin */
 	__u64 sock_cookie; /* stable identity of the socket across fds and dup() */
 };
 
@@ -135,7 +136,15 @@ struct loupe_data_event {
 	__u64 sock_cookie;
 	__u64 bytes;    /* what the call returned: bytes really moved (this piece of them, with LOUPE_DATA_F_CONTINUED pieces) */
 	__u32 captured; /* payload bytes that follow, <= bytes */
-	__u32 pad0;
+	/*
+	 * With LOUPE_DATA_F_SEQ, the socket's write_seq (mod 2^32): a write's is
+	 * the stream position just after this record's bytes, a read's is how far
+	 * the socket's owner had written when the read returned. A record is made
+	 * at the syscall's exit, so a writer preempted there can be overtaken by
+	 * the answer to what it wrote; a read whose seq is ahead of every write
+	 * recorded so far says a write is still to come before it.
+	 */
+	__u32 seq;
 	__u8 payload[LOUPE_MAX_PAYLOAD];
 };
 

@@ -21,6 +21,7 @@ static __always_inline void report_open(struct loupe_config *cfg, int fd, struct
 	ev.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	read_addrs(sk, &ev.family, ev.local_addr, ev.remote_addr);
 	ev.sock_cookie = cookie_of(cfg, sk);
+	ev.seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
 	emit(&ev, sizeof(ev));
 }
 

@@ -255,6 +255,7 @@ struct more_pieces {
 	__u64 count;
 	long ret;
 	__u32 total;
+	__u32 seq_end; /* a write's write_seq at its exit, with LOUPE_DATA_F_SEQ */
 	__u8 vector;
 	__u8 failed;
 };
@@ -319,6 +320,8 @@ __attribute__((noinline)) int loupe_copy_piece(struct more_pieces *more, __u32 k
 	s->ev.bytes = last ? more->ret - from : len;
 	s->ev.captured = got;
 	s->ev.flags = (s->ev.flags & ~LOUPE_DATA_F_TRUNCATED) | LOUPE_DATA_F_CONTINUED;
+	if ((s->ev.flags & LOUPE_DATA_F_SEQ) && s->ev.direction == LOUPE_DIR_EGRESS)
+		s->ev.seq = more->seq_end - (__u32)(more->ret - (from + s->ev.bytes));
 	if (got < s->ev.bytes)
 		s->ev.flags |= LOUPE_DATA_F_TRUNCATED;
 	emit(&s->ev, offsetof(struct loupe_data_event, payload) + masked(got, PAYLOAD_MASK));
@@ -360,7 +363,7 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 	ev->flags = flags;
 	ev->sock_cookie = info->cookie;
 	ev->bytes = ret;
-	ev->pad0 = 0;
+	ev->seq = 0;
 	__u32 want = cfg->max_payload < LOUPE_MAX_PAYLOAD ? cfg->max_payload : LOUPE_MAX_PAYLOAD;
 	if (want > ret)
 		want = ret;
@@ -401,9 +404,17 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 		ev->bytes = want;
 	if (got < ev->bytes)
 		ev->flags |= LOUPE_DATA_F_TRUNCATED;
+	/* Socket syscalls only: a TLS library's plaintext counts other bytes than the socket's. */
+	__u32 seq_end = 0;
+	if (!(flags & LOUPE_DATA_F_TLS) && info->sk) {
+		struct tcp_sock *tcp = (struct tcp_sock *)info->sk; /* outside the CO-RE read: sock_info is ours, not the kernel's */
+		seq_end = BPF_CORE_READ(tcp, write_seq);
+		ev->seq = ev->direction == LOUPE_DIR_EGRESS ? seq_end - (__u32)(ret - ev->bytes) : seq_end;
+		ev->flags |= LOUPE_DATA_F_SEQ;
+	}
 	emit(ev, offsetof(struct loupe_data_event, payload) + masked(got, PAYLOAD_MASK));
 	if (more) {
-		struct more_pieces more = { .buf = buf, .count = count, .ret = ret, .total = total, .vector = vector };
+		struct more_pieces more = { .buf = buf, .count = count, .ret = ret, .total = total, .seq_end = seq_end, .vector = vector };
 		bpf_loop(LOUPE_MAX_COPY / LOUPE_MAX_PAYLOAD - 1, copy_piece, &more, 0);
 	}
 }

@@ -22,14 +22,14 @@ export const eventArb: fc.Arbitrary<Event> = fc.oneof(
   fc.tuple(base, family).chain(([b, fam]) =>
     fc.record({
       fd: s32, role: fc.constantFrom('client', 'server', 'unknown'), protocol: fc.integer({ min: 0, max: 255 }),
-      local: endpoint(fam), remote: endpoint(fam), cookie: u64,
-    }).map((r) => ({ type: 'sock_open' as const, ...b, family: fam, ...r }))),
+      local: endpoint(fam), remote: endpoint(fam), cookie: u64, seq: u32,
+    }).map(({ seq, ...r }) => ({ type: 'sock_open' as const, ...b, family: fam, ...r, ...(seq !== 0 ? { seq } : {}) }))),
   fc.tuple(base, fc.uint8Array({ maxLength: 300 }), fc.nat(1000)).chain(([b, data, extra]) =>
     fc.record({
       fd: s32, direction: fc.constantFrom('egress', 'ingress'),
       source: fc.constantFrom('read', 'readv', 'recvfrom', 'recvmsg', 'write', 'writev', 'sendto', 'sendmsg', 'ssl_read', 'ssl_write'),
-      flags: fc.integer({ min: 0, max: 0xffff }), cookie: u64,
-    }).map((r) => ({ type: 'data' as const, ...b, ...r, bytes: data.length + extra, data: Buffer.from(data) }))),
+      flags: fc.integer({ min: 0, max: 0xffff }), cookie: u64, seq: u32,
+    }).map(({ seq, ...r }) => ({ type: 'data' as const, ...b, ...r, bytes: data.length + extra, data: Buffer.from(data), ...(r.flags & 0x8 ? { seq } : {}) }))),
   base.chain((b) => fc.record({ fd: s32, cookie: u64 }).map((r) => ({ type: 'sock_close' as const, ...b, ...r }))),
   fc.tuple(base, family).chain(([b, fam]) =>
     fc.record({ local: endpoint(fam), remote: endpoint(fam), oldState: fc.integer({ min: 0, max: 255 }), newState: fc.integer({ min: 0, max: 255 }), cookie: u64 })

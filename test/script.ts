@@ -23,34 +23,36 @@ export class Script {
     return this.ts;
   }
 
-  open(sock: Sock, at?: bigint): Sock {
-    this.events.push({ type: 'sock_open', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, family: 4, role: sock.role, protocol: 6, local: sock.local, remote: sock.remote, cookie: 0n });
+  open(sock: Sock, at?: bigint, seq?: number): Sock {
+    this.events.push({ type: 'sock_open', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, family: 4, role: sock.role, protocol: 6, local: sock.local, remote: sock.remote, cookie: 0n, ...(seq !== undefined ? { seq } : {}) });
     return sock;
   }
 
   /** A client socket and the server socket that accepted it (the same connection from both ends). */
-  connection(client: { pid: number; tid: number; fd: number; port: number }, server: { pid: number; tid: number; fd: number; port: number }): [Sock, Sock] {
+  connection(client: { pid: number; tid: number; fd: number; port: number; seq?: number }, server: { pid: number; tid: number; fd: number; port: number; seq?: number }): [Sock, Sock] {
     const c: Endpoint = { addr: '127.0.0.1', port: client.port };
     const s: Endpoint = { addr: '127.0.0.1', port: server.port };
-    const cs = this.open({ ...client, role: 'client', local: c, remote: s });
-    const ss = this.open({ ...server, role: 'server', local: s, remote: c });
+    const cs = this.open({ pid: client.pid, tid: client.tid, fd: client.fd, role: 'client', local: c, remote: s }, undefined, client.seq);
+    const ss = this.open({ pid: server.pid, tid: server.tid, fd: server.fd, role: 'server', local: s, remote: c }, undefined, server.seq);
     return [cs, ss];
   }
 
-  data(sock: Sock, direction: 'egress' | 'ingress', text: string | Buffer, opts: { at?: bigint; tid?: number; bytes?: number; tls?: boolean } = {}): void {
+  /** `seq`: the socket's write sequence the kernel side stamps on socket records (bpf/events.h). */
+  data(sock: Sock, direction: 'egress' | 'ingress', text: string | Buffer, opts: { at?: bigint; tid?: number; bytes?: number; tls?: boolean; seq?: number } = {}): void {
     const data = Buffer.from(text);
     const source = opts.tls ? (direction === 'egress' ? 'ssl_write' : 'ssl_read') : direction === 'egress' ? 'write' : 'read';
     this.events.push({
       type: 'data', ts: this.tick(opts.at), pid: sock.pid, tid: opts.tid ?? sock.tid, cpu: 0, fd: sock.fd, direction,
-      source, flags: opts.tls ? 2 : 0, cookie: 0n, bytes: opts.bytes ?? data.length, data,
+      source, flags: (opts.tls ? 2 : 0) | (opts.seq !== undefined ? 8 : 0), cookie: 0n, bytes: opts.bytes ?? data.length, data,
+      ...(opts.seq !== undefined ? { seq: opts.seq } : {}),
     });
   }
 
-  send(sock: Sock, text: string, opts?: { at?: bigint; tid?: number }): void {
+  send(sock: Sock, text: string, opts?: { at?: bigint; tid?: number; seq?: number }): void {
     this.data(sock, 'egress', text, opts);
   }
 
-  recv(sock: Sock, text: string, opts?: { at?: bigint; tid?: number }): void {
+  recv(sock: Sock, text: string, opts?: { at?: bigint; tid?: number; seq?: number }): void {
     this.data(sock, 'ingress', text, opts);
   }
 

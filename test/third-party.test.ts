@@ -13,6 +13,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
+import { openCapture } from '../src/sources/capture-file';
+import { decodeRecord } from '../src/events/codec';
 import { freePort, ROOT, tempDir } from './helpers';
 
 const support = liveSupport();
@@ -97,7 +99,34 @@ async function watched(options: Partial<LiveSessionOptions>, work: () => Promise
   const replay = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   expect(replay.status, replay.stderr).toBe(0);
   const spans = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
-  return { spans, live: text, replay: replay.stdout };
+  return { spans, live: text, replay: replay.stdout, capture };
+}
+
+/**
+ * The write sequence the kernel side stamps on each socket record (bpf/events.h):
+ * per socket, each write's stands its bytes past the one before, the first past
+ * the open's. The records of sockets seen opening that break the chain, and records without it.
+ */
+function sequenceBreaks(capture: string): { checked: number; breaks: string[]; unstamped: number } {
+  const source = openCapture(capture);
+  const written = new Map<bigint, number>();
+  const breaks: string[] = [];
+  let checked = 0;
+  let unstamped = 0;
+  for (const batch of source.batches()) {
+    for (const raw of batch) {
+      const ev = decodeRecord(raw.bytes);
+      if (ev.type === 'sock_open' && ev.seq !== undefined && ev.role !== 'unknown') written.set(ev.cookie, ev.seq);
+      if (ev.type !== 'data') continue;
+      if (ev.seq === undefined) unstamped++;
+      if (ev.direction !== 'egress' || ev.seq === undefined || !written.has(ev.cookie)) continue;
+      checked++;
+      const expected = (written.get(ev.cookie)! + ev.bytes) >>> 0;
+      if (ev.seq !== expected) breaks.push(`socket ${ev.cookie}: seq ${ev.seq}, expected ${expected}`);
+      written.set(ev.cookie, ev.seq);
+    }
+  }
+  return { checked, breaks, unstamped };
 }
 
 /** No span names a parent that lives in another trace (invalid OTLP). */
@@ -145,10 +174,14 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
     await listening(port, server);
     const N = 1000;
     // Copies of 4096 bytes: the values' middles are not copied, and their lengths frame what follows.
-    const { spans, live, replay } = await watched({ pids: [server.pid!], maxPayload: 4096 }, async () => {
+    const { spans, live, replay, capture } = await watched({ pids: [server.pid!], maxPayload: 4096 }, async () => {
       const r = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-n', String(N), '-c', '4', '-t', 'set,get', '-d', '20000', '-q']);
       expect(r.status, r.stderr).toBe(0);
     });
+    // What orders a read that overtook its write (streams/connections.ts): every record stamped, every write's exact.
+    const seq = sequenceBreaks(capture);
+    expect(seq.checked).toBeGreaterThanOrEqual(2 * N);
+    expect(seq).toMatchObject({ breaks: [], unstamped: 0 });
     expect(spans.every((s) => s.kind === 'server' && s.pid === server.pid)).toBe(true);
     const sets = spans.filter((s) => s.name === 'SET');
     const gets = spans.filter((s) => s.name === 'GET');

@@ -106,7 +106,7 @@ const L = member('loupe_loss_event');
 // The data record is most of any capture: its offsets and each type's minimum size are looked up once.
 const DATA_AT = {
   captured: D('captured'), bytes: D('bytes'), fd: D('fd'), direction: D('direction'), source: D('source'),
-  flags: D('flags'), cookie: D('sock_cookie'),
+  flags: D('flags'), cookie: D('sock_cookie'), seq: D('seq'),
 };
 const MIN_SIZE = new Map<EventType, number>();
 /** A u64 count as a number, without a BigInt: byte counts stay far below 2^53. */
@@ -121,16 +121,19 @@ function decodeData(buf: Buffer, ts: bigint): DataEvent {
   }
   const bytes = readU64Number(buf, DATA_AT.bytes);
   if (bytes < captured) throw new RecordError(`data record captured ${captured} bytes of a ${bytes}-byte call`);
-  return {
+  const flags = buf.readUInt16LE(DATA_AT.flags);
+  const ev: DataEvent = {
     type: 'data', ts, pid: buf.readUInt32LE(O.pid), tid: buf.readUInt32LE(O.tid), cpu: buf.readUInt32LE(O.cpu),
     fd: buf.readInt32LE(DATA_AT.fd),
     direction: lookup(DIRECTIONS.byNumber, buf[DATA_AT.direction]!, 'direction'),
     source: lookup(SOURCES.byNumber, buf[DATA_AT.source]!, 'data source'),
-    flags: buf.readUInt16LE(DATA_AT.flags),
+    flags,
     cookie: buf.readBigUInt64LE(DATA_AT.cookie),
     bytes,
     data: buf.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured),
   };
+  if (flags & CONSTANTS.LOUPE_DATA_F_SEQ) ev.seq = buf.readUInt32LE(DATA_AT.seq);
+  return ev;
 }
 
 /**
@@ -155,6 +158,7 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
   switch (type) {
     case 'sock_open': {
       const fam = family(buf.readUInt16LE(SO('family')));
+      const seq = buf.readUInt32LE(SO('seq'));
       return {
         type, ...base,
         fd: buf.readInt32LE(SO('fd')),
@@ -164,6 +168,7 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
         local: { addr: formatAddr(buf.subarray(SO('local_addr')), fam), port: buf.readUInt16LE(SO('local_port')) },
         remote: { addr: formatAddr(buf.subarray(SO('remote_addr')), fam), port: buf.readUInt16LE(SO('remote_port')) },
         cookie: buf.readBigUInt64LE(SO('sock_cookie')),
+        ...(seq !== 0 ? { seq } : {}),
       };
     }
     case 'sock_close':
@@ -251,6 +256,7 @@ export function encodeEvent(ev: Event): Buffer {
       writeEndpoint(buf, SO('local_addr'), SO('local_port'), ev.family, ev.local);
       writeEndpoint(buf, SO('remote_addr'), SO('remote_port'), ev.family, ev.remote);
       buf.writeBigUInt64LE(ev.cookie, SO('sock_cookie'));
+      buf.writeUInt32LE((ev.seq ?? 0) >>> 0, SO('seq'));
       break;
     case 'data':
       writeData(buf, ev);
@@ -313,6 +319,7 @@ function writeData(buf: Buffer, ev: DataEvent): void {
   buf.writeBigUInt64LE(ev.cookie, D('sock_cookie'));
   buf.writeBigUInt64LE(BigInt(ev.bytes), D('bytes'));
   buf.writeUInt32LE(ev.data.length, D('captured'));
+  buf.writeUInt32LE(ev.flags & CONSTANTS.LOUPE_DATA_F_SEQ ? (ev.seq ?? 0) >>> 0 : 0, D('seq'));
   buf.set(ev.data, DATA_FIXED_SIZE);
 }
 

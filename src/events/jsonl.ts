@@ -7,6 +7,7 @@
 import { CaptureError, validateHeader, type CaptureHeader, type RawRecord } from './capture';
 import { decodeRecord, encodeEvent, RecordError, type UnknownRecord } from './codec';
 import { familyOf } from './addr';
+import { CONSTANTS } from './layout';
 import type { Endpoint, Event, Role } from './types';
 
 const DEFAULT_HEADER: CaptureHeader = {
@@ -84,6 +85,7 @@ export function eventFromJson(o: Json): Event {
         protocol: intField(o.protocol, 'protocol', 6),
         local, remote,
         cookie: bigintField(o.cookie, 'cookie', 0n),
+        ...(o.seq !== undefined && o.seq !== 0 ? { seq: intField(o.seq, 'seq') >>> 0 } : {}),
       };
     }
     case 'data': {
@@ -101,6 +103,7 @@ export function eventFromJson(o: Json): Event {
         cookie: bigintField(o.cookie, 'cookie', 0n),
         bytes: intField(o.bytes, 'bytes', data.length),
         data,
+        ...(o.seq !== undefined ? { seq: intField(o.seq, 'seq') >>> 0 } : {}),
       };
     }
     case 'sock_close':
@@ -161,6 +164,7 @@ export function eventToJson(ev: Event): Json {
       Object.assign(o, { fd: ev.fd, role: ev.role, local: formatEndpoint(ev.local), remote: formatEndpoint(ev.remote) });
       if (ev.protocol !== 6) o.protocol = ev.protocol;
       if (ev.cookie !== 0n) o.cookie = jsonBig(ev.cookie);
+      if (ev.seq !== undefined) o.seq = ev.seq;
       break;
     case 'data':
       Object.assign(o, { fd: ev.fd, dir: ev.direction });
@@ -168,6 +172,7 @@ export function eventToJson(ev: Event): Json {
       if (ev.flags !== 0) o.flags = ev.flags;
       if (ev.cookie !== 0n) o.cookie = jsonBig(ev.cookie);
       if (ev.bytes !== ev.data.length) o.bytes = ev.bytes;
+      if (ev.flags & CONSTANTS.LOUPE_DATA_F_SEQ) o.seq = ev.seq ?? 0;
       Object.assign(o, payloadJson(ev.data));
       break;
     case 'sock_close':

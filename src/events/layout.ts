@@ -21,6 +21,7 @@ export const CONSTANTS = {
   LOUPE_DATA_F_TRUNCATED: 0x1,
   LOUPE_DATA_F_TLS: 0x2,
   LOUPE_DATA_F_CONTINUED: 0x4,
+  LOUPE_DATA_F_SEQ: 0x8,
   LOUPE_GO_F_INJECT: 0x1,
   LOUPE_GO_F_GRPC: 0x2,
   LOUPE_GO_F_TLS: 0x4,
@@ -85,7 +86,7 @@ export const STRUCT_MEMBERS = {
     ['remote_port', 'u16'],
     ['local_addr', bytes(16)],
     ['remote_addr', bytes(16)],
-    ['pad0', 'u32'],
+    ['seq', 'u32'],
     ['sock_cookie', 'u64'],
   ],
   loupe_data_event: [
@@ -97,7 +98,7 @@ export const STRUCT_MEMBERS = {
     ['sock_cookie', 'u64'],
     ['bytes', 'u64'],
     ['captured', 'u32'],
-    ['pad0', 'u32'],
+    ['seq', 'u32'],
     ['payload', bytes(CONSTANTS.LOUPE_MAX_PAYLOAD)],
   ],
   loupe_sock_close_event: [

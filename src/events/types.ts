@@ -32,6 +32,8 @@ export interface SockOpenEvent extends Base {
   local: Endpoint;
   remote: Endpoint;
   cookie: bigint;
+  /** The socket's write sequence when reported, where its data records' `seq` begin; absent when unknown (0 on the wire). */
+  seq?: number;
 }
 
 export interface DataEvent extends Base {
@@ -44,6 +46,8 @@ export interface DataEvent extends Base {
   /** Bytes the call really moved; more than data.length when the copy was cut. */
   bytes: number;
   data: Uint8Array;
+  /** With LOUPE_DATA_F_SEQ: the socket's write sequence at this record (bpf/events.h says how). */
+  seq?: number;
 }
 
 export interface SockCloseEvent extends Base {

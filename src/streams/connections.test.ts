@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { ConnectionTracker, type Connection } from './connections';
 import type { MessageBase } from '../parsers/types';
 import { get, ok, Script } from '../../test/script';
+import { HEADER } from '../../test/helpers';
+import { Pipeline } from '../pipeline/pipeline';
+import type { Span } from '../correlator/span';
 
 // A TLS 1.2 handshake record's first bytes: detection calls this 'tls'.
 const CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03, ...new Array(40).fill(7)]);
@@ -60,5 +63,77 @@ describe('ConnectionTracker and sockets reached through several fds', () => {
     expect(got[0]!.conn.role).toBe('server');
     expect(got[0]!.conn.midStream).toBe(false);
     expect(closed).toHaveLength(1);
+  });
+});
+
+describe('ConnectionTracker and records made at the syscall exit', () => {
+  const ISN = 0xffff_ff00; // near the wrap: sequence arithmetic is mod 2^32
+  const request = get('/later');
+  const answer = ok('done');
+
+  /** A Go client: its writer is preempted at the write's exit; its reader reads the answer first. */
+  function overtaken(s: Script) {
+    const [client, server] = s.connection({ pid: 1, tid: 10, fd: 3, port: 40000, seq: ISN }, { pid: 2, tid: 20, fd: 4, port: 8080, seq: 7 });
+    s.recv(server, request, { seq: 7 });
+    s.send(server, answer, { seq: 7 + answer.length });
+    s.recv(client, answer, { tid: 11, seq: (ISN + request.length) >>> 0 });
+    s.send(client, request, { tid: 10, seq: (ISN + request.length) >>> 0 });
+    return client;
+  }
+
+  it('puts a write back before the read of its answer that overtook it, stamped no later than that read', () => {
+    const s = new Script();
+    overtaken(s);
+    const readAt = s.events[s.events.length - 2]!.ts;
+    const client = track(s).filter(({ conn }) => conn.pid === 1).map(({ message }) => message);
+    expect(client.map((m) => m.kind)).toEqual(['request', 'response']);
+    expect(client[0]!.tsStart).toBe(readAt);
+    expect(client[1]!.tsEnd).toBe(readAt);
+  });
+
+  it('gives the Go client a whole span, its answer not an orphan', () => {
+    const s = new Script();
+    overtaken(s);
+    const spans: Span[] = [];
+    const p = new Pipeline(HEADER, [{ onSpan: (x) => spans.push(x) }]);
+    p.push(s.events);
+    p.finish();
+    const call = spans.find((x) => x.kind === 'client')!;
+    expect(call.attributes['http.response.status_code']).toBe(200);
+    expect(call.endNs).toBeGreaterThanOrEqual(call.startNs);
+    expect(p.correlator.stats.orphanResponses).toBe(0);
+  });
+
+  it('takes a read ahead of the writes it saw for writes it cannot see (sendfile), keeps its order, and holds that connection no more', () => {
+    const s = new Script();
+    const [, server] = s.connection({ pid: 1, tid: 10, fd: 3, port: 40001 }, { pid: 2, tid: 20, fd: 4, port: 8080 });
+    const head = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n';
+    s.recv(server, get('/a'), { seq: 100 });
+    s.send(server, head, { seq: 100 + head.length }); // then 5 body bytes by sendfile: no record
+    s.recv(server, get('/b'), { seq: 100 + head.length + 5 });
+    s.send(server, head, { seq: 100 + 2 * head.length + 5 });
+    s.recv(server, get('/c'), { seq: 100 + 2 * head.length + 10 });
+    s.send(server, head, { seq: 100 + 3 * head.length + 10 });
+    const got = track(s).map(({ message }) => `${message.kind} ${'target' in message ? message.target : ''}`.trim());
+    // The body bytes never came, so each answer runs into the next head: what matters is the order.
+    expect(got.slice(0, 3)).toEqual(['request /a', 'request /b', 'response']);
+    const conns: Connection[] = [];
+    const t2 = new ConnectionTracker({ onOpen: (c) => conns.push(c), onMessage: () => {}, onClose: () => {} });
+    for (const ev of s.events) t2.handle(ev);
+    expect(conns.find((c) => c.pid === 2)!.unseenWrites).toBe(true);
+  });
+
+  it('lets a held read go once its write has not come for a second of the records\' time', () => {
+    const s = new Script();
+    const [client] = s.connection({ pid: 1, tid: 10, fd: 3, port: 40002 }, { pid: 2, tid: 20, fd: 4, port: 8080 });
+    s.send(client, request, { seq: 50 });
+    s.recv(client, answer, { seq: 50 });
+    s.recv(client, answer, { seq: 60 }); // ahead: a write whose record was lost
+    const seen: string[] = [];
+    const t = new ConnectionTracker({ onMessage: (_c, m) => seen.push(m.kind), onClose: () => {} });
+    for (const ev of s.events) t.handle(ev);
+    expect(seen).toEqual(['request', 'response']);
+    t.handle({ type: 'proc_exec', ts: s.ts + 1_100_000_000n, pid: 9, tid: 9, cpu: 0, ppid: 1, uid: 0, comm: 'x', filename: '/x' });
+    expect(seen).toEqual(['request', 'response', 'response']);
   });
 });

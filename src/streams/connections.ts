@@ -49,6 +49,12 @@ export interface Connection {
   /** Bytes moved and bytes lost (cut copies) per direction of the process. */
   bytes: { egress: number; ingress: number };
   lostBytes: { egress: number; ingress: number };
+  /** The socket's write sequence after the last write recorded (records with LOUPE_DATA_F_SEQ). */
+  writtenSeq?: number;
+  /** Reads ahead of every write recorded: they wait for the write that was still at its syscall's exit. */
+  heldReads?: DataEvent[];
+  /** Its process writes where records do not see (sendfile, splice, io_uring): a read ahead says nothing. */
+  unseenWrites?: boolean;
 }
 
 /** A data record's socket and direction in one number (no allocation per record): connection id * 2, + 1 for a read. */
@@ -83,6 +89,21 @@ export interface TrackerOptions {
 /** Threads whose last socket is remembered; the first seen forgotten past this. */
 const MAX_THREADS = 65536;
 
+/**
+ * How long a read waits, on the records' clock, for the write it is ahead of.
+ * The wait is a preempted thread's, between its bytes leaving and its syscall's
+ * exit: a time slice or a few of a busy scheduler; a second is far past that.
+ */
+const HOLD_READ_NS = 1_000_000_000n;
+/** Reads one connection may hold back before they go as they came. */
+const MAX_HELD_READS = 64;
+
+/** Sequence a is past b (TCP sequence arithmetic, mod 2^32). */
+const seqAfter = (a: number, b: number): boolean => {
+  const d = (a - b) >>> 0;
+  return d !== 0 && d < 0x8000_0000;
+};
+
 export class ConnectionTracker {
   /**
    * Open connections by pid, then by socket: its cookie, or -1 - fd without one. Two levels, not a
@@ -94,6 +115,8 @@ export class ConnectionTracker {
   private readonly lastOnThread = new Map<number, number>();
   private count = 0;
   private nextId = 1;
+  /** Connections with reads held back (see heldReads). */
+  private readonly holding = new Set<Connection>();
 
   constructor(private readonly listener: ConnectionListener, private readonly options: TrackerOptions = {}) {}
 
@@ -131,12 +154,13 @@ export class ConnectionTracker {
   }
 
   handle(ev: Event): void {
+    if (this.holding.size > 0) this.releaseOverdue(ev.ts);
     switch (ev.type) {
       case 'sock_open':
         this.onOpen(ev);
         break;
       case 'data':
-        this.onData(ev);
+        this.inOrder(ev);
         break;
       case 'sock_close': {
         const conn = this.lookup(ev);
@@ -153,6 +177,74 @@ export class ConnectionTracker {
     }
   }
 
+  /**
+   * Puts a connection's records in the order its bytes moved. A record is
+   * made at its syscall's exit: a client whose writing thread is preempted
+   * there lets the server answer and another thread (Go's readLoop) read the
+   * answer first. Such a read is ahead of every write recorded (its `seq`),
+   * and waits for the write — which then goes first, stamped no later than
+   * the read it overtook. A connection whose reads run ahead for another
+   * reason (writes records do not see) stops being held at its first.
+   */
+  private inOrder(ev: DataEvent): void {
+    const conn = this.lookup(ev);
+    if (!conn || ev.seq === undefined || conn.unseenWrites) {
+      if (conn?.heldReads) this.release(conn, undefined);
+      this.onData(ev);
+      return;
+    }
+    if (ev.direction === 'ingress') {
+      if (conn.heldReads || (conn.writtenSeq !== undefined && seqAfter(ev.seq, conn.writtenSeq))) {
+        (conn.heldReads ??= []).push(ev);
+        this.holding.add(conn);
+        if (conn.heldReads.length > MAX_HELD_READS) this.giveUpHolding(conn);
+        return;
+      }
+      this.onData(ev);
+      return;
+    }
+    if (conn.heldReads) {
+      // Reads that returned before this write queued a byte came first: unseen writes put them ahead.
+      const before = (ev.seq - ev.bytes) >>> 0;
+      if (!seqAfter(conn.heldReads[0]!.seq!, before)) {
+        this.giveUpHolding(conn);
+        this.onData(ev);
+        conn.writtenSeq = ev.seq;
+        return;
+      }
+      const overtaken = conn.heldReads[0]!.ts;
+      this.onData(overtaken < ev.ts ? { ...ev, ts: overtaken } : ev);
+      conn.writtenSeq = ev.seq;
+      this.release(conn, ev.seq);
+      return;
+    }
+    this.onData(ev);
+    conn.writtenSeq = ev.seq;
+  }
+
+  /** Held reads up to `seq` (all without one) go on, in their order. */
+  private release(conn: Connection, seq: number | undefined): void {
+    const held = conn.heldReads!;
+    let n = 0;
+    while (n < held.length && (seq === undefined || !seqAfter(held[n]!.seq!, seq))) n++;
+    const go = held.splice(0, n);
+    if (held.length === 0) {
+      conn.heldReads = undefined;
+      this.holding.delete(conn);
+    }
+    for (const r of go) this.onData(r);
+  }
+
+  /** The write its reads wait for is not coming: they go as they came, and this connection is no longer held. */
+  private giveUpHolding(conn: Connection): void {
+    conn.unseenWrites = true;
+    this.release(conn, undefined);
+  }
+
+  private releaseOverdue(now: bigint): void {
+    for (const conn of [...this.holding]) if (conn.heldReads![0]!.ts + HOLD_READ_NS < now) this.giveUpHolding(conn);
+  }
+
   private onOpen(ev: SockOpenEvent): void {
     const old = this.lookup(ev);
     if (old) this.close(old, ev.ts);
@@ -165,6 +257,7 @@ export class ConnectionTracker {
     }
     conn.local = ev.local;
     conn.remote = ev.remote;
+    conn.writtenSeq = ev.seq;
     const configured = this.configuredProtocol(conn);
     if (configured) this.attach(conn, configured);
     this.insert(conn);
@@ -289,6 +382,7 @@ export class ConnectionTracker {
   }
 
   private close(conn: Connection, ts: bigint): void {
+    if (conn.heldReads) this.release(conn, undefined);
     this.remove(conn);
     conn.lastTs = ts;
     conn.parser?.end(ts);
@@ -299,6 +393,7 @@ export class ConnectionTracker {
   expireIdle(before: bigint, now: bigint): void {
     for (const conn of this.all()) {
       if (conn.lastTs >= before) continue;
+      if (conn.heldReads) this.release(conn, undefined);
       this.remove(conn);
       conn.parser?.end(now);
       this.listener.onClose(conn, now, 'idle');
@@ -307,6 +402,7 @@ export class ConnectionTracker {
 
   /** End of input: close everything still open, in id order so output does not depend on map history. */
   finish(ts: bigint): void {
+    for (const conn of this.all()) if (conn.heldReads) this.release(conn, undefined);
     for (const conn of this.all()) {
       this.remove(conn);
       this.listener.onClose(conn, ts, 'captureEnd');
