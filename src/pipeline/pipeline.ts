@@ -30,10 +30,13 @@ export interface PipelineStats {
   /** Records the kernel side reported lost (ring buffer full, ...). */
   lostRecords: number;
   connections: number;
+  /** Connections whose parser threw: each parsed no further, the rest went on. */
+  parserFaults: number;
+  firstParserFault?: string;
 }
 
 export class Pipeline {
-  readonly stats: PipelineStats = { events: {}, unknownRecords: {}, lostRecords: 0, connections: 0 };
+  readonly stats: PipelineStats = { events: {}, unknownRecords: {}, lostRecords: 0, connections: 0, parserFaults: 0 };
   readonly processes: ProcessTable;
   readonly correlator: Correlator;
   private readonly tracker: ConnectionTracker;
@@ -64,6 +67,10 @@ export class Pipeline {
       },
       onMessage: (conn, message) => this.correlator.onMessage(conn, message),
       onClose: (conn, ts, reason) => this.correlator.onClose(conn, ts, reason),
+      onFault: (conn, fault) => {
+        this.stats.parserFaults++;
+        this.stats.firstParserFault ??= `connection ${conn.id} (pid ${conn.pid}, ${conn.protocol}), ${fault.side} stream byte ${fault.streamOffset}: ${fault.message}`;
+      },
     });
   }
 

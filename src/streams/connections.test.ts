@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { Http1Parser } from '../parsers/http1/parser';
+import type { Http1Message } from '../parsers/http1/messages';
 import { ConnectionTracker, type Connection } from './connections';
 import type { MessageBase } from '../parsers/types';
 import { get, ok, Script } from '../../test/script';
@@ -135,5 +137,36 @@ describe('ConnectionTracker and records made at the syscall exit', () => {
     expect(seen).toEqual(['request', 'response']);
     t.handle({ type: 'proc_exec', ts: s.ts + 1_100_000_000n, pid: 9, tid: 9, cpu: 0, ppid: 1, uid: 0, comm: 'x', filename: '/x' });
     expect(seen).toEqual(['request', 'response', 'response']);
+  });
+});
+
+describe('ConnectionTracker and a parser that throws', () => {
+  it('costs the connection its parsing only: others go on, the fault is counted and named with its stream offset', () => {
+    const s = new Script();
+    const [a] = s.connection({ pid: 1, tid: 1, fd: 3, port: 40000 }, { pid: 2, tid: 2, fd: 4, port: 8080 });
+    const [b] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40001 }, { pid: 2, tid: 2, fd: 6, port: 8080 });
+    s.send(a, get('/first'));
+    s.send(b, get('/boom'));
+    s.send(b, get('/after'));
+    s.send(a, get('/second'));
+    const feed = Http1Parser.prototype.feed;
+    const spy = vi.spyOn(Http1Parser.prototype, 'feed').mockImplementation(function (this: Http1Parser, side, chunk) {
+      if (Buffer.from(chunk.data).includes('/boom')) throw new RangeError('offset out of range');
+      return feed.call(this, side, chunk);
+    });
+    try {
+      const seen: string[] = [];
+      const faults: string[] = [];
+      const t = new ConnectionTracker({
+        onMessage: (_c, m) => seen.push((m as Http1Message & { target: string }).target),
+        onClose: () => {},
+        onFault: (conn, f) => faults.push(`${conn.fd} ${f.side} ${f.streamOffset} ${f.message}`),
+      });
+      for (const ev of s.events) t.handle(ev);
+      expect(seen).toEqual(['/first', '/second']);
+      expect(faults).toEqual([`5 client ${get('/boom').length} RangeError: offset out of range`]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -55,6 +55,8 @@ export interface Connection {
   heldReads?: DataEvent[];
   /** Its process writes where records do not see (sendfile, splice, io_uring): a read ahead says nothing. */
   unseenWrites?: boolean;
+  /** Its parser threw (see ParserFault): what it said. */
+  fault?: string;
 }
 
 /** A data record's socket and direction in one number (no allocation per record): connection id * 2, + 1 for a read. */
@@ -64,6 +66,17 @@ export interface ConnectionListener {
   onOpen?(conn: Connection): void;
   onMessage(conn: Connection, message: MessageBase): void;
   onClose(conn: Connection, ts: bigint, reason: CloseReason): void;
+  /** Its parser threw: the connection is parsed no further (its bytes are still counted). */
+  onFault?(conn: Connection, fault: ParserFault): void;
+}
+
+/** A parser's exception, caught: it costs its connection only. */
+export interface ParserFault {
+  ts: bigint;
+  /** The side whose bytes it was reading, and how far into that side's stream they reach. */
+  side: Side;
+  streamOffset: number;
+  message: string;
 }
 
 /**
@@ -312,9 +325,36 @@ export class ConnectionTracker {
 
   private deliver(conn: Connection, ev: DataEvent): void {
     const side = sideOf(conn.role, ev.direction);
-    if (ev.data.length > 0) conn.parser!.feed(side, { data: ev.data, ts: ev.ts, tid: ev.tid });
-    const lost = ev.bytes - ev.data.length;
-    if (lost > 0) conn.parser!.gap(side, lost, ev.ts);
+    const parser = conn.parser;
+    if (!parser) return; // it threw on an earlier record
+    try {
+      if (ev.data.length > 0) parser.feed(side, { data: ev.data, ts: ev.ts, tid: ev.tid });
+      const lost = ev.bytes - ev.data.length;
+      if (lost > 0) parser.gap(side, lost, ev.ts);
+    } catch (e) {
+      this.parserThrew(conn, side, ev.ts, e);
+    }
+  }
+
+  /**
+   * A parser must never throw (fuzz targets check it); if one does, the bytes
+   * of any client of a watched port must not stop the pipeline: the fault
+   * costs this connection its parsing, and is said.
+   */
+  private parserThrew(conn: Connection, side: Side, ts: bigint, e: unknown): void {
+    const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    conn.parser = undefined;
+    conn.fault = message;
+    const streamOffset = sideOf(conn.role, 'egress') === side ? conn.bytes.egress : conn.bytes.ingress;
+    this.listener.onFault?.(conn, { ts, side, streamOffset, message });
+  }
+
+  private endParser(conn: Connection, ts: bigint): void {
+    try {
+      conn.parser?.end(ts);
+    } catch (e) {
+      this.parserThrew(conn, 'client', ts, e);
+    }
   }
 
   /**
@@ -369,7 +409,7 @@ export class ConnectionTracker {
       parser.onSwitch = (upgrade, side, leftover, chunk) => {
         if (upgrade?.trim().toLowerCase() !== 'h2c') return;
         this.attach(conn, 'http2', true);
-        if (leftover.length) conn.parser!.feed(side, { data: leftover, ts: chunk.ts, tid: chunk.tid });
+        if (leftover.length) conn.parser!.feed(side, { data: leftover, ts: chunk.ts, tid: chunk.tid }); // inside deliver's guard
       };
     }
   }
@@ -385,7 +425,7 @@ export class ConnectionTracker {
     if (conn.heldReads) this.release(conn, undefined);
     this.remove(conn);
     conn.lastTs = ts;
-    conn.parser?.end(ts);
+    this.endParser(conn, ts);
     this.listener.onClose(conn, ts, 'closed');
   }
 
@@ -395,7 +435,7 @@ export class ConnectionTracker {
       if (conn.lastTs >= before) continue;
       if (conn.heldReads) this.release(conn, undefined);
       this.remove(conn);
-      conn.parser?.end(now);
+      this.endParser(conn, now);
       this.listener.onClose(conn, now, 'idle');
     }
   }

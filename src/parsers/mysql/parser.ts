@@ -16,6 +16,7 @@
  */
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
+import { cstring, lenenc, u16le } from '../shared/wire';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
 const MAX_PAYLOAD = 0xffffff;
@@ -51,26 +52,11 @@ interface Unit {
 
 type Fields = Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>;
 
-/** A length-encoded integer at `at`: [value, bytes it took]. */
-function lenenc(b: Buffer, at: number): [number, number] {
-  const first = b[at] ?? 0;
-  if (first < 0xfb) return [first, 1];
-  if (first === 0xfc) return [b.readUInt16LE(at + 1), 3];
-  if (first === 0xfd) return [b.readUIntLE(at + 1, 3), 4];
-  if (first === 0xfe && at + 9 <= b.length) return [Number(b.readBigUInt64LE(at + 1)), 9];
-  return [0, 1];
-}
-
 /** A COM_QUERY or COM_STMT_PREPARE statement: some clients (mysqlslap among them) end it with a NUL the server ignores. */
 function statementText(p: Buffer): string {
   let end = p.length;
   while (end > 1 && p[end - 1] === 0) end--;
   return p.toString('utf8', 1, end);
-}
-
-function cstring(b: Buffer, at: number): [string, number] {
-  const end = b.indexOf(0, at);
-  return end < 0 ? [b.toString('utf8', at), b.length] : [b.toString('utf8', at, end), end + 1];
 }
 
 export class MysqlParser implements ProtocolParser<DbMessage> {
@@ -227,7 +213,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     const [user, afterUser] = cstring(p, at);
     at = afterUser;
     if (caps & CLIENT_PLUGIN_AUTH_LENENC) {
-      const [n, w] = lenenc(p, at);
+      const [n, w] = lenenc(p, at) ?? [0, p.length];
       at += w + n;
     } else if (caps & CLIENT_SECURE_CONNECTION) {
       at += 1 + (p[at] ?? 0);
@@ -408,7 +394,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
           this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
           return;
         }
-        if (unit.kind === 'prepare' && first === 0x00 && len >= 12) {
+        if (unit.kind === 'prepare' && first === 0x00 && len >= 12 && p.length >= 9) {
           const id = p.readUInt32LE(1);
           const columns = p.readUInt16LE(5);
           const params = p.readUInt16LE(7);
@@ -436,7 +422,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
           unit.stage = 'infile';
           return;
         }
-        unit.remaining = lenenc(p, 0)[0];
+        unit.remaining = lenenc(p, 0)?.[0] ?? 0;
         unit.stage = unit.remaining > 0 ? 'columns' : 'rows';
         return;
       case 'statistics':
@@ -511,8 +497,7 @@ function errFields(p: Buffer): { errorCode: string; errorMessage: string } {
 
 function okFields(p: Buffer, eof: boolean): { rows: number; status: number } {
   if (eof) return { rows: 0, status: p.length >= 5 ? p.readUInt16LE(3) : 0 };
-  const [rows, w1] = lenenc(p, 1);
-  const [, w2] = lenenc(p, 1 + w1);
-  const at = 1 + w1 + w2;
-  return { rows, status: at + 2 <= p.length ? p.readUInt16LE(at) : 0 };
+  const [rows, w1] = lenenc(p, 1) ?? [0, p.length];
+  const [, w2] = lenenc(p, 1 + w1) ?? [0, p.length];
+  return { rows, status: u16le(p, 1 + w1 + w2) ?? 0 };
 }

@@ -18,6 +18,7 @@
  */
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
+import { cstring, u16be } from '../shared/wire';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
 const PROTOCOL_3 = 196608;
@@ -50,11 +51,6 @@ interface Unit {
   lostBytes?: number;
 }
 
-function cstring(buf: Buffer, at: number): [string, number] {
-  const end = buf.indexOf(0, at);
-  if (end < 0) return [buf.toString('utf8', at), buf.length];
-  return [buf.toString('utf8', at, end), end + 1];
-}
 
 /** The row count a command tag reports: the last number in "SELECT 3", "INSERT 0 1", "UPDATE 2". */
 function tagRows(tag: string): number | undefined {
@@ -259,12 +255,9 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       case 'B': {
         const [portal, at] = cstring(body, 5);
         const [statement, after] = cstring(body, at);
-        let params = 0;
-        if (after + 2 <= body.length) {
-          const formats = body.readInt16BE(after);
-          const countAt = after + 2 + 2 * formats;
-          if (countAt + 2 <= body.length) params = body.readInt16BE(countAt);
-        }
+        // Counts are Int16 on the wire but never negative: read unsigned, past the end as none.
+        const formats = u16be(body, after) ?? 0;
+        const params = u16be(body, after + 2 + 2 * formats) ?? 0;
         this.portals.set(portal, { statement, params });
         break;
       }

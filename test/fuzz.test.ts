@@ -1,0 +1,26 @@
+/**
+ * The fuzz targets, one per parser, at a fixed budget (`make fuzz` runs them
+ * longer: scripts/fuzz.ts). Seeds are the committed captures' conversations
+ * and synthetic messages they lack; the generator is seeded, so a failure
+ * here fails the same way again.
+ */
+import { describe, expect, it } from 'vitest';
+import { hasParser } from '../src/parsers/registry';
+import { fuzzParser } from './fuzz/run';
+import { allSeeds } from './fuzz/seeds';
+
+const INPUTS = Number(process.env.LOUPE_FUZZ_INPUTS ?? 5000);
+const seeds = allSeeds();
+
+describe('fuzz targets', () => {
+  it('has seeds for every parser', () => {
+    expect(['http1', 'http2', 'postgres', 'mysql', 'redis'].filter((p) => hasParser(p) && !seeds.get(p)?.length)).toEqual([]);
+  });
+
+  for (const protocol of ['http1', 'http2', 'postgres', 'mysql', 'redis']) {
+    it(`${protocol}: ${INPUTS} mutated conversations, whole, split and cut, throw nothing`, () => {
+      const report = fuzzParser(protocol, seeds.get(protocol)!, INPUTS, 0x10c0 + protocol.length);
+      expect([...report.exceptions].map(([kind, f]) => `${f.count} × ${kind}\n${f.example}`)).toEqual([]);
+    }, 120_000);
+  }
+});

@@ -1,0 +1,138 @@
+/**
+ * Fuzzing seeds: the conversations of the committed live captures (real
+ * servers' and clients' bytes), one list per protocol, as each connection's
+ * turns (consecutive bytes of one side joined).
+ */
+import * as path from 'node:path';
+import { decodeRecord } from '../../src/events/codec';
+import type { Role } from '../../src/events/types';
+import { sideOf } from '../../src/streams/connections';
+import { detectProtocol, NEED_MORE } from '../../src/streams/detect';
+import { openCapture } from '../../src/sources/capture-file';
+import type { Turn } from '../parser-harness';
+import { ROOT } from '../helpers';
+
+export const SEED_CAPTURES = ['shop-live.loupe', 'gofactorial-live.loupe', 'polyglot-live.loupe', 'factorial-live.loupe'];
+
+/** A conversation's bytes past this are left out: mutations near the start reach every state anyway. */
+const MAX_SEED_BYTES = 64 * 1024;
+
+export function seedsByProtocol(captures = SEED_CAPTURES): Map<string, Turn[][]> {
+  const conversations = new Map<string, { role: Role; turns: Turn[]; size: number }>();
+  for (const name of captures) {
+    const source = openCapture(path.join(ROOT, 'captures', name));
+    for (const batch of source.batches()) {
+      for (const raw of batch) {
+        const ev = decodeRecord(raw.bytes);
+        if (ev.type === 'sock_open') conversations.set(`${name}:${ev.pid}:${ev.cookie}`, { role: ev.role, turns: [], size: 0 });
+        if (ev.type !== 'data' || ev.data.length === 0) continue;
+        const key = `${name}:${ev.pid}:${ev.cookie}`;
+        let c = conversations.get(key);
+        if (!c) conversations.set(key, (c = { role: ev.direction === 'egress' ? 'client' : 'server', turns: [], size: 0 }));
+        if (c.size >= MAX_SEED_BYTES) continue;
+        const side = sideOf(c.role === 'unknown' ? 'client' : c.role, ev.direction);
+        const last = c.turns[c.turns.length - 1];
+        const bytes = Buffer.from(ev.data);
+        if (last?.side === side) last.bytes = Buffer.concat([last.bytes, bytes]);
+        else c.turns.push({ side, bytes });
+        c.size += bytes.length;
+      }
+    }
+  }
+  const byProtocol = new Map<string, Turn[][]>();
+  for (const c of conversations.values()) {
+    // The first bytes, whoever sent them (a MySQL server speaks first), else the client's.
+    const verdicts = [c.turns[0], c.turns.find((t) => t.side === 'client')].filter((t) => t !== undefined).map((t) => detectProtocol(t.bytes));
+    const verdict = verdicts.find((v): v is Exclude<typeof v, typeof NEED_MORE | undefined> => v !== NEED_MORE && v !== undefined);
+    if (!verdict) continue;
+    const list = byProtocol.get(verdict.protocol) ?? [];
+    list.push(c.turns);
+    byProtocol.set(verdict.protocol, list);
+  }
+  return byProtocol;
+}
+
+/** Wire messages the captures lack: PostgreSQL's extended protocol, MySQL prepared statements and a result set. */
+export function syntheticSeeds(): Map<string, Turn[][]> {
+  const pgMsg = (type: string, body: Buffer) => {
+    const h = Buffer.alloc(5);
+    h.write(type, 0, 'latin1');
+    h.writeUInt32BE(body.length + 4, 1);
+    return Buffer.concat([h, body]);
+  };
+  const cstr = (s: string) => Buffer.from(`${s}\0`);
+  const i16 = (...v: number[]) => Buffer.concat(v.map((x) => { const b = Buffer.alloc(2); b.writeInt16BE(x); return b; }));
+  const i32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32BE(v); return b; };
+  const startup = Buffer.concat([i32(0), i32(196608), cstr('user'), cstr('app'), cstr('database'), cstr('shop'), Buffer.alloc(1)]);
+  startup.writeInt32BE(startup.length, 0);
+  const extended: Turn[] = [
+    { side: 'client', bytes: startup },
+    { side: 'server', bytes: Buffer.concat([pgMsg('R', i32(0)), pgMsg('Z', Buffer.from('I'))]) },
+    {
+      side: 'client', bytes: Buffer.concat([
+        pgMsg('P', Buffer.concat([cstr('s1'), cstr('SELECT $1::int'), i16(1), i32(23)])),
+        pgMsg('B', Buffer.concat([cstr(''), cstr('s1'), i16(1, 0), i16(1), i32(1), Buffer.from('7'), i16(1, 0)])),
+        pgMsg('D', Buffer.concat([Buffer.from('P'), cstr('')])),
+        pgMsg('E', Buffer.concat([cstr(''), i32(0)])),
+        pgMsg('S', Buffer.alloc(0)),
+      ]),
+    },
+    {
+      side: 'server', bytes: Buffer.concat([
+        pgMsg('1', Buffer.alloc(0)), pgMsg('2', Buffer.alloc(0)),
+        pgMsg('T', Buffer.concat([i16(1), cstr('int4'), i32(0), i16(0), i32(23), i16(4), i32(-1), i16(0)])),
+        pgMsg('D', Buffer.concat([i16(1), i32(1), Buffer.from('7')])),
+        pgMsg('C', cstr('SELECT 1')), pgMsg('Z', Buffer.from('I')),
+      ]),
+    },
+    { side: 'client', bytes: pgMsg('p', cstr('secret-password')) },
+    { side: 'server', bytes: pgMsg('E', Buffer.concat([Buffer.from('S'), cstr('ERROR'), Buffer.from('C'), cstr('28P01'), Buffer.from('M'), cstr('no'), Buffer.alloc(1)])) },
+  ];
+  const my = (seq: number, payload: Buffer) => {
+    const h = Buffer.alloc(4);
+    h.writeUIntLE(payload.length, 0, 3);
+    h[3] = seq;
+    return Buffer.concat([h, payload]);
+  };
+  const lenStr = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
+  const u16 = (v: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
+  const greeting = Buffer.concat([Buffer.from([10]), cstr('8.0.36'), u32(7), Buffer.alloc(8, 0x61), Buffer.alloc(1), u16(0xffff), Buffer.from([33]), u16(2), u16(0x81ff), Buffer.from([21]), Buffer.alloc(10), Buffer.alloc(13, 0x62), cstr('mysql_native_password')]);
+  const login = Buffer.concat([u32(0x000fa685), u32(1 << 24), Buffer.from([33]), Buffer.alloc(23), cstr('root'), Buffer.from([20]), Buffer.alloc(20, 0x63), cstr('shop')]);
+  const ok = (seq: number) => my(seq, Buffer.from([0, 0, 0, 2, 0, 0, 0]));
+  const eof = (seq: number) => my(seq, Buffer.from([0xfe, 0, 0, 2, 0]));
+  const column = (seq: number) => my(seq, Buffer.concat([lenStr('def'), lenStr(''), lenStr(''), lenStr(''), lenStr('1'), lenStr(''), Buffer.from([0x0c]), u16(63), u32(1), Buffer.from([8]), u16(0x81), Buffer.from([0]), u16(0)]));
+  const prepared: Turn[] = [
+    { side: 'server', bytes: my(0, greeting) },
+    { side: 'client', bytes: my(1, login) },
+    { side: 'server', bytes: ok(2) },
+    { side: 'client', bytes: my(0, Buffer.concat([Buffer.from([3]), Buffer.from('SELECT 1')])) },
+    { side: 'server', bytes: Buffer.concat([my(1, Buffer.from([1])), column(2), eof(3), my(4, lenStr('1')), eof(5)]) },
+    { side: 'client', bytes: my(0, Buffer.concat([Buffer.from([0x16]), Buffer.from('UPDATE t SET a = ? WHERE b = 2')])) },
+    { side: 'server', bytes: Buffer.concat([my(1, Buffer.concat([Buffer.from([0]), u32(1), u16(0), u16(1), Buffer.from([0]), u16(0)])), column(2), eof(3)]) },
+    { side: 'client', bytes: my(0, Buffer.concat([Buffer.from([0x17]), u32(1), Buffer.from([0]), u32(1), Buffer.from([0, 1]), u16(8), Buffer.from([5, 0, 0, 0, 0, 0, 0, 0])])) },
+    { side: 'server', bytes: ok(1) },
+    { side: 'client', bytes: my(0, Buffer.concat([Buffer.from([0x19]), u32(1)])) },
+  ];
+  const resp = (...parts: string[]) => Buffer.from(parts.join('\r\n') + '\r\n');
+  const redis: Turn[] = [
+    { side: 'client', bytes: resp('*2', '$4', 'AUTH', '$6', 'sekret') },
+    { side: 'server', bytes: resp('+OK') },
+    { side: 'client', bytes: resp('*3', '$5', 'HELLO', '$1', '3', '$4', 'AUTH') },
+    { side: 'server', bytes: resp('%1', '+server', '+redis', '>2', '+message', ':7', '|1', '+a', '+b', '~1', ',1.5', '_', '#t', '(12345678901234567890', '=5', 'txt:x', '!3', 'ERR') },
+    { side: 'client', bytes: resp('*2', '$3', 'GET', '$1', 'k') },
+    { side: 'server', bytes: resp('$-1', '*-1', '-ERR nope', '*2', '$1', 'a', '*1', ':1') },
+  ];
+  const http: Turn[] = [
+    { side: 'client', bytes: Buffer.from('POST /upload?token=abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer t\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc') },
+    { side: 'server', bytes: Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=1\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n') },
+  ];
+  return new Map([['postgres', [extended]], ['mysql', [prepared]], ['redis', [redis]], ['http1', [http]]]);
+}
+
+/** Every seed, by protocol: the captures' conversations and the synthetic ones. */
+export function allSeeds(): Map<string, Turn[][]> {
+  const all = seedsByProtocol();
+  for (const [protocol, list] of syntheticSeeds()) all.set(protocol, [...(all.get(protocol) ?? []), ...list]);
+  return all;
+}
