@@ -6,7 +6,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from './helpers';
+import { HEADER, ROOT, tempDir } from './helpers';
+import { get, ok, Script } from './script';
+import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
+import { encodeEvent } from '../src/events/codec';
 import { serviceEdges } from '../src/export/report';
 import { spansOfCapture } from '../src/pipeline/replay';
 
@@ -58,4 +61,29 @@ describe('loupe report', () => {
     expect((dom.match(/data-trace="/g) ?? []).length).toBe(2);
     expect((dom.match(/class="bar client error"/g) ?? []).length).toBe(1);
   }, 90_000);
+});
+
+describe('terminal output of bytes anyone can send', () => {
+  it('shows escape sequences in a request target as text in the tree, view, diff and parse table, never raw', () => {
+    const s = new Script();
+    const [c, srv] = s.connection({ pid: 1, tid: 1, fd: 3, port: 40000 }, { pid: 2, tid: 2, fd: 4, port: 8080 });
+    const evil = '/\x1b]0;owned\x07\x1b[2J\x9b31m\u202e';
+    s.send(c, get(evil));
+    s.recv(srv, get(evil));
+    s.send(srv, ok());
+    s.recv(c, ok());
+    const file = path.join(tempDir(), 'evil.jsonl');
+    fs.writeFileSync(file, [headerToJsonLine(HEADER), ...s.events.map((e) => recordToJsonLine(encodeEvent(e)))].join('\n') + '\n');
+    const outputs = [
+      ['replay', file, '--format', 'tree'], ['view', file], ['diff', file, file], ['parse', file, '--format', 'table'],
+    ].map((args) => {
+      const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
+      expect(r.status, `${args[0]}: ${r.stderr}`).toBe(0);
+      return [args[0], r.stdout] as const;
+    });
+    for (const [command, out] of outputs) {
+      expect(out, command).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/);
+      if (command !== 'diff') expect(out, command).toContain('\\x1b]0;owned\\x07\\x1b[2J');
+    }
+  });
 });

@@ -28,6 +28,7 @@ import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, type ExportStats } from '../export/exporters';
 import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
+import { escapeControl } from '../export/terminal';
 
 export class UsageError extends Error {}
 
@@ -130,6 +131,7 @@ function summaryLine(s: ReplaySummary): string {
   if (s.correlator.orphanResponses) parts.push(`${s.correlator.orphanResponses} responses without a request`);
   if (s.correlator.parseErrors) parts.push(`${s.correlator.parseErrors} parse errors`);
   if (s.pipeline.lostRecords) parts.push(`${s.pipeline.lostRecords} records lost by the kernel side`);
+  if (s.pipeline.parserFaults) parts.push(`${s.pipeline.parserFaults} connections not parsed after a parser fault (the first: ${escapeControl(s.pipeline.firstParserFault ?? '')})`);
   if (unknown.length) {
     const n = unknown.reduce((sum, [, c]) => sum + c, 0);
     parts.push(`${n} records of unknown type skipped (${unknown.map(([t, c]) => `type ${t}: ${c}`).join(', ')})`);

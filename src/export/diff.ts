@@ -6,6 +6,7 @@
  */
 import type { Span } from '../correlator/span';
 import { groupTraces } from './traces';
+import { safeLines } from './terminal';
 
 export interface OperationStats {
   count: number;
@@ -107,5 +108,5 @@ export function renderDiff(d: DiffResult, nameA: string, nameB: string): string 
     lines.push(`${mark} ${s.a} -> ${s.b}  ${s.shape}`);
   }
   lines.push('', d.changed ? 'shapes, operations or error rates differ' : 'same shapes, operations and error rates');
-  return `${lines.join('\n')}\n`;
+  return `${safeLines(lines)}\n`;
 }

@@ -10,6 +10,7 @@ import { redactHeaders, redactTarget } from '../security/redact';
 import { isDbMessage } from '../parsers/db';
 import type { Http2Message } from '../parsers/http2/messages';
 import { describeDbRequest } from '../correlator/db';
+import { escapeControl } from './terminal';
 
 const ep = (e: Endpoint | undefined) => (e ? (e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`) : '?');
 
@@ -92,5 +93,6 @@ export function tableRow(record: Record<string, unknown>, firstTs: bigint): stri
       : record.status !== undefined ? `${record.status} ${record.reason}` : '';
   const note = [record.error, record.note, record.lostBytes ? `${record.lostBytes} bytes lost` : undefined].filter(Boolean).join('; ');
   const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
-  return `${ms.padEnd(12)} ${cut(String(record.conn), 44).padEnd(44)} ${String(record.protocol).padEnd(6)} ${String(record.kind).padEnd(8)} ${cut(what, 48).padEnd(48)} ${String(record.bodyBytes ?? '').padStart(7)}  ${note}\n`;
+  const row = `${ms.padEnd(12)} ${cut(String(record.conn), 44).padEnd(44)} ${String(record.protocol).padEnd(6)} ${String(record.kind).padEnd(8)} ${cut(escapeControl(what), 48).padEnd(48)} ${String(record.bodyBytes ?? '').padStart(7)}  ${note}`;
+  return `${escapeControl(row)}\n`;
 }

@@ -5,6 +5,7 @@
 import type { Span } from '../correlator/span';
 import { formatDuration } from './time';
 import { groupTraces, spanSummary } from './traces';
+import { safeLines } from './terminal';
 
 function describe(span: Span): string {
   const a = span.attributes;
@@ -27,7 +28,7 @@ export function renderTree(spans: Span[]): string {
     }
     lines.push('');
   }
-  return lines.join('\n');
+  return safeLines(lines);
 }
 
 export class TreeSpanSink {

@@ -5,6 +5,7 @@
 import type { Span } from '../correlator/span';
 import { formatDuration } from './time';
 import { groupTraces, spanSummary } from './traces';
+import { safeLines } from './terminal';
 
 export interface WaterfallOptions {
   /** Columns of the bar area. */
@@ -36,5 +37,5 @@ export function renderWaterfall(spans: Span[], options: WaterfallOptions): strin
     lines.push('');
   }
   if (traces.length === 0) lines.push(options.trace ? `no trace starts with ${options.trace}` : 'no spans');
-  return `${lines.join('\n')}\n`;
+  return `${safeLines(lines)}\n`;
 }
