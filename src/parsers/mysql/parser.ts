@@ -20,6 +20,8 @@ import { cstring, lenenc, u16le } from '../shared/wire';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
 const MAX_PAYLOAD = 0xffffff;
+/** Resuming by content where framing could not be trusted: a packet larger than this is not believed to start there. */
+const RESYNC_MAX_PACKET = 64 * 1024;
 const CLIENT_CONNECT_WITH_DB = 0x8;
 const CLIENT_COMPRESS = 0x20;
 const CLIENT_SSL = 0x800;
@@ -76,7 +78,14 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   private clientParts: Buffer[] = [];
   /** The previous server packet was full-size: the next one continues it. */
   private serverContinues = false;
-  private resync: Record<Side, boolean> = { client: false, server: false };
+  /**
+   * How a side finds its framing again: after lost bytes, at a syscall boundary
+   * that starts a command or a response (where writes began); when the framing
+   * cannot be trusted otherwise (joined mid-connection, an answer to nothing),
+   * by content alone (seekFramed), so where it resumes never depends on how
+   * the bytes were cut.
+   */
+  private resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
   /** Bytes lost of the client packet being reported (its end was not captured). */
   private cutLost = 0;
 
@@ -105,7 +114,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       }
     }
     buf.clear(bytes);
-    this.resync[side] = true;
+    this.resync[side] = 'gap';
     if (side === 'client') this.clientParts = [];
     else this.serverContinues = false;
     for (const unit of this.units.splice(0)) {
@@ -132,18 +141,21 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     this.step(unit, held[4]!, held.subarray(4), size - 4, buf.lastTs());
   }
 
-  /** After lost bytes: resume at a syscall boundary that starts a command (client) or a response (server). */
+  /** Resume where a command (client) or a response (server) starts: see `resync`. */
   private resynced(side: Side, buf: StreamBuffer): boolean {
     if (!this.resync[side]) return true;
     if (side === 'server' && this.units.length === 0) {
-      while (buf.available > 0) buf.skipToNextChunk(); // nothing asked: nothing here can be an answer
+      buf.skip(buf.available); // nothing asked: nothing here can be an answer
       return false;
     }
     const plausible = side === 'client'
       ? (h: Buffer) => h[3] === 0 && COMMANDS[h[4]!] !== undefined && h.readUIntLE(0, 3) >= 1
       : (h: Buffer) => h[3] === 1 && h.readUIntLE(0, 3) >= 1;
-    if (!buf.seekMessageStart(5, plausible)) return false;
-    this.resync[side] = false;
+    const found = this.resync[side] === 'gap'
+      ? buf.seekMessageStart(5, plausible)
+      : buf.seekFramed(5, RESYNC_MAX_PACKET, (h) => (plausible(h) ? 4 + h.readUIntLE(0, 3) : undefined), (h) => (h.readUIntLE(0, 3) >= 1 ? 4 : undefined));
+    if (!found) return false;
+    this.resync[side] = undefined;
     return true;
   }
 
@@ -172,9 +184,10 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         buf.skipAhead(total);
         continue;
       }
-      if (this.phase === 'start' && !(seq === 0 && COMMANDS[buf.byteAt(4) ?? -1] !== undefined) && seq !== 1) {
-        // Joined mid-connection on something that is not a command: wait for one at a syscall boundary.
-        this.resync.client = true;
+      if (this.phase === 'start' && buf.available < 5) return; // the command byte decides
+      if (this.phase === 'start' && !(seq === 0 && COMMANDS[buf.byteAt(4)!] !== undefined) && seq !== 1) {
+        // Joined mid-connection on something that is not a command: wait for one.
+        this.resync.client = 'content';
         continue;
       }
       const packet = buf.peek(total);
@@ -310,10 +323,9 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       if (unit?.stage === 'rows' && !continuation && this.countRows(unit, buf)) continue;
       if (!unit) {
         // Nothing asked (a capture that joined mid-response): its framing cannot be trusted;
-        // resume at a syscall boundary once a command is waiting for its answer.
+        // resume once a command is waiting for its answer.
         this.serverContinues = false;
-        this.resync.server = true;
-        buf.skipToNextChunk();
+        this.resync.server = 'content';
         continue;
       }
       answerStarts(unit, buf);

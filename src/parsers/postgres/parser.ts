@@ -27,6 +27,8 @@ const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
 /** Messages larger than this are taken as broken framing. */
 const MAX_MESSAGE = 1 << 30;
+/** Resuming by content after broken framing: a message larger than this is not believed to start there. */
+const RESYNC_MAX_MESSAGE = 64 * 1024;
 
 const FRONTEND = new Set('BCDEFHPQSXcdfp');
 const BACKEND = new Set('123ACDEGHIKNRSTVWZcdnsvt');
@@ -71,7 +73,13 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private database: string | undefined;
   private user: string | undefined;
   private encrypted = false;
-  private resync: Record<Side, boolean> = { client: false, server: false };
+  /**
+   * How a side finds its framing again: after lost bytes, at a syscall boundary
+   * that frames as a message (where writes began); after bytes that broke
+   * framing, by content alone (seekFramed), so where it resumes never depends
+   * on how the bytes were cut.
+   */
+  private resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
   private seenUntyped = false;
   /** Bytes lost of the client message being reported (its end was not captured). */
   private cutLost = 0;
@@ -101,7 +109,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       }
     }
     buf.clear(bytes);
-    this.resync[side] = true;
+    this.resync[side] = 'gap';
     // Whatever was owed can no longer be told apart: answer it with the loss, in order.
     for (const unit of this.units.splice(0)) {
       if (unit.kind === 'sync') continue;
@@ -153,8 +161,11 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private resynced(side: Side, buf: StreamBuffer): boolean {
     if (!this.resync[side]) return true;
     const types = side === 'client' ? FRONTEND : BACKEND;
-    if (!buf.seekMessageStart(5, (h) => types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 && h.readUInt32BE(1) < MAX_MESSAGE)) return false;
-    this.resync[side] = false;
+    const found = this.resync[side] === 'gap'
+      ? buf.seekMessageStart(5, (h) => types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 && h.readUInt32BE(1) < MAX_MESSAGE)
+      : buf.seekFramed(5, RESYNC_MAX_MESSAGE, (h) => (types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 ? 1 + h.readUInt32BE(1) : undefined));
+    if (!found) return false;
+    this.resync[side] = undefined;
     return true;
   }
 
@@ -465,8 +476,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       protocol: 'postgres', kind: side === 'client' ? 'request' : 'response', command: 'Unparsable', tsStart: start.ts, tsEnd: start.ts,
       tid: start.tid, offset: buf.offset, error: reason, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
-    this.resync[side] = true;
-    buf.skipToNextChunk();
+    this.resync[side] = 'content';
+    buf.skip(1);
   }
 
   /** True once a start-up, SSL, GSS or cancel request was seen (the connection was seen from its start). */

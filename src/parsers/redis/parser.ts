@@ -63,14 +63,27 @@ const KEEP_BYTES = 1024;
 
 const emptyValue = (): Value => ({ args: 0, strings: [], open: [], bulkLeft: -1, bulkIsError: false, lost: 0, scanned: 0 });
 
-class Broken extends Error {}
+/** Framing broke `at` bytes past the next unconsumed one (where the offending byte is). */
+class Broken extends Error {
+  constructor(message: string, readonly at = 0) {
+    super(message);
+  }
+}
 
 export class RedisParser implements ProtocolParser<DbMessage> {
   readonly protocol = 'redis';
   onMessage: (message: DbMessage) => void = () => {};
   private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
   private values: Record<Side, Value> = { client: emptyValue(), server: emptyValue() };
-  private resync: Record<Side, boolean> = { client: false, server: false };
+  /**
+   * How a side finds its framing again: after lost bytes, at a syscall boundary
+   * that starts a value (the kernel's records say where writes began); after
+   * bytes that broke framing, by content alone — at a line start that starts a
+   * value —, so where it resumes never depends on how the bytes were cut.
+   */
+  private resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
+  /** In content resync: the next byte starts a line. */
+  private atLineStart: Record<Side, boolean> = { client: false, server: false };
   /** Requests still owed a reply. */
   private owed = 0;
   /** After SUBSCRIBE or MONITOR every reply is a push. */
@@ -95,7 +108,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     }
     this.buffers[side].clear(bytes);
     this.values[side] = emptyValue();
-    this.resync[side] = true;
+    this.resync[side] = 'gap';
     if (side === 'server' || this.owed > 0) {
       // Which replies were lost cannot be told: answer every waiting request with the loss.
       for (; this.owed > 0; this.owed--) {
@@ -113,20 +126,23 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     const buf = this.buffers[side];
     while (buf.available > 0) {
       const v = this.values[side];
-      if (this.resync[side]) {
+      if (this.resync[side] === 'gap') {
         // Resume at a syscall boundary that starts a value.
-        if (!buf.atChunkStart() || TYPE_NAMES[String.fromCharCode(buf.byteAt(0)!)] === undefined || (side === 'client' && buf.byteAt(0) !== 0x2a)) {
+        if (!buf.atChunkStart() || !startsValue(side, buf.byteAt(0)!)) {
           buf.skipToNextChunk();
           continue;
         }
-        this.resync[side] = false;
+        this.resync[side] = undefined;
+      } else if (this.resync[side] === 'content') {
+        if (!this.seekValueLine(side)) return;
+        this.resync[side] = undefined;
       }
       try {
         if (v.bulkLeft > 0) this.bulkBytes(side, v);
         else if (!this.line(side, v)) return;
       } catch (e) {
         if (!(e instanceof Broken)) throw e;
-        this.broken(side, buf, e.message);
+        this.broken(side, buf, e.message, e.at);
       }
     }
   }
@@ -143,7 +159,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     // Its CRLF, where captured (a cut copy may have taken it).
     for (let i = body; i < piece.length; i++) {
       const want = v.bulkLeft - i === 2 ? CR : LF;
-      if (piece[i] !== want) throw new Broken('a bulk string not followed by CRLF');
+      if (piece[i] !== want) throw new Broken('a bulk string not followed by CRLF', i);
     }
     const ts = buf.whenAt(piece.length - 1).ts;
     buf.skip(piece.length);
@@ -305,14 +321,41 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     this.onMessage(response);
   }
 
-  private broken(side: Side, buf: StreamBuffer, reason: string): void {
-    const start = buf.when();
+  private broken(side: Side, buf: StreamBuffer, reason: string, at: number): void {
+    const start = buf.whenAt(at);
+    const offset = buf.offset + at;
     this.onMessage({
       protocol: 'redis', kind: side === 'client' ? 'request' : 'response', command: 'Unparsable', tsStart: start.ts, tsEnd: start.ts, tid: start.tid,
-      offset: buf.offset, error: `byte ${buf.offset}: ${reason}`, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
+      offset, error: `byte ${offset}: ${reason}`, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
-    this.resync[side] = true;
+    this.resync[side] = 'content';
+    this.atLineStart[side] = false;
     this.values[side] = emptyValue();
-    buf.skipToNextChunk();
+    buf.skip(at);
   }
+
+  /** Drop bytes up to a line start whose first byte starts a value; false when more bytes are needed to find one. */
+  private seekValueLine(side: Side): boolean {
+    const buf = this.buffers[side];
+    for (;;) {
+      if (!this.atLineStart[side]) {
+        const lf = buf.indexOf(LF);
+        if (lf < 0) {
+          buf.skip(buf.available);
+          return false;
+        }
+        buf.skip(lf + 1);
+        this.atLineStart[side] = true;
+      }
+      const b = buf.byteAt(0);
+      if (b === undefined) return false;
+      if (startsValue(side, b)) return true;
+      this.atLineStart[side] = false;
+    }
+  }
+}
+
+/** A byte a value can start with: any RESP type from a server, an array (a command) from a client. */
+function startsValue(side: Side, b: number): boolean {
+  return side === 'client' ? b === 0x2a : TYPE_NAMES[String.fromCharCode(b)] !== undefined;
 }

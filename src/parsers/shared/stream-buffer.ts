@@ -151,6 +151,30 @@ export class StreamBuffer {
   }
 
   /**
+   * After bytes that broke framing: drop bytes one at a time until the next
+   * ones frame as two messages in a row — `sizeOf` takes a message's first
+   * `headerSize` bytes and gives its whole size, or undefined when they start
+   * no message (`nextSizeOf` judges the one after); one larger than `maxSize`
+   * is not believed. Decided on content
+   * alone (never on where chunks begin), so the same bytes cut differently
+   * resume at the same place. True when there; false when more bytes are needed.
+   */
+  seekFramed(headerSize: number, maxSize: number, sizeOf: (head: Buffer) => number | undefined, nextSizeOf = sizeOf): boolean {
+    for (;;) {
+      const head = this.peek(headerSize);
+      if (!head) return false;
+      const size = sizeOf(head);
+      if (size !== undefined && size <= maxSize) {
+        if (this.available < size + headerSize) return false;
+        const next = Buffer.alloc(headerSize);
+        for (let i = 0; i < headerSize; i++) next[i] = this.byteAt(size + i)!;
+        if (nextSizeOf(next) !== undefined) return true;
+      }
+      this.skip(1);
+    }
+  }
+
+  /**
    * `n` bytes of the stream after what is held were not captured (a copy cut
    * at the kernel's limit, a lost record). Where their place in the framing is
    * known they are passed over as if they had come, and framing holds: inside
