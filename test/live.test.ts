@@ -878,6 +878,15 @@ describe('live agent refusals', () => {
       const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
       expect(r.status, args.join(' ')).toBe(2);
     }
+    // Junk OTLP settings: refused before a program is attached, and the agent exits (it used to print and hang).
+    for (const [name, value] of [['OTEL_TRACES_SAMPLER', 'junk'], ['OTEL_EXPORTER_OTLP_PROTOCOL', 'junk'], ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318'], ['OTEL_EXPORTER_OTLP_TIMEOUT', '5s']] as const) {
+      for (const command of [['run', '--otlp', '--duration', '30'], ['record', '--otlp', '-o', path.join(tempDir(), 'x.loupe'), '--duration', '30'], ['replay', path.join(ROOT, 'captures/factorial.loupe'), '--otlp']]) {
+        const r = spawnSync('node', [CLI, ...command], { encoding: 'utf8', env: { ...process.env, [name]: value }, timeout: 20_000 });
+        expect({ status: r.status, signal: r.signal }, `${name}=${value} ${command[0]}: ${r.stderr}`).toEqual({ status: 2, signal: null });
+        expect(r.stderr).toContain(name);
+        expect(r.stderr).not.toMatch(/attached \d+ programs/);
+      }
+    }
     const offline = spawnSync('node', [CLI, 'run', '--cpus', '4095'], { encoding: 'utf8' });
     expect(offline.stderr).toMatch(/--cpus 4095: CPU 4095 is not online here \(online: [\d,-]+\)/);
     expect(offline.status).toBe(2);

@@ -26,7 +26,7 @@ import { LiveError, type Propagation } from '../sources/live/live-source';
 import { ProtoError } from '../parsers/grpc/proto';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
-import { ExportConfigError, type ExportStats } from '../export/exporters';
+import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/exporters';
 import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 import { escapeControl } from '../export/terminal';
 
@@ -444,6 +444,7 @@ function outputFile(path: string): { write: (text: string) => void; close: () =>
 /** run and record: start, wait for a signal or the duration, stop, report. */
 async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Promise<number> {
   const cmd = liveCommand(args, command);
+  if (cmd.session.exports) validateExportEnv(cmd.session.exports); // before any file or program exists
   // record writes no spans; run streams them to stdout or to -o as they come (an agent runs for
   // days: holding its output until the end grew without bound).
   const file = command === 'run' && cmd.output ? outputFile(cmd.output) : undefined;
@@ -474,6 +475,9 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   try {
     started = session.start();
   } catch (e) {
+    process.off('SIGINT', requestStop);
+    process.off('SIGTERM', requestStop);
+    file?.close();
     if (e instanceof LiveError) {
       io.err(`loupe: the live agent cannot run here: ${e.message}\n`);
       return 3;

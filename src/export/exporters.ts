@@ -44,6 +44,44 @@ function protocol(signal: 'TRACES' | 'METRICS'): 'grpc' | 'http/protobuf' {
   throw new ExportConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL=${p} is not supported: use http/protobuf or grpc`);
 }
 
+/**
+ * Every OTEL_* variable the exporters read, checked before anything starts:
+ * a live agent must not attach its programs and then fail on a typo, and the
+ * official exporters quietly fall back to localhost:4318 on an endpoint they
+ * cannot parse, or to 10 s on a timeout they cannot read.
+ */
+export function validateExportEnv(options: ExportOptions, env: NodeJS.ProcessEnv = process.env): TraceSampler | undefined {
+  if (!options.otlp) return undefined;
+  protocol('TRACES');
+  protocol('METRICS');
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+      throw new ExportConfigError(`${name}=${JSON.stringify(value)} is not an http:// or https:// URL with a host`);
+    }
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_METRIC_EXPORT_INTERVAL']) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    if (!/^\d+$/.test(value.trim()) || Number(value) <= 0) throw new ExportConfigError(`${name}=${JSON.stringify(value)} is not a positive number of milliseconds`);
+  }
+  try {
+    return samplerFromEnv({
+      OTEL_TRACES_SAMPLER: env.OTEL_TRACES_SAMPLER ?? options.sampler?.name,
+      OTEL_TRACES_SAMPLER_ARG: env.OTEL_TRACES_SAMPLER_ARG ?? options.sampler?.arg?.toString(),
+    });
+  } catch (e) {
+    throw new ExportConfigError((e as Error).message);
+  }
+}
+
 /** Exports in flight at once: one at a time left a fast collector idle while the agent waited for each answer. */
 const MAX_IN_FLIGHT = 4;
 
@@ -138,16 +176,7 @@ export class Exporters {
   constructor(options: ExportOptions, convert: (span: Span) => ReadableSpan) {
     const readers: MetricReader[] = [];
     if (options.otlp) {
-      let sampler: TraceSampler;
-      try {
-        const env = process.env;
-        sampler = samplerFromEnv({
-          OTEL_TRACES_SAMPLER: env.OTEL_TRACES_SAMPLER ?? options.sampler?.name,
-          OTEL_TRACES_SAMPLER_ARG: env.OTEL_TRACES_SAMPLER_ARG ?? options.sampler?.arg?.toString(),
-        });
-      } catch (e) {
-        throw new ExportConfigError((e as Error).message);
-      }
+      const sampler = validateExportEnv(options)!;
       const traceExporter = protocol('TRACES') === 'grpc' ? new GrpcTraceExporter() : new ProtoTraceExporter();
       this.traces = new OtlpTraceQueue(traceExporter, convert, undefined, undefined, sampler);
       const metricExporter = protocol('METRICS') === 'grpc' ? new GrpcMetricExporter() : new ProtoMetricExporter();

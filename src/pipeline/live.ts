@@ -25,7 +25,7 @@ import { isGoBinary } from '../sources/live/go-probes';
 import { allPids, childrenOf, holdersOf, listeningInodes, portInodes, processInfo } from '../sources/live/procfs';
 import { StreamMasker } from '../security/redact-payload';
 import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
-import type { ExportOptions } from '../export/exporters';
+import { validateExportEnv, type ExportOptions } from '../export/exporters';
 import type { RecordedRules } from '../discovery/config';
 
 export interface LiveSessionOptions extends LiveOptions {
@@ -195,7 +195,20 @@ export class LiveSession {
   }
 
   start(): LiveStarted {
+    // Checked before a program is attached: an agent that attached and then failed was left running.
+    if (this.options.exports) validateExportEnv(this.options.exports);
     const started = this.source.start();
+    try {
+      return this.begin(started);
+    } catch (e) {
+      this.source.stopNow();
+      clearInterval(this.openPortTimer);
+      clearInterval(this.outputTimer);
+      throw e;
+    }
+  }
+
+  private begin(started: LiveStarted): LiveStarted {
     this.header.bootTimeNs = (started.clocks.realtime - started.clocks.monotonic).toString();
     this.header.config.lockdown = started.lockdown;
     // Batches arrive through the event loop, so none can come before this returns.

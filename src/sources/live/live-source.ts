@@ -290,6 +290,15 @@ export class LiveSource {
     return this.agent?.takePending(pid) ?? false;
   }
 
+  /** Detach and let go at once, dropping what the ring buffer still holds: a start that failed after attaching. */
+  stopNow(): void {
+    const agent = this.agent;
+    if (!agent) return;
+    this.agent = undefined;
+    agent.stop();
+    agent.close();
+  }
+
   /** Detach at once, then deliver every record still in the ring buffer before resolving. */
   async stop(): Promise<void> {
     const agent = this.agent;
