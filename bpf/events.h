@@ -36,6 +36,8 @@
 #define LOUPE_GO_HOST_LEN 64
 /* "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex = 55, plus a NUL */
 #define LOUPE_TRACEPARENT_LEN 56
+/* The JSON of a process's description in a LOUPE_EV_PROC_INFO record, at most. */
+#define LOUPE_PROC_INFO_MAX 4096
 
 enum loupe_event_type {
 	LOUPE_EV_SOCK_OPEN = 1,
@@ -49,6 +51,7 @@ enum loupe_event_type {
 	LOUPE_EV_GO_REQUEST_START = 9,
 	LOUPE_EV_GO_REQUEST_END = 10,
 	LOUPE_EV_LOSS = 11,
+	LOUPE_EV_PROC_INFO = 12, /* the agent's, not the kernel's: see loupe_proc_info_event */
 };
 
 /* Which side of a connection this process is on. */
@@ -213,6 +216,20 @@ struct loupe_loss_event {
 	__u64 lost;
 	__u32 source; /* enum loupe_loss_source */
 	__u32 pad0;
+};
+
+/*
+ * Written by the agent into the record stream, never by the kernel: what
+ * /proc said of a process when its first record came (executable, service
+ * name, arguments), as UTF-8 JSON of `length` bytes. In the stream, not in
+ * the capture's header, so a capture is written as it is recorded, header
+ * first, and a recording killed at any point is still a capture.
+ */
+struct loupe_proc_info_event {
+	struct loupe_event_header hdr;
+	__u32 length;
+	__u32 pad0;
+	char json[LOUPE_PROC_INFO_MAX];
 };
 
 /*

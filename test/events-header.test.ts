@@ -112,6 +112,7 @@ describe('docs/formats.md agrees with the layout', () => {
       expect(row.value, row.type).toBe(types[`LOUPE_EV_${row.type.toUpperCase()}` as keyof typeof types]);
       const struct = row.struct === 'same' ? undefined : (row.struct as StructName);
       if (row.type === 'data') expect(row.size).toBe(`${layoutOf('loupe_data_event').members.payload!.offset} + captured`);
+      else if (row.type === 'proc_info') expect(row.size).toBe(`${layoutOf('loupe_proc_info_event').members.json!.offset} + length`);
       else if (struct) expect(Number(row.size), row.type).toBe(layoutOf(struct).size);
     }
   });

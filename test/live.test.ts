@@ -185,6 +185,34 @@ describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_
     return undefined;
   }
 
+  it('leaves a valid capture when the recording is killed with SIGKILL: header first, records as they came', async () => {
+    const port = await freePort();
+    const capture = path.join(tempDir(), 'killed.loupe');
+    const { agent } = startAgent(['record', '--port', String(port), '-o', capture]);
+    const srv = (await server(port, 'killed'))!;
+    try {
+      await waitFor(agent, 'stderr', /attached \d+ programs/);
+      const N = 5;
+      for (let i = 0; i < N; i++) expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/k${i}`], { encoding: 'utf8' }).stdout).toBe('killed\n');
+      // Each batch's records reach the file as the batch ends: wait until the last answer is there, then kill.
+      const answered = () => {
+        const r = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+        return r.stdout.split('\n').filter((l) => l.includes('"server"') && l.includes('/k')).length;
+      };
+      for (let i = 0; i < 400 && answered() < N; i++) await new Promise((r) => setTimeout(r, 50));
+      agent.kill('SIGKILL');
+      await exited(agent);
+      const r = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const servers = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as SpanLine).filter((x) => x.kind === 'server');
+      expect(servers.map((x) => x.attributes['url.path'])).toEqual(Array.from({ length: N }, (_, i) => `/k${i}`));
+      expect(fs.readdirSync(path.dirname(capture))).toEqual(['killed.loupe']); // no spool beside it
+    } finally {
+      agent.kill('SIGKILL');
+      srv.kill();
+    }
+  }, 60_000);
+
   it('names each process its own service, live and in the replay', async () => {
     const port = await freePort();
     const dir = tempDir();
@@ -887,6 +915,20 @@ describe('live agent refusals', () => {
         expect(r.stderr).not.toMatch(/attached \d+ programs/);
       }
     }
+    // A symbolic link planted at a recording's or output's name: refused before anything starts, what it names untouched.
+    const dir = tempDir();
+    const victim = path.join(dir, 'victim');
+    fs.writeFileSync(victim, 'precious\n');
+    fs.chmodSync(victim, 0o644);
+    fs.symlinkSync(victim, path.join(dir, 'link'));
+    for (const args of [['record', '-o', path.join(dir, 'link'), '--duration', '1'], ['run', '--record', path.join(dir, 'link'), '--duration', '1'], ['run', '-o', path.join(dir, 'link'), '--duration', '1']]) {
+      const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain('is a symbolic link');
+      expect(r.stderr).not.toMatch(/attached \d+ programs/);
+    }
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(fs.statSync(victim).mode & 0o777).toBe(0o644);
     const offline = spawnSync('node', [CLI, 'run', '--cpus', '4095'], { encoding: 'utf8' });
     expect(offline.stderr).toMatch(/--cpus 4095: CPU 4095 is not online here \(online: [\d,-]+\)/);
     expect(offline.status).toBe(2);

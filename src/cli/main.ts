@@ -3,7 +3,6 @@
  * loupe: the command line. Each command is thin: it reads arguments, calls
  * the core and maps failures to exit codes (2: bad input or usage, 1: bug).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderWaterfall } from '../export/waterfall';
 import { ProgressBar } from './progress';
@@ -12,7 +11,7 @@ import { diffSpans, renderDiff } from '../export/diff';
 import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckResult, type Scenario } from '../scenarios/scenario';
 import { runScenario } from '../scenarios/run';
 import { parseArgs } from 'node:util';
-import { CaptureError, CaptureWriter, writeFully } from '../events/capture';
+import { CaptureError, CaptureWriter } from '../events/capture';
 import { ChunkedOutput } from '../export/chunked';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
@@ -29,6 +28,7 @@ import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/exporters';
 import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 import { escapeControl } from '../export/terminal';
+import { checkTarget, OutputError, streamFile, wholeFile, type OutputFile } from '../events/output-file';
 
 export class UsageError extends Error {}
 
@@ -239,21 +239,24 @@ function cmdImport(args: string[], io: Out): number {
   if (!input.pcap) throw new UsageError(`${positionals[0]} is not a pcap or pcapng file (use convert for captures)`);
   const out = values.output;
   if (out.endsWith('.jsonl')) {
-    const fd = fs.openSync(out, 'w', 0o600);
+    const file = wholeFile(out);
     try {
-      fs.fchmodSync(fd, 0o600);
-      fs.writeSync(fd, `${headerToJsonLine(input.header)}\n`);
-      for (const batch of input.batches) for (const ev of batch) fs.writeSync(fd, `${recordToJsonLine(encodeEvent(ev))}\n`);
-    } finally {
-      fs.closeSync(fd);
+      file.write(Buffer.from(`${headerToJsonLine(input.header)}\n`));
+      for (const batch of input.batches) for (const ev of batch) file.write(Buffer.from(`${recordToJsonLine(encodeEvent(ev))}\n`));
+    } catch (e) {
+      file.abort();
+      throw e;
     }
+    file.commit();
   } else {
     const writer = new CaptureWriter(out, input.header);
     try {
       for (const batch of input.batches) for (const ev of batch) writer.write(encodeEvent(ev));
-    } finally {
-      writer.close();
+    } catch (e) {
+      writer.abort();
+      throw e;
     }
+    writer.close();
   }
   io.err(pcapLine(input.pcap));
   return 0;
@@ -271,15 +274,16 @@ function cmdConvert(args: string[], io: Out): number {
     const writer = new CaptureWriter(output, source.header);
     try {
       for (const batch of source.batches()) for (const r of batch) writer.write(r.bytes);
-    } finally {
-      writer.close();
+    } catch (e) {
+      writer.abort();
+      throw e;
     }
+    writer.close();
     count = writer.records;
   } else {
-    const fd = fs.openSync(output, 'w', 0o600);
+    const file = wholeFile(output);
     try {
-      fs.fchmodSync(fd, 0o600);
-      fs.writeSync(fd, `${headerToJsonLine(source.header)}\n`);
+      file.write(Buffer.from(`${headerToJsonLine(source.header)}\n`));
       for (const batch of source.batches()) {
         for (const r of batch) {
           let line: string;
@@ -288,13 +292,15 @@ function cmdConvert(args: string[], io: Out): number {
           } catch (e) {
             throw new CaptureError(input, r.where, (e as Error).message);
           }
-          fs.writeSync(fd, `${line}\n`);
+          file.write(Buffer.from(`${line}\n`));
           count++;
         }
       }
-    } finally {
-      fs.closeSync(fd);
+    } catch (e) {
+      file.abort();
+      throw e;
     }
+    file.commit();
   }
   io.err(`loupe: wrote ${count} records to ${output} (${to})\n`);
   return 0;
@@ -436,15 +442,18 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
  * write; close() makes it anyway, empty, when no span came (as asked).
  */
 function outputFile(path: string): { write: (text: string) => void; close: () => void } {
-  let fd: number | undefined;
-  const open = () => (fd ??= fs.openSync(path, 'w'));
-  return { write: (text) => writeFully(open(), Buffer.from(text)), close: () => fs.closeSync(open()) };
+  let file: OutputFile | undefined;
+  const open = () => (file ??= streamFile(path));
+  return { write: (text) => open().write(Buffer.from(text)), close: () => open().commit() };
 }
 
 /** run and record: start, wait for a signal or the duration, stop, report. */
 async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Promise<number> {
   const cmd = liveCommand(args, command);
-  if (cmd.session.exports) validateExportEnv(cmd.session.exports); // before any file or program exists
+  // Before a program is attached: settings and output names a run would only fail on later.
+  if (cmd.session.exports) validateExportEnv(cmd.session.exports);
+  if (cmd.session.capturePath) checkTarget(cmd.session.capturePath);
+  if (command === 'run' && cmd.output) checkTarget(cmd.output);
   // record writes no spans; run streams them to stdout or to -o as they come (an agent runs for
   // days: holding its output until the end grew without bound).
   const file = command === 'run' && cmd.output ? outputFile(cmd.output) : undefined;
@@ -585,7 +594,9 @@ function cmdReport(args: string[], io: Out): number {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
   if (positionals.length !== 1 || !values.output) throw new UsageError('report takes one capture file and -o REPORT.html');
   const { spans, summary } = spansOfCapture(positionals[0]!);
-  fs.writeFileSync(values.output, renderReport(spans, path.basename(positionals[0]!)));
+  const report = wholeFile(values.output);
+  report.write(Buffer.from(renderReport(spans, path.basename(positionals[0]!))));
+  report.commit();
   io.err(`loupe: wrote ${values.output}: ${summary.correlator.spans} spans\n`);
   return 0;
 }
@@ -628,7 +639,7 @@ export function main(argv: string[], io: Out): number | Promise<number> {
 }
 
 function handleError(e: unknown, command: string | undefined, io: Out): number {
-  if (e instanceof CaptureError) {
+  if (e instanceof CaptureError || e instanceof OutputError) {
     io.err(`loupe: ${e.message}\n`);
     return 2;
   }

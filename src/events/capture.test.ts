@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { eventArb } from '../../test/arbitraries';
 import { HEADER, tempDir } from '../../test/helpers';
-import { CaptureDecoder, CaptureError, CaptureWriter, encodeFrame, encodePreamble, PREAMBLE_SIZE } from './capture';
+import { CaptureDecoder, CaptureError, CaptureWriter, encodeFrame, encodePreamble, HEADER_CRC_SIZE, PREAMBLE_SIZE } from './capture';
 import { encodeEvent, decodeRecord } from './codec';
 import { headerToJsonLine, parseJsonlCapture, recordToJsonLine } from './jsonl';
 import { openCapture } from '../sources/capture-file';
@@ -53,7 +53,7 @@ describe('binary capture format', () => {
 
   const ev: Event = { type: 'sock_close', ts: 1n, pid: 2, tid: 2, cpu: 0, fd: 3, cookie: 4n };
   const twoRecords = () => captureBytes([ev, ev]);
-  const firstFrame = () => PREAMBLE_SIZE + Buffer.byteLength(JSON.stringify(HEADER));
+  const firstFrame = () => PREAMBLE_SIZE + Buffer.byteLength(JSON.stringify(HEADER)) + HEADER_CRC_SIZE;
 
   it('names the byte offset of a record whose checksum does not match', () => {
     const bytes = twoRecords();
@@ -72,15 +72,41 @@ describe('binary capture format', () => {
 
   it('refuses a file that is not a capture, an unknown version, a broken header and an absurd length', () => {
     expect(() => decodeAll(Buffer.from('GIF89a..........'), [])).toThrow(/byte 0: not a Loupe capture/);
-    const v2 = twoRecords();
-    v2.writeUInt16LE(2, 8);
-    expect(() => decodeAll(v2, [])).toThrow(/byte 8: capture format version 2 is not supported/);
+    const v3 = twoRecords();
+    v3.writeUInt16LE(3, 8);
+    expect(() => decodeAll(v3, [])).toThrow(/byte 8: capture format version 3 is not supported/);
     const badJson = twoRecords();
     badJson[PREAMBLE_SIZE] = 0x41;
-    expect(() => decodeAll(badJson, [])).toThrow(/byte 16: capture header is not valid JSON/);
+    expect(() => decodeAll(badJson, [])).toThrow(/capture header checksum mismatch/);
+    // A version 1 file has no checksum: its header is judged as JSON.
+    const v1 = Buffer.concat([twoRecords().subarray(0, firstFrame() - HEADER_CRC_SIZE), twoRecords().subarray(firstFrame())]);
+    v1.writeUInt16LE(1, 8);
+    expect(decodeAll(v1, [])).toHaveLength(2);
+    v1[PREAMBLE_SIZE] = 0x41;
+    expect(() => decodeAll(v1, [])).toThrow(/byte 16: capture header is not valid JSON/);
     const huge = twoRecords();
     huge.writeUInt32LE(0x7fffffff, firstFrame());
     expect(() => decodeAll(huge, [])).toThrow(`byte ${firstFrame()}: record length 2147483647 exceeds`);
+  });
+});
+
+describe('capture header integrity', () => {
+  it('refuses a capture whose header or preamble has any one bit flipped, naming where', () => {
+    const ev: Event = { type: 'proc_exit', ts: 1n, pid: 2, tid: 2, cpu: 0, exitCode: 0 };
+    const good = captureBytes([ev]);
+    const headerEnd = PREAMBLE_SIZE + Buffer.byteLength(JSON.stringify(HEADER)) + HEADER_CRC_SIZE;
+    const accepted: number[] = [];
+    for (let bit = 0; bit < headerEnd * 8; bit++) {
+      const bad = Buffer.from(good);
+      bad[bit >> 3]! ^= 1 << (bit & 7);
+      try {
+        decodeAll(bad, []);
+        accepted.push(bit);
+      } catch (e) {
+        expect(e).toBeInstanceOf(CaptureError);
+      }
+    }
+    expect(accepted).toEqual([]);
   });
 });
 

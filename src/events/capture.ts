@@ -3,13 +3,16 @@
  * exactly as the kernel side wrote them, each framed by length and CRC-32.
  * Specified in docs/formats.md; keep the two in step.
  */
-import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
+import { streamFile, wholeFile, writeFully, type OutputFile } from './output-file';
 
 export const MAGIC = Buffer.from('LOUPECAP', 'latin1');
-export const FORMAT_VERSION = 1;
+/** Version 2 added the header's checksum; version 1 files (no checksum) are still read. */
+export const FORMAT_VERSION = 2;
 /** magic(8) + format version u16 + reserved u16 + header length u32 */
 export const PREAMBLE_SIZE = 16;
+/** After the header (version 2): CRC-32 of the preamble's bytes 8-15 and the header. */
+export const HEADER_CRC_SIZE = 4;
 /** record length u32 + crc32 u32 */
 export const FRAME_SIZE = 8;
 /** No kernel record comes near this; a larger length means the framing is broken. */
@@ -81,20 +84,23 @@ export function validateHeader(value: unknown, file: string, where: string): Cap
   return h as unknown as CaptureHeader;
 }
 
+/** The checksum that follows a version 2 header: over version, reserved, length and the JSON. */
+function headerCrc(preamble: Buffer, json: Buffer): number {
+  return crc32(json, crc32(preamble.subarray(8, PREAMBLE_SIZE)));
+}
+
 export function encodePreamble(header: CaptureHeader): Buffer {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const pre = Buffer.alloc(PREAMBLE_SIZE);
   MAGIC.copy(pre, 0);
   pre.writeUInt16LE(FORMAT_VERSION, 8);
   pre.writeUInt32LE(json.length, 12);
-  return Buffer.concat([pre, json]);
+  const crc = Buffer.alloc(HEADER_CRC_SIZE);
+  crc.writeUInt32LE(headerCrc(pre, json));
+  return Buffer.concat([pre, json, crc]);
 }
 
-/** Write all of `bytes` to an open file: writeSync may write less than it is given. */
-export function writeFully(fd: number, bytes: Uint8Array): void {
-  let written = 0;
-  while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
-}
+export { writeFully };
 
 export function encodeFrame(record: Buffer): Buffer {
   const frame = Buffer.alloc(FRAME_SIZE + record.length);
@@ -143,14 +149,22 @@ export class CaptureDecoder {
         throw new CaptureError(this.file, 'byte 0', `not a Loupe capture: magic is ${JSON.stringify(buf.subarray(0, 8).toString('latin1'))}, expected "LOUPECAP"`);
       }
       const version = buf.readUInt16LE(8);
-      if (version !== FORMAT_VERSION) {
-        throw new CaptureError(this.file, 'byte 8', `capture format version ${version} is not supported (this Loupe reads version ${FORMAT_VERSION})`);
+      if (version !== 1 && version !== FORMAT_VERSION) {
+        throw new CaptureError(this.file, 'byte 8', `capture format version ${version} is not supported (this Loupe reads versions 1 to ${FORMAT_VERSION})`);
       }
       const headerLength = buf.readUInt32LE(12);
       if (headerLength > MAX_HEADER_SIZE) {
         throw new CaptureError(this.file, 'byte 12', `header length ${headerLength} exceeds ${MAX_HEADER_SIZE}: the file is corrupt`);
       }
-      if (buf.length < PREAMBLE_SIZE + headerLength) return;
+      const crcSize = version >= 2 ? HEADER_CRC_SIZE : 0;
+      if (buf.length < PREAMBLE_SIZE + headerLength + crcSize) return;
+      if (crcSize) {
+        const stored = buf.readUInt32LE(PREAMBLE_SIZE + headerLength);
+        const computed = headerCrc(buf.subarray(0, PREAMBLE_SIZE), buf.subarray(PREAMBLE_SIZE, PREAMBLE_SIZE + headerLength));
+        if (stored !== computed) {
+          throw new CaptureError(this.file, `byte ${PREAMBLE_SIZE + headerLength}`, `capture header checksum mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}): the header is corrupt`);
+        }
+      }
       let parsed: unknown;
       try {
         parsed = JSON.parse(buf.toString('utf8', PREAMBLE_SIZE, PREAMBLE_SIZE + headerLength));
@@ -158,7 +172,7 @@ export class CaptureDecoder {
         throw new CaptureError(this.file, `byte ${PREAMBLE_SIZE}`, `capture header is not valid JSON (${(e as Error).message})`);
       }
       this.header = validateHeader(parsed, this.file, `byte ${PREAMBLE_SIZE}`);
-      pos = PREAMBLE_SIZE + headerLength;
+      pos = PREAMBLE_SIZE + headerLength + crcSize;
     }
     while (buf.length - pos >= FRAME_SIZE) {
       const length = buf.readUInt32LE(pos);
@@ -193,17 +207,26 @@ export class CaptureDecoder {
   }
 }
 
-/** Writes a capture; the file is created mode 0600 since it holds other programs' traffic. */
+/**
+ * Writes a capture, mode 0600 since it holds other programs' traffic: whole
+ * (renamed into place when closed), or as a stream — header first, records
+ * as they are flushed — so a recording killed at any point is a capture.
+ */
 export class CaptureWriter {
-  private readonly fd: number;
+  private readonly file: OutputFile;
   private chunks: Buffer[] = [];
   private buffered = 0;
   records = 0;
 
-  constructor(readonly path: string, header: CaptureHeader) {
-    this.fd = fs.openSync(path, 'w', 0o600);
-    fs.fchmodSync(this.fd, 0o600); // an existing file keeps its old mode on open
+  constructor(readonly path: string, header: CaptureHeader, mode: 'whole' | 'stream' = 'whole') {
+    this.file = mode === 'whole' ? wholeFile(path) : streamFile(path);
     this.push(encodePreamble(header));
+    if (mode === 'stream') this.flush();
+  }
+
+  /** Where the bytes are going until close (a whole file's temporary). */
+  get writingTo(): string {
+    return this.file.writingTo;
   }
 
   write(record: Buffer): void {
@@ -219,13 +242,18 @@ export class CaptureWriter {
 
   flush(): void {
     if (this.buffered === 0) return;
-    writeFully(this.fd, Buffer.concat(this.chunks));
+    this.file.write(Buffer.concat(this.chunks));
     this.chunks = [];
     this.buffered = 0;
   }
 
   close(): void {
     this.flush();
-    fs.closeSync(this.fd);
+    this.file.commit();
+  }
+
+  /** Give up (the input failed): a whole file leaves nothing behind. */
+  abort(): void {
+    this.file.abort();
   }
 }

@@ -7,6 +7,7 @@ import { formatAddr, parseAddr } from './addr';
 import type {
   DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role,
 } from './types';
+import type { ProcessInfo } from './capture';
 
 /** A record that cannot be decoded. `reason` says what is wrong; the caller adds where. */
 export class RecordError extends Error {
@@ -53,6 +54,7 @@ const STRUCT_OF_TYPE: Record<EventType, StructName> = {
   go_request_start: 'loupe_go_request_event',
   go_request_end: 'loupe_go_request_event',
   loss: 'loupe_loss_event',
+  proc_info: 'loupe_proc_info_event',
 };
 
 export function eventTypeNumber(type: EventType): number {
@@ -62,6 +64,7 @@ export function eventTypeNumber(type: EventType): number {
 /** The smallest record a type may have; records may be longer (fields a newer kernel side appended). */
 export function minRecordSize(type: EventType): number {
   if (type === 'data') return DATA_FIXED_SIZE;
+  if (type === 'proc_info') return PROC_INFO_FIXED_SIZE;
   // Go request records before `host` was appended end at it: they are still read, host ''.
   if (type === 'go_request_start' || type === 'go_request_end') return offsetOf('loupe_go_request_event', 'host');
   return layoutOf(STRUCT_OF_TYPE[type]).size;
@@ -103,6 +106,9 @@ const PX = member('loupe_proc_exit_event');
 const G = member('loupe_go_goroutine_event');
 const GR = member('loupe_go_request_event');
 const L = member('loupe_loss_event');
+const PI = member('loupe_proc_info_event');
+/** A process description record is as long as its JSON: the fixed part, then `length` bytes. */
+const PROC_INFO_FIXED_SIZE = offsetOf('loupe_proc_info_event', 'json');
 // The data record is most of any capture: its offsets and each type's minimum size are looked up once.
 const DATA_AT = {
   captured: D('captured'), bytes: D('bytes'), fd: D('fd'), direction: D('direction'), source: D('source'),
@@ -218,7 +224,38 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
         lost: buf.readBigUInt64LE(L('lost')),
         source: lookup(LOSS_SOURCES.byNumber, buf.readUInt32LE(L('source')), 'loss source'),
       };
+    case 'proc_info':
+      return { type, ...base, info: decodeProcessInfo(buf, base.pid) };
   }
+}
+
+function decodeProcessInfo(buf: Buffer, pid: number): ProcessInfo {
+  const length = buf.readUInt32LE(PI('length'));
+  if (length > CONSTANTS.LOUPE_PROC_INFO_MAX || PROC_INFO_FIXED_SIZE + length > buf.length) {
+    throw new RecordError(`process record says ${length} bytes of JSON follow but only ${buf.length - PROC_INFO_FIXED_SIZE} do`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString('utf8', PROC_INFO_FIXED_SIZE, PROC_INFO_FIXED_SIZE + length));
+  } catch (e) {
+    throw new RecordError(`process record: ${(e as Error).message}`);
+  }
+  const o = value as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new RecordError('process record: not a JSON object');
+  if (o.pid !== pid) throw new RecordError(`process record: pid ${JSON.stringify(o.pid)} is not the record's ${pid}`);
+  if (typeof o.exe !== 'string') throw new RecordError('process record: exe must be a string');
+  for (const k of ['comm', 'service'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') throw new RecordError(`process record: ${k} must be a string`);
+  if (o.ppid !== undefined && !Number.isInteger(o.ppid)) throw new RecordError('process record: ppid must be an integer');
+  if (o.cmdline !== undefined && !(Array.isArray(o.cmdline) && o.cmdline.every((a) => typeof a === 'string'))) throw new RecordError('process record: cmdline must be an array of strings');
+  return o as unknown as ProcessInfo;
+}
+
+/** The JSON of a process record, cut to fit: arguments go first, then the executable's path is shortened. */
+export function processInfoJson(info: ProcessInfo): Buffer {
+  let json = Buffer.from(JSON.stringify(info), 'utf8');
+  if (json.length > CONSTANTS.LOUPE_PROC_INFO_MAX && info.cmdline) json = Buffer.from(JSON.stringify({ ...info, cmdline: info.cmdline.slice(0, 1) }), 'utf8');
+  if (json.length > CONSTANTS.LOUPE_PROC_INFO_MAX) json = Buffer.from(JSON.stringify({ pid: info.pid, exe: info.exe.slice(0, 1024), ...(info.service ? { service: info.service.slice(0, 256) } : {}) }), 'utf8');
+  return json;
 }
 
 function encodeName<T>(map: Map<T, number>, name: T, what: string): number {
@@ -240,7 +277,8 @@ function writeEndpoint(buf: Buffer, addrOffset: number, portOffset: number, fam:
 
 /** Encode an Event into a raw record, exactly as the kernel side lays it out (padding zeroed). */
 export function encodeEvent(ev: Event): Buffer {
-  const size = ev.type === 'data' ? DATA_FIXED_SIZE + ev.data.length : layoutOf(STRUCT_OF_TYPE[ev.type]).size;
+  const json = ev.type === 'proc_info' ? processInfoJson(ev.info) : undefined;
+  const size = ev.type === 'data' ? DATA_FIXED_SIZE + ev.data.length : json ? PROC_INFO_FIXED_SIZE + json.length : layoutOf(STRUCT_OF_TYPE[ev.type]).size;
   const buf = Buffer.alloc(size);
   buf.writeBigUInt64LE(ev.ts, O.ts);
   buf.writeUInt32LE(eventTypeNumber(ev.type), O.type);
@@ -260,6 +298,10 @@ export function encodeEvent(ev: Event): Buffer {
       break;
     case 'data':
       writeData(buf, ev);
+      break;
+    case 'proc_info':
+      buf.writeUInt32LE(json!.length, PI('length'));
+      json!.copy(buf, PROC_INFO_FIXED_SIZE);
       break;
     case 'sock_close':
       buf.writeInt32LE(ev.fd, SC('fd'));

@@ -4,7 +4,7 @@
  * codec (encodeEvent), so a JSONL capture behaves exactly like a binary one,
  * and conversion both ways is lossless (see docs/formats.md).
  */
-import { CaptureError, validateHeader, type CaptureHeader, type RawRecord } from './capture';
+import { CaptureError, validateHeader, type CaptureHeader, type ProcessInfo, type RawRecord } from './capture';
 import { decodeRecord, encodeEvent, RecordError, type UnknownRecord } from './codec';
 import { familyOf } from './addr';
 import { CONSTANTS } from './layout';
@@ -130,6 +130,9 @@ export function eventFromJson(o: Json): Event {
       };
     case 'proc_exit':
       return { type, ...base, exitCode: intField(o.exitCode, 'exitCode', 0) };
+    case 'proc_info':
+      // Checked as the binary form checks it.
+      return decodeRecord(encodeEvent({ type, ...base, info: o.info as ProcessInfo })) as Event;
     case 'go_goroutine_create':
     case 'go_goroutine_exit':
       return { type, ...base, goid: bigintField(o.goid, 'goid'), parentGoid: bigintField(o.parentGoid, 'parentGoid', 0n) };
@@ -188,6 +191,9 @@ export function eventToJson(ev: Event): Json {
       break;
     case 'proc_exit':
       o.exitCode = ev.exitCode;
+      break;
+    case 'proc_info':
+      o.info = ev.info;
       break;
     case 'go_goroutine_create':
     case 'go_goroutine_exit':

@@ -18,6 +18,7 @@ export const CONSTANTS = {
   LOUPE_GO_PATH_LEN: 128,
   LOUPE_GO_HOST_LEN: 64,
   LOUPE_TRACEPARENT_LEN: 56,
+  LOUPE_PROC_INFO_MAX: 4096,
   LOUPE_DATA_F_TRUNCATED: 0x1,
   LOUPE_DATA_F_TLS: 0x2,
   LOUPE_DATA_F_CONTINUED: 0x4,
@@ -40,6 +41,7 @@ export const ENUMS = {
     LOUPE_EV_GO_REQUEST_START: 9,
     LOUPE_EV_GO_REQUEST_END: 10,
     LOUPE_EV_LOSS: 11,
+    LOUPE_EV_PROC_INFO: 12,
   },
   loupe_role: { LOUPE_ROLE_UNKNOWN: 0, LOUPE_ROLE_CLIENT: 1, LOUPE_ROLE_SERVER: 2 },
   loupe_direction: { LOUPE_DIR_EGRESS: 1, LOUPE_DIR_INGRESS: 2 },
@@ -153,6 +155,12 @@ export const STRUCT_MEMBERS = {
     ['lost', 'u64'],
     ['source', 'u32'],
     ['pad0', 'u32'],
+  ],
+  loupe_proc_info_event: [
+    ['hdr', hdr],
+    ['length', 'u32'],
+    ['pad0', 'u32'],
+    ['json', chars(4096)],
   ],
   loupe_config: [
     ['agent_pid', 'u32'],

@@ -1,4 +1,5 @@
 /** Decoded kernel records: the only input the core knows (architecture rule 1). */
+import type { ProcessInfo } from './capture';
 
 export type Role = 'client' | 'server' | 'unknown';
 export type Direction = 'egress' | 'ingress';
@@ -79,6 +80,12 @@ export interface ProcExitEvent extends Base {
   exitCode: number;
 }
 
+/** The agent's description of a process, in the stream before the process's first record (bpf/events.h). */
+export interface ProcInfoEvent extends Base {
+  type: 'proc_info';
+  info: ProcessInfo;
+}
+
 export interface GoroutineEvent extends Base {
   type: 'go_goroutine_create' | 'go_goroutine_exit';
   goid: bigint;
@@ -106,6 +113,7 @@ export interface LossEvent extends Base {
 }
 
 export type Event =
+  | ProcInfoEvent
   | SockOpenEvent
   | DataEvent
   | SockCloseEvent

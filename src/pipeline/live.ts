@@ -8,8 +8,8 @@
  * What happens here and not in the kernel:
  *  - exec records are held until the process touches a watched socket, so a
  *    capture names the programs it watched and not everything the host ran;
- *  - a process first seen mid-life is looked up in /proc once and added to the
- *    process table (the capture's header carries it);
+ *  - a process first seen mid-life is looked up in /proc once, and what /proc
+ *    says goes into the stream as a process record ahead of its first record;
  *  - `--exe` selects processes by the exec'd path and adds them to the kernel filter;
  *  - payload secrets are masked before anything else sees the bytes.
  */
@@ -17,7 +17,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { ChunkedOutput } from '../export/chunked';
-import { encodeFrame, encodePreamble, writeFully, type CaptureHeader, type ProcessInfo } from '../events/capture';
+import { CaptureWriter, type CaptureHeader, type ProcessInfo } from '../events/capture';
+import { encodeEvent } from '../events/codec';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
@@ -121,10 +122,8 @@ export class LiveSession {
    * never to every program the host runs: a probe on a program not watched is a change to it.
    */
   private readonly portSelecting: boolean;
-  private spoolFd: number | undefined;
-  private spoolPath: string | undefined;
-  private spool: Buffer[] = [];
-  private spoolBytes = 0;
+  /** The capture being recorded: header first, each batch's records as the batch ends. */
+  private capture: CaptureWriter | undefined;
   private failure: Error | undefined;
   private outputTimer: NodeJS.Timeout | undefined;
   private openPortTimer: NodeJS.Timeout | undefined;
@@ -187,11 +186,6 @@ export class LiveSession {
       : this.portSelecting ? holdersOf(portInodes(options.ports!), process.pid)
       : allPids().filter((p) => p !== process.pid);
     this.source = new LiveSource({ ...options, pids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
-    if (options.capturePath) {
-      this.spoolPath = `${options.capturePath}.records.tmp`;
-      this.spoolFd = fs.openSync(this.spoolPath, 'w', 0o600);
-      fs.fchmodSync(this.spoolFd, 0o600);
-    }
   }
 
   start(): LiveStarted {
@@ -211,6 +205,8 @@ export class LiveSession {
   private begin(started: LiveStarted): LiveStarted {
     this.header.bootTimeNs = (started.clocks.realtime - started.clocks.monotonic).toString();
     this.header.config.lockdown = started.lockdown;
+    // Everything the header says is known now: it goes first, and records follow as they come.
+    if (this.options.capturePath) this.capture = new CaptureWriter(this.options.capturePath, this.header, 'stream');
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
     this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
@@ -328,7 +324,7 @@ export class LiveSession {
       for (const record of records) {
         this.admit(record, out);
         for (let i = 0; i < out.length; i++) {
-          this.spoolRecord(out[i]!);
+          this.capture?.write(out[i]!);
           this.replay.pushBuffer(out[i]!, where, this.progress.records++, 'live');
         }
         out.length = 0;
@@ -339,6 +335,7 @@ export class LiveSession {
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
       this.progress.lost = this.replay.pipeline.stats.lostRecords;
       this.output.flush(); // what a batch made is seen now, not a chunk later
+      this.capture?.flush(); // a recording killed now keeps every record taken so far
     } catch (e) {
       this.failure = e as Error; // reported by stop(); the source keeps draining into nothing
     }
@@ -549,31 +546,16 @@ export class LiveSession {
       if (exec) info.exe = cString(exec, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
       // Arguments carry secrets as often as headers do (curl -H 'Authorization: ...', passwords, tokens in URLs).
       if (this.options.redact && info.cmdline) info.cmdline = info.cmdline.slice(0, 1);
-      this.header.processes.push(info);
-      this.replay.pipeline.processes.learn(info);
+      // In the stream, ahead of the process's records: the live pipeline learns it from there, as a replay will.
+      out.push(encodeEvent({ type: 'proc_info', ts: seenAtNs, pid, tid: 0, cpu: 0, info }));
     }
     if (exec) out.push(exec);
   }
 
-  private spoolRecord(record: Buffer): void {
-    if (this.spoolFd === undefined) return;
-    const frame = encodeFrame(record);
-    this.spool.push(frame);
-    this.spoolBytes += frame.length;
-    if (this.spoolBytes >= 1 << 20) this.flushSpool();
-  }
-
-  private flushSpool(): void {
-    if (this.spoolFd === undefined || this.spoolBytes === 0) return;
-    writeFully(this.spoolFd, Buffer.concat(this.spool));
-    this.spool = [];
-    this.spoolBytes = 0;
-  }
-
   /**
    * Detach, take every record still in the ring buffer, end the pipeline and
-   * write the capture: the header (with every process the run learnt) first,
-   * then the records.
+   * close the capture (written all along: header first, then the records, the
+   * processes the run learnt among them).
    */
   async stop(): Promise<ReplaySummary> {
     clearInterval(this.outputTimer);
@@ -584,36 +566,10 @@ export class LiveSession {
     const summary = this.replay.finish();
     this.output.flush();
     await summary.exporters?.shutdown();
-    if (this.spoolFd !== undefined && this.options.capturePath) {
-      this.flushSpool();
-      fs.closeSync(this.spoolFd);
-      const out = fs.openSync(this.options.capturePath, 'w', 0o600);
-      try {
-        fs.fchmodSync(out, 0o600);
-        writeFully(out, encodePreamble(this.header));
-        copyInto(out, this.spoolPath!);
-      } finally {
-        fs.closeSync(out);
-        fs.unlinkSync(this.spoolPath!);
-      }
-    }
+    this.capture?.close();
     if (this.failure) throw this.failure;
     return summary;
   }
 }
 
-/** Append a file's bytes to an open fd, a chunk at a time (a long recording outgrows memory). */
-function copyInto(out: number, from: string): void {
-  const fd = fs.openSync(from, 'r');
-  const chunk = Buffer.alloc(1 << 20);
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
-      if (n === 0) break;
-      writeFully(out, chunk.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 

@@ -103,6 +103,9 @@ export class Pipeline {
       case 'proc_exec':
         this.processes.onExec(ev);
         break;
+      case 'proc_info':
+        this.processes.learn(ev.info);
+        break;
       case 'loss':
         this.stats.lostRecords += Number(ev.lost);
         this.correlator.onLoss(ev.lost);
