@@ -29,9 +29,14 @@ build/bpf/vmlinux.h:
 build/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) bpf/events.h build/bpf/vmlinux.h
 	clang -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Ibuild/bpf -Ibpf -c $< -o $@
 
+# inject.bpf.c built so that a header insertion fails after its room was made: the test that the
+# request then goes out exactly as written.
+build/bpf/inject-pull-fails.bpf.o: bpf/inject.bpf.c $(wildcard bpf/*.bpf.h) bpf/events.h build/bpf/vmlinux.h
+	clang -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -DLOUPE_TEST_PULL_FAILS -Wall -Werror -Ibuild/bpf -Ibpf -c $< -o $@
+
 bpf:
 	@if command -v clang >/dev/null && command -v bpftool >/dev/null && [ -e /sys/kernel/btf/vmlinux ]; then \
-	  $(MAKE) --no-print-directory $(BPF_OBJECTS); \
+	  $(MAKE) --no-print-directory $(BPF_OBJECTS) build/bpf/inject-pull-fails.bpf.o; \
 	else echo "bpf: clang, bpftool or kernel BTF missing: BPF objects not built (live tests will be skipped)"; fi
 
 # The libbpf addon, against the headers of the node that runs it.

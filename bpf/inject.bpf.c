@@ -13,6 +13,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SK_PASS 1
+#define SK_DROP 0
 /*
  * The request line must end within this many bytes for the header to go in:
  * the size of net/http's write buffer, which sends the request line and
@@ -179,15 +180,30 @@ int loupe_inject_traceparent(struct sk_msg_md *msg)
 		goto refused;
 	if (bpf_msg_push_data(msg, line_end, GO_TP_HEADER_LEN, 0))
 		goto refused;
+	/*
+	 * The room is made: from here a failure must take it out again, or the
+	 * request would go out with GO_TP_HEADER_LEN bytes nobody wrote. (A build
+	 * with LOUPE_TEST_PULL_FAILS takes this path on every request, for the test.)
+	 */
+#ifdef LOUPE_TEST_PULL_FAILS
+	if (1)
+		goto unpush;
+#endif
 	if (bpf_msg_pull_data(msg, line_end, line_end + GO_TP_HEADER_LEN, 0))
-		goto refused;
+		goto unpush;
 	data = msg->data;
 	end = msg->data_end;
 	if (data + GO_TP_HEADER_LEN > end)
-		goto refused;
+		goto unpush;
 	__builtin_memcpy(data, inject.header, GO_TP_HEADER_LEN);
 	count(0);
 	return SK_PASS;
+unpush:
+	if (bpf_msg_pop_data(msg, line_end, GO_TP_HEADER_LEN, 0)) {
+		/* The message can be neither completed nor restored: it is not sent (the write fails) rather than sent wrong. */
+		count(1);
+		return SK_DROP;
+	}
 refused:
 	count(1);
 	return SK_PASS;

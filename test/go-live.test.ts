@@ -86,7 +86,7 @@ function lines(child: ChildProcess): () => Promise<string> {
  * traceparent?]; `before` requests go first, before the agent starts, on the
  * keep-alive connection the later ones reuse. What the server read, and the spans.
  */
-async function throughAgent(goInject: boolean, requests: Array<[string, string?, number?]>, before: string[] = [], buildmode = 'exe') {
+async function throughAgent(goInject: boolean, requests: Array<[string, string?, number?]>, before: string[] = [], buildmode = 'exe', sessionExtra: Partial<LiveSessionOptions> = {}) {
   const port = await freePort();
   const server = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort })); s.end('ok'); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const serverLine = lines(server);
@@ -103,7 +103,7 @@ async function throughAgent(goInject: boolean, requests: Array<[string, string?,
   for (const p of before) await fetch(p);
   let spans = '';
   const capture = path.join(tempDir(), 'go.loupe');
-  const session = goSession([port], (t) => (spans += t), goInject, { capturePath: capture });
+  const session = goSession([port], (t) => (spans += t), goInject, { capturePath: capture, ...sessionExtra });
   const started = session.start();
   try {
     expect(await probeWhenGo(session, client.pid!)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
@@ -163,6 +163,7 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   let off: Awaited<ReturnType<typeof throughAgent>>;
   let pooled: Awaited<ReturnType<typeof throughAgent>>;
   let pie: Awaited<ReturnType<typeof throughAgent>>;
+  let pullFails: Awaited<ReturnType<typeof throughAgent>>;
 
   beforeAll(async () => {
     // 26 more headers: the 27th key makes Go's map grow from 4 buckets to 8, and with no write
@@ -171,7 +172,19 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     off = await throughAgent(false, [['/plain']]);
     pooled = await throughAgent(true, [['/later']], ['/earlier']);
     pie = await throughAgent(true, [['/pie']], [], 'pie');
+    pullFails = await throughAgent(true, [['/plain'], [LONG]], [], 'exe', { injectObject: path.join(ROOT, 'build/bpf/inject-pull-fails.bpf.o') });
   }, 300_000);
+
+  it('sends the request exactly as written when the header cannot be written into the room made for it', () => {
+    // inject-pull-fails.bpf.o: bpf_msg_pull_data "fails" after bpf_msg_push_data made room for the header.
+    expect(pullFails.received.map((r) => r.url)).toEqual(['/plain', LONG]);
+    for (const r of pullFails.received) {
+      expect(traceparentsOf(r.raw)).toEqual([]);
+      // The header lines the program wrote, no more (bytes nobody wrote would have made the server answer 400, not log).
+      expect(r.raw.filter((_, i) => i % 2 === 0)).toEqual(off.received[0]!.raw.filter((_, i) => i % 2 === 0));
+    }
+    expect(pullFails.injected).toEqual({ inserted: 0n, refused: 2n });
+  });
 
   it('puts one traceparent on a request that had none, naming the client span the agent reports', () => {
     expect(on.started.propagation).toEqual({ inject: true, reason: '' });

@@ -29,6 +29,8 @@ export interface LiveOptions {
   goTls?: boolean;
   /** Go programs get probes (the kernel then looks for incoming traceparents for them). Default on. */
   goProbes?: boolean;
+  /** Tests only: another build of inject.bpf.o (one whose header insertion fails on purpose). */
+  injectObject?: string;
   /**
    * Processes are picked by their exec (--exe): the kernel side watches each exec'd program as
    * pending until the agent decides (takePending), and its exec record reaches the agent at once.
@@ -153,7 +155,7 @@ export class LiveSource {
       const missingTypes = (['sock_ops', 'sk_msg'] as const).filter((t) => !types[t]);
       const injectLoad = !this.options.goInject ? 'turned off by configuration'
         : missingTypes.length ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
-        : agent.loadOptional(INJECT_OBJECT, this.options.ringBytes);
+        : agent.loadOptional(this.options.injectObject ?? INJECT_OBJECT, this.options.ringBytes);
       const filterPids = (this.options.pids?.length ?? 0) > 0;
       const filterPorts = (this.options.ports?.length ?? 0) > 0;
       for (const pid of this.options.pids ?? []) this.watchPid(pid);
