@@ -929,6 +929,14 @@ describe('live agent refusals', () => {
     }
     expect(fs.readFileSync(victim, 'utf8')).toBe('precious\n');
     expect(fs.statSync(victim).mode & 0o777).toBe(0o644);
+    // A value from the configuration is named by its key or variable, not by a flag nobody typed.
+    const config = path.join(tempDir(), 'loupe.yaml');
+    fs.writeFileSync(config, 'agent:\n  cpus: "4095"\n');
+    const fromFile = spawnSync('node', [CLI, 'run', '--config', config], { encoding: 'utf8' });
+    expect(fromFile.stderr).toContain(`agent.cpus in --config ${config} 4095: CPU 4095 is not online here`);
+    const fromEnv = spawnSync('node', [CLI, 'run'], { encoding: 'utf8', env: { ...process.env, LOUPE_CPUS: '4095' } });
+    expect(fromEnv.stderr).toContain('LOUPE_CPUS (agent.cpus) 4095: CPU 4095 is not online here');
+    expect([fromFile.status, fromEnv.status]).toEqual([2, 2]);
     const offline = spawnSync('node', [CLI, 'run', '--cpus', '4095'], { encoding: 'utf8' });
     expect(offline.stderr).toMatch(/--cpus 4095: CPU 4095 is not online here \(online: [\d,-]+\)/);
     expect(offline.status).toBe(2);

@@ -64,3 +64,28 @@ describe('outputs and planted links', () => {
     });
   }
 });
+
+describe('inputs that are not files', () => {
+  it('refuses a FIFO with no writer, a directory, /dev/zero and an endless config with exit 2, at once', () => {
+    const dir = tempDir();
+    const fifo = path.join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    const huge = path.join(dir, 'huge.yaml');
+    fs.writeFileSync(huge, `# ${'x'.repeat(2 << 20)}\n`);
+    const cases: Array<[string[], RegExp]> = [
+      [['replay', fifo], /a FIFO, not a file/],
+      [['parse', fifo], /a FIFO, not a file/],
+      [['replay', dir], /a directory, not a file/],
+      [['view', '/dev/zero'], /a character device, not a file/],
+      [['import', fifo, '-o', path.join(dir, 'x.loupe')], /a FIFO, not a file/],
+      [['run', '--config', '/dev/zero', '--duration', '1'], /--config \/dev\/zero: a character device, not a file/],
+      [['run', '--config', fifo, '--duration', '1'], /a FIFO, not a file/],
+      [['record', '--config', huge, '-o', path.join(dir, 'y.loupe'), '--duration', '1'], /more than the 1048576 read/],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+      expect({ status: r.status, signal: r.signal }, `${args.join(' ')}: ${r.stderr}`).toEqual({ status: 2, signal: null });
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+});

@@ -26,7 +26,7 @@ import { ProtoError } from '../parsers/grpc/proto';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/exporters';
-import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
+import { ConfigError, DEFAULT_MAX_PAYLOAD, ENV_OF_KEY, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 import { escapeControl } from '../export/terminal';
 import { checkTarget, OutputError, streamFile, wholeFile, type OutputFile } from '../events/output-file';
 
@@ -349,20 +349,26 @@ function configAsFlags(c: LoupeConfig): Record<string, unknown> {
   };
 }
 
-function intOption(name: string, value: unknown, min: number, max: number): number | undefined {
+function intOption(name: string, value: unknown, min: number, max: number, label = `--${name}`): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${label} takes a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
 }
 
+/** The configuration key behind each flag a configuration can set. */
+const CONFIG_KEY_OF_FLAG: Record<string, string> = {
+  pid: 'discovery.pids', port: 'discovery.ports', 'open-port': 'discovery.open_ports', 'max-payload': 'capture.max_payload',
+  'ring-mb': 'capture.ring_mb', cpus: 'agent.cpus', 'prometheus-port': 'export.prometheus_port',
+};
+
 /** --cpus LIST: CPUs this machine has online, or a usage error that names the ones it has. */
-function cpusOption(text: string): number[] {
+function cpusOption(text: string, label = '--cpus'): number[] {
   const cpus = parseCpuList(text);
-  if (!cpus) throw new UsageError(`--cpus takes a CPU list like 1, 0,2 or 2-3, got ${JSON.stringify(text)}`);
+  if (!cpus) throw new UsageError(`${label} takes a CPU list like 1, 0,2 or 2-3, got ${JSON.stringify(text)}`);
   const online = onlineCpus();
   const offline = online ? cpus.filter((c) => !online.cpus.includes(c)) : [];
-  if (offline.length) throw new UsageError(`--cpus ${text}: CPU ${offline.join(', ')} is not online here (online: ${online!.text})`);
+  if (offline.length) throw new UsageError(`${label} ${text}: CPU ${offline.join(', ')} is not online here (online: ${online!.text})`);
   return cpus;
 }
 
@@ -383,14 +389,22 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   try {
     config = loadConfig(values.config);
   } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(`--config ${e.message}`);
+    if (e instanceof ConfigError) throw new UsageError(e.source === 'file' ? `--config ${e.message}` : e.message);
     throw e;
   }
-  const v = { ...configAsFlags(config), ...Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined && x !== false)) } as Record<string, unknown>;
+  const given = Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined && x !== false));
+  const v = { ...configAsFlags(config), ...given } as Record<string, unknown>;
+  // A value the configuration gave is named by its key (and its variable), not by a flag nobody typed.
+  const label = (flag: string): string => {
+    if (flag in given || !CONFIG_KEY_OF_FLAG[flag]) return `--${flag}`;
+    const key = CONFIG_KEY_OF_FLAG[flag]!;
+    const envName = ENV_OF_KEY[key];
+    return envName && process.env[envName] !== undefined ? `${envName} (${key})` : `${key} in --config ${values.config ?? ''}`.trim();
+  };
   const list = (x: unknown) => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
-  const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22)!);
-  const ports = list(v.port).map((p) => intOption('port', p, 1, 65535)!);
-  const openPorts = list(v['open-port']).map((p) => intOption('open-port', p, 1, 65535)!);
+  const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22, label('pid'))!);
+  const ports = list(v.port).map((p) => intOption('port', p, 1, 65535, label('port'))!);
+  const openPorts = list(v['open-port']).map((p) => intOption('open-port', p, 1, 65535, label('open-port'))!);
   let exe: RegExp | undefined;
   if (v['exe-glob'] !== undefined) {
     if (v.exe !== undefined) throw new UsageError('give --exe or --exe-glob, not both');
@@ -406,15 +420,15 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   if (!REPLAY_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${REPLAY_FORMATS.join(', ')}, got ${JSON.stringify(v.format)}`);
   const capturePath = (command === 'record' ? v.output : v.record) as string | undefined;
   if (command === 'record' && !capturePath) throw new UsageError('record needs -o FILE.loupe');
-  const ringMb = intOption('ring-mb', v['ring-mb'], 1, 1024) ?? 16;
-  if ((ringMb & (ringMb - 1)) !== 0) throw new UsageError(`--ring-mb must be a power of two, got ${ringMb}`);
-  const cpus = v.cpus === undefined ? undefined : cpusOption(String(v.cpus));
+  const ringMb = intOption('ring-mb', v['ring-mb'], 1, 1024, label('ring-mb')) ?? 16;
+  if ((ringMb & (ringMb - 1)) !== 0) throw new UsageError(`${label('ring-mb')} must be a power of two, got ${ringMb}`);
+  const cpus = v.cpus === undefined ? undefined : cpusOption(String(v.cpus), label('cpus'));
   const duration = v.duration === undefined ? undefined : Number(v.duration);
   if (duration !== undefined && !(duration > 0)) throw new UsageError(`--duration takes seconds > 0, got ${JSON.stringify(v.duration)}`);
   return {
     session: {
       pids, ports, ...(exe ? { exe } : {}), ...(openPorts.length ? { openPorts } : {}), ...(cpus ? { cpus } : {}),
-      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY) ?? DEFAULT_MAX_PAYLOAD,
+      maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY, label('max-payload')) ?? DEFAULT_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
       // Without --ssl-lib, the libssl files watched programs load get probes too.
@@ -425,7 +439,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       goTls: !v['no-tls'],
       format,
       exports: {
-        otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535) ?? 0,
+        otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535, label('prometheus-port')) ?? 0,
         ...(config.export.sampler ? { sampler: config.export.sampler } : {}),
       },
       rules: { routes: config.routes, services: config.services },

@@ -53,6 +53,16 @@ describe('configuration', () => {
     }
   });
 
+  it('names the variable, not the file, for a bad value the environment gave, and takes decimal numbers only', () => {
+    const f = file('discovery:\n  ports: [80]\n');
+    expect(() => loadConfig(f, { LOUPE_PORTS: '99999' })).toThrow(/^LOUPE_PORTS=99999: discovery\.ports\[0\]: Number must be less than or equal to 65535$/);
+    for (const junk of ['1e3', '0x50', '8080.5', '-1', '+80']) {
+      expect(() => loadConfig(undefined, { LOUPE_PORTS: junk }), junk).toThrow(`LOUPE_PORTS=${junk}: expected a whole decimal number`);
+    }
+    expect(loadConfig(undefined, { LOUPE_PORTS: '80, 443' }).discovery.ports).toEqual([80, 443]);
+    expect(() => loadConfig(file('discovery:\n  pids: [5000000]\n'), {})).toThrow(/discovery\.pids\[0\]: Number must be less than or equal to 4194304/);
+  });
+
   it('reads CPU lists as taskset writes them, from the file or LOUPE_CPUS', () => {
     expect(parseCpuList('1')).toEqual([1]);
     expect(parseCpuList('3,0-1, 1')).toEqual([0, 1, 3]);
@@ -78,7 +88,7 @@ describe('configuration', () => {
     expect(c.export.otlp).toBe(true);
     expect(c.routes.patterns).toEqual(['/a/{x}', '/b/{y}']);
     expect(() => loadConfig(undefined, { LOUPE_REDACT: 'maybe' })).toThrow(/LOUPE_REDACT=maybe: expected true or false/);
-    expect(() => loadConfig(undefined, { LOUPE_PORTS: '70000' })).toThrow(/environment: discovery\.ports\[0\]/);
+    expect(() => loadConfig(undefined, { LOUPE_PORTS: '70000' })).toThrow(/^LOUPE_PORTS=70000: discovery\.ports\[0\]: Number must be less than or equal to 65535$/);
   });
 
   it('routes and service rules recorded in a capture header name spans in its replay', () => {

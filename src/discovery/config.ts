@@ -20,6 +20,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SAMPLER_NAMES } from '../export/sampling';
 import { CONSTANTS } from '../events/layout';
+import { readRegularFile } from '../events/input-file';
 
 /**
  * Bytes copied per read or write by default. Protocols put a message's end in
@@ -30,7 +31,12 @@ import { CONSTANTS } from '../events/layout';
  */
 export const DEFAULT_MAX_PAYLOAD = 64 * 1024;
 
-export class ConfigError extends Error {}
+/** A configuration problem; `source` says whether the value came from the file or the environment. */
+export class ConfigError extends Error {
+  constructor(message: string, readonly source: 'file' | 'environment' = 'file') {
+    super(message);
+  }
+}
 
 const regex = z.string().refine((s) => {
   try {
@@ -62,7 +68,7 @@ const cpuList = z.string().refine((s) => parseCpuList(s) !== undefined, 'is not 
 
 export const CONFIG_SCHEMA = z.object({
   discovery: z.object({
-    pids: z.array(z.number().int().positive()).default([]),
+    pids: z.array(z.number().int().positive().max(2 ** 22)).default([]),
     exe: regex.optional(),
     // A shell-style glob on the executable path instead of a regex, e.g. /srv/STAR/bin/STAR (STAR: one segment, STAR STAR: any).
     exe_glob: z.string().min(1).optional(),
@@ -106,12 +112,20 @@ const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 const bool = (name: string, v: string) => {
   if (v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
-  throw new ConfigError(`${name}=${v}: expected true or false`);
+  throw new ConfigError(`${name}=${v}: expected true or false`, 'environment');
 };
+// Decimal digits only: Number() also takes "1e3", "0x50" and " ", which nobody means as a port.
 const num = (name: string, v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new ConfigError(`${name}=${v}: expected a number`);
-  return n;
+  if (!/^\s*\d{1,10}\s*$/.test(v)) throw new ConfigError(`${name}=${v}: expected a whole decimal number`, 'environment');
+  return Number(v);
+};
+
+/** The environment variable each configuration key can come from. */
+export const ENV_OF_KEY: Record<string, string> = {
+  'discovery.pids': 'LOUPE_PIDS', 'discovery.exe': 'LOUPE_EXE', 'discovery.ports': 'LOUPE_PORTS', 'discovery.open_ports': 'LOUPE_OPEN_PORTS',
+  'routes.patterns': 'LOUPE_ROUTES', 'routes.ignore': 'LOUPE_IGNORE_ROUTES', 'capture.max_payload': 'LOUPE_MAX_PAYLOAD',
+  'capture.ring_mb': 'LOUPE_RING_MB', 'capture.redact': 'LOUPE_REDACT', 'tls.enabled': 'LOUPE_TLS', 'export.otlp': 'LOUPE_OTLP',
+  'export.prometheus_port': 'LOUPE_PROMETHEUS_PORT', 'go.enabled': 'LOUPE_GO', 'go.inject_traceparent': 'LOUPE_GO_INJECT', 'agent.cpus': 'LOUPE_CPUS',
 };
 
 /** Environment overrides as a partial raw config (validated with the file). */
@@ -136,13 +150,16 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>
   return out;
 }
 
+/** A configuration is a page of YAML: past this it is not one (and /dev/zero never ends). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
 /** Read, merge with the environment, validate. `file` undefined: defaults and environment only. */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoupeConfig {
   let raw: unknown = {};
   if (file !== undefined) {
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readRegularFile(file, MAX_CONFIG_BYTES).toString('utf8');
     } catch (e) {
       throw new ConfigError(`${file}: ${(e as Error).message}`);
     }
@@ -160,10 +177,12 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   }
   const result = CONFIG_SCHEMA.safeParse(merged);
   if (!result.success) {
-    const where = file ?? 'environment';
     const issue = result.error.issues[0]!;
     const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(top level)';
-    throw new ConfigError(`${where}: ${key}: ${issue.message}`);
+    // Said where the value came from: an environment variable wins over the file.
+    const envName = ENV_OF_KEY[issue.path.slice(0, 2).join('.')];
+    if (envName && env[envName] !== undefined) throw new ConfigError(`${envName}=${env[envName]}: ${key}: ${issue.message}`, 'environment');
+    throw new ConfigError(`${file ?? 'environment'}: ${key}: ${issue.message}`, file === undefined ? 'environment' : 'file');
   }
   return result.data;
 }

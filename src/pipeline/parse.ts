@@ -16,6 +16,7 @@ import { messageRecord, tableHeader, tableRow } from '../export/messages';
 import { ProtoDecoder } from '../parsers/grpc/proto';
 import type { MessageBase } from '../parsers/types';
 import type { Http2Message } from '../parsers/http2/messages';
+import { openRegularFile, readRegularFile } from '../events/input-file';
 
 export interface InputEvents {
   header: CaptureHeader;
@@ -28,7 +29,7 @@ export interface InputEvents {
 function readHead(file: string): Buffer {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = openRegularFile(file);
   } catch (e) {
     throw new CaptureError(file, 'open', (e as Error).message);
   }
@@ -40,10 +41,19 @@ function readHead(file: string): Buffer {
   }
 }
 
+/** A pcap is read whole (its flows are reassembled): refused past 2 GiB, Node's largest buffer. */
+function readPcap(file: string): Buffer {
+  try {
+    return readRegularFile(file, 2 ** 31 - 1);
+  } catch (e) {
+    throw new CaptureError(file, 'open', (e as Error).message);
+  }
+}
+
 /** Open any input Loupe reads. `pcapViews` chooses how pcap flows become sockets. */
 export function openInput(file: string, pcapViews: 'both' | 'server'): InputEvents {
   if (isPcap(readHead(file))) {
-    const { header, events, stats } = importPcap(fs.readFileSync(file), file, { views: pcapViews });
+    const { header, events, stats } = importPcap(readPcap(file), file, { views: pcapViews });
     return { header, batches: [events], unknown: {}, pcap: stats };
   }
   const source = openCapture(file);

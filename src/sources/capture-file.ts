@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { CaptureDecoder, CaptureError, MAGIC, type CaptureHeader, type RawRecord } from '../events/capture';
 import { parseJsonlCapture } from '../events/jsonl';
+import { openRegularFile, readRegularFile } from '../events/input-file';
 
 export interface CaptureSource {
   header: CaptureHeader;
@@ -16,9 +17,11 @@ export interface CaptureSource {
 }
 
 const CHUNK = 1 << 16;
+/** The JSONL form is read whole, as one string: V8's longest is about 512 MiB. */
+const JSONL_MAX_BYTES = 2 ** 29 - 64;
 
 function readPrefix(file: string, length: number): Buffer {
-  const fd = fs.openSync(file, 'r');
+  const fd = openRegularFile(file);
   try {
     const buf = Buffer.alloc(length);
     const n = fs.readSync(fd, buf, 0, length, 0);
@@ -37,7 +40,13 @@ export function openCapture(file: string, chunkSize = CHUNK): CaptureSource {
   }
   if (prefix.equals(MAGIC)) return binarySource(file, chunkSize);
   if (prefix.length > 0 && prefix.toString('latin1').trimStart().startsWith('{')) {
-    const { header, records } = parseJsonlCapture(fs.readFileSync(file, 'utf8'), file);
+    let text: string;
+    try {
+      text = readRegularFile(file, JSONL_MAX_BYTES).toString('utf8');
+    } catch (e) {
+      throw new CaptureError(file, 'open', `${(e as Error).message}: convert a JSONL capture this large to the binary form`);
+    }
+    const { header, records } = parseJsonlCapture(text, file);
     let done = 0;
     return {
       header,
@@ -57,7 +66,7 @@ export function openCapture(file: string, chunkSize = CHUNK): CaptureSource {
 function binarySource(file: string, chunkSize: number): CaptureSource {
   // Read up to the end of the header eagerly so callers have it before the first batch.
   const decoder = new CaptureDecoder(file);
-  const fd = fs.openSync(file, 'r');
+  const fd = openRegularFile(file);
   let position = 0;
   const first: RawRecord[] = [];
   let eof = false;
