@@ -13,6 +13,7 @@ fi
 stress-ng --cpu "$(nproc)" --cpu-load 100 --timeout 0 --quiet &
 load=$!
 trap 'kill $load 2>/dev/null; wait $load 2>/dev/null' EXIT
+mkdir -p build
 failed=0
 for i in $(seq 1 "$runs"); do
   start=$(date +%s)
