@@ -33,7 +33,7 @@ import type { Http2Message } from '../parsers/http2/messages';
 import { Router } from '../routes/routes';
 import { ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 import { splitTarget } from './http';
-import { isSecretHeader, redactTarget } from '../security/redact';
+import { isCredentialHeader, redactTarget } from '../security/redact';
 import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
@@ -885,7 +885,7 @@ export class Correlator {
  */
 function fingerprint(req: Http1Request): string {
   let fp = `${req.method} ${redactTarget(req.target)} ${req.version}`;
-  for (const [n, v] of req.headers) fp += `\n${n}: ${isSecretHeader(n) ? '' : v}`;
+  for (const [n, v] of req.headers) fp += `\n${n}: ${isCredentialHeader(n) ? '' : v}`;
   return fp;
 }
 

@@ -270,7 +270,7 @@ describe('HTTP/2 masking in captures', () => {
     const client = http2.connect(`http://127.0.0.1:${proxy.port}`);
     for (const q of ['a', 'b', 'c']) {
       await new Promise<void>((resolve, reject) => {
-        const r = client.request({ ':path': `/items?token=${SECRET}&q=${q}`, authorization: `Bearer ${SECRET}`, cookie: `id=${SECRET}`, 'x-note': 'keep me' });
+        const r = client.request({ ':path': `/items?token=${SECRET}&q=${q}`, authorization: `Bearer ${SECRET}`, cookie: `id=${SECRET}`, 'x-note': 'hide me', 'accept-language': 'keep me' });
         r.on('data', () => {}).on('end', resolve).on('error', reject);
         r.end();
       });
@@ -292,7 +292,9 @@ describe('HTTP/2 masking in captures', () => {
     parser.onMessage = (x) => messages.push(x);
     for (const ev of proxy.events) if (ev.type === 'data') parser.feed(ev.direction === 'egress' ? 'client' : 'server', { data: ev.data, ts: ev.ts, tid: 1 });
     const headers = messages.flatMap((x) => ('headers' in x ? x.headers : []));
-    expect(headers.filter(([n]) => n === 'x-note').map(([, v]) => v)).toEqual(['keep me', 'keep me', 'keep me']);
+    // Headers on the allowlist keep their values; any other is masked like a credential.
+    expect(headers.filter(([n]) => n === 'accept-language').map(([, v]) => v)).toEqual(['keep me', 'keep me', 'keep me']);
+    expect(headers.filter(([n]) => n === 'x-note').map(([, v]) => v).every((v) => !v.includes('hide'))).toBe(true);
     expect(headers.filter(([n]) => ['authorization', 'cookie', 'set-cookie', ':path'].includes(n))).toHaveLength(12);
     for (const [n, v] of headers) expect(v, n).not.toContain(SECRET);
     const file = path.join(tempDir(), 'h2.loupe');

@@ -22,7 +22,7 @@ describe('maskHttpSecrets', () => {
   });
 
   it('leaves text that is not an HTTP request line or secret header unchanged', () => {
-    for (const t of ['SELECT * FROM t WHERE a=1', 'get /x?a=1 HTTP/1.1\r\n', 'GET /x?a=1 HTTP/1.1 extra\r\n', 'Authorizationx: y\r\n']) {
+    for (const t of ['SELECT * FROM t WHERE a=1', 'get /x?a=1 HTTP/1.1\r\n', 'Authorizationx: y\r\n', 'X-Custom: outside a message head\r\n']) {
       expect(mask(t)).toEqual({ text: t, n: 0 });
     }
   });
@@ -49,6 +49,18 @@ describe('maskHttpSecrets', () => {
       maskHttpSecrets(again);
       expect(again.equals(after)).toBe(true);
     }));
+  });
+});
+
+describe('header allowlist', () => {
+  it('masks every header of a message head not known to be harmless, and only credential headers elsewhere', () => {
+    const head = 'GET /a HTTP/1.1\r\nHost: h\r\nX-Access-Token: t0k\r\nReferer: https://x/?s=1\r\nUser-Agent: curl\r\n\r\n';
+    expect(mask(head).text).toBe('GET /a HTTP/1.1\r\nHost: h\r\nX-Access-Token: ***\r\nReferer: **************\r\nUser-Agent: curl\r\n\r\n');
+    const response = 'HTTP/1.1 302 Found\r\nLocation: /login?t=1\r\nContent-Length: 9\r\n\r\nX-Note: 1';
+    expect(mask(response).text).toBe('HTTP/1.1 302 Found\r\nLocation: **********\r\nContent-Length: 9\r\n\r\nX-Note: 1');
+    // A header name longer than any harmless one is masked too, however long.
+    const long = `GET / HTTP/1.1\r\nX-${'a'.repeat(100)}: secret\r\n\r\n`;
+    expect(mask(long).text).toBe(`GET / HTTP/1.1\r\nX-${'a'.repeat(100)}: ******\r\n\r\n`);
   });
 });
 

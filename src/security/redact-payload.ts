@@ -8,7 +8,7 @@
  * maskHttpSecrets works on one payload; StreamMasker keeps state across the
  * records of one socket direction, for secrets a program wrote in pieces.
  */
-import { isSecretHeader, SECRET_HEADER_LENGTHS, SECRET_HEADER_MAX_LENGTH } from './redact';
+import { HARMLESS_HEADER_MAX_LENGTH, isCredentialHeader, isSecretHeader } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
 import { detectProtocol, isHttp2Frames } from '../streams/detect';
 import { GIVE_UP_BYTES } from '../streams/connections';
@@ -21,63 +21,16 @@ const LF = 0x0a;
 const SPACE = 0x20;
 const COLON = 0x3a;
 
-const REQUEST_LINE = /^[A-Z][A-Z_-]* (\S+) HTTP\/\d\.\d$/;
 
-/** Mask secrets in place; returns how many bytes were masked. */
+/** Mask the secrets of whole HTTP/1 text in place, as a StreamMasker does however it is cut; returns how many bytes were masked. */
 export function maskHttpSecrets(payload: Uint8Array): number {
-  let masked = 0;
-  let start = 0;
-  while (start < payload.length) {
-    let end = payload.indexOf(LF, start);
-    if (end < 0) end = payload.length;
-    let lineEnd = end;
-    if (lineEnd > start && payload[lineEnd - 1] === CR) lineEnd--;
-    masked += maskLine(payload, start, lineEnd);
-    start = end + 1;
-  }
-  return masked;
-}
-
-function maskLine(buf: Uint8Array, start: number, end: number): number {
-  const len = end - start;
-  if (len < 3 || len > 16384) return 0;
-  const colon = buf.indexOf(COLON, start);
-  if (colon > start && colon < end && colon - start <= 64) {
-    const name = Buffer.from(buf.buffer, buf.byteOffset + start, colon - start).toString('latin1');
-    if (isSecretHeader(name)) {
-      let v = colon + 1;
-      while (v < end && buf[v] === SPACE) v++;
-      buf.fill(MASK, v, end);
-      return end - v;
-    }
-  }
-  const first = buf[start]!;
-  if (first < 0x41 || first > 0x5a) return 0; // request lines start with an upper-case method
-  const line = Buffer.from(buf.buffer, buf.byteOffset + start, len).toString('latin1');
-  const m = REQUEST_LINE.exec(line);
-  if (!m) return 0;
-  const targetAt = start + line.indexOf(' ') + 1;
-  const target = m[1]!;
-  const q = target.indexOf('?');
-  if (q < 0) return 0;
-  let count = 0;
-  let inValue = false;
-  for (let i = q + 1; i < target.length; i++) {
-    const c = target.charCodeAt(i);
-    if (c === 0x23) break; // '#'
-    if (c === 0x26) inValue = false; // '&'
-    else if (c === 0x3d && !inValue) inValue = true; // '='
-    else if (inValue) {
-      buf[targetAt + i] = MASK;
-      count++;
-    }
-  }
-  return count;
+  return StreamMasker.maskText(new StreamMasker(), payload);
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
-const HEAD_MAX = Math.max(SECRET_HEADER_MAX_LENGTH, ...[...METHODS].map((m) => m.length));
-const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue }
+const HEAD_MAX = Math.max(HARMLESS_HEADER_MAX_LENGTH, ...[...METHODS].map((m) => m.length));
+/** LongName: a line in a message head whose first HEAD_MAX bytes hold no colon: a header no allowlist names. */
+const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue, LongName }
 
 /**
  * The same masking across record boundaries, for one direction of one
@@ -101,6 +54,14 @@ export class StreamMasker {
   private probeLeft = 0;
   /** A secret value's first non-space byte was seen (the spaces after the colon stay). */
   private valueStarted = false;
+  /**
+   * Inside a message head (after a request or status line, before its empty
+   * line): there every header not on the allowlist is masked; elsewhere (a
+   * body, bytes met mid-stream) only headers that always carry credentials.
+   */
+  private inHead = false;
+  /** The line under way has had a byte other than CR (an empty line ends a head). */
+  private lineHasText = false;
 
   /** Mask one record's payload in place; `missing` bytes the kernel did not copy follow it. */
   mask(payload: Uint8Array, missing = 0): number {
@@ -137,6 +98,11 @@ export class StreamMasker {
     return this.maskText(payload, missing);
   }
 
+  /** maskHttpSecrets's way in: the text path of a fresh masker. */
+  static maskText(masker: StreamMasker, payload: Uint8Array): number {
+    return masker.maskText(payload);
+  }
+
   private maskText(payload: Uint8Array, missing = 0): number {
     if (this.http2) return this.http2.mask(payload, missing);
     let masked = 0;
@@ -149,22 +115,41 @@ export class StreamMasker {
       }
       const b = payload[i]!;
       if (b === LF) {
+        if (this.mode === Mode.LineStart && !this.lineHasText) this.inHead = false; // the empty line: a body follows
         this.mode = Mode.LineStart;
         this.headLength = 0;
+        this.lineHasText = false;
         continue;
       }
+      if (b !== CR) this.lineHasText = true;
       switch (this.mode) {
         case Mode.LineStart:
           if (b === COLON) {
-            this.mode = SECRET_HEADER_LENGTHS.has(this.headLength) && isSecretHeader(this.head.latin1Slice(0, this.headLength)) ? Mode.SecretValue : Mode.Other;
+            const name = this.head.latin1Slice(0, this.headLength);
+            this.mode = (this.inHead ? isSecretHeader(name) : isCredentialHeader(name)) ? Mode.SecretValue : Mode.Other;
             this.valueStarted = false;
           } else if (b === SPACE) {
-            this.mode = METHODS.has(this.head.latin1Slice(0, this.headLength)) ? Mode.Target : Mode.Other;
+            const word = this.head.latin1Slice(0, this.headLength);
+            if (METHODS.has(word)) {
+              this.mode = Mode.Target;
+              this.inHead = true;
+            } else {
+              // A status line opens a head too.
+              if (word.startsWith('HTTP/1.')) this.inHead = true;
+              this.mode = Mode.Other;
+            }
           } else if (this.headLength === HEAD_MAX) {
-            this.mode = Mode.Other; // longer than any method or credential header name
-          } else {
+            // Longer than any method or harmless header name: in a head, a header whose value goes.
+            this.mode = this.inHead ? Mode.LongName : Mode.Other;
+          } else if (b !== CR) {
             this.head[this.headLength++] = b;
           }
+          break;
+        case Mode.LongName:
+          if (b === COLON) {
+            this.mode = Mode.SecretValue;
+            this.valueStarted = false;
+          } else if (b === SPACE) this.mode = Mode.Other;
           break;
         case Mode.SecretValue:
           if (b === SPACE && !this.valueStarted) break;
