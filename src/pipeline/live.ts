@@ -503,7 +503,8 @@ export class LiveSession {
     const which = record[DIRECTION_AT]! + ((record.readUInt16LE(DATA_FLAGS_AT) & CONSTANTS.LOUPE_DATA_F_TLS) !== 0 ? 2 : 0);
     let m = pair[which];
     if (!m) {
-      m = pair[which] = new StreamMasker();
+      // The two directions of a socket share what they learn of it (a MySQL client's bytes are known by the server's greeting).
+      m = pair[which] = new StreamMasker(pair.find(Boolean)?.socket ?? {});
       // Past the bound, the process first masked forgets its sockets' state (a close was lost, or very many are open).
       if (++this.maskerCount > MAX_MASKERS) this.forgetMaskers(this.maskers.keys().next().value!);
     }

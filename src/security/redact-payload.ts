@@ -10,8 +10,18 @@
  */
 import { HARMLESS_HEADER_MAX_LENGTH, isCredentialHeader, isSecretHeader } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
-import { detectProtocol, isHttp2Frames } from '../streams/detect';
+import { detectProtocol, isHttp2Frames, NEED_MORE } from '../streams/detect';
 import { GIVE_UP_BYTES } from '../streams/connections';
+import { dbMasker, type DbMasker, type DbProtocol } from './redact-db';
+
+/**
+ * What the two directions of one socket learn of it together: a MySQL client's
+ * first bytes say nothing, but the server's greeting, read the other way, does.
+ */
+export interface SocketMasking {
+  /** The protocol either direction recognised, and who sent the bytes it recognised it in. */
+  protocol?: { name: string; sender: 'client' | 'server' };
+}
 
 const MASK = 0x2a; // '*'
 /** How far into a direction met mid-stream HTTP/2 is still looked for: as far as the connection tracker looks. */
@@ -27,6 +37,9 @@ export function maskHttpSecrets(payload: Uint8Array): number {
   return StreamMasker.maskText(new StreamMasker(), payload);
 }
 
+const DB_PROTOCOLS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'redis']);
+/** How far into a direction the protocol detector is asked again while it needs more bytes: a greeting or start-up fits. */
+const SNIFF_BYTES = 1024;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 const HEAD_MAX = Math.max(HARMLESS_HEADER_MAX_LENGTH, ...[...METHODS].map((m) => m.length));
 /** LongName: a line in a message head whose first HEAD_MAX bytes hold no colon: a header no allowlist names. */
@@ -43,6 +56,14 @@ const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue, L
 export class StreamMasker {
   /** Set when this direction began as HTTP/2 (its preface, or a server's first SETTINGS): HPACK-coded from then on. */
   private http2: Http2Masker | undefined;
+  /** Set when this direction is a database client's (PostgreSQL, MySQL, Redis): its credentials and literals. */
+  private db: DbMasker | undefined;
+  /** A database server's bytes: nothing of the client's there, nothing to do. */
+  private dbServer = false;
+  /** The first bytes, while they are too few for the protocol detector to say (see SNIFF_BYTES). */
+  private sniffed: Buffer | undefined;
+
+  constructor(readonly socket: SocketMasking = {}) {}
   private decided = false;
   /** The first bytes, from records already handed on, while the protocol is not known yet. */
   private held: Buffer = Buffer.alloc(0);
@@ -81,13 +102,42 @@ export class StreamMasker {
         // Met mid-stream: whole HTTP/2 frames, as the protocol detector would take them.
         const first = Buffer.concat([past, payload]);
         const seen = detectProtocol(first);
+        // Too few bytes to name a protocol yet (a greeting cut short): keep looking as they come.
+        if (seen === NEED_MORE) this.sniffed = first.subarray(0, SNIFF_BYTES);
+        if (typeof seen === 'object') this.socket.protocol ??= { name: seen.protocol, sender: seen.sender === 'server' ? 'server' : 'client' };
+        const peer = this.socket.protocol;
         if (typeof seen === 'object' && seen.protocol === 'http2') this.http2 = new Http2Masker('late');
+        else if (typeof seen === 'object' && DB_PROTOCOLS.has(seen.protocol)) {
+          if (seen.sender === 'server') this.dbServer = true;
+          else this.db = dbMasker(seen.protocol as DbProtocol, seen.connectionStart === true);
+        } else if (typeof seen !== 'object' && peer && DB_PROTOCOLS.has(peer.name)) {
+          // Nothing recognised here, but the other direction was a database server's: these are its client's bytes.
+          if (peer.sender === 'server') this.db = dbMasker(peer.name as DbProtocol, true);
+          else this.dbServer = true;
+        }
         // Bytes no protocol claims (the middle of a frame, a body): HTTP/2 may still show at a later record.
         else if (typeof seen !== 'object') this.probeLeft = PROBE_BYTES;
       }
       // What earlier records held goes through first, on a copy: those bytes are already handed on.
       if (past.length) this.maskText(Buffer.from(past));
-    } else if (this.probeLeft > 0) {
+    } else if (this.sniffed) {
+      const sniffed = Buffer.concat([this.sniffed, payload]);
+      const seen = detectProtocol(sniffed);
+      this.sniffed = seen === NEED_MORE && sniffed.length < SNIFF_BYTES ? sniffed : undefined;
+      if (typeof seen === 'object') {
+        this.socket.protocol ??= { name: seen.protocol, sender: seen.sender === 'server' ? 'server' : 'client' };
+        if (DB_PROTOCOLS.has(seen.protocol)) {
+          this.probeLeft = 0;
+          if (seen.sender === 'server') this.dbServer = true;
+          else {
+            this.db = dbMasker(seen.protocol as DbProtocol, seen.connectionStart === true);
+            // Its state from the bytes before this record, on a copy (those are handed on already).
+            this.db.mask(Buffer.from(sniffed.subarray(0, sniffed.length - payload.length)));
+          }
+        }
+      }
+    }
+    if (this.probeLeft > 0 && !this.db && !this.dbServer) {
       // A record that is whole HTTP/2 frames, as the protocol detector would take it: HPACK from here.
       this.probeLeft = Math.max(0, this.probeLeft - payload.length);
       if (isHttp2Frames(payload)) {
@@ -105,6 +155,8 @@ export class StreamMasker {
 
   private maskText(payload: Uint8Array, missing = 0): number {
     if (this.http2) return this.http2.mask(payload, missing);
+    if (this.db) return this.db.mask(payload);
+    if (this.dbServer) return 0;
     let masked = 0;
     for (let i = 0; i < payload.length; i++) {
       if (this.mode === Mode.Other) {

@@ -1,0 +1,87 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { StreamMasker, type SocketMasking } from './redact-payload';
+import { allSeeds, syntheticSeeds } from '../../test/fuzz/seeds';
+import { runTurns, type Turn } from '../../test/parser-harness';
+import { createParser } from '../parsers/registry';
+import type { DbMessage } from '../parsers/db';
+
+/** A conversation masked as the live agent masks it: one masker per direction, sharing what they learn; turns cut at `cuts`. */
+function masked(turns: Turn[], cuts: number[] = []): Turn[] {
+  const socket: SocketMasking = {};
+  const maskers = { client: new StreamMasker(socket), server: new StreamMasker(socket) };
+  let c = 0;
+  return turns.map((t) => {
+    const out = Buffer.from(t.bytes);
+    const points = [...new Set(cuts.slice(c, c + 3).map((x) => (out.length ? x % out.length : 0)))].filter((p) => p > 0).sort((a, b) => a - b);
+    c += 3;
+    let prev = 0;
+    for (const p of [...points, out.length]) {
+      if (p > prev) maskers[t.side].mask(out.subarray(prev, p));
+      prev = p;
+    }
+    return { side: t.side, bytes: out };
+  });
+}
+
+const text = (turns: Turn[]) => Buffer.concat(turns.map((t) => t.bytes)).toString('latin1');
+const synthetic = syntheticSeeds();
+
+describe('database secrets in captured bytes', () => {
+  it('masks a PostgreSQL password message and Bind values, and SQL literals in Parse', () => {
+    const conv = synthetic.get('postgres')![0]!;
+    expect(text(conv)).toContain('secret-password');
+    const out = text(masked(conv));
+    expect(out).not.toContain('secret-password');
+    expect(out).toContain('SELECT $1::int'); // no literal in it: unchanged
+    // the Bind's one value ('7') is masked; the statement name is not
+    expect(out).toContain('s1');
+  });
+
+  it('masks Redis AUTH and HELLO … AUTH passwords, leaving the commands readable', () => {
+    const conv = synthetic.get('redis')![0]!;
+    const out = text(masked(conv));
+    expect(text(conv)).toContain('sekret');
+    expect(out).not.toContain('sekret');
+    expect(out).toContain('AUTH');
+    const hello: Turn[] = [{ side: 'client', bytes: Buffer.from('*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$9\r\nhunter2!!\r\n') }];
+    expect(text(masked(hello))).toBe('*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$9\r\n*********\r\n');
+  });
+
+  it('masks the MySQL login scramble (recognised by the server greeting the other way) and statement literals', () => {
+    const conv = synthetic.get('mysql')![0]!;
+    const scramble = 'c'.repeat(20);
+    expect(text(conv)).toContain(scramble);
+    const out = text(masked(conv));
+    expect(out).not.toContain(scramble);
+    expect(out).toContain('root'); // the user name is not a secret
+    const shop = allSeeds().get('mysql')!.find((t) => text(t).includes("VALUES ('pen', 12)"))!;
+    const shopOut = text(masked(shop));
+    expect(shopOut).toContain("VALUES ('***', 00), ('***', 0)");
+  });
+
+  it('masks SQL literals in PostgreSQL simple queries: strings to *, numbers to 0, identifiers kept', () => {
+    const q = (sql: string): Turn => {
+      const body = Buffer.from(`${sql}\0`);
+      const h = Buffer.alloc(5);
+      h.write('Q');
+      h.writeUInt32BE(body.length + 4, 1);
+      return { side: 'client', bytes: Buffer.concat([h, body]) };
+    };
+    const out = text(masked([q("SELECT id, col2 FROM t1 WHERE name = 'O''Brien' AND age > 42 AND x = 3.5")])).slice(5, -1);
+    // A doubled quote inside the string stays (it says only that there was one).
+    expect(out).toBe("SELECT id, col2 FROM t1 WHERE name = '*''*****' AND age > 00 AND x = 0.0");
+  });
+
+  it('masks the same bytes however the records cut them, and the parsers read the same messages from the masked bytes', () => {
+    const seeds = [...allSeeds()].filter(([p]) => ['postgres', 'mysql', 'redis'].includes(p));
+    const conversations = seeds.flatMap(([p, list]) => list.map((turns) => [p, turns] as const));
+    fc.assert(fc.property(fc.constantFrom(...conversations), fc.array(fc.nat(), { maxLength: 60 }), ([protocol, turns], cuts) => {
+      const whole = masked(turns);
+      expect(text(masked(turns, cuts))).toBe(text(whole));
+      const shape = (ms: DbMessage[]) => ms.map((m) => `${m.kind} ${m.command}`);
+      const parse = (t: Turn[]) => shape(runTurns(() => createParser(protocol)! as never, t) as DbMessage[]);
+      expect(parse(whole)).toEqual(parse(turns));
+    }), { numRuns: 300 });
+  });
+});
