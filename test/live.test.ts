@@ -213,6 +213,58 @@ describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_
     }
   }, 60_000);
 
+  it('leaves no program, link or attachment behind when the agent is killed with SIGKILL, and a new agent starts cleanly', async () => {
+    /** BPF programs a process holds, by id, from its fds' fdinfo. */
+    const heldPrograms = (pid: number) => {
+      const ids = new Set<string>();
+      for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
+        try {
+          const id = /^prog_id:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+          if (id) ids.add(id);
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return ids;
+    };
+    const loaded = () => {
+      const progs = (JSON.parse(spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' }).stdout) as Array<{ id: number }>).map((p) => String(p.id));
+      const cgroup = spawnSync('bpftool', ['cgroup', 'tree'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0]!);
+      return new Set([...progs, ...cgroup]);
+    };
+    const port = await freePort();
+    const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl']);
+    await waitFor(agent, 'stderr', /attached \d+ programs/);
+    const ours = heldPrograms(agent.pid!);
+    expect(ours.size).toBeGreaterThanOrEqual(10);
+    agent.kill('SIGKILL');
+    await exited(agent);
+    // The kernel lets go of them as it frees the dead process's fds (a link's release waits out an RCU grace period).
+    let left = [...ours].filter((id) => loaded().has(id));
+    for (let i = 0; i < 300 && left.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = [...ours].filter((id) => loaded().has(id));
+    }
+    expect(left).toEqual([]);
+    expect(fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('loupe'))).toEqual([]); // nothing pinned
+    // A new agent starts and traces, and traffic passes as sent.
+    const srv = (await server(port, 'after-kill'))!;
+    const { agent: next, stderr } = startAgent(['run', '--port', String(port), '--format', 'jsonl']);
+    try {
+      await waitFor(next, 'stderr', /attached \d+ programs/);
+      expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/again`], { encoding: 'utf8' }).stdout).toBe('after-kill\n');
+      let out = '';
+      next.stdout!.on('data', (c) => (out += c));
+      for (let i = 0; i < 300 && !out.includes('/again'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain('"url.path":"/again"');
+    } finally {
+      next.kill('SIGINT');
+      await exited(next);
+      srv.kill();
+    }
+    expect(stderr()).not.toMatch(/error/i);
+  }, 90_000);
+
   it('names each process its own service, live and in the replay', async () => {
     const port = await freePort();
     const dir = tempDir();
