@@ -172,6 +172,39 @@ describe('correlator', () => {
     expect(new Set(spans.map((x) => x.traceId))).toEqual(new Set([client.traceId]));
   });
 
+  it('pairs a server request that ended before its client\'s request record came, as the spans are written out', () => {
+    // A TLS client's SSL_write record comes when SSL_write returns: preempted there, its server
+    // (nginx) reads, answers and finishes first — on a kept-alive connection, request after request.
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    for (const path of ['/1', '/2', '/3']) {
+      s.recv(front, get(path));
+      s.send(front, ok());
+      s.send(curl, get(path));
+      s.recv(curl, ok());
+    }
+    s.recv(front, get('/never')); // its client's record never comes
+    s.send(front, ok());
+    s.goroutine(9, 1, 0, { tid: 9 });
+    s.events[s.events.length - 1]!.ts += 5_000_000_000n; // the records' clock goes on, past the grace
+    // As written out (a JSON line per span when it is emitted), not as the objects end up.
+    const written: Array<Record<string, unknown>> = [];
+    const p = new Pipeline(HEADER, [{ onSpan: (x) => written.push(JSON.parse(JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))) }]);
+    p.push(s.events);
+    const beforeEnd = written.length;
+    p.finish();
+    const byPath = (kind: string, path: string) => written.find((x) => x.kind === kind && String((x.attributes as Record<string, unknown>)[kind === 'server' ? 'url.path' : 'url.full']).endsWith(path))!;
+    for (const path of ['/1', '/2', '/3']) {
+      const [client, server] = [byPath('client', path), byPath('server', path)];
+      expect(server.parentSpanId, path).toBe(client.spanId);
+      expect(server.traceId, path).toBe(client.traceId);
+      expect((server.attributes as Record<string, unknown>)['loupe.paired_late']).toBe(true);
+    }
+    const never = byPath('server', '/never');
+    expect(never.parentSpanId).toBe('');
+    expect(written.indexOf(never)).toBeLessThan(beforeEnd); // let go on the records' clock, not only at the end
+  });
+
   it('does not claim a waiting server request with a client request of other bytes', () => {
     const s = new Script();
     const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

@@ -131,6 +131,9 @@ export interface CorrelatorStats {
   evictedGoroutines: number;
 }
 
+/** How long a server request that ended awaiting its client's stays claimable (see endedAwaiting). */
+const AWAIT_CLIENT_AFTER_END_NS = 1_000_000_000n;
+
 /** How long before a server sees a request the NATed client may have sent it. */
 const NAT_WINDOW_NS = 1_000_000_000n;
 
@@ -185,7 +188,14 @@ export class Correlator {
    * that end meanwhile are held here, so none goes out in a trace its root
    * then leaves.
    */
-  private readonly awaitingTraces = new Map<string, { server: InFlight; held: Span[] }>();
+  private readonly awaitingTraces = new Map<string, { server: InFlight; held: Span[]; endedNs?: bigint }>();
+  /**
+   * Server requests that ended still awaiting their client's, by server connection id: a TLS
+   * client's SSL_write record comes when SSL_write returns, and a writer preempted there (2 busy
+   * cores) lets the server read, answer and finish first. They stay claimable for
+   * AWAIT_CLIENT_AFTER_END_NS of the records' time, their subtree held.
+   */
+  private readonly endedAwaiting = new Map<number, InFlight[]>();
   /**
    * Event loops (nginx, HAProxy, Node): the server request each thread (pid:tid)
    * finished reading last, and the one a client connection was opened right
@@ -327,6 +337,7 @@ export class Correlator {
   tick(now: bigint): void {
     if (now < this.nextSweep) return;
     this.nextSweep = now + 1_000_000_000n;
+    if (this.endedAwaiting.size > 0) this.releaseAwaiting(now);
     const deadline = now - this.options.responseTimeoutNs;
     const seconds = Number(this.options.responseTimeoutNs / 1_000_000_000n);
     for (const [id, queue] of this.inFlight) {
@@ -750,8 +761,15 @@ export class Correlator {
     if (!conn.local || !conn.remote) return false;
     const server = this.serversByClientTuple.get(connKey(conn.local, conn.remote, false));
     if (!server) return false;
-    const waiting = this.inFlight.get(server.id)?.find((p) => p.awaitingClient && p.fingerprint === client.fingerprint);
-    if (!waiting) return false;
+    const same = (p: InFlight) => p.awaitingClient === true && p.fingerprint === client.fingerprint;
+    let waiting = this.inFlight.get(server.id)?.find(same);
+    if (!waiting) {
+      const ended = this.endedAwaiting.get(server.id);
+      const i = ended?.findIndex(same) ?? -1;
+      if (i < 0) return false;
+      waiting = ended!.splice(i, 1)[0]!;
+      if (ended!.length === 0) this.endedAwaiting.delete(server.id);
+    }
     waiting.awaitingClient = false;
     client.claimed = true;
     const span = waiting.span;
@@ -759,14 +777,15 @@ export class Correlator {
     const held = this.awaitingTraces.get(span.traceId);
     this.awaitingTraces.delete(span.traceId);
     this.alias(span.traceId, client.span.traceId);
-    for (const h of held?.held ?? []) {
-      h.traceId = client.span.traceId;
-      this.emit(h);
-    }
+    // Parented before anything held goes out: the server span itself is among them when it ended first.
     parentTo(span, ctxOf(client.span));
     span.attributes['loupe.context'] = 'connection-pair';
     span.attributes['loupe.paired_late'] = true;
     this.pair(client, waiting);
+    for (const h of held?.held ?? []) {
+      h.traceId = client.span.traceId;
+      this.emit(h);
+    }
     return true;
   }
 
@@ -851,12 +870,33 @@ export class Correlator {
       return;
     }
     if (awaiting) {
-      // Its client never came while it ran: its subtree stays in its own trace.
-      this.awaitingTraces.delete(span.traceId);
-      pending.awaitingClient = false;
-      for (const h of awaiting.held) this.emit(h);
+      // Its client has not come while it ran: it may yet (see endedAwaiting), so the subtree waits.
+      awaiting.endedNs = endNs;
+      awaiting.held.push(...done);
+      push(this.endedAwaiting, pending.conn.id, pending);
+      return;
     }
     for (const d of done) this.emit(d);
+  }
+
+  /** Server requests whose client did not come within the grace (all of them at the end of input): their subtrees go out in their own traces. */
+  private releaseAwaiting(now: bigint | undefined): void {
+    for (const [traceId, awaiting] of this.awaitingTraces) {
+      if (awaiting.endedNs === undefined || (now !== undefined && awaiting.endedNs + AWAIT_CLIENT_AFTER_END_NS >= now)) continue;
+      this.awaitingTraces.delete(traceId);
+      const server = awaiting.server;
+      server.awaitingClient = false;
+      const list = this.endedAwaiting.get(server.conn.id);
+      const i = list?.indexOf(server) ?? -1;
+      if (i >= 0) list!.splice(i, 1);
+      if (list?.length === 0) this.endedAwaiting.delete(server.conn.id);
+      for (const h of awaiting.held) this.emit(h);
+    }
+  }
+
+  /** End of input: nothing more can come for what still waits. */
+  finish(): void {
+    this.releaseAwaiting(undefined);
   }
 
   /**

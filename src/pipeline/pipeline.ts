@@ -133,5 +133,6 @@ export class Pipeline {
     if (this.finished) return;
     this.finished = true;
     this.tracker.finish(this.now);
+    this.correlator.finish();
   }
 }
