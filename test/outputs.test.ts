@@ -89,3 +89,18 @@ describe('inputs that are not files', () => {
     }
   });
 });
+
+describe('bounded time with a collector that is down', () => {
+  it('replay --otlp of a truncated capture with nobody listening ends at once with exit 2, the records before the fault replayed', () => {
+    const dir = tempDir();
+    const whole = fs.readFileSync(path.join(ROOT, 'captures/shop-live.loupe'));
+    const cut = path.join(dir, 'cut.loupe');
+    fs.writeFileSync(cut, whole.subarray(0, Math.floor(whole.length * 0.8)));
+    // A port nothing listens on: every export fails at once.
+    const env = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_TIMEOUT: '2000' };
+    const r = spawnSync('node', [CLI, 'replay', cut, '--otlp', '--format', 'jsonl'], { encoding: 'utf8', env, timeout: 120_000 });
+    expect({ status: r.status, signal: r.signal }, r.stderr).toEqual({ status: 2, signal: null });
+    expect(r.stderr).toMatch(/truncated/);
+    expect(r.stdout.trim().split('\n').length).toBeGreaterThan(10);
+  });
+});
