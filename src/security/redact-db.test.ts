@@ -46,6 +46,9 @@ describe('database secrets in captured bytes', () => {
     expect(out).toContain('AUTH');
     const hello: Turn[] = [{ side: 'client', bytes: Buffer.from('*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$9\r\nhunter2!!\r\n') }];
     expect(text(masked(hello))).toBe('*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$9\r\n*********\r\n');
+    // Inline, as typed into redis-cli or telnet: the arguments after AUTH are masked.
+    const inline: Turn[] = [{ side: 'client', bytes: Buffer.from('AUTH admin s3cr3t\r\nGET k\r\n') }];
+    expect(text(masked(inline))).toBe('AUTH ***** ******\r\nGET k\r\n');
   });
 
   it('masks the MySQL login scramble (recognised by the server greeting the other way) and statement literals', () => {

@@ -38,6 +38,8 @@ export function maskHttpSecrets(payload: Uint8Array): number {
 }
 
 const DB_PROTOCOLS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'redis']);
+/** The start of a Redis inline command that carries a password. */
+const REDIS_INLINE_SECRET = /^(AUTH|HELLO) /i;
 /** How far into a direction the protocol detector is asked again while it needs more bytes: a greeting or start-up fits. */
 const SNIFF_BYTES = 1024;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
@@ -110,6 +112,9 @@ export class StreamMasker {
         else if (typeof seen === 'object' && DB_PROTOCOLS.has(seen.protocol)) {
           if (seen.sender === 'server') this.dbServer = true;
           else this.db = dbMasker(seen.protocol as DbProtocol, seen.connectionStart === true);
+        } else if (typeof seen !== 'object' && REDIS_INLINE_SECRET.test(first.toString('latin1', 0, 8))) {
+          // A Redis inline command (redis-cli and telnet users type them) the detector does not claim.
+          this.db = dbMasker('redis', true);
         } else if (typeof seen !== 'object' && peer && DB_PROTOCOLS.has(peer.name)) {
           // Nothing recognised here, but the other direction was a database server's: these are its client's bytes.
           if (peer.sender === 'server') this.db = dbMasker(peer.name as DbProtocol, true);
