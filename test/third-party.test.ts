@@ -376,13 +376,14 @@ describe.skipIf(Boolean(grpcGo))(`grpc-go examples (Debian's golang-google-grpc-
       expect(s.attributes['loupe.lost_bytes']).toBeUndefined();
       expect(s.status.code).toBe('unset');
     }
-    // 4096 bytes of each write: the request's DATA frame header (with END_STREAM) is copied, its body not; the reply's
-    // trailers come last in a write of 10 KB, so the reply's end is lost and the call says so, never a wrong status.
+    // 4096 bytes of each write: the request's DATA frame header (with END_STREAM) is copied, its body not. The reply's
+    // trailers usually come last in a write of 10 KB, so the reply's end is lost and the call says so; grpc-go sometimes
+    // writes them apart (a fresh-clone run did), and then they are read. Either way, never a wrong status.
     const cut = await call(4096);
     expect(cut.map((s) => s.kind).sort()).toEqual(['client', 'server']);
     for (const s of cut) {
       expect(s.attributes).toMatchObject({ 'loupe.rpc.request_messages': 1, 'http.request.body.size': 10_008 });
-      expect(s.attributes['rpc.grpc.status_code']).toBeUndefined();
+      expect([undefined, 0]).toContain(s.attributes['rpc.grpc.status_code']);
     }
   }, 180_000);
 });
