@@ -203,7 +203,7 @@ export class ConnectionTracker {
     const conn = this.lookup(ev);
     if (!conn || ev.seq === undefined || conn.unseenWrites) {
       if (conn?.heldReads) this.release(conn, undefined);
-      this.onData(ev);
+      this.onData(ev, conn);
       return;
     }
     if (ev.direction === 'ingress') {
@@ -213,7 +213,7 @@ export class ConnectionTracker {
         if (conn.heldReads.length > MAX_HELD_READS) this.giveUpHolding(conn);
         return;
       }
-      this.onData(ev);
+      this.onData(ev, conn);
       return;
     }
     if (conn.heldReads) {
@@ -221,17 +221,17 @@ export class ConnectionTracker {
       const before = (ev.seq - ev.bytes) >>> 0;
       if (!seqAfter(conn.heldReads[0]!.seq!, before)) {
         this.giveUpHolding(conn);
-        this.onData(ev);
+        this.onData(ev, conn);
         conn.writtenSeq = ev.seq;
         return;
       }
       const overtaken = conn.heldReads[0]!.ts;
-      this.onData(overtaken < ev.ts ? { ...ev, ts: overtaken } : ev);
+      this.onData(overtaken < ev.ts ? { ...ev, ts: overtaken } : ev, conn);
       conn.writtenSeq = ev.seq;
       this.release(conn, ev.seq);
       return;
     }
-    this.onData(ev);
+    this.onData(ev, conn);
     conn.writtenSeq = ev.seq;
   }
 
@@ -245,7 +245,7 @@ export class ConnectionTracker {
       conn.heldReads = undefined;
       this.holding.delete(conn);
     }
-    for (const r of go) this.onData(r);
+    for (const r of go) this.onData(r, conn);
   }
 
   /** The write its reads wait for is not coming: they go as they came, and this connection is no longer held. */
@@ -284,8 +284,9 @@ export class ConnectionTracker {
     };
   }
 
-  private onData(ev: DataEvent): void {
-    let conn = this.lookup(ev);
+  /** `known`: the record's connection when the caller looked it up already (one lookup a record). */
+  private onData(ev: DataEvent, known?: Connection): void {
+    let conn = known ?? this.lookup(ev);
     if (!conn) {
       // The capture began after this connection opened: learn what we can from the bytes.
       conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, true);
