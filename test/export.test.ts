@@ -35,6 +35,17 @@ function spansOf(received: Received) {
   })))));
 }
 
+/** Every data point of a histogram, whichever service's resource holds it, as last exported (cumulative: the last export holds all). */
+function histogramPoints(received: Received, name: string): any[] {
+  const lastByService = new Map<string, any[]>();
+  for (const req of received.metrics) {
+    for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
+      if (m.name === name) lastByService.set(attrs(rm.resource.attributes)['service.name'], m.histogram.dataPoints);
+    }
+  }
+  return [...lastByService.values()].flat();
+}
+
 function histogram(received: Received, name: string) {
   for (const req of received.metrics) {
     for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) if (m.name === name) return m;
@@ -61,13 +72,24 @@ describe.each([
       expect(backend.attributes).toMatchObject({ 'http.request.method': 'GET', 'url.path': '/compute', 'http.route': '/compute', 'http.response.status_code': '200' });
       const server = histogram(rx.received, 'http.server.request.duration');
       expect(server.unit).toBe('s');
-      const points = server.histogram.dataPoints;
+      const points = histogramPoints(rx.received, 'http.server.request.duration');
       expect(points.map((p: any) => attrs(p.attributes)['http.route']).sort()).toEqual(['/compute', '/factorial/abc', '/factorial/{id}']);
       for (const p of points) {
         expect(p.explicitBounds).toEqual(BEYLA_BUCKETS);
         expect(p.count).toBe('1');
       }
-      expect(histogram(rx.received, 'http.client.request.duration').histogram.dataPoints).toHaveLength(3);
+      expect(histogramPoints(rx.received, 'http.client.request.duration')).toHaveLength(3);
+      // Each service's RED metrics under its own resource, as its spans are: never all under the agent's name.
+      const routesByService = new Map<string, Set<string>>();
+      for (const req of rx.received.metrics) for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
+        if (m.name !== 'http.server.request.duration') continue;
+        const service = attrs(rm.resource.attributes)['service.name'];
+        for (const p of m.histogram.dataPoints) {
+          expect(attrs(p.attributes)['service.name']).toBeUndefined();
+          routesByService.set(service, (routesByService.get(service) ?? new Set()).add(attrs(p.attributes)['http.route']));
+        }
+      }
+      expect(Object.fromEntries([...routesByService].map(([k, v]) => [k, [...v].sort()]))).toEqual({ backend: ['/compute'], frontend: ['/factorial/abc', '/factorial/{id}'] });
     } finally {
       await rx.close();
     }
@@ -165,7 +187,7 @@ describe('trace sampling over OTLP (OTEL_TRACES_SAMPLER)', () => {
         for (const s of spans) perTrace.set(s.traceId, (perTrace.get(s.traceId) ?? 0) + 1);
         expect([...perTrace.values()].every((n) => n === 2), 'each trace whole').toBe(true);
         sent.push([...perTrace.keys()].sort());
-        const served = histogram(rx.received, 'http.server.request.duration').histogram.dataPoints.reduce((n: number, p: any) => n + Number(p.count), 0);
+        const served = histogramPoints(rx.received, 'http.server.request.duration').reduce((n: number, p: any) => n + Number(p.count), 0);
         expect(served).toBe(30_000);
       } finally {
         await rx.close();

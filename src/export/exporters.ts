@@ -13,7 +13,7 @@ import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { Span } from '../correlator/span';
-import { RedMetrics, type AgentCounts } from './metrics';
+import { PerServiceMetricExporter, RedMetrics, type AgentCounts } from './metrics';
 import { samplerFromEnv, type SamplerName, type TraceSampler } from './sampling';
 
 export class ExportConfigError extends Error {}
@@ -27,6 +27,8 @@ export interface ExportOptions {
   flushIntervalMs?: number;
   /** The configuration file's sampler; OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG win over it. */
   sampler?: { name: SamplerName; arg?: number };
+  /** The watched host's name, on every service's metrics resource (spans carry it through their converter). */
+  hostName?: string;
 }
 
 export interface ExportStats {
@@ -181,7 +183,7 @@ export class Exporters {
       this.traces = new OtlpTraceQueue(traceExporter, convert, undefined, undefined, sampler);
       const metricExporter = protocol('METRICS') === 'grpc' ? new GrpcMetricExporter() : new ProtoMetricExporter();
       const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 10_000);
-      readers.push(new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: interval > 0 ? interval : 10_000 }));
+      readers.push(new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(metricExporter, options.hostName), exportIntervalMillis: interval > 0 ? interval : 10_000 }));
     }
     if (options.prometheusPort) {
       this.prometheus = new PrometheusExporter({ port: options.prometheusPort });

@@ -1,7 +1,7 @@
 import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import type { Span } from '../correlator/span';
-import { BEYLA_BUCKETS, METRIC_NAMES, RedMetrics } from './metrics';
+import { AGENT_METRIC_NAMES, BEYLA_BUCKETS, METRIC_NAMES, PerServiceMetricExporter, RedMetrics } from './metrics';
 
 const span = (kind: Span['kind'], ms: number, attributes: Span['attributes'], status: Span['status']['code'] = 'unset'): Span => ({
   traceId: 't', spanId: 's', parentSpanId: '', parentIsRemote: false, traceState: '', name: 'x', kind, startNs: 0n, endNs: BigInt(ms * 1e6),
@@ -35,6 +35,33 @@ describe('RED metrics', () => {
     expect(db.attributes).toMatchObject({ 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'db.collection.name': 'orders' });
     expect(db.attributes['db.query.text']).toBeUndefined();
     expect(byName.has(METRIC_NAMES.httpClient)).toBe(false);
+    await red.shutdown();
+  });
+
+  it('goes out over OTLP under one resource per service, as traces do; the agent\'s own counters under the agent', async () => {
+    const inner = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(inner, 'host-a'), exportIntervalMillis: 3_600_000 });
+    const red = new RedMetrics([reader]);
+    red.observeAgent(() => ({ records: 10, lost: 0, spans: 3, spansDropped: 0 }));
+    const get = { 'http.request.method': 'GET', 'http.route': '/a', 'http.response.status_code': 200 };
+    red.onSpan({ ...span('server', 1, get), service: 'frontend' });
+    red.onSpan({ ...span('server', 2, get), service: 'backend' });
+    red.onSpan({ ...span('server', 3, get), service: 'frontend' });
+    red.onSpan({ ...span('client', 4, { 'http.request.method': 'GET', 'http.response.status_code': 200 }), service: 'frontend' });
+    await reader.forceFlush();
+    const parts = inner.getMetrics();
+    const byService = new Map(parts.map((rm) => [String(rm.resource.attributes['service.name']), rm]));
+    expect([...byService.keys()]).toEqual(['loupe', 'frontend', 'backend']);
+    expect(byService.get('backend')!.resource.attributes['host.name']).toBe('host-a');
+    const names = (service: string) => byService.get(service)!.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name)).sort();
+    expect(names('loupe')).toEqual(Object.values(AGENT_METRIC_NAMES).sort());
+    expect(names('frontend')).toEqual([METRIC_NAMES.httpClient, METRIC_NAMES.httpServer]);
+    expect(names('backend')).toEqual([METRIC_NAMES.httpServer]);
+    const frontendServer = byService.get('frontend')!.scopeMetrics.flatMap((sm) => sm.metrics).find((m) => m.descriptor.name === METRIC_NAMES.httpServer)!;
+    expect(frontendServer.dataPoints).toHaveLength(1);
+    // The service moved to the resource: a point does not say it twice.
+    expect(frontendServer.dataPoints[0]!.attributes).toEqual({ 'http.request.method': 'GET', 'http.route': '/a', 'http.response.status_code': 200 });
+    expect((frontendServer.dataPoints[0]!.value as { count: number }).count).toBe(2);
     await red.shutdown();
   });
 });

@@ -5,13 +5,17 @@
  * never the path; the operation and table, never the statement.
  */
 import type { Attributes, Histogram } from '@opentelemetry/api';
-import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  MeterProvider, type InstrumentType, type MetricData, type MetricReader, type PushMetricExporter, type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import {
   ATTR_DB_COLLECTION_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_DB_SYSTEM_NAME, ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SERVICE_NAME,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
+import { ATTR_HOST_NAME } from '@opentelemetry/semantic-conventions/incubating';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
 import type { Span } from '../correlator/span';
 
@@ -55,12 +59,98 @@ export const AGENT_METRIC_NAMES = {
   spansDropped: 'loupe.agent.spans.dropped',
 } as const;
 
+/** The service the agent itself reports as: its own counters, and a provider's resource before any split. */
+export const AGENT_SERVICE = 'loupe';
+
+/**
+ * OTLP metrics grouped by the service that made them, as traces are: a
+ * collector or backend keys RED metrics on the resource's `service.name`, and
+ * one provider has only one resource. The SDK makes one ResourceMetrics per
+ * collection; this exporter splits its points by their `service.name`
+ * attribute into one ResourceMetrics per service (the attribute moves to the
+ * resource) and hands each to the real exporter. Points without it (the
+ * agent's own counters) stay with the agent's resource.
+ */
+export class PerServiceMetricExporter implements PushMetricExporter {
+  private readonly resources = new Map<string, Resource>();
+
+  constructor(private readonly inner: PushMetricExporter, private readonly hostName?: string) {}
+
+  private resourceOf(service: string, agent: Resource): Resource {
+    let r = this.resources.get(service);
+    if (!r) {
+      r = agent.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: service, ...(this.hostName ? { [ATTR_HOST_NAME]: this.hostName } : {}) }));
+      this.resources.set(service, r);
+    }
+    return r;
+  }
+
+  /** One ResourceMetrics per service, in the order services first appear; the agent's own first. */
+  split(metrics: ResourceMetrics): ResourceMetrics[] {
+    const byService = new Map<string, Map<ResourceMetrics['scopeMetrics'][number]['scope'], Map<MetricData, MetricData['dataPoints']>>>();
+    for (const sm of metrics.scopeMetrics) {
+      for (const metric of sm.metrics) {
+        for (const point of metric.dataPoints) {
+          const service = point.attributes[ATTR_SERVICE_NAME];
+          const key = typeof service === 'string' ? service : '';
+          let scopes = byService.get(key);
+          if (!scopes) byService.set(key, (scopes = new Map()));
+          let ofScope = scopes.get(sm.scope);
+          if (!ofScope) scopes.set(sm.scope, (ofScope = new Map()));
+          let points = ofScope.get(metric);
+          if (!points) ofScope.set(metric, (points = []));
+          if (key) {
+            const { [ATTR_SERVICE_NAME]: _moved, ...attributes } = point.attributes;
+            (points as unknown[]).push({ ...point, attributes });
+          } else (points as unknown[]).push(point);
+        }
+      }
+    }
+    const out: ResourceMetrics[] = [];
+    for (const [service, scopes] of [...byService].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : 0))) {
+      out.push({
+        resource: service ? this.resourceOf(service, metrics.resource) : metrics.resource,
+        scopeMetrics: [...scopes].map(([scope, ofScope]) => ({
+          scope,
+          metrics: [...ofScope].map(([metric, dataPoints]) => ({ ...metric, dataPoints }) as MetricData),
+        })),
+      });
+    }
+    return out;
+  }
+
+  export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    const parts = this.split(metrics);
+    if (parts.length === 0) return resultCallback({ code: ExportResultCode.SUCCESS });
+    let left = parts.length;
+    let failure: ExportResult | undefined;
+    for (const part of parts) {
+      this.inner.export(part, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) failure ??= result;
+        if (--left === 0) resultCallback(failure ?? result);
+      });
+    }
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+
+  selectAggregationTemporality(type: InstrumentType) {
+    return this.inner.selectAggregationTemporality!(type);
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
 export class RedMetrics {
   readonly provider: MeterProvider;
   private readonly histograms: Record<keyof typeof METRIC_NAMES, Histogram>;
 
   constructor(readers: MetricReader[]) {
-    this.provider = new MeterProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'loupe' }), readers });
+    this.provider = new MeterProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: AGENT_SERVICE }), readers });
     const meter = this.provider.getMeter('loupe', '0.1.0');
     const histogram = (name: string, description: string) =>
       meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: BEYLA_BUCKETS } });

@@ -61,7 +61,7 @@ export class Replay {
     const sinks: SpanSink[] = [sink];
     if (exports && (exports.otlp || exports.prometheusPort)) {
       let converter: OtlpSpanConverter | undefined;
-      this.exporters = new Exporters(exports, (span) => (converter ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span));
+      this.exporters = new Exporters({ ...exports, hostName: header.host.hostname }, (span) => (converter ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span));
       sinks.push(this.exporters);
     }
     this.pipeline = new Pipeline(header, sinks);
