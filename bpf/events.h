@@ -52,6 +52,7 @@ enum loupe_event_type {
 	LOUPE_EV_GO_REQUEST_END = 10,
 	LOUPE_EV_LOSS = 11,
 	LOUPE_EV_PROC_INFO = 12, /* the agent's, not the kernel's: see loupe_proc_info_event */
+	LOUPE_EV_PROC_FORK = 13,
 };
 
 /* Which side of a connection this process is on. */
@@ -182,6 +183,18 @@ struct loupe_proc_exec_event {
 struct loupe_proc_exit_event {
 	struct loupe_event_header hdr;
 	__s32 exit_code;
+	__u32 pad0;
+};
+
+/*
+ * A watched process (hdr.pid) forked a process (not a thread): the child runs
+ * the parent's program until it execs. A pre-forking or fork-per-connection
+ * server's child may be gone before the agent could read /proc (PostgreSQL's
+ * backend for a pgbench connection lives ~0.1 s); this record names it.
+ */
+struct loupe_proc_fork_event {
+	struct loupe_event_header hdr;
+	__u32 child_pid;
 	__u32 pad0;
 };
 

@@ -16,15 +16,24 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 LOUPE_PID_BITMAP(loupe_pending);
 
-SEC("tracepoint/sched/sched_process_fork")
-int process_fork(struct trace_event_raw_sched_process_fork *ctx)
+/* BTF-typed: the child's task says whether it is a process or a thread (the classic tracepoint gives only ids). */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(process_fork, struct task_struct *parent_task, struct task_struct *child_task)
 {
 	struct loupe_config *cfg = loupe_cfg();
-	__u32 parent = ctx->parent_pid;
-	__u32 child = ctx->child_pid;
+	__u32 parent = parent_task->tgid;
+	__u32 child = child_task->pid;
 	/* Not the child of a process still pending: the agent may yet drop the parent. If it keeps it, it adds the children from /proc. */
 	if (cfg && cfg->filter_pids && pid_selected(parent) && !pid_bit(&loupe_pending, parent))
 		pid_select(child, 1);
+	/* A new process, not a thread, of a watched one: the agent names it by its parent if it is gone before /proc is read. */
+	if (child_task->tgid != child || !watched(cfg, parent))
+		return 0;
+	struct loupe_proc_fork_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_PROC_FORK);
+	ev.hdr.pid = parent; /* the forking thread's process, whichever thread forked */
+	ev.child_pid = child;
+	emit(&ev, sizeof(ev));
 	return 0;
 }
 

@@ -36,6 +36,7 @@ export const eventArb: fc.Arbitrary<Event> = fc.oneof(
       .map((r) => ({ type: 'tcp_state' as const, ...b, family: fam, ...r }))),
   base.chain((b) => fc.record({ ppid: u32, uid: u32, comm: cstr(15), filename: cstr(255) }).map((r) => ({ type: 'proc_exec' as const, ...b, ...r }))),
   base.chain((b) => fc.record({ exitCode: s32 }).map((r) => ({ type: 'proc_exit' as const, ...b, ...r }))),
+  base.chain((b) => fc.record({ childPid: u32 }).map((r) => ({ type: 'proc_fork' as const, ...b, ...r }))),
   base.chain((b) => fc.record({ exe: fc.string({ maxLength: 40 }), comm: fc.option(fc.string({ maxLength: 15 }), { nil: undefined }), cmdline: fc.option(fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }), { nil: undefined }) })
     .map(({ exe, comm, cmdline }) => ({ type: 'proc_info' as const, ...b, info: { pid: b.pid, exe, ...(comm !== undefined ? { comm } : {}), ...(cmdline !== undefined ? { cmdline } : {}) } }))),
   base.chain((b) => fc.record({ type: fc.constantFrom('go_goroutine_create' as const, 'go_goroutine_exit' as const), goid: u64, parentGoid: u64 }).map((r) => ({ ...b, ...r }))),

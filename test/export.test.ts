@@ -40,7 +40,7 @@ function histogramPoints(received: Received, name: string): any[] {
   const lastByService = new Map<string, any[]>();
   for (const req of received.metrics) {
     for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
-      if (m.name === name) lastByService.set(attrs(rm.resource.attributes)['service.name'], m.histogram.dataPoints);
+      if (m.name === name) lastByService.set(String(attrs(rm.resource.attributes)['service.name']), m.histogram.dataPoints);
     }
   }
   return [...lastByService.values()].flat();
@@ -83,10 +83,10 @@ describe.each([
       const routesByService = new Map<string, Set<string>>();
       for (const req of rx.received.metrics) for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
         if (m.name !== 'http.server.request.duration') continue;
-        const service = attrs(rm.resource.attributes)['service.name'];
+        const service = String(attrs(rm.resource.attributes)['service.name']);
         for (const p of m.histogram.dataPoints) {
           expect(attrs(p.attributes)['service.name']).toBeUndefined();
-          routesByService.set(service, (routesByService.get(service) ?? new Set()).add(attrs(p.attributes)['http.route']));
+          routesByService.set(service, (routesByService.get(service) ?? new Set()).add(String(attrs(p.attributes)['http.route'])));
         }
       }
       expect(Object.fromEntries([...routesByService].map(([k, v]) => [k, [...v].sort()]))).toEqual({ backend: ['/compute'], frontend: ['/factorial/abc', '/factorial/{id}'] });

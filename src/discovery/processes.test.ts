@@ -30,6 +30,19 @@ describe('process table', () => {
     table.learn({ pid: 7, exe: '/srv/imposter' });
     expect(table.serviceOf(7)).toBe('first');
   });
+
+  it('a forked child runs its parent\'s program under its parent\'s service until it execs; a known child is not renamed', () => {
+    const table = new ProcessTable([{ pid: 10, exe: '/usr/lib/postgresql/15/bin/postgres', service: 'orders-db' }, { pid: 12, exe: '/bin/sh' }]);
+    table.onFork(11, 10);
+    expect(table.get(11)).toMatchObject({ pid: 11, ppid: 10, exe: '/usr/lib/postgresql/15/bin/postgres' });
+    expect(table.serviceOf(11)).toBe('orders-db');
+    table.onFork(12, 10);
+    expect(table.serviceOf(12)).toBe('sh');
+    table.onExec({ type: 'proc_exec', ts: 1n, pid: 11, tid: 11, cpu: 0, ppid: 10, uid: 0, comm: 'psql', filename: '/usr/bin/psql' });
+    expect(table.get(11)?.exe).toBe('/usr/bin/psql');
+    table.onFork(13, 99); // a parent nobody described: nothing to inherit
+    expect(table.serviceOf(13)).toBe('pid-13');
+  });
 });
 
 describe('a pid reused within one capture', () => {

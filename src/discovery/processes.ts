@@ -47,6 +47,14 @@ export class ProcessTable {
     this.services.delete(ev.pid);
   }
 
+  /** `parent` forked `child`: until it execs, the child runs the parent's program under the parent's service. */
+  onFork(child: number, parent: number): void {
+    const p = this.byPid.get(parent);
+    if (!p || this.byPid.has(child)) return;
+    this.byPid.set(child, { ...p, pid: child, ppid: parent });
+    this.services.delete(child);
+  }
+
   /** A process learnt outside exec records (a live run looking it up in /proc); what is known of a live pid stays. */
   learn(info: ProcessInfo): void {
     if (this.byPid.has(info.pid)) return;

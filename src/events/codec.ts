@@ -49,6 +49,7 @@ const STRUCT_OF_TYPE: Record<EventType, StructName> = {
   tcp_state: 'loupe_tcp_state_event',
   proc_exec: 'loupe_proc_exec_event',
   proc_exit: 'loupe_proc_exit_event',
+  proc_fork: 'loupe_proc_fork_event',
   go_goroutine_create: 'loupe_go_goroutine_event',
   go_goroutine_exit: 'loupe_go_goroutine_event',
   go_request_start: 'loupe_go_request_event',
@@ -103,6 +104,7 @@ const SC = member('loupe_sock_close_event');
 const TS = member('loupe_tcp_state_event');
 const PE = member('loupe_proc_exec_event');
 const PX = member('loupe_proc_exit_event');
+const PF = member('loupe_proc_fork_event');
 const G = member('loupe_go_goroutine_event');
 const GR = member('loupe_go_request_event');
 const L = member('loupe_loss_event');
@@ -201,6 +203,8 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
       };
     case 'proc_exit':
       return { type, ...base, exitCode: buf.readInt32LE(PX('exit_code')) };
+    case 'proc_fork':
+      return { type, ...base, childPid: buf.readUInt32LE(PF('child_pid')) };
     case 'go_goroutine_create':
     case 'go_goroutine_exit':
       return { type, ...base, goid: buf.readBigUInt64LE(G('goid')), parentGoid: buf.readBigUInt64LE(G('parent_goid')) };
@@ -323,6 +327,9 @@ export function encodeEvent(ev: Event): Buffer {
       break;
     case 'proc_exit':
       buf.writeInt32LE(ev.exitCode, PX('exit_code'));
+      break;
+    case 'proc_fork':
+      buf.writeUInt32LE(ev.childPid, PF('child_pid'));
       break;
     case 'go_goroutine_create':
     case 'go_goroutine_exit':

@@ -130,6 +130,8 @@ export function eventFromJson(o: Json): Event {
       };
     case 'proc_exit':
       return { type, ...base, exitCode: intField(o.exitCode, 'exitCode', 0) };
+    case 'proc_fork':
+      return { type, ...base, childPid: intField(o.childPid, 'childPid', 0) };
     case 'proc_info':
       // Checked as the binary form checks it.
       return decodeRecord(encodeEvent({ type, ...base, info: o.info as ProcessInfo })) as Event;
@@ -191,6 +193,9 @@ export function eventToJson(ev: Event): Json {
       break;
     case 'proc_exit':
       o.exitCode = ev.exitCode;
+      break;
+    case 'proc_fork':
+      o.childPid = ev.childPid;
       break;
     case 'proc_info':
       o.info = ev.info;

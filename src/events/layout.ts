@@ -42,6 +42,7 @@ export const ENUMS = {
     LOUPE_EV_GO_REQUEST_END: 10,
     LOUPE_EV_LOSS: 11,
     LOUPE_EV_PROC_INFO: 12,
+    LOUPE_EV_PROC_FORK: 13,
   },
   loupe_role: { LOUPE_ROLE_UNKNOWN: 0, LOUPE_ROLE_CLIENT: 1, LOUPE_ROLE_SERVER: 2 },
   loupe_direction: { LOUPE_DIR_EGRESS: 1, LOUPE_DIR_INGRESS: 2 },
@@ -130,6 +131,11 @@ export const STRUCT_MEMBERS = {
   loupe_proc_exit_event: [
     ['hdr', hdr],
     ['exit_code', 's32'],
+    ['pad0', 'u32'],
+  ],
+  loupe_proc_fork_event: [
+    ['hdr', hdr],
+    ['child_pid', 'u32'],
     ['pad0', 'u32'],
   ],
   loupe_go_goroutine_event: [

@@ -80,6 +80,12 @@ export interface ProcExitEvent extends Base {
   exitCode: number;
 }
 
+/** The process `pid` forked `childPid`, which runs its program until it execs. */
+export interface ProcForkEvent extends Base {
+  type: 'proc_fork';
+  childPid: number;
+}
+
 /** The agent's description of a process, in the stream before the process's first record (bpf/events.h). */
 export interface ProcInfoEvent extends Base {
   type: 'proc_info';
@@ -120,6 +126,7 @@ export type Event =
   | TcpStateEvent
   | ProcExecEvent
   | ProcExitEvent
+  | ProcForkEvent
   | GoroutineEvent
   | GoRequestEvent
   | LossEvent;

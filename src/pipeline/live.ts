@@ -66,6 +66,7 @@ const TYPE_AT = offsetOf('loupe_event_header', 'type');
 const TS_AT = offsetOf('loupe_event_header', 'ts_ns');
 const PID_AT = offsetOf('loupe_event_header', 'pid');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
+const FORK_CHILD_AT = offsetOf('loupe_proc_fork_event', 'child_pid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
 const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
 const BYTES_AT = offsetOf('loupe_data_event', 'bytes');
@@ -89,6 +90,8 @@ const TREE_QUIET_NS = 2_000_000_000n;
 const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
+/** Fork records held for children not yet seen on a socket, by child; the oldest go first past this. */
+const MAX_HELD_FORKS = 4096;
 
 export class LiveSession {
   readonly header: CaptureHeader;
@@ -96,6 +99,9 @@ export class LiveSession {
   private replay!: Replay;
   private readonly source: LiveSource;
   private readonly heldExecs = new Map<number, Buffer>();
+  private readonly heldForks = new Map<number, Buffer>();
+  /** Parents described in the stream for a child's sake, without being seen themselves (so not probed for it). */
+  private readonly described = new Set<number>();
   /**
    * Payload masking state per process, socket (cookie, or -1 - fd without one) and direction, so
    * secrets split across records are masked too; no string keys: this runs per record.
@@ -365,11 +371,21 @@ export class LiveSession {
         else this.hold(pid, record);
         return;
       }
+      case T.LOUPE_EV_PROC_FORK: {
+        // Needed only if the child is gone before /proc tells of it (firstSight): held until then.
+        const child = record.readUInt32LE(FORK_CHILD_AT);
+        this.heldForks.delete(child);
+        this.heldForks.set(child, Buffer.from(record));
+        if (this.heldForks.size > MAX_HELD_FORKS) this.heldForks.delete(this.heldForks.keys().next().value!);
+        return;
+      }
       case T.LOUPE_EV_PROC_EXIT:
         // The kernel side stopped watching the pid too: a process that gets it next is not the one chosen.
         this.selected.delete(pid);
         this.dropped.delete(pid);
         this.heldExecs.delete(pid);
+        this.heldForks.delete(pid);
+        this.described.delete(pid);
         if (this.goPids.delete(pid)) this.source.forgetGo(pid);
         this.forgetMaskers(pid);
         if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
@@ -541,16 +557,35 @@ export class LiveSession {
     this.heldExecs.delete(pid);
     // A pid the table already knows (an exec record, or a reused pid) keeps what the table says,
     // in the live run and in the replay alike.
-    const info: ProcessInfo | undefined = this.replay.pipeline.processes.get(pid) ? undefined : processInfo(pid, seenAtNs);
+    const fork = this.heldForks.get(pid);
+    this.heldForks.delete(pid);
+    const tableKnows = this.replay.pipeline.processes.get(pid) !== undefined || this.described.has(pid);
+    this.described.delete(pid);
+    const info: ProcessInfo | undefined = tableKnows ? undefined : processInfo(pid, seenAtNs);
     if (info) {
       // The exec record names the program; /proc adds what it cannot say (the configured service name).
       if (exec) info.exe = cString(exec, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
-      // Arguments carry secrets as often as headers do (curl -H 'Authorization: ...', passwords, tokens in URLs).
-      if (this.options.redact && info.cmdline) info.cmdline = info.cmdline.slice(0, 1);
-      // In the stream, ahead of the process's records: the live pipeline learns it from there, as a replay will.
-      out.push(encodeEvent({ type: 'proc_info', ts: seenAtNs, pid, tid: 0, cpu: 0, info }));
+      this.describe(info, out, seenAtNs);
+    } else if (!tableKnows && fork) {
+      // Gone already (a fork-per-connection server's child): it ran its parent's program, as the fork record says.
+      const parent = fork.readUInt32LE(PID_AT);
+      if (!this.known.has(parent) && !this.described.has(parent) && !this.replay.pipeline.processes.get(parent)) {
+        const parentInfo = processInfo(parent, seenAtNs);
+        if (parentInfo) {
+          this.describe(parentInfo, out, seenAtNs);
+          this.described.add(parent);
+        }
+      }
+      out.push(fork);
     }
     if (exec) out.push(exec);
+  }
+
+  /** What /proc said of a process, into the stream ahead of its records: the live pipeline learns it from there, as a replay will. */
+  private describe(info: ProcessInfo, out: Buffer[], seenAtNs: bigint): void {
+    // Arguments carry secrets as often as headers do (curl -H 'Authorization: ...', passwords, tokens in URLs).
+    if (this.options.redact && info.cmdline) info.cmdline = info.cmdline.slice(0, 1);
+    out.push(encodeEvent({ type: 'proc_info', ts: seenAtNs, pid: info.pid, tid: 0, cpu: 0, info }));
   }
 
   /**

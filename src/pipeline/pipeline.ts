@@ -106,6 +106,9 @@ export class Pipeline {
       case 'proc_info':
         this.processes.learn(ev.info);
         break;
+      case 'proc_fork':
+        this.processes.onFork(ev.childPid, ev.pid);
+        break;
       case 'loss':
         this.stats.lostRecords += Number(ev.lost);
         this.correlator.onLoss(ev.lost);

@@ -66,6 +66,35 @@ describe('ConnectionTracker and sockets reached through several fds', () => {
     expect(got[0]!.conn.midStream).toBe(false);
     expect(closed).toHaveLength(1);
   });
+
+  it.each([
+    ['the kernel side meets it in the child as a socket of unknown role', true],
+    ['the child\'s first record is data', false],
+  ])('a socket accepted by one process and used by the child it forked is one whole connection of the child, not joined mid-stream (%s)', (_, metInChild) => {
+    const events: import('../events/types').Event[] = [];
+    const local = { addr: '127.0.0.1', port: 5432 };
+    const remote = { addr: '127.0.0.1', port: 40000 };
+    const postmaster = { pid: 70, tid: 70, cpu: 0 };
+    const backend = { pid: 71, tid: 71, cpu: 0 };
+    const data = (who: typeof backend, direction: 'ingress' | 'egress', text: string, ts: bigint) => events.push({
+      type: 'data', ts, ...who, fd: 9, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0, cookie: 0xfeedn, bytes: text.length, data: Buffer.from(text),
+    });
+    events.push({ type: 'sock_open', ts: 1n, ...postmaster, fd: 9, family: 4, role: 'server', protocol: 6, local, remote, cookie: 0xfeedn });
+    events.push({ type: 'proc_fork', ts: 2n, ...postmaster, childPid: 71 });
+    events.push({ type: 'sock_close', ts: 3n, ...postmaster, fd: 9, cookie: 0xfeedn }); // the postmaster's copy of the fd
+    if (metInChild) events.push({ type: 'sock_open', ts: 3n, ...backend, fd: 9, family: 4, role: 'unknown', protocol: 6, local, remote, cookie: 0xfeedn });
+    data(backend, 'ingress', get('/q'), 4n);
+    data(backend, 'egress', ok('rows'), 5n);
+    // A process that writes on a socket another process already used is not handed it: that one is mid-stream.
+    data(postmaster, 'egress', ok('late'), 6n);
+    const got: Array<{ conn: Connection; message: MessageBase }> = [];
+    const tracker = new ConnectionTracker({ onMessage: (conn, message) => got.push({ conn, message }), onClose: () => {} });
+    for (const ev of events) tracker.handle(ev);
+    const served = got.filter(({ conn }) => conn.pid === 71);
+    expect(served.map(({ message }) => message.kind)).toEqual(['request', 'response']);
+    expect(served[0]!.conn).toMatchObject({ role: 'server', midStream: false, local, remote, openedTs: 1n });
+    expect(got.filter(({ conn }) => conn.pid === 70).every(({ conn }) => conn.midStream)).toBe(true);
+  });
 });
 
 describe('ConnectionTracker and records made at the syscall exit', () => {

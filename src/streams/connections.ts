@@ -117,6 +117,9 @@ const seqAfter = (a: number, b: number): boolean => {
   return d !== 0 && d < 0x8000_0000;
 };
 
+/** Sockets closed unused remembered for a forked child to take over (see closedUnused); the oldest go first. */
+const MAX_CLOSED_UNUSED = 1024;
+
 export class ConnectionTracker {
   /**
    * Open connections by pid, then by socket: its cookie, or -1 - fd without one. Two levels, not a
@@ -124,6 +127,14 @@ export class ConnectionTracker {
    * id order (a connection goes in when made), which is the order closes are said in.
    */
   private readonly byPid = new Map<number, Map<bigint | number, Connection>>();
+  /** The open connection each socket cookie was last opened as: for a socket handed to another process. */
+  private readonly byCookie = new Map<bigint, Connection>();
+  /**
+   * Sockets a process opened and closed its fd of before moving a byte: the
+   * process it forked may use the socket next (PostgreSQL's postmaster closes
+   * its copy right after forking the backend, before the backend's first read).
+   */
+  private readonly closedUnused = new Map<bigint, Connection>();
   /** Per thread (by tid, unique on a host): the socket it last moved bytes on, as threadIo() says it. */
   private readonly lastOnThread = new Map<number, number>();
   private count = 0;
@@ -145,12 +156,14 @@ export class ConnectionTracker {
     let ofPid = this.byPid.get(conn.pid);
     if (!ofPid) this.byPid.set(conn.pid, (ofPid = new Map()));
     ofPid.set(ConnectionTracker.socketOf(conn), conn);
+    if (conn.cookie !== 0n) this.byCookie.set(conn.cookie, conn);
     this.count++;
   }
 
   private remove(conn: Connection): void {
     const ofPid = this.byPid.get(conn.pid);
     if (!ofPid?.delete(ConnectionTracker.socketOf(conn))) return;
+    if (this.byCookie.get(conn.cookie) === conn) this.byCookie.delete(conn.cookie);
     this.count--;
     if (ofPid.size === 0) this.byPid.delete(conn.pid);
   }
@@ -261,7 +274,12 @@ export class ConnectionTracker {
   private onOpen(ev: SockOpenEvent): void {
     const old = this.lookup(ev);
     if (old) this.close(old, ev.ts);
-    // Role unknown: the kernel side met this socket mid-life (opened before the capture began).
+    // Role unknown: the kernel side met this socket mid-life — opened before the capture began, or by the process that handed it over.
+    const handed = ev.role === 'unknown' ? this.handedOver(ev) : undefined;
+    if (handed) {
+      this.adopt(handed, ev);
+      return;
+    }
     const conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, ev.role === 'unknown');
     conn.role = ev.role;
     if (ev.role !== 'unknown') {
@@ -277,6 +295,33 @@ export class ConnectionTracker {
     this.listener.onOpen?.(conn);
   }
 
+  /**
+   * The connection another process opened this socket as, before any byte moved on it: a
+   * fork-per-connection server (PostgreSQL's postmaster accepts, forks a backend and closes its
+   * copy) or a socket passed over a Unix socket.
+   */
+  private handedOver(ev: { pid: number; cookie: bigint }): Connection | undefined {
+    if (ev.cookie === 0n) return undefined;
+    const handed = this.byCookie.get(ev.cookie) ?? this.closedUnused.get(ev.cookie);
+    if (!handed || handed.pid === ev.pid || handed.role === 'unknown' || handed.bytes.egress !== 0 || handed.bytes.ingress !== 0) return undefined;
+    this.closedUnused.delete(ev.cookie);
+    return handed;
+  }
+
+  /** The process's own connection on a handed-over socket: whole (its open was seen), not joined mid-stream. */
+  private adopt(handed: Connection, ev: { pid: number; fd: number; cookie: bigint }): Connection {
+    const conn = this.create(ev.pid, ev.fd, handed.openedTs, ev.cookie, false);
+    conn.role = handed.role;
+    conn.local = handed.local;
+    conn.remote = handed.remote;
+    conn.writtenSeq = handed.writtenSeq;
+    const configured = this.configuredProtocol(conn);
+    if (configured) this.attach(conn, configured);
+    this.insert(conn);
+    this.listener.onOpen?.(conn);
+    return conn;
+  }
+
   private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
     return {
       id: this.nextId++, pid, fd, fds: new Set([fd]), role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, tls: false, undetected: [],
@@ -288,10 +333,14 @@ export class ConnectionTracker {
   private onData(ev: DataEvent, known?: Connection): void {
     let conn = known ?? this.lookup(ev);
     if (!conn) {
-      // The capture began after this connection opened: learn what we can from the bytes.
-      conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, true);
-      this.insert(conn);
-      this.listener.onOpen?.(conn);
+      const handed = this.handedOver(ev);
+      if (handed) conn = this.adopt(handed, ev);
+      else {
+        // The capture began after this connection opened: learn what we can from the bytes.
+        conn = this.create(ev.pid, ev.fd, ev.ts, ev.cookie, true);
+        this.insert(conn);
+        this.listener.onOpen?.(conn);
+      }
     }
     conn.fds.add(ev.fd);
     const plaintext = (ev.flags & CONSTANTS.LOUPE_DATA_F_TLS) !== 0;
@@ -425,6 +474,10 @@ export class ConnectionTracker {
   private close(conn: Connection, ts: bigint): void {
     if (conn.heldReads) this.release(conn, undefined);
     this.remove(conn);
+    if (conn.cookie !== 0n && conn.role !== 'unknown' && conn.bytes.egress === 0 && conn.bytes.ingress === 0) {
+      this.closedUnused.set(conn.cookie, conn);
+      if (this.closedUnused.size > MAX_CLOSED_UNUSED) this.closedUnused.delete(this.closedUnused.keys().next().value!);
+    }
     conn.lastTs = ts;
     this.endParser(conn, ts);
     this.listener.onClose(conn, ts, 'closed');
