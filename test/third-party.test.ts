@@ -68,15 +68,26 @@ async function listening(port: number, child: ChildProcess): Promise<void> {
 }
 
 /** A client run to its end while the agent (in this process) drains: never blocking the event loop. */
-function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.on('close', (status) => resolve({ status, stdout, stderr, pid: child.pid! }));
   });
+}
+
+/** Each client span with the server span under it (the same trace), or undefined where none is. */
+function serverUnder(spans: SpanLine[], client: SpanLine): SpanLine | undefined {
+  return spans.find((s) => s.kind === 'server' && s.parentSpanId === client.spanId && s.traceId === client.traceId);
+}
+
+function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of items) out[key(t)] = (out[key(t)] ?? 0) + 1;
+  return out;
 }
 
 /**
@@ -385,5 +396,99 @@ describe.skipIf(Boolean(grpcGo))(`grpc-go examples (Debian's golang-google-grpc-
       expect(s.attributes).toMatchObject({ 'loupe.rpc.request_messages': 1, 'http.request.body.size': 10_008 });
       expect([undefined, 0]).toContain(s.attributes['rpc.grpc.status_code']);
     }
+  }, 180_000);
+});
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const pgbench = missing('pgbench', 'runuser') || (!fs.existsSync(`${PG_BIN}/postgres`) ? `not installed: ${PG_BIN}/postgres` : '');
+describe.skipIf(Boolean(pgbench))(`PostgreSQL and pgbench: simple, extended and prepared protocols${pgbench ? ` (skipped: ${pgbench})` : ''}`, () => {
+  it('three pgbench runs of 2 clients x 25 TPC-B transactions are 1,050 statements, each a pgbench client span over a postgres server span', async () => {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o777);
+    const data = path.join(dir, 'data');
+    expect(spawnSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/initdb`, '-A', 'trust', '--no-sync', '-U', 'postgres', '-D', data]).status).toBe(0);
+    const port = await freePort();
+    // A fork per connection: each backend is a child of the postmaster, gone when its pgbench connection ends.
+    const server = daemon('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, '-D', data, '-k', dir, '-h', '127.0.0.1', '-p', String(port), '-F']);
+    await listening(port, server);
+    const bench = (...args: string[]) => run('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', ...args, 'postgres']);
+    const init = await bench('-i', '-s', '1');
+    expect(init.status, init.stderr).toBe(0);
+    const modes = ['simple', 'extended', 'prepared'] as const;
+    const TX = 2 * 25;
+    const pids = new Map<number, (typeof modes)[number]>();
+    const { spans, live, replay } = await watched({ ports: [port] }, async () => {
+      for (const mode of modes) {
+        const r = await bench('-n', '-M', mode, '-c', '2', '-t', '25');
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout).toContain(`number of transactions actually processed: ${TX}/${TX}`);
+        pids.set(r.pid, mode);
+      }
+    });
+    const clients = spans.filter((s) => s.kind === 'client');
+    const servers = spans.filter((s) => s.kind === 'server');
+    // TPC-B: BEGIN, three UPDATEs, a SELECT, an INSERT, END per transaction.
+    const perTransaction = ['BEGIN', 'END', 'INSERT pgbench_history', 'SELECT pgbench_accounts', 'UPDATE pgbench_accounts', 'UPDATE pgbench_branches', 'UPDATE pgbench_tellers'];
+    for (const [pid, mode] of pids) {
+      const ofRun = clients.filter((s) => s.pid === pid);
+      const statements = ofRun.filter((s) => perTransaction.includes(s.name));
+      expect(countBy(statements, (s) => s.name), mode).toEqual(Object.fromEntries(perTransaction.map((n) => [n, TX])));
+      // The simple protocol sends Query; extended and prepared send Parse/Bind/Execute (prepared parses each statement once per connection).
+      expect(new Set(statements.map((s) => s.attributes['loupe.db.command'])), mode).toEqual(new Set([mode === 'simple' ? 'Query' : 'Execute']));
+      for (const s of statements) expect(String(s.attributes['db.query.text']), `${mode} ${s.name}`).toMatch(/^(BEGIN|END|INSERT|SELECT|UPDATE)\b/);
+    }
+    expect(clients.filter((s) => perTransaction.includes(s.name))).toHaveLength(3 * 7 * TX);
+    for (const c of clients) {
+      expect(c.service).toBe('pgbench');
+      expect(c.status.code).toBe('unset');
+      const server = serverUnder(spans, c);
+      expect(server?.name, c.name).toBe(c.name);
+      // Named after the postmaster that forked it though gone before /proc was read; its connection whole, not joined mid-stream.
+      expect(server!.service).toBe('postgres');
+      expect(server!.attributes['loupe.mid_stream']).toBeUndefined();
+      expect(server!.status.code).toBe('unset');
+    }
+    expect(servers).toHaveLength(clients.length);
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
+  }, 180_000);
+});
+
+const mysqlslap = missing('mysqlslap', 'mariadbd', 'mariadb-install-db');
+describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap with rows over the copy size${mysqlslap ? ` (skipped: ${mysqlslap})` : ''}`, () => {
+  it('4 clients x 3 iterations x 2 queries over 20 KB and 30 KB rows are 24 SELECTs, client over server, with their real status and row counts', async () => {
+    const dir = tempDir();
+    const data = path.join(dir, 'data');
+    expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
+    const port = await freePort();
+    const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0']);
+    await listening(port, server);
+    // Copies of 4096 bytes: every row is cut, and the packet lengths must frame what follows.
+    const { spans, live, replay } = await watched({ ports: [port], maxPayload: 4096 }, async () => {
+      const r = await run('mysqlslap', [
+        '--no-defaults', '-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--skip-ssl', '--create-schema=slap',
+        "--create=CREATE TABLE t (id INT PRIMARY KEY, v LONGTEXT); INSERT INTO t VALUES (1, REPEAT('x', 20000)), (2, REPEAT('y', 30000))",
+        '--query=SELECT v FROM t WHERE id = 1;SELECT id, v FROM t ORDER BY id', '--delimiter=;', '--concurrency=4', '--iterations=3',
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+    });
+    const clients = spans.filter((s) => s.kind === 'client');
+    const selects = clients.filter((s) => s.name === 'SELECT t');
+    expect(countBy(selects, (s) => String(s.attributes['db.query.text']))).toEqual({ 'SELECT v FROM t WHERE id = ?': 12, 'SELECT id, v FROM t ORDER BY id': 12 });
+    for (const c of selects) {
+      expect(c.attributes['db.response.returned_rows'], String(c.attributes['db.query.text'])).toBe(String(c.attributes['db.query.text']).includes('WHERE') ? 1 : 2);
+      expect(c.attributes['loupe.lost_bytes']).toBeGreaterThan(0);
+    }
+    for (const c of clients) {
+      expect(c.service).toBe('mysqlslap');
+      expect(c.status.code, c.name).toBe('unset');
+      const server = serverUnder(spans, c);
+      expect(server?.name, c.name).toBe(c.name);
+      expect(server!.service).toBe('mariadbd');
+      expect(server!.status.code).toBe('unset');
+    }
+    expect(spans.filter((s) => s.kind === 'server')).toHaveLength(clients.length);
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
   }, 180_000);
 });
