@@ -567,6 +567,7 @@ int go_request_write(struct pt_regs *ctx)
 /* A crypto/tls read or write in flight on a goroutine. */
 struct go_tls_call {
 	__u64 buf;
+	__u64 entry_ns;
 	__s32 fd;
 	__u8 source; /* LOUPE_SRC_SSL_READ or LOUPE_SRC_SSL_WRITE */
 	__u8 pad[3];
@@ -599,7 +600,7 @@ static __always_inline int go_tls_enter(struct pt_regs *ctx, __u8 source)
 	if (!info || !info->traced)
 		return 0;
 	info->tls = 1;
-	struct go_tls_call call = { .buf = ctx->bx, .fd = fd, .source = source };
+	struct go_tls_call call = { .buf = ctx->bx, .entry_ns = bpf_ktime_get_ns(), .fd = fd, .source = source };
 	bpf_map_update_elem(&loupe_go_tls, &key, &call, BPF_ANY);
 	return 0;
 }
@@ -630,7 +631,21 @@ int go_tls_io_ret(struct pt_regs *ctx)
 	struct go_tls_call call = *c;
 	bpf_map_delete_elem(&loupe_go_tls, &key);
 	long n = ctx->ax;
-	if (n > 0)
-		emit_data(loupe_cfg(), NULL, key.pid, call.fd, call.source, LOUPE_DATA_F_TLS, n, call.buf, 0, 0, 0);
+	if (n <= 0)
+		return 0;
+	/*
+	 * Cause before effect across the two ends, as for OpenSSL (tls.bpf.c): a
+	 * write at its start, before the peer can have read any of it; a read when
+	 * its ciphertext came in (the socket's last read within this call), or at
+	 * its start when crypto/tls served it from what it had read before.
+	 */
+	__u64 ts = call.entry_ns;
+	if (call.source == LOUPE_SRC_SSL_READ) {
+		struct sock_key skey = { .pid = key.pid, .fd = call.fd };
+		struct sock_info *info = bpf_map_lookup_elem(&loupe_sockets, &skey);
+		if (info && info->tls_read_ns > ts)
+			ts = info->tls_read_ns;
+	}
+	emit_data(loupe_cfg(), NULL, key.pid, call.fd, call.source, LOUPE_DATA_F_TLS, n, call.buf, 0, 0, ts);
 	return 0;
 }

@@ -223,8 +223,15 @@ int sys_exit_io(struct bpf_raw_tracepoint_args *ctx)
 		bpf_map_update_elem(&loupe_ssl_fds, &tls->ssl, &fd, BPF_ANY);
 		info->tls = 1;
 	}
-	if (info->tls)
+	if (info->tls) {
+		/*
+		 * Go's crypto/tls reads on whichever thread runs the goroutine when the
+		 * socket is ready, so its read is found by socket, not by thread.
+		 */
+		if (ret > 0 && (source == LOUPE_SRC_READ || source == LOUPE_SRC_READV || source == LOUPE_SRC_RECVFROM || source == LOUPE_SRC_RECVMSG))
+			info->tls_read_ns = bpf_ktime_get_ns();
 		return 0;
+	}
 	__u64 buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
 	__u64 count = PT_REGS_PARM3_CORE_SYSCALL(regs);
 	if (msg) {

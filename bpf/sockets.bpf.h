@@ -33,6 +33,7 @@ struct sock_info {
 	__u8 traced; /* 0: not a TCP socket we watch (a file, a pipe, a filtered port) */
 	__u8 tls;    /* its plaintext comes from TLS library probes: its ciphertext is not reported */
 	__u8 pad[5];
+	__u64 tls_read_ns; /* a TLS socket: when its last read that moved bytes returned (Go's crypto/tls stamps plaintext with it) */
 };
 
 /* What each pid:fd is, learnt at accept/connect or at first sight. */

@@ -13,6 +13,8 @@ import * as readline from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
+import { openCapture } from '../src/sources/capture-file';
+import { decodeRecord } from '../src/events/codec';
 import { freePort, ROOT, tempDir } from './helpers';
 
 const support = liveSupport();
@@ -26,6 +28,8 @@ interface SpanLine {
   parentSpanId: string;
   kind: string;
   pid: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
   attributes: Record<string, string | number | boolean>;
 }
 
@@ -270,6 +274,79 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(call, JSON.stringify(spans)).toBeDefined();
     expect(call!.attributes).toMatchObject({ 'url.full': expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/secure\?token=REDACTED$/), 'http.response.status_code': 200 });
   }, 120_000);
+
+  it('stamps Go crypto/tls plaintext by its socket I/O: 30 HTTPS calls between two Go programs are 30 client spans, each over its server span and containing it', async () => {
+    const dir = tempDir();
+    const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    const port = await freePort();
+    const script = path.join(ROOT, 'scenarios/services/gofactorial.sh');
+    const server = spawn(script, ['worker', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_TLS_CERT: cert, GOFACTORIAL_TLS_KEY: key } });
+    const client = spawn(script, ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_INSECURE: '1' } });
+    const clientLine = lines(client);
+    let text = '';
+    const capture = path.join(dir, 'tls.loupe');
+    const session = goSession([port], (t) => (text += t), false, { capturePath: capture });
+    const N = 30;
+    try {
+      expect(await lines(server)()).toBe('ready');
+      session.start();
+      expect(await probeWhenGo(session, server.pid!)).toBeDefined();
+      expect(await probeWhenGo(session, client.pid!)).toBeDefined();
+      for (let i = 0; i < N; i++) {
+        client.stdin!.write(`https://127.0.0.1:${port}/multiply?from=1&to=${i + 2}\n`);
+        expect(await clientLine()).toBe('200 OK');
+      }
+    } finally {
+      client.stdin!.end();
+      await session.stop();
+      server.kill();
+    }
+    const spans = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+    const calls = spans.filter((s) => s.kind === 'client' && s.pid === client.pid);
+    const served = spans.filter((s) => s.kind === 'server' && s.pid === server.pid);
+    expect(calls).toHaveLength(N);
+    expect(served).toHaveLength(N);
+    const byId = new Map(calls.map((c) => [c.spanId, c]));
+    for (const s of served) {
+      const call = byId.get(s.parentSpanId);
+      expect(call, `server span ${s.spanId} not under a client span`).toBeDefined();
+      expect(call!.traceId).toBe(s.traceId);
+      // The client's write is stamped at its start, the server's read when its ciphertext came in: never the other way round.
+      expect(BigInt(s.startTimeUnixNano) >= BigInt(call!.startTimeUnixNano), `server started before its client: ${s.startTimeUnixNano} < ${call!.startTimeUnixNano}`).toBe(true);
+      expect(BigInt(s.endTimeUnixNano) <= BigInt(call!.endTimeUnixNano), `server ended after its client: ${s.endTimeUnixNano} > ${call!.endTimeUnixNano}`).toBe(true);
+    }
+    const replayed = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    expect(replayed.stdout).toBe(text);
+    // The records themselves (spans are kept within their client's whatever the stamps): the i-th request is
+    // written before the server reads it, and the i-th response written before the client reads it.
+    /** When each message that starts with `start` began to move in that direction: the stamp of the record holding its first byte. */
+    const firsts = (pid: number, direction: string, start: string) => {
+      const pieces: Array<{ at: number; ts: bigint }> = [];
+      let stream = '';
+      for (const batch of openCapture(capture).batches()) {
+        for (const raw of batch) {
+          const ev = decodeRecord(raw.bytes);
+          if (ev.type !== 'data' || ev.pid !== pid || ev.direction !== direction || (ev.flags & 2) === 0) continue;
+          pieces.push({ at: stream.length, ts: ev.ts });
+          stream += Buffer.from(ev.data).toString('latin1');
+        }
+      }
+      const out: bigint[] = [];
+      let piece = 0;
+      for (let k = stream.indexOf(start); k >= 0; k = stream.indexOf(start, k + 1)) {
+        while (piece + 1 < pieces.length && pieces[piece + 1]!.at <= k) piece++;
+        out.push(pieces[piece]!.ts);
+      }
+      return out;
+    };
+    const [written, read] = [firsts(client.pid!, 'egress', 'GET '), firsts(server.pid!, 'ingress', 'GET ')];
+    const [answered, received] = [firsts(server.pid!, 'egress', 'HTTP/1.1 '), firsts(client.pid!, 'ingress', 'HTTP/1.1 ')];
+    expect([written, read, answered, received].map((l) => l.length)).toEqual([N, N, N, N]);
+    const late = (a: bigint[], b: bigint[]) => a.flatMap((t, i) => (t > b[i]! ? [`#${i}: ${t - b[i]!} ns`] : []));
+    expect(late(written, read), 'a request read before it was written').toEqual([]);
+    expect(late(answered, received), 'a response read before it was written').toEqual([]);
+  }, 180_000);
 
   it('says at start what it probes and which propagation is on (loupe run)', async () => {
     const port = await freePort();

@@ -291,8 +291,15 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("ready")
-	if err := http.Serve(l, h); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	var err2 error
+	if cert, key := os.Getenv("GOFACTORIAL_TLS_CERT"), os.Getenv("GOFACTORIAL_TLS_KEY"); cert != "" {
+		// HTTPS through Go's own crypto/tls: what the Go TLS probes read.
+		err2 = http.ServeTLS(l, h, cert, key)
+	} else {
+		err2 = http.Serve(l, h)
+	}
+	if err2 != nil {
+		fmt.Fprintln(os.Stderr, err2)
 		os.Exit(1)
 	}
 }
