@@ -3,7 +3,7 @@
  * than make test gives it, with a table of inputs tried, exceptions and split
  * differences, as FUZZING.md records. Usage: npx tsx scripts/fuzz.ts [INPUTS per parser] [SEED]
  */
-import { fuzzParser } from '../test/fuzz/run';
+import { fuzzMasker, fuzzParser } from '../test/fuzz/run';
 import { allSeeds } from '../test/fuzz/seeds';
 
 const inputs = Number(process.argv[2] ?? 200_000);
@@ -23,5 +23,17 @@ for (const protocol of ['http1', 'http2', 'postgres', 'mysql', 'redis']) {
   console.log(`| ${protocol} | ${list.length} | ${inputs} | ${exceptions} | ${splits} | ${seconds.toFixed(1)} |`);
   for (const [kind, f] of r.exceptions) console.error(`${protocol}: ${f.count} × ${kind}\n  shortest input: ${f.example}`);
   if (r.splitDiffs) console.error(`${protocol}: ${splits} inputs split differently, the shortest: ${r.splitDiffs.example}\n  ${r.splitDiffs.detail.slice(0, 2000)}`);
+}
+console.log('');
+console.log('| masker | inputs (each masked whole and split) | exceptions | split differences | decided per record (mid-stream HTTP/2 probe) | split differences among those |');
+console.log('|---|---|---|---|---|---|');
+for (const protocol of ['http1', 'http2', 'postgres', 'mysql', 'redis']) {
+  const r = fuzzMasker(protocol, seeds.get(protocol) ?? [], inputs, seed);
+  const exceptions = [...r.exceptions.values()].reduce((n, f) => n + f.count, 0);
+  const splits = r.splitDiffs?.count ?? 0;
+  bad += exceptions + splits;
+  console.log(`| ${protocol} | ${inputs} | ${exceptions} | ${splits} | ${r.perRecord} | ${r.perRecordSplitDiffs} |`);
+  for (const [kind, f] of r.exceptions) console.error(`${protocol} masking: ${f.count} × ${kind}\n  shortest input: ${f.example}`);
+  if (r.splitDiffs) console.error(`${protocol} masking: ${splits} inputs masked differently when split, the shortest: ${r.splitDiffs.example}\n  ${r.splitDiffs.detail.slice(0, 2000)}`);
 }
 process.exitCode = bad > 0 ? 1 : 0;

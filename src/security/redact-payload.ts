@@ -66,6 +66,17 @@ export class StreamMasker {
   private sniffed: Buffer | undefined;
 
   constructor(readonly socket: SocketMasking = {}) {}
+
+  /**
+   * Its first bytes named no protocol, so whether HTTP/2 frames follow was
+   * looked for record by record, as the protocol detector looks for a
+   * connection joined mid-stream (a record that is whole frames): the one
+   * case where what is masked can depend on where the kernel cut the bytes.
+   */
+  get decidedPerRecord(): boolean {
+    return this.perRecord;
+  }
+  private perRecord = false;
   private decided = false;
   /** The first bytes, from records already handed on, while the protocol is not known yet. */
   private held: Buffer = Buffer.alloc(0);
@@ -122,6 +133,7 @@ export class StreamMasker {
         }
         // Bytes no protocol claims (the middle of a frame, a body): HTTP/2 may still show at a later record.
         else if (typeof seen !== 'object') this.probeLeft = PROBE_BYTES;
+        this.perRecord = this.probeLeft > 0;
       }
       // What earlier records held goes through first, on a copy: those bytes are already handed on.
       if (past.length) this.maskText(Buffer.from(past));
