@@ -17,6 +17,7 @@ import { recordingProxy } from './recording-proxy';
 import { Http2Parser } from '../src/parsers/http2/parser';
 import type { Http2Message, Http2Request, Http2Response } from '../src/parsers/http2/messages';
 import type { DataEvent, Event } from '../src/events/types';
+import { StreamMasker } from '../src/security/redact-payload';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const PROTO = path.join(ROOT, 'test/fixtures/greeter.proto');
@@ -249,6 +250,24 @@ describe('gRPC from @grpc/grpc-js', () => {
     expect(spans[1].attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'demo.v1.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 5 });
     expect(spans[1].status.code).toBe('error');
     expect(spans[0].status.code).toBe('unset');
+  });
+
+  it('masked as the live agent masks (the default), message bodies are gone and every call still reads the same', () => {
+    const masked = events.map((ev) => (ev.type === 'data' ? { ...ev, data: Buffer.from(ev.data) } : ev));
+    const maskers = new Map<string, StreamMasker>();
+    const socket = {};
+    for (const ev of masked) if (ev.type === 'data') {
+      if (!maskers.has(ev.direction)) maskers.set(ev.direction, new StreamMasker(socket));
+      maskers.get(ev.direction)!.mask(ev.data);
+    }
+    const text = (list: Event[]) => list.map((e) => (e.type === 'data' ? Buffer.from(e.data).toString('latin1') : '')).join('');
+    // The names sent and greetings answered were in the bytes, and are not any more.
+    for (const word of ['ann', 'hello ann', 'echo p', 'hi 2']) {
+      expect(text(events)).toContain(word);
+      expect(text(masked)).not.toContain(word);
+    }
+    const summary = (ms: Http2Message[]) => ms.map((m) => [m.kind, m.streamId, m.grpc?.method, m.grpc?.messages, m.grpc?.bytes, m.kind === 'response' ? m.grpcStatus : undefined]);
+    expect(summary(parseEvents(masked))).toEqual(summary(parseEvents(events)));
   });
 
   it('with --proto, loupe parse decodes the message bodies', () => {

@@ -324,6 +324,36 @@ describe('HTTP/2 masking in captures', () => {
     }), { numRuns: 1000 });
   });
 
+  it('masks credential members of a JSON body across DATA frames, and a gRPC stream\'s messages whole but their prefixes, however the records cut them', () => {
+    const enc = hpackjs.compressor.create({ table: { size: 4096 } });
+    const block = (fields: Array<[string, string]>) => {
+      enc.write(fields.map(([name, value]) => ({ name, value, huffman: true })));
+      return enc.read();
+    };
+    const json = Buffer.from(`{"user":"ann","password":"${SECRET}","keep":"visible"}`);
+    const message = Buffer.from(`\x0a\x0b${SECRET}`, 'latin1'); // protobuf: field 1, 11 bytes
+    const grpcMessage = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+    const bytes = Buffer.concat([
+      PREFACE, settings(),
+      frame(1, 0x4, 1, block([[':method', 'POST'], [':path', '/login'], ['content-type', 'application/json']])),
+      frame(0, 0, 1, json.subarray(0, 20)), frame(0, 0x1 | 0x8, 1, Buffer.concat([Buffer.from([2]), json.subarray(20), Buffer.alloc(2)])),
+      frame(1, 0x4, 3, block([[':method', 'POST'], [':path', '/demo.v1.Greeter/SayHello'], ['content-type', 'application/grpc']])),
+      // The second call's content-type comes by index from the dynamic table.
+      frame(0, 0x1, 3, Buffer.concat([grpcMessage, grpcMessage])),
+      frame(1, 0x4, 5, block([[':method', 'POST'], [':path', '/demo.v1.Greeter/SayHello'], ['content-type', 'application/grpc']])),
+      frame(0, 0, 5, grpcMessage.subarray(0, 7)), frame(0, 0x1, 5, grpcMessage.subarray(7)),
+    ]);
+    const whole = maskInRecords(bytes, []);
+    const text = whole.toString('latin1');
+    expect(text.split(SECRET).length - 1).toBe(0);
+    expect(text).toContain(`ord":"${'*'.repeat(SECRET.length)}"`); // "passw" ends the first DATA frame
+    expect(text).toContain('"keep":"visible"');
+    expect(text.split(Buffer.from([0, 0, 0, 0, message.length]).toString('latin1')).length - 1).toBe(3); // every prefix kept
+    for (let cut = 1; cut < bytes.length; cut += 3) expect(maskInRecords(bytes, [cut, cut + 11]).equals(whole), `cut at ${cut}`).toBe(true);
+    const [req1, req2, req3] = requestsOf(whole);
+    expect([req1, req2, req3].map((m) => (m?.kind === 'request' ? [m.streamId, m.grpc?.messages ?? 0, m.grpc?.bytes ?? 0] : []))).toEqual([[1, 0, 0], [3, 2, 2 * message.length], [5, 1, message.length]]);
+  });
+
   it('never throws on random bytes (after an HTTP/2 start, after frames met mid-stream, or alone), and never changes a length', () => {
     const midStream = frame(1, 0x5, 3, Buffer.from([0x82, 0x86, 0x0f, 0x10, 0x03, 0x61, 0x62, 0x63]));
     fc.assert(fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]]), midStream, Buffer.alloc(0)), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(5000), (start, junk, cuts, missing) => {

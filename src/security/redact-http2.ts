@@ -23,6 +23,12 @@
  *    bytes the same however the kernel cut them (fuzzing found 6,000 of
  *    25,000 HTTP/2 inputs masked differently at other cuts when only cut
  *    symbols kept their first bits).
+ * DATA is masked too: a gRPC stream's messages whole (their 5-byte prefixes
+ * stay, so messages are still counted and sized), any other stream's body
+ * for credential fields (redact-body.ts), as in HTTP/1. Which a stream is
+ * comes from its HEADERS' content-type in this direction; a stream whose
+ * HEADERS came before a mid-stream join counts as not gRPC.
+ *
  * The masker follows frames (the client's preface, frame headers, padding,
  * priority fields) and the header blocks' HPACK instructions, with the
  * dynamic table's names and sizes, so a name given by index is known. Bytes
@@ -36,6 +42,7 @@
 import { HUFFMAN_CODES, STATIC_TABLE } from '../parsers/http2/hpack-tables';
 import { huffmanDecode } from '../parsers/http2/hpack';
 import { isSecretHeader } from './redact';
+import { BodyMasker } from './redact-body';
 
 /** The name of a table entry from before a mid-stream join (no real header name has a space). */
 const UNKNOWN_NAME = 'unknown name';
@@ -123,7 +130,25 @@ function plausibleFrameHeader(b: Uint8Array): boolean {
   return b[3]! <= 9 && (b[5]! & 0x80) === 0 && length <= 1 << 14;
 }
 
+const DATA = 0x0;
 const HEADERS = 0x1;
+const END_STREAM = 0x1;
+/** Streams whose body state is kept at once (each direction); the oldest go first past this. */
+const MAX_STREAMS = 1024;
+const GRPC_PREFIX = 5;
+
+/** What DATA on one stream is, and where its gRPC message framing stands. */
+interface StreamBody {
+  grpc: boolean;
+  /** gRPC: bytes of the current 5-byte message prefix still to come, and the length it is gathering. */
+  prefixLeft: number;
+  length: number;
+  /** gRPC: message bytes still to come. */
+  messageLeft: number;
+  /** gRPC framing was lost to bytes not copied: the rest of the stream's DATA is masked whole. */
+  lost: boolean;
+  json: BodyMasker;
+}
 const PUSH_PROMISE = 0x5;
 const CONTINUATION = 0x9;
 const PADDED = 0x8;
@@ -141,6 +166,15 @@ export class Http2Masker {
   private readPadLength = false;
   private padding = 0;
   private inBlock = false;
+  /** A DATA frame's stream, while its payload passes; 0 otherwise. */
+  private dataStream = 0;
+  private dataEndsStream = false;
+  /** The stream of the header block under way, and its content-type as read so far. */
+  private blockStream = 0;
+  private blockEndsStream = false;
+  private contentType: string | undefined;
+  private collecting = false;
+  private readonly streams = new Map<number, StreamBody>();
 
   /** Framing was lost (bytes not copied fell across a frame header): records are masked whole until one starts with a frame header. */
   private resyncing = false;
@@ -156,7 +190,8 @@ export class Http2Masker {
   private nameBytes: number[] = [];
   private name = '';
   private secret = Secret.No;
-  private readonly table: Array<{ name: string; size: number }> = [];
+  /** The dynamic table: names and sizes, and a content-type's value (a stream's kind may come by index alone). */
+  private readonly table: Array<{ name: string; size: number; value?: string }> = [];
   private tableSize = 0;
   private maxTableSize = 4096;
 
@@ -211,6 +246,10 @@ export class Http2Masker {
         if (this.frameHeadHave === 9) this.startFrame();
         continue;
       }
+      if (this.dataStream !== 0) {
+        i = this.dataBytes(payload, i);
+        continue;
+      }
       if (!this.inBlock) {
         const n = Math.min(this.frameLeft, payload.length - i);
         this.frameLeft -= n;
@@ -253,12 +292,16 @@ export class Http2Masker {
         this.endsBlock = false;
         this.sawBlockStart = false;
         this.state = Hpack.Op;
+        this.dataStream = 0;
+        this.streams.clear();
         return;
       }
       const n = Math.min(left, this.frameLeft);
       if (this.inBlock) this.loseTable();
+      if (this.dataStream !== 0) this.dataMissing(n);
       this.frameLeft -= n;
       left -= n;
+      if (this.frameLeft === 0) this.dataDone();
       if (this.frameLeft === 0 && this.endsBlock) this.blockDone();
     }
   }
@@ -276,11 +319,109 @@ export class Http2Masker {
     this.blockLost = true;
   }
 
-  /** END_HEADERS: the next block starts with a fresh instruction. */
+  /** END_HEADERS: the next block starts with a fresh instruction; the stream's DATA is known for what it is. */
   private blockDone(): void {
     this.endsBlock = false;
     this.blockLost = false;
     this.state = Hpack.Op;
+    if (this.blockStream === 0) return;
+    if (this.blockEndsStream) this.streams.delete(this.blockStream);
+    else if (this.contentType !== undefined && !this.streams.has(this.blockStream)) {
+      this.streams.set(this.blockStream, { grpc: /^application\/grpc/i.test(this.contentType), prefixLeft: GRPC_PREFIX, length: 0, messageLeft: 0, lost: false, json: new BodyMasker(true) });
+      if (this.streams.size > MAX_STREAMS) this.streams.delete(this.streams.keys().next().value!);
+    }
+    this.contentType = undefined;
+  }
+
+  /** A DATA frame's payload bytes from `i` (after its pad length, before its padding). Returns where they end here. */
+  private dataBytes(payload: Uint8Array, i: number): number {
+    if (this.readPadLength) {
+      this.readPadLength = false;
+      this.padding = payload[i]!;
+      this.frameLeft--;
+      if (this.frameLeft === 0) this.dataDone();
+      return i + 1;
+    }
+    const content = Math.max(0, this.frameLeft - this.padding);
+    const n = content > 0 ? Math.min(content, payload.length - i) : Math.min(this.frameLeft, payload.length - i);
+    if (content > 0) this.maskData(payload, i, i + n);
+    this.frameLeft -= n;
+    if (this.frameLeft === 0) this.dataDone();
+    return i + n;
+  }
+
+  private maskData(payload: Uint8Array, from: number, to: number): void {
+    const stream = this.streams.get(this.dataStream) ?? this.unknownStream();
+    if (!stream.grpc) {
+      stream.json.mask(payload, from, to);
+      return;
+    }
+    if (stream.lost) {
+      payload.fill(MASK, from, to);
+      return;
+    }
+    let i = from;
+    while (i < to) {
+      if (stream.prefixLeft > 0) {
+        stream.length = stream.prefixLeft <= 4 ? stream.length * 256 + payload[i]! : 0;
+        stream.prefixLeft--;
+        i++;
+        if (stream.prefixLeft === 0) stream.messageLeft = stream.length;
+        continue;
+      }
+      const n = Math.min(stream.messageLeft, to - i);
+      payload.fill(MASK, i, i + n);
+      stream.messageLeft -= n;
+      i += n;
+      if (stream.messageLeft === 0) {
+        stream.prefixLeft = GRPC_PREFIX;
+        stream.length = 0;
+      }
+    }
+  }
+
+  /** DATA on a stream whose HEADERS this side did not read (a mid-stream join): not gRPC as far as is known. */
+  private unknownStream(): StreamBody {
+    const stream: StreamBody = { grpc: false, prefixLeft: GRPC_PREFIX, length: 0, messageLeft: 0, lost: false, json: new BodyMasker(false) };
+    this.streams.set(this.dataStream, stream);
+    if (this.streams.size > MAX_STREAMS) this.streams.delete(this.streams.keys().next().value!);
+    return stream;
+  }
+
+  /** DATA bytes the kernel did not copy: a gRPC message's are skipped by its length; a prefix among them loses the framing. */
+  private dataMissing(n: number): void {
+    const stream = this.streams.get(this.dataStream);
+    if (!stream) return;
+    if (!stream.grpc) {
+      stream.json.gap();
+      return;
+    }
+    if (stream.lost) return;
+    if (this.readPadLength) {
+      // The pad length itself was not copied: where the content ends is not known.
+      stream.lost = true;
+      return;
+    }
+    let left = Math.min(n, Math.max(0, this.frameLeft - this.padding));
+    while (left > 0) {
+      if (stream.prefixLeft > 0) {
+        stream.lost = true;
+        return;
+      }
+      const k = Math.min(stream.messageLeft, left);
+      stream.messageLeft -= k;
+      left -= k;
+      if (stream.messageLeft === 0) {
+        stream.prefixLeft = GRPC_PREFIX;
+        stream.length = 0;
+      }
+    }
+  }
+
+  /** A DATA frame's end: with END_STREAM its stream's state goes. */
+  private dataDone(): void {
+    if (this.dataStream !== 0 && this.dataEndsStream) this.streams.delete(this.dataStream);
+    this.dataStream = 0;
   }
 
   private startFrame(): void {
@@ -289,18 +430,27 @@ export class Http2Masker {
     this.frameLeft = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
     const type = h[3]!;
     const flags = h[4]!;
+    const streamId = ((h[5]! & 0x7f) << 24) | (h[6]! << 16) | (h[7]! << 8) | h[8]!;
     this.inBlock = type === HEADERS || type === PUSH_PROMISE || type === CONTINUATION;
     if (type === HEADERS || type === PUSH_PROMISE) {
       // A new block: what was lost of an earlier one ends here (the table stays unknown).
       this.sawBlockStart = true;
       this.blockLost = false;
       this.state = Hpack.Op;
+      // A promise's block describes the promised stream, whose id is in its payload: not followed.
+      this.blockStream = type === HEADERS ? streamId : 0;
+      this.blockEndsStream = (flags & END_STREAM) !== 0;
+      this.contentType = undefined;
     }
     // A CONTINUATION before any block start we saw: its block began before the join.
     else if (type === CONTINUATION && !this.sawBlockStart) this.blockLost = true;
     this.endsBlock = this.inBlock && (flags & END_HEADERS) !== 0;
     this.padding = 0;
     this.readPadLength = type !== CONTINUATION && (flags & PADDED) !== 0;
+    if (type === DATA && streamId !== 0 && this.frameLeft > 0) {
+      this.dataStream = streamId;
+      this.dataEndsStream = (flags & END_STREAM) !== 0;
+    } else if (type === DATA && (flags & END_STREAM) !== 0) this.streams.delete(streamId);
     this.prefixLeft = (this.readPadLength ? 1 : 0) + (type === HEADERS && flags & PRIORITY ? 5 : 0) + (type === PUSH_PROMISE ? 4 : 0);
   }
 
@@ -352,8 +502,11 @@ export class Http2Masker {
     const v = this.intValue;
     this.state = Hpack.Op;
     switch (this.intFor) {
-      case Field.Index:
+      case Field.Index: {
+        const entry = v > STATIC_TABLE.length ? this.table[v - STATIC_TABLE.length - 1] : undefined;
+        if (entry?.value !== undefined) this.contentType = entry.value;
         return;
+      }
       case Field.SizeUpdate:
         this.maxTableSize = v;
         this.evict();
@@ -404,6 +557,8 @@ export class Http2Masker {
 
   private startValue(length: number): void {
     this.secret = isSecretHeader(this.name) || this.name === UNKNOWN_NAME ? Secret.Whole : this.name === ':path' ? Secret.Query : Secret.No;
+    this.collecting = this.name === 'content-type';
+    if (this.collecting) this.contentType = '';
     this.stringLeft = length;
     this.decodedLength = 0;
     this.code = 0;
@@ -453,8 +608,9 @@ export class Http2Masker {
     return masked;
   }
 
-  /** Does this character of the value get masked? Follows :path's query as it goes. */
+  /** Does this character of the value get masked? Follows :path's query as it goes (and keeps a content-type). */
   private hides(c: number): boolean {
+    if (this.collecting && this.contentType!.length < 64) this.contentType += String.fromCharCode(c);
     if (this.secret === Secret.Whole) return true;
     if (this.secret === Secret.No || this.queryDone) return false;
     if (!this.inQuery) {
@@ -501,9 +657,11 @@ export class Http2Masker {
 
   private valueDone(): void {
     this.state = Hpack.Op;
+    const contentType = this.collecting ? this.contentType : undefined;
+    this.collecting = false;
     this.here.clear();
     if (!this.addToTable) return;
-    this.table.unshift({ name: this.name, size: Buffer.byteLength(this.name, 'latin1') + this.decodedLength + 32 });
+    this.table.unshift({ name: this.name, size: Buffer.byteLength(this.name, 'latin1') + this.decodedLength + 32, ...(contentType !== undefined ? { value: contentType } : {}) });
     this.tableSize += this.table[0]!.size;
     this.evict();
   }

@@ -10,6 +10,7 @@
  */
 import { HARMLESS_HEADER_MAX_LENGTH, isCredentialHeader, isSecretHeader } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
+import { BodyMasker } from './redact-body';
 import { detectProtocol, isHttp2Frames, NEED_MORE } from '../streams/detect';
 import { GIVE_UP_BYTES } from '../streams/connections';
 import { dbMasker, type DbMasker, type DbProtocol } from './redact-db';
@@ -45,7 +46,18 @@ const SNIFF_BYTES = 1024;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 const HEAD_MAX = Math.max(HARMLESS_HEADER_MAX_LENGTH, ...[...METHODS].map((m) => m.length));
 /** LongName: a line in a message head whose first HEAD_MAX bytes hold no colon: a header no allowlist names. */
-const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue, LongName }
+const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue, LongName, Framing, Status }
+const enum Body { None, Length, Chunked, UntilClose }
+const enum Chunk { Size, Extension, Data, DataEnd }
+const enum Framing { ContentLength, TransferEncoding }
+const FRAMING_HEADERS = new Map([['content-length', Framing.ContentLength], ['transfer-encoding', Framing.TransferEncoding]]);
+
+function hexValue(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  if (b >= 0x61 && b <= 0x66) return b - 0x57;
+  if (b >= 0x41 && b <= 0x46) return b - 0x37;
+  return -1;
+}
 
 /**
  * The same masking across record boundaries, for one direction of one
@@ -96,12 +108,37 @@ export class StreamMasker {
   private inHead = false;
   /** The line under way has had a byte other than CR (an empty line ends a head). */
   private lineHasText = false;
+  /**
+   * The message framing read from heads (Content-Length, chunked), so a body
+   * is known as one — its credential fields masked (JSON members, form
+   * fields) — and the head after it is found where a body without a final
+   * line break ends.
+   */
+  private body = Body.None;
+  private bodyMasker: BodyMasker | undefined;
+  private bodyLeft = 0;
+  private chunk = Chunk.Size;
+  private chunkLeft = 0;
+  private trailers = false;
+  private isResponse = false;
+  private status = 0;
+  private contentLength = -1;
+  private chunkedBody = false;
+  private framing: Framing | undefined;
+  private fieldValue = '';
+  /** Text outside heads and framed bodies (met mid-stream): its credential fields too. */
+  private looseBody: BodyMasker | undefined;
+  /** Bytes masked by the record under way. */
+  private masked = 0;
 
   /** Mask one record's payload in place; `missing` bytes the kernel did not copy follow it. */
   mask(payload: Uint8Array, missing = 0): number {
     if (!this.decided) {
       const head = Buffer.concat([this.held, payload.subarray(0, 24)]);
-      const start = http2Start(head);
+      // The other direction named a database already (a MySQL greeting): no HTTP/2 start to wait for, and a
+      // record held back now could not be masked later.
+      const peer = this.socket.protocol;
+      const start = peer && DB_PROTOCOLS.has(peer.name) && head.length < 9 ? 'other' : http2Start(head);
       if (start === undefined) {
         // Too few bytes to tell (no secret fits in them): keep them, to go through whichever masker follows.
         this.held = head;
@@ -174,8 +211,17 @@ export class StreamMasker {
     if (this.http2) return this.http2.mask(payload, missing);
     if (this.db) return this.db.mask(payload);
     if (this.dbServer) return 0;
-    let masked = 0;
-    for (let i = 0; i < payload.length; i++) {
+    this.masked = 0;
+    // Text outside any head or framed body (met mid-stream, or after framing was lost), for the body masker after.
+    const loose: number[] = [];
+    let looseFrom = this.inHead || this.body !== Body.None ? -1 : 0;
+    let i = 0;
+    while (i < payload.length) {
+      if (this.body !== Body.None) {
+        i = this.maskBody(payload, i);
+        if ((this.body as Body) === Body.None) looseFrom = -1; // a body ended: a head may follow, and is not loose text
+        continue;
+      }
       if (this.mode === Mode.Other) {
         // Nothing to mask until the next line: jump there natively (most bytes are bodies).
         const lf = payload.indexOf(LF, i);
@@ -184,10 +230,18 @@ export class StreamMasker {
       }
       const b = payload[i]!;
       if (b === LF) {
-        if (this.mode === Mode.LineStart && !this.lineHasText) this.inHead = false; // the empty line: a body follows
+        if (this.mode === Mode.Framing) this.framingValueDone();
+        const emptyLine = this.mode === Mode.LineStart && !this.lineHasText;
         this.mode = Mode.LineStart;
         this.headLength = 0;
         this.lineHasText = false;
+        if (emptyLine && this.inHead) {
+          // The empty line: the head ends, and its framing says what follows.
+          this.inHead = false;
+          this.startBody();
+          if (this.body === Body.None && looseFrom < 0) looseFrom = i + 1;
+        }
+        i++;
         continue;
       }
       if (b !== CR) this.lineHasText = true;
@@ -195,18 +249,31 @@ export class StreamMasker {
         case Mode.LineStart:
           if (b === COLON) {
             const name = this.head.latin1Slice(0, this.headLength);
-            this.mode = (this.inHead ? isSecretHeader(name) : isCredentialHeader(name)) ? Mode.SecretValue : Mode.Other;
+            const framing = this.inHead ? FRAMING_HEADERS.get(name.toLowerCase()) : undefined;
+            if (framing !== undefined) {
+              this.framing = framing;
+              this.fieldValue = '';
+              this.mode = Mode.Framing;
+            } else this.mode = (this.inHead ? isSecretHeader(name) : isCredentialHeader(name)) ? Mode.SecretValue : Mode.Other;
             this.valueStarted = false;
           } else if (b === SPACE) {
             const word = this.head.latin1Slice(0, this.headLength);
-            if (METHODS.has(word)) {
-              this.mode = Mode.Target;
+            const request = METHODS.has(word);
+            const response = !request && word.startsWith('HTTP/1.');
+            if (request || response) {
+              // A message starts: its head is masked by the allowlist, and its framing read.
+              if (looseFrom >= 0) {
+                loose.push(looseFrom, i);
+                looseFrom = -1;
+              }
               this.inHead = true;
-            } else {
-              // A status line opens a head too.
-              if (word.startsWith('HTTP/1.')) this.inHead = true;
-              this.mode = Mode.Other;
-            }
+              this.trailers = false;
+              this.isResponse = response;
+              this.contentLength = -1;
+              this.chunkedBody = false;
+              this.status = 0;
+              this.mode = request ? Mode.Target : Mode.Status;
+            } else this.mode = Mode.Other;
           } else if (this.headLength === HEAD_MAX) {
             // Longer than any method or harmless header name: in a head, a header whose value goes.
             this.mode = this.inHead ? Mode.LongName : Mode.Other;
@@ -225,8 +292,15 @@ export class StreamMasker {
           this.valueStarted = true;
           if (b !== CR) {
             payload[i] = MASK;
-            masked++;
+            this.masked++;
           }
+          break;
+        case Mode.Framing:
+          if (b !== CR && this.fieldValue.length < 64) this.fieldValue += String.fromCharCode(b);
+          break;
+        case Mode.Status:
+          if (b >= 0x30 && b <= 0x39 && this.status < 1000) this.status = this.status * 10 + (b - 0x30);
+          else this.mode = Mode.Other;
           break;
         case Mode.Target:
           if (b === 0x3f) this.mode = Mode.QueryKey; // '?'
@@ -241,13 +315,133 @@ export class StreamMasker {
           else if (b === SPACE || b === 0x23 || b === CR) this.mode = Mode.Other;
           else {
             payload[i] = MASK;
-            masked++;
+            this.masked++;
           }
           break;
         default:
           break;
       }
+      i++;
     }
-    return masked;
+    if (looseFrom >= 0) loose.push(looseFrom, payload.length);
+    if (loose.length > 0) {
+      this.looseBody ??= new BodyMasker(false);
+      for (let k = 0; k < loose.length; k += 2) this.masked += this.looseBody.mask(payload, loose[k], loose[k + 1]);
+    }
+    if (missing > 0) this.skipMissing(missing);
+    return this.masked;
   }
+
+  /** The framing header's value is whole: Content-Length, or whether chunked is the last transfer coding. */
+  private framingValueDone(): void {
+    const value = this.fieldValue.trim();
+    if (this.framing === Framing.ContentLength) {
+      if (/^\d{1,15}$/.test(value)) this.contentLength = Number(value);
+    } else if (/(^|,)\s*chunked$/i.test(value)) this.chunkedBody = true;
+    this.framing = undefined;
+  }
+
+  /**
+   * After a head, what its framing says follows, as RFC 9112 §6.3 has it: no
+   * body for 1xx, 204 and 304 answers; chunked; Content-Length bytes; a
+   * response without either runs to the close. (A response to HEAD carries a
+   * Content-Length but no body; this direction cannot see the request, so
+   * its next head is read as that body and masked as a body is.)
+   */
+  private startBody(): void {
+    if (this.trailers) {
+      this.trailers = false;
+      return;
+    }
+    const noBody = this.isResponse && ((this.status >= 100 && this.status < 200) || this.status === 204 || this.status === 304);
+    if (noBody) return;
+    this.bodyMasker = new BodyMasker(true);
+    if (this.chunkedBody) {
+      this.body = Body.Chunked;
+      this.chunk = Chunk.Size;
+      this.chunkLeft = 0;
+    } else if (this.contentLength > 0) {
+      this.body = Body.Length;
+      this.bodyLeft = this.contentLength;
+    } else if (this.contentLength < 0 && this.isResponse) this.body = Body.UntilClose;
+  }
+
+  /** Body bytes from `i`: masked by the body masker, framed by length or chunks. Returns where the body's bytes here end. */
+  private maskBody(payload: Uint8Array, i: number): number {
+    const masker = this.bodyMasker!;
+    switch (this.body) {
+      case Body.UntilClose:
+        this.masked += masker.mask(payload, i, payload.length);
+        return payload.length;
+      case Body.Length: {
+        const n = Math.min(this.bodyLeft, payload.length - i);
+        this.masked += masker.mask(payload, i, i + n);
+        this.bodyLeft -= n;
+        if (this.bodyLeft === 0) this.body = Body.None;
+        return i + n;
+      }
+      default:
+        break;
+    }
+    // Chunked.
+    if (this.chunk === Chunk.Data) {
+      const n = Math.min(this.chunkLeft, payload.length - i);
+      this.masked += masker.mask(payload, i, i + n);
+      this.chunkLeft -= n;
+      if (this.chunkLeft === 0) this.chunk = Chunk.DataEnd;
+      return i + n;
+    }
+    const b = payload[i]!;
+    if (b === LF) {
+      if (this.chunk === Chunk.DataEnd) this.chunk = Chunk.Size;
+      else if (this.chunkLeft === 0) {
+        // The last chunk: trailer fields follow, as a head's (a credential there is masked), to an empty line.
+        this.body = Body.None;
+        this.inHead = true;
+        this.trailers = true;
+        this.mode = Mode.LineStart;
+        this.headLength = 0;
+        this.lineHasText = false;
+      } else this.chunk = Chunk.Data;
+      return i + 1;
+    }
+    if (this.chunk === Chunk.Size) {
+      const digit = hexValue(b);
+      if (digit >= 0 && this.chunkLeft < 2 ** 40) this.chunkLeft = this.chunkLeft * 16 + digit;
+      else if (b !== CR) this.chunk = Chunk.Extension;
+    }
+    return i + 1;
+  }
+
+  /**
+   * Bytes the kernel did not copy: a framed body skips them by its lengths;
+   * anywhere else (or past a body's end) the framing is lost, and lines are
+   * read again by their starts, as from a mid-stream join.
+   */
+  private skipMissing(missing: number): void {
+    if (this.body === Body.UntilClose) {
+      this.bodyMasker!.gap();
+      return;
+    }
+    if (this.body === Body.Length && missing < this.bodyLeft) {
+      this.bodyLeft -= missing;
+      this.bodyMasker!.gap();
+      return;
+    }
+    if (this.body === Body.Chunked && this.chunk === Chunk.Data && missing < this.chunkLeft) {
+      this.chunkLeft -= missing;
+      this.bodyMasker!.gap();
+      return;
+    }
+    if (this.body === Body.Length && missing === this.bodyLeft) {
+      this.body = Body.None;
+      return;
+    }
+    this.body = Body.None;
+    this.inHead = false;
+    this.trailers = false;
+    this.mode = Mode.Other;
+    this.looseBody?.gap();
+  }
+
 }
