@@ -86,4 +86,15 @@ describe('terminal output of bytes anyone can send', () => {
       if (command !== 'diff') expect(out, command).toContain('\\x1b]0;owned\\x07\\x1b[2J');
     }
   });
+
+  it('shows them as text on stderr too: a file, program or library name in a message is anyone\'s to choose', () => {
+    const dir = tempDir();
+    const evil = path.join(dir, 'x\x1b]0;owned\x07\x1b[2J.loupe');
+    for (const args of [['replay', evil], ['parse', evil], ['convert', evil, path.join(dir, 'out.jsonl')]]) {
+      const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
+      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toContain('\\x1b]0;owned\\x07\\x1b[2J');
+      expect(r.stderr, args.join(' ')).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+    }
+  });
 });

@@ -118,7 +118,13 @@ kernel feature); 4 a scenario's expectations do not hold; 1 internal error.
 
 `;
 
-type Out = { out: (s: string) => void; err: (s: string) => void; isTTY?: boolean };
+type Out = {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY?: boolean;
+  /** stderr as given, for the progress bar's own control sequences; `err` shows control characters instead. */
+  rawErr?: (s: string) => void;
+};
 
 function summaryLine(s: ReplaySummary): string {
   const unknown = Object.entries(s.pipeline.unknownRecords);
@@ -158,7 +164,7 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   };
   let summary: ReplaySummary;
   try {
-    const bar = !values.quiet && io.isTTY ? new ProgressBar((s) => io.err(s)) : undefined;
+    const bar = !values.quiet && io.isTTY ? new ProgressBar((s) => (io.rawErr ?? io.err)(s)) : undefined;
     const progress = bar && ((p: { done: number; total: number }) => bar.update(p.done, p.total));
     summary = values.otlp ? await replayFileExporting(positionals[0]!, format, write, { otlp: true }, progress) : replayFile(positionals[0]!, format, write, undefined, progress);
     bar?.clear();
@@ -615,8 +621,10 @@ function cmdReport(args: string[], io: Out): number {
   return 0;
 }
 
-export function main(argv: string[], io: Out): number | Promise<number> {
+export function main(argv: string[], given: Out): number | Promise<number> {
   const [command, ...rest] = argv;
+  // Lines on stderr name programs, files, libraries and errors anyone may have named: what a terminal would act on is shown instead.
+  const io: Out = { ...given, rawErr: given.err, err: (s) => given.err(s.split('\n').map(escapeControl).join('\n')) };
   try {
     switch (command) {
       case 'replay':
