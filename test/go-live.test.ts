@@ -456,3 +456,63 @@ describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !
     expect(session.injected.inserted).toBe(0n);
   }, 120_000);
 });
+
+describe.skipIf(Boolean(skipReason))(`an agent killed with SIGKILL${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('leaves a Go program it was injecting into sending its requests byte for byte as before the agent', async () => {
+    const port = await freePort();
+    // A raw TCP server: logs the exact bytes of each request head, answers and closes (each request a new connection).
+    const raw = spawn('node', ['-e', `require('net').createServer((c) => { let b = Buffer.alloc(0); c.on('data', (d) => { b = Buffer.concat([b, d]); if (b.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(b.toString('latin1'))); c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok'); } }); }).listen(${port}, '127.0.0.1', () => console.log('"ready"'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const rawLine = lines(raw);
+    expect(await rawLine()).toBe('"ready"');
+    const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const clientLine = lines(client);
+    const fetch = async (p: string) => {
+      client.stdin!.write(`http://127.0.0.1:${port}${p}\n`);
+      expect(await clientLine()).toBe('200 OK');
+      return JSON.parse(await rawLine()) as string;
+    };
+    const agent = spawn('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--format', 'jsonl'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    agent.stderr!.on('data', (c) => (stderr += c));
+    try {
+      const baseline = await fetch('/before');
+      expect(baseline).not.toMatch(/traceparent/i);
+      for (let i = 0; i < 600 && !/attached \d+ programs/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+      // The client is probed at its first record on the port: from then on its requests carry the header.
+      let injected = '';
+      for (let i = 0; i < 100 && !injected; i++) {
+        const got = await fetch(`/during-${i}`);
+        if (/\r\ntraceparent: /i.test(got)) injected = got;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(injected, stderr).toMatch(/\r\ntraceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\r\n/i);
+      const held = new Set<string>();
+      for (const fd of fs.readdirSync(`/proc/${agent.pid}/fdinfo`)) {
+        try {
+          const id = /^prog_id:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${agent.pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+          if (id) held.add(id);
+        } catch {
+          // closed meanwhile
+        }
+      }
+      expect(held.size).toBeGreaterThan(10);
+      agent.kill('SIGKILL');
+      await new Promise((r) => (agent.exitCode !== null || agent.signalCode !== null ? r(null) : agent.once('exit', r)));
+      // Its programs go as the kernel frees the dead process's fds (each link's release waits out an RCU grace period).
+      const loaded = () => new Set((JSON.parse(spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' }).stdout) as Array<{ id: number }>).map((p) => String(p.id)));
+      let left = [...held].filter((id) => loaded().has(id));
+      for (let i = 0; i < 300 && left.length; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left = [...held].filter((id) => loaded().has(id));
+      }
+      expect(left).toEqual([]);
+      // The same Go process, probed and injected into until the kill: its requests are as they were before the agent.
+      expect(await fetch('/after')).toBe(baseline.replace('/before', '/after'));
+      expect(await fetch('/after-again')).toBe(baseline.replace('/before', '/after-again'));
+    } finally {
+      if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL');
+      client.stdin!.end();
+      raw.kill();
+    }
+  }, 120_000);
+});
