@@ -86,4 +86,14 @@ describe('credential fields in bodies', () => {
       expect(frame(whole, side)).toEqual(frame(Buffer.from(text, 'latin1'), side));
     }
   });
+
+  it('knows a response to HEAD has no body from the request the other direction read, so the next head is masked as a head', () => {
+    const socket = {};
+    const [requests, responses] = [new StreamMasker(socket), new StreamMasker(socket)];
+    requests.mask(Buffer.from('HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n'));
+    const answers = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: s=${SECRET}\r\nX-Custom: ${SECRET}\r\nContent-Length: 2\r\n\r\nok`);
+    responses.mask(answers);
+    expect(answers.toString('latin1')).not.toContain(SECRET);
+    expect(answers.toString('latin1')).toContain('Content-Length: 2\r\n\r\nok');
+  });
 });

@@ -22,7 +22,16 @@ import { dbMasker, type DbMasker, type DbProtocol } from './redact-db';
 export interface SocketMasking {
   /** The protocol either direction recognised, and who sent the bytes it recognised it in. */
   protocol?: { name: string; sender: 'client' | 'server' };
+  /**
+   * HTTP/1 request methods read in one direction, not yet answered in the
+   * other: a response to HEAD has a Content-Length but no body, and a body
+   * read where there is none would hide the next head from the masker.
+   */
+  methods?: string[];
 }
+
+/** Requests remembered for their answers; past this the oldest go (and an answer is framed by its head alone). */
+const MAX_METHODS = 64;
 
 const MASK = 0x2a; // '*'
 /** How far into a direction met mid-stream HTTP/2 is still looked for: as far as the connection tracker looks. */
@@ -260,6 +269,11 @@ export class StreamMasker {
             const word = this.head.latin1Slice(0, this.headLength);
             const request = METHODS.has(word);
             const response = !request && word.startsWith('HTTP/1.');
+            if (request) {
+              const methods = (this.socket.methods ??= []);
+              methods.push(word);
+              if (methods.length > MAX_METHODS) methods.shift();
+            }
             if (request || response) {
               // A message starts: its head is masked by the allowlist, and its framing read.
               if (looseFrom >= 0) {
@@ -344,16 +358,18 @@ export class StreamMasker {
   /**
    * After a head, what its framing says follows, as RFC 9112 §6.3 has it: no
    * body for 1xx, 204 and 304 answers; chunked; Content-Length bytes; a
-   * response without either runs to the close. (A response to HEAD carries a
-   * Content-Length but no body; this direction cannot see the request, so
-   * its next head is read as that body and masked as a body is.)
+   * response without either runs to the close. A response to HEAD carries a
+   * Content-Length but no body: the request's method comes from the socket's
+   * other direction (SocketMasking.methods); a 2xx to CONNECT starts a tunnel.
    */
   private startBody(): void {
     if (this.trailers) {
       this.trailers = false;
       return;
     }
-    const noBody = this.isResponse && ((this.status >= 100 && this.status < 200) || this.status === 204 || this.status === 304);
+    // A final answer takes its request's method off the queue; an interim (1xx) one does not.
+    const method = this.isResponse && this.status >= 200 ? this.socket.methods?.shift() : undefined;
+    const noBody = this.isResponse && ((this.status >= 100 && this.status < 200) || this.status === 204 || this.status === 304 || method === 'HEAD' || (method === 'CONNECT' && this.status < 300));
     if (noBody) return;
     this.bodyMasker = new BodyMasker(true);
     if (this.chunkedBody) {
