@@ -132,6 +132,30 @@ describe('Http2Parser frames', () => {
     expect(ms.find((m) => m.kind === 'request' && m.streamId === 5)).toMatchObject({ path: '/after' });
   });
 
+  it('reports a request still being sent when the connection closes, as an incomplete span, never dropping it', () => {
+    const e = encoders();
+    const s = new Script();
+    const [client] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 1, fd: 5, port: 8080 });
+    s.data(client, 'egress', Buffer.concat([PREFACE, settings(), frame(1, 0x5, 1, e.req({ ':method': 'GET', ':path': '/done', ':scheme': 'http', ':authority': 'svc' }))]));
+    s.data(client, 'ingress', Buffer.concat([settings(), frame(1, 0x5, 1, e.res({ ':status': '200' }))]));
+    // An upload whose END_STREAM never came, and a stream whose headers came but nothing else.
+    s.data(client, 'egress', Buffer.concat([frame(1, 0x4, 3, e.req({ ':method': 'POST', ':path': '/upload', ':scheme': 'http', ':authority': 'svc' })), frame(0, 0, 3, Buffer.alloc(100, 1))]));
+    s.data(client, 'egress', frame(1, 0x4, 5, e.req({ ':method': 'POST', ':path': '/other', ':scheme': 'http', ':authority': 'svc' })));
+    s.close(client);
+    const spans: Span[] = [];
+    const p = new Pipeline({ ...HEADER, processes: [{ pid: 3, exe: '/usr/bin/curl' }] }, [{ onSpan: (x) => spans.push(x) }]);
+    p.push(s.events);
+    p.finish();
+    expect(spans.map((x) => [x.attributes['url.full'], x.attributes['http.response.status_code'] ?? null, x.attributes['loupe.incomplete'] ?? null])).toEqual([
+      ['http://svc/done', 200, null], ['http://svc/upload', null, 'connection closed before the response'], ['http://svc/other', null, 'connection closed before the response'],
+    ]);
+    // At any cut of the bytes, the parser alone says the same when it ends.
+    const turns: Turn[] = s.events.flatMap((ev) => (ev.type === 'data' ? [{ side: ev.direction === 'egress' ? 'client' as const : 'server' as const, bytes: Buffer.from(ev.data) }] : []));
+    const whole = parse(turns);
+    expect(whole.filter((m) => m.kind === 'request').map((m) => [(m as Http2Request).path, (m as Http2Request).open ?? false, m.bodyBytes])).toEqual([['/done', false, 0], ['/upload', true, 100], ['/other', true, 0]]);
+    for (let cut = 1; cut < 200; cut += 13) expect(shape(parse(turns, [cut, cut * 3, cut * 7]))).toEqual(shape(whole));
+  });
+
   it('never throws or hangs on random bytes', () => {
     fc.assert(fc.property(fc.boolean(), fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (preface, turns) => {
       const t = turns.map((x) => ({ side: x.side, bytes: Buffer.from(x.bytes) }));

@@ -172,7 +172,16 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
     this.decoders[side] = new HpackDecoder(true, this.limits[side]);
   }
 
-  end(_ts: bigint): void {}
+  /**
+   * The connection closed, or the capture ended: a request still being sent
+   * (its END_STREAM never came) is reported as it stands, open, so it is seen
+   * — and ends as an incomplete span — rather than dropped.
+   */
+  end(_ts: bigint): void {
+    for (const s of [...this.streams.values()].sort((a, b) => a.id - b.id)) {
+      if (!s.requestReported && s.request.headers !== undefined) this.reportRequest(s, true);
+    }
+  }
 
   private decoder(side: Side): HpackDecoder {
     let d = this.decoders[side];
