@@ -209,6 +209,34 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
   }, 120_000);
 });
 
+const socat = redis || missing('socat');
+describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet users type them${socat ? ` (skipped: ${socat})` : ''}`, () => {
+  it('5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies\' status', async () => {
+    const port = await freePort();
+    const server = daemon('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await listening(port, server);
+    const { spans, live, replay } = await watched({ pids: [server.pid!] }, async () => {
+      const child = spawn('socat', ['-', `TCP:127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (c) => (out += c));
+      // One command a write, each after the last reply: as typed.
+      const replies = ['+PONG', '+OK', '$5', '-ERR', ':1'];
+      const commands = ['PING', 'set greeting hello', 'GET greeting', 'NOSUCHCOMMAND x', 'del greeting'];
+      for (let i = 0; i < commands.length; i++) {
+        child.stdin.write(`${commands[i]}\r\n`);
+        while (!out.includes(replies[i]!)) await new Promise((r) => setTimeout(r, 20));
+      }
+      child.stdin.end();
+      await new Promise((r) => child.once('close', r));
+    });
+    expect(spans.map((s) => [s.kind, s.name, s.status.code])).toEqual([
+      ['server', 'PING', 'unset'], ['server', 'SET', 'unset'], ['server', 'GET', 'unset'], ['server', 'NOSUCHCOMMAND', 'error'], ['server', 'DEL', 'unset'],
+    ]);
+    expect(spans.every((s) => s.attributes['db.system.name'] === 'redis' && s.attributes['loupe.mid_stream'] === undefined)).toBe(true);
+    expect(replay).toBe(live);
+  }, 60_000);
+});
+
 /** nginx (one worker) in front of a Flask app, plain on one port and TLS on another; Debian's packages. */
 async function nginxToFlask(keepalive = false) {
   const dir = tempDir();

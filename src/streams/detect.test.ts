@@ -53,6 +53,8 @@ const CASES: Array<[string, Buffer, string]> = [
   ['MySQL COM_QUERY mid-connection', mysqlPacket(0, Buffer.concat([Buffer.from([3]), Buffer.from('SELECT * FROM t')])), 'mysql/client'],
   ['Redis command', Buffer.from('*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n'), 'redis/client'],
   ['Redis reply', Buffer.from('+OK\r\n'), 'redis/server'],
+  ['Redis inline command', Buffer.from('PING\r\n'), 'redis/client'],
+  ['Redis inline command with arguments', Buffer.from('set greeting "hello world"\r\nget greeting\r\n'), 'redis/client'],
   ['TLS ClientHello', Buffer.from([22, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3]), 'tls/client/start'],
 ];
 
@@ -72,7 +74,7 @@ describe('protocol detection', () => {
   });
 
   it('says no to bytes that cannot start a known message', () => {
-    for (const s of ['hello world\r\n', 'GETX / HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', '{"json": true}\n', 'SSH-2.0-OpenSSH_9.2\r\n']) {
+    for (const s of ['hello world\r\n', 'GET /\r\n', 'EHLO mail.example\r\n', 'GETX / HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', '{"json": true}\n', 'SSH-2.0-OpenSSH_9.2\r\n']) {
       expect(d(s), JSON.stringify(s)).toBeUndefined();
     }
   });
