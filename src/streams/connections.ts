@@ -11,7 +11,7 @@ import { CONSTANTS } from '../events/layout';
 import { createParser, type ParserOptions } from '../parsers/registry';
 import { Http1Parser } from '../parsers/http1/parser';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
-import { detectProtocol, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
+import { detectProtocol, framesAs, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
 
 export interface Connection {
   /** Sequence number in order of first sight; stable across replays. */
@@ -46,6 +46,13 @@ export interface Connection {
   parser?: ProtocolParser;
   /** Data held back while the protocol is still undecided. */
   undetected: DataEvent[];
+  /**
+   * Records of each direction that did not start a message the detector
+   * knows, kept (within GIVE_UP_BYTES) in case the other direction names the
+   * protocol: a PostgreSQL client's Parse/Bind/Execute is no evidence alone,
+   * but once the server's ReadyForQuery names the protocol it is the request.
+   */
+  passedOver?: DataEvent[];
   /** Bytes moved and bytes lost (cut copies) per direction of the process. */
   bytes: { egress: number; ingress: number };
   lostBytes: { egress: number; ingress: number };
@@ -119,6 +126,18 @@ const seqAfter = (a: number, b: number): boolean => {
 
 /** Sockets closed unused remembered for a forked child to take over (see closedUnused); the oldest go first. */
 const MAX_CLOSED_UNUSED = 1024;
+
+/** Two lists of one connection's records, each in the order they came, as one (by time; the first list first on a tie). */
+function mergeByTime(a: DataEvent[], b: DataEvent[]): DataEvent[] {
+  const out: DataEvent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]!.ts <= b[j]!.ts)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
+}
 
 export class ConnectionTracker {
   /**
@@ -428,10 +447,12 @@ export class ConnectionTracker {
       // Not a message start. A capture that joined mid-connection sees the tail
       // of a message first, so try again from the next record in this direction,
       // up to a bound.
+      (conn.passedOver ??= []).push(...sameDirection);
       conn.undetected = conn.undetected.filter((e) => e.direction !== ev.direction);
       if (conn.bytes.egress + conn.bytes.ingress > GIVE_UP_BYTES) {
         conn.protocol = 'unknown';
         conn.undetected = [];
+        conn.passedOver = undefined;
       }
       return;
     }
@@ -442,10 +463,19 @@ export class ConnectionTracker {
     }
     const held = conn.undetected;
     conn.undetected = [];
+    const passed = conn.passedOver ?? [];
+    conn.passedOver = undefined;
     this.attach(conn, detected.protocol);
+    if (!conn.parser) return;
     // Replay the detected direction's held bytes, and what the other side sent after them.
     const firstDetected = held.findIndex((e) => e.direction === ev.direction);
-    if (conn.parser) for (const e of held.slice(firstDetected)) this.deliver(conn, e);
+    const replay = held.slice(firstDetected);
+    // The other direction's records the detector passed over, from the first that is whole messages of this
+    // protocol: the exchange the protocol was named in is not lost (they came before, in record order).
+    const other = passed.filter((e) => e.direction !== ev.direction);
+    const from = other.findIndex((e) => framesAs(detected.protocol, e.data));
+    const earlier = from < 0 ? [] : other.slice(from);
+    for (const e of mergeByTime(earlier, replay)) this.deliver(conn, e);
   }
 
   private attach(conn: Connection, protocol: string, upgraded = false): void {

@@ -121,7 +121,20 @@ function postgres(b: Buffer): Verdict {
   return pgMessages(b);
 }
 
-function pgMessages(b: Buffer): Verdict {
+/**
+ * Are these bytes whole messages of `protocol`, once another direction has
+ * named it? Framing alone, without the evidence a first guess needs (a
+ * PostgreSQL client's Parse/Bind/Execute/Sync frames, though it holds no
+ * Query; a server's rows frame, though no ReadyForQuery came yet).
+ */
+export function framesAs(protocol: string, bytes: Uint8Array): boolean {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (protocol === 'postgres') return typeof pgMessages(b, false) === 'object';
+  const v = detectProtocol(b);
+  return typeof v === 'object' && v.protocol === protocol;
+}
+
+function pgMessages(b: Buffer, needEvidence = true): Verdict {
   let sender: Side | undefined;
   let sawReady = false;
   let sawQuery = false;
@@ -139,7 +152,7 @@ function pgMessages(b: Buffer): Verdict {
     return 1 + length;
   }, () => found('postgres', sender, false));
   // Framing alone is weak evidence: insist on a ReadyForQuery or a NUL-terminated query.
-  if (verdict !== NEED_MORE && verdict !== undefined && !(sawReady || sawQuery)) return undefined;
+  if (needEvidence && verdict !== NEED_MORE && verdict !== undefined && !(sawReady || sawQuery)) return undefined;
   return verdict;
 }
 
