@@ -540,6 +540,7 @@ export class Correlator {
     }
     span.attributes['loupe.context'] = context;
     if (req.error !== undefined) span.attributes['loupe.parse_error'] = req.error;
+    if (req.errorCode !== undefined) span.attributes['loupe.parse_error_code'] = req.errorCode;
     if (req.lostBytes) span.attributes['loupe.lost_bytes'] = req.lostBytes;
     if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
     push(this.inFlight, conn.id, pending);

@@ -25,6 +25,8 @@ export interface MessageBase {
   offset: number;
   /** Set when the message could not be parsed whole: what went wrong, with the offset. */
   error?: string;
+  /** With `error`: its kind, a stable code (HTTP/1: llhttp's names, `HPE_INVALID_METHOD` and the like). */
+  errorCode?: string;
   /** Bytes of this message that were never seen (truncated copies, lost records). */
   lostBytes?: number;
 }

@@ -74,8 +74,14 @@ describe('protocol detection', () => {
   });
 
   it('says no to bytes that cannot start a known message', () => {
-    for (const s of ['hello world\r\n', 'GET /\r\n', 'EHLO mail.example\r\n', 'GETX / HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', '{"json": true}\n', 'SSH-2.0-OpenSSH_9.2\r\n']) {
+    for (const s of ['hello world\r\n', 'EHLO mail.example\r\n', '{"json": true}\n', 'SSH-2.0-OpenSSH_9.2\r\n', 'HTTP/1.1\r\n']) {
       expect(d(s), JSON.stringify(s)).toBeUndefined();
+    }
+  });
+
+  it('takes request lines a strict parser refuses but servers answer for HTTP/1 requests (the parser reports their errors)', () => {
+    for (const s of ['GET /\r\n', 'GETX / HTTP/1.1\r\n', 'BREW /pot HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', 'GET  /a  HTTP/1.1\r\n', 'G@T / HTTP/1.1\r\n']) {
+      expect(what(Buffer.from(s)), JSON.stringify(s)).toBe('http1/client');
     }
   });
 

@@ -30,6 +30,13 @@ export const MAX_DETECT_BYTES = 1024;
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 const REQUEST_LINE = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]+ HTTP/1\\.[01]\\r?$`);
 const STATUS_LINE = /^HTTP\/1\.[01] \d{3}(?: |\r?$)/;
+/**
+ * Request lines a strict parser refuses but servers answer (400, 501, 505):
+ * an unknown or malformed method, extra spaces, a missing target, another
+ * version — all ending in one —, or HTTP/0.9's method and path alone. Still
+ * requests: the parser reports them with its error.
+ */
+const MALFORMED_REQUEST = [/^[!-~]{1,24} +(?:[^\r\n]* )?HTTP\/\d\.\d\r?$/, new RegExp(`^(?:${METHODS.join('|')}) +\\/[^ \\r\\n]*\\r?$`)];
 /** What a request line looks like while it is still arriving. */
 const PARTIAL_REQUEST = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]*(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\\.(?:[01]\\r?)?)?)?)?)?)?)?)?)?$`);
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -49,6 +56,7 @@ function http1(b: Buffer): Verdict {
   if (newline >= 0) {
     if (REQUEST_LINE.test(line)) return found('http1', 'client', false);
     if (STATUS_LINE.test(line)) return found('http1', 'server', false);
+    if (MALFORMED_REQUEST.some((r) => r.test(line))) return found('http1', 'client', false);
     return undefined;
   }
   if (STATUS_LINE.test(line)) return found('http1', 'server', false);

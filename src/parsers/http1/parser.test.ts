@@ -53,7 +53,22 @@ describe('HTTP/1 parser', () => {
 
   it('reports malformed input with the byte offset and resynchronises on the next request', () => {
     const ms = run([['client', 'GET / HTTP/1.1\r\n\r\nBLAH BLAH\r\nmore junk\r\nGET /next HTTP/1.1\r\n\r\n']]);
-    expect(summary(ms)).toEqual(['GET / 0', '  0 ERR(byte 18: invalid request line "BLAH BLAH")', 'GET /next 0']);
+    // What could be read of the broken line is kept (servers answer such lines with 400): a method, a target, a code.
+    expect(summary(ms)).toEqual(['GET / 0', 'BLAH BLAH 0 ERR(byte 18: invalid request line "BLAH BLAH")', 'GET /next 0']);
+    expect(ms[1]!.errorCode).toBe('HPE_INVALID_VERSION');
+  });
+
+  it('reads what it can of request lines a strict parser refuses, each with its code, and frames the next request the same', () => {
+    for (const [line, method, target, code] of [
+      ['GET /', 'GET', '/', 'HPE_INVALID_VERSION'], // HTTP/0.9
+      ['GET  /a HTTP/1.1', 'GET', '/a', 'HPE_INVALID_REQUEST_LINE'],
+      ['GET HTTP/1.1', 'GET', '', 'HPE_INVALID_URL'],
+      ['G@T /x HTTP/1.1', 'G@T', '/x', 'HPE_INVALID_METHOD'],
+      ['GET /x HTTP/1.1 extra', 'GET', '/x', 'HPE_INVALID_VERSION'],
+    ] as const) {
+      const ms = run([['client', `${line}\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n`]]);
+      expect(ms.map((m) => (m.kind === 'request' ? [m.method, m.target, m.errorCode ?? null] : [])), line).toEqual([[method, target, code], ['GET', '/next', null]]);
+    }
   });
 
   it('says when the connection closed mid-message', () => {

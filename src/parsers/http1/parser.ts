@@ -293,7 +293,16 @@ class SideParser {
       const lastSpace = buf.lastIndexOf(SP, end - 1);
       const version = lastSpace > targetStart ? versionAt(buf, lastSpace + 1, end) : undefined;
       if (i === start || buf[i] !== SP || version === undefined || buf.indexOf(SP, targetStart) !== lastSpace) {
-        this.fail(`invalid request line ${quote(buf, start, end)}`, lineOffset);
+        // Servers answer these (400, 501, 505): the request is reported with what can be read of it.
+        const words = buf.latin1Slice(start, Math.min(end, start + 8192)).split(' ').filter(Boolean);
+        const code = i === start || (buf[i] !== SP && i < end) ? 'HPE_INVALID_METHOD'
+          : version === undefined && !/^HTTP\/\d\.\d$/.test(words[words.length - 1] ?? '') ? 'HPE_INVALID_VERSION'
+          : words.length < 3 ? 'HPE_INVALID_URL' : 'HPE_INVALID_REQUEST_LINE';
+        d.method = words[0] ?? '';
+        d.target = words.length >= 2 && !/^HTTP\/\d\.\d$/.test(words[1]!) ? words[1]! : '';
+        const last = words[words.length - 1];
+        if (words.length >= 2 && last !== undefined && /^HTTP\/\d\.\d$/.test(last)) d.version = last;
+        this.fail(`invalid request line ${quote(buf, start, end)}`, lineOffset, code);
         return;
       }
       d.method = methodString(buf, start, i);
@@ -429,7 +438,7 @@ class SideParser {
     this.emit(d, ts, error);
   }
 
-  private emit(d: Draft, ts: bigint, error?: string): void {
+  private emit(d: Draft, ts: bigint, error?: string, errorCode?: string): void {
     let m: Http1Request | Http1Response;
     if (this.isRequest) {
       m = { protocol: 'http1', kind: 'request', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, method: d.method, target: d.target, version: d.version, headers: d.headers, bodyBytes: d.bodyBytes };
@@ -437,18 +446,19 @@ class SideParser {
       m = { protocol: 'http1', kind: 'response', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, version: d.version, status: d.status, reason: d.reason, headers: d.headers, bodyBytes: d.bodyBytes };
     }
     if (error !== undefined) m.error = error;
+    if (errorCode !== undefined) m.errorCode = errorCode;
     if (d.lostBytes > 0) m.lostBytes = d.lostBytes;
     this.hooks.emit(m);
   }
 
   /** Report the message in progress as broken and look for the next message start. */
-  private fail(reason: string, offset: number): void {
+  private fail(reason: string, offset: number, code?: string): void {
     const d = this.draft ?? this.newDraft(this.tsLast, 0, offset);
     this.draft = null;
     this.state = State.Resync;
     this.parts = [];
     this.partsLength = 0;
-    this.emit(d, this.tsLast, `byte ${offset}: ${reason}`);
+    this.emit(d, this.tsLast, `byte ${offset}: ${reason}`, code);
   }
 
   gap(bytes: number, ts: bigint): void {
