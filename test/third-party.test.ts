@@ -237,6 +237,50 @@ describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet use
   }, 60_000);
 });
 
+const nginxSocat = missing('nginx', 'socat');
+describe.skipIf(Boolean(nginxSocat))(`nginx answering request lines a strict parser refuses${nginxSocat ? ` (skipped: ${nginxSocat})` : ''}`, () => {
+  it('6 requests, malformed 5 ways, sent through socat, are 6 server spans with what could be read, an error code, and nginx\'s own status', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'www'));
+    fs.writeFileSync(path.join(dir, 'www', 'index.html'), 'hello\n');
+    const port = await freePort();
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  server { listen 127.0.0.1:${port}; root ${dir}/www; }
+}`);
+    const nginx = daemon('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
+    await listening(port, nginx);
+    const lines = ['GET / HTTP/1.1', 'GET HTTP/1.1', 'G@T / HTTP/1.1', 'GET / HTTP/1.1 extra', 'GET / HTTP/2.0', 'BREW /pot HTTP/1.1'];
+    const statuses: number[] = [];
+    const { spans, live, replay } = await watched({ ports: [port] }, async () => {
+      for (const line of lines) {
+        // One connection each: nginx closes after most of these.
+        const child = spawn('socat', ['-', `TCP:127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (c) => (out += c));
+        child.stdin.end(`${line}\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        await new Promise((r) => child.once('close', r));
+        statuses.push(Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1]));
+      }
+    });
+    expect(statuses.every((s) => s >= 200)).toBe(true);
+    expect(statuses.filter((s) => s >= 400).length).toBeGreaterThanOrEqual(4);
+    const servers = spans.filter((s) => s.kind === 'server');
+    expect(servers.map((s) => [s.attributes['http.request.method_original'] ?? s.attributes['http.request.method'], s.attributes['url.path'] ?? null, s.attributes['http.response.status_code']])).toEqual([
+      ['GET', '/', statuses[0]], ['GET', '', statuses[1]], ['G@T', '/', statuses[2]], ['GET', '/', statuses[3]], ['GET', '/', statuses[4]], ['BREW', '/pot', statuses[5]],
+    ]);
+    expect(servers.map((s) => s.attributes['loupe.parse_error_code'] ?? null)).toEqual([null, 'HPE_INVALID_URL', 'HPE_INVALID_METHOD', 'HPE_INVALID_VERSION', null, null]);
+    expect(replay).toBe(live);
+  }, 60_000);
+});
+
 /** nginx (one worker) in front of a Flask app, plain on one port and TLS on another; Debian's packages. */
 async function nginxToFlask(keepalive = false) {
   const dir = tempDir();

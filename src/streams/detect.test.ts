@@ -80,7 +80,7 @@ describe('protocol detection', () => {
   });
 
   it('takes request lines a strict parser refuses but servers answer for HTTP/1 requests (the parser reports their errors)', () => {
-    for (const s of ['GET /\r\n', 'GETX / HTTP/1.1\r\n', 'BREW /pot HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', 'GET  /a  HTTP/1.1\r\n', 'G@T / HTTP/1.1\r\n']) {
+    for (const s of ['GET /\r\n', 'GET /x HTTP/1.1 extra\r\n', 'GETX / HTTP/1.1\r\n', 'BREW /pot HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', 'GET  /a  HTTP/1.1\r\n', 'G@T / HTTP/1.1\r\n']) {
       expect(what(Buffer.from(s)), JSON.stringify(s)).toBe('http1/client');
     }
   });

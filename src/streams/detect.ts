@@ -36,7 +36,11 @@ const STATUS_LINE = /^HTTP\/1\.[01] \d{3}(?: |\r?$)/;
  * version — all ending in one —, or HTTP/0.9's method and path alone. Still
  * requests: the parser reports them with its error.
  */
-const MALFORMED_REQUEST = [/^[!-~]{1,24} +(?:[^\r\n]* )?HTTP\/\d\.\d\r?$/, new RegExp(`^(?:${METHODS.join('|')}) +\\/[^ \\r\\n]*\\r?$`)];
+const MALFORMED_REQUEST = [
+  /^[!-~]{1,24} +(?:[^\r\n]* )?HTTP\/\d\.\d\r?$/,
+  new RegExp(`^(?:${METHODS.join('|')}) +\\/[^ \\r\\n]*\\r?$`),
+  new RegExp(`^(?:${METHODS.join('|')}) +[^ \\r\\n]+ +HTTP\\/\\d\\.\\d[^\\r\\n]*\\r?$`), // words after the version
+];
 /** What a request line looks like while it is still arriving. */
 const PARTIAL_REQUEST = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]*(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\\.(?:[01]\\r?)?)?)?)?)?)?)?)?)?$`);
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
