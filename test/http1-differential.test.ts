@@ -135,4 +135,58 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
       expect(ours).toEqual(peer(PeerJsParser, 'response', bytes, cuts, false));
     }), { numRuns: 400 });
   });
+
+  /**
+   * Malformed the ways request smuggling and header injection hide: where
+   * llhttp (strict, as Node runs it) refuses the bytes, Loupe flags an error
+   * on a message; where it accepts them, Loupe reads the same messages.
+   */
+  it('on requests malformed the smuggling ways: flags every one llhttp refuses, and reads the rest as llhttp does', () => {
+    const mutations: Array<[string, (r: { bytes: Buffer }) => Buffer]> = [
+      ['a second Content-Length, the same', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, '\r\nContent-Length: $1\r\nContent-Length: $1\r\n'), 'latin1')],
+      ['a second Content-Length, another', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, (_m, n) => `\r\nContent-Length: ${n}\r\nContent-Length: ${Number(n) + 1}\r\n`), 'latin1')],
+      ['Transfer-Encoding and Content-Length', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace('\r\nTransfer-Encoding: chunked\r\n', '\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n'), 'latin1')],
+      ['chunked not last', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace('\r\nTransfer-Encoding: chunked\r\n', '\r\nTransfer-Encoding: chunked, gzip\r\n'), 'latin1')],
+      ['a bare CR in a value', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): ([^\r]*)\r\n/, '\r\n$1: $2\rX-Smuggled: 1\r\n'), 'latin1')],
+      ['a control byte in a value', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1: \x01'), 'latin1')],
+      ['a space before the colon', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1 : '), 'latin1')],
+      ['a chunk size that is not hex', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n\r\n([0-9a-f]+);x=y\r\n/, '\r\n\r\n$1g;x=y\r\n'), 'latin1')],
+      ['whitespace after a chunk size', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n\r\n([0-9a-f]+);x=y\r\n/, '\r\n\r\n$1 ;x=y\r\n'), 'latin1')],
+    ];
+    const seen = new Map<string, { refused: number; accepted: number }>();
+    fc.assert(fc.property(request.filter((x) => x.r.minor === 1), fc.nat(mutations.length - 1), fc.array(fc.nat(), { maxLength: 4 }), (req, which, rawCuts) => {
+      const [name, mutate] = mutations[which]!;
+      const bytes = mutate(req);
+      if (bytes.equals(req.bytes)) return; // the mutation found nothing to change (no header, not chunked)
+      const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+      let refused = false;
+      let theirs: Seen[] = [];
+      try {
+        theirs = peer(Llhttp, 'request', bytes, cuts, true);
+      } catch {
+        refused = true;
+      }
+      const tally = seen.get(name) ?? { refused: 0, accepted: 0 };
+      seen.set(name, tally);
+      const p = new Http1Parser();
+      const ours: Http1Message[] = [];
+      p.onMessage = (m) => ours.push(m);
+      let prev = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        if (cut > prev) p.feed('client', { data: bytes.subarray(prev, cut), ts: 0n, tid: 0 });
+        prev = cut;
+      }
+      p.end(0n);
+      if (refused) {
+        tally.refused++;
+        expect(ours.some((m) => m.error !== undefined), `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`).toBe(true);
+      } else {
+        tally.accepted++;
+        expect(ours.filter((m) => m.error === undefined).map((m) => ({ start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : '', headers: m.headers, body: m.bodyBytes })), name).toEqual(theirs);
+      }
+    }), { numRuns: 1500 });
+    // Every kind was tried, and the test saw llhttp refuse.
+    expect([...seen.keys()].sort()).toEqual(mutations.map(([n]) => n).sort());
+    expect([...seen.values()].reduce((n, t) => n + t.refused, 0)).toBeGreaterThan(100);
+  });
 });

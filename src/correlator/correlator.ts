@@ -792,7 +792,11 @@ export class Correlator {
 
   private end(pending: InFlight, res: Http1Response): void {
     applyResponse(pending.span, res);
-    if (res.error !== undefined) {
+    if (res.error !== undefined && res.lenient) {
+      // Read whole despite a deviation from strict parsing: said, but the answer's own status stands.
+      pending.span.attributes['loupe.parse_error'] = res.error;
+      if (res.errorCode !== undefined) pending.span.attributes['loupe.parse_error_code'] = res.errorCode;
+    } else if (res.error !== undefined) {
       pending.span.attributes['loupe.parse_error'] = res.error;
       pending.span.status = { code: 'error', message: res.error };
     }

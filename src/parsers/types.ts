@@ -27,6 +27,12 @@ export interface MessageBase {
   error?: string;
   /** With `error`: its kind, a stable code (HTTP/1: llhttp's names, `HPE_INVALID_METHOD` and the like). */
   errorCode?: string;
+  /**
+   * With `error`: the message was read whole all the same — a deviation a
+   * strict parser refuses (RFC 9112) but a lenient one reads, framed as the
+   * RFC says (Transfer-Encoding over Content-Length, say). Its status stands.
+   */
+  lenient?: boolean;
   /** Bytes of this message that were never seen (truncated copies, lost records). */
   lostBytes?: number;
 }

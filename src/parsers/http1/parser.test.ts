@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Http1Parser } from './parser';
-import type { Http1Message } from './messages';
+import type { Http1Request, Http1Message } from './messages';
 import type { Side } from '../types';
 
 type Feed = Array<[Side, string | Buffer]>;
@@ -69,6 +69,25 @@ describe('HTTP/1 parser', () => {
       const ms = run([['client', `${line}\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n`]]);
       expect(ms.map((m) => (m.kind === 'request' ? [m.method, m.target, m.errorCode ?? null] : [])), line).toEqual([[method, target, code], ['GET', '/next', null]]);
     }
+  });
+
+  it('flags what strict parsers refuse and reads on as the RFC frames it: both framing headers, a bare CR, a second Content-Length, a spaced chunk size', () => {
+    const ms = run([['client', [
+      'POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+      'GET /b HTTP/1.1\r\nX-A: 1\rX-Smuggled: yes\r\n\r\n',
+      'POST /c HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
+      'POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nhi\r\n0\r\n\r\n',
+      'GET /e HTTP/1.1\r\n\r\n',
+    ].join('')]]);
+    expect(ms.map((m) => (m.kind === 'request' ? [m.target, m.bodyBytes, m.errorCode ?? null, m.lenient ?? false] : []))).toEqual([
+      ['/a', 2, 'HPE_UNEXPECTED_CONTENT_LENGTH', true], // Transfer-Encoding frames it (RFC 9112 §6.3)
+      ['/b', 0, 'HPE_LF_EXPECTED', true],
+      ['/c', 2, 'HPE_UNEXPECTED_CONTENT_LENGTH', true],
+      ['/d', 2, 'HPE_INVALID_CHUNK_SIZE', true],
+      ['/e', 0, null, false],
+    ]);
+    // The bare CR stays inside its value: no field is made of what follows it.
+    expect((ms[1] as Http1Request).headers).toEqual([['X-A', '1\rX-Smuggled: yes']]);
   });
 
   it('says when the connection closed mid-message', () => {

@@ -106,6 +106,10 @@ function quote(buf: Buffer, start: number, end: number, max = 80): string {
   return JSON.stringify(buf.latin1Slice(start, Math.min(end, start + max)));
 }
 
+/** Bytes no field value may hold: control characters but HT (RFC 9110 §5.5), a bare CR among them. */
+// eslint-disable-next-line no-control-regex
+const INVALID_VALUE_BYTE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 interface Draft {
   tsStart: bigint;
   tid: number;
@@ -122,7 +126,10 @@ interface Draft {
   /** Content-Length values seen (as sent), Transfer-Encoding joined. */
   contentLength: string | undefined;
   contentLengthConflict: boolean;
+  contentLengthFields: number;
   transferEncoding: string | undefined;
+  /** The first deviation from strict parsing read past (see MessageBase.lenient). */
+  deviation?: { code: string; reason: string; offset: number };
   hasStartLine: boolean;
   /** Response: method of the request it answers. */
   requestMethod: string | undefined;
@@ -218,7 +225,7 @@ class SideParser {
   private newDraft(ts: bigint, tid: number, offset: number): Draft {
     return {
       tsStart: ts, tid, offset, method: '', target: '', version: '', status: 0, reason: '', headers: [],
-      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false,
+      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false, contentLengthFields: 0,
       transferEncoding: undefined, hasStartLine: false, requestMethod: undefined,
     };
   }
@@ -260,8 +267,10 @@ class SideParser {
           if (v < 0) break;
           size = size * 16 + v;
         }
+        const digits = i;
         while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
-        if (i === start || i - start > 13 || (i < end && buf[i] !== 0x3b /* ; chunk extension */)) {
+        if (i > digits && this.draft) this.deviate(this.draft, 'HPE_INVALID_CHUNK_SIZE', 'whitespace after a chunk size', lineOffset);
+        if (i === start || digits - start > 13 || (i < end && buf[i] !== 0x3b /* ; chunk extension */)) {
           this.fail(`invalid chunk size line ${quote(buf, start, end, 40)}`, lineOffset);
           return;
         }
@@ -363,10 +372,14 @@ class SideParser {
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
     const name = fieldName(buf, start, colon, hash);
     const value = buf.latin1Slice(vs, ve);
+    // A bare CR or another control byte in a value (RFC 9112 §2.2, RFC 9110 §5.5): strict parsers refuse the
+    // message; the value is kept as sent, never joined with the next field, and the message flagged.
+    if (INVALID_VALUE_BYTE.test(value)) this.deviate(d, value.includes('\r') ? 'HPE_LF_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
     d.headers.push([name, value]);
     if (this.state === State.Headers) {
       const n = colon - start;
       if (n === 14 && name.toLowerCase() === 'content-length') {
+        if (++d.contentLengthFields > 1) this.deviate(d, 'HPE_UNEXPECTED_CONTENT_LENGTH', 'duplicate Content-Length', lineOffset);
         for (const part of value.split(',')) {
           const v = part.trim();
           if (d.contentLength !== undefined && d.contentLength !== v) d.contentLengthConflict = true;
@@ -382,6 +395,8 @@ class SideParser {
     const d = this.draft!;
     const te = d.transferEncoding;
     const chunked = te !== undefined && /(?:^|,)\s*chunked\s*$/i.test(te);
+    // Both (the request smuggling class, RFC 9112 §6.3): Transfer-Encoding frames the message, and it is flagged.
+    if (te !== undefined && d.contentLength !== undefined) this.deviate(d, 'HPE_UNEXPECTED_CONTENT_LENGTH', 'both Transfer-Encoding and Content-Length', d.offset);
     let length: number | undefined;
     if (!chunked && d.contentLength !== undefined) {
       if (d.contentLengthConflict || !/^\d{1,15}$/.test(d.contentLength)) {
@@ -447,8 +462,18 @@ class SideParser {
     }
     if (error !== undefined) m.error = error;
     if (errorCode !== undefined) m.errorCode = errorCode;
+    else if (error === undefined && d.deviation) {
+      m.error = `byte ${d.deviation.offset}: ${d.deviation.reason}`;
+      m.errorCode = d.deviation.code;
+      m.lenient = true;
+    }
     if (d.lostBytes > 0) m.lostBytes = d.lostBytes;
     this.hooks.emit(m);
+  }
+
+  /** A deviation from strict parsing, read past: the message is flagged with the first. */
+  private deviate(d: Draft, code: string, reason: string, offset: number): void {
+    d.deviation ??= { code, reason, offset };
   }
 
   /** Report the message in progress as broken and look for the next message start. */
