@@ -540,7 +540,7 @@ export class Correlator {
     }
     span.attributes['loupe.context'] = context;
     if (req.error !== undefined) span.attributes['loupe.parse_error'] = req.error;
-    if (req.errorCode !== undefined) span.attributes['loupe.parse_error_code'] = req.errorCode;
+    if (req.parseErrorCode !== undefined) span.attributes['loupe.parse_error_code'] = req.parseErrorCode;
     if (req.lostBytes) span.attributes['loupe.lost_bytes'] = req.lostBytes;
     if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
     push(this.inFlight, conn.id, pending);
@@ -795,7 +795,7 @@ export class Correlator {
     if (res.error !== undefined && res.lenient) {
       // Read whole despite a deviation from strict parsing: said, but the answer's own status stands.
       pending.span.attributes['loupe.parse_error'] = res.error;
-      if (res.errorCode !== undefined) pending.span.attributes['loupe.parse_error_code'] = res.errorCode;
+      if (res.parseErrorCode !== undefined) pending.span.attributes['loupe.parse_error_code'] = res.parseErrorCode;
     } else if (res.error !== undefined) {
       pending.span.attributes['loupe.parse_error'] = res.error;
       pending.span.status = { code: 'error', message: res.error };

@@ -35,6 +35,8 @@ export function messageRecord(conn: Connection, m: MessageBase, bootTimeNs: bigi
     if (h.kind === 'request') Object.assign(r, { method: h.method, target: redact ? redactTarget(h.target) : h.target, version: h.version });
     else Object.assign(r, { version: h.version, status: h.status, reason: h.reason });
     Object.assign(r, { headers: redact ? redactHeaders(h.headers) : h.headers, bodyBytes: h.bodyBytes });
+    if (h.chunks !== undefined) r.chunks = h.chunks;
+    if (h.trailers) r.trailers = redact ? redactHeaders(h.trailers) : h.trailers;
   }
   if (m.protocol === 'http2' || m.protocol === 'grpc') {
     const h = m as Http2Message;
@@ -74,6 +76,8 @@ export function messageRecord(conn: Connection, m: MessageBase, bootTimeNs: bigi
   r.offset = m.offset;
   if (m.lostBytes) r.lostBytes = m.lostBytes;
   if (m.error !== undefined) r.error = m.error;
+  if (m.parseErrorCode !== undefined) r.parseErrorCode = m.parseErrorCode;
+  if (m.lenient) r.lenient = true;
   return r;
 }
 

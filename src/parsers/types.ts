@@ -26,7 +26,7 @@ export interface MessageBase {
   /** Set when the message could not be parsed whole: what went wrong, with the offset. */
   error?: string;
   /** With `error`: its kind, a stable code (HTTP/1: llhttp's names, `HPE_INVALID_METHOD` and the like). */
-  errorCode?: string;
+  parseErrorCode?: string;
   /**
    * With `error`: the message was read whole all the same — a deviation a
    * strict parser refuses (RFC 9112) but a lenient one reads, framed as the

@@ -11,6 +11,9 @@ export interface Http1Request extends MessageBase {
   version: string;
   headers: HeaderList;
   bodyBytes: number;
+  /** A chunked body: its chunks (the last, empty one not counted), and the trailer fields after them, apart from the headers. */
+  chunks?: number;
+  trailers?: HeaderList;
 }
 
 export interface Http1Response extends MessageBase {
@@ -21,6 +24,9 @@ export interface Http1Response extends MessageBase {
   reason: string;
   headers: HeaderList;
   bodyBytes: number;
+  /** A chunked body: its chunks (the last, empty one not counted), and the trailer fields after them, apart from the headers. */
+  chunks?: number;
+  trailers?: HeaderList;
 }
 
 export type Http1Message = Http1Request | Http1Response;

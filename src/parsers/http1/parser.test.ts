@@ -55,7 +55,7 @@ describe('HTTP/1 parser', () => {
     const ms = run([['client', 'GET / HTTP/1.1\r\n\r\nBLAH BLAH\r\nmore junk\r\nGET /next HTTP/1.1\r\n\r\n']]);
     // What could be read of the broken line is kept (servers answer such lines with 400): a method, a target, a code.
     expect(summary(ms)).toEqual(['GET / 0', 'BLAH BLAH 0 ERR(byte 18: invalid request line "BLAH BLAH")', 'GET /next 0']);
-    expect(ms[1]!.errorCode).toBe('HPE_INVALID_VERSION');
+    expect((ms[1] as Http1Request).parseErrorCode).toBe('HPE_INVALID_VERSION');
   });
 
   it('reads what it can of request lines a strict parser refuses, each with its code, and frames the next request the same', () => {
@@ -67,7 +67,7 @@ describe('HTTP/1 parser', () => {
       ['GET /x HTTP/1.1 extra', 'GET', '/x', 'HPE_INVALID_VERSION'],
     ] as const) {
       const ms = run([['client', `${line}\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n`]]);
-      expect(ms.map((m) => (m.kind === 'request' ? [m.method, m.target, m.errorCode ?? null] : [])), line).toEqual([[method, target, code], ['GET', '/next', null]]);
+      expect(ms.map((m) => (m.kind === 'request' ? [m.method, m.target, m.parseErrorCode ?? null] : [])), line).toEqual([[method, target, code], ['GET', '/next', null]]);
     }
   });
 
@@ -79,7 +79,7 @@ describe('HTTP/1 parser', () => {
       'POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nhi\r\n0\r\n\r\n',
       'GET /e HTTP/1.1\r\n\r\n',
     ].join('')]]);
-    expect(ms.map((m) => (m.kind === 'request' ? [m.target, m.bodyBytes, m.errorCode ?? null, m.lenient ?? false] : []))).toEqual([
+    expect(ms.map((m) => (m.kind === 'request' ? [m.target, m.bodyBytes, m.parseErrorCode ?? null, m.lenient ?? false] : []))).toEqual([
       ['/a', 2, 'HPE_UNEXPECTED_CONTENT_LENGTH', true], // Transfer-Encoding frames it (RFC 9112 §6.3)
       ['/b', 0, 'HPE_LF_EXPECTED', true],
       ['/c', 2, 'HPE_UNEXPECTED_CONTENT_LENGTH', true],
@@ -88,6 +88,15 @@ describe('HTTP/1 parser', () => {
     ]);
     // The bare CR stays inside its value: no field is made of what follows it.
     expect((ms[1] as Http1Request).headers).toEqual([['X-A', '1\rX-Smuggled: yes']]);
+  });
+
+  it('keeps trailer fields apart from the headers, and counts the chunks', () => {
+    const ms = run([['server', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Grpc-Status\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nGrpc-Status: 0\r\nServer-Timing: db;dur=3\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n']]);
+    const [chunked, plain] = ms as [import('./messages').Http1Response, import('./messages').Http1Response];
+    expect(chunked).toMatchObject({ status: 200, bodyBytes: 5, chunks: 2, trailers: [['Grpc-Status', '0'], ['Server-Timing', 'db;dur=3']] });
+    expect(chunked.headers.map(([n]) => n)).toEqual(['Transfer-Encoding', 'Trailer']);
+    expect(plain.chunks).toBeUndefined();
+    expect(plain.trailers).toBeUndefined();
   });
 
   it('says when the connection closed mid-message', () => {

@@ -128,6 +128,8 @@ interface Draft {
   contentLengthConflict: boolean;
   contentLengthFields: number;
   transferEncoding: string | undefined;
+  chunks: number;
+  trailers: HeaderList | undefined;
   /** The first deviation from strict parsing read past (see MessageBase.lenient). */
   deviation?: { code: string; reason: string; offset: number };
   hasStartLine: boolean;
@@ -225,7 +227,7 @@ class SideParser {
   private newDraft(ts: bigint, tid: number, offset: number): Draft {
     return {
       tsStart: ts, tid, offset, method: '', target: '', version: '', status: 0, reason: '', headers: [],
-      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false, contentLengthFields: 0,
+      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false, contentLengthFields: 0, chunks: 0, trailers: undefined,
       transferEncoding: undefined, hasStartLine: false, requestMethod: undefined,
     };
   }
@@ -276,6 +278,7 @@ class SideParser {
         }
         if (size === 0) this.state = State.Trailers;
         else {
+          if (this.draft) this.draft.chunks++;
           this.remaining = size;
           this.state = State.ChunkData;
         }
@@ -375,7 +378,8 @@ class SideParser {
     // A bare CR or another control byte in a value (RFC 9112 §2.2, RFC 9110 §5.5): strict parsers refuse the
     // message; the value is kept as sent, never joined with the next field, and the message flagged.
     if (INVALID_VALUE_BYTE.test(value)) this.deviate(d, value.includes('\r') ? 'HPE_LF_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
-    d.headers.push([name, value]);
+    if (this.state === State.Trailers) (d.trailers ??= []).push([name, value]);
+    else d.headers.push([name, value]);
     if (this.state === State.Headers) {
       const n = colon - start;
       if (n === 14 && name.toLowerCase() === 'content-length') {
@@ -460,11 +464,13 @@ class SideParser {
     } else {
       m = { protocol: 'http1', kind: 'response', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, version: d.version, status: d.status, reason: d.reason, headers: d.headers, bodyBytes: d.bodyBytes };
     }
+    if (d.chunks > 0 || this.state === State.Trailers) m.chunks = d.chunks;
+    if (d.trailers) m.trailers = d.trailers;
     if (error !== undefined) m.error = error;
-    if (errorCode !== undefined) m.errorCode = errorCode;
+    if (errorCode !== undefined) m.parseErrorCode = errorCode;
     else if (error === undefined && d.deviation) {
       m.error = `byte ${d.deviation.offset}: ${d.deviation.reason}`;
-      m.errorCode = d.deviation.code;
+      m.parseErrorCode = d.deviation.code;
       m.lenient = true;
     }
     if (d.lostBytes > 0) m.lostBytes = d.lostBytes;
