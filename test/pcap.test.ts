@@ -160,13 +160,30 @@ describe('TCP reassembly', () => {
 });
 
 describe('bad pcap input', () => {
-  it('names the byte offset of a truncated record and exits 2', () => {
-    const bytes = pcapFile(conversation(C, S, [[REQ, RES]], 700));
+  it('reads every packet before a record the file ends inside, and warns with its byte offset (a capture cut short), exit 0', () => {
+    const segments = conversation(C, S, [[REQ, RES]], 700);
+    const whole = pcapFile(segments);
     const file = path.join(tempDir(), 'cut.pcap');
-    fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10));
-    const r = spawnSync('node', [CLI, 'parse', file], { encoding: 'utf8' });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/cut\.pcap: byte \d+: truncated: the packet needs \d+ bytes, the file has \d+ left/);
+    // Two requests' worth: the second exchange's last packet is cut, the first exchange is whole.
+    const two = pcapFile([...segments, ...conversation('10.1.0.1:40001', S, [['GET /second HTTP/1.1\r\n\r\n', RES]], 700)]);
+    for (const [bytes, cut] of [[whole, 10], [whole, whole.length - 24 - 5], [two, 3]] as const) {
+      fs.writeFileSync(file, bytes.subarray(0, bytes.length - cut));
+      const r = spawnSync('node', [CLI, 'parse', file, '--format', 'jsonl'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/loupe: warning: the file ends inside its last record \(byte \d+: truncated: .+\); every packet before it was read/);
+    }
+    // pcapng, from tcpdump on this machine: the same.
+    const ng = fs.readFileSync(path.join(ROOT, 'test/fixtures/http-any.pcapng'));
+    const ngFile = path.join(tempDir(), 'cut.pcapng');
+    fs.writeFileSync(ngFile, ng.subarray(0, ng.length - 7));
+    const ngCut = spawnSync('node', [CLI, 'parse', ngFile, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(ngCut.status, ngCut.stderr).toBe(0);
+    expect(ngCut.stderr).toMatch(/loupe: warning: the file ends inside its last record \(byte \d+: truncated: the pcapng block needs \d+ bytes/);
+    expect(ngCut.stdout.trim().split('\n').length).toBeGreaterThan(0);
+    // The first cut leaves the whole exchange (the last packet is the closing handshake's).
+    fs.writeFileSync(file, whole.subarray(0, whole.length - 10));
+    const r = spawnSync('node', [CLI, 'parse', file, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.protocol === 'http1').map((m) => m.kind)).toEqual(['request', 'response']);
   });
 
   it('counts malformed packets with their offsets instead of failing', () => {

@@ -192,7 +192,8 @@ function pcapLine(p: PcapImportStats): string {
   if (p.gaps) parts.push(`${p.gaps} holes (${p.gapBytes} bytes) reported as loss`);
   if (p.truncatedBytes) parts.push(`${p.truncatedBytes} bytes cut by the capture's snap length`);
   if (p.malformedCount) parts.push(`${p.malformedCount} malformed packets (first at byte ${p.malformed[0]!.offset}: ${p.malformed[0]!.reason})`);
-  return `loupe: ${parts.join(', ')}\n`;
+  const cut = p.truncatedEnd ? `loupe: warning: the file ends inside its last record (byte ${p.truncatedEnd.offset}: ${p.truncatedEnd.reason}); every packet before it was read\n` : '';
+  return `${cut}loupe: ${parts.join(', ')}\n`;
 }
 
 function parsePorts(values: string[] | undefined): Map<number, Protocol> {

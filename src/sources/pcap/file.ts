@@ -28,13 +28,25 @@ export function isPcap(head: Buffer): boolean {
   return [PCAP_MAGIC_US, PCAP_MAGIC_NS].includes(le) || [PCAP_MAGIC_US, PCAP_MAGIC_NS].includes(be) || le === PCAPNG_SHB;
 }
 
-export function* readPackets(buf: Buffer, file: string): Generator<LinkPacket> {
-  if (buf.length < 4) throw new CaptureError(file, 'byte 0', 'too short to be a pcap or pcapng file');
-  if (buf.readUInt32LE(0) === PCAPNG_SHB) yield* readPcapng(buf, file);
-  else yield* readPcap(buf, file);
+/**
+ * The file ended inside its last record: the capture was cut (a tcpdump
+ * killed, a copy interrupted, a full disk). As tcpdump and Wireshark do, every
+ * complete packet before it is read and the cut is said, not made an error.
+ */
+export interface TruncatedEnd {
+  offset: number;
+  reason: string;
 }
 
-function* readPcap(buf: Buffer, file: string): Generator<LinkPacket> {
+export function* readPackets(buf: Buffer, file: string, onTruncatedEnd: (t: TruncatedEnd) => void = (t) => {
+  throw new CaptureError(file, `byte ${t.offset}`, t.reason);
+}): Generator<LinkPacket> {
+  if (buf.length < 4) throw new CaptureError(file, 'byte 0', 'too short to be a pcap or pcapng file');
+  if (buf.readUInt32LE(0) === PCAPNG_SHB) yield* readPcapng(buf, file, onTruncatedEnd);
+  else yield* readPcap(buf, file, onTruncatedEnd);
+}
+
+function* readPcap(buf: Buffer, file: string, onTruncatedEnd: (t: TruncatedEnd) => void): Generator<LinkPacket> {
   if (buf.length < 24) throw new CaptureError(file, 'byte 0', 'truncated: the pcap file header needs 24 bytes');
   const magicLE = buf.readUInt32LE(0);
   const little = magicLE === PCAP_MAGIC_US || magicLE === PCAP_MAGIC_NS;
@@ -47,13 +59,13 @@ function* readPcap(buf: Buffer, file: string): Generator<LinkPacket> {
   const linkType = u32(20) & 0x0fffffff; // the upper bits carry FCS information
   let at = 24;
   while (at < buf.length) {
-    if (buf.length - at < 16) throw new CaptureError(file, `byte ${at}`, `truncated: a packet record header needs 16 bytes, the file has ${buf.length - at} left`);
+    if (buf.length - at < 16) return onTruncatedEnd({ offset: at, reason: `truncated: a packet record header needs 16 bytes, the file has ${buf.length - at} left` });
     const seconds = BigInt(u32(at));
     const fraction = BigInt(u32(at + 4));
     const captured = u32(at + 8);
     const original = u32(at + 12);
     if (captured > 256 * 1024) throw new CaptureError(file, `byte ${at}`, `packet record claims ${captured} captured bytes: the file is corrupt`);
-    if (buf.length - at - 16 < captured) throw new CaptureError(file, `byte ${at}`, `truncated: the packet needs ${captured} bytes, the file has ${buf.length - at - 16} left`);
+    if (buf.length - at - 16 < captured) return onTruncatedEnd({ offset: at, reason: `truncated: the packet needs ${captured} bytes, the file has ${buf.length - at - 16} left` });
     yield { ts: seconds * 1_000_000_000n + fraction * fractionNs, linkType, data: buf.subarray(at + 16, at + 16 + captured), originalLength: Math.max(original, captured), offset: at };
     at += 16 + captured;
   }
@@ -66,12 +78,12 @@ interface Interface {
   unitsPerSecond: bigint;
 }
 
-function* readPcapng(buf: Buffer, file: string): Generator<LinkPacket> {
+function* readPcapng(buf: Buffer, file: string, onTruncatedEnd: (t: TruncatedEnd) => void): Generator<LinkPacket> {
   let little = true;
   let interfaces: Interface[] = [];
   let at = 0;
   while (at < buf.length) {
-    if (buf.length - at < 12) throw new CaptureError(file, `byte ${at}`, `truncated: a pcapng block needs at least 12 bytes, the file has ${buf.length - at} left`);
+    if (buf.length - at < 12) return onTruncatedEnd({ offset: at, reason: `truncated: a pcapng block needs at least 12 bytes, the file has ${buf.length - at} left` });
     const typeLE = buf.readUInt32LE(at);
     if (typeLE === PCAPNG_SHB) {
       const order = buf.readUInt32LE(at + 8);
@@ -85,7 +97,7 @@ function* readPcapng(buf: Buffer, file: string): Generator<LinkPacket> {
     const type = u32(at);
     const length = u32(at + 4);
     if (length < 12 || length % 4 !== 0) throw new CaptureError(file, `byte ${at}`, `pcapng block length ${length} is invalid (must be a multiple of 4, at least 12)`);
-    if (buf.length - at < length) throw new CaptureError(file, `byte ${at}`, `truncated: the pcapng block needs ${length} bytes, the file has ${buf.length - at} left`);
+    if (buf.length - at < length) return onTruncatedEnd({ offset: at, reason: `truncated: the pcapng block needs ${length} bytes, the file has ${buf.length - at} left` });
     if (u32(at + length - 4) !== length) throw new CaptureError(file, `byte ${at + length - 4}`, `pcapng block trailer length ${u32(at + length - 4)} differs from its header (${length}): the file is corrupt`);
     const body = at + 8;
     const bodyEnd = at + length - 4;

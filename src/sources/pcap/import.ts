@@ -35,6 +35,8 @@ export interface PcapImportStats {
   gaps: number;
   gapBytes: number;
   truncatedBytes: number;
+  /** The file ended inside its last record: where, and what was missing (the packets before it are all read). */
+  truncatedEnd?: { offset: number; reason: string };
 }
 
 interface Held {
@@ -83,7 +85,7 @@ export class PcapImporter {
   constructor(private readonly options: PcapImportOptions = DEFAULT_PCAP_OPTIONS) {}
 
   addFile(buf: Buffer, file: string): void {
-    for (const packet of readPackets(buf, file)) {
+    for (const packet of readPackets(buf, file, (t) => (this.stats.truncatedEnd = t))) {
       this.stats.packets++;
       if (packet.ts > this.lastTs) this.lastTs = packet.ts;
       const decoded = decodePacket(packet.linkType, packet.data);
