@@ -564,3 +564,33 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap with rows over the co
     expect(replay).toBe(live);
   }, 180_000);
 });
+
+describe.skipIf(Boolean(mysqlslap))(`MariaDB refusing a connection before its greeting${mysqlslap ? ` (skipped: ${mysqlslap})` : ''}`, () => {
+  it('a host no account names gets ERR 1130 in place of the greeting: detected on it, and reported', async () => {
+    const dir = tempDir();
+    const data = path.join(dir, 'data');
+    const socket = path.join(dir, 's');
+    expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
+    const port = await freePort();
+    // Addresses as they are (no name lookup), and no account for 127.0.0.1: MariaDB refuses the host before greeting it.
+    const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${socket}`, '--skip-log-bin', '--skip-name-resolve']);
+    await listening(port, server);
+    expect(spawnSync('mariadb', ['--no-defaults', '-S', socket, '-u', 'root', '-e', "DROP USER IF EXISTS root@'127.0.0.1'; DROP USER IF EXISTS root@'::1'; FLUSH PRIVILEGES"], { encoding: 'utf8' }).status).toBe(0);
+    const N = 3;
+    const { live, replay, capture } = await watched({ ports: [port] }, async () => {
+      for (let i = 0; i < N; i++) {
+        const r = await run('mariadb', ['--no-defaults', '-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--skip-ssl', '-e', 'SELECT 1']);
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toMatch(/1130.*not allowed to connect/);
+      }
+    });
+    expect(replay).toBe(live);
+    const parsed = spawnSync('node', [CLI, 'parse', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    expect(parsed.status, parsed.stderr).toBe(0);
+    const records = parsed.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Both ends are watched: the server wrote each refusal and the client read it.
+    expect(records.map((r) => [r.protocol, r.kind, r.command, r.errorCode])).toEqual(Array(2 * N).fill(['mysql', 'response', 'ERR', '1130']));
+    expect(new Set(records.map((r) => r.pid)).size).toBe(N + 1);
+    for (const r of records) expect(String(r.errorMessage)).toMatch(/Host '127\.0\.0\.1' is not allowed to connect/);
+  }, 120_000);
+});

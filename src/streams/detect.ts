@@ -175,6 +175,15 @@ function mysql(b: Buffer): Verdict {
   if (b.length < 5) return b.length < 4 || b[3] === 0 ? NEED_MORE : undefined;
   const length = b.readUIntLE(0, 3);
   const seq = b[3]!;
+  // An ERR sent instead of the greeting (1040 too many connections, 1130 host not allowed): sequence 0, 0xff, a
+  // server error number, printable text, and nothing after it.
+  if (seq === 0 && b[4] === 0xff && length >= 4 && length < 512) {
+    if (b.length < 4 + length) return b.length < MAX_DETECT_BYTES ? NEED_MORE : undefined;
+    const code = b.readUInt16LE(5);
+    const text = b.subarray(7, 4 + length);
+    if (b.length === 4 + length && code >= 1000 && code < 5000 && text.every((c) => c >= 0x20 && c < 0x7f)) return found('mysql', 'server', true);
+    return undefined;
+  }
   // Server greeting: sequence 0, protocol version 10, a NUL-terminated version string.
   if (seq === 0 && b[4] === 10 && length >= 20 && length < 1024) {
     if (b.length < 4 + Math.min(length, 64)) return NEED_MORE;

@@ -309,6 +309,23 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         buf.skipAhead(total);
         continue;
       }
+      if (this.phase === 'start' && seq === 0 && first === 0xff) {
+        // An ERR instead of the greeting: the server refused the connection (too many connections, a blocked host).
+        const packet = buf.peek(total);
+        if (!packet) {
+          this.serverContinues = continuation;
+          return;
+        }
+        const at = buf.whenAt(0);
+        this.onMessage({
+          protocol: 'mysql', kind: 'response', command: 'ERR', ...errFields(packet.subarray(4)), push: true,
+          tsStart: at.ts, tsEnd: buf.whenAt(total - 1).ts, tid: at.tid, offset: this.server.offset,
+          note: 'sent instead of the greeting: the server refused the connection',
+        });
+        buf.skip(total);
+        this.phase = 'stopped';
+        continue;
+      }
       if (this.phase === 'start' && seq === 0 && first === 0x0a) {
         const packet = buf.peek(total);
         if (!packet) {
