@@ -98,6 +98,25 @@ const responses = (ms: DbMessage[]) => ms.filter((m): m is DbResponse => m.kind 
 const login = (caps: number): Turn[] => [server(my.greeting(caps | DEPRECATE_EOF)), client(my.handshakeResponse(caps, 'app', 'shop')), server(my.ok(2))];
 
 describe('MysqlParser', () => {
+  it('reads a COM_FIELD_LIST answer (definitions and an EOF, no column count) without losing the pairing of what follows', () => {
+    const column = (seq: number) => my.packet(seq, Buffer.from('\x03def\x04shop\x05items\x05items\x02id\x02id\x00\x0c\x3f\x00\x0b\x00\x00\x00\x03\x03\x42\x00\x00\x00\x00', 'latin1'));
+    const turns: Turn[] = [
+      ...login(CAPS),
+      client(my.packet(0, Buffer.from('\x04items\x00', 'latin1'))),
+      server(column(1), column(2), column(3), my.eof(4)),
+      client(my.query('SELECT 1')),
+      server(my.resultSet(1, 1, [['1']], false)),
+      client(my.packet(0, Buffer.from('\x04missing\x00', 'latin1'))),
+      server(my.err(1, 1146, '42S02', "Table 'shop.missing' doesn't exist")),
+      client(my.query('SELECT 2')),
+      server(my.resultSet(1, 1, [['2']], false)),
+    ];
+    const ms = parse(turns);
+    expect(requests(ms).map((m) => [m.command, m.note ?? m.query ?? null])).toEqual([['Handshake', null], ['COM_FIELD_LIST', 'table items'], ['COM_QUERY', 'SELECT 1'], ['COM_FIELD_LIST', 'table missing'], ['COM_QUERY', 'SELECT 2']]);
+    expect(responses(ms).map((m) => [m.command, m.rows ?? m.note ?? m.errorCode ?? null])).toEqual([['OK', null], ['FieldList', '3 columns'], ['ResultSet', 1], ['ERR', '42S02'], ['ResultSet', 1]]);
+    for (let cut = 1; cut < 60; cut += 7) expect(shape(parse(turns, [cut, cut * 2, cut * 5]))).toEqual(shape(ms));
+  });
+
   for (const deprecateEof of [false, true]) {
     it(`reads the handshake, queries, result sets and errors (${deprecateEof ? 'CLIENT_DEPRECATE_EOF' : 'EOF packets'})`, () => {
       const caps = CAPS | (deprecateEof ? DEPRECATE_EOF : 0);

@@ -37,7 +37,7 @@ const COMMANDS: Record<number, string> = {
   0x1b: 'COM_SET_OPTION', 0x1c: 'COM_STMT_FETCH', 0x1f: 'COM_RESET_CONNECTION',
 };
 
-type Stage = 'first' | 'columns' | 'columnsEof' | 'rows' | 'skip' | 'infile' | 'statistics';
+type Stage = 'first' | 'columns' | 'columnsEof' | 'rows' | 'skip' | 'infile' | 'statistics' | 'fieldList';
 
 interface Unit {
   kind: 'handshake' | 'result' | 'prepare';
@@ -286,6 +286,14 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         this.request({ command, control: true }, buf, size, start);
         result({ stage: 'statistics' });
         break;
+      case 0x04: {
+        // COM_FIELD_LIST (old clients' table-name completion): answered by column definitions and an EOF, with no
+        // column count first — read as a result set, its first definition would be taken for a count.
+        const [table] = cstring(p, 1);
+        this.request({ command, control: true, ...(table ? { note: `table ${table}` } : {}) }, buf, size, start);
+        result({ stage: 'fieldList' });
+        break;
+      }
       default:
         this.request({ command, control: code !== 0x1c }, buf, size, start);
         result();
@@ -453,6 +461,15 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         }
         unit.remaining = lenenc(p, 0)?.[0] ?? 0;
         unit.stage = unit.remaining > 0 ? 'columns' : 'rows';
+        return;
+      case 'fieldList':
+        if (first === 0xff) {
+          this.units.shift();
+          this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
+        } else if (first === 0xfe && len < MAX_PAYLOAD) {
+          this.units.shift();
+          this.respond(unit, { command: 'FieldList', note: `${unit.rows} columns` }, endTs);
+        } else unit.rows++;
         return;
       case 'statistics':
         // COM_STATISTICS answers with one plain string packet.
