@@ -98,6 +98,25 @@ const responses = (ms: DbMessage[]) => ms.filter((m): m is DbResponse => m.kind 
 const login = (caps: number): Turn[] => [server(my.greeting(caps | DEPRECATE_EOF)), client(my.handshakeResponse(caps, 'app', 'shop')), server(my.ok(2))];
 
 describe('MysqlParser', () => {
+  it('reads query attributes (MySQL 8.0.23+, CLIENT_QUERY_ATTRIBUTES) before a COM_QUERY\'s statement, and the statement clean', () => {
+    const ATTRS = 0x8000000;
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const withAttribute = Buffer.concat([
+      Buffer.from([0x03, 1, 1, 0x00, 1, 0xfe, 0x00]), my.lenenc(11), Buffer.from('traceparent'), my.lenenc(tp.length), Buffer.from(tp), Buffer.from('SELECT name FROM users WHERE id = 7'),
+    ]);
+    const turns: Turn[] = [
+      ...login(CAPS | ATTRS),
+      client(my.packet(0, withAttribute)),
+      server(my.resultSet(1, 1, [['ann']], false)),
+      client(my.packet(0, Buffer.concat([Buffer.from([0x03, 0, 1]), Buffer.from('SELECT 2')]))),
+      server(my.resultSet(1, 1, [['2']], false)),
+    ];
+    const ms = parse(turns);
+    expect(requests(ms).slice(1).map((m) => [m.query, m.note ?? null])).toEqual([['SELECT name FROM users WHERE id = 7', 'query attributes: traceparent'], ['SELECT 2', null]]);
+    expect(responses(ms).slice(1).map((m) => m.rows)).toEqual([1, 1]);
+    for (let cut = 1; cut < 80; cut += 9) expect(shape(parse(turns, [cut, cut * 3]))).toEqual(shape(ms));
+  });
+
   it('reads a COM_FIELD_LIST answer (definitions and an EOF, no column count) without losing the pairing of what follows', () => {
     const column = (seq: number) => my.packet(seq, Buffer.from('\x03def\x04shop\x05items\x05items\x02id\x02id\x00\x0c\x3f\x00\x0b\x00\x00\x00\x03\x03\x42\x00\x00\x00\x00', 'latin1'));
     const turns: Turn[] = [

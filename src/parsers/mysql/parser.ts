@@ -28,6 +28,8 @@ const CLIENT_SSL = 0x800;
 const CLIENT_SECURE_CONNECTION = 0x8000;
 const CLIENT_PLUGIN_AUTH_LENENC = 0x200000;
 const CLIENT_DEPRECATE_EOF = 0x1000000;
+/** MySQL 8.0.23+: COM_QUERY and COM_STMT_EXECUTE carry query attributes (name, type, value) before the statement. */
+const CLIENT_QUERY_ATTRIBUTES = 0x8000000;
 const SERVER_MORE_RESULTS_EXISTS = 0x8;
 
 const COMMANDS: Record<number, string> = {
@@ -55,10 +57,61 @@ interface Unit {
 type Fields = Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>;
 
 /** A COM_QUERY or COM_STMT_PREPARE statement: some clients (mysqlslap among them) end it with a NUL the server ignores. */
-function statementText(p: Buffer): string {
+function statementText(p: Buffer, from = 1): string {
   let end = p.length;
-  while (end > 1 && p[end - 1] === 0) end--;
-  return p.toString('utf8', 1, end);
+  while (end > from && p[end - 1] === 0) end--;
+  return p.toString('utf8', from, end);
+}
+
+/** Sizes of binary-protocol values by type (MYSQL_TYPE_*): fixed, or -1 for a length-encoded string, -2 for a length byte then the value. */
+const VALUE_SIZE: Record<number, number> = {
+  0x01: 1, 0x02: 2, 0x03: 4, 0x04: 4, 0x05: 8, 0x06: 0, 0x08: 8, 0x09: 4, 0x0d: 2,
+  0x07: -2, 0x0a: -2, 0x0b: -2, 0x0c: -2, 0x11: -2, 0x12: -2, 0x13: -2,
+};
+
+/**
+ * A COM_QUERY's query attributes (CLIENT_QUERY_ATTRIBUTES): parameter count,
+ * parameter set count (1), then for a count above 0 a NULL bitmap, the
+ * new-params-bound flag, each type and name, and each value; the statement
+ * after them. Returns where the text starts, and the names.
+ */
+function queryAttributes(p: Buffer): { textAt: number; names: string[]; broken?: boolean } {
+  const count = lenenc(p, 1);
+  if (!count) return { textAt: 1, names: [], broken: true };
+  let at = 1 + count[1];
+  const sets = lenenc(p, at);
+  if (!sets) return { textAt: 1, names: [], broken: true };
+  at += sets[1];
+  const n = count[0];
+  if (n === 0) return { textAt: at, names: [] };
+  if (n > 1000) return { textAt: 1, names: [], broken: true };
+  const nullBitmap = at;
+  at += (n + 7) >> 3;
+  if (p[at++] !== 1) return { textAt: 1, names: [], broken: true }; // values without types: not readable
+  const types: number[] = [];
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    if (at + 2 > p.length) return { textAt: 1, names: [], broken: true };
+    types.push(p[at]!);
+    at += 2;
+    const name = lenenc(p, at);
+    if (!name || at + name[1] + name[0] > p.length) return { textAt: 1, names: [], broken: true };
+    names.push(p.toString('utf8', at + name[1], at + name[1] + name[0]));
+    at += name[1] + name[0];
+  }
+  for (let i = 0; i < n; i++) {
+    if ((p[nullBitmap + (i >> 3)]! >> (i & 7)) & 1) continue; // NULL: no value bytes
+    const size = VALUE_SIZE[types[i]!] ?? -1;
+    if (size >= 0) at += size;
+    else if (size === -2) at += 1 + (p[at] ?? 0);
+    else {
+      const v = lenenc(p, at);
+      if (!v) return { textAt: 1, names: [], broken: true };
+      at += v[1] + v[0];
+    }
+    if (at > p.length) return { textAt: 1, names: [], broken: true };
+  }
+  return { textAt: at, names };
 }
 
 export class MysqlParser implements ProtocolParser<DbMessage> {
@@ -70,6 +123,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   private serverCaps = 0;
   private deprecateEof = false;
   private compress = false;
+  private queryAttributes = false;
   private readonly units: Unit[] = [];
   private readonly statements = new Map<number, string>();
   private database: string | undefined;
@@ -222,6 +276,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     }
     this.deprecateEof = (caps & CLIENT_DEPRECATE_EOF) !== 0 && (this.serverCaps === 0 || (this.serverCaps & CLIENT_DEPRECATE_EOF) !== 0);
     this.compress = (caps & CLIENT_COMPRESS) !== 0;
+    this.queryAttributes = (caps & CLIENT_QUERY_ATTRIBUTES) !== 0 && (this.serverCaps & CLIENT_QUERY_ATTRIBUTES) !== 0;
     let at = 32;
     const [user, afterUser] = cstring(p, at);
     at = afterUser;
@@ -249,7 +304,11 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     const result = (extra: Partial<Unit> = {}) => this.units.push({ kind: 'result', stage: 'first', remaining: 0, rows: 0, ...extra });
     switch (code) {
       case 0x03: {
-        this.request({ command, query: statementText(p) }, buf, size, start);
+        const attributes = this.queryAttributes ? queryAttributes(p) : undefined;
+        const fields: Fields = { command, query: statementText(p, attributes?.textAt ?? 1) };
+        if (attributes?.names.length) fields.note = `query attributes: ${attributes.names.join(', ')}`;
+        else if (attributes?.broken) fields.note = 'query attributes that could not be read: the statement text may start with their bytes';
+        this.request(fields, buf, size, start);
         result();
         break;
       }
