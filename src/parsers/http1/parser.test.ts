@@ -99,6 +99,25 @@ describe('HTTP/1 parser', () => {
     expect(plain.trailers).toBeUndefined();
   });
 
+  it('takes what follows a CONNECT request, and a 2xx to it, or a 101, as tunnel data, not HTTP', () => {
+    const hello = '\x16\x03\x01\x00\x2fHELLO / HTTP/1.1\r\nnot: http\r\n\r\n';
+    for (const turns of [
+      // The client starts its TLS before the proxy's answer (as curl may), and after it.
+      [['client', `CONNECT db.internal:443 HTTP/1.1\r\nHost: db.internal:443\r\n\r\n${hello}`], ['server', 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03 server hello'], ['client', hello]],
+      [['client', 'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'], ['server', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello'], ['client', '\x81\x85GET / HTTP/1.1\r\n\r\n']],
+    ] as Array<Array<[Side, string]>>) {
+      const ms = run(turns);
+      expect(ms.map((m) => (m.kind === 'request' ? `${m.method} ${m.target}` : `${m.status}`))).toEqual(turns[0]![1].startsWith('CONNECT') ? ['CONNECT db.internal:443', '200'] : ['GET /chat', '101']);
+      expect(ms.every((m) => m.error === undefined)).toBe(true);
+    }
+    // Refused (407): what the client sent after the CONNECT is HTTP again.
+    const refused = run([
+      ['client', 'CONNECT db.internal:443 HTTP/1.1\r\nHost: db.internal:443\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n'],
+      ['server', 'HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
+    ]);
+    expect(refused.map((m) => (m.kind === 'request' ? `${m.method} ${m.target}` : `${m.status}`))).toEqual(['CONNECT db.internal:443', '407', 'GET /after', '200']);
+  });
+
   it('says when the connection closed mid-message', () => {
     const ms = run([['server', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc']]);
     expect(ms[0]!.error).toBe('byte 42: connection closed before the message was complete');

@@ -19,7 +19,7 @@ export interface Http1Limits {
 export const DEFAULT_LIMITS: Http1Limits = { maxHeaderBytes: 1 << 20, maxHeaderCount: 256 };
 
 const enum State {
-  Start, Headers, BodyLength, BodyClose, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Resync, HandedOver,
+  Start, Headers, BodyLength, BodyClose, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Resync, HandedOver, Paused,
 }
 
 const CR = 0x0d;
@@ -110,6 +110,9 @@ function quote(buf: Buffer, start: number, end: number, max = 80): string {
 // eslint-disable-next-line no-control-regex
 const INVALID_VALUE_BYTE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
+/** Bytes a paused request side keeps after a CONNECT while its answer is awaited (tunnel data, most likely). */
+const MAX_PAUSED_BYTES = 64 * 1024;
+
 interface Draft {
   tsStart: bigint;
   tid: number;
@@ -174,6 +177,10 @@ class SideParser {
     while (i < length) {
       const state = this.state;
       if (state === State.HandedOver) break;
+      if (state === State.Paused) {
+        this.leftover = Buffer.concat([this.leftover ?? Buffer.alloc(0), data.subarray(i)]).subarray(0, MAX_PAUSED_BYTES);
+        break;
+      }
       if (state === State.BodyLength || state === State.ChunkData) {
         const take = Math.min(this.remaining, length - i);
         this.remaining -= take;
@@ -227,7 +234,7 @@ class SideParser {
   private newDraft(ts: bigint, tid: number, offset: number): Draft {
     return {
       tsStart: ts, tid, offset, method: '', target: '', version: '', status: 0, reason: '', headers: [],
-      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false, contentLengthFields: 0, chunks: 0, trailers: undefined,
+      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false, contentLengthFields: 0, chunks: -1, trailers: undefined,
       transferEncoding: undefined, hasStartLine: false, requestMethod: undefined,
     };
   }
@@ -428,7 +435,7 @@ class SideParser {
         this.complete(ts);
         return;
       }
-      if (chunked) this.state = State.ChunkSize;
+      if (chunked) this.startChunks();
       else if (length !== undefined) this.startLength(length, ts);
       else this.state = State.BodyClose;
       return;
@@ -437,8 +444,13 @@ class SideParser {
       this.fail(`request Transfer-Encoding ${JSON.stringify(te)} does not end in chunked`, d.offset);
       return;
     }
-    if (chunked) this.state = State.ChunkSize;
+    if (chunked) this.startChunks();
     else this.startLength(length ?? 0, ts);
+  }
+
+  private startChunks(): void {
+    this.draft!.chunks = 0;
+    this.state = State.ChunkSize;
   }
 
   private startLength(length: number, ts: bigint): void {
@@ -453,8 +465,23 @@ class SideParser {
     const d = this.draft;
     if (!d) return;
     this.draft = null;
-    this.state = State.Start;
+    // After a CONNECT request, a client may start its tunnel before the answer: nothing more is HTTP until the
+    // answer says whether the tunnel opened (2xx: never again) or not (resume()), as llhttp pauses there.
+    this.state = this.isRequest && d.method === 'CONNECT' && error === undefined ? State.Paused : State.Start;
     this.emit(d, ts, error);
+  }
+
+  /** The CONNECT was refused: what the client sent after it is HTTP again. */
+  resume(): Buffer | undefined {
+    if (this.state !== State.Paused) return undefined;
+    this.state = State.Start;
+    const rest = this.leftover;
+    this.leftover = undefined;
+    return rest;
+  }
+
+  get paused(): boolean {
+    return this.state === State.Paused;
   }
 
   private emit(d: Draft, ts: bigint, error?: string, errorCode?: string): void {
@@ -464,7 +491,7 @@ class SideParser {
     } else {
       m = { protocol: 'http1', kind: 'response', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, version: d.version, status: d.status, reason: d.reason, headers: d.headers, bodyBytes: d.bodyBytes };
     }
-    if (d.chunks > 0 || this.state === State.Trailers) m.chunks = d.chunks;
+    if (d.chunks >= 0) m.chunks = d.chunks;
     if (d.trailers) m.trailers = d.trailers;
     if (error !== undefined) m.error = error;
     if (errorCode !== undefined) m.parseErrorCode = errorCode;
@@ -554,7 +581,15 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
       this.responses.handOver();
       this.switchedTo = upgrade;
     };
-    const emit = (m: Http1Message) => this.onMessage(m);
+    const emit = (m: Http1Message) => {
+      this.onMessage(m);
+      // A final answer to the CONNECT the request side paused after: not 2xx, so no tunnel, and HTTP goes on.
+      if (m.kind === 'response' && m.status >= 300 && this.requests.paused && this.methods[this.answered - 1] === 'CONNECT') {
+        // At once, before the answers after this one: they answer what the client sent after the CONNECT.
+        const rest = this.requests.resume();
+        if (rest?.length) this.requests.feed({ data: rest, ts: m.tsEnd, tid: m.tid });
+      }
+    };
     this.requests = new SideParser(true, {
       emit,
       requestStarted: (method) => this.methods.push(method),
