@@ -189,4 +189,47 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
     expect([...seen.keys()].sort()).toEqual(mutations.map(([n]) => n).sort());
     expect([...seen.values()].reduce((n, t) => n + t.refused, 0)).toBeGreaterThan(100);
   });
+
+  it('on responses malformed the smuggling ways: flags every one llhttp refuses, and reads the rest as llhttp does', () => {
+    const mutations: Array<[string, (b: Buffer) => Buffer]> = [
+      ['a second Content-Length, another', (b) => Buffer.from(b.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, (_m, n) => `\r\nContent-Length: ${n}\r\nContent-Length: ${Number(n) + 1}\r\n`), 'latin1')],
+      ['a bare CR in a value', (b) => Buffer.from(b.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): ([^\r]*)\r\n/, '\r\n$1: $2\rX-Smuggled: 1\r\n'), 'latin1')],
+      ['a control byte in a value', (b) => Buffer.from(b.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1: \x01'), 'latin1')],
+      ['a space before the colon', (b) => Buffer.from(b.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1 : '), 'latin1')],
+      ['a chunk size that is not hex', (b) => Buffer.from(b.toString('latin1').replace(/\r\n\r\n([0-9a-f]+);x=y\r\n/, '\r\n\r\n$1g;x=y\r\n'), 'latin1')],
+      ['a status of two digits', (b) => Buffer.from(b.toString('latin1').replace(/^HTTP\/1\.1 (\d)(\d)(\d) /, 'HTTP/1.1 $1$2 '), 'latin1')],
+    ];
+    let refusedTotal = 0;
+    fc.assert(fc.property(response, fc.nat(mutations.length - 1), fc.array(fc.nat(), { maxLength: 4 }), (res, which, rawCuts) => {
+      const [name, mutate] = mutations[which]!;
+      const bytes = mutate(res.bytes);
+      if (bytes.equals(res.bytes)) return;
+      const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+      let refused = false;
+      let theirs: Seen[] = [];
+      try {
+        theirs = peer(Llhttp, 'response', bytes, cuts, true);
+      } catch {
+        refused = true;
+      }
+      const p = new Http1Parser();
+      const ours: Http1Message[] = [];
+      p.onMessage = (m) => ours.push(m);
+      p.feed('client', { data: Buffer.from('GET / HTTP/1.1\r\n\r\n'), ts: 0n, tid: 0 });
+      let prev = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        if (cut > prev) p.feed('server', { data: bytes.subarray(prev, cut), ts: 0n, tid: 0 });
+        prev = cut;
+      }
+      p.end(0n);
+      const responses = ours.filter((m) => m.kind === 'response');
+      if (refused) {
+        refusedTotal++;
+        expect(responses.some((m) => m.error !== undefined), `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`).toBe(true);
+      } else {
+        expect(responses.filter((m) => m.error === undefined).map((m) => ({ start: m.kind === 'response' ? `${m.version} ${m.status} ${m.reason}` : '', headers: m.headers, body: m.bodyBytes })), name).toEqual(theirs);
+      }
+    }), { numRuns: 1000 });
+    expect(refusedTotal).toBeGreaterThan(100);
+  });
 });
