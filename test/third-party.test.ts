@@ -259,7 +259,8 @@ http {
     await listening(port, nginx);
     const lines = ['GET / HTTP/1.1', 'GET HTTP/1.1', 'G@T / HTTP/1.1', 'GET / HTTP/1.1 extra', 'GET / HTTP/2.0', 'BREW /pot HTTP/1.1'];
     const statuses: number[] = [];
-    const { spans, live, replay } = await watched({ ports: [port] }, async () => {
+    // The master, selected by pid: its worker, forked before the agent started, is selected with it.
+    const { spans, live, replay } = await watched({ pids: [nginx.pid!] }, async () => {
       for (const line of lines) {
         // One connection each: nginx closes after most of these.
         const child = spawn('socat', ['-', `TCP:127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'inherit'] });

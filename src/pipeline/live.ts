@@ -90,6 +90,8 @@ const TREE_QUIET_NS = 2_000_000_000n;
 const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
+/** Processes --pid selects at start with the descendants already running: more than this, and the rest are not followed. */
+const MAX_SELECTED_AT_START = 4096;
 /** Fork records held for children not yet seen on a socket, by child; the oldest go first past this. */
 const MAX_HELD_FORKS = 4096;
 
@@ -154,6 +156,14 @@ export class LiveSession {
     this.portSelecting = !this.filtering && (options.ports?.length ?? 0) > 0;
     for (const pid of options.pids ?? []) this.selected.add(pid);
     const pids = [...(options.pids ?? [])];
+    // Children already running (nginx's workers, a pre-forked pool) are selected too, as the ones forked later are.
+    for (let i = 0; i < pids.length && pids.length < MAX_SELECTED_AT_START; i++) {
+      for (const child of childrenOf(pids[i]!)) {
+        if (this.selected.has(child)) continue;
+        this.selected.add(child);
+        pids.push(child);
+      }
+    }
     if (options.exe) {
       for (const pid of allPids()) {
         if (pid === process.pid) continue;
