@@ -8,10 +8,11 @@
  * them all, so the check can fail. (test/secrets.test.ts runs the outputs on
  * a capture that holds them, as a --no-redact recording would.)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { daemon, listening } from './daemons';
 import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
@@ -30,23 +31,6 @@ const support = liveSupport();
 const gone = ['curl', 'python3', 'psql', 'runuser', 'redis-server', 'redis-cli', `${PG_BIN}/initdb`].filter((b) => !fs.existsSync(b) && spawnSync('which', [b]).status !== 0);
 const skip = !support.ok ? support.reason : gone.length ? `not installed: ${gone.join(', ')}` : '';
 
-const started: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of started) {
-    try {
-      process.kill(-c.pid!, 'SIGKILL');
-    } catch {
-      /* gone already */
-    }
-  }
-});
-
-function daemon(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd, detached: true });
-  started.push(child);
-  return child;
-}
-
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env, cwd });
@@ -56,14 +40,6 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, 
     child.stderr.on('data', (c) => (stderr += c));
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
-}
-
-async function listening(port: number, child: ChildProcess): Promise<void> {
-  const open = () => spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
-  while (!open()) {
-    if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited with ${child.exitCode} before listening on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const GRPC = (port: number, name?: string) => `

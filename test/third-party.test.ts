@@ -6,10 +6,11 @@
  * another trace — and that the recording replays to the live output.
  * Skipped, with the reason, where the live agent or a package cannot run.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { daemon, listening } from './daemons';
 import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
@@ -38,33 +39,6 @@ export interface SpanLine {
   endTimeUnixNano: string;
   status: { code: string; message?: string };
   attributes: Record<string, string | number | boolean>;
-}
-
-const started: ChildProcess[] = [];
-afterAll(() => {
-  // Each daemon leads a process group of its own: nginx's workers outlive a killed master otherwise.
-  for (const c of started) {
-    try {
-      process.kill(-c.pid!, 'SIGKILL');
-    } catch {
-      /* gone already */
-    }
-  }
-});
-
-function daemon(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd, detached: true });
-  started.push(child);
-  return child;
-}
-
-/** Waits until something accepts connections on the port (or the process that should is gone). */
-async function listening(port: number, child: ChildProcess): Promise<void> {
-  const open = () => spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
-  while (!open()) {
-    if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited with ${child.exitCode} before listening on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A client run to its end while the agent (in this process) drains: never blocking the event loop. */
