@@ -1,27 +1,24 @@
 /**
  * Servers a test starts (nginx, redis-server, PostgreSQL, ...), each leading
- * a process group of its own, and killed with their groups when the file's
- * tests end: nginx's workers outlive a killed master otherwise.
+ * a process group of its own, and killed with their groups by stopDaemons
+ * when the file's tests end: nginx's workers outlive a killed master otherwise.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { afterAll } from 'vitest';
 
 const started: ChildProcess[] = [];
-let registered = false;
+
+/** Each file that starts servers calls `afterAll(stopDaemons)` at its top (a module shared by files registers once only). */
+export function stopDaemons(): void {
+  for (const c of started.splice(0)) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+}
 
 export function daemon(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  if (!registered) {
-    registered = true;
-    afterAll(() => {
-      for (const c of started) {
-        try {
-          process.kill(-c.pid!, 'SIGKILL');
-        } catch {
-          /* gone already */
-        }
-      }
-    });
-  }
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd, detached: true });
   started.push(child);
   return child;

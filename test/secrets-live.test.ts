@@ -11,13 +11,15 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { daemon, listening } from './daemons';
+import { afterAll, describe, expect, it } from 'vitest';
+import { daemon, listening, stopDaemons } from './daemons';
 import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { freePort, ROOT, tempDir } from './helpers';
 import { httpReceiver } from './otlp-receiver';
+
+afterAll(stopDaemons);
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const PG_BIN = '/usr/lib/postgresql/15/bin';

@@ -9,14 +9,16 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { daemon, listening } from './daemons';
+import { afterAll, describe, expect, it } from 'vitest';
+import { daemon, listening, stopDaemons } from './daemons';
 import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { openCapture } from '../src/sources/capture-file';
 import { decodeRecord } from '../src/events/codec';
 import { freePort, ROOT, tempDir } from './helpers';
+
+afterAll(stopDaemons);
 
 const support = liveSupport();
 const CLI = path.join(ROOT, 'dist/cli/main.js');
