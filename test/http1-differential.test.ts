@@ -279,6 +279,7 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
       ['a space before the colon', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1 : '), 'latin1')],
       ['a chunk size that is not hex', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n\r\n([0-9a-f]+);x=y\r\n/, '\r\n\r\n$1g;x=y\r\n'), 'latin1')],
       ['whitespace after a chunk size', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n\r\n([0-9a-f]+);x=y\r\n/, '\r\n\r\n$1 ;x=y\r\n'), 'latin1')],
+      ['a control byte in the target', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/^(\w+ \/)/, '$1\x7f'), 'latin1')],
     ];
     const seen = new Map<string, { refused: number; accepted: number }>();
     fc.assert(fc.property(request.filter((x) => x.r.minor === 1), fc.nat(mutations.length - 1), fc.array(fc.nat(), { maxLength: 4 }), (req, which, rawCuts) => {

@@ -106,6 +106,9 @@ function quote(buf: Buffer, start: number, end: number, max = 80): string {
   return JSON.stringify(buf.latin1Slice(start, Math.min(end, start + max)));
 }
 
+/** Bytes no request target holds: control characters and DEL (RFC 3986 allows none of them). */
+// eslint-disable-next-line no-control-regex
+const INVALID_TARGET_BYTE = /[\x00-\x1f\x7f]/;
 /** Bytes no field value may hold: control characters but HT (RFC 9110 §5.5), a bare CR among them. */
 // eslint-disable-next-line no-control-regex
 const INVALID_VALUE_BYTE = /[\x00-\x08\x0a-\x1f\x7f]/;
@@ -327,6 +330,9 @@ class SideParser {
       d.method = methodString(buf, start, i);
       d.target = buf.latin1Slice(targetStart, lastSpace);
       d.version = version;
+      // Read on, flagged: a control byte in the target (RFC 9112 §3.2). (Another version, HTTP/2.0 say, is valid
+      // syntax that llhttp reads too: the server's 505 says the rest.)
+      if (INVALID_TARGET_BYTE.test(d.target)) this.deviate(d, 'HPE_INVALID_URL', 'invalid byte in the request target', lineOffset);
       this.hooks.requestStarted(d.method);
     } else {
       if (!isStatusLine(buf, start, end)) {
