@@ -393,8 +393,14 @@ export class Correlator {
       case 'http_client':
       case 'grpc_client': {
         const key = ev.fd >= 0 ? fdKey : `${ev.pid}`;
-        if (ev.type === 'go_request_start') push(this.goClientCalls, key, { goid: ev.goid, ts: ev.ts, method: ev.method, path: ev.path, host: ev.host, ...kernelIds(ev.traceparent) });
-        else {
+        if (ev.type === 'go_request_start') {
+          // A second start on the goroutine before the first's bytes were claimed (the transport tried the call
+          // again): the kernel injects the latest ids, so the later start is the call the bytes will carry.
+          const calls = this.goClientCalls.get(key);
+          const stale = calls?.findIndex((c) => c.goid === ev.goid && c.endedNs === undefined) ?? -1;
+          if (stale >= 0) calls!.splice(stale, 1);
+          push(this.goClientCalls, key, { goid: ev.goid, ts: ev.ts, method: ev.method, path: ev.path, host: ev.host, ...kernelIds(ev.traceparent) });
+        } else {
           // The call returned before its bytes were seen: they may still come (ENDED_CALL_GRACE_NS).
           const call = this.goClientCalls.get(key)?.find((c) => c.goid === ev.goid && c.endedNs === undefined);
           if (call) call.endedNs = ev.ts;

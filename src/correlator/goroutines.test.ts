@@ -270,6 +270,23 @@ describe('kernel-chosen ids', () => {
     expect(byPath(spans, 'server', '/tick')).toMatchObject({ traceId: T_KERNEL, parentSpanId: '00000000000000cc' });
   });
 
+  it('names a call by its latest start when the goroutine started it twice before its bytes (the ids the kernel put on the wire)', () => {
+    const s = new Script();
+    s.goroutine(FRONT, 5, 999);
+    // Seen in a live run on a keep-alive connection opened before the agent: two starts, one end, the second's ids on the wire.
+    s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/later', host: 'svc', traceparent: tp('00000000000000ee') });
+    s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/later', host: 'svc', traceparent: tp('00000000000000ff') });
+    const [out, srv] = s.connection({ pid: FRONT, tid: 150, fd: 11, port: 40010 }, { pid: BACK, tid: 201, fd: 4, port: 9090 });
+    s.send(out, get('/later'));
+    s.recv(srv, get('/later', `traceparent: ${tp('00000000000000ff')}\r\n`));
+    s.send(srv, ok());
+    s.recv(out, ok());
+    s.goRequest(FRONT, 5, 'http_client', 'end', { status: 200 });
+    const { spans } = run(s.events);
+    expect(byPath(spans, 'client', '/later').spanId).toBe('00000000000000ff');
+    expect(byPath(spans, 'server', '/later').parentSpanId).toBe('00000000000000ff');
+  });
+
   it('keeps the kernel\'s ids for a call whose end comes before its request\'s bytes (the writer preempted at the syscall exit)', () => {
     const s = new Script();
     s.goroutine(FRONT, 5, 999);
