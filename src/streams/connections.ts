@@ -308,10 +308,7 @@ export class ConnectionTracker {
     conn.local = ev.local;
     conn.remote = ev.remote;
     conn.writtenSeq = ev.seq;
-    const configured = this.configuredProtocol(conn);
-    if (configured) this.attach(conn, configured);
-    this.insert(conn);
-    this.listener.onOpen?.(conn);
+    this.register(conn);
   }
 
   /**
@@ -334,11 +331,16 @@ export class ConnectionTracker {
     conn.local = handed.local;
     conn.remote = handed.remote;
     conn.writtenSeq = handed.writtenSeq;
+    this.register(conn);
+    return conn;
+  }
+
+  /** A new connection, known where it is known: the protocol its port is configured to, tracked, announced. */
+  private register(conn: Connection): void {
     const configured = this.configuredProtocol(conn);
     if (configured) this.attach(conn, configured);
     this.insert(conn);
     this.listener.onOpen?.(conn);
-    return conn;
   }
 
   private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
