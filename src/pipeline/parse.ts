@@ -9,14 +9,14 @@ import { decodeRecord, RecordError } from '../events/codec';
 import type { Event } from '../events/types';
 import { openCapture } from '../sources/capture-file';
 import { isPcap } from '../sources/pcap/file';
-import { importPcap, type PcapImportStats } from '../sources/pcap/import';
+import { streamPcapFile, type PcapImportStats } from '../sources/pcap/import';
 import { ConnectionTracker, type Connection } from '../streams/connections';
 import type { Protocol } from '../streams/detect';
 import { messageRecord, tableHeader, tableRow } from '../export/messages';
 import { ProtoDecoder } from '../parsers/grpc/proto';
 import type { MessageBase } from '../parsers/types';
 import type { Http2Message } from '../parsers/http2/messages';
-import { openRegularFile, readRegularFile } from '../events/input-file';
+import { openRegularFile } from '../events/input-file';
 
 export interface InputEvents {
   header: CaptureHeader;
@@ -41,20 +41,28 @@ function readHead(file: string): Buffer {
   }
 }
 
-/** A pcap is read whole (its flows are reassembled): refused past 2 GiB, Node's largest buffer. */
-function readPcap(file: string): Buffer {
-  try {
-    return readRegularFile(file, 2 ** 31 - 1);
-  } catch (e) {
-    throw new CaptureError(file, 'open', (e as Error).message);
-  }
-}
-
-/** Open any input Loupe reads. `pcapViews` chooses how pcap flows become sockets. */
+/**
+ * Open any input Loupe reads. `pcapViews` chooses how pcap flows become
+ * sockets. A pcap streams: its header's process list is complete only once
+ * the batches are read.
+ */
 export function openInput(file: string, pcapViews: 'both' | 'server'): InputEvents {
   if (isPcap(readHead(file))) {
-    const { header, events, stats } = importPcap(readPcap(file), file, { views: pcapViews });
-    return { header, batches: [events], unknown: {}, pcap: stats };
+    let fd: number;
+    try {
+      fd = openRegularFile(file);
+    } catch (e) {
+      throw new CaptureError(file, 'open', (e as Error).message);
+    }
+    const { header, batches, stats } = streamPcapFile(fd, file, { views: pcapViews });
+    function* closing(): Generator<Event[]> {
+      try {
+        yield* batches;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return { header, batches: closing(), unknown: {}, pcap: stats };
   }
   const source = openCapture(file);
   const unknown: Record<string, number> = {};

@@ -10,7 +10,7 @@ import type { CaptureHeader, ProcessInfo } from '../../events/capture';
 import { CONSTANTS } from '../../events/layout';
 import type { Endpoint, Event } from '../../events/types';
 import { detectProtocol, NEED_MORE } from '../../streams/detect';
-import { readPackets } from './file';
+import { FileSource, readPackets, type LinkPacket } from './file';
 import { decodePacket, type TcpSegment } from './packet';
 
 export interface PcapImportOptions {
@@ -61,6 +61,8 @@ interface Flow {
   clientPid: number;
   serverPid: number;
   closed: boolean;
+  /** Capture time of the close: a closed flow is forgotten 2 MSL after it, so a long capture's memory is bounded by its open flows. */
+  closedAt: bigint;
   /** Segments seen before we knew which side is the client. */
   early: Array<{ seg: TcpSegment; ts: bigint }>;
 }
@@ -71,8 +73,17 @@ const label = (e: Endpoint) => (e.addr.includes(':') ? `[${e.addr}]:${e.port}` :
 /** Is sequence number a before b (mod 2^32)? */
 const seqDelta = (a: number, b: number) => (a - b) | 0;
 
+/**
+ * How long a closed flow's ports are remembered (TCP's TIME_WAIT, 2 × 60 s):
+ * a late ACK or retransmitted FIN on them is not a new connection.
+ */
+const CLOSED_FLOW_MEMORY_NS = 120_000_000_000n;
+/** Packets between sweeps of forgotten flows: a sweep walks every flow, so not per packet. */
+const SWEEP_EVERY_PACKETS = 65_536;
+
 export class PcapImporter {
-  readonly events: Event[] = [];
+  /** Events not yet taken: `take()` hands them out, so a long capture streams. */
+  private events: Event[] = [];
   readonly stats: PcapImportStats = {
     packets: 0, tcpSegments: 0, flows: 0, skipped: {}, malformed: [], malformedCount: 0,
     retransmittedBytes: 0, gaps: 0, gapBytes: 0, truncatedBytes: 0,
@@ -85,31 +96,62 @@ export class PcapImporter {
   constructor(private readonly options: PcapImportOptions = DEFAULT_PCAP_OPTIONS) {}
 
   addFile(buf: Buffer, file: string): void {
-    for (const packet of readPackets(buf, file, (t) => (this.stats.truncatedEnd = t))) {
-      this.stats.packets++;
-      if (packet.ts > this.lastTs) this.lastTs = packet.ts;
-      const decoded = decodePacket(packet.linkType, packet.data);
-      if (decoded.kind === 'skip') {
-        this.stats.skipped[decoded.reason] = (this.stats.skipped[decoded.reason] ?? 0) + 1;
-        continue;
-      }
-      if (decoded.kind === 'malformed') {
-        this.stats.malformedCount++;
-        if (this.stats.malformed.length < 20) this.stats.malformed.push({ offset: packet.offset, reason: decoded.reason });
-        continue;
-      }
-      this.stats.tcpSegments++;
-      this.onSegment(decoded.segment, packet.ts);
+    for (const packet of readPackets(buf, file, (t) => (this.stats.truncatedEnd = t))) this.addPacket(packet);
+  }
+
+  addPacket(packet: LinkPacket): void {
+    this.stats.packets++;
+    if (packet.ts > this.lastTs) this.lastTs = packet.ts;
+    if (this.stats.packets % SWEEP_EVERY_PACKETS === 0) this.forgetClosedFlows();
+    const decoded = decodePacket(packet.linkType, packet.data);
+    if (decoded.kind === 'skip') {
+      this.stats.skipped[decoded.reason] = (this.stats.skipped[decoded.reason] ?? 0) + 1;
+      return;
     }
+    if (decoded.kind === 'malformed') {
+      this.stats.malformedCount++;
+      if (this.stats.malformed.length < 20) this.stats.malformed.push({ offset: packet.offset, reason: decoded.reason });
+      return;
+    }
+    this.stats.tcpSegments++;
+    this.onSegment(decoded.segment, packet.ts);
+  }
+
+  get pendingEvents(): number {
+    return this.events.length;
+  }
+
+  /** The events made since the last call. */
+  take(): Event[] {
+    const taken = this.events;
+    this.events = [];
+    return taken;
+  }
+
+  /** The pseudo-processes named so far (complete after `finish()`); the header's list is this array. */
+  get processList(): readonly ProcessInfo[] {
+    return this.processes;
+  }
+
+  private forgetClosedFlows(): void {
+    for (const [k, flow] of this.flows) if (flow.closed && this.lastTs - flow.closedAt > CLOSED_FLOW_MEMORY_NS) this.flows.delete(k);
   }
 
   /** End of input: holes still open become loss; flows left open stay open (the capture ended, they did not close). */
   finish(): { header: CaptureHeader; events: Event[] } {
+    if (this.finished) return { header: this.header(), events: this.take() };
+    this.finished = true;
     for (const flow of this.flows.values()) {
       if (!flow.client) this.decideByPorts(flow);
       for (const [src, dir] of flow.dirs) while (dir.pending.length > 0) this.forceGap(flow, src, dir);
     }
-    const header: CaptureHeader = {
+    return { header: this.header(), events: this.take() };
+  }
+
+  private finished = false;
+
+  header(): CaptureHeader {
+    return {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
       seed: this.options.seed,
       host: { hostname: 'pcap', kernel: 'unknown', arch: 'unknown' },
@@ -118,7 +160,6 @@ export class PcapImporter {
       config: { source: 'pcap', views: this.options.views },
       createdBy: 'loupe import',
     };
-    return { header, events: this.events };
   }
 
   private pidFor(name: string): number {
@@ -139,7 +180,7 @@ export class PcapImporter {
     if (!flow || (flow.closed && seg.flags.syn && !seg.flags.ack)) {
       // A new SYN on a finished flow's ports is a new connection (port reuse).
       flow = {
-        index: ++this.stats.flows, client: undefined, server: undefined, dirs: new Map(), clientPid: 0, serverPid: 0, closed: false, early: [],
+        index: ++this.stats.flows, client: undefined, server: undefined, dirs: new Map(), clientPid: 0, serverPid: 0, closed: false, closedAt: 0n, early: [],
       };
       this.flows.set(flowKey, flow);
     }
@@ -218,7 +259,8 @@ export class PcapImporter {
     const delta = seqDelta(held.seq, dir.next!);
     if (delta > 0) {
       // A hole before this segment: hold it until the hole fills or we give up on it.
-      dir.pending.push(held);
+      // A copy: the packet's bytes view the file reader's window, which moves on.
+      dir.pending.push({ ...held, payload: Buffer.from(held.payload) });
       dir.pendingBytes += held.payload.length + held.missing;
       if (dir.pendingBytes > this.options.maxPendingBytes) this.forceGap(flow, src, dir);
       return;
@@ -320,6 +362,8 @@ export class PcapImporter {
     if (flow.closed || !flow.client) return;
     for (const [src, dir] of flow.dirs) while (dir.pending.length > 0) this.forceGap(flow, src, dir);
     flow.closed = true;
+    flow.closedAt = ts;
+    flow.dirs.clear();
     const base = { type: 'sock_close' as const, ts, cpu: 0, fd: flow.index, cookie: BigInt(flow.index) };
     if (this.options.views === 'both') this.events.push({ ...base, pid: flow.clientPid, tid: flow.clientPid });
     this.events.push({ ...base, pid: flow.serverPid, tid: flow.serverPid });
@@ -330,4 +374,32 @@ export function importPcap(buf: Buffer, file: string, options: Partial<PcapImpor
   const importer = new PcapImporter({ ...DEFAULT_PCAP_OPTIONS, ...options });
   importer.addFile(buf, file);
   return { ...importer.finish(), stats: importer.stats };
+}
+
+/** Events handed out per batch while streaming a pcap file. */
+const STREAM_BATCH_EVENTS = 4096;
+
+export interface PcapStream {
+  /** The header's process list fills as the file is read: complete once `batches` is exhausted. */
+  header: CaptureHeader;
+  batches: Iterable<Event[]>;
+  stats: PcapImportStats;
+}
+
+/**
+ * A pcap file as a stream of event batches, read through a window: memory is
+ * bounded by the open flows and their held out-of-order bytes, not the file
+ * (measured in BENCHMARKS.md).
+ */
+export function streamPcapFile(fd: number, file: string, options: Partial<PcapImportOptions> = {}): PcapStream {
+  const importer = new PcapImporter({ ...DEFAULT_PCAP_OPTIONS, ...options });
+  const header = importer.header();
+  function* batches(): Generator<Event[]> {
+    for (const packet of readPackets(new FileSource(fd), file, (t) => (importer.stats.truncatedEnd = t))) {
+      importer.addPacket(packet);
+      if (importer.pendingEvents >= STREAM_BATCH_EVENTS) yield importer.take();
+    }
+    yield importer.finish().events;
+  }
+  return { header, batches: batches(), stats: importer.stats };
 }
