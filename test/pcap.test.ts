@@ -216,6 +216,23 @@ describe('bad pcap input', () => {
     expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.protocol === 'http1').map((m) => m.kind)).toEqual(['request', 'response']);
   });
 
+  it('stops at a corrupt record with its byte offset and exit 2, having written every message before it', () => {
+    // 30 exchanges (more than a batch of events apart), then a record claiming 1 GB, then one more exchange.
+    const before = Array.from({ length: 30 }, (_, i) => conversation(`10.1.1.${i + 1}:40000`, S, [[`GET /before/${i} HTTP/1.1\r\n\r\n`, RES]], 700)).flat();
+    const good = pcapFile(before);
+    const corrupt = Buffer.alloc(16);
+    corrupt.writeUInt32LE(1_000_000_000, 8);
+    corrupt.writeUInt32LE(1_000_000_000, 12);
+    const after = pcapFile(conversation('10.1.2.1:40000', S, [['GET /after HTTP/1.1\r\n\r\n', RES]], 700)).subarray(24);
+    const file = path.join(tempDir(), 'corrupt.pcap');
+    fs.writeFileSync(file, Buffer.concat([good, corrupt, after]));
+    const r = spawnSync('node', [CLI, 'parse', file, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`byte ${good.length}: packet record claims 1000000000 captured bytes: the file is corrupt`);
+    const targets = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rec).filter((m) => m.kind === 'request').map((m) => m.target);
+    expect(targets).toEqual(Array.from({ length: 30 }, (_, i) => `/before/${i}`));
+  });
+
   it('counts malformed packets with their offsets instead of failing', () => {
     const segs = conversation(C, S, [[REQ, RES]], 700);
     const bytes = pcapFile(segs);

@@ -395,9 +395,14 @@ export function streamPcapFile(fd: number, file: string, options: Partial<PcapIm
   const importer = new PcapImporter({ ...DEFAULT_PCAP_OPTIONS, ...options });
   const header = importer.header();
   function* batches(): Generator<Event[]> {
-    for (const packet of readPackets(new FileSource(fd), file, (t) => (importer.stats.truncatedEnd = t))) {
-      importer.addPacket(packet);
-      if (importer.pendingEvents >= STREAM_BATCH_EVENTS) yield importer.take();
+    try {
+      for (const packet of readPackets(new FileSource(fd), file, (t) => (importer.stats.truncatedEnd = t))) {
+        importer.addPacket(packet);
+        if (importer.pendingEvents >= STREAM_BATCH_EVENTS) yield importer.take();
+      }
+    } catch (e) {
+      yield importer.take(); // every packet before the fault is handed on before the error
+      throw e;
     }
     yield importer.finish().events;
   }
