@@ -294,6 +294,7 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
       if (refused) {
         tally.refused++;
         expect(ours.some((m) => m.error !== undefined), `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`).toBe(true);
+        for (const m of ours) if (m.error !== undefined) expect(m.parseErrorCode, m.error).toMatch(/^HPE_/);
       } else {
         tally.accepted++;
         expect(ours.filter((m) => m.error === undefined).map((m) => ({ start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : '', headers: m.headers, body: m.bodyBytes })), name).toEqual(theirs);
@@ -324,10 +325,74 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
       if (refused) {
         refusedTotal++;
         expect(responses.some((m) => m.error !== undefined), `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`).toBe(true);
+        for (const m of responses) if (m.error !== undefined) expect(m.parseErrorCode, m.error).toMatch(/^HPE_/);
       } else {
         expect(responses.filter((m) => m.error === undefined).map((m) => ({ start: m.kind === 'response' ? `${m.version} ${m.status} ${m.reason}` : '', headers: m.headers, body: m.bodyBytes })), name).toEqual(theirs);
       }
     }), { numRuns: 1000 });
     expect(refusedTotal).toBeGreaterThan(100);
+  });
+});
+
+/** The `HPE_*` code Node's llhttp refuses the bytes with (EOF included), or undefined where it reads them. */
+function llhttpCode(kind: 'request' | 'response', bytes: Buffer): string | undefined {
+  const p = new Llhttp();
+  p.initialize(kind === 'request' ? Llhttp.REQUEST : Llhttp.RESPONSE, {});
+  p[Llhttp.kOnHeadersComplete] = () => 0;
+  const r = p.execute(bytes);
+  if (r instanceof Error) return (r as Error & { code: string }).code;
+  const end = p.finish();
+  return end instanceof Error ? (end as Error & { code: string }).code : undefined;
+}
+
+describe('HTTP/1 error codes', () => {
+  // One message per way to fail, each as a server or client would send it. (HTTP/0.9's `GET /` is not here:
+  // Node's llhttp reads it as a request of version 0.9; Loupe reports it flagged HPE_INVALID_VERSION, as servers answer it 400.)
+  const requests: Array<[string, string]> = [
+    ['a method with a byte no token has', 'G@T / HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['a version that is not HTTP', 'GET / HTTQ/1.1\r\nHost: a\r\n\r\n'],
+    ['a header name with a space', 'GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n'],
+    ['a header line with no colon', 'GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n'],
+    ['a control byte in a value', 'GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n'],
+    ['a Content-Length that is not a number', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\nab'],
+    ['two Content-Lengths that differ', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'],
+    ['a Transfer-Encoding not ending in chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n'],
+    ['a chunk size that is not hex', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
+    ['chunk data not followed by CRLF', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n'],
+    ['a header section past the bound (16 KiB in Node, 1 MiB in Loupe)', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(1_100_000)}\r\n\r\n`],
+    ['the connection closing inside the body', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc'],
+  ];
+  const responses: Array<[string, string]> = [
+    ['a line not starting with HTTP/', 'HTTX/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
+    ['a status of two digits', 'HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n'],
+    ['a version of letters', 'HTTP/x.y 200 OK\r\nContent-Length: 0\r\n\r\n'],
+    ['a header line with no colon', 'HTTP/1.1 200 OK\r\nNoColon\r\nContent-Length: 0\r\n\r\n'],
+    ['a Content-Length that is not a number', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n'],
+    ['a chunk size that is not hex', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
+    ['the connection closing inside the body', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'],
+  ];
+  it('gives each refused message the code llhttp gives the same fault, at any split', () => {
+    for (const [kind, table] of [['request', requests], ['response', responses]] as const) {
+      for (const [name, text] of table) {
+        const bytes = Buffer.from(text, 'latin1');
+        const theirs = llhttpCode(kind, bytes);
+        expect(theirs, `${kind}: ${name}: llhttp refuses it`).toMatch(/^HPE_/);
+        for (const cuts of [[], [1], [Math.floor(bytes.length / 2)], [bytes.length - 1]]) {
+          const flagged = loupeAll(kind, bytes, cuts).filter((m) => m.error !== undefined);
+          expect(flagged.length, `${kind}: ${name}`).toBeGreaterThan(0);
+          expect(flagged[0]!.parseErrorCode, `${kind}: ${name}: ${flagged[0]!.error}`).toBe(theirs);
+        }
+      }
+    }
+  });
+
+  it('names bytes the capture lost with a code of Loupe, a fault llhttp never meets', () => {
+    const p = new Http1Parser();
+    const out: Http1Message[] = [];
+    p.onMessage = (m) => out.push(m);
+    p.feed('client', { data: Buffer.from('GET / HTTP/1.1\r\nHost: a'), ts: 0n, tid: 0 });
+    p.gap('client', 100, 1n);
+    p.end(2n);
+    expect(out.map((m) => [m.parseErrorCode, m.error])).toEqual([['LOUPE_LOST_BYTES', 'byte 23: 100 bytes lost inside the message']]);
   });
 });

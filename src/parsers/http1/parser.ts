@@ -8,7 +8,7 @@
  * the hot path); only the strings a message carries are made.
  */
 import type { Chunk, ProtocolParser, Side } from '../types';
-import type { HeaderList, Http1Message, Http1Request, Http1Response } from './messages';
+import { HTTP1_ERROR as E, type HeaderList, type Http1ErrorCode, type Http1Message, type Http1Request, type Http1Response } from './messages';
 
 export interface Http1Limits {
   /** Bytes of start line plus headers allowed before the message is refused. */
@@ -137,7 +137,7 @@ interface Draft {
   chunks: number;
   trailers: HeaderList | undefined;
   /** The first deviation from strict parsing read past (see MessageBase.lenient). */
-  deviation?: { code: string; reason: string; offset: number };
+  deviation?: { code: Http1ErrorCode; reason: string; offset: number };
   hasStartLine: boolean;
   /** Response: method of the request it answers. */
   requestMethod: string | undefined;
@@ -245,7 +245,7 @@ class SideParser {
   /** Keep a partial line; past the limit it is dropped (the message is refused, not buffered forever). */
   private keep(data: Buffer, start: number, end: number): void {
     if (this.partsLength + (end - start) > this.limits.maxHeaderBytes) {
-      if (this.state !== State.Resync) this.fail(`header section exceeds ${this.limits.maxHeaderBytes} bytes`, this.draft?.offset ?? this.position);
+      if (this.state !== State.Resync) this.fail(E.HEADER_OVERFLOW, `header section exceeds ${this.limits.maxHeaderBytes} bytes`, this.draft?.offset ?? this.position);
       this.parts = [];
       this.partsLength = 0;
       return;
@@ -281,9 +281,9 @@ class SideParser {
         }
         const digits = i;
         while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
-        if (i > digits && this.draft) this.deviate(this.draft, 'HPE_INVALID_CHUNK_SIZE', 'whitespace after a chunk size', lineOffset);
+        if (i > digits && this.draft) this.deviate(this.draft, E.INVALID_CHUNK_SIZE, 'whitespace after a chunk size', lineOffset);
         if (i === start || digits - start > 13 || (i < end && buf[i] !== 0x3b /* ; chunk extension */)) {
-          this.fail(`invalid chunk size line ${quote(buf, start, end, 40)}`, lineOffset);
+          this.fail(E.INVALID_CHUNK_SIZE, `invalid chunk size line ${quote(buf, start, end, 40)}`, lineOffset);
           return;
         }
         if (size === 0) this.state = State.Trailers;
@@ -296,7 +296,7 @@ class SideParser {
       }
       case State.ChunkDataEnd:
         if (end !== start) {
-          this.fail('chunk data not followed by CRLF', lineOffset);
+          this.fail(E.STRICT, 'chunk data not followed by CRLF', lineOffset);
           return;
         }
         this.state = State.ChunkSize;
@@ -317,14 +317,16 @@ class SideParser {
       if (i === start || buf[i] !== SP || version === undefined || buf.indexOf(SP, targetStart) !== lastSpace) {
         // Servers answer these (400, 501, 505): the request is reported with what can be read of it.
         const words = buf.latin1Slice(start, Math.min(end, start + 8192)).split(' ').filter(Boolean);
-        const code = i === start || (buf[i] !== SP && i < end) ? 'HPE_INVALID_METHOD'
-          : version === undefined && !/^HTTP\/\d\.\d$/.test(words[words.length - 1] ?? '') ? 'HPE_INVALID_VERSION'
-          : words.length < 3 ? 'HPE_INVALID_URL' : 'HPE_INVALID_REQUEST_LINE';
+        const code = i === start || (buf[i] !== SP && i < end) ? E.INVALID_METHOD
+          // As llhttp: the word after the target must start `HTTP/` (else HPE_INVALID_CONSTANT), then be a version and end the line.
+          : words.length >= 3 && !words[2]!.startsWith('HTTP/') ? E.INVALID_CONSTANT
+          : version === undefined && !/^HTTP\/\d\.\d$/.test(words[words.length - 1] ?? '') ? E.INVALID_VERSION
+          : words.length < 3 ? E.INVALID_URL : E.INVALID_REQUEST_LINE;
         d.method = words[0] ?? '';
         d.target = words.length >= 2 && !/^HTTP\/\d\.\d$/.test(words[1]!) ? words[1]! : '';
         const last = words[words.length - 1];
         if (words.length >= 2 && last !== undefined && /^HTTP\/\d\.\d$/.test(last)) d.version = last;
-        this.fail(`invalid request line ${quote(buf, start, end)}`, lineOffset, code);
+        this.fail(code, `invalid request line ${quote(buf, start, end)}`, lineOffset);
         return;
       }
       d.method = methodString(buf, start, i);
@@ -332,11 +334,13 @@ class SideParser {
       d.version = version;
       // Read on, flagged: a control byte in the target (RFC 9112 §3.2). (Another version, HTTP/2.0 say, is valid
       // syntax that llhttp reads too: the server's 505 says the rest.)
-      if (INVALID_TARGET_BYTE.test(d.target)) this.deviate(d, 'HPE_INVALID_URL', 'invalid byte in the request target', lineOffset);
+      if (INVALID_TARGET_BYTE.test(d.target)) this.deviate(d, E.INVALID_URL, 'invalid byte in the request target', lineOffset);
       this.hooks.requestStarted(d.method);
     } else {
       if (!isStatusLine(buf, start, end)) {
-        this.fail(`invalid status line ${quote(buf, start, end)}`, lineOffset);
+        const code = !(end - start >= 5 && buf.latin1Slice(start, start + 5) === 'HTTP/') ? E.INVALID_CONSTANT
+          : versionAt(buf, start, Math.min(end, start + 8)) === undefined ? E.INVALID_VERSION : E.INVALID_STATUS;
+        this.fail(code, `invalid status line ${quote(buf, start, end)}`, lineOffset);
         return;
       }
       d.version = versionAt(buf, start, start + 8)!;
@@ -352,7 +356,7 @@ class SideParser {
     const d = this.draft!;
     d.headerBytes += end - start + 2;
     if (d.headerBytes > this.limits.maxHeaderBytes) {
-      this.fail(`header section exceeds ${this.limits.maxHeaderBytes} bytes`, d.offset);
+      this.fail(E.HEADER_OVERFLOW, `header section exceeds ${this.limits.maxHeaderBytes} bytes`, d.offset);
       return;
     }
     if (end === start) {
@@ -375,11 +379,11 @@ class SideParser {
       hash = (Math.imul(hash, 31) + c) | 0;
     }
     if (colon === start || colon === end || buf[colon] !== COLON) {
-      this.fail(`invalid header line ${quote(buf, start, end)}`, lineOffset);
+      this.fail(E.INVALID_HEADER_TOKEN, `invalid header line ${quote(buf, start, end)}`, lineOffset);
       return;
     }
     if (d.headers.length >= this.limits.maxHeaderCount) {
-      this.fail(`more than ${this.limits.maxHeaderCount} header fields`, lineOffset);
+      this.fail(E.HEADER_OVERFLOW, `more than ${this.limits.maxHeaderCount} header fields`, lineOffset);
       return;
     }
     let vs = colon + 1;
@@ -390,13 +394,13 @@ class SideParser {
     const value = buf.latin1Slice(vs, ve);
     // A bare CR or another control byte in a value (RFC 9112 §2.2, RFC 9110 §5.5): strict parsers refuse the
     // message; the value is kept as sent, never joined with the next field, and the message flagged.
-    if (INVALID_VALUE_BYTE.test(value)) this.deviate(d, value.includes('\r') ? 'HPE_LF_EXPECTED' : 'HPE_INVALID_HEADER_TOKEN', `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
+    if (INVALID_VALUE_BYTE.test(value)) this.deviate(d, value.includes('\r') ? E.LF_EXPECTED : E.INVALID_HEADER_TOKEN, `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
     if (this.state === State.Trailers) (d.trailers ??= []).push([name, value]);
     else d.headers.push([name, value]);
     if (this.state === State.Headers) {
       const n = colon - start;
       if (n === 14 && name.toLowerCase() === 'content-length') {
-        if (++d.contentLengthFields > 1) this.deviate(d, 'HPE_UNEXPECTED_CONTENT_LENGTH', 'duplicate Content-Length', lineOffset);
+        if (++d.contentLengthFields > 1) this.deviate(d, E.UNEXPECTED_CONTENT_LENGTH, 'duplicate Content-Length', lineOffset);
         for (const part of value.split(',')) {
           const v = part.trim();
           if (d.contentLength !== undefined && d.contentLength !== v) d.contentLengthConflict = true;
@@ -413,11 +417,11 @@ class SideParser {
     const te = d.transferEncoding;
     const chunked = te !== undefined && /(?:^|,)\s*chunked\s*$/i.test(te);
     // Both (the request smuggling class, RFC 9112 §6.3): Transfer-Encoding frames the message, and it is flagged.
-    if (te !== undefined && d.contentLength !== undefined) this.deviate(d, 'HPE_UNEXPECTED_CONTENT_LENGTH', 'both Transfer-Encoding and Content-Length', d.offset);
+    if (te !== undefined && d.contentLength !== undefined) this.deviate(d, E.UNEXPECTED_CONTENT_LENGTH, 'both Transfer-Encoding and Content-Length', d.offset);
     let length: number | undefined;
     if (!chunked && d.contentLength !== undefined) {
       if (d.contentLengthConflict || !/^\d{1,15}$/.test(d.contentLength)) {
-        this.fail(`invalid Content-Length ${JSON.stringify(d.contentLength)}`, d.offset);
+        this.fail(d.contentLengthConflict ? E.UNEXPECTED_CONTENT_LENGTH : E.INVALID_CONTENT_LENGTH, `invalid Content-Length ${JSON.stringify(d.contentLength)}`, d.offset);
         return;
       }
       length = Number(d.contentLength);
@@ -447,7 +451,7 @@ class SideParser {
       return;
     }
     if (te !== undefined && !chunked) {
-      this.fail(`request Transfer-Encoding ${JSON.stringify(te)} does not end in chunked`, d.offset);
+      this.fail(E.INVALID_TRANSFER_ENCODING, `request Transfer-Encoding ${JSON.stringify(te)} does not end in chunked`, d.offset);
       return;
     }
     if (chunked) this.startChunks();
@@ -467,14 +471,14 @@ class SideParser {
     }
   }
 
-  private complete(ts: bigint, error?: string): void {
+  private complete(ts: bigint): void {
     const d = this.draft;
     if (!d) return;
     this.draft = null;
     // After a CONNECT request, a client may start its tunnel before the answer: nothing more is HTTP until the
     // answer says whether the tunnel opened (2xx: never again) or not (resume()), as llhttp pauses there.
-    this.state = this.isRequest && d.method === 'CONNECT' && error === undefined ? State.Paused : State.Start;
-    this.emit(d, ts, error);
+    this.state = this.isRequest && d.method === 'CONNECT' ? State.Paused : State.Start;
+    this.emit(d, ts);
   }
 
   /** The CONNECT was refused: what the client sent after it is HTTP again. */
@@ -490,7 +494,7 @@ class SideParser {
     return this.state === State.Paused;
   }
 
-  private emit(d: Draft, ts: bigint, error?: string, errorCode?: string): void {
+  private emit(d: Draft, ts: bigint, failure?: { code: Http1ErrorCode; error: string }): void {
     let m: Http1Request | Http1Response;
     if (this.isRequest) {
       m = { protocol: 'http1', kind: 'request', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, method: d.method, target: d.target, version: d.version, headers: d.headers, bodyBytes: d.bodyBytes };
@@ -499,9 +503,10 @@ class SideParser {
     }
     if (d.chunks >= 0) m.chunks = d.chunks;
     if (d.trailers) m.trailers = d.trailers;
-    if (error !== undefined) m.error = error;
-    if (errorCode !== undefined) m.parseErrorCode = errorCode;
-    else if (error === undefined && d.deviation) {
+    if (failure) {
+      m.error = failure.error;
+      m.parseErrorCode = failure.code;
+    } else if (d.deviation) {
       m.error = `byte ${d.deviation.offset}: ${d.deviation.reason}`;
       m.parseErrorCode = d.deviation.code;
       m.lenient = true;
@@ -511,18 +516,18 @@ class SideParser {
   }
 
   /** A deviation from strict parsing, read past: the message is flagged with the first. */
-  private deviate(d: Draft, code: string, reason: string, offset: number): void {
+  private deviate(d: Draft, code: Http1ErrorCode, reason: string, offset: number): void {
     d.deviation ??= { code, reason, offset };
   }
 
   /** Report the message in progress as broken and look for the next message start. */
-  private fail(reason: string, offset: number, code?: string): void {
+  private fail(code: Http1ErrorCode, reason: string, offset: number): void {
     const d = this.draft ?? this.newDraft(this.tsLast, 0, offset);
     this.draft = null;
     this.state = State.Resync;
     this.parts = [];
     this.partsLength = 0;
-    this.emit(d, this.tsLast, `byte ${offset}: ${reason}`, code);
+    this.emit(d, this.tsLast, { code, error: `byte ${offset}: ${reason}` });
   }
 
   gap(bytes: number, ts: bigint): void {
@@ -550,7 +555,7 @@ class SideParser {
       return;
     }
     if (d) d.lostBytes += bytes;
-    this.fail(`${bytes} bytes lost inside the message`, this.position - bytes);
+    this.fail(E.LOST_BYTES, `${bytes} bytes lost inside the message`, this.position - bytes);
   }
 
   end(ts: bigint): void {
@@ -558,7 +563,7 @@ class SideParser {
       this.complete(ts);
       return;
     }
-    if (this.draft) this.fail('connection closed before the message was complete', this.position);
+    if (this.draft) this.fail(E.INVALID_EOF_STATE, 'connection closed before the message was complete', this.position);
   }
 
   handOver(): void {
