@@ -542,6 +542,51 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap with rows over the co
   }, 180_000);
 });
 
+describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap over the compressed protocol${mysqlslap ? ` (skipped: ${mysqlslap})` : ''}`, () => {
+  it('2 clients x 3 iterations x 2 queries sent compressed (--compress) are 12 SELECTs with row counts, and a literal never reaches the capture, inflated or not', async () => {
+    const dir = tempDir();
+    const data = path.join(dir, 'data');
+    expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
+    const port = await freePort();
+    const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0']);
+    await listening(port, server);
+    const secret = 'hunter2-correct-horse';
+    // The literal many times: the client deflates a statement only when that makes it smaller (132 bytes with it
+    // three times went as is, measured); the short one goes as is, inside the compressed framing.
+    const where = `SELECT v FROM t WHERE id = 1${` AND v <> '${secret}'`.repeat(12)}`;
+    const { spans, live, replay, capture } = await watched({ ports: [port] }, async () => {
+      const r = await run('mysqlslap', [
+        '--no-defaults', '-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--skip-ssl', '--compress', '--create-schema=slap',
+        "--create=CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, REPEAT('x', 2000)), (2, REPEAT('y', 3000)), (3, 'z')",
+        `--query=${where};SELECT id, v FROM t ORDER BY id`, '--delimiter=;', '--concurrency=2', '--iterations=3',
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+    });
+    const clients = spans.filter((s) => s.kind === 'client');
+    const selects = clients.filter((s) => s.name === 'SELECT t');
+    expect(countBy(selects, (s) => String(s.attributes['db.query.text']))).toEqual({ [`SELECT v FROM t WHERE id = ?${' AND v <> ?'.repeat(12)}`]: 6, 'SELECT id, v FROM t ORDER BY id': 6 });
+    for (const c of selects) {
+      expect(c.attributes['db.response.returned_rows'], String(c.attributes['db.query.text'])).toBe(String(c.attributes['db.query.text']).includes('WHERE') ? 1 : 3);
+      expect(c.status.code).toBe('unset');
+      expect(serverUnder(spans, c)?.name).toBe('SELECT t');
+    }
+    expect(replay).toBe(live);
+    // What the capture holds, read back unmasked: the statements inflate, their literal masked before it was recorded.
+    const parsed = spawnSync('node', [CLI, 'parse', capture, '--format', 'jsonl', '--quiet', '--no-redact'], { encoding: 'utf8' });
+    expect(parsed.status, parsed.stderr).toBe(0);
+    const queries = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((m) => m.kind === 'request' && String(m.query ?? '').includes('WHERE'));
+    expect(queries.length).toBe(12); // 6 statements, each seen leaving the client and entering the server
+    const stars = `'${'*'.repeat(secret.length)}'`;
+    for (const q of queries) expect(q.query).toBe(`SELECT v FROM t WHERE id = 0${` AND v <> ${stars}`.repeat(12)}`);
+    const raw = fs.readFileSync(capture);
+    expect(raw.includes(secret)).toBe(false);
+    // Compressed indeed: statements over 50 bytes and the rows were deflated on the wire.
+    expect(raw.includes('SELECT v FROM t WHERE')).toBe(false);
+    expect(raw.includes('x'.repeat(2000))).toBe(false);
+    expect(parsed.stdout.includes(secret)).toBe(false);
+  }, 180_000);
+});
+
 describe.skipIf(Boolean(mysqlslap))(`MariaDB refusing a connection before its greeting${mysqlslap ? ` (skipped: ${mysqlslap})` : ''}`, () => {
   it('a host no account names gets ERR 1130 in place of the greeting: detected on it, and reported', async () => {
     const dir = tempDir();

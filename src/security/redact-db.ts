@@ -12,6 +12,8 @@
  * the headers and words before it), so a secret is masked however it is cut.
  */
 
+import * as zlib from 'node:zlib';
+
 const STAR = 0x2a;
 const ZERO = 0x30;
 const LF = 0x0a;
@@ -21,6 +23,8 @@ export type DbProtocol = 'postgres' | 'mysql' | 'redis';
 
 export interface DbMasker {
   mask(payload: Uint8Array): number;
+  /** What was masked depended on where records were cut (a compressed MySQL packet read whole only inside one record). */
+  readonly decidedPerRecord?: boolean;
 }
 
 export function dbMasker(protocol: DbProtocol, connectionStart: boolean): DbMasker {
@@ -221,6 +225,8 @@ class PostgresMasker implements DbMasker {
   }
 }
 
+const CLIENT_COMPRESS = 0x20;
+const CLIENT_ZSTD_COMPRESSION_ALGORITHM = 0x4000000;
 const CLIENT_PLUGIN_AUTH_LENENC = 0x00200000;
 const CLIENT_SECURE_CONNECTION = 0x00008000;
 
@@ -237,8 +243,20 @@ class MysqlMasker implements DbMasker {
   /** Where the secret lies in the packet under way, once known: [from, to). */
   private secret: [number, number] | undefined;
   private readonly sql = new SqlLiterals(true, [0x27, 0x22]);
+  /** The login asked for compression: after it, the client's bytes are compressed packets. */
+  private compressing: 'zlib' | 'zstd' | undefined;
+  private compressed: CompressedMysqlMasker | undefined;
+
+  constructor(loggedIn = false) {
+    this.loggedIn = loggedIn;
+  }
+
+  get decidedPerRecord(): boolean {
+    return this.compressed?.decidedPerRecord ?? false;
+  }
 
   mask(payload: Uint8Array): number {
+    if (this.compressed) return this.compressed.mask(payload);
     let masked = 0;
     for (let i = 0; i < payload.length; i++) {
       const b = payload[i]!;
@@ -246,6 +264,11 @@ class MysqlMasker implements DbMasker {
         this.head[this.headLength++] = b;
         if (this.headLength < 4) continue;
         this.headLength = 0;
+        if (!this.loggedIn && this.head[3] === 0 && this.compressing) {
+          // The first command, in the first compressed packet: these four bytes begin its 7-byte header.
+          this.compressed = new CompressedMysqlMasker(this.compressing, this.head);
+          return masked + this.compressed.mask(payload.subarray(i + 1));
+        }
         this.payloadLeft = this.head.readUIntLE(0, 3);
         this.seq = this.head[3]!;
         this.packet = [];
@@ -290,6 +313,7 @@ class MysqlMasker implements DbMasker {
     if (this.kind === 'login') {
       if (p.length < 33) return undefined;
       const caps = (p[0]! | (p[1]! << 8) | (p[2]! << 16) | (p[3]! << 24)) >>> 0;
+      this.compressing = caps & CLIENT_COMPRESS ? 'zlib' : caps & CLIENT_ZSTD_COMPRESSION_ALGORITHM ? 'zstd' : undefined;
       const nul = p.indexOf(0, 32);
       if (nul < 0 || p.length <= nul + 1) return undefined;
       const lenAt = nul + 1;
@@ -307,6 +331,94 @@ class MysqlMasker implements DbMasker {
       return [nul + 2, nul + 2 + p[nul + 1]!];
     }
     return undefined;
+  }
+}
+
+/**
+ * A MySQL client's compressed packets (7-byte header: compressed length,
+ * sequence id, length before compression, 0 when sent as is). A packet sent
+ * as is goes through the plain masker byte by byte. A deflated one is
+ * inflated, masked and deflated again into its own bytes, padded after the
+ * zlib stream's end (Loupe's reader ignores what follows the end), when it
+ * lies whole in one record and deflates again no longer; otherwise (it spans
+ * records, zstd, it does not inflate, it would grow) its payload is masked
+ * whole and the parser reports it unreadable, its length still framing the
+ * rest. The wire is never touched: only what is recorded.
+ */
+class CompressedMysqlMasker {
+  private readonly head = Buffer.alloc(7);
+  private headLength: number;
+  private left = 0;
+  private plainLength = 0;
+  private whole = false;
+  private payloadStarts = false;
+  /** The plain stream: packets usually align with compressed ones, so it restarts after a payload masked whole. */
+  private inner = new MysqlMasker(true);
+  decidedPerRecord = false;
+
+  constructor(private readonly algorithm: 'zlib' | 'zstd', headStart: Buffer) {
+    headStart.copy(this.head, 0, 0, 4);
+    this.headLength = 4;
+  }
+
+  mask(payload: Uint8Array): number {
+    let masked = 0;
+    let i = 0;
+    while (i < payload.length) {
+      if (this.left === 0) {
+        this.head[this.headLength++] = payload[i++]!;
+        if (this.headLength < 7) continue;
+        this.headLength = 0;
+        this.left = this.head.readUIntLE(0, 3);
+        this.plainLength = this.head.readUIntLE(4, 3);
+        this.whole = this.plainLength !== 0;
+        this.payloadStarts = true;
+        continue;
+      }
+      if (this.payloadStarts) {
+        // Its first byte: a deflated payload is read whole if this record holds it (servers read the header apart).
+        this.payloadStarts = false;
+        if (this.whole) {
+          this.decidedPerRecord = true;
+          if (this.algorithm === 'zlib' && i + this.left <= payload.length && this.again(payload, i)) {
+            masked += this.maskedLast;
+            i += this.left;
+            this.left = 0;
+            continue;
+          }
+        }
+      }
+      const n = Math.min(this.left, payload.length - i);
+      if (this.whole) {
+        payload.fill(STAR, i, i + n);
+        masked += n;
+      } else masked += this.inner.mask(payload.subarray(i, i + n));
+      i += n;
+      this.left -= n;
+      if (this.left === 0 && this.whole) this.inner = new MysqlMasker(true);
+    }
+    return masked;
+  }
+
+  private maskedLast = 0;
+
+  /** Masks the deflated payload at `at` in place, re-deflated; false when it cannot be (the caller masks it whole). */
+  private again(payload: Uint8Array, at: number): boolean {
+    const bytes = Buffer.from(payload.buffer, payload.byteOffset + at, this.left);
+    let plain: Buffer;
+    try {
+      plain = zlib.inflateSync(bytes, { maxOutputLength: this.plainLength, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    } catch {
+      return false;
+    }
+    if (plain.length !== this.plainLength) return false;
+    this.maskedLast = this.inner.mask(plain);
+    if (this.maskedLast === 0) return true; // nothing secret: the bytes stay as sent
+    const deflated = zlib.deflateSync(plain, { level: 9 });
+    if (deflated.length > bytes.length) return false;
+    deflated.copy(bytes, 0);
+    bytes.fill(0, deflated.length);
+    return true;
   }
 }
 

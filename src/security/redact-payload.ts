@@ -95,7 +95,7 @@ export class StreamMasker {
    * case where what is masked can depend on where the kernel cut the bytes.
    */
   get decidedPerRecord(): boolean {
-    return this.perRecord;
+    return this.perRecord || (this.db?.decidedPerRecord ?? false);
   }
   private perRecord = false;
   private decided = false;

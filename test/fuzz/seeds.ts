@@ -4,6 +4,7 @@
  * turns (consecutive bytes of one side joined).
  */
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { decodeRecord } from '../../src/events/codec';
 import type { Role } from '../../src/events/types';
 import { sideOf } from '../../src/streams/connections';
@@ -114,6 +115,27 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'server', bytes: ok(1) },
     { side: 'client', bytes: my(0, Buffer.concat([Buffer.from([0x19]), u32(1)])) },
   ];
+  // The compressed protocol (CLIENT_COMPRESS): after the login, packets inside compressed packets, small ones sent as is.
+  const zipped = (plain: Buffer, seq = 0) => {
+    const asIs = plain.length < 50;
+    const body = asIs ? plain : zlib.deflateSync(plain);
+    const h = Buffer.alloc(7);
+    h.writeUIntLE(body.length, 0, 3);
+    h[3] = seq;
+    h.writeUIntLE(asIs ? 0 : plain.length, 4, 3);
+    return Buffer.concat([h, body]);
+  };
+  const compressedLogin = Buffer.from(login);
+  compressedLogin.writeUInt32LE(0x000fa685 | 0x20, 0);
+  const compressed: Turn[] = [
+    { side: 'server', bytes: my(0, greeting) },
+    { side: 'client', bytes: my(1, compressedLogin) },
+    { side: 'server', bytes: ok(2) },
+    { side: 'client', bytes: zipped(my(0, Buffer.from("\x03SELECT * FROM users WHERE email = 'ann@example.com' AND pin = 4321", 'latin1'))) },
+    { side: 'server', bytes: zipped(Buffer.concat([my(1, Buffer.from([1])), column(2), eof(3), my(4, lenStr('1')), eof(5)])) },
+    { side: 'client', bytes: zipped(my(0, Buffer.from("\x03SELECT 'x'", 'latin1'))) },
+    { side: 'server', bytes: zipped(ok(1)) },
+  ];
   const resp = (...parts: string[]) => Buffer.from(parts.join('\r\n') + '\r\n');
   const redis: Turn[] = [
     { side: 'client', bytes: resp('*2', '$4', 'AUTH', '$6', 'sekret') },
@@ -127,7 +149,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'client', bytes: Buffer.from('POST /upload?token=abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer t\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc') },
     { side: 'server', bytes: Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=1\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n') },
   ];
-  return new Map([['postgres', [extended]], ['mysql', [prepared]], ['redis', [redis]], ['http1', [http]]]);
+  return new Map([['postgres', [extended]], ['mysql', [prepared, compressed]], ['redis', [redis]], ['http1', [http]]]);
 }
 
 /** Every seed, by protocol: the captures' conversations and the synthetic ones. */

@@ -1,3 +1,4 @@
+import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MysqlParser } from './parser';
@@ -231,13 +232,90 @@ describe('MysqlParser', () => {
     expect(responses(ms)[1]).toMatchObject({ command: 'ResultSet', rows: 1 });
   });
 
-  it('stops and says so on TLS and on the compressed protocol', () => {
+  it('stops and says so on TLS', () => {
     const sslRequest = Buffer.alloc(32);
     sslRequest.writeUInt32LE(CAPS | 0x800, 0);
     const tls = parse([server(my.greeting(CAPS | 0x800)), client(my.packet(1, sslRequest)), client(Buffer.from([0x16, 3, 1, 0, 1, 0]))]);
     expect(requests(tls).map((r) => [r.command, r.note])).toEqual([['SSLRequest', 'the client asked for TLS: the rest of the connection is encrypted and not parsed']]);
-    const zipped = parse([...login(CAPS | 0x20), client(my.query('SELECT 1'))]);
-    expect(zipped.map((m) => (m as DbRequest).command)).toEqual(['Handshake', 'OK', 'Compressed']);
+  });
+
+  describe('the compressed protocol', () => {
+    /** Plain packets in compressed packets as the client library sends them: under 50 bytes as is, larger ones deflated; `pieces` cuts the plain bytes into compressed packets. */
+    const zipped = (plain: Buffer, pieces: number[] = []): Buffer => {
+      const out: Buffer[] = [];
+      let prev = 0;
+      let seq = 0;
+      for (const cut of [...pieces, plain.length]) {
+        const part = plain.subarray(prev, cut);
+        prev = cut;
+        const body = part.length < 50 ? part : zlib.deflateSync(part);
+        const h = Buffer.alloc(7);
+        h.writeUIntLE(body.length, 0, 3);
+        h[3] = seq++;
+        h.writeUIntLE(part.length < 50 ? 0 : part.length, 4, 3);
+        out.push(h, body);
+      }
+      return Buffer.concat(out);
+    };
+    const COMPRESS = 0x20;
+    const plainTurns = (): Turn[] => [
+      client(my.query(`SELECT * FROM orders WHERE note = '${'n'.repeat(200)}'`)), server(my.resultSet(1, 3, [['a'.repeat(300), 'b', 'c'], ['d', 'e', 'f']], false)),
+      client(my.query('SELECT 1')), server(my.ok(1)),
+      client(Buffer.concat([my.prepare('INSERT INTO t VALUES (?, ?)')])), server(my.prepareOk(1, 0, 2, false)),
+      client(my.execute(1)), server(my.ok(1, 1)),
+    ];
+    const compressedTurns = (): Turn[] => {
+      const [q1, r1, q2, r2, q3, r3, q4, r4] = plainTurns();
+      return [
+        ...login(CAPS | COMPRESS),
+        client(zipped(q1!.bytes)), server(zipped(r1!.bytes, [40, 41, 200])), // a result cut across compressed packets anywhere
+        client(zipped(q2!.bytes)), server(zipped(r2!.bytes)),
+        client(zipped(q3!.bytes)), server(zipped(r3!.bytes)),
+        client(zipped(q4!.bytes)), server(zipped(r4!.bytes)),
+      ];
+    };
+
+    it('reads the statements and answers inside compressed packets as in plain ones, however the bytes are cut', () => {
+      const plain = parse([...login(CAPS), ...plainTurns()]);
+      const compressed = parse(compressedTurns());
+      const brief = (ms: DbMessage[]) => ms.map((m) => [m.kind, m.command, m.kind === 'request' ? m.query : m.rows, m.error ?? null]);
+      expect(brief(compressed)).toEqual(brief(plain));
+      expect(brief(compressed).slice(2)).toEqual([
+        ['request', 'COM_QUERY', `SELECT * FROM orders WHERE note = '${'n'.repeat(200)}'`, null], ['response', 'ResultSet', 2, null],
+        ['request', 'COM_QUERY', 'SELECT 1', null], ['response', 'OK', 0, null],
+        ['request', 'COM_STMT_PREPARE', 'INSERT INTO t VALUES (?, ?)', null], ['response', 'PrepareOK', undefined, null],
+        ['request', 'COM_STMT_EXECUTE', 'INSERT INTO t VALUES (?, ?)', null], ['response', 'OK', 1, null],
+      ]);
+      const whole = shape(compressed);
+      fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
+        expect(shape(parse(compressedTurns(), cuts))).toEqual(whole);
+      }), { numRuns: 200 });
+    });
+
+    it('counts a compressed packet that does not inflate (masked in a capture) as lost bytes, and reads on', () => {
+      const turns = compressedTurns();
+      const q1 = Buffer.from(turns[3]!.bytes);
+      q1.fill(0x2a, 7); // the payload masked whole: the header still frames it
+      turns[3] = client(q1);
+      const ms = parse(turns);
+      expect(ms.map((m) => [m.kind, m.command, m.error ?? null, m.lostBytes ?? 0]).slice(2, 3)).toEqual([['request', 'Unreadable', expect.stringContaining('did not inflate'), 4 + 1 + 236]]); // the plain packet: header, COM_QUERY, the statement
+      expect(requests(ms).slice(2).map((r) => r.query)).toEqual(['SELECT 1', 'INSERT INTO t VALUES (?, ?)', 'INSERT INTO t VALUES (?, ?)']);
+      // Its answer is passed over; the next answers pair with their statements.
+      expect(responses(ms).slice(1).map((r) => r.command)).toEqual(['OK', 'PrepareOK', 'OK']);
+    });
+
+    it('says why it stops on zstd compression and on bytes lost in the compressed stream', () => {
+      const zstd = parse([...login(CAPS | 0x4000000), client(Buffer.from([9, 0, 0, 0, 4, 0, 0, 1, 2, 3, 4]))]);
+      expect(zstd.map((m) => m.command)).toEqual(['Handshake', 'OK', 'Unreadable']);
+      expect(zstd[2]!.note).toContain('zstd');
+      const p = new MysqlParser();
+      const out: DbMessage[] = [];
+      p.onMessage = (m) => out.push(m);
+      for (const t of compressedTurns().slice(0, 4)) p.feed(t.side, { data: t.bytes, ts: 1n, tid: 1 });
+      p.gap('server', 100, 2n);
+      p.feed('client', { data: compressedTurns()[5]!.bytes, ts: 3n, tid: 1 });
+      expect(out.map((m) => m.command).slice(2)).toEqual(['COM_QUERY', 'Lost', 'Unreadable']);
+    });
   });
 
   it('joins a connection mid-way at a command', () => {

@@ -5,8 +5,9 @@
  * continues in the next packet (a statement over 16 MiB spans several).
  * Handshake: the server greeting gives its capabilities, the client's
  * response the negotiated ones (CLIENT_DEPRECATE_EOF decides how result sets
- * end; CLIENT_COMPRESS and CLIENT_SSL mean what follows is not readable here,
- * and parsing stops, saying so), its user and database.
+ * end; CLIENT_SSL means what follows is encrypted, and parsing stops, saying
+ * so; CLIENT_COMPRESS puts the compressed layer under the rest, compressed.ts),
+ * its user and database.
  * Commands: COM_QUERY, COM_STMT_PREPARE (its statement id remembered with the
  * text), COM_STMT_EXECUTE (reported with that text, or a note when it was
  * prepared before the capture began), COM_STMT_CLOSE (no answer), COM_INIT_DB,
@@ -17,6 +18,7 @@
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
 import { cstring, lenenc, u16le } from '../shared/wire';
+import { CompressedFramer } from './compressed';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
 const MAX_PAYLOAD = 0xffffff;
@@ -28,6 +30,8 @@ const CLIENT_SSL = 0x800;
 const CLIENT_SECURE_CONNECTION = 0x8000;
 const CLIENT_PLUGIN_AUTH_LENENC = 0x200000;
 const CLIENT_DEPRECATE_EOF = 0x1000000;
+/** MySQL 8.0.18+: compressed packets hold zstd, not zlib, payloads. */
+const CLIENT_ZSTD_COMPRESSION_ALGORITHM = 0x4000000;
 /** MySQL 8.0.23+: COM_QUERY and COM_STMT_EXECUTE carry query attributes (name, type, value) before the statement. */
 const CLIENT_QUERY_ATTRIBUTES = 0x8000000;
 const SERVER_MORE_RESULTS_EXISTS = 0x8;
@@ -122,7 +126,11 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   private phase: 'start' | 'handshake' | 'command' | 'stopped' = 'start';
   private serverCaps = 0;
   private deprecateEof = false;
-  private compress = false;
+  private compress: 'zlib' | 'zstd' | undefined;
+  /** The handshake's OK was read on a compressing connection: what follows it is compressed. */
+  private compressFromNext = false;
+  /** Each side's compressed layer, once the handshake is done on a compressing connection. */
+  private readonly compressed: Record<Side, CompressedFramer | undefined> = { client: undefined, server: undefined };
   private queryAttributes = false;
   private readonly units: Unit[] = [];
   private readonly statements = new Map<number, string>();
@@ -145,6 +153,30 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   feed(side: Side, chunk: Chunk): void {
     if (this.phase === 'stopped') return;
+    const framer = this.compressed[side];
+    if (framer) {
+      for (const piece of framer.push(chunk)) {
+        if (this.isStopped()) return;
+        if ('lost' in piece) {
+          if (side === 'client' && this.client.available === 0 && this.clientParts.length === 0) {
+            // A whole command unreadable (a compressed packet holds one command): said, and its answer not waited for.
+            this.onMessage({ protocol: 'mysql', kind: 'request', command: 'Unreadable', noResponse: true, tsStart: piece.ts, tsEnd: piece.ts, tid: 0, offset: this.client.offset, lostBytes: piece.lost, error: piece.reason, note: 'a compressed packet that did not inflate (masked in the capture, or corrupt)' });
+          }
+          this.lose(side, piece.lost, piece.ts);
+        }
+        else this.plain(side, piece);
+      }
+      return;
+    }
+    this.plain(side, chunk);
+  }
+
+  /** A method, not a test of `phase`: the compiler would narrow `phase` across the calls that stop it. */
+  private isStopped(): boolean {
+    return this.phase === 'stopped';
+  }
+
+  private plain(side: Side, chunk: Chunk): void {
     (side === 'client' ? this.client : this.server).push(chunk);
     if (side === 'client') this.parseClient();
     else this.parseServer();
@@ -152,6 +184,25 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   gap(side: Side, bytes: number, ts: bigint): void {
     if (this.phase === 'stopped') return;
+    if (this.compressed[side]) {
+      // Compressed packets have no marker to find again: what follows a loss cannot be framed.
+      for (const unit of this.units.splice(0)) {
+        this.respond(unit, { command: 'Lost', note: `${bytes} bytes of the compressed ${side} stream were not captured`, error: `${bytes} bytes of the compressed ${side} stream were not captured` }, ts, bytes);
+      }
+      this.stop(ts, `${bytes} bytes of the compressed ${side} stream were not captured: the rest is not parsed`);
+      return;
+    }
+    this.lose(side, bytes, ts);
+  }
+
+  /** Says why the rest of the connection is not parsed, and stops. */
+  private stop(ts: bigint, note: string): void {
+    this.onMessage({ protocol: 'mysql', kind: 'response', command: 'Unreadable', push: true, tsStart: ts, tsEnd: ts, tid: 0, offset: this.server.offset, note });
+    this.phase = 'stopped';
+  }
+
+  /** `bytes` of one side's plain stream were not captured. */
+  private lose(side: Side, bytes: number, ts: bigint): void {
     const buf = side === 'client' ? this.client : this.server;
     if (!this.resync[side] && this.phase !== 'start') {
       // Packet lengths frame every message: bytes lost inside one are passed over, and framing holds.
@@ -275,7 +326,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       return;
     }
     this.deprecateEof = (caps & CLIENT_DEPRECATE_EOF) !== 0 && (this.serverCaps === 0 || (this.serverCaps & CLIENT_DEPRECATE_EOF) !== 0);
-    this.compress = (caps & CLIENT_COMPRESS) !== 0;
+    this.compress = caps & CLIENT_COMPRESS ? 'zlib' : caps & CLIENT_ZSTD_COMPRESSION_ALGORITHM ? 'zstd' : undefined;
     this.queryAttributes = (caps & CLIENT_QUERY_ATTRIBUTES) !== 0 && (this.serverCaps & CLIENT_QUERY_ATTRIBUTES) !== 0;
     let at = 32;
     const [user, afterUser] = cstring(p, at);
@@ -427,6 +478,26 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       }
       this.step(unit, first, packet.subarray(4), len, buf.whenAt(total - 1).ts);
       buf.skip(total);
+      if (this.compressFromNext) {
+        this.beginCompressed();
+        return;
+      }
+    }
+  }
+
+  /** The handshake ended on a compressing connection: every byte after it, held or to come, goes through the compressed layer. */
+  private beginCompressed(): void {
+    this.compressFromNext = false;
+    for (const side of ['client', 'server'] as const) {
+      const buf = side === 'client' ? this.client : this.server;
+      this.compressed[side] = new CompressedFramer();
+      if (buf.available === 0) continue;
+      const { tid } = buf.when();
+      const ts = buf.lastTs();
+      const rest = Buffer.from(buf.peek(buf.available)!);
+      buf.skip(rest.length);
+      buf.offset -= rest.length; // these bytes were never plain: offsets count the plain stream, however the bytes were cut
+      this.feed(side, { data: rest, ts, tid });
     }
   }
 
@@ -471,13 +542,8 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
             this.units.shift();
             this.respond(unit, { command: 'OK' }, endTs);
             this.phase = 'command';
-            if (this.compress) {
-              this.onMessage({
-                protocol: 'mysql', kind: 'response', command: 'Compressed', push: true, tsStart: endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: this.server.offset,
-                note: 'the connection negotiated the compressed protocol: the rest is not parsed',
-              });
-              this.phase = 'stopped';
-            }
+            if (this.compress === 'zstd') this.stop(endTs, 'the connection negotiated zstd compression, which this Node cannot inflate: the rest is not parsed');
+            else if (this.compress === 'zlib') this.compressFromNext = true;
           } else if (first === 0xff) {
             this.units.shift();
             this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
