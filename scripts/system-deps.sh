@@ -8,6 +8,7 @@ packages=(
   gcc libc6-dev linux-libc-dev   # test/events-header.test.ts compiles bpf/events.h
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev  # bpf/*.bpf.c, CO-RE
   g++ make python3 pkg-config     # native/ addon through node-gyp
+  python3-venv                    # scripts/py-deps.sh: Python clients from PyPI (test/requirements.txt)
   curl openssl                    # real clients and certificates in the live tests
   postgresql postgresql-client mariadb-server mariadb-client redis-server  # test/db-servers.test.ts
   wrk                             # bench/live

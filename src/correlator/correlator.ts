@@ -665,9 +665,15 @@ export class Correlator {
         attributes: dbRequestAttributes(m, kind === 'server' ? conn.local : conn.remote), status: { code: 'unset' },
       };
       const pending: InFlight = { span, conn, claimed: false, fingerprint: DB_FINGERPRINT };
+      // Trace context the client sent with the statement (MySQL query attributes): as an HTTP traceparent header.
+      const header = parseTraceparent(m.traceparent);
       if (kind === 'server') {
-        const client = this.pairedDbClient(conn);
-        if (client) {
+        const client = header ? undefined : this.pairedDbClient(conn);
+        if (header) {
+          parentTo(span, { traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState: m.tracestate ?? '', remoteSampled: sampledFlag(header.flags) });
+          span.parentIsRemote = true;
+          span.attributes['loupe.context'] = 'traceparent';
+        } else if (client) {
           client.claimed = true;
           this.pair(client, pending);
           parentTo(span, ctxOf(client.span));
@@ -678,7 +684,7 @@ export class Correlator {
           this.awaitClient(pending);
         }
       } else {
-        span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, undefined, false);
+        span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, header ? { ...header, traceState: m.tracestate ?? '' } : undefined, false);
         this.claimWaitingServer(conn, pending);
       }
       if (m.error !== undefined) span.attributes['loupe.parse_error'] = m.error;

@@ -67,7 +67,7 @@ export function messageRecord(conn: Connection, m: MessageBase, bootTimeNs: bigi
       if (query !== undefined) r.query = query;
       if (operation) r.operation = operation;
       if (table !== undefined) r.table = table;
-      for (const k of ['database', 'user', 'params', 'control', 'noResponse'] as const) if (m[k] !== undefined) r[k] = m[k];
+      for (const k of ['database', 'user', 'params', 'control', 'noResponse', 'traceparent', 'tracestate'] as const) if (m[k] !== undefined) r[k] = m[k];
     } else {
       for (const k of ['rows', 'tag', 'errorCode', 'errorMessage', 'push'] as const) if (m[k] !== undefined) r[k] = m[k];
     }

@@ -25,6 +25,9 @@ export interface DbRequest extends MessageBase {
   control?: boolean;
   /** Something the data could not tell, said plainly (e.g. a statement prepared before the capture began). */
   note?: string;
+  /** Trace context the client sent with the statement (MySQL query attributes `traceparent`, `tracestate`). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface DbResponse extends MessageBase {

@@ -226,6 +226,9 @@ class PostgresMasker implements DbMasker {
 }
 
 const CLIENT_COMPRESS = 0x20;
+const CLIENT_QUERY_ATTRIBUTES = 0x8000000;
+/** COM_STMT_EXECUTE flags: the parameter count is sent (with query attributes). */
+const PARAMETER_COUNT_AVAILABLE = 0x08;
 const CLIENT_ZSTD_COMPRESSION_ALGORITHM = 0x4000000;
 const CLIENT_PLUGIN_AUTH_LENENC = 0x00200000;
 const CLIENT_SECURE_CONNECTION = 0x00008000;
@@ -238,7 +241,10 @@ class MysqlMasker implements DbMasker {
   private seq = 0;
   /** Bytes of the packet so far, while its structure still decides (handshake, change user). */
   private packet: number[] = [];
-  private kind: 'login' | 'auth' | 'command' | 'changeUser' | 'statement' | 'execute' | 'other' = 'other';
+  private kind: 'login' | 'auth' | 'command' | 'changeUser' | 'statement' | 'execute' | 'parameters' | 'other' = 'other';
+  /** The login negotiated query attributes (MySQL 8.0.23+): COM_QUERY and COM_STMT_EXECUTE carry named values. */
+  private queryAttributes = false;
+  private parameters: ParameterBlock | undefined;
   private loggedIn = false;
   /** Where the secret lies in the packet under way, once known: [from, to). */
   private secret: [number, number] | undefined;
@@ -247,8 +253,9 @@ class MysqlMasker implements DbMasker {
   private compressing: 'zlib' | 'zstd' | undefined;
   private compressed: CompressedMysqlMasker | undefined;
 
-  constructor(loggedIn = false) {
+  constructor(loggedIn = false, queryAttributes = false) {
     this.loggedIn = loggedIn;
+    this.queryAttributes = queryAttributes;
   }
 
   get decidedPerRecord(): boolean {
@@ -266,7 +273,7 @@ class MysqlMasker implements DbMasker {
         this.headLength = 0;
         if (!this.loggedIn && this.head[3] === 0 && this.compressing) {
           // The first command, in the first compressed packet: these four bytes begin its 7-byte header.
-          this.compressed = new CompressedMysqlMasker(this.compressing, this.head);
+          this.compressed = new CompressedMysqlMasker(this.compressing, this.head, this.queryAttributes);
           return masked + this.compressed.mask(payload.subarray(i + 1));
         }
         this.payloadLeft = this.head.readUIntLE(0, 3);
@@ -283,7 +290,25 @@ class MysqlMasker implements DbMasker {
       this.payloadLeft--;
       if (this.kind === 'command' && at === 0) {
         this.kind = b === 0x03 || b === 0x16 ? 'statement' : b === 0x11 ? 'changeUser' : b === 0x17 ? 'execute' : 'other';
+        if (b === 0x03 && this.queryAttributes) {
+          this.kind = 'parameters';
+          this.parameters = new ParameterBlock(true, true);
+        }
         this.packet.push(b);
+        continue;
+      }
+      if (this.kind === 'parameters') {
+        const r = this.parameters!.byte(payload, i);
+        masked += r;
+        // After a query's attributes, its statement; nothing follows an execute's values but what is masked.
+        if (this.parameters!.done) this.kind = this.packet[0] === 0x03 ? 'statement' : 'auth';
+        continue;
+      }
+      if (this.kind === 'execute' && at === 10 && this.queryAttributes && (this.packet[5]! & PARAMETER_COUNT_AVAILABLE)) {
+        // Named parameters (query attributes among them): names kept, values masked.
+        this.kind = 'parameters';
+        this.parameters = new ParameterBlock(false, true);
+        masked += this.parameters.byte(payload, i);
         continue;
       }
       if (this.kind === 'other') continue;
@@ -314,6 +339,7 @@ class MysqlMasker implements DbMasker {
       if (p.length < 33) return undefined;
       const caps = (p[0]! | (p[1]! << 8) | (p[2]! << 16) | (p[3]! << 24)) >>> 0;
       this.compressing = caps & CLIENT_COMPRESS ? 'zlib' : caps & CLIENT_ZSTD_COMPRESSION_ALGORITHM ? 'zstd' : undefined;
+      this.queryAttributes = (caps & CLIENT_QUERY_ATTRIBUTES) !== 0;
       const nul = p.indexOf(0, 32);
       if (nul < 0 || p.length <= nul + 1) return undefined;
       const lenAt = nul + 1;
@@ -331,6 +357,214 @@ class MysqlMasker implements DbMasker {
       return [nul + 2, nul + 2 + p[nul + 1]!];
     }
     return undefined;
+  }
+}
+
+/** Sizes of binary-protocol values by MYSQL_TYPE_*: fixed, or -2 for a length byte then the value; others are length-encoded. */
+const MYSQL_VALUE_SIZE: Record<number, number> = {
+  0x01: 1, 0x02: 2, 0x03: 4, 0x04: 4, 0x05: 8, 0x06: 0, 0x08: 8, 0x09: 4, 0x0d: 2,
+  0x07: -2, 0x0a: -2, 0x0b: -2, 0x0c: -2, 0x11: -2, 0x12: -2, 0x13: -2,
+};
+/** Query attributes whose values are kept, as HTTP keeps these headers': trace context, no secret. */
+const KEPT_ATTRIBUTES = new Set(['traceparent', 'tracestate']);
+/** More attributes than this is not an attribute block (a statement's first letter read as a count): the rest is masked. */
+const MAX_ATTRIBUTES = 64;
+
+/**
+ * Named values ahead of a COM_QUERY statement (query attributes) or in a
+ * COM_STMT_EXECUTE (parameters, attributes after them), streamed: count
+ * (and, in COM_QUERY, a set count of 1), NULL bitmap, the new-params-bound
+ * flag, each type and name, then each value. Names are kept, values masked
+ * (but trace context); anything that does not read as such a block masks
+ * the rest of the packet, statement included — never less than without it.
+ */
+class ParameterBlock {
+  private step: 'count' | 'sets' | 'bitmap' | 'bound' | 'type' | 'nameLength' | 'name' | 'valueStart' | 'valueLength' | 'value' | 'opaque' | 'done';
+  private count = 0;
+  /** A length-encoded integer being read: bytes still to come, and its value so far. */
+  private intLeft = 0;
+  private intValue = 0;
+  private intShift = 0;
+  private left = 0;
+  private index = 0;
+  private readonly nulls: number[] = [];
+  private readonly types: number[] = [];
+  private readonly names: string[] = [];
+  private name: number[] = [];
+  private keepValue = false;
+
+  constructor(private readonly withSets: boolean, private readonly withNames: boolean) {
+    this.step = 'count';
+  }
+
+  get done(): boolean {
+    return this.step === 'done';
+  }
+
+  /** Reads (and masks where it is a value) payload[at]; returns 1 when masked. */
+  byte(payload: Uint8Array, at: number): number {
+    const b = payload[at]!;
+    switch (this.step) {
+      case 'count':
+      case 'sets':
+      case 'nameLength':
+      case 'valueLength': {
+        const n = this.lenenc(b);
+        if (n === undefined) return 0;
+        if (n < 0) return this.opaque(payload, at);
+        this.afterInteger(n);
+        return 0;
+      }
+      case 'bitmap':
+        this.nulls.push(b);
+        if (--this.left === 0) this.step = 'bound';
+        return 0;
+      case 'bound':
+        if (b !== 1) return this.opaque(payload, at); // types not sent: the values' sizes are unknown here
+        this.index = 0;
+        this.step = 'type';
+        this.left = 2;
+        return 0;
+      case 'type':
+        if (this.left === 2) this.types.push(b);
+        if (--this.left > 0) return 0;
+        if (this.withNames) this.step = 'nameLength';
+        else this.nextType();
+        return 0;
+      case 'name':
+        this.name.push(b);
+        if (--this.left === 0) {
+          this.names.push(Buffer.from(this.name).toString('latin1').toLowerCase());
+          this.nextType();
+        }
+        return 0;
+      case 'valueStart':
+        return this.valueStart(payload, at);
+      case 'value': {
+        const keep = this.keepValue;
+        if (--this.left === 0) this.nextValue();
+        if (keep) return 0;
+        payload[at] = STAR;
+        return 1;
+      }
+      case 'opaque':
+        payload[at] = STAR;
+        return 1;
+      case 'done':
+        return 0;
+    }
+  }
+
+  private opaque(payload: Uint8Array, at: number): number {
+    this.step = 'opaque';
+    payload[at] = STAR;
+    return 1;
+  }
+
+  /** One byte of a length-encoded integer: its value when complete, -1 when it cannot be one. */
+  private lenenc(b: number): number | undefined {
+    if (this.intLeft === 0) {
+      if (b < 0xfb) return b;
+      if (b === 0xfb || b === 0xff) return -1;
+      this.intLeft = b === 0xfc ? 2 : b === 0xfd ? 3 : 8;
+      this.intValue = 0;
+      this.intShift = 0;
+      return undefined;
+    }
+    this.intValue += b * 2 ** this.intShift;
+    this.intShift += 8;
+    return --this.intLeft === 0 ? this.intValue : undefined;
+  }
+
+  private afterInteger(n: number): void {
+    switch (this.step) {
+      case 'count':
+        if (n > MAX_ATTRIBUTES && this.withSets) {
+          this.step = 'opaque';
+          return;
+        }
+        this.count = n;
+        if (this.withSets) this.step = 'sets';
+        else this.startBitmap();
+        return;
+      case 'sets':
+        if (n !== 1 && this.count > 0) {
+          this.step = 'opaque';
+          return;
+        }
+        this.startBitmap();
+        return;
+      case 'nameLength':
+        this.name = [];
+        if (n === 0) {
+          this.names.push('');
+          this.nextType();
+        } else {
+          this.left = n;
+          this.step = 'name';
+        }
+        return;
+      case 'valueLength':
+        if (n === 0) this.nextValue();
+        else {
+          this.left = n;
+          this.step = 'value';
+        }
+        return;
+      default:
+    }
+  }
+
+  private startBitmap(): void {
+    if (this.count === 0) {
+      this.step = 'done';
+      return;
+    }
+    this.left = (this.count + 7) >> 3;
+    this.step = 'bitmap';
+  }
+
+  private nextType(): void {
+    if (this.types.length < this.count) {
+      this.step = 'type';
+      this.left = 2;
+      return;
+    }
+    this.index = -1;
+    this.nextValue();
+  }
+
+  /** On to the next value that has bytes (NULLs have none). */
+  private nextValue(): void {
+    for (this.index++; this.index < this.count; this.index++) {
+      if ((this.nulls[this.index >> 3]! >> (this.index & 7)) & 1) continue;
+      const size = MYSQL_VALUE_SIZE[this.types[this.index]!] ?? -1;
+      if (size === 0) continue;
+      this.keepValue = KEPT_ATTRIBUTES.has(this.names[this.index] ?? '');
+      this.step = 'valueStart';
+      return;
+    }
+    this.step = 'done';
+  }
+
+  private valueStart(payload: Uint8Array, at: number): number {
+    const size = MYSQL_VALUE_SIZE[this.types[this.index]!] ?? -1;
+    if (size > 0) {
+      this.left = size;
+      this.step = 'value';
+      return this.byte(payload, at);
+    }
+    if (size === -2) {
+      // A length byte, kept, then the value.
+      if (payload[at] === 0) this.nextValue();
+      else {
+        this.left = payload[at]!;
+        this.step = 'value';
+      }
+      return 0;
+    }
+    this.step = 'valueLength';
+    return this.byte(payload, at);
   }
 }
 
@@ -353,10 +587,11 @@ class CompressedMysqlMasker {
   private whole = false;
   private payloadStarts = false;
   /** The plain stream: packets usually align with compressed ones, so it restarts after a payload masked whole. */
-  private inner = new MysqlMasker(true);
+  private inner: MysqlMasker;
   decidedPerRecord = false;
 
-  constructor(private readonly algorithm: 'zlib' | 'zstd', headStart: Buffer) {
+  constructor(private readonly algorithm: 'zlib' | 'zstd', headStart: Buffer, private readonly queryAttributes: boolean) {
+    this.inner = new MysqlMasker(true, queryAttributes);
     headStart.copy(this.head, 0, 0, 4);
     this.headLength = 4;
   }
@@ -395,7 +630,7 @@ class CompressedMysqlMasker {
       } else masked += this.inner.mask(payload.subarray(i, i + n));
       i += n;
       this.left -= n;
-      if (this.left === 0 && this.whole) this.inner = new MysqlMasker(true);
+      if (this.left === 0 && this.whole) this.inner = new MysqlMasker(true, this.queryAttributes);
     }
     return masked;
   }

@@ -3,6 +3,7 @@
  * servers' and clients' bytes), one list per protocol, as each connection's
  * turns (consecutive bytes of one side joined).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { decodeRecord } from '../../src/events/codec';
@@ -149,7 +150,10 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'client', bytes: Buffer.from('POST /upload?token=abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer t\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc') },
     { side: 'server', bytes: Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=1\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n') },
   ];
-  return new Map([['postgres', [extended]], ['mysql', [prepared, compressed]], ['redis', [redis]], ['http1', [http]]]);
+  // mysql-connector-python 9.1.0 sending query attributes (test/mysql-query-attributes.test.ts recorded it).
+  const attributes: Turn[] = fs.readFileSync(path.join(ROOT, 'test/fixtures/mysql-query-attributes.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l) as { side: 'client' | 'server'; hex: string }).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') }));
+  return new Map([['postgres', [extended]], ['mysql', [prepared, compressed, attributes]], ['redis', [redis]], ['http1', [http]]]);
 }
 
 /** Every seed, by protocol: the captures' conversations and the synthetic ones. */

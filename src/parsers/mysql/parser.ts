@@ -34,6 +34,8 @@ const CLIENT_DEPRECATE_EOF = 0x1000000;
 const CLIENT_ZSTD_COMPRESSION_ALGORITHM = 0x4000000;
 /** MySQL 8.0.23+: COM_QUERY and COM_STMT_EXECUTE carry query attributes (name, type, value) before the statement. */
 const CLIENT_QUERY_ATTRIBUTES = 0x8000000;
+/** COM_STMT_EXECUTE flags: the parameter count is sent (with query attributes, MySQL 8.0.23+). */
+const PARAMETER_COUNT_AVAILABLE = 0x08;
 const SERVER_MORE_RESULTS_EXISTS = 0x8;
 
 const COMMANDS: Record<number, string> = {
@@ -79,13 +81,15 @@ const VALUE_SIZE: Record<number, number> = {
  * new-params-bound flag, each type and name, and each value; the statement
  * after them. Returns where the text starts, and the names.
  */
-function queryAttributes(p: Buffer): { textAt: number; names: string[]; broken?: boolean } {
-  const count = lenenc(p, 1);
+function queryAttributes(p: Buffer, from = 1, withSets = true): { textAt: number; names: string[]; broken?: boolean; context?: Record<string, string> } {
+  const count = lenenc(p, from);
   if (!count) return { textAt: 1, names: [], broken: true };
-  let at = 1 + count[1];
-  const sets = lenenc(p, at);
-  if (!sets) return { textAt: 1, names: [], broken: true };
-  at += sets[1];
+  let at = from + count[1];
+  if (withSets) {
+    const sets = lenenc(p, at);
+    if (!sets) return { textAt: 1, names: [], broken: true };
+    at += sets[1];
+  }
   const n = count[0];
   if (n === 0) return { textAt: at, names: [] };
   if (n > 1000) return { textAt: 1, names: [], broken: true };
@@ -103,6 +107,7 @@ function queryAttributes(p: Buffer): { textAt: number; names: string[]; broken?:
     names.push(p.toString('utf8', at + name[1], at + name[1] + name[0]));
     at += name[1] + name[0];
   }
+  let context: Record<string, string> | undefined;
   for (let i = 0; i < n; i++) {
     if ((p[nullBitmap + (i >> 3)]! >> (i & 7)) & 1) continue; // NULL: no value bytes
     const size = VALUE_SIZE[types[i]!] ?? -1;
@@ -111,11 +116,15 @@ function queryAttributes(p: Buffer): { textAt: number; names: string[]; broken?:
     else {
       const v = lenenc(p, at);
       if (!v) return { textAt: 1, names: [], broken: true };
+      const name = names[i]!.toLowerCase();
+      if ((name === 'traceparent' || name === 'tracestate') && at + v[1] + v[0] <= p.length) {
+        (context ??= {})[name] = p.toString('latin1', at + v[1], at + v[1] + v[0]);
+      }
       at += v[1] + v[0];
     }
     if (at > p.length) return { textAt: 1, names: [], broken: true };
   }
-  return { textAt: at, names };
+  return context ? { textAt: at, names, context } : { textAt: at, names };
 }
 
 export class MysqlParser implements ProtocolParser<DbMessage> {
@@ -359,6 +368,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         const fields: Fields = { command, query: statementText(p, attributes?.textAt ?? 1) };
         if (attributes?.names.length) fields.note = `query attributes: ${attributes.names.join(', ')}`;
         else if (attributes?.broken) fields.note = 'query attributes that could not be read: the statement text may start with their bytes';
+        Object.assign(fields, attributes?.context);
         this.request(fields, buf, size, start);
         result();
         break;
@@ -375,6 +385,14 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         const fields: Fields = { command };
         if (text !== undefined) fields.query = text;
         else fields.note = `statement ${id} was prepared before the capture began: its text is unknown`;
+        if (this.queryAttributes && p.length > 10 && p[5]! & PARAMETER_COUNT_AVAILABLE) {
+          // The parameters, then the query attributes: the attributes are the ones with names.
+          const named = queryAttributes(p, 10, false);
+          const attributes = named.names.filter((n) => n !== '');
+          if (!named.broken) fields.params = named.names.length - attributes.length;
+          if (attributes.length) fields.note = [fields.note, `query attributes: ${attributes.join(', ')}`].filter(Boolean).join('; ');
+          Object.assign(fields, named.context);
+        }
         this.request(fields, buf, size, start);
         result();
         break;
