@@ -44,9 +44,10 @@ export interface SpanLine {
 }
 
 /** A client run to its end while the agent (in this process) drains: never blocking the event loop. */
-function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; pid: number }> {
+function run(cmd: string, args: string[], stdin?: string): Promise<{ status: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (stdin !== undefined) child.stdin!.end(stdin);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));
@@ -210,6 +211,40 @@ describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet use
     ]);
     expect(spans.every((s) => s.attributes['db.system.name'] === 'redis' && s.attributes['loupe.mid_stream'] === undefined)).toBe(true);
     expect(replay).toBe(live);
+  }, 60_000);
+});
+
+describe.skipIf(Boolean(redis))(`redis-server and redis-cli speaking RESP3${redis ? ` (skipped: ${redis})` : ''}`, () => {
+  it('HELLO 3, COMMAND DOCS and 11 commands whose replies are maps, sets, doubles, verbatim strings and a push are decoded by type, every command answered', async () => {
+    const port = await freePort();
+    const server = daemon('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await listening(port, server);
+    const commands = [
+      'HSET h a 1 b 2', 'HGETALL h', 'SADD s x y', 'SMEMBERS s', 'ZADD z 1.5 m', 'ZSCORE z m',
+      // Tracking on: this client's own write of a key it read invalidates it, a push on the same connection.
+      'CLIENT TRACKING on', 'GET k', 'SET k v', 'INFO server', 'PING',
+    ];
+    const { capture, live, replay, spans } = await watched({ ports: [port] }, async () => {
+      const r = await run('redis-cli', ['-3', '-p', String(port)], commands.join('\n'));
+      expect(r.status, r.stderr).toBe(0);
+    });
+    expect(replay).toBe(live);
+    const parsed = spawnSync('node', [CLI, 'parse', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    expect(parsed.status, parsed.stderr).toBe(0);
+    const records = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Both ends are watched: the server's records are enough to read the conversation.
+    const server_ = records.filter((r) => r.pid === server.pid);
+    // redis-cli asks HELLO 3 and COMMAND DOCS (for its hints) before the commands.
+    expect(server_.filter((r) => r.kind === 'request').map((r) => r.command)).toEqual(['HELLO', 'COMMAND', ...commands.map((c) => c.split(' ')[0])]);
+    expect(server_.filter((r) => r.kind === 'response').map((r) => r.command)).toEqual([
+      // COMMAND DOCS' reply (hundreds of KB of nested maps) passes the 64 KiB copy bound: lost, and said; what follows reads whole.
+      'Map', 'Lost', 'Integer', 'Map', 'Integer', 'Set', 'Integer', 'Double', 'SimpleString', 'Null', 'SimpleString', 'Push', 'VerbatimString', 'SimpleString',
+    ]);
+    expect(server_.find((r) => r.command === 'Lost')!.lostBytes).toBeGreaterThan(0);
+    expect(server_.find((r) => r.command === 'Push')!.push).toBe(true);
+    // Every command a span, both ends (the push answers none).
+    expect(spans.filter((s) => s.kind === 'server').map((s) => s.name)).toEqual(['HELLO', 'COMMAND', ...commands.map((c) => c.split(' ')[0]!)]);
+    expect(spans.filter((s) => s.kind === 'client')).toHaveLength(commands.length + 2);
   }, 60_000);
 });
 

@@ -84,6 +84,24 @@ describe('RedisParser', () => {
     ]);
   });
 
+  it('after bytes lost inside a reply, takes the rest of its writes for what they are, not replies, while nothing is asked (but a push)', () => {
+    const p = new RedisParser();
+    const out: DbMessage[] = [];
+    p.onMessage = (m) => out.push(m);
+    let ts = 0n;
+    const feed = (side: 'client' | 'server', text: string | Buffer) => p.feed(side, { data: Buffer.from(text), ts: ts++, tid: 1 });
+    feed('client', cmd('COMMAND', 'DOCS'));
+    feed('server', '%300\r\n$3\r\nget\r\n%2\r\n');
+    p.gap('server', 70_000, ts++);
+    // The reply's later writes: each starts like a value.
+    feed('server', '$7\r\nsummary\r\n$20\r\nGet the value of key\r\n');
+    feed('server', '*2\r\n$1\r\na\r\n$1\r\nb\r\n');
+    feed('server', '>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n');
+    feed('client', cmd('PING'));
+    feed('server', '+PONG\r\n');
+    expect(responses(out).map((r) => [r.command, r.push ?? false])).toEqual([['Lost', false], ['Push', true], ['SimpleString', false]]);
+  });
+
   it('reads a 4,000-element reply fed a byte at a time and a 1 MiB string in 4 KiB pieces as it reads them whole', () => {
     const many = `*4000\r\n${':1\r\n'.repeat(4000)}`;
     const big = `$${1 << 20}\r\n${'y'.repeat(1 << 20)}\r\n`;

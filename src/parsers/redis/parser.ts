@@ -127,8 +127,11 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     while (buf.available > 0) {
       const v = this.values[side];
       if (this.resync[side] === 'gap') {
-        // Resume at a syscall boundary that starts a value.
-        if (!buf.atChunkStart() || !startsValue(side, buf.byteAt(0)!)) {
+        // Resume at a syscall boundary that starts a value. A server's write while nothing is asked is the rest of
+        // the reply that lost bytes (redis-cli's COMMAND DOCS, 200 KB in many writes, made a dozen phantom replies)
+        // unless it is a push.
+        const first = buf.byteAt(0)!;
+        if (!buf.atChunkStart() || !startsValue(side, first) || (side === 'server' && this.owed === 0 && !this.streaming && first !== PUSH)) {
           buf.skipToNextChunk();
           continue;
         }
@@ -354,6 +357,8 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     }
   }
 }
+
+const PUSH = 0x3e; // '>'
 
 /** A byte a value can start with: any RESP type from a server, an array (a command) from a client. */
 function startsValue(side: Side, b: number): boolean {
