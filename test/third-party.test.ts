@@ -50,8 +50,8 @@ function run(cmd: string, args: string[], stdin?: string): Promise<{ status: num
     if (stdin !== undefined) child.stdin!.end(stdin);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
+    child.stdout!.on('data', (c) => (stdout += c));
+    child.stderr!.on('data', (c) => (stderr += c));
     child.on('close', (status) => resolve({ status, stdout, stderr, pid: child.pid! }));
   });
 }
