@@ -265,6 +265,7 @@ struct loupe_config {
 #define LOUPE_GO_F_INJECT 0x1 /* put traceparent on this program's outgoing HTTP/1 requests */
 #define LOUPE_GO_F_GRPC 0x2   /* the grpc_* offsets are known: gRPC probes may read */
 #define LOUPE_GO_F_TLS 0x4    /* tls_conn_conn is known: crypto/tls probes may read */
+#define LOUPE_GO_F_SWISS 0x8  /* the header map is a swiss table (Go 1.24+): the header_swiss_* offsets hold */
 
 /*
  * User -> kernel: where one Go program keeps what the Go probes read, by
@@ -298,6 +299,15 @@ struct loupe_go_offsets {
 	__u32 writer_wr;          /* bufio.Writer.wr: the io.Writer a persistConn's bufio.Writer writes to */
 	__u32 persist_conn_conn;  /* net/http.persistConn.conn */
 	__u32 tls_conn_conn;      /* crypto/tls.Conn.conn: the net.Conn under TLS */
+	/* Go 1.24+: a map is a swiss table, a directory of tables of groups of 8 slots, or one group when small. */
+	__u32 header_swiss_used;     /* map<string,[]string>.used: entries */
+	__u32 header_swiss_dir_ptr;  /* map<string,[]string>.dirPtr: the one group (dirLen 0), or the table directory */
+	__u32 header_swiss_dir_len;  /* map<string,[]string>.dirLen */
+	__u32 header_swiss_groups;   /* table<string,[]string>.groups: a groupReference (data, then lengthMask) */
+	__u32 header_swiss_mask;     /* groupReference<string,[]string>.lengthMask: groups - 1 */
+	__u32 header_swiss_slots;    /* noalg.map.group[string][]string.slots: after the 8 control bytes */
+	__u32 header_swiss_slot_size; /* one slot: the key string, then its []string */
+	__u32 pad0;
 	/*
 	 * Address of the itab of *net.TCPConn as a net.Conn: a net.Conn whose
 	 * itab is another (a *tls.Conn) is not followed to an fd. For a

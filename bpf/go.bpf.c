@@ -41,7 +41,7 @@ struct {
 
 struct go_client {
 	__u64 start_ns;
-	__u64 request; /* *net/http.Request */
+	__u64 request; /* the request's key in loupe_go_requests: see request_key() */
 };
 
 /* Client calls in flight, by goroutine. */
@@ -52,7 +52,7 @@ struct {
 	__type(value, struct go_client);
 } loupe_go_clients SEC(".maps");
 
-/* The header a client call's request gets, by *Request, until the writing goroutine takes it. */
+/* The header a client call's request gets, by request_key(), until the writing goroutine takes it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -287,6 +287,18 @@ static __always_inline void client_start(struct go_key *key, struct loupe_go_req
 	emit(ev, sizeof(*ev));
 }
 
+/*
+ * What names one client request from roundTrip to (*Request).write: its
+ * *url.URL, not the *Request. A request with a body is copied before it is
+ * written (Transport.roundTrip's setupRewindBody, a shallow copy: the URL
+ * pointer is shared), so keyed by *Request a POST or PUT never got its header.
+ */
+static __always_inline __u64 request_key(struct loupe_go_offsets *off, __u64 req)
+{
+	__u64 url = read_u64(req + off->request_url);
+	return url ? url : req;
+}
+
 static __always_inline void client_end(struct go_key *key, __u8 kind, __u16 status)
 {
 	struct go_client *client = bpf_map_lookup_elem(&loupe_go_clients, key);
@@ -302,6 +314,19 @@ static __always_inline void client_end(struct go_key *key, __u8 kind, __u16 stat
 	bpf_map_delete_elem(&loupe_go_clients, key);
 	if (req)
 		bpf_map_delete_elem(&loupe_go_requests, &req);
+}
+
+/* Is this key "traceparent", in any case? */
+static __always_inline int is_traceparent_key(__u64 key_ptr)
+{
+	char name[11];
+	if (bpf_probe_read_user(name, sizeof(name), (void *)key_ptr))
+		return 0;
+	const char want[] = "traceparent";
+	for (int k = 0; k < 11; k++)
+		if ((name[k] | 0x20) != want[k])
+			return 0;
+	return 1;
 }
 
 /* Header maps with more buckets than this are not searched: the request is left as it is. */
@@ -330,15 +355,90 @@ static long header_search_step(__u64 i, struct header_search *h)
 	__u64 key[2] = {};
 	if (bpf_probe_read_user(key, sizeof(key), (void *)(bucket + h->keys + slot * 16)) || key[1] != 11)
 		return 0;
-	char name[11];
-	if (bpf_probe_read_user(name, sizeof(name), (void *)key[0]))
+	if (!is_traceparent_key(key[0]))
 		return 0;
-	const char want[] = "traceparent";
-	for (int k = 0; k < 11; k++)
-		if ((name[k] | 0x20) != want[k])
-			return 0;
 	h->found = 1;
 	return 1;
+}
+
+/*
+ * Go 1.24+ maps are swiss tables: a small map (8 entries or fewer) is one
+ * group; a larger one a directory of tables, each an array of groups. A
+ * group is 8 control bytes (high bit clear: the slot is full) then 8 slots
+ * of key and value. Headers past these bounds are not searched.
+ */
+#define SWISS_MAX_TABLES 4
+#define SWISS_MAX_GROUPS 32
+
+struct swiss_search {
+	__u64 group[SWISS_MAX_GROUPS];
+	__u32 groups;
+	__u32 slots;     /* the first slot's offset in a group */
+	__u32 slot_size;
+	__u32 found;
+};
+
+/* Slot i of the collected groups (slot i % 8 of group i / 8): a bpf_loop callback. */
+static long swiss_search_step(__u64 i, struct swiss_search *h)
+{
+	__u32 g = i >> 3;
+	if (g >= SWISS_MAX_GROUPS)
+		return 1;
+	__u64 group = h->group[g];
+	__u32 slot = i & 7;
+	__u8 ctrl = 0x80;
+	if (bpf_probe_read_user(&ctrl, 1, (void *)(group + slot)) || (ctrl & 0x80))
+		return 0;
+	__u64 key[2] = {};
+	if (bpf_probe_read_user(key, sizeof(key), (void *)(group + h->slots + slot * h->slot_size)) || key[1] != 11)
+		return 0;
+	if (!is_traceparent_key(key[0]))
+		return 0;
+	h->found = 1;
+	return 1;
+}
+
+static __always_inline int swiss_has_traceparent(struct loupe_go_offsets *off, __u64 map)
+{
+	if (read_u64(map + off->header_swiss_used) == 0)
+		return 0;
+	__u64 dir = read_u64(map + off->header_swiss_dir_ptr);
+	__u64 dir_len = read_u64(map + off->header_swiss_dir_len);
+	if (!dir)
+		return 1;
+	struct swiss_search h = { .slots = off->header_swiss_slots, .slot_size = off->header_swiss_slot_size };
+	if (dir_len == 0) {
+		h.group[0] = dir; /* small: dirPtr is the group itself */
+		h.groups = 1;
+	} else {
+		if (dir_len > SWISS_MAX_TABLES)
+			return 1;
+		for (int t = 0; t < SWISS_MAX_TABLES; t++) {
+			if (t >= dir_len)
+				break;
+			__u64 table = read_u64(dir + t * 8);
+			if (!table)
+				return 1;
+			__u64 data = read_u64(table + off->header_swiss_groups);
+			__u64 count = read_u64(table + off->header_swiss_groups + off->header_swiss_mask) + 1;
+			/* A directory names a table once per entry it covers: one already collected is not searched twice. */
+			if (t > 0 && read_u64(dir + (t - 1) * 8) == table)
+				continue;
+			__u64 group_size = off->header_swiss_slots + 8 * (__u64)off->header_swiss_slot_size;
+			for (int k = 0; k < 8; k++) {
+				if (k >= count)
+					break;
+				if (h.groups >= SWISS_MAX_GROUPS)
+					return 1;
+				h.group[h.groups & (SWISS_MAX_GROUPS - 1)] = data + k * group_size;
+				h.groups++;
+			}
+			if (count > 8)
+				return 1;
+		}
+	}
+	bpf_loop(h.groups * 8, swiss_search_step, &h, 0);
+	return h.found;
 }
 
 /*
@@ -351,6 +451,8 @@ static __always_inline int has_own_traceparent(struct loupe_go_offsets *off, __u
 	__u64 map = read_u64(req + off->request_header);
 	if (!map)
 		return 0;
+	if (off->flags & LOUPE_GO_F_SWISS)
+		return swiss_has_traceparent(off, map);
 	__u8 b = 0;
 	if (bpf_probe_read_user(&b, 1, (void *)(map + off->header_map_b)) || b > HEADER_MAX_B)
 		return 1;
@@ -427,7 +529,8 @@ int go_round_trip(struct pt_regs *ctx)
 		read_go_string(ev->path, LOUPE_GO_PATH_LEN, url + off->url_path);
 		read_go_string(ev->host, LOUPE_GO_HOST_LEN, url + off->url_host);
 	}
-	client_start(&key, ev, req);
+	__u64 rkey = request_key(off, req);
+	client_start(&key, ev, rkey);
 	if ((off->flags & LOUPE_GO_F_INJECT) && !has_own_traceparent(off, req)) {
 		struct go_inject inject = { .ts_ns = ev->hdr.ts_ns };
 		__builtin_memcpy(inject.method, ev->method, sizeof(inject.method));
@@ -435,7 +538,7 @@ int go_round_trip(struct pt_regs *ctx)
 		__builtin_memcpy(inject.header + 13, ev->traceparent, 55);
 		inject.header[68] = '\r';
 		inject.header[69] = '\n';
-		bpf_map_update_elem(&loupe_go_requests, &req, &inject, BPF_ANY);
+		bpf_map_update_elem(&loupe_go_requests, &rkey, &inject, BPF_ANY);
 	}
 	return 0;
 }
@@ -544,8 +647,8 @@ int go_request_write(struct pt_regs *ctx)
 	struct loupe_go_offsets *off = go_process(pid);
 	if (!off)
 		return 0;
-	__u64 req = ctx->ax;
-	struct go_inject *inject = bpf_map_lookup_elem(&loupe_go_requests, &req);
+	__u64 rkey = request_key(off, ctx->ax);
+	struct go_inject *inject = bpf_map_lookup_elem(&loupe_go_requests, &rkey);
 	if (!inject)
 		return 0;
 	__u64 writer = ctx->cx;

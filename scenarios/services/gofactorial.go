@@ -8,7 +8,8 @@
 //	gofactorial backend LISTEN WORKER_URL [WORKER_URL...]   (http://host:port or grpc://host:port)
 //	gofactorial worker LISTEN
 //	gofactorial grpcworker LISTEN
-//	gofactorial get      (reads "URL [TRACEPARENT]" lines; fetches each from a goroutine, prints the status;
+//	gofactorial get      (reads "[METHOD] URL [TRACEPARENT|- [EXTRA_HEADERS]]" lines; fetches each from a goroutine
+//	                      (a method other than GET sends a body), prints the status;
 //	                      GOFACTORIAL_INSECURE=1 accepts any HTTPS certificate)
 //
 // LISTEN is host:port; it prints "ready" once it listens. Built with Debian's
@@ -208,7 +209,7 @@ func worker() http.Handler {
 // drives it decides when (after the agent has its probes on it, say). A
 // TRACEPARENT given is set as the request's own header, as a tracing library would;
 // EXTRA more headers after it (X-Extra-0, ...) make its header map grow.
-//   URL [TRACEPARENT [EXTRA]]
+//   [METHOD] URL [TRACEPARENT|- [EXTRA]]  (a METHOD but GET sends a body; - sets no traceparent)
 func fetchLines() {
 	if os.Getenv("GOFACTORIAL_INSECURE") == "1" {
 		// A test's self-signed HTTPS server.
@@ -220,14 +221,22 @@ func fetchLines() {
 		if len(fields) == 0 {
 			continue
 		}
+		method := "GET"
+		if !strings.Contains(fields[0], "://") {
+			method, fields = fields[0], fields[1:]
+		}
 		done := make(chan string)
 		go func() {
-			req, err := http.NewRequest("GET", fields[0], nil)
+			var body io.Reader
+			if method != "GET" {
+				body = strings.NewReader("n=20")
+			}
+			req, err := http.NewRequest(method, fields[0], body)
 			if err != nil {
 				done <- err.Error()
 				return
 			}
-			if len(fields) > 1 {
+			if len(fields) > 1 && fields[1] != "-" {
 				req.Header.Set("Traceparent", fields[1])
 			}
 			if len(fields) > 2 {

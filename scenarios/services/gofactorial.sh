@@ -1,13 +1,19 @@
 #!/bin/sh
-# Build gofactorial.go once per version of its source and Go toolchain
-# (Debian's Go 1.19 where installed — the release the probes' tests were made
-# on, and GOPATH mode needs no module download; GOFACTORIAL_GO names another),
-# then run it in this process:
+# Build gofactorial.go once per version of its source and Go toolchain, then
+# run it in this process:
 #   gofactorial.sh ROLE LISTEN [URL...]
-# GOFACTORIAL_BUILDMODE=pie builds a position-independent one instead.
+# By default with Debian's Go 1.19 where installed (GOPATH mode, nothing
+# downloaded; GOFACTORIAL_GO names another go command). GOFACTORIAL_RELEASE=go1.24
+# (any release of scenarios/go-releases/releases.tsv) builds with that release
+# and its grpc-go instead (scripts/go-releases.sh). GOFACTORIAL_BUILDMODE=pie
+# builds a position-independent one, =stripped one without symbols or DWARF.
 set -e
-src=$(dirname "$0")/gofactorial.go
+here=$(dirname "$0")
+src=$here/gofactorial.go
 mode=${GOFACTORIAL_BUILDMODE:-exe}
+if [ -n "${GOFACTORIAL_RELEASE:-}" ]; then
+  exec "$("$here/../../scripts/go-releases.sh" build "$GOFACTORIAL_RELEASE" "$mode")" "$@"
+fi
 go=${GOFACTORIAL_GO:-/usr/lib/go-1.19/bin/go}
 [ -x "$go" ] || go=go
 release=$("$go" env GOVERSION)

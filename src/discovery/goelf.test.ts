@@ -77,8 +77,16 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
     await expect(elf.fieldOffset('runtime.g', 'no_such_field')).rejects.toThrow(/refusing to guess/);
   });
 
-  it('refuses a stripped binary with a clear reason instead of guessing', () => {
-    expect(() => new GoBinary(stripped).functions()).toThrow(/no symbol table \(stripped/);
+  it('finds a stripped binary\'s functions in .gopclntab, where the symbol table had them, and refuses a file with neither', () => {
+    const fromPclntab = new GoBinary(stripped).functions();
+    // The same program built with its symbol table (and without DWARF, which moves nothing in the text).
+    const fromSymtab = new GoBinary(noDwarf).functions();
+    for (const fn of ['runtime.newproc1', 'runtime.goexit1', 'net/http.serverHandler.ServeHTTP']) expect(fromPclntab.get(fn)?.offset, fn).toBe(fromSymtab.get(fn)!.offset);
+    // Names with an ABI wrapper (NAME.abi0 in .symtab) are one name twice in .gopclntab: the body is taken.
+    const both = [...fromSymtab.keys()].filter((n) => fromPclntab.has(n) && !fromSymtab.has(`${n}.abi0`));
+    expect(both.length).toBeGreaterThan(1000);
+    expect(both.filter((n) => fromPclntab.get(n)!.offset !== fromSymtab.get(n)!.offset).map((n) => [n, fromPclntab.get(n)!.offset, fromSymtab.get(n)!.offset])).toEqual([]);
+    expect(() => new GoBinary('/usr/bin/true').functions()).toThrow(/no symbol table \(stripped/);
     expect(() => new GoBinary('/etc/hostname')).toThrow(ElfError);
   });
 });

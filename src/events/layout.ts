@@ -26,6 +26,7 @@ export const CONSTANTS = {
   LOUPE_GO_F_INJECT: 0x1,
   LOUPE_GO_F_GRPC: 0x2,
   LOUPE_GO_F_TLS: 0x4,
+  LOUPE_GO_F_SWISS: 0x8,
 } as const;
 
 export const ENUMS = {
@@ -206,6 +207,14 @@ export const STRUCT_MEMBERS = {
     ['writer_wr', 'u32'],
     ['persist_conn_conn', 'u32'],
     ['tls_conn_conn', 'u32'],
+    ['header_swiss_used', 'u32'],
+    ['header_swiss_dir_ptr', 'u32'],
+    ['header_swiss_dir_len', 'u32'],
+    ['header_swiss_groups', 'u32'],
+    ['header_swiss_mask', 'u32'],
+    ['header_swiss_slots', 'u32'],
+    ['header_swiss_slot_size', 'u32'],
+    ['pad0', 'u32'],
     ['tcpconn_itab', 'u64'],
   ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, MemberType]>>;

@@ -46,15 +46,34 @@ const FIELDS: Record<string, string> = {
  */
 const INJECT_FIELDS: Record<string, string> = {
   request_header: 'net/http.Request.Header',
+  writer_wr: 'bufio.Writer.wr',
+  persist_conn_conn: 'net/http.persistConn.conn',
+};
+
+/** The header map to Go 1.23: buckets of 8 slots, overflow buckets, growth moving buckets a few at a time. */
+const BUCKET_MAP_FIELDS: Record<string, string> = {
   header_map_b: 'hash<string,[]string>.B',
   header_map_buckets: 'hash<string,[]string>.buckets',
   header_bucket_keys: 'bucket<string,[]string>.keys',
   header_bucket_overflow: 'bucket<string,[]string>.overflow',
   header_map_noverflow: 'hash<string,[]string>.noverflow',
   header_map_oldbuckets: 'hash<string,[]string>.oldbuckets',
-  writer_wr: 'bufio.Writer.wr',
-  persist_conn_conn: 'net/http.persistConn.conn',
 };
+
+/**
+ * The header map from Go 1.24: a swiss table (internal/runtime/maps). A
+ * slot's size is its elem's offset plus a slice header (24 bytes).
+ */
+const SWISS_MAP_FIELDS: Record<string, string> = {
+  header_swiss_used: 'map<string,[]string>.used',
+  header_swiss_dir_ptr: 'map<string,[]string>.dirPtr',
+  header_swiss_dir_len: 'map<string,[]string>.dirLen',
+  header_swiss_groups: 'table<string,[]string>.groups',
+  header_swiss_mask: 'groupReference<string,[]string>.lengthMask',
+  header_swiss_slots: 'noalg.map.group[string][]string.slots',
+  header_swiss_slot_size: 'noalg.struct { key string; elem []string }.elem',
+};
+const SLICE_HEADER_BYTES = 24;
 
 /**
  * gRPC's struct members: they follow grpc-go's version, not Go's, so only a
@@ -71,6 +90,12 @@ const TLS_FIELDS: Record<string, string> = {
   tls_conn_conn: 'crypto/tls.Conn.conn',
 };
 
+/**
+ * The struct members the offsets table holds for a Go release (read from
+ * DWARF when a binary has it): all but gRPC's, which follow grpc-go's version.
+ */
+export const TABLE_FIELDS: readonly string[] = [FIELDS, INJECT_FIELDS, BUCKET_MAP_FIELDS, SWISS_MAP_FIELDS, TLS_FIELDS].flatMap((g) => Object.values(g));
+
 export interface GoPlan {
   goVersion: string;
   /** [program, file offset] pairs. */
@@ -83,6 +108,8 @@ export interface GoPlan {
   skipped: string;
   /** The offsets injection needs are known. */
   canInject: boolean;
+  /** Its header map is a swiss table (Go 1.24+), not buckets. */
+  swissMap: boolean;
   /** Where *net.TCPConn's itab as a net.Conn is: absolute, or from the load base of a position-independent binary. */
   tcpConnItab: { addr: bigint; pie: false } | { fromBase: bigint; pie: true } | undefined;
 }
@@ -112,10 +139,10 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const functions = elf.functions();
   // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
-    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, tcpConnItab: undefined };
+    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, swissMap: false, tcpConnItab: undefined };
   }
   // Every struct member any probe reads, from one pass over the DWARF (or the table).
-  const groups = { core: FIELDS, grpc: GRPC_FIELDS, inject: INJECT_FIELDS, tls: TLS_FIELDS };
+  const groups = { core: FIELDS, grpc: GRPC_FIELDS, inject: INJECT_FIELDS, buckets: BUCKET_MAP_FIELDS, swiss: SWISS_MAP_FIELDS, tls: TLS_FIELDS };
   const resolved = await elf.resolveFields(Object.values(groups).flatMap((g) => Object.values(g)));
   /** A group's offsets by loupe_go_offsets member, or the first refusal among them. */
   const group = (fields: Record<string, string>, dwarfOnly = false): Record<string, number> | ElfError => {
@@ -133,7 +160,14 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const hasAny = (kind: 'grpc' | 'tls') => PROBES.some((p) => p[kind] && functions.has(p.fn));
   const grpc = hasAny('grpc') ? group(GRPC_FIELDS, true) : {};
   const tls = hasAny('tls') ? group(TLS_FIELDS) : {};
-  const inject = group(INJECT_FIELDS);
+  // The header map is one layout or the other, by release: whichever this binary's offsets describe.
+  const bucketMap = group(BUCKET_MAP_FIELDS);
+  const swissMap = group(SWISS_MAP_FIELDS);
+  const headerMap = !(bucketMap instanceof ElfError) ? bucketMap
+    : !(swissMap instanceof ElfError) ? { ...swissMap, header_swiss_slot_size: swissMap.header_swiss_slot_size! + SLICE_HEADER_BYTES }
+    : new ElfError(`its header map is neither layout Loupe reads (${bucketMap.message}; ${swissMap.message})`);
+  const common = group(INJECT_FIELDS);
+  const inject = common instanceof ElfError ? common : headerMap instanceof ElfError ? headerMap : { ...common, ...headerMap };
   const skipped = [
     grpc instanceof ElfError ? `gRPC probes off: ${grpc.message}` : '',
     inject instanceof ElfError ? `traceparent injection off for it: ${inject.message}` : '',
@@ -163,6 +197,7 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
     goVersion: info.goVersion, probes, functions: covered, offsets: { ...core, ...known(grpc), ...known(inject), ...known(tls) },
     offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
     canInject: !(inject instanceof ElfError),
+    swissMap: !(inject instanceof ElfError) && inject.header_swiss_dir_ptr !== undefined,
     tcpConnItab: tcpConnItab(elf),
   };
 }
@@ -202,12 +237,14 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean, tlsPlaintext = tr
   const buf = Buffer.alloc(layout.size);
   for (const [name] of STRUCT_MEMBERS.loupe_go_offsets) {
     // gRPC's and injection's stay 0 when unknown (their flags unset).
-    if (name === 'flags' || name === 'tcpconn_itab') continue;
+    if (name === 'flags' || name === 'tcpconn_itab' || name === 'pad0') continue;
     buf.writeUInt32LE(plan.offsets[name] ?? 0, offsetOf('loupe_go_offsets', name));
   }
   buf.writeBigUInt64LE(itab, offsetOf('loupe_go_offsets', 'tcpconn_itab'));
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
   const tls = tlsPlaintext && plan.offsets.tls_conn_conn !== undefined;
-  buf.writeUInt32LE((inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0) | (tls ? CONSTANTS.LOUPE_GO_F_TLS : 0), offsetOf('loupe_go_offsets', 'flags'));
+  const flags = (inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0) | (tls ? CONSTANTS.LOUPE_GO_F_TLS : 0)
+    | (plan.swissMap ? CONSTANTS.LOUPE_GO_F_SWISS : 0);
+  buf.writeUInt32LE(flags, offsetOf('loupe_go_offsets', 'flags'));
   return buf;
 }
