@@ -5,7 +5,7 @@
 #   go-releases.sh build RELEASE [exe|pie|stripped]
 #                                              build gofactorial with that release, print the binary's path
 #   go-releases.sh table                       the README's table of supported releases, in Markdown
-#   go-releases.sh prebuild                    build every release, exe and stripped (make test, before the
+#   go-releases.sh prebuild                    build every release, exe, stripped and pie (make test, before the
 #                                              tests: builds running beside live tests would starve them)
 # A build is kept under build/go-releases by the hash of its source, go.sum and
 # mode: built once per machine. Toolchains come from the Go module proxy
@@ -86,7 +86,7 @@ prebuild)
     exit 0
   fi
   for release in $(releases); do
-    for mode in exe stripped; do
+    for mode in exe stripped pie; do
       "$0" build "$release" "$mode" >/dev/null || echo "go-releases: $release ($mode) did not build: its tests will fail and say why" >&2
     done
   done

@@ -80,12 +80,12 @@ export function lines(child: ChildProcess): () => Promise<string> {
  * traceparent?]; `before` requests go first, before the agent starts, on the
  * keep-alive connection the later ones reuse. What the server read, and the spans.
  */
-export async function throughAgent(goInject: boolean, requests: Array<[string, string?, number?]>, before: string[] = [], buildmode = 'exe', sessionExtra: Partial<LiveSessionOptions> = {}, release?: string) {
+export async function throughAgent(goInject: boolean, requests: Array<[string, string?, number?]>, before: string[] = [], buildmode = 'exe', sessionExtra: Partial<LiveSessionOptions> = {}, env: Record<string, string> = {}) {
   const port = await freePort();
   const server = spawn('node', ['-e', `require('http').createServer((q, s) => { let n = 0; q.on('data', (c) => (n += c.length)); q.on('end', () => { console.log(JSON.stringify({ method: q.method, url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort, body: n })); s.end('ok'); }); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const serverLine = lines(server);
   expect(await serverLine()).toBe('ready');
-  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_BUILDMODE: buildmode, ...(release ? { GOFACTORIAL_RELEASE: release } : {}) } });
+  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_BUILDMODE: buildmode, ...env } });
   const clientLine = lines(client);
   const received: Array<{ method: string; url: string; raw: string[]; peer: number; body: number }> = [];
   /** `extra` headers after `own` make the request's header map grow (see fetchLines in gofactorial.go); `p` may start with a method, which sends a body. */

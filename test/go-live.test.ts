@@ -261,7 +261,7 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/Go probes: on; connection-pair matching: on/);
       expect(r.stderr).toMatch(/traceparent injection into Go programs' HTTP\/1 requests: on \(sk_msg \+ sock_ops\)/);
-      expect(r.stderr).toMatch(new RegExp(`Go probes on \\S+/gofactorial \\(pid ${worker.pid}, go1\\.\\d+[.\\d]*\\): goroutines, http\\.serverHandler\\.ServeHTTP, .*\\d+ uprobes, struct offsets from dwarf`));
+      expect(r.stderr).toMatch(new RegExp(`Go probes in place on \\S+/gofactorial \\(pid ${worker.pid}, go1\\.\\d+[.\\d]*\\): goroutines, http\\.serverHandler\\.ServeHTTP, .*\\d+ uprobes, struct offsets from dwarf`));
       const off = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--duration', '1', '--no-inject'], { encoding: 'utf8' });
       expect(off.stderr).toMatch(/traceparent injection into Go programs' HTTP\/1 requests: off \(turned off by configuration\)/);
       // No Go program on the port watched: injection is not spoken of, at the start or the end.

@@ -40,8 +40,9 @@ describe.skipIf(Boolean(reason))(`the Go release matrix${reason ? ` (skipped: ${
 
       it('puts one traceparent on requests without one (GET, POST; 26 headers from Go 1.24) and never a second on one with its own, 27 headers too', async () => {
         const swiss = Number(release.split('.')[1]) >= 24;
-        const run = await throughAgent(true, [['/plain'], ['POST /posted'], ['/own', OWN], ['/own-grown', OWN, 26], ['/grown', undefined, 26]], [], 'exe', {}, release);
+        const run = await throughAgent(true, [['/plain'], ['POST /posted'], ['/own', OWN], ['/own-grown', OWN, 26], ['/grown', undefined, 26]], [], 'exe', {}, { GOFACTORIAL_RELEASE: release });
         expect(run.go && 'goVersion' in run.go ? run.go.goVersion : run.go).toMatch(new RegExp(`^${release.replace('.', '\\.')}(\\.|$)`));
+        expect(run.go && 'goVersion' in run.go ? [run.go.injects, run.go.headerMap] : run.go).toEqual([true, swiss ? 'swiss table' : 'buckets']);
         const got = (url: string) => traceparentsOf(run.received.find((x) => x.url === url)!.raw);
         expect(got('/plain')).toHaveLength(1);
         expect(got('/posted')).toHaveLength(1);
@@ -61,5 +62,25 @@ describe.skipIf(Boolean(reason))(`the Go release matrix${reason ? ` (skipped: ${
         expect(run.replayText).toBe(run.liveText);
       }, 600_000);
     });
+  }
+
+  const current = releases[releases.length - 1]!;
+  for (const [how, mode, env] of [
+    ['position-independent (-buildmode=pie)', 'pie', {}],
+    ['stripped of symbols and DWARF (-ldflags=-s -w): functions from .gopclntab, offsets from the table', 'stripped', {}],
+    ['started in a mount namespace of its own, from a path only that namespace has, as in a container: found through /proc/PID/exe', 'exe', { GOFACTORIAL_PRIVATE_MOUNT: '1' }],
+  ] as const) {
+    it(`${current}, ${how}: probed, and its request carries the header naming its client span`, async () => {
+      const built = spawnSync(SCRIPT, ['build', current, mode], { encoding: 'utf8' });
+      expect(built.status, built.stderr).toBe(0);
+      const run = await throughAgent(true, [['/plain'], ['/own', OWN]], [], mode, {}, { GOFACTORIAL_RELEASE: current, ...env });
+      expect(run.go && 'goVersion' in run.go ? run.go.offsetsFrom : run.go).toBe(mode === 'stripped' ? 'table' : 'dwarf');
+      const plain = traceparentsOf(run.received.find((x) => x.url === '/plain')!.raw);
+      expect(plain).toHaveLength(1);
+      expect(traceparentsOf(run.received.find((x) => x.url === '/own')!.raw)).toEqual([OWN]);
+      const call = run.spans.find((s) => s.kind === 'client' && s.pid === run.clientPid && String(s.attributes['url.full']).endsWith('/plain'))!;
+      expect(plain[0]).toBe(`00-${call.traceId}-${call.spanId}-01`);
+      expect(run.replayText).toBe(run.liveText);
+    }, 600_000);
   }
 });

@@ -12,7 +12,15 @@ here=$(dirname "$0")
 src=$here/gofactorial.go
 mode=${GOFACTORIAL_BUILDMODE:-exe}
 if [ -n "${GOFACTORIAL_RELEASE:-}" ]; then
-  exec "$("$here/../../scripts/go-releases.sh" build "$GOFACTORIAL_RELEASE" "$mode")" "$@"
+  bin=$("$here/../../scripts/go-releases.sh" build "$GOFACTORIAL_RELEASE" "$mode")
+  if [ "${GOFACTORIAL_PRIVATE_MOUNT:-}" = 1 ]; then
+    # As a container runs it: from a mount namespace of its own, at a path that exists only there
+    # (a tmpfs mounted in that namespace alone), so only /proc/PID/exe leads to it from outside.
+    private=${TMPDIR:-/tmp}/loupe-private-mount
+    mkdir -p "$private"
+    exec unshare --mount --propagation private sh -c 'mount -t tmpfs loupe "$1" && cp "$2" "$1/gofactorial" && shift 2 && exec "$0/gofactorial" "$@"' "$private" "$private" "$bin" "$@"
+  fi
+  exec "$bin" "$@"
 fi
 go=${GOFACTORIAL_GO:-/usr/lib/go-1.19/bin/go}
 [ -x "$go" ] || go=go

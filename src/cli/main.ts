@@ -559,7 +559,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
 function goLine(r: GoResult): string {
   if ('error' in r) return `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}`;
   const fns = r.functions.filter((f) => !f.startsWith('runtime.')).map((f) => f.replace(/^(net\/http|google\.golang\.org\/grpc)\./, (_, pkg: string) => (pkg === 'net/http' ? 'http.' : 'grpc.'))).join(', ');
-  return `Go probes on ${r.exe} (pid ${r.pid}, ${r.goVersion}): goroutines, ${fns}; ${r.probes} uprobes, struct offsets from ${r.offsetsFrom}${r.adoptedSockets ? `; ${r.adoptedSockets} open connections get traceparent too` : ''}${r.skipped ? `; ${r.skipped}` : ''}`;
+  // Said once they are in place: requests it made before this line went without probes (and without a header).
+  return `Go probes in place on ${r.exe} (pid ${r.pid}, ${r.goVersion}): goroutines, ${fns}; ${r.probes} uprobes, struct offsets from ${r.offsetsFrom}${r.injects ? `; traceparent into its HTTP/1 requests (header map: ${r.headerMap})` : ''}${r.adoptedSockets ? `; ${r.adoptedSockets} open connections get traceparent too` : ''}${r.skipped ? `; ${r.skipped}` : ''}`;
 }
 
 async function cmdScenario(args: string[], io: Out): Promise<number> {

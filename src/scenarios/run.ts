@@ -103,7 +103,7 @@ export async function runScenario(scenario: Scenario, options: { record?: string
     ports: [...ports.values()], maxPayload: DEFAULT_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
     redact: true, format: 'jsonl', write: () => {}, capturePath: capture,
     goProbes: true, goInject: scenario.go_inject,
-    onGo: (r) => options.log(`loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom})`}`),
+    onGo: (r) => options.log(`loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes in place on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom}${r.injects ? `, header map: ${r.headerMap}` : ''})`}`),
   });
   const started = session.start();
   if (scenario.go_inject) options.log(`loupe: scenario ${scenario.name}: traceparent injection ${started.propagation.inject ? 'on (sk_msg)' : `off: ${started.propagation.reason}`}`);

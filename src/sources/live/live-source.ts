@@ -63,6 +63,9 @@ export interface GoInstrumented {
   skipped: string;
   /** Connections it had open already that now get traceparent too. */
   adoptedSockets: number;
+  /** Its outgoing HTTP/1 requests get a traceparent; how its header map (searched for one of its own) is laid out. */
+  injects: boolean;
+  headerMap: 'buckets' | 'swiss table';
 }
 
 /** The TLS probes of bpf/tls.bpf.c, by the library function each goes on. */
@@ -251,7 +254,10 @@ export class LiveSource {
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
     const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketsOf(pid).map((s) => s.fd)) : 0;
-    return { pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped, adoptedSockets };
+    return {
+      pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped, adoptedSockets,
+      injects: this.propagation.inject && plan.canInject, headerMap: plan.swissMap ? 'swiss table' : 'buckets',
+    };
   }
 
   /** A Go process ended (or exec'd): its probes go, and its pid may come back as another program. */
