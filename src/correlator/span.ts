@@ -1,6 +1,7 @@
 /** The span model the correlator produces and every sink reads. */
 
-export type SpanKind = 'server' | 'client' | 'internal';
+/** OTel's span kinds: a request served or made, a message sent (producer) or received and handled (consumer), a phase. */
+export type SpanKind = 'server' | 'client' | 'producer' | 'consumer' | 'internal';
 export type AttributeValue = string | number | boolean;
 
 export interface Span {

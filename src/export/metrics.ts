@@ -29,6 +29,7 @@ export const METRIC_NAMES = {
   rpcServer: 'rpc.server.duration',
   rpcClient: 'rpc.client.duration',
   dbClient: 'db.client.operation.duration',
+  messagingClient: 'messaging.client.operation.duration',
 } as const;
 
 function pick(span: Span, keys: string[]): Attributes {
@@ -160,6 +161,7 @@ export class RedMetrics {
       rpcServer: histogram(METRIC_NAMES.rpcServer, 'Duration of RPC server calls seen by Loupe'),
       rpcClient: histogram(METRIC_NAMES.rpcClient, 'Duration of RPC client calls seen by Loupe'),
       dbClient: histogram(METRIC_NAMES.dbClient, 'Duration of database client operations seen by Loupe'),
+      messagingClient: histogram(METRIC_NAMES.messagingClient, 'Duration of messaging operations (send, receive) seen by Loupe'),
     };
   }
 
@@ -168,7 +170,10 @@ export class RedMetrics {
     if (span.kind === 'internal' || span.attributes['loupe.route_ignored']) return;
     const seconds = Number(span.endNs - span.startNs) / 1e9;
     const a = span.attributes;
-    if (a[ATTR_DB_SYSTEM_NAME] !== undefined) {
+    if (span.kind === 'producer' || span.kind === 'consumer') {
+      // Sending and receiving messages, as OTel's messaging conventions count them: one histogram, by operation.
+      this.histograms.messagingClient.record(seconds, pick(span, ['messaging.system', 'messaging.operation.name', 'messaging.operation.type', 'messaging.destination.name', ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
+    } else if (a[ATTR_DB_SYSTEM_NAME] !== undefined) {
       // A database server's own spans have no OTel metric of their own: its clients' histogram is not theirs to fill.
       if (span.kind !== 'client') return;
       this.histograms.dbClient.record(seconds, pick(span, [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));

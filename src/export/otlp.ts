@@ -16,7 +16,7 @@ import { wallNs } from './time';
 
 const SCOPE = { name: 'loupe', version: '0.1.0' };
 /** Our span kinds as OpenTelemetry's. */
-export const OTEL_KIND = { server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL } as const;
+export const OTEL_KIND = { server: SpanKind.SERVER, client: SpanKind.CLIENT, producer: SpanKind.PRODUCER, consumer: SpanKind.CONSUMER, internal: SpanKind.INTERNAL } as const;
 const STATUS = { unset: SpanStatusCode.UNSET, ok: SpanStatusCode.OK, error: SpanStatusCode.ERROR } as const;
 
 function hrTime(ns: bigint): HrTime {

@@ -16,16 +16,22 @@ export interface Edge {
   ms: number[];
 }
 
-/** Calls between services: a client span and the server span it led to, or a database/peer when no server span joined. */
+/**
+ * Calls between services: a client span and the server span it led to (a
+ * producer's message and the consumer that handled it), or a database, a
+ * message destination or a peer when no such span joined.
+ */
 export function serviceEdges(spans: Span[]): Edge[] {
   const servedBy = new Map<string, Span>();
-  for (const s of spans) if (s.kind === 'server' && s.parentSpanId) servedBy.set(s.parentSpanId, s);
+  for (const s of spans) if ((s.kind === 'server' || s.kind === 'consumer') && s.parentSpanId) servedBy.set(s.parentSpanId, s);
   const edges = new Map<string, Edge>();
   for (const s of spans) {
-    if (s.kind !== 'client') continue;
+    if (s.kind !== 'client' && s.kind !== 'producer') continue;
     const server = servedBy.get(s.spanId);
     const db = s.attributes['db.system.name'];
-    const to = server?.service ?? (db !== undefined ? `${db}` : `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`);
+    const destination = s.attributes['messaging.destination.name'];
+    const to = server?.service ?? (db !== undefined ? `${db}` : destination !== undefined ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}`
+      : `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`);
     const key = `${s.service}\u0000${to}`;
     const e = edges.get(key) ?? { from: s.service, to, calls: 0, errors: 0, ms: [] };
     e.calls++;

@@ -80,13 +80,13 @@ export function loadScenario(nameOrFile: string): Scenario {
 interface Hop {
   text: string;
   service: string;
-  kind: 'server' | 'client' | 'internal';
+  kind: Span['kind'];
   name?: string;
 }
 
 function parsePath(text: string, where = 'scenario'): Hop[] {
   return text.split('>').map((part) => {
-    const m = /^\s*(\S+)\s+(SERVER|CLIENT|INTERNAL)(?:\s+(.+?))?\s*$/.exec(part);
+    const m = /^\s*(\S+)\s+(SERVER|CLIENT|PRODUCER|CONSUMER|INTERNAL)(?:\s+(.+?))?\s*$/.exec(part);
     if (!m) throw new ScenarioError(`${where}: hop ${JSON.stringify(part.trim())} is not "service KIND [name]"`);
     return { text: part.trim(), service: m[1]!, kind: m[2]!.toLowerCase() as Hop['kind'], ...(m[3] ? { name: m[3] } : {}) };
   });
