@@ -18,9 +18,16 @@
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { SAMPLER_NAMES } from '../export/sampling';
 import { CONSTANTS } from '../events/layout';
 import { readRegularFile } from '../events/input-file';
+
+/**
+ * The trace samplers the configuration may name (OTEL_TRACES_SAMPLER's
+ * values): declared here, where options are, and read by export/sampling.ts,
+ * so discovery never imports from export.
+ */
+export const SAMPLER_NAMES = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
 /**
  * Bytes copied per read or write by default. Protocols put a message's end in

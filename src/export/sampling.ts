@@ -11,12 +11,12 @@
 import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 import type { Span } from '../correlator/span';
+import { SAMPLER_NAMES, type SamplerName } from '../discovery/config';
 import { OTEL_KIND } from './otlp';
 
-export class SamplerConfigError extends Error {}
+export { SAMPLER_NAMES, type SamplerName };
 
-export const SAMPLER_NAMES = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
-export type SamplerName = (typeof SAMPLER_NAMES)[number];
+export class SamplerConfigError extends Error {}
 
 export class TraceSampler {
   constructor(
