@@ -41,6 +41,7 @@
  */
 import { HUFFMAN_CODES, STATIC_TABLE } from '../parsers/http2/hpack-tables';
 import { huffmanDecode } from '../parsers/http2/hpack';
+import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameFlag, FrameType, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from '../parsers/http2/frames';
 import { isSecretHeader } from './redact';
 import { BodyMasker } from './redact-body';
 
@@ -116,7 +117,7 @@ export function http2Start(head: Uint8Array): 'preface' | 'frames' | 'other' | u
   if (head.length < 9) return undefined;
   const length = (head[0]! << 16) | (head[1]! << 8) | head[2]!;
   const streamId = ((head[5]! & 0x7f) << 24) | (head[6]! << 16) | (head[7]! << 8) | head[8]!;
-  return head[3] === 0x4 && (head[4]! & ~0x1) === 0 && streamId === 0 && length % 6 === 0 && length <= 6 * 16 ? 'frames' : 'other';
+  return head[3] === FrameType.SETTINGS && (head[4]! & ~FrameFlag.ACK) === 0 && streamId === 0 && length % SETTING_BYTES === 0 && length <= SETTING_BYTES * 16 ? 'frames' : 'other';
 }
 
 const enum Field { Index, NameIndex, SizeUpdate, NameLength, ValueLength }
@@ -125,14 +126,13 @@ const enum Secret { No, Whole, Query }
 
 /** What the HTTP/2 parser takes for a frame header when it resumes after lost bytes (src/parsers/http2/parser.ts). */
 function plausibleFrameHeader(b: Uint8Array): boolean {
-  if (b.length < 9) return false;
+  if (b.length < FRAME_HEADER_BYTES) return false;
   const length = (b[0]! << 16) | (b[1]! << 8) | b[2]!;
-  return b[3]! <= 9 && (b[5]! & 0x80) === 0 && length <= 1 << 14;
+  return b[3]! <= LAST_KNOWN_FRAME_TYPE && (b[5]! & 0x80) === 0 && length <= DEFAULT_MAX_FRAME;
 }
 
-const DATA = 0x0;
-const HEADERS = 0x1;
-const END_STREAM = 0x1;
+const { DATA, HEADERS, PUSH_PROMISE, CONTINUATION } = FrameType;
+const { END_STREAM, PADDED, END_HEADERS, PRIORITY } = FrameFlag;
 /** Streams whose body state is kept at once (each direction); the oldest go first past this. */
 const MAX_STREAMS = 1024;
 const GRPC_PREFIX = 5;
@@ -149,16 +149,11 @@ interface StreamBody {
   lost: boolean;
   json: BodyMasker;
 }
-const PUSH_PROMISE = 0x5;
-const CONTINUATION = 0x9;
-const PADDED = 0x8;
-const END_HEADERS = 0x4;
-const PRIORITY = 0x20;
 
 export class Http2Masker {
   // Frame layer.
   private prefaceLeft: number;
-  private readonly frameHead = Buffer.alloc(9);
+  private readonly frameHead = Buffer.alloc(FRAME_HEADER_BYTES);
   private frameHeadHave = 0;
   private frameLeft = 0;
   /** Bytes before the fragment still to pass (pad length, priority, promised id). */
@@ -243,7 +238,7 @@ export class Http2Masker {
       }
       if (this.frameLeft === 0) {
         this.frameHead[this.frameHeadHave++] = payload[i++]!;
-        if (this.frameHeadHave === 9) this.startFrame();
+        if (this.frameHeadHave === FRAME_HEADER_BYTES) this.startFrame();
         continue;
       }
       if (this.dataStream !== 0) {

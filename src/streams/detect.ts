@@ -11,6 +11,7 @@
  *    protocol, to keep false positives (MySQL's loose framing especially) down.
  */
 import type { Side } from '../parsers/types';
+import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameType, isConnectionFrame, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from '../parsers/http2/frames';
 
 export const PROTOCOLS = ['http1', 'http2', 'postgres', 'mysql', 'redis', 'tls'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -73,17 +74,16 @@ function http2(b: Buffer): Verdict {
   if (b.length >= H2_PREFACE.length && b.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) return found('http2', 'client', true);
   if (isPrefixOf(b, H2_PREFACE)) return NEED_MORE;
   // Mid-connection: whole frames, back to back, ending exactly at the end of the bytes.
-  return framesChain(b, 9, (at) => {
+  return framesChain(b, FRAME_HEADER_BYTES, (at) => {
     const length = b.readUIntBE(at, 3);
     const type = b[at + 3]!;
     const reserved = b[at + 5]! & 0x80;
     const stream = b.readUInt32BE(at + 5) & 0x7fffffff;
-    if (type > 9 || reserved || length > 1 << 14) return -1;
-    // SETTINGS, PING and GOAWAY live on stream 0; HEADERS, DATA and the like never do.
-    const connectionLevel = type === 4 || type === 6 || type === 7;
-    if (connectionLevel !== (stream === 0) && type !== 8) return -1;
-    if (type === 4 && length % 6 !== 0) return -1;
-    return 9 + length;
+    if (type > LAST_KNOWN_FRAME_TYPE || reserved || length > DEFAULT_MAX_FRAME) return -1;
+    // SETTINGS, PING and GOAWAY live on stream 0; HEADERS, DATA and the like never do (WINDOW_UPDATE on either).
+    if (isConnectionFrame(type) !== (stream === 0) && type !== FrameType.WINDOW_UPDATE) return -1;
+    if (type === FrameType.SETTINGS && length % SETTING_BYTES !== 0) return -1;
+    return FRAME_HEADER_BYTES + length;
   }, () => found('http2', undefined, false));
 }
 

@@ -19,18 +19,14 @@
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { HpackDecoder, HpackError, type HeaderField } from './hpack';
+import { ERROR_CODE_NAMES, FRAME_HEADER_BYTES as FRAME_HEADER, DEFAULT_MAX_FRAME, FrameFlag, FrameType, isHeaderBlockFrame, LAST_KNOWN_FRAME_TYPE, Setting, SETTING_BYTES } from './frames';
 import { field, type GrpcInfo, type Http2Message, type Http2Request, type Http2Response } from './messages';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME_HEADER = 9;
 /** SETTINGS_MAX_FRAME_SIZE may not exceed 2^24-1. */
 const MAX_FRAME = (1 << 24) - 1;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
-const ERROR_CODES = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR',
-  'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED'];
+const { END_STREAM, END_HEADERS, PADDED, PRIORITY } = FrameFlag;
+const ERROR_CODES: readonly string[] = ERROR_CODE_NAMES;
 /** Payloads kept per direction of a gRPC stream when asked, and bytes kept of each. */
 const KEEP_MESSAGES = 4;
 const KEEP_BYTES = 64 * 1024;
@@ -154,7 +150,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         if (inside > 0) {
           // A header block cut short: what it added to the table is unknown from here on.
           const type = buf.byteAt(3);
-          if (type === 1 || type === 5 || type === 9) {
+          if (isHeaderBlockFrame(type ?? -1)) {
             this.pending[side] = undefined;
             this.decoders[side] = new HpackDecoder(true, this.limits[side]);
           }
@@ -210,7 +206,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       const streamId = h.readUInt32BE(5) & 0x7fffffff;
       if (this.resync[side]) {
         // After lost bytes: resume at a syscall boundary whose bytes look like a frame header.
-        if (!buf.atChunkStart() || type > 9 || h[5]! & 0x80 || length > 1 << 14) {
+        if (!buf.atChunkStart() || type > LAST_KNOWN_FRAME_TYPE || h[5]! & 0x80 || length > DEFAULT_MAX_FRAME) {
           buf.skipToNextChunk();
           continue;
         }
@@ -220,7 +216,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         this.stopped[side] = `byte ${buf.offset}: frame length ${length} is impossible`;
         return;
       }
-      if (type === 0) {
+      if (type === FrameType.DATA) {
         // DATA: read as it comes, so a frame larger than one capture is framed, not held.
         const tsEnd = buf.whenAt(FRAME_HEADER - 1).ts;
         buf.skip(FRAME_HEADER);
@@ -320,7 +316,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
 
   private frame(side: Side, type: number, flags: number, streamId: number, payload: Buffer, at: { ts: bigint; tid: number; offset: number; tsEnd: bigint }): void {
     switch (type) {
-      case 1: { // HEADERS
+      case FrameType.HEADERS: {
         let block = unpad(payload, flags);
         if (!block) return;
         if (flags & PRIORITY) block = block.subarray(5);
@@ -328,21 +324,21 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         if (flags & END_HEADERS) this.headerBlock(side, at.tsEnd);
         return;
       }
-      case 5: { // PUSH_PROMISE
+      case FrameType.PUSH_PROMISE: {
         const body = unpad(payload, flags);
         if (!body || body.length < 4) return;
         this.pending[side] = { streamId, promised: body.readUInt32BE(0) & 0x7fffffff, endStream: false, parts: [body.subarray(4)], ts: at.ts, tid: at.tid, offset: at.offset };
         if (flags & END_HEADERS) this.headerBlock(side, at.tsEnd);
         return;
       }
-      case 9: { // CONTINUATION
+      case FrameType.CONTINUATION: {
         const p = this.pending[side];
         if (!p || p.streamId !== streamId) return;
         p.parts.push(payload);
         if (flags & END_HEADERS) this.headerBlock(side, at.tsEnd);
         return;
       }
-      case 3: { // RST_STREAM
+      case FrameType.RST_STREAM: {
         const s = this.streams.get(streamId);
         if (!s || payload.length < 4) return;
         const code = payload.readUInt32BE(0);
@@ -351,10 +347,10 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         this.reportResponse(s, at.tsEnd, name);
         return;
       }
-      case 4: { // SETTINGS
-        if (flags & 0x1 || streamId !== 0) return; // an ACK
-        for (let i = 0; i + 6 <= payload.length; i += 6) {
-          if (payload.readUInt16BE(i) !== 0x1) continue;
+      case FrameType.SETTINGS: {
+        if (flags & FrameFlag.ACK || streamId !== 0) return;
+        for (let i = 0; i + SETTING_BYTES <= payload.length; i += SETTING_BYTES) {
+          if (payload.readUInt16BE(i) !== Setting.HEADER_TABLE_SIZE) continue;
           // The sender's HEADER_TABLE_SIZE bounds the table the other side encodes with.
           const other: Side = side === 'client' ? 'server' : 'client';
           this.limits[other] = payload.readUInt32BE(i + 2);
