@@ -13,8 +13,17 @@
  */
 
 import * as zlib from 'node:zlib';
+import { Command } from '../parsers/mysql/codes';
+import { Frontend } from '../parsers/postgres/codes';
 
 const STAR = 0x2a;
+/** PostgreSQL frontend types as the bytes the masker meets. */
+const PG = {
+  Query: Frontend.Query.charCodeAt(0),
+  Parse: Frontend.Parse.charCodeAt(0),
+  Bind: Frontend.Bind.charCodeAt(0),
+  Password: Frontend.Password.charCodeAt(0),
+} as const;
 const ZERO = 0x30;
 const LF = 0x0a;
 const CR = 0x0d;
@@ -143,9 +152,9 @@ class PostgresMasker implements DbMasker {
           this.bodyLeft = Math.max(0, this.head.readUInt32BE(1) - 4);
         }
         this.bodyAt = 0;
-        this.inText = this.type === 0x51; // 'Q'
+        this.inText = this.type === PG.Query;
         this.sql.reset();
-        this.bind = this.type === 0x42 ? { stage: 'portal', left: 0, bytes: [], valueLeft: 0 } : undefined;
+        this.bind = this.type === PG.Bind ? { stage: 'portal', left: 0, bytes: [], valueLeft: 0 } : undefined;
         continue;
       }
       this.bodyLeft--;
@@ -157,12 +166,12 @@ class PostgresMasker implements DbMasker {
 
   private bodyByte(payload: Uint8Array, i: number, b: number): number {
     switch (this.type) {
-      case 0x70: // 'p': PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse
+      case PG.Password: // PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse
         payload[i] = STAR;
         return 1;
-      case 0x51: // 'Q'
+      case PG.Query:
         return b === 0 ? 0 : this.sql.byte(payload, i);
-      case 0x50: // 'P': name NUL, query NUL, parameter types
+      case PG.Parse: // name NUL, query NUL, parameter types
         if (!this.inText) {
           if (b === 0) this.inText = true;
           return 0;
@@ -172,7 +181,7 @@ class PostgresMasker implements DbMasker {
           return 0;
         }
         return this.sql.byte(payload, i);
-      case 0x42: // 'B'
+      case PG.Bind:
         return this.bindByte(payload, i, b);
       default:
         return 0;
@@ -289,8 +298,8 @@ class MysqlMasker implements DbMasker {
       const at = this.packet.length;
       this.payloadLeft--;
       if (this.kind === 'command' && at === 0) {
-        this.kind = b === 0x03 || b === 0x16 ? 'statement' : b === 0x11 ? 'changeUser' : b === 0x17 ? 'execute' : 'other';
-        if (b === 0x03 && this.queryAttributes) {
+        this.kind = b === Command.QUERY || b === Command.STMT_PREPARE ? 'statement' : b === Command.CHANGE_USER ? 'changeUser' : b === Command.STMT_EXECUTE ? 'execute' : 'other';
+        if (b === Command.QUERY && this.queryAttributes) {
           this.kind = 'parameters';
           this.parameters = new ParameterBlock(true, true);
         }
@@ -301,7 +310,7 @@ class MysqlMasker implements DbMasker {
         const r = this.parameters!.byte(payload, i);
         masked += r;
         // After a query's attributes, its statement; nothing follows an execute's values but what is masked.
-        if (this.parameters!.done) this.kind = this.packet[0] === 0x03 ? 'statement' : 'auth';
+        if (this.parameters!.done) this.kind = this.packet[0] === Command.QUERY ? 'statement' : 'auth';
         continue;
       }
       if (this.kind === 'execute' && at === 10 && this.queryAttributes && (this.packet[5]! & PARAMETER_COUNT_AVAILABLE)) {

@@ -11,6 +11,7 @@
  *    protocol, to keep false positives (MySQL's loose framing especially) down.
  */
 import type { Side } from '../parsers/types';
+import { Backend, Frontend } from '../parsers/postgres/codes';
 import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameType, isConnectionFrame, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from '../parsers/http2/frames';
 
 export const PROTOCOLS = ['http1', 'http2', 'postgres', 'mysql', 'redis', 'tls'] as const;
@@ -69,6 +70,9 @@ function http1(b: Buffer): Verdict {
   if (!line.includes(' ') ? METHODS.some((m) => m.startsWith(line)) : PARTIAL_REQUEST.test(line)) return NEED_MORE;
   return undefined;
 }
+
+const READY_FOR_QUERY = Backend.ReadyForQuery.charCodeAt(0);
+const QUERY = Frontend.Query.charCodeAt(0);
 
 function http2(b: Buffer): Verdict {
   if (b.length >= H2_PREFACE.length && b.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) return found('http2', 'client', true);
@@ -157,8 +161,8 @@ function pgMessages(b: Buffer, needEvidence = true): Verdict {
     const front = PG_FRONTEND.has(type);
     const back = PG_BACKEND.has(type);
     if (!front && !back) return -1;
-    if (type === 0x5a /* Z ReadyForQuery */ && length === 5 && at + 5 < b.length && 'ITE'.includes(String.fromCharCode(b[at + 5]!))) sawReady = true;
-    if (type === 0x51 /* Q Query */ && at + 1 + length <= b.length && b[at + length] === 0) sawQuery = true;
+    if (type === READY_FOR_QUERY && length === 5 && at + 5 < b.length && 'ITE'.includes(String.fromCharCode(b[at + 5]!))) sawReady = true;
+    if (type === QUERY && at + 1 + length <= b.length && b[at + length] === 0) sawQuery = true;
     if (front && !back) sender = sender === 'server' ? undefined : 'client';
     if (back && !front) sender = sender === 'client' ? undefined : 'server';
     return 1 + length;

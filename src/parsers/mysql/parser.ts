@@ -18,6 +18,7 @@
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
 import { cstring, lenenc, u16le } from '../shared/wire';
+import { COMMAND_NAMES, Command, Packet } from './codes';
 import { CompressedFramer } from './compressed';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
@@ -38,12 +39,7 @@ const CLIENT_QUERY_ATTRIBUTES = 0x8000000;
 const PARAMETER_COUNT_AVAILABLE = 0x08;
 const SERVER_MORE_RESULTS_EXISTS = 0x8;
 
-const COMMANDS: Record<number, string> = {
-  0x01: 'COM_QUIT', 0x02: 'COM_INIT_DB', 0x03: 'COM_QUERY', 0x04: 'COM_FIELD_LIST', 0x08: 'COM_SHUTDOWN', 0x09: 'COM_STATISTICS',
-  0x0d: 'COM_DEBUG', 0x0e: 'COM_PING', 0x11: 'COM_CHANGE_USER', 0x12: 'COM_BINLOG_DUMP', 0x16: 'COM_STMT_PREPARE',
-  0x17: 'COM_STMT_EXECUTE', 0x18: 'COM_STMT_SEND_LONG_DATA', 0x19: 'COM_STMT_CLOSE', 0x1a: 'COM_STMT_RESET',
-  0x1b: 'COM_SET_OPTION', 0x1c: 'COM_STMT_FETCH', 0x1f: 'COM_RESET_CONNECTION',
-};
+const COMMANDS = COMMAND_NAMES;
 
 type Stage = 'first' | 'columns' | 'columnsEof' | 'rows' | 'skip' | 'infile' | 'statistics' | 'fieldList';
 
@@ -363,7 +359,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     const command = COMMANDS[code] ?? `COM_0x${code.toString(16).padStart(2, '0')}`;
     const result = (extra: Partial<Unit> = {}) => this.units.push({ kind: 'result', stage: 'first', remaining: 0, rows: 0, ...extra });
     switch (code) {
-      case 0x03: {
+      case Command.QUERY: {
         const attributes = this.queryAttributes ? queryAttributes(p) : undefined;
         const fields: Fields = { command, query: statementText(p, attributes?.textAt ?? 1) };
         if (attributes?.names.length) fields.note = `query attributes: ${attributes.names.join(', ')}`;
@@ -373,13 +369,13 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         result();
         break;
       }
-      case 0x16: {
+      case Command.STMT_PREPARE: {
         const text = statementText(p);
         this.request({ command, query: text, control: true }, buf, size, start);
         this.units.push({ kind: 'prepare', stage: 'first', remaining: 0, rows: 0, text });
         break;
       }
-      case 0x17: {
+      case Command.STMT_EXECUTE: {
         const id = p.length >= 5 ? p.readUInt32LE(1) : -1;
         const text = this.statements.get(id);
         const fields: Fields = { command };
@@ -397,24 +393,24 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         result();
         break;
       }
-      case 0x19:
+      case Command.STMT_CLOSE:
         this.statements.delete(p.length >= 5 ? p.readUInt32LE(1) : -1);
         this.request({ command, control: true, noResponse: true }, buf, size, start);
         break;
-      case 0x18:
-      case 0x01:
+      case Command.STMT_SEND_LONG_DATA:
+      case Command.QUIT:
         this.request({ command, control: true, noResponse: true }, buf, size, start);
         break;
-      case 0x02:
+      case Command.INIT_DB:
         this.database = p.toString('utf8', 1);
         this.request({ command, control: true }, buf, size, start);
         result();
         break;
-      case 0x09:
+      case Command.STATISTICS:
         this.request({ command, control: true }, buf, size, start);
         result({ stage: 'statistics' });
         break;
-      case 0x04: {
+      case Command.FIELD_LIST: {
         // COM_FIELD_LIST (old clients' table-name completion): answered by column definitions and an EOF, with no
         // column count first — read as a result set, its first definition would be taken for a count.
         const [table] = cstring(p, 1);
@@ -445,7 +441,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         buf.skipAhead(total);
         continue;
       }
-      if (this.phase === 'start' && seq === 0 && first === 0xff) {
+      if (this.phase === 'start' && seq === 0 && first === Packet.ERR) {
         // An ERR instead of the greeting: the server refused the connection (too many connections, a blocked host).
         const packet = buf.peek(total);
         if (!packet) {
@@ -462,7 +458,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         this.phase = 'stopped';
         continue;
       }
-      if (this.phase === 'start' && seq === 0 && first === 0x0a) {
+      if (this.phase === 'start' && seq === 0 && first === Packet.GREETING_V10) {
         const packet = buf.peek(total);
         if (!packet) {
           this.serverContinues = continuation;
@@ -483,7 +479,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       }
       answerStarts(unit, buf);
       // Rows and column definitions are only counted: skip their bytes without joining chunks.
-      const counted = (unit.stage === 'rows' && first !== 0xfe && first !== 0xff) || unit.stage === 'columns' || unit.stage === 'skip';
+      const counted = (unit.stage === 'rows' && first !== Packet.EOF && first !== Packet.ERR) || unit.stage === 'columns' || unit.stage === 'skip';
       if (counted) {
         this.step(unit, first, Buffer.alloc(0), len, buf.whenAt(total - 1).ts);
         buf.skipAhead(total);
@@ -531,7 +527,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     while (at + 5 <= b.length) {
       const len = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
       const first = b[at + 4]!;
-      if (first === 0xfe || first === 0xff || len === MAX_PAYLOAD || at + 4 + len > b.length) break;
+      if (first === Packet.EOF || first === Packet.ERR || len === MAX_PAYLOAD || at + 4 + len > b.length) break;
       rows++;
       at += 4 + len;
     }
@@ -552,29 +548,29 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   /** One server packet for the oldest unanswered unit. */
   private step(unit: Unit, first: number, p: Buffer, len: number, endTs: bigint): void {
-    const isEof = first === 0xfe && len < 9;
+    const isEof = first === Packet.EOF && len < 9;
     switch (unit.stage) {
       case 'first':
         if (unit.kind === 'handshake') {
-          if (first === 0x00) {
+          if (first === Packet.OK) {
             this.units.shift();
             this.respond(unit, { command: 'OK' }, endTs);
             this.phase = 'command';
             if (this.compress === 'zstd') this.stop(endTs, 'the connection negotiated zstd compression, which this Node cannot inflate: the rest is not parsed');
             else if (this.compress === 'zlib') this.compressFromNext = true;
-          } else if (first === 0xff) {
+          } else if (first === Packet.ERR) {
             this.units.shift();
             this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
           }
           // 0xfe auth switch, 0x01 more auth data: the handshake goes on.
           return;
         }
-        if (first === 0xff) {
+        if (first === Packet.ERR) {
           this.units.shift();
           this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
           return;
         }
-        if (unit.kind === 'prepare' && first === 0x00 && len >= 12 && p.length >= 9) {
+        if (unit.kind === 'prepare' && first === Packet.OK && len >= 12 && p.length >= 9) {
           const id = p.readUInt32LE(1);
           const columns = p.readUInt16LE(5);
           const params = p.readUInt16LE(7);
@@ -590,7 +586,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
           }
           return;
         }
-        if (first === 0x00 || isEof) {
+        if (first === Packet.OK || isEof) {
           const { rows, status } = okFields(p, isEof);
           unit.rows += rows;
           if (status & SERVER_MORE_RESULTS_EXISTS) return; // the next result follows
@@ -598,7 +594,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
           this.respond(unit, { command: isEof ? 'EOF' : 'OK', rows: unit.rows }, endTs);
           return;
         }
-        if (first === 0xfb) {
+        if (first === Packet.LOCAL_INFILE) {
           unit.stage = 'infile';
           return;
         }
@@ -606,10 +602,10 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         unit.stage = unit.remaining > 0 ? 'columns' : 'rows';
         return;
       case 'fieldList':
-        if (first === 0xff) {
+        if (first === Packet.ERR) {
           this.units.shift();
           this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
-        } else if (first === 0xfe && len < MAX_PAYLOAD) {
+        } else if (first === Packet.EOF && len < MAX_PAYLOAD) {
           this.units.shift();
           this.respond(unit, { command: 'FieldList', note: `${unit.rows} columns` }, endTs);
         } else unit.rows++;
@@ -620,9 +616,9 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         this.respond(unit, { command: 'Statistics' }, endTs);
         return;
       case 'infile':
-        if (first === 0x00 || first === 0xff) {
+        if (first === Packet.OK || first === Packet.ERR) {
           this.units.shift();
-          this.respond(unit, first === 0xff ? { command: 'ERR', ...errFields(p) } : { command: 'OK', rows: okFields(p, false).rows }, endTs);
+          this.respond(unit, first === Packet.ERR ? { command: 'ERR', ...errFields(p) } : { command: 'OK', rows: okFields(p, false).rows }, endTs);
         }
         return;
       case 'columns':
@@ -638,12 +634,12 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         }
         return;
       case 'rows':
-        if (first === 0xff) {
+        if (first === Packet.ERR) {
           this.units.shift();
           this.respond(unit, { command: 'ERR', rows: unit.rows, ...errFields(p) }, endTs);
           return;
         }
-        if (first === 0xfe && (this.deprecateEof ? len < MAX_PAYLOAD : len < 9)) {
+        if (first === Packet.EOF && (this.deprecateEof ? len < MAX_PAYLOAD : len < 9)) {
           const { status } = okFields(p, !this.deprecateEof);
           if (status & SERVER_MORE_RESULTS_EXISTS) {
             unit.stage = 'first';

@@ -16,6 +16,7 @@
  * Lost bytes answer every waiting request with the loss (so pairing stays in
  * step) and parsing resumes at the next syscall boundary that frames.
  */
+import { Backend, BACKEND_TYPES, ErrorField, Frontend, FRONTEND_TYPES, SslAnswer, Target } from './codes';
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
 import { cstring, u16be } from '../shared/wire';
@@ -30,8 +31,9 @@ const MAX_MESSAGE = 1 << 30;
 /** Resuming by content after broken framing: a message larger than this is not believed to start there. */
 const RESYNC_MAX_MESSAGE = 64 * 1024;
 
-const FRONTEND = new Set('BCDEFHPQSXcdfp');
-const BACKEND = new Set('123ACDEGHIKNRSTVWZcdnsvt');
+const FRONTEND = FRONTEND_TYPES;
+const BACKEND = BACKEND_TYPES;
+const DATA_ROW_BYTE = Backend.DataRow.charCodeAt(0);
 
 type UnitKind = 'startup' | 'ssl' | 'gss' | 'query' | 'execute' | 'sync';
 
@@ -237,7 +239,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         continue;
       }
       const total = 1 + len;
-      if (type === 'd') {
+      if (type === Frontend.CopyData) {
         // CopyData: its contents are the table's rows; only skip them.
         buf.skipAhead(total);
         continue;
@@ -251,19 +253,19 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
 
   private clientMessage(type: string, body: Buffer, buf: StreamBuffer, total: number): void {
     switch (type) {
-      case 'Q': {
+      case Frontend.Query: {
         this.request({ command: 'Query', query: cstring(body, 5)[0] }, buf, total);
         this.expect('query');
         break;
       }
-      case 'P': {
+      case Frontend.Parse: {
         const [name, at] = cstring(body, 5);
         const [text, after] = cstring(body, at);
         this.statements.set(name, text);
         void after;
         break;
       }
-      case 'B': {
+      case Frontend.Bind: {
         const [portal, at] = cstring(body, 5);
         const [statement, after] = cstring(body, at);
         // Counts are Int16 on the wire but never negative: read unsigned, past the end as none.
@@ -272,7 +274,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         this.portals.set(portal, { statement, params });
         break;
       }
-      case 'E': {
+      case Frontend.Execute: {
         const [portal] = cstring(body, 5);
         const bound = this.portals.get(portal);
         const text = bound ? this.statements.get(bound.statement) : undefined;
@@ -286,21 +288,21 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         this.expect('execute');
         break;
       }
-      case 'S':
+      case Frontend.Sync:
         this.expect('sync');
         break;
-      case 'C': {
+      case Frontend.Close: {
         const what = String.fromCharCode(body[5] ?? 0);
         const [name] = cstring(body, 6);
-        if (what === 'S') this.statements.delete(name);
+        if (what === Target.Statement) this.statements.delete(name);
         else this.portals.delete(name);
         break;
       }
-      case 'F':
+      case Frontend.FunctionCall:
         this.request({ command: 'FunctionCall' }, buf, total);
         this.expect('query');
         break;
-      case 'X':
+      case Frontend.Terminate:
         this.request({ command: 'Terminate', control: true, noResponse: true }, buf, total);
         break;
       default:
@@ -317,7 +319,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       const head = this.units[0];
       if (head && (head.kind === 'ssl' || head.kind === 'gss')) {
         const b = buf.byteAt(0)!;
-        if (b === 0x53 /* S */ || b === 0x4e /* N */ || b === 0x47 /* G */) {
+        if (b === SslAnswer.Yes || b === SslAnswer.No || b === SslAnswer.GssYes) {
           const accepted = b !== 0x4e;
           const start = buf.when();
           head.tsStart = start.ts;
@@ -349,8 +351,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       }
       const total = 1 + len;
       const unit = this.answerStarts(buf);
-      if (type === 'D' || type === 'd') {
-        if (type === 'D' && unit) unit.rows++;
+      if (type === Backend.DataRow || type === Backend.CopyData) {
+        if (type === Backend.DataRow && unit) unit.rows++;
         buf.skipAhead(total);
         continue;
       }
@@ -369,7 +371,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     const b = buf.view();
     let at = 0;
     let rows = 0;
-    while (at + 5 <= b.length && b[at] === 0x44 /* D */) {
+    while (at + 5 <= b.length && b[at] === DATA_ROW_BYTE) {
       const len = ((b[at + 1]! << 24) >>> 0) + (b[at + 2]! << 16) + (b[at + 3]! << 8) + b[at + 4]!;
       if (len < 4 || at + 1 + len > b.length) break;
       rows++;
@@ -384,7 +386,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private serverMessage(type: string, body: Buffer, endTs: bigint): void {
     const unit = this.units[0];
     switch (type) {
-      case 'Z': {
+      case Backend.ReadyForQuery: {
         // ReadyForQuery ends a start-up, a simple query, or an extended batch at its Sync.
         if (unit && (unit.kind === 'startup' || unit.kind === 'query')) {
           this.units.shift();
@@ -404,7 +406,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         }
         break;
       }
-      case 'C': {
+      case Backend.CommandComplete: {
         const [tag] = cstring(body, 5);
         const rows = tagRows(tag);
         if (unit?.kind === 'execute') {
@@ -418,19 +420,19 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         }
         break;
       }
-      case 'I':
+      case Backend.EmptyQueryResponse:
         if (unit?.kind === 'execute') {
           this.units.shift();
           this.respond(unit, { command: 'EmptyQueryResponse', rows: 0 }, endTs);
         }
         break;
-      case 's':
+      case Backend.PortalSuspended:
         if (unit?.kind === 'execute') {
           this.units.shift();
           this.respond(unit, { command: 'PortalSuspended', rows: unit.rows }, endTs);
         }
         break;
-      case 'E': {
+      case Backend.ErrorResponse: {
         const fields = errorFields(body);
         if (unit?.kind === 'execute') {
           this.units.shift();
@@ -449,7 +451,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         }
         break;
       }
-      case 'N':
+      case Backend.NoticeResponse:
         if (unit) unit.notices = (unit.notices ?? 0) + 1;
         break;
       default:
@@ -492,9 +494,9 @@ function errorFields(body: Buffer): { code: string; message: string; severity: s
   while (at < body.length && body[at] !== 0) {
     const field = String.fromCharCode(body[at]!);
     const [value, next] = cstring(body, at + 1);
-    if (field === 'C') out.code = value;
-    else if (field === 'M') out.message = value;
-    else if (field === 'V' || (field === 'S' && !out.severity)) out.severity = value;
+    if (field === ErrorField.Code) out.code = value;
+    else if (field === ErrorField.Message) out.message = value;
+    else if (field === ErrorField.SeverityNonLocalized || (field === ErrorField.Severity && !out.severity)) out.severity = value;
     at = next;
   }
   return out;
