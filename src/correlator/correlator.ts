@@ -38,6 +38,7 @@ import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
 import { parseTraceparent } from './traceparent';
+import { LOUPE_ATTR } from './attributes';
 
 export interface CorrelatorOptions {
   redaction: RedactionOptions;
@@ -327,8 +328,8 @@ export class Correlator {
   onLoss(lost: bigint): void {
     for (const queue of this.inFlight.values()) {
       for (const pending of queue) {
-        const before = Number(pending.span.attributes['loupe.records_lost'] ?? 0);
-        pending.span.attributes['loupe.records_lost'] = before + Number(lost);
+        const before = Number(pending.span.attributes[LOUPE_ATTR.RECORDS_LOST] ?? 0);
+        pending.span.attributes[LOUPE_ATTR.RECORDS_LOST] = before + Number(lost);
       }
     }
   }
@@ -513,7 +514,7 @@ export class Correlator {
       if (route !== undefined) {
         span.attributes[ATTR_HTTP_ROUTE] = route;
         span.name = spanName(kind, req, route);
-      } else span.attributes['loupe.route_ignored'] = true;
+      } else span.attributes[LOUPE_ATTR.ROUTE_IGNORED] = true;
     }
     const pending: InFlight = { span, conn, claimed: false, fingerprint: fingerprint(req) };
     const header = parseTraceparent(headerValue(req.headers, 'traceparent'));
@@ -544,11 +545,11 @@ export class Correlator {
       context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true, req);
       if (!this.claimWaitingServer(conn, pending)) push(this.clientsByFingerprint, pending.fingerprint, pending);
     }
-    span.attributes['loupe.context'] = context;
-    if (req.error !== undefined) span.attributes['loupe.parse_error'] = req.error;
-    if (req.parseErrorCode !== undefined) span.attributes['loupe.parse_error_code'] = req.parseErrorCode;
-    if (req.lostBytes) span.attributes['loupe.lost_bytes'] = req.lostBytes;
-    if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
+    span.attributes[LOUPE_ATTR.CONTEXT] = context;
+    if (req.error !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR] = req.error;
+    if (req.parseErrorCode !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR_CODE] = req.parseErrorCode;
+    if (req.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = req.lostBytes;
+    if (conn.midStream) span.attributes[LOUPE_ATTR.MID_STREAM] = true;
     push(this.inFlight, conn.id, pending);
     if (kind === 'server') {
       // The handler may have started before the request's body finished arriving.
@@ -603,7 +604,7 @@ export class Correlator {
     const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
     const local = goParent ?? threadParent;
     const setParent = (ctx: SpanContext) => parentTo(span, ctx);
-    if (call) span.attributes['loupe.goroutine'] = call.goid.toString();
+    if (call) span.attributes[LOUPE_ATTR.GOROUTINE] = call.goid.toString();
     if (call?.ids && !header) {
       // The kernel put this call's traceparent on the wire (or would have): the peer knows the span by it.
       span.spanId = call.ids.spanId;
@@ -672,24 +673,24 @@ export class Correlator {
         if (header) {
           parentTo(span, { traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState: m.tracestate ?? '', remoteSampled: sampledFlag(header.flags) });
           span.parentIsRemote = true;
-          span.attributes['loupe.context'] = 'traceparent';
+          span.attributes[LOUPE_ATTR.CONTEXT] = 'traceparent';
         } else if (client) {
           client.claimed = true;
           this.pair(client, pending);
           parentTo(span, ctxOf(client.span));
-          span.attributes['loupe.context'] = 'connection-pair';
+          span.attributes[LOUPE_ATTR.CONTEXT] = 'connection-pair';
         } else {
           span.traceId = this.ids.traceId();
-          span.attributes['loupe.context'] = 'new';
+          span.attributes[LOUPE_ATTR.CONTEXT] = 'new';
           this.awaitClient(pending);
         }
       } else {
-        span.attributes['loupe.context'] = this.clientParent(conn, m.tid, span, header ? { ...header, traceState: m.tracestate ?? '' } : undefined, false);
+        span.attributes[LOUPE_ATTR.CONTEXT] = this.clientParent(conn, m.tid, span, header ? { ...header, traceState: m.tracestate ?? '' } : undefined, false);
         this.claimWaitingServer(conn, pending);
       }
-      if (m.error !== undefined) span.attributes['loupe.parse_error'] = m.error;
-      if (m.lostBytes) span.attributes['loupe.lost_bytes'] = m.lostBytes;
-      if (conn.midStream) span.attributes['loupe.mid_stream'] = true;
+      if (m.error !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR] = m.error;
+      if (m.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = m.lostBytes;
+      if (conn.midStream) span.attributes[LOUPE_ATTR.MID_STREAM] = true;
       push(this.inFlight, conn.id, pending);
       return;
     }
@@ -702,7 +703,7 @@ export class Correlator {
     }
     if (pending.silent) return;
     applyDbResponse(pending.span, m);
-    if (m.lostBytes) pending.span.attributes['loupe.lost_bytes'] = Number(pending.span.attributes['loupe.lost_bytes'] ?? 0) + m.lostBytes;
+    if (m.lostBytes) pending.span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(pending.span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + m.lostBytes;
     this.finishSpan(pending, m.tsEnd);
   }
 
@@ -792,8 +793,8 @@ export class Correlator {
     this.alias(span.traceId, client.span.traceId);
     // Parented before anything held goes out: the server span itself is among them when it ended first.
     parentTo(span, ctxOf(client.span));
-    span.attributes['loupe.context'] = 'connection-pair';
-    span.attributes['loupe.paired_late'] = true;
+    span.attributes[LOUPE_ATTR.CONTEXT] = 'connection-pair';
+    span.attributes[LOUPE_ATTR.PAIRED_LATE] = true;
     this.pair(client, waiting);
     for (const h of held?.held ?? []) {
       h.traceId = client.span.traceId;
@@ -806,14 +807,14 @@ export class Correlator {
     applyResponse(pending.span, res);
     if (res.error !== undefined && res.lenient) {
       // Read whole despite a deviation from strict parsing: said, but the answer's own status stands.
-      pending.span.attributes['loupe.parse_error'] = res.error;
-      if (res.parseErrorCode !== undefined) pending.span.attributes['loupe.parse_error_code'] = res.parseErrorCode;
+      pending.span.attributes[LOUPE_ATTR.PARSE_ERROR] = res.error;
+      if (res.parseErrorCode !== undefined) pending.span.attributes[LOUPE_ATTR.PARSE_ERROR_CODE] = res.parseErrorCode;
     } else if (res.error !== undefined) {
-      pending.span.attributes['loupe.parse_error'] = res.error;
+      pending.span.attributes[LOUPE_ATTR.PARSE_ERROR] = res.error;
       pending.span.status = { code: 'error', message: res.error };
     }
     if (res.lostBytes) {
-      pending.span.attributes['loupe.lost_bytes'] = Number(pending.span.attributes['loupe.lost_bytes'] ?? 0) + res.lostBytes;
+      pending.span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(pending.span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + res.lostBytes;
     }
     this.finishSpan(pending, res.tsEnd);
   }
@@ -821,7 +822,7 @@ export class Correlator {
   private incomplete(pending: InFlight, why: string, errorType: string, endNs: bigint): void {
     if (pending.silent) return;
     this.stats.incomplete++;
-    pending.span.attributes['loupe.incomplete'] = why;
+    pending.span.attributes[LOUPE_ATTR.INCOMPLETE] = why;
     pending.span.attributes[ATTR_ERROR_TYPE] = errorType;
     pending.span.status = { code: 'error', message: why };
     this.finishSpan(pending, endNs);
@@ -861,7 +862,7 @@ export class Correlator {
     span.traceId = this.resolveTrace(span.traceId);
     pending.ended = true;
     const other = pending.pairedWith;
-    if (other?.ended && span.attributes['loupe.incomplete'] === undefined && other.span.attributes['loupe.incomplete'] === undefined) {
+    if (other?.ended && span.attributes[LOUPE_ATTR.INCOMPLETE] === undefined && other.span.attributes[LOUPE_ATTR.INCOMPLETE] === undefined) {
       // See pair(): whichever ends second keeps the server's end within the client's (ends that were seen, not timed out).
       if (span.kind === 'server' && span.endNs > other.span.endNs) span.endNs = other.span.endNs;
       if (span.kind === 'client' && span.endNs < other.span.endNs) span.endNs = other.span.endNs;
@@ -927,7 +928,7 @@ export class Correlator {
     const child = (name: string, startNs: bigint, endNs: bigint): Span => ({
       traceId: span.traceId, spanId: this.ids.spanId(), parentSpanId: span.spanId, parentIsRemote: false, traceState: span.traceState,
       remoteSampled: span.remoteSampled, name, kind: 'internal', startNs, endNs: endNs > startNs ? endNs : startNs, service: span.service, pid: span.pid,
-      attributes: { 'loupe.phase': name === 'in queue' ? 'queue' : 'processing', 'loupe.goroutine': pending.goid!.toString() },
+      attributes: { [LOUPE_ATTR.PHASE]: name === 'in queue' ? 'queue' : 'processing', [LOUPE_ATTR.GOROUTINE]: pending.goid!.toString() },
       status: { code: 'unset' },
     });
     return [child('in queue', span.startNs, handlerStart), child('processing', handlerStart, handlerEnd)];

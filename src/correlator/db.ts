@@ -12,6 +12,7 @@ import type { DbProtocol, DbRequest, DbResponse } from '../parsers/db';
 import { obfuscateSql, sqlOperation, sqlTable } from '../parsers/sql-text';
 import type { Endpoint } from '../events/types';
 import type { AttributeValue, Span } from './span';
+import { LOUPE_ATTR } from './attributes';
 
 const SYSTEM: Record<DbProtocol, string> = {
   postgres: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
@@ -51,8 +52,8 @@ export function dbRequestAttributes(req: DbRequest, remote: Endpoint | undefined
     a[ATTR_NETWORK_PEER_ADDRESS] = remote.addr;
     a[ATTR_NETWORK_PEER_PORT] = remote.port;
   }
-  a['loupe.db.command'] = req.command;
-  if (req.note !== undefined) a['loupe.note'] = req.note;
+  a[LOUPE_ATTR.DB_COMMAND] = req.command;
+  if (req.note !== undefined) a[LOUPE_ATTR.NOTE] = req.note;
   return a;
 }
 

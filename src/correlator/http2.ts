@@ -9,6 +9,7 @@ import type { Http1Request, Http1Response } from '../parsers/http1/messages';
 import type { Http2Request, Http2Response } from '../parsers/http2/messages';
 import { applyResponse } from './http';
 import type { Span } from './span';
+import { LOUPE_ATTR } from './attributes';
 
 /** gRPC codes that make a server span an error (OTel RPC conventions); a client span fails on any code but OK. */
 const SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15]);
@@ -26,19 +27,19 @@ export function http2AsHttp1(m: Http2Request): Http1Request {
 export function decorateHttp2Request(span: Span, m: Http2Request): void {
   span.attributes[ATTR_NETWORK_PROTOCOL_VERSION] = '2';
   span.attributes['loupe.http2.stream_id'] = m.streamId;
-  if (m.unknownHeaders?.length) span.attributes['loupe.unknown_headers'] = m.unknownHeaders.join(', ');
+  if (m.unknownHeaders?.length) span.attributes[LOUPE_ATTR.UNKNOWN_HEADERS] = m.unknownHeaders.join(', ');
   if (m.grpc) {
     span.attributes[ATTR_RPC_SYSTEM] = 'grpc';
     span.attributes[ATTR_RPC_SERVICE] = m.grpc.service;
     span.attributes[ATTR_RPC_METHOD] = m.grpc.method;
-    span.attributes['loupe.rpc.request_messages'] = m.grpc.messages;
+    span.attributes[LOUPE_ATTR.RPC_REQUEST_MESSAGES] = m.grpc.messages;
     span.name = `${m.grpc.service}/${m.grpc.method}`;
   }
 }
 
 export function applyHttp2Response(span: Span, m: Http2Response): void {
   // Bytes the kernel did not copy: framing held over them, so the status below is the real one.
-  if (m.lostBytes) span.attributes['loupe.lost_bytes'] = Number(span.attributes['loupe.lost_bytes'] ?? 0) + m.lostBytes;
+  if (m.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + m.lostBytes;
   if (m.reset !== undefined) {
     span.attributes['loupe.http2.reset'] = m.reset;
     span.attributes[ATTR_ERROR_TYPE] = m.reset;
@@ -47,8 +48,8 @@ export function applyHttp2Response(span: Span, m: Http2Response): void {
   if (span.attributes[ATTR_RPC_SYSTEM] === 'grpc') {
     if (m.status) span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = m.status;
     if (m.grpc) {
-      span.attributes['loupe.rpc.response_messages'] = m.grpc.messages;
-      span.attributes['loupe.rpc.streaming'] = streamingKind(Number(span.attributes['loupe.rpc.request_messages'] ?? 0), m.grpc.messages);
+      span.attributes[LOUPE_ATTR.RPC_RESPONSE_MESSAGES] = m.grpc.messages;
+      span.attributes[LOUPE_ATTR.RPC_STREAMING] = streamingKind(Number(span.attributes[LOUPE_ATTR.RPC_REQUEST_MESSAGES] ?? 0), m.grpc.messages);
     }
     if (m.grpcStatus !== undefined) {
       span.attributes[ATTR_RPC_GRPC_STATUS_CODE] = m.grpcStatus;

@@ -18,6 +18,7 @@ import {
 import { ATTR_HOST_NAME } from '@opentelemetry/semantic-conventions/incubating';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
 import type { Span } from '../correlator/span';
+import { LOUPE_ATTR } from '../correlator/attributes';
 
 
 /** Beyla's default duration buckets, in seconds. */
@@ -167,7 +168,7 @@ export class RedMetrics {
 
   /** A SpanSink: every finished request span counts once. Phase spans and ignored routes do not. */
   onSpan(span: Span): void {
-    if (span.kind === 'internal' || span.attributes['loupe.route_ignored']) return;
+    if (span.kind === 'internal' || span.attributes[LOUPE_ATTR.ROUTE_IGNORED]) return;
     const seconds = Number(span.endNs - span.startNs) / 1e9;
     const a = span.attributes;
     if (span.kind === 'producer' || span.kind === 'consumer') {

@@ -6,13 +6,14 @@ import type { Span } from '../correlator/span';
 import { formatDuration } from './time';
 import { groupTraces, spanSummary } from './traces';
 import { safeLines } from './terminal';
+import { LOUPE_ATTR } from '../correlator/attributes';
 
 function describe(span: Span): string {
   const a = span.attributes;
   const flags: string[] = [];
   if (span.status.code === 'error') flags.push(`ERROR${span.status.message ? `: ${span.status.message}` : ''}`);
-  if (a['loupe.records_lost']) flags.push(`${a['loupe.records_lost']} records lost`);
-  if (a['loupe.mid_stream']) flags.push('joined mid-stream');
+  if (a[LOUPE_ATTR.RECORDS_LOST]) flags.push(`${a[LOUPE_ATTR.RECORDS_LOST]} records lost`);
+  if (a[LOUPE_ATTR.MID_STREAM]) flags.push('joined mid-stream');
   return `${span.service} ${span.kind.toUpperCase()} ${spanSummary(span)}  ${formatDuration(span.endNs - span.startNs)}${flags.length ? `  [${flags.join('; ')}]` : ''}`;
 }
 
