@@ -5,20 +5,16 @@
 import {
   ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_QUERY_TEXT, ATTR_DB_RESPONSE_STATUS_CODE,
   ATTR_DB_SYSTEM_NAME, ATTR_ERROR_TYPE, ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_PEER_PORT, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT,
-  DB_SYSTEM_NAME_VALUE_MYSQL, DB_SYSTEM_NAME_VALUE_POSTGRESQL,
 } from '@opentelemetry/semantic-conventions';
-import { ATTR_DB_RESPONSE_RETURNED_ROWS, DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/incubating';
-import type { DbProtocol, DbRequest, DbResponse } from '../parsers/db';
+import { ATTR_DB_RESPONSE_RETURNED_ROWS } from '@opentelemetry/semantic-conventions/incubating';
+import type { DbRequest, DbResponse } from '../parsers/db';
+import { dbSystemOf } from '../parsers/protocols';
 import { obfuscateSql, sqlOperation, sqlTable } from '../parsers/sql-text';
 import type { Endpoint } from '../events/types';
 import type { AttributeValue, Span } from './span';
 import { LOUPE_ATTR } from './attributes';
 
-const SYSTEM: Record<DbProtocol, string> = {
-  postgres: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
-  mysql: DB_SYSTEM_NAME_VALUE_MYSQL,
-  redis: DB_SYSTEM_NAME_VALUE_REDIS,
-};
+
 
 /** What a request does: operation, table and the text to export (literals obfuscated). */
 export function describeDbRequest(req: DbRequest): { operation: string; table?: string; text?: string } {
@@ -36,11 +32,11 @@ export function dbSpanName(req: DbRequest): string {
   const { operation, table } = describeDbRequest(req);
   // A Redis key is data, not a collection name: it stays out of the span name.
   if (table && req.protocol !== 'redis') return `${operation} ${table}`;
-  return operation || SYSTEM[req.protocol];
+  return operation || dbSystemOf(req.protocol);
 }
 
 export function dbRequestAttributes(req: DbRequest, remote: Endpoint | undefined): Record<string, AttributeValue> {
-  const a: Record<string, AttributeValue> = { [ATTR_DB_SYSTEM_NAME]: SYSTEM[req.protocol] };
+  const a: Record<string, AttributeValue> = { [ATTR_DB_SYSTEM_NAME]: dbSystemOf(req.protocol) };
   const { operation, table, text } = describeDbRequest(req);
   if (operation) a[ATTR_DB_OPERATION_NAME] = operation;
   if (table && req.protocol !== 'redis') a[ATTR_DB_COLLECTION_NAME] = table;

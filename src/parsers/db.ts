@@ -3,9 +3,10 @@
  * a request runs a command, a response answers the oldest unanswered request
  * of its connection. Each parser emits responses in request order.
  */
+import { isDatabaseProtocol, type DatabaseProtocol } from './protocols';
 import type { MessageBase } from './types';
 
-export type DbProtocol = 'postgres' | 'mysql' | 'redis';
+export type DbProtocol = DatabaseProtocol;
 
 export interface DbRequest extends MessageBase {
   protocol: DbProtocol;
@@ -50,5 +51,5 @@ export interface DbResponse extends MessageBase {
 export type DbMessage = DbRequest | DbResponse;
 
 export function isDbMessage(m: MessageBase): m is DbMessage {
-  return m.protocol === 'postgres' || m.protocol === 'mysql' || m.protocol === 'redis';
+  return isDatabaseProtocol(m.protocol);
 }

@@ -1,13 +1,16 @@
 /**
- * Which parser reads which protocol. A detected protocol with no parser yet is
- * still named on the connection (so `loupe parse` can say what it saw).
+ * Which parser reads which protocol (the list is protocols.ts): one factory
+ * per protocol the list marks parsed, which the compiler checks.
  */
 import { Http1Parser } from './http1/parser';
 import { Http2Parser } from './http2/parser';
 import { MysqlParser } from './mysql/parser';
 import { PostgresParser } from './postgres/parser';
+import type { ParsedProtocol } from './protocols';
 import { RedisParser } from './redis/parser';
 import type { ProtocolParser } from './types';
+
+export { PROTOCOLS, type Protocol } from './protocols';
 
 export interface ParserOptions {
   /** HTTP/2: keep the first gRPC message payloads (for `loupe parse --proto`). */
@@ -16,7 +19,7 @@ export interface ParserOptions {
   upgraded?: boolean;
 }
 
-const FACTORIES: Record<string, (options: ParserOptions) => ProtocolParser> = {
+const FACTORIES: Record<ParsedProtocol, (options: ParserOptions) => ProtocolParser> = {
   http1: () => new Http1Parser(),
   http2: (options) => new Http2Parser({ keepGrpcPayloads: options.keepGrpcPayloads ?? false, upgraded: options.upgraded ?? false }),
   postgres: () => new PostgresParser(),
@@ -25,9 +28,9 @@ const FACTORIES: Record<string, (options: ParserOptions) => ProtocolParser> = {
 };
 
 export function createParser(protocol: string, options: ParserOptions = {}): ProtocolParser | undefined {
-  return FACTORIES[protocol]?.(options);
+  return Object.hasOwn(FACTORIES, protocol) ? FACTORIES[protocol as ParsedProtocol](options) : undefined;
 }
 
 export function hasParser(protocol: string): boolean {
-  return protocol in FACTORIES;
+  return Object.hasOwn(FACTORIES, protocol);
 }

@@ -28,7 +28,8 @@ const ZERO = 0x30;
 const LF = 0x0a;
 const CR = 0x0d;
 
-export type DbProtocol = 'postgres' | 'mysql' | 'redis';
+export type { DatabaseProtocol as DbProtocol } from '../parsers/protocols';
+import type { DatabaseProtocol as DbProtocol } from '../parsers/protocols';
 
 export interface DbMasker {
   mask(payload: Uint8Array): number;

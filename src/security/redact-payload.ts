@@ -14,6 +14,7 @@ import { BodyMasker } from './redact-body';
 import { detectProtocol, isHttp2Frames, NEED_MORE } from '../streams/detect';
 import { GIVE_UP_BYTES } from '../streams/connections';
 import { dbMasker, type DbMasker, type DbProtocol } from './redact-db';
+import { isDatabaseProtocol, PROTOCOLS } from '../parsers/protocols';
 
 /**
  * What the two directions of one socket learn of it together: a MySQL client's
@@ -47,7 +48,7 @@ export function maskHttpSecrets(payload: Uint8Array): number {
   return StreamMasker.maskText(new StreamMasker(), payload);
 }
 
-const DB_PROTOCOLS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'redis']);
+const DB_PROTOCOLS: ReadonlySet<string> = new Set(PROTOCOLS.filter(isDatabaseProtocol));
 /** The start of a Redis inline command that carries a password. */
 const REDIS_INLINE_SECRET = /^(AUTH|HELLO) /i;
 /** How far into a direction the protocol detector is asked again while it needs more bytes: a greeting or start-up fits. */

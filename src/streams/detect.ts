@@ -14,8 +14,9 @@ import type { Side } from '../parsers/types';
 import { Backend, Frontend } from '../parsers/postgres/codes';
 import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameType, isConnectionFrame, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from '../parsers/http2/frames';
 
-export const PROTOCOLS = ['http1', 'http2', 'postgres', 'mysql', 'redis', 'tls'] as const;
-export type Protocol = (typeof PROTOCOLS)[number];
+// The list of protocols is src/parsers/protocols.ts; detection names only those.
+export { PROTOCOLS, type Protocol } from '../parsers/protocols';
+import type { Protocol } from '../parsers/protocols';
 
 export interface Detection {
   protocol: Protocol;

@@ -1,0 +1,75 @@
+/**
+ * src/parsers/protocols.ts is the one list of protocols: detection names only
+ * those and each of them, `--port N=PROTO` offers exactly those, every one
+ * marked parsed has its parser, databases carry OpenTelemetry's system
+ * names, and no other source file spells out a list of them.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DB_SYSTEM_NAME_VALUE_MYSQL, DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
+import { DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/incubating';
+import { describe, expect, it } from 'vitest';
+import { dbSystemOf, isDatabaseProtocol, PROTOCOL_MODULES, PROTOCOLS } from '../src/parsers/protocols';
+import { createParser, hasParser } from '../src/parsers/registry';
+import { detectProtocol, NEED_MORE } from '../src/streams/detect';
+import { allSeeds } from './fuzz/seeds';
+import { ROOT } from './helpers';
+
+/** A TLS 1.2 ClientHello's record and handshake headers (its body does not matter to detection). */
+const TLS_HELLO = Buffer.from('160301020001000200' + '03'.repeat(8), 'hex');
+
+function sources(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? sources(p) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
+  });
+}
+
+describe('the protocol list', () => {
+  it('is what detection names: each protocol from its own first bytes, and nothing else from any seed', () => {
+    const detected = new Set<string>();
+    for (const [, conversations] of allSeeds()) {
+      for (const turns of conversations) {
+        for (const t of turns.slice(0, 2)) {
+          const v = detectProtocol(t.bytes);
+          if (v !== undefined && v !== NEED_MORE) detected.add(v.protocol);
+        }
+      }
+    }
+    const tls = detectProtocol(TLS_HELLO);
+    if (tls !== undefined && tls !== NEED_MORE) detected.add(tls.protocol);
+    expect([...detected].sort()).toEqual([...PROTOCOLS].sort());
+  });
+
+  it('is what --port N=PROTO offers', () => {
+    const r = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'parse', path.join(ROOT, 'test/fixtures/http-loopback.pcap'), '--port', '1=gopher'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`PROTO one of ${PROTOCOLS.join(', ')}`);
+  });
+
+  it('has a parser for each protocol it marks parsed, and only those, reading that protocol', () => {
+    for (const m of PROTOCOL_MODULES) {
+      expect(hasParser(m.name), m.name).toBe(m.parsed);
+      if (m.parsed) expect(createParser(m.name)!.protocol).toBe(m.name);
+    }
+  });
+
+  it('gives each database OpenTelemetry\'s db.system.name', () => {
+    expect(PROTOCOLS.filter(isDatabaseProtocol).map((p) => [p, dbSystemOf(p)])).toEqual([
+      ['postgres', DB_SYSTEM_NAME_VALUE_POSTGRESQL], ['mysql', DB_SYSTEM_NAME_VALUE_MYSQL], ['redis', DB_SYSTEM_NAME_VALUE_REDIS],
+    ]);
+  });
+
+  it('is spelled out nowhere else in the sources', () => {
+    const names = PROTOCOLS.map((p) => `'${p}'`);
+    for (const file of sources(path.join(ROOT, 'src'))) {
+      if (file.endsWith(path.join('parsers', 'protocols.ts'))) continue;
+      for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+        // A list: three or more of the names on one line, in an array or a union.
+        const listed = names.filter((n) => line.includes(n));
+        expect(listed.length, `${path.relative(ROOT, file)}: ${line.trim()}`).toBeLessThan(3);
+      }
+    }
+  });
+});
