@@ -3,6 +3,7 @@
  * loupe: the command line. Each command is thin: it reads arguments, calls
  * the core and maps failures to exit codes (2: bad input or usage, 1: bug).
  */
+import { EXIT_STATUS, LoupeError } from '../errors';
 import * as path from 'node:path';
 import { renderWaterfall } from '../export/waterfall';
 import { ProgressBar } from './progress';
@@ -28,9 +29,13 @@ import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/exporters';
 import { ConfigError, DEFAULT_MAX_PAYLOAD, ENV_OF_KEY, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 import { escapeControl } from '../export/terminal';
-import { checkTarget, OutputError, streamFile, wholeFile, type OutputFile } from '../events/output-file';
+import { checkTarget, streamFile, wholeFile, type OutputFile } from '../events/output-file';
 
-export class UsageError extends Error {}
+export class UsageError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_USAGE', message);
+  }
+}
 
 export const USAGE = `loupe — eBPF auto-instrumentation workbench
 
@@ -669,13 +674,14 @@ export function main(argv: string[], given: Out): number | Promise<number> {
 }
 
 function handleError(e: unknown, command: string | undefined, io: Out): number {
-  if (e instanceof CaptureError || e instanceof OutputError) {
-    io.err(`loupe: ${e.message}\n`);
-    return 2;
-  }
   if (e instanceof UsageError || e instanceof ExportConfigError || (e as NodeJS.ErrnoException).code?.startsWith?.('ERR_PARSE_ARGS')) {
     io.err(`loupe: ${(e as Error).message}\n${command === undefined ? USAGE : "run 'loupe help' for usage\n"}`);
-    return 2;
+    return EXIT_STATUS.input;
+  }
+  // Every error Loupe means to raise says what and where, and exits with its kind's status (src/errors.ts).
+  if (e instanceof LoupeError) {
+    io.err(`loupe: ${e.message}\n`);
+    return e.exitStatus;
   }
   io.err(`loupe: internal error: ${(e as Error).stack ?? e}\n`);
   return 1;

@@ -15,6 +15,7 @@
  * LOUPE_MAX_PAYLOAD, LOUPE_RING_MB, LOUPE_REDACT, LOUPE_TLS, LOUPE_OTLP,
  * LOUPE_PROMETHEUS_PORT, LOUPE_GO, LOUPE_GO_INJECT, LOUPE_CPUS (lists comma-separated, booleans true/false).
  */
+import { LoupeError } from '../errors';
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -39,9 +40,9 @@ export type SamplerName = (typeof SAMPLER_NAMES)[number];
 export const DEFAULT_MAX_PAYLOAD = 64 * 1024;
 
 /** A configuration problem; `source` says whether the value came from the file or the environment. */
-export class ConfigError extends Error {
+export class ConfigError extends LoupeError {
   constructor(message: string, readonly source: 'file' | 'environment' = 'file') {
-    super(message);
+    super('LOUPE_CONFIG', message);
   }
 }
 

@@ -7,12 +7,17 @@
  * binutils' disassembler, which knows x86-64 instruction boundaries; a byte
  * search for 0xC3 would not.
  */
+import { LoupeError } from '../errors';
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import { GENERATED_GO_OFFSETS } from './go-offsets.generated';
 
-export class ElfError extends Error {}
+export class ElfError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_ELF', message);
+  }
+}
 
 interface Section {
   name: string;

@@ -3,6 +3,7 @@
  * exactly as the kernel side wrote them, each framed by length and CRC-32.
  * Specified in docs/formats.md; keep the two in step.
  */
+import { LoupeError } from '../errors';
 import { crc32 } from 'node:zlib';
 import { streamFile, wholeFile, writeFully, type OutputFile } from './output-file';
 
@@ -44,14 +45,14 @@ export interface CaptureHeader {
 }
 
 /** A capture problem, with where it is. Exit code 2 in the CLI. */
-export class CaptureError extends Error {
+export class CaptureError extends LoupeError {
   constructor(
     public readonly file: string,
     /** Human "where": "byte 1234" or "line 7". */
     public readonly where: string,
     public readonly reason: string,
   ) {
-    super(`${file}: ${where}: ${reason}`);
+    super('LOUPE_CAPTURE', `${file}: ${where}: ${reason}`);
   }
 }
 

@@ -2,6 +2,7 @@
  * Raw kernel records <-> decoded Events. Every offset comes from layout.ts,
  * which is checked against bpf/events.h by the compiler in a test.
  */
+import { LoupeError } from '../errors';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
 import { formatAddr, parseAddr } from './addr';
 import type {
@@ -10,9 +11,9 @@ import type {
 import type { ProcessInfo } from './capture';
 
 /** A record that cannot be decoded. `reason` says what is wrong; the caller adds where. */
-export class RecordError extends Error {
+export class RecordError extends LoupeError {
   constructor(public readonly reason: string) {
-    super(reason);
+    super('LOUPE_RECORD', reason);
   }
 }
 

@@ -17,11 +17,16 @@
  * A target that is a symbolic link is refused either way: replacing
  * /dev/stdout or a link a user set up on purpose is not ours to do.
  */
+import { LoupeError } from '../errors';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export class OutputError extends Error {}
+export class OutputError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_OUTPUT', message);
+  }
+}
 
 /** Write all of `bytes` to an open file: writeSync may write less than it is given. */
 export function writeFully(fd: number, bytes: Uint8Array): void {

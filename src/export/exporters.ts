@@ -5,6 +5,7 @@
  * endpoint. A collector that is down costs a bounded queue and counters,
  * never a crash or an unbounded heap.
  */
+import { LoupeError } from '../errors';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { PeriodicExportingMetricReader, type MetricData, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -16,7 +17,11 @@ import type { Span } from '../correlator/span';
 import { PerServiceMetricExporter, RedMetrics, type AgentCounts } from './metrics';
 import { samplerFromEnv, type SamplerName, type TraceSampler } from './sampling';
 
-export class ExportConfigError extends Error {}
+export class ExportConfigError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_EXPORT_CONFIG', message);
+  }
+}
 
 export interface ExportOptions {
   /** Send traces and metrics over OTLP (endpoint and protocol from OTEL_EXPORTER_OTLP_*). */

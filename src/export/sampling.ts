@@ -8,6 +8,7 @@
  * at all, and the decision depends on nothing but the capture: a replay
  * sends what the live run sent. Metrics count every span, sampled or not.
  */
+import { LoupeError } from '../errors';
 import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 import type { Span } from '../correlator/span';
@@ -16,7 +17,11 @@ import { OTEL_KIND } from './otlp';
 
 export { SAMPLER_NAMES, type SamplerName };
 
-export class SamplerConfigError extends Error {}
+export class SamplerConfigError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_SAMPLER_CONFIG', message);
+  }
+}
 
 export class TraceSampler {
   constructor(

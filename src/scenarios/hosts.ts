@@ -6,9 +6,14 @@
  * (EBPF-NOTES: never address a namespace subnet from the root namespace).
  * The load runs from a host namespace too.
  */
+import { LoupeError } from '../errors';
 import { execFileSync } from 'node:child_process';
 
-export class HostError extends Error {}
+export class HostError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_HOST', message);
+  }
+}
 
 function ip(args: string[]): void {
   try {

@@ -11,6 +11,7 @@
  * `attributes` what every span matching a hop must carry (a string starting
  * with `~` is a regular expression the value must match).
  */
+import { LoupeError } from '../errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -18,7 +19,11 @@ import { z } from 'zod';
 import type { Span } from '../correlator/span';
 import { groupTraces } from '../export/traces';
 
-export class ScenarioError extends Error {}
+export class ScenarioError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_SCENARIO', message);
+  }
+}
 
 const command = z.array(z.string()).min(1);
 

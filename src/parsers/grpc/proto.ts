@@ -3,11 +3,16 @@
  * (`loupe parse --proto DIR`), through @grpc/proto-loader. Only the workbench
  * uses this: spans never carry message contents.
  */
+import { LoupeError } from '../../errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadSync, type MethodDefinition, type PackageDefinition } from '@grpc/proto-loader';
 
-export class ProtoError extends Error {}
+export class ProtoError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_PROTO', message);
+  }
+}
 
 function protoFiles(dir: string): string[] {
   const out: string[] = [];

@@ -10,9 +10,14 @@
  * reported as unknown (never invented), and decoding goes on. Entries added
  * after the join are known, since they are the newest.
  */
+import { LoupeError } from '../../errors';
 import { HUFFMAN_CODES, STATIC_TABLE } from './hpack-tables';
 
-export class HpackError extends Error {}
+export class HpackError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_HPACK', message);
+  }
+}
 
 // --- Huffman -----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
  * from the options, and drained in batches of raw records. It hands records
  * on exactly as the kernel wrote them; deciding what they mean is the core's.
  */
+import { LoupeError } from '../../errors';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
@@ -84,7 +85,11 @@ export interface LiveStarted {
   clocks: { realtime: bigint; monotonic: bigint };
 }
 
-export class LiveError extends Error {}
+export class LiveError extends LoupeError {
+  constructor(message: string) {
+    super('LOUPE_LIVE', message);
+  }
+}
 
 function encodeConfig(fields: Record<string, number | bigint>): Buffer {
   const buf = Buffer.alloc(layoutOf('loupe_config').size);
