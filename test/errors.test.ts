@@ -6,18 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_KINDS, EXIT_STATUS, LoupeError } from '../src/errors';
 import { CaptureError } from '../src/events/capture';
 import { LiveError } from '../src/sources/live/live-source';
-import { ROOT, tempDir } from './helpers';
+import { ROOT, tempDir, sourceFiles } from './helpers';
 
-function sources(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? sources(p) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
-  });
-}
 
 describe('errors', () => {
   it('are all LoupeErrors: no other exported class in the sources extends Error (a parser\'s private signal, caught where it is thrown, may)', () => {
-    const others = sources(path.join(ROOT, 'src')).flatMap((f) => [...fs.readFileSync(f, 'utf8').matchAll(/export class (\w+) extends Error\b/g)].map((m) => `${path.relative(ROOT, f)}: ${m[1]}`));
+    const others = sourceFiles(path.join(ROOT, 'src')).flatMap((f) => [...fs.readFileSync(f, 'utf8').matchAll(/export class (\w+) extends Error\b/g)].map((m) => `${path.relative(ROOT, f)}: ${m[1]}`));
     expect(others).toEqual(['src/errors.ts: LoupeError']);
   });
 

@@ -41,3 +41,11 @@ export function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', patter
     });
   });
 }
+
+/** The TypeScript sources under a folder, tests left out: for tests that hold the code to a rule. */
+export function sourceFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? sourceFiles(p) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
+  });
+}

@@ -14,17 +14,11 @@ import { dbSystemOf, isDatabaseProtocol, PROTOCOL_MODULES, PROTOCOLS } from '../
 import { createParser, hasParser } from '../src/parsers/registry';
 import { detectProtocol, NEED_MORE } from '../src/streams/detect';
 import { allSeeds } from './fuzz/seeds';
-import { ROOT } from './helpers';
+import { ROOT, sourceFiles } from './helpers';
 
 /** A TLS 1.2 ClientHello's record and handshake headers (its body does not matter to detection). */
 const TLS_HELLO = Buffer.from('160301020001000200' + '03'.repeat(8), 'hex');
 
-function sources(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? sources(p) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
-  });
-}
 
 describe('the protocol list', () => {
   it('is what detection names: each protocol from its own first bytes, and nothing else from any seed', () => {
@@ -63,7 +57,7 @@ describe('the protocol list', () => {
 
   it('is spelled out nowhere else in the sources', () => {
     const names = PROTOCOLS.map((p) => `'${p}'`);
-    for (const file of sources(path.join(ROOT, 'src'))) {
+    for (const file of sourceFiles(path.join(ROOT, 'src'))) {
       if (file.endsWith(path.join('parsers', 'protocols.ts'))) continue;
       for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
         // A list: three or more of the names on one line, in an array or a union.

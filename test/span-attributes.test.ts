@@ -3,14 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LOUPE_ATTR } from '../src/correlator/attributes';
-import { ROOT } from './helpers';
+import { ROOT, sourceFiles } from './helpers';
 
-function sources(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? sources(p) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
-  });
-}
 
 describe('loupe.* span attributes', () => {
   it('are each documented in docs/formats.md', () => {
@@ -19,7 +13,7 @@ describe('loupe.* span attributes', () => {
   });
 
   it('are set by name from LOUPE_ATTR, never spelled out elsewhere in the correlator and exporters', () => {
-    for (const file of [...sources(path.join(ROOT, 'src/correlator')), ...sources(path.join(ROOT, 'src/export'))]) {
+    for (const file of [...sourceFiles(path.join(ROOT, 'src/correlator')), ...sourceFiles(path.join(ROOT, 'src/export'))]) {
       if (file.endsWith('attributes.ts')) continue;
       const spelled = [...fs.readFileSync(file, 'utf8').matchAll(/'(loupe\.[a-z_.]+)'/g)].map((m) => m[1]!).filter((n) => Object.values(LOUPE_ATTR).includes(n as never));
       expect(spelled, path.relative(ROOT, file)).toEqual([]);

@@ -539,14 +539,20 @@ describe.skipIf(Boolean(pgbench))(`PostgreSQL and pgbench: simple, extended and 
 });
 
 const mysqlslap = missing('mysqlslap', 'mariadbd', 'mariadb-install-db');
+
+/** A MariaDB server of its own, on a free port, that lets any user in (--skip-grant-tables), listening. */
+async function mariadbAnyUser(): Promise<{ port: number }> {
+  const dir = tempDir();
+  const data = path.join(dir, 'data');
+  expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
+  const port = await freePort();
+  const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0']);
+  await listening(port, server);
+  return { port };
+}
 describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap with rows over the copy size${mysqlslap ? ` (skipped: ${mysqlslap})` : ''}`, () => {
   it('4 clients x 3 iterations x 2 queries over 20 KB and 30 KB rows are 24 SELECTs, client over server, with their real status and row counts', async () => {
-    const dir = tempDir();
-    const data = path.join(dir, 'data');
-    expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
-    const port = await freePort();
-    const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0']);
-    await listening(port, server);
+    const { port } = await mariadbAnyUser();
     // Copies of 4096 bytes: every row is cut, and the packet lengths must frame what follows.
     const { spans, live, replay } = await watched({ ports: [port], maxPayload: 4096 }, async () => {
       const r = await run('mysqlslap', [
@@ -579,12 +585,7 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap with rows over the co
 
 describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap over the compressed protocol${mysqlslap ? ` (skipped: ${mysqlslap})` : ''}`, () => {
   it('2 clients x 3 iterations x 2 queries sent compressed (--compress) are 12 SELECTs with row counts, and a literal never reaches the capture, inflated or not', async () => {
-    const dir = tempDir();
-    const data = path.join(dir, 'data');
-    expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
-    const port = await freePort();
-    const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0']);
-    await listening(port, server);
+    const { port } = await mariadbAnyUser();
     const secret = 'hunter2-correct-horse';
     // The literal many times: the client deflates a statement only when that makes it smaller (132 bytes with it
     // three times went as is, measured); the short one goes as is, inside the compressed framing.
