@@ -12,7 +12,7 @@ import { DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/
 import { describe, expect, it } from 'vitest';
 import { dbSystemOf, isDatabaseProtocol, PROTOCOL_MODULES, PROTOCOLS } from '../src/parsers/protocols';
 import { createParser, hasParser } from '../src/parsers/registry';
-import { detectProtocol, NEED_MORE } from '../src/streams/detect';
+import { detectProtocol, NEED_MORE } from '../src/parsers/detect';
 import { allSeeds } from './fuzz/seeds';
 import { ROOT, sourceFiles } from './helpers';
 

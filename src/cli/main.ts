@@ -19,7 +19,7 @@ import { openCapture } from '../sources/capture-file';
 import { REPLAY_FORMATS, replayFile, replayFileExporting, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
-import { PROTOCOLS, type Protocol } from '../streams/detect';
+import { PROTOCOLS, type Protocol } from '../parsers/detect';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError, type Propagation } from '../sources/live/live-source';

@@ -11,8 +11,8 @@
 import { HARMLESS_HEADER_MAX_LENGTH, isCredentialHeader, isSecretHeader } from './redact';
 import { Http2Masker, http2Start } from './redact-http2';
 import { BodyMasker } from './redact-body';
-import { detectProtocol, isHttp2Frames, NEED_MORE } from '../streams/detect';
-import { GIVE_UP_BYTES } from '../streams/connections';
+import { detectProtocol, isHttp2Frames, NEED_MORE } from '../parsers/detect';
+import { GIVE_UP_BYTES } from '../parsers/detect';
 import { dbMasker, type DbMasker, type DbProtocol } from './redact-db';
 import { isDatabaseProtocol, PROTOCOLS } from '../parsers/protocols';
 

@@ -11,7 +11,7 @@ import { CONSTANTS } from '../events/layout';
 import { createParser, type ParserOptions } from '../parsers/registry';
 import { Http1Parser } from '../parsers/http1/parser';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
-import { detectProtocol, framesAs, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from './detect';
+import { detectProtocol, framesAs, GIVE_UP_BYTES, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from '../parsers/detect';
 
 export interface Connection {
   /** Sequence number in order of first sight; stable across replays. */
@@ -92,8 +92,7 @@ export interface ParserFault {
  */
 export type CloseReason = 'closed' | 'captureEnd' | 'idle';
 
-/** Bytes a connection may move without a recognisable message start before we stop looking. */
-export const GIVE_UP_BYTES = 64 * 1024;
+export { GIVE_UP_BYTES };
 
 export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
   if (role === 'server') return direction === 'ingress' ? 'client' : 'server';

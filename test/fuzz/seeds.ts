@@ -9,7 +9,7 @@ import * as zlib from 'node:zlib';
 import { decodeRecord } from '../../src/events/codec';
 import type { Role } from '../../src/events/types';
 import { sideOf } from '../../src/streams/connections';
-import { detectProtocol, NEED_MORE } from '../../src/streams/detect';
+import { detectProtocol, NEED_MORE } from '../../src/parsers/detect';
 import { openCapture } from '../../src/sources/capture-file';
 import type { Turn } from '../parser-harness';
 import { ROOT } from '../helpers';

@@ -1,6 +1,6 @@
 /**
  * HTTP/2's wire codes (RFC 9113 §6, §7, §11.2), named once: the parser, the
- * masker (src/security/redact-http2.ts) and detection (src/streams/detect.ts)
+ * masker (src/security/redact-http2.ts) and detection (src/parsers/detect.ts)
  * read frames with these.
  */
 

@@ -9,7 +9,7 @@
 import type { CaptureHeader, ProcessInfo } from '../../events/capture';
 import { CONSTANTS } from '../../events/layout';
 import type { Endpoint, Event } from '../../events/types';
-import { detectProtocol, NEED_MORE } from '../../streams/detect';
+import { detectProtocol, NEED_MORE } from '../../parsers/detect';
 import { FileSource, readPackets, type LinkPacket } from './file';
 import { decodePacket, type TcpSegment } from './packet';
 

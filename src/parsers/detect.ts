@@ -10,13 +10,13 @@
  *    accepted when the bytes frame exactly into whole messages of that
  *    protocol, to keep false positives (MySQL's loose framing especially) down.
  */
-import type { Side } from '../parsers/types';
-import { Backend, Frontend } from '../parsers/postgres/codes';
-import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameType, isConnectionFrame, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from '../parsers/http2/frames';
+import type { Side } from './types';
+import { Backend, Frontend } from './postgres/codes';
+import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameType, isConnectionFrame, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from './http2/frames';
 
 // The list of protocols is src/parsers/protocols.ts; detection names only those.
-export { PROTOCOLS, type Protocol } from '../parsers/protocols';
-import type { Protocol } from '../parsers/protocols';
+export { PROTOCOLS, type Protocol } from './protocols';
+import type { Protocol } from './protocols';
 
 export interface Detection {
   protocol: Protocol;
@@ -29,6 +29,8 @@ export interface Detection {
 export const NEED_MORE = 'need-more';
 /** Bytes we wait for at most before giving up on a direction's prefix. */
 export const MAX_DETECT_BYTES = 1024;
+/** Bytes a connection may move without a recognisable message start before we stop looking. */
+export const GIVE_UP_BYTES = 64 * 1024;
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 const REQUEST_LINE = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]+ HTTP/1\\.[01]\\r?$`);
