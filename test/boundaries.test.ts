@@ -22,7 +22,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   streams: ['parsers', 'events', 'errors'],
   security: ['parsers', 'errors'],
   // Know nothing of sinks; read Go binaries through discovery's ELF reader; a pcap's flows are told apart by detection.
-  sources: ['events', 'discovery/goelf', 'parsers/detect', 'errors'],
+  sources: ['events', 'discovery/goelf', 'discovery/cpu-list', 'parsers/detect', 'errors'],
   correlator: ['parsers', 'events', 'streams', 'security', 'discovery', 'routes', 'errors'],
   // The exporters read spans; they do not drive sources or the pipeline.
   export: ['correlator', 'parsers', 'events', 'streams', 'security', 'discovery', 'errors'],
@@ -32,9 +32,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
 };
 
 /** Back edges known to be wrong (issue 21): file -> the module it should not import. */
-const KNOWN_BACK_EDGES: readonly string[] = [
-  'src/sources/live/system.ts -> src/discovery/config',
-];
+const KNOWN_BACK_EDGES: readonly string[] = [];
 
 const areaOf = (file: string) => {
   const parts = path.relative(path.join(ROOT, 'src'), file).split(path.sep);

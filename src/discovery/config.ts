@@ -21,6 +21,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CONSTANTS } from '../events/layout';
 import { readRegularFile } from '../events/input-file';
+import { parseCpuList } from './cpu-list';
+
+export { parseCpuList };
 
 /**
  * The trace samplers the configuration may name (OTEL_TRACES_SAMPLER's
@@ -56,22 +59,6 @@ const regex = z.string().refine((s) => {
 }, 'is not a valid regular expression');
 const port = z.number().int().min(1).max(65535);
 
-/**
- * A CPU list as taskset and /sys/devices/system/cpu/online write it ("1",
- * "0,2", "2-3,6"), as sorted unique numbers; undefined when it is not one.
- */
-export function parseCpuList(text: string): number[] | undefined {
-  const cpus = new Set<number>();
-  for (const part of text.split(',')) {
-    const m = /^\s*(\d{1,4})(?:-(\d{1,4}))?\s*$/.exec(part);
-    if (!m) return undefined;
-    const from = Number(m[1]);
-    const to = m[2] === undefined ? from : Number(m[2]);
-    if (to < from) return undefined;
-    for (let c = from; c <= to; c++) cpus.add(c);
-  }
-  return [...cpus].sort((a, b) => a - b);
-}
 const cpuList = z.string().refine((s) => parseCpuList(s) !== undefined, 'is not a CPU list (like "1", "0,2" or "2-3")');
 
 export const CONFIG_SCHEMA = z.object({

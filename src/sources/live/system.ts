@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseCpuList } from '../../discovery/config';
+import { parseCpuList } from '../../discovery/cpu-list';
 
 /** The repository root: dist/sources/live and src/sources/live are both three levels down. */
 export const ROOT = path.resolve(__dirname, '../../..');
