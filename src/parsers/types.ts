@@ -2,6 +2,7 @@
  * What every protocol parser shares: bytes in, messages out, no I/O.
  * A parser sees the two byte streams of one connection, named by who sent them.
  */
+import type { Protocol } from './protocols';
 
 /** Who sent the bytes: the side that opened the connection, or the side that accepted it. */
 export type Side = 'client' | 'server';
@@ -46,4 +47,11 @@ export interface ProtocolParser<M extends MessageBase = MessageBase> {
   end(ts: bigint): void;
   /** Where messages go; set once by the owner. */
   onMessage(message: M): void;
+  /**
+   * Set by the owner: called by a parser whose connection switched protocols
+   * (HTTP/1.1's 101 Upgrade), with the protocol it switched to when Loupe
+   * reads it (undefined: a tunnel, or one it does not), and the new
+   * protocol's bytes in that chunk. A parser that never switches never calls it.
+   */
+  onSwitch?: (protocol: Protocol | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void;
 }

@@ -9,7 +9,6 @@
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
 import { CONSTANTS } from '../events/layout';
 import { createParser, type ParserOptions } from '../parsers/registry';
-import { Http1Parser } from '../parsers/http1/parser';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
 import { detectProtocol, framesAs, GIVE_UP_BYTES, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from '../parsers/detect';
 
@@ -485,14 +484,13 @@ export class ConnectionTracker {
     if (!parser) return;
     parser.onMessage = (message) => this.listener.onMessage(conn, message);
     conn.parser = parser;
-    if (parser instanceof Http1Parser) {
-      // HTTP/1.1 Upgrade: h2c: what follows the 101 is HTTP/2, stream 1 answering the request.
-      parser.onSwitch = (upgrade, side, leftover, chunk) => {
-        if (upgrade?.trim().toLowerCase() !== 'h2c') return;
-        this.attach(conn, 'http2', true);
-        if (leftover.length) conn.parser!.feed(side, { data: leftover, ts: chunk.ts, tid: chunk.tid }); // inside deliver's guard
-      };
-    }
+    // A connection that switches protocols (HTTP/1.1 Upgrade: h2c) gets the new protocol's parser, stream 1
+    // answering the upgraded request; one switched to what Loupe does not read is left to the old parser's silence.
+    parser.onSwitch = (next, side, leftover, chunk) => {
+      if (next === undefined) return;
+      this.attach(conn, next, true);
+      if (leftover.length) conn.parser!.feed(side, { data: leftover, ts: chunk.ts, tid: chunk.tid }); // inside deliver's guard
+    };
   }
 
   /** A protocol named for the connection's port, if any. */

@@ -7,6 +7,7 @@
  * Lines are parsed from the bytes in place (no string per line, no regex on
  * the hot path); only the strings a message carries are made.
  */
+import type { Protocol } from '../protocols';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { HTTP1_ERROR as E, type HeaderList, type Http1ErrorCode, type Http1Message, type Http1Request, type Http1Response } from './messages';
 
@@ -630,14 +631,14 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
 
   /** The protocol a 101 switched to (its Upgrade value), once switched. */
   private switchedTo: string | undefined;
-  /** Called once the connection switched protocols: to what, and the bytes of the new protocol in that chunk. */
-  onSwitch: (upgrade: string | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void = () => {};
+  /** See ProtocolParser.onSwitch: h2c (HTTP/2 over cleartext) is the upgrade Loupe reads. */
+  onSwitch?: (protocol: Protocol | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void;
 
   feed(side: Side, chunk: Chunk): void {
     const parser = side === 'client' ? this.requests : this.responses;
     if (parser.handedOver) return;
     parser.feed(chunk);
-    if (parser.handedOver) this.onSwitch(this.switchedTo, side, parser.leftover ?? Buffer.alloc(0), chunk);
+    if (parser.handedOver) this.onSwitch?.(this.switchedTo?.trim().toLowerCase() === 'h2c' ? 'http2' : undefined, side, parser.leftover ?? Buffer.alloc(0), chunk);
   }
 
   gap(side: Side, bytes: number, ts: bigint): void {
