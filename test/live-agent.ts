@@ -1,0 +1,53 @@
+/**
+ * What the live agent tests share: the CLI and demo service paths, why they
+ * are skipped where they cannot run, and running an agent as a child.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { liveSupport } from '../src/sources/live/system';
+import { ROOT } from './helpers';
+
+export const CLI = path.join(ROOT, 'dist/cli/main.js');
+export const SERVICE = path.join(ROOT, 'scenarios/services/factorial.js');
+
+const support = liveSupport();
+const curl = spawnSync('curl', ['--version']).status === 0;
+export const skipReason = !support.ok ? support.reason : !curl ? 'curl is not installed' : '';
+if (skipReason) console.warn(`live eBPF tests skipped: ${skipReason}`);
+
+export interface SpanLine {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  service: string;
+  attributes: Record<string, string | number | boolean>;
+}
+
+export function exited(child: ChildProcess, ms = 30_000): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('did not exit')), ms);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+export function startAgent(args: string[], prefix: string[] = []): { agent: ChildProcess; stderr: () => string } {
+  const [cmd, ...rest] = [...prefix, 'node', CLI, ...args];
+  const agent = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  agent.stderr!.on('data', (c) => (err += c));
+  return { agent, stderr: () => err };
+}
+
+/** Programs of ours still attached in the kernel (by their names in bpf/*.bpf.c). */
+export function attachedLoupePrograms(): string[] {
+  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  const ours = new Set(['sys_exit_io', 'sock_set_state', 'process_exec', 'go_serve_http', 'go_newproc1', 'loupe_sockops', 'loupe_inject_tr']);
+  return (JSON.parse(r.stdout) as Array<{ name?: string }>).map((p) => p.name ?? '').filter((n) => ours.has(n));
+}
