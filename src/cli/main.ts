@@ -19,7 +19,7 @@ import { openCapture } from '../sources/capture-file';
 import { REPLAY_FORMATS, replayFile, replayFileExporting, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
-import { PROTOCOLS, type Protocol } from '../parsers/detect';
+import { PROTOCOLS, type Protocol } from '../parsers/protocols';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError, type Propagation } from '../sources/live/live-source';
@@ -252,7 +252,9 @@ function cmdImport(args: string[], io: Out): number {
   // A capture's header names its processes before its records, and a pcap's
   // pseudo-processes are known only at its end: a first pass names them, so
   // the second streams to the output in bounded memory (twice the CPU of one).
-  for (const batch of scan.batches) batch.length = 0;
+  for (const _batch of scan.batches) {
+    // read only for the processes it names
+  }
   const input = openInput(positionals[0]!, 'both');
   input.header = scan.header;
   const out = values.output;

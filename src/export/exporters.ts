@@ -15,7 +15,8 @@ import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/export
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { Span } from '../correlator/span';
 import { PerServiceMetricExporter, RedMetrics, type AgentCounts } from './metrics';
-import { samplerFromEnv, type SamplerName, type TraceSampler } from './sampling';
+import type { SamplerName } from '../discovery/config';
+import { samplerFromEnv, type TraceSampler } from './sampling';
 
 export class ExportConfigError extends LoupeError {
   constructor(message: string) {

@@ -15,8 +15,6 @@ import type { Span } from '../correlator/span';
 import { SAMPLER_NAMES, type SamplerName } from '../discovery/config';
 import { OTEL_KIND } from './otlp';
 
-export { SAMPLER_NAMES, type SamplerName };
-
 export class SamplerConfigError extends LoupeError {
   constructor(message: string) {
     super('LOUPE_SAMPLER_CONFIG', message);

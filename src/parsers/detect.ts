@@ -14,8 +14,7 @@ import type { Side } from './types';
 import { Backend, Frontend } from './postgres/codes';
 import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameType, isConnectionFrame, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from './http2/frames';
 
-// The list of protocols is src/parsers/protocols.ts; detection names only those.
-export { PROTOCOLS, type Protocol } from './protocols';
+// Detection names only the protocols of the one list (protocols.ts).
 import type { Protocol } from './protocols';
 
 export interface Detection {

@@ -10,7 +10,6 @@ import type { ParsedProtocol } from './protocols';
 import { RedisParser } from './redis/parser';
 import type { ProtocolParser } from './types';
 
-export { PROTOCOLS, type Protocol } from './protocols';
 
 export interface ParserOptions {
   /** HTTP/2: keep the first gRPC message payloads (for `loupe parse --proto`). */

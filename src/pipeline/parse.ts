@@ -11,7 +11,7 @@ import { openCapture } from '../sources/capture-file';
 import { isPcap } from '../sources/pcap/file';
 import { streamPcapFile, type PcapImportStats } from '../sources/pcap/import';
 import { ConnectionTracker, type Connection } from '../streams/connections';
-import type { Protocol } from '../parsers/detect';
+import type { Protocol } from '../parsers/protocols';
 import { messageRecord, tableHeader, tableRow } from '../export/messages';
 import { ProtoDecoder } from '../parsers/grpc/proto';
 import type { MessageBase } from '../parsers/types';

@@ -10,7 +10,8 @@ import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/
 import { CONSTANTS } from '../events/layout';
 import { createParser, type ParserOptions } from '../parsers/registry';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
-import { detectProtocol, framesAs, GIVE_UP_BYTES, MAX_DETECT_BYTES, NEED_MORE, type Protocol } from '../parsers/detect';
+import { detectProtocol, framesAs, GIVE_UP_BYTES, MAX_DETECT_BYTES, NEED_MORE } from '../parsers/detect';
+import type { Protocol } from '../parsers/protocols';
 
 export interface Connection {
   /** Sequence number in order of first sight; stable across replays. */
@@ -91,7 +92,6 @@ export interface ParserFault {
  */
 export type CloseReason = 'closed' | 'captureEnd' | 'idle';
 
-export { GIVE_UP_BYTES };
 
 export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
   if (role === 'server') return direction === 'ingress' ? 'client' : 'server';
