@@ -14,7 +14,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, ROOT, tempDir } from './helpers';
+import { freePort, ROOT, tempDir, type SpanLine } from './helpers';
 import { recordingProxy } from './recording-proxy';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -65,13 +65,6 @@ function parseCapture(file: string, ...extra: string[]): Parsed[] {
   const r = spawnSync('node', [CLI, 'parse', file, '--quiet', ...extra], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Parsed);
-}
-
-interface SpanLine {
-  name: string;
-  kind: string;
-  status: { code: string };
-  attributes: Record<string, string | number | boolean>;
 }
 
 function spansOf(file: string): SpanLine[] {

@@ -10,18 +10,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { expect } from 'vitest';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
-import { freePort, ROOT, tempDir } from './helpers';
-
-export interface SpanLine {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  kind: string;
-  pid: number;
-  startTimeUnixNano: string;
-  endTimeUnixNano: string;
-  attributes: Record<string, string | number | boolean>;
-}
+import { freePort, ROOT, tempDir, type SpanLine } from './helpers';
 
 /**
  * BPF links this process holds for Go probes: its fds whose fdinfo names a

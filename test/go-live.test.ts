@@ -11,10 +11,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { liveSupport } from '../src/sources/live/system';
-import { goSession, heldGoLinks, lines, probeWhenGo, throughAgent, traceparentsOf, type SpanLine } from './go-agent';
+import { goSession, heldGoLinks, lines, probeWhenGo, throughAgent, traceparentsOf } from './go-agent';
 import { openCapture } from '../src/sources/capture-file';
 import { decodeRecord } from '../src/events/codec';
-import { freePort, ROOT, tempDir } from './helpers';
+import { freePort, ROOT, tempDir, type SpanLine } from './helpers';
 
 const support = liveSupport();
 const go = spawnSync('go', ['version']).status === 0;

@@ -49,3 +49,18 @@ export function sourceFiles(dir: string): string[] {
     return e.isDirectory() ? sourceFiles(p) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
   });
 }
+
+/** A span as `--format jsonl` writes it (src/export/jsonl.ts), as the live tests read it back. */
+export interface SpanLine {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  service: string;
+  pid: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  status: { code: string; message?: string };
+  attributes: Record<string, string | number | boolean>;
+}

@@ -15,16 +15,6 @@ const curl = spawnSync('curl', ['--version']).status === 0;
 export const skipReason = !support.ok ? support.reason : !curl ? 'curl is not installed' : '';
 if (skipReason) console.warn(`live eBPF tests skipped: ${skipReason}`);
 
-export interface SpanLine {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: string;
-  service: string;
-  attributes: Record<string, string | number | boolean>;
-}
-
 export function exited(child: ChildProcess, ms = 30_000): Promise<number | null> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve, reject) => {

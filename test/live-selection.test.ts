@@ -7,8 +7,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, exited, skipReason, startAgent, type SpanLine } from './live-agent';
-import { freePort, ROOT, tempDir, waitFor } from './helpers';
+import { CLI, exited, skipReason, startAgent } from './live-agent';
+import { freePort, ROOT, tempDir, waitFor, type SpanLine } from './helpers';
 
 describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_pid'))(
   `live eBPF, a pid reused by another process${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {

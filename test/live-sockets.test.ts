@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, exited, SERVICE, skipReason, startAgent, type SpanLine } from './live-agent';
-import { freePort, tempDir, waitFor } from './helpers';
+import { CLI, exited, SERVICE, skipReason, startAgent } from './live-agent';
+import { freePort, tempDir, waitFor, type SpanLine } from './helpers';
 
 describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).status !== 0)(
   `live eBPF, closes and reused fd numbers${skipReason ? ` (skipped: ${skipReason})` : ''}`,

@@ -10,8 +10,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachedLoupePrograms, CLI, exited, SERVICE, skipReason, startAgent, type SpanLine } from './live-agent';
-import { freePort, ROOT, tempDir, waitFor } from './helpers';
+import { attachedLoupePrograms, CLI, exited, SERVICE, skipReason, startAgent } from './live-agent';
+import { freePort, ROOT, tempDir, waitFor, type SpanLine } from './helpers';
 
 describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const dir = tempDir();

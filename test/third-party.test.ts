@@ -16,7 +16,7 @@ import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { openCapture } from '../src/sources/capture-file';
 import { decodeRecord } from '../src/events/codec';
-import { freePort, ROOT, tempDir } from './helpers';
+import { freePort, ROOT, tempDir, type SpanLine } from './helpers';
 
 afterAll(stopDaemons);
 
@@ -27,20 +27,6 @@ function missing(...binaries: string[]): string {
   if (!support.ok) return support.reason;
   const gone = binaries.filter((b) => spawnSync('which', [b]).status !== 0);
   return gone.length ? `not installed: ${gone.join(', ')}` : '';
-}
-
-export interface SpanLine {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: string;
-  service: string;
-  pid: number;
-  startTimeUnixNano: string;
-  endTimeUnixNano: string;
-  status: { code: string; message?: string };
-  attributes: Record<string, string | number | boolean>;
 }
 
 /** A client run to its end while the agent (in this process) drains: never blocking the event loop. */
