@@ -8,7 +8,7 @@
  *
  * Wall clock is fine here: this is not the core.
  */
-import { createParser } from '../src/parsers/registry';
+import { createParser } from '../src/parsers/protocols';
 import type { Turn } from '../test/parser-harness';
 import { allSeeds } from '../test/fuzz/seeds';
 

@@ -5,7 +5,7 @@
  * here fails the same way again.
  */
 import { describe, expect, it } from 'vitest';
-import { hasParser } from '../src/parsers/registry';
+import { hasParser } from '../src/parsers/protocols';
 import { fuzzMasker, fuzzParser } from './fuzz/run';
 import { allSeeds } from './fuzz/seeds';
 

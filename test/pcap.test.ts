@@ -269,7 +269,7 @@ describe('loupe parse', () => {
     ]);
     const bad = spawnSync('node', [CLI, 'parse', file, '--port', '8080=gopher'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--port takes PORT=PROTO with PROTO one of http1, http2, postgres, mysql, redis, tls, got "8080=gopher"');
+    expect(bad.stderr).toContain('--port takes PORT=PROTO with PROTO one of http2, http1, postgres, mysql, redis, tls, got "8080=gopher"');
   });
 
   it('prints a table, one row per message, and keeps secrets out unless --no-redact', () => {

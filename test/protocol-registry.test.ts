@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { DB_SYSTEM_NAME_VALUE_MYSQL, DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
 import { DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/incubating';
 import { describe, expect, it } from 'vitest';
-import { dbSystemOf, isDatabaseProtocol, PROTOCOL_MODULES, PROTOCOLS } from '../src/parsers/protocols';
-import { createParser, hasParser } from '../src/parsers/registry';
+import { createParser, hasParser, moduleOf, PROTOCOL_MODULES, PROTOCOLS } from '../src/parsers/protocols';
+import type { ProtocolModule } from '../src/parsers/module';
 import { detectProtocol, NEED_MORE } from '../src/parsers/detect';
 import { allSeeds } from './fuzz/seeds';
 import { ROOT, sourceFiles } from './helpers';
@@ -42,15 +42,18 @@ describe('the protocol list', () => {
     expect(r.stderr).toContain(`PROTO one of ${PROTOCOLS.join(', ')}`);
   });
 
-  it('has a parser for each protocol it marks parsed, and only those, reading that protocol', () => {
-    for (const m of PROTOCOL_MODULES) {
-      expect(hasParser(m.name), m.name).toBe(m.parsed);
-      if (m.parsed) expect(createParser(m.name)!.protocol).toBe(m.name);
+  it('has modules that parse whole: a parser reading that protocol, pairing rules, span mapping and record fields; or only a name (TLS)', () => {
+    for (const module of PROTOCOL_MODULES as readonly ProtocolModule[]) {
+      const parts = [module.parser, module.pairing, module.role, module.respond, module.record, module.summary].map((p) => p !== undefined);
+      expect(parts, module.name).toEqual(parts.map(() => hasParser(module.name)));
+      if (module.parser) expect(createParser(module.name)!.protocol).toBe(module.name);
+      for (const alias of module.messageProtocols ?? []) expect(moduleOf(alias)).toBe(module);
     }
+    expect(PROTOCOL_MODULES.filter((m) => !hasParser(m.name)).map((m) => m.name)).toEqual(['tls']);
   });
 
   it('gives each database OpenTelemetry\'s db.system.name', () => {
-    expect(PROTOCOLS.filter(isDatabaseProtocol).map((p) => [p, dbSystemOf(p)])).toEqual([
+    expect(PROTOCOL_MODULES.filter((m) => m.family === 'database').map((m) => [m.name, 'dbSystem' in m ? m.dbSystem : undefined])).toEqual([
       ['postgres', DB_SYSTEM_NAME_VALUE_POSTGRESQL], ['mysql', DB_SYSTEM_NAME_VALUE_MYSQL], ['redis', DB_SYSTEM_NAME_VALUE_REDIS],
     ]);
   });
@@ -65,5 +68,20 @@ describe('the protocol list', () => {
         expect(listed.length, `${path.relative(ROOT, file)}: ${line.trim()}`).toBeLessThan(3);
       }
     }
+  });
+
+  it('is reached through its modules: no file outside a protocol\'s own folder branches on a protocol\'s name', () => {
+    // (Its message aliases, `grpc`, also name an OTLP transport: the protocol names are what is checked.)
+    const names = new Set<string>(PROTOCOLS);
+    const own = (file: string) => [...names].some((n) => file.includes(`${path.sep}parsers${path.sep}${n}${path.sep}`)) || file.endsWith(path.join('parsers', 'protocols.ts'));
+    const branches: string[] = [];
+    for (const file of sourceFiles(path.join(ROOT, 'src'))) {
+      if (own(file)) continue;
+      for (const m of fs.readFileSync(file, 'utf8').matchAll(/[!=]==? '([a-z0-9]+)'|case '([a-z0-9]+)':/g)) {
+        const name = m[1] ?? m[2];
+        if (name && names.has(name)) branches.push(`${path.relative(ROOT, file)}: ${m[0]}`);
+      }
+    }
+    expect(branches).toEqual([]);
   });
 });

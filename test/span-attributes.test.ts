@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LOUPE_ATTR } from '../src/correlator/attributes';
+import { LOUPE_ATTR } from '../src/parsers/spans';
 import { ROOT, sourceFiles } from './helpers';
 
 

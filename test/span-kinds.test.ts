@@ -20,7 +20,9 @@ import { checkScenario, SCENARIO_SCHEMA } from '../src/scenarios/scenario';
 
 const T = 'a'.repeat(32);
 function span(id: string, parent: string, service: string, kind: Span['kind'], name: string, startMs: number, endMs: number, attributes: Span['attributes'] = {}): Span {
+  const family = kind === 'producer' || kind === 'consumer' ? 'messaging' : attributes['db.system.name'] ? 'db' : 'http';
   return {
+    family,
     traceId: T, spanId: id.repeat(16).slice(0, 16), parentSpanId: parent ? parent.repeat(16).slice(0, 16) : '', parentIsRemote: false, traceState: '',
     name, kind, startNs: BigInt(startMs * 1e6), endNs: BigInt(endMs * 1e6), service, pid: service === 'api' ? 1 : 2, attributes, status: { code: 'unset' },
   };

@@ -57,7 +57,7 @@ Usage:
       Print every parsed request and response in a capture, pcap or pcapng
       file: one JSON object per message (docs/formats.md) or a table.
       --port 8443=http1 forces a protocol for a port (either end) instead of
-      detection. PROTO: http1, http2, postgres, mysql, redis, tls.
+      detection. PROTO: ${PROTOCOLS.join(', ')}.
       --proto DIR decodes gRPC message bodies with the .proto files there.
       Query values and Authorization/Cookie headers are REDACTED unless
       --no-redact. A summary goes to stderr unless --quiet.

@@ -25,20 +25,14 @@ import type { Endpoint, GoRequestEvent, GoroutineEvent } from '../events/types';
 import type { ProcessTable } from '../discovery/processes';
 import { threadIo, type CloseReason, type Connection } from '../streams/connections';
 import type { MessageBase } from '../parsers/types';
-import { headerValue, type Http1Message, type Http1Request, type Http1Response } from '../parsers/http1/messages';
-import { applyResponse, requestAttributes, spanName, type RedactionOptions } from './http';
-import { applyDbResponse, dbRequestAttributes, dbSpanName } from './db';
-import { applyHttp2Response, decorateHttp2Request, http2AsHttp1 } from './http2';
-import type { Http2Message } from '../parsers/http2/messages';
+import type { ConnectionView, MessageRole, PairingRules, ProtocolModule, RedactionOptions, SpanStart } from '../parsers/module';
+import { moduleOf } from '../parsers/protocols';
 import { Router } from '../routes/routes';
 import { ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
-import { splitTarget } from './http';
-import { isCredentialHeader, redactTarget } from '../security/redact';
-import { isDbMessage, type DbMessage } from '../parsers/db';
 import type { IdGenerator } from './ids';
 import type { Span } from './span';
 import { parseTraceparent } from './traceparent';
-import { LOUPE_ATTR } from './attributes';
+import { LOUPE_ATTR } from '../parsers/spans';
 
 export interface CorrelatorOptions {
   redaction: RedactionOptions;
@@ -157,8 +151,6 @@ function parentTo(span: Span, ctx: SpanContext): void {
 }
 /** W3C trace-flags: bit 0 says the caller sampled the trace. */
 const sampledFlag = (flags: number) => (flags & 1) === 1;
-/** What a database statement is matched by across a connection pair: its place in order, not its bytes (an HTTP fingerprint's first line always ends in a version). */
-const DB_FINGERPRINT = 'database statement';
 
 export class Correlator {
   readonly stats: CorrelatorStats = { spans: 0, orphanResponses: 0, incomplete: 0, parseErrors: 0, unmatchedGoRequests: 0, evictedGoroutines: 0 };
@@ -257,36 +249,51 @@ export class Correlator {
   onMessage(conn: Connection, message: MessageBase): void {
     if (message.error !== undefined) this.stats.parseErrors++;
     this.indexTuple(conn);
-    if (isDbMessage(message)) {
-      this.onDbMessage(conn, message);
-      return;
+    const module = moduleOf(message.protocol);
+    if (!module?.role || !module.pairing) return;
+    const role = module.role(message, viewOf(conn), this.options.redaction);
+    switch (role.is) {
+      case 'none':
+        return;
+      case 'placeholder':
+        push(this.inFlight, conn.id, { span: placeholderSpan(message, conn.pid), conn, claimed: false, fingerprint: '', silent: true });
+        return;
+      case 'request':
+        this.start(conn, message, role.span, module.pairing, role.key);
+        return;
+      default:
+        this.answer(conn, message, module, role);
     }
-    if (message.protocol === 'http2' || message.protocol === 'grpc') {
-      this.onHttp2Message(conn, message as Http2Message);
-      return;
-    }
-    if (message.protocol !== 'http1') return;
-    const m = message as Http1Message;
-    if (m.kind === 'request') {
-      if (m.method === '') return; // too broken to be a request: counted as a parse error above
-      this.start(conn, m);
+  }
+
+  /** An answer: it ends the request it answers (in order, or by key), or that request goes on under a key. */
+  private answer(conn: Connection, message: MessageBase, module: ProtocolModule, role: Extract<MessageRole, { is: 'response' | 'continues' }>): void {
+    const queue = this.inFlight.get(conn.id);
+    let pending: InFlight | undefined;
+    if (module.pairing!.answers === 'by-key' && role.is === 'response') {
+      const i = queue?.findIndex((p) => p.streamId === role.key) ?? -1;
+      if (i < 0) {
+        this.stats.orphanResponses++;
+        return;
+      }
+      pending = queue!.splice(i, 1)[0]!;
+      if (queue!.length === 0) this.inFlight.delete(conn.id);
     } else {
-      if (m.status >= 100 && m.status < 200 && m.status !== 101) return; // interim: the request is still open
       if (this.lateAnswer(conn)) return;
-      const queue = this.inFlight.get(conn.id);
-      const pending = queue?.shift();
+      pending = queue?.shift();
       if (!pending) {
         this.stats.orphanResponses++;
         return;
       }
-      if (m.status === 101 && headerValue(m.headers, 'upgrade')?.trim().toLowerCase() === 'h2c') {
-        // Upgraded to HTTP/2: the request becomes stream 1, and its real answer comes there.
-        pending.streamId = 1;
+      if (role.is === 'continues') {
+        pending.streamId = role.key;
         queue!.unshift(pending);
         return;
       }
-      this.end(pending, m);
+      if (pending.silent) return;
     }
+    module.respond!(pending.span, message);
+    this.finishSpan(pending, message.tsEnd);
   }
 
   /**
@@ -467,7 +474,7 @@ export class Correlator {
    * the process's calls with the request's method and path, the first whose
    * host is the request's Host header, or the first; else the only call.
    */
-  private goClientCall(conn: Connection, req?: Http1Request): PendingGoCall | undefined {
+  private goClientCall(conn: Connection, req?: SpanStart['goCall']): PendingGoCall | undefined {
     const byFd = this.goClientCalls.get(`${conn.pid}:${conn.fd}`);
     if (byFd?.length) {
       const call = byFd.shift()!;
@@ -477,10 +484,8 @@ export class Correlator {
     const key = `${conn.pid}`;
     const any = this.goClientCalls.get(key);
     if (!any?.length) return undefined;
-    const path = req ? splitTarget(req.target).path : undefined;
-    const host = req ? headerValue(req.headers, 'host') : undefined;
-    const same = (c: PendingGoCall) => c.method === req!.method && c.path === path;
-    let i = req ? any.findIndex((c) => same(c) && c.host === host) : -1;
+    const same = (c: PendingGoCall) => c.method === req!.method && c.path === req!.path;
+    let i = req ? any.findIndex((c) => same(c) && c.host === req.host) : -1;
     if (i < 0 && req) i = any.findIndex(same);
     // The one call in flight, when it names nothing to compare: a call that returned must be named.
     const open = any.filter((c) => c.endedNs === undefined);
@@ -491,46 +496,48 @@ export class Correlator {
     return call;
   }
 
-  private start(conn: Connection, req: Http1Request): InFlight {
-    const kind = conn.role === 'server' ? 'server' : 'client';
+  /** A request's span: where it belongs (see the top of this file), and its place among the connection's requests. */
+  private start(conn: Connection, m: MessageBase, start: SpanStart, pairing: PairingRules, key: number | undefined): void {
+    const side = conn.role === 'server' ? 'server' : 'client';
     const span: Span = {
       traceId: '',
       spanId: this.ids.spanId(),
       parentSpanId: '',
       parentIsRemote: false,
       traceState: '',
-      name: spanName(kind, req),
-      kind,
-      startNs: req.tsStart,
-      endNs: req.tsEnd,
+      name: start.name,
+      kind: start.kind ?? side,
+      startNs: m.tsStart,
+      endNs: m.tsEnd,
       service: this.processes.serviceOf(conn.pid),
       pid: conn.pid,
-      attributes: requestAttributes(kind, req, conn.local, conn.remote, this.options.redaction, conn.tls),
+      attributes: start.attributes,
       status: { code: 'unset' },
+      family: start.family,
     };
-    if (kind === 'server') {
+    if (side === 'server' && start.route) {
       // A route names the request in spans and metrics ("GET /users/{id}"); an ignored path gets none.
-      const route = this.options.routes.route(splitTarget(req.target).path);
+      const route = this.options.routes.route(start.route.path);
       if (route !== undefined) {
         span.attributes[ATTR_HTTP_ROUTE] = route;
-        span.name = spanName(kind, req, route);
+        span.name = start.route.name(route);
       } else span.attributes[LOUPE_ATTR.ROUTE_IGNORED] = true;
     }
-    const pending: InFlight = { span, conn, claimed: false, fingerprint: fingerprint(req) };
-    const header = parseTraceparent(headerValue(req.headers, 'traceparent'));
-    const traceState = headerValue(req.headers, 'tracestate') ?? '';
-    const setParent = (ctx: SpanContext) => parentTo(span, ctx);
+    const pending: InFlight = { span, conn, claimed: false, fingerprint: start.fingerprint };
+    if (key !== undefined) pending.streamId = key;
+    const header = parseTraceparent(start.traceparent);
+    const traceState = start.tracestate ?? '';
     let context: string;
-    if (kind === 'server') {
-      const paired = header ? undefined : this.pairedClient(conn, pending.fingerprint, req.tsStart);
+    if (side === 'server') {
+      const paired = header ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairedClient(conn, pending.fingerprint, m.tsStart) : this.pairedByPlace(conn);
       if (header) {
-        setParent({ traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState, remoteSampled: sampledFlag(header.flags) });
+        parentTo(span, { traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState, remoteSampled: sampledFlag(header.flags) });
         span.parentIsRemote = true;
         context = 'traceparent';
       } else if (paired) {
         paired.client.claimed = true;
         this.unindex(paired.client);
-        setParent(ctxOf(paired.client.span));
+        parentTo(span, ctxOf(paired.client.span));
         this.pair(paired.client, pending);
         context = paired.how;
       } else {
@@ -538,20 +545,22 @@ export class Correlator {
         context = 'new';
         this.awaitClient(pending);
       }
-      pending.threadKey = `${conn.pid}:${req.tid}`;
-      push(this.serving, pending.threadKey, pending);
-      this.lastRead.set(pending.threadKey, pending);
+      if (pairing.servesCalls) {
+        pending.threadKey = `${conn.pid}:${m.tid}`;
+        push(this.serving, pending.threadKey, pending);
+        this.lastRead.set(pending.threadKey, pending);
+      }
     } else {
-      context = this.clientParent(conn, req.tid, span, header ? { ...header, traceState } : undefined, true, req);
-      if (!this.claimWaitingServer(conn, pending)) push(this.clientsByFingerprint, pending.fingerprint, pending);
+      context = this.clientParent(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall);
+      if (!this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') push(this.clientsByFingerprint, pending.fingerprint, pending);
     }
     span.attributes[LOUPE_ATTR.CONTEXT] = context;
-    if (req.error !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR] = req.error;
-    if (req.parseErrorCode !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR_CODE] = req.parseErrorCode;
-    if (req.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = req.lostBytes;
+    if (m.error !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR] = m.error;
+    if (m.parseErrorCode !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR_CODE] = m.parseErrorCode;
+    if (m.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = m.lostBytes;
     if (conn.midStream) span.attributes[LOUPE_ATTR.MID_STREAM] = true;
     push(this.inFlight, conn.id, pending);
-    if (kind === 'server') {
+    if (side === 'server' && pairing.servesCalls) {
       // The handler may have started before the request's body finished arriving.
       const fdKey = `${conn.pid}:${conn.fd}`;
       const started = this.goServerStarts.get(fdKey)?.shift();
@@ -560,32 +569,7 @@ export class Correlator {
         this.bindHandler(pending, started);
       }
     }
-    return pending;
-  }
-
-  /**
-   * HTTP/2 and gRPC: a span per stream. The request takes the HTTP/1 path
-   * (same context rules, same attributes) through an adapter; the answer is
-   * found by stream id, not by order.
-   */
-  private onHttp2Message(conn: Connection, m: Http2Message): void {
-    if (m.kind === 'request') {
-      if (m.method === '' && m.error !== undefined) return;
-      const pending = this.start(conn, http2AsHttp1(m));
-      pending.streamId = m.streamId;
-      decorateHttp2Request(pending.span, m);
-      return;
-    }
-    const queue = this.inFlight.get(conn.id);
-    const i = queue?.findIndex((p) => p.streamId === m.streamId) ?? -1;
-    if (i < 0) {
-      this.stats.orphanResponses++;
-      return;
-    }
-    const pending = queue!.splice(i, 1)[0]!;
-    if (queue!.length === 0) this.inFlight.delete(conn.id);
-    applyHttp2Response(pending.span, m);
-    this.finishSpan(pending, m.tsEnd);
+    start.decorate?.(span);
   }
 
   /**
@@ -594,7 +578,7 @@ export class Correlator {
    * protocol —, else the one request its thread serves, else a new trace.
    * Sets the span's trace, parent and state; returns the rule that applied.
    */
-  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string; flags: number } | undefined, goCalls: boolean, req?: Http1Request): string {
+  private clientParent(conn: Connection, tid: number, span: Span, header: { traceId: string; parentId: string; traceState: string; flags: number } | undefined, goCalls: boolean, req?: SpanStart['goCall']): string {
     const isGo = this.goPids.has(conn.pid);
     const call = isGo && goCalls ? this.goClientCall(conn, req) : undefined;
     const g = call ? this.goroutine(conn.pid, call.goid, false) : undefined;
@@ -643,71 +627,6 @@ export class Correlator {
   }
 
   /**
-   * Database protocols, either side: a watched client makes CLIENT spans, a
-   * watched database server SERVER spans (a Redis, PostgreSQL or MySQL server
-   * watched alone still shows every statement it ran). Requests that manage
-   * the connection (start-up, TLS, prepare) make no span but keep their
-   * place, so the answers that follow pair with the right request; requests
-   * that get no answer take no place. Where one kernel sees both ends, the
-   * server span is the client span's child by the connection pair.
-   */
-  private onDbMessage(conn: Connection, m: DbMessage): void {
-    const kind = conn.role === 'server' ? 'server' : 'client';
-    if (m.kind === 'request') {
-      if (m.noResponse) return;
-      if (m.control) {
-        push(this.inFlight, conn.id, { span: placeholderSpan(m, conn.pid), conn, claimed: false, fingerprint: '', silent: true });
-        return;
-      }
-      const span: Span = {
-        traceId: '', spanId: this.ids.spanId(), parentSpanId: '', parentIsRemote: false, traceState: '',
-        name: dbSpanName(m), kind, startNs: m.tsStart, endNs: m.tsEnd,
-        service: this.processes.serviceOf(conn.pid), pid: conn.pid,
-        attributes: dbRequestAttributes(m, kind === 'server' ? conn.local : conn.remote), status: { code: 'unset' },
-      };
-      const pending: InFlight = { span, conn, claimed: false, fingerprint: DB_FINGERPRINT };
-      // Trace context the client sent with the statement (MySQL query attributes): as an HTTP traceparent header.
-      const header = parseTraceparent(m.traceparent);
-      if (kind === 'server') {
-        const client = header ? undefined : this.pairedDbClient(conn);
-        if (header) {
-          parentTo(span, { traceId: this.resolveTrace(header.traceId), spanId: header.parentId, traceState: m.tracestate ?? '', remoteSampled: sampledFlag(header.flags) });
-          span.parentIsRemote = true;
-          span.attributes[LOUPE_ATTR.CONTEXT] = 'traceparent';
-        } else if (client) {
-          client.claimed = true;
-          this.pair(client, pending);
-          parentTo(span, ctxOf(client.span));
-          span.attributes[LOUPE_ATTR.CONTEXT] = 'connection-pair';
-        } else {
-          span.traceId = this.ids.traceId();
-          span.attributes[LOUPE_ATTR.CONTEXT] = 'new';
-          this.awaitClient(pending);
-        }
-      } else {
-        span.attributes[LOUPE_ATTR.CONTEXT] = this.clientParent(conn, m.tid, span, header ? { ...header, traceState: m.tracestate ?? '' } : undefined, false);
-        this.claimWaitingServer(conn, pending);
-      }
-      if (m.error !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR] = m.error;
-      if (m.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = m.lostBytes;
-      if (conn.midStream) span.attributes[LOUPE_ATTR.MID_STREAM] = true;
-      push(this.inFlight, conn.id, pending);
-      return;
-    }
-    if (m.push) return;
-    if (this.lateAnswer(conn)) return;
-    const pending = this.inFlight.get(conn.id)?.shift();
-    if (!pending) {
-      this.stats.orphanResponses++;
-      return;
-    }
-    if (pending.silent) return;
-    applyDbResponse(pending.span, m);
-    if (m.lostBytes) pending.span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(pending.span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + m.lostBytes;
-    this.finishSpan(pending, m.tsEnd);
-  }
-
-  /**
    * The client span this server request answers: the oldest unclaimed one on
    * the connection that is this one seen from the other end — if it sent this
    * very request (a reused 4-tuple whose close and open were lost must not
@@ -753,14 +672,15 @@ export class Correlator {
   }
 
   /**
-   * A database server's request: the oldest client statement not yet claimed
-   * on the same connection seen from the other end (statements answer in
-   * order on a database connection).
+   * A server request paired by its place (a database statement): the oldest
+   * client request not yet claimed on the same connection seen from the
+   * other end (requests answer in order there).
    */
-  private pairedDbClient(conn: Connection): InFlight | undefined {
+  private pairedByPlace(conn: Connection): { client: InFlight; how: string } | undefined {
     if (!conn.local || !conn.remote) return undefined;
-    const client = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
-    return client && this.inFlight.get(client.id)?.find((p) => !p.claimed && !p.silent);
+    const byTuple = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
+    const client = byTuple && this.inFlight.get(byTuple.id)?.find((p) => !p.claimed && !p.silent);
+    return client ? { client, how: 'connection-pair' } : undefined;
   }
 
   /**
@@ -801,22 +721,6 @@ export class Correlator {
       this.emit(h);
     }
     return true;
-  }
-
-  private end(pending: InFlight, res: Http1Response): void {
-    applyResponse(pending.span, res);
-    if (res.error !== undefined && res.lenient) {
-      // Read whole despite a deviation from strict parsing: said, but the answer's own status stands.
-      pending.span.attributes[LOUPE_ATTR.PARSE_ERROR] = res.error;
-      if (res.parseErrorCode !== undefined) pending.span.attributes[LOUPE_ATTR.PARSE_ERROR_CODE] = res.parseErrorCode;
-    } else if (res.error !== undefined) {
-      pending.span.attributes[LOUPE_ATTR.PARSE_ERROR] = res.error;
-      pending.span.status = { code: 'error', message: res.error };
-    }
-    if (res.lostBytes) {
-      pending.span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(pending.span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + res.lostBytes;
-    }
-    this.finishSpan(pending, res.tsEnd);
   }
 
   private incomplete(pending: InFlight, why: string, errorType: string, endNs: bigint): void {
@@ -935,18 +839,6 @@ export class Correlator {
   }
 }
 
-/**
- * The request as both ends of a connection saw it. Query values and credential
- * headers are compared redacted: a live agent masks them in the bytes, and a
- * program that wrote a request line in pieces may have them masked at one end
- * and not the other.
- */
-function fingerprint(req: Http1Request): string {
-  let fp = `${req.method} ${redactTarget(req.target)} ${req.version}`;
-  for (const [n, v] of req.headers) fp += `\n${n}: ${isCredentialHeader(n) ? '' : v}`;
-  return fp;
-}
-
 /** The ids in a kernel-made traceparent ("00-<trace>-<span>-01"), when there is one. */
 function kernelIds(traceparent: string): { ids?: { traceId: string; spanId: string } } {
   const tp = traceparent ? parseTraceparent(traceparent) : undefined;
@@ -959,8 +851,13 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   else map.set(key, [value]);
 }
 
+/** What a protocol module is told of a connection. */
+function viewOf(conn: Connection): ConnectionView {
+  return { role: conn.role === 'server' ? 'server' : 'client', local: conn.local, remote: conn.remote, tls: conn.tls };
+}
+
 /** The span of a silent place-holder: never emitted, only timed out or closed with its connection. */
-function placeholderSpan(m: DbMessage, pid: number): Span {
+function placeholderSpan(m: MessageBase, pid: number): Span {
   return {
     traceId: '', spanId: '', parentSpanId: '', parentIsRemote: false, traceState: '', name: m.protocol, kind: 'client',
     startNs: m.tsStart, endNs: m.tsEnd, service: '', pid, attributes: {}, status: { code: 'unset' },

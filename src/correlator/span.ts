@@ -1,8 +1,5 @@
 /** The span model the correlator produces and every sink reads. */
-
-/** OTel's span kinds: a request served or made, a message sent (producer) or received and handled (consumer), a phase. */
-export type SpanKind = 'server' | 'client' | 'producer' | 'consumer' | 'internal';
-export type AttributeValue = string | number | boolean;
+import type { AttributeValue, MetricFamily, SpanKind, SpanStatus } from '../parsers/spans';
 
 export interface Span {
   traceId: string;
@@ -26,5 +23,7 @@ export interface Span {
   service: string;
   pid: number;
   attributes: Record<string, AttributeValue>;
-  status: { code: 'unset' | 'ok' | 'error'; message?: string };
+  status: SpanStatus;
+  /** The RED histogram the span counts in (its protocol module says); none for a phase. Not exported. */
+  family?: MetricFamily;
 }

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { Span } from '../correlator/span';
 import { AGENT_METRIC_NAMES, BEYLA_BUCKETS, METRIC_NAMES, PerServiceMetricExporter, RedMetrics } from './metrics';
 
-const span = (kind: Span['kind'], ms: number, attributes: Span['attributes'], status: Span['status']['code'] = 'unset'): Span => ({
+const span = (kind: Span['kind'], family: Span['family'], ms: number, attributes: Span['attributes'], status: Span['status']['code'] = 'unset'): Span => ({
   traceId: 't', spanId: 's', parentSpanId: '', parentIsRemote: false, traceState: '', name: 'x', kind, startNs: 0n, endNs: BigInt(ms * 1e6),
-  service: 'svc', pid: 1, attributes, status: { code: status },
+  service: 'svc', pid: 1, attributes, status: { code: status }, ...(family ? { family } : {}),
 });
 
 describe('RED metrics', () => {
@@ -13,12 +13,12 @@ describe('RED metrics', () => {
     const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
     const red = new RedMetrics([reader]);
-    red.onSpan(span('server', 20, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/7', 'http.response.status_code': 200 }));
-    red.onSpan(span('server', 30, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/8', 'http.response.status_code': 200 }));
-    red.onSpan(span('server', 5, { 'rpc.system': 'grpc', 'rpc.service': 'demo.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 0, 'http.request.method': 'POST' }));
-    red.onSpan(span('client', 2, { 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'db.collection.name': 'orders', 'db.query.text': 'SELECT 1' }, 'error'));
-    red.onSpan(span('internal', 1, { 'loupe.phase': 'queue' }));
-    red.onSpan(span('server', 1, { 'http.request.method': 'GET', 'loupe.route_ignored': true }));
+    red.onSpan(span('server', 'http', 20, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/7', 'http.response.status_code': 200 }));
+    red.onSpan(span('server', 'http', 30, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/8', 'http.response.status_code': 200 }));
+    red.onSpan(span('server', 'rpc', 5, { 'rpc.system': 'grpc', 'rpc.service': 'demo.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 0, 'http.request.method': 'POST' }));
+    red.onSpan(span('client', 'db', 2, { 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'db.collection.name': 'orders', 'db.query.text': 'SELECT 1' }, 'error'));
+    red.onSpan(span('internal', undefined, 1, { 'loupe.phase': 'queue' }));
+    red.onSpan(span('server', 'http', 1, { 'http.request.method': 'GET', 'loupe.route_ignored': true }));
     await reader.forceFlush();
     const metrics = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics));
     const byName = new Map(metrics.map((m) => [m.descriptor.name, m]));
@@ -44,10 +44,10 @@ describe('RED metrics', () => {
     const red = new RedMetrics([reader]);
     red.observeAgent(() => ({ records: 10, lost: 0, spans: 3, spansDropped: 0 }));
     const get = { 'http.request.method': 'GET', 'http.route': '/a', 'http.response.status_code': 200 };
-    red.onSpan({ ...span('server', 1, get), service: 'frontend' });
-    red.onSpan({ ...span('server', 2, get), service: 'backend' });
-    red.onSpan({ ...span('server', 3, get), service: 'frontend' });
-    red.onSpan({ ...span('client', 4, { 'http.request.method': 'GET', 'http.response.status_code': 200 }), service: 'frontend' });
+    red.onSpan({ ...span('server', 'http', 1, get), service: 'frontend' });
+    red.onSpan({ ...span('server', 'http', 2, get), service: 'backend' });
+    red.onSpan({ ...span('server', 'http', 3, get), service: 'frontend' });
+    red.onSpan({ ...span('client', 'http', 4, { 'http.request.method': 'GET', 'http.response.status_code': 200 }), service: 'frontend' });
     await reader.forceFlush();
     const parts = inner.getMetrics();
     const byService = new Map(parts.map((rm) => [String(rm.resource.attributes['service.name']), rm]));

@@ -18,7 +18,7 @@ import {
 import { ATTR_HOST_NAME } from '@opentelemetry/semantic-conventions/incubating';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
 import type { Span } from '../correlator/span';
-import { LOUPE_ATTR } from '../correlator/attributes';
+import { LOUPE_ATTR, type MetricFamily, type SpanKind } from '../parsers/spans';
 
 
 /** Beyla's default duration buckets, in seconds. */
@@ -33,7 +33,35 @@ export const METRIC_NAMES = {
   messagingClient: 'messaging.client.operation.duration',
 } as const;
 
-function pick(span: Span, keys: string[]): Attributes {
+const RPC_KEYS = [ATTR_RPC_SYSTEM, ATTR_RPC_SERVICE, ATTR_RPC_METHOD, ATTR_RPC_GRPC_STATUS_CODE, ATTR_ERROR_TYPE];
+const MESSAGING_KEYS = ['messaging.system', 'messaging.operation.name', 'messaging.operation.type', 'messaging.destination.name', ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE];
+
+/**
+ * Per RED family (a protocol module names its spans' family), the histogram
+ * a span of each kind counts in and the attributes that key it: low
+ * cardinality only. A kind with no entry counts nowhere.
+ */
+const FAMILY_INSTRUMENTS: Record<MetricFamily, Partial<Record<SpanKind, { histogram: keyof typeof METRIC_NAMES; keys: readonly string[] }>>> = {
+  http: {
+    server: { histogram: 'httpServer', keys: [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME, ATTR_ERROR_TYPE] },
+    client: { histogram: 'httpClient', keys: [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE] },
+  },
+  rpc: {
+    server: { histogram: 'rpcServer', keys: RPC_KEYS },
+    client: { histogram: 'rpcClient', keys: [...RPC_KEYS, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT] },
+  },
+  // A database server's own spans have no OTel metric of their own: its clients' histogram is not theirs to fill.
+  db: {
+    client: { histogram: 'dbClient', keys: [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE] },
+  },
+  // Sending and receiving messages, as OTel's messaging conventions count them: one histogram, by operation.
+  messaging: {
+    producer: { histogram: 'messagingClient', keys: MESSAGING_KEYS },
+    consumer: { histogram: 'messagingClient', keys: MESSAGING_KEYS },
+  },
+};
+
+function pick(span: Span, keys: readonly string[]): Attributes {
   const out: Attributes = { [ATTR_SERVICE_NAME]: span.service };
   for (const k of keys) {
     const v = span.attributes[k];
@@ -166,25 +194,11 @@ export class RedMetrics {
     };
   }
 
-  /** A SpanSink: every finished request span counts once. Phase spans and ignored routes do not. */
+  /** A SpanSink: every finished request span counts once, in its family's histogram. Phase spans and ignored routes do not. */
   onSpan(span: Span): void {
-    if (span.kind === 'internal' || span.attributes[LOUPE_ATTR.ROUTE_IGNORED]) return;
-    const seconds = Number(span.endNs - span.startNs) / 1e9;
-    const a = span.attributes;
-    if (span.kind === 'producer' || span.kind === 'consumer') {
-      // Sending and receiving messages, as OTel's messaging conventions count them: one histogram, by operation.
-      this.histograms.messagingClient.record(seconds, pick(span, ['messaging.system', 'messaging.operation.name', 'messaging.operation.type', 'messaging.destination.name', ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
-    } else if (a[ATTR_DB_SYSTEM_NAME] !== undefined) {
-      // A database server's own spans have no OTel metric of their own: its clients' histogram is not theirs to fill.
-      if (span.kind !== 'client') return;
-      this.histograms.dbClient.record(seconds, pick(span, [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
-    } else if (a[ATTR_RPC_SYSTEM] !== undefined) {
-      const keys = [ATTR_RPC_SYSTEM, ATTR_RPC_SERVICE, ATTR_RPC_METHOD, ATTR_RPC_GRPC_STATUS_CODE, ATTR_ERROR_TYPE];
-      (span.kind === 'server' ? this.histograms.rpcServer : this.histograms.rpcClient).record(seconds, pick(span, span.kind === 'server' ? keys : [...keys, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT]));
-    } else if (a[ATTR_HTTP_REQUEST_METHOD] !== undefined) {
-      if (span.kind === 'server') this.histograms.httpServer.record(seconds, pick(span, [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME, ATTR_ERROR_TYPE]));
-      else this.histograms.httpClient.record(seconds, pick(span, [ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE]));
-    }
+    const instrument = span.family && FAMILY_INSTRUMENTS[span.family][span.kind];
+    if (!instrument || span.attributes[LOUPE_ATTR.ROUTE_IGNORED]) return;
+    this.histograms[instrument.histogram].record(Number(span.endNs - span.startNs) / 1e9, pick(span, instrument.keys));
   }
 
   /** The agent's own counters, read when the metrics are collected (a scrape, an export). */

@@ -6,7 +6,7 @@ import type { Span } from '../correlator/span';
 import { formatDuration } from './time';
 import { groupTraces, spanSummary } from './traces';
 import { safeLines } from './terminal';
-import { LOUPE_ATTR } from '../correlator/attributes';
+import { LOUPE_ATTR } from '../parsers/spans';
 
 function describe(span: Span): string {
   const a = span.attributes;

@@ -1,42 +1,47 @@
 /**
- * The protocols Loupe knows: one list. Detection's names, `--port N=PROTO`,
- * which are databases (masked, and spans with `db.system.name`) read it, and
- * the parser registry (registry.ts) must have a parser for each it marks
- * parsed — the compiler holds it to that. A protocol is added by one entry
- * here and its parser there (test/protocol-registry.test.ts holds the rest).
+ * The protocols Loupe knows: one list of protocol modules (module.ts), one
+ * line each. Detection asks them in this order (a connection start's strong
+ * evidence first: HTTP/2's preface before HTTP/1's request line);
+ * `--port N=PROTO`, parsing, spans, `loupe parse` records and masking reach
+ * a protocol only through its module. test/protocol-registry.test.ts holds
+ * the rest.
  */
-export const PROTOCOL_MODULES = [
-  { name: 'http1', family: 'http', parsed: true },
-  { name: 'http2', family: 'http', parsed: true },
-  { name: 'postgres', family: 'database', dbSystem: 'postgresql', parsed: true },
-  { name: 'mysql', family: 'database', dbSystem: 'mysql', parsed: true },
-  { name: 'redis', family: 'database', dbSystem: 'redis', parsed: true },
-  // Named, not read: its plaintext comes from the TLS probes.
-  { name: 'tls', family: 'tls', parsed: false },
-] as const satisfies ReadonlyArray<{
-  name: string;
-  /** http: requests and responses with HTTP semantics; database: a client and its server, db.* attributes; tls: named only. */
-  family: 'http' | 'database' | 'tls';
-  /** OpenTelemetry's db.system.name, for a database. */
-  dbSystem?: string;
-  parsed: boolean;
-}>;
+import { http1Module } from './http1/module';
+import { http2Module } from './http2/module';
+import type { ParserOptions, ProtocolModule } from './module';
+import { mysqlModule } from './mysql/module';
+import { postgresModule } from './postgres/module';
+import { redisModule } from './redis/module';
+import { tlsModule } from './tls/module';
+import type { MessageBase, ProtocolParser } from './types';
 
-type Module = (typeof PROTOCOL_MODULES)[number];
-export type Protocol = Module['name'];
-export type DatabaseProtocol = Extract<Module, { family: 'database' }>['name'];
-export type ParsedProtocol = Extract<Module, { parsed: true }>['name'];
+export const PROTOCOL_MODULES = [
+  http2Module,
+  http1Module,
+  postgresModule,
+  mysqlModule,
+  redisModule,
+  tlsModule,
+] as const;
+
+export type Protocol = (typeof PROTOCOL_MODULES)[number]['name'];
 
 /** The protocols' names, in the list's order. */
 export const PROTOCOLS: readonly Protocol[] = PROTOCOL_MODULES.map((m) => m.name);
 
-const DATABASES: ReadonlyMap<string, string> = new Map(PROTOCOL_MODULES.flatMap((m) => ('dbSystem' in m ? [[m.name, m.dbSystem] as const] : [])));
+const BY_NAME: ReadonlyMap<string, ProtocolModule> = new Map(
+  PROTOCOL_MODULES.flatMap((m) => [m.name, ...((m as ProtocolModule).messageProtocols ?? [])].map((n) => [n, m as ProtocolModule] as const)),
+);
 
-export function isDatabaseProtocol(name: string): name is DatabaseProtocol {
-  return DATABASES.has(name);
+/** The module of a protocol, or of a message by its `protocol` (gRPC streams are HTTP/2's). */
+export function moduleOf(protocol: string): ProtocolModule | undefined {
+  return BY_NAME.get(protocol);
 }
 
-/** OpenTelemetry's db.system.name for a database protocol. */
-export function dbSystemOf(protocol: DatabaseProtocol): string {
-  return DATABASES.get(protocol)!;
+export function createParser(protocol: string, options: ParserOptions = {}): ProtocolParser<MessageBase> | undefined {
+  return moduleOf(protocol)?.parser?.(options);
+}
+
+export function hasParser(protocol: string): boolean {
+  return moduleOf(protocol)?.parser !== undefined;
 }

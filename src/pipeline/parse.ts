@@ -146,12 +146,11 @@ export function parseFile(
 
 /** `--proto`: the gRPC message bodies of a record, decoded with the .proto files. */
 function decodeGrpcBodies(record: Record<string, unknown>, m: MessageBase, proto: ProtoDecoder): void {
-  if (m.protocol !== 'grpc') return;
-  const h = m as Http2Message;
+  const h = m as Partial<Http2Message>;
   const service = record.rpcService as string | undefined;
   const method = record.rpcMethod as string | undefined;
   if (!service || !method || !h.grpc?.payloads) return;
-  const decoded = proto.decode(service, method, h.kind, h.grpc.payloads);
+  const decoded = proto.decode(service, method, m.kind, h.grpc.payloads);
   if ('messages' in decoded) record.messages = decoded.messages;
   else record.protoError = decoded.error;
 }

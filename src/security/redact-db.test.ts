@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { StreamMasker, type SocketMasking } from './redact-payload';
 import { allSeeds, syntheticSeeds } from '../../test/fuzz/seeds';
 import { runTurns, type Turn } from '../../test/parser-harness';
-import { createParser } from '../parsers/registry';
+import { createParser } from '../parsers/protocols';
 import type { DbMessage } from '../parsers/db';
 
 /** A conversation masked as the live agent masks it: one masker per direction, sharing what they learn; turns cut at `cuts`. */

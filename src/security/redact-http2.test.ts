@@ -9,7 +9,7 @@ import { frame, settings } from '../../test/http2-frames';
 import { Http2Parser, PREFACE } from '../parsers/http2/parser';
 import type { Http2Message } from '../parsers/http2/messages';
 import { StreamMasker } from './redact-payload';
-import { isSecretHeader } from './redact';
+import { isSecretHeader } from '../parsers/http1/secrets';
 import { HUFFMAN_CODES } from '../parsers/http2/hpack-tables';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -42,7 +42,7 @@
 import { HUFFMAN_CODES, STATIC_TABLE } from '../parsers/http2/hpack-tables';
 import { huffmanDecode } from '../parsers/http2/hpack';
 import { DEFAULT_MAX_FRAME, FRAME_HEADER_BYTES, FrameFlag, FrameType, LAST_KNOWN_FRAME_TYPE, SETTING_BYTES } from '../parsers/http2/frames';
-import { isSecretHeader } from './redact';
+import { isSecretHeader } from '../parsers/http1/secrets';
 import { BodyMasker } from './redact-body';
 
 /** The name of a table entry from before a mid-stream join (no real header name has a space). */

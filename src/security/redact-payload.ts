@@ -7,14 +7,18 @@
  *
  * maskHttpSecrets works on one payload; StreamMasker keeps state across the
  * records of one socket direction, for secrets a program wrote in pieces.
+ * HTTP's masking is the default, for any bytes (text no detector claims may
+ * still hold a credential header); a protocol whose module masks its clients'
+ * bytes itself (the databases, `masking` in src/parsers/module.ts) gets its
+ * module's masker instead.
  */
-import { HARMLESS_HEADER_MAX_LENGTH, isCredentialHeader, isSecretHeader } from './redact';
+import { HARMLESS_HEADER_MAX_LENGTH, isCredentialHeader, isSecretHeader } from '../parsers/http1/secrets';
 import { Http2Masker, http2Start } from './redact-http2';
 import { BodyMasker } from './redact-body';
-import { detectProtocol, isHttp2Frames, NEED_MORE } from '../parsers/detect';
-import { GIVE_UP_BYTES } from '../parsers/detect';
-import { dbMasker, type DbMasker, type DbProtocol } from './redact-db';
-import { isDatabaseProtocol, PROTOCOLS } from '../parsers/protocols';
+import { detectProtocol, GIVE_UP_BYTES, NEED_MORE } from '../parsers/detect';
+import { isHttp2Frames } from '../parsers/http2/detect';
+import type { PayloadMasker, ProtocolModule } from '../parsers/module';
+import { moduleOf, PROTOCOL_MODULES } from '../parsers/protocols';
 
 /**
  * What the two directions of one socket learn of it together: a MySQL client's
@@ -48,9 +52,14 @@ export function maskHttpSecrets(payload: Uint8Array): number {
   return StreamMasker.maskText(new StreamMasker(), payload);
 }
 
-const DB_PROTOCOLS: ReadonlySet<string> = new Set(PROTOCOLS.filter(isDatabaseProtocol));
-/** The start of a Redis inline command that carries a password. */
-const REDIS_INLINE_SECRET = /^(AUTH|HELLO) /i;
+/** Protocols whose modules mask their clients' bytes themselves (the databases): everything else is masked as HTTP text here. */
+const hasOwnMasker = (protocol: string) => moduleOf(protocol)?.masking !== undefined;
+const ownMasker = (protocol: string, connectionStart: boolean): PayloadMasker => moduleOf(protocol)!.masking!.client(connectionStart);
+/** A client's first bytes that no detection claims but that carry a secret of a module's protocol (a Redis inline AUTH), and its module. */
+function unclaimedSecret(first: Buffer): string | undefined {
+  const head = first.toString('latin1', 0, 16);
+  return PROTOCOL_MODULES.find((m) => (m as ProtocolModule).masking?.unclaimedStart?.test(head))?.name;
+}
 /** How far into a direction the protocol detector is asked again while it needs more bytes: a greeting or start-up fits. */
 const SNIFF_BYTES = 1024;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
@@ -80,9 +89,9 @@ function hexValue(b: number): number {
 export class StreamMasker {
   /** Set when this direction began as HTTP/2 (its preface, or a server's first SETTINGS): HPACK-coded from then on. */
   private http2: Http2Masker | undefined;
-  /** Set when this direction is a database client's (PostgreSQL, MySQL, Redis): its credentials and literals. */
-  private db: DbMasker | undefined;
-  /** A database server's bytes: nothing of the client's there, nothing to do. */
+  /** Set when this direction is the client's of a protocol whose module masks it (the databases: credentials and literals). */
+  private db: PayloadMasker | undefined;
+  /** The server's bytes of such a protocol: nothing of the client's there, nothing to do. */
   private dbServer = false;
   /** The first bytes, while they are too few for the protocol detector to say (see SNIFF_BYTES). */
   private sniffed: Buffer | undefined;
@@ -148,7 +157,7 @@ export class StreamMasker {
       // The other direction named a database already (a MySQL greeting): no HTTP/2 start to wait for, and a
       // record held back now could not be masked later.
       const peer = this.socket.protocol;
-      const start = peer && DB_PROTOCOLS.has(peer.name) && head.length < 9 ? 'other' : http2Start(head);
+      const start = peer && hasOwnMasker(peer.name) && head.length < 9 ? 'other' : http2Start(head);
       if (start === undefined) {
         // Too few bytes to tell (no secret fits in them): keep them, to go through whichever masker follows.
         this.held = head;
@@ -166,16 +175,16 @@ export class StreamMasker {
         if (seen === NEED_MORE) this.sniffed = first.subarray(0, SNIFF_BYTES);
         if (typeof seen === 'object') this.socket.protocol ??= { name: seen.protocol, sender: seen.sender === 'server' ? 'server' : 'client' };
         const peer = this.socket.protocol;
-        if (typeof seen === 'object' && seen.protocol === 'http2') this.http2 = new Http2Masker('late');
-        else if (typeof seen === 'object' && DB_PROTOCOLS.has(seen.protocol)) {
+        if (typeof seen === 'object' && isHttp2Frames(first)) this.http2 = new Http2Masker('late');
+        else if (typeof seen === 'object' && hasOwnMasker(seen.protocol)) {
           if (seen.sender === 'server') this.dbServer = true;
-          else this.db = dbMasker(seen.protocol as DbProtocol, seen.connectionStart === true);
-        } else if (typeof seen !== 'object' && REDIS_INLINE_SECRET.test(first.toString('latin1', 0, 8))) {
+          else this.db = ownMasker(seen.protocol, seen.connectionStart === true);
+        } else if (typeof seen !== 'object' && unclaimedSecret(first)) {
           // A Redis inline command (redis-cli and telnet users type them) the detector does not claim.
-          this.db = dbMasker('redis', true);
-        } else if (typeof seen !== 'object' && peer && DB_PROTOCOLS.has(peer.name)) {
+          this.db = ownMasker(unclaimedSecret(first)!, true);
+        } else if (typeof seen !== 'object' && peer && hasOwnMasker(peer.name)) {
           // Nothing recognised here, but the other direction was a database server's: these are its client's bytes.
-          if (peer.sender === 'server') this.db = dbMasker(peer.name as DbProtocol, true);
+          if (peer.sender === 'server') this.db = ownMasker(peer.name, true);
           else this.dbServer = true;
         }
         // Bytes no protocol claims (the middle of a frame, a body): HTTP/2 may still show at a later record.
@@ -190,11 +199,11 @@ export class StreamMasker {
       this.sniffed = seen === NEED_MORE && sniffed.length < SNIFF_BYTES ? sniffed : undefined;
       if (typeof seen === 'object') {
         this.socket.protocol ??= { name: seen.protocol, sender: seen.sender === 'server' ? 'server' : 'client' };
-        if (DB_PROTOCOLS.has(seen.protocol)) {
+        if (hasOwnMasker(seen.protocol)) {
           this.probeLeft = 0;
           if (seen.sender === 'server') this.dbServer = true;
           else {
-            this.db = dbMasker(seen.protocol as DbProtocol, seen.connectionStart === true);
+            this.db = ownMasker(seen.protocol, seen.connectionStart === true);
             // Its state from the bytes before this record, on a copy (those are handed on already).
             this.db.mask(Buffer.from(sniffed.subarray(0, sniffed.length - payload.length)));
           }

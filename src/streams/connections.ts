@@ -8,7 +8,8 @@
  */
 import type { DataEvent, Endpoint, Event, Role, SockOpenEvent } from '../events/types';
 import { CONSTANTS } from '../events/layout';
-import { createParser, type ParserOptions } from '../parsers/registry';
+import { createParser } from '../parsers/protocols';
+import type { ParserOptions } from '../parsers/module';
 import type { MessageBase, ProtocolParser, Side } from '../parsers/types';
 import { detectProtocol, framesAs, GIVE_UP_BYTES, MAX_DETECT_BYTES, NEED_MORE } from '../parsers/detect';
 import type { Protocol } from '../parsers/protocols';

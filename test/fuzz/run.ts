@@ -4,7 +4,7 @@
  * counts against a parser: any exception, and any split whose messages differ
  * from the whole feed's (after errors too).
  */
-import { createParser } from '../../src/parsers/registry';
+import { createParser } from '../../src/parsers/protocols';
 import type { MessageBase, ProtocolParser } from '../../src/parsers/types';
 import { runCopied, runTurns, shape, type Turn } from '../parser-harness';
 import { cuts, mutate, Rng } from './mutate';

@@ -9,17 +9,12 @@ import {
   ATTR_URL_FULL, ATTR_URL_PATH, ATTR_URL_QUERY, ATTR_URL_SCHEME, ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_HTTP_REQUEST_BODY_SIZE, ATTR_HTTP_RESPONSE_BODY_SIZE } from '@opentelemetry/semantic-conventions/incubating';
-import { headerValue, type Http1Request, type Http1Response } from '../parsers/http1/messages';
-import type { Endpoint } from '../events/types';
-import type { AttributeValue, Span } from './span';
-import { redactQuery } from '../security/redact';
+import { headerValue, type Http1Request, type Http1Response } from './messages';
+import type { Address, RedactionOptions } from '../module';
+import type { Attributes, SpanDraft } from '../spans';
+import { redactQuery } from './secrets';
 
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
-
-export interface RedactionOptions {
-  /** Replace every URL query value with REDACTED (default true). */
-  queryValues: boolean;
-}
 
 export interface Target {
   path: string;
@@ -74,13 +69,13 @@ export function normalizedMethod(method: string): { method: string; original?: s
 export function requestAttributes(
   kind: 'server' | 'client',
   req: Http1Request,
-  local: Endpoint | undefined,
-  remote: Endpoint | undefined,
+  local: Address | undefined,
+  remote: Address | undefined,
   redaction: RedactionOptions,
   tls = false,
-): Record<string, AttributeValue> {
+): Attributes {
   const scheme = tls ? 'https' : 'http';
-  const a: Record<string, AttributeValue> = {};
+  const a: Attributes = {};
   const { method, original } = normalizedMethod(req.method);
   a[ATTR_HTTP_REQUEST_METHOD] = method;
   if (original !== undefined) a[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = original;
@@ -117,7 +112,7 @@ export function requestAttributes(
 }
 
 /** Fill in what the response tells: status code, span status, body size. */
-export function applyResponse(span: Span, res: Http1Response): void {
+export function applyResponse(span: SpanDraft, res: Http1Response): void {
   span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
   if (res.bodyBytes > 0) span.attributes[ATTR_HTTP_RESPONSE_BODY_SIZE] = res.bodyBytes;
   // Server spans fail on 5xx only: a 4xx is the client's mistake (OTel HTTP conventions).

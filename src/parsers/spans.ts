@@ -1,4 +1,34 @@
 /**
+ * What a protocol module says about a span, and what every sink reads of one:
+ * its kind, attribute values, status and RED metric family; and Loupe's own
+ * span attributes (`loupe.*`) beside OpenTelemetry's semantic conventions.
+ */
+
+/** OTel's span kinds: a request served or made, a message sent (producer) or received and handled (consumer), a phase. */
+export type SpanKind = 'server' | 'client' | 'producer' | 'consumer' | 'internal';
+export type AttributeValue = string | number | boolean;
+export type Attributes = Record<string, AttributeValue>;
+export interface SpanStatus {
+  code: 'unset' | 'ok' | 'error';
+  message?: string;
+}
+
+/**
+ * Which RED histogram a span counts in, by OpenTelemetry's semantic
+ * conventions: HTTP requests, RPC calls (gRPC), database operations, or
+ * messages sent and received. A protocol module names its spans' family.
+ */
+export type MetricFamily = 'http' | 'rpc' | 'db' | 'messaging';
+
+/** The part of a span a protocol module fills in: a request's name and attributes, a response's status. */
+export interface SpanDraft {
+  readonly kind: SpanKind;
+  name: string;
+  attributes: Attributes;
+  status: SpanStatus;
+}
+
+/**
  * Loupe's own span attributes (`loupe.*`), beside OpenTelemetry's semantic
  * conventions: each named once, here, with what it says; docs/formats.md
  * documents each (test/span-attributes.test.ts checks it).
@@ -36,4 +66,8 @@ export const LOUPE_ATTR = {
   DB_COMMAND: 'loupe.db.command',
   /** What the data could not tell, said plainly. */
   NOTE: 'loupe.note',
+  /** HTTP/2: the stream that carried the exchange. */
+  HTTP2_STREAM_ID: 'loupe.http2.stream_id',
+  /** HTTP/2: the RST_STREAM error code that ended the stream. */
+  HTTP2_RESET: 'loupe.http2.reset',
 } as const;

@@ -5,11 +5,10 @@
  */
 import { ATTR_ERROR_TYPE, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_NETWORK_PROTOCOL_VERSION } from '@opentelemetry/semantic-conventions';
 import { ATTR_HTTP_RESPONSE_BODY_SIZE, ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
-import type { Http1Request, Http1Response } from '../parsers/http1/messages';
-import type { Http2Request, Http2Response } from '../parsers/http2/messages';
-import { applyResponse } from './http';
-import type { Span } from './span';
-import { LOUPE_ATTR } from './attributes';
+import type { Http1Request, Http1Response } from '../http1/messages';
+import { applyResponse } from '../http1/spans';
+import { LOUPE_ATTR, type SpanDraft } from '../spans';
+import type { Http2Request, Http2Response } from './messages';
 
 /** gRPC codes that make a server span an error (OTel RPC conventions); a client span fails on any code but OK. */
 const SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15]);
@@ -24,9 +23,9 @@ export function http2AsHttp1(m: Http2Request): Http1Request {
   };
 }
 
-export function decorateHttp2Request(span: Span, m: Http2Request): void {
+export function decorateHttp2Request(span: SpanDraft, m: Http2Request): void {
   span.attributes[ATTR_NETWORK_PROTOCOL_VERSION] = '2';
-  span.attributes['loupe.http2.stream_id'] = m.streamId;
+  span.attributes[LOUPE_ATTR.HTTP2_STREAM_ID] = m.streamId;
   if (m.unknownHeaders?.length) span.attributes[LOUPE_ATTR.UNKNOWN_HEADERS] = m.unknownHeaders.join(', ');
   if (m.grpc) {
     span.attributes[ATTR_RPC_SYSTEM] = 'grpc';
@@ -37,11 +36,11 @@ export function decorateHttp2Request(span: Span, m: Http2Request): void {
   }
 }
 
-export function applyHttp2Response(span: Span, m: Http2Response): void {
+export function applyHttp2Response(span: SpanDraft, m: Http2Response): void {
   // Bytes the kernel did not copy: framing held over them, so the status below is the real one.
   if (m.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + m.lostBytes;
   if (m.reset !== undefined) {
-    span.attributes['loupe.http2.reset'] = m.reset;
+    span.attributes[LOUPE_ATTR.HTTP2_RESET] = m.reset;
     span.attributes[ATTR_ERROR_TYPE] = m.reset;
     span.status = { code: 'error', message: `stream reset: ${m.reset}` };
   }

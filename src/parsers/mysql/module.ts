@@ -1,0 +1,13 @@
+/** MySQL (and MariaDB) as a protocol module. */
+import { databaseModule } from '../db';
+import { detectMysql } from './detect';
+import { MysqlMasker } from './masker';
+import { MysqlParser } from './parser';
+
+export const mysqlModule = databaseModule({
+  name: 'mysql',
+  dbSystem: 'mysql',
+  detect: { verdict: detectMysql },
+  parser: () => new MysqlParser(),
+  masking: { client: () => new MysqlMasker() },
+});
