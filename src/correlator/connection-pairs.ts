@@ -1,0 +1,123 @@
+/**
+ * Connection-pair matching: one connection seen from both ends on this host
+ * (the client's 4-tuple is the server's reversed), and, across NAT on this
+ * host, a client request in flight with exactly the bytes a server received.
+ */
+import type { Endpoint } from '../events/types';
+import type { Connection } from '../streams/connections';
+import { push, type InFlight } from './context';
+
+/** How long before a server sees a request the NATed client may have sent it. */
+const NAT_WINDOW_NS = 1_000_000_000n;
+
+const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
+
+/** A connection's 4-tuple key as it sees it (local first), made once per pair of endpoints: asked on every request. */
+const ownKeys = new WeakMap<Endpoint, { remote: Endpoint; own: string; reversed: string }>();
+function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
+  let k = ownKeys.get(local);
+  if (k?.remote !== remote) ownKeys.set(local, (k = { remote, own: tupleKey(local, remote), reversed: tupleKey(remote, local) }));
+  return reversed ? k.reversed : k.own;
+}
+
+export type Paired = { client: InFlight; how: 'connection-pair' | 'connection-pair-nat' };
+
+export class ConnectionPairs {
+  /** Open client connections by their 4-tuple. */
+  private readonly clientsByTuple = new Map<string, Connection>();
+  /** Open server connections by their 4-tuple seen from the client: tuples visible from both ends. */
+  private readonly serversByClientTuple = new Map<string, Connection>();
+  /** Unclaimed client requests by their bytes, for pairing across NAT. */
+  private readonly clientsByFingerprint = new Map<string, InFlight[]>();
+  /** Connections already indexed by their 4-tuple (weak: it ends with the connection). */
+  private readonly indexed = new WeakSet<Connection>();
+
+  /** `requestsOf`: a connection's requests in flight, oldest first. */
+  constructor(private readonly requestsOf: (connId: number) => InFlight[] | undefined) {}
+
+  sizes(): Record<string, number> {
+    return {
+      clientsByTuple: this.clientsByTuple.size, serversByClientTuple: this.serversByClientTuple.size,
+      clientsByFingerprint: [...this.clientsByFingerprint.values()].reduce((n, l) => n + l.length, 0),
+    };
+  }
+
+  /**
+   * Index a connection by its 4-tuple once, when its role is known: at its
+   * open, or — met mid-life — at its first message. Once only: a late message
+   * on an old connection must not take a reused tuple back from a newer one.
+   */
+  index(conn: Connection): void {
+    if (!conn.local || !conn.remote || conn.role === 'unknown' || this.indexed.has(conn)) return;
+    this.indexed.add(conn);
+    if (conn.role === 'client') this.clientsByTuple.set(connKey(conn.local, conn.remote, false), conn);
+    else this.serversByClientTuple.set(connKey(conn.local, conn.remote, true), conn);
+  }
+
+  onClose(conn: Connection): void {
+    if (!conn.local || !conn.remote) return;
+    const key = connKey(conn.local, conn.remote, false);
+    if (this.clientsByTuple.get(key) === conn) this.clientsByTuple.delete(key);
+    const reversed = connKey(conn.local, conn.remote, true);
+    if (this.serversByClientTuple.get(reversed) === conn) this.serversByClientTuple.delete(reversed);
+  }
+
+  /** A client request no server has claimed: findable by its bytes across NAT. */
+  addUnclaimed(client: InFlight): void {
+    push(this.clientsByFingerprint, client.fingerprint, client);
+  }
+
+  /** Claimed or ended: no longer findable by its bytes. */
+  removeUnclaimed(client: InFlight): void {
+    const list = this.clientsByFingerprint.get(client.fingerprint);
+    const i = list?.indexOf(client) ?? -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) this.clientsByFingerprint.delete(client.fingerprint);
+  }
+
+  /**
+   * The client span this server request answers, by its bytes: the oldest
+   * unclaimed one on the connection that is this one seen from the other end
+   * — if it sent this very request (a reused 4-tuple whose close and open
+   * were lost must not pair). Failing that, NAT on this host may have
+   * rewritten the tuple: then the one client request in flight with exactly
+   * these bytes, if only one.
+   */
+  bySameBytes(conn: Connection, fp: string, arrivedNs: bigint): Paired | undefined {
+    if (!conn.local || !conn.remote) return undefined;
+    const byTuple = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
+    if (byTuple) {
+      // Streams by key run at once (HTTP/2): the candidate is the oldest unclaimed one that sent these bytes.
+      const candidate = this.requestsOf(byTuple.id)?.find((p) => !p.claimed && (p.streamId === undefined || p.fingerprint === fp));
+      if (candidate && candidate.fingerprint === fp) return { client: candidate, how: 'connection-pair' };
+      if (candidate) return undefined; // the tuple is known but the bytes disagree: no guess
+    }
+    // NAT: the client's own tuple must not be visible reversed here (then it went elsewhere),
+    // and it must have been sent shortly before this request arrived.
+    const alike = (this.clientsByFingerprint.get(fp) ?? []).filter((p) =>
+      p.conn.pid !== conn.pid && p.conn.local && p.conn.remote
+      && !this.serversByClientTuple.has(connKey(p.conn.local, p.conn.remote, false))
+      && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
+    const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
+    return found ? { client: found, how: 'connection-pair-nat' } : undefined;
+  }
+
+  /**
+   * The client span this server request answers, by its place (a database
+   * statement): the oldest client request not yet claimed on the same
+   * connection seen from the other end (requests answer in order there).
+   */
+  bySamePlace(conn: Connection): Paired | undefined {
+    if (!conn.local || !conn.remote) return undefined;
+    const byTuple = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
+    const client = byTuple && this.requestsOf(byTuple.id)?.find((p) => !p.claimed && !p.silent);
+    return client ? { client, how: 'connection-pair' } : undefined;
+  }
+
+  /** The server connection that is this client connection seen from the other end, when this host sees it. */
+  serverOf(conn: Connection): Connection | undefined {
+    if (!conn.local || !conn.remote) return undefined;
+    return this.serversByClientTuple.get(connKey(conn.local, conn.remote, false));
+  }
+}

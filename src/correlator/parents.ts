@@ -1,0 +1,85 @@
+/**
+ * Where a client span belongs, strongest rule first: a `traceparent` already
+ * on the outgoing request (an SDK or our injection put it there); else, in a
+ * Go program, the server request its goroutine (or the goroutine's
+ * ancestors) serves; else, elsewhere, the server request the same thread
+ * serves — only when it serves exactly one, since a wrong parent is worse
+ * than none —, or, on an event loop, the request whose turn made the call;
+ * else a new trace.
+ */
+import type { SpanStart } from '../parsers/module';
+import { LOUPE_ATTR } from '../parsers/spans';
+import type { Connection } from '../streams/connections';
+import { ctxOf, parentTo, sampledFlag, type SpanContext, type TraceAliases } from './context';
+import type { GoRuntime } from './goroutines';
+import type { IdGenerator } from './ids';
+import type { Span } from './span';
+import type { ThreadServing } from './threads';
+
+export interface CarriedContext {
+  traceId: string;
+  parentId: string;
+  traceState: string;
+  flags: number;
+}
+
+export class ClientParents {
+  constructor(
+    private readonly go: GoRuntime,
+    private readonly threads: ThreadServing,
+    private readonly aliases: TraceAliases,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  /**
+   * Sets the span's trace, parent and state; returns the rule that applied
+   * (`loupe.context`). `goCalls`: Go client-call events describe this
+   * protocol, `req` what they report of this request.
+   */
+  choose(conn: Connection, tid: number, span: Span, header: CarriedContext | undefined, goCalls: boolean, req?: SpanStart['goCall']): string {
+    const isGo = this.go.isGo(conn.pid);
+    const call = isGo && goCalls ? this.go.clientCall(conn, req) : undefined;
+    const goParent = call ? this.go.contextOf(conn.pid, call.goid) : undefined;
+    // Go goroutines hop between threads: a thread says nothing about a Go request.
+    const onThread = isGo ? [] : this.threads.onThread(conn.pid, tid);
+    const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
+    const local = goParent ?? threadParent;
+    const setParent = (ctx: SpanContext) => parentTo(span, ctx);
+    if (call) span.attributes[LOUPE_ATTR.GOROUTINE] = call.goid.toString();
+    if (call?.ids && !header) {
+      // The kernel put this call's traceparent on the wire (or would have): the peer knows the span by it.
+      span.spanId = call.ids.spanId;
+      if (local) this.aliases.alias(call.ids.traceId, local.traceId);
+      else {
+        span.traceId = this.aliases.resolve(call.ids.traceId);
+        return 'new';
+      }
+    }
+    if (header) {
+      span.traceId = this.aliases.resolve(header.traceId);
+      span.traceState = header.traceState;
+      span.remoteSampled = sampledFlag(header.flags);
+      if (local && local.traceId === header.traceId) span.parentSpanId = local.spanId;
+      else {
+        span.parentSpanId = header.parentId;
+        span.parentIsRemote = true;
+      }
+      return 'traceparent';
+    }
+    if (goParent) {
+      setParent(goParent);
+      return 'goroutine';
+    }
+    if (threadParent) {
+      setParent(threadParent);
+      return 'thread';
+    }
+    const cause = onThread.length > 1 ? this.threads.eventLoopCause(conn, tid, onThread) : undefined;
+    if (cause) {
+      setParent(ctxOf(cause.span));
+      return 'event-loop';
+    }
+    span.traceId = this.ids.traceId();
+    return onThread.length > 1 ? 'ambiguous-thread' : 'new';
+  }
+}
