@@ -27,7 +27,8 @@ import { ProtoError } from '../parsers/grpc/proto';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
 import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/exporters';
-import { ConfigError, DEFAULT_MAX_PAYLOAD, ENV_OF_KEY, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
+import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
+import { configAsFlags, ENV_OF_KEY, flagHelp, flagSpecs, KEY_OF_FLAG } from '../discovery/options';
 import { escapeControl } from '../export/terminal';
 import { checkTarget, streamFile, wholeFile, type OutputFile } from '../events/output-file';
 
@@ -64,35 +65,26 @@ Usage:
   loupe import FILE.pcap|FILE.pcapng -o OUT.loupe|OUT.jsonl
       Turn a packet capture into a Loupe capture: each TCP flow reassembled
       and shown as a client and a server socket, so replay gives both spans.
-  loupe run [--config FILE] [--pid N ...] [--exe REGEX | --exe-glob GLOB] [--port N ...]
-           [--open-port N ...]
-           [--format tree|jsonl|otlp-json] [-o OUT] [--record FILE.loupe]
-           [--duration S] [--max-payload N] [--ring-mb N] [--ssl-lib PATH ...]
-           [--no-tls] [--no-go] [--no-inject] [--otlp] [--prometheus-port N]
-           [--no-redact] [--cpus LIST] [--quiet]
+  loupe run [OPTIONS]
       Run the live agent (root): eBPF on this host's syscalls, through the
       same pipeline as replay, until SIGINT/SIGTERM or --duration. Spans go
       to stdout or OUT as they come (tree: a trace once quiet for 2 s;
       jsonl: a span as it ends; otlp-json: a request line each second);
-      --record also writes the capture it consumed, so
-      replaying it gives the same spans byte for byte. --open-port N watches
-      the processes listening on N (found again every 2 s); --port N alone
-      probes only programs seen on port N. With no --pid,
-      --exe, --port or --open-port every process is watched (but the agent).
-      --max-payload N bytes of each read or write are copied (default 65536,
-      at most 262144). HTTPS
-      plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib);
-      --no-tls turns them off. Go programs get goroutine and net/http
-      probes (--no-go: none) and traceparent on their outgoing HTTP/1
-      requests through sk_msg (--no-inject: their bytes stay untouched).
-      --otlp exports spans and RED metrics over
-      OTLP as replay does; --prometheus-port serves RED metrics at /metrics.
-      --cpus LIST (as taskset takes it: 1, 0,2, 2-3) keeps the agent's
-      threads on those CPUs, off the ones a latency-bound service uses.
-  loupe record -o FILE.loupe [same options as run, but --format/--record]
+      --record also writes the capture it consumed, so replaying it gives
+      the same spans byte for byte. With no --pid, --exe, --exe-glob, --port
+      or --open-port every process is watched (but the agent). HTTPS
+      plaintext comes from uprobes on the system's OpenSSL (or --ssl-lib).
+      Go programs get goroutine and net/http probes and traceparent on their
+      outgoing HTTP/1 requests through sk_msg (--no-inject: their bytes stay
+      untouched). --cpus keeps the agent's threads off the CPUs a
+      latency-bound service uses.
+  loupe record -o FILE.loupe [OPTIONS]
       Record a capture (mode 0600) with a progress line of records/s and
-      records lost. Payload secrets (credential headers, query values) are
-      masked unless --no-redact.
+      records lost. Payload secrets (credential headers, query values, SQL
+      literals) are masked unless --no-redact.
+    OPTIONS of run and record [the configuration key and variable that also set it;
+    variables override the file, flags override both; docs/options.md]:
+${flagHelp()}
   loupe view FILE [--trace ID] [--width N]
       Each trace of a capture as a waterfall in the terminal: one bar per
       span on the trace's time axis (▓ failed, ░ in-queue/processing phases).
@@ -326,61 +318,12 @@ function cmdConvert(args: string[], io: Out): number {
   return 0;
 }
 
-const LIVE_OPTIONS = {
-  config: { type: 'string' },
-  pid: { type: 'string', multiple: true },
-  exe: { type: 'string' },
-  'exe-glob': { type: 'string' },
-  port: { type: 'string', multiple: true },
-  'open-port': { type: 'string', multiple: true },
-  output: { type: 'string', short: 'o' },
-  duration: { type: 'string' },
-  'max-payload': { type: 'string' },
-  'ring-mb': { type: 'string' },
-  'ssl-lib': { type: 'string', multiple: true },
-  otlp: { type: 'boolean', default: false },
-  'prometheus-port': { type: 'string' },
-  'no-tls': { type: 'boolean', default: false },
-  'no-go': { type: 'boolean', default: false },
-  'no-inject': { type: 'boolean', default: false },
-  'no-redact': { type: 'boolean', default: false },
-  quiet: { type: 'boolean', default: false },
-  cpus: { type: 'string' },
-} as const;
-
-/** The configuration file (and LOUPE_* environment) as the flags it stands for; flags given win. */
-function configAsFlags(c: LoupeConfig): Record<string, unknown> {
-  return {
-    ...(c.discovery.pids.length ? { pid: c.discovery.pids } : {}),
-    ...(c.discovery.exe !== undefined ? { exe: c.discovery.exe } : {}),
-    ...(c.discovery.exe_glob !== undefined ? { 'exe-glob': c.discovery.exe_glob } : {}),
-    ...(c.discovery.ports.length ? { port: c.discovery.ports } : {}),
-    ...(c.discovery.open_ports.length ? { 'open-port': c.discovery.open_ports } : {}),
-    'max-payload': c.capture.max_payload,
-    'ring-mb': c.capture.ring_mb,
-    ...(c.capture.redact ? {} : { 'no-redact': true }),
-    ...(c.tls.enabled ? {} : { 'no-tls': true }),
-    ...(c.tls.libraries.length ? { 'ssl-lib': c.tls.libraries } : {}),
-    ...(c.go.enabled ? {} : { 'no-go': true }),
-    ...(c.go.inject_traceparent ? {} : { 'no-inject': true }),
-    ...(c.export.otlp ? { otlp: true } : {}),
-    ...(c.export.prometheus_port ? { 'prometheus-port': c.export.prometheus_port } : {}),
-    ...(c.agent.cpus !== undefined ? { cpus: c.agent.cpus } : {}),
-  };
-}
-
 function intOption(name: string, value: unknown, min: number, max: number, label = `--${name}`): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${label} takes a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
 }
-
-/** The configuration key behind each flag a configuration can set. */
-const CONFIG_KEY_OF_FLAG: Record<string, string> = {
-  pid: 'discovery.pids', port: 'discovery.ports', 'open-port': 'discovery.open_ports', 'max-payload': 'capture.max_payload',
-  'ring-mb': 'capture.ring_mb', cpus: 'agent.cpus', 'prometheus-port': 'export.prometheus_port',
-};
 
 /** --cpus LIST: CPUs this machine has online, or a usage error that names the ones it has. */
 function cpusOption(text: string, label = '--cpus'): number[] {
@@ -400,14 +343,12 @@ interface LiveCommand {
 }
 
 function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
-  const options = command === 'run'
-    ? { ...LIVE_OPTIONS, format: { type: 'string' }, record: { type: 'string' } } as const
-    : LIVE_OPTIONS;
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: flagSpecs(command === 'run') });
   if (positionals.length) throw new UsageError(`${command} takes no positional arguments, got ${positionals.join(' ')}`);
+  const configFile = values.config as string | undefined;
   let config: LoupeConfig;
   try {
-    config = loadConfig(values.config);
+    config = loadConfig(configFile);
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.source === 'file' ? `--config ${e.message}` : e.message);
     throw e;
@@ -416,10 +357,10 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   const v = { ...configAsFlags(config), ...given } as Record<string, unknown>;
   // A value the configuration gave is named by its key (and its variable), not by a flag nobody typed.
   const label = (flag: string): string => {
-    if (flag in given || !CONFIG_KEY_OF_FLAG[flag]) return `--${flag}`;
-    const key = CONFIG_KEY_OF_FLAG[flag]!;
+    if (flag in given || !KEY_OF_FLAG[flag]) return `--${flag}`;
+    const key = KEY_OF_FLAG[flag]!;
     const envName = ENV_OF_KEY[key];
-    return envName && process.env[envName] !== undefined ? `${envName} (${key})` : `${key} in --config ${values.config ?? ''}`.trim();
+    return envName && process.env[envName] !== undefined ? `${envName} (${key})` : `${key} in --config ${configFile ?? ''}`.trim();
   };
   const list = (x: unknown) => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
   const pids = list(v.pid).map((p) => intOption('pid', p, 1, 2 ** 22, label('pid'))!);

@@ -11,9 +11,9 @@
  *   export:     { otlp: false, prometheus_port: 0, sampler: { name: traceidratio, arg: 0.1 } }
  *   agent:      { cpus: "1" }   # keep the agent's threads on these CPUs (taskset's list syntax)
  *
- * Environment: LOUPE_PIDS, LOUPE_EXE, LOUPE_PORTS, LOUPE_OPEN_PORTS, LOUPE_ROUTES, LOUPE_IGNORE_ROUTES,
- * LOUPE_MAX_PAYLOAD, LOUPE_RING_MB, LOUPE_REDACT, LOUPE_TLS, LOUPE_OTLP,
- * LOUPE_PROMETHEUS_PORT, LOUPE_GO, LOUPE_GO_INJECT, LOUPE_CPUS (lists comma-separated, booleans true/false).
+ * Each option, its variable and its flag are declared once, in options.ts
+ * (lists comma-separated in a variable, booleans true/false); the schema
+ * below keeps the refinements and is checked against that table.
  */
 import { LoupeError } from '../errors';
 import * as fs from 'node:fs';
@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { CONSTANTS } from '../events/layout';
 import { readRegularFile } from '../events/input-file';
 import { parseCpuList } from './cpu-list';
+import { ENV_OF_KEY, fromVariable, KEYED_OPTIONS } from './options';
 
 export { parseCpuList };
 
@@ -103,45 +104,17 @@ export interface RecordedRules {
   services: Array<{ exe: string; name: string }>;
 }
 
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
-const bool = (name: string, v: string) => {
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new ConfigError(`${name}=${v}: expected true or false`, 'environment');
-};
-// Decimal digits only: Number() also takes "1e3", "0x50" and " ", which nobody means as a port.
-const num = (name: string, v: string) => {
-  if (!/^\s*\d{1,10}\s*$/.test(v)) throw new ConfigError(`${name}=${v}: expected a whole decimal number`, 'environment');
-  return Number(v);
-};
-
-/** The environment variable each configuration key can come from. */
-export const ENV_OF_KEY: Record<string, string> = {
-  'discovery.pids': 'LOUPE_PIDS', 'discovery.exe': 'LOUPE_EXE', 'discovery.ports': 'LOUPE_PORTS', 'discovery.open_ports': 'LOUPE_OPEN_PORTS',
-  'routes.patterns': 'LOUPE_ROUTES', 'routes.ignore': 'LOUPE_IGNORE_ROUTES', 'capture.max_payload': 'LOUPE_MAX_PAYLOAD',
-  'capture.ring_mb': 'LOUPE_RING_MB', 'capture.redact': 'LOUPE_REDACT', 'tls.enabled': 'LOUPE_TLS', 'export.otlp': 'LOUPE_OTLP',
-  'export.prometheus_port': 'LOUPE_PROMETHEUS_PORT', 'go.enabled': 'LOUPE_GO', 'go.inject_traceparent': 'LOUPE_GO_INJECT', 'agent.cpus': 'LOUPE_CPUS',
-};
-
-/** Environment overrides as a partial raw config (validated with the file). */
+/** Environment overrides (the variables of OPTIONS) as a partial raw config, validated with the file. */
 function fromEnv(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
-  const set = (section: string, key: string, value: unknown) => ((out[section] ??= {})[key] = value);
-  if (env.LOUPE_PIDS) set('discovery', 'pids', list(env.LOUPE_PIDS).map((p) => num('LOUPE_PIDS', p)));
-  if (env.LOUPE_EXE) set('discovery', 'exe', env.LOUPE_EXE);
-  if (env.LOUPE_PORTS) set('discovery', 'ports', list(env.LOUPE_PORTS).map((p) => num('LOUPE_PORTS', p)));
-  if (env.LOUPE_OPEN_PORTS) set('discovery', 'open_ports', list(env.LOUPE_OPEN_PORTS).map((p) => num('LOUPE_OPEN_PORTS', p)));
-  if (env.LOUPE_ROUTES) set('routes', 'patterns', list(env.LOUPE_ROUTES));
-  if (env.LOUPE_IGNORE_ROUTES) set('routes', 'ignore', list(env.LOUPE_IGNORE_ROUTES));
-  if (env.LOUPE_MAX_PAYLOAD) set('capture', 'max_payload', num('LOUPE_MAX_PAYLOAD', env.LOUPE_MAX_PAYLOAD));
-  if (env.LOUPE_RING_MB) set('capture', 'ring_mb', num('LOUPE_RING_MB', env.LOUPE_RING_MB));
-  if (env.LOUPE_REDACT) set('capture', 'redact', bool('LOUPE_REDACT', env.LOUPE_REDACT));
-  if (env.LOUPE_TLS) set('tls', 'enabled', bool('LOUPE_TLS', env.LOUPE_TLS));
-  if (env.LOUPE_OTLP) set('export', 'otlp', bool('LOUPE_OTLP', env.LOUPE_OTLP));
-  if (env.LOUPE_GO) set('go', 'enabled', bool('LOUPE_GO', env.LOUPE_GO));
-  if (env.LOUPE_GO_INJECT) set('go', 'inject_traceparent', bool('LOUPE_GO_INJECT', env.LOUPE_GO_INJECT));
-  if (env.LOUPE_CPUS) set('agent', 'cpus', env.LOUPE_CPUS);
-  if (env.LOUPE_PROMETHEUS_PORT) set('export', 'prometheus_port', num('LOUPE_PROMETHEUS_PORT', env.LOUPE_PROMETHEUS_PORT));
+  for (const o of KEYED_OPTIONS) {
+    const text = o.env ? env[o.env] : undefined;
+    if (!text) continue;
+    const [section, key] = o.key.split('.') as [string, string];
+    (out[section] ??= {})[key] = fromVariable(o, text, (value, why) => {
+      throw new ConfigError(`${o.env}=${value}: ${why}`, 'environment');
+    });
+  }
   return out;
 }
 
