@@ -38,7 +38,7 @@ function peer(Parser: any, kind: 'request' | 'response', bytes: Buffer, cuts: nu
     current = { start, headers: pairs, body: 0 };
     return 0;
   };
-  p[Parser.kOnBody] = (b: Buffer, start?: number, len?: number) => {
+  p[Parser.kOnBody] = (b: Buffer, _start?: number, len?: number) => {
     current!.body += len ?? b.length;
   };
   p[Parser.kOnMessageComplete] = () => {

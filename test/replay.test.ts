@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { decodeRecord } from '../src/events/codec';
 import type { DataEvent, Event } from '../src/events/types';
 import { openCapture } from '../src/sources/capture-file';
-import { Replay, REPLAY_FORMATS, replayFile, type ReplayFormat } from '../src/pipeline/replay';
+import { replayFile } from '../src/pipeline/replay';
+import { OutputPipeline, SPAN_FORMATS, type SpanFormat } from '../src/pipeline/output';
 import type { CaptureHeader } from '../src/events/capture';
 import { HEADER, ROOT, tempDir } from './helpers';
 import { get, ok, Script } from './script';
@@ -25,9 +26,9 @@ function loadEvents(file: string): { header: CaptureHeader; events: Event[] } {
   return { header: source.header, events };
 }
 
-function replayBatches(header: CaptureHeader, batches: Event[][], format: ReplayFormat): string {
+function replayBatches(header: CaptureHeader, batches: Event[][], format: SpanFormat): string {
   let out = '';
-  const r = new Replay(header, format, (s) => (out += s));
+  const r = new OutputPipeline(header, format, (s) => (out += s));
   for (const b of batches) r.pushEvents(b);
   r.finish();
   return out;
@@ -70,7 +71,7 @@ function busyCapture(): Event[] {
 }
 
 describe('replay of the committed demo capture', () => {
-  for (const format of REPLAY_FORMATS) {
+  for (const format of SPAN_FORMATS) {
     it(`matches its golden output (${format})`, () => {
       let out = '';
       replayFile(FACTORIAL, format, (s) => (out += s));
@@ -114,7 +115,7 @@ describe('determinism', () => {
 
   it('gives byte-identical output for any batch split of the same events, in every format', () => {
     for (const [name, header, events] of captures()) {
-      for (const format of REPLAY_FORMATS) {
+      for (const format of SPAN_FORMATS) {
         const whole = replayBatches(header, [events], format);
         expect(whole.length, `${name} ${format}`).toBeGreaterThan(100);
         fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
@@ -139,7 +140,7 @@ describe('determinism', () => {
 
   it('writes byte-identical files when the CLI replays the same capture twice', () => {
     const dir = tempDir();
-    for (const format of REPLAY_FORMATS) {
+    for (const format of SPAN_FORMATS) {
       const a = path.join(dir, `a.${format}`);
       const b = path.join(dir, `b.${format}`);
       execFileSync('node', [CLI, 'replay', FACTORIAL, '--format', format, '-o', a, '--quiet']);

@@ -16,7 +16,8 @@ import { CaptureError, CaptureWriter } from '../events/capture';
 import { ChunkedOutput } from '../export/chunked';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
-import { REPLAY_FORMATS, replayFile, replayFileExporting, spansOfCapture, type ReplayFormat, type ReplaySummary } from '../pipeline/replay';
+import { replayFile, replayFileExporting, spansOfCapture } from '../pipeline/replay';
+import { SPAN_FORMATS, type RunSummary, type SpanFormat } from '../pipeline/output';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../parsers/protocols';
@@ -123,7 +124,7 @@ type Out = {
   rawErr?: (s: string) => void;
 };
 
-function summaryLine(s: ReplaySummary): string {
+function summaryLine(s: RunSummary): string {
   const unknown = Object.entries(s.pipeline.unknownRecords);
   const parts = [
     `${s.records} records`,
@@ -149,8 +150,8 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
     options: { format: { type: 'string', default: 'tree' }, output: { type: 'string', short: 'o' }, quiet: { type: 'boolean', default: false }, otlp: { type: 'boolean', default: false } },
   });
   if (positionals.length !== 1) throw new UsageError('replay takes exactly one capture file');
-  const format = values.format as ReplayFormat;
-  if (!REPLAY_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${REPLAY_FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
+  const format = values.format as SpanFormat;
+  if (!SPAN_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${SPAN_FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
   // Spans go out in chunks as they come, to -o or stdout: a replay of a long recording holds none of them.
   const file = values.output ? outputFile(values.output) : undefined;
   const chunked = new ChunkedOutput(file ? file.write : io.out);
@@ -159,7 +160,7 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
     chunked.flush();
     file?.close();
   };
-  let summary: ReplaySummary;
+  let summary: RunSummary;
   try {
     const bar = !values.quiet && io.isTTY ? new ProgressBar((s) => (io.rawErr ?? io.err)(s)) : undefined;
     const progress = bar && ((p: { done: number; total: number }) => bar.update(p.done, p.total));
@@ -377,8 +378,8 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       throw new UsageError(`--exe: ${(e as Error).message}`);
     }
   }
-  const format = (v.format ?? (command === 'run' ? 'tree' : 'jsonl')) as ReplayFormat;
-  if (!REPLAY_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${REPLAY_FORMATS.join(', ')}, got ${JSON.stringify(v.format)}`);
+  const format = (v.format ?? (command === 'run' ? 'tree' : 'jsonl')) as SpanFormat;
+  if (!SPAN_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${SPAN_FORMATS.join(', ')}, got ${JSON.stringify(v.format)}`);
   const capturePath = (command === 'record' ? v.output : v.record) as string | undefined;
   if (command === 'record' && !capturePath) throw new UsageError('record needs -o FILE.loupe');
   const ringMb = intOption('ring-mb', v['ring-mb'], 1, 1024, label('ring-mb')) ?? 16;

@@ -16,7 +16,6 @@
  * below keeps the refinements and is checked against that table.
  */
 import { LoupeError } from '../errors';
-import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CONSTANTS } from '../events/layout';

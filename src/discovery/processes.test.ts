@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { HEADER } from '../../test/helpers';
 import { get, ok, Script } from '../../test/script';
 import { Pipeline } from '../pipeline/pipeline';
-import { Replay } from '../pipeline/replay';
+import { OutputPipeline } from '../pipeline/output';
 import type { Span } from '../correlator/span';
 import { ProcessTable } from './processes';
 
@@ -79,7 +79,7 @@ describe('a pid reused within one capture', () => {
 
   it('gives each OTLP span the resource of its own process', () => {
     let text = '';
-    const replay = new Replay(header, 'otlp-json', (t) => (text += t));
+    const replay = new OutputPipeline(header, 'otlp-json', (t) => (text += t));
     replay.pushEvents(script().events);
     replay.finish();
     const doc = JSON.parse(text) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<{ name: string }> }> }> };

@@ -23,9 +23,10 @@ import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
-import { allPids, childrenOf, holdersOf, listeningInodes, portInodes, processInfo } from '../sources/live/procfs';
+import * as procfs from '../sources/live/procfs';
+import { ProcessSelection } from '../discovery/selection';
 import { StreamMasker } from '../security/redact-payload';
-import { Replay, type ReplayFormat, type ReplaySummary } from './replay';
+import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 import { validateExportEnv, type ExportOptions } from '../export/exporters';
 import type { RecordedRules } from '../discovery/config';
 
@@ -37,7 +38,7 @@ export interface LiveSessionOptions extends LiveOptions {
   /** Mask credential headers and query values in payloads (default on). */
   redact: boolean;
   /** Span output; `write` receives it (streamed for jsonl). */
-  format: ReplayFormat;
+  format: SpanFormat;
   write: (text: string) => void;
   /** Write a capture here (mode 0600). */
   capturePath?: string;
@@ -80,25 +81,19 @@ const STATE_COOKIE_AT = offsetOf('loupe_tcp_state_event', 'sock_cookie');
 const NEW_STATE_AT = offsetOf('loupe_tcp_state_event', 'new_state');
 /** The kernel's TCP_CLOSE state: a socket's last. */
 const TCP_CLOSE = 7;
-/** Sockets of dropped programs remembered; the oldest go first past this. */
-const MAX_DROPPED_SOCKETS = 65536;
-/** See droppedRecord: a pid given to another process this soon after is not worth the risk. */
-const DROP_MARGIN_NS = 10_000_000n;
 /** A live run's tree output prints a trace once no span of it has ended for this long. */
 const TREE_QUIET_NS = 2_000_000_000n;
 /** Maskers kept (one per socket direction, and one more per direction for TLS plaintext); the least recently used go first past this. */
 const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
-/** Processes --pid selects at start with the descendants already running: more than this, and the rest are not followed. */
-const MAX_SELECTED_AT_START = 4096;
 /** Fork records held for children not yet seen on a socket, by child; the oldest go first past this. */
 const MAX_HELD_FORKS = 4096;
 
 export class LiveSession {
   readonly header: CaptureHeader;
   /** Made in start(), once the clocks give the boot time that sinks add to kernel times. */
-  private replay!: Replay;
+  private replay!: OutputPipeline;
   private readonly source: LiveSource;
   private readonly heldExecs = new Map<number, Buffer>();
   private readonly heldForks = new Map<number, Buffer>();
@@ -112,31 +107,13 @@ export class LiveSession {
   private maskerCount = 0;
   /** Processes whose records reach the pipeline. */
   private readonly known = new Set<number>();
-  /** Processes selected by --pid/--exe (and their children), when a process filter is on. */
-  private readonly selected = new Set<number>();
-  /**
-   * Processes watched as pending from their exec that --exe did not choose: pid -> the kernel
-   * time they left the filter. Their records from before then are dropped.
-   */
-  private readonly dropped = new Map<number, bigint>();
-  /** Sockets (cookies) of programs --exe dropped, until their TCP state is CLOSE. */
-  private readonly droppedSockets = new Set<bigint>();
-  /** The latest record time seen, for forgetting `dropped` entries no record can need any more. */
-  private lastTs = 0n;
-  private readonly filtering: boolean;
-  /**
-   * --port alone: the kernel passes only connections on those ports, and the Go and TLS probes go
-   * only to programs seen on one of them (at start, listening later, or at their first record),
-   * never to every program the host runs: a probe on a program not watched is a change to it.
-   */
-  private readonly portSelecting: boolean;
+  /** Which processes are watched (src/discovery/selection.ts). */
+  private readonly selection: ProcessSelection;
   /** The capture being recorded: header first, each batch's records as the batch ends. */
   private capture: CaptureWriter | undefined;
   private failure: Error | undefined;
   private outputTimer: NodeJS.Timeout | undefined;
   private openPortTimer: NodeJS.Timeout | undefined;
-  /** --open-port: the listening sockets (inodes) whose holders are watched already. */
-  private listening = new Set<string>();
   private batchesSinceTick = 0;
   private output!: ChunkedOutput;
   readonly progress: LiveProgress = { records: 0, lost: 0, spans: 0 };
@@ -147,43 +124,11 @@ export class LiveSession {
   private readonly goPending = new Set<Promise<void>>();
   /** Executables (dev:inode) that could not be instrumented, reported already. */
   private readonly goRefused = new Set<string>();
-  private initialPids: number[] = [];
   /** Headers the kernel inserted into outgoing requests, read at stop. */
   injected = { inserted: 0n, refused: 0n };
 
   constructor(private readonly options: LiveSessionOptions) {
-    this.filtering = (options.pids?.length ?? 0) > 0 || options.exe !== undefined || (options.openPorts?.length ?? 0) > 0;
-    this.portSelecting = !this.filtering && (options.ports?.length ?? 0) > 0;
-    for (const pid of options.pids ?? []) this.selected.add(pid);
-    const pids = [...(options.pids ?? [])];
-    // Children already running (nginx's workers, a pre-forked pool) are selected too, as the ones forked later are.
-    for (let i = 0; i < pids.length && pids.length < MAX_SELECTED_AT_START; i++) {
-      for (const child of childrenOf(pids[i]!)) {
-        if (this.selected.has(child)) continue;
-        this.selected.add(child);
-        pids.push(child);
-      }
-    }
-    if (options.exe) {
-      for (const pid of allPids()) {
-        if (pid === process.pid) continue;
-        const info = processInfo(pid);
-        if (info && options.exe.test(info.exe)) {
-          pids.push(pid);
-          this.selected.add(pid);
-        }
-      }
-    }
-    if (options.openPorts?.length) {
-      this.listening = listeningInodes(options.openPorts);
-      for (const pid of holdersOf(this.listening, process.pid)) {
-        if (this.selected.has(pid)) continue;
-        pids.push(pid);
-        this.selected.add(pid);
-      }
-    }
-    // Nothing runs it yet: the filter is on but empty until an exec matches or a port opens.
-    if (this.filtering && pids.length === 0) pids.push(0);
+    this.selection = new ProcessSelection(options, procfs, process.pid);
     this.header = {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
       seed: randomBytes(8).toString('hex'),
@@ -198,10 +143,7 @@ export class LiveSession {
       },
       createdBy: 'loupe live',
     };
-    this.initialPids = this.filtering ? [...this.selected]
-      : this.portSelecting ? holdersOf(portInodes(options.ports!), process.pid)
-      : allPids().filter((p) => p !== process.pid);
-    this.source = new LiveSource({ ...options, pids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
+    this.source = new LiveSource({ ...options, pids: this.selection.kernelPids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
   }
 
   start(): LiveStarted {
@@ -225,11 +167,10 @@ export class LiveSession {
     if (this.options.capturePath) this.capture = new CaptureWriter(this.options.capturePath, this.header, 'stream');
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
-    this.replay = new Replay(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
-    const listenPorts = this.options.openPorts?.length ? this.options.openPorts : this.portSelecting ? this.options.ports! : undefined;
-    if (listenPorts) {
-      if (this.portSelecting) this.listening = listeningInodes(listenPorts);
-      this.openPortTimer = setInterval(() => this.findListeners(listenPorts), 2000);
+    this.replay = new OutputPipeline(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
+    this.selection.begin();
+    if (this.selection.listenPorts) {
+      this.openPortTimer = setInterval(() => this.findListeners(), 2000);
       this.openPortTimer.unref();
     }
     // Counted as records are taken; progress.lost and .spans at each batch's end.
@@ -248,7 +189,7 @@ export class LiveSession {
       }, 1000);
       this.outputTimer.unref();
     }
-    for (const pid of this.initialPids) {
+    for (const pid of this.selection.initialPids) {
       this.considerGo(pid);
       this.considerTls(pid);
     }
@@ -334,7 +275,7 @@ export class LiveSession {
     if (this.failure) return;
     try {
       // Record by record, through to the output: what a batch holds until its end outlives
-      // young-generation collections (see Replay.pushBuffer).
+      // young-generation collections (see OutputPipeline.pushBuffer).
       const out: Buffer[] = [];
       const where = (i: number) => `live record ${i}`;
       for (const record of records) {
@@ -345,7 +286,7 @@ export class LiveSession {
         }
         out.length = 0;
       }
-      if (this.dropped.size > 0) this.sweepDropped();
+      this.selection.sweep();
       this.replay.flushQuiet();
       this.batchesSinceTick++;
       this.progress.spans = this.replay.pipeline.correlator.stats.spans;
@@ -363,16 +304,14 @@ export class LiveSession {
     const pid = record.readUInt32LE(PID_AT);
     switch (type) {
       case T.LOUPE_EV_PROC_EXEC: {
-        if (this.filtering) {
-          // With --exe the kernel side watched it from its exec as pending, until this decision.
-          const pending = this.options.exe !== undefined && this.source.takePending(pid);
+        if (this.selection.filtering) {
           const program = { ppid: record.readUInt32LE(PPID_AT), exe: cString(record, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN) };
-          if (!this.decideExec(pid, program, pending)) return;
+          if (!this.selection.onExec(pid, program, this.source)) return;
         }
         // --port alone: a program is probed once it is seen on a watched port, not for running; one
         // probed already is looked at again (this record may be older than its probes: considerGo
         // goes by the program it runs now).
-        if (!this.portSelecting || this.known.has(pid) || this.goPids.has(pid)) {
+        if (!this.selection.portSelecting || this.known.has(pid) || this.goPids.has(pid)) {
           this.considerGo(pid);
           this.considerTls(pid);
         }
@@ -391,8 +330,7 @@ export class LiveSession {
       }
       case T.LOUPE_EV_PROC_EXIT:
         // The kernel side stopped watching the pid too: a process that gets it next is not the one chosen.
-        this.selected.delete(pid);
-        this.dropped.delete(pid);
+        this.selection.onExit(pid);
         this.heldExecs.delete(pid);
         this.heldForks.delete(pid);
         this.described.delete(pid);
@@ -402,14 +340,8 @@ export class LiveSession {
         out.push(record);
         return;
       case T.LOUPE_EV_TCP_STATE: // runs in softirq context: its pid is whoever was on the CPU
-        if (this.droppedSockets.size > 0) {
-          // The socket of a program --exe did not choose: its state changes are not for the capture either.
-          const cookie = record.readBigUInt64LE(STATE_COOKIE_AT);
-          if (this.droppedSockets.has(cookie)) {
-            if (record[NEW_STATE_AT] === TCP_CLOSE) this.droppedSockets.delete(cookie);
-            return;
-          }
-        }
+        // The socket of a program --exe did not choose: its state changes are not for the capture either.
+        if (this.selection.dropsSocketState(record.readBigUInt64LE(STATE_COOKIE_AT), record[NEW_STATE_AT] === TCP_CLOSE)) return;
         out.push(record);
         return;
       case T.LOUPE_EV_LOSS:
@@ -417,18 +349,11 @@ export class LiveSession {
         return;
       default: {
         const ts = record.readBigUInt64LE(TS_AT);
-        if (ts > this.lastTs) this.lastTs = ts;
-        // Still pending at its first record: its exec record was lost (a full ring buffer), and with it --exe's
-        // decision, made now from /proc as of this record (gone, or its pid another's by now: not chosen).
-        if (this.options.exe !== undefined && !this.known.has(pid) && this.source.takePending(pid) && this.decideExec(pid, processInfo(pid, ts), true)) {
-          this.considerGo(pid);
-        }
-        if (this.dropped.size > 0 && this.droppedRecord(pid, ts)) {
-          if (type === T.LOUPE_EV_SOCK_OPEN) this.dropSocket(record.readBigUInt64LE(OPEN_COOKIE_AT));
-          return;
-        }
-        // A cookie repeats once the kernel reuses a closed socket's memory: this socket is a chosen program's.
-        if (type === T.LOUPE_EV_SOCK_OPEN && this.droppedSockets.size > 0) this.droppedSockets.delete(record.readBigUInt64LE(OPEN_COOKIE_AT));
+        // Still pending at its first record: its exec record was lost, and with it --exe's decision, made now.
+        if (!this.known.has(pid) && this.selection.decideLate(pid, ts, this.source)) this.considerGo(pid);
+        const opened = type === T.LOUPE_EV_SOCK_OPEN ? record.readBigUInt64LE(OPEN_COOKIE_AT) : undefined;
+        if (this.selection.dropsRecord(pid, ts, opened)) return;
+        if (opened !== undefined) this.selection.onSocketOpen(opened);
         if (!this.known.has(pid)) this.firstSight(pid, out, ts);
         if (type === T.LOUPE_EV_DATA && this.options.redact) {
           const captured = record.readUInt32LE(CAPTURED_AT);
@@ -443,77 +368,13 @@ export class LiveSession {
     }
   }
 
-  /**
-   * --open-port: processes that started listening on a port since the last look are watched;
-   * --port alone: they get their probes before their first client comes. Only a new listening
-   * socket makes the agent read every process's fds (a large host has many).
-   */
-  private findListeners(ports: number[]): void {
+  /** Processes that started listening on a watched port since the last look get their probes (and, with --open-port, are watched). */
+  private findListeners(): void {
     if (this.failure) return;
-    const now = listeningInodes(ports);
-    const fresh = new Set([...now].filter((inode) => !this.listening.has(inode)));
-    this.listening = now;
-    for (const pid of holdersOf(fresh, process.pid)) {
-      if (!this.portSelecting && !this.watch(pid)) continue;
+    for (const pid of this.selection.newListeners(this.source)) {
       this.considerGo(pid);
       this.considerTls(pid);
     }
-  }
-
-  /**
-   * Whether a process is watched in the program it now runs: chosen when it or its parent
-   * is, or --exe matches the executable (`program` undefined: nothing tells, not chosen).
-   * `pending`: the kernel side watched it since its exec, until this decision; not chosen,
-   * it leaves the filter and what it did meanwhile is dropped; chosen, the children it forked
-   * meanwhile are added, since they did not inherit the filter.
-   */
-  private decideExec(pid: number, program: { ppid?: number; exe: string } | undefined, pending: boolean): boolean {
-    const chosen = program !== undefined
-      && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.options.exe?.test(program.exe) ?? false));
-    if (!chosen) {
-      if (pending) this.dropped.set(pid, this.source.unwatchPid(pid));
-      return false;
-    }
-    this.dropped.delete(pid);
-    if (!this.selected.has(pid)) {
-      this.selected.add(pid);
-      // A pending process is in the kernel's filter already, or has exited and left it: its pid may be another's next.
-      if (!pending) this.source.watchPid(pid);
-    }
-    if (pending) for (const child of childrenOf(pid)) this.watch(child);
-    return true;
-  }
-
-  /** Select a process and put it in the kernel's filter; false when it was selected already. */
-  private watch(pid: number): boolean {
-    if (this.selected.has(pid)) return false;
-    this.selected.add(pid);
-    this.source.watchPid(pid);
-    return true;
-  }
-
-  /**
-   * A record of a process --exe did not choose, made while it was pending: not for the output.
-   * Up to DROP_MARGIN_NS past the time it left the filter: a syscall on another CPU may have
-   * passed the filter just before and stamped its record just after.
-   */
-  private droppedRecord(pid: number, ts: bigint): boolean {
-    const until = this.dropped.get(pid);
-    if (until === undefined) return false;
-    if (ts <= until + DROP_MARGIN_NS) return true;
-    this.dropped.delete(pid); // made after it left the filter: another process has the pid now
-    return false;
-  }
-
-  /** A socket a dropped program opened, whose tcp_state records are dropped too; the oldest forgotten past the bound. */
-  private dropSocket(cookie: bigint): void {
-    this.droppedSockets.add(cookie);
-    if (this.droppedSockets.size > MAX_DROPPED_SOCKETS) this.droppedSockets.delete(this.droppedSockets.values().next().value!);
-  }
-
-  /** Entries no record can need: records a second younger than their time have come through already. */
-  private sweepDropped(): void {
-    for (const [pid, until] of this.dropped) if (this.lastTs > until + 1_000_000_000n) this.dropped.delete(pid);
   }
 
   private masker(pid: number, record: Buffer): StreamMasker {
@@ -562,7 +423,7 @@ export class LiveSession {
     this.known.add(pid);
     this.considerTls(pid);
     // Its first record: with --port alone, its first connection on a watched port.
-    if (this.portSelecting) this.considerGo(pid);
+    if (this.selection.portSelecting) this.considerGo(pid);
     const exec = this.heldExecs.get(pid);
     this.heldExecs.delete(pid);
     // A pid the table already knows (an exec record, or a reused pid) keeps what the table says,
@@ -571,7 +432,7 @@ export class LiveSession {
     this.heldForks.delete(pid);
     const tableKnows = this.replay.pipeline.processes.get(pid) !== undefined || this.described.has(pid);
     this.described.delete(pid);
-    const info: ProcessInfo | undefined = tableKnows ? undefined : processInfo(pid, seenAtNs);
+    const info: ProcessInfo | undefined = tableKnows ? undefined : procfs.processInfo(pid, seenAtNs);
     if (info) {
       // The exec record names the program; /proc adds what it cannot say (the configured service name).
       if (exec) info.exe = cString(exec, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
@@ -580,7 +441,7 @@ export class LiveSession {
       // Gone already (a fork-per-connection server's child): it ran its parent's program, as the fork record says.
       const parent = fork.readUInt32LE(PID_AT);
       if (!this.known.has(parent) && !this.described.has(parent) && !this.replay.pipeline.processes.get(parent)) {
-        const parentInfo = processInfo(parent, seenAtNs);
+        const parentInfo = procfs.processInfo(parent, seenAtNs);
         if (parentInfo) {
           this.describe(parentInfo, out, seenAtNs);
           this.described.add(parent);
@@ -603,7 +464,7 @@ export class LiveSession {
    * close the capture (written all along: header first, then the records, the
    * processes the run learnt among them).
    */
-  async stop(): Promise<ReplaySummary> {
+  async stop(): Promise<RunSummary> {
     clearInterval(this.outputTimer);
     clearInterval(this.openPortTimer);
     await this.goSettled();

@@ -261,7 +261,7 @@ describe('HTTP/2 masking in captures', () => {
   });
 
   it('masks what a real HTTP/2 client and server (nghttp2 in node:http2) send, and the spans of the masked capture keep every other field', async () => {
-    const server = http2.createServer((req, res) => {
+    const server = http2.createServer((_req, res) => {
       res.setHeader('set-cookie', `session=${SECRET}`);
       res.end('ok');
     });
