@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := demo
-.PHONY: demo test test-all stress fuzz bench build check deps system-deps py-deps go-releases bpf native clean
+.PHONY: demo test test-all stress fuzz bench build check format deps system-deps py-deps go-releases bpf native clean
 
 NPM := npm --no-audit --no-fund --loglevel=error
 
@@ -59,9 +59,16 @@ native:
 build: deps bpf native
 	npx tsc -p tsconfig.json
 
-# Type-checks tests and benchmarks too (the build leaves them out).
+# Type-checks tests and benchmarks too (the build leaves them out), lints them (eslint.config.mjs) and checks
+# their layout is the formatter's (`make format` writes it).
+FORMATTED = "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" "scripts/**/*.ts"
 check: deps
 	npx tsc -p tsconfig.check.json
+	npx eslint src test bench scripts
+	npx prettier --check $(FORMATTED)
+
+format: deps
+	npx prettier --write $(FORMATTED)
 
 demo: build
 	node dist/cli/main.js replay captures/factorial.loupe --format tree

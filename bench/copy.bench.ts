@@ -59,11 +59,19 @@ async function withAgent(port: number, maxPayload: number, work: () => number, n
   const cpu = cpuMicros(child.pid!) - cpu0;
   child.kill('SIGINT');
   await new Promise((r) => child.once('exit', r));
-  const servers = fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; service: string; status: { code: string } }).filter((s) => s.kind === 'server');
+  const servers = fs
+    .readFileSync(out, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { kind: string; service: string; status: { code: string } })
+    .filter((s) => s.kind === 'server');
   return {
-    rps, cpuUs: cpu / n,
-    records: Number(/loupe: (\d+) records/.exec(err)?.[1] ?? NaN), lost: Number(/(\d+) records lost by the kernel side/.exec(err)?.[1] ?? 0),
-    complete: servers.filter((s) => s.status.code === 'unset').length, incomplete: servers.filter((s) => s.status.code !== 'unset').length,
+    rps,
+    cpuUs: cpu / n,
+    records: Number(/loupe: (\d+) records/.exec(err)?.[1] ?? NaN),
+    lost: Number(/(\d+) records lost by the kernel side/.exec(err)?.[1] ?? 0),
+    complete: servers.filter((s) => s.status.code === 'unset').length,
+    incomplete: servers.filter((s) => s.status.code !== 'unset').length,
   };
 }
 
@@ -90,7 +98,9 @@ async function main() {
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     for (const [k, rs] of rows) {
       const f = (sel: (r: Row) => number | undefined, d = 0) => (sel(rs[0]!) !== undefined ? med(rs.map((r) => sel(r)!)).toFixed(d) : '—');
-      console.log(`| ${size.toLocaleString('en-US')} B | ${k} | ${f((r) => r.rps)} | ${f((r) => r.cpuUs, 1)} | ${f((r) => r.records)} | ${f((r) => r.lost)} | ${f((r) => r.complete)} / ${f((r) => r.incomplete)} |`);
+      console.log(
+        `| ${size.toLocaleString('en-US')} B | ${k} | ${f((r) => r.rps)} | ${f((r) => r.cpuUs, 1)} | ${f((r) => r.records)} | ${f((r) => r.lost)} | ${f((r) => r.complete)} / ${f((r) => r.incomplete)} |`,
+      );
     }
   }
 }

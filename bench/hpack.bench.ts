@@ -15,15 +15,38 @@ const hpack = require('hpack.js') as {
 
 const BLOCKS = 2000;
 const shapes = [
-  (i: number) => ({ ':method': 'GET', ':scheme': 'https', ':authority': 'shop.example.com', ':path': `/api/v1/users/${i}/orders?page=${i % 7}`,
+  (i: number) => ({
+    ':method': 'GET',
+    ':scheme': 'https',
+    ':authority': 'shop.example.com',
+    ':path': `/api/v1/users/${i}/orders?page=${i % 7}`,
     'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
-    accept: 'application/json', 'accept-language': 'en-US,en;q=0.9', 'accept-encoding': 'gzip, deflate, br',
-    cookie: `session=${(i * 7919).toString(16)}abcdef; theme=dark`, 'x-request-id': `3f1c2a9e-8d7b-4c6a-9e5f-${String(i).padStart(12, '0')}` }),
-  (i: number) => ({ ':method': 'POST', ':scheme': 'http', ':authority': 'greeter:50051', ':path': '/demo.v1.Greeter/SayHello',
-    'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '1S', 'grpc-accept-encoding': 'identity,deflate,gzip',
-    traceparent: `00-0af7651916cd43dd8448eb211c80319c-${(i + 1).toString(16).padStart(16, '0')}-01` }),
-  (i: number) => ({ ':status': i % 10 ? '200' : '404', 'content-type': 'application/json; charset=utf-8', 'content-length': String(100 + i),
-    date: 'Wed, 25 Nov 2026 15:00:00 GMT', server: 'loupe-bench', 'cache-control': 'no-store', vary: 'accept-encoding' }),
+    accept: 'application/json',
+    'accept-language': 'en-US,en;q=0.9',
+    'accept-encoding': 'gzip, deflate, br',
+    cookie: `session=${(i * 7919).toString(16)}abcdef; theme=dark`,
+    'x-request-id': `3f1c2a9e-8d7b-4c6a-9e5f-${String(i).padStart(12, '0')}`,
+  }),
+  (i: number) => ({
+    ':method': 'POST',
+    ':scheme': 'http',
+    ':authority': 'greeter:50051',
+    ':path': '/demo.v1.Greeter/SayHello',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-timeout': '1S',
+    'grpc-accept-encoding': 'identity,deflate,gzip',
+    traceparent: `00-0af7651916cd43dd8448eb211c80319c-${(i + 1).toString(16).padStart(16, '0')}-01`,
+  }),
+  (i: number) => ({
+    ':status': i % 10 ? '200' : '404',
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(100 + i),
+    date: 'Wed, 25 Nov 2026 15:00:00 GMT',
+    server: 'loupe-bench',
+    'cache-control': 'no-store',
+    vary: 'accept-encoding',
+  }),
 ];
 const enc = hpack.compressor.create({ table: { size: 4096 } });
 const blocks: Buffer[] = [];
@@ -54,11 +77,17 @@ function hpackjs(): number {
   return n;
 }
 
-for (const [name, run] of [['loupe', loupe], ['hpack.js', hpackjs]] as const) {
+for (const [name, run] of [
+  ['loupe', loupe],
+  ['hpack.js', hpackjs],
+] as const) {
   const got = run();
   if (got !== fields) throw new Error(`${name} decoded ${got} fields, expected ${fields}`);
 }
-report(`HPACK: ${BLOCKS} header blocks (browser requests, gRPC requests, responses), ${(bytes / 1e3).toFixed(0)} kB, ${fields} fields ("messages" = fields)`, compare(bytes, [
-  { name: 'loupe HpackDecoder', run: loupe },
-  { name: 'hpack.js decompressor', run: hpackjs },
-]));
+report(
+  `HPACK: ${BLOCKS} header blocks (browser requests, gRPC requests, responses), ${(bytes / 1e3).toFixed(0)} kB, ${fields} fields ("messages" = fields)`,
+  compare(bytes, [
+    { name: 'loupe HpackDecoder', run: loupe },
+    { name: 'hpack.js decompressor', run: hpackjs },
+  ]),
+);

@@ -26,11 +26,19 @@ const serverParts = [frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.allo
 const clientParts = [PREFACE, frame(4, 0, 0, Buffer.alloc(0))];
 for (let i = 0; i < STREAMS; i++) {
   const id = 2 * i + 1;
-  clientEnc.write([{ name: ':method', value: 'GET' }, { name: ':scheme', value: 'http' }, { name: ':authority', value: 'bench' }, { name: ':path', value: `/items/${i}` }]);
+  clientEnc.write([
+    { name: ':method', value: 'GET' },
+    { name: ':scheme', value: 'http' },
+    { name: ':authority', value: 'bench' },
+    { name: ':path', value: `/items/${i}` },
+  ]);
   clientParts.push(frame(1, 0x5, id, clientEnc.read()));
   serverEnc.write([
-    { name: ':status', value: '200' }, { name: 'content-type', value: 'application/json' }, { name: 'content-length', value: String(BODY.length) },
-    { name: 'server', value: 'bench' }, { name: 'x-request-id', value: `req-${i.toString(16).padStart(8, '0')}` },
+    { name: ':status', value: '200' },
+    { name: 'content-type', value: 'application/json' },
+    { name: 'content-length', value: String(BODY.length) },
+    { name: 'server', value: 'bench' },
+    { name: 'x-request-id', value: `req-${i.toString(16).padStart(8, '0')}` },
   ]);
   serverParts.push(frame(1, 0x4, id, serverEnc.read()), frame(0, 0x1, id, BODY));
 }
@@ -52,7 +60,12 @@ function loupe(): number {
 /** Node's client session reading the server bytes; resolves with the ms it took after the streams were opened. */
 function node(): Promise<{ ms: number; done: number }> {
   return new Promise((resolve, reject) => {
-    const socket = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const socket = new Duplex({
+      read() {},
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
     const session = http2.connect('http://bench', { createConnection: () => socket as unknown as import('node:net').Socket, peerMaxConcurrentStreams: STREAMS + 1 });
     session.on('error', reject);
     let done = 0;
@@ -71,10 +84,12 @@ function node(): Promise<{ ms: number; done: number }> {
     }
     let t0 = 0n;
     // Answer only once the session has sent its requests: HEADERS on a stream still idle is a protocol error.
-    session.on('connect', () => setTimeout(() => {
-      t0 = process.hrtime.bigint();
-      for (const c of chunks) socket.push(c);
-    }, 50));
+    session.on('connect', () =>
+      setTimeout(() => {
+        t0 = process.hrtime.bigint();
+        for (const c of chunks) socket.push(c);
+      }, 50),
+    );
   });
 }
 

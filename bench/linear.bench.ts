@@ -37,11 +37,17 @@ function time(protocol: string, turns: Turn[], piece: number): number {
 function oneLarge(protocol: string, bytes: number): Turn[] | undefined {
   if (protocol === 'redis') {
     const n = Math.ceil(bytes / 20);
-    return [{ side: 'client', bytes: Buffer.from('*2\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n') }, { side: 'server', bytes: Buffer.from(`*${n}\r\n${'$10\r\n0123456789\r\n'.repeat(n)}`) }];
+    return [
+      { side: 'client', bytes: Buffer.from('*2\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n') },
+      { side: 'server', bytes: Buffer.from(`*${n}\r\n${'$10\r\n0123456789\r\n'.repeat(n)}`) },
+    ];
   }
   if (protocol === 'http1') {
     const n = Math.ceil(bytes / 16);
-    return [{ side: 'client', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n') }, { side: 'server', bytes: Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'a\r\n0123456789\r\n'.repeat(n)}0\r\n\r\n`) }];
+    return [
+      { side: 'client', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n') },
+      { side: 'server', bytes: Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'a\r\n0123456789\r\n'.repeat(n)}0\r\n\r\n`) },
+    ];
   }
   if (protocol === 'postgres') {
     const msg = (type: string, body: Buffer) => {
@@ -52,7 +58,10 @@ function oneLarge(protocol: string, bytes: number): Turn[] | undefined {
     };
     const row = msg('D', Buffer.from([0, 1, 0, 0, 0, 4, 0x31, 0x32, 0x33, 0x34]));
     const n = Math.ceil(bytes / row.length);
-    return [{ side: 'client', bytes: msg('Q', Buffer.from('SELECT x FROM t\0')) }, { side: 'server', bytes: Buffer.concat([...Array.from({ length: n }, () => row), msg('C', Buffer.from('SELECT 1\0')), msg('Z', Buffer.from('I'))]) }];
+    return [
+      { side: 'client', bytes: msg('Q', Buffer.from('SELECT x FROM t\0')) },
+      { side: 'server', bytes: Buffer.concat([...Array.from({ length: n }, () => row), msg('C', Buffer.from('SELECT 1\0')), msg('Z', Buffer.from('I'))]) },
+    ];
   }
   return undefined;
 }
@@ -68,7 +77,11 @@ for (const [protocol, conversations] of allSeeds()) {
 }
 for (const [name, make] of cases) {
   const protocol = name.split(' ')[0]!;
-  for (const [label, piece] of [['whole', Infinity], ['4 KiB', 4096], ['1 byte', 1]] as const) {
+  for (const [label, piece] of [
+    ['whole', Infinity],
+    ['4 KiB', 4096],
+    ['1 byte', 1],
+  ] as const) {
     const small = make(BASE);
     const large = make(4 * BASE);
     time(protocol, small, piece); // warm up

@@ -54,7 +54,6 @@ execFileSync('gcc', ['-O2', '-o', pace, path.join(ROOT, 'bench/tools/pace.c')]);
 const syscallsTool = path.join(tmp, 'syscalls');
 execFileSync('gcc', ['-O2', '-o', syscallsTool, path.join(ROOT, 'bench/tools/syscalls.c')]);
 
-
 interface Agent {
   pid: number;
   stop(): Promise<{ records: number; lost: number }>;
@@ -135,9 +134,10 @@ const SERVER_LABEL: Record<ServerKind, string> = { hello: 'Node http hello', api
 
 async function startServer(kind: ServerKind): Promise<{ port: number; server: ChildProcess }> {
   const port = nextPort++;
-  const args = kind === 'hello'
-    ? ['-e', `require('http').createServer((q, r) => r.end('hello\\n')).listen(${port}, '127.0.0.1', () => console.log('ready'))`]
-    : [path.join(ROOT, 'bench/tools/api-server.js'), String(port)];
+  const args =
+    kind === 'hello'
+      ? ['-e', `require('http').createServer((q, r) => r.end('hello\\n')).listen(${port}, '127.0.0.1', () => console.log('ready'))`]
+      : [path.join(ROOT, 'bench/tools/api-server.js'), String(port)];
   const server = spawn('node', args, { stdio: ['ignore', 'pipe', 'inherit'] });
   await waitFor(server, 'stdout', /ready/);
   return { port, server };
@@ -145,7 +145,11 @@ async function startServer(kind: ServerKind): Promise<{ port: number; server: Ch
 
 async function steadyRate(rounds: number, rate: number, seconds: number, kind: ServerKind = 'hello'): Promise<string[]> {
   const { port, server } = await startServer(kind);
-  const run = () => execFileSync(pace, [String(port), String(rate), String(seconds)], { encoding: 'utf8' }).trim().split(' ').map(Number);
+  const run = () =>
+    execFileSync(pace, [String(port), String(rate), String(seconds)], { encoding: 'utf8' })
+      .trim()
+      .split(' ')
+      .map(Number);
   run(); // warm-up
   const plain: number[][] = [];
   const watched: number[][] = [];
@@ -232,7 +236,8 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
   }
   server.kill();
   const med = (xs: WrkResult[]) => ({
-    rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50ms)),
+    rps: median(xs.map((x) => x.rps)),
+    p50: median(xs.map((x) => x.p50ms)),
     shares: `${Math.round(median(xs.map((x) => x.serverCpu!)) * 100)}% | ${Math.round(median(xs.map((x) => x.idle!)) * 100)}%`,
   });
   const p = med(plain);
@@ -265,7 +270,14 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
  */
 async function otlpRates(rates: number[], seconds: number): Promise<string[]> {
   const collectorPort = nextPort++;
-  const collector = spawn('node', ['-e', `require('http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, { 'content-type': 'application/x-protobuf' }); r.end(); }); }).listen(${collectorPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const collector = spawn(
+    'node',
+    [
+      '-e',
+      `require('http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, { 'content-type': 'application/x-protobuf' }); r.end(); }); }).listen(${collectorPort}, '127.0.0.1', () => console.log('ready'))`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await waitFor(collector, 'stdout', /ready/);
   const { port, server } = await startServer('hello');
   const lines = [
@@ -281,7 +293,11 @@ async function otlpRates(rates: number[], seconds: number): Promise<string[]> {
   const sampled = { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' };
   for (const rate of rates) {
     const row: string[] = [rate.toLocaleString('en-US')];
-    for (const [extra, env] of [[[], {}], [['--otlp'], {}], [['--otlp'], sampled]] as Array<[string[], Record<string, string>]>) {
+    for (const [extra, env] of [
+      [[], {}],
+      [['--otlp'], {}],
+      [['--otlp'], sampled],
+    ] as Array<[string[], Record<string, string>]>) {
       const agent = await warmAgent(extra, env);
       const c0 = cpuMicros(agent.pid);
       execFileSync(pace, [String(port), String(rate), String(seconds)]);
@@ -366,15 +382,18 @@ async function main(): Promise<void> {
     for (const line of await steadyRate(5, 2000, 3)) console.log(line);
   }
   if (PARTS.has('api')) {
-    console.log('\nThe same two measures against a server doing a real request\'s work (bench/tools/api-server.js: 100 records as 8.7 KB of JSON, about 125 µs of CPU a request)');
+    console.log("\nThe same two measures against a server doing a real request's work (bench/tools/api-server.js: 100 records as 8.7 KB of JSON, about 125 µs of CPU a request)");
     console.log('\nwrk -t1 -c8, 5 rounds of 5 s each, medians');
     for (const line of await overhead(5, 5, 'api')) console.log(line);
     console.log('\nA steady 2,000 requests/s (bench/tools/pace), 5 rounds of 3 s, medians');
     for (const line of await steadyRate(5, 2000, 3, 'api')) console.log(line);
   }
   if (PARTS.has('otlp')) {
-    console.log('\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too); the last columns with OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1');
-    for (const line of await otlpRates(process.env.LOUPE_BENCH_RATES ? process.env.LOUPE_BENCH_RATES.split(",").map(Number) : [10_000, 20_000, 40_000, 60_000], 4)) console.log(line);
+    console.log(
+      '\nOTLP export from the live agent (--pid, http/protobuf to a local collector), paced requests on one connection, 4 s each (a warm-up second before, whose spans count too); the last columns with OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1',
+    );
+    for (const line of await otlpRates(process.env.LOUPE_BENCH_RATES ? process.env.LOUPE_BENCH_RATES.split(',').map(Number) : [10_000, 20_000, 40_000, 60_000], 4))
+      console.log(line);
   }
   if (PARTS.has('kernel')) {
     console.log('\nThe kernel side per syscall (bench/tools/syscalls: best of 5 runs of 10^6 getppid and 10^5 loopback TCP write + read pairs), 5 rounds, medians');

@@ -74,7 +74,13 @@ function writePcap(file: string, mib: number): { requests: number; bytes: number
   return { requests, bytes };
 }
 
-interface Measured { tool: string; peakMiB: number; wallS: number; userS: number; requests: number }
+interface Measured {
+  tool: string;
+  peakMiB: number;
+  wallS: number;
+  userS: number;
+  requests: number;
+}
 
 /** Runs `argv` under /usr/bin/time; `count` reads the number of HTTP requests it found from its output. */
 function measure(tool: string, argv: string[], count: (stdout: string, stderr: string) => number): Measured {
@@ -95,13 +101,27 @@ try {
     const file = path.join(dir, `http-${mib}.pcap`);
     const { requests, bytes } = writePcap(file, mib);
     const runs = [
-      measure('loupe parse', ['node', path.join(ROOT, 'dist/cli/main.js'), 'parse', file, '--format', 'jsonl'], (stdout) => stdout.split('\n').filter((l) => l.includes('"kind":"request"')).length),
+      measure(
+        'loupe parse',
+        ['node', path.join(ROOT, 'dist/cli/main.js'), 'parse', file, '--format', 'jsonl'],
+        (stdout) => stdout.split('\n').filter((l) => l.includes('"kind":"request"')).length,
+      ),
       // The bound, shown: the same run with V8's heap capped (it fails with "heap out of memory" if anything grows with the file).
-      measure(`loupe parse, heap capped at ${HEAP_CAP_MIB} MiB`, ['node', `--max-old-space-size=${HEAP_CAP_MIB}`, path.join(ROOT, 'dist/cli/main.js'), 'parse', file, '--format', 'jsonl'], (stdout) => stdout.split('\n').filter((l) => l.includes('"kind":"request"')).length),
-      measure('tshark -Y http.request', ['tshark', '-n', '-r', file, '-Y', 'http.request', '-T', 'fields', '-e', 'frame.number'], (stdout) => stdout.split('\n').filter((l) => l !== '').length),
+      measure(
+        `loupe parse, heap capped at ${HEAP_CAP_MIB} MiB`,
+        ['node', `--max-old-space-size=${HEAP_CAP_MIB}`, path.join(ROOT, 'dist/cli/main.js'), 'parse', file, '--format', 'jsonl'],
+        (stdout) => stdout.split('\n').filter((l) => l.includes('"kind":"request"')).length,
+      ),
+      measure(
+        'tshark -Y http.request',
+        ['tshark', '-n', '-r', file, '-Y', 'http.request', '-T', 'fields', '-e', 'frame.number'],
+        (stdout) => stdout.split('\n').filter((l) => l !== '').length,
+      ),
     ];
     for (const r of runs) {
-      console.log(`| ${(bytes / 2 ** 20).toFixed(0)} MiB | ${r.tool} | ${r.requests} / ${requests} | ${r.peakMiB.toFixed(0)} | ${r.wallS.toFixed(1)} | ${r.userS.toFixed(1)} | ${(bytes / 1e6 / r.wallS).toFixed(0)} |`);
+      console.log(
+        `| ${(bytes / 2 ** 20).toFixed(0)} MiB | ${r.tool} | ${r.requests} / ${requests} | ${r.peakMiB.toFixed(0)} | ${r.wallS.toFixed(1)} | ${r.userS.toFixed(1)} | ${(bytes / 1e6 / r.wallS).toFixed(0)} |`,
+      );
     }
     fs.rmSync(file);
   }

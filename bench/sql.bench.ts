@@ -18,7 +18,9 @@ import { compare, report } from './harness';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Parser: PgProtocolParser } = require('pg-protocol/dist/parser') as { Parser: new () => { parse(b: Buffer, cb: (m: { name: string }) => void): void } };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const Mysql2PacketParser = require(require('node:path').join(require.resolve('mysql2'), '../lib/packet_parser.js')) as new (onPacket: (p: unknown) => void) => { execute(b: Buffer): void };
+const Mysql2PacketParser = require(require('node:path').join(require.resolve('mysql2'), '../lib/packet_parser.js')) as new (onPacket: (p: unknown) => void) => {
+  execute(b: Buffer): void;
+};
 
 const CHUNK = 16 * 1024;
 const chunksOf = (b: Buffer) => Array.from({ length: Math.ceil(b.length / CHUNK) }, (_, i) => b.subarray(i * CHUNK, (i + 1) * CHUNK));
@@ -62,7 +64,10 @@ function loupePg(): number {
 function peerPg(): number {
   const p = new PgProtocolParser();
   let rows = 0;
-  for (const c of pgChunks) p.parse(c, (m) => { if (m.name === 'dataRow') rows++; });
+  for (const c of pgChunks)
+    p.parse(c, (m) => {
+      if (m.name === 'dataRow') rows++;
+    });
   return rows;
 }
 
@@ -78,7 +83,12 @@ function myAnswer(): Buffer {
   const out = [myPacket(seq++, Buffer.from([3]))];
   const str = (v: string) => Buffer.concat([Buffer.from([v.length]), Buffer.from(v)]);
   for (const name of ['id', 'email', 'total']) {
-    out.push(myPacket(seq++, Buffer.concat([str('def'), str('shop'), str('orders'), str('orders'), str(name), str(name), Buffer.from([0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0])])));
+    out.push(
+      myPacket(
+        seq++,
+        Buffer.concat([str('def'), str('shop'), str('orders'), str('orders'), str(name), str(name), Buffer.from([0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0])]),
+      ),
+    );
   }
   out.push(myPacket(seq++, Buffer.from([0xfe, 0, 0, 2, 0])));
   for (let i = 0; i < ROWS; i++) {
@@ -92,7 +102,22 @@ const myServer = Buffer.concat(Array.from({ length: QUERIES }, () => myAnswer())
 const myClient = myPacket(0, Buffer.concat([Buffer.from([3]), Buffer.from('SELECT id, email, total FROM orders WHERE total > 10')]));
 const myChunks = chunksOf(myServer);
 const myLogin = [
-  myPacket(0, Buffer.concat([Buffer.from([10]), Buffer.from('10.11.6-MariaDB\0'), Buffer.alloc(4), Buffer.alloc(8), Buffer.alloc(1), Buffer.from([0xff, 0xf7]), Buffer.alloc(1), Buffer.alloc(2), Buffer.from([0xff, 0x81]), Buffer.alloc(1), Buffer.alloc(10)])),
+  myPacket(
+    0,
+    Buffer.concat([
+      Buffer.from([10]),
+      Buffer.from('10.11.6-MariaDB\0'),
+      Buffer.alloc(4),
+      Buffer.alloc(8),
+      Buffer.alloc(1),
+      Buffer.from([0xff, 0xf7]),
+      Buffer.alloc(1),
+      Buffer.alloc(2),
+      Buffer.from([0xff, 0x81]),
+      Buffer.alloc(1),
+      Buffer.alloc(10),
+    ]),
+  ),
   myPacket(1, Buffer.concat([Buffer.from([0x0d, 0xa2, 0x0a, 0x00]), Buffer.alloc(28), Buffer.from('app\0'), Buffer.from([0])])),
   myPacket(2, Buffer.from([0, 0, 0, 2, 0, 0, 0])),
 ];
@@ -120,16 +145,27 @@ function peerMysql(): number {
 }
 
 const expected = QUERIES * ROWS;
-for (const [name, run] of [['loupe pg', loupePg], ['pg-protocol', peerPg], ['loupe mysql', loupeMysql], ['mysql2', peerMysql]] as const) {
+for (const [name, run] of [
+  ['loupe pg', loupePg],
+  ['pg-protocol', peerPg],
+  ['loupe mysql', loupeMysql],
+  ['mysql2', peerMysql],
+] as const) {
   const got = run();
   if (got !== expected) throw new Error(`${name} saw ${got} rows, expected ${expected}`);
 }
 
-report(`PostgreSQL result sets: ${QUERIES} queries x ${ROWS} rows, ${(pgServer.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = rows)`, compare(pgServer.length, [
-  { name: 'loupe PostgresParser (frames both sides, counts rows)', run: loupePg },
-  { name: 'pg-protocol Parser (node-postgres; decodes every row)', run: peerPg },
-]));
-report(`MySQL text result sets: ${QUERIES} queries x ${ROWS} rows, ${(myServer.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = rows)`, compare(myServer.length, [
-  { name: 'loupe MysqlParser (frames both sides, counts rows)', run: loupeMysql },
-  { name: 'mysql2 PacketParser (frames packets)', run: peerMysql },
-]));
+report(
+  `PostgreSQL result sets: ${QUERIES} queries x ${ROWS} rows, ${(pgServer.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = rows)`,
+  compare(pgServer.length, [
+    { name: 'loupe PostgresParser (frames both sides, counts rows)', run: loupePg },
+    { name: 'pg-protocol Parser (node-postgres; decodes every row)', run: peerPg },
+  ]),
+);
+report(
+  `MySQL text result sets: ${QUERIES} queries x ${ROWS} rows, ${(myServer.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = rows)`,
+  compare(myServer.length, [
+    { name: 'loupe MysqlParser (frames both sides, counts rows)', run: loupeMysql },
+    { name: 'mysql2 PacketParser (frames packets)', run: peerMysql },
+  ]),
+);

@@ -34,6 +34,7 @@ for (const protocol of ['http1', 'http2', 'postgres', 'mysql', 'redis']) {
   bad += exceptions + splits;
   console.log(`| ${protocol} | ${inputs} | ${exceptions} | ${splits} | ${r.perRecord} | ${r.perRecordSplitDiffs} |`);
   for (const [kind, f] of r.exceptions) console.error(`${protocol} masking: ${f.count} × ${kind}\n  shortest input: ${f.example}`);
-  if (r.splitDiffs) console.error(`${protocol} masking: ${splits} inputs masked differently when split, the shortest: ${r.splitDiffs.example}\n  ${r.splitDiffs.detail.slice(0, 2000)}`);
+  if (r.splitDiffs)
+    console.error(`${protocol} masking: ${splits} inputs masked differently when split, the shortest: ${r.splitDiffs.example}\n  ${r.splitDiffs.detail.slice(0, 2000)}`);
 }
 process.exitCode = bad > 0 ? 1 : 0;

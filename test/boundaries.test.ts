@@ -40,16 +40,20 @@ const areaOf = (file: string) => {
 };
 
 function imports(): Array<{ file: string; target: string; from: string; to: string }> {
-  return sourceFiles(path.join(ROOT, 'src')).flatMap((file) => [...fs.readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.[^']+)'/gm)].map((m) => {
-    const target = path.resolve(path.dirname(file), m[1]!);
-    return { file: path.relative(ROOT, file), target: path.relative(ROOT, target), from: areaOf(file), to: areaOf(`${target}.ts`) };
-  }));
+  return sourceFiles(path.join(ROOT, 'src')).flatMap((file) =>
+    [...fs.readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.[^']+)'/gm)].map((m) => {
+      const target = path.resolve(path.dirname(file), m[1]!);
+      return { file: path.relative(ROOT, file), target: path.relative(ROOT, target), from: areaOf(file), to: areaOf(`${target}.ts`) };
+    }),
+  );
 }
 
 describe('module boundaries', () => {
   it('every import of src/ is one its folder may make, or a known back edge', () => {
     const allowed = (e: { from: string; to: string; target: string }) => (MAY_IMPORT[e.from] ?? []).some((m) => m === e.to || e.target === `src/${m}`);
-    const wrong = imports().filter((e) => e.from !== e.to && !allowed(e)).map((e) => `${e.file} -> ${e.target}`);
+    const wrong = imports()
+      .filter((e) => e.from !== e.to && !allowed(e))
+      .map((e) => `${e.file} -> ${e.target}`);
     expect(wrong.filter((w) => !KNOWN_BACK_EDGES.includes(w))).toEqual([]);
   });
 

@@ -26,7 +26,8 @@ export function daemon(cmd: string, args: string[], opts: { cwd?: string } = {})
 
 /** Waits until something accepts connections on the port (or the process that should is gone). */
 export async function listening(port: number, child: ChildProcess): Promise<void> {
-  const open = () => spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
+  const open = () =>
+    spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
   while (!open()) {
     if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited with ${child.exitCode} before listening on ${port}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -34,7 +34,11 @@ async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void
 }
 
 /** A client run while the in-process proxy forwards its bytes: it must not block the event loop. */
-function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -46,7 +50,8 @@ function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.P
   });
 }
 
-const canConnect = (port: number) => spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
+const canConnect = (port: number) =>
+  spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0;
 
 interface Parsed {
   protocol: string;
@@ -64,16 +69,25 @@ interface Parsed {
 function parseCapture(file: string, ...extra: string[]): Parsed[] {
   const r = spawnSync('node', [CLI, 'parse', file, '--quiet', ...extra], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Parsed);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Parsed);
 }
 
 function spansOf(file: string): SpanLine[] {
   const r = spawnSync('node', [CLI, 'replay', file, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as SpanLine);
 }
 
-const postgresMissing = missing(`${PG_BIN}/initdb`, `${PG_BIN}/postgres`, 'psql', 'runuser') ?? (process.getuid?.() !== 0 ? 'initdb must run as user postgres: needs root to switch' : undefined);
+const postgresMissing =
+  missing(`${PG_BIN}/initdb`, `${PG_BIN}/postgres`, 'psql', 'runuser') ?? (process.getuid?.() !== 0 ? 'initdb must run as user postgres: needs root to switch' : undefined);
 if (postgresMissing) console.warn(`PostgreSQL tests skipped: ${postgresMissing}`);
 
 describe.skipIf(Boolean(postgresMissing))(`PostgreSQL 15, psql and node-postgres${postgresMissing ? ` (skipped: ${postgresMissing})` : ''}`, () => {
@@ -88,11 +102,20 @@ describe.skipIf(Boolean(postgresMissing))(`PostgreSQL 15, psql and node-postgres
     execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/initdb`, '-A', 'trust', '--no-sync', '-U', 'postgres', '-D', data], { stdio: 'ignore' });
     port = await freePort();
     // Its own process group: killing runuser alone leaves postgres running.
-    server = spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, '-D', data, '-k', dir, '-h', '127.0.0.1', '-p', String(port), '-F'], { stdio: 'ignore', detached: true });
-    await until('postgres to accept connections', () => spawnSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'select 1'], { stdio: 'ignore' }).status === 0);
+    server = spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, '-D', data, '-k', dir, '-h', '127.0.0.1', '-p', String(port), '-F'], {
+      stdio: 'ignore',
+      detached: true,
+    });
+    await until(
+      'postgres to accept connections',
+      () => spawnSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'select 1'], { stdio: 'ignore' }).status === 0,
+    );
     const proxy = await recordingProxy(port, 4242, '/usr/bin/psql');
-    const psql = (sql: string) => run('psql', ['-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'postgres', '-d', 'postgres', '-X', '-v', 'ON_ERROR_STOP=0', '-c', sql], { env: { ...process.env, PGSSLMODE: 'disable' } });
-    expect((await psql("CREATE TABLE accounts (id int primary key, owner text, balance int)")).status).toBe(0);
+    const psql = (sql: string) =>
+      run('psql', ['-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'postgres', '-d', 'postgres', '-X', '-v', 'ON_ERROR_STOP=0', '-c', sql], {
+        env: { ...process.env, PGSSLMODE: 'disable' },
+      });
+    expect((await psql('CREATE TABLE accounts (id int primary key, owner text, balance int)')).status).toBe(0);
     expect((await psql("INSERT INTO accounts VALUES (1, 'ann', 100), (2, 'bob', 250)")).status).toBe(0);
     expect((await psql('SELECT owner FROM accounts WHERE balance > 50 ORDER BY id')).stdout).toMatch(/ann[\s\S]*bob/);
     await psql('SELECT missing_column FROM accounts');
@@ -133,25 +156,47 @@ describe.skipIf(Boolean(postgresMissing))(`PostgreSQL 15, psql and node-postgres
     ]);
     const answers = ms.filter((m) => m.kind === 'response' && m.command !== 'ReadyForQuery').map((m) => [m.command, m.rows ?? null, m.errorCode ?? null]);
     expect(answers).toEqual([
-      ['CommandComplete', 0, null], ['CommandComplete', 2, null], ['CommandComplete', 2, null], ['ErrorResponse', null, '42703'],
-      ['CommandComplete', 1, null], ['CommandComplete', 1, null], ['CommandComplete', 1, null], ['ErrorResponse', null, '22012'],
+      ['CommandComplete', 0, null],
+      ['CommandComplete', 2, null],
+      ['CommandComplete', 2, null],
+      ['ErrorResponse', null, '42703'],
+      ['CommandComplete', 1, null],
+      ['CommandComplete', 1, null],
+      ['CommandComplete', 1, null],
+      ['ErrorResponse', null, '22012'],
     ]);
     expect(ms.filter((m) => m.command === 'Startup').every((m) => m.database === 'postgres')).toBe(true);
   });
 
   it('keeps literals only with --no-redact', () => {
-    const raw = parseCapture(capture, '--no-redact').filter((m) => m.command === 'Query').map((m) => m.query);
+    const raw = parseCapture(capture, '--no-redact')
+      .filter((m) => m.command === 'Query')
+      .map((m) => m.query);
     expect(raw).toContain("INSERT INTO accounts VALUES (1, 'ann', 100), (2, 'bob', 250)");
   });
 
   it('replays into database client spans with OpenTelemetry attributes', () => {
     const spans = spansOf(capture);
-    expect(spans.map((s) => s.name)).toEqual(['CREATE accounts', 'INSERT accounts', 'SELECT accounts', 'SELECT accounts', 'SELECT accounts', 'SELECT accounts', 'UPDATE accounts', 'SELECT']);
+    expect(spans.map((s) => s.name)).toEqual([
+      'CREATE accounts',
+      'INSERT accounts',
+      'SELECT accounts',
+      'SELECT accounts',
+      'SELECT accounts',
+      'SELECT accounts',
+      'UPDATE accounts',
+      'SELECT',
+    ]);
     const insert = spans[1]!;
     expect(insert.kind).toBe('client');
     expect(insert.attributes).toMatchObject({
-      'db.system.name': 'postgresql', 'db.namespace': 'postgres', 'db.operation.name': 'INSERT', 'db.collection.name': 'accounts',
-      'db.query.text': 'INSERT INTO accounts VALUES (?, ?, ?), (?, ?, ?)', 'db.response.returned_rows': 2, 'server.port': port,
+      'db.system.name': 'postgresql',
+      'db.namespace': 'postgres',
+      'db.operation.name': 'INSERT',
+      'db.collection.name': 'accounts',
+      'db.query.text': 'INSERT INTO accounts VALUES (?, ?, ?), (?, ?, ?)',
+      'db.response.returned_rows': 2,
+      'server.port': port,
     });
     const failed = spans[3]!;
     expect(failed.status.code).toBe('error');
@@ -172,7 +217,21 @@ describe.skipIf(Boolean(mariadbMissing))(`MariaDB, the mariadb client and mysql2
     const data = path.join(dir, 'data');
     execFileSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { stdio: 'ignore' });
     const port = await freePort();
-    server = spawn('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0'], { stdio: 'ignore' });
+    server = spawn(
+      'mariadbd',
+      [
+        '--no-defaults',
+        `--datadir=${data}`,
+        '--user=root',
+        '--bind-address=127.0.0.1',
+        `--port=${port}`,
+        `--socket=${path.join(dir, 's')}`,
+        '--skip-grant-tables',
+        '--skip-log-bin',
+        '--innodb-flush-log-at-trx-commit=0',
+      ],
+      { stdio: 'ignore' },
+    );
     await until('mariadbd to listen', () => canConnect(port));
     const proxy = await recordingProxy(port, 4343, '/usr/bin/mariadb');
     const cli = (sql: string) => run('mariadb', ['--no-defaults', '-h', '127.0.0.1', '-P', String(proxy.port), '-u', 'root', '--skip-ssl', '-e', sql]);
@@ -206,7 +265,7 @@ describe.skipIf(Boolean(mariadbMissing))(`MariaDB, the mariadb client and mysql2
     const ours = sent.filter(([, q]) => /shop|items|nope/.test(q ?? ''));
     expect(ours).toEqual([
       ['COM_QUERY', 'CREATE DATABASE shop'],
-      ['COM_QUERY', "CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(20))"],
+      ['COM_QUERY', 'CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(20))'],
       ['COM_QUERY', "INSERT INTO shop.items VALUES (1, 'pen'), (2, 'ink')"],
       ['COM_QUERY', 'SELECT name FROM shop.items ORDER BY id'],
       ['COM_QUERY', 'SELECT nope FROM shop.items'],
@@ -229,7 +288,12 @@ describe.skipIf(Boolean(mariadbMissing))(`MariaDB, the mariadb client and mysql2
     const spans = spansOf(capture).filter((s) => /items|shop/.test(String(s.attributes['db.query.text'] ?? '')));
     expect(spans.map((s) => s.name)).toContain('SELECT items');
     const update = spans.find((s) => s.name === 'UPDATE items')!;
-    expect(update.attributes).toMatchObject({ 'db.system.name': 'mysql', 'db.query.text': 'UPDATE items SET name = ? WHERE id = ?', 'db.response.returned_rows': 1, 'db.namespace': 'shop' });
+    expect(update.attributes).toMatchObject({
+      'db.system.name': 'mysql',
+      'db.query.text': 'UPDATE items SET name = ? WHERE id = ?',
+      'db.response.returned_rows': 1,
+      'db.namespace': 'shop',
+    });
     expect(spans.find((s) => s.attributes['db.query.text'] === 'SELECT nope FROM shop.items')!.status.code).toBe('error');
   });
 });

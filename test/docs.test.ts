@@ -15,7 +15,7 @@ describe('README and CLI agree', () => {
     for (const c of commands) expect(readme, c).toContain(`loupe ${c}`);
   });
 
-  it('documents every flag the usage text lists (the live agent\'s in docs/options.md, which the README links)', () => {
+  it("documents every flag the usage text lists (the live agent's in docs/options.md, which the README links)", () => {
     const flags = [...new Set([...USAGE.matchAll(/(?<![\w-])(--[a-z][a-z-]*|-o)\b/g)].map((m) => m[1]!))];
     expect(flags.length).toBeGreaterThanOrEqual(6);
     expect(readme).toContain('(docs/options.md)');

@@ -8,10 +8,11 @@ import { CaptureError } from '../src/events/capture';
 import { LiveError } from '../src/sources/live/live-source';
 import { ROOT, tempDir, sourceFiles } from './helpers';
 
-
 describe('errors', () => {
-  it('are all LoupeErrors: no other exported class in the sources extends Error (a parser\'s private signal, caught where it is thrown, may)', () => {
-    const others = sourceFiles(path.join(ROOT, 'src')).flatMap((f) => [...fs.readFileSync(f, 'utf8').matchAll(/export class (\w+) extends Error\b/g)].map((m) => `${path.relative(ROOT, f)}: ${m[1]}`));
+  it("are all LoupeErrors: no other exported class in the sources extends Error (a parser's private signal, caught where it is thrown, may)", () => {
+    const others = sourceFiles(path.join(ROOT, 'src')).flatMap((f) =>
+      [...fs.readFileSync(f, 'utf8').matchAll(/export class (\w+) extends Error\b/g)].map((m) => `${path.relative(ROOT, f)}: ${m[1]}`),
+    );
     expect(others).toEqual(['src/errors.ts: LoupeError']);
   });
 

@@ -34,7 +34,10 @@ function parseHeader(text: string) {
   }
   const enums = new Map<string, string[]>();
   for (const m of text.matchAll(/enum (\w+) \{([^}]*)\};/g)) {
-    enums.set(m[1]!, [...m[2]!.matchAll(/^\s*(\w+)\s*=/gm)].map((x) => x[1]!));
+    enums.set(
+      m[1]!,
+      [...m[2]!.matchAll(/^\s*(\w+)\s*=/gm)].map((x) => x[1]!),
+    );
   }
   const defines = [...text.matchAll(/^#define (LOUPE_\w+)[ \t]+\S/gm)].map((m) => m[1]!);
   return { structs, enums, defines };
@@ -47,7 +50,10 @@ describe('bpf/events.h and src/events/layout.ts agree', () => {
   it('declare the same structs with the same members in the same order', () => {
     expect([...parsed.structs.keys()].sort()).toEqual(Object.keys(STRUCT_MEMBERS).sort());
     for (const [name, members] of parsed.structs) {
-      expect(STRUCT_MEMBERS[name as StructName].map(([m]) => m), name).toEqual(members);
+      expect(
+        STRUCT_MEMBERS[name as StructName].map(([m]) => m),
+        name,
+      ).toEqual(members);
     }
   });
 
@@ -77,10 +83,15 @@ describe('bpf/events.h and src/events/layout.ts agree', () => {
     const binary = path.join(dir, 'layout');
     fs.writeFileSync(source, lines.join('\n'));
     execFileSync(compiler!, ['-std=c11', '-Wall', '-Werror', '-Wpadded', source, '-o', binary]);
-    const facts = new Map(execFileSync(binary, { encoding: 'utf8' }).trim().split('\n').map((l) => {
-      const [kind, key, value] = l.split(' ');
-      return [`${kind} ${key}`, Number(value)] as const;
-    }));
+    const facts = new Map(
+      execFileSync(binary, { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const [kind, key, value] = l.split(' ');
+          return [`${kind} ${key}`, Number(value)] as const;
+        }),
+    );
     fs.rmSync(dir, { recursive: true });
 
     let checked = 0;

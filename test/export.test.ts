@@ -29,19 +29,31 @@ function loupe(args: string[], env: Record<string, string>): Promise<{ status: n
 }
 
 function spansOf(received: Received) {
-  return received.traces.flatMap((req) => req.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans.map((s: any) => ({
-    service: attrs(rs.resource.attributes)['service.name'], name: s.name, kind: s.kind, attributes: attrs(s.attributes),
-    traceId: s.traceId, parentSpanId: s.parentSpanId ?? '',
-  })))));
+  return received.traces.flatMap((req) =>
+    req.resourceSpans.flatMap((rs: any) =>
+      rs.scopeSpans.flatMap((ss: any) =>
+        ss.spans.map((s: any) => ({
+          service: attrs(rs.resource.attributes)['service.name'],
+          name: s.name,
+          kind: s.kind,
+          attributes: attrs(s.attributes),
+          traceId: s.traceId,
+          parentSpanId: s.parentSpanId ?? '',
+        })),
+      ),
+    ),
+  );
 }
 
 /** Every data point of a histogram, whichever service's resource holds it, as last exported (cumulative: the last export holds all). */
 function histogramPoints(received: Received, name: string): any[] {
   const lastByService = new Map<string, any[]>();
   for (const req of received.metrics) {
-    for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
-      if (m.name === name) lastByService.set(String(attrs(rm.resource.attributes)['service.name']), m.histogram.dataPoints);
-    }
+    for (const rm of req.resourceMetrics)
+      for (const sm of rm.scopeMetrics)
+        for (const m of sm.metrics) {
+          if (m.name === name) lastByService.set(String(attrs(rm.resource.attributes)['service.name']), m.histogram.dataPoints);
+        }
   }
   return [...lastByService.values()].flat();
 }
@@ -61,12 +73,20 @@ describe.each([
     const rx = await receiver();
     try {
       const r = await loupe(['replay', CAPTURE, '--format', 'jsonl', '--otlp'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+        OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
       });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/OTLP: 6 spans exported, 0 left out by the sampler, 0 dropped, 0 failed batches/);
       const spans = spansOf(rx.received);
-      expect(spans.map((s) => `${s.service} ${s.name}`).sort()).toEqual(['backend GET /compute', 'curl GET', 'curl GET', 'frontend GET', 'frontend GET /factorial/abc', 'frontend GET /factorial/{id}']);
+      expect(spans.map((s) => `${s.service} ${s.name}`).sort()).toEqual([
+        'backend GET /compute',
+        'curl GET',
+        'curl GET',
+        'frontend GET',
+        'frontend GET /factorial/abc',
+        'frontend GET /factorial/{id}',
+      ]);
       expect(new Set(spans.map((s) => s.traceId)).size).toBe(2);
       const backend = spans.find((s) => s.service === 'backend')!;
       expect(backend.attributes).toMatchObject({ 'http.request.method': 'GET', 'url.path': '/compute', 'http.route': '/compute', 'http.response.status_code': '200' });
@@ -81,14 +101,17 @@ describe.each([
       expect(histogramPoints(rx.received, 'http.client.request.duration')).toHaveLength(3);
       // Each service's RED metrics under its own resource, as its spans are: never all under the agent's name.
       const routesByService = new Map<string, Set<string>>();
-      for (const req of rx.received.metrics) for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
-        if (m.name !== 'http.server.request.duration') continue;
-        const service = String(attrs(rm.resource.attributes)['service.name']);
-        for (const p of m.histogram.dataPoints) {
-          expect(attrs(p.attributes)['service.name']).toBeUndefined();
-          routesByService.set(service, (routesByService.get(service) ?? new Set()).add(String(attrs(p.attributes)['http.route'])));
-        }
-      }
+      for (const req of rx.received.metrics)
+        for (const rm of req.resourceMetrics)
+          for (const sm of rm.scopeMetrics)
+            for (const m of sm.metrics) {
+              if (m.name !== 'http.server.request.duration') continue;
+              const service = String(attrs(rm.resource.attributes)['service.name']);
+              for (const p of m.histogram.dataPoints) {
+                expect(attrs(p.attributes)['service.name']).toBeUndefined();
+                routesByService.set(service, (routesByService.get(service) ?? new Set()).add(String(attrs(p.attributes)['http.route'])));
+              }
+            }
       expect(Object.fromEntries([...routesByService].map(([k, v]) => [k, [...v].sort()]))).toEqual({ backend: ['/compute'], frontend: ['/factorial/abc', '/factorial/{id}'] });
     } finally {
       await rx.close();
@@ -107,7 +130,19 @@ function largeCapture(): string {
     s.recv(client, ok());
   }
   const capture = path.join(tempDir(), 'large.loupe');
-  fs.writeFileSync(capture, Buffer.concat([encodePreamble({ ...HEADER, processes: [{ pid: 3, exe: '/usr/bin/curl' }, { pid: 7, exe: '/srv/api' }] }), ...s.events.map((e) => encodeFrame(encodeEvent(e)))]));
+  fs.writeFileSync(
+    capture,
+    Buffer.concat([
+      encodePreamble({
+        ...HEADER,
+        processes: [
+          { pid: 3, exe: '/usr/bin/curl' },
+          { pid: 7, exe: '/srv/api' },
+        ],
+      }),
+      ...s.events.map((e) => encodeFrame(encodeEvent(e))),
+    ]),
+  );
   return capture;
 }
 
@@ -135,7 +170,8 @@ describe('a collector that is down', () => {
       });
     });
     const r = await loupe(['replay', CAPTURE, '--format', 'jsonl', '--otlp'], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/OTLP: 0 spans exported, 0 left out by the sampler, 6 dropped, 1 failed batches \(last error: .+\)/);
@@ -150,7 +186,8 @@ describe('a collector that is down', () => {
     });
     const started = process.hrtime.bigint();
     const r = await loupe(['replay', largeCapture(), '--format', 'jsonl', '--otlp'], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/OTLP: 0 spans exported, 0 left out by the sampler, 60000 dropped, \d+ failed batches/);
@@ -185,7 +222,10 @@ describe('trace sampling over OTLP (OTEL_TRACES_SAMPLER)', () => {
         expect(spans).toHaveLength(exported);
         const perTrace = new Map<string, number>();
         for (const s of spans) perTrace.set(s.traceId, (perTrace.get(s.traceId) ?? 0) + 1);
-        expect([...perTrace.values()].every((n) => n === 2), 'each trace whole').toBe(true);
+        expect(
+          [...perTrace.values()].every((n) => n === 2),
+          'each trace whole',
+        ).toBe(true);
         sent.push([...perTrace.keys()].sort());
         const served = histogramPoints(rx.received, 'http.server.request.duration').reduce((n: number, p: any) => n + Number(p.count), 0);
         expect(served).toBe(30_000);

@@ -69,17 +69,34 @@ export function lines(child: ChildProcess): () => Promise<string> {
  * traceparent?]; `before` requests go first, before the agent starts, on the
  * keep-alive connection the later ones reuse. What the server read, and the spans.
  */
-export async function throughAgent(goInject: boolean, requests: Array<[string, string?, number?]>, before: string[] = [], buildmode = 'exe', sessionExtra: Partial<LiveSessionOptions> = {}, env: Record<string, string> = {}) {
+export async function throughAgent(
+  goInject: boolean,
+  requests: Array<[string, string?, number?]>,
+  before: string[] = [],
+  buildmode = 'exe',
+  sessionExtra: Partial<LiveSessionOptions> = {},
+  env: Record<string, string> = {},
+) {
   const port = await freePort();
-  const server = spawn('node', ['-e', `require('http').createServer((q, s) => { let n = 0; q.on('data', (c) => (n += c.length)); q.on('end', () => { console.log(JSON.stringify({ method: q.method, url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort, body: n })); s.end('ok'); }); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(
+    'node',
+    [
+      '-e',
+      `require('http').createServer((q, s) => { let n = 0; q.on('data', (c) => (n += c.length)); q.on('end', () => { console.log(JSON.stringify({ method: q.method, url: q.url, raw: q.rawHeaders, peer: q.socket.remotePort, body: n })); s.end('ok'); }); }).listen(${port}, '127.0.0.1', () => console.log('ready'))`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const serverLine = lines(server);
   expect(await serverLine()).toBe('ready');
-  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_BUILDMODE: buildmode, ...env } });
+  const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, GOFACTORIAL_BUILDMODE: buildmode, ...env },
+  });
   const clientLine = lines(client);
   const received: Array<{ method: string; url: string; raw: string[]; peer: number; body: number }> = [];
   /** `extra` headers after `own` make the request's header map grow (see fetchLines in gofactorial.go); `p` may start with a method, which sends a body. */
   const fetch = async (p: string, own?: string, extra?: number) => {
-    const [method, pathOnly] = p.includes(' ') ? p.split(' ') as [string, string] : ['', p];
+    const [method, pathOnly] = p.includes(' ') ? (p.split(' ') as [string, string]) : ['', p];
     client.stdin!.write(`${method ? `${method} ` : ''}http://127.0.0.1:${port}${pathOnly}${own || extra ? ` ${own ?? '-'}` : ''}${extra ? ` ${extra}` : ''}\n`);
     expect(await clientLine()).toBe('200 OK');
     received.push(JSON.parse(await serverLine()));
@@ -103,13 +120,28 @@ export async function throughAgent(goInject: boolean, requests: Array<[string, s
   const linksAfterExit = heldGoLinks();
   await session.stop();
   server.kill();
-  const parsed = spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+  const parsed = spans
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as SpanLine);
   const go = session.goPrograms.find((g) => g.pid === client.pid);
   // Architecture rule 3 with Go records in the stream: the replay of the recording says the same, byte for byte.
   const replayed = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
-  return { received, spans: parsed, liveText: spans, replayText: replayed.stdout, started, injected: session.injected, clientPid: client.pid!, serverPid: server.pid!, linksWhileRunning, linksAfterExit, go };
+  return {
+    received,
+    spans: parsed,
+    liveText: spans,
+    replayText: replayed.stdout,
+    started,
+    injected: session.injected,
+    clientPid: client.pid!,
+    serverPid: server.pid!,
+    linksWhileRunning,
+    linksAfterExit,
+    go,
+  };
 }
 
 /** Values of the traceparent headers in Node's rawHeaders (name, value, name, value, ...). */
 export const traceparentsOf = (raw: string[]) => raw.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === 'traceparent' ? [raw[i + 1]!] : []));
-

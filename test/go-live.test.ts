@@ -27,7 +27,14 @@ async function httpsThroughAgent() {
   const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
   const port = await freePort();
-  const server = spawn('node', ['-e', `require('https').createServer({ key: require('fs').readFileSync(${JSON.stringify(key)}), cert: require('fs').readFileSync(${JSON.stringify(cert)}) }, (q, s) => s.end('secret body')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(
+    'node',
+    [
+      '-e',
+      `require('https').createServer({ key: require('fs').readFileSync(${JSON.stringify(key)}), cert: require('fs').readFileSync(${JSON.stringify(cert)}) }, (q, s) => s.end('secret body')).listen(${port}, '127.0.0.1', () => console.log('ready'))`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   expect(await lines(server)()).toBe('ready');
   const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_INSECURE: '1' } });
   const clientLine = lines(client);
@@ -44,7 +51,14 @@ async function httpsThroughAgent() {
     await session.stop();
     server.kill();
   }
-  return { spans: spans.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine), clientPid: client.pid! };
+  return {
+    spans: spans
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as SpanLine),
+    clientPid: client.pid!,
+  };
 }
 
 describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's requests${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
@@ -60,7 +74,15 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   beforeAll(async () => {
     // 26 more headers: the 27th key makes Go's map grow from 4 buckets to 8, and with no write
     // after it the old buckets are left half moved, where the header search does not look.
-    on = await throughAgent(true, [['/plain'], ['/own', OWN], [LONG], ...Array.from({ length: 8 }, (_, i): [string, string, number] => [`/grown/${i}`, OWN, 26]), ['POST /posted'], ['PUT /put'], ['DELETE /deleted']]);
+    on = await throughAgent(true, [
+      ['/plain'],
+      ['/own', OWN],
+      [LONG],
+      ...Array.from({ length: 8 }, (_, i): [string, string, number] => [`/grown/${i}`, OWN, 26]),
+      ['POST /posted'],
+      ['PUT /put'],
+      ['DELETE /deleted'],
+    ]);
     off = await throughAgent(false, [['/plain']]);
     pooled = await throughAgent(true, [['/later']], ['/earlier']);
     pie = await throughAgent(true, [['/pie']], [], 'pie');
@@ -96,7 +118,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
 
   it('puts one traceparent on requests with a body (POST, PUT) and other methods, each naming its client span', () => {
     // net/http copies a request with a body before writing it: keyed by the *Request, these never got one.
-    for (const [method, url] of [['POST', '/posted'], ['PUT', '/put'], ['DELETE', '/deleted']]) {
+    for (const [method, url] of [
+      ['POST', '/posted'],
+      ['PUT', '/put'],
+      ['DELETE', '/deleted'],
+    ]) {
       const r = on.received.find((x) => x.url === url)!;
       expect(r.method).toBe(method);
       expect(r.body).toBe(4); // gofactorial sends a body with every method but GET
@@ -151,12 +177,12 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     }
   });
 
-  it('finds a position-independent program\'s connection too (its itab at the load address), and puts the header on', () => {
+  it("finds a position-independent program's connection too (its itab at the load address), and puts the header on", () => {
     const call = pie.spans.find((s) => s.kind === 'client' && s.pid === pie.clientPid)!;
     expect(traceparentsOf(pie.received[0]!.raw)).toEqual([`00-${call.traceId}-${call.spanId}-01`]);
   });
 
-  it('detaches a Go program\'s probes when it exits', () => {
+  it("detaches a Go program's probes when it exits", () => {
     expect(on.linksWhileRunning).toBeGreaterThan(10);
     expect(on.linksAfterExit).toBe(0);
   });
@@ -172,7 +198,7 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     expect(served.parentSpanId).toBe(call.spanId);
   });
 
-  it('reads a Go program\'s HTTPS in plaintext from crypto/tls, not its ciphertext', async () => {
+  it("reads a Go program's HTTPS in plaintext from crypto/tls, not its ciphertext", async () => {
     const { spans, clientPid } = await httpsThroughAgent();
     const call = spans.find((s) => s.kind === 'client' && s.pid === clientPid);
     expect(call, JSON.stringify(spans)).toBeDefined();
@@ -185,7 +211,10 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
     const port = await freePort();
     const script = path.join(ROOT, 'scenarios/services/gofactorial.sh');
-    const server = spawn(script, ['worker', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_TLS_CERT: cert, GOFACTORIAL_TLS_KEY: key } });
+    const server = spawn(script, ['worker', `127.0.0.1:${port}`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, GOFACTORIAL_TLS_CERT: cert, GOFACTORIAL_TLS_KEY: key },
+    });
     const client = spawn(script, ['get'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GOFACTORIAL_INSECURE: '1' } });
     const clientLine = lines(client);
     let text = '';
@@ -206,7 +235,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       await session.stop();
       server.kill();
     }
-    const spans = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+    const spans = text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as SpanLine);
     const calls = spans.filter((s) => s.kind === 'client' && s.pid === client.pid);
     const served = spans.filter((s) => s.kind === 'server' && s.pid === server.pid);
     expect(calls).toHaveLength(N);
@@ -261,7 +294,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/Go probes: on; connection-pair matching: on/);
       expect(r.stderr).toMatch(/traceparent injection into Go programs' HTTP\/1 requests: on \(sk_msg \+ sock_ops\)/);
-      expect(r.stderr).toMatch(new RegExp(`Go probes in place on \\S+/gofactorial \\(pid ${worker.pid}, go1\\.\\d+[.\\d]*\\): goroutines, http\\.serverHandler\\.ServeHTTP, .*\\d+ uprobes, struct offsets from dwarf`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `Go probes in place on \\S+/gofactorial \\(pid ${worker.pid}, go1\\.\\d+[.\\d]*\\): goroutines, http\\.serverHandler\\.ServeHTTP, .*\\d+ uprobes, struct offsets from dwarf`,
+        ),
+      );
       const off = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--duration', '1', '--no-inject'], { encoding: 'utf8' });
       expect(off.stderr).toMatch(/traceparent injection into Go programs' HTTP\/1 requests: off \(turned off by configuration\)/);
       // No Go program on the port watched: injection is not spoken of, at the start or the end.
@@ -275,97 +312,135 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   }, 60_000);
 });
 
-describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !== 0)(`the sampled flag through a Go service${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('passes on the trace-flags of the traceparent it was called with, and says sampled in a trace it begins', async () => {
-    const backendPort = await freePort();
-    const backend = spawn('node', ['-e', `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders })); s.end('6'); }).listen(${backendPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const backendLine = lines(backend);
-    expect(await backendLine()).toBe('ready');
-    const frontPort = await freePort();
-    const front = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['frontend', `127.0.0.1:${frontPort}`, `http://127.0.0.1:${backendPort}`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    expect(await lines(front)()).toBe('ready');
-    const session = goSession([frontPort, backendPort], () => {}, true);
-    session.start();
-    const trace = 'ab'.repeat(16);
-    const received: Array<{ url: string; raw: string[] }> = [];
-    try {
-      await probeWhenGo(session, front.pid!);
-      for (const [n, header] of [[3, `00-${trace}-${'cd'.repeat(8)}-00`], [4, `00-${trace}-${'cd'.repeat(8)}-01`], [5, undefined]] as const) {
-        const r = spawnSync('curl', ['-sS', ...(header ? ['-H', `traceparent: ${header}`] : []), `http://127.0.0.1:${frontPort}/factorial/${n}`], { encoding: 'utf8' });
-        expect(r.status, r.stderr).toBe(0);
-        received.push(JSON.parse(await backendLine()));
+describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !== 0)(
+  `the sampled flag through a Go service${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    it('passes on the trace-flags of the traceparent it was called with, and says sampled in a trace it begins', async () => {
+      const backendPort = await freePort();
+      const backend = spawn(
+        'node',
+        [
+          '-e',
+          `require('http').createServer((q, s) => { console.log(JSON.stringify({ url: q.url, raw: q.rawHeaders })); s.end('6'); }).listen(${backendPort}, '127.0.0.1', () => console.log('ready'))`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const backendLine = lines(backend);
+      expect(await backendLine()).toBe('ready');
+      const frontPort = await freePort();
+      const front = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['frontend', `127.0.0.1:${frontPort}`, `http://127.0.0.1:${backendPort}`], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      expect(await lines(front)()).toBe('ready');
+      const session = goSession([frontPort, backendPort], () => {}, true);
+      session.start();
+      const trace = 'ab'.repeat(16);
+      const received: Array<{ url: string; raw: string[] }> = [];
+      try {
+        await probeWhenGo(session, front.pid!);
+        for (const [n, header] of [
+          [3, `00-${trace}-${'cd'.repeat(8)}-00`],
+          [4, `00-${trace}-${'cd'.repeat(8)}-01`],
+          [5, undefined],
+        ] as const) {
+          const r = spawnSync('curl', ['-sS', ...(header ? ['-H', `traceparent: ${header}`] : []), `http://127.0.0.1:${frontPort}/factorial/${n}`], { encoding: 'utf8' });
+          expect(r.status, r.stderr).toBe(0);
+          received.push(JSON.parse(await backendLine()));
+        }
+      } finally {
+        await session.stop();
+        front.kill();
+        backend.kill();
       }
-    } finally {
-      await session.stop();
-      front.kill();
-      backend.kill();
-    }
-    expect(received.map((r) => r.url)).toEqual(['/compute?n=3', '/compute?n=4', '/compute?n=5']);
-    const [unsampled, sampled, begun] = received.map((r) => traceparentsOf(r.raw));
-    expect(unsampled).toEqual([expect.stringMatching(new RegExp(`^00-${trace}-[0-9a-f]{16}-00$`))]);
-    expect(sampled).toEqual([expect.stringMatching(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`))]);
-    expect(begun).toEqual([expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)]);
-    expect(begun![0]).not.toContain(trace);
-  }, 120_000);
-});
+      expect(received.map((r) => r.url)).toEqual(['/compute?n=3', '/compute?n=4', '/compute?n=5']);
+      const [unsampled, sampled, begun] = received.map((r) => traceparentsOf(r.raw));
+      expect(unsampled).toEqual([expect.stringMatching(new RegExp(`^00-${trace}-[0-9a-f]{16}-00$`))]);
+      expect(sampled).toEqual([expect.stringMatching(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`))]);
+      expect(begun).toEqual([expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)]);
+      expect(begun![0]).not.toContain(trace);
+    }, 120_000);
+  },
+);
 
-describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !== 0)(`--port leaves programs it does not watch alone${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('probes no Go program that has no connection on the port, and its requests reach their server byte for byte', async () => {
-    const elsewhere = await freePort();
-    // A raw TCP server: logs the exact bytes of each request head, answers and closes (each request a new connection).
-    const raw = spawn('node', ['-e', `require('net').createServer((c) => { let b = Buffer.alloc(0); c.on('data', (d) => { b = Buffer.concat([b, d]); if (b.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(b.toString('latin1'))); c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok'); } }); }).listen(${elsewhere}, '127.0.0.1', () => console.log('"ready"'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const rawLine = lines(raw);
-    expect(await rawLine()).toBe('"ready"');
-    const watchedPort = await freePort();
-    const watchedServer = spawn('node', ['-e', `require('http').createServer((q, s) => s.end('ok')).listen(${watchedPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    expect(await lines(watchedServer)()).toBe('ready');
-    const goClient = () => {
-      const child = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
-      const next = lines(child);
-      return { child, fetch: async (p: string) => {
-        child.stdin!.write(`http://127.0.0.1:${elsewhere}${p}\n`);
-        expect(await next()).toBe('200 OK');
-        return JSON.parse(await rawLine()) as string;
-      } };
-    };
-    const before = goClient(); // running when the agent starts
-    const baseline = await before.fetch('/path-a');
-    let spans = '';
-    const session = goSession([watchedPort], (t) => (spans += t), true);
-    const started = session.start();
-    let after: ReturnType<typeof goClient> | undefined;
-    const seen: string[] = [];
-    try {
-      expect(started.propagation.inject).toBe(true);
-      await session.goSettled();
-      after = goClient(); // exec'd while the agent runs
-      seen.push(await before.fetch('/path-b'), await after.fetch('/path-c'));
-      // Records come in order: once a request on the watched port made after these is a span, the agent has seen their execs too.
-      const marker = spawnSync('curl', ['-sS', `http://127.0.0.1:${watchedPort}/marker`], { encoding: 'utf8' });
-      expect(marker.status, marker.stderr).toBe(0);
-      for (let i = 0; i < 600 && !spans.includes('/marker'); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(spans).toContain('/marker');
-      await session.goSettled();
-      expect(session.goPrograms.filter((g) => g.pid === before.child.pid || g.pid === after!.child.pid)).toEqual([]);
-      expect(heldGoLinks()).toBe(0);
-    } finally {
-      before.child.stdin!.end();
-      after?.child.stdin!.end();
-      await session.stop();
-      raw.kill();
-      watchedServer.kill();
-    }
-    expect(baseline).toMatch(/^GET \/path-a HTTP\/1\.1\r\n/);
-    expect(seen).toEqual([baseline.replace('/path-a', '/path-b'), baseline.replace('/path-a', '/path-c')]);
-    expect(session.injected.inserted).toBe(0n);
-  }, 120_000);
-});
+describe.skipIf(Boolean(skipReason) || spawnSync('curl', ['--version']).status !== 0)(
+  `--port leaves programs it does not watch alone${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    it('probes no Go program that has no connection on the port, and its requests reach their server byte for byte', async () => {
+      const elsewhere = await freePort();
+      // A raw TCP server: logs the exact bytes of each request head, answers and closes (each request a new connection).
+      const raw = spawn(
+        'node',
+        [
+          '-e',
+          `require('net').createServer((c) => { let b = Buffer.alloc(0); c.on('data', (d) => { b = Buffer.concat([b, d]); if (b.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(b.toString('latin1'))); c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok'); } }); }).listen(${elsewhere}, '127.0.0.1', () => console.log('"ready"'))`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const rawLine = lines(raw);
+      expect(await rawLine()).toBe('"ready"');
+      const watchedPort = await freePort();
+      const watchedServer = spawn('node', ['-e', `require('http').createServer((q, s) => s.end('ok')).listen(${watchedPort}, '127.0.0.1', () => console.log('ready'))`], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      expect(await lines(watchedServer)()).toBe('ready');
+      const goClient = () => {
+        const child = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const next = lines(child);
+        return {
+          child,
+          fetch: async (p: string) => {
+            child.stdin!.write(`http://127.0.0.1:${elsewhere}${p}\n`);
+            expect(await next()).toBe('200 OK');
+            return JSON.parse(await rawLine()) as string;
+          },
+        };
+      };
+      const before = goClient(); // running when the agent starts
+      const baseline = await before.fetch('/path-a');
+      let spans = '';
+      const session = goSession([watchedPort], (t) => (spans += t), true);
+      const started = session.start();
+      let after: ReturnType<typeof goClient> | undefined;
+      const seen: string[] = [];
+      try {
+        expect(started.propagation.inject).toBe(true);
+        await session.goSettled();
+        after = goClient(); // exec'd while the agent runs
+        seen.push(await before.fetch('/path-b'), await after.fetch('/path-c'));
+        // Records come in order: once a request on the watched port made after these is a span, the agent has seen their execs too.
+        const marker = spawnSync('curl', ['-sS', `http://127.0.0.1:${watchedPort}/marker`], { encoding: 'utf8' });
+        expect(marker.status, marker.stderr).toBe(0);
+        for (let i = 0; i < 600 && !spans.includes('/marker'); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(spans).toContain('/marker');
+        await session.goSettled();
+        expect(session.goPrograms.filter((g) => g.pid === before.child.pid || g.pid === after!.child.pid)).toEqual([]);
+        expect(heldGoLinks()).toBe(0);
+      } finally {
+        before.child.stdin!.end();
+        after?.child.stdin!.end();
+        await session.stop();
+        raw.kill();
+        watchedServer.kill();
+      }
+      expect(baseline).toMatch(/^GET \/path-a HTTP\/1\.1\r\n/);
+      expect(seen).toEqual([baseline.replace('/path-a', '/path-b'), baseline.replace('/path-a', '/path-c')]);
+      expect(session.injected.inserted).toBe(0n);
+    }, 120_000);
+  },
+);
 
 describe.skipIf(Boolean(skipReason))(`an agent killed with SIGKILL${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('leaves a Go program it was injecting into sending its requests byte for byte as before the agent', async () => {
     const port = await freePort();
     // A raw TCP server: logs the exact bytes of each request head, answers and closes (each request a new connection).
-    const raw = spawn('node', ['-e', `require('net').createServer((c) => { let b = Buffer.alloc(0); c.on('data', (d) => { b = Buffer.concat([b, d]); if (b.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(b.toString('latin1'))); c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok'); } }); }).listen(${port}, '127.0.0.1', () => console.log('"ready"'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const raw = spawn(
+      'node',
+      [
+        '-e',
+        `require('net').createServer((c) => { let b = Buffer.alloc(0); c.on('data', (d) => { b = Buffer.concat([b, d]); if (b.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(b.toString('latin1'))); c.end('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok'); } }); }).listen(${port}, '127.0.0.1', () => console.log('"ready"'))`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const rawLine = lines(raw);
     expect(await rawLine()).toBe('"ready"');
     const client = spawn(path.join(ROOT, 'scenarios/services/gofactorial.sh'), ['get'], { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -20,9 +20,13 @@ const SCRIPT = path.join(ROOT, 'scripts/go-releases.sh');
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const releases = execFileSync(SCRIPT, ['list'], { encoding: 'utf8' }).trim().split('\n');
 const support = liveSupport();
-const reason = !support.ok ? support.reason
-  : spawnSync('go', ['version']).status !== 0 ? 'go is not installed'
-  : spawnSync('curl', ['--version']).status !== 0 ? 'curl is not installed' : '';
+const reason = !support.ok
+  ? support.reason
+  : spawnSync('go', ['version']).status !== 0
+    ? 'go is not installed'
+    : spawnSync('curl', ['--version']).status !== 0
+      ? 'curl is not installed'
+      : '';
 if (reason) console.warn(`Go release matrix skipped: ${reason}`);
 
 const OWN = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
@@ -34,13 +38,24 @@ describe.skipIf(Boolean(reason))(`the Go release matrix${reason ? ` (skipped: ${
         const built = spawnSync(SCRIPT, ['build', release, 'exe'], { encoding: 'utf8' });
         expect(built.status, built.stderr).toBe(0);
         const out = path.join(tempDir(), `${release}.loupe`);
-        const r = spawnSync('node', [CLI, 'scenario', 'run', 'gofactorial', '--record', out], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, GOFACTORIAL_RELEASE: release } });
+        const r = spawnSync('node', [CLI, 'scenario', 'run', 'gofactorial', '--record', out], {
+          encoding: 'utf8',
+          cwd: ROOT,
+          env: { ...process.env, GOFACTORIAL_RELEASE: release },
+        });
         expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       }, 600_000);
 
       it('puts one traceparent on requests without one (GET, POST; 26 headers from Go 1.24) and never a second on one with its own, 27 headers too', async () => {
         const swiss = Number(release.split('.')[1]) >= 24;
-        const run = await throughAgent(true, [['/plain'], ['POST /posted'], ['/own', OWN], ['/own-grown', OWN, 26], ['/grown', undefined, 26]], [], 'exe', {}, { GOFACTORIAL_RELEASE: release });
+        const run = await throughAgent(
+          true,
+          [['/plain'], ['POST /posted'], ['/own', OWN], ['/own-grown', OWN, 26], ['/grown', undefined, 26]],
+          [],
+          'exe',
+          {},
+          { GOFACTORIAL_RELEASE: release },
+        );
         expect(run.go && 'goVersion' in run.go ? run.go.goVersion : run.go).toMatch(new RegExp(`^${release.replace('.', '\\.')}(\\.|$)`));
         expect(run.go && 'goVersion' in run.go ? [run.go.injects, run.go.headerMap] : run.go).toEqual([true, swiss ? 'swiss table' : 'buckets']);
         const got = (url: string) => traceparentsOf(run.received.find((x) => x.url === url)!.raw);

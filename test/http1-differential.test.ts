@@ -28,7 +28,9 @@ function peer(Parser: any, kind: 'request' | 'response', bytes: Buffer, cuts: nu
   p[Parser.kOnHeadersComplete] = (...args: any[]) => {
     // (versionMajor, versionMinor, headers, method, url, statusCode, statusMessage, upgrade, keepAlive)
     // llhttp's kOnHeadersComplete takes (major, minor, headers, method, url, status, statusMessage, upgrade, keepAlive)
-    const [major, minor, headers, method, url, status, statusMessage] = llhttp ? args : [args[0].versionMajor, args[0].versionMinor, args[0].headers, args[0].method, args[0].url, args[0].statusCode, args[0].statusMessage];
+    const [major, minor, headers, method, url, status, statusMessage] = llhttp
+      ? args
+      : [args[0].versionMajor, args[0].versionMinor, args[0].headers, args[0].method, args[0].url, args[0].statusCode, args[0].statusMessage];
     const flat: string[] = [...pendingHeaders, ...(headers ?? [])];
     pendingHeaders = [];
     const methodName = typeof method === 'number' ? (llhttp ? LLHTTP_METHODS[method] : PeerJsParser.methods[method]) : method;
@@ -61,7 +63,6 @@ function peer(Parser: any, kind: 'request' | 'response', bytes: Buffer, cuts: nu
  * llhttp than Node's binding may be), driven through its exports as undici's
  * client does. Throws where it refuses the bytes.
  */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const Wasm = (globalThis as any).WebAssembly;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const UNDICI_LLHTTP = new Wasm.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Buffer);
@@ -158,14 +159,16 @@ function loupe(kind: 'request' | 'response', bytes: Buffer, cuts: number[], requ
     if (cut > prev) p.feed(kind === 'request' ? 'client' : 'server', { data: bytes.subarray(prev, cut), ts: 0n, tid: 0 });
     prev = cut;
   }
-  return out.filter((m) => m.kind === kind).map((m) => {
-    expect(m.error).toBeUndefined();
-    return {
-      start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : `${m.version} ${m.status} ${m.reason}`,
-      headers: m.headers,
-      body: m.bodyBytes,
-    };
-  });
+  return out
+    .filter((m) => m.kind === kind)
+    .map((m) => {
+      expect(m.error).toBeUndefined();
+      return {
+        start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : `${m.version} ${m.status} ${m.reason}`,
+        headers: m.headers,
+        body: m.bodyBytes,
+      };
+    });
 }
 
 /**
@@ -202,7 +205,9 @@ function loupeAll(kind: 'request' | 'response', bytes: Buffer, cuts: number[]): 
   return out.filter((m) => m.kind === kind);
 }
 
-const token = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/).filter((t) => !/^(content-length|transfer-encoding|connection|upgrade|expect|proxy-connection|keep-alive)$/i.test(t));
+const token = fc
+  .stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/)
+  .filter((t) => !/^(content-length|transfer-encoding|connection|upgrade|expect|proxy-connection|keep-alive)$/i.test(t));
 const fieldValue = fc.stringMatching(/^[!-~]([ -~]{0,40}[!-~])?$/);
 const headers = fc.array(fc.tuple(token, fieldValue), { maxLength: 8 });
 const body = fc.uint8Array({ maxLength: 300 });
@@ -219,48 +224,68 @@ function framed(head: string[], hs: Array<[string, string]>, b: Uint8Array, chun
   return Buffer.concat(parts);
 }
 
-const request = fc.record({
-  method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
-  target: fc.stringMatching(/^\/[A-Za-z0-9/._~%-]{0,40}(\?[A-Za-z0-9=&%]{0,30})?$/),
-  minor: fc.constantFrom(0, 1),
-  headers, body, chunked: fc.boolean(),
-}).map((r) => ({
-  r,
-  // HTTP/1.0 closes after one exchange unless it asks to keep the connection
-  bytes: framed([`${r.method} ${r.target} HTTP/1.${r.minor}`], r.minor === 0 ? [...r.headers, ['Connection', 'keep-alive']] : r.headers, r.body, r.chunked && r.minor === 1),
-}));
+const request = fc
+  .record({
+    method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
+    target: fc.stringMatching(/^\/[A-Za-z0-9/._~%-]{0,40}(\?[A-Za-z0-9=&%]{0,30})?$/),
+    minor: fc.constantFrom(0, 1),
+    headers,
+    body,
+    chunked: fc.boolean(),
+  })
+  .map((r) => ({
+    r,
+    // HTTP/1.0 closes after one exchange unless it asks to keep the connection
+    bytes: framed([`${r.method} ${r.target} HTTP/1.${r.minor}`], r.minor === 0 ? [...r.headers, ['Connection', 'keep-alive']] : r.headers, r.body, r.chunked && r.minor === 1),
+  }));
 
-const response = fc.record({
-  status: fc.constantFrom(200, 201, 202, 301, 302, 400, 401, 403, 404, 409, 418, 500, 502, 503),
-  reason: fc.stringMatching(/^[A-Za-z][A-Za-z ]{0,20}[A-Za-z]$/),
-  headers, body, chunked: fc.boolean(),
-}).map((r) => ({ r, bytes: framed([`HTTP/1.1 ${r.status} ${r.reason}`], r.headers, r.body, r.chunked) }));
+const response = fc
+  .record({
+    status: fc.constantFrom(200, 201, 202, 301, 302, 400, 401, 403, 404, 409, 418, 500, 502, 503),
+    reason: fc.stringMatching(/^[A-Za-z][A-Za-z ]{0,20}[A-Za-z]$/),
+    headers,
+    body,
+    chunked: fc.boolean(),
+  })
+  .map((r) => ({ r, bytes: framed([`HTTP/1.1 ${r.status} ${r.reason}`], r.headers, r.body, r.chunked) }));
 
 const cutsFor = (len: number) => fc.array(fc.nat(len), { maxLength: 8 }).map((c) => [...new Set(c)].sort((a, b) => a - b));
 
 describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
   it('on generated pipelined requests, however they are split', () => {
-    fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 6 }).chain((rs) => {
-      const bytes = Buffer.concat(rs.map((x) => x.bytes));
-      return fc.tuple(fc.constant(bytes), cutsFor(bytes.length));
-    }), ([bytes, cuts]) => {
-      const ours = loupe('request', bytes, cuts);
-      expect(ours).toEqual(peer(Llhttp, 'request', bytes, cuts, true));
-      expect(ours).toEqual(undici('request', bytes, cuts));
-      expect(ours).toEqual(peer(PeerJsParser, 'request', bytes, cuts, false));
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(
+        fc.array(request, { minLength: 1, maxLength: 6 }).chain((rs) => {
+          const bytes = Buffer.concat(rs.map((x) => x.bytes));
+          return fc.tuple(fc.constant(bytes), cutsFor(bytes.length));
+        }),
+        ([bytes, cuts]) => {
+          const ours = loupe('request', bytes, cuts);
+          expect(ours).toEqual(peer(Llhttp, 'request', bytes, cuts, true));
+          expect(ours).toEqual(undici('request', bytes, cuts));
+          expect(ours).toEqual(peer(PeerJsParser, 'request', bytes, cuts, false));
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 
   it('on generated responses, however they are split', () => {
-    fc.assert(fc.property(fc.array(response, { minLength: 1, maxLength: 6 }).chain((rs) => {
-      const bytes = Buffer.concat(rs.map((x) => x.bytes));
-      return fc.tuple(fc.constant(bytes), cutsFor(bytes.length), fc.constant(rs.length));
-    }), ([bytes, cuts, n]) => {
-      const ours = loupe('response', bytes, cuts, Array<string>(n).fill('GET'));
-      expect(ours).toEqual(peer(Llhttp, 'response', bytes, cuts, true));
-      expect(ours).toEqual(undici('response', bytes, cuts));
-      expect(ours).toEqual(peer(PeerJsParser, 'response', bytes, cuts, false));
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(
+        fc.array(response, { minLength: 1, maxLength: 6 }).chain((rs) => {
+          const bytes = Buffer.concat(rs.map((x) => x.bytes));
+          return fc.tuple(fc.constant(bytes), cutsFor(bytes.length), fc.constant(rs.length));
+        }),
+        ([bytes, cuts, n]) => {
+          const ours = loupe('response', bytes, cuts, Array<string>(n).fill('GET'));
+          expect(ours).toEqual(peer(Llhttp, 'response', bytes, cuts, true));
+          expect(ours).toEqual(undici('response', bytes, cuts));
+          expect(ours).toEqual(peer(PeerJsParser, 'response', bytes, cuts, false));
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 
   /**
@@ -270,11 +295,30 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
    */
   it('on requests malformed the smuggling ways: flags every one llhttp refuses, and reads the rest as llhttp does', () => {
     const mutations: Array<[string, (r: { bytes: Buffer }) => Buffer]> = [
-      ['a second Content-Length, the same', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, '\r\nContent-Length: $1\r\nContent-Length: $1\r\n'), 'latin1')],
-      ['a second Content-Length, another', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, (_m, n) => `\r\nContent-Length: ${n}\r\nContent-Length: ${Number(n) + 1}\r\n`), 'latin1')],
-      ['Transfer-Encoding and Content-Length', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace('\r\nTransfer-Encoding: chunked\r\n', '\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n'), 'latin1')],
-      ['chunked not last', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace('\r\nTransfer-Encoding: chunked\r\n', '\r\nTransfer-Encoding: chunked, gzip\r\n'), 'latin1')],
-      ['a bare CR in a value', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): ([^\r]*)\r\n/, '\r\n$1: $2\rX-Smuggled: 1\r\n'), 'latin1')],
+      [
+        'a second Content-Length, the same',
+        ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, '\r\nContent-Length: $1\r\nContent-Length: $1\r\n'), 'latin1'),
+      ],
+      [
+        'a second Content-Length, another',
+        ({ bytes }) =>
+          Buffer.from(
+            bytes.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, (_m, n) => `\r\nContent-Length: ${n}\r\nContent-Length: ${Number(n) + 1}\r\n`),
+            'latin1',
+          ),
+      ],
+      [
+        'Transfer-Encoding and Content-Length',
+        ({ bytes }) => Buffer.from(bytes.toString('latin1').replace('\r\nTransfer-Encoding: chunked\r\n', '\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n'), 'latin1'),
+      ],
+      [
+        'chunked not last',
+        ({ bytes }) => Buffer.from(bytes.toString('latin1').replace('\r\nTransfer-Encoding: chunked\r\n', '\r\nTransfer-Encoding: chunked, gzip\r\n'), 'latin1'),
+      ],
+      [
+        'a bare CR in a value',
+        ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): ([^\r]*)\r\n/, '\r\n$1: $2\rX-Smuggled: 1\r\n'), 'latin1'),
+      ],
       ['a control byte in a value', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1: \x01'), 'latin1')],
       ['a space before the colon', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1 : '), 'latin1')],
       ['a chunk size that is not hex', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/\r\n\r\n([0-9a-f]+);x=y\r\n/, '\r\n\r\n$1g;x=y\r\n'), 'latin1')],
@@ -282,24 +326,40 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
       ['a control byte in the target', ({ bytes }) => Buffer.from(bytes.toString('latin1').replace(/^(\w+ \/)/, '$1\x7f'), 'latin1')],
     ];
     const seen = new Map<string, { refused: number; accepted: number }>();
-    fc.assert(fc.property(request.filter((x) => x.r.minor === 1), fc.nat(mutations.length - 1), fc.array(fc.nat(), { maxLength: 4 }), (req, which, rawCuts) => {
-      const [name, mutate] = mutations[which]!;
-      const bytes = mutate(req);
-      if (bytes.equals(req.bytes)) return; // the mutation found nothing to change (no header, not chunked)
-      const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
-      const { refused, theirs } = strictVerdict('request', bytes, cuts, name);
-      const tally = seen.get(name) ?? { refused: 0, accepted: 0 };
-      seen.set(name, tally);
-      const ours = loupeAll('request', bytes, cuts);
-      if (refused) {
-        tally.refused++;
-        expect(ours.some((m) => m.error !== undefined), `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`).toBe(true);
-        for (const m of ours) if (m.error !== undefined) expect(m.parseErrorCode, m.error).toMatch(/^HPE_/);
-      } else {
-        tally.accepted++;
-        expect(ours.filter((m) => m.error === undefined).map((m) => ({ start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : '', headers: m.headers, body: m.bodyBytes })), name).toEqual(theirs);
-      }
-    }), { numRuns: 1500 });
+    fc.assert(
+      fc.property(
+        request.filter((x) => x.r.minor === 1),
+        fc.nat(mutations.length - 1),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        (req, which, rawCuts) => {
+          const [name, mutate] = mutations[which]!;
+          const bytes = mutate(req);
+          if (bytes.equals(req.bytes)) return; // the mutation found nothing to change (no header, not chunked)
+          const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+          const { refused, theirs } = strictVerdict('request', bytes, cuts, name);
+          const tally = seen.get(name) ?? { refused: 0, accepted: 0 };
+          seen.set(name, tally);
+          const ours = loupeAll('request', bytes, cuts);
+          if (refused) {
+            tally.refused++;
+            expect(
+              ours.some((m) => m.error !== undefined),
+              `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`,
+            ).toBe(true);
+            for (const m of ours) if (m.error !== undefined) expect(m.parseErrorCode, m.error).toMatch(/^HPE_/);
+          } else {
+            tally.accepted++;
+            expect(
+              ours
+                .filter((m) => m.error === undefined)
+                .map((m) => ({ start: m.kind === 'request' ? `${m.method} ${m.target} ${m.version}` : '', headers: m.headers, body: m.bodyBytes })),
+              name,
+            ).toEqual(theirs);
+          }
+        },
+      ),
+      { numRuns: 1500 },
+    );
     // Every kind was tried, and the test saw llhttp refuse.
     expect([...seen.keys()].sort()).toEqual(mutations.map(([n]) => n).sort());
     expect([...seen.values()].reduce((n, t) => n + t.refused, 0)).toBeGreaterThan(100);
@@ -307,7 +367,14 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
 
   it('on responses malformed the smuggling ways: flags every one llhttp refuses, and reads the rest as llhttp does', () => {
     const mutations: Array<[string, (b: Buffer) => Buffer]> = [
-      ['a second Content-Length, another', (b) => Buffer.from(b.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, (_m, n) => `\r\nContent-Length: ${n}\r\nContent-Length: ${Number(n) + 1}\r\n`), 'latin1')],
+      [
+        'a second Content-Length, another',
+        (b) =>
+          Buffer.from(
+            b.toString('latin1').replace(/\r\nContent-Length: (\d+)\r\n/, (_m, n) => `\r\nContent-Length: ${n}\r\nContent-Length: ${Number(n) + 1}\r\n`),
+            'latin1',
+          ),
+      ],
       ['a bare CR in a value', (b) => Buffer.from(b.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): ([^\r]*)\r\n/, '\r\n$1: $2\rX-Smuggled: 1\r\n'), 'latin1')],
       ['a control byte in a value', (b) => Buffer.from(b.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1: \x01'), 'latin1')],
       ['a space before the colon', (b) => Buffer.from(b.toString('latin1').replace(/\r\n([A-Za-z][A-Za-z0-9-]*): /, '\r\n$1 : '), 'latin1')],
@@ -315,21 +382,32 @@ describe('HTTP/1 parser agrees with llhttp and http-parser-js', () => {
       ['a status of two digits', (b) => Buffer.from(b.toString('latin1').replace(/^HTTP\/1\.1 (\d)(\d)(\d) /, 'HTTP/1.1 $1$2 '), 'latin1')],
     ];
     let refusedTotal = 0;
-    fc.assert(fc.property(response, fc.nat(mutations.length - 1), fc.array(fc.nat(), { maxLength: 4 }), (res, which, rawCuts) => {
-      const [name, mutate] = mutations[which]!;
-      const bytes = mutate(res.bytes);
-      if (bytes.equals(res.bytes)) return;
-      const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
-      const { refused, theirs } = strictVerdict('response', bytes, cuts, name);
-      const responses = loupeAll('response', bytes, cuts);
-      if (refused) {
-        refusedTotal++;
-        expect(responses.some((m) => m.error !== undefined), `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`).toBe(true);
-        for (const m of responses) if (m.error !== undefined) expect(m.parseErrorCode, m.error).toMatch(/^HPE_/);
-      } else {
-        expect(responses.filter((m) => m.error === undefined).map((m) => ({ start: m.kind === 'response' ? `${m.version} ${m.status} ${m.reason}` : '', headers: m.headers, body: m.bodyBytes })), name).toEqual(theirs);
-      }
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(response, fc.nat(mutations.length - 1), fc.array(fc.nat(), { maxLength: 4 }), (res, which, rawCuts) => {
+        const [name, mutate] = mutations[which]!;
+        const bytes = mutate(res.bytes);
+        if (bytes.equals(res.bytes)) return;
+        const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+        const { refused, theirs } = strictVerdict('response', bytes, cuts, name);
+        const responses = loupeAll('response', bytes, cuts);
+        if (refused) {
+          refusedTotal++;
+          expect(
+            responses.some((m) => m.error !== undefined),
+            `${name}: llhttp refuses ${JSON.stringify(bytes.toString('latin1'))}, Loupe flagged nothing`,
+          ).toBe(true);
+          for (const m of responses) if (m.error !== undefined) expect(m.parseErrorCode, m.error).toMatch(/^HPE_/);
+        } else {
+          expect(
+            responses
+              .filter((m) => m.error === undefined)
+              .map((m) => ({ start: m.kind === 'response' ? `${m.version} ${m.status} ${m.reason}` : '', headers: m.headers, body: m.bodyBytes })),
+            name,
+          ).toEqual(theirs);
+        }
+      }),
+      { numRuns: 1000 },
+    );
     expect(refusedTotal).toBeGreaterThan(100);
   });
 });
@@ -372,7 +450,10 @@ describe('HTTP/1 error codes', () => {
     ['the connection closing inside the body', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'],
   ];
   it('gives each refused message the code llhttp gives the same fault, at any split', () => {
-    for (const [kind, table] of [['request', requests], ['response', responses]] as const) {
+    for (const [kind, table] of [
+      ['request', requests],
+      ['response', responses],
+    ] as const) {
       for (const [name, text] of table) {
         const bytes = Buffer.from(text, 'latin1');
         const theirs = llhttpCode(kind, bytes);

@@ -10,9 +10,17 @@ export function frame(type: number, flags: number, stream: number, payload: Buff
 }
 
 /** A SETTINGS frame with these [identifier, value] entries. */
-export const settings = (entries: Array<[number, number]> = []): Buffer => frame(4, 0, 0, Buffer.concat(entries.map(([id, v]) => {
-  const b = Buffer.alloc(6);
-  b.writeUInt16BE(id, 0);
-  b.writeUInt32BE(v, 2);
-  return b;
-})));
+export const settings = (entries: Array<[number, number]> = []): Buffer =>
+  frame(
+    4,
+    0,
+    0,
+    Buffer.concat(
+      entries.map(([id, v]) => {
+        const b = Buffer.alloc(6);
+        b.writeUInt16BE(id, 0);
+        b.writeUInt32BE(v, 2);
+        return b;
+      }),
+    ),
+  );

@@ -39,7 +39,7 @@ function parseEvents(events: Event[], cuts: number[] = [], skipFirst = 0): Http2
   for (const ev of data) {
     const side = ev.direction === 'egress' ? 'client' : 'server';
     const b = Buffer.from(ev.data);
-    const at = cuts.length ? (cuts[c++ % cuts.length]! % (b.length + 1)) : 0;
+    const at = cuts.length ? cuts[c++ % cuts.length]! % (b.length + 1) : 0;
     if (at > 0 && at < b.length) {
       p.feed(side, { data: b.subarray(0, at), ts: ev.ts, tid: ev.tid });
       p.feed(side, { data: b.subarray(at), ts: ev.ts, tid: ev.tid });
@@ -83,14 +83,15 @@ describe('HTTP/2 from node:http2 (nghttp2)', () => {
     const port = (server.address() as { port: number }).port;
     const proxy = await recordingProxy(port, 5151, '/usr/bin/node');
     const client = http2.connect(`http://127.0.0.1:${proxy.port}`);
-    const request = (headers: http2.OutgoingHttpHeaders, body?: Buffer) => new Promise<number>((resolve) => {
-      const req = client.request(headers);
-      req.on('response', (h) => resolve(Number(h[':status'])));
-      req.on('error', () => resolve(-1));
-      req.on('close', () => resolve(-1));
-      req.resume();
-      req.end(body);
-    });
+    const request = (headers: http2.OutgoingHttpHeaders, body?: Buffer) =>
+      new Promise<number>((resolve) => {
+        const req = client.request(headers);
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', () => resolve(-1));
+        req.on('close', () => resolve(-1));
+        req.resume();
+        req.end(body);
+      });
     // Concurrent streams, repeated headers (the dynamic table at work), a body, a big answer, 404, reset, trailers.
     await Promise.all([
       request({ ':path': '/a', 'x-custom': 'one' }),
@@ -129,15 +130,18 @@ describe('HTTP/2 from node:http2 (nghttp2)', () => {
 
   it('gives the same messages however the recorded bytes are cut', () => {
     const whole = strip(parseEvents(events));
-    fc.assert(fc.property(fc.array(fc.nat(), { minLength: 1, maxLength: 30 }), (cuts) => {
-      expect(strip(parseEvents(events, cuts))).toEqual(whole);
-    }), { numRuns: 50 });
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 1, maxLength: 30 }), (cuts) => {
+        expect(strip(parseEvents(events, cuts))).toEqual(whole);
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('joining late: decodes what it can, marks dynamic-table references unknown, invents nothing', () => {
     const data = events.filter((e) => e.type === 'data');
     // Skip the preface, the settings and the first burst of requests.
-    const skip = data.findIndex((e, i) => i > 4 && e.type === 'data' && e.direction === 'egress' && Buffer.from(e.data).includes(Buffer.from('/missing'))) ;
+    const skip = data.findIndex((e, i) => i > 4 && e.type === 'data' && e.direction === 'egress' && Buffer.from(e.data).includes(Buffer.from('/missing')));
     const ms = parseEvents(events, [], skip > 0 ? skip : 6);
     expect(ms.length).toBeGreaterThan(0);
     for (const m of ms) {
@@ -150,10 +154,16 @@ describe('HTTP/2 from node:http2 (nghttp2)', () => {
   it('loupe parse and replay on the capture: records with streamId, client spans per stream', () => {
     const parsed = spawnSync('node', [CLI, 'parse', capture, '--quiet'], { encoding: 'utf8' });
     expect(parsed.status, parsed.stderr).toBe(0);
-    const records = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const records = parsed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(records.filter((r) => r.kind === 'request').every((r) => r.protocol === 'http2' && Number.isInteger(r.streamId))).toBe(true);
     const replay = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
-    const spans = replay.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const spans = replay.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(spans).toHaveLength(seen.length);
     const missing = spans.find((s) => s.attributes['url.full']?.endsWith('/missing'));
     expect(missing).toMatchObject({ kind: 'client', name: 'GET', status: { code: 'error' } });
@@ -226,10 +236,12 @@ describe('gRPC from @grpc/grpc-js', () => {
 
   it('reads service, method, message counts per direction and grpc-status for every call kind', () => {
     const ms = parseEvents(events);
-    const calls = ms.filter((m): m is Http2Response => m.kind === 'response').map((r) => {
-      const req = ms.find((m): m is Http2Request => m.kind === 'request' && m.streamId === r.streamId)!;
-      return [req.grpc?.method, req.grpc?.messages, r.grpc?.messages ?? 0, r.grpcStatus, r.grpcMessage ?? null];
-    });
+    const calls = ms
+      .filter((m): m is Http2Response => m.kind === 'response')
+      .map((r) => {
+        const req = ms.find((m): m is Http2Request => m.kind === 'request' && m.streamId === r.streamId)!;
+        return [req.grpc?.method, req.grpc?.messages, r.grpc?.messages ?? 0, r.grpcStatus, r.grpcMessage ?? null];
+      });
     expect(calls).toEqual([
       ['SayHello', 1, 1, 0, 'OK'], // grpc-js sends grpc-message: OK
       ['SayHello', 1, 0, 5, 'no such person: nobody'], // trailers-only response
@@ -245,8 +257,17 @@ describe('gRPC from @grpc/grpc-js', () => {
 
   it('replays into RPC client spans with rpc.* attributes and the gRPC status', () => {
     const replay = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
-    const spans = replay.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(spans.map((s) => s.name)).toEqual(['demo.v1.Greeter/SayHello', 'demo.v1.Greeter/SayHello', 'demo.v1.Greeter/ListGreetings', 'demo.v1.Greeter/CollectNames', 'demo.v1.Greeter/Chat']);
+    const spans = replay.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(spans.map((s) => s.name)).toEqual([
+      'demo.v1.Greeter/SayHello',
+      'demo.v1.Greeter/SayHello',
+      'demo.v1.Greeter/ListGreetings',
+      'demo.v1.Greeter/CollectNames',
+      'demo.v1.Greeter/Chat',
+    ]);
     expect(spans[1].attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'demo.v1.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 5 });
     expect(spans[1].status.code).toBe('error');
     expect(spans[0].status.code).toBe('unset');
@@ -256,10 +277,11 @@ describe('gRPC from @grpc/grpc-js', () => {
     const masked = events.map((ev) => (ev.type === 'data' ? { ...ev, data: Buffer.from(ev.data) } : ev));
     const maskers = new Map<string, StreamMasker>();
     const socket = {};
-    for (const ev of masked) if (ev.type === 'data') {
-      if (!maskers.has(ev.direction)) maskers.set(ev.direction, new StreamMasker(socket));
-      maskers.get(ev.direction)!.mask(ev.data);
-    }
+    for (const ev of masked)
+      if (ev.type === 'data') {
+        if (!maskers.has(ev.direction)) maskers.set(ev.direction, new StreamMasker(socket));
+        maskers.get(ev.direction)!.mask(ev.data);
+      }
     const text = (list: Event[]) => list.map((e) => (e.type === 'data' ? Buffer.from(e.data).toString('latin1') : '')).join('');
     // The names sent and greetings answered were in the bytes, and are not any more.
     for (const word of ['ann', 'hello ann', 'echo p', 'hi 2']) {
@@ -273,7 +295,10 @@ describe('gRPC from @grpc/grpc-js', () => {
   it('with --proto, loupe parse decodes the message bodies', () => {
     const parsed = spawnSync('node', [CLI, 'parse', capture, '--quiet', '--proto', path.dirname(PROTO)], { encoding: 'utf8' });
     expect(parsed.status, parsed.stderr).toBe(0);
-    const records = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const records = parsed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(records[0]).toMatchObject({ rpcService: 'demo.v1.Greeter', rpcMethod: 'SayHello', messages: [{ name: 'ann' }] });
     expect(records[1]).toMatchObject({ grpcStatus: 0, messages: [{ message: 'hello ann' }] });
   });

@@ -15,7 +15,11 @@ describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).statu
   () => {
     it('reports each close with its own socket, also when the next socket gets the same fd', async () => {
       // Python hands out the lowest free fd, so the second connection's two sockets get the first's numbers.
-      const child = spawn('python3', ['-c', `
+      const child = spawn(
+        'python3',
+        [
+          '-c',
+          `
 import json, socket, sys
 sys.stdin.readline()
 listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(4)
@@ -27,7 +31,10 @@ for n in range(2):
     fds.append((client.fileno(), server.fileno()))
     client.close(); server.close()
 print(json.dumps(fds), flush=True)
-`], { stdio: ['pipe', 'pipe', 'inherit'] });
+`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
       const capture = path.join(tempDir(), 'closes.loupe');
       const { agent } = startAgent(['record', '-o', capture, '--pid', String(child.pid)]);
       let fds: number[][] = [];
@@ -36,7 +43,7 @@ print(json.dumps(fds), flush=True)
         child.stdin!.write('go\n');
         const printed = await waitFor(child, 'stdout', /\]\]/);
         fds = JSON.parse(printed) as number[][];
-        expect(fds[0], 'the second connection reuses the first one\'s fds').toEqual(fds[1]);
+        expect(fds[0], "the second connection reuses the first one's fds").toEqual(fds[1]);
         await new Promise((r) => setTimeout(r, 200));
       } finally {
         agent.kill('SIGINT');
@@ -46,7 +53,12 @@ print(json.dumps(fds), flush=True)
       const converted = path.join(tempDir(), 'closes.jsonl');
       expect(spawnSync('node', [CLI, 'convert', capture, converted]).status).toBe(0);
       type Rec = { type: string; pid: number; fd: number; role?: string; cookie: string };
-      const records = fs.readFileSync(converted, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as Rec)
+      const records = fs
+        .readFileSync(converted, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => JSON.parse(l) as Rec)
         .filter((r) => r.pid === child.pid && ['sock_open', 'sock_close', 'data'].includes(r.type));
       expect(records.filter((r) => r.type === 'sock_open').map((r) => r.role)).toEqual(['client', 'server', 'client', 'server']);
       // Per fd: opened, its data, closed, and again for the next socket on the number. (A cookie
@@ -69,13 +81,23 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
   it('learns their 4-tuples at first use, so connection pairs still join the trace', async () => {
     const frontendPort = await freePort();
     const backendPort = await freePort();
-    const backend = spawn(process.execPath, [SERVICE, 'backend', String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'backend' } });
-    const frontend = spawn(process.execPath, [SERVICE, 'frontend', String(frontendPort), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'frontend' } });
+    const backend = spawn(process.execPath, [SERVICE, 'backend', String(backendPort)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, OTEL_SERVICE_NAME: 'backend' },
+    });
+    const frontend = spawn(process.execPath, [SERVICE, 'frontend', String(frontendPort), String(backendPort)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, OTEL_SERVICE_NAME: 'frontend' },
+    });
     let client: ChildProcess | undefined;
     try {
       await Promise.all([waitFor(backend, 'stdout', /ready/), waitFor(frontend, 'stdout', /ready/)]);
       // A keep-alive client, started once both listen: one request before the agent starts, two after, on the same socket.
-      client = spawn(process.execPath, ['-e', `
+      client = spawn(
+        process.execPath,
+        [
+          '-e',
+          `
         const http = require('http');
         const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
         const get = (n) => new Promise((r) => http.get({ port: ${frontendPort}, host: '127.0.0.1', path: '/factorial/' + n, agent }, (res) => { res.resume(); res.on('end', r); }));
@@ -83,7 +105,10 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
           await get(3);
           console.log('warm');
           process.stdin.once('data', async () => { await get(4); await get(5); console.log('done'); agent.destroy(); });
-        })();`], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'client' } });
+        })();`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: 'client' } },
+      );
       await waitFor(client, 'stdout', /warm/);
       const dir = tempDir();
       const spansFile = path.join(dir, 'old.jsonl');
@@ -94,7 +119,11 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
       await new Promise((r) => setTimeout(r, 200));
       agent.kill('SIGINT');
       expect(await exited(agent)).toBe(0);
-      const spans = fs.readFileSync(spansFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as SpanLine);
+      const spans = fs
+        .readFileSync(spansFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as SpanLine);
       const servers = spans.filter((s) => s.service === 'frontend' && s.kind === 'server');
       expect(servers.map((s) => s.attributes['url.path']).sort()).toEqual(['/factorial/4', '/factorial/5']);
       for (const server of servers) {

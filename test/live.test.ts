@@ -34,10 +34,7 @@ describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: 
     backendPort = await freePort();
     capture = path.join(dir, 'live.loupe');
     const spansFile = path.join(dir, 'live.jsonl');
-    const { agent, stderr } = startAgent([
-      'run', '--port', String(frontendPort), '--port', String(backendPort),
-      '--format', 'jsonl', '-o', spansFile, '--record', capture,
-    ]);
+    const { agent, stderr } = startAgent(['run', '--port', String(frontendPort), '--port', String(backendPort), '--format', 'jsonl', '-o', spansFile, '--record', capture]);
     await waitFor(agent, 'stderr', /attached \d+ programs/);
     const backend = spawn(serviceBinary('backend'), [SERVICE, 'backend', String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const frontend = spawn(serviceBinary('frontend'), [SERVICE, 'frontend', String(frontendPort), String(backendPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -65,7 +62,10 @@ describe.skipIf(Boolean(skipReason))(`live eBPF agent${skipReason ? ` (skipped: 
   });
 
   it('joins curl -> frontend -> backend into one trace per request, with no header context', () => {
-    const spans = liveSpans.trim().split('\n').map((l) => JSON.parse(l) as SpanLine);
+    const spans = liveSpans
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as SpanLine);
     const traces = new Map<string, SpanLine[]>();
     for (const s of spans) traces.set(s.traceId, [...(traces.get(s.traceId) ?? []), s]);
     expect(traces.size).toBe(3);
@@ -127,12 +127,20 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, spans to a file${skipReason ? `
   it('writes -o as spans come, not all at the end (an agent runs for days)', async () => {
     const port = await freePort();
     const spansFile = path.join(tempDir(), 'streamed.jsonl');
-    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const { agent } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '-o', spansFile]);
     try {
       await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached \d+ programs/)]);
       for (const n of [1, 2, 3]) expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/n/${n}`]).status).toBe(0);
-      const servedInFile = () => (fs.existsSync(spansFile) ? fs.readFileSync(spansFile, 'utf8').split('\n').filter((l) => l.includes('"kind":"server"')).length : 0);
+      const servedInFile = () =>
+        fs.existsSync(spansFile)
+          ? fs
+              .readFileSync(spansFile, 'utf8')
+              .split('\n')
+              .filter((l) => l.includes('"kind":"server"')).length
+          : 0;
       for (let i = 0; i < 50 && servedInFile() < 3; i++) await new Promise((r) => setTimeout(r, 100));
       expect(agent.exitCode, 'the agent is still running').toBeNull();
       expect(servedInFile()).toBe(3);
@@ -171,14 +179,23 @@ describe.skipIf(Boolean(skipReason) || spawnSync('gcc', ['--version']).status !=
 describe.skipIf(Boolean(skipReason))(`live eBPF, output as it comes${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('writes OTLP JSON as a request line each second of what ended, not one document at the end', async () => {
     const port = await freePort();
-    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const { agent } = startAgent(['run', '--port', String(port), '--format', 'otlp-json']);
     let out = '';
     agent.stdout!.on('data', (c) => (out += c));
-    type Request = { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; kind: number; attributes: Array<{ key: string; value: { stringValue?: string } }> }> }> }> };
+    type Request = {
+      resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; kind: number; attributes: Array<{ key: string; value: { stringValue?: string } }> }> }> }>;
+    };
     const spansOf = (line: string) => (JSON.parse(line) as Request).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
-    const paths = (text: string) => text.trim().split('\n').filter(Boolean).flatMap(spansOf)
-      .flatMap((s) => s.attributes.filter((a) => a.key === 'url.path' || a.key === 'url.full').map((a) => new URL(a.value.stringValue!, 'http://x').pathname));
+    const paths = (text: string) =>
+      text
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .flatMap(spansOf)
+        .flatMap((s) => s.attributes.filter((a) => a.key === 'url.path' || a.key === 'url.full').map((a) => new URL(a.value.stringValue!, 'http://x').pathname));
     try {
       await Promise.all([waitFor(server, 'stdout', /ready/), waitFor(agent, 'stderr', /attached \d+ programs/)]);
       expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/first`]).status).toBe(0);
@@ -197,9 +214,11 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, output as it comes${skipReason 
     expect(paths(out)).toEqual(['/first', '/first', '/second', '/second']);
   }, 60_000);
 
-  it('prints a trace\'s tree once it has been quiet 2 s, while running and with nothing else happening', async () => {
+  it("prints a trace's tree once it has been quiet 2 s, while running and with nothing else happening", async () => {
     const port = await freePort();
-    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const { agent } = startAgent(['run', '--port', String(port)]); // the default format: tree
     let out = '';
     agent.stdout!.on('data', (c) => (out += c));
@@ -224,13 +243,16 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, output as it comes${skipReason 
 
 describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   /** Cpus_allowed_list of each thread of a process. */
-  const threadCpus = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1]);
+  const threadCpus = (pid: number) =>
+    fs.readdirSync(`/proc/${pid}/task`).map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1]);
   const online = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
   const lastCpu = String(Math.max(...online.split(',').map((r) => Number(r.split('-').pop()))));
 
   it('keeps every thread on the CPUs --cpus names, and still traces', async () => {
     const port = await freePort();
-    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const { agent, stderr } = startAgent(['run', '--port', String(port), '--format', 'jsonl', '--cpus', lastCpu]);
     let spans = '';
     agent.stdout!.on('data', (c) => (spans += c));
@@ -248,13 +270,18 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
       server.kill();
     }
     expect(await exited(agent)).toBe(0);
-    expect(out().split('\n').filter((l) => l.includes('"kind":"server"') && l.includes('/pinned'))).toHaveLength(1);
+    expect(
+      out()
+        .split('\n')
+        .filter((l) => l.includes('"kind":"server"') && l.includes('/pinned')),
+    ).toHaveLength(1);
   }, 60_000);
 
   const cpusetV1 = '/sys/fs/cgroup/cpuset';
   const noCpuset = lastCpu === '0' ? 'one CPU only' : !fs.existsSync(path.join(cpusetV1, 'cpuset.cpus')) ? `no cgroup v1 cpuset at ${cpusetV1}` : '';
   it.skipIf(Boolean(noCpuset))(
-    `says why when the CPUs named are not allowed to it (a cpuset), and exits 3${noCpuset ? ` (skipped: ${noCpuset})` : ''}`, async () => {
+    `says why when the CPUs named are not allowed to it (a cpuset), and exits 3${noCpuset ? ` (skipped: ${noCpuset})` : ''}`,
+    async () => {
       const dir = path.join(cpusetV1, `loupe-test-${process.pid}`);
       fs.mkdirSync(dir);
       try {
@@ -266,7 +293,9 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
       } finally {
         fs.rmdirSync(dir);
       }
-    }, 60_000);
+    },
+    60_000,
+  );
 
   it('leaves the threads where the scheduler puts them without --cpus', async () => {
     const { agent } = startAgent(['run', '--port', String(await freePort()), '--format', 'jsonl']);
@@ -281,12 +310,11 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, the agent's CPUs${skipReason ? 
 });
 
 describe('live agent refusals', () => {
-  it.skipIf(process.getuid?.() !== 0 || spawnSync('runuser', ['--help']).status !== 0)(
-    'exits 3 naming the missing privilege when not root', () => {
-      const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, CLI, 'run', '--duration', '1'], { encoding: 'utf8' });
-      expect(r.stderr).toMatch(/cannot run here: live capture needs root/);
-      expect(r.status).toBe(3);
-    });
+  it.skipIf(process.getuid?.() !== 0 || spawnSync('runuser', ['--help']).status !== 0)('exits 3 naming the missing privilege when not root', () => {
+    const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, CLI, 'run', '--duration', '1'], { encoding: 'utf8' });
+    expect(r.stderr).toMatch(/cannot run here: live capture needs root/);
+    expect(r.status).toBe(3);
+  });
 
   it('rejects bad live options with exit 2', () => {
     for (const args of [['record'], ['run', '--port', '70000'], ['run', '--ring-mb', '3'], ['run', '--exe', '('], ['run', '--cpus', 'x'], ['run', '--cpus', '3-1']]) {
@@ -294,8 +322,17 @@ describe('live agent refusals', () => {
       expect(r.status, args.join(' ')).toBe(2);
     }
     // Junk OTLP settings: refused before a program is attached, and the agent exits (it used to print and hang).
-    for (const [name, value] of [['OTEL_TRACES_SAMPLER', 'junk'], ['OTEL_EXPORTER_OTLP_PROTOCOL', 'junk'], ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318'], ['OTEL_EXPORTER_OTLP_TIMEOUT', '5s']] as const) {
-      for (const command of [['run', '--otlp', '--duration', '30'], ['record', '--otlp', '-o', path.join(tempDir(), 'x.loupe'), '--duration', '30'], ['replay', path.join(ROOT, 'captures/factorial.loupe'), '--otlp']]) {
+    for (const [name, value] of [
+      ['OTEL_TRACES_SAMPLER', 'junk'],
+      ['OTEL_EXPORTER_OTLP_PROTOCOL', 'junk'],
+      ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318'],
+      ['OTEL_EXPORTER_OTLP_TIMEOUT', '5s'],
+    ] as const) {
+      for (const command of [
+        ['run', '--otlp', '--duration', '30'],
+        ['record', '--otlp', '-o', path.join(tempDir(), 'x.loupe'), '--duration', '30'],
+        ['replay', path.join(ROOT, 'captures/factorial.loupe'), '--otlp'],
+      ]) {
         const r = spawnSync('node', [CLI, ...command], { encoding: 'utf8', env: { ...process.env, [name]: value }, timeout: 20_000 });
         expect({ status: r.status, signal: r.signal }, `${name}=${value} ${command[0]}: ${r.stderr}`).toEqual({ status: 2, signal: null });
         expect(r.stderr).toContain(name);
@@ -308,7 +345,11 @@ describe('live agent refusals', () => {
     fs.writeFileSync(victim, 'precious\n');
     fs.chmodSync(victim, 0o644);
     fs.symlinkSync(victim, path.join(dir, 'link'));
-    for (const args of [['record', '-o', path.join(dir, 'link'), '--duration', '1'], ['run', '--record', path.join(dir, 'link'), '--duration', '1'], ['run', '-o', path.join(dir, 'link'), '--duration', '1']]) {
+    for (const args of [
+      ['record', '-o', path.join(dir, 'link'), '--duration', '1'],
+      ['run', '--record', path.join(dir, 'link'), '--duration', '1'],
+      ['run', '-o', path.join(dir, 'link'), '--duration', '1'],
+    ]) {
       const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toContain('is a symbolic link');

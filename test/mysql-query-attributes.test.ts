@@ -97,7 +97,9 @@ async function recordConversation(script: string): Promise<{ turns: Turn[]; stdo
   const port = (server.address() as net.AddressInfo).port;
   try {
     const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(PYTHON, ['-c', script, String(port)], { encoding: 'utf8', timeout: 60_000 }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)));
+      execFile(PYTHON, ['-c', script, String(port)], { encoding: 'utf8', timeout: 60_000 }, (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+      );
     });
     return { turns, stdout };
   } finally {
@@ -124,13 +126,17 @@ print('done')
 `;
 
 const parse = (turns: Turn[]) => runTurns(() => new MysqlParser(), turns) as DbMessage[];
-const statements = (ms: DbMessage[]) => ms.filter((m): m is DbRequest => m.kind === 'request' && ['COM_QUERY', 'COM_STMT_EXECUTE'].includes(m.command)).map((m) => [m.command, m.query, m.note ?? null, m.params ?? null]);
+const statements = (ms: DbMessage[]) =>
+  ms
+    .filter((m): m is DbRequest => m.kind === 'request' && ['COM_QUERY', 'COM_STMT_EXECUTE'].includes(m.command))
+    .map((m) => [m.command, m.query, m.note ?? null, m.params ?? null]);
 
 describe.skipIf(Boolean(missing))(`MySQL query attributes from mysql-connector-python${missing ? ` (skipped: ${missing})` : ''}`, () => {
-  it('reads each statement after its attributes, names the attributes, and counts an execute\'s parameters apart from them', async () => {
+  it("reads each statement after its attributes, names the attributes, and counts an execute's parameters apart from them", async () => {
     const { turns, stdout } = await recordConversation(CLIENT);
     expect(stdout.trim()).toBe('done');
-    if (process.env.LOUPE_WRITE_FIXTURE) fs.writeFileSync(process.env.LOUPE_WRITE_FIXTURE, `${turns.map((t) => JSON.stringify({ side: t.side, hex: t.bytes.toString('hex') })).join('\n')}\n`);
+    if (process.env.LOUPE_WRITE_FIXTURE)
+      fs.writeFileSync(process.env.LOUPE_WRITE_FIXTURE, `${turns.map((t) => JSON.stringify({ side: t.side, hex: t.bytes.toString('hex') })).join('\n')}\n`);
     const ms = parse(turns);
     expect(statements(ms).filter(([, q]) => !String(q).startsWith('SET '))).toEqual([
       ['COM_QUERY', "SELECT name FROM users WHERE email = 'ann@example.com'", 'query attributes: traceparent, tenant', null],
@@ -141,7 +147,7 @@ describe.skipIf(Boolean(missing))(`MySQL query attributes from mysql-connector-p
     expect(ms.filter((m) => m.kind === 'response').length).toBe(ms.filter((m) => m.kind === 'request' && !(m as DbRequest).noResponse).length);
   });
 
-  it('masks attribute values but trace context, keeps their names, and masks the statement\'s literals, as the agent records them', async () => {
+  it("masks attribute values but trace context, keeps their names, and masks the statement's literals, as the agent records them", async () => {
     const { turns } = await recordConversation(CLIENT);
     const socket = {};
     const maskers = { client: new StreamMasker(socket), server: new StreamMasker(socket) };
@@ -152,7 +158,7 @@ describe.skipIf(Boolean(missing))(`MySQL query attributes from mysql-connector-p
     });
     const clientBytes = Buffer.concat(masked.filter((t) => t.side === 'client').map((t) => t.bytes)).toString('latin1');
     for (const secret of ['acme-secret-tenant', 'k-12345-secret', 'ann@example.com']) expect(clientBytes.includes(secret), secret).toBe(false);
-    expect(clientBytes.includes(String.fromCharCode(41)), 'the execute\'s parameter, 41 as a TINY byte').toBe(false);
+    expect(clientBytes.includes(String.fromCharCode(41)), "the execute's parameter, 41 as a TINY byte").toBe(false);
     expect(clientBytes).toContain(TRACEPARENT);
     expect(clientBytes).toContain('tenant');
     expect(clientBytes).toContain('api_key');
@@ -173,15 +179,26 @@ describe.skipIf(Boolean(missing))(`MySQL query attributes from mysql-connector-p
       script.data(t.side === 'client' ? server : client, 'ingress', t.bytes);
     }
     const spans: Span[] = [];
-    const pipeline = new Pipeline({ ...HEADER, processes: [{ pid: 1, exe: '/usr/bin/python3' }, { pid: 2, exe: '/usr/sbin/mysqld' }] }, [{ onSpan: (x) => spans.push(x) }]);
+    const pipeline = new Pipeline(
+      {
+        ...HEADER,
+        processes: [
+          { pid: 1, exe: '/usr/bin/python3' },
+          { pid: 2, exe: '/usr/sbin/mysqld' },
+        ],
+      },
+      [{ onSpan: (x) => spans.push(x) }],
+    );
     pipeline.push(script.events);
     pipeline.finish();
     const [traceId, parentId] = TRACEPARENT.split('-').slice(1, 3);
     const withContext = spans.filter((x) => x.traceId === traceId);
     // Two statements carried it (the query and the execute), each seen by both ends.
     expect(withContext.map((x) => [x.kind, x.name, x.parentSpanId, x.parentIsRemote, x.attributes['loupe.context']]).sort()).toEqual([
-      ['client', 'SELECT users', parentId, true, 'traceparent'], ['client', 'SELECT', parentId, true, 'traceparent'],
-      ['server', 'SELECT users', parentId, true, 'traceparent'], ['server', 'SELECT', parentId, true, 'traceparent'],
+      ['client', 'SELECT users', parentId, true, 'traceparent'],
+      ['client', 'SELECT', parentId, true, 'traceparent'],
+      ['server', 'SELECT users', parentId, true, 'traceparent'],
+      ['server', 'SELECT', parentId, true, 'traceparent'],
     ]);
     const plain = spans.filter((x) => x.traceId !== traceId && String(x.attributes['db.query.text']) === 'SELECT ?');
     expect(plain.map((x) => x.kind).sort()).toEqual(['client', 'server']);

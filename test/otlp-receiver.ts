@@ -46,7 +46,9 @@ export async function grpcReceiver(): Promise<{ url: string; received: Received;
   const server = new grpc.Server();
   const method = (path: string, Req: any, Res: any, into: any[]) => ({
     [path.split('/').pop()!]: {
-      path, requestStream: false, responseStream: false,
+      path,
+      requestStream: false,
+      responseStream: false,
       requestDeserialize: (b: Buffer) => asObject(Req, b),
       responseSerialize: (v: unknown) => Buffer.from(Res.encode(v).finish()),
     },

@@ -12,12 +12,27 @@ import { ROOT, tempDir } from './helpers';
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const FIXTURES = path.join(ROOT, 'test/fixtures');
 
-interface Rec { kind: string; method?: string; target?: string; status?: number; bodyBytes: number; lostBytes?: number; error?: string; conn: string; headers: Array<[string, string]> }
+interface Rec {
+  kind: string;
+  method?: string;
+  target?: string;
+  status?: number;
+  bodyBytes: number;
+  lostBytes?: number;
+  error?: string;
+  conn: string;
+  headers: Array<[string, string]>;
+}
 
 function parse(file: string): Rec[] {
   let out = '';
   parseFile(file, 'jsonl', (s) => (out += s));
-  return out.trim() === '' ? [] : out.trim().split('\n').map((l) => JSON.parse(l) as Rec);
+  return out.trim() === ''
+    ? []
+    : out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Rec);
 }
 
 function parseBytes(bytes: Buffer): Rec[] {
@@ -26,12 +41,23 @@ function parseBytes(bytes: Buffer): Rec[] {
   return parse(file);
 }
 
-const brief = (r: Rec) => (r.kind === 'request' ? `${r.method} ${r.target} ${r.bodyBytes}` : `${r.status} ${r.bodyBytes}`) + (r.lostBytes ? ` lost=${r.lostBytes}` : '') + (r.error ? ' ERR' : '');
+const brief = (r: Rec) =>
+  (r.kind === 'request' ? `${r.method} ${r.target} ${r.bodyBytes}` : `${r.status} ${r.bodyBytes}`) + (r.lostBytes ? ` lost=${r.lostBytes}` : '') + (r.error ? ' ERR' : '');
 
 // What scripts/make-pcap-fixtures.sh sent with curl, and what the server answered.
 const CURL_SESSION = [
-  'GET /hello?user=REDACTED 0', '200 6', 'GET /chunked 0', '200 30', 'POST /echo 3000', '200 15',
-  'GET /big 0', '200 30000', 'HEAD /hello 0', '200 0', 'GET /missing 0', '404 9',
+  'GET /hello?user=REDACTED 0',
+  '200 6',
+  'GET /chunked 0',
+  '200 30',
+  'POST /echo 3000',
+  '200 15',
+  'GET /big 0',
+  '200 30000',
+  'HEAD /hello 0',
+  '200 0',
+  'GET /missing 0',
+  '404 9',
 ];
 
 describe('pcap import of real traffic (curl -> node http on loopback)', () => {
@@ -53,7 +79,7 @@ describe('pcap import of real traffic (curl -> node http on loopback)', () => {
     expect(big.error).toBeUndefined();
     const post = recs.find((r) => r.method === 'POST')!;
     expect(post.error).toMatch(/^byte \d+: \d+ bytes lost inside the message$/);
-    expect(recs.map((r) => r.kind === 'request' ? r.method : r.status)).toEqual(['GET', 200, 'GET', 200, 'POST', 200, 'GET', 200, 'HEAD', 200, 'GET', 404]);
+    expect(recs.map((r) => (r.kind === 'request' ? r.method : r.status))).toEqual(['GET', 200, 'GET', 200, 'POST', 200, 'GET', 200, 'HEAD', 200, 'GET', 404]);
   });
 
   it('imports into a capture whose replay pairs client and server spans into one trace per request', () => {
@@ -65,7 +91,10 @@ describe('pcap import of real traffic (curl -> node http on loopback)', () => {
     expect(fs.statSync(out).mode & 0o777).toBe(0o600);
     let jsonl = '';
     replayFile(out, 'jsonl', (s) => (jsonl += s));
-    const spans = jsonl.trim().split('\n').map((l) => JSON.parse(l) as { traceId: string; kind: string; parentSpanId: string; spanId: string; service: string });
+    const spans = jsonl
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { traceId: string; kind: string; parentSpanId: string; spanId: string; service: string });
     expect(spans).toHaveLength(12);
     const traces = new Map<string, typeof spans>();
     for (const s of spans) traces.set(s.traceId, [...(traces.get(s.traceId) ?? []), s]);
@@ -92,15 +121,22 @@ describe('TCP reassembly', () => {
     const handshake = base.slice(0, 3);
     const data = base.slice(3, -2);
     const fin = base.slice(-2);
-    fc.assert(fc.property(fc.array(fc.nat(data.length - 1), { maxLength: 6 }), fc.infiniteStream(fc.nat()), (dups, order) => {
-      // Reorder segments within each direction (a response cannot overtake its request on the
-      // wire, but segments of one direction arrive in any order), and repeat some (retransmissions).
-      const withDups: Seg[] = [...data, ...dups.map((i) => data[i]!)].sort((a, b) => (a.src === b.src ? 0 : a.src === C ? -1 : 1));
-      const it = order[Symbol.iterator]();
-      const shuffle = (list: Seg[]) => list.map((x) => ({ x, k: it.next().value as number })).sort((a, b) => a.k - b.k).map((y) => y.x);
-      const shuffled = [...shuffle(withDups.filter((x) => x.src === C)), ...shuffle(withDups.filter((x) => x.src !== C))];
-      expect(parseBytes(pcapFile([...handshake, ...shuffled, ...fin])).map(brief)).toEqual(EXPECTED);
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(fc.array(fc.nat(data.length - 1), { maxLength: 6 }), fc.infiniteStream(fc.nat()), (dups, order) => {
+        // Reorder segments within each direction (a response cannot overtake its request on the
+        // wire, but segments of one direction arrive in any order), and repeat some (retransmissions).
+        const withDups: Seg[] = [...data, ...dups.map((i) => data[i]!)].sort((a, b) => (a.src === b.src ? 0 : a.src === C ? -1 : 1));
+        const it = order[Symbol.iterator]();
+        const shuffle = (list: Seg[]) =>
+          list
+            .map((x) => ({ x, k: it.next().value as number }))
+            .sort((a, b) => a.k - b.k)
+            .map((y) => y.x);
+        const shuffled = [...shuffle(withDups.filter((x) => x.src === C)), ...shuffle(withDups.filter((x) => x.src !== C))];
+        expect(parseBytes(pcapFile([...handshake, ...shuffled, ...fin])).map(brief)).toEqual(EXPECTED);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('trims overlapping retransmissions that start before the next expected byte', () => {
@@ -118,7 +154,15 @@ describe('TCP reassembly', () => {
   });
 
   it('joins a connection mid-stream: no handshake, first bytes in the middle of a body', () => {
-    const segs = conversation(C, S, [[REQ, RES], ['GET /next HTTP/1.1\r\nHost: shop\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok']], 700);
+    const segs = conversation(
+      C,
+      S,
+      [
+        [REQ, RES],
+        ['GET /next HTTP/1.1\r\nHost: shop\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+      ],
+      700,
+    );
     const late = segs.slice(5); // handshake and the first request's start are not in the capture
     const recs = parseBytes(pcapFile(late));
     expect(recs.map(brief)).toEqual(['201 1800', 'GET /next 0', '200 2']);
@@ -163,11 +207,17 @@ describe('pcap read as a stream', () => {
   it('gives the same events read through the file window as from the whole file, records straddling its 1 MiB reads', () => {
     // 48 connections interleaved, each a 90 KB upload and answer: 4.6 MB, records cut by each window edge, more than one batch of events.
     const body = 'x'.repeat(90_000);
-    const convs = Array.from({ length: 48 }, (_, i) => conversation(`10.1.0.${i + 1}:4${1000 + i}`, S, [[`POST /u${i} HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n${body}`, RES]], 1400));
+    const convs = Array.from({ length: 48 }, (_, i) =>
+      conversation(`10.1.0.${i + 1}:4${1000 + i}`, S, [[`POST /u${i} HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n${body}`, RES]], 1400),
+    );
     const interleaved: Seg[] = [];
     for (let at = 0; convs.some((c) => at < c.length); at++) for (const c of convs) if (at < c.length) interleaved.push(c[at]!);
-    const show = (evs: unknown[]) => JSON.stringify(evs, (_k, v) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) || v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
-    for (const [name, bytes] of [['x.pcap', pcapFile(interleaved)], ['x.pcapng', pcapngFile(interleaved)]] as const) {
+    const show = (evs: unknown[]) =>
+      JSON.stringify(evs, (_k, v) => (typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) || v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
+    for (const [name, bytes] of [
+      ['x.pcap', pcapFile(interleaved)],
+      ['x.pcapng', pcapngFile(interleaved)],
+    ] as const) {
       expect(bytes.length).toBeGreaterThan(4 << 20);
       const whole = importPcap(bytes, name);
       const file = path.join(tempDir(), name);
@@ -184,7 +234,12 @@ describe('pcap read as a stream', () => {
         fs.closeSync(fd);
       }
       const recs = parse(file);
-      expect(recs.filter((r) => r.kind === 'request').map((r) => `${r.target} ${r.bodyBytes}`).sort()).toEqual(convs.map((_, i) => `/u${i} 90000`).sort());
+      expect(
+        recs
+          .filter((r) => r.kind === 'request')
+          .map((r) => `${r.target} ${r.bodyBytes}`)
+          .sort(),
+      ).toEqual(convs.map((_, i) => `/u${i} 90000`).sort());
     }
   });
 });
@@ -196,7 +251,11 @@ describe('bad pcap input', () => {
     const file = path.join(tempDir(), 'cut.pcap');
     // Two requests' worth: the second exchange's last packet is cut, the first exchange is whole.
     const two = pcapFile([...segments, ...conversation('10.1.0.1:40001', S, [['GET /second HTTP/1.1\r\n\r\n', RES]], 700)]);
-    for (const [bytes, cut] of [[whole, 10], [whole, whole.length - 24 - 5], [two, 3]] as const) {
+    for (const [bytes, cut] of [
+      [whole, 10],
+      [whole, whole.length - 24 - 5],
+      [two, 3],
+    ] as const) {
       fs.writeFileSync(file, bytes.subarray(0, bytes.length - cut));
       const r = spawnSync('node', [CLI, 'parse', file, '--format', 'jsonl'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
@@ -213,7 +272,14 @@ describe('bad pcap input', () => {
     // The first cut leaves the whole exchange (the last packet is the closing handshake's).
     fs.writeFileSync(file, whole.subarray(0, whole.length - 10));
     const r = spawnSync('node', [CLI, 'parse', file, '--format', 'jsonl'], { encoding: 'utf8' });
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.protocol === 'http1').map((m) => m.kind)).toEqual(['request', 'response']);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((m) => m.protocol === 'http1')
+        .map((m) => m.kind),
+    ).toEqual(['request', 'response']);
   });
 
   it('stops at a corrupt record with its byte offset and exit 2, having written every message before it', () => {
@@ -229,7 +295,12 @@ describe('bad pcap input', () => {
     const r = spawnSync('node', [CLI, 'parse', file, '--format', 'jsonl'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`byte ${good.length}: packet record claims 1000000000 captured bytes: the file is corrupt`);
-    const targets = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rec).filter((m) => m.kind === 'request').map((m) => m.target);
+    const targets = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Rec)
+      .filter((m) => m.kind === 'request')
+      .map((m) => m.target);
     expect(targets).toEqual(Array.from({ length: 30 }, (_, i) => `/before/${i}`));
   });
 
@@ -245,13 +316,16 @@ describe('bad pcap input', () => {
 
   it('never throws anything but a capture error on random bytes after a valid header', () => {
     const header = pcapFile([]);
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (junk) => {
-      try {
-        importPcap(Buffer.concat([header, junk]), 'junk.pcap');
-      } catch (e) {
-        expect((e as Error).constructor.name).toBe('CaptureError');
-      }
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (junk) => {
+        try {
+          importPcap(Buffer.concat([header, junk]), 'junk.pcap');
+        } catch (e) {
+          expect((e as Error).constructor.name).toBe('CaptureError');
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -261,11 +335,22 @@ describe('loupe parse', () => {
     const file = path.join(tempDir(), 'junk.pcap');
     fs.writeFileSync(file, pcapFile(junkFirst));
     const plain = spawnSync('node', [CLI, 'parse', file], { encoding: 'utf8' });
-    expect(plain.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).kind)).toEqual(['response']);
+    expect(
+      plain.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).kind),
+    ).toEqual(['response']);
     const forced = spawnSync('node', [CLI, 'parse', file, '--port', '8080=http1'], { encoding: 'utf8' });
-    const recs = forced.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rec);
+    const recs = forced.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Rec);
     expect(recs.map((r) => [r.kind, r.target ?? r.status, r.error])).toEqual([
-      ['request', '', 'byte 0: invalid request line "garbage"'], ['request', '/late', undefined], ['response', 200, undefined],
+      ['request', '', 'byte 0: invalid request line "garbage"'],
+      ['request', '/late', undefined],
+      ['response', 200, undefined],
     ]);
     const bad = spawnSync('node', [CLI, 'parse', file, '--port', '8080=gopher'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);

@@ -14,9 +14,13 @@ import { freePort, ROOT, tempDir, waitFor } from './helpers';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const support = liveSupport();
-const reason = !support.ok ? support.reason
-  : spawnSync('which', ['prometheus']).status !== 0 ? 'prometheus is not installed'
-  : spawnSync('which', ['curl']).status !== 0 ? 'curl is not installed' : '';
+const reason = !support.ok
+  ? support.reason
+  : spawnSync('which', ['prometheus']).status !== 0
+    ? 'prometheus is not installed'
+    : spawnSync('which', ['curl']).status !== 0
+      ? 'curl is not installed'
+      : '';
 if (reason) console.warn(`Prometheus test skipped: ${reason}`);
 
 async function promql(port: number, query: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
@@ -34,15 +38,28 @@ describe.skipIf(Boolean(reason))(`Prometheus scraping loupe run${reason ? ` (ski
   it('a PromQL query returns the request count per route from /metrics', async () => {
     const dir = tempDir();
     const [appPort, metricsPort, promPort] = [await freePort(), await freePort(), await freePort()];
-    const agent = spawn('node', [CLI, 'run', '--port', String(appPort), '--prometheus-port', String(metricsPort), '--format', 'jsonl', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const agent = spawn('node', [CLI, 'run', '--port', String(appPort), '--prometheus-port', String(metricsPort), '--format', 'jsonl', '--quiet'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     children.push(agent);
     await waitFor(agent, 'stderr', /attached/);
-    const app = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.writeHead(q.url.endsWith('7') ? 500 : 200).end('ok')).listen(${appPort}, '127.0.0.1', () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const app = spawn(
+      process.execPath,
+      ['-e', `require('http').createServer((q, r) => r.writeHead(q.url.endsWith('7') ? 500 : 200).end('ok')).listen(${appPort}, '127.0.0.1', () => console.log('ready'))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     children.push(app);
     await waitFor(app, 'stdout', /ready/);
     for (let i = 1; i <= 7; i++) spawnSync('curl', ['-s', `http://127.0.0.1:${appPort}/items/${i}`]);
-    fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: loupe\n    static_configs:\n      - targets: ['127.0.0.1:${metricsPort}']\n`);
-    const prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+    fs.writeFileSync(
+      path.join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: loupe\n    static_configs:\n      - targets: ['127.0.0.1:${metricsPort}']\n`,
+    );
+    const prom = spawn(
+      'prometheus',
+      [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`],
+      { stdio: 'ignore' },
+    );
     children.push(prom);
     const query = 'sum by (http_route, http_response_status_code) (http_server_request_duration_seconds_count{service_name="node"})';
     let result: Awaited<ReturnType<typeof promql>> = [];

@@ -19,7 +19,6 @@ import { ROOT, sourceFiles } from './helpers';
 /** A TLS 1.2 ClientHello's record and handshake headers (its body does not matter to detection). */
 const TLS_HELLO = Buffer.from('160301020001000200' + '03'.repeat(8), 'hex');
 
-
 describe('the protocol list', () => {
   it('is what detection names: each protocol from its own first bytes, and nothing else from any seed', () => {
     const detected = new Set<string>();
@@ -52,9 +51,11 @@ describe('the protocol list', () => {
     expect(PROTOCOL_MODULES.filter((m) => !hasParser(m.name)).map((m) => m.name)).toEqual(['tls']);
   });
 
-  it('gives each database OpenTelemetry\'s db.system.name', () => {
+  it("gives each database OpenTelemetry's db.system.name", () => {
     expect(PROTOCOL_MODULES.filter((m) => m.family === 'database').map((m) => [m.name, 'dbSystem' in m ? m.dbSystem : undefined])).toEqual([
-      ['postgres', DB_SYSTEM_NAME_VALUE_POSTGRESQL], ['mysql', DB_SYSTEM_NAME_VALUE_MYSQL], ['redis', DB_SYSTEM_NAME_VALUE_REDIS],
+      ['postgres', DB_SYSTEM_NAME_VALUE_POSTGRESQL],
+      ['mysql', DB_SYSTEM_NAME_VALUE_MYSQL],
+      ['redis', DB_SYSTEM_NAME_VALUE_REDIS],
     ]);
   });
 
@@ -70,7 +71,7 @@ describe('the protocol list', () => {
     }
   });
 
-  it('is reached through its modules: no file outside a protocol\'s own folder branches on a protocol\'s name', () => {
+  it("is reached through its modules: no file outside a protocol's own folder branches on a protocol's name", () => {
     // (Its message aliases, `grpc`, also name an OTLP transport: the protocol names are what is checked.)
     const names = new Set<string>(PROTOCOLS);
     const own = (file: string) => [...names].some((n) => file.includes(`${path.sep}parsers${path.sep}${n}${path.sep}`)) || file.endsWith(path.join('parsers', 'protocols.ts'));

@@ -36,8 +36,16 @@ export async function recordingProxy(targetPort: number, clientPid: number, clie
       for (let at = 0; at < chunk.length; at += CONSTANTS.LOUPE_MAX_PAYLOAD) {
         const piece = Buffer.from(chunk.subarray(at, at + CONSTANTS.LOUPE_MAX_PAYLOAD));
         events.push({
-          type: 'data', ts: now(), ...base, fd, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0,
-          cookie: BigInt(fd), bytes: piece.length, data: piece,
+          type: 'data',
+          ts: now(),
+          ...base,
+          fd,
+          direction,
+          source: direction === 'egress' ? 'write' : 'read',
+          flags: 0,
+          cookie: BigInt(fd),
+          bytes: piece.length,
+          data: piece,
         });
       }
     };
@@ -69,8 +77,12 @@ export async function recordingProxy(targetPort: number, clientPid: number, clie
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise((r) => setTimeout(r, 20)); // let the close handlers run
       const header: CaptureHeader = {
-        eventsVersion: 1, seed: '0123456789abcdef', host: { hostname: 'test', kernel: 'proxy', arch: 'x86_64' }, bootTimeNs: '0',
-        processes: [{ pid: clientPid, exe: clientExe }], config: { recordedBy: 'test/recording-proxy.ts' },
+        eventsVersion: 1,
+        seed: '0123456789abcdef',
+        host: { hostname: 'test', kernel: 'proxy', arch: 'x86_64' },
+        bootTimeNs: '0',
+        processes: [{ pid: clientPid, exe: clientExe }],
+        config: { recordedBy: 'test/recording-proxy.ts' },
       };
       const writer = new CaptureWriter(file, header);
       for (const ev of events) writer.write(encodeEvent(ev));

@@ -92,7 +92,10 @@ describe('replay of the committed demo capture', () => {
   it('has the expected shape: curl -> frontend -> backend in one trace, the bad request in another', () => {
     let out = '';
     replayFile(FACTORIAL, 'jsonl', (s) => (out += s));
-    const spans = out.trim().split('\n').map((l) => JSON.parse(l) as { traceId: string; spanId: string; parentSpanId: string; service: string; kind: string; attributes: Record<string, unknown> });
+    const spans = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { traceId: string; spanId: string; parentSpanId: string; service: string; kind: string; attributes: Record<string, unknown> });
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const chainOf = (s: (typeof spans)[number]): string[] => {
       const parent = byId.get(s.parentSpanId);
@@ -110,7 +113,10 @@ describe('replay of the committed demo capture', () => {
 describe('determinism', () => {
   const captures = (): Array<[string, CaptureHeader, Event[]]> => {
     const f = loadEvents(FACTORIAL);
-    return [['factorial', f.header, f.events], ['busy', HEADER, busyCapture()]];
+    return [
+      ['factorial', f.header, f.events],
+      ['busy', HEADER, busyCapture()],
+    ];
   };
 
   it('gives byte-identical output for any batch split of the same events, in every format', () => {
@@ -118,9 +124,12 @@ describe('determinism', () => {
       for (const format of SPAN_FORMATS) {
         const whole = replayBatches(header, [events], format);
         expect(whole.length, `${name} ${format}`).toBeGreaterThan(100);
-        fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
-          expect(replayBatches(header, cutInto(events, cuts), format)).toBe(whole);
-        }), { numRuns: 60 });
+        fc.assert(
+          fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
+            expect(replayBatches(header, cutInto(events, cuts), format)).toBe(whole);
+          }),
+          { numRuns: 60 },
+        );
       }
     }
   });
@@ -128,13 +137,16 @@ describe('determinism', () => {
   it('gives the same spans however the payload bytes are cut into records', () => {
     for (const [, header, events] of captures()) {
       const whole = replayBatches(header, [events], 'jsonl');
-      fc.assert(fc.property(fc.array(fc.array(fc.nat(), { maxLength: 4 }), { maxLength: events.length }), (cutsPerEvent) => {
-        const split = events.flatMap((ev, i): Event[] => {
-          if (ev.type !== 'data') return [ev];
-          return cutInto([...ev.data], cutsPerEvent[i] ?? []).map((piece): DataEvent => ({ ...ev, data: Buffer.from(piece), bytes: piece.length }));
-        });
-        expect(replayBatches(header, [split], 'jsonl')).toBe(whole);
-      }), { numRuns: 100 });
+      fc.assert(
+        fc.property(fc.array(fc.array(fc.nat(), { maxLength: 4 }), { maxLength: events.length }), (cutsPerEvent) => {
+          const split = events.flatMap((ev, i): Event[] => {
+            if (ev.type !== 'data') return [ev];
+            return cutInto([...ev.data], cutsPerEvent[i] ?? []).map((piece): DataEvent => ({ ...ev, data: Buffer.from(piece), bytes: piece.length }));
+          });
+          expect(replayBatches(header, [split], 'jsonl')).toBe(whole);
+        }),
+        { numRuns: 100 },
+      );
     }
   });
 

@@ -13,7 +13,10 @@ import { ROOT, tempDir } from './helpers';
 import { liveSupport } from '../src/sources/live/system';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
-const SCENARIOS = fs.readdirSync(path.join(ROOT, 'scenarios')).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, ''));
+const SCENARIOS = fs
+  .readdirSync(path.join(ROOT, 'scenarios'))
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => f.replace(/\.yaml$/, ''));
 const loupe = (...args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', cwd: ROOT });
 
 describe('scenarios', () => {
@@ -31,7 +34,10 @@ describe('scenarios', () => {
   }
 
   it('fails with exit 4 and says which expectation did not hold', () => {
-    const scenario = parseYaml(fs.readFileSync(path.join(ROOT, 'scenarios/factorial.yaml'), 'utf8')) as { expect: Array<{ traces: number; attributes: Record<string, Record<string, unknown>> }>; capture: string };
+    const scenario = parseYaml(fs.readFileSync(path.join(ROOT, 'scenarios/factorial.yaml'), 'utf8')) as {
+      expect: Array<{ traces: number; attributes: Record<string, Record<string, unknown>> }>;
+      capture: string;
+    };
     scenario.expect[0]!.traces = 4;
     scenario.expect[1]!.attributes['frontend SERVER GET /factorial/x']!['http.response.status_code'] = 500;
     const file = path.join(tempDir(), 'broken.yaml');
@@ -56,13 +62,17 @@ describe('scenarios', () => {
   const support = liveSupport();
   const reason = !support.ok ? support.reason : spawnSync('which', ['curl']).status !== 0 ? 'curl is not installed' : '';
   for (const name of SCENARIOS) {
-    it.skipIf(Boolean(reason))(`${name}: runs live — services, load, agent — and its expectations hold${reason ? ` (skipped: ${reason})` : ''}`, () => {
-      const out = path.join(tempDir(), 'run.loupe');
-      const r = loupe('scenario', 'run', name, '--record', out);
-      expect(r.stdout, r.stderr).toMatch(new RegExp(`scenario ${name}: ok`));
-      expect(r.status).toBe(0);
-      expect(fs.statSync(out).mode & 0o777).toBe(0o600);
-      expect(loupe('scenario', 'check', name, '--capture', out).status).toBe(0);
-    }, 90_000);
+    it.skipIf(Boolean(reason))(
+      `${name}: runs live — services, load, agent — and its expectations hold${reason ? ` (skipped: ${reason})` : ''}`,
+      () => {
+        const out = path.join(tempDir(), 'run.loupe');
+        const r = loupe('scenario', 'run', name, '--record', out);
+        expect(r.stdout, r.stderr).toMatch(new RegExp(`scenario ${name}: ok`));
+        expect(r.status).toBe(0);
+        expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+        expect(loupe('scenario', 'check', name, '--capture', out).status).toBe(0);
+      },
+      90_000,
+    );
   }
 });

@@ -24,12 +24,29 @@ export class Script {
   }
 
   open(sock: Sock, at?: bigint, seq?: number): Sock {
-    this.events.push({ type: 'sock_open', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, family: 4, role: sock.role, protocol: 6, local: sock.local, remote: sock.remote, cookie: 0n, ...(seq !== undefined ? { seq } : {}) });
+    this.events.push({
+      type: 'sock_open',
+      ts: this.tick(at),
+      pid: sock.pid,
+      tid: sock.tid,
+      cpu: 0,
+      fd: sock.fd,
+      family: 4,
+      role: sock.role,
+      protocol: 6,
+      local: sock.local,
+      remote: sock.remote,
+      cookie: 0n,
+      ...(seq !== undefined ? { seq } : {}),
+    });
     return sock;
   }
 
   /** A client socket and the server socket that accepted it (the same connection from both ends). */
-  connection(client: { pid: number; tid: number; fd: number; port: number; seq?: number }, server: { pid: number; tid: number; fd: number; port: number; seq?: number }): [Sock, Sock] {
+  connection(
+    client: { pid: number; tid: number; fd: number; port: number; seq?: number },
+    server: { pid: number; tid: number; fd: number; port: number; seq?: number },
+  ): [Sock, Sock] {
     const c: Endpoint = { addr: '127.0.0.1', port: client.port };
     const s: Endpoint = { addr: '127.0.0.1', port: server.port };
     const cs = this.open({ pid: client.pid, tid: client.tid, fd: client.fd, role: 'client', local: c, remote: s }, undefined, client.seq);
@@ -42,8 +59,18 @@ export class Script {
     const data = Buffer.from(text);
     const source = opts.tls ? (direction === 'egress' ? 'ssl_write' : 'ssl_read') : direction === 'egress' ? 'write' : 'read';
     this.events.push({
-      type: 'data', ts: this.tick(opts.at), pid: sock.pid, tid: opts.tid ?? sock.tid, cpu: 0, fd: sock.fd, direction,
-      source, flags: (opts.tls ? 2 : 0) | (opts.seq !== undefined ? 8 : 0), cookie: 0n, bytes: opts.bytes ?? data.length, data,
+      type: 'data',
+      ts: this.tick(opts.at),
+      pid: sock.pid,
+      tid: opts.tid ?? sock.tid,
+      cpu: 0,
+      fd: sock.fd,
+      direction,
+      source,
+      flags: (opts.tls ? 2 : 0) | (opts.seq !== undefined ? 8 : 0),
+      cookie: 0n,
+      bytes: opts.bytes ?? data.length,
+      data,
       ...(opts.seq !== undefined ? { seq: opts.seq } : {}),
     });
   }
@@ -62,17 +89,38 @@ export class Script {
 
   goroutine(pid: number, goid: number, parent: number, opts: { exit?: boolean; tid?: number } = {}): void {
     this.events.push({
-      type: opts.exit ? 'go_goroutine_exit' : 'go_goroutine_create', ts: this.tick(), pid, tid: opts.tid ?? pid, cpu: 0,
-      goid: BigInt(goid), parentGoid: BigInt(opts.exit ? 0 : parent),
+      type: opts.exit ? 'go_goroutine_exit' : 'go_goroutine_create',
+      ts: this.tick(),
+      pid,
+      tid: opts.tid ?? pid,
+      cpu: 0,
+      goid: BigInt(goid),
+      parentGoid: BigInt(opts.exit ? 0 : parent),
     });
   }
 
-  goRequest(pid: number, goid: number, kind: 'http_server' | 'http_client', phase: 'start' | 'end',
-    opts: { fd?: number; status?: number; tid?: number; at?: bigint; method?: string; path?: string; host?: string; traceparent?: string } = {}): void {
+  goRequest(
+    pid: number,
+    goid: number,
+    kind: 'http_server' | 'http_client',
+    phase: 'start' | 'end',
+    opts: { fd?: number; status?: number; tid?: number; at?: bigint; method?: string; path?: string; host?: string; traceparent?: string } = {},
+  ): void {
     this.events.push({
-      type: phase === 'start' ? 'go_request_start' : 'go_request_end', ts: this.tick(opts.at), pid, tid: opts.tid ?? pid, cpu: 0,
-      goid: BigInt(goid), kind, status: opts.status ?? 0, fd: opts.fd ?? -1, startNs: 0n,
-      method: opts.method ?? '', path: opts.path ?? '', traceparent: opts.traceparent ?? '', host: opts.host ?? '',
+      type: phase === 'start' ? 'go_request_start' : 'go_request_end',
+      ts: this.tick(opts.at),
+      pid,
+      tid: opts.tid ?? pid,
+      cpu: 0,
+      goid: BigInt(goid),
+      kind,
+      status: opts.status ?? 0,
+      fd: opts.fd ?? -1,
+      startNs: 0n,
+      method: opts.method ?? '',
+      path: opts.path ?? '',
+      traceparent: opts.traceparent ?? '',
+      host: opts.host ?? '',
     });
   }
 

@@ -16,8 +16,15 @@ import { Script } from './script';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const SECRETS = {
-  query: 'qsecret1', accessToken: 'hsecret2', referer: 'rsecret3', cookie: 'csecret4', pgPassword: 'psecret5',
-  sqlString: 'ssecret6', sqlNumber: '987654321', redisAuth: 'asecret7', customHeader: 'xsecret8',
+  query: 'qsecret1',
+  accessToken: 'hsecret2',
+  referer: 'rsecret3',
+  cookie: 'csecret4',
+  pgPassword: 'psecret5',
+  sqlString: 'ssecret6',
+  sqlNumber: '987654321',
+  redisAuth: 'asecret7',
+  customHeader: 'xsecret8',
 };
 
 function pg(type: string, body: string | Buffer): Buffer {
@@ -45,7 +52,14 @@ function secretCapture(): { file: string; bytes: string } {
   const server = [pg('R', Buffer.from([0, 0, 0, 3])), pg('R', Buffer.alloc(4)), pg('Z', 'I'), pg('C', 'SELECT 0\0'), pg('Z', 'I')];
   s.send(app, client[0]!.toString('latin1'));
   s.send(db, server[0]!.toString('latin1'));
-  for (const [from, to, bytes] of [[app, db, client[0]!], [db, app, server[0]!], [app, db, client[1]!], [db, app, Buffer.concat(server.slice(1, 3))], [app, db, client[2]!], [db, app, Buffer.concat(server.slice(3))]] as const) {
+  for (const [from, to, bytes] of [
+    [app, db, client[0]!],
+    [db, app, server[0]!],
+    [app, db, client[1]!],
+    [db, app, Buffer.concat(server.slice(1, 3))],
+    [app, db, client[2]!],
+    [db, app, Buffer.concat(server.slice(3))],
+  ] as const) {
     void from;
     s.recv(to, bytes.toString('latin1'));
   }
@@ -56,7 +70,21 @@ function secretCapture(): { file: string; bytes: string } {
   s.send(rs, '+OK\r\n');
   s.recv(rc, '+OK\r\n');
   const file = path.join(tempDir(), 'secrets.jsonl');
-  fs.writeFileSync(file, [headerToJsonLine({ ...HEADER, processes: [{ pid: 1, exe: '/srv/app' }, { pid: 2, exe: '/usr/lib/postgresql/15/bin/postgres' }, { pid: 3, exe: '/usr/bin/curl' }, { pid: 4, exe: '/usr/bin/redis-server' }] }), ...s.events.map((e) => recordToJsonLine(encodeEvent(e)))].join('\n') + '\n');
+  fs.writeFileSync(
+    file,
+    [
+      headerToJsonLine({
+        ...HEADER,
+        processes: [
+          { pid: 1, exe: '/srv/app' },
+          { pid: 2, exe: '/usr/lib/postgresql/15/bin/postgres' },
+          { pid: 3, exe: '/usr/bin/curl' },
+          { pid: 4, exe: '/usr/bin/redis-server' },
+        ],
+      }),
+      ...s.events.map((e) => recordToJsonLine(encodeEvent(e))),
+    ].join('\n') + '\n',
+  );
   const bytes = s.events.map((e) => (e.type === 'data' ? Buffer.from(e.data).toString('latin1') : '')).join('');
   return { file, bytes };
 }

@@ -12,19 +12,25 @@ import { Pipeline } from '../src/pipeline/pipeline';
 import { rng, simulate, type CallSpec, type Simulation, type Topology } from '../src/sources/simulator/simulator';
 
 const topologyArb: fc.Arbitrary<Topology> = fc.integer({ min: 2, max: 5 }).chain((n) =>
-  fc.record({
-    kinds: fc.array(fc.constantFrom('go' as const, 'threaded' as const), { minLength: n, maxLength: n }),
-    calls: fc.array(fc.array(fc.record({ to: fc.nat(), childGoroutine: fc.boolean(), async: fc.boolean(), failRate: fc.constantFrom(0, 0, 0.3) }), { maxLength: 3 }), { minLength: n, maxLength: n }),
-  }).map(({ kinds, calls }) => {
-    const names = kinds.map((_, i) => `svc${i}`);
-    const topology: Topology = { services: names.map((name, i) => ({ name, kind: kinds[i]! })), calls: {}, entry: 'svc0' };
-    calls.forEach((list, i) => {
-      // only "downstream" calls: the call graph is a DAG, as real ones mostly are
-      const targets = list.filter(() => i < n - 1).map((c): CallSpec => ({ ...c, to: names[i + 1 + (c.to % (n - 1 - i))]!, async: c.async && kinds[i] === 'go' }));
-      if (targets.length) topology.calls[names[i]!] = targets;
-    });
-    return topology;
-  }));
+  fc
+    .record({
+      kinds: fc.array(fc.constantFrom('go' as const, 'threaded' as const), { minLength: n, maxLength: n }),
+      calls: fc.array(fc.array(fc.record({ to: fc.nat(), childGoroutine: fc.boolean(), async: fc.boolean(), failRate: fc.constantFrom(0, 0, 0.3) }), { maxLength: 3 }), {
+        minLength: n,
+        maxLength: n,
+      }),
+    })
+    .map(({ kinds, calls }) => {
+      const names = kinds.map((_, i) => `svc${i}`);
+      const topology: Topology = { services: names.map((name, i) => ({ name, kind: kinds[i]! })), calls: {}, entry: 'svc0' };
+      calls.forEach((list, i) => {
+        // only "downstream" calls: the call graph is a DAG, as real ones mostly are
+        const targets = list.filter(() => i < n - 1).map((c): CallSpec => ({ ...c, to: names[i + 1 + (c.to % (n - 1 - i))]!, async: c.async && kinds[i] === 'go' }));
+        if (targets.length) topology.calls[names[i]!] = targets;
+      });
+      return topology;
+    }),
+);
 
 function replay(sim: Simulation, events: Event[] = sim.events): Span[] {
   const spans: Span[] = [];
@@ -74,38 +80,47 @@ function checkNeverWrong(sim: Simulation, spans: Span[]): void {
 
 describe('correlator against simulated topologies', () => {
   it('reconstructs every call chain as exactly one trace with the true parents', () => {
-    fc.assert(fc.property(topologyArb, fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.constantFrom(200_000, 2_000_000, 20_000_000), (topology, seed, gap) => {
-      const sim = simulate(topology, { seed, requests: 8, meanGapNs: gap, portRange: 50 });
-      const spans = replay(sim);
-      checkNeverWrong(sim, spans);
-      const http = spans.filter((s) => s.kind !== 'internal');
-      expect(http).toHaveLength(sim.calls.size * 2); // a client and a server span per call
-      const traceOfRoot = new Map<number, string>();
-      for (const span of http) {
-        const call = sim.calls.get(callIdOf(span)!)!;
-        if (!span.parentSpanId) expect(span.kind === 'client' && call.parent === undefined, `root span c${call.id}`).toBe(true);
-        const known = traceOfRoot.get(call.root);
-        if (known) expect(span.traceId, `c${call.id} in the trace of root c${call.root}`).toBe(known);
-        else traceOfRoot.set(call.root, span.traceId);
-      }
-      expect(new Set(traceOfRoot.values()).size).toBe(traceOfRoot.size); // distinct chains, distinct traces
-      const goServers = http.filter((s) => s.kind === 'server' && topology.services.find((x) => x.name === s.service)?.kind === 'go');
-      expect(spans.filter((s) => s.kind === 'internal')).toHaveLength(goServers.length * 2);
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(topologyArb, fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.constantFrom(200_000, 2_000_000, 20_000_000), (topology, seed, gap) => {
+        const sim = simulate(topology, { seed, requests: 8, meanGapNs: gap, portRange: 50 });
+        const spans = replay(sim);
+        checkNeverWrong(sim, spans);
+        const http = spans.filter((s) => s.kind !== 'internal');
+        expect(http).toHaveLength(sim.calls.size * 2); // a client and a server span per call
+        const traceOfRoot = new Map<number, string>();
+        for (const span of http) {
+          const call = sim.calls.get(callIdOf(span)!)!;
+          if (!span.parentSpanId) expect(span.kind === 'client' && call.parent === undefined, `root span c${call.id}`).toBe(true);
+          const known = traceOfRoot.get(call.root);
+          if (known) expect(span.traceId, `c${call.id} in the trace of root c${call.root}`).toBe(known);
+          else traceOfRoot.set(call.root, span.traceId);
+        }
+        expect(new Set(traceOfRoot.values()).size).toBe(traceOfRoot.size); // distinct chains, distinct traces
+        const goServers = http.filter((s) => s.kind === 'server' && topology.services.find((x) => x.name === s.service)?.kind === 'go');
+        expect(spans.filter((s) => s.kind === 'internal')).toHaveLength(goServers.length * 2);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('never attaches a span to a wrong parent when events are lost', () => {
-    fc.assert(fc.property(topologyArb, fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.double({ min: 0.01, max: 0.4, noNaN: true }), (topology, seed, dropRate) => {
-      const sim = simulate(topology, { seed, requests: 8, meanGapNs: 500_000, portRange: 50 });
-      const keep = rng(seed ^ 0x5bd1e995);
-      const survivors = sim.events.filter(() => keep() >= dropRate);
-      checkNeverWrong(sim, replay(sim, survivors));
-    }), { numRuns: 80 });
+    fc.assert(
+      fc.property(topologyArb, fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.double({ min: 0.01, max: 0.4, noNaN: true }), (topology, seed, dropRate) => {
+        const sim = simulate(topology, { seed, requests: 8, meanGapNs: 500_000, portRange: 50 });
+        const keep = rng(seed ^ 0x5bd1e995);
+        const survivors = sim.events.filter(() => keep() >= dropRate);
+        checkNeverWrong(sim, replay(sim, survivors));
+      }),
+      { numRuns: 80 },
+    );
   });
 
   it('matches Go calls that do not name their connection by method and path when requests overlap, never wrongly', () => {
     const topology: Topology = {
-      services: [{ name: 'front', kind: 'go' }, { name: 'back', kind: 'threaded' }],
+      services: [
+        { name: 'front', kind: 'go' },
+        { name: 'back', kind: 'threaded' },
+      ],
       calls: { front: [{ to: 'back', childGoroutine: true }, { to: 'back' }] },
       entry: 'front',
     };
@@ -120,7 +135,11 @@ describe('correlator against simulated topologies', () => {
 
   it('keeps its state flat over a long run', () => {
     const topology: Topology = {
-      services: [{ name: 'front', kind: 'go' }, { name: 'mid', kind: 'threaded' }, { name: 'back', kind: 'go' }],
+      services: [
+        { name: 'front', kind: 'go' },
+        { name: 'mid', kind: 'threaded' },
+        { name: 'back', kind: 'go' },
+      ],
       calls: { front: [{ to: 'mid' }, { to: 'back', childGoroutine: true }, { to: 'back', async: true }], mid: [{ to: 'back', failRate: 0.2 }] },
       entry: 'front',
     };

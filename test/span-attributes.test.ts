@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { LOUPE_ATTR } from '../src/parsers/spans';
 import { ROOT, sourceFiles } from './helpers';
 
-
 describe('loupe.* span attributes', () => {
   it('are each documented in docs/formats.md', () => {
     const formats = fs.readFileSync(path.join(ROOT, 'docs/formats.md'), 'utf8');

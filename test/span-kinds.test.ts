@@ -23,22 +23,50 @@ function span(id: string, parent: string, service: string, kind: Span['kind'], n
   const family = kind === 'producer' || kind === 'consumer' ? 'messaging' : attributes['db.system.name'] ? 'db' : 'http';
   return {
     family,
-    traceId: T, spanId: id.repeat(16).slice(0, 16), parentSpanId: parent ? parent.repeat(16).slice(0, 16) : '', parentIsRemote: false, traceState: '',
-    name, kind, startNs: BigInt(startMs * 1e6), endNs: BigInt(endMs * 1e6), service, pid: service === 'api' ? 1 : 2, attributes, status: { code: 'unset' },
+    traceId: T,
+    spanId: id.repeat(16).slice(0, 16),
+    parentSpanId: parent ? parent.repeat(16).slice(0, 16) : '',
+    parentIsRemote: false,
+    traceState: '',
+    name,
+    kind,
+    startNs: BigInt(startMs * 1e6),
+    endNs: BigInt(endMs * 1e6),
+    service,
+    pid: service === 'api' ? 1 : 2,
+    attributes,
+    status: { code: 'unset' },
   };
 }
 
 /** POST /orders on api publishes to the orders topic; worker consumes it and writes to PostgreSQL. */
 const trace = (): Span[] => [
   span('1', '', 'api', 'server', 'POST /orders', 0, 50, { 'http.request.method': 'POST', 'url.path': '/orders', 'http.response.status_code': 202 }),
-  span('2', '1', 'api', 'producer', 'send orders', 5, 10, { 'messaging.system': 'kafka', 'messaging.operation.name': 'send', 'messaging.operation.type': 'send', 'messaging.destination.name': 'orders' }),
-  span('3', '2', 'worker', 'consumer', 'process orders', 20, 40, { 'messaging.system': 'kafka', 'messaging.operation.name': 'process', 'messaging.operation.type': 'process', 'messaging.destination.name': 'orders' }),
+  span('2', '1', 'api', 'producer', 'send orders', 5, 10, {
+    'messaging.system': 'kafka',
+    'messaging.operation.name': 'send',
+    'messaging.operation.type': 'send',
+    'messaging.destination.name': 'orders',
+  }),
+  span('3', '2', 'worker', 'consumer', 'process orders', 20, 40, {
+    'messaging.system': 'kafka',
+    'messaging.operation.name': 'process',
+    'messaging.operation.type': 'process',
+    'messaging.destination.name': 'orders',
+  }),
   span('4', '3', 'worker', 'client', 'INSERT orders', 25, 30, { 'db.system.name': 'postgresql', 'db.operation.name': 'INSERT', 'db.collection.name': 'orders' }),
 ];
 
 describe('PRODUCER and CONSUMER spans', () => {
   it('go out over OTLP as kinds 4 and 5, in protobuf and JSON', () => {
-    const converter = new OtlpSpanConverter(0n, new ProcessTable([{ pid: 1, exe: '/srv/api' }, { pid: 2, exe: '/srv/worker' }]), 'host');
+    const converter = new OtlpSpanConverter(
+      0n,
+      new ProcessTable([
+        { pid: 1, exe: '/srv/api' },
+        { pid: 2, exe: '/srv/worker' },
+      ]),
+      'host',
+    );
     const readable = trace().map((s) => converter.toReadable(s));
     const json = JSON.parse(otlpJson(readable)) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; kind: number }> }> }> };
     const kinds = Object.fromEntries(json.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((ss) => ss.spans)).map((s) => [s.name, s.kind]));
@@ -61,8 +89,11 @@ describe('PRODUCER and CONSUMER spans', () => {
     expect(waterfall).toContain('worker CONSUMER');
   });
 
-  it('draw a service-map edge from the producer\'s service to the consumer\'s, and to the destination when no consumer joined', () => {
-    expect(serviceEdges(trace()).map((e) => [e.from, e.to, e.calls])).toEqual([['api', 'worker', 1], ['worker', 'postgresql', 1]]);
+  it("draw a service-map edge from the producer's service to the consumer's, and to the destination when no consumer joined", () => {
+    expect(serviceEdges(trace()).map((e) => [e.from, e.to, e.calls])).toEqual([
+      ['api', 'worker', 1],
+      ['worker', 'postgresql', 1],
+    ]);
     const unconsumed = trace().filter((s) => s.kind !== 'consumer' && s.service === 'api');
     expect(serviceEdges(unconsumed).map((e) => [e.from, e.to])).toEqual([['api', 'kafka orders']]);
     expect(renderReport(trace(), 'kinds')).toContain('"kind":"producer"');
@@ -75,22 +106,32 @@ describe('PRODUCER and CONSUMER spans', () => {
     expect(d.operations.find((o) => o.key === 'worker CONSUMER process orders')).toMatchObject({ a: { count: 1 } });
     expect(d.shapes.some((s) => s.shape.includes('api PRODUCER send orders > worker CONSUMER process orders') && s.a === 1 && s.b === 0)).toBe(true);
     const scenario = SCENARIO_SCHEMA.parse({
-      name: 'kinds', services: [{ name: 'api', run: ['true'] }],
+      name: 'kinds',
+      services: [{ name: 'api', run: ['true'] }],
       expect: [{ path: 'api SERVER POST /orders > api PRODUCER send orders > worker CONSUMER process orders > worker CLIENT INSERT orders', traces: 1 }],
     });
     expect(checkScenario(scenario, trace()).ok).toBe(true);
     expect(checkScenario(scenario, withoutConsumer).ok).toBe(false);
   });
 
-  it('count in OTel\'s messaging.client.operation.duration, by operation and destination', async () => {
+  it("count in OTel's messaging.client.operation.duration, by operation and destination", async () => {
     const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
     const red = new RedMetrics([reader]);
     for (const s of trace()) red.onSpan(s);
     await reader.forceFlush();
-    const metric = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics)).find((m) => m.descriptor.name === METRIC_NAMES.messagingClient)!;
+    const metric = exporter
+      .getMetrics()
+      .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics))
+      .find((m) => m.descriptor.name === METRIC_NAMES.messagingClient)!;
     expect(metric.dataPoints.map((p) => p.attributes).sort((a, b) => String(a['messaging.operation.name']).localeCompare(String(b['messaging.operation.name'])))).toEqual([
-      { 'service.name': 'worker', 'messaging.system': 'kafka', 'messaging.operation.name': 'process', 'messaging.operation.type': 'process', 'messaging.destination.name': 'orders' },
+      {
+        'service.name': 'worker',
+        'messaging.system': 'kafka',
+        'messaging.operation.name': 'process',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': 'orders',
+      },
       { 'service.name': 'api', 'messaging.system': 'kafka', 'messaging.operation.name': 'send', 'messaging.operation.type': 'send', 'messaging.destination.name': 'orders' },
     ]);
   });

@@ -61,8 +61,16 @@ async function watched(options: Partial<LiveSessionOptions>, work: () => Promise
   let text = '';
   const capture = path.join(tempDir(), 'run.loupe');
   const session = new LiveSession({
-    maxPayload: DEFAULT_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl', goProbes: false, goInject: false,
-    write: (t) => (text += t), capturePath: capture, ...options,
+    maxPayload: DEFAULT_MAX_PAYLOAD,
+    ringBytes: 16 << 20,
+    tlsLibraries: [],
+    redact: true,
+    format: 'jsonl',
+    goProbes: false,
+    goInject: false,
+    write: (t) => (text += t),
+    capturePath: capture,
+    ...options,
   });
   session.start();
   try {
@@ -72,7 +80,11 @@ async function watched(options: Partial<LiveSessionOptions>, work: () => Promise
   }
   const replay = spawnSync('node', [CLI, 'replay', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   expect(replay.status, replay.stderr).toBe(0);
-  const spans = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SpanLine);
+  const spans = text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as SpanLine);
   return { spans, live: text, replay: replay.stdout, capture };
 }
 
@@ -174,7 +186,7 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
 
 const socat = redis || missing('socat');
 describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet users type them${socat ? ` (skipped: ${socat})` : ''}`, () => {
-  it('5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies\' status', async () => {
+  it("5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies' status", async () => {
     const port = await freePort();
     const server = daemon('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
     await listening(port, server);
@@ -193,7 +205,11 @@ describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet use
       await new Promise((r) => child.once('close', r));
     });
     expect(spans.map((s) => [s.kind, s.name, s.status.code])).toEqual([
-      ['server', 'PING', 'unset'], ['server', 'SET', 'unset'], ['server', 'GET', 'unset'], ['server', 'NOSUCHCOMMAND', 'error'], ['server', 'DEL', 'unset'],
+      ['server', 'PING', 'unset'],
+      ['server', 'SET', 'unset'],
+      ['server', 'GET', 'unset'],
+      ['server', 'NOSUCHCOMMAND', 'error'],
+      ['server', 'DEL', 'unset'],
     ]);
     expect(spans.every((s) => s.attributes['db.system.name'] === 'redis' && s.attributes['loupe.mid_stream'] === undefined)).toBe(true);
     expect(replay).toBe(live);
@@ -206,9 +222,18 @@ describe.skipIf(Boolean(redis))(`redis-server and redis-cli speaking RESP3${redi
     const server = daemon('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
     await listening(port, server);
     const commands = [
-      'HSET h a 1 b 2', 'HGETALL h', 'SADD s x y', 'SMEMBERS s', 'ZADD z 1.5 m', 'ZSCORE z m',
+      'HSET h a 1 b 2',
+      'HGETALL h',
+      'SADD s x y',
+      'SMEMBERS s',
+      'ZADD z 1.5 m',
+      'ZSCORE z m',
       // Tracking on: this client's own write of a key it read invalidates it, a push on the same connection.
-      'CLIENT TRACKING on', 'GET k', 'SET k v', 'INFO server', 'PING',
+      'CLIENT TRACKING on',
+      'GET k',
+      'SET k v',
+      'INFO server',
+      'PING',
     ];
     const { capture, live, replay, spans } = await watched({ ports: [port] }, async () => {
       const r = await run('redis-cli', ['-3', '-p', String(port)], commands.join('\n'));
@@ -217,14 +242,30 @@ describe.skipIf(Boolean(redis))(`redis-server and redis-cli speaking RESP3${redi
     expect(replay).toBe(live);
     const parsed = spawnSync('node', [CLI, 'parse', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
     expect(parsed.status, parsed.stderr).toBe(0);
-    const records = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = parsed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     // Both ends are watched: the server's records are enough to read the conversation.
     const server_ = records.filter((r) => r.pid === server.pid);
     // redis-cli asks HELLO 3 and COMMAND DOCS (for its hints) before the commands.
     expect(server_.filter((r) => r.kind === 'request').map((r) => r.command)).toEqual(['HELLO', 'COMMAND', ...commands.map((c) => c.split(' ')[0])]);
     expect(server_.filter((r) => r.kind === 'response').map((r) => r.command)).toEqual([
       // COMMAND DOCS' reply (hundreds of KB of nested maps) passes the 64 KiB copy bound: lost, and said; what follows reads whole.
-      'Map', 'Lost', 'Integer', 'Map', 'Integer', 'Set', 'Integer', 'Double', 'SimpleString', 'Null', 'SimpleString', 'Push', 'VerbatimString', 'SimpleString',
+      'Map',
+      'Lost',
+      'Integer',
+      'Map',
+      'Integer',
+      'Set',
+      'Integer',
+      'Double',
+      'SimpleString',
+      'Null',
+      'SimpleString',
+      'Push',
+      'VerbatimString',
+      'SimpleString',
     ]);
     expect(server_.find((r) => r.command === 'Lost')!.lostBytes).toBeGreaterThan(0);
     expect(server_.find((r) => r.command === 'Push')!.push).toBe(true);
@@ -236,12 +277,14 @@ describe.skipIf(Boolean(redis))(`redis-server and redis-cli speaking RESP3${redi
 
 const nginxSocat = missing('nginx', 'socat');
 describe.skipIf(Boolean(nginxSocat))(`nginx answering request lines a strict parser refuses${nginxSocat ? ` (skipped: ${nginxSocat})` : ''}`, () => {
-  it('6 requests, malformed 5 ways, sent through socat, are 6 server spans with what could be read, an error code, and nginx\'s own status', async () => {
+  it("6 requests, malformed 5 ways, sent through socat, are 6 server spans with what could be read, an error code, and nginx's own status", async () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'www'));
     fs.writeFileSync(path.join(dir, 'www', 'index.html'), 'hello\n');
     const port = await freePort();
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+    fs.writeFileSync(
+      path.join(dir, 'nginx.conf'),
+      `
 worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -251,7 +294,8 @@ http {
   access_log off;
   client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
   server { listen 127.0.0.1:${port}; root ${dir}/www; }
-}`);
+}`,
+    );
     const nginx = daemon('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
     await listening(port, nginx);
     const lines = ['GET / HTTP/1.1', 'GET HTTP/1.1', 'G@T / HTTP/1.1', 'GET / HTTP/1.1 extra', 'GET / HTTP/2.0', 'BREW /pot HTTP/1.1'];
@@ -271,8 +315,19 @@ http {
     expect(statuses.every((s) => s >= 200)).toBe(true);
     expect(statuses.filter((s) => s >= 400).length).toBeGreaterThanOrEqual(4);
     const servers = spans.filter((s) => s.kind === 'server');
-    expect(servers.map((s) => [s.attributes['http.request.method_original'] ?? s.attributes['http.request.method'], s.attributes['url.path'] ?? null, s.attributes['http.response.status_code']])).toEqual([
-      ['GET', '/', statuses[0]], ['GET', '', statuses[1]], ['G@T', '/', statuses[2]], ['GET', '/', statuses[3]], ['GET', '/', statuses[4]], ['BREW', '/pot', statuses[5]],
+    expect(
+      servers.map((s) => [
+        s.attributes['http.request.method_original'] ?? s.attributes['http.request.method'],
+        s.attributes['url.path'] ?? null,
+        s.attributes['http.response.status_code'],
+      ]),
+    ).toEqual([
+      ['GET', '/', statuses[0]],
+      ['GET', '', statuses[1]],
+      ['G@T', '/', statuses[2]],
+      ['GET', '/', statuses[3]],
+      ['GET', '/', statuses[4]],
+      ['BREW', '/pot', statuses[5]],
     ]);
     expect(servers.map((s) => s.attributes['loupe.parse_error_code'] ?? null)).toEqual([null, 'HPE_INVALID_URL', 'HPE_INVALID_METHOD', 'HPE_INVALID_VERSION', null, null]);
     expect(replay).toBe(live);
@@ -283,24 +338,29 @@ http {
 async function nginxToFlask(keepalive = false) {
   const dir = tempDir();
   const flaskPort = await freePort();
-  fs.writeFileSync(path.join(dir, 'app.py'), [
-    'import sys',
-    'from flask import Flask, request',
-    'from werkzeug.serving import WSGIRequestHandler',
-    "WSGIRequestHandler.protocol_version = 'HTTP/1.1'  # keeps nginx's upstream connections alive when it asks",
-    'app = Flask(__name__)',
-    "@app.route('/item/<int:n>')",
-    'def item(n):',
-    "    return f'item {n}'",
-    "app.run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)",
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'app.py'),
+    [
+      'import sys',
+      'from flask import Flask, request',
+      'from werkzeug.serving import WSGIRequestHandler',
+      "WSGIRequestHandler.protocol_version = 'HTTP/1.1'  # keeps nginx's upstream connections alive when it asks",
+      'app = Flask(__name__)',
+      "@app.route('/item/<int:n>')",
+      'def item(n):',
+      "    return f'item {n}'",
+      "app.run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)",
+    ].join('\n'),
+  );
   const flask = daemon('/usr/bin/python3', [path.join(dir, 'app.py'), String(flaskPort)]);
   const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
   const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1']);
   expect(made.status).toBe(0);
   const [plain, tls] = [await freePort(), await freePort()];
   fs.mkdirSync(path.join(dir, 'tmp'));
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+  fs.writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `
 worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -317,7 +377,8 @@ http {
     ssl_certificate_key ${key};
     location / { proxy_pass http://app; ${keepalive ? 'proxy_http_version 1.1; proxy_set_header Connection "";' : ''} }
   }
-}`);
+}`,
+  );
   const nginx = daemon('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
   await listening(flaskPort, flask);
   await listening(plain, nginx);
@@ -335,12 +396,14 @@ interface Tree {
 /** Each curl request's spans, followed from its client span down through nginx to Flask. */
 function treesOf(spans: SpanLine[], curlPid: (pid: number) => boolean, path: RegExp): Tree[] {
   const children = (s: SpanLine) => spans.filter((c) => c.parentSpanId === s.spanId && c.traceId === s.traceId);
-  return spans.filter((s) => s.kind === 'client' && curlPid(s.pid) && path.test(String(s.attributes['url.full']))).map((client) => {
-    const server = children(client).find((c) => c.kind === 'server')!;
-    const call = server && children(server).find((c) => c.kind === 'client');
-    const app = call && children(call).find((c) => c.kind === 'server');
-    return { client, server, call, app };
-  });
+  return spans
+    .filter((s) => s.kind === 'client' && curlPid(s.pid) && path.test(String(s.attributes['url.full'])))
+    .map((client) => {
+      const server = children(client).find((c) => c.kind === 'server')!;
+      const call = server && children(server).find((c) => c.kind === 'client');
+      const app = call && children(call).find((c) => c.kind === 'server');
+      return { client, server, call, app };
+    });
 }
 
 const nginxFlask = missing('nginx', 'curl', 'openssl') || (spawnSync('/usr/bin/python3', ['-c', 'import flask']).status !== 0 ? 'python3-flask is not installed' : '');
@@ -361,7 +424,11 @@ describe.skipIf(Boolean(nginxFlask))(`curl -> nginx (TLS) -> Flask${nginxFlask ?
     for (const t of trees) {
       expect(t.server?.pid, JSON.stringify(t.client)).toBeDefined();
       expect([t.client, t.server, t.call, t.app].map((s) => s?.attributes['http.response.status_code'])).toEqual([200, 200, 200, 200]);
-      for (const [parent, child] of [[t.client, t.server], [t.server, t.call], [t.call, t.app]] as const) {
+      for (const [parent, child] of [
+        [t.client, t.server],
+        [t.server, t.call],
+        [t.call, t.app],
+      ] as const) {
         expect(BigInt(child!.startTimeUnixNano) >= BigInt(parent!.startTimeUnixNano), `${child!.name} starts within ${parent!.name}`).toBe(true);
         expect(BigInt(child!.endTimeUnixNano) <= BigInt(parent!.endTimeUnixNano), `${child!.name} ends within ${parent!.name}: ${JSON.stringify([parent, child])}`).toBe(true);
       }
@@ -375,7 +442,13 @@ describe.skipIf(Boolean(nginxFlask))(`curl -> nginx (TLS) -> Flask${nginxFlask ?
 describe.skipIf(Boolean(nginxFlask))(`curl --parallel -> nginx (one worker, an event loop) -> Flask${nginxFlask ? ` (skipped: ${nginxFlask})` : ''}`, () => {
   // One worker thread serves every request at once: the thread cannot tell which request an upstream call is for;
   // the order of its reads, connects and writes can (an upstream connection is opened in the turn that read its request).
-  for (const [c, keepalive] of [[1, false], [8, false], [64, false], [8, true], [64, true]] as const) {
+  for (const [c, keepalive] of [
+    [1, false],
+    [8, false],
+    [64, false],
+    [8, true],
+    [64, true],
+  ] as const) {
     it(`joins each of 400 requests at concurrency ${c} to the upstream call made for it${keepalive ? ', upstream connections kept alive' : ''}`, async () => {
       const { flaskPort, plain } = await nginxToFlask(keepalive);
       const N = 400;
@@ -396,7 +469,9 @@ describe.skipIf(Boolean(nginxFlask))(`curl --parallel -> nginx (one worker, an e
       });
       const how = new Map<string, number>();
       for (const call of calls) how.set(String(call.attributes['loupe.context']), (how.get(String(call.attributes['loupe.context'])) ?? 0) + 1);
-      console.log(`nginx at concurrency ${c}${keepalive ? ' (keepalive)' : ''}: ${right.length} of ${N} upstream calls joined to their request (${[...how].map(([k, v]) => `${k} ${v}`).join(', ')})`);
+      console.log(
+        `nginx at concurrency ${c}${keepalive ? ' (keepalive)' : ''}: ${right.length} of ${N} upstream calls joined to their request (${[...how].map(([k, v]) => `${k} ${v}`).join(', ')})`,
+      );
       expect(right.length).toBeGreaterThanOrEqual(Math.ceil(0.99 * N));
       expectNoCrossTraceParents(spans);
       expect(replay).toBe(live);
@@ -502,7 +577,10 @@ describe.skipIf(Boolean(pgbench))(`PostgreSQL and pgbench: simple, extended and 
     for (const [pid, mode] of pids) {
       const ofRun = clients.filter((s) => s.pid === pid);
       const statements = ofRun.filter((s) => perTransaction.includes(s.name));
-      expect(countBy(statements, (s) => s.name), mode).toEqual(Object.fromEntries(perTransaction.map((n) => [n, TX])));
+      expect(
+        countBy(statements, (s) => s.name),
+        mode,
+      ).toEqual(Object.fromEntries(perTransaction.map((n) => [n, TX])));
       // The simple protocol sends Query; extended and prepared send Parse/Bind/Execute (prepared parses each statement once per connection).
       expect(new Set(statements.map((s) => s.attributes['loupe.db.command'])), mode).toEqual(new Set([mode === 'simple' ? 'Query' : 'Execute']));
       for (const s of statements) expect(String(s.attributes['db.query.text']), `${mode} ${s.name}`).toMatch(/^(BEGIN|END|INSERT|SELECT|UPDATE)\b/);
@@ -532,7 +610,17 @@ async function mariadbAnyUser(): Promise<{ port: number }> {
   const data = path.join(dir, 'data');
   expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
   const port = await freePort();
-  const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${path.join(dir, 's')}`, '--skip-grant-tables', '--skip-log-bin', '--innodb-flush-log-at-trx-commit=0']);
+  const server = daemon('mariadbd', [
+    '--no-defaults',
+    `--datadir=${data}`,
+    '--user=root',
+    '--bind-address=127.0.0.1',
+    `--port=${port}`,
+    `--socket=${path.join(dir, 's')}`,
+    '--skip-grant-tables',
+    '--skip-log-bin',
+    '--innodb-flush-log-at-trx-commit=0',
+  ]);
   await listening(port, server);
   return { port };
 }
@@ -542,9 +630,20 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap with rows over the co
     // Copies of 4096 bytes: every row is cut, and the packet lengths must frame what follows.
     const { spans, live, replay } = await watched({ ports: [port], maxPayload: 4096 }, async () => {
       const r = await run('mysqlslap', [
-        '--no-defaults', '-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--skip-ssl', '--create-schema=slap',
+        '--no-defaults',
+        '-h',
+        '127.0.0.1',
+        '-P',
+        String(port),
+        '-u',
+        'root',
+        '--skip-ssl',
+        '--create-schema=slap',
         "--create=CREATE TABLE t (id INT PRIMARY KEY, v LONGTEXT); INSERT INTO t VALUES (1, REPEAT('x', 20000)), (2, REPEAT('y', 30000))",
-        '--query=SELECT v FROM t WHERE id = 1;SELECT id, v FROM t ORDER BY id', '--delimiter=;', '--concurrency=4', '--iterations=3',
+        '--query=SELECT v FROM t WHERE id = 1;SELECT id, v FROM t ORDER BY id',
+        '--delimiter=;',
+        '--concurrency=4',
+        '--iterations=3',
       ]);
       expect(r.status, r.stderr).toBe(0);
     });
@@ -578,15 +677,30 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap over the compressed p
     const where = `SELECT v FROM t WHERE id = 1${` AND v <> '${secret}'`.repeat(12)}`;
     const { spans, live, replay, capture } = await watched({ ports: [port] }, async () => {
       const r = await run('mysqlslap', [
-        '--no-defaults', '-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--skip-ssl', '--compress', '--create-schema=slap',
+        '--no-defaults',
+        '-h',
+        '127.0.0.1',
+        '-P',
+        String(port),
+        '-u',
+        'root',
+        '--skip-ssl',
+        '--compress',
+        '--create-schema=slap',
         "--create=CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, REPEAT('x', 2000)), (2, REPEAT('y', 3000)), (3, 'z')",
-        `--query=${where};SELECT id, v FROM t ORDER BY id`, '--delimiter=;', '--concurrency=2', '--iterations=3',
+        `--query=${where};SELECT id, v FROM t ORDER BY id`,
+        '--delimiter=;',
+        '--concurrency=2',
+        '--iterations=3',
       ]);
       expect(r.status, r.stderr).toBe(0);
     });
     const clients = spans.filter((s) => s.kind === 'client');
     const selects = clients.filter((s) => s.name === 'SELECT t');
-    expect(countBy(selects, (s) => String(s.attributes['db.query.text']))).toEqual({ [`SELECT v FROM t WHERE id = ?${' AND v <> ?'.repeat(12)}`]: 6, 'SELECT id, v FROM t ORDER BY id': 6 });
+    expect(countBy(selects, (s) => String(s.attributes['db.query.text']))).toEqual({
+      [`SELECT v FROM t WHERE id = ?${' AND v <> ?'.repeat(12)}`]: 6,
+      'SELECT id, v FROM t ORDER BY id': 6,
+    });
     for (const c of selects) {
       expect(c.attributes['db.response.returned_rows'], String(c.attributes['db.query.text'])).toBe(String(c.attributes['db.query.text']).includes('WHERE') ? 1 : 3);
       expect(c.status.code).toBe('unset');
@@ -596,7 +710,11 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB and mysqlslap over the compressed p
     // What the capture holds, read back unmasked: the statements inflate, their literal masked before it was recorded.
     const parsed = spawnSync('node', [CLI, 'parse', capture, '--format', 'jsonl', '--quiet', '--no-redact'], { encoding: 'utf8' });
     expect(parsed.status, parsed.stderr).toBe(0);
-    const queries = parsed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((m) => m.kind === 'request' && String(m.query ?? '').includes('WHERE'));
+    const queries = parsed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((m) => m.kind === 'request' && String(m.query ?? '').includes('WHERE'));
     expect(queries.length).toBe(12); // 6 statements, each seen leaving the client and entering the server
     const stars = `'${'*'.repeat(secret.length)}'`;
     for (const q of queries) expect(q.query).toBe(`SELECT v FROM t WHERE id = 0${` AND v <> ${stars}`.repeat(12)}`);
@@ -617,9 +735,22 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB refusing a connection before its gr
     expect(spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']).status).toBe(0);
     const port = await freePort();
     // Addresses as they are (no name lookup), and no account for 127.0.0.1: MariaDB refuses the host before greeting it.
-    const server = daemon('mariadbd', ['--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--port=${port}`, `--socket=${socket}`, '--skip-log-bin', '--skip-name-resolve']);
+    const server = daemon('mariadbd', [
+      '--no-defaults',
+      `--datadir=${data}`,
+      '--user=root',
+      '--bind-address=127.0.0.1',
+      `--port=${port}`,
+      `--socket=${socket}`,
+      '--skip-log-bin',
+      '--skip-name-resolve',
+    ]);
     await listening(port, server);
-    expect(spawnSync('mariadb', ['--no-defaults', '-S', socket, '-u', 'root', '-e', "DROP USER IF EXISTS root@'127.0.0.1'; DROP USER IF EXISTS root@'::1'; FLUSH PRIVILEGES"], { encoding: 'utf8' }).status).toBe(0);
+    expect(
+      spawnSync('mariadb', ['--no-defaults', '-S', socket, '-u', 'root', '-e', "DROP USER IF EXISTS root@'127.0.0.1'; DROP USER IF EXISTS root@'::1'; FLUSH PRIVILEGES"], {
+        encoding: 'utf8',
+      }).status,
+    ).toBe(0);
     const N = 3;
     const { live, replay, capture } = await watched({ ports: [port] }, async () => {
       for (let i = 0; i < N; i++) {
@@ -631,7 +762,11 @@ describe.skipIf(Boolean(mysqlslap))(`MariaDB refusing a connection before its gr
     expect(replay).toBe(live);
     const parsed = spawnSync('node', [CLI, 'parse', capture, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
     expect(parsed.status, parsed.stderr).toBe(0);
-    const records = parsed.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = parsed.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     // Both ends are watched: the server wrote each refusal and the client read it.
     expect(records.map((r) => [r.protocol, r.kind, r.command, r.errorCode])).toEqual(Array(2 * N).fill(['mysql', 'response', 'ERR', '1130']));
     expect(new Set(records.map((r) => r.pid)).size).toBe(N + 1);

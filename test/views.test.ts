@@ -43,24 +43,40 @@ describe('loupe report', () => {
     ]);
   });
 
-  it.skipIf(!chromium)(`opens in headless Chromium and draws the services, edges and waterfalls${chromium ? '' : ' (skipped: chromium is not installed)'}`, () => {
-    const dir = tempDir();
-    const out = path.join(dir, 'report.html');
-    const r = spawnSync('node', [CLI, 'report', CAPTURE, '-o', out], { encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
-    expect(fs.readFileSync(out, 'utf8')).not.toMatch(/<(script|link|img)[^>]+(src|href)=/); // self-contained
-    const dom = spawnSync(chromium!, [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', `--user-data-dir=${path.join(dir, 'profile')}`, '--dump-dom', `file://${out}`,
-    ], { encoding: 'utf8', timeout: 60_000 }).stdout;
-    for (const service of ['curl', 'frontend', 'backend']) expect(dom).toContain(`data-service="${service}"`);
-    expect(dom).toContain('data-edge="curl-&gt;frontend"');
-    expect(dom).toContain('2 calls, 1 error');
-    expect((dom.match(/class="edge"/g) ?? []).length).toBe(2);
-    expect(dom).toMatch(/<th>calls\/s<\/th>/);
-    expect((dom.match(/data-trace="/g) ?? []).length).toBe(2);
-    expect((dom.match(/class="bar client error"/g) ?? []).length).toBe(1);
-  }, 90_000);
+  it.skipIf(!chromium)(
+    `opens in headless Chromium and draws the services, edges and waterfalls${chromium ? '' : ' (skipped: chromium is not installed)'}`,
+    () => {
+      const dir = tempDir();
+      const out = path.join(dir, 'report.html');
+      const r = spawnSync('node', [CLI, 'report', CAPTURE, '-o', out], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(fs.readFileSync(out, 'utf8')).not.toMatch(/<(script|link|img)[^>]+(src|href)=/); // self-contained
+      const dom = spawnSync(
+        chromium!,
+        [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+          `--user-data-dir=${path.join(dir, 'profile')}`,
+          '--dump-dom',
+          `file://${out}`,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      ).stdout;
+      for (const service of ['curl', 'frontend', 'backend']) expect(dom).toContain(`data-service="${service}"`);
+      expect(dom).toContain('data-edge="curl-&gt;frontend"');
+      expect(dom).toContain('2 calls, 1 error');
+      expect((dom.match(/class="edge"/g) ?? []).length).toBe(2);
+      expect(dom).toMatch(/<th>calls\/s<\/th>/);
+      expect((dom.match(/data-trace="/g) ?? []).length).toBe(2);
+      expect((dom.match(/class="bar client error"/g) ?? []).length).toBe(1);
+    },
+    90_000,
+  );
 });
 
 describe('terminal output of bytes anyone can send', () => {
@@ -75,25 +91,34 @@ describe('terminal output of bytes anyone can send', () => {
     const file = path.join(tempDir(), 'evil.jsonl');
     fs.writeFileSync(file, [headerToJsonLine(HEADER), ...s.events.map((e) => recordToJsonLine(encodeEvent(e)))].join('\n') + '\n');
     const outputs = [
-      ['replay', file, '--format', 'tree'], ['view', file], ['diff', file, file], ['parse', file, '--format', 'table'],
+      ['replay', file, '--format', 'tree'],
+      ['view', file],
+      ['diff', file, file],
+      ['parse', file, '--format', 'table'],
     ].map((args) => {
       const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
       expect(r.status, `${args[0]}: ${r.stderr}`).toBe(0);
       return [args[0], r.stdout] as const;
     });
     for (const [command, out] of outputs) {
+      // eslint-disable-next-line no-control-regex -- the control characters are what must not come out
       expect(out, command).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/);
       if (command !== 'diff') expect(out, command).toContain('\\x1b]0;owned\\x07\\x1b[2J');
     }
   });
 
-  it('shows them as text on stderr too: a file, program or library name in a message is anyone\'s to choose', () => {
+  it("shows them as text on stderr too: a file, program or library name in a message is anyone's to choose", () => {
     const dir = tempDir();
     const evil = path.join(dir, 'x\x1b]0;owned\x07\x1b[2J.loupe');
-    for (const args of [['replay', evil], ['parse', evil], ['convert', evil, path.join(dir, 'out.jsonl')]]) {
+    for (const args of [
+      ['replay', evil],
+      ['parse', evil],
+      ['convert', evil, path.join(dir, 'out.jsonl')],
+    ]) {
       const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
       expect(r.status, args.join(' ')).not.toBe(0);
       expect(r.stderr, args.join(' ')).toContain('\\x1b]0;owned\\x07\\x1b[2J');
+      // eslint-disable-next-line no-control-regex -- the control characters are what must not come out
       expect(r.stderr, args.join(' ')).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
     }
   });

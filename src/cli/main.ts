@@ -126,16 +126,12 @@ type Out = {
 
 function summaryLine(s: RunSummary): string {
   const unknown = Object.entries(s.pipeline.unknownRecords);
-  const parts = [
-    `${s.records} records`,
-    `${s.pipeline.connections} connections`,
-    `${s.correlator.spans} spans`,
-    `${s.correlator.incomplete} incomplete`,
-  ];
+  const parts = [`${s.records} records`, `${s.pipeline.connections} connections`, `${s.correlator.spans} spans`, `${s.correlator.incomplete} incomplete`];
   if (s.correlator.orphanResponses) parts.push(`${s.correlator.orphanResponses} responses without a request`);
   if (s.correlator.parseErrors) parts.push(`${s.correlator.parseErrors} parse errors`);
   if (s.pipeline.lostRecords) parts.push(`${s.pipeline.lostRecords} records lost by the kernel side`);
-  if (s.pipeline.parserFaults) parts.push(`${s.pipeline.parserFaults} connections not parsed after a parser fault (the first: ${escapeControl(s.pipeline.firstParserFault ?? '')})`);
+  if (s.pipeline.parserFaults)
+    parts.push(`${s.pipeline.parserFaults} connections not parsed after a parser fault (the first: ${escapeControl(s.pipeline.firstParserFault ?? '')})`);
   if (unknown.length) {
     const n = unknown.reduce((sum, [, c]) => sum + c, 0);
     parts.push(`${n} records of unknown type skipped (${unknown.map(([t, c]) => `type ${t}: ${c}`).join(', ')})`);
@@ -147,7 +143,12 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { format: { type: 'string', default: 'tree' }, output: { type: 'string', short: 'o' }, quiet: { type: 'boolean', default: false }, otlp: { type: 'boolean', default: false } },
+    options: {
+      format: { type: 'string', default: 'tree' },
+      output: { type: 'string', short: 'o' },
+      quiet: { type: 'boolean', default: false },
+      otlp: { type: 'boolean', default: false },
+    },
   });
   if (positionals.length !== 1) throw new UsageError('replay takes exactly one capture file');
   const format = values.format as SpanFormat;
@@ -190,7 +191,9 @@ function pcapLine(p: PcapImportStats): string {
   if (p.gaps) parts.push(`${p.gaps} holes (${p.gapBytes} bytes) reported as loss`);
   if (p.truncatedBytes) parts.push(`${p.truncatedBytes} bytes cut by the capture's snap length`);
   if (p.malformedCount) parts.push(`${p.malformedCount} malformed packets (first at byte ${p.malformed[0]!.offset}: ${p.malformed[0]!.reason})`);
-  const cut = p.truncatedEnd ? `loupe: warning: the file ends inside its last record (byte ${p.truncatedEnd.offset}: ${p.truncatedEnd.reason}); every packet before it was read\n` : '';
+  const cut = p.truncatedEnd
+    ? `loupe: warning: the file ends inside its last record (byte ${p.truncatedEnd.offset}: ${p.truncatedEnd.reason}); every packet before it was read\n`
+    : '';
   return `${cut}loupe: ${parts.join(', ')}\n`;
 }
 
@@ -211,8 +214,10 @@ function cmdParse(args: string[], io: Out): number {
     args,
     allowPositionals: true,
     options: {
-      format: { type: 'string', default: 'jsonl' }, port: { type: 'string', multiple: true },
-      quiet: { type: 'boolean', default: false }, 'no-redact': { type: 'boolean', default: false },
+      format: { type: 'string', default: 'jsonl' },
+      port: { type: 'string', multiple: true },
+      quiet: { type: 'boolean', default: false },
+      'no-redact': { type: 'boolean', default: false },
       proto: { type: 'string' },
     },
   });
@@ -230,9 +235,13 @@ function cmdParse(args: string[], io: Out): number {
   }
   if (!values.quiet) {
     if (summary.pcap) io.err(pcapLine(summary.pcap));
-    const conns = Object.entries(summary.connections).map(([p, n]) => `${n} ${p}`).join(', ');
+    const conns = Object.entries(summary.connections)
+      .map(([p, n]) => `${n} ${p}`)
+      .join(', ');
     const unknown = Object.values(summary.unknown).reduce((a, b) => a + b, 0);
-    io.err(`loupe: ${summary.messages} messages, ${summary.errors} with parse errors; connections: ${conns || 'none'}${unknown ? `; ${unknown} records of unknown type skipped` : ''}\n`);
+    io.err(
+      `loupe: ${summary.messages} messages, ${summary.errors} with parse errors; connections: ${conns || 'none'}${unknown ? `; ${unknown} records of unknown type skipped` : ''}\n`,
+    );
   }
   return 0;
 }
@@ -389,7 +398,11 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
   if (duration !== undefined && !(duration > 0)) throw new UsageError(`--duration takes seconds > 0, got ${JSON.stringify(v.duration)}`);
   return {
     session: {
-      pids, ports, ...(exe ? { exe } : {}), ...(openPorts.length ? { openPorts } : {}), ...(cpus ? { cpus } : {}),
+      pids,
+      ports,
+      ...(exe ? { exe } : {}),
+      ...(openPorts.length ? { openPorts } : {}),
+      ...(cpus ? { cpus } : {}),
       maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY, label('max-payload')) ?? DEFAULT_MAX_PAYLOAD,
       ringBytes: ringMb << 20,
       tlsLibraries: v['no-tls'] ? [] : v['ssl-lib'] !== undefined ? list(v['ssl-lib']).map(String) : systemLibssl(),
@@ -401,7 +414,8 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       goTls: !v['no-tls'],
       format,
       exports: {
-        otlp: Boolean(v.otlp), prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535, label('prometheus-port')) ?? 0,
+        otlp: Boolean(v.otlp),
+        prometheusPort: intOption('prometheus-port', v['prometheus-port'], 1, 65535, label('prometheus-port')) ?? 0,
         ...(config.export.sampler ? { sampler: config.export.sampler } : {}),
       },
       rules: { routes: config.routes, services: config.services },
@@ -438,7 +452,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   let injection: Propagation | undefined;
   let goWatched = false;
   const session = new LiveSession({
-    ...cmd.session, write,
+    ...cmd.session,
+    write,
     onGo: (r) => {
       if (cmd.quiet) return;
       io.err(`loupe: ${goLine(r)}\n`);
@@ -469,27 +484,35 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     }
     throw e;
   }
-  const watching = [
-    cmd.session.pids?.length ? `pids ${cmd.session.pids.join(',')}` : '',
-    cmd.session.exe ? `executables matching /${cmd.session.exe.source}/` : '',
-    cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
-    cmd.session.openPorts?.length ? `processes listening on ${cmd.session.openPorts.join(',')}` : '',
-  ].filter(Boolean).join(', ') || 'every process';
+  const watching =
+    [
+      cmd.session.pids?.length ? `pids ${cmd.session.pids.join(',')}` : '',
+      cmd.session.exe ? `executables matching /${cmd.session.exe.source}/` : '',
+      cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
+      cmd.session.openPorts?.length ? `processes listening on ${cmd.session.openPorts.join(',')}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ') || 'every process';
   const tls = cmd.session.tlsLibraries.length ? cmd.session.tlsLibraries.join(', ') : 'off';
   const p = started.propagation;
   injection = p;
   const cpus = cmd.session.cpus ? `; the agent on CPU ${cmd.session.cpus.join(',')}` : '';
-  io.err(`loupe: attached ${started.programs.length} programs; watching ${watching}${cpus}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
-    ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
-    `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; connection-pair matching: on\n`);
+  io.err(
+    `loupe: attached ${started.programs.length} programs; watching ${watching}${cpus}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
+      ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
+      `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; connection-pair matching: on\n`,
+  );
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };
-  const progress = command === 'record' && !cmd.quiet ? setInterval(() => {
-    const now = process.hrtime.bigint();
-    const rate = ((session.progress.records - last.records) * 1e9) / Number(now - last.t);
-    last = { t: now, records: session.progress.records };
-    io.err(`loupe: recording: ${session.progress.records} records (${Math.round(rate)}/s), ${session.progress.lost} lost, ${session.progress.spans} spans\n`);
-  }, 1000) : undefined;
+  const progress =
+    command === 'record' && !cmd.quiet
+      ? setInterval(() => {
+          const now = process.hrtime.bigint();
+          const rate = ((session.progress.records - last.records) * 1e9) / Number(now - last.t);
+          last = { t: now, records: session.progress.records };
+          io.err(`loupe: recording: ${session.progress.records} records (${Math.round(rate)}/s), ${session.progress.lost} lost, ${session.progress.spans} spans\n`);
+        }, 1000)
+      : undefined;
   if (cmd.duration !== undefined) setTimeout(requestStop, cmd.duration * 1000).unref();
   await stopRequested;
   if (progress) clearInterval(progress);
@@ -500,14 +523,18 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     const x = summary.exporters?.traceStats;
     if (x) io.err(exportLine(x));
     if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
-    if (p.inject && goWatched) io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
+    if (p.inject && goWatched)
+      io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
   }
   return 0;
 }
 
 function goLine(r: GoResult): string {
   if ('error' in r) return `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}`;
-  const fns = r.functions.filter((f) => !f.startsWith('runtime.')).map((f) => f.replace(/^(net\/http|google\.golang\.org\/grpc)\./, (_, pkg: string) => (pkg === 'net/http' ? 'http.' : 'grpc.'))).join(', ');
+  const fns = r.functions
+    .filter((f) => !f.startsWith('runtime.'))
+    .map((f) => f.replace(/^(net\/http|google\.golang\.org\/grpc)\./, (_, pkg: string) => (pkg === 'net/http' ? 'http.' : 'grpc.')))
+    .join(', ');
   // Said once they are in place: requests it made before this line went without probes (and without a header).
   return `Go probes in place on ${r.exe} (pid ${r.pid}, ${r.goVersion}): goroutines, ${fns}; ${r.probes} uprobes, struct offsets from ${r.offsetsFrom}${r.injects ? `; traceparent into its HTTP/1 requests (header map: ${r.headerMap})` : ''}${r.adoptedSockets ? `; ${r.adoptedSockets} open connections get traceparent too` : ''}${r.skipped ? `; ${r.skipped}` : ''}`;
 }
@@ -637,11 +664,13 @@ if (require.main === module) {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  void Promise.resolve(main(process.argv.slice(2), {
-    out: (s) => process.stdout.write(s),
-    err: (s) => process.stderr.write(s),
-    isTTY: process.stderr.isTTY === true,
-  })).then((code) => {
+  void Promise.resolve(
+    main(process.argv.slice(2), {
+      out: (s) => process.stdout.write(s),
+      err: (s) => process.stderr.write(s),
+      isTTY: process.stderr.isTTY === true,
+    }),
+  ).then((code) => {
     process.exitCode = code;
   });
 }

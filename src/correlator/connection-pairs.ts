@@ -37,7 +37,8 @@ export class ConnectionPairs {
 
   sizes(): Record<string, number> {
     return {
-      clientsByTuple: this.clientsByTuple.size, serversByClientTuple: this.serversByClientTuple.size,
+      clientsByTuple: this.clientsByTuple.size,
+      serversByClientTuple: this.serversByClientTuple.size,
       clientsByFingerprint: [...this.clientsByFingerprint.values()].reduce((n, l) => n + l.length, 0),
     };
   }
@@ -95,10 +96,15 @@ export class ConnectionPairs {
     }
     // NAT: the client's own tuple must not be visible reversed here (then it went elsewhere),
     // and it must have been sent shortly before this request arrived.
-    const alike = (this.clientsByFingerprint.get(fp) ?? []).filter((p) =>
-      p.conn.pid !== conn.pid && p.conn.local && p.conn.remote
-      && !this.serversByClientTuple.has(connKey(p.conn.local, p.conn.remote, false))
-      && p.span.startNs <= arrivedNs && arrivedNs - p.span.startNs < NAT_WINDOW_NS);
+    const alike = (this.clientsByFingerprint.get(fp) ?? []).filter(
+      (p) =>
+        p.conn.pid !== conn.pid &&
+        p.conn.local &&
+        p.conn.remote &&
+        !this.serversByClientTuple.has(connKey(p.conn.local, p.conn.remote, false)) &&
+        p.span.startNs <= arrivedNs &&
+        arrivedNs - p.span.startNs < NAT_WINDOW_NS,
+    );
     const found = alike.length === 1 ? alike[0] : undefined; // two alike: the data cannot tell which
     return found ? { client: found, how: 'connection-pair-nat' } : undefined;
   }

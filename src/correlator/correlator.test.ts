@@ -9,7 +9,18 @@ import type { Event } from '../events/types';
 
 function spansOf(events: Event[], seed = HEADER.seed): Span[] {
   const spans: Span[] = [];
-  const p = new Pipeline({ ...HEADER, seed, processes: [{ pid: 1, exe: '/bin/front' }, { pid: 2, exe: '/bin/back' }, { pid: 3, exe: '/usr/bin/curl' }] }, [{ onSpan: (s) => spans.push(s) }]);
+  const p = new Pipeline(
+    {
+      ...HEADER,
+      seed,
+      processes: [
+        { pid: 1, exe: '/bin/front' },
+        { pid: 2, exe: '/bin/back' },
+        { pid: 3, exe: '/usr/bin/curl' },
+      ],
+    },
+    [{ onSpan: (s) => spans.push(s) }],
+  );
   p.push(events);
   p.finish();
   return spans;
@@ -58,10 +69,17 @@ describe('correlator', () => {
   });
 
   it('carries the sampled flag of an incoming traceparent down the trace, and none in a trace that began here', () => {
-    for (const [flags, sampled] of [['01', true], ['00', false], ['03', true]] as const) {
+    for (const [flags, sampled] of [
+      ['01', true],
+      ['00', false],
+      ['03', true],
+    ] as const) {
       const spans = spansOf(chain({ frontHeaders: `traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-${flags}\r\n` }));
       expect(spans).toHaveLength(4); // curl sent the header itself, so its span too
-      expect(spans.map((x) => x.remoteSampled), flags).toEqual([sampled, sampled, sampled, sampled]);
+      expect(
+        spans.map((x) => x.remoteSampled),
+        flags,
+      ).toEqual([sampled, sampled, sampled, sampled]);
     }
     expect(spansOf(chain({})).map((x) => x.remoteSampled)).toEqual(spansOf(chain({})).map(() => undefined));
   });
@@ -96,7 +114,7 @@ describe('correlator', () => {
     expect(call.attributes['loupe.context']).toBe('ambiguous-thread');
   });
 
-  it('joins an event loop\'s upstream call to the request it read right before it connected or wrote, and guesses nothing after other I/O', () => {
+  it("joins an event loop's upstream call to the request it read right before it connected or wrote, and guesses nothing after other I/O", () => {
     // One worker thread (tid 11) serving two requests at once, as nginx does.
     const s = new Script();
     const [c1, n1] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
@@ -130,7 +148,7 @@ describe('correlator', () => {
     expect(call('/up/one').attributes['loupe.context']).toBe('ambiguous-thread');
   });
 
-  it('pairs a server request whose bytes reached the ring buffer before the client\'s (the writer had not returned yet)', () => {
+  it("pairs a server request whose bytes reached the ring buffer before the client's (the writer had not returned yet)", () => {
     const s = new Script();
     const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
     s.recv(front, get('/a')); // the reader's record first
@@ -172,7 +190,7 @@ describe('correlator', () => {
     expect(new Set(spans.map((x) => x.traceId))).toEqual(new Set([client.traceId]));
   });
 
-  it('pairs a server request that ended before its client\'s request record came, as the spans are written out', () => {
+  it("pairs a server request that ended before its client's request record came, as the spans are written out", () => {
     // A TLS client's SSL_write record comes when SSL_write returns: preempted there, its server
     // (nginx) reads, answers and finishes first — on a kept-alive connection, request after request.
     const s = new Script();
@@ -193,7 +211,8 @@ describe('correlator', () => {
     p.push(s.events);
     const beforeEnd = written.length;
     p.finish();
-    const byPath = (kind: string, path: string) => written.find((x) => x.kind === kind && String((x.attributes as Record<string, unknown>)[kind === 'server' ? 'url.path' : 'url.full']).endsWith(path))!;
+    const byPath = (kind: string, path: string) =>
+      written.find((x) => x.kind === kind && String((x.attributes as Record<string, unknown>)[kind === 'server' ? 'url.path' : 'url.full']).endsWith(path))!;
     for (const path of ['/1', '/2', '/3']) {
       const [client, server] = [byPath('client', path), byPath('server', path)];
       expect(server.parentSpanId, path).toBe(client.spanId);
@@ -253,7 +272,16 @@ describe('correlator', () => {
     s.recv(srv, get('/via-nat', 'X-Id: 1\r\n'));
     const spans = spansOf(s.events);
     const server = find(spans, 'front', 'server');
-    const client = spans.find((x) => x.kind === 'client' && x.attributes['network.peer.port'] === 8080 && x.startNs === spans.filter((y) => y.kind === 'client').map((y) => y.startNs).sort()[0])!;
+    const client = spans.find(
+      (x) =>
+        x.kind === 'client' &&
+        x.attributes['network.peer.port'] === 8080 &&
+        x.startNs ===
+          spans
+            .filter((y) => y.kind === 'client')
+            .map((y) => y.startNs)
+            .sort()[0],
+    )!;
     expect(server.parentSpanId).toBe(client.spanId);
     expect(server.attributes['loupe.context']).toBe('connection-pair-nat');
 
@@ -308,9 +336,18 @@ describe('correlator', () => {
       name: 'GET /p',
       status: { code: 'unset' },
       attributes: {
-        'http.request.method': 'GET', 'url.path': '/p', 'http.route': '/p', 'url.query': 'key=REDACTED&flag', 'url.scheme': 'http',
-        'server.address': 'example.test', 'server.port': 8080, 'client.address': '127.0.0.1', 'client.port': 40000,
-        'network.protocol.version': '1.1', 'user_agent.original': 't/1', 'http.response.status_code': 404,
+        'http.request.method': 'GET',
+        'url.path': '/p',
+        'http.route': '/p',
+        'url.query': 'key=REDACTED&flag',
+        'url.scheme': 'http',
+        'server.address': 'example.test',
+        'server.port': 8080,
+        'client.address': '127.0.0.1',
+        'client.port': 40000,
+        'network.protocol.version': '1.1',
+        'user_agent.original': 't/1',
+        'http.response.status_code': 404,
       },
     });
     expect(find(spans, 'curl', 'client')).toMatchObject({
@@ -343,13 +380,22 @@ describe('trace ids', () => {
 
 describe('traceparent', () => {
   it('parses valid values and rejects invalid ones per W3C', () => {
-    expect(parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')).toEqual({ traceId: '0af7651916cd43dd8448eb211c80319c', parentId: 'b7ad6b7169203331', flags: 1 });
+    expect(parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')).toEqual({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      parentId: 'b7ad6b7169203331',
+      flags: 1,
+    });
     expect(parseTraceparent('01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future')).toBeDefined();
     for (const bad of [
-      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra', 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-      '00-00000000000000000000000000000000-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01',
-      '00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01', 'garbage',
-    ]) expect(parseTraceparent(bad), bad).toBeUndefined();
+      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra',
+      'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      '00-00000000000000000000000000000000-b7ad6b7169203331-01',
+      '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01',
+      '00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01',
+      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01',
+      'garbage',
+    ])
+      expect(parseTraceparent(bad), bad).toBeUndefined();
     expect(formatTraceparent('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   });
 });

@@ -114,8 +114,11 @@ export class Correlator {
   /** Entries held, for tests that check memory stays flat. */
   stateSize(): Record<string, number> {
     return {
-      inFlight: [...this.inFlight.values()].reduce((n, l) => n + l.length, 0), connsByFd: this.connsByFd.size,
-      ...this.pairs.sizes(), ...this.threads.sizes(), ...this.go.sizes(),
+      inFlight: [...this.inFlight.values()].reduce((n, l) => n + l.length, 0),
+      connsByFd: this.connsByFd.size,
+      ...this.pairs.sizes(),
+      ...this.threads.sizes(),
+      ...this.go.sizes(),
     };
   }
 
@@ -413,7 +416,6 @@ export class Correlator {
       for (const h of awaiting.held) this.emit(h);
     }
   }
-
 }
 
 /** What a protocol module is told of a connection. */

@@ -7,7 +7,16 @@ import type { Span } from './span';
 
 function spansOf(s: Script): Span[] {
   const spans: Span[] = [];
-  const p = new Pipeline({ ...HEADER, processes: [{ pid: 1, exe: '/srv/api' }, { pid: 3, exe: '/usr/bin/curl' }] }, [{ onSpan: (x) => spans.push(x) }]);
+  const p = new Pipeline(
+    {
+      ...HEADER,
+      processes: [
+        { pid: 1, exe: '/srv/api' },
+        { pid: 3, exe: '/usr/bin/curl' },
+      ],
+    },
+    [{ onSpan: (x) => spans.push(x) }],
+  );
   p.push(s.events);
   p.finish();
   return spans;
@@ -30,7 +39,7 @@ describe('database client spans', () => {
     const [db] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 4, port: 5432 });
     s.data(db, 'egress', serialize.startup({ user: 'app', database: 'shop' }));
     s.data(db, 'ingress', Buffer.concat([pgMsg('R', '\0\0\0\0'), pgMsg('Z', 'I')]));
-    s.data(db, 'egress', serialize.query("SELECT * FROM users WHERE id = 7"));
+    s.data(db, 'egress', serialize.query('SELECT * FROM users WHERE id = 7'));
     s.data(db, 'ingress', Buffer.concat([pgMsg('D', '\0\x01\0\0\0\x01x'), pgMsg('C', 'SELECT 1\0'), pgMsg('Z', 'I')]));
     s.data(db, 'egress', serialize.query('INSERT INTO audit VALUES (1)'));
     s.data(db, 'ingress', Buffer.concat([pgMsg('E', 'SERROR\0C23505\0Mduplicate key\0\0'), pgMsg('Z', 'I')]));
@@ -56,14 +65,18 @@ describe('database client spans', () => {
     const s = new Script();
     // No open seen: the capture began after the connection was made.
     const db = { pid: 1, tid: 11, fd: 6, role: 'client' as const, local: { addr: '127.0.0.1', port: 40001 }, remote: { addr: '127.0.0.1', port: 5432 } };
-    const extended = (sql: string) => Buffer.concat([serialize.parse({ text: sql }), serialize.bind({ values: ['7'] }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]);
+    const extended = (sql: string) =>
+      Buffer.concat([serialize.parse({ text: sql }), serialize.bind({ values: ['7'] }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]);
     // Parse/Bind/Execute/Sync alone is no evidence of PostgreSQL (no Query); the server's ReadyForQuery is.
     s.data(db, 'egress', extended('SELECT name FROM users WHERE id = $1'));
     s.data(db, 'ingress', Buffer.concat([pgMsg('1', ''), pgMsg('2', ''), pgMsg('D', '\0\x01\0\0\0\x03ann'), pgMsg('C', 'SELECT 1\0'), pgMsg('Z', 'I')]));
     s.data(db, 'egress', extended('UPDATE users SET seen = now() WHERE id = $1'));
     s.data(db, 'ingress', Buffer.concat([pgMsg('1', ''), pgMsg('2', ''), pgMsg('C', 'UPDATE 1\0'), pgMsg('Z', 'I')]));
     const spans = spansOf(s);
-    expect(spans.map((x) => [x.name, x.status.code, x.attributes['db.response.returned_rows'] ?? null])).toEqual([['SELECT users', 'unset', 1], ['UPDATE users', 'unset', 1]]);
+    expect(spans.map((x) => [x.name, x.status.code, x.attributes['db.response.returned_rows'] ?? null])).toEqual([
+      ['SELECT users', 'unset', 1],
+      ['UPDATE users', 'unset', 1],
+    ]);
     expect(spans.every((x) => x.attributes['loupe.mid_stream'] === true)).toBe(true);
   });
 

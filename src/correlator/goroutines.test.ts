@@ -12,7 +12,18 @@ const CURL = 30;
 
 function run(events: Event[], options: CorrelatorOptions = DEFAULT_CORRELATOR_OPTIONS) {
   const spans: Span[] = [];
-  const p = new Pipeline({ ...HEADER, processes: [{ pid: FRONT, exe: '/srv/front' }, { pid: BACK, exe: '/srv/back' }, { pid: CURL, exe: '/usr/bin/curl' }] }, [{ onSpan: (s) => spans.push(s) }], options);
+  const p = new Pipeline(
+    {
+      ...HEADER,
+      processes: [
+        { pid: FRONT, exe: '/srv/front' },
+        { pid: BACK, exe: '/srv/back' },
+        { pid: CURL, exe: '/usr/bin/curl' },
+      ],
+    },
+    [{ onSpan: (s) => spans.push(s) }],
+    options,
+  );
   p.push(events);
   p.finish();
   return { spans, stats: p.correlator.stats, state: p.correlator.stateSize() };
@@ -83,7 +94,7 @@ describe('goroutine tree', () => {
     expect(call.attributes['loupe.context']).toBe('goroutine');
   });
 
-  it('never lets a reused goroutine id carry the previous user\'s request', () => {
+  it("never lets a reused goroutine id carry the previous user's request", () => {
     const s = new Script();
     s.events.push(...goScenario({ lineage: [1, 2] }));
     s.ts = s.events[s.events.length - 1]!.ts;
@@ -216,7 +227,10 @@ describe('kernel-chosen ids', () => {
     s.recv(b, request('/multiply?from=1&to=2', 'worker-b:9091', `traceparent: ${tp('000000000000000b')}\r\n`));
     s.send(toA, request('/multiply?from=3&to=4', 'worker-a:9090'));
     s.recv(a, request('/multiply?from=3&to=4', 'worker-a:9090', `traceparent: ${tp('000000000000000a')}\r\n`));
-    for (const [out, srv] of [[toB, b], [toA, a]] as const) {
+    for (const [out, srv] of [
+      [toB, b],
+      [toA, a],
+    ] as const) {
       s.send(srv, ok('2'));
       s.recv(out, ok('2'));
     }
@@ -238,7 +252,7 @@ describe('kernel-chosen ids', () => {
     }
   });
 
-  it('puts a server that got the kernel\'s trace id in the trace the correlator knows that request by', () => {
+  it("puts a server that got the kernel's trace id in the trace the correlator knows that request by", () => {
     const { spans } = run(fanOut());
     const handler = byPath(spans, 'server', '/compute');
     // curl -> front joined by the connection pair: the correlator's trace, not the kernel's.
@@ -254,7 +268,7 @@ describe('kernel-chosen ids', () => {
     expect(new Set(spans.map((s) => s.traceId)).size).toBe(1);
   });
 
-  it('starts the kernel\'s trace for a call no request is behind', () => {
+  it("starts the kernel's trace for a call no request is behind", () => {
     const s = new Script();
     s.goroutine(FRONT, 5, 999);
     s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/tick', host: 'svc', traceparent: tp('00000000000000cc') });
@@ -287,7 +301,7 @@ describe('kernel-chosen ids', () => {
     expect(byPath(spans, 'server', '/later').parentSpanId).toBe('00000000000000ff');
   });
 
-  it('keeps the kernel\'s ids for a call whose end comes before its request\'s bytes (the writer preempted at the syscall exit)', () => {
+  it("keeps the kernel's ids for a call whose end comes before its request's bytes (the writer preempted at the syscall exit)", () => {
     const s = new Script();
     s.goroutine(FRONT, 5, 999);
     s.goRequest(FRONT, 5, 'http_client', 'start', { method: 'GET', path: '/tick', host: 'svc', traceparent: tp('00000000000000cc') });

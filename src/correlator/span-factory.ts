@@ -9,7 +9,10 @@ import type { IdGenerator } from './ids';
 import type { Span } from './span';
 
 export class SpanFactory {
-  constructor(private readonly ids: IdGenerator, private readonly processes: ProcessTable) {}
+  constructor(
+    private readonly ids: IdGenerator,
+    private readonly processes: ProcessTable,
+  ) {}
 
   /** A request's span, in no trace yet: the parent rules place it. */
   request(conn: Connection, m: MessageBase, start: SpanStart, side: 'client' | 'server'): Span {
@@ -34,8 +37,19 @@ export class SpanFactory {
   /** The span of a silent place-holder: never emitted, only timed out or closed with its connection. */
   placeholder(m: MessageBase, pid: number): Span {
     return {
-      traceId: '', spanId: '', parentSpanId: '', parentIsRemote: false, traceState: '', name: m.protocol, kind: 'client',
-      startNs: m.tsStart, endNs: m.tsEnd, service: '', pid, attributes: {}, status: { code: 'unset' },
+      traceId: '',
+      spanId: '',
+      parentSpanId: '',
+      parentIsRemote: false,
+      traceState: '',
+      name: m.protocol,
+      kind: 'client',
+      startNs: m.tsStart,
+      endNs: m.tsEnd,
+      service: '',
+      pid,
+      attributes: {},
+      status: { code: 'unset' },
     };
   }
 
@@ -48,8 +62,18 @@ export class SpanFactory {
     const handlerStart = pending.handlerStartNs!;
     const handlerEnd = pending.handlerEndNs !== undefined && pending.handlerEndNs < span.endNs ? pending.handlerEndNs : span.endNs;
     const child = (name: string, startNs: bigint, endNs: bigint): Span => ({
-      traceId: span.traceId, spanId: this.ids.spanId(), parentSpanId: span.spanId, parentIsRemote: false, traceState: span.traceState,
-      remoteSampled: span.remoteSampled, name, kind: 'internal', startNs, endNs: endNs > startNs ? endNs : startNs, service: span.service, pid: span.pid,
+      traceId: span.traceId,
+      spanId: this.ids.spanId(),
+      parentSpanId: span.spanId,
+      parentIsRemote: false,
+      traceState: span.traceState,
+      remoteSampled: span.remoteSampled,
+      name,
+      kind: 'internal',
+      startNs,
+      endNs: endNs > startNs ? endNs : startNs,
+      service: span.service,
+      pid: span.pid,
       attributes: { [LOUPE_ATTR.PHASE]: name === 'in queue' ? 'queue' : 'processing', [LOUPE_ATTR.GOROUTINE]: pending.goid!.toString() },
       status: { code: 'unset' },
     });

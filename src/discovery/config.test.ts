@@ -15,7 +15,12 @@ function file(text: string): string {
 
 describe('configuration', () => {
   it('reads YAML sections and fills defaults', () => {
-    const c = loadConfig(file('discovery:\n  exe: "front|back"\n  ports: [8080, 9090]\nservices:\n  - { exe: "/front$", name: storefront }\nroutes:\n  patterns: ["/factorial/{n}"]\n  ignore: ["/health"]\n'), {});
+    const c = loadConfig(
+      file(
+        'discovery:\n  exe: "front|back"\n  ports: [8080, 9090]\nservices:\n  - { exe: "/front$", name: storefront }\nroutes:\n  patterns: ["/factorial/{n}"]\n  ignore: ["/health"]\n',
+      ),
+      {},
+    );
     expect(c.discovery).toEqual({ pids: [], exe: 'front|back', ports: [8080, 9090], open_ports: [] });
     expect(loadConfig(file('discovery:\n  open_ports: [8080]\n'), {}).discovery.open_ports).toEqual([8080]);
     expect(loadConfig(undefined, { LOUPE_OPEN_PORTS: '80,443' }).discovery.open_ports).toEqual([80, 443]);
@@ -102,7 +107,11 @@ describe('configuration', () => {
     }
     const spans: Span[] = [];
     const header = {
-      ...HEADER, processes: [{ pid: 1, exe: '/srv/bin/front' }, { pid: 3, exe: '/usr/bin/curl' }],
+      ...HEADER,
+      processes: [
+        { pid: 1, exe: '/srv/bin/front' },
+        { pid: 3, exe: '/usr/bin/curl' },
+      ],
       config: { routes: { patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true }, services: [{ exe: '/front$', name: 'storefront' }] },
     };
     const p = new Pipeline(header, [{ onSpan: (x) => spans.push(x) }]);
@@ -110,7 +119,8 @@ describe('configuration', () => {
     p.finish();
     const servers = spans.filter((x) => x.kind === 'server');
     expect(servers.map((x) => [x.service, x.name, x.attributes['http.route'] ?? null])).toEqual([
-      ['storefront', 'GET /factorial/{n}', '/factorial/{n}'], ['storefront', 'GET', null],
+      ['storefront', 'GET /factorial/{n}', '/factorial/{n}'],
+      ['storefront', 'GET', null],
     ]);
   });
 });

@@ -44,7 +44,10 @@ export const DEFAULT_MAX_PAYLOAD = 64 * 1024;
 
 /** A configuration problem; `source` says whether the value came from the file or the environment. */
 export class ConfigError extends LoupeError {
-  constructor(message: string, readonly source: 'file' | 'environment' = 'file') {
+  constructor(
+    message: string,
+    readonly source: 'file' | 'environment' = 'file',
+  ) {
     super('LOUPE_CONFIG', message);
   }
 }
@@ -61,39 +64,76 @@ const port = z.number().int().min(1).max(65535);
 
 const cpuList = z.string().refine((s) => parseCpuList(s) !== undefined, 'is not a CPU list (like "1", "0,2" or "2-3")');
 
-export const CONFIG_SCHEMA = z.object({
-  discovery: z.object({
-    pids: z.array(z.number().int().positive().max(2 ** 22)).default([]),
-    exe: regex.optional(),
-    // A shell-style glob on the executable path instead of a regex, e.g. /srv/STAR/bin/STAR (STAR: one segment, STAR STAR: any).
-    exe_glob: z.string().min(1).optional(),
-    ports: z.array(port).default([]),
-    // The processes listening on these ports (Beyla's open-port discovery), found again every 2 s.
-    open_ports: z.array(port).default([]),
-  }).strict().default({}),
-  services: z.array(z.object({ exe: regex, name: z.string().min(1) }).strict()).default([]),
-  routes: z.object({
-    patterns: z.array(z.string().startsWith('/')).default([]),
-    ignore: z.array(z.string().startsWith('/')).default([]),
-    heuristic: z.boolean().default(true),
-  }).strict().default({}),
-  capture: z.object({
-    max_payload: z.number().int().min(0).max(CONSTANTS.LOUPE_MAX_COPY).default(DEFAULT_MAX_PAYLOAD),
-    ring_mb: z.number().int().min(1).max(1024).refine((n) => (n & (n - 1)) === 0, 'must be a power of two').default(16),
-    redact: z.boolean().default(true),
-  }).strict().default({}),
-  tls: z.object({ enabled: z.boolean().default(true), libraries: z.array(z.string()).default([]) }).strict().default({}),
-  export: z.object({
-    otlp: z.boolean().default(false),
-    prometheus_port: z.number().int().min(0).max(65535).default(0),
-    // Head sampling of OTLP traces, as OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG say it (those win).
-    sampler: z.object({ name: z.enum(SAMPLER_NAMES), arg: z.number().min(0).max(1).optional() }).strict().optional(),
-  }).strict().default({}),
-  // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests.
-  go: z.object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true) }).strict().default({}),
-  // The agent's own threads; unset: wherever the scheduler puts them.
-  agent: z.object({ cpus: cpuList.optional() }).strict().default({}),
-}).strict();
+export const CONFIG_SCHEMA = z
+  .object({
+    discovery: z
+      .object({
+        pids: z
+          .array(
+            z
+              .number()
+              .int()
+              .positive()
+              .max(2 ** 22),
+          )
+          .default([]),
+        exe: regex.optional(),
+        // A shell-style glob on the executable path instead of a regex, e.g. /srv/STAR/bin/STAR (STAR: one segment, STAR STAR: any).
+        exe_glob: z.string().min(1).optional(),
+        ports: z.array(port).default([]),
+        // The processes listening on these ports (Beyla's open-port discovery), found again every 2 s.
+        open_ports: z.array(port).default([]),
+      })
+      .strict()
+      .default({}),
+    services: z.array(z.object({ exe: regex, name: z.string().min(1) }).strict()).default([]),
+    routes: z
+      .object({
+        patterns: z.array(z.string().startsWith('/')).default([]),
+        ignore: z.array(z.string().startsWith('/')).default([]),
+        heuristic: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    capture: z
+      .object({
+        max_payload: z.number().int().min(0).max(CONSTANTS.LOUPE_MAX_COPY).default(DEFAULT_MAX_PAYLOAD),
+        ring_mb: z
+          .number()
+          .int()
+          .min(1)
+          .max(1024)
+          .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
+          .default(16),
+        redact: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    tls: z
+      .object({ enabled: z.boolean().default(true), libraries: z.array(z.string()).default([]) })
+      .strict()
+      .default({}),
+    export: z
+      .object({
+        otlp: z.boolean().default(false),
+        prometheus_port: z.number().int().min(0).max(65535).default(0),
+        // Head sampling of OTLP traces, as OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG say it (those win).
+        sampler: z
+          .object({ name: z.enum(SAMPLER_NAMES), arg: z.number().min(0).max(1).optional() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests.
+    go: z
+      .object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true) })
+      .strict()
+      .default({}),
+    // The agent's own threads; unset: wherever the scheduler puts them.
+    agent: z.object({ cpus: cpuList.optional() }).strict().default({}),
+  })
+  .strict();
 
 export type LoupeConfig = z.infer<typeof CONFIG_SCHEMA>;
 
@@ -145,7 +185,11 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   const result = CONFIG_SCHEMA.safeParse(merged);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(top level)';
+    const key =
+      issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`))
+        .join('')
+        .replace(/^\./, '') || '(top level)';
     // Said where the value came from: an environment variable wins over the file.
     const envName = ENV_OF_KEY[issue.path.slice(0, 2).join('.')];
     if (envName && env[envName] !== undefined) throw new ConfigError(`${envName}=${env[envName]}: ${key}: ${issue.message}`, 'environment');

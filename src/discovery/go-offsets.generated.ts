@@ -23,7 +23,7 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'bucket<string,[]string>.overflow': 328,
     'hash<string,[]string>.noverflow': 10,
     'hash<string,[]string>.oldbuckets': 24,
-    'crypto/tls.Conn.conn': 0
+    'crypto/tls.Conn.conn': 0,
   },
   'go1.21': {
     'runtime.g.goid': 152,
@@ -47,7 +47,7 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'bucket<string,[]string>.overflow': 328,
     'hash<string,[]string>.noverflow': 10,
     'hash<string,[]string>.oldbuckets': 24,
-    'crypto/tls.Conn.conn': 0
+    'crypto/tls.Conn.conn': 0,
   },
   'go1.22': {
     'runtime.g.goid': 152,
@@ -71,7 +71,7 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'bucket<string,[]string>.overflow': 328,
     'hash<string,[]string>.noverflow': 10,
     'hash<string,[]string>.oldbuckets': 24,
-    'crypto/tls.Conn.conn': 0
+    'crypto/tls.Conn.conn': 0,
   },
   'go1.23': {
     'runtime.g.goid': 160,
@@ -95,7 +95,7 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'bucket<string,[]string>.overflow': 328,
     'hash<string,[]string>.noverflow': 10,
     'hash<string,[]string>.oldbuckets': 24,
-    'crypto/tls.Conn.conn': 0
+    'crypto/tls.Conn.conn': 0,
   },
   'go1.24': {
     'runtime.g.goid': 160,
@@ -120,7 +120,7 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'groupReference<string,[]string>.lengthMask': 8,
     'noalg.map.group[string][]string.slots': 8,
     'noalg.struct { key string; elem []string }.elem': 16,
-    'crypto/tls.Conn.conn': 0
+    'crypto/tls.Conn.conn': 0,
   },
   'go1.25': {
     'runtime.g.goid': 152,
@@ -145,7 +145,7 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'groupReference<string,[]string>.lengthMask': 8,
     'noalg.map.group[string][]string.slots': 8,
     'noalg.struct { key string; elem []string }.elem': 16,
-    'crypto/tls.Conn.conn': 0
+    'crypto/tls.Conn.conn': 0,
   },
   'go1.26': {
     'runtime.g.goid': 152,
@@ -170,6 +170,6 @@ export const GENERATED_GO_OFFSETS: Record<string, Record<string, number>> = {
     'groupReference<string,[]string>.lengthMask': 8,
     'noalg.map.group[string][]string.slots': 8,
     'noalg.struct { key string; elem []string }.elem': 16,
-    'crypto/tls.Conn.conn': 0
-  }
+    'crypto/tls.Conn.conn': 0,
+  },
 };

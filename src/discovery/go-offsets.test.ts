@@ -15,8 +15,7 @@ import { GENERATED_GO_OFFSETS } from './go-offsets.generated';
 
 const SCRIPT = path.join(ROOT, 'scripts/go-releases.sh');
 const releases = execFileSync(SCRIPT, ['list'], { encoding: 'utf8' }).trim().split('\n');
-const reason = spawnSync('go', ['version']).status !== 0 ? 'go is not installed'
-  : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed' : '';
+const reason = spawnSync('go', ['version']).status !== 0 ? 'go is not installed' : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed' : '';
 
 /** A release's build, or why it could not be built (a toolchain the module proxy did not serve). */
 function build(release: string, mode: 'exe' | 'stripped'): string {

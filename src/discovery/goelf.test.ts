@@ -5,8 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../../test/helpers';
 import { ElfError, GO_OFFSETS, GoBinary } from './goelf';
 
-const reason = spawnSync('go', ['version']).status !== 0 ? 'go is not installed'
-  : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed' : '';
+const reason = spawnSync('go', ['version']).status !== 0 ? 'go is not installed' : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed' : '';
 if (reason) console.warn(`Go binary tests skipped: ${reason}`);
 
 /** The probe points issue 9 names. */
@@ -23,7 +22,10 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
     const env = { ...process.env, GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' };
     // A server and a client, so the linker keeps both sides of net/http.
     const src = path.join(dir, 'both.go');
-    fs.writeFileSync(src, 'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {\n\t\tresp, err := http.Get(os.Args[1])\n\t\tif err == nil {\n\t\t\tresp.Body.Close()\n\t\t}\n\t})\n\thttp.ListenAndServe(os.Args[2], nil)\n}\n');
+    fs.writeFileSync(
+      src,
+      'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {\n\t\tresp, err := http.Get(os.Args[1])\n\t\tif err == nil {\n\t\t\tresp.Body.Close()\n\t\t}\n\t})\n\thttp.ListenAndServe(os.Args[2], nil)\n}\n',
+    );
     execFileSync('go', ['build', '-o', bin, src], { env, cwd: dir });
     execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, path.join(ROOT, 'scenarios/services/backend.go')], { env, cwd: dir });
     noDwarf = path.join(dir, 'backend-nodwarf');
@@ -77,7 +79,7 @@ describe.skipIf(Boolean(reason))(`Go binaries${reason ? ` (skipped: ${reason})` 
     await expect(elf.fieldOffset('runtime.g', 'no_such_field')).rejects.toThrow(/refusing to guess/);
   });
 
-  it('finds a stripped binary\'s functions in .gopclntab, where the symbol table had them, and refuses a file with neither', () => {
+  it("finds a stripped binary's functions in .gopclntab, where the symbol table had them, and refuses a file with neither", () => {
     const fromPclntab = new GoBinary(stripped).functions();
     // The same program built with its symbol table (and without DWARF, which moves nothing in the text).
     const fromSymtab = new GoBinary(noDwarf).functions();

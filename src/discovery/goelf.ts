@@ -70,9 +70,13 @@ export function elfSections(path: string, read: (offset: number, length: number)
   const raw = Array.from({ length: shnum }, (_, i) => {
     const at = i * shentsize;
     return {
-      nameAt: table.readUInt32LE(at), type: table.readUInt32LE(at + 4), addr: table.readBigUInt64LE(at + 0x10),
-      offset: Number(table.readBigUInt64LE(at + 0x18)), size: Number(table.readBigUInt64LE(at + 0x20)),
-      link: table.readUInt32LE(at + 0x28), entsize: Number(table.readBigUInt64LE(at + 0x38)),
+      nameAt: table.readUInt32LE(at),
+      type: table.readUInt32LE(at + 4),
+      addr: table.readBigUInt64LE(at + 0x10),
+      offset: Number(table.readBigUInt64LE(at + 0x18)),
+      size: Number(table.readBigUInt64LE(at + 0x20)),
+      link: table.readUInt32LE(at + 0x28),
+      entsize: Number(table.readBigUInt64LE(at + 0x38)),
     };
   });
   const names = raw[shstrndx];
@@ -147,7 +151,8 @@ export class GoBinary {
     const tab = this.section('.gopclntab')!;
     const b = this.buf.subarray(tab.offset, tab.offset + tab.size);
     const magic = b.readUInt32LE(0);
-    if (magic !== 0xfffffff0 && magic !== 0xfffffff1) throw new ElfError(`${this.path}: .gopclntab magic 0x${magic.toString(16)} is not Go 1.18+'s: its functions cannot be found without a symbol table`);
+    if (magic !== 0xfffffff0 && magic !== 0xfffffff1)
+      throw new ElfError(`${this.path}: .gopclntab magic 0x${magic.toString(16)} is not Go 1.18+'s: its functions cannot be found without a symbol table`);
     if (b[7] !== 8) throw new ElfError(`${this.path}: .gopclntab for ${b[7]}-byte pointers`);
     const word = (at: number) => Number(b.readBigUInt64LE(at));
     const nfunc = word(8);
@@ -262,16 +267,21 @@ export class GoBinary {
     });
     const fromDwarf = this.section('.debug_info') || this.section('.zdebug_info') ? await dwarfMemberOffsets(this.path, wanted) : new Map<string, number>();
     let release: string | undefined;
-    return new Map(fields.map((field): [string, { offset: number; from: 'dwarf' | 'table' } | ElfError] => {
-      const offset = fromDwarf.get(field);
-      if (offset !== undefined) return [field, { offset, from: 'dwarf' as const }];
-      release ??= /^go\d+\.\d+/.exec(this.buildInfo().goVersion)?.[0] ?? '';
-      const known = GO_OFFSETS[release]?.[field];
-      if (known === undefined) {
-        return [field, new ElfError(`${this.path}: ${field} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`)];
-      }
-      return [field, { offset: known, from: 'table' as const }];
-    }));
+    return new Map(
+      fields.map((field): [string, { offset: number; from: 'dwarf' | 'table' } | ElfError] => {
+        const offset = fromDwarf.get(field);
+        if (offset !== undefined) return [field, { offset, from: 'dwarf' as const }];
+        release ??= /^go\d+\.\d+/.exec(this.buildInfo().goVersion)?.[0] ?? '';
+        const known = GO_OFFSETS[release]?.[field];
+        if (known === undefined) {
+          return [
+            field,
+            new ElfError(`${this.path}: ${field} is not in its DWARF (built with -ldflags=-w?) and ${release || 'this Go release'} is not in the offsets table: refusing to guess`),
+          ];
+        }
+        return [field, { offset: known, from: 'table' as const }];
+      }),
+    );
   }
 
   /**

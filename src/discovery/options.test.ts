@@ -31,16 +31,25 @@ describe('the option table', () => {
 
   it('sets each key from its variable, as the kind says', () => {
     const samples: Record<string, [string, unknown]> = {
-      int: ['4096', 4096], 'int-list': ['1, 2', [1, 2]], 'string-list': ['/a,/b', ['/a', '/b']], bool: ['false', false], string: ['0', '0'],
+      int: ['4096', 4096],
+      'int-list': ['1, 2', [1, 2]],
+      'string-list': ['/a,/b', ['/a', '/b']],
+      bool: ['false', false],
+      string: ['0', '0'],
     };
     for (const o of KEYED_OPTIONS.filter((x) => x.env)) {
-      const [text, value] = o.key === 'discovery.exe' ? ['api', 'api'] : o.key === 'export.prometheus_port' ? ['9400', 9400] : o.key === 'capture.ring_mb' ? ['8', 8] : samples[o.kind]!;
+      const [text, value] =
+        o.key === 'discovery.exe' ? ['api', 'api'] : o.key === 'export.prometheus_port' ? ['9400', 9400] : o.key === 'capture.ring_mb' ? ['8', 8] : samples[o.kind]!;
       expect(valueAt(loadConfig(undefined, { [o.env!]: text }), o.key), o.env).toEqual(value);
     }
   });
 
   it('is what run and record take as flags, and a configuration stands for the same flags', () => {
-    expect(Object.keys(flagSpecs(true)).sort()).toEqual(OPTIONS.filter((o) => o.flag).map((o) => o.flag).sort());
+    expect(Object.keys(flagSpecs(true)).sort()).toEqual(
+      OPTIONS.filter((o) => o.flag)
+        .map((o) => o.flag)
+        .sort(),
+    );
     expect(Object.keys(flagSpecs(false))).not.toContain('record');
     const args = ['--pid', '7', '--pid', '8', '--no-go', '--max-payload', '100', '-o', 'x.loupe'];
     const { values } = parseArgs({ args, options: flagSpecs(false) });

@@ -35,26 +35,80 @@ export interface OptionSpec {
 
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'config', kind: 'string', value: 'FILE', doc: 'configuration file (YAML or JSON), validated by a schema; variables override it, flags override both' },
-  { key: 'discovery.pids', kind: 'int-list', default: [], flag: 'pid', value: 'N', env: 'LOUPE_PIDS', doc: 'watch these processes, their children and their children\'s, running or forked later' },
-  { key: 'discovery.exe', kind: 'string', flag: 'exe', value: 'REGEX', env: 'LOUPE_EXE', doc: 'watch programs whose executable path matches, also ones exec\'d later' },
+  {
+    key: 'discovery.pids',
+    kind: 'int-list',
+    default: [],
+    flag: 'pid',
+    value: 'N',
+    env: 'LOUPE_PIDS',
+    doc: "watch these processes, their children and their children's, running or forked later",
+  },
+  { key: 'discovery.exe', kind: 'string', flag: 'exe', value: 'REGEX', env: 'LOUPE_EXE', doc: "watch programs whose executable path matches, also ones exec'd later" },
   { key: 'discovery.exe_glob', kind: 'string', flag: 'exe-glob', value: 'GLOB', doc: 'the same as a glob: `*` within a path segment, `**` across' },
   { key: 'discovery.ports', kind: 'int-list', default: [], flag: 'port', value: 'N', env: 'LOUPE_PORTS', doc: 'watch programs seen on this port, either end' },
-  { key: 'discovery.open_ports', kind: 'int-list', default: [], flag: 'open-port', value: 'N', env: 'LOUPE_OPEN_PORTS', doc: 'watch the processes listening on this port, found again every 2 s' },
+  {
+    key: 'discovery.open_ports',
+    kind: 'int-list',
+    default: [],
+    flag: 'open-port',
+    value: 'N',
+    env: 'LOUPE_OPEN_PORTS',
+    doc: 'watch the processes listening on this port, found again every 2 s',
+  },
   { key: 'services', kind: 'object', default: [], doc: 'service.name by executable: `[{exe: REGEX, name}]`, the first match wins' },
   { key: 'routes.patterns', kind: 'string-list', default: [], env: 'LOUPE_ROUTES', doc: 'http.route patterns like `/factorial/{n}`' },
   { key: 'routes.ignore', kind: 'string-list', default: [], env: 'LOUPE_IGNORE_ROUTES', doc: 'paths that get no route and no metric (`/health`)' },
   { key: 'routes.heuristic', kind: 'bool', default: true, doc: 'group paths no pattern names by their numeric and id-like segments' },
-  { key: 'capture.max_payload', kind: 'int', default: 65536, flag: 'max-payload', value: 'N', env: 'LOUPE_MAX_PAYLOAD', doc: 'payload bytes copied per read or write (at most 262144)' },
+  {
+    key: 'capture.max_payload',
+    kind: 'int',
+    default: 65536,
+    flag: 'max-payload',
+    value: 'N',
+    env: 'LOUPE_MAX_PAYLOAD',
+    doc: 'payload bytes copied per read or write (at most 262144)',
+  },
   { key: 'capture.ring_mb', kind: 'int', default: 16, flag: 'ring-mb', value: 'N', env: 'LOUPE_RING_MB', doc: 'ring buffer size in MiB, a power of two' },
-  { key: 'capture.redact', kind: 'bool', default: true, flag: 'no-redact', env: 'LOUPE_REDACT', doc: 'mask credentials, query values and SQL literals in payloads before anything is written' },
+  {
+    key: 'capture.redact',
+    kind: 'bool',
+    default: true,
+    flag: 'no-redact',
+    env: 'LOUPE_REDACT',
+    doc: 'mask credentials, query values and SQL literals in payloads before anything is written',
+  },
   { key: 'tls.enabled', kind: 'bool', default: true, flag: 'no-tls', env: 'LOUPE_TLS', doc: 'read HTTPS plaintext through uprobes on OpenSSL' },
-  { key: 'tls.libraries', kind: 'string-list', default: [], flag: 'ssl-lib', value: 'PATH', doc: 'probe these libssl files, and only these (default: the system\'s and every one a watched program maps)' },
+  {
+    key: 'tls.libraries',
+    kind: 'string-list',
+    default: [],
+    flag: 'ssl-lib',
+    value: 'PATH',
+    doc: "probe these libssl files, and only these (default: the system's and every one a watched program maps)",
+  },
   { key: 'export.otlp', kind: 'bool', default: false, flag: 'otlp', env: 'LOUPE_OTLP', doc: 'export spans and RED metrics over OTLP (OTEL_EXPORTER_OTLP_* variables)' },
-  { key: 'export.prometheus_port', kind: 'int', default: 0, off: 0, flag: 'prometheus-port', value: 'N', env: 'LOUPE_PROMETHEUS_PORT', doc: 'serve the RED metrics at /metrics on this port' },
+  {
+    key: 'export.prometheus_port',
+    kind: 'int',
+    default: 0,
+    off: 0,
+    flag: 'prometheus-port',
+    value: 'N',
+    env: 'LOUPE_PROMETHEUS_PORT',
+    doc: 'serve the RED metrics at /metrics on this port',
+  },
   { key: 'export.sampler', kind: 'object', doc: 'head sampling of OTLP traces: `{name, arg}` as OTEL_TRACES_SAMPLER and its argument take them (those win)' },
   { key: 'go.enabled', kind: 'bool', default: true, flag: 'no-go', env: 'LOUPE_GO', doc: 'goroutine and net/http probes on Go programs' },
-  { key: 'go.inject_traceparent', kind: 'bool', default: true, flag: 'no-inject', env: 'LOUPE_GO_INJECT', doc: 'put traceparent on Go programs\' outgoing HTTP/1 requests (sk_msg)' },
-  { key: 'agent.cpus', kind: 'string', flag: 'cpus', value: 'LIST', env: 'LOUPE_CPUS', doc: 'keep the agent\'s threads on these CPUs (taskset\'s syntax: 1, 0,2, 2-3)' },
+  {
+    key: 'go.inject_traceparent',
+    kind: 'bool',
+    default: true,
+    flag: 'no-inject',
+    env: 'LOUPE_GO_INJECT',
+    doc: "put traceparent on Go programs' outgoing HTTP/1 requests (sk_msg)",
+  },
+  { key: 'agent.cpus', kind: 'string', flag: 'cpus', value: 'LIST', env: 'LOUPE_CPUS', doc: "keep the agent's threads on these CPUs (taskset's syntax: 1, 0,2, 2-3)" },
   { flag: 'format', kind: 'string', value: 'tree|jsonl|otlp-json', runOnly: true, doc: 'how spans are written (default tree)' },
   { flag: 'output', short: 'o', kind: 'string', value: 'OUT', doc: 'run: write spans there; record: the capture to write' },
   { flag: 'record', kind: 'string', value: 'FILE.loupe', runOnly: true, doc: 'also write the capture the run consumed' },
@@ -77,9 +131,7 @@ export function flagSpecs(run: boolean): Record<string, { type: 'string' | 'bool
   const specs: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; default?: boolean }> = {};
   for (const o of OPTIONS) {
     if (!o.flag || (o.runOnly && !run)) continue;
-    specs[o.flag] = o.kind === 'bool'
-      ? { type: 'boolean', default: false }
-      : { type: 'string', ...(isList(o) ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+    specs[o.flag] = o.kind === 'bool' ? { type: 'boolean', default: false } : { type: 'string', ...(isList(o) ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
   }
   return specs;
 }
@@ -126,7 +178,11 @@ export function optionsTable(): string {
 
 /** A variable's value as the configuration value it stands for; `fail` names the value (an element of a list) and why it cannot be. */
 export function fromVariable(o: OptionSpec, text: string, fail: (value: string, why: string) => never): unknown {
-  const list = () => text.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = () =>
+    text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   // Decimal digits only: Number() also takes "1e3", "0x50" and " ", which nobody means as a port.
   const num = (v: string) => (/^\s*\d{1,10}\s*$/.test(v) ? Number(v) : fail(v, 'expected a whole decimal number'));
   switch (o.kind) {

@@ -31,8 +31,11 @@ describe('process table', () => {
     expect(table.serviceOf(7)).toBe('first');
   });
 
-  it('a forked child runs its parent\'s program under its parent\'s service until it execs; a known child is not renamed', () => {
-    const table = new ProcessTable([{ pid: 10, exe: '/usr/lib/postgresql/15/bin/postgres', service: 'orders-db' }, { pid: 12, exe: '/bin/sh' }]);
+  it("a forked child runs its parent's program under its parent's service until it execs; a known child is not renamed", () => {
+    const table = new ProcessTable([
+      { pid: 10, exe: '/usr/lib/postgresql/15/bin/postgres', service: 'orders-db' },
+      { pid: 12, exe: '/bin/sh' },
+    ]);
     table.onFork(11, 10);
     expect(table.get(11)).toMatchObject({ pid: 11, ppid: 10, exe: '/usr/lib/postgresql/15/bin/postgres' });
     expect(table.serviceOf(11)).toBe('orders-db');
@@ -64,7 +67,14 @@ describe('a pid reused within one capture', () => {
     s.recv(c2, ok());
     return s;
   };
-  const header = { ...HEADER, processes: [{ pid: 3, exe: '/usr/bin/curl' }, { pid: 7, exe: '/srv/first' }, { pid: 7, exe: '/srv/second' }] };
+  const header = {
+    ...HEADER,
+    processes: [
+      { pid: 3, exe: '/usr/bin/curl' },
+      { pid: 7, exe: '/srv/first' },
+      { pid: 7, exe: '/srv/second' },
+    ],
+  };
 
   it('gives each server span the service of the process that served it', () => {
     const spans: Span[] = [];
@@ -73,7 +83,9 @@ describe('a pid reused within one capture', () => {
     p.finish();
     const servers = spans.filter((x) => x.kind === 'server');
     expect(servers.map((x) => [x.attributes['url.path'], x.service])).toEqual([
-      ['/one', 'first'], ['/unanswered', 'first'], ['/two', 'second'],
+      ['/one', 'first'],
+      ['/unanswered', 'first'],
+      ['/two', 'second'],
     ]);
   });
 
@@ -82,7 +94,9 @@ describe('a pid reused within one capture', () => {
     const replay = new OutputPipeline(header, 'otlp-json', (t) => (text += t));
     replay.pushEvents(script().events);
     replay.finish();
-    const doc = JSON.parse(text) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<{ name: string }> }> }> };
+    const doc = JSON.parse(text) as {
+      resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<{ name: string }> }> }>;
+    };
     const byExe = new Map<string, string[]>();
     for (const rs of doc.resourceSpans) {
       const exe = rs.resource.attributes.find((a) => a.key === 'process.executable.path')?.value.stringValue ?? '';

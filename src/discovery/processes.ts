@@ -19,7 +19,10 @@ export class ProcessTable {
   private readonly services = new Map<number, string>();
 
   /** `rules`: service names by executable (discovery config), applied when a process has none of its own. */
-  constructor(initial: ProcessInfo[] = [], private readonly rules: ReadonlyArray<{ exe: string; name: string }> = []) {
+  constructor(
+    initial: ProcessInfo[] = [],
+    private readonly rules: ReadonlyArray<{ exe: string; name: string }> = [],
+  ) {
     for (const p of initial) {
       if (!this.byPid.has(p.pid)) this.byPid.set(p.pid, p);
       else {

@@ -5,10 +5,23 @@ import { ProcessSelection, type KernelFilter, type ProcessView } from './selecti
 function host(processes: Record<number, { exe: string; ppid?: number }>, sockets: Record<string, { port: number; listening: boolean; holders: number[] }> = {}) {
   const proc: ProcessView = {
     allPids: () => Object.keys(processes).map(Number),
-    childrenOf: (pid) => Object.entries(processes).filter(([, p]) => p.ppid === pid).map(([c]) => Number(c)),
+    childrenOf: (pid) =>
+      Object.entries(processes)
+        .filter(([, p]) => p.ppid === pid)
+        .map(([c]) => Number(c)),
     processInfo: (pid) => (processes[pid] ? { pid, exe: processes[pid]!.exe } : undefined),
-    listeningInodes: (ports) => new Set(Object.entries(sockets).filter(([, s]) => s.listening && ports.includes(s.port)).map(([i]) => i)),
-    portInodes: (ports) => new Set(Object.entries(sockets).filter(([, s]) => ports.includes(s.port)).map(([i]) => i)),
+    listeningInodes: (ports) =>
+      new Set(
+        Object.entries(sockets)
+          .filter(([, s]) => s.listening && ports.includes(s.port))
+          .map(([i]) => i),
+      ),
+    portInodes: (ports) =>
+      new Set(
+        Object.entries(sockets)
+          .filter(([, s]) => ports.includes(s.port))
+          .map(([i]) => i),
+      ),
     holdersOf: (inodes, except) => [...new Set([...inodes].flatMap((i) => sockets[i]?.holders ?? []))].filter((p) => p !== except),
   };
   const log: string[] = [];
@@ -24,8 +37,14 @@ function host(processes: Record<number, { exe: string; ppid?: number }>, sockets
 const AGENT = 99;
 
 describe('process selection', () => {
-  it('--pid: the process and its children running at start, and a child exec\'d later', () => {
-    const h = host({ 10: { exe: '/usr/sbin/nginx' }, 11: { exe: '/usr/sbin/nginx', ppid: 10 }, 12: { exe: '/bin/sh', ppid: 11 }, 20: { exe: '/bin/other' }, [AGENT]: { exe: '/usr/bin/node' } });
+  it("--pid: the process and its children running at start, and a child exec'd later", () => {
+    const h = host({
+      10: { exe: '/usr/sbin/nginx' },
+      11: { exe: '/usr/sbin/nginx', ppid: 10 },
+      12: { exe: '/bin/sh', ppid: 11 },
+      20: { exe: '/bin/other' },
+      [AGENT]: { exe: '/usr/bin/node' },
+    });
     const s = new ProcessSelection({ pids: [10] }, h.proc, AGENT);
     expect(s.filtering).toBe(true);
     expect(s.kernelPids).toEqual([10, 11, 12]);
@@ -37,7 +56,7 @@ describe('process selection', () => {
     expect(s.isSelected(13)).toBe(false);
   });
 
-  it('--exe: a matching exec is chosen; one that does not leaves the filter, its records until then and its sockets\' states dropped', () => {
+  it("--exe: a matching exec is chosen; one that does not leaves the filter, its records until then and its sockets' states dropped", () => {
     const h = host({ 30: { exe: '/srv/api' }, 31: { exe: '/usr/bin/curl' } });
     const s = new ProcessSelection({ exe: /\/srv\/api$/ }, h.proc, AGENT);
     expect(s.kernelPids).toEqual([30]);
@@ -55,7 +74,7 @@ describe('process selection', () => {
     expect(s.dropsRecord(41, 20_000_000n)).toBe(false); // past the margin: the pid is another process's
   });
 
-  it('--exe: an exec record lost, the decision is made at the process\'s first record from /proc', () => {
+  it("--exe: an exec record lost, the decision is made at the process's first record from /proc", () => {
     const h = host({ 50: { exe: '/srv/api' } });
     const s = new ProcessSelection({ exe: /api/ }, h.proc, AGENT);
     h.pending.add(50);

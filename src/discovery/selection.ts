@@ -70,7 +70,11 @@ export class ProcessSelection {
   private listening = new Set<string>();
   private lastTs = 0n;
 
-  constructor(private readonly criteria: SelectionCriteria, private readonly proc: ProcessView, private readonly agentPid: number) {
+  constructor(
+    private readonly criteria: SelectionCriteria,
+    private readonly proc: ProcessView,
+    private readonly agentPid: number,
+  ) {
     this.filtering = (criteria.pids?.length ?? 0) > 0 || criteria.exe !== undefined || (criteria.openPorts?.length ?? 0) > 0;
     this.portSelecting = !this.filtering && (criteria.ports?.length ?? 0) > 0;
     for (const pid of criteria.pids ?? []) this.selected.add(pid);
@@ -104,9 +108,11 @@ export class ProcessSelection {
     // Nothing runs it yet: the filter is on but empty until an exec matches or a port opens.
     if (this.filtering && pids.length === 0) pids.push(0);
     this.kernelPids = pids;
-    this.initialPids = this.filtering ? [...this.selected]
-      : this.portSelecting ? proc.holdersOf(proc.portInodes(criteria.ports!), agentPid)
-      : proc.allPids().filter((p) => p !== agentPid);
+    this.initialPids = this.filtering
+      ? [...this.selected]
+      : this.portSelecting
+        ? proc.holdersOf(proc.portInodes(criteria.ports!), agentPid)
+        : proc.allPids().filter((p) => p !== agentPid);
   }
 
   /** The ports whose new listeners are looked for every 2 s: --open-port's, or --port's when it selects alone. */
@@ -132,8 +138,8 @@ export class ProcessSelection {
    * meanwhile are added, since they did not inherit the filter.
    */
   decideExec(pid: number, program: { ppid?: number; exe: string } | undefined, pending: boolean, kernel: KernelFilter): boolean {
-    const chosen = program !== undefined
-      && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.criteria.exe?.test(program.exe) ?? false));
+    const chosen =
+      program !== undefined && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.criteria.exe?.test(program.exe) ?? false));
     if (!chosen) {
       if (pending) this.dropped.set(pid, kernel.unwatchPid(pid));
       return false;

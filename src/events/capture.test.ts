@@ -28,12 +28,15 @@ function decodeAll(bytes: Buffer, cuts: number[]): Buffer[] {
 
 describe('binary capture format', () => {
   it('gives back the same records for any chunking of the file', () => {
-    fc.assert(fc.property(fc.array(eventArb, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (events, rawCuts) => {
-      const bytes = captureBytes(events);
-      const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-      const records = decodeAll(bytes, cuts);
-      expect(records.map((r) => decodeRecord(r))).toEqual(events);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(eventArb, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (events, rawCuts) => {
+        const bytes = captureBytes(events);
+        const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const records = decodeAll(bytes, cuts);
+        expect(records.map((r) => decodeRecord(r))).toEqual(events);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('writes files mode 0600 and reads them back through the capture source', () => {
@@ -112,32 +115,44 @@ describe('capture header integrity', () => {
 
 describe('JSONL capture form', () => {
   it('converts binary -> JSONL -> binary byte for byte, unknown record types included', () => {
-    fc.assert(fc.property(fc.array(eventArb, { maxLength: 15 }), fc.boolean(), (events, addUnknown) => {
-      const raws = events.map(encodeEvent);
-      if (addUnknown) {
-        const unknown = Buffer.from(raws[0] ?? encodeEvent({ type: 'proc_exit', ts: 1n, pid: 1, tid: 1, cpu: 0, exitCode: 0 }));
-        unknown.writeUInt32LE(4242, 8);
-        raws.push(unknown, Buffer.concat([encodeEvent({ type: 'proc_exit', ts: 2n, pid: 1, tid: 1, cpu: 0, exitCode: 1 }), Buffer.from('tail')]));
-      }
-      const text = [headerToJsonLine(HEADER), ...raws.map(recordToJsonLine)].join('\n');
-      const parsed = parseJsonlCapture(text, 'mem.jsonl');
-      expect(parsed.header).toEqual(HEADER);
-      expect(parsed.records.map((r) => r.bytes)).toEqual(raws);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(eventArb, { maxLength: 15 }), fc.boolean(), (events, addUnknown) => {
+        const raws = events.map(encodeEvent);
+        if (addUnknown) {
+          const unknown = Buffer.from(raws[0] ?? encodeEvent({ type: 'proc_exit', ts: 1n, pid: 1, tid: 1, cpu: 0, exitCode: 0 }));
+          unknown.writeUInt32LE(4242, 8);
+          raws.push(unknown, Buffer.concat([encodeEvent({ type: 'proc_exit', ts: 2n, pid: 1, tid: 1, cpu: 0, exitCode: 1 }), Buffer.from('tail')]));
+        }
+        const text = [headerToJsonLine(HEADER), ...raws.map(recordToJsonLine)].join('\n');
+        const parsed = parseJsonlCapture(text, 'mem.jsonl');
+        expect(parsed.header).toEqual(HEADER);
+        expect(parsed.records.map((r) => r.bytes)).toEqual(raws);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('writes text payloads as readable strings and binary ones as base64', () => {
-    const ev = (data: Buffer): Event => ({ type: 'data', ts: 1n, pid: 1, tid: 1, cpu: 0, fd: 1, direction: 'egress', source: 'write', flags: 0, cookie: 0n, bytes: data.length, data });
+    const ev = (data: Buffer): Event => ({
+      type: 'data',
+      ts: 1n,
+      pid: 1,
+      tid: 1,
+      cpu: 0,
+      fd: 1,
+      direction: 'egress',
+      source: 'write',
+      flags: 0,
+      cookie: 0n,
+      bytes: data.length,
+      data,
+    });
     expect(JSON.parse(recordToJsonLine(encodeEvent(ev(Buffer.from('GET / HTTP/1.1\r\n\r\n')))))).toMatchObject({ data: 'GET / HTTP/1.1\r\n\r\n' });
     expect(JSON.parse(recordToJsonLine(encodeEvent(ev(Buffer.from([0, 1, 0xff])))))).toMatchObject({ dataB64: 'AAH/' });
   });
 
   it('fills defaults for hand-written cases and skips comments', () => {
-    const text = [
-      '{"loupe":"capture","seed":"0000000000000007"}',
-      '// a comment',
-      '{"type":"data","ts":5,"pid":9,"fd":3,"dir":"ingress","data":"hi"}',
-    ].join('\n');
+    const text = ['{"loupe":"capture","seed":"0000000000000007"}', '// a comment', '{"type":"data","ts":5,"pid":9,"fd":3,"dir":"ingress","data":"hi"}'].join('\n');
     const { header, records } = parseJsonlCapture(text, 'hand.jsonl');
     expect(header.seed).toBe('0000000000000007');
     expect(decodeRecord(records[0]!.bytes)).toMatchObject({ tid: 9, source: 'read', bytes: 2, cookie: 0n });

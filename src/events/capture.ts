@@ -163,7 +163,11 @@ export class CaptureDecoder {
         const stored = buf.readUInt32LE(PREAMBLE_SIZE + headerLength);
         const computed = headerCrc(buf.subarray(0, PREAMBLE_SIZE), buf.subarray(PREAMBLE_SIZE, PREAMBLE_SIZE + headerLength));
         if (stored !== computed) {
-          throw new CaptureError(this.file, `byte ${PREAMBLE_SIZE + headerLength}`, `capture header checksum mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}): the header is corrupt`);
+          throw new CaptureError(
+            this.file,
+            `byte ${PREAMBLE_SIZE + headerLength}`,
+            `capture header checksum mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}): the header is corrupt`,
+          );
         }
       }
       let parsed: unknown;
@@ -186,7 +190,11 @@ export class CaptureDecoder {
       const stored = buf.readUInt32LE(pos + 4);
       const computed = crc32(bytes);
       if (stored !== computed) {
-        throw new CaptureError(this.file, `byte ${at}`, `record checksum mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}): the file is corrupt`);
+        throw new CaptureError(
+          this.file,
+          `byte ${at}`,
+          `record checksum mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}): the file is corrupt`,
+        );
       }
       out.push({ where: `byte ${at}`, bytes });
       pos += FRAME_SIZE + length;
@@ -219,7 +227,11 @@ export class CaptureWriter {
   private buffered = 0;
   records = 0;
 
-  constructor(readonly path: string, header: CaptureHeader, mode: 'whole' | 'stream' = 'whole') {
+  constructor(
+    readonly path: string,
+    header: CaptureHeader,
+    mode: 'whole' | 'stream' = 'whole',
+  ) {
     this.file = mode === 'whole' ? wholeFile(path) : streamFile(path);
     this.push(encodePreamble(header));
     if (mode === 'stream') this.flush();

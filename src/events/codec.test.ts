@@ -6,16 +6,29 @@ import { CONSTANTS, DATA_FIXED_SIZE, HEADER_SIZE, offsetOf } from './layout';
 import type { DataEvent } from './types';
 
 const dataEvent = (data: string): DataEvent => ({
-  type: 'data', ts: 5n, pid: 1, tid: 2, cpu: 0, fd: 3, direction: 'egress', source: 'write', flags: 0, cookie: 7n,
-  bytes: data.length, data: Buffer.from(data),
+  type: 'data',
+  ts: 5n,
+  pid: 1,
+  tid: 2,
+  cpu: 0,
+  fd: 3,
+  direction: 'egress',
+  source: 'write',
+  flags: 0,
+  cookie: 7n,
+  bytes: data.length,
+  data: Buffer.from(data),
 });
 
 describe('event codec', () => {
   it('decodes what it encodes, for every record type', () => {
-    fc.assert(fc.property(eventArb, (ev) => {
-      const raw = encodeEvent(ev);
-      expect(decodeRecord(raw)).toEqual(ev);
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(eventArb, (ev) => {
+        const raw = encodeEvent(ev);
+        expect(decodeRecord(raw)).toEqual(ev);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('writes data records at their fixed size plus exactly the captured payload', () => {
@@ -29,7 +42,22 @@ describe('event codec', () => {
   });
 
   it('reads a Go request record written before its host field was appended, with an empty host', () => {
-    const ev = { type: 'go_request_start', ts: 3n, pid: 7, tid: 8, cpu: 0, goid: 12n, kind: 'http_client', status: 0, fd: -1, startNs: 0n, method: 'GET', path: '/x', traceparent: '', host: 'api:80' } as const;
+    const ev = {
+      type: 'go_request_start',
+      ts: 3n,
+      pid: 7,
+      tid: 8,
+      cpu: 0,
+      goid: 12n,
+      kind: 'http_client',
+      status: 0,
+      fd: -1,
+      startNs: 0n,
+      method: 'GET',
+      path: '/x',
+      traceparent: '',
+      host: 'api:80',
+    } as const;
     const full = encodeEvent(ev);
     expect(decodeRecord(full)).toMatchObject({ host: 'api:80', path: '/x' });
     const old = full.subarray(0, offsetOf('loupe_go_request_event', 'host'));
@@ -73,14 +101,17 @@ describe('event codec', () => {
   });
 
   it('never throws anything but RecordError on random bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), fc.integer({ min: 1, max: 11 }), (bytes, type) => {
-      const raw = Buffer.from(bytes);
-      if (raw.length >= 12) raw.writeUInt32LE(type, 8);
-      try {
-        decodeRecord(raw);
-      } catch (e) {
-        expect(e).toBeInstanceOf(RecordError);
-      }
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), fc.integer({ min: 1, max: 11 }), (bytes, type) => {
+        const raw = Buffer.from(bytes);
+        if (raw.length >= 12) raw.writeUInt32LE(type, 8);
+        try {
+          decodeRecord(raw);
+        } catch (e) {
+          expect(e).toBeInstanceOf(RecordError);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

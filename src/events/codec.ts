@@ -5,9 +5,7 @@
 import { LoupeError } from '../errors';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
 import { formatAddr, parseAddr } from './addr';
-import type {
-  DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role,
-} from './types';
+import type { DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role } from './types';
 import type { ProcessInfo } from './capture';
 
 /** A record that cannot be decoded. `reason` says what is wrong; the caller adds where. */
@@ -114,8 +112,14 @@ const PI = member('loupe_proc_info_event');
 const PROC_INFO_FIXED_SIZE = offsetOf('loupe_proc_info_event', 'json');
 // The data record is most of any capture: its offsets and each type's minimum size are looked up once.
 const DATA_AT = {
-  captured: D('captured'), bytes: D('bytes'), fd: D('fd'), direction: D('direction'), source: D('source'),
-  flags: D('flags'), cookie: D('sock_cookie'), seq: D('seq'),
+  captured: D('captured'),
+  bytes: D('bytes'),
+  fd: D('fd'),
+  direction: D('direction'),
+  source: D('source'),
+  flags: D('flags'),
+  cookie: D('sock_cookie'),
+  seq: D('seq'),
 };
 const MIN_SIZE = new Map<EventType, number>();
 /** A u64 count as a number, without a BigInt: byte counts stay far below 2^53. */
@@ -132,7 +136,11 @@ function decodeData(buf: Buffer, ts: bigint): DataEvent {
   if (bytes < captured) throw new RecordError(`data record captured ${captured} bytes of a ${bytes}-byte call`);
   const flags = buf.readUInt16LE(DATA_AT.flags);
   const ev: DataEvent = {
-    type: 'data', ts, pid: buf.readUInt32LE(O.pid), tid: buf.readUInt32LE(O.tid), cpu: buf.readUInt32LE(O.cpu),
+    type: 'data',
+    ts,
+    pid: buf.readUInt32LE(O.pid),
+    tid: buf.readUInt32LE(O.tid),
+    cpu: buf.readUInt32LE(O.cpu),
     fd: buf.readInt32LE(DATA_AT.fd),
     direction: lookup(DIRECTIONS.byNumber, buf[DATA_AT.direction]!, 'direction'),
     source: lookup(SOURCES.byNumber, buf[DATA_AT.source]!, 'data source'),
@@ -169,7 +177,8 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
       const fam = family(buf.readUInt16LE(SO('family')));
       const seq = buf.readUInt32LE(SO('seq'));
       return {
-        type, ...base,
+        type,
+        ...base,
         fd: buf.readInt32LE(SO('fd')),
         family: fam,
         role: lookup(ROLES.byNumber, buf.readUInt8(SO('role')), 'role'),
@@ -185,7 +194,8 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
     case 'tcp_state': {
       const fam = family(buf.readUInt16LE(TS('family')));
       return {
-        type, ...base,
+        type,
+        ...base,
         family: fam,
         local: { addr: formatAddr(buf.subarray(TS('local_addr')), fam), port: buf.readUInt16LE(TS('local_port')) },
         remote: { addr: formatAddr(buf.subarray(TS('remote_addr')), fam), port: buf.readUInt16LE(TS('remote_port')) },
@@ -196,7 +206,8 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
     }
     case 'proc_exec':
       return {
-        type, ...base,
+        type,
+        ...base,
         ppid: buf.readUInt32LE(PE('ppid')),
         uid: buf.readUInt32LE(PE('uid')),
         comm: cString(buf, PE('comm'), CONSTANTS.LOUPE_COMM_LEN),
@@ -212,7 +223,8 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
     case 'go_request_start':
     case 'go_request_end':
       return {
-        type, ...base,
+        type,
+        ...base,
         goid: buf.readBigUInt64LE(GR('goid')),
         kind: lookup(GO_KINDS.byNumber, buf.readUInt8(GR('kind')), 'Go request kind'),
         status: buf.readUInt16LE(GR('status')),
@@ -225,7 +237,8 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
       };
     case 'loss':
       return {
-        type, ...base,
+        type,
+        ...base,
         lost: buf.readBigUInt64LE(L('lost')),
         source: lookup(LOSS_SOURCES.byNumber, buf.readUInt32LE(L('source')), 'loss source'),
       };
@@ -251,7 +264,8 @@ function decodeProcessInfo(buf: Buffer, pid: number): ProcessInfo {
   if (typeof o.exe !== 'string') throw new RecordError('process record: exe must be a string');
   for (const k of ['comm', 'service'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') throw new RecordError(`process record: ${k} must be a string`);
   if (o.ppid !== undefined && !Number.isInteger(o.ppid)) throw new RecordError('process record: ppid must be an integer');
-  if (o.cmdline !== undefined && !(Array.isArray(o.cmdline) && o.cmdline.every((a) => typeof a === 'string'))) throw new RecordError('process record: cmdline must be an array of strings');
+  if (o.cmdline !== undefined && !(Array.isArray(o.cmdline) && o.cmdline.every((a) => typeof a === 'string')))
+    throw new RecordError('process record: cmdline must be an array of strings');
   return o as unknown as ProcessInfo;
 }
 
@@ -259,7 +273,8 @@ function decodeProcessInfo(buf: Buffer, pid: number): ProcessInfo {
 export function processInfoJson(info: ProcessInfo): Buffer {
   let json = Buffer.from(JSON.stringify(info), 'utf8');
   if (json.length > CONSTANTS.LOUPE_PROC_INFO_MAX && info.cmdline) json = Buffer.from(JSON.stringify({ ...info, cmdline: info.cmdline.slice(0, 1) }), 'utf8');
-  if (json.length > CONSTANTS.LOUPE_PROC_INFO_MAX) json = Buffer.from(JSON.stringify({ pid: info.pid, exe: info.exe.slice(0, 1024), ...(info.service ? { service: info.service.slice(0, 256) } : {}) }), 'utf8');
+  if (json.length > CONSTANTS.LOUPE_PROC_INFO_MAX)
+    json = Buffer.from(JSON.stringify({ pid: info.pid, exe: info.exe.slice(0, 1024), ...(info.service ? { service: info.service.slice(0, 256) } : {}) }), 'utf8');
   return json;
 }
 

@@ -78,12 +78,14 @@ export function eventFromJson(o: Json): Event {
       const local = parseEndpoint(o.local, 'local');
       const remote = parseEndpoint(o.remote, 'remote');
       return {
-        type, ...base,
+        type,
+        ...base,
         fd: intField(o.fd, 'fd'),
         family: familyOf(local.addr),
         role: stringField(o.role, 'role') as Role,
         protocol: intField(o.protocol, 'protocol', 6),
-        local, remote,
+        local,
+        remote,
         cookie: bigintField(o.cookie, 'cookie', 0n),
         ...(o.seq !== undefined && o.seq !== 0 ? { seq: intField(o.seq, 'seq') >>> 0 } : {}),
       };
@@ -95,7 +97,8 @@ export function eventFromJson(o: Json): Event {
       else throw new RecordError('data event needs "data" (text) or "dataB64" (base64)');
       const direction = stringField(o.dir, 'dir');
       return {
-        type, ...base,
+        type,
+        ...base,
         fd: intField(o.fd, 'fd'),
         direction: direction as 'egress' | 'ingress',
         source: stringField(o.source, 'source', direction === 'egress' ? 'write' : 'read') as 'write',
@@ -111,7 +114,8 @@ export function eventFromJson(o: Json): Event {
     case 'tcp_state': {
       const local = parseEndpoint(o.local, 'local');
       return {
-        type, ...base,
+        type,
+        ...base,
         family: familyOf(local.addr),
         local,
         remote: parseEndpoint(o.remote, 'remote'),
@@ -122,7 +126,8 @@ export function eventFromJson(o: Json): Event {
     }
     case 'proc_exec':
       return {
-        type, ...base,
+        type,
+        ...base,
         ppid: intField(o.ppid, 'ppid', 0),
         uid: intField(o.uid, 'uid', 0),
         comm: stringField(o.comm, 'comm'),
@@ -141,7 +146,8 @@ export function eventFromJson(o: Json): Event {
     case 'go_request_start':
     case 'go_request_end':
       return {
-        type, ...base,
+        type,
+        ...base,
         goid: bigintField(o.goid, 'goid'),
         kind: stringField(o.kind, 'kind') as 'http_server',
         status: intField(o.status, 'status', 0),
@@ -207,7 +213,17 @@ export function eventToJson(ev: Event): Json {
       break;
     case 'go_request_start':
     case 'go_request_end':
-      Object.assign(o, { goid: jsonBig(ev.goid), kind: ev.kind, status: ev.status, fd: ev.fd, startNs: jsonBig(ev.startNs), method: ev.method, path: ev.path, traceparent: ev.traceparent, host: ev.host });
+      Object.assign(o, {
+        goid: jsonBig(ev.goid),
+        kind: ev.kind,
+        status: ev.status,
+        fd: ev.fd,
+        startNs: jsonBig(ev.startNs),
+        method: ev.method,
+        path: ev.path,
+        traceparent: ev.traceparent,
+        host: ev.host,
+      });
       break;
     case 'loss':
       Object.assign(o, { lost: jsonBig(ev.lost), source: ev.source });

@@ -3,10 +3,7 @@ import type { ProcessInfo } from './capture';
 
 export type Role = 'client' | 'server' | 'unknown';
 export type Direction = 'egress' | 'ingress';
-export type DataSource =
-  | 'read' | 'readv' | 'recvfrom' | 'recvmsg'
-  | 'write' | 'writev' | 'sendto' | 'sendmsg'
-  | 'ssl_read' | 'ssl_write';
+export type DataSource = 'read' | 'readv' | 'recvfrom' | 'recvmsg' | 'write' | 'writev' | 'sendto' | 'sendmsg' | 'ssl_read' | 'ssl_write';
 export type GoRequestKind = 'http_server' | 'http_client' | 'grpc_server' | 'grpc_client';
 export type LossSource = 'ringbuf' | 'payload';
 
@@ -119,16 +116,6 @@ export interface LossEvent extends Base {
 }
 
 export type Event =
-  | ProcInfoEvent
-  | SockOpenEvent
-  | DataEvent
-  | SockCloseEvent
-  | TcpStateEvent
-  | ProcExecEvent
-  | ProcExitEvent
-  | ProcForkEvent
-  | GoroutineEvent
-  | GoRequestEvent
-  | LossEvent;
+  ProcInfoEvent | SockOpenEvent | DataEvent | SockCloseEvent | TcpStateEvent | ProcExecEvent | ProcExitEvent | ProcForkEvent | GoroutineEvent | GoRequestEvent | LossEvent;
 
 export type EventType = Event['type'];

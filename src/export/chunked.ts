@@ -14,7 +14,10 @@ export class ChunkedOutput {
   private parts: string[] = [];
   private length = 0;
 
-  constructor(private readonly write: (text: string) => void, private readonly chunk = OUTPUT_CHUNK) {}
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly chunk = OUTPUT_CHUNK,
+  ) {}
 
   readonly push = (text: string): void => {
     this.parts.push(text);

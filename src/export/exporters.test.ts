@@ -78,8 +78,9 @@ describe('OTLP trace queue', () => {
     expect(q.queued).toBe(0);
   });
 
-  it('samples by the configuration file\'s sampler, and by OTEL_TRACES_SAMPLER over it', async () => {
-    const traced = (i: number) => ({ ...span(i), traceId: `${i.toString(16).padStart(8, '0')}0af7651916cd43dd8448eb21`, parentSpanId: '', kind: 'server', attributes: {} }) as unknown as Span;
+  it("samples by the configuration file's sampler, and by OTEL_TRACES_SAMPLER over it", async () => {
+    const traced = (i: number) =>
+      ({ ...span(i), traceId: `${i.toString(16).padStart(8, '0')}0af7651916cd43dd8448eb21`, parentSpanId: '', kind: 'server', attributes: {} }) as unknown as Span;
     const saved = process.env.OTEL_TRACES_SAMPLER;
     try {
       delete process.env.OTEL_TRACES_SAMPLER;

@@ -189,7 +189,9 @@ export class Exporters {
       this.traces = new OtlpTraceQueue(traceExporter, convert, undefined, undefined, sampler);
       const metricExporter = protocol('METRICS') === 'grpc' ? new GrpcMetricExporter() : new ProtoMetricExporter();
       const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 10_000);
-      readers.push(new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(metricExporter, options.hostName), exportIntervalMillis: interval > 0 ? interval : 10_000 }));
+      readers.push(
+        new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(metricExporter, options.hostName), exportIntervalMillis: interval > 0 ? interval : 10_000 }),
+      );
     }
     if (options.prometheusPort) {
       this.prometheus = new PrometheusExporter({ port: options.prometheusPort });

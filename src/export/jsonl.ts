@@ -20,7 +20,10 @@ export function spanToJson(span: Span, bootTimeNs: bigint): Record<string, unkno
 }
 
 export class JsonlSpanSink {
-  constructor(private readonly write: (text: string) => void, private readonly bootTimeNs: bigint) {}
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly bootTimeNs: bigint,
+  ) {}
 
   onSpan(span: Span): void {
     this.write(`${JSON.stringify(spanToJson(span, this.bootTimeNs))}\n`);

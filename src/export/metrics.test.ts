@@ -4,8 +4,20 @@ import type { Span } from '../correlator/span';
 import { AGENT_METRIC_NAMES, BEYLA_BUCKETS, METRIC_NAMES, PerServiceMetricExporter, RedMetrics } from './metrics';
 
 const span = (kind: Span['kind'], family: Span['family'], ms: number, attributes: Span['attributes'], status: Span['status']['code'] = 'unset'): Span => ({
-  traceId: 't', spanId: 's', parentSpanId: '', parentIsRemote: false, traceState: '', name: 'x', kind, startNs: 0n, endNs: BigInt(ms * 1e6),
-  service: 'svc', pid: 1, attributes, status: { code: status }, ...(family ? { family } : {}),
+  traceId: 't',
+  spanId: 's',
+  parentSpanId: '',
+  parentIsRemote: false,
+  traceState: '',
+  name: 'x',
+  kind,
+  startNs: 0n,
+  endNs: BigInt(ms * 1e6),
+  service: 'svc',
+  pid: 1,
+  attributes,
+  status: { code: status },
+  ...(family ? { family } : {}),
 });
 
 describe('RED metrics', () => {
@@ -15,7 +27,9 @@ describe('RED metrics', () => {
     const red = new RedMetrics([reader]);
     red.onSpan(span('server', 'http', 20, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/7', 'http.response.status_code': 200 }));
     red.onSpan(span('server', 'http', 30, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'url.path': '/u/8', 'http.response.status_code': 200 }));
-    red.onSpan(span('server', 'rpc', 5, { 'rpc.system': 'grpc', 'rpc.service': 'demo.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 0, 'http.request.method': 'POST' }));
+    red.onSpan(
+      span('server', 'rpc', 5, { 'rpc.system': 'grpc', 'rpc.service': 'demo.Greeter', 'rpc.method': 'SayHello', 'rpc.grpc.status_code': 0, 'http.request.method': 'POST' }),
+    );
     red.onSpan(span('client', 'db', 2, { 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'db.collection.name': 'orders', 'db.query.text': 'SELECT 1' }, 'error'));
     red.onSpan(span('internal', undefined, 1, { 'loupe.phase': 'queue' }));
     red.onSpan(span('server', 'http', 1, { 'http.request.method': 'GET', 'loupe.route_ignored': true }));
@@ -38,7 +52,7 @@ describe('RED metrics', () => {
     await red.shutdown();
   });
 
-  it('goes out over OTLP under one resource per service, as traces do; the agent\'s own counters under the agent', async () => {
+  it("goes out over OTLP under one resource per service, as traces do; the agent's own counters under the agent", async () => {
     const inner = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(inner, 'host-a'), exportIntervalMillis: 3_600_000 });
     const red = new RedMetrics([reader]);
@@ -53,11 +67,18 @@ describe('RED metrics', () => {
     const byService = new Map(parts.map((rm) => [String(rm.resource.attributes['service.name']), rm]));
     expect([...byService.keys()]).toEqual(['loupe', 'frontend', 'backend']);
     expect(byService.get('backend')!.resource.attributes['host.name']).toBe('host-a');
-    const names = (service: string) => byService.get(service)!.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name)).sort();
+    const names = (service: string) =>
+      byService
+        .get(service)!
+        .scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name))
+        .sort();
     expect(names('loupe')).toEqual(Object.values(AGENT_METRIC_NAMES).sort());
     expect(names('frontend')).toEqual([METRIC_NAMES.httpClient, METRIC_NAMES.httpServer]);
     expect(names('backend')).toEqual([METRIC_NAMES.httpServer]);
-    const frontendServer = byService.get('frontend')!.scopeMetrics.flatMap((sm) => sm.metrics).find((m) => m.descriptor.name === METRIC_NAMES.httpServer)!;
+    const frontendServer = byService
+      .get('frontend')!
+      .scopeMetrics.flatMap((sm) => sm.metrics)
+      .find((m) => m.descriptor.name === METRIC_NAMES.httpServer)!;
     expect(frontendServer.dataPoints).toHaveLength(1);
     // The service moved to the resource: a point does not say it twice.
     expect(frontendServer.dataPoints[0]!.attributes).toEqual({ 'http.request.method': 'GET', 'http.route': '/a', 'http.response.status_code': 200 });

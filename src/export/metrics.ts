@@ -5,21 +5,27 @@
  * never the path; the operation and table, never the statement.
  */
 import type { Attributes, Histogram } from '@opentelemetry/api';
-import {
-  MeterProvider, type InstrumentType, type MetricData, type MetricReader, type PushMetricExporter, type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type InstrumentType, type MetricData, type MetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import {
-  ATTR_DB_COLLECTION_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_DB_SYSTEM_NAME, ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SERVICE_NAME,
+  ATTR_DB_COLLECTION_NAME,
+  ATTR_DB_OPERATION_NAME,
+  ATTR_DB_RESPONSE_STATUS_CODE,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_SERVICE_NAME,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_HOST_NAME } from '@opentelemetry/semantic-conventions/incubating';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
 import type { Span } from '../correlator/span';
 import { LOUPE_ATTR, type MetricFamily, type SpanKind } from '../parsers/spans';
-
 
 /** Beyla's default duration buckets, in seconds. */
 export const BEYLA_BUCKETS = [0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -34,7 +40,15 @@ export const METRIC_NAMES = {
 } as const;
 
 const RPC_KEYS = [ATTR_RPC_SYSTEM, ATTR_RPC_SERVICE, ATTR_RPC_METHOD, ATTR_RPC_GRPC_STATUS_CODE, ATTR_ERROR_TYPE];
-const MESSAGING_KEYS = ['messaging.system', 'messaging.operation.name', 'messaging.operation.type', 'messaging.destination.name', ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE];
+const MESSAGING_KEYS = [
+  'messaging.system',
+  'messaging.operation.name',
+  'messaging.operation.type',
+  'messaging.destination.name',
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_ERROR_TYPE,
+];
 
 /**
  * Per RED family (a protocol module names its spans' family), the histogram
@@ -52,7 +66,10 @@ const FAMILY_INSTRUMENTS: Record<MetricFamily, Partial<Record<SpanKind, { histog
   },
   // A database server's own spans have no OTel metric of their own: its clients' histogram is not theirs to fill.
   db: {
-    client: { histogram: 'dbClient', keys: [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE] },
+    client: {
+      histogram: 'dbClient',
+      keys: [ATTR_DB_SYSTEM_NAME, ATTR_DB_OPERATION_NAME, ATTR_DB_COLLECTION_NAME, ATTR_DB_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_ERROR_TYPE],
+    },
   },
   // Sending and receiving messages, as OTel's messaging conventions count them: one histogram, by operation.
   messaging: {
@@ -104,7 +121,10 @@ export const AGENT_SERVICE = 'loupe';
 export class PerServiceMetricExporter implements PushMetricExporter {
   private readonly resources = new Map<string, Resource>();
 
-  constructor(private readonly inner: PushMetricExporter, private readonly hostName?: string) {}
+  constructor(
+    private readonly inner: PushMetricExporter,
+    private readonly hostName?: string,
+  ) {}
 
   private resourceOf(service: string, agent: Resource): Resource {
     let r = this.resources.get(service);
@@ -182,8 +202,7 @@ export class RedMetrics {
   constructor(readers: MetricReader[]) {
     this.provider = new MeterProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: AGENT_SERVICE }), readers });
     const meter = this.provider.getMeter('loupe', '0.1.0');
-    const histogram = (name: string, description: string) =>
-      meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: BEYLA_BUCKETS } });
+    const histogram = (name: string, description: string) => meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: BEYLA_BUCKETS } });
     this.histograms = {
       httpServer: histogram(METRIC_NAMES.httpServer, 'Duration of HTTP server requests seen by Loupe'),
       httpClient: histogram(METRIC_NAMES.httpClient, 'Duration of HTTP client requests seen by Loupe'),

@@ -58,9 +58,7 @@ export class OtlpSpanConverter {
       name: span.name,
       kind: OTEL_KIND[span.kind],
       spanContext: () => context,
-      ...(span.parentSpanId
-        ? { parentSpanContext: { traceId: span.traceId, spanId: span.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: span.parentIsRemote } }
-        : {}),
+      ...(span.parentSpanId ? { parentSpanContext: { traceId: span.traceId, spanId: span.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: span.parentIsRemote } } : {}),
       startTime: hrTime(start),
       endTime: hrTime(end),
       duration: hrTime(end - start),

@@ -30,8 +30,13 @@ export function serviceEdges(spans: Span[]): Edge[] {
     const server = servedBy.get(s.spanId);
     const db = s.attributes['db.system.name'];
     const destination = s.attributes['messaging.destination.name'];
-    const to = server?.service ?? (db !== undefined ? `${db}` : destination !== undefined ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}`
-      : `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`);
+    const to =
+      server?.service ??
+      (db !== undefined
+        ? `${db}`
+        : destination !== undefined
+          ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}`
+          : `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`);
     const key = `${s.service}\u0000${to}`;
     const e = edges.get(key) ?? { from: s.service, to, calls: 0, errors: 0, ms: [] };
     e.calls++;
@@ -49,8 +54,13 @@ export function renderReport(spans: Span[], title: string): string {
     id: t.traceId,
     ms: Number(t.endNs - t.startNs) / 1e6,
     rows: t.rows.map((r) => ({
-      depth: r.depth, service: r.span.service, kind: r.span.kind, what: spanSummary(r.span), error: r.span.status.code === 'error',
-      at: Number(r.span.startNs - t.startNs) / 1e6, ms: Number(r.span.endNs - r.span.startNs) / 1e6,
+      depth: r.depth,
+      service: r.span.service,
+      kind: r.span.kind,
+      what: spanSummary(r.span),
+      error: r.span.status.code === 'error',
+      at: Number(r.span.startNs - t.startNs) / 1e6,
+      ms: Number(r.span.endNs - r.span.startNs) / 1e6,
     })),
   }));
   const services = [...new Set(spans.map((s) => s.service))].sort();

@@ -7,8 +7,20 @@ const hex = (n: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`)).fil
 
 function span(traceId: string, kind: Span['kind'], parentSpanId = '', remoteSampled?: boolean): Span {
   return {
-    traceId, spanId: '00f067aa0ba902b7', parentSpanId, parentIsRemote: remoteSampled !== undefined && kind === 'server', traceState: '', remoteSampled,
-    name: 'GET', kind, startNs: 1n, endNs: 2n, service: 's', pid: 1, attributes: {}, status: { code: 'unset' },
+    traceId,
+    spanId: '00f067aa0ba902b7',
+    parentSpanId,
+    parentIsRemote: remoteSampled !== undefined && kind === 'server',
+    traceState: '',
+    remoteSampled,
+    name: 'GET',
+    kind,
+    startNs: 1n,
+    endNs: 2n,
+    service: 's',
+    pid: 1,
+    attributes: {},
+    status: { code: 'unset' },
   };
 }
 
@@ -27,23 +39,26 @@ describe('trace sampling (OTEL_TRACES_SAMPLER)', () => {
   });
 
   it('follows the sampled flag a trace came in with under the parent-based samplers, and not under the others', () => {
-    fc.assert(fc.property(hex(32), hex(16), (traceId, parent) => {
-      const on = samplerFromEnv({}); // the SDK's default: parentbased_always_on
-      expect(on.description).toBe('parentbased_always_on');
-      expect(on.sampled(span(traceId, 'server', parent, true))).toBe(true);
-      expect(on.sampled(span(traceId, 'server', parent, false))).toBe(false);
-      expect(on.sampled(span(traceId, 'client', parent, false))).toBe(false);
-      expect(on.sampled(span(traceId, 'server'))).toBe(true);
-      const none = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
-      expect(none.sampled(span(traceId, 'server', parent, true))).toBe(true);
-      expect(none.sampled(span(traceId, 'server'))).toBe(false);
-      const all = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' });
-      expect(all.sampled(span(traceId, 'server', parent, false))).toBe(true);
-      const off = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'always_off' });
-      expect(off.sampled(span(traceId, 'server', parent, true))).toBe(false);
-      expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }).sampled(span(traceId, 'server'))).toBe(false);
-      expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'always_on' }).sampled(span(traceId, 'server', parent, false))).toBe(true);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(hex(32), hex(16), (traceId, parent) => {
+        const on = samplerFromEnv({}); // the SDK's default: parentbased_always_on
+        expect(on.description).toBe('parentbased_always_on');
+        expect(on.sampled(span(traceId, 'server', parent, true))).toBe(true);
+        expect(on.sampled(span(traceId, 'server', parent, false))).toBe(false);
+        expect(on.sampled(span(traceId, 'client', parent, false))).toBe(false);
+        expect(on.sampled(span(traceId, 'server'))).toBe(true);
+        const none = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
+        expect(none.sampled(span(traceId, 'server', parent, true))).toBe(true);
+        expect(none.sampled(span(traceId, 'server'))).toBe(false);
+        const all = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' });
+        expect(all.sampled(span(traceId, 'server', parent, false))).toBe(true);
+        const off = samplerFromEnv({ OTEL_TRACES_SAMPLER: 'always_off' });
+        expect(off.sampled(span(traceId, 'server', parent, true))).toBe(false);
+        expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }).sampled(span(traceId, 'server'))).toBe(false);
+        expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'always_on' }).sampled(span(traceId, 'server', parent, false))).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('names what is wrong with a sampler it cannot use', () => {

@@ -29,14 +29,15 @@ export class TraceSampler {
   ) {}
 
   sampled(span: Span): boolean {
-    const parent = span.remoteSampled === undefined
-      ? ROOT_CONTEXT
-      : trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: span.traceId,
-        spanId: span.parentSpanId,
-        traceFlags: span.remoteSampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-        isRemote: true,
-      });
+    const parent =
+      span.remoteSampled === undefined
+        ? ROOT_CONTEXT
+        : trace.setSpanContext(ROOT_CONTEXT, {
+            traceId: span.traceId,
+            spanId: span.parentSpanId,
+            traceFlags: span.remoteSampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+            isRemote: true,
+          });
     return this.sampler.shouldSample(parent, span.traceId, span.name, OTEL_KIND[span.kind], span.attributes, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
   }
 }
@@ -53,7 +54,8 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv = process.env): TraceSampl
   if (usesRatio && arg && !(Number.isFinite(ratio) && ratio >= 0 && ratio <= 1)) {
     throw new SamplerConfigError(`OTEL_TRACES_SAMPLER_ARG=${arg} is not a ratio: give a number from 0 to 1 (OTEL_TRACES_SAMPLER=${name})`);
   }
-  const root = (n: SamplerName): Sampler => (n.endsWith('always_off') ? new AlwaysOffSampler() : n.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler());
+  const root = (n: SamplerName): Sampler =>
+    n.endsWith('always_off') ? new AlwaysOffSampler() : n.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
   const sampler = name.startsWith('parentbased_') ? new ParentBasedSampler({ root: root(name as SamplerName) }) : root(name as SamplerName);
   return new TraceSampler(sampler, usesRatio ? `${name} ${ratio}` : name);
 }

@@ -69,9 +69,7 @@ export function spanSummary(span: Span): string {
   const a = span.attributes;
   const method = a['http.request.method'];
   if (method !== undefined && a['rpc.system'] === undefined) {
-    const what = span.kind === 'server'
-      ? `${method} ${a['url.path'] ?? ''}${a['url.query'] !== undefined ? `?${a['url.query']}` : ''}`
-      : `${method} ${a['url.full'] ?? ''}`;
+    const what = span.kind === 'server' ? `${method} ${a['url.path'] ?? ''}${a['url.query'] !== undefined ? `?${a['url.query']}` : ''}` : `${method} ${a['url.full'] ?? ''}`;
     const status = a['http.response.status_code'];
     return `${what.trim()}${status !== undefined ? ` -> ${status}` : ''}`;
   }

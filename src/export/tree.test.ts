@@ -6,9 +6,19 @@ const MS = 1_000_000n;
 
 function span(trace: string, id: string, parent: string, startMs: number, endMs: number, name: string): Span {
   return {
-    traceId: trace.repeat(32).slice(0, 32), spanId: id.repeat(16).slice(0, 16), parentSpanId: parent ? parent.repeat(16).slice(0, 16) : '',
-    parentIsRemote: false, traceState: '', name, kind: parent ? 'client' : 'server', startNs: BigInt(startMs) * MS, endNs: BigInt(endMs) * MS,
-    service: 'svc', pid: 1, attributes: {}, status: { code: 'unset' },
+    traceId: trace.repeat(32).slice(0, 32),
+    spanId: id.repeat(16).slice(0, 16),
+    parentSpanId: parent ? parent.repeat(16).slice(0, 16) : '',
+    parentIsRemote: false,
+    traceState: '',
+    name,
+    kind: parent ? 'client' : 'server',
+    startNs: BigInt(startMs) * MS,
+    endNs: BigInt(endMs) * MS,
+    service: 'svc',
+    pid: 1,
+    attributes: {},
+    status: { code: 'unset' },
   };
 }
 

@@ -23,8 +23,11 @@ export function renderTree(spans: Span[]): string {
     lines.push(`trace ${trace.traceId}  ${trace.spans.length} span${trace.spans.length === 1 ? '' : 's'}  ${formatDuration(trace.endNs - trace.startNs)}`);
     for (const row of trace.rows) {
       const span = row.span;
-      const remote = row.parentTrace ? `  (parent ${span.parentSpanId} in another trace, ${row.parentTrace})`
-        : row.remoteParent ? `  (parent ${span.parentSpanId}${span.parentIsRemote ? ' from traceparent' : ''} not in capture)` : '';
+      const remote = row.parentTrace
+        ? `  (parent ${span.parentSpanId} in another trace, ${row.parentTrace})`
+        : row.remoteParent
+          ? `  (parent ${span.parentSpanId}${span.parentIsRemote ? ' from traceparent' : ''} not in capture)`
+          : '';
       lines.push(`  ${row.prefix}${row.branch}${describe(span)}  @+${formatDuration(span.startNs - trace.startNs)}${remote}`);
     }
     lines.push('');
@@ -53,11 +56,16 @@ export class StreamingTreeSink {
   private readonly open = new Map<string, { spans: Span[]; lastEndNs: bigint }>();
 
   /** maxSpans: a trace never quiet (every request sent with one traceparent) prints at this many spans. */
-  constructor(private readonly write: (text: string) => void, private readonly quietNs: bigint, private readonly maxSpans = 1000) {}
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly quietNs: bigint,
+    private readonly maxSpans = 1000,
+  ) {}
 
   onSpan(span: Span): void {
     let trace = this.open.get(span.traceId);
-    if (trace) this.open.delete(span.traceId); // set again below: to the end, the most recently added to
+    if (trace)
+      this.open.delete(span.traceId); // set again below: to the end, the most recently added to
     else trace = { spans: [], lastEndNs: span.endNs };
     trace.spans.push(span);
     if (span.endNs > trace.lastEndNs) trace.lastEndNs = span.endNs;

@@ -6,8 +6,17 @@
  * attributes, statement text exported with its literals replaced by `?`.
  */
 import {
-  ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_QUERY_TEXT, ATTR_DB_RESPONSE_STATUS_CODE,
-  ATTR_DB_SYSTEM_NAME, ATTR_ERROR_TYPE, ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_PEER_PORT, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT,
+  ATTR_DB_COLLECTION_NAME,
+  ATTR_DB_NAMESPACE,
+  ATTR_DB_OPERATION_NAME,
+  ATTR_DB_QUERY_TEXT,
+  ATTR_DB_RESPONSE_STATUS_CODE,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_ERROR_TYPE,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_DB_RESPONSE_RETURNED_ROWS } from '@opentelemetry/semantic-conventions/incubating';
 import type { Address, ConnectionView, MessageRole, ParserOptions, PayloadMasker, ProtocolModule } from './module';
@@ -97,7 +106,7 @@ function respond(span: SpanDraft, res: DbResponse): void {
     const code = res.errorCode ?? res.command;
     span.attributes[ATTR_DB_RESPONSE_STATUS_CODE] = code;
     span.attributes[ATTR_ERROR_TYPE] = code;
-    span.status = { code: 'error', ...(res.errorMessage ?? res.error ? { message: (res.errorMessage ?? res.error)! } : {}) };
+    span.status = { code: 'error', ...((res.errorMessage ?? res.error) ? { message: (res.errorMessage ?? res.error)! } : {}) };
   }
   if (res.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = Number(span.attributes[LOUPE_ATTR.LOST_BYTES] ?? 0) + res.lostBytes;
 }

@@ -80,7 +80,16 @@ describe('protocol detection', () => {
   });
 
   it('takes request lines a strict parser refuses but servers answer for HTTP/1 requests (the parser reports their errors)', () => {
-    for (const s of ['GET /\r\n', 'GET /x HTTP/1.1 extra\r\n', 'GETX / HTTP/1.1\r\n', 'BREW /pot HTTP/1.1\r\n', 'GET / HTTP/2.0\r\n', 'GET  HTTP/1.1\r\n', 'GET  /a  HTTP/1.1\r\n', 'G@T / HTTP/1.1\r\n']) {
+    for (const s of [
+      'GET /\r\n',
+      'GET /x HTTP/1.1 extra\r\n',
+      'GETX / HTTP/1.1\r\n',
+      'BREW /pot HTTP/1.1\r\n',
+      'GET / HTTP/2.0\r\n',
+      'GET  HTTP/1.1\r\n',
+      'GET  /a  HTTP/1.1\r\n',
+      'G@T / HTTP/1.1\r\n',
+    ]) {
       expect(what(Buffer.from(s)), JSON.stringify(s)).toBe('http1/client');
     }
   });
@@ -91,10 +100,13 @@ describe('protocol detection', () => {
 
   it('never throws on random bytes, and rarely claims them', () => {
     let claimed = 0;
-    fc.assert(fc.property(fc.uint8Array({ minLength: 16, maxLength: 300 }), (bytes) => {
-      const v = d(Buffer.from(bytes));
-      if (v !== undefined && v !== NEED_MORE) claimed++;
-    }), { numRuns: 5000, seed: 42 });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 300 }), (bytes) => {
+        const v = d(Buffer.from(bytes));
+        if (v !== undefined && v !== NEED_MORE) claimed++;
+      }),
+      { numRuns: 5000, seed: 42 },
+    );
     expect(claimed).toBeLessThan(25); // < 0.5% false positives on noise
   });
 });

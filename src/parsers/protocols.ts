@@ -15,14 +15,7 @@ import { redisModule } from './redis/module';
 import { tlsModule } from './tls/module';
 import type { MessageBase, ProtocolParser } from './types';
 
-export const PROTOCOL_MODULES = [
-  http2Module,
-  http1Module,
-  postgresModule,
-  mysqlModule,
-  redisModule,
-  tlsModule,
-] as const;
+export const PROTOCOL_MODULES = [http2Module, http1Module, postgresModule, mysqlModule, redisModule, tlsModule] as const;
 
 export type Protocol = (typeof PROTOCOL_MODULES)[number]['name'];
 

@@ -3,10 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { obfuscateSql, sqlOperation, sqlTable } from './sql-text';
 
 describe('SQL text', () => {
-  it('takes a number\'s sign with it, so a negative and a positive literal give one statement, and keeps a minus that subtracts', () => {
+  it("takes a number's sign with it, so a negative and a positive literal give one statement, and keeps a minus that subtracts", () => {
     const texts = ['UPDATE pgbench_accounts SET abalance = abalance + -4321 WHERE aid = 7', 'UPDATE pgbench_accounts SET abalance = abalance + 4321 WHERE aid = 7'];
     expect(new Set(texts.map(obfuscateSql))).toEqual(new Set(['UPDATE pgbench_accounts SET abalance = abalance + ? WHERE aid = ?']));
-    expect(obfuscateSql('SELECT a - 3, (b)-2, -5, x*-1 FROM t WHERE y IN (-1, +2) AND z = -.5 LIMIT -1')).toBe('SELECT a - ?, (b)-?, ?, x*? FROM t WHERE y IN (?, ?) AND z = ? LIMIT ?');
+    expect(obfuscateSql('SELECT a - 3, (b)-2, -5, x*-1 FROM t WHERE y IN (-1, +2) AND z = -.5 LIMIT -1')).toBe(
+      'SELECT a - ?, (b)-?, ?, x*? FROM t WHERE y IN (?, ?) AND z = ? LIMIT ?',
+    );
   });
 
   it('names the operation past comments, and the main statement of a CTE', () => {
@@ -40,17 +42,21 @@ describe('SQL text', () => {
 
   it('never lets a string or number literal through', () => {
     const secret = fc.string({ minLength: 3, maxLength: 20 }).filter((s) => /^[A-Za-z0-9 @.]+$/.test(s) && !/SELECT|FROM|WHERE/i.test(s));
-    fc.assert(fc.property(secret, fc.integer({ min: 1000, max: 1e9 }), (s, n) => {
-      const out = obfuscateSql(`SELECT id FROM people WHERE email = '${s.replace(/'/g, "''")}' OR phone = ${n}`);
-      expect(out).toBe('SELECT id FROM people WHERE email = ? OR phone = ?');
-    }));
+    fc.assert(
+      fc.property(secret, fc.integer({ min: 1000, max: 1e9 }), (s, n) => {
+        const out = obfuscateSql(`SELECT id FROM people WHERE email = '${s.replace(/'/g, "''")}' OR phone = ${n}`);
+        expect(out).toBe('SELECT id FROM people WHERE email = ? OR phone = ?');
+      }),
+    );
   });
 
   it('never throws on any text', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => {
-      obfuscateSql(s);
-      sqlTable(s);
-      sqlOperation(s);
-    }));
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (s) => {
+        obfuscateSql(s);
+        sqlTable(s);
+        sqlOperation(s);
+      }),
+    );
   });
 });

@@ -136,7 +136,32 @@ export function obfuscateSql(text: string): string {
 }
 
 /** Words after which a sign starts a number rather than subtracting. */
-const SIGN_BEFORE = new Set(['SELECT', 'WHERE', 'AND', 'OR', 'NOT', 'VALUES', 'SET', 'IN', 'BETWEEN', 'WHEN', 'THEN', 'ELSE', 'LIMIT', 'OFFSET', 'RETURN', 'RETURNING', 'BY', 'IS', 'LIKE', 'HAVING', 'ON', 'CASE', 'AS', 'INTERVAL']);
+const SIGN_BEFORE = new Set([
+  'SELECT',
+  'WHERE',
+  'AND',
+  'OR',
+  'NOT',
+  'VALUES',
+  'SET',
+  'IN',
+  'BETWEEN',
+  'WHEN',
+  'THEN',
+  'ELSE',
+  'LIMIT',
+  'OFFSET',
+  'RETURN',
+  'RETURNING',
+  'BY',
+  'IS',
+  'LIKE',
+  'HAVING',
+  'ON',
+  'CASE',
+  'AS',
+  'INTERVAL',
+]);
 
 /** Whether a sign at this point of the output (what came before it) is unary. */
 function unarySign(out: string): boolean {

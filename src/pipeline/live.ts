@@ -136,9 +136,12 @@ export class LiveSession {
       bootTimeNs: '0',
       processes: [],
       config: {
-        pids: options.pids ?? [], ports: options.ports ?? [], exe: options.exe?.source ?? null,
+        pids: options.pids ?? [],
+        ports: options.ports ?? [],
+        exe: options.exe?.source ?? null,
         ...(options.openPorts?.length ? { openPorts: options.openPorts } : {}),
-        maxPayload: options.maxPayload, redact: options.redact,
+        maxPayload: options.maxPayload,
+        redact: options.redact,
         ...(options.rules ? { routes: options.rules.routes, services: options.rules.services } : {}),
       },
       createdBy: 'loupe live',
@@ -167,7 +170,13 @@ export class LiveSession {
     if (this.options.capturePath) this.capture = new CaptureWriter(this.options.capturePath, this.header, 'stream');
     // Batches arrive through the event loop, so none can come before this returns.
     this.output = new ChunkedOutput(this.options.write);
-    this.replay = new OutputPipeline(this.header, this.options.format, this.output.push, this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined, TREE_QUIET_NS);
+    this.replay = new OutputPipeline(
+      this.header,
+      this.options.format,
+      this.output.push,
+      this.options.exports ? { ...this.options.exports, flushIntervalMs: 1000 } : undefined,
+      TREE_QUIET_NS,
+    );
     this.selection.begin();
     if (this.selection.listenPorts) {
       this.openPortTimer = setInterval(() => this.findListeners(), 2000);
@@ -245,24 +254,30 @@ export class LiveSession {
     }
     if (!isGoBinary(`/proc/${pid}/exe`)) return;
     this.goPids.set(pid, program);
-    const done: Promise<void> = this.source.instrumentGo(pid).then((r) => {
-      if (!r) return;
-      this.goPrograms.push(r);
-      this.options.onGo?.(r);
-    }, (e: Error) => {
-      let exe = '';
-      try {
-        exe = fs.readlinkSync(`/proc/${pid}/exe`);
-      } catch {
-        return; // it ended before it could be read: nothing to report
-      }
-      // Said once per program: a stripped tool run a hundred times is one fact.
-      if (this.goRefused.has(program)) return;
-      this.goRefused.add(program);
-      const result = { pid, exe, error: e.message.replace(/\/proc\/\d+\/exe/g, exe) };
-      this.goPrograms.push(result);
-      this.options.onGo?.(result);
-    }).finally(() => this.goPending.delete(done));
+    const done: Promise<void> = this.source
+      .instrumentGo(pid)
+      .then(
+        (r) => {
+          if (!r) return;
+          this.goPrograms.push(r);
+          this.options.onGo?.(r);
+        },
+        (e: Error) => {
+          let exe = '';
+          try {
+            exe = fs.readlinkSync(`/proc/${pid}/exe`);
+          } catch {
+            return; // it ended before it could be read: nothing to report
+          }
+          // Said once per program: a stripped tool run a hundred times is one fact.
+          if (this.goRefused.has(program)) return;
+          this.goRefused.add(program);
+          const result = { pid, exe, error: e.message.replace(/\/proc\/\d+\/exe/g, exe) };
+          this.goPrograms.push(result);
+          this.options.onGo?.(result);
+        },
+      )
+      .finally(() => this.goPending.delete(done));
     this.goPending.add(done);
   }
 
@@ -478,5 +493,3 @@ export class LiveSession {
     return summary;
   }
 }
-
-

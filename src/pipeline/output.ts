@@ -54,14 +54,19 @@ export class OutputPipeline {
     let otlp: OtlpSpanConverter | undefined;
     if (format === 'tree' && streamTrees !== undefined) this.streamingTree = new StreamingTreeSink(write, streamTrees);
     const sink =
-      format === 'jsonl' ? new JsonlSpanSink(write, boot)
-      : format === 'tree' ? this.streamingTree ?? this.tree
-      : format === 'otlp-json' ? { onSpan: (span: Span) => this.readable.push((otlp ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span)) }
-      : { onSpan: (span: Span) => this.collected.push(span) };
+      format === 'jsonl'
+        ? new JsonlSpanSink(write, boot)
+        : format === 'tree'
+          ? (this.streamingTree ?? this.tree)
+          : format === 'otlp-json'
+            ? { onSpan: (span: Span) => this.readable.push((otlp ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span)) }
+            : { onSpan: (span: Span) => this.collected.push(span) };
     const sinks: SpanSink[] = [sink];
     if (exports && (exports.otlp || exports.prometheusPort)) {
       let converter: OtlpSpanConverter | undefined;
-      this.exporters = new Exporters({ ...exports, hostName: header.host.hostname }, (span) => (converter ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span));
+      this.exporters = new Exporters({ ...exports, hostName: header.host.hostname }, (span) =>
+        (converter ??= new OtlpSpanConverter(boot, this.pipeline.processes, header.host.hostname)).toReadable(span),
+      );
       sinks.push(this.exporters);
     }
     this.pipeline = new Pipeline(header, sinks);
@@ -127,7 +132,9 @@ export class OutputPipeline {
     // One document for a replay (empty when no span came); a live run's last line, if any span is left.
     if (this.format === 'otlp-json' && (this.readable.length > 0 || this.otlpLines === 0)) this.write(`${otlpJson(this.readable)}\n`);
     return {
-      records: this.records, pipeline: this.pipeline.stats, correlator: this.pipeline.correlator.stats,
+      records: this.records,
+      pipeline: this.pipeline.stats,
+      correlator: this.pipeline.correlator.stats,
       ...(this.exporters ? { exporters: this.exporters } : {}),
     };
   }

@@ -115,20 +115,23 @@ export function parseFile(
     const p = conn.protocol ?? 'undetected';
     summary.connections[p] = (summary.connections[p] ?? 0) + 1;
   };
-  const tracker = new ConnectionTracker({
-    onMessage: (conn, m) => {
-      summary.messages++;
-      if (m.error !== undefined) summary.errors++;
-      const record = messageRecord(conn, m, boot, redact);
-      if (proto) decodeGrpcBodies(record, m, proto);
-      if (format === 'jsonl') write(`${JSON.stringify(record)}\n`);
-      else {
-        firstTs ??= BigInt(record.ts as string);
-        write(tableRow(record, firstTs));
-      }
+  const tracker = new ConnectionTracker(
+    {
+      onMessage: (conn, m) => {
+        summary.messages++;
+        if (m.error !== undefined) summary.errors++;
+        const record = messageRecord(conn, m, boot, redact);
+        if (proto) decodeGrpcBodies(record, m, proto);
+        if (format === 'jsonl') write(`${JSON.stringify(record)}\n`);
+        else {
+          firstTs ??= BigInt(record.ts as string);
+          write(tableRow(record, firstTs));
+        }
+      },
+      onClose: (conn) => countProtocol(conn),
     },
-    onClose: (conn) => countProtocol(conn),
-  }, { portProtocols, parserOptions: { keepGrpcPayloads: proto !== undefined } });
+    { portProtocols, parserOptions: { keepGrpcPayloads: proto !== undefined } },
+  );
   let last = 0n;
   try {
     for (const batch of input.batches) {

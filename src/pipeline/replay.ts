@@ -9,7 +9,10 @@ import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 
 /** A replay of a file, a step per batch of records; its return value is the summary. */
 function* replaying(
-  file: string, format: SpanFormat, write: (text: string) => void, exports: ExportOptions | undefined,
+  file: string,
+  format: SpanFormat,
+  write: (text: string) => void,
+  exports: ExportOptions | undefined,
   onProgress: ((p: { done: number; total: number }) => void) | undefined,
 ): Generator<OutputPipeline, RunSummary> {
   const source = openCapture(file);
@@ -32,7 +35,10 @@ function* replaying(
  * records before the fault are still written, then the CaptureError is thrown.
  */
 export function replayFile(
-  file: string, format: SpanFormat, write: (text: string) => void, exports?: ExportOptions,
+  file: string,
+  format: SpanFormat,
+  write: (text: string) => void,
+  exports?: ExportOptions,
   onProgress?: (p: { done: number; total: number }) => void,
 ): RunSummary {
   const steps = replaying(file, format, write, exports, onProgress);
@@ -49,7 +55,10 @@ export function replayFile(
  * queue in a moment and dropped all but its last spans).
  */
 export async function replayFileExporting(
-  file: string, format: SpanFormat, write: (text: string) => void, exports: ExportOptions,
+  file: string,
+  format: SpanFormat,
+  write: (text: string) => void,
+  exports: ExportOptions,
   onProgress?: (p: { done: number; total: number }) => void,
 ): Promise<RunSummary> {
   const steps = replaying(file, format, write, exports, onProgress);

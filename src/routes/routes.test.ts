@@ -36,9 +36,11 @@ describe('routes', () => {
 
   it('keeps cardinality bounded: a million user ids make one route', () => {
     const routes = new Set<string>();
-    fc.assert(fc.property(fc.integer({ min: 0, max: 1e9 }), fc.uuid(), fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 32, maxLength: 64 }), (id, uuid, hash) => {
-      routes.add(heuristicRoute(`/users/${id}/sessions/${uuid}/blobs/${hash}`));
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e9 }), fc.uuid(), fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 32, maxLength: 64 }), (id, uuid, hash) => {
+        routes.add(heuristicRoute(`/users/${id}/sessions/${uuid}/blobs/${hash}`));
+      }),
+    );
     expect([...routes].filter((r) => !r.includes('{hash}')).length).toBeLessThanOrEqual(1);
     expect(routes).toContain('/users/{id}/sessions/{uuid}/blobs/{hash}');
   });

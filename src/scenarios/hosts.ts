@@ -30,7 +30,10 @@ export class HostNetwork {
   private created: string[] = [];
   private routed = false;
 
-  constructor(hosts: string[], private readonly tag = `${process.pid % 100000}`) {
+  constructor(
+    hosts: string[],
+    private readonly tag = `${process.pid % 100000}`,
+  ) {
     // A /24 per run, from the pid, so concurrent runs do not meet.
     const third = 20 + (process.pid % 200);
     this.prefix = `10.213.${third}`;

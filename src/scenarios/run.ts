@@ -45,14 +45,19 @@ function anyFreePort(): Promise<number> {
 }
 
 function substitute(args: string[], ports: Map<string, number>, hosts?: HostNetwork): string[] {
-  return args.map((a) => a.replace(/\{root\}/g, ROOT).replace(/\{port:([^}]+)\}/g, (_, name: string) => {
-    const p = ports.get(name);
-    if (p === undefined) throw new ScenarioError(`{port:${name}} names no service of the scenario`);
-    return String(p);
-  }).replace(/\{addr:([^}]+)\}/g, (_, host: string) => {
-    if (!hosts) throw new ScenarioError(`{addr:${host}}: the scenario has no hosts`);
-    return hosts.addr(host);
-  }));
+  return args.map((a) =>
+    a
+      .replace(/\{root\}/g, ROOT)
+      .replace(/\{port:([^}]+)\}/g, (_, name: string) => {
+        const p = ports.get(name);
+        if (p === undefined) throw new ScenarioError(`{port:${name}} names no service of the scenario`);
+        return String(p);
+      })
+      .replace(/\{addr:([^}]+)\}/g, (_, host: string) => {
+        if (!hosts) throw new ScenarioError(`{addr:${host}}: the scenario has no hosts`);
+        return hosts.addr(host);
+      }),
+  );
 }
 
 function waitReady(child: ChildProcess, text: string, name: string, ms = 20_000): Promise<void> {
@@ -100,20 +105,32 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   const hosts = scenario.hosts.length ? new HostNetwork(scenario.hosts) : undefined;
   const onHost = (host: string | undefined, argv: string[]) => (host && hosts ? [...hosts.exec(host), ...argv] : argv);
   const session = new LiveSession({
-    ports: [...ports.values()], maxPayload: DEFAULT_MAX_PAYLOAD, ringBytes: 16 << 20, tlsLibraries: systemLibssl(),
-    redact: true, format: 'jsonl', write: () => {}, capturePath: capture,
-    goProbes: true, goInject: scenario.go_inject,
-    onGo: (r) => options.log(`loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes in place on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom}${r.injects ? `, header map: ${r.headerMap}` : ''})`}`),
+    ports: [...ports.values()],
+    maxPayload: DEFAULT_MAX_PAYLOAD,
+    ringBytes: 16 << 20,
+    tlsLibraries: systemLibssl(),
+    redact: true,
+    format: 'jsonl',
+    write: () => {},
+    capturePath: capture,
+    goProbes: true,
+    goInject: scenario.go_inject,
+    onGo: (r) =>
+      options.log(
+        `loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes in place on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom}${r.injects ? `, header map: ${r.headerMap}` : ''})`}`,
+      ),
   });
   const started = session.start();
-  if (scenario.go_inject) options.log(`loupe: scenario ${scenario.name}: traceparent injection ${started.propagation.inject ? 'on (sk_msg)' : `off: ${started.propagation.reason}`}`);
+  if (scenario.go_inject)
+    options.log(`loupe: scenario ${scenario.name}: traceparent injection ${started.propagation.inject ? 'on (sk_msg)' : `off: ${started.propagation.reason}`}`);
   try {
     hosts?.up();
   } catch (e) {
     await session.stop();
     throw new ScenarioError((e as Error).message);
   }
-  if (hosts) options.log(`loupe: scenario ${scenario.name}: hosts ${scenario.hosts.map((h) => `${h}=${hosts.addr(h)}`).join(', ')} on ${hosts.subnet} (blackholed in the root namespace)`);
+  if (hosts)
+    options.log(`loupe: scenario ${scenario.name}: hosts ${scenario.hosts.map((h) => `${h}=${hosts.addr(h)}`).join(', ')} on ${hosts.subnet} (blackholed in the root namespace)`);
   options.log(`loupe: scenario ${scenario.name}: watching ports ${[...ports.entries()].map(([n, p]) => `${n}=${p}`).join(', ')}`);
   const children: ChildProcess[] = [];
   try {

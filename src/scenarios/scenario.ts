@@ -27,35 +27,49 @@ export class ScenarioError extends LoupeError {
 
 const command = z.array(z.string()).min(1);
 
-export const SCENARIO_SCHEMA = z.object({
-  name: z.string(),
-  description: z.string().optional(),
-  /** A committed recording of this scenario that CI checks. */
-  capture: z.string().optional(),
-  /** Programs the scenario needs on the machine (a compiler, a database); a run without them says which. */
-  requires: z.array(z.string()).default([]),
-  /** Hosts, each a network namespace (root needed); `{addr:HOST}` is a host's address. Without: all on loopback. */
-  /** Go programs' outgoing HTTP/1 requests get a traceparent from the kernel (sk_msg); false keeps their bytes untouched. */
-  go_inject: z.boolean().default(true),
-  hosts: z.array(z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'host names are 1-12 lower-case letters and digits')).default([]),
-  services: z.array(z.object({
+export const SCENARIO_SCHEMA = z
+  .object({
     name: z.string(),
-    /** The host it runs on (one of `hosts`). */
-    host: z.string().optional(),
-    /** argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository. */
-    run: command,
-    /** Text on stdout that says the service listens. */
-    ready: z.string().default('ready'),
-    /** How long it may take to say so (a service compiled at start takes longer). */
-    ready_seconds: z.number().positive().default(20),
-  }).strict()).min(1),
-  load: z.array(z.object({ run: command, times: z.number().int().min(1).default(1), host: z.string().optional() }).strict()).default([]),
-  expect: z.array(z.object({
-    path: z.string(),
-    traces: z.number().int().min(0),
-    attributes: z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))).default({}),
-  }).strict()).min(1),
-}).strict();
+    description: z.string().optional(),
+    /** A committed recording of this scenario that CI checks. */
+    capture: z.string().optional(),
+    /** Programs the scenario needs on the machine (a compiler, a database); a run without them says which. */
+    requires: z.array(z.string()).default([]),
+    /** Hosts, each a network namespace (root needed); `{addr:HOST}` is a host's address. Without: all on loopback. */
+    /** Go programs' outgoing HTTP/1 requests get a traceparent from the kernel (sk_msg); false keeps their bytes untouched. */
+    go_inject: z.boolean().default(true),
+    hosts: z.array(z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'host names are 1-12 lower-case letters and digits')).default([]),
+    services: z
+      .array(
+        z
+          .object({
+            name: z.string(),
+            /** The host it runs on (one of `hosts`). */
+            host: z.string().optional(),
+            /** argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository. */
+            run: command,
+            /** Text on stdout that says the service listens. */
+            ready: z.string().default('ready'),
+            /** How long it may take to say so (a service compiled at start takes longer). */
+            ready_seconds: z.number().positive().default(20),
+          })
+          .strict(),
+      )
+      .min(1),
+    load: z.array(z.object({ run: command, times: z.number().int().min(1).default(1), host: z.string().optional() }).strict()).default([]),
+    expect: z
+      .array(
+        z
+          .object({
+            path: z.string(),
+            traces: z.number().int().min(0),
+            attributes: z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))).default({}),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
 
 export type Scenario = z.infer<typeof SCENARIO_SCHEMA>;
 

@@ -25,7 +25,8 @@ function maskStream(text: string, cuts: number[] = []): Buffer {
 
 describe('credential fields in bodies', () => {
   it('names credential fields by their words, compounds included, and leaves others', () => {
-    for (const n of ['password', 'Password', 'db_password', 'client_secret', 'access-token', 'refreshToken', 'api_key', 'X-Api-Key', 'pin', 'cvv']) expect(isSecretField(n), n).toBe(true);
+    for (const n of ['password', 'Password', 'db_password', 'client_secret', 'access-token', 'refreshToken', 'api_key', 'X-Api-Key', 'pin', 'cvv'])
+      expect(isSecretField(n), n).toBe(true);
     for (const n of ['name', 'email', 'id', 'pinned', 'page', 'tokens_used', 'description']) expect(isSecretField(n), n).toBe(false);
   });
 
@@ -49,16 +50,22 @@ describe('credential fields in bodies', () => {
   });
 
   it('masks the same bytes however the body is cut', () => {
-    const member = fc.tuple(fc.constantFrom('password', 'name', 'token', 'x', 'client_secret', 'note'), fc.oneof(fc.constant(`"${SECRET}"`), fc.constant('"a\\"b"'), fc.constant('12'), fc.constant('{"pin":7}'), fc.constant('"password"')));
-    fc.assert(fc.property(fc.array(member, { maxLength: 6 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 10 }), (members, form, cuts) => {
-      const body = form ? members.map(([k, v]) => `${k}=${v.replace(/"/g, '')}`).join('&') : `{${members.map(([k, v]) => `"${k}": ${v}`).join(', ')}}`;
-      const whole = maskBody(body);
-      expect(maskBody(body, cuts)).toBe(whole);
-      expect(whole.length).toBe(body.length);
-      // The secret stays only where a member that is no credential holds it.
-      const kept = members.filter(([k, v]) => !isSecretField(k) && v.includes(SECRET)).length;
-      expect(whole.split(SECRET).length - 1).toBe(kept);
-    }), { numRuns: 500 });
+    const member = fc.tuple(
+      fc.constantFrom('password', 'name', 'token', 'x', 'client_secret', 'note'),
+      fc.oneof(fc.constant(`"${SECRET}"`), fc.constant('"a\\"b"'), fc.constant('12'), fc.constant('{"pin":7}'), fc.constant('"password"')),
+    );
+    fc.assert(
+      fc.property(fc.array(member, { maxLength: 6 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 10 }), (members, form, cuts) => {
+        const body = form ? members.map(([k, v]) => `${k}=${v.replace(/"/g, '')}`).join('&') : `{${members.map(([k, v]) => `"${k}": ${v}`).join(', ')}}`;
+        const whole = maskBody(body);
+        expect(maskBody(body, cuts)).toBe(whole);
+        expect(whole.length).toBe(body.length);
+        // The secret stays only where a member that is no credential holds it.
+        const kept = members.filter(([k, v]) => !isSecretField(k) && v.includes(SECRET)).length;
+        expect(whole.split(SECRET).length - 1).toBe(kept);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('in HTTP/1, masks request and response bodies, chunked ones too, and the parser frames the masked stream as the original', () => {

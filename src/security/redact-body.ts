@@ -27,7 +27,27 @@ const MAX_NAME = 40;
  * Beyond the words themselves, compounds that end in one (`db_password`,
  * `x-auth-token`, `stripe_api_key`) count too.
  */
-const SECRET_WORDS = ['password', 'passwd', 'pwd', 'passphrase', 'secret', 'token', 'apikey', 'accesskey', 'privatekey', 'credential', 'credentials', 'authorization', 'sessionid', 'cookie', 'otp', 'pin', 'ssn', 'cvv', 'cardnumber'];
+const SECRET_WORDS = [
+  'password',
+  'passwd',
+  'pwd',
+  'passphrase',
+  'secret',
+  'token',
+  'apikey',
+  'accesskey',
+  'privatekey',
+  'credential',
+  'credentials',
+  'authorization',
+  'sessionid',
+  'cookie',
+  'otp',
+  'pin',
+  'ssn',
+  'cvv',
+  'cardnumber',
+];
 
 /** Whether a JSON member or form field called `name` holds a credential. */
 export function isSecretField(name: string): boolean {
@@ -35,8 +55,23 @@ export function isSecretField(name: string): boolean {
   return SECRET_WORDS.some((w) => n === w || (w.length > 3 && n.endsWith(w)));
 }
 
-const enum Json { Scan, Name, AfterName, BeforeValue, SkipString, SkipEscape, SecretString, SecretEscape, SecretBare }
-const enum Form { FieldStart, Name, SecretValue, Other }
+const enum Json {
+  Scan,
+  Name,
+  AfterName,
+  BeforeValue,
+  SkipString,
+  SkipEscape,
+  SecretString,
+  SecretEscape,
+  SecretBare,
+}
+const enum Form {
+  FieldStart,
+  Name,
+  SecretValue,
+  Other,
+}
 
 export class BodyMasker {
   private json = Json.Scan;

@@ -61,7 +61,9 @@ describe('database secrets in captured bytes', () => {
     const out = text(masked(conv));
     expect(out).not.toContain(scramble);
     expect(out).toContain('root'); // the user name is not a secret
-    const shop = allSeeds().get('mysql')!.find((t) => text(t).includes("VALUES ('pen', 12)"))!;
+    const shop = allSeeds()
+      .get('mysql')!
+      .find((t) => text(t).includes("VALUES ('pen', 12)"))!;
     const shopOut = text(masked(shop));
     expect(shopOut).toContain("VALUES ('***', 00), ('***', 0)");
   });
@@ -78,8 +80,11 @@ describe('database secrets in captured bytes', () => {
     expect(statementOf(whole[3]!.bytes)).toBe("SELECT * FROM users WHERE email = '***************' AND pin = 0000");
     expect(statementOf(whole[5]!.bytes)).toBe("SELECT '*'");
     expect(whole[3]!.bytes.length).toBe(conv[3]!.bytes.length);
-    const parse = (t: Turn[]) => (runTurns(() => createParser('mysql')! as never, t) as DbMessage[]).map((m) => [m.kind, m.command, m.kind === 'request' ? m.query ?? null : null]);
-    expect(parse(whole)).toEqual(parse(conv).map(([k, c, q]) => [k, c, q === null ? null : String(q).replace('ann@example.com', '*'.repeat(15)).replace('4321', '0000').replace("'x'", "'*'")]));
+    const parse = (t: Turn[]) =>
+      (runTurns(() => createParser('mysql')! as never, t) as DbMessage[]).map((m) => [m.kind, m.command, m.kind === 'request' ? (m.query ?? null) : null]);
+    expect(parse(whole)).toEqual(
+      parse(conv).map(([k, c, q]) => [k, c, q === null ? null : String(q).replace('ann@example.com', '*'.repeat(15)).replace('4321', '0000').replace("'x'", "'*'")]),
+    );
     // The header in a record of its own (as mariadbd reads it): the payload is still one record's, masked in place.
     const apart = masked(conv, [0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
     expect(statementOf(apart[3]!.bytes)).toBe("SELECT * FROM users WHERE email = '***************' AND pin = 0000");
@@ -88,7 +93,11 @@ describe('database secrets in captured bytes', () => {
     expect(cut[3]!.bytes.subarray(7).every((b) => b === 0x2a)).toBe(true);
     expect(cut[3]!.bytes.subarray(0, 7)).toEqual(conv[3]!.bytes.subarray(0, 7));
     const read = parse(cut);
-    expect(read.filter(([k]) => k === 'request').map(([, c, q]) => [c, q])).toEqual([['Handshake', null], ['Unreadable', null], ['COM_QUERY', "SELECT '*'"]]);
+    expect(read.filter(([k]) => k === 'request').map(([, c, q]) => [c, q])).toEqual([
+      ['Handshake', null],
+      ['Unreadable', null],
+      ['COM_QUERY', "SELECT '*'"],
+    ]);
   });
 
   it('masks SQL literals in PostgreSQL simple queries: strings to *, numbers to 0, identifiers kept', () => {
@@ -107,13 +116,16 @@ describe('database secrets in captured bytes', () => {
   it('masks the same bytes however the records cut them, and the parsers read the same messages from the masked bytes', () => {
     const seeds = [...allSeeds()].filter(([p]) => ['postgres', 'mysql', 'redis'].includes(p));
     const conversations = seeds.flatMap(([p, list]) => list.map((turns) => [p, turns] as const));
-    fc.assert(fc.property(fc.constantFrom(...conversations), fc.array(fc.nat(), { maxLength: 60 }), ([protocol, turns], cuts) => {
-      const whole = masked(turns);
-      // A compressed MySQL packet is masked in place only when one record holds it whole: per record (tested below).
-      if (!whole.perRecord) expect(text(masked(turns, cuts))).toBe(text(whole));
-      const shape = (ms: DbMessage[]) => ms.map((m) => `${m.kind} ${m.command}`);
-      const parse = (t: Turn[]) => shape(runTurns(() => createParser(protocol)! as never, t) as DbMessage[]);
-      expect(parse(whole)).toEqual(parse(turns));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.constantFrom(...conversations), fc.array(fc.nat(), { maxLength: 60 }), ([protocol, turns], cuts) => {
+        const whole = masked(turns);
+        // A compressed MySQL packet is masked in place only when one record holds it whole: per record (tested below).
+        if (!whole.perRecord) expect(text(masked(turns, cuts))).toBe(text(whole));
+        const shape = (ms: DbMessage[]) => ms.map((m) => `${m.kind} ${m.command}`);
+        const parse = (t: Turn[]) => shape(runTurns(() => createParser(protocol)! as never, t) as DbMessage[]);
+        expect(parse(whole)).toEqual(parse(turns));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -13,9 +13,16 @@ import { isSecretHeader } from '../parsers/http1/secrets';
 import { HUFFMAN_CODES } from '../parsers/http2/hpack-tables';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const hpackjs = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string; huffman?: boolean; neverIndex?: boolean }>): void; read(): Buffer } } };
+const hpackjs = require('hpack.js') as {
+  compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string; huffman?: boolean; neverIndex?: boolean }>): void; read(): Buffer } };
+};
 
-interface Field { name: string; value: string; huffman: boolean; neverIndex: boolean }
+interface Field {
+  name: string;
+  value: string;
+  huffman: boolean;
+  neverIndex: boolean;
+}
 
 const SECRET = 'S3cr3tT0ken';
 
@@ -62,17 +69,15 @@ const field = fc.record({
   huffman: fc.boolean(),
   neverIndex: fc.boolean(),
 });
-const request = fc.tuple(
-  fc.constantFrom('/items', '/items?token=abc123&page=2', `/search?q=${SECRET}#frag=x`, '/a?x'),
-  fc.array(field, { maxLength: 5 }),
-  fc.boolean(),
-).map(([path, fields, huffman]): Field[] => [
-  { name: ':method', value: 'GET', huffman, neverIndex: false },
-  { name: ':path', value: path, huffman, neverIndex: false },
-  { name: ':scheme', value: 'http', huffman, neverIndex: false },
-  { name: ':authority', value: 'shop', huffman, neverIndex: false },
-  ...fields,
-]);
+const request = fc
+  .tuple(fc.constantFrom('/items', '/items?token=abc123&page=2', `/search?q=${SECRET}#frag=x`, '/a?x'), fc.array(field, { maxLength: 5 }), fc.boolean())
+  .map(([path, fields, huffman]): Field[] => [
+    { name: ':method', value: 'GET', huffman, neverIndex: false },
+    { name: ':path', value: path, huffman, neverIndex: false },
+    { name: ':scheme', value: 'http', huffman, neverIndex: false },
+    { name: ':authority', value: 'shop', huffman, neverIndex: false },
+    ...fields,
+  ]);
 
 /** A path with each query value's characters as 'v': what masking must keep. */
 function querySkeleton(path: string): string {
@@ -80,50 +85,62 @@ function querySkeleton(path: string): string {
   if (q < 0) return path;
   const hash = path.indexOf('#', q);
   const end = hash < 0 ? path.length : hash;
-  const query = path.slice(q + 1, end).split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    return eq < 0 ? pair : `${pair.slice(0, eq + 1)}${'v'.repeat(pair.length - eq - 1)}`;
-  });
+  const query = path
+    .slice(q + 1, end)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq < 0 ? pair : `${pair.slice(0, eq + 1)}${'v'.repeat(pair.length - eq - 1)}`;
+    });
   return `${path.slice(0, q + 1)}${query.join('&')}${path.slice(end)}`;
 }
 
 describe('HTTP/2 masking in captures', () => {
   it('hides credential values and :path query values, and every other header decodes as before, however the bytes are cut', () => {
-    fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 8 }), (requests, shapes, cuts) => {
-      const original = clientStream(requests, shapes.length ? shapes : [0]);
-      const masked = maskInRecords(original, cuts);
-      expect(masked.length).toBe(original.length);
-      const before = requestsOf(original);
-      const after = requestsOf(masked);
-      expect(after.length).toBe(before.length);
-      for (let i = 0; i < before.length; i++) {
-        const [b, a] = [before[i]!, after[i]!];
-        if (b.kind !== 'request' || a.kind !== 'request') throw new Error('expected requests');
-        expect(a.unknownHeaders).toEqual(b.unknownHeaders);
-        expect(a.headers.map(([n]) => n)).toEqual(b.headers.map(([n]) => n));
-        a.headers.forEach(([name, value], k) => {
-          const was = b.headers[k]![1];
-          expect(value.length, name).toBe(was.length); // decoded lengths kept: HPACK's table sizes stay right
-          if (isSecretHeader(name)) {
-            if (was.length > 0) expect(value).not.toContain(SECRET.slice(0, 4));
-          } else if (name === ':path') {
-            // the path and the query's names stay; its values are masked
-            expect(querySkeleton(value)).toBe(querySkeleton(was));
-            if (was.includes('?')) expect(value).not.toContain(SECRET);
-          } else expect(value, name).toBe(was);
-        });
-      }
-      // Bodies are untouched.
-      expect(masked.toString('latin1').split(`body ${SECRET}`).length).toBe(original.toString('latin1').split(`body ${SECRET}`).length);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 8 }), (requests, shapes, cuts) => {
+        const original = clientStream(requests, shapes.length ? shapes : [0]);
+        const masked = maskInRecords(original, cuts);
+        expect(masked.length).toBe(original.length);
+        const before = requestsOf(original);
+        const after = requestsOf(masked);
+        expect(after.length).toBe(before.length);
+        for (let i = 0; i < before.length; i++) {
+          const [b, a] = [before[i]!, after[i]!];
+          if (b.kind !== 'request' || a.kind !== 'request') throw new Error('expected requests');
+          expect(a.unknownHeaders).toEqual(b.unknownHeaders);
+          expect(a.headers.map(([n]) => n)).toEqual(b.headers.map(([n]) => n));
+          a.headers.forEach(([name, value], k) => {
+            const was = b.headers[k]![1];
+            expect(value.length, name).toBe(was.length); // decoded lengths kept: HPACK's table sizes stay right
+            if (isSecretHeader(name)) {
+              if (was.length > 0) expect(value).not.toContain(SECRET.slice(0, 4));
+            } else if (name === ':path') {
+              // the path and the query's names stay; its values are masked
+              expect(querySkeleton(value)).toBe(querySkeleton(was));
+              if (was.includes('?')) expect(value).not.toContain(SECRET);
+            } else expect(value, name).toBe(was);
+          });
+        }
+        // Bodies are untouched.
+        expect(masked.toString('latin1').split(`body ${SECRET}`).length).toBe(original.toString('latin1').split(`body ${SECRET}`).length);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('masks a plain (not Huffman) secret with *, byte for byte', () => {
-    const bytes = clientStream([[
-      { name: ':method', value: 'GET', huffman: false, neverIndex: false },
-      { name: ':path', value: '/p?k=v1', huffman: false, neverIndex: false },
-      { name: 'authorization', value: `Bearer ${SECRET}`, huffman: false, neverIndex: true },
-    ]], [0], false);
+    const bytes = clientStream(
+      [
+        [
+          { name: ':method', value: 'GET', huffman: false, neverIndex: false },
+          { name: ':path', value: '/p?k=v1', huffman: false, neverIndex: false },
+          { name: 'authorization', value: `Bearer ${SECRET}`, huffman: false, neverIndex: true },
+        ],
+      ],
+      [0],
+      false,
+    );
     const masked = maskInRecords(bytes, []);
     const text = masked.toString('latin1');
     expect(text).not.toContain(SECRET);
@@ -150,11 +167,17 @@ describe('HTTP/2 masking in captures', () => {
     // 'A' (100001) has one other 6-bit code after its first five bits, '=' (100000): split there it stays
     // 'A', since a new '=' would change the query's shape.
     const path = `/p?k=${'A'.repeat(12)}&n=1`;
-    const bytes = clientStream([[
-      { name: ':method', value: 'GET', huffman: true, neverIndex: false },
-      { name: ':path', value: path, huffman: true, neverIndex: false },
-      { name: 'authorization', value, huffman: true, neverIndex: true },
-    ]], [0], false);
+    const bytes = clientStream(
+      [
+        [
+          { name: ':method', value: 'GET', huffman: true, neverIndex: false },
+          { name: ':path', value: path, huffman: true, neverIndex: false },
+          { name: 'authorization', value, huffman: true, neverIndex: true },
+        ],
+      ],
+      [0],
+      false,
+    );
     const header = (b: Buffer, name: string) => {
       const [m] = requestsOf(b);
       if (m?.kind !== 'request') throw new Error('expected a request');
@@ -231,7 +254,13 @@ describe('HTTP/2 masking in captures', () => {
       { name: 'x-note', value: note, huffman: false, neverIndex: false },
     ];
     // A 20 KB body in two DATA frames written at once: the copy ends inside the first, the loss runs past its end.
-    const first = Buffer.concat([PREFACE, settings(), frame(1, 0x4, 1, block(req('/upload?k=1', 'one'))), frame(0, 0, 1, Buffer.alloc(16_384, 0x41)), frame(0, 0x1, 1, Buffer.alloc(4_000, 0x42))]);
+    const first = Buffer.concat([
+      PREFACE,
+      settings(),
+      frame(1, 0x4, 1, block(req('/upload?k=1', 'one'))),
+      frame(0, 0, 1, Buffer.alloc(16_384, 0x41)),
+      frame(0, 0x1, 1, Buffer.alloc(4_000, 0x42)),
+    ]);
     const second = frame(1, 0x5, 3, block(req('/next?k=2', 'two')));
     const m = new StreamMasker();
     const head = Buffer.from(first.subarray(0, 4096));
@@ -270,8 +299,16 @@ describe('HTTP/2 masking in captures', () => {
     const client = http2.connect(`http://127.0.0.1:${proxy.port}`);
     for (const q of ['a', 'b', 'c']) {
       await new Promise<void>((resolve, reject) => {
-        const r = client.request({ ':path': `/items?token=${SECRET}&q=${q}`, authorization: `Bearer ${SECRET}`, cookie: `id=${SECRET}`, 'x-note': 'hide me', 'accept-language': 'keep me' });
-        r.on('data', () => {}).on('end', resolve).on('error', reject);
+        const r = client.request({
+          ':path': `/items?token=${SECRET}&q=${q}`,
+          authorization: `Bearer ${SECRET}`,
+          cookie: `id=${SECRET}`,
+          'x-note': 'hide me',
+          'accept-language': 'keep me',
+        });
+        r.on('data', () => {})
+          .on('end', resolve)
+          .on('error', reject);
         r.end();
       });
     }
@@ -294,7 +331,12 @@ describe('HTTP/2 masking in captures', () => {
     const headers = messages.flatMap((x) => ('headers' in x ? x.headers : []));
     // Headers on the allowlist keep their values; any other is masked like a credential.
     expect(headers.filter(([n]) => n === 'accept-language').map(([, v]) => v)).toEqual(['keep me', 'keep me', 'keep me']);
-    expect(headers.filter(([n]) => n === 'x-note').map(([, v]) => v).every((v) => !v.includes('hide'))).toBe(true);
+    expect(
+      headers
+        .filter(([n]) => n === 'x-note')
+        .map(([, v]) => v)
+        .every((v) => !v.includes('hide')),
+    ).toBe(true);
     expect(headers.filter(([n]) => ['authorization', 'cookie', 'set-cookie', ':path'].includes(n))).toHaveLength(12);
     for (const [n, v] of headers) expect(v, n).not.toContain(SECRET);
     const file = path.join(tempDir(), 'h2.loupe');
@@ -312,19 +354,25 @@ describe('HTTP/2 masking in captures', () => {
 
   it('masks the same bytes however the records cut them: valid streams, and random bytes after an HTTP/2 start', () => {
     const midStream = frame(1, 0x5, 3, Buffer.from([0x82, 0x86, 0x0f, 0x10, 0x03, 0x61, 0x62, 0x63]));
-    fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 12 }), (requests, shapes, cuts) => {
-      const original = clientStream(requests, shapes.length ? shapes : [0]);
-      expect(maskInRecords(original, cuts).equals(maskInRecords(original, []))).toBe(true);
-      // A byte at a time: every possible cut at once.
-      expect(maskInRecords(original, [...original.keys()]).equals(maskInRecords(original, []))).toBe(true);
-    }), { numRuns: 300 });
-    fc.assert(fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]]), midStream), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 8 }), (start, junk, cuts) => {
-      const bytes = Buffer.concat([start, Buffer.from(junk)]);
-      expect(maskInRecords(bytes, cuts).equals(maskInRecords(bytes, []))).toBe(true);
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 12 }), (requests, shapes, cuts) => {
+        const original = clientStream(requests, shapes.length ? shapes : [0]);
+        expect(maskInRecords(original, cuts).equals(maskInRecords(original, []))).toBe(true);
+        // A byte at a time: every possible cut at once.
+        expect(maskInRecords(original, [...original.keys()]).equals(maskInRecords(original, []))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]]), midStream), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 8 }), (start, junk, cuts) => {
+        const bytes = Buffer.concat([start, Buffer.from(junk)]);
+        expect(maskInRecords(bytes, cuts).equals(maskInRecords(bytes, []))).toBe(true);
+      }),
+      { numRuns: 1000 },
+    );
   });
 
-  it('masks credential members of a JSON body across DATA frames, and a gRPC stream\'s messages whole but their prefixes, however the records cut them', () => {
+  it("masks credential members of a JSON body across DATA frames, and a gRPC stream's messages whole but their prefixes, however the records cut them", () => {
     const enc = hpackjs.compressor.create({ table: { size: 4096 } });
     const block = (fields: Array<[string, string]>) => {
       enc.write(fields.map(([name, value]) => ({ name, value, huffman: true })));
@@ -334,14 +382,44 @@ describe('HTTP/2 masking in captures', () => {
     const message = Buffer.from(`\x0a\x0b${SECRET}`, 'latin1'); // protobuf: field 1, 11 bytes
     const grpcMessage = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
     const bytes = Buffer.concat([
-      PREFACE, settings(),
-      frame(1, 0x4, 1, block([[':method', 'POST'], [':path', '/login'], ['content-type', 'application/json']])),
-      frame(0, 0, 1, json.subarray(0, 20)), frame(0, 0x1 | 0x8, 1, Buffer.concat([Buffer.from([2]), json.subarray(20), Buffer.alloc(2)])),
-      frame(1, 0x4, 3, block([[':method', 'POST'], [':path', '/demo.v1.Greeter/SayHello'], ['content-type', 'application/grpc']])),
+      PREFACE,
+      settings(),
+      frame(
+        1,
+        0x4,
+        1,
+        block([
+          [':method', 'POST'],
+          [':path', '/login'],
+          ['content-type', 'application/json'],
+        ]),
+      ),
+      frame(0, 0, 1, json.subarray(0, 20)),
+      frame(0, 0x1 | 0x8, 1, Buffer.concat([Buffer.from([2]), json.subarray(20), Buffer.alloc(2)])),
+      frame(
+        1,
+        0x4,
+        3,
+        block([
+          [':method', 'POST'],
+          [':path', '/demo.v1.Greeter/SayHello'],
+          ['content-type', 'application/grpc'],
+        ]),
+      ),
       // The second call's content-type comes by index from the dynamic table.
       frame(0, 0x1, 3, Buffer.concat([grpcMessage, grpcMessage])),
-      frame(1, 0x4, 5, block([[':method', 'POST'], [':path', '/demo.v1.Greeter/SayHello'], ['content-type', 'application/grpc']])),
-      frame(0, 0, 5, grpcMessage.subarray(0, 7)), frame(0, 0x1, 5, grpcMessage.subarray(7)),
+      frame(
+        1,
+        0x4,
+        5,
+        block([
+          [':method', 'POST'],
+          [':path', '/demo.v1.Greeter/SayHello'],
+          ['content-type', 'application/grpc'],
+        ]),
+      ),
+      frame(0, 0, 5, grpcMessage.subarray(0, 7)),
+      frame(0, 0x1, 5, grpcMessage.subarray(7)),
     ]);
     const whole = maskInRecords(bytes, []);
     const text = whole.toString('latin1');
@@ -351,22 +429,35 @@ describe('HTTP/2 masking in captures', () => {
     expect(text.split(Buffer.from([0, 0, 0, 0, message.length]).toString('latin1')).length - 1).toBe(3); // every prefix kept
     for (let cut = 1; cut < bytes.length; cut += 3) expect(maskInRecords(bytes, [cut, cut + 11]).equals(whole), `cut at ${cut}`).toBe(true);
     const [req1, req2, req3] = requestsOf(whole);
-    expect([req1, req2, req3].map((m) => (m?.kind === 'request' ? [m.streamId, m.grpc?.messages ?? 0, m.grpc?.bytes ?? 0] : []))).toEqual([[1, 0, 0], [3, 2, 2 * message.length], [5, 1, message.length]]);
+    expect([req1, req2, req3].map((m) => (m?.kind === 'request' ? [m.streamId, m.grpc?.messages ?? 0, m.grpc?.bytes ?? 0] : []))).toEqual([
+      [1, 0, 0],
+      [3, 2, 2 * message.length],
+      [5, 1, message.length],
+    ]);
   });
 
   it('never throws on random bytes (after an HTTP/2 start, after frames met mid-stream, or alone), and never changes a length', () => {
     const midStream = frame(1, 0x5, 3, Buffer.from([0x82, 0x86, 0x0f, 0x10, 0x03, 0x61, 0x62, 0x63]));
-    fc.assert(fc.property(fc.constantFrom(PREFACE, settings([[1, 4096]]), midStream, Buffer.alloc(0)), fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(5000), (start, junk, cuts, missing) => {
-      const bytes = Buffer.concat([start, Buffer.from(junk)]);
-      const m = new StreamMasker();
-      const points = [...new Set([0, ...cuts.map((c) => c % (bytes.length + 1)), bytes.length])].sort((a, b) => a - b);
-      for (let i = 0; i + 1 < points.length; i++) {
-        const piece = bytes.subarray(points[i]!, points[i + 1]!);
-        const before = piece.length;
-        m.mask(piece, i === 1 ? missing : 0);
-        expect(piece.length).toBe(before);
-      }
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(PREFACE, settings([[1, 4096]]), midStream, Buffer.alloc(0)),
+        fc.uint8Array({ maxLength: 600 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.nat(5000),
+        (start, junk, cuts, missing) => {
+          const bytes = Buffer.concat([start, Buffer.from(junk)]);
+          const m = new StreamMasker();
+          const points = [...new Set([0, ...cuts.map((c) => c % (bytes.length + 1)), bytes.length])].sort((a, b) => a - b);
+          for (let i = 0; i + 1 < points.length; i++) {
+            const piece = bytes.subarray(points[i]!, points[i + 1]!);
+            const before = piece.length;
+            m.mask(piece, i === 1 ? missing : 0);
+            expect(piece.length).toBe(before);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('masks a connection met mid-stream: values whose name it cannot know, secrets, and a block already under way', () => {
@@ -427,15 +518,18 @@ describe('HTTP/2 masking in captures', () => {
   });
 
   it('does not take an HTTP/1 connection for HTTP/2 later, whatever its bodies hold', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (body) => {
-      const m = new StreamMasker();
-      m.mask(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n'));
-      // Bytes that happen to be whole HTTP/2 frames, in a body: the HTTP/1 rules stay.
-      const fake = Buffer.concat([frame(1, 0x5, 3, Buffer.from(body))]);
-      const copy = Buffer.from(fake);
-      m.mask(copy);
-      expect(copy.equals(fake)).toBe(true);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (body) => {
+        const m = new StreamMasker();
+        m.mask(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n'));
+        // Bytes that happen to be whole HTTP/2 frames, in a body: the HTTP/1 rules stay.
+        const fake = Buffer.concat([frame(1, 0x5, 3, Buffer.from(body))]);
+        const copy = Buffer.from(fake);
+        m.mask(copy);
+        expect(copy.equals(fake)).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('leaves HTTP/1 and other bytes to the HTTP/1 rules', () => {

@@ -120,9 +120,25 @@ export function http2Start(head: Uint8Array): 'preface' | 'frames' | 'other' | u
   return head[3] === FrameType.SETTINGS && (head[4]! & ~FrameFlag.ACK) === 0 && streamId === 0 && length % SETTING_BYTES === 0 && length <= SETTING_BYTES * 16 ? 'frames' : 'other';
 }
 
-const enum Field { Index, NameIndex, SizeUpdate, NameLength, ValueLength }
-const enum Hpack { Op, Int, NameBytes, ValueBytes, StringHead }
-const enum Secret { No, Whole, Query }
+const enum Field {
+  Index,
+  NameIndex,
+  SizeUpdate,
+  NameLength,
+  ValueLength,
+}
+const enum Hpack {
+  Op,
+  Int,
+  NameBytes,
+  ValueBytes,
+  StringHead,
+}
+const enum Secret {
+  No,
+  Whole,
+  Query,
+}
 
 /** What the HTTP/2 parser takes for a frame header when it resumes after lost bytes (src/parsers/http2/parser.ts). */
 function plausibleFrameHeader(b: Uint8Array): boolean {
@@ -322,7 +338,14 @@ export class Http2Masker {
     if (this.blockStream === 0) return;
     if (this.blockEndsStream) this.streams.delete(this.blockStream);
     else if (this.contentType !== undefined && !this.streams.has(this.blockStream)) {
-      this.streams.set(this.blockStream, { grpc: /^application\/grpc/i.test(this.contentType), prefixLeft: GRPC_PREFIX, length: 0, messageLeft: 0, lost: false, json: new BodyMasker(true) });
+      this.streams.set(this.blockStream, {
+        grpc: /^application\/grpc/i.test(this.contentType),
+        prefixLeft: GRPC_PREFIX,
+        length: 0,
+        messageLeft: 0,
+        lost: false,
+        json: new BodyMasker(true),
+      });
       if (this.streams.size > MAX_STREAMS) this.streams.delete(this.streams.keys().next().value!);
     }
     this.contentType = undefined;
@@ -612,15 +635,18 @@ export class Http2Masker {
       this.inQuery = c === 0x3f; // '?'
       return false;
     }
-    if (c === 0x23) { // '#'
+    if (c === 0x23) {
+      // '#'
       this.queryDone = true;
       return false;
     }
-    if (c === 0x26) { // '&'
+    if (c === 0x26) {
+      // '&'
       this.inQueryValue = false;
       return false;
     }
-    if (c === 0x3d && !this.inQueryValue) { // '='
+    if (c === 0x3d && !this.inQueryValue) {
+      // '='
       this.inQueryValue = true;
       return false;
     }

@@ -32,23 +32,25 @@ describe('maskHttpSecrets', () => {
       fc.constantFrom('GET /x?a=1&b=2 HTTP/1.1', 'Cookie: k=v', 'Authorization: Basic Zm9v', 'Host: example', ''),
       fc.string({ unit: 'binary-ascii', maxLength: 40 }),
     );
-    fc.assert(fc.property(fc.array(line, { maxLength: 12 }), fc.constantFrom('\r\n', '\n'), (lines, eol) => {
-      const before = Buffer.from(lines.join(eol), 'latin1');
-      const after = Buffer.from(before);
-      const n = maskHttpSecrets(after);
-      expect(after.length).toBe(before.length);
-      let changed = 0;
-      for (let i = 0; i < before.length; i++) {
-        if (after[i] !== before[i]) {
-          expect(after[i]).toBe(0x2a);
-          changed++;
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 12 }), fc.constantFrom('\r\n', '\n'), (lines, eol) => {
+        const before = Buffer.from(lines.join(eol), 'latin1');
+        const after = Buffer.from(before);
+        const n = maskHttpSecrets(after);
+        expect(after.length).toBe(before.length);
+        let changed = 0;
+        for (let i = 0; i < before.length; i++) {
+          if (after[i] !== before[i]) {
+            expect(after[i]).toBe(0x2a);
+            changed++;
+          }
         }
-      }
-      expect(changed).toBeLessThanOrEqual(n);
-      const again = Buffer.from(after);
-      maskHttpSecrets(again);
-      expect(again.equals(after)).toBe(true);
-    }));
+        expect(changed).toBeLessThanOrEqual(n);
+        const again = Buffer.from(after);
+        maskHttpSecrets(again);
+        expect(again.equals(after)).toBe(true);
+      }),
+    );
   });
 });
 
@@ -67,15 +69,19 @@ describe('header allowlist', () => {
 describe('StreamMasker', () => {
   const run = (pieces: string[]) => {
     const m = new StreamMasker();
-    return pieces.map((p) => {
-      const b = Buffer.from(p, 'latin1');
-      m.mask(b);
-      return b.toString('latin1');
-    }).join('');
+    return pieces
+      .map((p) => {
+        const b = Buffer.from(p, 'latin1');
+        m.mask(b);
+        return b.toString('latin1');
+      })
+      .join('');
   };
 
   it('masks secrets split across records wherever the split falls', () => {
-    expect(run(['GET /compute?n=', '12', ' HTTP/1.1\r\nHost: b\r\nAuthor', 'ization: Bea', 'rer xyz\r\n\r\n'])).toBe('GET /compute?n=** HTTP/1.1\r\nHost: b\r\nAuthorization: **********\r\n\r\n');
+    expect(run(['GET /compute?n=', '12', ' HTTP/1.1\r\nHost: b\r\nAuthor', 'ization: Bea', 'rer xyz\r\n\r\n'])).toBe(
+      'GET /compute?n=** HTTP/1.1\r\nHost: b\r\nAuthorization: **********\r\n\r\n',
+    );
   });
 
   it('gives what maskHttpSecrets gives on whole messages, however they are cut', () => {
@@ -83,18 +89,20 @@ describe('StreamMasker', () => {
       fc.constantFrom('GET /x?a=1&b=22 HTTP/1.1', 'POST /p?tok=abc#frag HTTP/1.0', 'Cookie: k=v', 'authorization:   Basic Zm9v', 'Host: example', 'X-Other: a?b=c', ''),
       fc.stringMatching(/^[a-z ]{0,20}$/),
     );
-    fc.assert(fc.property(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 6 }), (lines, cuts) => {
-      const text = `${lines.join('\r\n')}\r\n`;
-      const whole = Buffer.from(text, 'latin1');
-      maskHttpSecrets(whole);
-      const points = [...new Set(cuts.map((c) => c % text.length))].sort((a, b) => a - b);
-      const pieces: string[] = [];
-      let prev = 0;
-      for (const p of [...points, text.length]) {
-        pieces.push(text.slice(prev, p));
-        prev = p;
-      }
-      expect(run(pieces)).toBe(whole.toString('latin1'));
-    }));
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 6 }), (lines, cuts) => {
+        const text = `${lines.join('\r\n')}\r\n`;
+        const whole = Buffer.from(text, 'latin1');
+        maskHttpSecrets(whole);
+        const points = [...new Set(cuts.map((c) => c % text.length))].sort((a, b) => a - b);
+        const pieces: string[] = [];
+        let prev = 0;
+        for (const p of [...points, text.length]) {
+          pieces.push(text.slice(prev, p));
+          prev = p;
+        }
+        expect(run(pieces)).toBe(whole.toString('latin1'));
+      }),
+    );
   });
 });

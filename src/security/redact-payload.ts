@@ -46,7 +46,6 @@ const LF = 0x0a;
 const SPACE = 0x20;
 const COLON = 0x3a;
 
-
 /** Mask the secrets of whole HTTP/1 text in place, as a StreamMasker does however it is cut; returns how many bytes were masked. */
 export function maskHttpSecrets(payload: Uint8Array): number {
   return StreamMasker.maskText(new StreamMasker(), payload);
@@ -65,11 +64,37 @@ const SNIFF_BYTES = 1024;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 const HEAD_MAX = Math.max(HARMLESS_HEADER_MAX_LENGTH, ...[...METHODS].map((m) => m.length));
 /** LongName: a line in a message head whose first HEAD_MAX bytes hold no colon: a header no allowlist names. */
-const enum Mode { LineStart, Other, SecretValue, Target, QueryKey, QueryValue, LongName, Framing, Status }
-const enum Body { None, Length, Chunked, UntilClose }
-const enum Chunk { Size, Extension, Data, DataEnd }
-const enum Framing { ContentLength, TransferEncoding }
-const FRAMING_HEADERS = new Map([['content-length', Framing.ContentLength], ['transfer-encoding', Framing.TransferEncoding]]);
+const enum Mode {
+  LineStart,
+  Other,
+  SecretValue,
+  Target,
+  QueryKey,
+  QueryValue,
+  LongName,
+  Framing,
+  Status,
+}
+const enum Body {
+  None,
+  Length,
+  Chunked,
+  UntilClose,
+}
+const enum Chunk {
+  Size,
+  Extension,
+  Data,
+  DataEnd,
+}
+const enum Framing {
+  ContentLength,
+  TransferEncoding,
+}
+const FRAMING_HEADERS = new Map([
+  ['content-length', Framing.ContentLength],
+  ['transfer-encoding', Framing.TransferEncoding],
+]);
 
 function hexValue(b: number): number {
   if (b >= 0x30 && b <= 0x39) return b - 0x30;
@@ -327,15 +352,18 @@ export class StreamMasker {
           else this.mode = Mode.Other;
           break;
         case Mode.Target:
-          if (b === 0x3f) this.mode = Mode.QueryKey; // '?'
+          if (b === 0x3f)
+            this.mode = Mode.QueryKey; // '?'
           else if (b === SPACE) this.mode = Mode.Other;
           break;
         case Mode.QueryKey:
-          if (b === 0x3d) this.mode = Mode.QueryValue; // '='
+          if (b === 0x3d)
+            this.mode = Mode.QueryValue; // '='
           else if (b === SPACE || b === 0x23) this.mode = Mode.Other;
           break;
         case Mode.QueryValue:
-          if (b === 0x26) this.mode = Mode.QueryKey; // '&'
+          if (b === 0x26)
+            this.mode = Mode.QueryKey; // '&'
           else if (b === SPACE || b === 0x23 || b === CR) this.mode = Mode.Other;
           else {
             payload[i] = MASK;
@@ -379,7 +407,9 @@ export class StreamMasker {
     }
     // A final answer takes its request's method off the queue; an interim (1xx) one does not.
     const method = this.isResponse && this.status >= 200 ? this.socket.methods?.shift() : undefined;
-    const noBody = this.isResponse && ((this.status >= 100 && this.status < 200) || this.status === 204 || this.status === 304 || method === 'HEAD' || (method === 'CONNECT' && this.status < 300));
+    const noBody =
+      this.isResponse &&
+      ((this.status >= 100 && this.status < 200) || this.status === 204 || this.status === 304 || method === 'HEAD' || (method === 'CONNECT' && this.status < 300));
     if (noBody) return;
     this.bodyMasker = new BodyMasker(true);
     if (this.chunkedBody) {
@@ -469,5 +499,4 @@ export class StreamMasker {
     this.mode = Mode.Other;
     this.looseBody?.gap();
   }
-
 }

@@ -48,9 +48,19 @@ describe('ConnectionTracker and sockets reached through several fds', () => {
     const local = { addr: '127.0.0.1', port: 8080 };
     const remote = { addr: '127.0.0.1', port: 40000 };
     const base = { pid: 7, tid: 7, cpu: 0 };
-    const data = (fd: number, direction: 'ingress' | 'egress', text: string, ts: bigint) => events.push({
-      type: 'data', ts, ...base, fd, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0, cookie: 0xabcn, bytes: text.length, data: Buffer.from(text),
-    });
+    const data = (fd: number, direction: 'ingress' | 'egress', text: string, ts: bigint) =>
+      events.push({
+        type: 'data',
+        ts,
+        ...base,
+        fd,
+        direction,
+        source: direction === 'egress' ? 'write' : 'read',
+        flags: 0,
+        cookie: 0xabcn,
+        bytes: text.length,
+        data: Buffer.from(text),
+      });
     events.push({ type: 'sock_open', ts: 1n, ...base, fd: 4, family: 4, role: 'server', protocol: 6, local, remote, cookie: 0xabcn });
     data(6, 'ingress', get('/dup'), 2n); // read through the clone (fd 6): the kernel side gives it the socket's cookie
     events.push({ type: 'sock_close', ts: 3n, ...base, fd: 6, cookie: 0xabcn });
@@ -69,16 +79,26 @@ describe('ConnectionTracker and sockets reached through several fds', () => {
 
   it.each([
     ['the kernel side meets it in the child as a socket of unknown role', true],
-    ['the child\'s first record is data', false],
+    ["the child's first record is data", false],
   ])('a socket accepted by one process and used by the child it forked is one whole connection of the child, not joined mid-stream (%s)', (_, metInChild) => {
     const events: import('../events/types').Event[] = [];
     const local = { addr: '127.0.0.1', port: 5432 };
     const remote = { addr: '127.0.0.1', port: 40000 };
     const postmaster = { pid: 70, tid: 70, cpu: 0 };
     const backend = { pid: 71, tid: 71, cpu: 0 };
-    const data = (who: typeof backend, direction: 'ingress' | 'egress', text: string, ts: bigint) => events.push({
-      type: 'data', ts, ...who, fd: 9, direction, source: direction === 'egress' ? 'write' : 'read', flags: 0, cookie: 0xfeedn, bytes: text.length, data: Buffer.from(text),
-    });
+    const data = (who: typeof backend, direction: 'ingress' | 'egress', text: string, ts: bigint) =>
+      events.push({
+        type: 'data',
+        ts,
+        ...who,
+        fd: 9,
+        direction,
+        source: direction === 'egress' ? 'write' : 'read',
+        flags: 0,
+        cookie: 0xfeedn,
+        bytes: text.length,
+        data: Buffer.from(text),
+      });
     events.push({ type: 'sock_open', ts: 1n, ...postmaster, fd: 9, family: 4, role: 'server', protocol: 6, local, remote, cookie: 0xfeedn });
     events.push({ type: 'proc_fork', ts: 2n, ...postmaster, childPid: 71 });
     events.push({ type: 'sock_close', ts: 3n, ...postmaster, fd: 9, cookie: 0xfeedn }); // the postmaster's copy of the fd
@@ -116,7 +136,9 @@ describe('ConnectionTracker and records made at the syscall exit', () => {
     const s = new Script();
     overtaken(s);
     const readAt = s.events[s.events.length - 2]!.ts;
-    const client = track(s).filter(({ conn }) => conn.pid === 1).map(({ message }) => message);
+    const client = track(s)
+      .filter(({ conn }) => conn.pid === 1)
+      .map(({ message }) => message);
     expect(client.map((m) => m.kind)).toEqual(['request', 'response']);
     expect(client[0]!.tsStart).toBe(readAt);
     expect(client[1]!.tsEnd).toBe(readAt);
@@ -154,7 +176,7 @@ describe('ConnectionTracker and records made at the syscall exit', () => {
     expect(conns.find((c) => c.pid === 2)!.unseenWrites).toBe(true);
   });
 
-  it('lets a held read go once its write has not come for a second of the records\' time', () => {
+  it("lets a held read go once its write has not come for a second of the records' time", () => {
     const s = new Script();
     const [client] = s.connection({ pid: 1, tid: 10, fd: 3, port: 40002 }, { pid: 2, tid: 20, fd: 4, port: 8080 });
     s.send(client, request, { seq: 50 });

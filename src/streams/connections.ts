@@ -93,7 +93,6 @@ export interface ParserFault {
  */
 export type CloseReason = 'closed' | 'captureEnd' | 'idle';
 
-
 export function sideOf(role: Role, direction: 'egress' | 'ingress'): Side {
   if (role === 'server') return direction === 'ingress' ? 'client' : 'server';
   return direction === 'egress' ? 'client' : 'server';
@@ -160,7 +159,10 @@ export class ConnectionTracker {
   /** Connections with reads held back (see heldReads). */
   private readonly holding = new Set<Connection>();
 
-  constructor(private readonly listener: ConnectionListener, private readonly options: TrackerOptions = {}) {}
+  constructor(
+    private readonly listener: ConnectionListener,
+    private readonly options: TrackerOptions = {},
+  ) {}
 
   private static socketOf(ev: { fd: number; cookie: bigint }): bigint | number {
     return ev.cookie !== 0n ? ev.cookie : -1 - ev.fd;
@@ -344,8 +346,19 @@ export class ConnectionTracker {
 
   private create(pid: number, fd: number, ts: bigint, cookie: bigint, midStream: boolean): Connection {
     return {
-      id: this.nextId++, pid, fd, fds: new Set([fd]), role: 'unknown', cookie, openedTs: ts, lastTs: ts, midStream, tls: false, undetected: [],
-      bytes: { egress: 0, ingress: 0 }, lostBytes: { egress: 0, ingress: 0 },
+      id: this.nextId++,
+      pid,
+      fd,
+      fds: new Set([fd]),
+      role: 'unknown',
+      cookie,
+      openedTs: ts,
+      lastTs: ts,
+      midStream,
+      tls: false,
+      undetected: [],
+      bytes: { egress: 0, ingress: 0 },
+      lostBytes: { egress: 0, ingress: 0 },
     };
   }
 

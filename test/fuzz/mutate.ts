@@ -35,55 +35,76 @@ const BOUNDARY = [0x00, 0x01, 0x7f, 0x80, 0xfb, 0xfc, 0xfd, 0xfe, 0xff, 0x0a, 0x
 type Mutation = (b: Buffer, rng: Rng, donor: Buffer) => Buffer;
 
 const MUTATIONS: Array<[string, Mutation]> = [
-  ['bit flip', (b, rng) => {
-    if (!b.length) return b;
-    const out = Buffer.from(b);
-    const at = rng.below(out.length);
-    out[at] = out[at]! ^ (1 << rng.below(8));
-    return out;
-  }],
-  ['boundary byte', (b, rng) => {
-    if (!b.length) return b;
-    const out = Buffer.from(b);
-    out[rng.below(out.length)] = rng.pick(BOUNDARY);
-    return out;
-  }],
+  [
+    'bit flip',
+    (b, rng) => {
+      if (!b.length) return b;
+      const out = Buffer.from(b);
+      const at = rng.below(out.length);
+      out[at] = out[at]! ^ (1 << rng.below(8));
+      return out;
+    },
+  ],
+  [
+    'boundary byte',
+    (b, rng) => {
+      if (!b.length) return b;
+      const out = Buffer.from(b);
+      out[rng.below(out.length)] = rng.pick(BOUNDARY);
+      return out;
+    },
+  ],
   ['truncate', (b, rng) => b.subarray(0, rng.below(b.length + 1))],
-  ['delete span', (b, rng) => {
-    const at = rng.below(b.length + 1);
-    const n = 1 + rng.below(16);
-    return Buffer.concat([b.subarray(0, at), b.subarray(at + n)]);
-  }],
-  ['duplicate span', (b, rng) => {
-    const at = rng.below(b.length + 1);
-    const n = 1 + rng.below(64);
-    return Buffer.concat([b.subarray(0, at + n), b.subarray(at, at + n), b.subarray(at + n)]);
-  }],
-  ['splice', (b, rng, donor) => {
-    const at = rng.below(b.length + 1);
-    const from = rng.below(donor.length + 1);
-    return Buffer.concat([b.subarray(0, at), donor.subarray(from, from + 1 + rng.below(256)), b.subarray(at)]);
-  }],
-  ['insert bytes', (b, rng) => {
-    const at = rng.below(b.length + 1);
-    const extra = Buffer.alloc(1 + rng.below(8));
-    for (let i = 0; i < extra.length; i++) extra[i] = rng.below(256);
-    return Buffer.concat([b.subarray(0, at), extra, b.subarray(at)]);
-  }],
-  ['inflate length', (b, rng) => {
-    // A 2-, 3- or 4-byte field, either byte order, set huge, to the sign bit, or nudged by one.
-    if (b.length < 4) return b;
-    const out = Buffer.from(b);
-    const width = rng.pick([2, 3, 4]);
-    const at = rng.below(out.length - width + 1);
-    const little = rng.below(2) === 1;
-    const max = 2 ** (8 * width) - 1;
-    const now = little ? out.readUIntLE(at, width) : out.readUIntBE(at, width);
-    const value = rng.pick([max, 2 ** (8 * width - 1), Math.max(0, now - 1), Math.min(max, now + 1), 0, Math.min(max, now * 16)]);
-    if (little) out.writeUIntLE(value, at, width);
-    else out.writeUIntBE(value, at, width);
-    return out;
-  }],
+  [
+    'delete span',
+    (b, rng) => {
+      const at = rng.below(b.length + 1);
+      const n = 1 + rng.below(16);
+      return Buffer.concat([b.subarray(0, at), b.subarray(at + n)]);
+    },
+  ],
+  [
+    'duplicate span',
+    (b, rng) => {
+      const at = rng.below(b.length + 1);
+      const n = 1 + rng.below(64);
+      return Buffer.concat([b.subarray(0, at + n), b.subarray(at, at + n), b.subarray(at + n)]);
+    },
+  ],
+  [
+    'splice',
+    (b, rng, donor) => {
+      const at = rng.below(b.length + 1);
+      const from = rng.below(donor.length + 1);
+      return Buffer.concat([b.subarray(0, at), donor.subarray(from, from + 1 + rng.below(256)), b.subarray(at)]);
+    },
+  ],
+  [
+    'insert bytes',
+    (b, rng) => {
+      const at = rng.below(b.length + 1);
+      const extra = Buffer.alloc(1 + rng.below(8));
+      for (let i = 0; i < extra.length; i++) extra[i] = rng.below(256);
+      return Buffer.concat([b.subarray(0, at), extra, b.subarray(at)]);
+    },
+  ],
+  [
+    'inflate length',
+    (b, rng) => {
+      // A 2-, 3- or 4-byte field, either byte order, set huge, to the sign bit, or nudged by one.
+      if (b.length < 4) return b;
+      const out = Buffer.from(b);
+      const width = rng.pick([2, 3, 4]);
+      const at = rng.below(out.length - width + 1);
+      const little = rng.below(2) === 1;
+      const max = 2 ** (8 * width) - 1;
+      const now = little ? out.readUIntLE(at, width) : out.readUIntBE(at, width);
+      const value = rng.pick([max, 2 ** (8 * width - 1), Math.max(0, now - 1), Math.min(max, now + 1), 0, Math.min(max, now * 16)]);
+      if (little) out.writeUIntLE(value, at, width);
+      else out.writeUIntBE(value, at, width);
+      return out;
+    },
+  ],
 ];
 
 export const MUTATION_NAMES = MUTATIONS.map(([name]) => name);

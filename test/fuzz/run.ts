@@ -30,7 +30,13 @@ const hexOf = (turns: Turn[]) => turns.map((t) => `${t.side[0]}:${t.bytes.toStri
 
 function kindOf(e: unknown): { kind: string; detail: string } {
   const err = e instanceof Error ? e : new Error(String(e));
-  const frame = (err.stack ?? '').split('\n').find((l) => l.includes('/src/'))?.trim().replace(/^at /, '').replace(/\(.*\/src\//, '(src/') ?? '';
+  const frame =
+    (err.stack ?? '')
+      .split('\n')
+      .find((l) => l.includes('/src/'))
+      ?.trim()
+      .replace(/^at /, '')
+      .replace(/\(.*\/src\//, '(src/') ?? '';
   return { kind: `${err.name}: ${err.message.replace(/\d+/g, 'N')} @ ${frame.replace(/:\d+\)$/, ')')}`, detail: `${err.message} @ ${frame}` };
 }
 

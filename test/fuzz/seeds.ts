@@ -63,15 +63,27 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     return Buffer.concat([h, body]);
   };
   const cstr = (s: string) => Buffer.from(`${s}\0`);
-  const i16 = (...v: number[]) => Buffer.concat(v.map((x) => { const b = Buffer.alloc(2); b.writeInt16BE(x); return b; }));
-  const i32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32BE(v); return b; };
+  const i16 = (...v: number[]) =>
+    Buffer.concat(
+      v.map((x) => {
+        const b = Buffer.alloc(2);
+        b.writeInt16BE(x);
+        return b;
+      }),
+    );
+  const i32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(v);
+    return b;
+  };
   const startup = Buffer.concat([i32(0), i32(196608), cstr('user'), cstr('app'), cstr('database'), cstr('shop'), Buffer.alloc(1)]);
   startup.writeInt32BE(startup.length, 0);
   const extended: Turn[] = [
     { side: 'client', bytes: startup },
     { side: 'server', bytes: Buffer.concat([pgMsg('R', i32(0)), pgMsg('Z', Buffer.from('I'))]) },
     {
-      side: 'client', bytes: Buffer.concat([
+      side: 'client',
+      bytes: Buffer.concat([
         pgMsg('P', Buffer.concat([cstr('s1'), cstr('SELECT $1::int'), i16(1), i32(23)])),
         pgMsg('B', Buffer.concat([cstr(''), cstr('s1'), i16(1, 0), i16(1), i32(1), Buffer.from('7'), i16(1, 0)])),
         pgMsg('D', Buffer.concat([Buffer.from('P'), cstr('')])),
@@ -80,11 +92,14 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
       ]),
     },
     {
-      side: 'server', bytes: Buffer.concat([
-        pgMsg('1', Buffer.alloc(0)), pgMsg('2', Buffer.alloc(0)),
+      side: 'server',
+      bytes: Buffer.concat([
+        pgMsg('1', Buffer.alloc(0)),
+        pgMsg('2', Buffer.alloc(0)),
         pgMsg('T', Buffer.concat([i16(1), cstr('int4'), i32(0), i16(0), i32(23), i16(4), i32(-1), i16(0)])),
         pgMsg('D', Buffer.concat([i16(1), i32(1), Buffer.from('7')])),
-        pgMsg('C', cstr('SELECT 1')), pgMsg('Z', Buffer.from('I')),
+        pgMsg('C', cstr('SELECT 1')),
+        pgMsg('Z', Buffer.from('I')),
       ]),
     },
     { side: 'client', bytes: pgMsg('p', cstr('secret-password')) },
@@ -97,13 +112,53 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     return Buffer.concat([h, payload]);
   };
   const lenStr = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
-  const u16 = (v: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
-  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
-  const greeting = Buffer.concat([Buffer.from([10]), cstr('8.0.36'), u32(7), Buffer.alloc(8, 0x61), Buffer.alloc(1), u16(0xffff), Buffer.from([33]), u16(2), u16(0x81ff), Buffer.from([21]), Buffer.alloc(10), Buffer.alloc(13, 0x62), cstr('mysql_native_password')]);
+  const u16 = (v: number) => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    return b;
+  };
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    return b;
+  };
+  const greeting = Buffer.concat([
+    Buffer.from([10]),
+    cstr('8.0.36'),
+    u32(7),
+    Buffer.alloc(8, 0x61),
+    Buffer.alloc(1),
+    u16(0xffff),
+    Buffer.from([33]),
+    u16(2),
+    u16(0x81ff),
+    Buffer.from([21]),
+    Buffer.alloc(10),
+    Buffer.alloc(13, 0x62),
+    cstr('mysql_native_password'),
+  ]);
   const login = Buffer.concat([u32(0x000fa685), u32(1 << 24), Buffer.from([33]), Buffer.alloc(23), cstr('root'), Buffer.from([20]), Buffer.alloc(20, 0x63), cstr('shop')]);
   const ok = (seq: number) => my(seq, Buffer.from([0, 0, 0, 2, 0, 0, 0]));
   const eof = (seq: number) => my(seq, Buffer.from([0xfe, 0, 0, 2, 0]));
-  const column = (seq: number) => my(seq, Buffer.concat([lenStr('def'), lenStr(''), lenStr(''), lenStr(''), lenStr('1'), lenStr(''), Buffer.from([0x0c]), u16(63), u32(1), Buffer.from([8]), u16(0x81), Buffer.from([0]), u16(0)]));
+  const column = (seq: number) =>
+    my(
+      seq,
+      Buffer.concat([
+        lenStr('def'),
+        lenStr(''),
+        lenStr(''),
+        lenStr(''),
+        lenStr('1'),
+        lenStr(''),
+        Buffer.from([0x0c]),
+        u16(63),
+        u32(1),
+        Buffer.from([8]),
+        u16(0x81),
+        Buffer.from([0]),
+        u16(0),
+      ]),
+    );
   const prepared: Turn[] = [
     { side: 'server', bytes: my(0, greeting) },
     { side: 'client', bytes: my(1, login) },
@@ -142,18 +197,35 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'client', bytes: resp('*2', '$4', 'AUTH', '$6', 'sekret') },
     { side: 'server', bytes: resp('+OK') },
     { side: 'client', bytes: resp('*3', '$5', 'HELLO', '$1', '3', '$4', 'AUTH') },
-    { side: 'server', bytes: resp('%1', '+server', '+redis', '>2', '+message', ':7', '|1', '+a', '+b', '~1', ',1.5', '_', '#t', '(12345678901234567890', '=5', 'txt:x', '!3', 'ERR') },
+    {
+      side: 'server',
+      bytes: resp('%1', '+server', '+redis', '>2', '+message', ':7', '|1', '+a', '+b', '~1', ',1.5', '_', '#t', '(12345678901234567890', '=5', 'txt:x', '!3', 'ERR'),
+    },
     { side: 'client', bytes: resp('*2', '$3', 'GET', '$1', 'k') },
     { side: 'server', bytes: resp('$-1', '*-1', '-ERR nope', '*2', '$1', 'a', '*1', ':1') },
   ];
   const http: Turn[] = [
-    { side: 'client', bytes: Buffer.from('POST /upload?token=abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer t\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc') },
+    {
+      side: 'client',
+      bytes: Buffer.from(
+        'POST /upload?token=abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer t\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc',
+      ),
+    },
     { side: 'server', bytes: Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=1\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n') },
   ];
   // mysql-connector-python 9.1.0 sending query attributes (test/mysql-query-attributes.test.ts recorded it).
-  const attributes: Turn[] = fs.readFileSync(path.join(ROOT, 'test/fixtures/mysql-query-attributes.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => JSON.parse(l) as { side: 'client' | 'server'; hex: string }).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') }));
-  return new Map([['postgres', [extended]], ['mysql', [prepared, compressed, attributes]], ['redis', [redis]], ['http1', [http]]]);
+  const attributes: Turn[] = fs
+    .readFileSync(path.join(ROOT, 'test/fixtures/mysql-query-attributes.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { side: 'client' | 'server'; hex: string })
+    .map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') }));
+  return new Map([
+    ['postgres', [extended]],
+    ['mysql', [prepared, compressed, attributes]],
+    ['redis', [redis]],
+    ['http1', [http]],
+  ]);
 }
 
 /** Every seed, by protocol: the captures' conversations and the synthetic ones. */

@@ -24,7 +24,19 @@ describe('HTTP/1 parser', () => {
       ['client', 'POST /api?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello'],
       ['server', 'HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok'],
     ]);
-    expect(ms[0]).toMatchObject({ kind: 'request', method: 'POST', target: '/api?x=1', version: 'HTTP/1.1', bodyBytes: 5, headers: [['Host', 'a'], ['Content-Length', '5'], ['X-A', '1']], offset: 0 });
+    expect(ms[0]).toMatchObject({
+      kind: 'request',
+      method: 'POST',
+      target: '/api?x=1',
+      version: 'HTTP/1.1',
+      bodyBytes: 5,
+      headers: [
+        ['Host', 'a'],
+        ['Content-Length', '5'],
+        ['X-A', '1'],
+      ],
+      offset: 0,
+    });
     expect(ms[1]).toMatchObject({ kind: 'response', status: 201, reason: 'Created', bodyBytes: 2 });
   });
 
@@ -36,7 +48,10 @@ describe('HTTP/1 parser', () => {
   it('knows HEAD, 204 and 304 responses have no body, and close-delimited ones end at close', () => {
     const ms = run([
       ['client', 'HEAD / HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.0\r\n\r\n'],
-      ['server', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil the end'],
+      [
+        'server',
+        'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil the end',
+      ],
     ]);
     expect(summary(ms)).toEqual(['HEAD / 0', 'GET /a 0', 'GET /b 0', 'GET /c 0', '200 0', '204 0', '304 0', '200 13']);
   });
@@ -67,18 +82,29 @@ describe('HTTP/1 parser', () => {
       ['GET /x HTTP/1.1 extra', 'GET', '/x', 'HPE_INVALID_VERSION'],
     ] as const) {
       const ms = run([['client', `${line}\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n`]]);
-      expect(ms.map((m) => (m.kind === 'request' ? [m.method, m.target, m.parseErrorCode ?? null] : [])), line).toEqual([[method, target, code], ['GET', '/next', null]]);
+      expect(
+        ms.map((m) => (m.kind === 'request' ? [m.method, m.target, m.parseErrorCode ?? null] : [])),
+        line,
+      ).toEqual([
+        [method, target, code],
+        ['GET', '/next', null],
+      ]);
     }
   });
 
   it('flags what strict parsers refuse and reads on as the RFC frames it: both framing headers, a bare CR, a second Content-Length, a spaced chunk size', () => {
-    const ms = run([['client', [
-      'POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
-      'GET /b HTTP/1.1\r\nX-A: 1\rX-Smuggled: yes\r\n\r\n',
-      'POST /c HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
-      'POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nhi\r\n0\r\n\r\n',
-      'GET /e HTTP/1.1\r\n\r\n',
-    ].join('')]]);
+    const ms = run([
+      [
+        'client',
+        [
+          'POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+          'GET /b HTTP/1.1\r\nX-A: 1\rX-Smuggled: yes\r\n\r\n',
+          'POST /c HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
+          'POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nhi\r\n0\r\n\r\n',
+          'GET /e HTTP/1.1\r\n\r\n',
+        ].join(''),
+      ],
+    ]);
     expect(ms.map((m) => (m.kind === 'request' ? [m.target, m.bodyBytes, m.parseErrorCode ?? null, m.lenient ?? false] : []))).toEqual([
       ['/a', 2, 'HPE_UNEXPECTED_CONTENT_LENGTH', true], // Transfer-Encoding frames it (RFC 9112 §6.3)
       ['/b', 0, 'HPE_LF_EXPECTED', true],
@@ -91,9 +117,22 @@ describe('HTTP/1 parser', () => {
   });
 
   it('keeps trailer fields apart from the headers, and counts the chunks', () => {
-    const ms = run([['server', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Grpc-Status\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nGrpc-Status: 0\r\nServer-Timing: db;dur=3\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n']]);
+    const ms = run([
+      [
+        'server',
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Grpc-Status\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nGrpc-Status: 0\r\nServer-Timing: db;dur=3\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+      ],
+    ]);
     const [chunked, plain] = ms as [import('./messages').Http1Response, import('./messages').Http1Response];
-    expect(chunked).toMatchObject({ status: 200, bodyBytes: 5, chunks: 2, trailers: [['Grpc-Status', '0'], ['Server-Timing', 'db;dur=3']] });
+    expect(chunked).toMatchObject({
+      status: 200,
+      bodyBytes: 5,
+      chunks: 2,
+      trailers: [
+        ['Grpc-Status', '0'],
+        ['Server-Timing', 'db;dur=3'],
+      ],
+    });
     expect(chunked.headers.map(([n]) => n)).toEqual(['Transfer-Encoding', 'Trailer']);
     expect(plain.chunks).toBeUndefined();
     expect(plain.trailers).toBeUndefined();
@@ -103,11 +142,21 @@ describe('HTTP/1 parser', () => {
     const hello = '\x16\x03\x01\x00\x2fHELLO / HTTP/1.1\r\nnot: http\r\n\r\n';
     for (const turns of [
       // The client starts its TLS before the proxy's answer (as curl may), and after it.
-      [['client', `CONNECT db.internal:443 HTTP/1.1\r\nHost: db.internal:443\r\n\r\n${hello}`], ['server', 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03 server hello'], ['client', hello]],
-      [['client', 'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'], ['server', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello'], ['client', '\x81\x85GET / HTTP/1.1\r\n\r\n']],
+      [
+        ['client', `CONNECT db.internal:443 HTTP/1.1\r\nHost: db.internal:443\r\n\r\n${hello}`],
+        ['server', 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03 server hello'],
+        ['client', hello],
+      ],
+      [
+        ['client', 'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'],
+        ['server', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello'],
+        ['client', '\x81\x85GET / HTTP/1.1\r\n\r\n'],
+      ],
     ] as Array<Array<[Side, string]>>) {
       const ms = run(turns);
-      expect(ms.map((m) => (m.kind === 'request' ? `${m.method} ${m.target}` : `${m.status}`))).toEqual(turns[0]![1].startsWith('CONNECT') ? ['CONNECT db.internal:443', '200'] : ['GET /chat', '101']);
+      expect(ms.map((m) => (m.kind === 'request' ? `${m.method} ${m.target}` : `${m.status}`))).toEqual(
+        turns[0]![1].startsWith('CONNECT') ? ['CONNECT db.internal:443', '200'] : ['GET /chat', '101'],
+      );
       expect(ms.every((m) => m.error === undefined)).toBe(true);
     }
     // Refused (407): what the client sent after the CONNECT is HTTP again.
@@ -147,7 +196,13 @@ describe('HTTP/1 parser', () => {
   const requestArb = fc.record({
     method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'),
     path: fc.stringMatching(/^\/[a-z0-9/._~-]{0,30}(\?[a-z0-9=&]{0,20})?$/),
-    headers: fc.array(fc.tuple(token.filter((t) => !/^(content-length|transfer-encoding)$/i.test(t)), fc.stringMatching(/^[ -~]{0,30}$/).map((v) => v.trim())), { maxLength: 6 }),
+    headers: fc.array(
+      fc.tuple(
+        token.filter((t) => !/^(content-length|transfer-encoding)$/i.test(t)),
+        fc.stringMatching(/^[ -~]{0,30}$/).map((v) => v.trim()),
+      ),
+      { maxLength: 6 },
+    ),
     body: fc.uint8Array({ maxLength: 200 }),
     chunked: fc.boolean(),
   });
@@ -182,15 +237,18 @@ describe('HTTP/1 parser', () => {
   }
 
   it('gives the same messages for any split of the bytes, and round-trips generated requests', () => {
-    fc.assert(fc.property(fc.array(requestArb, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { maxLength: 12 }), (reqs, rawCuts) => {
-      const bytes = Buffer.concat(reqs.map(serialize));
-      const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-      const whole = parseWithCuts(bytes, []);
-      expect(parseWithCuts(bytes, cuts)).toEqual(whole);
-      expect(whole.map((m) => m.kind === 'request' && [m.method, m.target, m.headers.filter(([n]) => !/^(content-length|transfer-encoding)$/i.test(n)), m.bodyBytes, m.error])).toEqual(
-        reqs.map((r) => [r.method, r.path, r.headers, r.body.length, undefined]),
-      );
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.array(requestArb, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { maxLength: 12 }), (reqs, rawCuts) => {
+        const bytes = Buffer.concat(reqs.map(serialize));
+        const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const whole = parseWithCuts(bytes, []);
+        expect(parseWithCuts(bytes, cuts)).toEqual(whole);
+        expect(
+          whole.map((m) => m.kind === 'request' && [m.method, m.target, m.headers.filter(([n]) => !/^(content-length|transfer-encoding)$/i.test(n)), m.bodyBytes, m.error]),
+        ).toEqual(reqs.map((r) => [r.method, r.path, r.headers, r.body.length, undefined]));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('parses a 1 MB header line fed in 1 KiB pieces, and refuses one over the limit', () => {
@@ -210,13 +268,16 @@ describe('HTTP/1 parser', () => {
   });
 
   it('never throws on random bytes, on either side', () => {
-    fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom<Side>('client', 'server'), fc.uint8Array({ maxLength: 200 }))), (feeds) => {
-      const p = new Http1Parser();
-      let n = 0;
-      p.onMessage = () => n++;
-      for (const [side, data] of feeds) p.feed(side, { data, ts: 1n, tid: 1 });
-      p.end(2n);
-      expect(n).toBeGreaterThanOrEqual(0);
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom<Side>('client', 'server'), fc.uint8Array({ maxLength: 200 }))), (feeds) => {
+        const p = new Http1Parser();
+        let n = 0;
+        p.onMessage = () => n++;
+        for (const [side, data] of feeds) p.feed(side, { data, ts: 1n, tid: 1 });
+        p.end(2n);
+        expect(n).toBeGreaterThanOrEqual(0);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -20,7 +20,17 @@ export interface Http1Limits {
 export const DEFAULT_LIMITS: Http1Limits = { maxHeaderBytes: 1 << 20, maxHeaderCount: 256 };
 
 const enum State {
-  Start, Headers, BodyLength, BodyClose, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Resync, HandedOver, Paused,
+  Start,
+  Headers,
+  BodyLength,
+  BodyClose,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  Resync,
+  HandedOver,
+  Paused,
 }
 
 const CR = 0x0d;
@@ -47,7 +57,11 @@ function methodString(buf: Buffer, start: number, end: number): string {
   for (const m of COMMON_METHODS) {
     if (m.length !== len) continue;
     let same = true;
-    for (let i = 0; i < len; i++) if (buf[start + i] !== m.charCodeAt(i)) { same = false; break; }
+    for (let i = 0; i < len; i++)
+      if (buf[start + i] !== m.charCodeAt(i)) {
+        same = false;
+        break;
+      }
     if (same) return m;
   }
   return buf.latin1Slice(start, end);
@@ -68,7 +82,11 @@ function fieldName(buf: Buffer, start: number, end: number, hash: number): strin
   const cached = nameCache[slot];
   if (cached !== undefined && cached.length === len) {
     let same = true;
-    for (let i = 0; i < len; i++) if (cached.charCodeAt(i) !== buf[start + i]) { same = false; break; }
+    for (let i = 0; i < len; i++)
+      if (cached.charCodeAt(i) !== buf[start + i]) {
+        same = false;
+        break;
+      }
     if (same) return cached;
   }
   const name = buf.latin1Slice(start, end);
@@ -237,9 +255,26 @@ class SideParser {
 
   private newDraft(ts: bigint, tid: number, offset: number): Draft {
     return {
-      tsStart: ts, tid, offset, method: '', target: '', version: '', status: 0, reason: '', headers: [],
-      headerBytes: 0, bodyBytes: 0, lostBytes: 0, contentLength: undefined, contentLengthConflict: false, contentLengthFields: 0, chunks: -1, trailers: undefined,
-      transferEncoding: undefined, hasStartLine: false, requestMethod: undefined,
+      tsStart: ts,
+      tid,
+      offset,
+      method: '',
+      target: '',
+      version: '',
+      status: 0,
+      reason: '',
+      headers: [],
+      headerBytes: 0,
+      bodyBytes: 0,
+      lostBytes: 0,
+      contentLength: undefined,
+      contentLengthConflict: false,
+      contentLengthFields: 0,
+      chunks: -1,
+      trailers: undefined,
+      transferEncoding: undefined,
+      hasStartLine: false,
+      requestMethod: undefined,
     };
   }
 
@@ -283,7 +318,7 @@ class SideParser {
         const digits = i;
         while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
         if (i > digits && this.draft) this.deviate(this.draft, E.INVALID_CHUNK_SIZE, 'whitespace after a chunk size', lineOffset);
-        if (i === start || digits - start > 13 || (i < end && buf[i] !== 0x3b /* ; chunk extension */)) {
+        if (i === start || digits - start > 13 || (i < end && buf[i] !== 0x3b) /* ; chunk extension */) {
           this.fail(E.INVALID_CHUNK_SIZE, `invalid chunk size line ${quote(buf, start, end, 40)}`, lineOffset);
           return;
         }
@@ -317,12 +352,21 @@ class SideParser {
       const version = lastSpace > targetStart ? versionAt(buf, lastSpace + 1, end) : undefined;
       if (i === start || buf[i] !== SP || version === undefined || buf.indexOf(SP, targetStart) !== lastSpace) {
         // Servers answer these (400, 501, 505): the request is reported with what can be read of it.
-        const words = buf.latin1Slice(start, Math.min(end, start + 8192)).split(' ').filter(Boolean);
-        const code = i === start || (buf[i] !== SP && i < end) ? E.INVALID_METHOD
-          // As llhttp: the word after the target must start `HTTP/` (else HPE_INVALID_CONSTANT), then be a version and end the line.
-          : words.length >= 3 && !words[2]!.startsWith('HTTP/') ? E.INVALID_CONSTANT
-          : version === undefined && !/^HTTP\/\d\.\d$/.test(words[words.length - 1] ?? '') ? E.INVALID_VERSION
-          : words.length < 3 ? E.INVALID_URL : E.INVALID_REQUEST_LINE;
+        const words = buf
+          .latin1Slice(start, Math.min(end, start + 8192))
+          .split(' ')
+          .filter(Boolean);
+        const code =
+          i === start || (buf[i] !== SP && i < end)
+            ? E.INVALID_METHOD
+            : // As llhttp: the word after the target must start `HTTP/` (else HPE_INVALID_CONSTANT), then be a version and end the line.
+              words.length >= 3 && !words[2]!.startsWith('HTTP/')
+              ? E.INVALID_CONSTANT
+              : version === undefined && !/^HTTP\/\d\.\d$/.test(words[words.length - 1] ?? '')
+                ? E.INVALID_VERSION
+                : words.length < 3
+                  ? E.INVALID_URL
+                  : E.INVALID_REQUEST_LINE;
         d.method = words[0] ?? '';
         d.target = words.length >= 2 && !/^HTTP\/\d\.\d$/.test(words[1]!) ? words[1]! : '';
         const last = words[words.length - 1];
@@ -339,8 +383,11 @@ class SideParser {
       this.hooks.requestStarted(d.method);
     } else {
       if (!isStatusLine(buf, start, end)) {
-        const code = !(end - start >= 5 && buf.latin1Slice(start, start + 5) === 'HTTP/') ? E.INVALID_CONSTANT
-          : versionAt(buf, start, Math.min(end, start + 8)) === undefined ? E.INVALID_VERSION : E.INVALID_STATUS;
+        const code = !(end - start >= 5 && buf.latin1Slice(start, start + 5) === 'HTTP/')
+          ? E.INVALID_CONSTANT
+          : versionAt(buf, start, Math.min(end, start + 8)) === undefined
+            ? E.INVALID_VERSION
+            : E.INVALID_STATUS;
         this.fail(code, `invalid status line ${quote(buf, start, end)}`, lineOffset);
         return;
       }
@@ -395,7 +442,8 @@ class SideParser {
     const value = buf.latin1Slice(vs, ve);
     // A bare CR or another control byte in a value (RFC 9112 §2.2, RFC 9110 §5.5): strict parsers refuse the
     // message; the value is kept as sent, never joined with the next field, and the message flagged.
-    if (INVALID_VALUE_BYTE.test(value)) this.deviate(d, value.includes('\r') ? E.LF_EXPECTED : E.INVALID_HEADER_TOKEN, `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
+    if (INVALID_VALUE_BYTE.test(value))
+      this.deviate(d, value.includes('\r') ? E.LF_EXPECTED : E.INVALID_HEADER_TOKEN, `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
     if (this.state === State.Trailers) (d.trailers ??= []).push([name, value]);
     else d.headers.push([name, value]);
     if (this.state === State.Headers) {
@@ -498,9 +546,33 @@ class SideParser {
   private emit(d: Draft, ts: bigint, failure?: { code: Http1ErrorCode; error: string }): void {
     let m: Http1Request | Http1Response;
     if (this.isRequest) {
-      m = { protocol: 'http1', kind: 'request', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, method: d.method, target: d.target, version: d.version, headers: d.headers, bodyBytes: d.bodyBytes };
+      m = {
+        protocol: 'http1',
+        kind: 'request',
+        tsStart: d.tsStart,
+        tsEnd: ts,
+        tid: d.tid,
+        offset: d.offset,
+        method: d.method,
+        target: d.target,
+        version: d.version,
+        headers: d.headers,
+        bodyBytes: d.bodyBytes,
+      };
     } else {
-      m = { protocol: 'http1', kind: 'response', tsStart: d.tsStart, tsEnd: ts, tid: d.tid, offset: d.offset, version: d.version, status: d.status, reason: d.reason, headers: d.headers, bodyBytes: d.bodyBytes };
+      m = {
+        protocol: 'http1',
+        kind: 'response',
+        tsStart: d.tsStart,
+        tsEnd: ts,
+        tid: d.tid,
+        offset: d.offset,
+        version: d.version,
+        status: d.status,
+        reason: d.reason,
+        headers: d.headers,
+        bodyBytes: d.bodyBytes,
+      };
     }
     if (d.chunks >= 0) m.chunks = d.chunks;
     if (d.trailers) m.trailers = d.trailers;
@@ -602,26 +674,34 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
         if (rest?.length) this.requests.feed({ data: rest, ts: m.tsEnd, tid: m.tid });
       }
     };
-    this.requests = new SideParser(true, {
-      emit,
-      requestStarted: (method) => this.methods.push(method),
-      nextRequestMethod: () => undefined,
-      responseHeadersDone: () => {},
-      handOver,
-    }, limits);
-    this.responses = new SideParser(false, {
-      emit,
-      requestStarted: () => {},
-      nextRequestMethod: () => this.methods[this.answered],
-      responseHeadersDone: () => {
-        if (this.answered < this.methods.length) this.answered++;
-        if (this.answered > 64) {
-          this.methods = this.methods.slice(this.answered);
-          this.answered = 0;
-        }
+    this.requests = new SideParser(
+      true,
+      {
+        emit,
+        requestStarted: (method) => this.methods.push(method),
+        nextRequestMethod: () => undefined,
+        responseHeadersDone: () => {},
+        handOver,
       },
-      handOver,
-    }, limits);
+      limits,
+    );
+    this.responses = new SideParser(
+      false,
+      {
+        emit,
+        requestStarted: () => {},
+        nextRequestMethod: () => this.methods[this.answered],
+        responseHeadersDone: () => {
+          if (this.answered < this.methods.length) this.answered++;
+          if (this.answered > 64) {
+            this.methods = this.methods.slice(this.answered);
+            this.answered = 0;
+          }
+        },
+        handOver,
+      },
+      limits,
+    );
   }
 
   /** True once the connection switched protocols (101 Switching Protocols, CONNECT tunnel). */

@@ -144,7 +144,10 @@ export class HpackDecoder {
    *   older than those we saw may exist, and indexes past ours are unknown.
    * @param limit SETTINGS_HEADER_TABLE_SIZE of the decoding side.
    */
-  constructor(private readonly joinedLate = false, private limit = 4096) {}
+  constructor(
+    private readonly joinedLate = false,
+    private limit = 4096,
+  ) {}
 
   setLimit(limit: number): void {
     this.limit = limit;

@@ -10,7 +10,9 @@ import { Pipeline } from '../../pipeline/pipeline';
 import type { Span } from '../../correlator/span';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const hpackjs = require('hpack.js') as { compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string }>): void; read(): Buffer; updateTableSize(n: number): void } } };
+const hpackjs = require('hpack.js') as {
+  compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string }>): void; read(): Buffer; updateTableSize(n: number): void } };
+};
 
 const padded = (payload: Buffer, pad: number) => Buffer.concat([Buffer.from([pad]), payload, Buffer.alloc(pad)]);
 
@@ -32,8 +34,25 @@ describe('Http2Parser frames', () => {
     const reqBlock = e.req({ ':method': 'POST', ':path': '/items?x=1', ':scheme': 'http', ':authority': 'shop', 'content-type': 'application/json' });
     const prio = Buffer.concat([Buffer.from([0, 0, 0, 0, 16]), reqBlock.subarray(0, 5)]);
     const turns: Turn[] = [
-      { side: 'client', bytes: Buffer.concat([PREFACE, settings(), frame(1, 0x8 | 0x20, 1, padded(prio, 3)), frame(9, 0x4, 1, reqBlock.subarray(5)), frame(0, 0x8 | 0x1, 1, padded(Buffer.from('{"a":1}'), 10))]) },
-      { side: 'server', bytes: Buffer.concat([settings(), frame(1, 0x4, 1, e.res({ ':status': '201' })), frame(0, 0, 1, Buffer.from('made')), frame(1, 0x4 | 0x1, 1, e.res({ 'x-trailer': 'yes' }))]) },
+      {
+        side: 'client',
+        bytes: Buffer.concat([
+          PREFACE,
+          settings(),
+          frame(1, 0x8 | 0x20, 1, padded(prio, 3)),
+          frame(9, 0x4, 1, reqBlock.subarray(5)),
+          frame(0, 0x8 | 0x1, 1, padded(Buffer.from('{"a":1}'), 10)),
+        ]),
+      },
+      {
+        side: 'server',
+        bytes: Buffer.concat([
+          settings(),
+          frame(1, 0x4, 1, e.res({ ':status': '201' })),
+          frame(0, 0, 1, Buffer.from('made')),
+          frame(1, 0x4 | 0x1, 1, e.res({ 'x-trailer': 'yes' })),
+        ]),
+      },
       { side: 'client', bytes: frame(1, 0x4, 3, e.req({ ':method': 'GET', ':path': '/slow', ':scheme': 'http', ':authority': 'shop' })) },
       { side: 'client', bytes: frame(3, 0, 3, Buffer.from([0, 0, 0, 8])) },
     ];
@@ -44,24 +63,35 @@ describe('Http2Parser frames', () => {
     expect(slow).toMatchObject({ streamId: 3, path: '/slow', open: true });
     expect(reset).toMatchObject({ streamId: 3, reset: 'CANCEL' });
     // Byte cuts change nothing.
-    fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 20 }), (cuts) => {
-      expect(shape(parse(turns, cuts))).toEqual(shape(ms));
-    }), { numRuns: 40 });
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 20 }), (cuts) => {
+        expect(shape(parse(turns, cuts))).toEqual(shape(ms));
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('decodes a PUSH_PROMISE request with the server table, and honours SETTINGS_HEADER_TABLE_SIZE', () => {
     const e = encoders(0); // the client's SETTINGS_HEADER_TABLE_SIZE 0 leaves the server no table
     const turns: Turn[] = [
       { side: 'client', bytes: Buffer.concat([PREFACE, settings([[1, 0]]), frame(1, 0x5, 1, e.req({ ':method': 'GET', ':path': '/', ':scheme': 'http', ':authority': 'a' }))]) },
-      { side: 'server', bytes: Buffer.concat([
-        frame(5, 0x4, 1, Buffer.concat([Buffer.from([0, 0, 0, 2]), e.res({ ':method': 'GET', ':path': '/style.css', ':scheme': 'http', ':authority': 'a' })])),
-        frame(1, 0x4, 1, e.res({ ':status': '200' })), frame(0, 0x1, 1, Buffer.from('<html>')),
-        frame(1, 0x4, 2, e.res({ ':status': '200' })), frame(0, 0x1, 2, Buffer.from('body{}')),
-      ]) },
+      {
+        side: 'server',
+        bytes: Buffer.concat([
+          frame(5, 0x4, 1, Buffer.concat([Buffer.from([0, 0, 0, 2]), e.res({ ':method': 'GET', ':path': '/style.css', ':scheme': 'http', ':authority': 'a' })])),
+          frame(1, 0x4, 1, e.res({ ':status': '200' })),
+          frame(0, 0x1, 1, Buffer.from('<html>')),
+          frame(1, 0x4, 2, e.res({ ':status': '200' })),
+          frame(0, 0x1, 2, Buffer.from('body{}')),
+        ]),
+      },
     ];
     const ms = parse(turns);
     expect(ms.map((m) => `${m.kind} ${m.streamId} ${m.kind === 'request' ? m.path : m.status}`)).toEqual([
-      'request 1 /', 'request 2 /style.css', 'response 1 200', 'response 2 200',
+      'request 1 /',
+      'request 2 /style.css',
+      'response 1 200',
+      'response 2 200',
     ]);
     expect(ms.every((m) => !m.unknownHeaders)).toBe(true);
   });
@@ -85,10 +115,16 @@ describe('Http2Parser frames', () => {
     const s = new Script();
     const [client] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 1, fd: 5, port: 8080 });
     s.send(client, 'GET /upgrade HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n');
-    s.data(client, 'ingress', Buffer.concat([
-      Buffer.from('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n'),
-      settings(), frame(1, 0x4, 1, e.res({ ':status': '200', 'content-type': 'text/plain' })), frame(0, 0x1, 1, Buffer.from('upgraded!')),
-    ]));
+    s.data(
+      client,
+      'ingress',
+      Buffer.concat([
+        Buffer.from('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n'),
+        settings(),
+        frame(1, 0x4, 1, e.res({ ':status': '200', 'content-type': 'text/plain' })),
+        frame(0, 0x1, 1, Buffer.from('upgraded!')),
+      ]),
+    );
     s.data(client, 'egress', Buffer.concat([PREFACE, settings()]));
     s.data(client, 'egress', frame(1, 0x5, 3, e.req({ ':method': 'GET', ':path': '/after', ':scheme': 'http', ':authority': 'svc' })));
     s.data(client, 'ingress', frame(1, 0x5, 3, e.res({ ':status': '404' })));
@@ -98,7 +134,8 @@ describe('Http2Parser frames', () => {
     p.push(s.events);
     p.finish();
     expect(spans.map((x) => [x.attributes['url.full'], x.attributes['http.response.status_code']])).toEqual([
-      ['http://svc/upgrade', 200], ['http://svc/after', 404],
+      ['http://svc/upgrade', 200],
+      ['http://svc/after', 404],
     ]);
   });
 
@@ -116,13 +153,24 @@ describe('Http2Parser frames', () => {
       // A client stream of two gRPC messages, one of 10 KB, in one DATA frame; the answer in the next write.
       { side: 'client', bytes: Buffer.concat([frame(1, 0x4, 3, e.req(grpcHeaders)), frame(0, 0, 3, Buffer.concat([grpcMessage(10_000), grpcMessage(3)]))]) },
       { side: 'client', bytes: frame(0, 0x1, 3, grpcMessage(2)) },
-      { side: 'server', bytes: Buffer.concat([frame(1, 0x4, 3, e.res({ ':status': '200', 'content-type': 'application/grpc' })), frame(0, 0, 3, grpcMessage(4)), frame(1, 0x5, 3, e.res({ 'grpc-status': '0' }))]) },
+      {
+        side: 'server',
+        bytes: Buffer.concat([
+          frame(1, 0x4, 3, e.res({ ':status': '200', 'content-type': 'application/grpc' })),
+          frame(0, 0, 3, grpcMessage(4)),
+          frame(1, 0x5, 3, e.res({ 'grpc-status': '0' })),
+        ]),
+      },
       { side: 'client', bytes: frame(1, 0x5, 5, e.req({ ':method': 'GET', ':path': '/after', ':scheme': 'http', ':authority': 'shop' })) },
       { side: 'server', bytes: Buffer.concat([frame(1, 0x5, 5, e.res({ ':status': '204' }))]) },
     ];
     const ms = runCopied(() => new Http2Parser(), turns, 4096) as Http2Message[];
     const res = ms.filter((m): m is Http2Response => m.kind === 'response');
-    expect(res.map((r) => [r.streamId, r.status, r.bodyBytes, r.error])).toEqual([[1, 200, 12_000, undefined], [3, 200, 9, undefined], [5, 204, 0, undefined]]);
+    expect(res.map((r) => [r.streamId, r.status, r.bodyBytes, r.error])).toEqual([
+      [1, 200, 12_000, undefined],
+      [3, 200, 9, undefined],
+      [5, 204, 0, undefined],
+    ]);
     expect(res[0]!.lostBytes).toBe(turns[1]!.bytes.length - 4096);
     expect(res[1]).toMatchObject({ grpcStatus: 0, grpc: { messages: 1 } });
     const rpc = ms.find((m): m is Http2Request => m.kind === 'request' && m.streamId === 3)!;
@@ -139,7 +187,11 @@ describe('Http2Parser frames', () => {
     s.data(client, 'egress', Buffer.concat([PREFACE, settings(), frame(1, 0x5, 1, e.req({ ':method': 'GET', ':path': '/done', ':scheme': 'http', ':authority': 'svc' }))]));
     s.data(client, 'ingress', Buffer.concat([settings(), frame(1, 0x5, 1, e.res({ ':status': '200' }))]));
     // An upload whose END_STREAM never came, and a stream whose headers came but nothing else.
-    s.data(client, 'egress', Buffer.concat([frame(1, 0x4, 3, e.req({ ':method': 'POST', ':path': '/upload', ':scheme': 'http', ':authority': 'svc' })), frame(0, 0, 3, Buffer.alloc(100, 1))]));
+    s.data(
+      client,
+      'egress',
+      Buffer.concat([frame(1, 0x4, 3, e.req({ ':method': 'POST', ':path': '/upload', ':scheme': 'http', ':authority': 'svc' })), frame(0, 0, 3, Buffer.alloc(100, 1))]),
+    );
     s.data(client, 'egress', frame(1, 0x4, 5, e.req({ ':method': 'POST', ':path': '/other', ':scheme': 'http', ':authority': 'svc' })));
     s.close(client);
     const spans: Span[] = [];
@@ -147,20 +199,34 @@ describe('Http2Parser frames', () => {
     p.push(s.events);
     p.finish();
     expect(spans.map((x) => [x.attributes['url.full'], x.attributes['http.response.status_code'] ?? null, x.attributes['loupe.incomplete'] ?? null])).toEqual([
-      ['http://svc/done', 200, null], ['http://svc/upload', null, 'connection closed before the response'], ['http://svc/other', null, 'connection closed before the response'],
+      ['http://svc/done', 200, null],
+      ['http://svc/upload', null, 'connection closed before the response'],
+      ['http://svc/other', null, 'connection closed before the response'],
     ]);
     // At any cut of the bytes, the parser alone says the same when it ends.
-    const turns: Turn[] = s.events.flatMap((ev) => (ev.type === 'data' ? [{ side: ev.direction === 'egress' ? 'client' as const : 'server' as const, bytes: Buffer.from(ev.data) }] : []));
+    const turns: Turn[] = s.events.flatMap((ev) =>
+      ev.type === 'data' ? [{ side: ev.direction === 'egress' ? ('client' as const) : ('server' as const), bytes: Buffer.from(ev.data) }] : [],
+    );
     const whole = parse(turns);
-    expect(whole.filter((m) => m.kind === 'request').map((m) => [(m as Http2Request).path, (m as Http2Request).open ?? false, m.bodyBytes])).toEqual([['/done', false, 0], ['/upload', true, 100], ['/other', true, 0]]);
+    expect(whole.filter((m) => m.kind === 'request').map((m) => [(m as Http2Request).path, (m as Http2Request).open ?? false, m.bodyBytes])).toEqual([
+      ['/done', false, 0],
+      ['/upload', true, 100],
+      ['/other', true, 0],
+    ]);
     for (let cut = 1; cut < 200; cut += 13) expect(shape(parse(turns, [cut, cut * 3, cut * 7]))).toEqual(shape(whole));
   });
 
   it('never throws or hangs on random bytes', () => {
-    fc.assert(fc.property(fc.boolean(), fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (preface, turns) => {
-      const t = turns.map((x) => ({ side: x.side, bytes: Buffer.from(x.bytes) }));
-      if (preface) t.unshift({ side: 'client', bytes: PREFACE });
-      parse(t);
-    }));
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }),
+        (preface, turns) => {
+          const t = turns.map((x) => ({ side: x.side, bytes: Buffer.from(x.bytes) }));
+          if (preface) t.unshift({ side: 'client', bytes: PREFACE });
+          parse(t);
+        },
+      ),
+    );
   });
 });

@@ -19,7 +19,17 @@
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { HpackDecoder, HpackError, type HeaderField } from './hpack';
-import { ERROR_CODE_NAMES, FRAME_HEADER_BYTES as FRAME_HEADER, DEFAULT_MAX_FRAME, FrameFlag, FrameType, isHeaderBlockFrame, LAST_KNOWN_FRAME_TYPE, Setting, SETTING_BYTES } from './frames';
+import {
+  ERROR_CODE_NAMES,
+  FRAME_HEADER_BYTES as FRAME_HEADER,
+  DEFAULT_MAX_FRAME,
+  FrameFlag,
+  FrameType,
+  isHeaderBlockFrame,
+  LAST_KNOWN_FRAME_TYPE,
+  Setting,
+  SETTING_BYTES,
+} from './frames';
 import { field, type GrpcInfo, type Http2Message, type Http2Request, type Http2Response } from './messages';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -395,7 +405,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       half.tsStart = p.ts;
       half.tid = p.tid;
       half.offset = p.offset;
-      const grpc = grpcOf(side === 'client' ? headers : s.request.headers ?? [], field(headers, 'content-type'));
+      const grpc = grpcOf(side === 'client' ? headers : (s.request.headers ?? []), field(headers, 'content-type'));
       if (grpc) half.grpc = grpc;
       if (side === 'server' && !s.requestReported) this.reportRequest(s, true);
     } else {
@@ -423,10 +433,19 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
     const r = s.request;
     const headers = r.headers ?? [];
     const m: Http2Request = {
-      protocol: r.grpc ? 'grpc' : 'http2', kind: 'request', streamId: s.id,
-      method: field(headers, ':method') ?? '', path: field(headers, ':path') ?? '', authority: field(headers, ':authority') ?? '',
-      scheme: field(headers, ':scheme') ?? '', headers, bodyBytes: r.bodyBytes,
-      tsStart: r.tsStart ?? r.tsEnd ?? 0n, tsEnd: r.tsEnd ?? r.tsStart ?? 0n, tid: r.tid, offset: r.offset,
+      protocol: r.grpc ? 'grpc' : 'http2',
+      kind: 'request',
+      streamId: s.id,
+      method: field(headers, ':method') ?? '',
+      path: field(headers, ':path') ?? '',
+      authority: field(headers, ':authority') ?? '',
+      scheme: field(headers, ':scheme') ?? '',
+      headers,
+      bodyBytes: r.bodyBytes,
+      tsStart: r.tsStart ?? r.tsEnd ?? 0n,
+      tsEnd: r.tsEnd ?? r.tsStart ?? 0n,
+      tid: r.tid,
+      offset: r.offset,
     };
     if (r.headers === undefined) m.error = `stream ${s.id}: its request headers were not seen`;
     if (r.unknown.length) m.unknownHeaders = [...r.unknown];
@@ -442,9 +461,17 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
     const headers = r.headers ?? [];
     const grpcFields = r.trailers.length ? r.trailers : headers;
     const m: Http2Response = {
-      protocol: s.request.grpc || r.grpc ? 'grpc' : 'http2', kind: 'response', streamId: s.id,
-      status: Number(field(headers, ':status') ?? 0), headers, trailers: r.trailers, bodyBytes: r.bodyBytes,
-      tsStart: r.tsStart ?? ts, tsEnd: ts, tid: r.tid, offset: r.offset,
+      protocol: s.request.grpc || r.grpc ? 'grpc' : 'http2',
+      kind: 'response',
+      streamId: s.id,
+      status: Number(field(headers, ':status') ?? 0),
+      headers,
+      trailers: r.trailers,
+      bodyBytes: r.bodyBytes,
+      tsStart: r.tsStart ?? ts,
+      tsEnd: ts,
+      tid: r.tid,
+      offset: r.offset,
     };
     if (reset !== undefined) m.reset = reset;
     if (r.lostBytes) m.lostBytes = r.lostBytes;

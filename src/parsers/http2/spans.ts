@@ -17,9 +17,19 @@ export function http2AsHttp1(m: Http2Request): Http1Request {
   const headers: Array<[string, string]> = m.headers.filter(([n]) => !n.startsWith(':'));
   if (m.authority) headers.unshift(['host', m.authority]);
   return {
-    protocol: 'http1', kind: 'request', method: m.method, target: m.path, version: 'HTTP/2', headers, bodyBytes: m.bodyBytes,
-    tsStart: m.tsStart, tsEnd: m.tsEnd, tid: m.tid, offset: m.offset,
-    ...(m.error !== undefined ? { error: m.error } : {}), ...(m.lostBytes ? { lostBytes: m.lostBytes } : {}),
+    protocol: 'http1',
+    kind: 'request',
+    method: m.method,
+    target: m.path,
+    version: 'HTTP/2',
+    headers,
+    bodyBytes: m.bodyBytes,
+    tsStart: m.tsStart,
+    tsEnd: m.tsEnd,
+    tid: m.tid,
+    offset: m.offset,
+    ...(m.error !== undefined ? { error: m.error } : {}),
+    ...(m.lostBytes ? { lostBytes: m.lostBytes } : {}),
   };
 }
 
@@ -63,8 +73,17 @@ export function applyHttp2Response(span: SpanDraft, m: Http2Response): void {
   }
   if (m.status) {
     const res: Http1Response = {
-      protocol: 'http1', kind: 'response', version: 'HTTP/2', status: m.status, reason: '', headers: [], bodyBytes: m.bodyBytes,
-      tsStart: m.tsStart, tsEnd: m.tsEnd, tid: m.tid, offset: m.offset,
+      protocol: 'http1',
+      kind: 'response',
+      version: 'HTTP/2',
+      status: m.status,
+      reason: '',
+      headers: [],
+      bodyBytes: m.bodyBytes,
+      tsStart: m.tsStart,
+      tsEnd: m.tsEnd,
+      tid: m.tid,
+      offset: m.offset,
     };
     applyResponse(span, res);
   }

@@ -33,7 +33,12 @@ export function detectMysql(b: Buffer): ModuleVerdict {
     if (b[4] === 0x03 || b[4] === 0x16) {
       // COM_QUERY / COM_STMT_PREPARE carry SQL text: demand a keyword, or this matches too much.
       const sql = b.toString('latin1', 5, Math.min(b.length, 64)).trimStart().toUpperCase();
-      if (!/^(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|SET|SHOW|BEGIN|COMMIT|ROLLBACK|START|USE|CALL|WITH|EXPLAIN|DESCRIBE|TRUNCATE|LOCK|UNLOCK|GRANT|PREPARE|EXECUTE)\b/.test(sql)) return undefined;
+      if (
+        !/^(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|SET|SHOW|BEGIN|COMMIT|ROLLBACK|START|USE|CALL|WITH|EXPLAIN|DESCRIBE|TRUNCATE|LOCK|UNLOCK|GRANT|PREPARE|EXECUTE)\b/.test(
+          sql,
+        )
+      )
+        return undefined;
     }
     return seenFrom('client', false);
   }

@@ -91,7 +91,7 @@ export class MysqlMasker implements PayloadMasker {
         if (this.parameters!.done) this.kind = this.packet[0] === Command.QUERY ? 'statement' : 'auth';
         continue;
       }
-      if (this.kind === 'execute' && at === 10 && this.queryAttributes && (this.packet[5]! & PARAMETER_COUNT_AVAILABLE)) {
+      if (this.kind === 'execute' && at === 10 && this.queryAttributes && this.packet[5]! & PARAMETER_COUNT_AVAILABLE) {
         // Named parameters (query attributes among them): names kept, values masked.
         this.kind = 'parameters';
         this.parameters = new ParameterBlock(false, true);
@@ -149,8 +149,22 @@ export class MysqlMasker implements PayloadMasker {
 
 /** Sizes of binary-protocol values by MYSQL_TYPE_*: fixed, or -2 for a length byte then the value; others are length-encoded. */
 const MYSQL_VALUE_SIZE: Record<number, number> = {
-  0x01: 1, 0x02: 2, 0x03: 4, 0x04: 4, 0x05: 8, 0x06: 0, 0x08: 8, 0x09: 4, 0x0d: 2,
-  0x07: -2, 0x0a: -2, 0x0b: -2, 0x0c: -2, 0x11: -2, 0x12: -2, 0x13: -2,
+  0x01: 1,
+  0x02: 2,
+  0x03: 4,
+  0x04: 4,
+  0x05: 8,
+  0x06: 0,
+  0x08: 8,
+  0x09: 4,
+  0x0d: 2,
+  0x07: -2,
+  0x0a: -2,
+  0x0b: -2,
+  0x0c: -2,
+  0x11: -2,
+  0x12: -2,
+  0x13: -2,
 };
 /** Query attributes whose values are kept, as HTTP keeps these headers': trace context, no secret. */
 const KEPT_ATTRIBUTES = new Set(['traceparent', 'tracestate']);
@@ -180,7 +194,10 @@ class ParameterBlock {
   private name: number[] = [];
   private keepValue = false;
 
-  constructor(private readonly withSets: boolean, private readonly withNames: boolean) {
+  constructor(
+    private readonly withSets: boolean,
+    private readonly withNames: boolean,
+  ) {
     this.step = 'count';
   }
 
@@ -377,7 +394,11 @@ class CompressedMysqlMasker {
   private inner: MysqlMasker;
   decidedPerRecord = false;
 
-  constructor(private readonly algorithm: 'zlib' | 'zstd', headStart: Buffer, private readonly queryAttributes: boolean) {
+  constructor(
+    private readonly algorithm: 'zlib' | 'zstd',
+    headStart: Buffer,
+    private readonly queryAttributes: boolean,
+  ) {
     this.inner = new MysqlMasker(true, queryAttributes);
     headStart.copy(this.head, 0, 0, 4);
     this.headLength = 4;
@@ -443,4 +464,3 @@ class CompressedMysqlMasker {
     return true;
   }
 }
-

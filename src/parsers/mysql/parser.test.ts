@@ -29,7 +29,21 @@ const my = {
     return b;
   },
   greeting(caps: number): Buffer {
-    const p = Buffer.concat([Buffer.from([10]), Buffer.from('10.11.6-MariaDB\0'), Buffer.alloc(4), Buffer.alloc(8, 1), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(2), Buffer.from([21]), Buffer.alloc(10), Buffer.alloc(13, 2), Buffer.from('mysql_native_password\0')]);
+    const p = Buffer.concat([
+      Buffer.from([10]),
+      Buffer.from('10.11.6-MariaDB\0'),
+      Buffer.alloc(4),
+      Buffer.alloc(8, 1),
+      Buffer.alloc(1),
+      Buffer.alloc(2),
+      Buffer.alloc(1),
+      Buffer.alloc(2),
+      Buffer.alloc(2),
+      Buffer.from([21]),
+      Buffer.alloc(10),
+      Buffer.alloc(13, 2),
+      Buffer.from('mysql_native_password\0'),
+    ]);
     const capsAt = 1 + 16 + 4 + 8 + 1;
     p.writeUInt16LE(caps & 0xffff, capsAt);
     p.writeUInt16LE(caps >>> 16, capsAt + 5);
@@ -40,9 +54,13 @@ const my = {
     head.writeUInt32LE(caps >>> 0, 0);
     head.writeUInt32LE(1 << 24, 4);
     head[8] = 45;
-    return my.packet(1, Buffer.concat([head, Buffer.from(`${user}\0`), Buffer.from([20]), Buffer.alloc(20, 3), ...(db ? [Buffer.from(`${db}\0`)] : []), Buffer.from('mysql_native_password\0')]));
+    return my.packet(
+      1,
+      Buffer.concat([head, Buffer.from(`${user}\0`), Buffer.from([20]), Buffer.alloc(20, 3), ...(db ? [Buffer.from(`${db}\0`)] : []), Buffer.from('mysql_native_password\0')]),
+    );
   },
-  ok: (seq: number, affected = 0, status = 2) => my.packet(seq, Buffer.concat([Buffer.from([0]), my.lenenc(affected), my.lenenc(0), Buffer.from([status & 0xff, status >> 8, 0, 0])])),
+  ok: (seq: number, affected = 0, status = 2) =>
+    my.packet(seq, Buffer.concat([Buffer.from([0]), my.lenenc(affected), my.lenenc(0), Buffer.from([status & 0xff, status >> 8, 0, 0])])),
   err: (seq: number, code: number, state: string, message: string) => {
     const b = Buffer.alloc(3);
     b[0] = 0xff;
@@ -99,11 +117,16 @@ const responses = (ms: DbMessage[]) => ms.filter((m): m is DbResponse => m.kind 
 const login = (caps: number): Turn[] => [server(my.greeting(caps | DEPRECATE_EOF)), client(my.handshakeResponse(caps, 'app', 'shop')), server(my.ok(2))];
 
 describe('MysqlParser', () => {
-  it('reads query attributes (MySQL 8.0.23+, CLIENT_QUERY_ATTRIBUTES) before a COM_QUERY\'s statement, and the statement clean', () => {
+  it("reads query attributes (MySQL 8.0.23+, CLIENT_QUERY_ATTRIBUTES) before a COM_QUERY's statement, and the statement clean", () => {
     const ATTRS = 0x8000000;
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const withAttribute = Buffer.concat([
-      Buffer.from([0x03, 1, 1, 0x00, 1, 0xfe, 0x00]), my.lenenc(11), Buffer.from('traceparent'), my.lenenc(tp.length), Buffer.from(tp), Buffer.from('SELECT name FROM users WHERE id = 7'),
+      Buffer.from([0x03, 1, 1, 0x00, 1, 0xfe, 0x00]),
+      my.lenenc(11),
+      Buffer.from('traceparent'),
+      my.lenenc(tp.length),
+      Buffer.from(tp),
+      Buffer.from('SELECT name FROM users WHERE id = 7'),
     ]);
     const turns: Turn[] = [
       ...login(CAPS | ATTRS),
@@ -113,13 +136,25 @@ describe('MysqlParser', () => {
       server(my.resultSet(1, 1, [['2']], false)),
     ];
     const ms = parse(turns);
-    expect(requests(ms).slice(1).map((m) => [m.query, m.note ?? null])).toEqual([['SELECT name FROM users WHERE id = 7', 'query attributes: traceparent'], ['SELECT 2', null]]);
-    expect(responses(ms).slice(1).map((m) => m.rows)).toEqual([1, 1]);
+    expect(
+      requests(ms)
+        .slice(1)
+        .map((m) => [m.query, m.note ?? null]),
+    ).toEqual([
+      ['SELECT name FROM users WHERE id = 7', 'query attributes: traceparent'],
+      ['SELECT 2', null],
+    ]);
+    expect(
+      responses(ms)
+        .slice(1)
+        .map((m) => m.rows),
+    ).toEqual([1, 1]);
     for (let cut = 1; cut < 80; cut += 9) expect(shape(parse(turns, [cut, cut * 3]))).toEqual(shape(ms));
   });
 
   it('reads a COM_FIELD_LIST answer (definitions and an EOF, no column count) without losing the pairing of what follows', () => {
-    const column = (seq: number) => my.packet(seq, Buffer.from('\x03def\x04shop\x05items\x05items\x02id\x02id\x00\x0c\x3f\x00\x0b\x00\x00\x00\x03\x03\x42\x00\x00\x00\x00', 'latin1'));
+    const column = (seq: number) =>
+      my.packet(seq, Buffer.from('\x03def\x04shop\x05items\x05items\x02id\x02id\x00\x0c\x3f\x00\x0b\x00\x00\x00\x03\x03\x42\x00\x00\x00\x00', 'latin1'));
     const turns: Turn[] = [
       ...login(CAPS),
       client(my.packet(0, Buffer.from('\x04items\x00', 'latin1'))),
@@ -132,8 +167,20 @@ describe('MysqlParser', () => {
       server(my.resultSet(1, 1, [['2']], false)),
     ];
     const ms = parse(turns);
-    expect(requests(ms).map((m) => [m.command, m.note ?? m.query ?? null])).toEqual([['Handshake', null], ['COM_FIELD_LIST', 'table items'], ['COM_QUERY', 'SELECT 1'], ['COM_FIELD_LIST', 'table missing'], ['COM_QUERY', 'SELECT 2']]);
-    expect(responses(ms).map((m) => [m.command, m.rows ?? m.note ?? m.errorCode ?? null])).toEqual([['OK', null], ['FieldList', '3 columns'], ['ResultSet', 1], ['ERR', '42S02'], ['ResultSet', 1]]);
+    expect(requests(ms).map((m) => [m.command, m.note ?? m.query ?? null])).toEqual([
+      ['Handshake', null],
+      ['COM_FIELD_LIST', 'table items'],
+      ['COM_QUERY', 'SELECT 1'],
+      ['COM_FIELD_LIST', 'table missing'],
+      ['COM_QUERY', 'SELECT 2'],
+    ]);
+    expect(responses(ms).map((m) => [m.command, m.rows ?? m.note ?? m.errorCode ?? null])).toEqual([
+      ['OK', null],
+      ['FieldList', '3 columns'],
+      ['ResultSet', 1],
+      ['ERR', '42S02'],
+      ['ResultSet', 1],
+    ]);
     for (let cut = 1; cut < 60; cut += 7) expect(shape(parse(turns, [cut, cut * 2, cut * 5]))).toEqual(shape(ms));
   });
 
@@ -142,7 +189,7 @@ describe('MysqlParser', () => {
       const caps = CAPS | (deprecateEof ? DEPRECATE_EOF : 0);
       const ms = parse([
         ...login(caps),
-        client(my.query("SELECT name FROM users WHERE id = 7")),
+        client(my.query('SELECT name FROM users WHERE id = 7')),
         server(my.resultSet(1, 1, [['ann'], ['bob'], ['cy']], deprecateEof)),
         client(my.query("UPDATE users SET name = 'x'")),
         server(my.ok(1, 3)),
@@ -156,7 +203,10 @@ describe('MysqlParser', () => {
         ['COM_QUERY', 'SELECT nope', 'shop', 'app'],
       ]);
       expect(responses(ms).map((r) => [r.command, r.rows ?? null, r.errorCode ?? null])).toEqual([
-        ['OK', null, null], ['ResultSet', 3, null], ['OK', 3, null], ['ERR', null, '42S22'],
+        ['OK', null, null],
+        ['ResultSet', 3, null],
+        ['OK', 3, null],
+        ['ERR', null, '42S22'],
       ]);
       expect(responses(ms)[3]!.errorMessage).toBe("Unknown column 'nope' in 'field list'");
     });
@@ -173,13 +223,25 @@ describe('MysqlParser', () => {
         client(my.execute(42)),
         server(my.err(1, 1243, 'HY000', 'Unknown prepared statement handler')),
       ]);
-      expect(requests(ms).slice(1).map((r) => [r.command, r.query ?? r.note])).toEqual([
+      expect(
+        requests(ms)
+          .slice(1)
+          .map((r) => [r.command, r.query ?? r.note]),
+      ).toEqual([
         ['COM_STMT_PREPARE', 'SELECT c FROM t WHERE id = ?'],
         ['COM_STMT_EXECUTE', 'SELECT c FROM t WHERE id = ?'],
         ['COM_STMT_CLOSE', undefined],
         ['COM_STMT_EXECUTE', 'statement 42 was prepared before the capture began: its text is unknown'],
       ]);
-      expect(responses(ms).slice(1).map((r) => [r.command, r.rows ?? null])).toEqual([['PrepareOK', null], ['ResultSet', 1], ['ERR', null]]);
+      expect(
+        responses(ms)
+          .slice(1)
+          .map((r) => [r.command, r.rows ?? null]),
+      ).toEqual([
+        ['PrepareOK', null],
+        ['ResultSet', 1],
+        ['ERR', null],
+      ]);
     });
   }
 
@@ -204,7 +266,12 @@ describe('MysqlParser', () => {
     expect(reqs.map((r) => r.command)).toEqual(['Handshake', 'COM_QUERY', 'COM_QUERY', 'COM_QUERY']);
     expect(reqs[1]!.lostBytes).toBe(my.query(long).length - 4096);
     expect(long.startsWith(reqs[1]!.query!)).toBe(true);
-    expect(res.map((r) => [r.command, r.rows, r.error])).toEqual([['OK', undefined, undefined], ['OK', 1, undefined], ['ResultSet', 3, undefined], ['ResultSet', 1, undefined]]);
+    expect(res.map((r) => [r.command, r.rows, r.error])).toEqual([
+      ['OK', undefined, undefined],
+      ['OK', 1, undefined],
+      ['ResultSet', 3, undefined],
+      ['ResultSet', 1, undefined],
+    ]);
     expect(res[2]!.lostBytes).toBeGreaterThan(15_000);
     expect(res[3]!.lostBytes).toBeUndefined();
   });
@@ -220,7 +287,11 @@ describe('MysqlParser', () => {
       client(my.query('SELECT 1; SELECT 2; UPDATE t SET a = 1')),
       server(my.resultSet(1, 1, [['1']], false, 0x0a), my.resultSet(5, 1, [['2']], false, 0x0a), my.ok(9, 4)),
     ]);
-    expect(responses(ms).slice(1).map((r) => [r.command, r.rows])).toEqual([['OK', 6]]);
+    expect(
+      responses(ms)
+        .slice(1)
+        .map((r) => [r.command, r.rows]),
+    ).toEqual([['OK', 6]]);
   });
 
   it('reads a statement longer than 16 MiB sent in several packets', () => {
@@ -259,19 +330,37 @@ describe('MysqlParser', () => {
     };
     const COMPRESS = 0x20;
     const plainTurns = (): Turn[] => [
-      client(my.query(`SELECT * FROM orders WHERE note = '${'n'.repeat(200)}'`)), server(my.resultSet(1, 3, [['a'.repeat(300), 'b', 'c'], ['d', 'e', 'f']], false)),
-      client(my.query('SELECT 1')), server(my.ok(1)),
-      client(Buffer.concat([my.prepare('INSERT INTO t VALUES (?, ?)')])), server(my.prepareOk(1, 0, 2, false)),
-      client(my.execute(1)), server(my.ok(1, 1)),
+      client(my.query(`SELECT * FROM orders WHERE note = '${'n'.repeat(200)}'`)),
+      server(
+        my.resultSet(
+          1,
+          3,
+          [
+            ['a'.repeat(300), 'b', 'c'],
+            ['d', 'e', 'f'],
+          ],
+          false,
+        ),
+      ),
+      client(my.query('SELECT 1')),
+      server(my.ok(1)),
+      client(Buffer.concat([my.prepare('INSERT INTO t VALUES (?, ?)')])),
+      server(my.prepareOk(1, 0, 2, false)),
+      client(my.execute(1)),
+      server(my.ok(1, 1)),
     ];
     const compressedTurns = (): Turn[] => {
       const [q1, r1, q2, r2, q3, r3, q4, r4] = plainTurns();
       return [
         ...login(CAPS | COMPRESS),
-        client(zipped(q1!.bytes)), server(zipped(r1!.bytes, [40, 41, 200])), // a result cut across compressed packets anywhere
-        client(zipped(q2!.bytes)), server(zipped(r2!.bytes)),
-        client(zipped(q3!.bytes)), server(zipped(r3!.bytes)),
-        client(zipped(q4!.bytes)), server(zipped(r4!.bytes)),
+        client(zipped(q1!.bytes)),
+        server(zipped(r1!.bytes, [40, 41, 200])), // a result cut across compressed packets anywhere
+        client(zipped(q2!.bytes)),
+        server(zipped(r2!.bytes)),
+        client(zipped(q3!.bytes)),
+        server(zipped(r3!.bytes)),
+        client(zipped(q4!.bytes)),
+        server(zipped(r4!.bytes)),
       ];
     };
 
@@ -281,15 +370,22 @@ describe('MysqlParser', () => {
       const brief = (ms: DbMessage[]) => ms.map((m) => [m.kind, m.command, m.kind === 'request' ? m.query : m.rows, m.error ?? null]);
       expect(brief(compressed)).toEqual(brief(plain));
       expect(brief(compressed).slice(2)).toEqual([
-        ['request', 'COM_QUERY', `SELECT * FROM orders WHERE note = '${'n'.repeat(200)}'`, null], ['response', 'ResultSet', 2, null],
-        ['request', 'COM_QUERY', 'SELECT 1', null], ['response', 'OK', 0, null],
-        ['request', 'COM_STMT_PREPARE', 'INSERT INTO t VALUES (?, ?)', null], ['response', 'PrepareOK', undefined, null],
-        ['request', 'COM_STMT_EXECUTE', 'INSERT INTO t VALUES (?, ?)', null], ['response', 'OK', 1, null],
+        ['request', 'COM_QUERY', `SELECT * FROM orders WHERE note = '${'n'.repeat(200)}'`, null],
+        ['response', 'ResultSet', 2, null],
+        ['request', 'COM_QUERY', 'SELECT 1', null],
+        ['response', 'OK', 0, null],
+        ['request', 'COM_STMT_PREPARE', 'INSERT INTO t VALUES (?, ?)', null],
+        ['response', 'PrepareOK', undefined, null],
+        ['request', 'COM_STMT_EXECUTE', 'INSERT INTO t VALUES (?, ?)', null],
+        ['response', 'OK', 1, null],
       ]);
       const whole = shape(compressed);
-      fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
-        expect(shape(parse(compressedTurns(), cuts))).toEqual(whole);
-      }), { numRuns: 200 });
+      fc.assert(
+        fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
+          expect(shape(parse(compressedTurns(), cuts))).toEqual(whole);
+        }),
+        { numRuns: 200 },
+      );
     });
 
     it('counts a compressed packet that does not inflate (masked in a capture) as lost bytes, and reads on', () => {
@@ -298,10 +394,20 @@ describe('MysqlParser', () => {
       q1.fill(0x2a, 7); // the payload masked whole: the header still frames it
       turns[3] = client(q1);
       const ms = parse(turns);
-      expect(ms.map((m) => [m.kind, m.command, m.error ?? null, m.lostBytes ?? 0]).slice(2, 3)).toEqual([['request', 'Unreadable', expect.stringContaining('did not inflate'), 4 + 1 + 236]]); // the plain packet: header, COM_QUERY, the statement
-      expect(requests(ms).slice(2).map((r) => r.query)).toEqual(['SELECT 1', 'INSERT INTO t VALUES (?, ?)', 'INSERT INTO t VALUES (?, ?)']);
+      expect(ms.map((m) => [m.kind, m.command, m.error ?? null, m.lostBytes ?? 0]).slice(2, 3)).toEqual([
+        ['request', 'Unreadable', expect.stringContaining('did not inflate'), 4 + 1 + 236],
+      ]); // the plain packet: header, COM_QUERY, the statement
+      expect(
+        requests(ms)
+          .slice(2)
+          .map((r) => r.query),
+      ).toEqual(['SELECT 1', 'INSERT INTO t VALUES (?, ?)', 'INSERT INTO t VALUES (?, ?)']);
       // Its answer is passed over; the next answers pair with their statements.
-      expect(responses(ms).slice(1).map((r) => r.command)).toEqual(['OK', 'PrepareOK', 'OK']);
+      expect(
+        responses(ms)
+          .slice(1)
+          .map((r) => r.command),
+      ).toEqual(['OK', 'PrepareOK', 'OK']);
     });
 
     it('says why it stops on zstd compression and on bytes lost in the compressed stream', () => {
@@ -326,35 +432,67 @@ describe('MysqlParser', () => {
   it('gives the same messages however the bytes are cut', () => {
     const turns: Turn[] = [
       ...login(CAPS),
-      client(my.query('SELECT * FROM orders')), server(my.resultSet(1, 3, [['a'.repeat(300), 'b', 'c'], ['d', 'e', 'f']], false)),
-      client(my.prepare('INSERT INTO t VALUES (?, ?)')), server(my.prepareOk(1, 0, 2, false)),
-      client(my.execute(1)), server(my.ok(1, 1)),
-      client(my.query('x')), server(my.err(1, 1064, '42000', 'syntax')),
+      client(my.query('SELECT * FROM orders')),
+      server(
+        my.resultSet(
+          1,
+          3,
+          [
+            ['a'.repeat(300), 'b', 'c'],
+            ['d', 'e', 'f'],
+          ],
+          false,
+        ),
+      ),
+      client(my.prepare('INSERT INTO t VALUES (?, ?)')),
+      server(my.prepareOk(1, 0, 2, false)),
+      client(my.execute(1)),
+      server(my.ok(1, 1)),
+      client(my.query('x')),
+      server(my.err(1, 1064, '42000', 'syntax')),
     ];
     const whole = shape(parse(turns));
     expect(whole.length).toBe(10);
-    fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => {
-      expect(shape(parse(turns, cuts))).toEqual(whole);
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => {
+        expect(shape(parse(turns, cuts))).toEqual(whole);
+      }),
+    );
   });
 
   it('round-trips generated queries and result sets', () => {
-    const stmt = fc.record({ text: fc.string({ maxLength: 80 }), rows: fc.array(fc.array(fc.string({ maxLength: 10 }), { minLength: 2, maxLength: 2 }), { maxLength: 5 }), ok: fc.boolean() });
-    fc.assert(fc.property(fc.array(stmt, { maxLength: 8 }), fc.boolean(), (stmts, deprecateEof) => {
-      const turns: Turn[] = login(CAPS | (deprecateEof ? DEPRECATE_EOF : 0));
-      for (const s of stmts) {
-        turns.push(client(my.query(s.text)));
-        turns.push(server(s.ok ? my.ok(1, s.rows.length) : my.resultSet(1, 2, s.rows, deprecateEof)));
-      }
-      const ms = parse(turns);
-      expect(requests(ms).slice(1).map((r) => r.query)).toEqual(stmts.map((s) => s.text));
-      expect(responses(ms).slice(1).map((r) => [r.command, r.rows])).toEqual(stmts.map((s) => [s.ok ? 'OK' : 'ResultSet', s.rows.length]));
-    }));
+    const stmt = fc.record({
+      text: fc.string({ maxLength: 80 }),
+      rows: fc.array(fc.array(fc.string({ maxLength: 10 }), { minLength: 2, maxLength: 2 }), { maxLength: 5 }),
+      ok: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(stmt, { maxLength: 8 }), fc.boolean(), (stmts, deprecateEof) => {
+        const turns: Turn[] = login(CAPS | (deprecateEof ? DEPRECATE_EOF : 0));
+        for (const s of stmts) {
+          turns.push(client(my.query(s.text)));
+          turns.push(server(s.ok ? my.ok(1, s.rows.length) : my.resultSet(1, 2, s.rows, deprecateEof)));
+        }
+        const ms = parse(turns);
+        expect(
+          requests(ms)
+            .slice(1)
+            .map((r) => r.query),
+        ).toEqual(stmts.map((s) => s.text));
+        expect(
+          responses(ms)
+            .slice(1)
+            .map((r) => [r.command, r.rows]),
+        ).toEqual(stmts.map((s) => [s.ok ? 'OK' : 'ResultSet', s.rows.length]));
+      }),
+    );
   });
 
   it('never throws or hangs on random bytes', () => {
-    fc.assert(fc.property(fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (turns) => {
-      parse(turns.map((t) => ({ side: t.side, bytes: Buffer.from(t.bytes) })));
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (turns) => {
+        parse(turns.map((t) => ({ side: t.side, bytes: Buffer.from(t.bytes) })));
+      }),
+    );
   });
 });

@@ -67,8 +67,22 @@ function statementText(p: Buffer, from = 1): string {
 
 /** Sizes of binary-protocol values by type (MYSQL_TYPE_*): fixed, or -1 for a length-encoded string, -2 for a length byte then the value. */
 const VALUE_SIZE: Record<number, number> = {
-  0x01: 1, 0x02: 2, 0x03: 4, 0x04: 4, 0x05: 8, 0x06: 0, 0x08: 8, 0x09: 4, 0x0d: 2,
-  0x07: -2, 0x0a: -2, 0x0b: -2, 0x0c: -2, 0x11: -2, 0x12: -2, 0x13: -2,
+  0x01: 1,
+  0x02: 2,
+  0x03: 4,
+  0x04: 4,
+  0x05: 8,
+  0x06: 0,
+  0x08: 8,
+  0x09: 4,
+  0x0d: 2,
+  0x07: -2,
+  0x0a: -2,
+  0x0b: -2,
+  0x0c: -2,
+  0x11: -2,
+  0x12: -2,
+  0x13: -2,
 };
 
 /**
@@ -165,11 +179,22 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         if ('lost' in piece) {
           if (side === 'client' && this.client.available === 0 && this.clientParts.length === 0) {
             // A whole command unreadable (a compressed packet holds one command): said, and its answer not waited for.
-            this.onMessage({ protocol: 'mysql', kind: 'request', command: 'Unreadable', noResponse: true, tsStart: piece.ts, tsEnd: piece.ts, tid: 0, offset: this.client.offset, lostBytes: piece.lost, error: piece.reason, note: 'a compressed packet that did not inflate (masked in the capture, or corrupt)' });
+            this.onMessage({
+              protocol: 'mysql',
+              kind: 'request',
+              command: 'Unreadable',
+              noResponse: true,
+              tsStart: piece.ts,
+              tsEnd: piece.ts,
+              tid: 0,
+              offset: this.client.offset,
+              lostBytes: piece.lost,
+              error: piece.reason,
+              note: 'a compressed packet that did not inflate (masked in the capture, or corrupt)',
+            });
           }
           this.lose(side, piece.lost, piece.ts);
-        }
-        else this.plain(side, piece);
+        } else this.plain(side, piece);
       }
       return;
     }
@@ -192,7 +217,16 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     if (this.compressed[side]) {
       // Compressed packets have no marker to find again: what follows a loss cannot be framed.
       for (const unit of this.units.splice(0)) {
-        this.respond(unit, { command: 'Lost', note: `${bytes} bytes of the compressed ${side} stream were not captured`, error: `${bytes} bytes of the compressed ${side} stream were not captured` }, ts, bytes);
+        this.respond(
+          unit,
+          {
+            command: 'Lost',
+            note: `${bytes} bytes of the compressed ${side} stream were not captured`,
+            error: `${bytes} bytes of the compressed ${side} stream were not captured`,
+          },
+          ts,
+          bytes,
+        );
       }
       this.stop(ts, `${bytes} bytes of the compressed ${side} stream were not captured: the rest is not parsed`);
       return;
@@ -228,7 +262,12 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     if (side === 'client') this.clientParts = [];
     else this.serverContinues = false;
     for (const unit of this.units.splice(0)) {
-      this.respond(unit, { command: 'Lost', note: `${bytes} bytes of the ${side} stream were not captured`, error: `${bytes} bytes of the ${side} stream were not captured` }, ts, bytes);
+      this.respond(
+        unit,
+        { command: 'Lost', note: `${bytes} bytes of the ${side} stream were not captured`, error: `${bytes} bytes of the ${side} stream were not captured` },
+        ts,
+        bytes,
+      );
     }
   }
 
@@ -258,12 +297,17 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
       buf.skip(buf.available); // nothing asked: nothing here can be an answer
       return false;
     }
-    const plausible = side === 'client'
-      ? (h: Buffer) => h[3] === 0 && COMMANDS[h[4]!] !== undefined && h.readUIntLE(0, 3) >= 1
-      : (h: Buffer) => h[3] === 1 && h.readUIntLE(0, 3) >= 1;
-    const found = this.resync[side] === 'gap'
-      ? buf.seekMessageStart(5, plausible)
-      : buf.seekFramed(5, RESYNC_MAX_PACKET, (h) => (plausible(h) ? 4 + h.readUIntLE(0, 3) : undefined), (h) => (h.readUIntLE(0, 3) >= 1 ? 4 : undefined));
+    const plausible =
+      side === 'client' ? (h: Buffer) => h[3] === 0 && COMMANDS[h[4]!] !== undefined && h.readUIntLE(0, 3) >= 1 : (h: Buffer) => h[3] === 1 && h.readUIntLE(0, 3) >= 1;
+    const found =
+      this.resync[side] === 'gap'
+        ? buf.seekMessageStart(5, plausible)
+        : buf.seekFramed(
+            5,
+            RESYNC_MAX_PACKET,
+            (h) => (plausible(h) ? 4 + h.readUIntLE(0, 3) : undefined),
+            (h) => (h.readUIntLE(0, 3) >= 1 ? 4 : undefined),
+          );
     if (!found) return false;
     this.resync[side] = undefined;
     return true;
@@ -271,7 +315,13 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   private request(fields: Fields, buf: StreamBuffer, size: number, start: { ts: bigint; tid: number; offset: number }): void {
     const request: DbRequest = {
-      protocol: 'mysql', kind: 'request', tsStart: start.ts, tsEnd: buf.whenAt(size - 1).ts, tid: start.tid, offset: start.offset, ...fields,
+      protocol: 'mysql',
+      kind: 'request',
+      tsStart: start.ts,
+      tsEnd: buf.whenAt(size - 1).ts,
+      tid: start.tid,
+      offset: start.offset,
+      ...fields,
     };
     if (this.database !== undefined && request.database === undefined) request.database = this.database;
     if (this.user !== undefined && request.user === undefined) request.user = this.user;
@@ -326,7 +376,12 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     if (p.length < 32) return;
     const caps = p.readUInt32LE(0);
     if (p.length === 32 && caps & CLIENT_SSL) {
-      this.request({ command: 'SSLRequest', control: true, noResponse: true, note: 'the client asked for TLS: the rest of the connection is encrypted and not parsed' }, buf, size, start);
+      this.request(
+        { command: 'SSLRequest', control: true, noResponse: true, note: 'the client asked for TLS: the rest of the connection is encrypted and not parsed' },
+        buf,
+        size,
+        start,
+      );
       this.phase = 'stopped';
       return;
     }
@@ -450,8 +505,15 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
         }
         const at = buf.whenAt(0);
         this.onMessage({
-          protocol: 'mysql', kind: 'response', command: 'ERR', ...errFields(packet.subarray(4)), push: true,
-          tsStart: at.ts, tsEnd: buf.whenAt(total - 1).ts, tid: at.tid, offset: this.server.offset,
+          protocol: 'mysql',
+          kind: 'response',
+          command: 'ERR',
+          ...errFields(packet.subarray(4)),
+          push: true,
+          tsStart: at.ts,
+          tsEnd: buf.whenAt(total - 1).ts,
+          tid: at.tid,
+          offset: this.server.offset,
           note: 'sent instead of the greeting: the server refused the connection',
         });
         buf.skip(total);
@@ -656,7 +718,13 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
 
   private respond(unit: Unit, fields: Partial<DbResponse> & { command: string }, endTs: bigint, lost?: number): void {
     const response: DbResponse = {
-      protocol: 'mysql', kind: 'response', tsStart: unit.tsStart ?? endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: unit.offset ?? this.server.offset, ...fields,
+      protocol: 'mysql',
+      kind: 'response',
+      tsStart: unit.tsStart ?? endTs,
+      tsEnd: endTs,
+      tid: unit.tid ?? 0,
+      offset: unit.offset ?? this.server.offset,
+      ...fields,
     };
     const lostBytes = (lost ?? 0) + (unit.lostBytes ?? 0);
     if (lostBytes) response.lostBytes = lostBytes;

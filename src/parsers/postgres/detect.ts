@@ -43,19 +43,24 @@ function pgMessages(b: Buffer, needEvidence = true): ModuleVerdict {
   let sender: Side | undefined;
   let sawReady = false;
   let sawQuery = false;
-  const verdict = framesChain(b, 5, (at) => {
-    const type = b[at]!;
-    const length = b.readUInt32BE(at + 1);
-    if (length < 4 || length > 1 << 24) return -1;
-    const front = PG_FRONTEND.has(type);
-    const back = PG_BACKEND.has(type);
-    if (!front && !back) return -1;
-    if (type === READY_FOR_QUERY && length === 5 && at + 5 < b.length && 'ITE'.includes(String.fromCharCode(b[at + 5]!))) sawReady = true;
-    if (type === QUERY && at + 1 + length <= b.length && b[at + length] === 0) sawQuery = true;
-    if (front && !back) sender = sender === 'server' ? undefined : 'client';
-    if (back && !front) sender = sender === 'client' ? undefined : 'server';
-    return 1 + length;
-  }, () => seenFrom(sender, false));
+  const verdict = framesChain(
+    b,
+    5,
+    (at) => {
+      const type = b[at]!;
+      const length = b.readUInt32BE(at + 1);
+      if (length < 4 || length > 1 << 24) return -1;
+      const front = PG_FRONTEND.has(type);
+      const back = PG_BACKEND.has(type);
+      if (!front && !back) return -1;
+      if (type === READY_FOR_QUERY && length === 5 && at + 5 < b.length && 'ITE'.includes(String.fromCharCode(b[at + 5]!))) sawReady = true;
+      if (type === QUERY && at + 1 + length <= b.length && b[at + length] === 0) sawQuery = true;
+      if (front && !back) sender = sender === 'server' ? undefined : 'client';
+      if (back && !front) sender = sender === 'client' ? undefined : 'server';
+      return 1 + length;
+    },
+    () => seenFrom(sender, false),
+  );
   // Framing alone is weak evidence: insist on a ReadyForQuery or a NUL-terminated query.
   if (needEvidence && verdict !== NEED_MORE && verdict !== undefined && !(sawReady || sawQuery)) return undefined;
   return verdict;

@@ -32,7 +32,8 @@ export class PostgresMasker implements PayloadMasker {
   /** 'P': the statement name's NUL seen (the query text follows); 'Q': text from the start. */
   private inText = false;
   /** 'B': parsing its fixed fields, then values to mask. */
-  private bind: { stage: 'portal' | 'statement' | 'formatCount' | 'formats' | 'paramCount' | 'valueLength' | 'value' | 'rest'; left: number; bytes: number[]; valueLeft: number } | undefined;
+  private bind:
+    { stage: 'portal' | 'statement' | 'formatCount' | 'formats' | 'paramCount' | 'valueLength' | 'value' | 'rest'; left: number; bytes: number[]; valueLeft: number } | undefined;
 
   constructor(connectionStart: boolean) {
     this.untyped = connectionStart;
@@ -140,4 +141,3 @@ export class PostgresMasker implements PayloadMasker {
     }
   }
 }
-

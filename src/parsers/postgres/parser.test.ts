@@ -32,7 +32,20 @@ const be = {
   },
   complete: (tag: string) => be.msg('C', be.cstr(tag)),
   error: (code: string, message: string, severity = 'ERROR') =>
-    be.msg('E', Buffer.concat([Buffer.from('S'), be.cstr(severity), Buffer.from('V'), be.cstr(severity), Buffer.from('C'), be.cstr(code), Buffer.from('M'), be.cstr(message), Buffer.alloc(1)])),
+    be.msg(
+      'E',
+      Buffer.concat([
+        Buffer.from('S'),
+        be.cstr(severity),
+        Buffer.from('V'),
+        be.cstr(severity),
+        Buffer.from('C'),
+        be.cstr(code),
+        Buffer.from('M'),
+        be.cstr(message),
+        Buffer.alloc(1),
+      ]),
+    ),
   parseComplete: () => be.msg('1'),
   bindComplete: () => be.msg('2'),
   empty: () => be.msg('I'),
@@ -60,43 +73,69 @@ describe('PostgresParser', () => {
       ['Startup', undefined, 'shop', 'app', true],
       ['Query', "SELECT id FROM users WHERE name = 'ann'", 'shop', 'app', undefined],
     ]);
-    expect(responses(ms).map((r) => [r.command, r.rows, r.tag])).toEqual([['ReadyForQuery', undefined, undefined], ['CommandComplete', 2, 'SELECT 2']]);
+    expect(responses(ms).map((r) => [r.command, r.rows, r.tag])).toEqual([
+      ['ReadyForQuery', undefined, undefined],
+      ['CommandComplete', 2, 'SELECT 2'],
+    ]);
   });
 
   it('stitches Execute to the text of the statement its portal was bound to, named and unnamed', () => {
     const ms = parse([
       ...STARTUP,
-      client(Buffer.concat([
-        serialize.parse({ name: 'ins', text: 'INSERT INTO t(a) VALUES ($1)', types: [] }),
-        serialize.bind({ statement: 'ins', values: ['x'] }),
-        serialize.execute({}),
-        serialize.parse({ text: 'SELECT $1::int', types: [] }),
-        serialize.bind({ values: ['5'] }),
-        serialize.execute({}),
-        serialize.sync(),
-      ])),
+      client(
+        Buffer.concat([
+          serialize.parse({ name: 'ins', text: 'INSERT INTO t(a) VALUES ($1)', types: [] }),
+          serialize.bind({ statement: 'ins', values: ['x'] }),
+          serialize.execute({}),
+          serialize.parse({ text: 'SELECT $1::int', types: [] }),
+          serialize.bind({ values: ['5'] }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      ),
       server(be.parseComplete(), be.bindComplete(), be.complete('INSERT 0 1'), be.parseComplete(), be.bindComplete(), be.dataRow('5'), be.complete('SELECT 1'), be.ready()),
     ]);
-    expect(requests(ms).slice(1).map((r) => [r.command, r.query, r.params])).toEqual([
+    expect(
+      requests(ms)
+        .slice(1)
+        .map((r) => [r.command, r.query, r.params]),
+    ).toEqual([
       ['Execute', 'INSERT INTO t(a) VALUES ($1)', 1],
       ['Execute', 'SELECT $1::int', 1],
     ]);
-    expect(responses(ms).slice(1).map((r) => [r.command, r.rows, r.tag])).toEqual([['CommandComplete', 1, 'INSERT 0 1'], ['CommandComplete', 1, 'SELECT 1']]);
+    expect(
+      responses(ms)
+        .slice(1)
+        .map((r) => [r.command, r.rows, r.tag]),
+    ).toEqual([
+      ['CommandComplete', 1, 'INSERT 0 1'],
+      ['CommandComplete', 1, 'SELECT 1'],
+    ]);
   });
 
   it('answers an error with its SQLSTATE, and the Executes the server skipped after it as not executed', () => {
     const ms = parse([
       ...STARTUP,
-      client(Buffer.concat([
-        serialize.parse({ text: 'SELECT 1/0', types: [] }), serialize.bind({}), serialize.execute({}),
-        serialize.parse({ text: 'SELECT 2', types: [] }), serialize.bind({}), serialize.execute({}),
-        serialize.sync(),
-      ])),
+      client(
+        Buffer.concat([
+          serialize.parse({ text: 'SELECT 1/0', types: [] }),
+          serialize.bind({}),
+          serialize.execute({}),
+          serialize.parse({ text: 'SELECT 2', types: [] }),
+          serialize.bind({}),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      ),
       server(be.parseComplete(), be.bindComplete(), be.error('22012', 'division by zero'), be.ready('I')),
       client(serialize.query('SELECT nope')),
       server(be.error('42703', 'column "nope" does not exist'), be.ready()),
     ]);
-    expect(responses(ms).slice(1).map((r) => [r.command, r.errorCode, r.errorMessage])).toEqual([
+    expect(
+      responses(ms)
+        .slice(1)
+        .map((r) => [r.command, r.errorCode, r.errorMessage]),
+    ).toEqual([
       ['ErrorResponse', '22012', 'division by zero'],
       ['NotExecuted', undefined, 'not executed: an earlier message of its batch failed'],
       ['ErrorResponse', '42703', 'column "nope" does not exist'],
@@ -140,9 +179,22 @@ describe('PostgresParser', () => {
       client(serialize.query('COPY t TO STDOUT')),
       server(be.msg('H', Buffer.from([0, 0, 0])), be.msg('d', Buffer.from('1\n')), be.msg('d', Buffer.from('2\n')), be.msg('c'), be.complete('COPY 2'), be.ready()),
       client(serialize.query('DROP TABLE IF EXISTS nope; SELECT 1')),
-      server(be.msg('N', Buffer.concat([Buffer.from('S'), be.cstr('NOTICE'), Buffer.from('M'), be.cstr('table "nope" does not exist, skipping'), Buffer.alloc(1)])), be.complete('DROP TABLE'), be.dataRow('1'), be.complete('SELECT 1'), be.ready()),
+      server(
+        be.msg('N', Buffer.concat([Buffer.from('S'), be.cstr('NOTICE'), Buffer.from('M'), be.cstr('table "nope" does not exist, skipping'), Buffer.alloc(1)])),
+        be.complete('DROP TABLE'),
+        be.dataRow('1'),
+        be.complete('SELECT 1'),
+        be.ready(),
+      ),
     ]);
-    expect(responses(ms).slice(1).map((r) => [r.rows, r.tag, r.note])).toEqual([[2, 'COPY 2', undefined], [1, 'SELECT 1', '1 notice from the server']]);
+    expect(
+      responses(ms)
+        .slice(1)
+        .map((r) => [r.rows, r.tag, r.note]),
+    ).toEqual([
+      [2, 'COPY 2', undefined],
+      [1, 'SELECT 1', '1 notice from the server'],
+    ]);
   });
 
   it('answers what was owed with the loss when bytes are lost, then resumes at the next message boundary', () => {
@@ -154,7 +206,12 @@ describe('PostgresParser', () => {
     p.gap('server', 100, 3n);
     p.feed('client', { data: serialize.query('SELECT 2'), ts: 4n, tid: 1 });
     p.feed('server', { data: Buffer.concat([be.complete('SELECT 1'), be.ready()]), ts: 5n, tid: 1 });
-    expect(out.map((m) => `${m.kind} ${(m as DbRequest).command}${m.error ? ' !' : ''}`)).toEqual(['request Query', 'response Lost !', 'request Query', 'response CommandComplete']);
+    expect(out.map((m) => `${m.kind} ${(m as DbRequest).command}${m.error ? ' !' : ''}`)).toEqual([
+      'request Query',
+      'response Lost !',
+      'request Query',
+      'response CommandComplete',
+    ]);
   });
 
   it('frames messages larger than the kernel copies: a long query and wide rows keep their real result, with the bytes lost', () => {
@@ -183,7 +240,7 @@ describe('PostgresParser', () => {
   it('gives the same messages however the bytes are cut', () => {
     const turns: Turn[] = [
       ...STARTUP,
-      client(serialize.query("SELECT * FROM orders WHERE total > 10")),
+      client(serialize.query('SELECT * FROM orders WHERE total > 10')),
       server(be.rowDescription(2), be.dataRow('a'.repeat(300)), be.dataRow('b'), be.complete('SELECT 2'), be.ready()),
       client(Buffer.concat([serialize.parse({ text: 'DELETE FROM t WHERE id = $1', types: [] }), serialize.bind({ values: ['9'] }), serialize.execute({}), serialize.sync()])),
       server(be.parseComplete(), be.bindComplete(), be.complete('DELETE 1'), be.ready()),
@@ -192,34 +249,48 @@ describe('PostgresParser', () => {
     ];
     const whole = shape(parse(turns));
     expect(whole.length).toBe(8);
-    fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => {
-      expect(shape(parse(turns, cuts))).toEqual(whole);
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => {
+        expect(shape(parse(turns, cuts))).toEqual(whole);
+      }),
+    );
   });
 
   it('round-trips generated queries and results', () => {
     const statement = fc.record({ text: fc.string({ maxLength: 60 }).filter((s) => !s.includes('\0')), rows: fc.nat(5), extended: fc.boolean() });
-    fc.assert(fc.property(fc.array(statement, { maxLength: 8 }), (stmts) => {
-      const turns: Turn[] = [...STARTUP];
-      for (const s of stmts) {
-        const rows = Array.from({ length: s.rows }, (_, i) => be.dataRow(String(i)));
-        if (s.extended) {
-          turns.push(client(Buffer.concat([serialize.parse({ text: s.text, types: [] }), serialize.bind({}), serialize.execute({}), serialize.sync()])));
-          turns.push(server(be.parseComplete(), be.bindComplete(), ...rows, be.complete(`SELECT ${s.rows}`), be.ready()));
-        } else {
-          turns.push(client(serialize.query(s.text)));
-          turns.push(server(...rows, be.complete(`SELECT ${s.rows}`), be.ready()));
+    fc.assert(
+      fc.property(fc.array(statement, { maxLength: 8 }), (stmts) => {
+        const turns: Turn[] = [...STARTUP];
+        for (const s of stmts) {
+          const rows = Array.from({ length: s.rows }, (_, i) => be.dataRow(String(i)));
+          if (s.extended) {
+            turns.push(client(Buffer.concat([serialize.parse({ text: s.text, types: [] }), serialize.bind({}), serialize.execute({}), serialize.sync()])));
+            turns.push(server(be.parseComplete(), be.bindComplete(), ...rows, be.complete(`SELECT ${s.rows}`), be.ready()));
+          } else {
+            turns.push(client(serialize.query(s.text)));
+            turns.push(server(...rows, be.complete(`SELECT ${s.rows}`), be.ready()));
+          }
         }
-      }
-      const ms = parse(turns);
-      expect(requests(ms).slice(1).map((r) => [r.command, r.query])).toEqual(stmts.map((s) => [s.extended ? 'Execute' : 'Query', s.text]));
-      expect(responses(ms).slice(1).map((r) => r.rows)).toEqual(stmts.map((s) => s.rows));
-    }));
+        const ms = parse(turns);
+        expect(
+          requests(ms)
+            .slice(1)
+            .map((r) => [r.command, r.query]),
+        ).toEqual(stmts.map((s) => [s.extended ? 'Execute' : 'Query', s.text]));
+        expect(
+          responses(ms)
+            .slice(1)
+            .map((r) => r.rows),
+        ).toEqual(stmts.map((s) => s.rows));
+      }),
+    );
   });
 
   it('never throws or hangs on random bytes, on either side', () => {
-    fc.assert(fc.property(fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (turns) => {
-      parse(turns.map((t) => ({ side: t.side, bytes: Buffer.from(t.bytes) })));
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.record({ side: fc.constantFrom('client' as const, 'server' as const), bytes: fc.uint8Array({ maxLength: 200 }) }), { maxLength: 10 }), (turns) => {
+        parse(turns.map((t) => ({ side: t.side, bytes: Buffer.from(t.bytes) })));
+      }),
+    );
   });
 });

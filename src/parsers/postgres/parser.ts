@@ -55,7 +55,6 @@ interface Unit {
   lostBytes?: number;
 }
 
-
 /** The row count a command tag reports: the last number in "SELECT 3", "INSERT 0 1", "UPDATE 2". */
 function tagRows(tag: string): number | undefined {
   const m = /(\d+)$/.exec(tag);
@@ -163,9 +162,10 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private resynced(side: Side, buf: StreamBuffer): boolean {
     if (!this.resync[side]) return true;
     const types = side === 'client' ? FRONTEND : BACKEND;
-    const found = this.resync[side] === 'gap'
-      ? buf.seekMessageStart(5, (h) => types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 && h.readUInt32BE(1) < MAX_MESSAGE)
-      : buf.seekFramed(5, RESYNC_MAX_MESSAGE, (h) => (types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 ? 1 + h.readUInt32BE(1) : undefined));
+    const found =
+      this.resync[side] === 'gap'
+        ? buf.seekMessageStart(5, (h) => types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 && h.readUInt32BE(1) < MAX_MESSAGE)
+        : buf.seekFramed(5, RESYNC_MAX_MESSAGE, (h) => (types.has(String.fromCharCode(h[0]!)) && h.readUInt32BE(1) >= 4 ? 1 + h.readUInt32BE(1) : undefined));
     if (!found) return false;
     this.resync[side] = undefined;
     return true;
@@ -174,7 +174,13 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private request(fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>, buf: StreamBuffer, size: number): DbRequest {
     const start = buf.when();
     const request: DbRequest = {
-      protocol: 'postgres', kind: 'request', tsStart: start.ts, tsEnd: buf.whenAt(size - 1).ts, tid: start.tid, offset: buf.offset, ...fields,
+      protocol: 'postgres',
+      kind: 'request',
+      tsStart: start.ts,
+      tsEnd: buf.whenAt(size - 1).ts,
+      tid: start.tid,
+      offset: buf.offset,
+      ...fields,
     };
     if (this.database !== undefined && request.database === undefined) request.database = this.database;
     if (this.user !== undefined && request.user === undefined) request.user = this.user;
@@ -280,9 +286,10 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         const text = bound ? this.statements.get(bound.statement) : undefined;
         const fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'> = { command: 'Execute' };
         if (text !== undefined) fields.query = text;
-        else fields.note = bound
-          ? `statement ${JSON.stringify(bound.statement)} was prepared before the capture began: its text is unknown`
-          : `portal ${JSON.stringify(portal)} was bound before the capture began: its statement is unknown`;
+        else
+          fields.note = bound
+            ? `statement ${JSON.stringify(bound.statement)} was prepared before the capture began: its text is unknown`
+            : `portal ${JSON.stringify(portal)} was bound before the capture began: its statement is unknown`;
         if (bound) fields.params = bound.params;
         this.request(fields, buf, total);
         this.expect('execute');
@@ -331,7 +338,14 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
           if (accepted) {
             this.encrypted = true;
             this.onMessage({
-              protocol: 'postgres', kind: 'response', command: 'Encrypted', push: true, tsStart: start.ts, tsEnd: start.ts, tid: start.tid, offset: buf.offset,
+              protocol: 'postgres',
+              kind: 'response',
+              command: 'Encrypted',
+              push: true,
+              tsStart: start.ts,
+              tsEnd: start.ts,
+              tid: start.tid,
+              offset: buf.offset,
               note: `the server accepted ${head.kind === 'ssl' ? 'TLS' : 'GSSAPI encryption'}: the rest of the connection is encrypted and not parsed`,
             });
             return;
@@ -390,9 +404,10 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         // ReadyForQuery ends a start-up, a simple query, or an extended batch at its Sync.
         if (unit && (unit.kind === 'startup' || unit.kind === 'query')) {
           this.units.shift();
-          const fields: Partial<DbResponse> & { command: string } = unit.errorCode !== undefined
-            ? { command: 'ErrorResponse', errorCode: unit.errorCode, errorMessage: unit.errorMessage! }
-            : { command: unit.kind === 'startup' ? 'ReadyForQuery' : 'CommandComplete' };
+          const fields: Partial<DbResponse> & { command: string } =
+            unit.errorCode !== undefined
+              ? { command: 'ErrorResponse', errorCode: unit.errorCode, errorMessage: unit.errorMessage! }
+              : { command: unit.kind === 'startup' ? 'ReadyForQuery' : 'CommandComplete' };
           if (unit.kind === 'query' && unit.errorCode === undefined) fields.rows = unit.tagRows ?? unit.rows;
           if (unit.tag !== undefined) fields.tag = unit.tag;
           if (unit.notices) fields.note = `${unit.notices} notice${unit.notices > 1 ? 's' : ''} from the server`;
@@ -462,7 +477,12 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
 
   private respond(unit: Unit, fields: Partial<DbResponse> & { command: string }, endTs: bigint, lost?: number): void {
     const response: DbResponse = {
-      protocol: 'postgres', kind: 'response', tsStart: unit.tsStart ?? endTs, tsEnd: endTs, tid: unit.tid ?? 0, offset: unit.offset ?? this.server.offset,
+      protocol: 'postgres',
+      kind: 'response',
+      tsStart: unit.tsStart ?? endTs,
+      tsEnd: endTs,
+      tid: unit.tid ?? 0,
+      offset: unit.offset ?? this.server.offset,
       ...fields,
     };
     const lostBytes = (lost ?? 0) + (unit.lostBytes ?? 0);
@@ -475,8 +495,15 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   private broken(side: Side, buf: StreamBuffer, reason: string): void {
     const start = buf.when();
     this.onMessage({
-      protocol: 'postgres', kind: side === 'client' ? 'request' : 'response', command: 'Unparsable', tsStart: start.ts, tsEnd: start.ts,
-      tid: start.tid, offset: buf.offset, error: reason, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
+      protocol: 'postgres',
+      kind: side === 'client' ? 'request' : 'response',
+      command: 'Unparsable',
+      tsStart: start.ts,
+      tsEnd: start.ts,
+      tid: start.tid,
+      offset: buf.offset,
+      error: reason,
+      ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
     this.resync[side] = 'content';
     buf.skip(1);

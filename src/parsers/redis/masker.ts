@@ -106,4 +106,3 @@ export class RedisMasker implements PayloadMasker {
     return false;
   }
 }
-

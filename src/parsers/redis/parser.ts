@@ -22,11 +22,66 @@ const MAX_DEPTH = 64;
 const MAX_BULK = 512 * 1024 * 1024;
 
 /** Commands whose first argument is not a key. */
-const NO_KEY = new Set(['PING', 'ECHO', 'AUTH', 'HELLO', 'SELECT', 'INFO', 'CONFIG', 'CLIENT', 'COMMAND', 'MULTI', 'EXEC', 'DISCARD', 'QUIT', 'SCRIPT', 'EVAL', 'EVALSHA', 'PUBLISH', 'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'FLUSHDB', 'FLUSHALL', 'DBSIZE', 'SCAN', 'KEYS', 'MONITOR', 'RESET', 'SAVE', 'BGSAVE', 'TIME', 'LASTSAVE', 'SHUTDOWN', 'SLOWLOG', 'MEMORY', 'LATENCY', 'ACL', 'FUNCTION', 'FCALL', 'WAIT']);
+const NO_KEY = new Set([
+  'PING',
+  'ECHO',
+  'AUTH',
+  'HELLO',
+  'SELECT',
+  'INFO',
+  'CONFIG',
+  'CLIENT',
+  'COMMAND',
+  'MULTI',
+  'EXEC',
+  'DISCARD',
+  'QUIT',
+  'SCRIPT',
+  'EVAL',
+  'EVALSHA',
+  'PUBLISH',
+  'SUBSCRIBE',
+  'PSUBSCRIBE',
+  'SSUBSCRIBE',
+  'UNSUBSCRIBE',
+  'PUNSUBSCRIBE',
+  'FLUSHDB',
+  'FLUSHALL',
+  'DBSIZE',
+  'SCAN',
+  'KEYS',
+  'MONITOR',
+  'RESET',
+  'SAVE',
+  'BGSAVE',
+  'TIME',
+  'LASTSAVE',
+  'SHUTDOWN',
+  'SLOWLOG',
+  'MEMORY',
+  'LATENCY',
+  'ACL',
+  'FUNCTION',
+  'FCALL',
+  'WAIT',
+]);
 const STREAMING = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR']);
 const TYPE_NAMES: Record<string, string> = {
-  '+': 'SimpleString', '-': 'Error', ':': 'Integer', '$': 'BulkString', '*': 'Array', '_': 'Null', ',': 'Double', '#': 'Boolean',
-  '!': 'BulkError', '=': 'VerbatimString', '(': 'BigNumber', '%': 'Map', '~': 'Set', '>': 'Push', '|': 'Attribute',
+  '+': 'SimpleString',
+  '-': 'Error',
+  ':': 'Integer',
+  $: 'BulkString',
+  '*': 'Array',
+  _: 'Null',
+  ',': 'Double',
+  '#': 'Boolean',
+  '!': 'BulkError',
+  '=': 'VerbatimString',
+  '(': 'BigNumber',
+  '%': 'Map',
+  '~': 'Set',
+  '>': 'Push',
+  '|': 'Attribute',
 };
 
 /** An aggregate still open: how many elements it still waits for. */
@@ -65,7 +120,10 @@ const emptyValue = (): Value => ({ args: 0, strings: [], open: [], bulkLeft: -1,
 
 /** Framing broke `at` bytes past the next unconsumed one (where the offending byte is). */
 class Broken extends Error {
-  constructor(message: string, readonly at = 0) {
+  constructor(
+    message: string,
+    readonly at = 0,
+  ) {
     super(message);
   }
 }
@@ -113,8 +171,15 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       // Which replies were lost cannot be told: answer every waiting request with the loss.
       for (; this.owed > 0; this.owed--) {
         this.onMessage({
-          protocol: 'redis', kind: 'response', command: 'Lost', tsStart: ts, tsEnd: ts, tid: 0, offset: this.buffers.server.offset,
-          lostBytes: bytes, error: `${bytes} bytes of the ${side} stream were not captured`,
+          protocol: 'redis',
+          kind: 'response',
+          command: 'Lost',
+          tsStart: ts,
+          tsEnd: ts,
+          tid: 0,
+          offset: this.buffers.server.offset,
+          lostBytes: bytes,
+          error: `${bytes} bytes of the ${side} stream were not captured`,
         });
       }
     }
@@ -187,7 +252,10 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     const buf = this.buffers[side];
     const lf = buf.indexOf(LF, v.scanned, MAX_LINE + 2);
     if (lf < 0) {
-      if (buf.available > MAX_LINE) throw new Broken(side === 'client' && v.open.length === 0 && buf.byteAt(0) !== 0x2a ? `an inline command longer than ${MAX_LINE} bytes` : `a line longer than ${MAX_LINE} bytes`);
+      if (buf.available > MAX_LINE)
+        throw new Broken(
+          side === 'client' && v.open.length === 0 && buf.byteAt(0) !== 0x2a ? `an inline command longer than ${MAX_LINE} bytes` : `a line longer than ${MAX_LINE} bytes`,
+        );
       v.scanned = buf.available;
       return false;
     }
@@ -216,7 +284,12 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     const depth1 = v.open.length === 1 && !v.open[0]!.attribute;
     buf.skip(lf + 1);
     switch (type) {
-      case '+': case ':': case '_': case ',': case '#': case '(':
+      case '+':
+      case ':':
+      case '_':
+      case ',':
+      case '#':
+      case '(':
         if (top) v.type = name;
         if (side === 'client' && depth1 && v.strings.length < 2) v.strings.push(text);
         this.valueEnded(side, ts);
@@ -228,7 +301,9 @@ export class RedisParser implements ProtocolParser<DbMessage> {
         }
         this.valueEnded(side, ts);
         return true;
-      case '$': case '!': case '=': {
+      case '$':
+      case '!':
+      case '=': {
         const n = Number(text);
         if (!Number.isInteger(n) || n < -1 || n > MAX_BULK) throw new Broken(`bulk length ${JSON.stringify(text)}`);
         if (top) v.type = n === -1 ? 'Null' : name;
@@ -295,7 +370,15 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     const streaming = STREAMING.has(command);
     const start = v.start!;
     const request: DbRequest = {
-      protocol: 'redis', kind: 'request', command, query, params: v.args - 1, tsStart: start.ts, tsEnd, tid: start.tid, offset: start.offset,
+      protocol: 'redis',
+      kind: 'request',
+      command,
+      query,
+      params: v.args - 1,
+      tsStart: start.ts,
+      tsEnd,
+      tid: start.tid,
+      offset: start.offset,
     };
     if (v.lost) request.lostBytes = v.lost;
     if (streaming) {
@@ -328,8 +411,15 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     const start = buf.whenAt(at);
     const offset = buf.offset + at;
     this.onMessage({
-      protocol: 'redis', kind: side === 'client' ? 'request' : 'response', command: 'Unparsable', tsStart: start.ts, tsEnd: start.ts, tid: start.tid,
-      offset, error: `byte ${offset}: ${reason}`, ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
+      protocol: 'redis',
+      kind: side === 'client' ? 'request' : 'response',
+      command: 'Unparsable',
+      tsStart: start.ts,
+      tsEnd: start.ts,
+      tid: start.tid,
+      offset,
+      error: `byte ${offset}: ${reason}`,
+      ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
     this.resync[side] = 'content';
     this.atLineStart[side] = false;

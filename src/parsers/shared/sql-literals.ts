@@ -13,7 +13,10 @@ export class SqlLiterals {
   private escaped = false;
   private prevWord = false;
   private inNumber = false;
-  constructor(private readonly backslashEscapes: boolean, private readonly stringQuotes: number[]) {}
+  constructor(
+    private readonly backslashEscapes: boolean,
+    private readonly stringQuotes: number[],
+  ) {}
 
   reset(): void {
     this.quote = 0;
@@ -70,4 +73,3 @@ export class SqlLiterals {
     return 0;
   }
 }
-

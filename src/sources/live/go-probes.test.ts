@@ -9,9 +9,14 @@ import { encodeGoOffsets, isGoBinary, planGoProbes } from './go-probes';
 
 const goVersion = spawnSync('go', ['version'], { encoding: 'utf8' });
 const release = /go(\d+\.\d+)/.exec(goVersion.stdout ?? '')?.[0] ?? '';
-const reason = goVersion.status !== 0 ? 'go is not installed'
-  : spawnSync('objdump', ['--version']).status !== 0 ? 'objdump (binutils) is not installed'
-  : !GO_OFFSETS[release] ? `the offsets table has no ${release} (a binary without DWARF would be refused)` : '';
+const reason =
+  goVersion.status !== 0
+    ? 'go is not installed'
+    : spawnSync('objdump', ['--version']).status !== 0
+      ? 'objdump (binutils) is not installed'
+      : !GO_OFFSETS[release]
+        ? `the offsets table has no ${release} (a binary without DWARF would be refused)`
+        : '';
 if (reason) console.warn(`Go probe plan tests skipped: ${reason}`);
 
 describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason})` : ''}`, () => {
@@ -19,7 +24,10 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
   beforeAll(() => {
     const dir = tempDir();
     noDwarf = path.join(dir, 'backend-nodwarf');
-    execFileSync('go', ['build', '-ldflags=-w', '-o', noDwarf, path.join(ROOT, 'scenarios/services/backend.go')], { env: { ...process.env, GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' }, cwd: dir });
+    execFileSync('go', ['build', '-ldflags=-w', '-o', noDwarf, path.join(ROOT, 'scenarios/services/backend.go')], {
+      env: { ...process.env, GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' },
+      cwd: dir,
+    });
   }, 120_000);
 
   const flags = (b: Buffer) => b.readUInt32LE(offsetOf('loupe_go_offsets', 'flags'));

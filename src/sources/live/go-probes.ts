@@ -163,16 +163,20 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   // The header map is one layout or the other, by release: whichever this binary's offsets describe.
   const bucketMap = group(BUCKET_MAP_FIELDS);
   const swissMap = group(SWISS_MAP_FIELDS);
-  const headerMap = !(bucketMap instanceof ElfError) ? bucketMap
-    : !(swissMap instanceof ElfError) ? { ...swissMap, header_swiss_slot_size: swissMap.header_swiss_slot_size! + SLICE_HEADER_BYTES }
-    : new ElfError(`its header map is neither layout Loupe reads (${bucketMap.message}; ${swissMap.message})`);
+  const headerMap = !(bucketMap instanceof ElfError)
+    ? bucketMap
+    : !(swissMap instanceof ElfError)
+      ? { ...swissMap, header_swiss_slot_size: swissMap.header_swiss_slot_size! + SLICE_HEADER_BYTES }
+      : new ElfError(`its header map is neither layout Loupe reads (${bucketMap.message}; ${swissMap.message})`);
   const common = group(INJECT_FIELDS);
   const inject = common instanceof ElfError ? common : headerMap instanceof ElfError ? headerMap : { ...common, ...headerMap };
   const skipped = [
     grpc instanceof ElfError ? `gRPC probes off: ${grpc.message}` : '',
     inject instanceof ElfError ? `traceparent injection off for it: ${inject.message}` : '',
     tls instanceof ElfError ? `crypto/tls probes off: ${tls.message}` : '',
-  ].filter(Boolean).join('; ');
+  ]
+    .filter(Boolean)
+    .join('; ');
   const probes: Array<[string, number]> = [];
   const covered: string[] = [];
   for (const p of PROBES) {
@@ -194,8 +198,12 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const known = (g: Record<string, number> | ElfError) => (g instanceof ElfError ? {} : g);
   const from = new Set(Object.values(FIELDS).map((f) => (resolved.get(f) as { from: 'dwarf' | 'table' }).from));
   return {
-    goVersion: info.goVersion, probes, functions: covered, offsets: { ...core, ...known(grpc), ...known(inject), ...known(tls) },
-    offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!, skipped,
+    goVersion: info.goVersion,
+    probes,
+    functions: covered,
+    offsets: { ...core, ...known(grpc), ...known(inject), ...known(tls) },
+    offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!,
+    skipped,
     canInject: !(inject instanceof ElfError),
     swissMap: !(inject instanceof ElfError) && inject.header_swiss_dir_ptr !== undefined,
     tcpConnItab: tcpConnItab(elf),
@@ -243,8 +251,11 @@ export function encodeGoOffsets(plan: GoPlan, inject: boolean, tlsPlaintext = tr
   buf.writeBigUInt64LE(itab, offsetOf('loupe_go_offsets', 'tcpconn_itab'));
   const grpc = Object.keys(GRPC_FIELDS).every((n) => plan.offsets[n] !== undefined);
   const tls = tlsPlaintext && plan.offsets.tls_conn_conn !== undefined;
-  const flags = (inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) | (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0) | (tls ? CONSTANTS.LOUPE_GO_F_TLS : 0)
-    | (plan.swissMap ? CONSTANTS.LOUPE_GO_F_SWISS : 0);
+  const flags =
+    (inject && plan.canInject ? CONSTANTS.LOUPE_GO_F_INJECT : 0) |
+    (grpc ? CONSTANTS.LOUPE_GO_F_GRPC : 0) |
+    (tls ? CONSTANTS.LOUPE_GO_F_TLS : 0) |
+    (plan.swissMap ? CONSTANTS.LOUPE_GO_F_SWISS : 0);
   buf.writeUInt32LE(flags, offsetOf('loupe_go_offsets', 'flags'));
   return buf;
 }

@@ -71,10 +71,14 @@ export interface GoInstrumented {
 
 /** The TLS probes of bpf/tls.bpf.c, by the library function each goes on. */
 const TLS_PROBES: Array<[string, string]> = [
-  ['ssl_write', 'SSL_write'], ['ssl_write_ret', 'SSL_write'],
-  ['ssl_read', 'SSL_read'], ['ssl_read_ret', 'SSL_read'],
-  ['ssl_write_ex', 'SSL_write_ex'], ['ssl_write_ex_ret', 'SSL_write_ex'],
-  ['ssl_read_ex', 'SSL_read_ex'], ['ssl_read_ex_ret', 'SSL_read_ex'],
+  ['ssl_write', 'SSL_write'],
+  ['ssl_write_ret', 'SSL_write'],
+  ['ssl_read', 'SSL_read'],
+  ['ssl_read_ret', 'SSL_read'],
+  ['ssl_write_ex', 'SSL_write_ex'],
+  ['ssl_write_ex_ret', 'SSL_write_ex'],
+  ['ssl_read_ex', 'SSL_read_ex'],
+  ['ssl_read_ex_ret', 'SSL_read_ex'],
 ];
 
 export interface LiveStarted {
@@ -161,24 +165,30 @@ export class LiveSource {
       agent.load(BPF_OBJECTS, this.options.ringBytes);
       const types = addon.programTypes();
       const missingTypes = (['sock_ops', 'sk_msg'] as const).filter((t) => !types[t]);
-      const injectLoad = !this.options.goInject ? 'turned off by configuration'
-        : missingTypes.length ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
-        : agent.loadOptional(this.options.injectObject ?? INJECT_OBJECT, this.options.ringBytes);
+      const injectLoad = !this.options.goInject
+        ? 'turned off by configuration'
+        : missingTypes.length
+          ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
+          : agent.loadOptional(this.options.injectObject ?? INJECT_OBJECT, this.options.ringBytes);
       const filterPids = (this.options.pids?.length ?? 0) > 0;
       const filterPorts = (this.options.ports?.length ?? 0) > 0;
       for (const pid of this.options.pids ?? []) this.watchPid(pid);
       for (const port of this.options.ports ?? []) agent.mapUpdate('loupe_ports', u16(port), Buffer.from([1]));
-      agent.mapUpdate('loupe_config', u32(0), encodeConfig({
-        agent_pid: process.pid,
-        max_payload: this.options.maxPayload,
-        filter_pids: filterPids ? 1 : 0,
-        filter_ports: filterPorts ? 1 : 0,
-        // Secret per run: cookies stay stable within a capture and say nothing about kernel addresses.
-        cookie_key: randomBytes(8).readBigUInt64LE(),
-        tls_probes: this.options.tlsLibraries.length > 0 || this.options.tlsDiscover ? 1 : 0,
-        go_probes: this.options.goProbes === false ? 0 : 1,
-        exec_select: this.options.selectByExec ? 1 : 0,
-      }));
+      agent.mapUpdate(
+        'loupe_config',
+        u32(0),
+        encodeConfig({
+          agent_pid: process.pid,
+          max_payload: this.options.maxPayload,
+          filter_pids: filterPids ? 1 : 0,
+          filter_ports: filterPorts ? 1 : 0,
+          // Secret per run: cookies stay stable within a capture and say nothing about kernel addresses.
+          cookie_key: randomBytes(8).readBigUInt64LE(),
+          tls_probes: this.options.tlsLibraries.length > 0 || this.options.tlsDiscover ? 1 : 0,
+          go_probes: this.options.goProbes === false ? 0 : 1,
+          exec_select: this.options.selectByExec ? 1 : 0,
+        }),
+      );
       let resolveEnd!: () => void;
       this.ended = new Promise((resolve) => (resolveEnd = resolve));
       agent.start((batch) => {
@@ -258,10 +268,25 @@ export class LiveSource {
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject, tls, itabIn(plan, pid)));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
-    const adoptedSockets = this.propagation.inject && plan.canInject ? agent.adoptSockets('loupe_inject_socks', pid, socketsOf(pid).map((s) => s.fd)) : 0;
+    const adoptedSockets =
+      this.propagation.inject && plan.canInject
+        ? agent.adoptSockets(
+            'loupe_inject_socks',
+            pid,
+            socketsOf(pid).map((s) => s.fd),
+          )
+        : 0;
     return {
-      pid, exe: fs.readlinkSync(exe), goVersion: plan.goVersion, functions: plan.functions, probes: plan.probes.length, offsetsFrom: plan.offsetsFrom, skipped: plan.skipped, adoptedSockets,
-      injects: this.propagation.inject && plan.canInject, headerMap: plan.swissMap ? 'swiss table' : 'buckets',
+      pid,
+      exe: fs.readlinkSync(exe),
+      goVersion: plan.goVersion,
+      functions: plan.functions,
+      probes: plan.probes.length,
+      offsetsFrom: plan.offsetsFrom,
+      skipped: plan.skipped,
+      adoptedSockets,
+      injects: this.propagation.inject && plan.canInject,
+      headerMap: plan.swissMap ? 'swiss table' : 'buckets',
     };
   }
 

@@ -144,5 +144,8 @@ export function holdersOf(inodes: ReadonlySet<string>, except: number): number[]
 
 /** Every pid now running. */
 export function allPids(): number[] {
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
 }

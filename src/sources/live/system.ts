@@ -65,6 +65,7 @@ export function loadAddon(): Addon {
   if (!fs.existsSync(ADDON_PATH)) {
     throw new Error(`the native addon is not built (${path.relative(ROOT, ADDON_PATH)}); run 'make build'`);
   }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon loads through require only
   return require(ADDON_PATH) as Addon;
 }
 
@@ -139,8 +140,9 @@ function onPath(tool: string): boolean {
 
 /** The OpenSSL libraries programs here load, resolved and without duplicates (uprobes attach per file). */
 export function systemLibssl(): string[] {
-  const candidates = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib']
-    .flatMap((dir) => ['libssl.so.3', 'libssl.so.1.1'].map((f) => path.join(dir, f)));
+  const candidates = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'].flatMap((dir) =>
+    ['libssl.so.3', 'libssl.so.1.1'].map((f) => path.join(dir, f)),
+  );
   const found = new Set<string>();
   for (const c of candidates) {
     try {

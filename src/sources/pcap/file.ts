@@ -91,9 +91,13 @@ export class FileSource implements ByteSource {
 /** A pcapng block longer than this is corrupt (a packet is at most 256 KiB; this bounds what one block may make us read). */
 const MAX_PCAPNG_BLOCK = 16 << 20;
 
-export function* readPackets(input: Buffer | ByteSource, file: string, onTruncatedEnd: (t: TruncatedEnd) => void = (t) => {
-  throw new CaptureError(file, `byte ${t.offset}`, t.reason);
-}): Generator<LinkPacket> {
+export function* readPackets(
+  input: Buffer | ByteSource,
+  file: string,
+  onTruncatedEnd: (t: TruncatedEnd) => void = (t) => {
+    throw new CaptureError(file, `byte ${t.offset}`, t.reason);
+  },
+): Generator<LinkPacket> {
   const src = Buffer.isBuffer(input) ? new BufferSource(input) : input;
   if (src.size < 4) throw new CaptureError(file, 'byte 0', 'too short to be a pcap or pcapng file');
   if (src.read(0, 4).readUInt32LE(0) === PCAPNG_SHB) yield* readPcapng(src, file, onTruncatedEnd);
@@ -154,13 +158,15 @@ function* readPcapng(src: ByteSource, file: string, onTruncatedEnd: (t: Truncate
     const type = little ? head.readUInt32LE(0) : head.readUInt32BE(0);
     const length = little ? head.readUInt32LE(4) : head.readUInt32BE(4);
     if (length < 12 || length % 4 !== 0) throw new CaptureError(file, `byte ${at}`, `pcapng block length ${length} is invalid (must be a multiple of 4, at least 12)`);
-    if (length > MAX_PCAPNG_BLOCK) throw new CaptureError(file, `byte ${at}`, `pcapng block claims ${length} bytes, more than the ${MAX_PCAPNG_BLOCK} a block may hold here: the file is corrupt`);
+    if (length > MAX_PCAPNG_BLOCK)
+      throw new CaptureError(file, `byte ${at}`, `pcapng block claims ${length} bytes, more than the ${MAX_PCAPNG_BLOCK} a block may hold here: the file is corrupt`);
     if (size - at < length) return onTruncatedEnd({ offset: at, reason: `truncated: the pcapng block needs ${length} bytes, the file has ${size - at} left` });
     // Offsets below are within the block: `buf` is the block.
     const buf = src.read(at, length);
     const u32 = (o: number) => (little ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
     const u16 = (o: number) => (little ? buf.readUInt16LE(o) : buf.readUInt16BE(o));
-    if (u32(length - 4) !== length) throw new CaptureError(file, `byte ${at + length - 4}`, `pcapng block trailer length ${u32(length - 4)} differs from its header (${length}): the file is corrupt`);
+    if (u32(length - 4) !== length)
+      throw new CaptureError(file, `byte ${at + length - 4}`, `pcapng block trailer length ${u32(length - 4)} differs from its header (${length}): the file is corrupt`);
     const body = 8;
     const bodyEnd = length - 4;
     switch (type) {
@@ -186,7 +192,13 @@ function* readPcapng(src: ByteSource, file: string, onTruncatedEnd: (t: Truncate
         const captured = u32(body + 12);
         const original = u32(body + 16);
         if (body + 20 + captured > bodyEnd) throw new CaptureError(file, `byte ${at}`, `packet claims ${captured} captured bytes but its block holds ${bodyEnd - body - 20}`);
-        yield { ts: (ts * 1_000_000_000n) / iface.unitsPerSecond, linkType: iface.linkType, data: buf.subarray(body + 20, body + 20 + captured), originalLength: Math.max(original, captured), offset: at };
+        yield {
+          ts: (ts * 1_000_000_000n) / iface.unitsPerSecond,
+          linkType: iface.linkType,
+          data: buf.subarray(body + 20, body + 20 + captured),
+          originalLength: Math.max(original, captured),
+          offset: at,
+        };
         break;
       }
       case 3: {

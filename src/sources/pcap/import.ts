@@ -85,8 +85,16 @@ export class PcapImporter {
   /** Events not yet taken: `take()` hands them out, so a long capture streams. */
   private events: Event[] = [];
   readonly stats: PcapImportStats = {
-    packets: 0, tcpSegments: 0, flows: 0, skipped: {}, malformed: [], malformedCount: 0,
-    retransmittedBytes: 0, gaps: 0, gapBytes: 0, truncatedBytes: 0,
+    packets: 0,
+    tcpSegments: 0,
+    flows: 0,
+    skipped: {},
+    malformed: [],
+    malformedCount: 0,
+    retransmittedBytes: 0,
+    gaps: 0,
+    gapBytes: 0,
+    truncatedBytes: 0,
   };
   private readonly flows = new Map<string, Flow>();
   private readonly pids = new Map<string, number>();
@@ -180,7 +188,15 @@ export class PcapImporter {
     if (!flow || (flow.closed && seg.flags.syn && !seg.flags.ack)) {
       // A new SYN on a finished flow's ports is a new connection (port reuse).
       flow = {
-        index: ++this.stats.flows, client: undefined, server: undefined, dirs: new Map(), clientPid: 0, serverPid: 0, closed: false, closedAt: 0n, early: [],
+        index: ++this.stats.flows,
+        client: undefined,
+        server: undefined,
+        dirs: new Map(),
+        clientPid: 0,
+        serverPid: 0,
+        closed: false,
+        closedAt: 0n,
+        early: [],
       };
       this.flows.set(flowKey, flow);
     }
@@ -350,9 +366,18 @@ export class PcapImporter {
     for (const [data, lost] of pieces) {
       for (const v of views) {
         this.events.push({
-          type: 'data', ts, pid: v.pid, tid: v.pid, cpu: 0, fd: flow.index, direction: v.direction,
-          source: v.direction === 'egress' ? 'write' : 'read', flags: lost > 0 ? CONSTANTS.LOUPE_DATA_F_TRUNCATED : 0,
-          cookie: BigInt(flow.index), bytes: data.length + lost, data,
+          type: 'data',
+          ts,
+          pid: v.pid,
+          tid: v.pid,
+          cpu: 0,
+          fd: flow.index,
+          direction: v.direction,
+          source: v.direction === 'egress' ? 'write' : 'read',
+          flags: lost > 0 ? CONSTANTS.LOUPE_DATA_F_TRUNCATED : 0,
+          cookie: BigInt(flow.index),
+          bytes: data.length + lost,
+          data,
         });
       }
     }

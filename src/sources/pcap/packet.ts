@@ -30,10 +30,7 @@ export interface TcpSegment {
   missing: number;
 }
 
-export type Decoded =
-  | { kind: 'tcp'; segment: TcpSegment }
-  | { kind: 'skip'; reason: 'not-ip' | 'not-tcp' | 'fragment' | 'unknown-link' }
-  | { kind: 'malformed'; reason: string };
+export type Decoded = { kind: 'tcp'; segment: TcpSegment } | { kind: 'skip'; reason: 'not-ip' | 'not-tcp' | 'fragment' | 'unknown-link' } | { kind: 'malformed'; reason: string };
 
 const malformed = (reason: string): Decoded => ({ kind: 'malformed', reason });
 

@@ -167,7 +167,19 @@ export function simulate(topology: Topology, options: Partial<SimOptions> = {}):
     const callerTid = caller.goid !== undefined ? goThread(caller.proc) : caller.tid;
     let t = start;
     if (caller.goid !== undefined) {
-      emit({ ...base(t, caller.proc.pid, callerTid), type: 'go_request_start', goid: caller.goid, kind: 'http_client', status: 0, fd: opts.goClientFd ? clientFd : -1, startNs: 0n, method: 'GET', path, traceparent: '', host: '' });
+      emit({
+        ...base(t, caller.proc.pid, callerTid),
+        type: 'go_request_start',
+        goid: caller.goid,
+        kind: 'http_client',
+        status: 0,
+        fd: opts.goClientFd ? clientFd : -1,
+        startNs: 0n,
+        method: 'GET',
+        path,
+        traceparent: '',
+        host: '',
+      });
     }
     t += between(5_000, 20_000);
     emit({ ...base(t, caller.proc.pid, callerTid), type: 'sock_open', fd: clientFd, family: 4, role: 'client', protocol: 6, local: clientEp, remote: serverEp, cookie: 0n });
@@ -186,7 +198,19 @@ export function simulate(topology: Topology, options: Partial<SimOptions> = {}):
     if (handler.goid !== undefined) {
       emit({ ...base(t + 1n, callee.pid, goThread(callee)), type: 'go_goroutine_create', goid: handler.goid, parentGoid: 1n });
       t += between(20_000, 300_000); // waiting for the handler: the "in queue" time
-      emit({ ...base(t, callee.pid, goThread(callee)), type: 'go_request_start', goid: handler.goid, kind: 'http_server', status: 0, fd: serverFd, startNs: 0n, method: 'GET', path, traceparent: '', host: '' });
+      emit({
+        ...base(t, callee.pid, goThread(callee)),
+        type: 'go_request_start',
+        goid: handler.goid,
+        kind: 'http_server',
+        status: 0,
+        fd: serverFd,
+        startNs: 0n,
+        method: 'GET',
+        path,
+        traceparent: '',
+        host: '',
+      });
     }
     const later: Array<() => void> = [];
     let served = 0n; // when the response went out: async work starts after it
@@ -217,13 +241,37 @@ export function simulate(topology: Topology, options: Partial<SimOptions> = {}):
     const writeTid = handler.goid !== undefined ? goThread(callee) : handler.tid;
     emit(data(t, callee.pid, writeTid, serverFd, 'egress', response));
     if (handler.goid !== undefined) {
-      emit({ ...base(t + 1n, callee.pid, writeTid), type: 'go_request_end', goid: handler.goid, kind: 'http_server', status: fails ? 503 : 200, fd: serverFd, startNs: 0n, method: 'GET', path, traceparent: '', host: '' });
+      emit({
+        ...base(t + 1n, callee.pid, writeTid),
+        type: 'go_request_end',
+        goid: handler.goid,
+        kind: 'http_server',
+        status: fails ? 503 : 200,
+        fd: serverFd,
+        startNs: 0n,
+        method: 'GET',
+        path,
+        traceparent: '',
+        host: '',
+      });
     }
     served = t;
     t += between(10_000, 100_000);
     emit(data(t, caller.proc.pid, caller.goid !== undefined ? goThread(caller.proc) : caller.tid, clientFd, 'ingress', response));
     if (caller.goid !== undefined) {
-      emit({ ...base(t + 1n, caller.proc.pid, goThread(caller.proc)), type: 'go_request_end', goid: caller.goid, kind: 'http_client', status: fails ? 503 : 200, fd: clientFd, startNs: 0n, method: 'GET', path, traceparent: '', host: '' });
+      emit({
+        ...base(t + 1n, caller.proc.pid, goThread(caller.proc)),
+        type: 'go_request_end',
+        goid: caller.goid,
+        kind: 'http_client',
+        status: fails ? 503 : 200,
+        fd: clientFd,
+        startNs: 0n,
+        method: 'GET',
+        path,
+        traceparent: '',
+        host: '',
+      });
     }
     t += 3n;
     emit({ ...base(t, caller.proc.pid, callerTid), type: 'sock_close', fd: clientFd, cookie: 0n });
