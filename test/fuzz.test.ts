@@ -18,10 +18,11 @@ describe('fuzz targets', () => {
   });
 
   for (const protocol of ['http1', 'http2', 'postgres', 'mysql', 'redis']) {
-    it(`${protocol}: ${INPUTS} mutated conversations throw nothing, and any split gives the whole feed's messages`, () => {
+    it(`${protocol}: ${INPUTS} mutated conversations throw nothing, any split gives the whole feed's messages, and every error has a code of the protocol's`, () => {
       const report = fuzzParser(protocol, seeds.get(protocol)!, INPUTS, 0x10c0 + protocol.length);
       expect([...report.exceptions].map(([kind, f]) => `${f.count} × ${kind}\n${f.example}`)).toEqual([]);
       expect(report.splitDiffs && `${report.splitDiffs.count} inputs, the shortest: ${report.splitDiffs.example}\n${report.splitDiffs.detail}`).toBeUndefined();
+      expect(report.uncoded && `${report.uncoded.count} inputs, the first: ${report.uncoded.example}\n${report.uncoded.detail}`).toBeUndefined();
     }, 120_000);
 
     it(`${protocol} masking: ${INPUTS} mutated conversations throw nothing, and a split masks the same bytes unless HTTP/2 frames were looked for record by record`, () => {

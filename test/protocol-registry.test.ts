@@ -41,9 +41,9 @@ describe('the protocol list', () => {
     expect(r.stderr).toContain(`PROTO one of ${PROTOCOLS.join(', ')}`);
   });
 
-  it('has modules that parse whole: a parser reading that protocol, pairing rules, span mapping and record fields; or only a name (TLS)', () => {
+  it('has modules that parse whole: a parser reading that protocol, its parse-error codes, pairing rules, span mapping and record fields; or only a name (TLS)', () => {
     for (const module of PROTOCOL_MODULES as readonly ProtocolModule[]) {
-      const parts = [module.parser, module.pairing, module.role, module.respond, module.record, module.summary].map((p) => p !== undefined);
+      const parts = [module.parser, module.parseErrors, module.pairing, module.role, module.respond, module.record, module.summary].map((p) => p !== undefined);
       expect(parts, module.name).toEqual(parts.map(() => hasParser(module.name)));
       if (module.parser) expect(createParser(module.name)!.protocol).toBe(module.name);
       for (const alias of module.messageProtocols ?? []) expect(moduleOf(alias)).toBe(module);

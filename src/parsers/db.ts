@@ -123,6 +123,7 @@ export interface DatabaseDefinition<N extends string> {
   dbSystem: string;
   detect: ProtocolModule['detect'];
   parser: (options: ParserOptions) => ProtocolParser<DbMessage>;
+  parseErrors: Readonly<Record<string, string>>;
   /** What a statement does (SQL by default). */
   describe?: (req: DbRequest, redact: boolean) => DbStatement;
   masking: { client(connectionStart: boolean): PayloadMasker; unclaimedStart?: RegExp };
@@ -176,6 +177,7 @@ export function databaseModule<N extends string>(d: DatabaseDefinition<N>): Prot
     family: 'database',
     dbSystem: d.dbSystem,
     detect: d.detect,
+    parseErrors: d.parseErrors,
     parser: d.parser,
     pairing: { answers: 'in-order', acrossConnection: 'same-place', servesCalls: false, goClientCalls: false },
     role,

@@ -118,6 +118,8 @@ export interface ProtocolModule<M extends MessageBase = MessageBase, N extends s
     /** Are these bytes whole messages of the protocol, once the other direction named it (framing alone, without the evidence a first guess needs)? Default: verdict. */
     frames?(bytes: Buffer): boolean;
   };
+  /** Its parse-error taxonomy: every message's `parseErrorCode` is one of these (a message with `error` always has one). */
+  readonly parseErrors?: Readonly<Record<string, string>>;
   /** The incremental parser (feed/gap/end); a module Loupe only names (TLS) has none. */
   readonly parser?: (options: ParserOptions) => ProtocolParser<M>;
   readonly pairing?: PairingRules;

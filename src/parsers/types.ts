@@ -14,6 +14,9 @@ export interface Chunk {
   tid: number;
 }
 
+/** The parse-error code of bytes the capture lost inside a message, in every protocol (kernel copy bound, ring overflow, pcap hole). */
+export const LOST_BYTES_ERROR = 'LOUPE_LOST_BYTES';
+
 export interface MessageBase {
   protocol: string;
   kind: 'request' | 'response';
@@ -26,7 +29,11 @@ export interface MessageBase {
   offset: number;
   /** Set when the message could not be parsed whole: what went wrong, with the offset. */
   error?: string;
-  /** With `error`: its kind, a stable code (HTTP/1: llhttp's names, `HPE_INVALID_METHOD` and the like). */
+  /**
+   * With `error`: its kind, a stable code, named in the protocol's codes
+   * (HTTP/1: llhttp's names, `HPE_INVALID_METHOD` and the like; `PG_*`,
+   * `MYSQL_*`, `RESP_*`, `H2_*`; LOST_BYTES_ERROR in all).
+   */
   parseErrorCode?: string;
   /**
    * With `error`: the message was read whole all the same — a deviation a

@@ -1,10 +1,11 @@
 /**
  * One fuzzing campaign per parser: mutated conversations fed whole, at
  * random splits, and as the kernel copies them (cut records with gaps). What
- * counts against a parser: any exception, and any split whose messages differ
- * from the whole feed's (after errors too).
+ * counts against a parser: any exception, any split whose messages differ
+ * from the whole feed's (after errors too), and an error without a code of
+ * its module's taxonomy.
  */
-import { createParser } from '../../src/parsers/protocols';
+import { createParser, moduleOf } from '../../src/parsers/protocols';
 import type { MessageBase, ProtocolParser } from '../../src/parsers/types';
 import { runCopied, runTurns, shape, type Turn } from '../parser-harness';
 import { cuts, mutate, Rng } from './mutate';
@@ -23,6 +24,8 @@ export interface FuzzReport {
   /** Exceptions by kind (error name, message without its numbers, top frame in src/). */
   exceptions: Map<string, Finding>;
   splitDiffs: Finding | undefined;
+  /** Messages with an error whose parseErrorCode is missing or not of the module's taxonomy. */
+  uncoded?: Finding;
 }
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
@@ -50,11 +53,21 @@ export function fuzzParser(protocol: string, seeds: Turn[][], inputs: number, se
     if (f) f.count++;
     else report.exceptions.set(kind, { count: 1, example: hexOf(turns), detail });
   };
+  const codes = new Set(Object.values(moduleOf(protocol)?.parseErrors ?? {}));
+  /** A message with an error but no code of the module's taxonomy: the first input that shows it. */
+  const checkCodes = (messages: MessageBase[], turns: Turn[]) => {
+    const bad = messages.find((m) => m.error !== undefined && !codes.has(m.parseErrorCode ?? ''));
+    if (!bad) return;
+    if (report.uncoded) report.uncoded.count++;
+    else report.uncoded = { count: 1, example: hexOf(turns), detail: `${bad.error} (code ${bad.parseErrorCode ?? 'none'})` };
+  };
   for (let i = 0; i < inputs; i++) {
     const turns = mutate(rng.pick(seeds), rng, seeds);
     let whole: string | undefined;
     try {
-      whole = json(shape(runTurns(make, turns)));
+      const messages = runTurns(make, turns);
+      checkCodes(messages, turns);
+      whole = json(shape(messages));
     } catch (e) {
       fault(e, turns);
     }
@@ -74,7 +87,7 @@ export function fuzzParser(protocol: string, seeds: Turn[][], inputs: number, se
       fault(e, turns);
     }
     try {
-      runCopied(make, turns, rng.pick([8, 64, 512]), rng.pick([Infinity, 100, 1000]));
+      checkCodes(runCopied(make, turns, rng.pick([8, 64, 512]), rng.pick([Infinity, 100, 1000])), turns);
     } catch (e) {
       fault(e, turns);
     }

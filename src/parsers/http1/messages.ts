@@ -1,4 +1,4 @@
-import type { MessageBase } from '../types';
+import { LOST_BYTES_ERROR, type MessageBase } from '../types';
 
 /**
  * Why an HTTP/1 message was refused or flagged: llhttp's `HPE_*` names where
@@ -28,7 +28,7 @@ export const HTTP1_ERROR = {
   /** The connection closed inside a message. */
   INVALID_EOF_STATE: 'HPE_INVALID_EOF_STATE',
   /** The capture lost bytes inside the message (kernel copy bound, ring overflow, pcap hole): Loupe's own. */
-  LOST_BYTES: 'LOUPE_LOST_BYTES',
+  LOST_BYTES: LOST_BYTES_ERROR,
 } as const;
 export type Http1ErrorCode = (typeof HTTP1_ERROR)[keyof typeof HTTP1_ERROR];
 

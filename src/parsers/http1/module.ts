@@ -2,7 +2,7 @@
 import type { ConnectionView, MessageRole, ProtocolModule, RedactionOptions, SpanStart } from '../module';
 import { LOUPE_ATTR, type SpanDraft } from '../spans';
 import { detectHttp1 } from './detect';
-import { headerValue, type Http1Message, type Http1Request, type Http1Response } from './messages';
+import { headerValue, HTTP1_ERROR, type Http1Message, type Http1Request, type Http1Response } from './messages';
 import { Http1Parser } from './parser';
 import { isCredentialHeader, redactHeaders, redactTarget } from './secrets';
 import { applyResponse, requestAttributes, spanName, splitTarget } from './spans';
@@ -84,6 +84,7 @@ export const http1Module: ProtocolModule<Http1Message, 'http1'> = {
   name: 'http1',
   family: 'http',
   detect: { verdict: detectHttp1 },
+  parseErrors: HTTP1_ERROR,
   parser: () => new Http1Parser(),
   pairing: { answers: 'in-order', acrossConnection: 'same-bytes', servesCalls: true, goClientCalls: true },
   role,

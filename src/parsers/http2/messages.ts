@@ -1,4 +1,10 @@
 import type { MessageBase } from '../types';
+
+/** Why an HTTP/2 message could not be read whole (its parseErrorCode). */
+export const H2_ERROR = {
+  /** DATA or trailers of a stream whose HEADERS were not seen (before the capture, or lost). */
+  HEADERS_NOT_SEEN: 'H2_HEADERS_NOT_SEEN',
+} as const;
 import type { HeaderField } from './hpack';
 
 /** gRPC over this stream: from `:path` and the length-prefixed messages in DATA. */

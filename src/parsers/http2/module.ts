@@ -3,7 +3,7 @@ import { httpSpanStart, httpSummary } from '../http1/module';
 import { redactHeaders, redactTarget } from '../http1/secrets';
 import type { ConnectionView, MessageRole, ProtocolModule, RedactionOptions } from '../module';
 import { detectHttp2 } from './detect';
-import type { Http2Message } from './messages';
+import { H2_ERROR, type Http2Message } from './messages';
 import { Http2Parser } from './parser';
 import { applyHttp2Response, decorateHttp2Request, http2AsHttp1 } from './spans';
 
@@ -43,6 +43,7 @@ export const http2Module: ProtocolModule<Http2Message, 'http2'> = {
   messageProtocols: ['grpc'],
   family: 'http',
   detect: { verdict: detectHttp2 },
+  parseErrors: H2_ERROR,
   parser: (options) => new Http2Parser({ keepGrpcPayloads: options.keepGrpcPayloads ?? false, upgraded: options.upgraded ?? false }),
   pairing: { answers: 'by-key', acrossConnection: 'same-bytes', servesCalls: true, goClientCalls: true },
   role,

@@ -30,7 +30,7 @@ import {
   Setting,
   SETTING_BYTES,
 } from './frames';
-import { field, type GrpcInfo, type Http2Message, type Http2Request, type Http2Response } from './messages';
+import { field, H2_ERROR, type GrpcInfo, type Http2Message, type Http2Request, type Http2Response } from './messages';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** SETTINGS_MAX_FRAME_SIZE may not exceed 2^24-1. */
@@ -447,7 +447,10 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       tid: r.tid,
       offset: r.offset,
     };
-    if (r.headers === undefined) m.error = `stream ${s.id}: its request headers were not seen`;
+    if (r.headers === undefined) {
+      m.error = `stream ${s.id}: its request headers were not seen`;
+      m.parseErrorCode = H2_ERROR.HEADERS_NOT_SEEN;
+    }
     if (r.unknown.length) m.unknownHeaders = [...r.unknown];
     if (open && !r.ended) m.open = true;
     if (r.lostBytes) m.lostBytes = r.lostBytes;
@@ -481,7 +484,10 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
     const grpcMessage = field(grpcFields, 'grpc-message');
     if (grpcMessage !== undefined) m.grpcMessage = decodeGrpcMessage(grpcMessage);
     if (r.grpc) m.grpc = { ...r.grpc };
-    if (r.headers === undefined && reset === undefined) m.error = `stream ${s.id}: its response headers were not seen`;
+    if (r.headers === undefined && reset === undefined) {
+      m.error = `stream ${s.id}: its response headers were not seen`;
+      m.parseErrorCode = H2_ERROR.HEADERS_NOT_SEEN;
+    }
     this.onMessage(m);
   }
 

@@ -3,6 +3,7 @@
  * headers, capability flags), named once: the parser and the masker read
  * packets with these.
  */
+import { LOST_BYTES_ERROR } from '../types';
 
 /** The first byte of a command packet. */
 export const Command = {
@@ -28,6 +29,15 @@ export const Command = {
 
 /** COM_QUERY, COM_PING …: a command's name by its byte. */
 export const COMMAND_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(Command).map(([name, code]) => [code, `COM_${name}`]));
+
+/** Why MySQL bytes could not be read (a message's parseErrorCode). */
+export const MYSQL_ERROR = {
+  /** A compressed packet stating more bytes than a packet holds. */
+  COMPRESSED_TOO_LONG: 'MYSQL_COMPRESSED_TOO_LONG',
+  /** A compressed packet that did not inflate to the length it states (masked in the capture, or corrupt). */
+  COMPRESSED_UNREADABLE: 'MYSQL_COMPRESSED_UNREADABLE',
+  LOST_BYTES: LOST_BYTES_ERROR,
+} as const;
 
 /** The first byte of a server packet that is not a row. */
 export const Packet = {

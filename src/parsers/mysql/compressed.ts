@@ -13,12 +13,13 @@
 import * as zlib from 'node:zlib';
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk } from '../types';
+import { MYSQL_ERROR } from './codes';
 
 const HEADER = 7;
 /** A compressed packet holds at most 2^24-1 bytes either way. */
 const MAX_LENGTH = 0xffffff;
 
-export type PlainPiece = { data: Buffer; ts: bigint; tid: number } | { lost: number; ts: bigint; reason: string };
+export type PlainPiece = { data: Buffer; ts: bigint; tid: number } | { lost: number; ts: bigint; reason: string; code: string };
 
 export class CompressedFramer {
   private readonly raw = new StreamBuffer();
@@ -42,20 +43,22 @@ export class CompressedFramer {
         continue;
       }
       const plain = inflate(payload, plainLength);
-      if (typeof plain === 'string') out.push({ lost: plainLength, ts, reason: plain });
+      if ('reason' in plain) out.push({ lost: plainLength, ts, ...plain });
       else out.push({ data: plain, ts, tid });
     }
   }
 }
 
 /** A zlib payload inflated to exactly `length` bytes (never more: a bomb stops at the stated length), or why not. */
-function inflate(payload: Buffer, length: number): Buffer | string {
-  if (length > MAX_LENGTH) return `a compressed packet states ${length} bytes, more than a packet holds`;
+function inflate(payload: Buffer, length: number): Buffer | { reason: string; code: string } {
+  if (length > MAX_LENGTH) return { reason: `a compressed packet states ${length} bytes, more than a packet holds`, code: MYSQL_ERROR.COMPRESSED_TOO_LONG };
   try {
     // A masked capture pads a re-compressed payload after its zlib stream's end: bytes after the end are ignored.
     const plain = zlib.inflateSync(payload, { maxOutputLength: length, finishFlush: zlib.constants.Z_SYNC_FLUSH });
-    return plain.length === length ? plain : `a compressed packet inflated to ${plain.length} bytes, not the ${length} it states`;
+    return plain.length === length
+      ? plain
+      : { reason: `a compressed packet inflated to ${plain.length} bytes, not the ${length} it states`, code: MYSQL_ERROR.COMPRESSED_UNREADABLE };
   } catch (e) {
-    return `a compressed packet did not inflate (${(e as Error).message})`;
+    return { reason: `a compressed packet did not inflate (${(e as Error).message})`, code: MYSQL_ERROR.COMPRESSED_UNREADABLE };
   }
 }

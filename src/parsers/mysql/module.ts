@@ -1,5 +1,6 @@
 /** MySQL (and MariaDB) as a protocol module. */
 import { databaseModule } from '../db';
+import { MYSQL_ERROR } from './codes';
 import { detectMysql } from './detect';
 import { MysqlMasker } from './masker';
 import { MysqlParser } from './parser';
@@ -9,5 +10,6 @@ export const mysqlModule = databaseModule({
   dbSystem: 'mysql',
   detect: { verdict: detectMysql },
   parser: () => new MysqlParser(),
+  parseErrors: MYSQL_ERROR,
   masking: { client: () => new MysqlMasker() },
 });

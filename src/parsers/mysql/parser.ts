@@ -18,7 +18,7 @@
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
 import { cstring, lenenc, u16le } from '../shared/wire';
-import { COMMAND_NAMES, Command, Packet } from './codes';
+import { COMMAND_NAMES, Command, MYSQL_ERROR, Packet } from './codes';
 import { CompressedFramer } from './compressed';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
@@ -190,6 +190,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
               offset: this.client.offset,
               lostBytes: piece.lost,
               error: piece.reason,
+              parseErrorCode: piece.code,
               note: 'a compressed packet that did not inflate (masked in the capture, or corrupt)',
             });
           }
@@ -223,6 +224,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
             command: 'Lost',
             note: `${bytes} bytes of the compressed ${side} stream were not captured`,
             error: `${bytes} bytes of the compressed ${side} stream were not captured`,
+            parseErrorCode: MYSQL_ERROR.LOST_BYTES,
           },
           ts,
           bytes,
@@ -264,7 +266,12 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     for (const unit of this.units.splice(0)) {
       this.respond(
         unit,
-        { command: 'Lost', note: `${bytes} bytes of the ${side} stream were not captured`, error: `${bytes} bytes of the ${side} stream were not captured` },
+        {
+          command: 'Lost',
+          note: `${bytes} bytes of the ${side} stream were not captured`,
+          error: `${bytes} bytes of the ${side} stream were not captured`,
+          parseErrorCode: MYSQL_ERROR.LOST_BYTES,
+        },
         ts,
         bytes,
       );

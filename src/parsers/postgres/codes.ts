@@ -2,6 +2,7 @@
  * PostgreSQL's message type bytes (protocol 3.0, "Message Formats"), named
  * once: the parser, detection and the masker read messages with these.
  */
+import { LOST_BYTES_ERROR } from '../types';
 
 /** What a client sends (after the start-up message, which has no type byte). */
 export const Frontend = {
@@ -60,4 +61,13 @@ export const Target = { Statement: 'S', Portal: 'P' } as const;
 export const ErrorField = { Severity: 'S', SeverityNonLocalized: 'V', Code: 'C', Message: 'M' } as const;
 
 /** A start-up-time request code's answer: 'S' (yes), 'N' (no), or 'G' (GSS encryption, yes). */
+/** Why PostgreSQL bytes could not be read (a message's parseErrorCode). */
+export const PG_ERROR = {
+  /** A byte where a message type should be that no frontend (or backend) message has. */
+  UNKNOWN_MESSAGE_TYPE: 'PG_UNKNOWN_MESSAGE_TYPE',
+  /** A message length shorter than its own field or longer than a message can be. */
+  INVALID_LENGTH: 'PG_INVALID_LENGTH',
+  LOST_BYTES: LOST_BYTES_ERROR,
+} as const;
+
 export const SslAnswer = { Yes: 0x53, No: 0x4e, GssYes: 0x47 } as const;

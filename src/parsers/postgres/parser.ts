@@ -16,7 +16,7 @@
  * Lost bytes answer every waiting request with the loss (so pairing stays in
  * step) and parsing resumes at the next syscall boundary that frames.
  */
-import { Backend, BACKEND_TYPES, ErrorField, Frontend, FRONTEND_TYPES, SslAnswer, Target } from './codes';
+import { Backend, BACKEND_TYPES, ErrorField, Frontend, FRONTEND_TYPES, PG_ERROR, SslAnswer, Target } from './codes';
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
 import { cstring, u16be } from '../shared/wire';
@@ -241,7 +241,12 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       const type = String.fromCharCode(h[0]!);
       const len = h.readUInt32BE(1);
       if (!FRONTEND.has(type) || len < 4 || len >= MAX_MESSAGE) {
-        this.broken('client', buf, `byte ${buf.offset}: ${FRONTEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a frontend message type`}`);
+        this.broken(
+          'client',
+          buf,
+          `byte ${buf.offset}: ${FRONTEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a frontend message type`}`,
+          FRONTEND.has(type) ? PG_ERROR.INVALID_LENGTH : PG_ERROR.UNKNOWN_MESSAGE_TYPE,
+        );
         continue;
       }
       const total = 1 + len;
@@ -360,7 +365,12 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       const type = String.fromCharCode(h[0]!);
       const len = h.readUInt32BE(1);
       if (!BACKEND.has(type) || len < 4 || len >= MAX_MESSAGE) {
-        this.broken('server', buf, `byte ${buf.offset}: ${BACKEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a backend message type`}`);
+        this.broken(
+          'server',
+          buf,
+          `byte ${buf.offset}: ${BACKEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a backend message type`}`,
+          BACKEND.has(type) ? PG_ERROR.INVALID_LENGTH : PG_ERROR.UNKNOWN_MESSAGE_TYPE,
+        );
         continue;
       }
       const total = 1 + len;
@@ -487,12 +497,15 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     };
     const lostBytes = (lost ?? 0) + (unit.lostBytes ?? 0);
     if (lostBytes) response.lostBytes = lostBytes;
-    if (response.note !== undefined && lost) response.error = response.note;
+    if (response.note !== undefined && lost) {
+      response.error = response.note;
+      response.parseErrorCode = PG_ERROR.LOST_BYTES;
+    }
     this.onMessage(response);
   }
 
   /** Framing broke on a side: report it there and resume at the next syscall boundary that frames. */
-  private broken(side: Side, buf: StreamBuffer, reason: string): void {
+  private broken(side: Side, buf: StreamBuffer, reason: string, code: string): void {
     const start = buf.when();
     this.onMessage({
       protocol: 'postgres',
@@ -503,6 +516,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       tid: start.tid,
       offset: buf.offset,
       error: reason,
+      parseErrorCode: code,
       ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
     this.resync[side] = 'content';

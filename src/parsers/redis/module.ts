@@ -1,5 +1,6 @@
 /** Redis (RESP2, RESP3, inline commands) as a protocol module. */
 import { databaseModule, type DbRequest, type DbStatement } from '../db';
+import { RESP_ERROR } from './codes';
 import { detectRedis } from './detect';
 import { RedisMasker } from './masker';
 import { RedisParser } from './parser';
@@ -15,6 +16,7 @@ export const redisModule = databaseModule({
   dbSystem: 'redis',
   detect: { verdict: detectRedis },
   parser: () => new RedisParser(),
+  parseErrors: RESP_ERROR,
   describe: describeRedis,
   // An inline command that carries a password (redis-cli and telnet users type them), which detection does not claim.
   masking: { client: () => new RedisMasker(), unclaimedStart: /^(AUTH|HELLO) /i },

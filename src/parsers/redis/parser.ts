@@ -12,6 +12,7 @@
  */
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
+import { RESP_ERROR } from './codes';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
 const CR = 0x0d;
@@ -122,6 +123,7 @@ const emptyValue = (): Value => ({ args: 0, strings: [], open: [], bulkLeft: -1,
 class Broken extends Error {
   constructor(
     message: string,
+    readonly code: string,
     readonly at = 0,
   ) {
     super(message);
@@ -180,6 +182,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
           offset: this.buffers.server.offset,
           lostBytes: bytes,
           error: `${bytes} bytes of the ${side} stream were not captured`,
+          parseErrorCode: RESP_ERROR.LOST_BYTES,
         });
       }
     }
@@ -210,7 +213,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
         else if (!this.line(side, v)) return;
       } catch (e) {
         if (!(e instanceof Broken)) throw e;
-        this.broken(side, buf, e.message, e.at);
+        this.broken(side, buf, e.message, e.code, e.at);
       }
     }
   }
@@ -227,7 +230,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     // Its CRLF, where captured (a cut copy may have taken it).
     for (let i = body; i < piece.length; i++) {
       const want = v.bulkLeft - i === 2 ? CR : LF;
-      if (piece[i] !== want) throw new Broken('a bulk string not followed by CRLF', i);
+      if (piece[i] !== want) throw new Broken('a bulk string not followed by CRLF', RESP_ERROR.CRLF_EXPECTED, i);
     }
     const ts = buf.whenAt(piece.length - 1).ts;
     buf.skip(piece.length);
@@ -255,6 +258,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       if (buf.available > MAX_LINE)
         throw new Broken(
           side === 'client' && v.open.length === 0 && buf.byteAt(0) !== 0x2a ? `an inline command longer than ${MAX_LINE} bytes` : `a line longer than ${MAX_LINE} bytes`,
+          RESP_ERROR.LINE_TOO_LONG,
         );
       v.scanned = buf.available;
       return false;
@@ -274,11 +278,11 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       this.valueEnded(side, ts);
       return true;
     }
-    if (lf === 0 || line[lf - 1] !== CR) throw new Broken('a line not ended by CRLF');
+    if (lf === 0 || line[lf - 1] !== CR) throw new Broken('a line not ended by CRLF', RESP_ERROR.CRLF_EXPECTED);
     const type = String.fromCharCode(first);
     const name = TYPE_NAMES[type];
-    if (name === undefined) throw new Broken(`0x${first.toString(16)} starts no RESP value`);
-    if (v.open.length > MAX_DEPTH) throw new Broken(`values nested deeper than ${MAX_DEPTH}`);
+    if (name === undefined) throw new Broken(`0x${first.toString(16)} starts no RESP value`, RESP_ERROR.UNKNOWN_TYPE);
+    if (v.open.length > MAX_DEPTH) throw new Broken(`values nested deeper than ${MAX_DEPTH}`, RESP_ERROR.TOO_DEEP);
     const text = line.toString('latin1', 1, lf - 1);
     const top = v.open.length === 0 && v.type === undefined;
     const depth1 = v.open.length === 1 && !v.open[0]!.attribute;
@@ -305,7 +309,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       case '!':
       case '=': {
         const n = Number(text);
-        if (!Number.isInteger(n) || n < -1 || n > MAX_BULK) throw new Broken(`bulk length ${JSON.stringify(text)}`);
+        if (!Number.isInteger(n) || n < -1 || n > MAX_BULK) throw new Broken(`bulk length ${JSON.stringify(text)}`, RESP_ERROR.INVALID_LENGTH);
         if (top) v.type = n === -1 ? 'Null' : name;
         if (n === -1) {
           this.valueEnded(side, ts);
@@ -319,7 +323,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       default: {
         // Aggregates: *, %, ~, >, |
         const n = Number(text);
-        if (!Number.isInteger(n) || n < -1 || n > 1 << 24) throw new Broken(`aggregate length ${JSON.stringify(text)}`);
+        if (!Number.isInteger(n) || n < -1 || n > 1 << 24) throw new Broken(`aggregate length ${JSON.stringify(text)}`, RESP_ERROR.INVALID_LENGTH);
         if (type === '|') {
           v.open.push({ left: 2 * n, attribute: true });
           if (n === 0) this.valueEnded(side, ts);
@@ -407,7 +411,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     this.onMessage(response);
   }
 
-  private broken(side: Side, buf: StreamBuffer, reason: string, at: number): void {
+  private broken(side: Side, buf: StreamBuffer, reason: string, code: string, at: number): void {
     const start = buf.whenAt(at);
     const offset = buf.offset + at;
     this.onMessage({
@@ -419,6 +423,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       tid: start.tid,
       offset,
       error: `byte ${offset}: ${reason}`,
+      parseErrorCode: code,
       ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
     } as DbMessage);
     this.resync[side] = 'content';
