@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { DB_SYSTEM_NAME_VALUE_MYSQL, DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
 import { DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/incubating';
 import { describe, expect, it } from 'vitest';
-import { createParser, hasParser, moduleOf, PROTOCOL_MODULES, PROTOCOLS } from '../src/parsers/protocols';
+import { createParser, hasParser, moduleOf, PROTOCOL_MODULES, PROTOCOLS, type ParsedMessage } from '../src/parsers/protocols';
 import type { ProtocolModule } from '../src/parsers/module';
 import { detectProtocol, NEED_MORE } from '../src/parsers/detect';
 import { allSeeds } from './fuzz/seeds';
@@ -19,7 +19,40 @@ import { ROOT, sourceFiles } from './helpers';
 /** A TLS 1.2 ClientHello's record and handshake headers (its body does not matter to detection). */
 const TLS_HELLO = Buffer.from('160301020001000200' + '03'.repeat(8), 'hex');
 
+/** Compiles only while ParsedMessage is a union the compiler narrows by `protocol`, each member its own fields, with no cast. */
+function summaryOf(m: ParsedMessage): string {
+  switch (m.protocol) {
+    case 'http1':
+      return m.kind === 'request' ? `${m.method} ${m.target}` : String(m.status);
+    case 'http2':
+    case 'grpc':
+      return `stream ${m.streamId}`;
+    case 'postgres':
+    case 'mysql':
+    case 'redis':
+      return m.command;
+    default: {
+      const none: never = m;
+      return none;
+    }
+  }
+}
+
 describe('the protocol list', () => {
+  it('types its messages as one union, narrowed by protocol', () => {
+    const seen = new Set<string>();
+    for (const [protocol, conversations] of allSeeds()) {
+      const parser = createParser(protocol)!;
+      parser.onMessage = (m) => seen.add(`${m.protocol}: ${summaryOf(m)}`);
+      for (const t of conversations[0]!) parser.feed(t.side, { data: t.bytes, ts: 0n, tid: 1 });
+    }
+    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'redis'])
+      expect(
+        [...seen].some((s) => s.startsWith(`${p}: `) || (p === 'http2' && s.startsWith('grpc: '))),
+        p,
+      ).toBe(true);
+  });
+
   it('is what detection names: each protocol from its own first bytes, and nothing else from any seed', () => {
     const detected = new Set<string>();
     for (const [, conversations] of allSeeds()) {

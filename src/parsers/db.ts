@@ -24,7 +24,8 @@ import { LOUPE_ATTR, type Attributes, type SpanDraft } from './spans';
 import { obfuscateSql, sqlOperation, sqlTable } from './sql-text';
 import type { MessageBase, ProtocolParser } from './types';
 
-export interface DbRequest extends MessageBase {
+export interface DbRequest<P extends string = string> extends MessageBase {
+  protocol: P;
   kind: 'request';
   /** The wire command: Query, Execute, Startup, COM_QUERY, COM_STMT_EXECUTE, GET, ... */
   command: string;
@@ -46,7 +47,8 @@ export interface DbRequest extends MessageBase {
   tracestate?: string;
 }
 
-export interface DbResponse extends MessageBase {
+export interface DbResponse<P extends string = string> extends MessageBase {
+  protocol: P;
   kind: 'response';
   /** What answered: CommandComplete, ResultSet, OK, ERR, Error, ... */
   command: string;
@@ -62,7 +64,8 @@ export interface DbResponse extends MessageBase {
   note?: string;
 }
 
-export type DbMessage = DbRequest | DbResponse;
+/** A database's messages, keyed by its protocol's name. */
+export type DbMessage<P extends string = string> = DbRequest<P> | DbResponse<P>;
 
 /** What a request does: its operation, the collection it names (a table), a key (data: never a span name), and the text to export. */
 export interface DbStatement {
@@ -100,7 +103,8 @@ function requestAttributes(dbSystem: string, req: DbRequest, statement: DbStatem
   return a;
 }
 
-function respond(span: SpanDraft, res: DbResponse): void {
+function respond(span: SpanDraft, res: DbMessage): void {
+  if (res.kind !== 'response') return;
   if (res.rows !== undefined) span.attributes[ATTR_DB_RESPONSE_RETURNED_ROWS] = res.rows;
   if (res.errorCode !== undefined || res.error !== undefined || res.command === 'NotExecuted') {
     const code = res.errorCode ?? res.command;
@@ -122,7 +126,7 @@ export interface DatabaseDefinition<N extends string> {
   /** OpenTelemetry's db.system.name. */
   dbSystem: string;
   detect: ProtocolModule['detect'];
-  parser: (options: ParserOptions) => ProtocolParser<DbMessage>;
+  parser: (options: ParserOptions) => ProtocolParser<DbMessage<N>>;
   parseErrors: Readonly<Record<string, string>>;
   /** What a statement does (SQL by default). */
   describe?: (req: DbRequest, redact: boolean) => DbStatement;
@@ -138,7 +142,7 @@ export interface DatabaseDefinition<N extends string> {
  * answer take no place. Where one kernel sees both ends, the server span is
  * the client span's child by its place on the connection pair.
  */
-export function databaseModule<N extends string>(d: DatabaseDefinition<N>): ProtocolModule<DbMessage, N> & { family: 'database'; dbSystem: string } {
+export function databaseModule<N extends string>(d: DatabaseDefinition<N>): ProtocolModule<DbMessage<N>, N> & { family: 'database'; dbSystem: string } {
   const describe = d.describe ?? describeSql;
   const role = (m: DbMessage, connection: ConnectionView): MessageRole => {
     if (m.kind === 'response') return m.push ? { is: 'none' } : { is: 'response' };

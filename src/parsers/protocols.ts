@@ -13,11 +13,17 @@ import { mysqlModule } from './mysql/module';
 import { postgresModule } from './postgres/module';
 import { redisModule } from './redis/module';
 import { tlsModule } from './tls/module';
-import type { MessageBase, ProtocolParser } from './types';
+import type { ProtocolParser } from './types';
 
 export const PROTOCOL_MODULES = [http2Module, http1Module, postgresModule, mysqlModule, redisModule, tlsModule] as const;
 
 export type Protocol = (typeof PROTOCOL_MODULES)[number]['name'];
+
+/** The messages a module's parser emits (none for a module that only names a protocol). */
+type MessageOf<M> = M extends { parser?: infer P } ? (P extends (options: ParserOptions) => ProtocolParser<infer X> ? X : never) : never;
+
+/** Every message Loupe parses: a union the compiler narrows by `protocol`. */
+export type ParsedMessage = MessageOf<(typeof PROTOCOL_MODULES)[number]>;
 
 /** The protocols' names, in the list's order. */
 export const PROTOCOLS: readonly Protocol[] = PROTOCOL_MODULES.map((m) => m.name);
@@ -31,8 +37,9 @@ export function moduleOf(protocol: string): ProtocolModule | undefined {
   return BY_NAME.get(protocol);
 }
 
-export function createParser(protocol: string, options: ParserOptions = {}): ProtocolParser<MessageBase> | undefined {
-  return moduleOf(protocol)?.parser?.(options);
+/** A parser for the protocol; its messages are ParsedMessage (the module list is what makes them so). */
+export function createParser(protocol: string, options: ParserOptions = {}): ProtocolParser<ParsedMessage> | undefined {
+  return moduleOf(protocol)?.parser?.(options) as ProtocolParser<ParsedMessage> | undefined;
 }
 
 export function hasParser(protocol: string): boolean {

@@ -56,7 +56,7 @@ interface Unit {
   lostBytes?: number;
 }
 
-type Fields = Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>;
+type Fields = Omit<DbRequest<'mysql'>, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>;
 
 /** A COM_QUERY or COM_STMT_PREPARE statement: some clients (mysqlslap among them) end it with a NUL the server ignores. */
 function statementText(p: Buffer, from = 1): string {
@@ -137,9 +137,9 @@ function queryAttributes(p: Buffer, from = 1, withSets = true): { textAt: number
   return context ? { textAt: at, names, context } : { textAt: at, names };
 }
 
-export class MysqlParser implements ProtocolParser<DbMessage> {
+export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
   readonly protocol = 'mysql';
-  onMessage: (message: DbMessage) => void = () => {};
+  onMessage: (message: DbMessage<'mysql'>) => void = () => {};
   private readonly client = new StreamBuffer();
   private readonly server = new StreamBuffer();
   private phase: 'start' | 'handshake' | 'command' | 'stopped' = 'start';
@@ -321,7 +321,7 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
   }
 
   private request(fields: Fields, buf: StreamBuffer, size: number, start: { ts: bigint; tid: number; offset: number }): void {
-    const request: DbRequest = {
+    const request: DbRequest<'mysql'> = {
       protocol: 'mysql',
       kind: 'request',
       tsStart: start.ts,
@@ -723,8 +723,8 @@ export class MysqlParser implements ProtocolParser<DbMessage> {
     }
   }
 
-  private respond(unit: Unit, fields: Partial<DbResponse> & { command: string }, endTs: bigint, lost?: number): void {
-    const response: DbResponse = {
+  private respond(unit: Unit, fields: Partial<DbResponse<'mysql'>> & { command: string }, endTs: bigint, lost?: number): void {
+    const response: DbResponse<'mysql'> = {
       protocol: 'mysql',
       kind: 'response',
       tsStart: unit.tsStart ?? endTs,

@@ -61,9 +61,9 @@ function tagRows(tag: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export class PostgresParser implements ProtocolParser<DbMessage> {
+export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
   readonly protocol = 'postgres';
-  onMessage: (message: DbMessage) => void = () => {};
+  onMessage: (message: DbMessage<'postgres'>) => void = () => {};
   private readonly client = new StreamBuffer();
   private readonly server = new StreamBuffer();
   /** The next client message is untyped (start-up, SSL, GSS or cancel request). */
@@ -171,9 +171,9 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     return true;
   }
 
-  private request(fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>, buf: StreamBuffer, size: number): DbRequest {
+  private request(fields: Omit<DbRequest<'postgres'>, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>, buf: StreamBuffer, size: number): DbRequest<'postgres'> {
     const start = buf.when();
-    const request: DbRequest = {
+    const request: DbRequest<'postgres'> = {
       protocol: 'postgres',
       kind: 'request',
       tsStart: start.ts,
@@ -289,7 +289,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         const [portal] = cstring(body, 5);
         const bound = this.portals.get(portal);
         const text = bound ? this.statements.get(bound.statement) : undefined;
-        const fields: Omit<DbRequest, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'> = { command: 'Execute' };
+        const fields: Omit<DbRequest<'postgres'>, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'> = { command: 'Execute' };
         if (text !== undefined) fields.query = text;
         else
           fields.note = bound
@@ -414,7 +414,7 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
         // ReadyForQuery ends a start-up, a simple query, or an extended batch at its Sync.
         if (unit && (unit.kind === 'startup' || unit.kind === 'query')) {
           this.units.shift();
-          const fields: Partial<DbResponse> & { command: string } =
+          const fields: Partial<DbResponse<'postgres'>> & { command: string } =
             unit.errorCode !== undefined
               ? { command: 'ErrorResponse', errorCode: unit.errorCode, errorMessage: unit.errorMessage! }
               : { command: unit.kind === 'startup' ? 'ReadyForQuery' : 'CommandComplete' };
@@ -485,8 +485,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
     }
   }
 
-  private respond(unit: Unit, fields: Partial<DbResponse> & { command: string }, endTs: bigint, lost?: number): void {
-    const response: DbResponse = {
+  private respond(unit: Unit, fields: Partial<DbResponse<'postgres'>> & { command: string }, endTs: bigint, lost?: number): void {
+    const response: DbResponse<'postgres'> = {
       protocol: 'postgres',
       kind: 'response',
       tsStart: unit.tsStart ?? endTs,
@@ -507,9 +507,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
   /** Framing broke on a side: report it there and resume at the next syscall boundary that frames. */
   private broken(side: Side, buf: StreamBuffer, reason: string, code: string): void {
     const start = buf.when();
-    this.onMessage({
-      protocol: 'postgres',
-      kind: side === 'client' ? 'request' : 'response',
+    const unparsable = {
+      protocol: 'postgres' as const,
       command: 'Unparsable',
       tsStart: start.ts,
       tsEnd: start.ts,
@@ -517,8 +516,8 @@ export class PostgresParser implements ProtocolParser<DbMessage> {
       offset: buf.offset,
       error: reason,
       parseErrorCode: code,
-      ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
-    } as DbMessage);
+    };
+    this.onMessage(side === 'client' ? { ...unparsable, kind: 'request', control: true, noResponse: true } : { ...unparsable, kind: 'response', push: true });
     this.resync[side] = 'content';
     buf.skip(1);
   }

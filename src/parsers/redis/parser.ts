@@ -130,9 +130,9 @@ class Broken extends Error {
   }
 }
 
-export class RedisParser implements ProtocolParser<DbMessage> {
+export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   readonly protocol = 'redis';
-  onMessage: (message: DbMessage) => void = () => {};
+  onMessage: (message: DbMessage<'redis'>) => void = () => {};
   private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
   private values: Record<Side, Value> = { client: emptyValue(), server: emptyValue() };
   /**
@@ -373,7 +373,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
     const query = [command, ...(keyed ? [args[1] ?? ''] : []), ...new Array(Math.max(0, v.args - 1 - (keyed ? 1 : 0))).fill('?')].join(' ');
     const streaming = STREAMING.has(command);
     const start = v.start!;
-    const request: DbRequest = {
+    const request: DbRequest<'redis'> = {
       protocol: 'redis',
       kind: 'request',
       command,
@@ -397,7 +397,7 @@ export class RedisParser implements ProtocolParser<DbMessage> {
   private reply(v: Value, tsEnd: bigint): void {
     const start = v.start!;
     const push = v.type === 'Push' || this.streaming || this.owed === 0;
-    const response: DbResponse = { protocol: 'redis', kind: 'response', command: v.type!, tsStart: start.ts, tsEnd, tid: start.tid, offset: start.offset };
+    const response: DbResponse<'redis'> = { protocol: 'redis', kind: 'response', command: v.type!, tsStart: start.ts, tsEnd, tid: start.tid, offset: start.offset };
     if (v.count !== undefined) response.rows = v.count;
     if (v.type === 'Error' || v.type === 'BulkError') {
       const text = v.text ?? '';
@@ -414,9 +414,8 @@ export class RedisParser implements ProtocolParser<DbMessage> {
   private broken(side: Side, buf: StreamBuffer, reason: string, code: string, at: number): void {
     const start = buf.whenAt(at);
     const offset = buf.offset + at;
-    this.onMessage({
-      protocol: 'redis',
-      kind: side === 'client' ? 'request' : 'response',
+    const unparsable = {
+      protocol: 'redis' as const,
       command: 'Unparsable',
       tsStart: start.ts,
       tsEnd: start.ts,
@@ -424,8 +423,8 @@ export class RedisParser implements ProtocolParser<DbMessage> {
       offset,
       error: `byte ${offset}: ${reason}`,
       parseErrorCode: code,
-      ...(side === 'client' ? { control: true, noResponse: true } : { push: true }),
-    } as DbMessage);
+    };
+    this.onMessage(side === 'client' ? { ...unparsable, kind: 'request', control: true, noResponse: true } : { ...unparsable, kind: 'response', push: true });
     this.resync[side] = 'content';
     this.atLineStart[side] = false;
     this.values[side] = emptyValue();
