@@ -18,6 +18,7 @@ packages=(
   golang-google-grpc-dev          # the Go demo's gRPC workers (GO111MODULE=off, GOPATH=/usr/share/gocode)
   nghttp2-server nghttp2-client   # test/third-party.test.ts: nghttpd and h2load, HTTP/2 over 16 KB
   nginx python3-flask             # test/third-party.test.ts: nginx (plain, TLS) as a reverse proxy to Flask
+  memcached libmemcached-tools    # test/third-party.test.ts: memcached under memcslap (text and binary)
   golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev  # the grpc-go examples' generated code (APIv2)
 )
 missing=()

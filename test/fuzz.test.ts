@@ -5,7 +5,7 @@
  * here fails the same way again.
  */
 import { describe, expect, it } from 'vitest';
-import { hasParser } from '../src/parsers/protocols';
+import { hasParser, PROTOCOLS } from '../src/parsers/protocols';
 import { fuzzMasker, fuzzParser } from './fuzz/run';
 import { allSeeds } from './fuzz/seeds';
 
@@ -14,10 +14,10 @@ const seeds = allSeeds();
 
 describe('fuzz targets', () => {
   it('has seeds for every parser', () => {
-    expect(['http1', 'http2', 'postgres', 'mysql', 'redis'].filter((p) => hasParser(p) && !seeds.get(p)?.length)).toEqual([]);
+    expect(PROTOCOLS.filter((p) => hasParser(p) && !seeds.get(p)?.length)).toEqual([]);
   });
 
-  for (const protocol of ['http1', 'http2', 'postgres', 'mysql', 'redis']) {
+  for (const protocol of PROTOCOLS.filter(hasParser)) {
     it(`${protocol}: ${INPUTS} mutated conversations throw nothing, any split gives the whole feed's messages, and every error has a code of the protocol's`, () => {
       const report = fuzzParser(protocol, seeds.get(protocol)!, INPUTS, 0x10c0 + protocol.length);
       expect([...report.exceptions].map(([kind, f]) => `${f.count} × ${kind}\n${f.example}`)).toEqual([]);

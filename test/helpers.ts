@@ -63,4 +63,5 @@ export interface SpanLine {
   endTimeUnixNano: string;
   status: { code: string; message?: string };
   attributes: Record<string, string | number | boolean>;
+  durationNs: number;
 }

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
+import { PROTOCOLS } from '../src/parsers/protocols';
 import { describe, expect, it } from 'vitest';
 import { parseFile } from '../src/pipeline/parse';
 import { replayFile } from '../src/pipeline/replay';
@@ -354,7 +355,7 @@ describe('loupe parse', () => {
     ]);
     const bad = spawnSync('node', [CLI, 'parse', file, '--port', '8080=gopher'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--port takes PORT=PROTO with PROTO one of http2, http1, postgres, mysql, redis, tls, got "8080=gopher"');
+    expect(bad.stderr).toContain(`--port takes PORT=PROTO with PROTO one of ${PROTOCOLS.join(', ')}, got "8080=gopher"`);
   });
 
   it('prints a table, one row per message, and keeps secrets out unless --no-redact', () => {

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DB_SYSTEM_NAME_VALUE_MYSQL, DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
-import { DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/incubating';
+import { DB_SYSTEM_NAME_VALUE_MEMCACHED, DB_SYSTEM_NAME_VALUE_REDIS } from '@opentelemetry/semantic-conventions/incubating';
 import { describe, expect, it } from 'vitest';
 import { createParser, hasParser, moduleOf, PROTOCOL_MODULES, PROTOCOLS, type ParsedMessage } from '../src/parsers/protocols';
 import type { ProtocolModule } from '../src/parsers/module';
@@ -29,6 +29,7 @@ function summaryOf(m: ParsedMessage): string {
       return `stream ${m.streamId}`;
     case 'postgres':
     case 'mysql':
+    case 'memcached':
     case 'redis':
       return m.command;
     default: {
@@ -46,7 +47,7 @@ describe('the protocol list', () => {
       parser.onMessage = (m) => seen.add(`${m.protocol}: ${summaryOf(m)}`);
       for (const t of conversations[0]!) parser.feed(t.side, { data: t.bytes, ts: 0n, tid: 1 });
     }
-    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'redis'])
+    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'redis'])
       expect(
         [...seen].some((s) => s.startsWith(`${p}: `) || (p === 'http2' && s.startsWith('grpc: '))),
         p,
@@ -88,6 +89,7 @@ describe('the protocol list', () => {
     expect(PROTOCOL_MODULES.filter((m) => m.family === 'database').map((m) => [m.name, 'dbSystem' in m ? m.dbSystem : undefined])).toEqual([
       ['postgres', DB_SYSTEM_NAME_VALUE_POSTGRESQL],
       ['mysql', DB_SYSTEM_NAME_VALUE_MYSQL],
+      ['memcached', DB_SYSTEM_NAME_VALUE_MEMCACHED],
       ['redis', DB_SYSTEM_NAME_VALUE_REDIS],
     ]);
   });

@@ -184,6 +184,57 @@ describe.skipIf(Boolean(redis))(`redis-server watched alone, redis-benchmark wit
   }, 120_000);
 });
 
+const memcached = missing('memcached', 'memcslap', 'memcstat');
+describe.skipIf(Boolean(memcached))(`memcached watched alone, memcslap in the text and binary protocols (200 of each)${memcached ? ` (skipped: ${memcached})` : ''}`, () => {
+  /** The server's own counters of what it was asked (memcstat, on a connection of its own). */
+  async function counters(port: number): Promise<{ sets: number; gets: number; hits: number }> {
+    const r = await run('memcstat', ['-s', `127.0.0.1:${port}`]);
+    const stat = (name: string) => Number(new RegExp(`\\b${name}: (\\d+)`).exec(r.stdout)?.[1]);
+    return { sets: stat('cmd_set'), gets: stat('cmd_get'), hits: stat('get_hits') };
+  }
+
+  it('text and binary sets and gets are one server span each, as many as memcached counted, each get a hit', async () => {
+    const port = await freePort();
+    const server = daemon('memcached', ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-u', 'root']);
+    await listening(port, server);
+    const N = 200;
+    const slap = async (...args: string[]) => {
+      const r = await run('memcslap', ['-s', `127.0.0.1:${port}`, '-c', '1', ...args]);
+      expect(r.status, r.stderr).toBe(0);
+    };
+    const before = await counters(port);
+    // A multi-get's reply is one write of about 100 KB: copied whole, so each key's answer is read.
+    const { spans, live, replay } = await watched({ pids: [server.pid!], maxPayload: 262144 }, async () => {
+      await slap('-t', 'set', '-e', String(N)); // N text sets
+      await slap('-t', 'get', '-e', String(N)); // N text sets (its load), then N gets
+      await slap('-b', '-t', 'get', '-e', String(N)); // binary: N sets, then N gets
+    });
+    const after = await counters(port);
+    const sets = after.sets - before.sets;
+    const gets = after.gets - before.gets;
+    expect(sets).toBe(3 * N);
+    expect(gets).toBe(2 * N);
+    expect(spans.every((s) => s.kind === 'server' && s.pid === server.pid && s.attributes['db.system.name'] === 'memcached')).toBe(true);
+    const byName = countBy(spans, (s) => s.name);
+    // Every store memcached counted is a span: text `set`, binary `set`.
+    expect((byName.set ?? 0) + (byName.setq ?? 0)).toBe(sets);
+    // Every key memcached was asked for is a span: text gets (one key each) and binary GETKQ (quiet) or GETK.
+    expect((byName.get ?? 0) + (byName.getkq ?? 0) + (byName.getk ?? 0) + (byName.getq ?? 0)).toBe(gets);
+    // Hits: every get found its key (rows 1), as many as memcached counted.
+    const retrievals = spans.filter((s) => s.name === 'get' || s.name === 'getk');
+    expect(countBy(retrievals, (s) => s.name)).toEqual({ get: N, getk: N });
+    expect(retrievals.every((s) => s.attributes['db.response.returned_rows'] === 1 && s.status.code === 'unset')).toBe(true);
+    expect(retrievals.length).toBe(after.hits - before.hits);
+    expect(spans.filter((s) => s.attributes['loupe.incomplete'] !== undefined || s.attributes['loupe.parse_error'] !== undefined)).toEqual([]);
+    // A text connection ends with quit, which memcached answers by closing: a one-way span, ended with it.
+    const quits = spans.filter((s) => s.name === 'quit');
+    expect(quits.length).toBeGreaterThanOrEqual(2);
+    expect(quits.every((s) => s.status.code === 'unset')).toBe(true);
+    expectNoCrossTraceParents(spans);
+    expect(replay).toBe(live);
+  }, 120_000);
+});
+
 const socat = redis || missing('socat');
 describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet users type them${socat ? ` (skipped: ${socat})` : ''}`, () => {
   it("5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies' status", async () => {

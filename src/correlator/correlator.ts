@@ -143,6 +143,9 @@ export class Correlator {
       case 'request':
         this.start(conn, message, role.span, module.pairing, role.key);
         return;
+      case 'one-way':
+        this.start(conn, message, role.span, module.pairing, undefined, true);
+        return;
       default:
         this.answer(conn, message, module, role);
     }
@@ -212,7 +215,12 @@ export class Correlator {
   }
 
   /** A request's span: where it belongs (see the top of this file), and its place among the connection's requests. */
-  private start(conn: Connection, m: MessageBase, start: SpanStart, pairing: PairingRules, key: number | undefined): void {
+  /**
+   * `oneWay`: a message no answer follows (a `noreply` store, a quiet binary command): its span
+   * ends with it, holds no place among the connection's requests, and pairs across a connection
+   * only by a traceparent it carries (no answer order or in-flight request to pair it by).
+   */
+  private start(conn: Connection, m: MessageBase, start: SpanStart, pairing: PairingRules, key: number | undefined, oneWay = false): void {
     const side = conn.role === 'server' ? 'server' : 'client';
     const span = this.spans.request(conn, m, start, side);
     if (side === 'server' && start.route) {
@@ -229,7 +237,8 @@ export class Correlator {
     const traceState = start.tracestate ?? '';
     let context: string;
     if (side === 'server') {
-      const paired = header ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairs.bySameBytes(conn, pending.fingerprint, m.tsStart) : this.pairs.bySamePlace(conn);
+      const paired =
+        header || oneWay ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairs.bySameBytes(conn, pending.fingerprint, m.tsStart) : this.pairs.bySamePlace(conn);
       if (header) {
         parentTo(span, { traceId: this.aliases.resolve(header.traceId), spanId: header.parentId, traceState, remoteSampled: sampledFlag(header.flags) });
         span.parentIsRemote = true;
@@ -243,21 +252,22 @@ export class Correlator {
       } else {
         span.traceId = this.ids.traceId();
         context = 'new';
-        this.awaitClient(pending);
+        if (!oneWay) this.awaitClient(pending);
       }
       if (pairing.servesCalls) this.threads.begin(pending, m.tid);
     } else {
       context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall);
-      if (!this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
+      if (!oneWay && !this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
     }
     span.attributes[LOUPE_ATTR.CONTEXT] = context;
     if (m.error !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR] = m.error;
     if (m.parseErrorCode !== undefined) span.attributes[LOUPE_ATTR.PARSE_ERROR_CODE] = m.parseErrorCode;
     if (m.lostBytes) span.attributes[LOUPE_ATTR.LOST_BYTES] = m.lostBytes;
     if (conn.midStream) span.attributes[LOUPE_ATTR.MID_STREAM] = true;
-    push(this.inFlight, conn.id, pending);
-    if (side === 'server' && pairing.servesCalls) this.go.onServerRequest(pending);
+    if (!oneWay) push(this.inFlight, conn.id, pending);
+    if (side === 'server' && pairing.servesCalls && !oneWay) this.go.onServerRequest(pending);
     start.decorate?.(span);
+    if (oneWay) this.finishSpan(pending, m.tsEnd);
   }
 
   /** An answer: it ends the request it answers (in order, or by key), or that request goes on under a key. */

@@ -38,6 +38,8 @@ export interface DbRequest<P extends string = string> extends MessageBase {
   params?: number;
   /** No response comes (COM_STMT_CLOSE, Terminate, CancelRequest, SUBSCRIBE...). */
   noResponse?: boolean;
+  /** No response comes, but the request is an operation of its own (memcached's `noreply`): a span that ends with it. */
+  oneWay?: boolean;
   /** Connection management (start-up, auth, TLS request): no database span. */
   control?: boolean;
   /** Something the data could not tell, said plainly (e.g. a statement prepared before the capture began). */
@@ -150,7 +152,7 @@ export function databaseModule<N extends string>(d: DatabaseDefinition<N>): Prot
     if (m.control) return { is: 'placeholder' };
     const statement = describe(m, true);
     return {
-      is: 'request',
+      is: m.oneWay ? 'one-way' : 'request',
       span: {
         // A key is data, not a collection name: it stays out of the span name.
         name: statement.collection ? `${statement.operation} ${statement.collection}` : statement.operation || d.dbSystem,
@@ -169,7 +171,7 @@ export function databaseModule<N extends string>(d: DatabaseDefinition<N>): Prot
       if (text !== undefined) r.query = text;
       if (operation) r.operation = operation;
       if ((collection ?? key) !== undefined) r.table = collection ?? key;
-      for (const k of ['database', 'user', 'params', 'control', 'noResponse', 'traceparent', 'tracestate'] as const) if (m[k] !== undefined) r[k] = m[k];
+      for (const k of ['database', 'user', 'params', 'control', 'noResponse', 'oneWay', 'traceparent', 'tracestate'] as const) if (m[k] !== undefined) r[k] = m[k];
     } else {
       for (const k of ['rows', 'tag', 'errorCode', 'errorMessage', 'push'] as const) if (m[k] !== undefined) r[k] = m[k];
     }

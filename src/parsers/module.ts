@@ -65,6 +65,8 @@ export interface SpanStart {
 export type MessageRole =
   /** A request that makes a span; `key` finds its answer when answers go by key (HTTP/2 stream id). */
   | { is: 'request'; span: SpanStart; key?: number }
+  /** A message that makes a span but gets no answer (a `noreply` store, a quiet binary command, a fire-and-forget publish): its span ends with it. */
+  | { is: 'one-way'; span: SpanStart }
   /** A request that makes no span but is answered (start-up, TLS request, prepare): it keeps its place in the answer order. */
   | { is: 'placeholder' }
   /** The answer that ends a request: the oldest unanswered, or the one with this key. */

@@ -9,13 +9,24 @@
 import { http1Module } from './http1/module';
 import { http2Module } from './http2/module';
 import type { ParserOptions, ProtocolModule } from './module';
+import { memcachedModule } from './memcached/module';
 import { mysqlModule } from './mysql/module';
 import { postgresModule } from './postgres/module';
 import { redisModule } from './redis/module';
 import { tlsModule } from './tls/module';
 import type { ProtocolParser } from './types';
 
-export const PROTOCOL_MODULES = [http2Module, http1Module, postgresModule, mysqlModule, redisModule, tlsModule] as const;
+// A protocol is one line here.
+// prettier-ignore
+export const PROTOCOL_MODULES = [
+  http2Module,
+  http1Module,
+  postgresModule,
+  mysqlModule,
+  memcachedModule,
+  redisModule,
+  tlsModule,
+] as const;
 
 export type Protocol = (typeof PROTOCOL_MODULES)[number]['name'];
 

@@ -204,6 +204,38 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'client', bytes: resp('*2', '$3', 'GET', '$1', 'k') },
     { side: 'server', bytes: resp('$-1', '*-1', '-ERR nope', '*2', '$1', 'a', '*1', ':1') },
   ];
+  const text = (s: string) => Buffer.from(s, 'latin1');
+  const memcachedText: Turn[] = [
+    { side: 'client', bytes: text('set user:1 0 3600 5\r\nhello\r\nget user:1 user:2\r\n') },
+    { side: 'server', bytes: text('STORED\r\nVALUE user:1 0 5\r\nhello\r\nEND\r\n') },
+    { side: 'client', bytes: text('incr hits 1 noreply\r\ndelete user:9\r\nms k 2 T0 q\r\nhi\r\nmg k v q\r\nmg gone v q\r\nmn\r\nbogus\r\n') },
+    { side: 'server', bytes: text('NOT_FOUND\r\nVA 2\r\nhi\r\nMN\r\nERROR\r\n') },
+  ];
+  const binaryPacket = (magic: number, opcode: number, opaque: number, key: string, value: string, extras = 0, status = 0) => {
+    const h = Buffer.alloc(24);
+    h[0] = magic;
+    h[1] = opcode;
+    h.writeUInt16BE(key.length, 2);
+    h[4] = extras;
+    h.writeUInt16BE(status, 6);
+    h.writeUInt32BE(extras + key.length + value.length, 8);
+    h.writeUInt32BE(opaque, 12);
+    return Buffer.concat([h, Buffer.alloc(extras), text(key), text(value)]);
+  };
+  const memcachedBinary: Turn[] = [
+    { side: 'client', bytes: binaryPacket(0x80, 0x21, 1, 'PLAIN', '\0user\0sekret') },
+    { side: 'server', bytes: binaryPacket(0x81, 0x21, 1, '', 'Authenticated') },
+    {
+      side: 'client',
+      bytes: Buffer.concat([
+        binaryPacket(0x80, 0x01, 2, 'k', 'value', 8),
+        binaryPacket(0x80, 0x09, 3, 'miss', ''),
+        binaryPacket(0x80, 0x09, 4, 'k', ''),
+        binaryPacket(0x80, 0x0a, 5, '', ''),
+      ]),
+    },
+    { side: 'server', bytes: Buffer.concat([binaryPacket(0x81, 0x01, 2, '', ''), binaryPacket(0x81, 0x09, 4, '', 'value', 4), binaryPacket(0x81, 0x0a, 5, '', '')]) },
+  ];
   const http: Turn[] = [
     {
       side: 'client',
@@ -224,6 +256,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     ['postgres', [extended]],
     ['mysql', [prepared, compressed, attributes]],
     ['redis', [redis]],
+    ['memcached', [memcachedText, memcachedBinary]],
     ['http1', [http]],
   ]);
 }
