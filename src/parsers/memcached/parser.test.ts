@@ -83,7 +83,13 @@ describe('MemcachedParser, text protocol', () => {
   it('frames over bytes the kernel did not copy inside a value', () => {
     const big = 'x'.repeat(10_000);
     // Each message its own write, of which 4096 bytes are copied: the data blocks' lengths frame the rest.
-    const turns = [text('client', `set big 0 0 ${big.length}\r\n${big}\r\n`), text('server', 'STORED\r\n'), text('client', 'get big\r\n'), text('server', `VALUE big 0 ${big.length}\r\n${big}\r\n`), text('server', 'END\r\n')];
+    const turns = [
+      text('client', `set big 0 0 ${big.length}\r\n${big}\r\n`),
+      text('server', 'STORED\r\n'),
+      text('client', 'get big\r\n'),
+      text('server', `VALUE big 0 ${big.length}\r\n${big}\r\n`),
+      text('server', 'END\r\n'),
+    ];
     const ms = runCopied(() => new MemcachedParser(), turns, 4096) as Message[];
     expect(requests(ms).map((r) => r.command)).toEqual(['set', 'get']);
     expect(responses(ms).map((r) => [r.command, r.rows])).toEqual([
