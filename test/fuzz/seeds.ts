@@ -236,6 +236,13 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     },
     { side: 'server', bytes: Buffer.concat([binaryPacket(0x81, 0x01, 2, '', ''), binaryPacket(0x81, 0x09, 4, '', 'value', 4), binaryPacket(0x81, 0x0a, 5, '', '')]) },
   ];
+  // memcslap against memcached 1.6 (text sets and gets, binary sets and a multi-get of quiet GETKQs): the first turns
+  // of each connection of a live recording, cut at 2000 bytes a turn.
+  const memcslap: Turn[][] = fs
+    .readFileSync(path.join(ROOT, 'test/fixtures/memcached-memcslap.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as Array<{ side: 'client' | 'server'; hex: string }>).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') })));
   const http: Turn[] = [
     {
       side: 'client',
@@ -256,7 +263,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     ['postgres', [extended]],
     ['mysql', [prepared, compressed, attributes]],
     ['redis', [redis]],
-    ['memcached', [memcachedText, memcachedBinary]],
+    ['memcached', [memcachedText, memcachedBinary, ...memcslap]],
     ['http1', [http]],
   ]);
 }
