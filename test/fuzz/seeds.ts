@@ -54,6 +54,19 @@ export function seedsByProtocol(captures = SEED_CAPTURES): Map<string, Turn[][]>
   return byProtocol;
 }
 
+/** A memcached binary packet: 24-byte header (magic 0x80 request, 0x81 response), extras of zeros, key, value. */
+export function memcachedPacket(magic: number, opcode: number, opaque: number, key = '', value = '', extras = 0, status = 0): Buffer {
+  const h = Buffer.alloc(24);
+  h[0] = magic;
+  h[1] = opcode;
+  h.writeUInt16BE(key.length, 2);
+  h[4] = extras;
+  h.writeUInt16BE(status, 6);
+  h.writeUInt32BE(extras + key.length + value.length, 8);
+  h.writeUInt32BE(opaque, 12);
+  return Buffer.concat([h, Buffer.alloc(extras), Buffer.from(key, 'latin1'), Buffer.from(value, 'latin1')]);
+}
+
 /** Wire messages the captures lack: PostgreSQL's extended protocol, MySQL prepared statements and a result set. */
 export function syntheticSeeds(): Map<string, Turn[][]> {
   const pgMsg = (type: string, body: Buffer) => {
@@ -211,30 +224,19 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'client', bytes: text('incr hits 1 noreply\r\ndelete user:9\r\nms k 2 T0 q\r\nhi\r\nmg k v q\r\nmg gone v q\r\nmn\r\nbogus\r\n') },
     { side: 'server', bytes: text('NOT_FOUND\r\nVA 2\r\nhi\r\nMN\r\nERROR\r\n') },
   ];
-  const binaryPacket = (magic: number, opcode: number, opaque: number, key: string, value: string, extras = 0, status = 0) => {
-    const h = Buffer.alloc(24);
-    h[0] = magic;
-    h[1] = opcode;
-    h.writeUInt16BE(key.length, 2);
-    h[4] = extras;
-    h.writeUInt16BE(status, 6);
-    h.writeUInt32BE(extras + key.length + value.length, 8);
-    h.writeUInt32BE(opaque, 12);
-    return Buffer.concat([h, Buffer.alloc(extras), text(key), text(value)]);
-  };
   const memcachedBinary: Turn[] = [
-    { side: 'client', bytes: binaryPacket(0x80, 0x21, 1, 'PLAIN', '\0user\0sekret') },
-    { side: 'server', bytes: binaryPacket(0x81, 0x21, 1, '', 'Authenticated') },
+    { side: 'client', bytes: memcachedPacket(0x80, 0x21, 1, 'PLAIN', '\0user\0sekret') },
+    { side: 'server', bytes: memcachedPacket(0x81, 0x21, 1, '', 'Authenticated') },
     {
       side: 'client',
       bytes: Buffer.concat([
-        binaryPacket(0x80, 0x01, 2, 'k', 'value', 8),
-        binaryPacket(0x80, 0x09, 3, 'miss', ''),
-        binaryPacket(0x80, 0x09, 4, 'k', ''),
-        binaryPacket(0x80, 0x0a, 5, '', ''),
+        memcachedPacket(0x80, 0x01, 2, 'k', 'value', 8),
+        memcachedPacket(0x80, 0x09, 3, 'miss', ''),
+        memcachedPacket(0x80, 0x09, 4, 'k', ''),
+        memcachedPacket(0x80, 0x0a, 5, '', ''),
       ]),
     },
-    { side: 'server', bytes: Buffer.concat([binaryPacket(0x81, 0x01, 2, '', ''), binaryPacket(0x81, 0x09, 4, '', 'value', 4), binaryPacket(0x81, 0x0a, 5, '', '')]) },
+    { side: 'server', bytes: Buffer.concat([memcachedPacket(0x81, 0x01, 2, '', ''), memcachedPacket(0x81, 0x09, 4, '', 'value', 4), memcachedPacket(0x81, 0x0a, 5, '', '')]) },
   ];
   // memcslap against memcached 1.6 (text sets and gets, binary sets and a multi-get of quiet GETKQs): the first turns
   // of each connection of a live recording, cut at 2000 bytes a turn.

@@ -9,6 +9,7 @@ import { Pipeline } from '../../pipeline/pipeline';
 import { HEADER } from '../../../test/helpers';
 import type { Span } from '../../correlator/span';
 import { Script } from '../../../test/script';
+import { memcachedPacket } from '../../../test/fuzz/seeds';
 
 type Message = DbMessage<'memcached'>;
 const text = (side: 'client' | 'server', s: string): Turn => ({ side, bytes: Buffer.from(s, 'latin1') });
@@ -16,18 +17,7 @@ const parse = (turns: Turn[], cuts?: number[]) => runTurns(() => new MemcachedPa
 const requests = (ms: Message[]) => ms.filter((m): m is DbRequest<'memcached'> => m.kind === 'request');
 const responses = (ms: Message[]) => ms.filter((m): m is DbResponse<'memcached'> => m.kind === 'response');
 
-/** A binary packet: 24-byte header, extras, key, value. */
-function packet(magic: 0x80 | 0x81, opcode: number, opaque: number, key = '', value = '', extras = 0, status = 0): Buffer {
-  const h = Buffer.alloc(24);
-  h[0] = magic;
-  h[1] = opcode;
-  h.writeUInt16BE(key.length, 2);
-  h[4] = extras;
-  h.writeUInt16BE(status, 6);
-  h.writeUInt32BE(extras + key.length + value.length, 8);
-  h.writeUInt32BE(opaque, 12);
-  return Buffer.concat([h, Buffer.alloc(extras), Buffer.from(key, 'latin1'), Buffer.from(value, 'latin1')]);
-}
+const packet = memcachedPacket;
 
 const conversation: Turn[] = [
   text('client', 'set user:1 0 3600 12\r\nsecret-value\r\nget user:1 user:2\r\nincr hits 1 noreply\r\ndelete gone\r\n'),
