@@ -2,7 +2,6 @@
  * What every protocol parser shares: bytes in, messages out, no I/O.
  * A parser sees the two byte streams of one connection, named by who sent them.
  */
-import type { Protocol } from './protocols';
 
 /** Who sent the bytes: the side that opened the connection, or the side that accepted it. */
 export type Side = 'client' | 'server';
@@ -60,5 +59,5 @@ export interface ProtocolParser<M extends MessageBase = MessageBase> {
    * reads it (undefined: a tunnel, or one it does not), and the new
    * protocol's bytes in that chunk. A parser that never switches never calls it.
    */
-  onSwitch?: (protocol: Protocol | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void;
+  onSwitch?: (protocol: string | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void;
 }

@@ -7,7 +7,6 @@
  * Lines are parsed from the bytes in place (no string per line, no regex on
  * the hot path); only the strings a message carries are made.
  */
-import type { Protocol } from '../protocols';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { HTTP1_ERROR as E, type HeaderList, type Http1ErrorCode, type Http1Message, type Http1Request, type Http1Response } from './messages';
 
@@ -712,7 +711,7 @@ export class Http1Parser implements ProtocolParser<Http1Message> {
   /** The protocol a 101 switched to (its Upgrade value), once switched. */
   private switchedTo: string | undefined;
   /** See ProtocolParser.onSwitch: h2c (HTTP/2 over cleartext) is the upgrade Loupe reads. */
-  onSwitch?: (protocol: Protocol | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void;
+  onSwitch?: (protocol: string | undefined, side: Side, leftover: Buffer, chunk: Chunk) => void;
 
   feed(side: Side, chunk: Chunk): void {
     const parser = side === 'client' ? this.requests : this.responses;
