@@ -76,17 +76,18 @@ export function detectMemcached(b: Buffer): ModuleVerdict {
   const command = COMMAND_LINES.map((re) => re.exec(line)).find(Boolean);
   if (command) {
     // A lowercase command word with key-shaped arguments is evidence enough (commands pipelined after it are not
-    // judged); a storage command must bring its data block and CRLF too.
+    // judged). A storage command's data block must end in CRLF where the bytes reach that far; a value larger than
+    // detection waits for (memcached's first read of a connection takes 2048 bytes) is not waited for.
     if (command[1] === undefined) return seenFrom('client', false);
     const end = lf + 1 + Number(command[1]) + 2;
-    if (b.length < end) return NEED_MORE;
+    if (b.length < end) return seenFrom('client', false);
     return b[end - 2] === 0x0d && b[end - 1] === 0x0a ? seenFrom('client', false) : undefined;
   }
   if (REPLY_LINES.test(line)) return b.length === lf + 1 ? seenFrom('server', false) : undefined;
   const value = VALUE_LINE.exec(line);
   if (value) {
     const end = lf + 1 + Number(value[1] ?? value[2]) + 2;
-    if (b.length < end) return NEED_MORE;
+    if (b.length < end) return seenFrom('server', false);
     return b[end - 2] === 0x0d && b[end - 1] === 0x0a ? seenFrom('server', false) : undefined;
   }
   return undefined;

@@ -120,6 +120,8 @@ describe('MemcachedParser, binary protocol', () => {
     expect(detectMemcached(many.subarray(0, 1024))).toEqual({ sender: 'client', connectionStart: false });
     expect(detectMemcached(packet(0x81, 0x01, 1))).toEqual({ sender: 'server', connectionStart: false });
     expect(detectMemcached(Buffer.from('set k 0 0 2\r\nhi\r\n'))).toEqual({ sender: 'client', connectionStart: false });
+    // memcslap's first set had a 4885-byte value, and memcached's first read of the connection 2048 bytes of it.
+    expect(detectMemcached(Buffer.from(`set k 0 0 4885\r\n${'v'.repeat(2030)}`))).toEqual({ sender: 'client', connectionStart: false });
     expect(detectMemcached(Buffer.from('GET / HTTP/1.1\r\n'))).toBeUndefined();
   });
 
