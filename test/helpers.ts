@@ -64,4 +64,5 @@ export interface SpanLine {
   status: { code: string; message?: string };
   attributes: Record<string, string | number | boolean>;
   durationNs: number;
+  parentIsRemote?: boolean;
 }

@@ -32,6 +32,8 @@ function summaryOf(m: ParsedMessage): string {
     case 'memcached':
     case 'redis':
       return m.command;
+    case 'nats':
+      return `${m.op} ${m.subject ?? ''}`;
     default: {
       const none: never = m;
       return none;
@@ -47,7 +49,7 @@ describe('the protocol list', () => {
       parser.onMessage = (m) => seen.add(`${m.protocol}: ${summaryOf(m)}`);
       for (const t of conversations[0]!) parser.feed(t.side, { data: t.bytes, ts: 0n, tid: 1 });
     }
-    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'redis'])
+    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'nats', 'redis'])
       expect(
         [...seen].some((s) => s.startsWith(`${p}: `) || (p === 'http2' && s.startsWith('grpc: '))),
         p,

@@ -235,6 +235,71 @@ describe.skipIf(Boolean(memcached))(`memcached watched alone, memcslap in the te
   }, 120_000);
 });
 
+const NATS_SERVER = path.join(ROOT, 'build/bin/nats-server');
+const VENV_PYTHON = path.join(ROOT, 'build/venv/bin/python');
+const nats =
+  missing() ||
+  (fs.existsSync(NATS_SERVER) ? '' : 'build/bin/nats-server not built (make go-tools; needs the Go module proxy)') ||
+  (spawnSync(VENV_PYTHON, ['-c', 'import nats']).status === 0 ? '' : 'build/venv has no nats-py (make py-deps; needs PyPI)');
+describe.skipIf(Boolean(nats))(`nats-server and nats-py, publishing with and without trace context${nats ? ` (skipped: ${nats})` : ''}`, () => {
+  it('100 publishes and their 100 deliveries are PRODUCER and CONSUMER spans; a delivery whose headers carry traceparent joins that trace', async () => {
+    const port = await freePort();
+    const server = daemon(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)]);
+    await listening(port, server);
+    const N = 100;
+    const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+    // One client publishing to a subject it subscribes to; every other message with a traceparent header (HPUB).
+    const script = `
+import asyncio, sys, nats
+async def main():
+    sys.stdin.readline()
+    nc = await nats.connect("nats://127.0.0.1:${port}")
+    got = 0
+    done = asyncio.Event()
+    async def cb(msg):
+        nonlocal got
+        got += 1
+        if got == ${N}: done.set()
+    await nc.subscribe("orders", cb=cb)
+    for i in range(${N}):
+        headers = {"traceparent": "00-${TRACE}-%016x-01" % (i + 1)} if i % 2 == 0 else None
+        await nc.publish("orders", b"order %d" % i, headers=headers)
+    await nc.flush()
+    await asyncio.wait_for(done.wait(), 30)
+    await nc.close()
+    print(got)
+asyncio.run(main())
+`;
+    const client = spawn(VENV_PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    client.stdout.on('data', (c) => (out += c));
+    client.stderr.on('data', (c) => (err += c));
+    const exited = new Promise((r) => client.once('close', r));
+    const { spans, live, replay } = await watched({ pids: [client.pid!] }, async () => {
+      client.stdin.end('go\n');
+      await exited;
+    });
+    expect(out.trim(), err).toBe(String(N));
+    const producers = spans.filter((s) => s.kind === 'producer');
+    const consumers = spans.filter((s) => s.kind === 'consumer');
+    expect(producers).toHaveLength(N);
+    expect(consumers).toHaveLength(N);
+    expect(producers.every((s) => s.name === 'publish orders' && s.attributes['messaging.operation.type'] === 'send')).toBe(true);
+    expect(consumers.every((s) => s.name === 'process orders' && s.attributes['messaging.operation.type'] === 'process')).toBe(true);
+    expect([...producers, ...consumers].every((s) => s.attributes['messaging.system'] === 'nats' && s.attributes['messaging.destination.name'] === 'orders')).toBe(true);
+    // The messages that carried trace context: their publish and their delivery are both in it, under the span it names.
+    const carried = consumers.filter((s) => s.traceId === TRACE);
+    expect(carried).toHaveLength(N / 2);
+    expect(carried.every((s) => s.parentIsRemote === true && s.attributes['loupe.context'] === 'traceparent' && /^0{8}[0-9a-f]{8}$/.test(s.parentSpanId))).toBe(true);
+    expect(producers.filter((s) => s.traceId === TRACE)).toHaveLength(N / 2);
+    for (const c of carried) expect(producers.some((p) => p.traceId === TRACE && p.parentSpanId === c.parentSpanId)).toBe(true);
+    // The others start traces of their own.
+    expect(consumers.filter((s) => s.traceId !== TRACE).every((s) => s.parentSpanId === '')).toBe(true);
+    expect(replay).toBe(live);
+  }, 120_000);
+});
+
 const socat = redis || missing('socat');
 describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet users type them${socat ? ` (skipped: ${socat})` : ''}`, () => {
   it("5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies' status", async () => {

@@ -105,8 +105,8 @@ export interface ProtocolModule<M extends MessageBase = MessageBase, N extends s
   readonly name: N;
   /** The `protocol` its messages carry when it is not `name` (HTTP/2's gRPC streams say `grpc`). */
   readonly messageProtocols?: readonly string[];
-  /** http: requests and responses with HTTP semantics; database: statements, db.* attributes; tls: named only. */
-  readonly family: 'http' | 'database' | 'tls';
+  /** http: requests and responses with HTTP semantics; database: statements, db.* attributes; messaging: messages published and delivered; tls: named only. */
+  readonly family: 'http' | 'database' | 'messaging' | 'tls';
   /** OpenTelemetry's db.system.name, for a database. */
   readonly dbSystem?: string;
   /**

@@ -11,6 +11,7 @@ import { http2Module } from './http2/module';
 import type { ParserOptions, ProtocolModule } from './module';
 import { memcachedModule } from './memcached/module';
 import { mysqlModule } from './mysql/module';
+import { natsModule } from './nats/module';
 import { postgresModule } from './postgres/module';
 import { redisModule } from './redis/module';
 import { tlsModule } from './tls/module';
@@ -24,6 +25,7 @@ export const PROTOCOL_MODULES = [
   postgresModule,
   mysqlModule,
   memcachedModule,
+  natsModule,
   redisModule,
   tlsModule,
 ] as const;

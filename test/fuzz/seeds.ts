@@ -245,6 +245,23 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     .trim()
     .split('\n')
     .map((l) => (JSON.parse(l) as Array<{ side: 'client' | 'server'; hex: string }>).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') })));
+  const nats: Turn[] = [
+    { side: 'server', bytes: text('INFO {"server_id":"N1","version":"2.15.3","headers":true,"max_payload":1048576}\r\n') },
+    { side: 'client', bytes: text('CONNECT {"verbose":true,"user":"app","pass":"sekret","headers":true}\r\nPING\r\n') },
+    { side: 'server', bytes: text('+OK\r\nPONG\r\n') },
+    {
+      side: 'client',
+      bytes: text(
+        'SUB orders 1\r\nPUB orders 5\r\nhello\r\nHPUB orders _INBOX.1 82 84\r\nNATS/1.0\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\nhi\r\n',
+      ),
+    },
+    {
+      side: 'server',
+      bytes: text(
+        "+OK\r\n+OK\r\nMSG orders 1 5\r\nhello\r\nHMSG orders 1 _INBOX.1 82 84\r\nNATS/1.0\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\nhi\r\n-ERR 'Unknown Protocol Operation'\r\n",
+      ),
+    },
+  ];
   const http: Turn[] = [
     {
       side: 'client',
@@ -266,6 +283,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     ['mysql', [prepared, compressed, attributes]],
     ['redis', [redis]],
     ['memcached', [memcachedText, memcachedBinary, ...memcslap]],
+    ['nats', [nats]],
     ['http1', [http]],
   ]);
 }

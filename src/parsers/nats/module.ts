@@ -1,0 +1,75 @@
+/**
+ * NATS as a protocol module. A watched client's PUB and HPUB are PRODUCER
+ * spans and the MSG and HMSG delivered to it CONSUMER spans, each one-way
+ * (NATS answers a publish with nothing, or a bare +OK in verbose mode): a
+ * span that ends with its message. Trace context in a message's headers is
+ * the span's parent — a consumer joins the trace of the publish that sent it.
+ * A watched server (the broker) makes no spans: what it relays is the
+ * clients' spans already.
+ */
+import {
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+} from '@opentelemetry/semantic-conventions/incubating';
+import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
+import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
+import type { Attributes } from '../spans';
+import { detectNats } from './detect';
+import { NatsMasker } from './masker';
+import { NATS_ERROR, type NatsMessage } from './messages';
+import { NatsParser } from './parser';
+
+function role(m: NatsMessage, connection: ConnectionView): MessageRole {
+  if (connection.role !== 'client' || m.subject === undefined) return { is: 'none' };
+  const publish = m.op === 'PUB' || m.op === 'HPUB';
+  const deliver = m.op === 'MSG' || m.op === 'HMSG';
+  if (!publish && !deliver) return { is: 'none' };
+  const operation = publish ? 'publish' : 'process';
+  const attributes: Attributes = {
+    [ATTR_MESSAGING_SYSTEM]: 'nats',
+    [ATTR_MESSAGING_OPERATION_NAME]: operation,
+    [ATTR_MESSAGING_OPERATION_TYPE]: publish ? 'send' : 'process',
+    [ATTR_MESSAGING_DESTINATION_NAME]: m.subject,
+  };
+  if (m.bytes !== undefined) attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = m.bytes;
+  if (connection.remote) {
+    attributes[ATTR_SERVER_ADDRESS] = connection.remote.addr;
+    attributes[ATTR_SERVER_PORT] = connection.remote.port;
+  }
+  return {
+    is: 'one-way',
+    span: {
+      name: `${operation} ${m.subject}`,
+      kind: publish ? 'producer' : 'consumer',
+      attributes,
+      family: 'messaging',
+      fingerprint: `${m.op} ${m.subject}`,
+      ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
+      ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
+    },
+  };
+}
+
+function record(m: NatsMessage): Record<string, unknown> {
+  const r: Record<string, unknown> = { op: m.op };
+  for (const k of ['subject', 'sid', 'replyTo', 'queue', 'bytes', 'headers', 'traceparent', 'tracestate', 'errorMessage'] as const) if (m[k] !== undefined) r[k] = m[k];
+  return r;
+}
+
+export const natsModule: ProtocolModule<NatsMessage, 'nats'> = {
+  name: 'nats',
+  family: 'messaging',
+  detect: { verdict: detectNats },
+  parseErrors: NATS_ERROR,
+  parser: () => new NatsParser(),
+  // Nothing pairs: publishes and deliveries are one-way, PING/PONG and +OK make no span.
+  pairing: { answers: 'in-order', acrossConnection: 'same-bytes', servesCalls: false, goClientCalls: false },
+  role,
+  respond: () => {},
+  record,
+  summary: (r) => [r.op, r.subject, r.bytes !== undefined ? `${r.bytes} B` : undefined].filter((x) => x !== undefined).join(' '),
+  masking: { client: () => new NatsMasker() },
+};

@@ -1,0 +1,81 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { NatsParser } from './parser';
+import { NatsMasker } from './masker';
+import { detectNats } from './detect';
+import type { NatsMessage } from './messages';
+import { runCopied, runTurns, shape } from '../../../test/parser-harness';
+import { syntheticSeeds } from '../../../test/fuzz/seeds';
+
+const conversation = syntheticSeeds().get('nats')![0]!;
+const parse = (cuts?: number[]) => runTurns(() => new NatsParser(), conversation, cuts) as NatsMessage[];
+
+describe('NatsParser', () => {
+  it('reads each operation, payloads counted, and the trace context of HPUB and HMSG headers', () => {
+    const ms = parse();
+    expect(ms.map((m) => [m.kind, m.op, m.subject, m.bytes])).toEqual([
+      ['response', 'INFO', undefined, undefined],
+      ['request', 'CONNECT', undefined, undefined],
+      ['request', 'PING', undefined, undefined],
+      ['response', '+OK', undefined, undefined],
+      ['response', 'PONG', undefined, undefined],
+      ['request', 'SUB', 'orders', undefined],
+      ['request', 'PUB', 'orders', 5],
+      ['request', 'HPUB', 'orders', 2],
+      ['response', '+OK', undefined, undefined],
+      ['response', '+OK', undefined, undefined],
+      ['response', 'MSG', 'orders', 5],
+      ['response', 'HMSG', 'orders', 2],
+      ['response', '-ERR', undefined, undefined],
+    ]);
+    expect(ms.filter((m) => m.traceparent).map((m) => [m.op, m.replyTo, m.traceparent])).toEqual([
+      ['HPUB', '_INBOX.1', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
+      ['HMSG', '_INBOX.1', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
+    ]);
+    expect(JSON.stringify(ms, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toContain('sekret');
+  });
+
+  it('gives the same messages however the bytes are cut, and frames over bytes not copied inside a payload', () => {
+    const whole = JSON.stringify(shape(parse()));
+    fc.assert(
+      fc.property(fc.array(fc.nat(300), { maxLength: 12 }), (cuts) => {
+        expect(JSON.stringify(shape(parse(cuts)))).toBe(whole);
+      }),
+    );
+    const big = [
+      { side: 'client' as const, bytes: Buffer.from(`PUB orders 10000\r\n${'x'.repeat(10_000)}\r\n`) },
+      { side: 'client' as const, bytes: Buffer.from('PUB orders 2\r\nhi\r\n') },
+    ];
+    expect((runCopied(() => new NatsParser(), big, 4096) as NatsMessage[]).map((m) => [m.op, m.bytes])).toEqual([
+      ['PUB', 10000],
+      ['PUB', 2],
+    ]);
+  });
+
+  it('is detected from INFO and CONNECT, and mid-connection from a PUB or MSG line', () => {
+    expect(detectNats(Buffer.from('INFO {"server_id":"x"}\r\n'))).toEqual({ sender: 'server', connectionStart: true });
+    expect(detectNats(Buffer.from('CONNECT {"verbose":false}\r\n'))).toEqual({ sender: 'client', connectionStart: true });
+    expect(detectNats(Buffer.from('PUB orders 5\r\nhello\r\n'))).toEqual({ sender: 'client', connectionStart: false });
+    expect(detectNats(Buffer.from('PING\r\n'))).toBeUndefined(); // Redis's too: not evidence
+  });
+
+  it("masks CONNECT's password and token in the bytes however they are cut, and nothing else", () => {
+    const line = Buffer.from('CONNECT {"user":"app","pass":"se\\"kret","auth_token":"t0ken","name":"x"}\r\nPUB a 4\r\npass\r\n');
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: line.length - 1 }), { maxLength: 6 }), (cuts) => {
+        const bytes = Buffer.from(line);
+        const masker = new NatsMasker();
+        let prev = 0;
+        for (const at of [...new Set(cuts)].sort((a, b) => a - b).concat(bytes.length)) {
+          masker.mask(bytes.subarray(prev, at));
+          prev = at;
+        }
+        const text = bytes.toString('latin1');
+        expect(text).toContain('"pass":"********"');
+        expect(text).toContain('"auth_token":"*****"');
+        expect(text).toContain('"user":"app"');
+        expect(text.endsWith('PUB a 4\r\npass\r\n')).toBe(true);
+      }),
+    );
+  });
+});
