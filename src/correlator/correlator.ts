@@ -28,7 +28,7 @@ import { moduleOf } from '../parsers/protocols';
 import { LOUPE_ATTR } from '../parsers/spans';
 import { Router } from '../routes/routes';
 import { ConnectionPairs } from './connection-pairs';
-import { ctxOf, parentTo, push, sampledFlag, TraceAliases, type InFlight } from './context';
+import { ctxOf, parentTo, push, sampledFlag, TraceAliases, type InFlight, type SpanContext } from './context';
 import { GoRuntime } from './goroutines';
 import type { IdGenerator } from './ids';
 import { ClientParents } from './parents';
@@ -67,6 +67,9 @@ export interface CorrelatorStats {
   evictedGoroutines: number;
 }
 
+/** Producer spans kept for consumers to find (messageParent); the oldest go first past this. */
+const MAX_CARRIED_PRODUCERS = 65536;
+
 /** How long a server request that ended awaiting its client's stays claimable (see endedAwaiting). */
 const AWAIT_CLIENT_AFTER_END_NS = 1_000_000_000n;
 
@@ -96,6 +99,9 @@ export class Correlator {
    * AWAIT_CLIENT_AFTER_END_NS of the records' time, their subtree held.
    */
   private readonly endedAwaiting = new Map<number, InFlight[]>();
+  /** Producer spans of messages that carried trace context, by that context and destination, for their consumers (see messageParent). */
+  private readonly carriedProducers = new Map<string, SpanContext[]>();
+  private carriedCount = 0;
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
   private nextSweep = 0n;
@@ -257,6 +263,7 @@ export class Correlator {
       if (pairing.servesCalls) this.threads.begin(pending, m.tid);
     } else {
       context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall);
+      if (oneWay && header) context = this.messageParent(span, `${header.traceId}|${header.parentId}|${start.fingerprint}`, context);
       if (!oneWay && !this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
     }
     span.attributes[LOUPE_ATTR.CONTEXT] = context;
@@ -268,6 +275,35 @@ export class Correlator {
     if (side === 'server' && pairing.servesCalls && !oneWay) this.go.onServerRequest(pending);
     start.decorate?.(span);
     if (oneWay) this.finishSpan(pending, m.tsEnd);
+  }
+
+  /**
+   * A message's two ends, when both are watched and it carried trace context: the PRODUCER span
+   * that sent it and the CONSUMER span that received it both carry the context the sender's SDK put
+   * in its headers. The consumer is made the producer's child (one trace, an edge from producer to
+   * consumer in the service graph), the oldest unclaimed producer with that context and destination
+   * first; otherwise it stays the child of the context it carried.
+   */
+  private messageParent(span: Span, key: string, context: string): string {
+    if (span.kind === 'producer') {
+      push(this.carriedProducers, key, { traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled });
+      if (++this.carriedCount > MAX_CARRIED_PRODUCERS) {
+        const [oldest, list] = this.carriedProducers.entries().next().value!;
+        list.shift();
+        this.carriedCount--;
+        if (list.length === 0) this.carriedProducers.delete(oldest);
+      }
+      return context;
+    }
+    if (span.kind !== 'consumer') return context;
+    const list = this.carriedProducers.get(key);
+    const producer = list?.shift();
+    if (!producer) return context;
+    this.carriedCount--;
+    if (list!.length === 0) this.carriedProducers.delete(key);
+    parentTo(span, producer);
+    span.parentIsRemote = false;
+    return 'message';
   }
 
   /** An answer: it ends the request it answers (in order, or by key), or that request goes on under a key. */

@@ -46,7 +46,8 @@ function role(m: NatsMessage, connection: ConnectionView): MessageRole {
       kind: publish ? 'producer' : 'consumer',
       attributes,
       family: 'messaging',
-      fingerprint: `${m.op} ${m.subject}`,
+      // The same at both ends of a message: its subject (a consumer finds its producer by it and the context both carry).
+      fingerprint: m.subject,
       ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
       ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
     },

@@ -6,6 +6,10 @@ import { detectNats } from './detect';
 import type { NatsMessage } from './messages';
 import { runCopied, runTurns, shape } from '../../../test/parser-harness';
 import { syntheticSeeds } from '../../../test/fuzz/seeds';
+import { Script } from '../../../test/script';
+import { HEADER } from '../../../test/helpers';
+import { Pipeline } from '../../pipeline/pipeline';
+import type { Span } from '../../correlator/span';
 
 const conversation = syntheticSeeds().get('nats')![0]!;
 const parse = (cuts?: number[]) => runTurns(() => new NatsParser(), conversation, cuts) as NatsMessage[];
@@ -77,5 +81,39 @@ describe('NatsParser', () => {
         expect(text.endsWith('PUB a 4\r\npass\r\n')).toBe(true);
       }),
     );
+  });
+
+  it('makes a publish and its delivery in two processes one trace, the delivery under the publish, by the context both carried', () => {
+    const spans: Span[] = [];
+    const p = new Pipeline(
+      {
+        ...HEADER,
+        processes: [
+          { pid: 1, exe: '/srv/orders' },
+          { pid: 2, exe: '/srv/billing' },
+        ],
+      },
+      [{ onSpan: (x) => spans.push(x) }],
+    );
+    const s = new Script();
+    const [publisher] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
+    const [subscriber] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 4222 });
+    const headers = 'NATS/1.0\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n';
+    const size = Buffer.byteLength(headers);
+    s.recv(publisher, 'INFO {"server_id":"N"}\r\n', { at: 1000n });
+    s.send(publisher, `HPUB orders ${size} ${size + 2}\r\n${headers}hi\r\n`, { at: 2000n });
+    s.recv(subscriber, `HMSG orders 1 ${size} ${size + 2}\r\n${headers}hi\r\n`, { at: 3000n });
+    p.push(s.events);
+    p.finish();
+    const producer = spans.find((x) => x.kind === 'producer')!;
+    const consumer = spans.find((x) => x.kind === 'consumer')!;
+    expect([producer.name, producer.service, producer.parentSpanId, producer.attributes['loupe.context']]).toEqual(['publish orders', 'orders', '00f067aa0ba902b7', 'traceparent']);
+    expect([consumer.name, consumer.service, consumer.traceId, consumer.parentSpanId, consumer.attributes['loupe.context']]).toEqual([
+      'process orders',
+      'billing',
+      producer.traceId,
+      producer.spanId,
+      'message',
+    ]);
   });
 });
