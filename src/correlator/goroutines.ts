@@ -175,7 +175,7 @@ export class GoRuntime {
    * the process's calls with the request's method and path, the first whose
    * host is the request's Host header, or the first; else the only call.
    */
-  clientCall(conn: Connection, req?: SpanStart['goCall']): PendingGoCall | undefined {
+  clientCall(conn: Connection, describe?: SpanStart['goCall']): PendingGoCall | undefined {
     const byFd = this.clientCalls.get(`${conn.pid}:${conn.fd}`);
     if (byFd?.length) {
       const call = byFd.shift()!;
@@ -185,6 +185,7 @@ export class GoRuntime {
     const key = `${conn.pid}`;
     const any = this.clientCalls.get(key);
     if (!any?.length) return undefined;
+    const req = describe?.();
     const same = (c: PendingGoCall) => c.method === req!.method && c.path === req!.path;
     let i = req ? any.findIndex((c) => same(c) && c.host === req.host) : -1;
     if (i < 0 && req) i = any.findIndex(same);

@@ -55,8 +55,11 @@ export interface SpanStart {
   tracestate?: string;
   /** A server request's path, for http.route; the name the span takes with a route. */
   route?: { path: string; name: (route: string) => string };
-  /** What Go's client-call probes report of this request, to find the call that made it. */
-  goCall?: { method: string; path: string; host?: string };
+  /**
+   * What Go's client-call probes report of this request, to find the call that made it: asked only
+   * when the fd does not name the call (a request of every program pays nothing for it).
+   */
+  goCall?: () => { method: string; path: string; host?: string };
   /** Applied after the correlator's own attributes (context, parse errors): attributes that come last in the span. */
   decorate?: (span: SpanDraft) => void;
 }

@@ -200,13 +200,14 @@ export class StreamMasker {
         if (seen === NEED_MORE) this.sniffed = first.subarray(0, SNIFF_BYTES);
         if (typeof seen === 'object') this.socket.protocol ??= { name: seen.protocol, sender: seen.sender === 'server' ? 'server' : 'client' };
         const peer = this.socket.protocol;
+        const unclaimed = typeof seen !== 'object' ? unclaimedSecret(first) : undefined;
         if (typeof seen === 'object' && isHttp2Frames(first)) this.http2 = new Http2Masker('late');
         else if (typeof seen === 'object' && hasOwnMasker(seen.protocol)) {
           if (seen.sender === 'server') this.dbServer = true;
           else this.db = ownMasker(seen.protocol, seen.connectionStart === true);
-        } else if (typeof seen !== 'object' && unclaimedSecret(first)) {
+        } else if (unclaimed) {
           // A Redis inline command (redis-cli and telnet users type them) the detector does not claim.
-          this.db = ownMasker(unclaimedSecret(first)!, true);
+          this.db = ownMasker(unclaimed, true);
         } else if (typeof seen !== 'object' && peer && hasOwnMasker(peer.name)) {
           // Nothing recognised here, but the other direction was a database server's: these are its client's bytes.
           if (peer.sender === 'server') this.db = ownMasker(peer.name, true);

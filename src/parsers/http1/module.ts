@@ -22,15 +22,14 @@ function fingerprint(req: Http1Request): string {
 /** The span an HTTP request starts (HTTP/2 requests come here as the HTTP/1 request they mean). */
 export function httpSpanStart(req: Http1Request, connection: ConnectionView, redaction: RedactionOptions): SpanStart {
   const kind = connection.role;
-  const path = splitTarget(req.target).path;
   const start: SpanStart = {
     name: spanName(kind, req),
     attributes: requestAttributes(kind, req, connection.local, connection.remote, redaction, connection.tls),
     family: 'http',
     fingerprint: fingerprint(req),
-    goCall: { method: req.method, path, host: headerValue(req.headers, 'host') },
+    goCall: () => ({ method: req.method, path: splitTarget(req.target).path, host: headerValue(req.headers, 'host') }),
   };
-  if (kind === 'server') start.route = { path, name: (route) => spanName(kind, req, route) };
+  if (kind === 'server') start.route = { path: splitTarget(req.target).path, name: (route) => spanName(kind, req, route) };
   const traceparent = headerValue(req.headers, 'traceparent');
   if (traceparent !== undefined) {
     start.traceparent = traceparent;
