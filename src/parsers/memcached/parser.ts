@@ -17,6 +17,7 @@
  * says how many values came (`rows`: hits; 0 is a miss).
  */
 import type { DbMessage, DbRequest, DbResponse } from '../db';
+import { drainBody, framedBody, loseInBody, type FramedBody } from '../shared/framed-body';
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import {
@@ -56,13 +57,6 @@ interface Waiting {
   retrieval: boolean;
 }
 
-interface Block {
-  left: number;
-  /** A text data block: its last two bytes must be CRLF. */
-  crlf: boolean;
-  then: () => void;
-}
-
 interface Reply {
   hits: number;
   tsStart: bigint;
@@ -100,7 +94,7 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
   private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
   private readonly binary: Record<Side, boolean | undefined> = { client: undefined, server: undefined };
   /** A data block (text: its CRLF included) or binary body under way on a side: bytes left, and what follows its end. */
-  private readonly block: Record<Side, Block | undefined> = { client: undefined, server: undefined };
+  private readonly block: Record<Side, FramedBody | undefined> = { client: undefined, server: undefined };
   /** After lost bytes: resume at a syscall boundary that starts a command or reply; after broken bytes: at a line or header that does, by content. */
   private readonly resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
   private readonly waiting: Waiting[] = [];
@@ -115,13 +109,10 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
     const block = this.block[side];
     if (block && !this.resync[side]) {
       // Inside a data block: its length frames the lost bytes.
-      const inside = Math.min(bytes, block.left);
-      this.buffers[side].lose(inside, inside);
-      block.left -= inside;
-      if (block.crlf && block.left < 2) block.crlf = false; // the CRLF went with the loss
+      const inside = loseInBody(this.buffers[side], block, bytes);
       if (block.left === 0) {
         this.block[side] = undefined;
-        block.then();
+        block.then(Buffer.concat(block.kept));
       }
       if (inside === bytes) return;
       bytes -= inside;
@@ -171,27 +162,12 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
   }
 
   /** Skip what is held of a block; at its end check its CRLF and go on; false when more bytes are needed. */
-  private drain(side: Side, block: Block): boolean {
-    const buf = this.buffers[side];
-    const body = block.left - (block.crlf ? 2 : 0);
-    if (body > 0) {
-      const n = Math.min(body, buf.available);
-      buf.skip(n);
-      block.left -= n;
-      if (n < body) return false;
-    }
-    if (block.crlf) {
-      const tail = buf.peek(2);
-      if (!tail) return false;
-      if (tail[0] !== CR || tail[1] !== LF) {
-        this.block[side] = undefined;
-        this.broken(side, 'a data block not followed by CRLF', MEMCACHED_ERROR.INVALID_DATA_BLOCK);
-        return true;
-      }
-      buf.skip(2);
-    }
+  private drain(side: Side, block: FramedBody): boolean {
+    const state = drainBody(this.buffers[side], block);
+    if (state === 'more') return false;
     this.block[side] = undefined;
-    block.then();
+    if (state === 'no-crlf') this.broken(side, 'a data block not followed by CRLF', MEMCACHED_ERROR.INVALID_DATA_BLOCK);
+    else block.then(Buffer.concat(block.kept));
     return true;
   }
 
@@ -325,11 +301,9 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
       return;
     }
     // The request ends with its data block (never kept).
-    this.block.client = {
-      left: dataLength + 2,
-      crlf: true,
-      then: () => this.request(fields, at, this.buffers.client.lastTs() > endTs ? this.buffers.client.lastTs() : endTs, noreply ? undefined : waiting),
-    };
+    this.block.client = framedBody(dataLength, true, () =>
+      this.request(fields, at, this.buffers.client.lastTs() > endTs ? this.buffers.client.lastTs() : endTs, noreply ? undefined : waiting),
+    );
   }
 
   private request(fields: Partial<Request> & { command: string }, at: { ts: bigint; tid: number; offset: number }, endTs: bigint, waiting: Waiting | undefined): void {
@@ -348,7 +322,7 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
       const length = count(text.split(' ')[3]);
       if (length === undefined || length > MAX_BODY) throw new Broken('VALUE states no data length', MEMCACHED_ERROR.INVALID_DATA_BLOCK);
       reply.hits++;
-      this.block.server = { left: length + 2, crlf: true, then: () => {} };
+      this.block.server = framedBody(length, true, () => {});
       return;
     }
     if (word === 'STAT' && head?.reply === 'stats') return;
@@ -356,7 +330,7 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
       const length = count(text.split(' ')[1]);
       if (length === undefined || length > MAX_BODY) throw new Broken('VA states no data length', MEMCACHED_ERROR.INVALID_DATA_BLOCK);
       reply.hits++;
-      this.block.server = { left: length + 2, crlf: true, then: () => this.answer(word, '', this.buffers.server.lastTs()) };
+      this.block.server = framedBody(length, true, () => this.answer(word, '', this.buffers.server.lastTs()));
       return;
     }
     this.answer(word, rest, endTs);
@@ -414,7 +388,7 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
       else this.binaryResponse(opcode, key, status, opaque, valueLength, at, endTs);
     };
     if (valueLength === 0) done();
-    else this.block[side] = { left: valueLength, crlf: false, then: done };
+    else this.block[side] = framedBody(valueLength, false, done);
     return true;
   }
 

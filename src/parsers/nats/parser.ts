@@ -4,6 +4,7 @@
  * of the sizes the line states. Headers (`NATS/1.0` then fields) are read for
  * trace context; payloads are counted, never kept.
  */
+import { drainBody, framedBody, loseInBody, type FramedBody } from '../shared/framed-body';
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { NATS_ERROR, type NatsMessage } from './messages';
@@ -44,10 +45,7 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
   onMessage: (message: NatsMessage) => void = () => {};
   private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
   /** A message's headers and payload under way: bytes left (the CRLF after them included), what to do at their end. */
-  private readonly body: Record<Side, { left: number; headerBytes: number; headers: Buffer[]; then: (headers: Buffer) => void } | undefined> = {
-    client: undefined,
-    server: undefined,
-  };
+  private readonly body: Record<Side, FramedBody | undefined> = { client: undefined, server: undefined };
   /** After lost bytes: resume at a syscall boundary that starts an operation; after broken bytes: at a line that does. */
   private readonly resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
 
@@ -60,14 +58,10 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
     const body = this.body[side];
     if (body && !this.resync[side]) {
       // Inside a payload: its size frames the loss (headers lost with it are not read); what follows it is not framed.
-      const inside = Math.min(bytes, body.left);
-      this.buffers[side].lose(inside, inside);
-      body.left -= inside;
-      body.headerBytes = Math.max(0, body.headerBytes - inside);
-      if (body.left < 2) {
-        // Its CRLF went with the loss: the message ends here.
+      const inside = loseInBody(this.buffers[side], body, bytes);
+      if (body.left === 0) {
         this.body[side] = undefined;
-        body.then(Buffer.concat(body.headers));
+        body.then(Buffer.concat(body.kept));
       }
       if (inside === bytes) return;
       bytes -= inside;
@@ -142,31 +136,12 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
   }
 
   /** Skip (and keep the headers of) a message body; at its end check the CRLF; false when more bytes are needed. */
-  private drain(side: Side, body: { left: number; headerBytes: number; headers: Buffer[]; then: (headers: Buffer) => void }): boolean {
-    const buf = this.buffers[side];
-    while (body.left > 2) {
-      if (buf.available === 0) return false;
-      const n = Math.min(body.left - 2, buf.available);
-      const keep = Math.min(n, body.headerBytes);
-      if (keep > 0) {
-        body.headers.push(Buffer.from(buf.peek(keep)!));
-        body.headerBytes -= keep;
-      }
-      buf.skip(n);
-      body.left -= n;
-    }
-    if (body.left < 2) {
-      buf.skip(Math.min(body.left, buf.available));
-      this.body[side] = undefined;
-      body.then(Buffer.concat(body.headers));
-      return true;
-    }
-    const tail = buf.peek(2);
-    if (!tail) return false;
+  private drain(side: Side, body: FramedBody): boolean {
+    const state = drainBody(this.buffers[side], body);
+    if (state === 'more') return false;
     this.body[side] = undefined;
-    if (tail[0] !== CR || tail[1] !== LF) throw new Broken('a payload not followed by CRLF', NATS_ERROR.CRLF_EXPECTED);
-    buf.skip(2);
-    body.then(Buffer.concat(body.headers));
+    if (state === 'no-crlf') throw new Broken('a payload not followed by CRLF', NATS_ERROR.CRLF_EXPECTED);
+    body.then(Buffer.concat(body.kept));
     return true;
   }
 
@@ -204,15 +179,15 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
         const fields: Fields = { op, subject: args[0]!, bytes: total - headerBytes };
         if (op === 'MSG' || op === 'HMSG') fields.sid = args[1]!;
         if (reply !== undefined) fields.replyTo = reply;
-        this.body[side] = {
-          left: total + 2,
-          headerBytes: Math.min(headerBytes, MAX_HEADERS_READ),
-          headers: [],
-          then: (headers) => {
+        this.body[side] = framedBody(
+          total,
+          true,
+          (headers) => {
             if (withHeaders) Object.assign(fields, readHeaders(headers));
             emit(fields, buf.lastTs() > start.ts ? buf.lastTs() : start.ts);
           },
-        };
+          Math.min(headerBytes, MAX_HEADERS_READ),
+        );
         return true;
       }
       case 'SUB':
