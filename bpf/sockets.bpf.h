@@ -17,8 +17,8 @@
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 #define TCP_CLOSE 7
-/* Vector calls: iovecs copied per record, a bound the verifier can see. */
-#define MAX_IOV 8
+/* Vector calls: iovec entries walked per record at most, the kernel's UIO_MAXIOV (bpf_loop's bound). */
+#define MAX_IOV 1024
 #define PAYLOAD_MASK (2 * LOUPE_MAX_PAYLOAD - 1)
 
 struct sock_key {
@@ -261,30 +261,51 @@ struct more_pieces {
 	__u8 failed;
 };
 
-/* Copy `len` bytes at stream position `from` of an iovec array into the record's payload; the bytes copied. */
-static __always_inline __u32 copy_from_iov(struct scratch *s, struct iovec *vec, __u64 count, __u32 from, __u32 len)
+/* Where a copy out of an iovec array stands: a bpf_loop callback's state. */
+struct iov_copy {
+	struct iovec *vec;
+	__u64 count;
+	__u64 at;   /* stream position of entry i's first byte */
+	__u32 from; /* stream position the copy starts at */
+	__u32 len;  /* bytes to copy */
+	__u32 got;
+};
+
+/*
+ * One iovec entry: a bpf_loop callback, so any number of entries up to the
+ * kernel's UIO_MAXIOV is walked (a fixed unrolled bound of 8 lost the rest of
+ * a corked Node.js write: mqtt.js sends a PUBLISH as about 10 small buffers,
+ * and its topic was past the 8th).
+ */
+static long copy_one_iov(__u64 i, struct iov_copy *c)
 {
-	__u32 got = 0;
-	__u64 at = 0; /* stream position of the iovec entry's first byte */
-	for (int i = 0; i < MAX_IOV; i++) {
-		if (i >= count || got >= len)
-			break;
-		struct iovec iov = {};
-		if (bpf_probe_read_user(&iov, sizeof(iov), &vec[i]))
-			break;
-		__u64 end = at + iov.iov_len;
-		if (end > from + got) {
-			__u64 skip = from + got - at;
-			__u64 n = iov.iov_len - skip;
-			if (n > len - got)
-				n = len - got;
-			if (bpf_probe_read_user(s->ev.payload + masked(got, LOUPE_MAX_PAYLOAD - 1), masked(n, PAYLOAD_MASK), (void *)((__u64)iov.iov_base + skip)))
-				break;
-			got += n;
-		}
-		at = end;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&loupe_scratch, &zero);
+	if (!s || i >= c->count || c->got >= c->len)
+		return 1;
+	struct iovec iov = {};
+	if (bpf_probe_read_user(&iov, sizeof(iov), &c->vec[i]))
+		return 1;
+	__u64 end = c->at + iov.iov_len;
+	if (end > c->from + c->got) {
+		__u64 skip = c->from + c->got - c->at;
+		__u64 n = iov.iov_len - skip;
+		if (n > c->len - c->got)
+			n = c->len - c->got;
+		if (bpf_probe_read_user(s->ev.payload + masked(c->got, LOUPE_MAX_PAYLOAD - 1), masked(n, PAYLOAD_MASK), (void *)((__u64)iov.iov_base + skip)))
+			return 1;
+		c->got += n;
 	}
-	return got;
+	c->at = end;
+	return 0;
+}
+
+/* Copy `len` bytes at stream position `from` of an iovec array into the record's payload; the bytes copied. */
+static __always_inline __u32 copy_from_iov(struct iovec *vec, __u64 count, __u32 from, __u32 len)
+{
+	struct iov_copy c = { .vec = vec, .count = count, .from = from, .len = len };
+	bpf_loop(MAX_IOV, copy_one_iov, &c, 0);
+	return c.got;
 }
 
 /*
@@ -315,7 +336,7 @@ __attribute__((noinline)) int loupe_copy_piece(struct more_pieces *more, __u32 k
 		if (bpf_probe_read_user(s->ev.payload, masked(len, PAYLOAD_MASK), (void *)(more->buf + from)) == 0)
 			got = len;
 	} else {
-		got = copy_from_iov(s, (struct iovec *)more->buf, more->count, from, len);
+		got = copy_from_iov((struct iovec *)more->buf, more->count, from, len);
 	}
 	int last = from + len >= more->total || got < len;
 	s->ev.bytes = last ? more->ret - from : len;
@@ -374,20 +395,7 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 		if (len && bpf_probe_read_user(ev->payload, len, (void *)buf) == 0)
 			got = len;
 	} else {
-		struct iovec *vec = (struct iovec *)buf;
-		for (int i = 0; i < MAX_IOV; i++) {
-			if (i >= count || got >= want || got >= LOUPE_MAX_PAYLOAD)
-				break;
-			struct iovec iov = {};
-			if (bpf_probe_read_user(&iov, sizeof(iov), &vec[i]))
-				break;
-			__u64 len = iov.iov_len;
-			if (len > want - got)
-				len = want - got;
-			if (bpf_probe_read_user(ev->payload + masked(got, LOUPE_MAX_PAYLOAD - 1), masked(len, PAYLOAD_MASK), iov.iov_base))
-				break;
-			got += len;
-		}
+		got = copy_from_iov((struct iovec *)buf, count, 0, want);
 	}
 	ev->captured = got;
 	if (cfg->go_probes && ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)

@@ -140,3 +140,60 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
     }
   }, 60_000);
 });
+
+describe.skipIf(Boolean(skipReason) || spawnSync('python3', ['--version']).status !== 0)(
+  `live eBPF, vector writes of many pieces${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    it('copies every piece of a sendmsg and a writev of 300 iovec entries, as a corked Node.js write or an MQTT client sends them', async () => {
+      const child = spawn(
+        'python3',
+        [
+          '-c',
+          `
+import os, socket, sys
+sys.stdin.readline()
+listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(1)
+client = socket.create_connection(listener.getsockname())
+server, _ = listener.accept()
+pieces = [b'piece %03d;' % i for i in range(300)]
+want = len(b''.join(pieces))
+client.sendmsg(pieces)
+got = b''
+while len(got) < want: got += server.recv(65536)
+os.writev(client.fileno(), [p.upper() for p in pieces])
+got = b''
+while len(got) < want: got += server.recv(65536)
+print('done', flush=True)
+client.close(); server.close()
+`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      const capture = path.join(tempDir(), 'vectors.loupe');
+      const { agent } = startAgent(['record', '-o', capture, '--pid', String(child.pid)]);
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        child.stdin!.write('go\n');
+        await waitFor(child, 'stdout', /done/);
+      } finally {
+        agent.kill('SIGINT');
+      }
+      expect(await exited(agent)).toBe(0);
+      const converted = path.join(tempDir(), 'vectors.jsonl');
+      expect(spawnSync('node', [CLI, 'convert', capture, converted]).status).toBe(0);
+      type Rec = { type: string; pid: number; dir?: string; source?: string; data?: string };
+      const egress = fs
+        .readFileSync(converted, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => JSON.parse(l) as Rec)
+        .filter((r) => r.pid === child.pid && r.type === 'data' && r.dir === 'egress');
+      const pieces = Array.from({ length: 300 }, (_, i) => `piece ${String(i).padStart(3, '0')};`);
+      expect(egress.map((r) => [r.source, r.data])).toEqual([
+        ['sendmsg', pieces.join('')],
+        ['writev', pieces.join('').toUpperCase()],
+      ]);
+    }, 60_000);
+  },
+);
