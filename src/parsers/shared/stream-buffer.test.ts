@@ -25,3 +25,17 @@ describe('StreamBuffer times', () => {
     expect(b.when().ts).toBe(2n);
   });
 });
+
+describe('StreamBuffer chunk starts', () => {
+  it('knows a syscall boundary after a peek joined the chunks around it', () => {
+    const b = new StreamBuffer();
+    b.push(chunk('q', 1n));
+    b.push(chunk('@abc', 2n));
+    expect(b.peek(3)!.toString()).toBe('q@a'); // joins the two chunks into one
+    expect(b.atChunkStart()).toBe(true);
+    b.skipToNextChunk();
+    expect([b.offset, b.atChunkStart(), b.peek(1)!.toString()]).toEqual([1, true, '@']);
+    b.skip(1);
+    expect(b.atChunkStart()).toBe(false);
+  });
+});

@@ -249,6 +249,7 @@ export class StreamBuffer {
 
   /** True when the next unconsumed byte is the first byte of a chunk (a syscall boundary). */
   atChunkStart(): boolean {
-    return this.head === 0 && this.marks.length > 0 && this.marks[0]!.offset === this.offset;
+    // By the marks, not by `head`: a peek that joined chunks leaves a later chunk's start inside the joined one.
+    return this.marks.length > 0 && this.marks[0]!.offset === this.offset;
   }
 }
