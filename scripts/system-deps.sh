@@ -19,6 +19,7 @@ packages=(
   nghttp2-server nghttp2-client   # test/third-party.test.ts: nghttpd and h2load, HTTP/2 over 16 KB
   nginx python3-flask             # test/third-party.test.ts: nginx (plain, TLS) as a reverse proxy to Flask
   memcached libmemcached-tools    # test/third-party.test.ts: memcached under memcslap (text and binary)
+  mosquitto mosquitto-clients     # test/third-party.test.ts: the MQTT broker, mosquitto_pub and mosquitto_sub
   golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev  # the grpc-go examples' generated code (APIv2)
 )
 missing=()

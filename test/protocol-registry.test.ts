@@ -34,6 +34,8 @@ function summaryOf(m: ParsedMessage): string {
       return m.command;
     case 'nats':
       return `${m.op} ${m.subject ?? ''}`;
+    case 'mqtt':
+      return `${m.packet} ${m.topic ?? ''}`;
     default: {
       const none: never = m;
       return none;
@@ -49,7 +51,7 @@ describe('the protocol list', () => {
       parser.onMessage = (m) => seen.add(`${m.protocol}: ${summaryOf(m)}`);
       for (const t of conversations[0]!) parser.feed(t.side, { data: t.bytes, ts: 0n, tid: 1 });
     }
-    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'nats', 'redis'])
+    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'nats', 'mqtt', 'redis'])
       expect(
         [...seen].some((s) => s.startsWith(`${p}: `) || (p === 'http2' && s.startsWith('grpc: '))),
         p,

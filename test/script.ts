@@ -75,11 +75,11 @@ export class Script {
     });
   }
 
-  send(sock: Sock, text: string, opts?: { at?: bigint; tid?: number; seq?: number }): void {
+  send(sock: Sock, text: string | Buffer, opts?: { at?: bigint; tid?: number; seq?: number }): void {
     this.data(sock, 'egress', text, opts);
   }
 
-  recv(sock: Sock, text: string, opts?: { at?: bigint; tid?: number; seq?: number }): void {
+  recv(sock: Sock, text: string | Buffer, opts?: { at?: bigint; tid?: number; seq?: number }): void {
     this.data(sock, 'ingress', text, opts);
   }
 

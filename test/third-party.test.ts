@@ -8,6 +8,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { daemon, listening, stopDaemons } from './daemons';
@@ -299,6 +300,92 @@ asyncio.run(main())
     expect(new Set(carried.map((c) => c.parentSpanId))).toEqual(new Set(carriedProducers.map((p) => p.spanId)));
     // The others start traces of their own.
     expect(consumers.filter((s) => s.traceId !== TRACE).every((s) => s.parentSpanId === '')).toBe(true);
+    expect(replay).toBe(live);
+  }, 120_000);
+});
+
+const mosquitto = missing('mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'mosquitto_passwd');
+describe.skipIf(Boolean(mosquitto))(`mosquitto with mosquitto_pub/sub and mqtt.js, MQTT 5 and 3.1.1${mosquitto ? ` (skipped: ${mosquitto})` : ''}`, () => {
+  it('50 QoS 1 publishes by mosquitto_pub and 50 QoS 2 publishes by mqtt.js are PRODUCER spans ended by their acknowledgements, each delivery a CONSUMER span; MQTT 5 user properties carry the trace to the consumer; the password never reaches the capture', async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    const PASSWORD = 'mqtt-S3cret-pw';
+    expect(spawnSync('mosquitto_passwd', ['-c', '-b', path.join(dir, 'passwd'), 'app', PASSWORD]).status).toBe(0);
+    // Started as root, mosquitto would drop to its own user, who cannot read the test's private directory.
+    fs.writeFileSync(
+      path.join(dir, 'mosquitto.conf'),
+      `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${dir}/passwd\npersistence false\nuser ${os.userInfo().username}\n`,
+    );
+    const broker = daemon('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')]);
+    await listening(port, broker);
+    const N = 50;
+    const TRACE_A = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const TRACE_B = '0af7651916cd43dd8448eb211c80319c';
+    const auth = ['-h', '127.0.0.1', '-p', String(port), '-u', 'app', '-P', PASSWORD];
+    // mqtt.js (npm) publishing QoS 2 with a traceparent of its own per message, once told to start.
+    const script = `
+const mqtt = require('mqtt');
+process.stdin.once('data', async () => {
+  const c = await mqtt.connectAsync('mqtt://127.0.0.1:${port}', { protocolVersion: 5, username: 'app', password: '${PASSWORD}' });
+  for (let i = 0; i < ${N}; i++)
+    await c.publishAsync('orders/b', 'order ' + i, { qos: 2, properties: { userProperties: { traceparent: '00-${TRACE_B}-' + (i + 1).toString(16).padStart(16, '0') + '-01' } } });
+  await c.endAsync();
+  console.log('${N}');
+});`;
+    const jsPublisher = spawn('node', ['-e', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let jsOut = '';
+    let jsErr = '';
+    jsPublisher.stdout.on('data', (c) => (jsOut += c));
+    jsPublisher.stderr.on('data', (c) => (jsErr += c));
+    const jsDone = new Promise((r) => jsPublisher.once('close', r));
+    const { spans, live, replay, capture } = await watched({ exe: /\/mosquitto_(pub|sub)$/, pids: [jsPublisher.pid!] }, async () => {
+      // Subscribers first (MQTT 5 for orders/a, 3.1.1 for orders/b), each ready once its SUBACK came (-d says so).
+      const subscribe = (version: string, topic: string, qos: string) =>
+        // Resolves to a holder: a promise resolved with a promise would wait for that one (the subscriber's exit).
+        new Promise<{ done: Promise<{ status: number | null; out: string }> }>((ready) => {
+          // Line-buffered: its debug lines to a pipe would wait in stdio's buffer until exit.
+          const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', ...auth, '-V', version, '-t', topic, '-q', qos, '-C', String(N), '-d'], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          const done = new Promise<{ status: number | null; out: string }>((r) => sub.once('close', (status) => r({ status, out })));
+          sub.stdout.on('data', (c) => {
+            out += c;
+            if (out.includes('received SUBACK')) ready({ done });
+          });
+          sub.once('close', () => ready({ done }));
+        });
+      const subA = await subscribe('mqttv5', 'orders/a', '1');
+      const subB = await subscribe('mqttv311', 'orders/b', '2');
+      const lines = Array.from({ length: N }, (_, i) => `order ${i}`).join('\n') + '\n';
+      const pub = await run(
+        'mosquitto_pub',
+        [...auth, '-V', 'mqttv5', '-q', '1', '-t', 'orders/a', '-l', '-D', 'publish', 'user-property', 'traceparent', `00-${TRACE_A}-00f067aa0ba902b7-01`],
+        lines,
+      );
+      expect(pub.status, pub.stderr).toBe(0);
+      jsPublisher.stdin.end('go\n');
+      await jsDone;
+      const [a, b] = [await subA.done, await subB.done];
+      expect([a.status, b.status]).toEqual([0, 0]);
+      expect([a.out.match(/received PUBLISH/g)?.length, b.out.match(/received PUBLISH/g)?.length]).toEqual([N, N]);
+    });
+    expect(jsOut.trim(), jsErr).toBe(String(N));
+    const on = (kind: string, topic: string) => spans.filter((s) => s.kind === kind && s.attributes['messaging.destination.name'] === topic);
+    const [producersA, consumersA, producersB, consumersB] = [on('producer', 'orders/a'), on('consumer', 'orders/a'), on('producer', 'orders/b'), on('consumer', 'orders/b')];
+    expect([producersA.length, consumersA.length, producersB.length, consumersB.length]).toEqual([N, N, N, N]);
+    expect([...producersA, ...consumersA, ...producersB, ...consumersB].every((s) => s.attributes['messaging.system'] === 'mqtt')).toBe(true);
+    // Each publish waited for its acknowledgement (PUBACK at QoS 1, PUBCOMP at QoS 2): none ended incomplete.
+    expect(producersA.every((s) => s.attributes['messaging.mqtt.qos'] === 1 && s.attributes['loupe.incomplete'] === undefined && s.status.code !== 'error')).toBe(true);
+    expect(producersB.every((s) => s.attributes['messaging.mqtt.qos'] === 2 && s.attributes['loupe.incomplete'] === undefined && s.status.code !== 'error')).toBe(true);
+    // mosquitto_pub's user property: every publish under the context it names, every MQTT 5 delivery under a publish.
+    expect(producersA.every((s) => s.traceId === TRACE_A && s.parentSpanId === '00f067aa0ba902b7' && s.attributes['loupe.context'] === 'traceparent')).toBe(true);
+    expect(consumersA.every((s) => s.traceId === TRACE_A && s.attributes['loupe.context'] === 'message')).toBe(true);
+    expect(new Set(consumersA.map((c) => c.parentSpanId))).toEqual(new Set(producersA.map((p) => p.spanId)));
+    // mqtt.js: each publish in the trace it named; the 3.1.1 subscriber gets no properties, so its deliveries start traces of their own.
+    expect(new Set(producersB.map((s) => s.parentSpanId)).size).toBe(N);
+    expect(producersB.every((s) => s.traceId === TRACE_B)).toBe(true);
+    expect(consumersB.every((s) => s.traceId !== TRACE_B && s.parentSpanId === '')).toBe(true);
+    expect(fs.readFileSync(capture).includes(PASSWORD)).toBe(false);
+    expect(live).not.toContain(PASSWORD);
     expect(replay).toBe(live);
   }, 120_000);
 });

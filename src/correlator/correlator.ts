@@ -263,7 +263,7 @@ export class Correlator {
       if (pairing.servesCalls) this.threads.begin(pending, m.tid);
     } else {
       context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall);
-      if (oneWay && header) context = this.messageParent(span, `${header.traceId}|${header.parentId}|${start.fingerprint}`, context);
+      if (header) context = this.messageParent(span, `${header.traceId}|${header.parentId}|${start.fingerprint}`, context);
       if (!oneWay && !this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
     }
     span.attributes[LOUPE_ATTR.CONTEXT] = context;

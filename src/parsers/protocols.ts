@@ -10,6 +10,7 @@ import { http1Module } from './http1/module';
 import { http2Module } from './http2/module';
 import type { ParserOptions, ProtocolModule } from './module';
 import { memcachedModule } from './memcached/module';
+import { mqttModule } from './mqtt/module';
 import { mysqlModule } from './mysql/module';
 import { natsModule } from './nats/module';
 import { postgresModule } from './postgres/module';
@@ -26,6 +27,7 @@ export const PROTOCOL_MODULES = [
   mysqlModule,
   memcachedModule,
   natsModule,
+  mqttModule,
   redisModule,
   tlsModule,
 ] as const;

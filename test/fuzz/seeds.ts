@@ -67,6 +67,36 @@ export function memcachedPacket(magic: number, opcode: number, opaque: number, k
   return Buffer.concat([h, Buffer.alloc(extras), Buffer.from(key, 'latin1'), Buffer.from(value, 'latin1')]);
 }
 
+/** An MQTT Variable Byte Integer. */
+function mqttVarint(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+/** MQTT's two-byte-length string. */
+export const mqttString = (s: string | Buffer): Buffer => {
+  const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+};
+
+/** MQTT 5 properties: a length, then each property (identifier first) as given. */
+export const mqttProperties = (...props: Buffer[]): Buffer => Buffer.concat([mqttVarint(Buffer.concat(props).length), ...props]);
+
+/** An MQTT 5 user property. */
+export const mqttUserProperty = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x26]), mqttString(name), mqttString(value)]);
+
+/** An MQTT control packet: the first byte (type and flags), the Remaining Length, the rest. */
+export const mqttPacket = (first: number, ...parts: Buffer[]): Buffer => {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([first]), mqttVarint(body.length), body]);
+};
+
 /** Wire messages the captures lack: PostgreSQL's extended protocol, MySQL prepared statements and a result set. */
 export function syntheticSeeds(): Map<string, Turn[][]> {
   const pgMsg = (type: string, body: Buffer) => {
@@ -262,6 +292,57 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
       ),
     },
   ];
+  const be16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  // MQTT 5: CONNECT with a password and Authentication Data, publishes at each QoS (trace context in user properties, a topic alias), a subscription, its delivery.
+  const mqtt5: Turn[] = [
+    {
+      side: 'client',
+      bytes: mqttPacket(
+        0x10,
+        mqttString('MQTT'),
+        Buffer.from([5, 0xc2]),
+        be16(60),
+        mqttProperties(Buffer.from([0x15]), mqttString('SCRAM'), Buffer.from([0x16]), mqttString('sekret-auth')),
+        mqttString('orders-1'),
+        mqttString('app'),
+        mqttString('sekret'),
+      ),
+    },
+    { side: 'server', bytes: mqttPacket(0x20, Buffer.from([0, 0]), mqttProperties(Buffer.from([0x22]), be16(10))) },
+    {
+      side: 'client',
+      bytes: Buffer.concat([
+        mqttPacket(0x82, be16(1), mqttProperties(), mqttString('orders/#'), Buffer.from([1])),
+        mqttPacket(0x30, mqttString('orders/new'), mqttProperties(mqttUserProperty('traceparent', traceparent)), Buffer.from('{"id":1}')),
+        mqttPacket(0x32, mqttString('orders/new'), be16(2), mqttProperties(Buffer.from([0x23]), be16(1)), Buffer.from('two')),
+        mqttPacket(0x34, mqttString(''), be16(3), mqttProperties(Buffer.from([0x23]), be16(1)), Buffer.from('three')),
+        mqttPacket(0xc0),
+      ]),
+    },
+    {
+      side: 'server',
+      bytes: Buffer.concat([
+        mqttPacket(0x90, be16(1), mqttProperties(), Buffer.from([1])),
+        mqttPacket(0x40, be16(2)),
+        mqttPacket(0x50, be16(3), Buffer.from([0x10]), mqttProperties()),
+        mqttPacket(0x32, mqttString('orders/new'), be16(7), mqttProperties(mqttUserProperty('traceparent', traceparent), mqttUserProperty('k', 'v')), Buffer.from('{"id":1}')),
+        mqttPacket(0xd0),
+      ]),
+    },
+    { side: 'client', bytes: Buffer.concat([mqttPacket(0x62, be16(3)), mqttPacket(0x40, be16(7))]) },
+    { side: 'server', bytes: mqttPacket(0x70, be16(3), Buffer.from([0x80]), mqttProperties(Buffer.from([0x1f]), mqttString('quota exceeded'))) },
+    { side: 'client', bytes: Buffer.concat([mqttPacket(0xa2, be16(4), mqttProperties(), mqttString('orders/#')), mqttPacket(0xe0, Buffer.from([0]), mqttProperties())]) },
+    { side: 'server', bytes: mqttPacket(0xb0, be16(4), mqttProperties(), Buffer.from([0])) },
+  ];
+  // MQTT 3.1.1 as mosquitto_pub sends it: CONNECT with a user and password, one QoS 1 publish, DISCONNECT.
+  const mqtt311: Turn[] = [
+    { side: 'client', bytes: mqttPacket(0x10, mqttString('MQTT'), Buffer.from([4, 0xc2]), be16(60), mqttString('pub-1'), mqttString('app'), mqttString('sekret')) },
+    { side: 'server', bytes: mqttPacket(0x20, Buffer.from([0, 0])) },
+    { side: 'client', bytes: mqttPacket(0x32, mqttString('sensors/t'), be16(1), Buffer.from('21.5')) },
+    { side: 'server', bytes: mqttPacket(0x40, be16(1)) },
+    { side: 'client', bytes: mqttPacket(0xe0) },
+  ];
   const http: Turn[] = [
     {
       side: 'client',
@@ -284,6 +365,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     ['redis', [redis]],
     ['memcached', [memcachedText, memcachedBinary, ...memcslap]],
     ['nats', [nats]],
+    ['mqtt', [mqtt5, mqtt311]],
     ['http1', [http]],
   ]);
 }

@@ -15,12 +15,14 @@ export interface FramedBody {
   /** Leading bytes still to keep, and those kept. */
   keep: number;
   kept: Buffer[];
+  /** Bytes of it lost (framed over by its length). */
+  lost: number;
   /** At the body's end, with the bytes kept. */
   then: (kept: Buffer) => void;
 }
 
 export function framedBody(length: number, crlf: boolean, then: (kept: Buffer) => void, keep = 0): FramedBody {
-  return { left: length + (crlf ? 2 : 0), crlf, keep, kept: [], then };
+  return { left: length + (crlf ? 2 : 0), crlf, keep, kept: [], lost: 0, then };
 }
 
 /** Skip what is held of the body: `more` while its end is not held, `end` at it, `no-crlf` when a CRLF should end it and does not. */
@@ -55,6 +57,7 @@ export function loseInBody(buf: StreamBuffer, body: FramedBody, bytes: number): 
   const inside = Math.min(bytes, body.left);
   buf.lose(inside, inside);
   body.left -= inside;
+  body.lost += inside;
   body.keep = Math.max(0, body.keep - inside);
   if (body.crlf && body.left < 2) body.crlf = false; // the CRLF went with the loss
   return inside;

@@ -1,0 +1,154 @@
+/**
+ * An MQTT client's credentials masked in its bytes: CONNECT's password and
+ * MQTT 5's Authentication Data (in CONNECT and AUTH), byte for byte however
+ * the stream is cut. The client stream is walked packet by packet: every
+ * length on the way to the password comes before it, so each byte is known
+ * for what it is when it arrives. A stream whose framing breaks is walked
+ * again from the next record's start, the one case decided per record.
+ */
+import type { PayloadMasker } from '../module';
+import { FIXED_SIZE, PROPERTY, PROPERTY_TYPES, validFlags } from './wire';
+
+const STAR = 0x2a;
+
+/** What the walk wants done with the next bytes: read one (its value comes back), pass over n, or mask n. */
+type Step = { op: 'read' } | { op: 'skip' | 'mask'; n: number };
+const READ: Step = { op: 'read' };
+
+/** The framing broke (a length past its packet, an undefined property): nothing more is known of this stream. */
+class Lost extends Error {}
+
+/** A packet's bytes, counted against its Remaining Length. */
+class Packet {
+  used = 0;
+  constructor(readonly remaining: number) {}
+
+  take(n: number): number {
+    if (this.used + n > this.remaining) throw new Lost();
+    this.used += n;
+    return n;
+  }
+}
+
+function* u8(p: Packet): Generator<Step, number, number> {
+  p.take(1);
+  return yield READ;
+}
+
+function* u16(p: Packet): Generator<Step, number, number> {
+  return ((yield* u8(p)) << 8) | (yield* u8(p));
+}
+
+function* varint(p: Packet): Generator<Step, number, number> {
+  let value = 0;
+  for (let i = 0; i < 4; i++) {
+    const b = yield* u8(p);
+    value += (b & 0x7f) * 128 ** i;
+    if ((b & 0x80) === 0) return value;
+  }
+  throw new Lost();
+}
+
+/** Two bytes of length and that many bytes, masked or passed over. */
+function* lengthPrefixed(p: Packet, mask: boolean): Generator<Step, void, number> {
+  const n = yield* u16(p);
+  if (n > 0) yield { op: mask ? 'mask' : 'skip', n: p.take(n) };
+}
+
+/** MQTT 5 properties, Authentication Data masked. */
+function* properties(p: Packet): Generator<Step, void, number> {
+  const length = yield* varint(p);
+  const end = p.used + length;
+  while (p.used < end) {
+    const id = yield* varint(p);
+    const type = PROPERTY_TYPES.get(id);
+    if (type === undefined) throw new Lost();
+    if (type === 'pair') {
+      yield* lengthPrefixed(p, false);
+      yield* lengthPrefixed(p, false);
+    } else if (type === 'string' || type === 'binary') yield* lengthPrefixed(p, id === PROPERTY.AUTHENTICATION_DATA);
+    else if (type === 'varint') yield* varint(p);
+    else yield { op: 'skip', n: p.take(FIXED_SIZE[type]!) };
+  }
+  if (p.used !== end) throw new Lost();
+}
+
+function* connect(p: Packet): Generator<Step, void, number> {
+  yield* lengthPrefixed(p, false); // "MQTT"
+  const level = yield* u8(p);
+  const flags = yield* u8(p);
+  yield { op: 'skip', n: p.take(2) }; // keep alive
+  if (level === 5) yield* properties(p);
+  yield* lengthPrefixed(p, false); // client identifier
+  if (flags & 0x04) {
+    if (level === 5) yield* properties(p); // will properties
+    yield* lengthPrefixed(p, false); // will topic
+    yield* lengthPrefixed(p, false); // will payload
+  }
+  if (flags & 0x80) yield* lengthPrefixed(p, false); // user name
+  if (flags & 0x40) yield* lengthPrefixed(p, true); // password
+}
+
+/** The client's packets, one after the other. */
+function* clientStream(): Generator<Step, void, number> {
+  for (;;) {
+    const first: number = yield READ;
+    const type = first >> 4;
+    if (type === 0 || !validFlags(type, first & 15)) return;
+    let remaining = 0;
+    for (let i = 0; ; i++) {
+      if (i === 4) return;
+      const b: number = yield READ;
+      remaining += (b & 0x7f) * 128 ** i;
+      if ((b & 0x80) === 0) break;
+    }
+    const p = new Packet(remaining);
+    try {
+      if (type === 1) yield* connect(p);
+      else if (type === 15 && remaining > 1) {
+        yield* u8(p); // reason code
+        yield* properties(p);
+      }
+    } catch (e) {
+      if (!(e instanceof Lost)) throw e;
+      return;
+    }
+    if (p.remaining > p.used) yield { op: 'skip', n: p.remaining - p.used };
+  }
+}
+
+export class MqttMasker implements PayloadMasker {
+  private walk = clientStream();
+  /** What the walk asked for and is not yet done. */
+  private step: IteratorResult<Step, void> = this.walk.next();
+  private left = 0;
+  decidedPerRecord = false;
+
+  mask(payload: Uint8Array): number {
+    let masked = 0;
+    let i = 0;
+    if (this.step.done) {
+      // The framing broke: start again at this record, which a program's write most often begins with a packet.
+      this.decidedPerRecord = true;
+      this.walk = clientStream();
+      this.step = this.walk.next();
+    }
+    while (i < payload.length && !this.step.done) {
+      const step = this.step.value;
+      if (step.op === 'read') {
+        this.step = this.walk.next(payload[i++]!);
+        continue;
+      }
+      if (this.left === 0) this.left = step.n;
+      const n = Math.min(this.left, payload.length - i);
+      if (step.op === 'mask') {
+        payload.fill(STAR, i, i + n);
+        masked += n;
+      }
+      i += n;
+      this.left -= n;
+      if (this.left === 0) this.step = this.walk.next(0);
+    }
+    return masked;
+  }
+}
