@@ -1,19 +1,11 @@
 /**
  * An MQTT client's credentials masked in its bytes: CONNECT's password and
  * MQTT 5's Authentication Data (in CONNECT and AUTH), byte for byte however
- * the stream is cut. The client stream is walked packet by packet: every
- * length on the way to the password comes before it, so each byte is known
- * for what it is when it arrives. A stream whose framing breaks is walked
- * again from the next record's start, the one case decided per record.
+ * the stream is cut: the client stream is walked packet by packet (shared/walk-masker.ts).
  */
 import type { PayloadMasker } from '../module';
+import { READ, WalkMasker, type Step } from '../shared/walk-masker';
 import { FIXED_SIZE, PROPERTY, PROPERTY_TYPES, validFlags } from './wire';
-
-const STAR = 0x2a;
-
-/** What the walk wants done with the next bytes: read one (its value comes back), pass over n, or mask n. */
-type Step = { op: 'read' } | { op: 'skip' | 'mask'; n: number };
-const READ: Step = { op: 'read' };
 
 /** The framing broke (a length past its packet, an undefined property): nothing more is known of this stream. */
 class Lost extends Error {}
@@ -117,38 +109,5 @@ function* clientStream(): Generator<Step, void, number> {
   }
 }
 
-export class MqttMasker implements PayloadMasker {
-  private walk = clientStream();
-  /** What the walk asked for and is not yet done. */
-  private step: IteratorResult<Step, void> = this.walk.next();
-  private left = 0;
-  decidedPerRecord = false;
-
-  mask(payload: Uint8Array): number {
-    let masked = 0;
-    let i = 0;
-    if (this.step.done) {
-      // The framing broke: start again at this record, which a program's write most often begins with a packet.
-      this.decidedPerRecord = true;
-      this.walk = clientStream();
-      this.step = this.walk.next();
-    }
-    while (i < payload.length && !this.step.done) {
-      const step = this.step.value;
-      if (step.op === 'read') {
-        this.step = this.walk.next(payload[i++]!);
-        continue;
-      }
-      if (this.left === 0) this.left = step.n;
-      const n = Math.min(this.left, payload.length - i);
-      if (step.op === 'mask') {
-        payload.fill(STAR, i, i + n);
-        masked += n;
-      }
-      i += n;
-      this.left -= n;
-      if (this.left === 0) this.step = this.walk.next(0);
-    }
-    return masked;
-  }
-}
+/** An MQTT client's bytes, the password and Authentication Data masked. */
+export const mqttMasker = (): PayloadMasker => new WalkMasker(clientStream);

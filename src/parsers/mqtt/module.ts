@@ -19,7 +19,7 @@ import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-c
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
 import type { Attributes, SpanDraft } from '../spans';
 import { detectMqtt, mqttFrames } from './detect';
-import { MqttMasker } from './masker';
+import { mqttMasker } from './masker';
 import { MQTT_ERROR, type MqttMessage } from './messages';
 import { MqttParser } from './parser';
 
@@ -110,5 +110,5 @@ export const mqttModule: ProtocolModule<MqttMessage, 'mqtt'> = {
   record,
   summary: (r) =>
     [r.packet, r.topic, r.qos !== undefined ? `qos ${r.qos}` : undefined, r.bytes !== undefined ? `${r.bytes} B` : undefined].filter((x) => x !== undefined).join(' '),
-  masking: { client: () => new MqttMasker() },
+  masking: { client: () => mqttMasker() },
 };

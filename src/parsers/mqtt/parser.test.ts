@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MqttParser } from './parser';
-import { MqttMasker } from './masker';
+import { mqttMasker } from './masker';
 import { detectMqtt } from './detect';
 import type { MqttMessage } from './messages';
 import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
@@ -123,7 +123,7 @@ describe('MqttParser', () => {
       fc.assert(
         fc.property(fc.array(fc.integer({ min: 1, max: client.length - 1 }), { maxLength: 8 }), (cuts) => {
           const bytes = Buffer.from(client);
-          const masker = new MqttMasker();
+          const masker = mqttMasker();
           let prev = 0;
           for (const at of [...new Set(cuts)].sort((a, b) => a - b).concat(bytes.length)) {
             masker.mask(bytes.subarray(prev, at));
