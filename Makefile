@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := demo
-.PHONY: demo test test-all stress fuzz bench build check format deps system-deps py-deps go-tools go-releases bpf native clean
+.PHONY: demo test test-all stress fuzz bench build check format deps system-deps py-deps go-tools kafka-broker go-releases bpf native clean
 
 NPM := npm --no-audit --no-fund --loglevel=error
 
@@ -20,6 +20,9 @@ py-deps:
 
 go-tools:
 	@scripts/go-tools.sh
+
+kafka-broker:
+	@scripts/kafka-broker.sh
 
 # gofactorial built with every Go release of scenarios/go-releases/releases.tsv (cached in build/go-releases).
 go-releases:
@@ -77,7 +80,7 @@ demo: build
 	node dist/cli/main.js replay captures/factorial.loupe --format tree
 	node dist/cli/main.js replay captures/gofactorial-live.loupe --format tree
 
-test: system-deps py-deps go-tools build check go-releases
+test: system-deps py-deps go-tools kafka-broker build check go-releases
 	npx vitest run
 
 test-all: test

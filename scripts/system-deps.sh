@@ -20,6 +20,7 @@ packages=(
   nginx python3-flask             # test/third-party.test.ts: nginx (plain, TLS) as a reverse proxy to Flask
   memcached libmemcached-tools    # test/third-party.test.ts: memcached under memcslap (text and binary)
   mosquitto mosquitto-clients     # test/third-party.test.ts: the MQTT broker, mosquitto_pub and mosquitto_sub
+  kcat                            # test/third-party.test.ts: a librdkafka producer against the Kafka broker
   golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev  # the grpc-go examples' generated code (APIv2)
 )
 missing=()

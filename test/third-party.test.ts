@@ -390,6 +390,113 @@ process.stdin.once('data', async () => {
   }, 120_000);
 });
 
+const KAFKA_LIBS = path.join(ROOT, 'build/kafka/libs');
+const kafka =
+  missing('java', 'kcat') ||
+  (fs.existsSync(KAFKA_LIBS) ? '' : 'build/kafka/libs missing (make kafka-broker; needs Maven Central)') ||
+  (fs.existsSync(path.join(ROOT, 'node_modules/kafkajs')) ? '' : 'kafkajs is not installed (npm ci)');
+describe.skipIf(Boolean(kafka))(`an Apache Kafka 4.1 broker (KRaft) with kcat, kafkajs and the Java console consumer${kafka ? ` (skipped: ${kafka})` : ''}`, () => {
+  it('50 records produced by kcat and 50 by kafkajs, each with a traceparent header, are PRODUCER spans ended by their Produce responses; the Java consumer fetching all 100 makes CONSUMER spans joined to them', async () => {
+    const [port, controller] = [await freePort(), await freePort()];
+    const dir = tempDir();
+    const properties = path.join(dir, 'server.properties');
+    fs.writeFileSync(
+      properties,
+      [
+        'process.roles=broker,controller',
+        'node.id=1',
+        `controller.quorum.voters=1@127.0.0.1:${controller}`,
+        `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+        'controller.listener.names=CONTROLLER',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        `log.dirs=${dir}/data`,
+        'offsets.topic.replication.factor=1',
+        'transaction.state.log.replication.factor=1',
+        'transaction.state.log.min.isr=1',
+        'group.initial.rebalance.delay.ms=0',
+        'num.partitions=1',
+      ].join('\n'),
+    );
+    const classpath = `${KAFKA_LIBS}/*`;
+    const format = spawnSync('java', ['-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', 'loupe-test-cluster-0001', '-c', properties], { encoding: 'utf8' });
+    expect(format.status, format.stderr).toBe(0);
+    const broker = daemon('java', ['-Xmx512m', '-cp', classpath, 'kafka.Kafka', properties]);
+    await listening(port, broker);
+    const N = 50;
+    const TRACE_A = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const TRACE_B = '0af7651916cd43dd8448eb211c80319c';
+    const bootstrap = `127.0.0.1:${port}`;
+    // kafkajs (npm): one send per record, each with a traceparent of its own, once told to start.
+    const script = `
+const { Kafka, logLevel } = require('kafkajs');
+process.stdin.once('data', async () => {
+  const producer = new Kafka({ clientId: 'orders-js', brokers: ['${bootstrap}'], logLevel: logLevel.NOTHING }).producer();
+  await producer.connect();
+  for (let i = 0; i < ${N}; i++)
+    await producer.send({ topic: 'orders', messages: [{ value: 'js ' + i, headers: { traceparent: '00-${TRACE_B}-' + (i + 1).toString(16).padStart(16, '0') + '-01' } }] });
+  await producer.disconnect();
+  console.log('${N}');
+});`;
+    const jsProducer = spawn('node', ['-e', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
+    let jsOut = '';
+    let jsErr = '';
+    jsProducer.stdout.on('data', (c) => (jsOut += c));
+    jsProducer.stderr.on('data', (c) => (jsErr += c));
+    const jsDone = new Promise((r) => jsProducer.once('close', r));
+    let consumed = '';
+    const { spans, live, replay } = await watched({ exe: /\/(kcat|java)$/, pids: [jsProducer.pid!] }, async () => {
+      const lines = Array.from({ length: N }, (_, i) => `kcat ${i}`).join('\n') + '\n';
+      const kcat = await run('kcat', ['-b', bootstrap, '-P', '-t', 'orders', '-H', `traceparent=00-${TRACE_A}-00f067aa0ba902b7-01`], lines);
+      expect(kcat.status, kcat.stderr).toBe(0);
+      jsProducer.stdin.end('go\n');
+      await jsDone;
+      const consumer = await run('java', [
+        '-cp',
+        classpath,
+        'org.apache.kafka.tools.consumer.ConsoleConsumer',
+        '--bootstrap-server',
+        bootstrap,
+        '--topic',
+        'orders',
+        '--from-beginning',
+        '--max-messages',
+        String(2 * N),
+        '--group',
+        'billing',
+      ]);
+      expect(consumer.status, consumer.stderr).toBe(0);
+      consumed = consumer.stdout;
+    });
+    expect(jsOut.trim(), jsErr).toBe(String(N));
+    expect(consumed.trim().split('\n')).toHaveLength(2 * N);
+    const records = (list: SpanLine[]) => list.reduce((n, s) => n + Number(s.attributes['messaging.batch.message_count'] ?? 0), 0);
+    const producers = spans.filter((s) => s.kind === 'producer');
+    const consumers = spans.filter((s) => s.kind === 'consumer');
+    const [fromKcat, fromJs] = [producers.filter((s) => s.service === 'kcat'), producers.filter((s) => s.service === 'node')];
+    // librdkafka batches records into fewer Produce requests; kafkajs sends one per record here.
+    expect([records(fromKcat), records(fromJs), fromJs.length, fromKcat.length + fromJs.length]).toEqual([N, N, N, producers.length]);
+    expect(
+      producers.every(
+        (s) => s.name === 'send orders' && s.attributes['messaging.system'] === 'kafka' && s.attributes['loupe.incomplete'] === undefined && s.status.code !== 'error',
+      ),
+    ).toBe(true);
+    expect(producers.every((s) => typeof s.attributes['messaging.kafka.offset'] === 'number')).toBe(true);
+    expect(fromKcat.every((s) => s.traceId === TRACE_A && s.parentSpanId === '00f067aa0ba902b7')).toBe(true);
+    expect(fromJs.every((s) => s.traceId === TRACE_B)).toBe(true);
+    expect(new Set(fromJs.map((s) => s.parentSpanId)).size).toBe(N);
+    // The Java consumer's Fetch responses bring all 100 records; each poll joins the trace of its first record's producer.
+    expect(records(consumers)).toBe(2 * N);
+    expect(consumers.every((s) => s.service === 'java' && s.name === 'poll orders' && s.attributes['messaging.operation.type'] === 'receive')).toBe(true);
+    expect(consumers.every((s) => [TRACE_A, TRACE_B].includes(s.traceId) && ['message', 'traceparent'].includes(String(s.attributes['loupe.context'])))).toBe(true);
+    const producerIds = new Set(producers.map((p) => p.spanId));
+    const joined = consumers.filter((s) => s.attributes['loupe.context'] === 'message');
+    expect(joined.length).toBeGreaterThan(0);
+    expect(joined.every((s) => producerIds.has(s.parentSpanId))).toBe(true);
+    expect(replay).toBe(live);
+  }, 180_000);
+});
+
 const socat = redis || missing('socat');
 describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet users type them${socat ? ` (skipped: ${socat})` : ''}`, () => {
   it("5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies' status", async () => {

@@ -9,6 +9,7 @@
 import { http1Module } from './http1/module';
 import { http2Module } from './http2/module';
 import type { ParserOptions, ProtocolModule } from './module';
+import { kafkaModule } from './kafka/module';
 import { memcachedModule } from './memcached/module';
 import { mqttModule } from './mqtt/module';
 import { mysqlModule } from './mysql/module';
@@ -25,6 +26,7 @@ export const PROTOCOL_MODULES = [
   http1Module,
   postgresModule,
   mysqlModule,
+  kafkaModule,
   memcachedModule,
   natsModule,
   mqttModule,

@@ -97,6 +97,53 @@ export const mqttPacket = (first: number, ...parts: Buffer[]): Buffer => {
   return Buffer.concat([Buffer.from([first]), mqttVarint(body.length), body]);
 };
 
+/** A Kafka zigzag varint. */
+function kafkaVarint(n: number): Buffer {
+  let z = n >= 0 ? n * 2 : -n * 2 - 1;
+  const out: number[] = [];
+  do {
+    let b = z % 128;
+    z = Math.floor(z / 128);
+    if (z > 0) b |= 0x80;
+    out.push(b);
+  } while (z > 0);
+  return Buffer.from(out);
+}
+
+/** A Kafka record batch (magic 2) of records with headers; `gzip` compresses its records. */
+export function kafkaBatch(records: Array<{ value: string; headers?: Array<[string, string]> }>, gzip = false): Buffer {
+  const bodies = records.map((r, i) => {
+    const headers = r.headers ?? [];
+    const body = Buffer.concat([
+      Buffer.from([0]),
+      kafkaVarint(0),
+      kafkaVarint(i),
+      kafkaVarint(-1),
+      kafkaVarint(r.value.length),
+      Buffer.from(r.value),
+      kafkaVarint(headers.length),
+      ...headers.flatMap(([k, v]) => [kafkaVarint(k.length), Buffer.from(k), kafkaVarint(v.length), Buffer.from(v)]),
+    ]);
+    return Buffer.concat([kafkaVarint(body.length), body]);
+  });
+  const payload = gzip ? zlib.gzipSync(Buffer.concat(bodies)) : Buffer.concat(bodies);
+  const head = Buffer.alloc(61);
+  head.writeInt32BE(61 - 12 + payload.length, 8);
+  head[16] = 2;
+  head.writeInt16BE(gzip ? 1 : 0, 21);
+  head.writeInt32BE(records.length - 1, 23);
+  head.writeInt32BE(records.length, 57);
+  return Buffer.concat([head, payload]);
+}
+
+/** A Kafka message: a 4-byte size, then the parts. */
+export const kafkaFrame = (...parts: Buffer[]): Buffer => {
+  const body = Buffer.concat(parts);
+  const size = Buffer.alloc(4);
+  size.writeInt32BE(body.length);
+  return Buffer.concat([size, body]);
+};
+
 /** Wire messages the captures lack: PostgreSQL's extended protocol, MySQL prepared statements and a result set. */
 export function syntheticSeeds(): Map<string, Turn[][]> {
   const pgMsg = (type: string, body: Buffer) => {
@@ -343,6 +390,34 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'server', bytes: mqttPacket(0x40, be16(1)) },
     { side: 'client', bytes: mqttPacket(0xe0) },
   ];
+  const kstr = (v: string) => Buffer.concat([i16(Buffer.byteLength(v)), Buffer.from(v)]);
+  const request = (api: number, version: number, correlation: number, ...body: Buffer[]) => kafkaFrame(i16(api), i16(version), i32(correlation), kstr('seed'), ...body);
+  const response = (correlation: number, ...body: Buffer[]) => kafkaFrame(i32(correlation), ...body);
+  const batch = kafkaBatch([{ value: 'order 1', headers: [['traceparent', traceparent]] }, { value: 'order 2' }], true);
+  // SASL PLAIN (handshake v1, then SaslAuthenticate), a Produce of a gzip batch whose first record carries trace context, and one with acks=0.
+  const kafkaSasl: Turn[] = [
+    { side: 'client', bytes: request(18, 0, 1) },
+    { side: 'server', bytes: response(1, i16(0), i32(1), i16(0), i16(0), i16(9)) },
+    { side: 'client', bytes: request(17, 1, 2, kstr('PLAIN')) },
+    { side: 'server', bytes: response(2, i16(0), i32(1), kstr('PLAIN')) },
+    { side: 'client', bytes: request(36, 1, 3, i32(12), Buffer.from('\0app\0sekret')) },
+    { side: 'server', bytes: response(3, i16(0), i16(-1), i32(0), Buffer.alloc(8)) },
+    {
+      side: 'client',
+      bytes: Buffer.concat([
+        request(0, 3, 4, i16(-1), i16(1), i32(1000), i32(1), kstr('orders'), i32(1), i32(0), i32(batch.length), batch),
+        request(0, 3, 5, i16(-1), i16(0), i32(1000), i32(1), kstr('audit'), i32(1), i32(2), i32(batch.length), batch),
+      ]),
+    },
+    { side: 'server', bytes: response(4, i32(1), kstr('orders'), i32(1), i32(0), i16(0), Buffer.alloc(8), Buffer.alloc(8), i32(0)) },
+  ];
+  // kcat (librdkafka 2.0) and the Java client 4.1 (console producer and consumer, a consumer group) against a Kafka 4.1 broker:
+  // the first turns of each client connection of a live recording, cut at 4000 bytes a turn.
+  const kafkaClients: Turn[][] = fs
+    .readFileSync(path.join(ROOT, 'test/fixtures/kafka-clients.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as Array<{ side: 'client' | 'server'; hex: string }>).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') })));
   const http: Turn[] = [
     {
       side: 'client',
@@ -366,6 +441,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     ['memcached', [memcachedText, memcachedBinary, ...memcslap]],
     ['nats', [nats]],
     ['mqtt', [mqtt5, mqtt311]],
+    ['kafka', [kafkaSasl, ...kafkaClients]],
     ['http1', [http]],
   ]);
 }
