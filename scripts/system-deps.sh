@@ -21,6 +21,7 @@ packages=(
   memcached libmemcached-tools    # test/third-party.test.ts: memcached under memcslap (text and binary)
   mosquitto mosquitto-clients     # test/third-party.test.ts: the MQTT broker, mosquitto_pub and mosquitto_sub
   kcat                            # test/third-party.test.ts: a librdkafka producer against the Kafka broker
+  rabbitmq-server                 # test/third-party.test.ts: the AMQP 0-9-1 broker (run by its own script, as the test user)
   golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev  # the grpc-go examples' generated code (APIv2)
 )
 missing=()

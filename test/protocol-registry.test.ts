@@ -38,6 +38,8 @@ function summaryOf(m: ParsedMessage): string {
       return `${m.packet} ${m.topic ?? ''}`;
     case 'kafka':
       return `${m.api} ${m.correlationId ?? ''}`;
+    case 'amqp':
+      return `${m.method} ${m.channel ?? ''}`;
     default: {
       const none: never = m;
       return none;
@@ -53,7 +55,7 @@ describe('the protocol list', () => {
       parser.onMessage = (m) => seen.add(`${m.protocol}: ${summaryOf(m)}`);
       for (const t of conversations[0]!) parser.feed(t.side, { data: t.bytes, ts: 0n, tid: 1 });
     }
-    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'nats', 'mqtt', 'kafka', 'redis'])
+    for (const p of ['http1', 'http2', 'postgres', 'mysql', 'memcached', 'nats', 'mqtt', 'kafka', 'amqp', 'redis'])
       expect(
         [...seen].some((s) => s.startsWith(`${p}: `) || (p === 'http2' && s.startsWith('grpc: '))),
         p,

@@ -497,6 +497,128 @@ process.stdin.once('data', async () => {
   }, 180_000);
 });
 
+const rabbit =
+  missing('epmd') ||
+  (fs.existsSync('/usr/lib/rabbitmq/bin/rabbitmq-server') ? '' : 'rabbitmq-server is not installed') ||
+  (spawnSync(VENV_PYTHON, ['-c', 'import pika']).status === 0 ? '' : 'build/venv has no pika (make py-deps; needs PyPI)') ||
+  (fs.existsSync(path.join(ROOT, 'node_modules/amqplib')) ? '' : 'amqplib is not installed (npm ci)');
+describe.skipIf(Boolean(rabbit))(`RabbitMQ with pika and amqplib (AMQP 0-9-1)${rabbit ? ` (skipped: ${rabbit})` : ''}`, () => {
+  it('50 publishes by pika in confirm mode, each with a traceparent header, are PRODUCER spans ended by their basic.ack; amqplib consuming them makes 50 CONSUMER spans, each under its publish; a basic.get of an empty queue is answered; the login never reaches the capture', async () => {
+    const [port, dist] = [await freePort(), await freePort()];
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'rabbitmq.conf'), 'loopback_users = none\n');
+    fs.writeFileSync(path.join(dir, 'plugins'), '[].\n');
+    // The broker's own script (Debian's wrapper in /usr/sbin would switch to the rabbitmq user), every path in the test's directory.
+    const env = {
+      ...process.env,
+      HOME: dir,
+      RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+      RABBITMQ_NODE_PORT: String(port),
+      RABBITMQ_DIST_PORT: String(dist),
+      RABBITMQ_NODENAME: `loupe${port}@localhost`,
+      RABBITMQ_MNESIA_BASE: path.join(dir, 'mnesia'),
+      RABBITMQ_LOG_BASE: path.join(dir, 'log'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, 'plugins'),
+      RABBITMQ_CONFIG_FILE: path.join(dir, 'rabbitmq'),
+    };
+    const broker = spawn('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env, stdio: 'ignore', detached: true });
+    afterAll(() => {
+      try {
+        process.kill(-broker.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    });
+    await listening(port, broker);
+    const N = 50;
+    const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const publisher = spawn(
+      VENV_PYTHON,
+      [
+        '-c',
+        `
+import sys, pika
+sys.stdin.readline()
+connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', ${port}, credentials=pika.PlainCredentials('guest', 'guest')))
+channel = connection.channel()
+channel.confirm_delivery()
+channel.queue_declare('orders')
+channel.queue_declare('empty')
+for i in range(${N}):
+    channel.basic_publish('', 'orders', b'order %d' % i, pika.BasicProperties(headers={'traceparent': '00-${TRACE}-%016x-01' % (i + 1), 'tenant': 'acme'}))
+method, _, _ = channel.basic_get('empty')
+connection.close()
+print(${N} if method is None else -1)
+`,
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    const consumer = spawn(
+      'node',
+      [
+        '-e',
+        `
+const amqp = require('amqplib');
+process.stdin.once('data', async () => {
+  const connection = await amqp.connect('amqp://guest:guest@127.0.0.1:${port}');
+  const channel = await connection.createChannel();
+  await channel.assertQueue('orders', { durable: false });
+  let got = 0;
+  await channel.consume('orders', async (m) => {
+    channel.ack(m);
+    if (++got === ${N}) {
+      await channel.close();
+      await connection.close();
+      console.log(got);
+    }
+  });
+});`,
+      ],
+      { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    const outputs = [publisher, consumer].map((child) => {
+      const o = { out: '', err: '', done: new Promise((r) => child.once('close', r)) };
+      child.stdout.on('data', (c) => (o.out += c));
+      child.stderr.on('data', (c) => (o.err += c));
+      return o;
+    });
+    const { spans, live, replay, capture } = await watched({ pids: [publisher.pid!, consumer.pid!] }, async () => {
+      publisher.stdin.end('go\n');
+      await outputs[0]!.done;
+      consumer.stdin.end('go\n');
+      await outputs[1]!.done;
+    });
+    expect(
+      outputs.map((o) => o.out.trim()),
+      outputs.map((o) => o.err).join('\n'),
+    ).toEqual([String(N), String(N)]);
+    const producers = spans.filter((s) => s.kind === 'producer');
+    const consumers = spans.filter((s) => s.kind === 'consumer' && s.name === 'process orders');
+    const gets = spans.filter((s) => s.kind === 'consumer' && s.name === 'receive empty');
+    expect([producers.length, consumers.length, gets.length]).toEqual([N, N, 1]);
+    expect(
+      producers.every(
+        (s) => s.name === 'publish orders' && s.attributes['messaging.system'] === 'rabbitmq' && s.attributes['messaging.rabbitmq.destination.routing_key'] === 'orders',
+      ),
+    ).toBe(true);
+    // Confirm mode: each publish ended by the broker's basic.ack for its sequence number.
+    expect(
+      producers.every((s) => s.attributes['loupe.incomplete'] === undefined && s.status.code !== 'error' && s.traceId === TRACE && s.attributes['loupe.context'] === 'traceparent'),
+    ).toBe(true);
+    expect(new Set(producers.map((s) => s.parentSpanId)).size).toBe(N);
+    expect(
+      consumers.every((s) => s.traceId === TRACE && s.attributes['loupe.context'] === 'message' && typeof s.attributes['messaging.rabbitmq.message.delivery_tag'] === 'number'),
+    ).toBe(true);
+    const byId = new Map(producers.map((p) => [p.spanId, p]));
+    // Each delivery under the publish whose traceparent it carried: the same carried parent.
+    expect(consumers.filter((c) => byId.get(c.parentSpanId) === undefined)).toEqual([]);
+    expect(new Set(consumers.map((c) => c.parentSpanId)).size).toBe(N);
+    expect(gets[0]!.attributes['loupe.incomplete']).toBeUndefined();
+    expect(fs.readFileSync(capture).includes('\0guest\0guest')).toBe(false);
+    expect(replay).toBe(live);
+  }, 180_000);
+});
+
 const socat = redis || missing('socat');
 describe.skipIf(Boolean(socat))(`redis-server and inline commands, as telnet users type them${socat ? ` (skipped: ${socat})` : ''}`, () => {
   it("5 inline commands sent through socat are detected on the first bytes and are 5 server spans with their replies' status", async () => {

@@ -6,6 +6,7 @@
  * a protocol only through its module. test/protocol-registry.test.ts holds
  * the rest.
  */
+import { amqpModule } from './amqp/module';
 import { http1Module } from './http1/module';
 import { http2Module } from './http2/module';
 import type { ParserOptions, ProtocolModule } from './module';
@@ -30,6 +31,7 @@ export const PROTOCOL_MODULES = [
   memcachedModule,
   natsModule,
   mqttModule,
+  amqpModule,
   redisModule,
   tlsModule,
 ] as const;

@@ -144,6 +144,48 @@ export const kafkaFrame = (...parts: Buffer[]): Buffer => {
   return Buffer.concat([size, body]);
 };
 
+/** An AMQP 0-9-1 frame: type, channel, size, payload, 0xCE. */
+export function amqpFrame(type: number, channel: number, ...payload: Buffer[]): Buffer {
+  const body = Buffer.concat(payload);
+  const head = Buffer.alloc(7);
+  head[0] = type;
+  head.writeUInt16BE(channel, 1);
+  head.writeUInt32BE(body.length, 3);
+  return Buffer.concat([head, body, Buffer.from([0xce])]);
+}
+
+/** AMQP's short string, long string and field table (entries given as name and encoded value, type letter first). */
+export const amqpShortstr = (s: string): Buffer => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)]);
+export const amqpLongstr = (s: string | Buffer): Buffer => {
+  const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
+  const n = Buffer.alloc(4);
+  n.writeUInt32BE(b.length);
+  return Buffer.concat([n, b]);
+};
+export const amqpTable = (...entries: Array<[string, Buffer]>): Buffer => {
+  const body = Buffer.concat(entries.flatMap(([k, v]) => [amqpShortstr(k), v]));
+  const n = Buffer.alloc(4);
+  n.writeUInt32BE(body.length);
+  return Buffer.concat([n, body]);
+};
+
+/** An AMQP method frame's payload: class, method, arguments. */
+export const amqpMethod = (classId: number, methodId: number, ...args: Buffer[]): Buffer => {
+  const ids = Buffer.alloc(4);
+  ids.writeUInt16BE(classId);
+  ids.writeUInt16BE(methodId, 2);
+  return Buffer.concat([ids, ...args]);
+};
+
+/** A basic content header: body size and the headers table (flag bit 13), with a content type (bit 15). */
+export const amqpContentHeader = (bodySize: number, headers: Buffer): Buffer => {
+  const h = Buffer.alloc(14);
+  h.writeUInt16BE(60);
+  h.writeUInt32BE(bodySize, 8);
+  h.writeUInt16BE(0x8000 | 0x2000, 12);
+  return Buffer.concat([h, amqpShortstr('application/json'), headers]);
+};
+
 /** Wire messages the captures lack: PostgreSQL's extended protocol, MySQL prepared statements and a result set. */
 export function syntheticSeeds(): Map<string, Turn[][]> {
   const pgMsg = (type: string, body: Buffer) => {
@@ -418,6 +460,80 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     .trim()
     .split('\n')
     .map((l) => (JSON.parse(l) as Array<{ side: 'client' | 'server'; hex: string }>).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') })));
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(n));
+    return b;
+  };
+  const tableWithTypes = amqpTable(
+    ['traceparent', Buffer.concat([Buffer.from('S'), amqpLongstr(traceparent)])],
+    ['retries', Buffer.concat([Buffer.from('I'), i32(3)])],
+    ['flag', Buffer.from('t\x01', 'latin1')],
+    ['nested', Buffer.concat([Buffer.from('F'), amqpTable(['x', Buffer.concat([Buffer.from('l'), u64(7)])])])],
+    ['list', Buffer.concat([Buffer.from('A'), amqpLongstr(Buffer.concat([Buffer.from('s'), i16(1), Buffer.from('V')]))])],
+  );
+  // The protocol header, a PLAIN login, confirm mode, a publish whose body comes in two frames, a multiple ack, a get answered with content, a heartbeat.
+  const amqp: Turn[] = [
+    { side: 'client', bytes: Buffer.from('AMQP\x00\x00\x09\x01', 'latin1') },
+    { side: 'server', bytes: amqpFrame(1, 0, amqpMethod(10, 10, Buffer.from([0, 9]), amqpTable(), amqpLongstr('PLAIN AMQPLAIN'), amqpLongstr('en_US'))) },
+    {
+      side: 'client',
+      bytes: amqpFrame(
+        1,
+        0,
+        amqpMethod(
+          10,
+          11,
+          amqpTable(['product', Buffer.concat([Buffer.from('S'), amqpLongstr('seed')])]),
+          amqpShortstr('PLAIN'),
+          amqpLongstr('\0app\0sekret'),
+          amqpShortstr('en_US'),
+        ),
+      ),
+    },
+    { side: 'server', bytes: amqpFrame(1, 0, amqpMethod(10, 30, i16(2047), i32(131072), i16(60))) },
+    {
+      side: 'client',
+      bytes: Buffer.concat([
+        amqpFrame(1, 0, amqpMethod(10, 31, i16(2047), i32(131072), i16(60))),
+        amqpFrame(1, 0, amqpMethod(10, 40, amqpShortstr('/'), amqpShortstr(''), Buffer.from([0]))),
+        amqpFrame(1, 1, amqpMethod(20, 10, amqpShortstr(''))),
+        amqpFrame(1, 1, amqpMethod(85, 10, Buffer.from([0]))),
+        amqpFrame(1, 1, amqpMethod(60, 40, i16(0), amqpShortstr('orders'), amqpShortstr('new'), Buffer.from([0]))),
+        amqpFrame(2, 1, amqpContentHeader(9, tableWithTypes)),
+        amqpFrame(3, 1, Buffer.from('{"id":')),
+        amqpFrame(3, 1, Buffer.from('42}')),
+        amqpFrame(1, 1, amqpMethod(60, 40, i16(0), amqpShortstr(''), amqpShortstr('tasks'), Buffer.from([0]))),
+        amqpFrame(2, 1, amqpContentHeader(0, amqpTable())),
+      ]),
+    },
+    {
+      side: 'server',
+      bytes: Buffer.concat([
+        amqpFrame(1, 0, amqpMethod(10, 41, amqpShortstr(''))),
+        amqpFrame(1, 1, amqpMethod(20, 11, amqpLongstr(''))),
+        amqpFrame(1, 1, amqpMethod(85, 11)),
+        amqpFrame(1, 1, amqpMethod(60, 80, u64(2), Buffer.from([1]))),
+        amqpFrame(8, 0),
+      ]),
+    },
+    { side: 'client', bytes: amqpFrame(1, 1, amqpMethod(60, 70, i16(0), amqpShortstr('tasks'), Buffer.from([0]))) },
+    {
+      side: 'server',
+      bytes: Buffer.concat([
+        amqpFrame(1, 1, amqpMethod(60, 71, u64(1), Buffer.from([0]), amqpShortstr(''), amqpShortstr('tasks'), i32(0))),
+        amqpFrame(2, 1, amqpContentHeader(2, amqpTable(['traceparent', Buffer.concat([Buffer.from('S'), amqpLongstr(traceparent)])]))),
+        amqpFrame(3, 1, Buffer.from('ok')),
+        amqpFrame(1, 1, amqpMethod(20, 40, i16(406), amqpShortstr('PRECONDITION_FAILED'), i16(50), i16(10))),
+      ]),
+    },
+  ];
+  // pika 1.4 publishing in confirm mode and amqplib 2.3 consuming, against RabbitMQ 3.10: the first turns of a live recording.
+  const amqpClients: Turn[][] = fs
+    .readFileSync(path.join(ROOT, 'test/fixtures/amqp-clients.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as Array<{ side: 'client' | 'server'; hex: string }>).map((t) => ({ side: t.side, bytes: Buffer.from(t.hex, 'hex') })));
   const http: Turn[] = [
     {
       side: 'client',
@@ -442,6 +558,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     ['nats', [nats]],
     ['mqtt', [mqtt5, mqtt311]],
     ['kafka', [kafkaSasl, ...kafkaClients]],
+    ['amqp', [amqp, ...amqpClients]],
     ['http1', [http]],
   ]);
 }

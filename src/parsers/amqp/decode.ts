@@ -1,0 +1,272 @@
+/**
+ * AMQP 0-9-1's argument types, bounded (a field past the frame throws,
+ * caught in decodeMethod and decodeContentHeader): octets, shorts, longs,
+ * long-longs, short and long strings, and field tables (RabbitMQ's field
+ * types, its errata to the specification's).
+ */
+import { methodName, type AmqpMessage } from './messages';
+
+export type Fields = Partial<Omit<AmqpMessage, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>>;
+
+class Short extends Error {}
+
+/** Nesting of tables and arrays believed at most. */
+const MAX_DEPTH = 16;
+
+class Reader {
+  constructor(
+    readonly b: Buffer,
+    public at: number,
+    readonly end: number,
+  ) {}
+
+  private need(n: number): void {
+    if (n < 0 || this.at + n > this.end) throw new Short();
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.b[this.at++]!;
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.b.readUInt16BE(this.at);
+    this.at += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.b.readUInt32BE(this.at);
+    this.at += 4;
+    return v;
+  }
+
+  u64(): number {
+    this.need(8);
+    const v = this.b.readUInt32BE(this.at) * 2 ** 32 + this.b.readUInt32BE(this.at + 4);
+    this.at += 8;
+    return v;
+  }
+
+  skip(n: number): void {
+    this.need(n);
+    this.at += n;
+  }
+
+  shortstr(): string {
+    const n = this.u8();
+    this.need(n);
+    const s = this.b.toString('utf8', this.at, this.at + n);
+    this.at += n;
+    return s;
+  }
+
+  longstr(): string {
+    const n = this.u32();
+    this.need(n);
+    const s = this.b.toString('utf8', this.at, this.at + n);
+    this.at += n;
+    return s;
+  }
+
+  /** A field table: entries counted, trace context kept. */
+  table(f?: Fields, depth = 0): number {
+    const length = this.u32();
+    const end = this.at + length;
+    if (end > this.end) throw new Short();
+    let entries = 0;
+    while (this.at < end) {
+      const name = this.shortstr();
+      const value = this.value(depth);
+      entries++;
+      if (f && typeof value === 'string') {
+        const lower = name.toLowerCase();
+        if (lower === 'traceparent') f.traceparent = value;
+        else if (lower === 'tracestate') f.tracestate = value;
+      }
+    }
+    if (this.at !== end) throw new Short();
+    return entries;
+  }
+
+  /** A field value: strings returned, the rest skipped. */
+  private value(depth: number): string | undefined {
+    if (depth > MAX_DEPTH) throw new Short();
+    const type = String.fromCharCode(this.u8());
+    switch (type) {
+      case 't':
+      case 'b':
+      case 'B':
+        this.skip(1);
+        return undefined;
+      case 's':
+      case 'u':
+        this.skip(2);
+        return undefined;
+      case 'I':
+      case 'i':
+      case 'f':
+        this.skip(4);
+        return undefined;
+      case 'l':
+      case 'L':
+      case 'd':
+      case 'T':
+        this.skip(8);
+        return undefined;
+      case 'D':
+        this.skip(5);
+        return undefined;
+      case 'S':
+        return this.longstr();
+      case 'x':
+        this.skip(this.u32());
+        return undefined;
+      case 'A': {
+        const length = this.u32();
+        const end = this.at + length;
+        while (this.at < end) this.value(depth + 1);
+        if (this.at !== end) throw new Short();
+        return undefined;
+      }
+      case 'F':
+        this.table(undefined, depth + 1);
+        return undefined;
+      case 'V':
+        return undefined;
+      default:
+        throw new Short();
+    }
+  }
+}
+
+/** Run a decoding: true when it read all it wanted within its frame. */
+function whole(read: () => void): boolean {
+  try {
+    read();
+    return true;
+  } catch (e) {
+    if (e instanceof Short) return false;
+    throw e;
+  }
+}
+
+/** A method frame's payload `b[at, end)`: its name and the arguments Loupe keeps. */
+export function decodeMethod(b: Buffer, at: number, end: number, f: Fields): boolean {
+  const r = new Reader(b, at, end);
+  return whole(() => {
+    f.method = methodName(r.u16(), r.u16());
+    switch (f.method) {
+      case 'connection.start-ok':
+        r.table(); // client properties
+        f.mechanism = r.shortstr();
+        return; // the response (credentials) is never read
+      case 'connection.open':
+        f.vhost = r.shortstr();
+        return;
+      case 'connection.close':
+      case 'channel.close':
+        f.replyCode = r.u16();
+        f.replyText = r.shortstr();
+        return;
+      case 'exchange.declare':
+      case 'exchange.delete':
+        r.u16();
+        f.exchange = r.shortstr();
+        return;
+      case 'queue.declare':
+      case 'queue.delete':
+      case 'queue.purge':
+      case 'basic.get':
+        r.u16();
+        f.queue = r.shortstr();
+        return;
+      case 'queue.declare-ok':
+        f.queue = r.shortstr();
+        f.messageCount = r.u32();
+        return;
+      case 'queue.bind':
+      case 'queue.unbind':
+        r.u16();
+        f.queue = r.shortstr();
+        f.exchange = r.shortstr();
+        f.routingKey = r.shortstr();
+        return;
+      case 'basic.consume':
+        r.u16();
+        f.queue = r.shortstr();
+        f.consumerTag = r.shortstr();
+        return;
+      case 'basic.consume-ok':
+      case 'basic.cancel':
+      case 'basic.cancel-ok':
+        f.consumerTag = r.shortstr();
+        return;
+      case 'basic.publish':
+        r.u16();
+        f.exchange = r.shortstr();
+        f.routingKey = r.shortstr();
+        return;
+      case 'basic.return':
+        f.replyCode = r.u16();
+        f.replyText = r.shortstr();
+        f.exchange = r.shortstr();
+        f.routingKey = r.shortstr();
+        return;
+      case 'basic.deliver':
+        f.consumerTag = r.shortstr();
+        f.deliveryTag = r.u64();
+        r.u8(); // redelivered
+        f.exchange = r.shortstr();
+        f.routingKey = r.shortstr();
+        return;
+      case 'basic.get-ok':
+        f.deliveryTag = r.u64();
+        r.u8();
+        f.exchange = r.shortstr();
+        f.routingKey = r.shortstr();
+        f.messageCount = r.u32();
+        return;
+      case 'basic.ack':
+      case 'basic.nack':
+      case 'basic.reject':
+        f.deliveryTag = r.u64();
+        if (f.method !== 'basic.reject') f.multiple = (r.u8() & 1) === 1;
+        return;
+      default:
+        return;
+    }
+  });
+}
+
+/** Basic's content properties, by flag bit (bit 15 first). */
+const PROPERTY_READERS: Array<(r: Reader, f: Fields) => void> = [
+  (r, f) => (f.contentType = r.shortstr()),
+  (r) => r.shortstr(), // content-encoding
+  (r, f) => (f.headers = r.table(f)),
+  (r, f) => (f.deliveryMode = r.u8()),
+  (r) => r.u8(), // priority
+  (r, f) => (f.correlationId = r.shortstr()),
+  (r, f) => (f.replyTo = r.shortstr()),
+  (r) => r.shortstr(), // expiration
+  (r, f) => (f.messageId = r.shortstr()),
+  (r) => r.u64(), // timestamp
+  (r) => r.shortstr(), // type
+  (r) => r.shortstr(), // user-id
+  (r) => r.shortstr(), // app-id
+  (r) => r.shortstr(), // cluster-id
+];
+
+/** A content header frame's payload: the body size and the properties (headers table included). */
+export function decodeContentHeader(b: Buffer, at: number, end: number, f: Fields): boolean {
+  const r = new Reader(b, at, end);
+  return whole(() => {
+    r.u16(); // class
+    r.u16(); // weight
+    f.bodySize = r.u64();
+    const flags = r.u16();
+    for (let bit = 0; bit < PROPERTY_READERS.length; bit++) if (flags & (0x8000 >> bit)) PROPERTY_READERS[bit]!(r, f);
+  });
+}
