@@ -12,6 +12,9 @@ import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
 import { encodeEvent } from '../src/events/codec';
 import { serviceEdges } from '../src/export/report';
 import { spansOfCapture } from '../src/pipeline/replay';
+import { Pipeline } from '../src/pipeline/pipeline';
+import type { Span } from '../src/correlator/span';
+import { mqttPacket, mqttProperties, mqttString, mqttUserProperty } from './fuzz/seeds';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const CAPTURE = path.join(ROOT, 'captures/factorial.loupe');
@@ -40,6 +43,39 @@ describe('loupe report', () => {
     expect(serviceEdges(spans).map(({ from, to, calls, errors }) => ({ from, to, calls, errors }))).toEqual([
       { from: 'curl', to: 'frontend', calls: 2, errors: 1 },
       { from: 'frontend', to: 'backend', calls: 1, errors: 0 },
+    ]);
+  });
+
+  it('draws messages through their broker: producer -> broker -> consumer, joined or not', () => {
+    const spans: Span[] = [];
+    const p = new Pipeline(
+      {
+        ...HEADER,
+        processes: [
+          { pid: 1, exe: '/srv/orders' },
+          { pid: 2, exe: '/srv/billing' },
+          { pid: 3, exe: '/srv/audit' },
+        ],
+      },
+      [{ onSpan: (x) => spans.push(x) }],
+    );
+    const s = new Script();
+    const [orders] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 1883 });
+    const [billing] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 1883 });
+    const [audit] = s.connection({ pid: 3, tid: 3, fd: 7, port: 40002 }, { pid: 9, tid: 9, fd: 8, port: 1883 });
+    const props = mqttProperties(mqttUserProperty('traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'));
+    const connect = mqttPacket(0x10, mqttString('MQTT'), Buffer.from([5, 2, 0, 60]), mqttProperties(), mqttString('c'));
+    for (const c of [orders, billing, audit]) s.send(c!, connect);
+    s.send(orders!, mqttPacket(0x30, mqttString('orders/new'), props, Buffer.from('a')));
+    s.send(orders!, mqttPacket(0x30, mqttString('orders/new'), props, Buffer.from('b')));
+    s.recv(billing!, mqttPacket(0x30, mqttString('orders/new'), props, Buffer.from('a')));
+    s.recv(audit!, mqttPacket(0x30, mqttString('orders/new'), mqttProperties(), Buffer.from('b')));
+    p.push(s.events);
+    p.finish();
+    expect(serviceEdges(spans).map(({ from, to, calls }) => ({ from, to, calls }))).toEqual([
+      { from: 'mqtt orders/new', to: 'audit', calls: 1 },
+      { from: 'mqtt orders/new', to: 'billing', calls: 1 },
+      { from: 'orders', to: 'mqtt orders/new', calls: 2 },
     ]);
   });
 

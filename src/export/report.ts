@@ -17,32 +17,32 @@ export interface Edge {
 }
 
 /**
- * Calls between services: a client span and the server span it led to (a
- * producer's message and the consumer that handled it), or a database, a
- * message destination or a peer when no such span joined.
+ * Calls between services: a client span and the server span it led to, or a
+ * database or a peer when no server span joined. Messages go through their
+ * broker: a producer's span is an edge to the destination (`kafka orders`,
+ * `rabbitmq orders`), and a consumer's span an edge from it to the consumer,
+ * so the graph draws producer -> broker -> consumer, joined or not.
  */
 export function serviceEdges(spans: Span[]): Edge[] {
   const servedBy = new Map<string, Span>();
-  for (const s of spans) if ((s.kind === 'server' || s.kind === 'consumer') && s.parentSpanId) servedBy.set(s.parentSpanId, s);
+  for (const s of spans) if (s.kind === 'server' && s.parentSpanId) servedBy.set(s.parentSpanId, s);
   const edges = new Map<string, Edge>();
-  for (const s of spans) {
-    if (s.kind !== 'client' && s.kind !== 'producer') continue;
-    const server = servedBy.get(s.spanId);
-    const db = s.attributes['db.system.name'];
-    const destination = s.attributes['messaging.destination.name'];
-    const to =
-      server?.service ??
-      (db !== undefined
-        ? `${db}`
-        : destination !== undefined
-          ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}`
-          : `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`);
-    const key = `${s.service}\u0000${to}`;
-    const e = edges.get(key) ?? { from: s.service, to, calls: 0, errors: 0, ms: [] };
+  const add = (from: string, to: string, s: Span) => {
+    const key = `${from}\u0000${to}`;
+    const e = edges.get(key) ?? { from, to, calls: 0, errors: 0, ms: [] };
     e.calls++;
     if (s.status.code === 'error') e.errors++;
     e.ms.push(Number(s.endNs - s.startNs) / 1e6);
     edges.set(key, e);
+  };
+  for (const s of spans) {
+    const destination = s.attributes['messaging.destination.name'];
+    const broker = destination !== undefined ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}` : undefined;
+    if (s.kind === 'consumer' && broker !== undefined) add(broker, s.service, s);
+    if (s.kind !== 'client' && s.kind !== 'producer') continue;
+    const server = servedBy.get(s.spanId);
+    const db = s.attributes['db.system.name'];
+    add(s.service, server?.service ?? (db !== undefined ? `${db}` : (broker ?? `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`)), s);
   }
   return [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
 }
