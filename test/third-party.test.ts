@@ -302,6 +302,52 @@ asyncio.run(main())
     expect(consumers.filter((s) => s.traceId !== TRACE).every((s) => s.parentSpanId === '')).toBe(true);
     expect(replay).toBe(live);
   }, 120_000);
+
+  it("20 requests (nc.request) answered by a responder are PRODUCER spans each ended by the reply delivered to its inbox; the responder's deliveries and replies are spans of their own", async () => {
+    const port = await freePort();
+    const server = daemon(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)]);
+    await listening(port, server);
+    const N = 20;
+    const script = `
+import asyncio, sys, nats
+async def main():
+    sys.stdin.readline()
+    nc = await nats.connect("nats://127.0.0.1:${port}")
+    async def price(msg):
+        await msg.respond(b"42")
+    await nc.subscribe("price.get", cb=price)
+    answered = 0
+    for i in range(${N}):
+        reply = await nc.request("price.get", b"sku-%d" % i, timeout=10)
+        answered += reply.data == b"42"
+    await nc.close()
+    print(answered)
+asyncio.run(main())
+`;
+    const client = spawn(VENV_PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    client.stdout.on('data', (c) => (out += c));
+    client.stderr.on('data', (c) => (err += c));
+    const exited = new Promise((r) => client.once('close', r));
+    const { spans, live, replay } = await watched({ pids: [client.pid!] }, async () => {
+      client.stdin.end('go\n');
+      await exited;
+    });
+    expect(out.trim(), err).toBe(String(N));
+    const requests = spans.filter((s) => s.name === 'publish price.get');
+    const handled = spans.filter((s) => s.name === 'process price.get');
+    const replies = spans.filter((s) => s.kind === 'producer' && s.name.startsWith('publish _INBOX.'));
+    expect([requests.length, handled.length, replies.length]).toEqual([N, N, N]);
+    expect(requests.every((s) => String(s.attributes['messaging.nats.reply_to']).startsWith('_INBOX.') && s.attributes['loupe.incomplete'] === undefined)).toBe(true);
+    // Each request lasts until its reply: the responder's reply to its inbox is published within it.
+    for (const r of requests) {
+      const reply = replies.find((x) => x.name === `publish ${r.attributes['messaging.nats.reply_to']}`)!;
+      expect(BigInt(reply.startTimeUnixNano) >= BigInt(r.startTimeUnixNano) && BigInt(reply.startTimeUnixNano) <= BigInt(r.endTimeUnixNano)).toBe(true);
+    }
+    expect(spans.filter((s) => s.kind === 'consumer' && s.name.startsWith('process _INBOX.'))).toEqual([]);
+    expect(replay).toBe(live);
+  }, 120_000);
 });
 
 const mosquitto = missing('mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'mosquitto_passwd');

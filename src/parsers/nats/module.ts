@@ -2,7 +2,9 @@
  * NATS as a protocol module. A watched client's PUB and HPUB are PRODUCER
  * spans and the MSG and HMSG delivered to it CONSUMER spans, each one-way
  * (NATS answers a publish with nothing, or a bare +OK in verbose mode): a
- * span that ends with its message. Trace context in a message's headers is
+ * span that ends with its message — except a request (request-reply), a
+ * publish whose reply subject is an inbox, which ends when the reply is
+ * delivered to that inbox. Trace context in a message's headers is
  * the span's parent — a consumer joins the trace of the publish that sent it.
  * A watched server (the broker) makes no spans: what it relays is the
  * clients' spans already.
@@ -22,11 +24,26 @@ import { NatsMasker } from './masker';
 import { NATS_ERROR, type NatsMessage } from './messages';
 import { NatsParser } from './parser';
 
+/** NATS's attributes beside OpenTelemetry's messaging ones (which name none for NATS), in the messaging.<system>.* pattern. */
+export const NATS_ATTR = { REPLY_TO: 'messaging.nats.reply_to' } as const;
+
+/** The inbox prefix every official NATS client gives the subjects replies come to (`_INBOX.` and a unique token). */
+const INBOX = '_INBOX.';
+
+/** A reply subject as a pairing key (FNV-1a, 32 bits): a request and the reply delivered to its inbox share it. */
+function inboxKey(subject: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < subject.length; i++) h = Math.imul(h ^ subject.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
 function role(m: NatsMessage, connection: ConnectionView): MessageRole {
   if (connection.role !== 'client' || m.subject === undefined) return { is: 'none' };
   const publish = m.op === 'PUB' || m.op === 'HPUB';
   const deliver = m.op === 'MSG' || m.op === 'HMSG';
   if (!publish && !deliver) return { is: 'none' };
+  // Request-reply: a delivery to an inbox is the reply that ends the request published with that inbox as its reply subject.
+  if (deliver && m.subject.startsWith(INBOX)) return { is: 'response', key: inboxKey(m.subject) };
   const operation = publish ? 'publish' : 'process';
   const attributes: Attributes = {
     [ATTR_MESSAGING_SYSTEM]: 'nats',
@@ -39,19 +56,19 @@ function role(m: NatsMessage, connection: ConnectionView): MessageRole {
     attributes[ATTR_SERVER_ADDRESS] = connection.remote.addr;
     attributes[ATTR_SERVER_PORT] = connection.remote.port;
   }
-  return {
-    is: 'one-way',
-    span: {
-      name: `${operation} ${m.subject}`,
-      kind: publish ? 'producer' : 'consumer',
-      attributes,
-      family: 'messaging',
-      // The same at both ends of a message: its subject (a consumer finds its producer by it and the context both carry).
-      fingerprint: m.subject,
-      ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
-      ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
-    },
+  if (publish && m.replyTo?.startsWith(INBOX)) attributes[NATS_ATTR.REPLY_TO] = m.replyTo;
+  const span = {
+    name: `${operation} ${m.subject}`,
+    kind: publish ? ('producer' as const) : ('consumer' as const),
+    attributes,
+    family: 'messaging' as const,
+    // The same at both ends of a message: its subject (a consumer finds its producer by it and the context both carry).
+    fingerprint: m.subject,
+    ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
+    ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
   };
+  // A request waits for its reply; every other publish and delivery ends with itself.
+  return publish && m.replyTo?.startsWith(INBOX) ? { is: 'request', span, key: inboxKey(m.replyTo) } : { is: 'one-way', span };
 }
 
 function record(m: NatsMessage): Record<string, unknown> {
@@ -66,8 +83,8 @@ export const natsModule: ProtocolModule<NatsMessage, 'nats'> = {
   detect: { verdict: detectNats },
   parseErrors: NATS_ERROR,
   parser: () => new NatsParser(),
-  // Nothing pairs: publishes and deliveries are one-way, PING/PONG and +OK make no span.
-  pairing: { answers: 'in-order', acrossConnection: 'same-bytes', servesCalls: false, goClientCalls: false },
+  // A request's reply comes to its inbox (by-key: replies to concurrent requests come in any order); other publishes and deliveries are one-way.
+  pairing: { answers: 'by-key', acrossConnection: 'same-bytes', servesCalls: false, goClientCalls: false },
   role,
   respond: () => {},
   record,

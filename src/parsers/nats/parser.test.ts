@@ -116,4 +116,38 @@ describe('NatsParser', () => {
       'message',
     ]);
   });
+
+  it('ends a request (a publish whose reply subject is an inbox) at the reply delivered to that inbox; the responder makes its own spans', () => {
+    const spans: Span[] = [];
+    const p = new Pipeline(
+      {
+        ...HEADER,
+        processes: [
+          { pid: 1, exe: '/srv/checkout' },
+          { pid: 2, exe: '/srv/pricing' },
+        ],
+      },
+      [{ onSpan: (x) => spans.push(x) }],
+    );
+    const s = new Script();
+    const [requester] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
+    const [responder] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 4222 });
+    s.send(requester, 'PUB price.get _INBOX.k3.7 3\r\nsku\r\n', { at: 1000n });
+    s.send(requester, 'PUB price.get _INBOX.k3.8 3\r\nsku\r\n', { at: 1500n });
+    s.recv(responder, 'MSG price.get 1 _INBOX.k3.7 3\r\nsku\r\n', { at: 2000n });
+    s.send(responder, 'PUB _INBOX.k3.7 2\r\n42\r\n', { at: 3000n });
+    s.recv(requester, 'MSG _INBOX.k3.7 9 2\r\n42\r\n', { at: 4000n });
+    p.push(s.events);
+    p.finish();
+    const requests = spans.filter((x) => x.service === 'checkout');
+    expect(requests.map((x) => [x.name, x.kind, x.attributes['messaging.nats.reply_to'], x.attributes['loupe.incomplete'] ?? 'answered'])).toEqual([
+      ['publish price.get', 'producer', '_INBOX.k3.7', 'answered'],
+      ['publish price.get', 'producer', '_INBOX.k3.8', 'capture ended before the response'],
+    ]);
+    expect(requests[0]!.endNs - requests[0]!.startNs).toBe(3000n);
+    expect(spans.filter((x) => x.service === 'pricing').map((x) => [x.name, x.kind])).toEqual([
+      ['process price.get', 'consumer'],
+      ['publish _INBOX.k3.7', 'producer'],
+    ]);
+  });
 });
