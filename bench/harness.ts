@@ -34,6 +34,24 @@ export function compare(bytes: number, candidates: Candidate[], rounds = 21): Re
   });
 }
 
+/** compare() for candidates whose pass is asynchronous (kafkajs decodes a Fetch response with promises). */
+export async function compareAsync(bytes: number, candidates: Array<{ name: string; run: () => number | Promise<number> }>, rounds = 21): Promise<Result[]> {
+  for (let i = 0; i < 5; i++) for (const c of candidates) await c.run();
+  const times = candidates.map(() => [] as number[]);
+  const messages = candidates.map(() => 0);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of candidates.entries()) {
+      const t0 = process.hrtime.bigint();
+      messages[i] = await c.run();
+      times[i]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+  return candidates.map((c, i) => {
+    const sorted = times[i]!.sort((a, b) => a - b);
+    return { name: c.name, medianMs: sorted[Math.floor(sorted.length / 2)]!, bytes, messages: messages[i]! };
+  });
+}
+
 /** With `ratio`, a last column says how many times faster the first row is than each. */
 export function report(title: string, results: Result[], ratio = true): void {
   const first = results[0]!;

@@ -78,21 +78,21 @@ class Reader {
     if (end > this.end) throw new Short();
     let entries = 0;
     while (this.at < end) {
-      const name = this.shortstr();
-      const value = this.value(depth);
+      // Names compared as bytes: only trace context is kept, and a string per header name was most of a table's cost.
+      const nameLength = this.u8();
+      this.need(nameLength);
+      const traceField = f ? traceFieldAt(this.b, this.at, nameLength) : undefined;
+      this.at += nameLength;
+      const value = this.value(depth, traceField !== undefined);
       entries++;
-      if (f && typeof value === 'string') {
-        const lower = name.toLowerCase();
-        if (lower === 'traceparent') f.traceparent = value;
-        else if (lower === 'tracestate') f.tracestate = value;
-      }
+      if (traceField && typeof value === 'string') f![traceField] = value;
     }
     if (this.at !== end) throw new Short();
     return entries;
   }
 
-  /** A field value: strings returned, the rest skipped. */
-  private value(depth: number): string | undefined {
+  /** A field value: a string returned when `wanted`, the rest skipped. */
+  private value(depth: number, wanted = false): string | undefined {
     if (depth > MAX_DEPTH) throw new Short();
     const type = String.fromCharCode(this.u8());
     switch (type) {
@@ -120,7 +120,9 @@ class Reader {
         this.skip(5);
         return undefined;
       case 'S':
-        return this.longstr();
+        if (wanted) return this.longstr();
+        this.skip(this.u32());
+        return undefined;
       case 'x':
         this.skip(this.u32());
         return undefined;
@@ -140,6 +142,22 @@ class Reader {
         throw new Short();
     }
   }
+}
+
+const TRACEPARENT = Buffer.from('traceparent');
+const TRACESTATE = Buffer.from('tracestate');
+
+/** Whether the `n` bytes at `at` name `want`, ASCII letters in any case. */
+function namesAt(b: Buffer, at: number, n: number, want: Buffer): boolean {
+  if (n !== want.length) return false;
+  for (let i = 0; i < n; i++) if ((b[at + i]! | 0x20) !== want[i]) return false;
+  return true;
+}
+
+/** The trace context field a table entry's name is, if any. */
+function traceFieldAt(b: Buffer, at: number, n: number): 'traceparent' | 'tracestate' | undefined {
+  if (namesAt(b, at, n, TRACEPARENT)) return 'traceparent';
+  return namesAt(b, at, n, TRACESTATE) ? 'tracestate' : undefined;
 }
 
 /** Run a decoding: true when it read all it wanted within its frame. */

@@ -142,11 +142,14 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
         continue;
       }
       if (buf.available < 8 + head.size) return;
-      if (buf.byteAt(7 + head.size) !== FRAME_END) {
+      // The frame from the first chunk's view when it lies there whole (most do): no join, no copy.
+      const view = buf.view();
+      const bytes = view.length >= 8 + head.size ? view : buf.peek(8 + head.size)!;
+      if (bytes[7 + head.size] !== FRAME_END) {
         this.broken(side, `a frame of ${head.size} bytes not ended by 0xCE`, AMQP_ERROR.FRAME_END_EXPECTED);
         continue;
       }
-      this.frame(side, head.type, head.channel, head.size);
+      this.frame(side, head.type, head.channel, head.size, bytes);
     }
   }
 
@@ -163,11 +166,11 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
     }
   }
 
-  private frame(side: Side, type: number, channel: number, size: number): void {
+  /** A frame whose bytes start `bytes` (which may hold more after it). */
+  private frame(side: Side, type: number, channel: number, size: number, bytes: Buffer): void {
     const buf = this.buffers[side];
     const start = buf.when();
     const offset = buf.offset;
-    const bytes = buf.peek(8 + size)!;
     buf.skip(8 + size);
     const end = buf.lastTs();
     const pendings = this.pending[side];
@@ -210,7 +213,7 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
         pendings.set(channel, { fields: f, tsStart: start.ts, tid: start.tid, offset, bodyLeft: undefined, lost: 0 });
         return;
       }
-      this.answer(side, channel, { ...f, method }, start.ts, end, start.tid, offset);
+      this.answer(side, channel, f as Fields & { method: string }, start.ts, end, start.tid, offset);
       return;
     }
     const pending = pendings.get(channel);
