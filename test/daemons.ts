@@ -18,8 +18,8 @@ export function stopDaemons(): void {
   }
 }
 
-export function daemon(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: opts.cwd, detached: true });
+export function daemon(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', opts.quiet ? 'ignore' : 'inherit'], cwd: opts.cwd, env: opts.env ?? process.env, detached: true });
   started.push(child);
   return child;
 }

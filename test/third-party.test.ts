@@ -17,7 +17,7 @@ import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { openCapture } from '../src/sources/capture-file';
 import { decodeRecord } from '../src/events/codec';
-import { freePort, ROOT, tempDir, type SpanLine } from './helpers';
+import { freePort, ROOT, tempDir, waitFor, type SpanLine } from './helpers';
 
 afterAll(stopDaemons);
 
@@ -549,7 +549,8 @@ const rabbit =
   (spawnSync(VENV_PYTHON, ['-c', 'import pika']).status === 0 ? '' : 'build/venv has no pika (make py-deps; needs PyPI)') ||
   (fs.existsSync(path.join(ROOT, 'node_modules/amqplib')) ? '' : 'amqplib is not installed (npm ci)');
 describe.skipIf(Boolean(rabbit))(`RabbitMQ with pika and amqplib (AMQP 0-9-1)${rabbit ? ` (skipped: ${rabbit})` : ''}`, () => {
-  it('50 publishes by pika in confirm mode, each with a traceparent header, are PRODUCER spans ended by their basic.ack; amqplib consuming them makes 50 CONSUMER spans, each under its publish; a basic.get of an empty queue is answered; the login never reaches the capture', async () => {
+  /** A RabbitMQ broker on a free port: its own script (Debian's wrapper in /usr/sbin would switch to the rabbitmq user), every path in a test directory. */
+  async function rabbitBroker(): Promise<number> {
     const [port, dist] = [await freePort(), await freePort()];
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'rabbitmq.conf'), 'loopback_users = none\n');
@@ -567,15 +568,13 @@ describe.skipIf(Boolean(rabbit))(`RabbitMQ with pika and amqplib (AMQP 0-9-1)${r
       RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, 'plugins'),
       RABBITMQ_CONFIG_FILE: path.join(dir, 'rabbitmq'),
     };
-    const broker = spawn('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env, stdio: 'ignore', detached: true });
-    afterAll(() => {
-      try {
-        process.kill(-broker.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    });
+    const broker = daemon('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env, quiet: true });
     await listening(port, broker);
+    return port;
+  }
+
+  it('50 publishes by pika in confirm mode, each with a traceparent header, are PRODUCER spans ended by their basic.ack; amqplib consuming them makes 50 CONSUMER spans, each under its publish; a basic.get of an empty queue is answered; the login never reaches the capture', async () => {
+    const port = await rabbitBroker();
     const N = 50;
     const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
     const publisher = spawn(
@@ -661,6 +660,101 @@ process.stdin.once('data', async () => {
     expect(new Set(consumers.map((c) => c.parentSpanId)).size).toBe(N);
     expect(gets[0]!.attributes['loupe.incomplete']).toBeUndefined();
     expect(fs.readFileSync(capture).includes('\0guest\0guest')).toBe(false);
+    expect(replay).toBe(live);
+  }, 180_000);
+
+  it('one trace from the HTTP request that published an order to the consumer that handled it and the cache write it made: 20 orders, each SERVER > PRODUCER > CONSUMER > memcached CLIENT', async () => {
+    const port = await rabbitBroker();
+    const cachePort = await freePort();
+    const cache = daemon('memcached', ['-l', '127.0.0.1', '-p', String(cachePort), '-U', '0', '-u', os.userInfo().username]);
+    await listening(cachePort, cache);
+    const httpPort = await freePort();
+    const N = 20;
+    // An order service (Python's http.server and pika) that passes the request's traceparent on in the message headers, as
+    // a service with context propagation does, and a billing consumer (pika) that writes each order to memcached.
+    const orders = spawn(
+      VENV_PYTHON,
+      [
+        '-c',
+        `
+import http.server, pika, sys
+channel = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', ${port})).channel()
+channel.queue_declare('orders')
+class Orders(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        channel.basic_publish('', 'orders', body, pika.BasicProperties(headers={'traceparent': self.headers['traceparent']}))
+        self.send_response(202)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(('127.0.0.1', ${httpPort}), Orders)
+print('ready', flush=True)
+server.serve_forever()
+`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const billing = spawn(
+      VENV_PYTHON,
+      [
+        '-c',
+        `
+import pika, socket, sys
+cache = socket.create_connection(('127.0.0.1', ${cachePort}))
+channel = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', ${port})).channel()
+channel.queue_declare('orders')
+handled = 0
+for method, properties, body in channel.consume('orders'):
+    cache.sendall(b'set order:%d 0 0 %d\\r\\n%s\\r\\n' % (handled, len(body), body))
+    assert cache.recv(64) == b'STORED\\r\\n'
+    channel.basic_ack(method.delivery_tag)
+    handled += 1
+    if handled == ${N}:
+        break
+print(handled, flush=True)
+`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    afterAll(() => void orders.kill());
+    await waitFor(orders, 'stdout', /ready/);
+    const billed = waitFor(billing, 'stdout', new RegExp(`^${N}`, 'm'), 120_000);
+    const traceOf = (i: number) => `${(i + 1).toString(16).padStart(8, '0')}${'a'.repeat(24)}`;
+    const { spans, live, replay } = await watched({ pids: [orders.pid!, billing.pid!] }, async () => {
+      for (let i = 0; i < N; i++) {
+        const r = await run('curl', [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '-H',
+          `traceparent: 00-${traceOf(i)}-00f067aa0ba902b7-01`,
+          '--data',
+          `{"order":${i}}`,
+          `http://127.0.0.1:${httpPort}/orders`,
+        ]);
+        expect(r.stdout).toBe('202');
+      }
+      await billed;
+    });
+    for (let i = 0; i < N; i++) {
+      const trace = spans.filter((s) => s.traceId === traceOf(i));
+      const server = trace.find((s) => s.kind === 'server')!;
+      const producer = trace.find((s) => s.kind === 'producer')!;
+      const consumer = trace.find((s) => s.kind === 'consumer')!;
+      const write = trace.find((s) => s.kind === 'client' && s.attributes['db.system.name'] === 'memcached')!;
+      expect([server?.name, producer?.parentSpanId, consumer?.parentSpanId, write?.parentSpanId, write?.attributes['loupe.context']], `order ${i}`).toEqual([
+        'POST /orders',
+        server.spanId,
+        producer.spanId,
+        consumer.spanId,
+        'delivery',
+      ]);
+      expect([server.service, consumer.service, consumer.attributes['loupe.context']]).toEqual([producer.service, write.service, 'message']);
+    }
     expect(replay).toBe(live);
   }, 180_000);
 });

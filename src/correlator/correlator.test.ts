@@ -399,3 +399,28 @@ describe('traceparent', () => {
     expect(formatTraceparent('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   });
 });
+
+describe('a consumer handling a delivery', () => {
+  it("parents the calls its thread makes right after a delivery under that delivery's span (loupe.context delivery), not a call a second later or on another thread", () => {
+    const s = new Script();
+    // back (pid 2) consumes from a NATS server and writes to memcached after each delivery.
+    const [nats] = s.connection({ pid: 2, tid: 21, fd: 4, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
+    const [cache] = s.connection({ pid: 2, tid: 21, fd: 5, port: 40001 }, { pid: 8, tid: 8, fd: 4, port: 11211 });
+    s.recv(nats, 'INFO {"server_id":"N"}\r\n', { at: 1_000n });
+    s.recv(nats, 'MSG orders 1 5\r\nhello\r\n', { at: 10_000n });
+    s.send(cache, 'set order:1 0 0 5\r\nhello\r\n', { at: 20_000n });
+    s.recv(cache, 'STORED\r\n', { at: 30_000n });
+    s.send(cache, 'get order:1\r\n', { at: 40_000n, tid: 22 }); // another thread: not handling it
+    s.recv(cache, 'END\r\n', { at: 50_000n, tid: 22 });
+    s.send(cache, 'get order:2\r\n', { at: 2_000_000_000n }); // two seconds on: other work
+    s.recv(cache, 'END\r\n', { at: 2_000_010_000n });
+    const spans = spansOf(s.events);
+    const delivery = spans.find((x) => x.kind === 'consumer')!;
+    const calls = spans.filter((x) => x.kind === 'client');
+    expect(calls.map((c) => [c.name, c.parentSpanId === delivery.spanId, c.traceId === delivery.traceId, c.attributes['loupe.context']])).toEqual([
+      ['set', true, true, 'delivery'],
+      ['get', false, false, 'new'],
+      ['get', false, false, 'new'],
+    ]);
+  });
+});

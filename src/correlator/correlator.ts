@@ -199,6 +199,7 @@ export class Correlator {
       if (queue.length === 0) this.inFlight.delete(id);
     }
     this.go.sweep(now, deadline);
+    this.threads.sweep(now);
   }
 
   onGoroutine(ev: GoroutineEvent): void {
@@ -275,6 +276,7 @@ export class Correlator {
     if (side === 'server' && pairing.servesCalls && !oneWay) this.go.onServerRequest(pending);
     start.decorate?.(span);
     if (oneWay) this.finishSpan(pending, m.tsEnd);
+    if (oneWay && span.kind === 'consumer' && side === 'client') this.threads.delivered(pending, m.tid, m.tsEnd);
   }
 
   /**

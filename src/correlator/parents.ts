@@ -5,7 +5,8 @@
  * ancestors) serves; else, elsewhere, the server request the same thread
  * serves — only when it serves exactly one, since a wrong parent is worse
  * than none —, or, on an event loop, the request whose turn made the call;
- * else a new trace.
+ * else, on a thread that serves no request, the delivery it received just
+ * before (a consumer handling a message); else a new trace.
  */
 import type { SpanStart } from '../parsers/module';
 import { LOUPE_ATTR } from '../parsers/spans';
@@ -73,6 +74,11 @@ export class ClientParents {
     if (threadParent) {
       setParent(threadParent);
       return 'thread';
+    }
+    const delivery = onThread.length === 0 && !isGo ? this.threads.handled(conn, tid, span.startNs) : undefined;
+    if (delivery) {
+      setParent(ctxOf(delivery.span));
+      return 'delivery';
     }
     const cause = onThread.length > 1 ? this.threads.eventLoopCause(conn, tid, onThread) : undefined;
     if (cause) {

@@ -10,6 +10,13 @@
 import { threadIo, type Connection } from '../streams/connections';
 import { push, type InFlight } from './context';
 
+/**
+ * How long after a delivery a consumer thread's calls still count as handling it: a handler that writes
+ * to a database takes milliseconds; a call seconds later, with no delivery between, is more likely other
+ * work (a wrong parent is worse than none).
+ */
+const HANDLING_NS = 1_000_000_000n;
+
 export class ThreadServing {
   /** Server requests in flight per thread (pid:tid). */
   private readonly serving = new Map<string, InFlight[]>();
@@ -17,9 +24,36 @@ export class ThreadServing {
   private readonly openedFor = new WeakMap<Connection, InFlight>();
   /** Client connections whose first request was made (later ones follow lastRead). */
   private readonly usedOnce = new WeakSet<Connection>();
+  /** The delivery (a CONSUMER span) each thread handled last, and when: a consumer's calls while it handles a message. */
+  private readonly handling = new Map<string, { span: InFlight; at: bigint }>();
 
   sizes(): Record<string, number> {
-    return { serving: [...this.serving.values()].reduce((n, l) => n + l.length, 0) };
+    return { serving: [...this.serving.values()].reduce((n, l) => n + l.length, 0), handling: this.handling.size };
+  }
+
+  /** The thread `tid` received a delivery: until its next one (or HANDLING_NS later), its calls are part of handling it. */
+  delivered(pending: InFlight, tid: number, at: bigint): void {
+    const key = `${pending.conn.pid}:${tid}`;
+    this.handling.delete(key); // re-inserted last: the map stays in delivery order for the sweep
+    this.handling.set(key, { span: pending, at });
+  }
+
+  /**
+   * The delivery a call belongs to: the one the calling thread received last, on another connection,
+   * within HANDLING_NS — a consumer that calls a database or a service for each message it handles.
+   */
+  handled(conn: Connection, tid: number, now: bigint): InFlight | undefined {
+    const h = this.handling.get(`${conn.pid}:${tid}`);
+    if (!h || h.span.conn === conn || now - h.at > HANDLING_NS) return undefined;
+    return h.span;
+  }
+
+  /** Forget deliveries handled longer ago than HANDLING_NS (the map stays bounded by threads that consume). */
+  sweep(now: bigint): void {
+    for (const [key, h] of this.handling) {
+      if (now - h.at <= HANDLING_NS) break;
+      this.handling.delete(key);
+    }
   }
 
   onOpen(conn: Connection): void {
