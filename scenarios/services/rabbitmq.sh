@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# A throwaway RabbitMQ on 127.0.0.1:$1 (Erlang distribution on a free port of its own), run by the broker's own script as the
+# calling user (Debian's wrapper in /usr/sbin would switch to the rabbitmq user), every path in a temp dir.
+# Prints "ready" once it accepts connections; removes its data on exit.
+set -euo pipefail
+port=$1
+dist=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+dir=$(mktemp -d)
+trap 'kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT TERM INT
+echo 'loopback_users = none' >"$dir/rabbitmq.conf"
+echo '[].' >"$dir/plugins"
+HOME=$dir RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$dist \
+  RABBITMQ_NODENAME=scenario$port@localhost RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log \
+  RABBITMQ_ENABLED_PLUGINS_FILE=$dir/plugins RABBITMQ_CONFIG_FILE=$dir/rabbitmq \
+  setsid /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo ready
+    wait "$pid"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "rabbitmq did not start" >&2
+exit 1
