@@ -8,12 +8,11 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HEADER, ROOT, tempDir } from './helpers';
 import { get, ok, Script } from './script';
+import { services } from './services';
 import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
 import { encodeEvent } from '../src/events/codec';
 import { serviceEdges } from '../src/export/report';
 import { spansOfCapture } from '../src/pipeline/replay';
-import { Pipeline } from '../src/pipeline/pipeline';
-import type { Span } from '../src/correlator/span';
 import { mqttPacket, mqttProperties, mqttString, mqttUserProperty } from './fuzz/seeds';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -47,19 +46,8 @@ describe('loupe report', () => {
   });
 
   it('draws messages through their broker: producer -> broker -> consumer, joined or not', () => {
-    const spans: Span[] = [];
-    const p = new Pipeline(
-      {
-        ...HEADER,
-        processes: [
-          { pid: 1, exe: '/srv/orders' },
-          { pid: 2, exe: '/srv/billing' },
-          { pid: 3, exe: '/srv/audit' },
-        ],
-      },
-      [{ onSpan: (x) => spans.push(x) }],
-    );
-    const s = new Script();
+    const run = services('orders', 'billing', 'audit');
+    const s = run.script;
     const [orders] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 1883 });
     const [billing] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 1883 });
     const [audit] = s.connection({ pid: 3, tid: 3, fd: 7, port: 40002 }, { pid: 9, tid: 9, fd: 8, port: 1883 });
@@ -70,8 +58,7 @@ describe('loupe report', () => {
     s.send(orders!, mqttPacket(0x30, mqttString('orders/new'), props, Buffer.from('b')));
     s.recv(billing!, mqttPacket(0x30, mqttString('orders/new'), props, Buffer.from('a')));
     s.recv(audit!, mqttPacket(0x30, mqttString('orders/new'), mqttProperties(), Buffer.from('b')));
-    p.push(s.events);
-    p.finish();
+    const spans = run.spans();
     expect(serviceEdges(spans).map(({ from, to, calls }) => ({ from, to, calls }))).toEqual([
       { from: 'mqtt orders/new', to: 'audit', calls: 1 },
       { from: 'mqtt orders/new', to: 'billing', calls: 1 },

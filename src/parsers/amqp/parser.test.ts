@@ -6,10 +6,7 @@ import { detectAmqp } from './detect';
 import type { AmqpMessage } from './messages';
 import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 import { amqpContentHeader, amqpFrame, amqpMethod, amqpShortstr, amqpTable, amqpLongstr, syntheticSeeds } from '../../../test/fuzz/seeds';
-import { Script } from '../../../test/script';
-import { HEADER } from '../../../test/helpers';
-import { Pipeline } from '../../pipeline/pipeline';
-import type { Span } from '../../correlator/span';
+import { services } from '../../../test/services';
 
 const [seed, ...clients] = syntheticSeeds().get('amqp')!;
 const parse = (turns: Turn[], cuts?: number[]) => runTurns(() => new AmqpParser(), turns, cuts) as AmqpMessage[];
@@ -146,26 +143,15 @@ describe('AmqpParser', () => {
   });
 
   it('makes a confirmed publish a PRODUCER span ended by its basic.ack, and its delivery in another process a CONSUMER span under it', () => {
-    const spans: Span[] = [];
-    const p = new Pipeline(
-      {
-        ...HEADER,
-        processes: [
-          { pid: 1, exe: '/srv/orders' },
-          { pid: 2, exe: '/srv/billing' },
-        ],
-      },
-      [{ onSpan: (x) => spans.push(x) }],
-    );
-    const s = new Script();
+    const run = services('orders', 'billing');
+    const s = run.script;
     const [producer] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 5672 });
     const [consumer] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 5672 });
     s.send(producer, Buffer.concat([Buffer.from('AMQP\x00\x00\x09\x01', 'latin1'), amqpFrame(1, 1, amqpMethod(85, 10, Buffer.from([0])))]), { at: 1000n });
     s.send(producer, publish(1, 'orders', 'new', '{"id":1}', traced), { at: 2000n });
     s.recv(consumer, deliver(1, 1, 'orders', 'new', '{"id":1}', traced), { at: 3000n });
     s.recv(producer, amqpFrame(1, 1, amqpMethod(60, 80, u64(1), Buffer.from([0]))), { at: 5000n });
-    p.push(s.events);
-    p.finish();
+    const spans = run.spans();
     const send = spans.find((x) => x.kind === 'producer')!;
     const process = spans.find((x) => x.kind === 'consumer')!;
     expect([send.name, send.parentSpanId, send.endNs - send.startNs, send.attributes['messaging.rabbitmq.destination.routing_key']]).toEqual([

@@ -6,10 +6,7 @@ import { detectKafka } from './detect';
 import type { KafkaMessage } from './messages';
 import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 import { kafkaBatch, kafkaFrame, syntheticSeeds } from '../../../test/fuzz/seeds';
-import { Script } from '../../../test/script';
-import { HEADER } from '../../../test/helpers';
-import { Pipeline } from '../../pipeline/pipeline';
-import type { Span } from '../../correlator/span';
+import { services } from '../../../test/services';
 
 const [sasl, ...clients] = syntheticSeeds().get('kafka')!;
 const parse = (turns: Turn[], cuts?: number[]) => runTurns(() => new KafkaParser(), turns, cuts) as KafkaMessage[];
@@ -201,18 +198,8 @@ describe('KafkaParser', () => {
   });
 
   it('makes a Produce a PRODUCER span ended by its response, and the Fetch response bringing its record in another process a CONSUMER span under it', () => {
-    const spans: Span[] = [];
-    const p = new Pipeline(
-      {
-        ...HEADER,
-        processes: [
-          { pid: 1, exe: '/srv/orders' },
-          { pid: 2, exe: '/srv/billing' },
-        ],
-      },
-      [{ onSpan: (x) => spans.push(x) }],
-    );
-    const s = new Script();
+    const run = services('orders', 'billing');
+    const s = run.script;
     const [producer] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 9092 });
     const [consumer] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 9092 });
     const batch = kafkaBatch([{ value: 'order', headers: [['traceparent', TRACEPARENT]] }]);
@@ -220,8 +207,7 @@ describe('KafkaParser', () => {
     s.send(consumer, fetchRequest(21, 'orders'), { at: 1500n });
     s.recv(producer, kafkaFrame(i32(11), i32(1), kstr('orders'), i32(1), i32(0), i16(0), Buffer.from([0, 0, 0, 0, 0, 0, 0, 42]), Buffer.alloc(8), i32(0)), { at: 3000n });
     s.recv(consumer, fetchResponse(21, 'orders', batch), { at: 4000n });
-    p.push(s.events);
-    p.finish();
+    const spans = run.spans();
     const send = spans.find((x) => x.kind === 'producer')!;
     const poll = spans.find((x) => x.kind === 'consumer')!;
     expect([send.name, send.parentSpanId, send.endNs - send.startNs, send.attributes['messaging.kafka.offset'], send.attributes['messaging.batch.message_count']]).toEqual([

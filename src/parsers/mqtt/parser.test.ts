@@ -6,10 +6,7 @@ import { detectMqtt } from './detect';
 import type { MqttMessage } from './messages';
 import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 import { mqttPacket, mqttProperties, mqttString, mqttUserProperty, syntheticSeeds } from '../../../test/fuzz/seeds';
-import { Script } from '../../../test/script';
-import { HEADER } from '../../../test/helpers';
-import { Pipeline } from '../../pipeline/pipeline';
-import type { Span } from '../../correlator/span';
+import { services } from '../../../test/services';
 
 const [v5, v311] = syntheticSeeds().get('mqtt')!;
 const parse = (turns: Turn[], cuts?: number[]) => runTurns(() => new MqttParser(), turns, cuts) as MqttMessage[];
@@ -143,18 +140,8 @@ describe('MqttParser', () => {
   });
 
   it('makes a QoS 1 publish a PRODUCER span ended by its PUBACK, and the delivery in another process its child by the context both carried', () => {
-    const spans: Span[] = [];
-    const p = new Pipeline(
-      {
-        ...HEADER,
-        processes: [
-          { pid: 1, exe: '/srv/orders' },
-          { pid: 2, exe: '/srv/billing' },
-        ],
-      },
-      [{ onSpan: (x) => spans.push(x) }],
-    );
-    const s = new Script();
+    const run = services('orders', 'billing');
+    const s = run.script;
     const [publisher] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 1883 });
     const [subscriber] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 1883 });
     const connect = (id: string) => mqttPacket(0x10, mqttString('MQTT'), Buffer.from([5, 2]), be16(60), mqttProperties(), mqttString(id));
@@ -164,8 +151,7 @@ describe('MqttParser', () => {
     s.send(publisher, mqttPacket(0x32, mqttString('orders/new'), be16(5), props, Buffer.from('hi')), { at: 2000n });
     s.recv(subscriber, mqttPacket(0x30, mqttString('orders/new'), props, Buffer.from('hi')), { at: 3000n });
     s.recv(publisher, mqttPacket(0x40, be16(5)), { at: 4000n });
-    p.push(s.events);
-    p.finish();
+    const spans = run.spans();
     const producer = spans.find((x) => x.kind === 'producer')!;
     const consumer = spans.find((x) => x.kind === 'consumer')!;
     expect([producer.name, producer.parentSpanId, producer.endNs - producer.startNs, producer.attributes['messaging.mqtt.qos']]).toEqual([

@@ -6,10 +6,7 @@ import { detectNats } from './detect';
 import type { NatsMessage } from './messages';
 import { runCopied, runTurns, shape } from '../../../test/parser-harness';
 import { syntheticSeeds } from '../../../test/fuzz/seeds';
-import { Script } from '../../../test/script';
-import { HEADER } from '../../../test/helpers';
-import { Pipeline } from '../../pipeline/pipeline';
-import type { Span } from '../../correlator/span';
+import { services } from '../../../test/services';
 
 const conversation = syntheticSeeds().get('nats')![0]!;
 const parse = (cuts?: number[]) => runTurns(() => new NatsParser(), conversation, cuts) as NatsMessage[];
@@ -84,18 +81,8 @@ describe('NatsParser', () => {
   });
 
   it('makes a publish and its delivery in two processes one trace, the delivery under the publish, by the context both carried', () => {
-    const spans: Span[] = [];
-    const p = new Pipeline(
-      {
-        ...HEADER,
-        processes: [
-          { pid: 1, exe: '/srv/orders' },
-          { pid: 2, exe: '/srv/billing' },
-        ],
-      },
-      [{ onSpan: (x) => spans.push(x) }],
-    );
-    const s = new Script();
+    const run = services('orders', 'billing');
+    const s = run.script;
     const [publisher] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
     const [subscriber] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 4222 });
     const headers = 'NATS/1.0\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n';
@@ -103,8 +90,7 @@ describe('NatsParser', () => {
     s.recv(publisher, 'INFO {"server_id":"N"}\r\n', { at: 1000n });
     s.send(publisher, `HPUB orders ${size} ${size + 2}\r\n${headers}hi\r\n`, { at: 2000n });
     s.recv(subscriber, `HMSG orders 1 ${size} ${size + 2}\r\n${headers}hi\r\n`, { at: 3000n });
-    p.push(s.events);
-    p.finish();
+    const spans = run.spans();
     const producer = spans.find((x) => x.kind === 'producer')!;
     const consumer = spans.find((x) => x.kind === 'consumer')!;
     expect([producer.name, producer.service, producer.parentSpanId, producer.attributes['loupe.context']]).toEqual(['publish orders', 'orders', '00f067aa0ba902b7', 'traceparent']);
@@ -118,18 +104,8 @@ describe('NatsParser', () => {
   });
 
   it('ends a request (a publish whose reply subject is an inbox) at the reply delivered to that inbox; the responder makes its own spans', () => {
-    const spans: Span[] = [];
-    const p = new Pipeline(
-      {
-        ...HEADER,
-        processes: [
-          { pid: 1, exe: '/srv/checkout' },
-          { pid: 2, exe: '/srv/pricing' },
-        ],
-      },
-      [{ onSpan: (x) => spans.push(x) }],
-    );
-    const s = new Script();
+    const run = services('checkout', 'pricing');
+    const s = run.script;
     const [requester] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
     const [responder] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 4222 });
     s.send(requester, 'PUB price.get _INBOX.k3.7 3\r\nsku\r\n', { at: 1000n });
@@ -137,8 +113,7 @@ describe('NatsParser', () => {
     s.recv(responder, 'MSG price.get 1 _INBOX.k3.7 3\r\nsku\r\n', { at: 2000n });
     s.send(responder, 'PUB _INBOX.k3.7 2\r\n42\r\n', { at: 3000n });
     s.recv(requester, 'MSG _INBOX.k3.7 9 2\r\n42\r\n', { at: 4000n });
-    p.push(s.events);
-    p.finish();
+    const spans = run.spans();
     const requests = spans.filter((x) => x.service === 'checkout');
     expect(requests.map((x) => [x.name, x.kind, x.attributes['messaging.nats.reply_to'], x.attributes['loupe.incomplete'] ?? 'answered'])).toEqual([
       ['publish price.get', 'producer', '_INBOX.k3.7', 'answered'],
