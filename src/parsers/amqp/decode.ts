@@ -1,81 +1,31 @@
 /**
- * AMQP 0-9-1's argument types, bounded (a field past the frame throws,
- * caught in decodeMethod and decodeContentHeader): octets, shorts, longs,
+ * AMQP 0-9-1's argument types, bounded (shared/bounded-reader.ts: a field
+ * past the frame stops the decoding): octets, shorts, longs,
  * long-longs, short and long strings, and field tables (RabbitMQ's field
  * types, its errata to the specification's).
  */
+import { BoundedReader, whole } from '../shared/bounded-reader';
 import { methodName, type AmqpMessage } from './messages';
 
 export type Fields = Partial<Omit<AmqpMessage, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>>;
 
-class Short extends Error {}
-
 /** Nesting of tables and arrays believed at most. */
 const MAX_DEPTH = 16;
 
-class Reader {
-  constructor(
-    readonly b: Buffer,
-    public at: number,
-    readonly end: number,
-  ) {}
-
-  private need(n: number): void {
-    if (n < 0 || this.at + n > this.end) throw new Short();
-  }
-
-  u8(): number {
-    this.need(1);
-    return this.b[this.at++]!;
-  }
-
-  u16(): number {
-    this.need(2);
-    const v = this.b.readUInt16BE(this.at);
-    this.at += 2;
-    return v;
-  }
-
-  u32(): number {
-    this.need(4);
-    const v = this.b.readUInt32BE(this.at);
-    this.at += 4;
-    return v;
-  }
-
-  u64(): number {
-    this.need(8);
-    const v = this.b.readUInt32BE(this.at) * 2 ** 32 + this.b.readUInt32BE(this.at + 4);
-    this.at += 8;
-    return v;
-  }
-
-  skip(n: number): void {
-    this.need(n);
-    this.at += n;
-  }
-
+class Reader extends BoundedReader {
   shortstr(): string {
-    const n = this.u8();
-    this.need(n);
-    const s = this.b.toString('utf8', this.at, this.at + n);
-    this.at += n;
-    return s;
+    return this.text(this.u8());
   }
 
   longstr(): string {
-    const n = this.u32();
-    this.need(n);
-    const s = this.b.toString('utf8', this.at, this.at + n);
-    this.at += n;
-    return s;
+    return this.text(this.u32());
   }
 
   /** A field table: entries counted, trace context kept. */
   table(f?: Fields, depth = 0): number {
     const length = this.u32();
     const end = this.at + length;
-    if (end > this.end) throw new Short();
+    if (end > this.end) this.stop();
     let entries = 0;
     while (this.at < end) {
       // Names compared as bytes: only trace context is kept, and a string per header name was most of a table's cost.
@@ -87,13 +37,13 @@ class Reader {
       entries++;
       if (traceField && typeof value === 'string') f![traceField] = value;
     }
-    if (this.at !== end) throw new Short();
+    if (this.at !== end) this.stop();
     return entries;
   }
 
   /** A field value: a string returned when `wanted`, the rest skipped. */
   private value(depth: number, wanted = false): string | undefined {
-    if (depth > MAX_DEPTH) throw new Short();
+    if (depth > MAX_DEPTH) this.stop();
     const type = String.fromCharCode(this.u8());
     switch (type) {
       case 't':
@@ -130,7 +80,7 @@ class Reader {
         const length = this.u32();
         const end = this.at + length;
         while (this.at < end) this.value(depth + 1);
-        if (this.at !== end) throw new Short();
+        if (this.at !== end) this.stop();
         return undefined;
       }
       case 'F':
@@ -139,7 +89,7 @@ class Reader {
       case 'V':
         return undefined;
       default:
-        throw new Short();
+        return this.stop();
     }
   }
 }
@@ -158,17 +108,6 @@ function namesAt(b: Buffer, at: number, n: number, want: Buffer): boolean {
 function traceFieldAt(b: Buffer, at: number, n: number): 'traceparent' | 'tracestate' | undefined {
   if (namesAt(b, at, n, TRACEPARENT)) return 'traceparent';
   return namesAt(b, at, n, TRACESTATE) ? 'tracestate' : undefined;
-}
-
-/** Run a decoding: true when it read all it wanted within its frame. */
-function whole(read: () => void): boolean {
-  try {
-    read();
-    return true;
-  } catch (e) {
-    if (e instanceof Short) return false;
-    throw e;
-  }
 }
 
 /** A method frame's payload `b[at, end)`: its name and the arguments Loupe keeps. */

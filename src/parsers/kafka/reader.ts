@@ -1,69 +1,25 @@
 /**
- * Kafka's primitive types, bounded: a field that runs past the message
- * throws Short (caught where a message is decoded). `flexible` switches
+ * Kafka's primitive types, bounded (shared/bounded-reader.ts: a field that
+ * runs past the message stops the decoding). `flexible` switches
  * strings, bytes and arrays to their compact forms and makes `tags()` read
  * tagged fields (KIP-482).
  */
 
-/** A field ran past the bytes: thrown by the reader, caught by `whole`. */
-class Short extends Error {}
+import { BoundedReader } from '../shared/bounded-reader';
 
-/** Run a decoding: true when it read all it wanted, false when a field ran past the bytes (what it read before stands). */
-export function whole(read: () => void): boolean {
-  try {
-    read();
-    return true;
-  } catch (e) {
-    if (e instanceof Short) return false;
-    throw e;
-  }
-}
+export { whole } from '../shared/bounded-reader';
 
 /** Element counts larger than this are not believed (a length field claiming gigabytes). */
 const MAX_ELEMENTS = 1 << 20;
 
-export class KafkaReader {
+export class KafkaReader extends BoundedReader {
   constructor(
-    readonly b: Buffer,
-    public at: number,
-    readonly end: number,
+    b: Buffer,
+    at: number,
+    end: number,
     public flexible = false,
-  ) {}
-
-  private need(n: number): void {
-    if (n < 0 || this.cut || this.at + n > this.end) throw new Short();
-  }
-
-  i8(): number {
-    this.need(1);
-    return this.b.readInt8(this.at++);
-  }
-
-  i16(): number {
-    this.need(2);
-    const v = this.b.readInt16BE(this.at);
-    this.at += 2;
-    return v;
-  }
-
-  i32(): number {
-    this.need(4);
-    const v = this.b.readInt32BE(this.at);
-    this.at += 4;
-    return v;
-  }
-
-  /** An int64 as a number (offsets and timestamps stay far below 2^53). */
-  i64(): number {
-    this.need(8);
-    const v = this.b.readInt32BE(this.at) * 2 ** 32 + this.b.readUInt32BE(this.at + 4);
-    this.at += 8;
-    return v;
-  }
-
-  skip(n: number): void {
-    this.need(n);
-    this.at += n;
+  ) {
+    super(b, at, end);
   }
 
   uuid(): string {
@@ -82,7 +38,7 @@ export class KafkaReader {
       value += (byte & 0x7f) * 2 ** (7 * i);
       if ((byte & 0x80) === 0) return value;
     }
-    throw new Short();
+    return this.stop();
   }
 
   /** Zigzag varint (record fields). */
@@ -100,7 +56,7 @@ export class KafkaReader {
       value += (byte & 0x7f) * 2 ** (7 * i);
       if ((byte & 0x80) === 0) return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
     }
-    throw new Short();
+    return this.stop();
   }
 
   /** A length: int16 or int32 (-1 null) in classic versions, uvarint N+1 (0 null) in flexible ones. */
@@ -112,11 +68,7 @@ export class KafkaReader {
   /** A (nullable) string. */
   string(): string | undefined {
     const n = this.length(false);
-    if (n < 0) return undefined;
-    this.need(n);
-    const s = this.b.toString('utf8', this.at, this.at + n);
-    this.at += n;
-    return s;
+    return n < 0 ? undefined : this.text(n);
   }
 
   /** Nullable bytes: where they start and how many. */
@@ -142,13 +94,10 @@ export class KafkaReader {
     return { at, length: n };
   }
 
-  /** A bytes field ran past what is held: what follows it is not there to read. */
-  cut = false;
-
   /** An array's element count (-1: null). */
   count(): number {
     const n = this.length(true);
-    if (n > MAX_ELEMENTS || n > this.end - this.at) throw new Short();
+    if (n > MAX_ELEMENTS || n > this.end - this.at) this.stop();
     return n;
   }
 
@@ -168,9 +117,5 @@ export class KafkaReader {
       this.uvarint();
       this.skip(this.uvarint());
     }
-  }
-
-  get left(): number {
-    return this.end - this.at;
   }
 }

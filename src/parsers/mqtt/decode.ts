@@ -5,59 +5,31 @@
  * ends the decoding: quietly when only a prefix was held, as a malformed
  * packet when the packet was whole.
  */
+import { BoundedReader, whole } from '../shared/bounded-reader';
 import { FIXED_SIZE, PROPERTY, PROPERTY_TYPES, varint } from './wire';
 import type { MqttMessage, PacketType } from './messages';
 
 export type Fields = Partial<Omit<MqttMessage, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset' | 'packet'>>;
 
-/** Decoding ran past the bytes held (a prefix) or past the packet (malformed): caught in decodePacket. */
-class Short extends Error {}
-
 /** A property MQTT 5 does not define: the rest of the packet cannot be read. Caught in decodePacket. */
 class UnknownProperty extends Error {}
 
-class Reader {
-  constructor(
-    readonly b: Buffer,
-    public at: number,
-    readonly end: number,
-  ) {}
-
-  u8(): number {
-    if (this.at + 1 > this.end) throw new Short();
-    return this.b[this.at++]!;
-  }
-
-  u16(): number {
-    if (this.at + 2 > this.end) throw new Short();
-    const v = this.b.readUInt16BE(this.at);
-    this.at += 2;
-    return v;
-  }
-
-  skip(n: number): void {
-    if (this.at + n > this.end) throw new Short();
-    this.at += n;
-  }
-
+class Reader extends BoundedReader {
   varint(): number {
     const v = varint(this.b, this.at, this.end);
-    if (v === undefined || v === 'more') throw new Short();
+    if (v === undefined || v === 'more') return this.stop();
     this.at += v[1];
     return v[0];
   }
 
   /** A UTF-8 string or binary data: two bytes of length, then the bytes. */
   string(): string {
-    const n = this.u16();
-    if (this.at + n > this.end) throw new Short();
-    const s = this.b.toString('utf8', this.at, this.at + n);
-    this.at += n;
-    return s;
+    return this.text(this.u16());
   }
 
-  get left(): number {
-    return this.end - this.at;
+  /** A properties block that does not end where its length says. */
+  misframed(): never {
+    return this.stop();
   }
 }
 
@@ -95,7 +67,7 @@ function properties(r: Reader, f: Fields): { topicAlias?: number } {
     else if (id === PROPERTY.TOPIC_ALIAS) out.topicAlias = r.u16();
     else r.skip(FIXED_SIZE[type]!);
   }
-  if (r.at !== end) throw new Short();
+  if (r.at !== end) r.misframed();
   return out;
 }
 
@@ -117,10 +89,8 @@ export function decodePacket(
   f: Fields,
 ): { short: true } | { unknownProperty: string } | undefined {
   try {
-    readFields(type, flags, new Reader(b, at, end), at, remaining, side, state, f);
-    return undefined;
+    return whole(() => readFields(type, flags, new Reader(b, at, end), at, remaining, side, state, f)) ? undefined : { short: true };
   } catch (e) {
-    if (e instanceof Short) return { short: true };
     if (e instanceof UnknownProperty) return { unknownProperty: e.message };
     throw e;
   }
