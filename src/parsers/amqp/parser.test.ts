@@ -94,6 +94,25 @@ describe('AmqpParser', () => {
     }
   });
 
+  it('numbers publishes only on a channel in confirm mode, and forgets the mode when the channel is closed and its number reused', () => {
+    const ms = parse([
+      {
+        side: 'client',
+        bytes: Buffer.concat([amqpFrame(1, 1, amqpMethod(20, 10, amqpShortstr(''))), amqpFrame(1, 1, amqpMethod(85, 10, Buffer.from([0]))), publish(1, 'x', 'k', 'a')]),
+      },
+      { side: 'server', bytes: amqpFrame(1, 1, amqpMethod(20, 40, u16(406), amqpShortstr('PRECONDITION_FAILED'), u16(60), u16(40))) },
+      {
+        side: 'client',
+        bytes: Buffer.concat([amqpFrame(1, 1, amqpMethod(20, 41)), amqpFrame(1, 1, amqpMethod(20, 10, amqpShortstr(''))), publish(1, 'x', 'k', 'b'), publish(2, 'x', 'k', 'c')]),
+      },
+    ]);
+    expect(ms.filter((m) => m.method === 'basic.publish').map((m) => [m.channel, m.deliveryTag])).toEqual([
+      [1, 1],
+      [1, undefined],
+      [2, undefined],
+    ]);
+  });
+
   it('frames over a body frame not copied whole and bounds a frame size of 4 GB', () => {
     const turns: Turn[] = [
       { side: 'client', bytes: publish(1, 'orders', 'new', 'x'.repeat(100_000), traced) },

@@ -274,8 +274,9 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
 
   /** Publisher confirms: a channel's publishes numbered from 1 once it is in confirm mode. */
   private track(side: Side, channel: number, f: Fields): void {
+    // A channel number reused after a close starts without confirms (whichever end closed it).
+    if (f.method === 'channel.open' || f.method === 'channel.close') this.confirms.delete(channel);
     if (side === 'client' && f.method === 'confirm.select') this.confirms.set(channel, { seq: 0, outstanding: [] });
-    if (side === 'client' && f.method === 'channel.close') this.confirms.delete(channel);
     const confirm = this.confirms.get(channel);
     if (side === 'client' && f.method === 'basic.publish' && confirm) {
       f.deliveryTag = ++confirm.seq;
