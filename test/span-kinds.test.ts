@@ -89,9 +89,10 @@ describe('PRODUCER and CONSUMER spans', () => {
     expect(waterfall).toContain('worker CONSUMER');
   });
 
-  it("draw a service-map edge from the producer's service to the consumer's, and to the destination when no consumer joined", () => {
+  it("draw service-map edges through the broker: the producer's service to the destination, the destination to the consumer's, joined or not", () => {
     expect(serviceEdges(trace()).map((e) => [e.from, e.to, e.calls])).toEqual([
-      ['api', 'worker', 1],
+      ['api', 'kafka orders', 1],
+      ['kafka orders', 'worker', 1],
       ['worker', 'postgresql', 1],
     ]);
     const unconsumed = trace().filter((s) => s.kind !== 'consumer' && s.service === 'api');
