@@ -6,7 +6,7 @@
  * broker's ack or nack with `multiple` is expanded into one message per
  * publish it confirms, so each publish finds its answer.
  */
-import { drainBody, framedBody, loseInBody, type FramedBody } from '../shared/framed-body';
+import { drainBody, endBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { decodeContentHeader, decodeMethod, type Fields } from './decode';
@@ -75,12 +75,9 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
         this.body[side] = body;
       }
     }
-    const body = this.body[side];
-    if (body && !this.resync[side]) {
-      const inside = loseInBody(buf, body, bytes);
-      if (body.left === 0) this.endBody(side, body);
-      if (inside === bytes) return;
-      bytes -= inside;
+    if (!this.resync[side]) {
+      bytes = loseIntoBody(buf, this.body, side, bytes);
+      if (bytes === 0) return;
     }
     const at = buf.offset + buf.available;
     buf.clear(bytes);
@@ -109,7 +106,7 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
       const body = this.body[side];
       if (body) {
         if (drainBody(buf, body) === 'more') return;
-        this.endBody(side, body);
+        endBody(this.body, side);
         continue;
       }
       if (buf.offset === 0 && !this.resync[side]) {
@@ -297,12 +294,6 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
     confirm.outstanding = confirm.outstanding.filter((s) => !confirmed.includes(s));
     if (confirmed.length === 0) confirmed.push(tag);
     for (const seq of confirmed) this.emit(side, { ...f, deliveryTag: seq }, tsStart, tsEnd, tid, offset);
-  }
-
-  private endBody(side: Side, body: FramedBody): void {
-    this.body[side] = undefined;
-    // The frame end byte went with the body: a body frame's end is its size plus one.
-    body.then(Buffer.concat(body.kept));
   }
 
   private broken(side: Side, reason: string, code: string): void {

@@ -7,8 +7,8 @@
  * response of many batches) the first bytes are decoded and the rest framed
  * over as it arrives.
  */
-import { framedBody, drainBody, loseInBody, type FramedBody } from '../shared/framed-body';
-import { StreamBuffer } from '../shared/stream-buffer';
+import { drainBody, endBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
+import { brokenAt, StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { decodeRequest, decodeResponse, type Fields, type KafkaContext } from './apis';
 import { API, apiName, isFlexible, KAFKA_ERROR, MAX_API_KEY, type KafkaMessage } from './messages';
@@ -63,12 +63,9 @@ export class KafkaParser implements ProtocolParser<KafkaMessage> {
       const size = buf.peek(4)!.readInt32BE(0);
       if (size >= 4 && size <= MAX_SIZE && 4 + size > buf.available) this.message(side, 4 + size, buf.available);
     }
-    const body = this.body[side];
-    if (body && !this.resync[side]) {
-      const inside = loseInBody(buf, body, bytes);
-      if (body.left === 0) this.endBody(side, body);
-      if (inside === bytes) return;
-      bytes -= inside;
+    if (!this.resync[side]) {
+      bytes = loseIntoBody(buf, this.body, side, bytes);
+      if (bytes === 0) return;
     }
     const at = buf.offset + buf.available;
     buf.clear(bytes);
@@ -103,7 +100,7 @@ export class KafkaParser implements ProtocolParser<KafkaMessage> {
       const body = this.body[side];
       if (body) {
         if (drainBody(buf, body) === 'more') return;
-        this.endBody(side, body);
+        endBody(this.body, side);
         continue;
       }
       if (this.resync[side] === 'content') {
@@ -223,24 +220,13 @@ export class KafkaParser implements ProtocolParser<KafkaMessage> {
     }
   }
 
-  private endBody(side: Side, body: FramedBody): void {
-    this.body[side] = undefined;
-    body.then(Buffer.concat(body.kept));
-  }
-
   private broken(side: Side, reason: string, code: string): void {
     const buf = this.buffers[side];
-    const start = buf.when();
     this.onMessage({
       protocol: 'kafka',
       kind: side === 'client' ? 'request' : 'response',
       api: 'Unparsable',
-      tsStart: start.ts,
-      tsEnd: start.ts,
-      tid: start.tid,
-      offset: buf.offset,
-      error: `byte ${buf.offset}: ${reason}`,
-      parseErrorCode: code,
+      ...brokenAt(buf, reason, code),
     });
     this.resync[side] = 'content';
     buf.skip(1);

@@ -17,8 +17,8 @@
  * says how many values came (`rows`: hits; 0 is a miss).
  */
 import type { DbMessage, DbRequest, DbResponse } from '../db';
-import { drainBody, framedBody, loseInBody, type FramedBody } from '../shared/framed-body';
-import { StreamBuffer } from '../shared/stream-buffer';
+import { drainBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
+import { brokenAt, StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import {
   BINARY_HEADER,
@@ -106,16 +106,10 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
   }
 
   gap(side: Side, bytes: number, ts: bigint): void {
-    const block = this.block[side];
-    if (block && !this.resync[side]) {
+    if (!this.resync[side]) {
       // Inside a data block: its length frames the lost bytes.
-      const inside = loseInBody(this.buffers[side], block, bytes);
-      if (block.left === 0) {
-        this.block[side] = undefined;
-        block.then(Buffer.concat(block.kept));
-      }
-      if (inside === bytes) return;
-      bytes -= inside;
+      bytes = loseIntoBody(this.buffers[side], this.block, side, bytes);
+      if (bytes === 0) return;
     }
     this.buffers[side].clear(bytes);
     this.block[side] = undefined;
@@ -218,16 +212,10 @@ export class MemcachedParser implements ProtocolParser<DbMessage<'memcached'>> {
 
   private broken(side: Side, reason: string, code: string): void {
     const buf = this.buffers[side];
-    const start = buf.when();
     const unreadable = {
       protocol: 'memcached' as const,
       command: 'Unparsable',
-      tsStart: start.ts,
-      tsEnd: start.ts,
-      tid: start.tid,
-      offset: buf.offset,
-      error: `byte ${buf.offset}: ${reason}`,
-      parseErrorCode: code,
+      ...brokenAt(buf, reason, code),
     };
     this.onMessage(side === 'client' ? { ...unreadable, kind: 'request', control: true, noResponse: true } : { ...unreadable, kind: 'response', push: true });
     if (side === 'server') this.reply = undefined;

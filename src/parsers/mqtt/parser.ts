@@ -5,8 +5,8 @@
  * framed over as it arrives, so a Remaining Length of 256 MB costs no memory.
  * The client's CONNECT names the level (3.1, 3.1.1, 5) both directions decode by.
  */
-import { drainBody, framedBody, loseInBody, type FramedBody } from '../shared/framed-body';
-import { StreamBuffer } from '../shared/stream-buffer';
+import { drainBody, endBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
+import { brokenAt, StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { decodePacket, type ConnectionState, type Fields } from './decode';
 import { MQTT_ERROR, PACKET_TYPES, type MqttMessage, type PacketType } from './messages';
@@ -74,12 +74,9 @@ export class MqttParser implements ProtocolParser<MqttMessage> {
       const head = fixedHeader(buf.peek(Math.min(buf.available, 5)) ?? Buffer.alloc(0));
       if (typeof head === 'object' && 'type' in head && head.headLen + head.remaining > buf.available) this.packet(side, head, buf.available);
     }
-    const body = this.body[side];
-    if (body && !this.resync[side]) {
-      const inside = loseInBody(buf, body, bytes);
-      if (body.left === 0) this.endBody(side, body);
-      if (inside === bytes) return;
-      bytes -= inside;
+    if (!this.resync[side]) {
+      bytes = loseIntoBody(buf, this.body, side, bytes);
+      if (bytes === 0) return;
     }
     const at = buf.offset + buf.available;
     buf.clear(bytes);
@@ -107,7 +104,7 @@ export class MqttParser implements ProtocolParser<MqttMessage> {
       const body = this.body[side];
       if (body) {
         if (drainBody(buf, body) === 'more') return;
-        this.endBody(side, body);
+        endBody(this.body, side);
         continue;
       }
       if (this.resync[side] === 'content') {
@@ -171,24 +168,13 @@ export class MqttParser implements ProtocolParser<MqttMessage> {
     }
   }
 
-  private endBody(side: Side, body: FramedBody): void {
-    this.body[side] = undefined;
-    body.then(Buffer.concat(body.kept));
-  }
-
   private broken(side: Side, reason: string, code: string): void {
     const buf = this.buffers[side];
-    const start = buf.when();
     this.onMessage({
       protocol: 'mqtt',
       kind: side === 'client' ? 'request' : 'response',
       packet: 'Unparsable',
-      tsStart: start.ts,
-      tsEnd: start.ts,
-      tid: start.tid,
-      offset: buf.offset,
-      error: `byte ${buf.offset}: ${reason}`,
-      parseErrorCode: code,
+      ...brokenAt(buf, reason, code),
     });
     this.resync[side] = 'content';
     buf.skip(1);

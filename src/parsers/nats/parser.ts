@@ -4,8 +4,8 @@
  * of the sizes the line states. Headers (`NATS/1.0` then fields) are read for
  * trace context; payloads are counted, never kept.
  */
-import { drainBody, framedBody, loseInBody, type FramedBody } from '../shared/framed-body';
-import { StreamBuffer } from '../shared/stream-buffer';
+import { drainBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
+import { brokenAt, StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { NATS_ERROR, type NatsMessage } from './messages';
 
@@ -55,16 +55,10 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
   }
 
   gap(side: Side, bytes: number, _ts: bigint): void {
-    const body = this.body[side];
-    if (body && !this.resync[side]) {
+    if (!this.resync[side]) {
       // Inside a payload: its size frames the loss (headers lost with it are not read); what follows it is not framed.
-      const inside = loseInBody(this.buffers[side], body, bytes);
-      if (body.left === 0) {
-        this.body[side] = undefined;
-        body.then(Buffer.concat(body.kept));
-      }
-      if (inside === bytes) return;
-      bytes -= inside;
+      bytes = loseIntoBody(this.buffers[side], this.body, side, bytes);
+      if (bytes === 0) return;
     }
     this.buffers[side].clear(bytes);
     this.body[side] = undefined;
@@ -120,17 +114,11 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
 
   private broken(side: Side, reason: string, code: string): void {
     const buf = this.buffers[side];
-    const start = buf.when();
     this.onMessage({
       protocol: 'nats',
       kind: side === 'client' ? 'request' : 'response',
       op: 'Unparsable',
-      tsStart: start.ts,
-      tsEnd: start.ts,
-      tid: start.tid,
-      offset: buf.offset,
-      error: `byte ${buf.offset}: ${reason}`,
-      parseErrorCode: code,
+      ...brokenAt(buf, reason, code),
     });
     this.resync[side] = 'content';
   }

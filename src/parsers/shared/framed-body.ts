@@ -3,6 +3,7 @@
  * memcached data block or binary value, a NATS payload. A text protocol's body
  * ends with CRLF, which is checked; its first bytes (headers) may be kept.
  */
+import type { Side } from '../types';
 import type { StreamBuffer } from './stream-buffer';
 
 const CR = 0x0d;
@@ -61,4 +62,24 @@ export function loseInBody(buf: StreamBuffer, body: FramedBody, bytes: number): 
   body.keep = Math.max(0, body.keep - inside);
   if (body.crlf && body.left < 2) body.crlf = false; // the CRLF went with the loss
   return inside;
+}
+
+/** A side's body under way has ended: forget it, then do what its end does (with the bytes kept). */
+export function endBody(bodies: Record<Side, FramedBody | undefined>, side: Side): void {
+  const body = bodies[side]!;
+  bodies[side] = undefined;
+  body.then(Buffer.concat(body.kept));
+}
+
+/**
+ * `bytes` of a side were lost: those that fall inside its body under way are framed over by the body's
+ * length (the body ends when it is reached). Returns how many fell outside any body: for those the caller
+ * clears what it holds and resynchronises (0: nothing more to do).
+ */
+export function loseIntoBody(buf: StreamBuffer, bodies: Record<Side, FramedBody | undefined>, side: Side, bytes: number): number {
+  const body = bodies[side];
+  if (!body) return bytes;
+  const inside = loseInBody(buf, body, bytes);
+  if (body.left === 0) endBody(bodies, side);
+  return bytes - inside;
 }

@@ -253,3 +253,9 @@ export class StreamBuffer {
     return this.marks.length > 0 && this.marks[0]!.offset === this.offset;
   }
 }
+
+/** A message for bytes that broke framing at the next unconsumed byte: when and on which thread it came, its offset, and the error naming it. */
+export function brokenAt(buf: StreamBuffer, reason: string, code: string) {
+  const start = buf.when();
+  return { tsStart: start.ts, tsEnd: start.ts, tid: start.tid, offset: buf.offset, error: `byte ${buf.offset}: ${reason}`, parseErrorCode: code };
+}
