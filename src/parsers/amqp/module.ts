@@ -18,8 +18,8 @@ import {
   ATTR_MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
-import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
+import { messageSpan } from '../shared/messaging';
 import type { Attributes, SpanDraft } from '../spans';
 import { amqpFrames, detectAmqp } from './detect';
 import { amqpMasker } from './masker';
@@ -52,20 +52,8 @@ function role(m: AmqpMessage, connection: ConnectionView): MessageRole {
   if (m.bodySize !== undefined) attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = m.bodySize;
   if (m.messageId) attributes[ATTR_MESSAGING_MESSAGE_ID] = m.messageId;
   if (m.correlationId) attributes[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = m.correlationId;
-  if (connection.remote) {
-    attributes[ATTR_SERVER_ADDRESS] = connection.remote.addr;
-    attributes[ATTR_SERVER_PORT] = connection.remote.port;
-  }
-  const span = {
-    name: `${operation} ${destination}`,
-    kind: publish ? ('producer' as const) : ('consumer' as const),
-    attributes,
-    family: 'messaging' as const,
-    // The same at both ends of a message: its exchange and routing key (a delivery names them as its publish did).
-    fingerprint: `${m.exchange ?? ''} ${m.routingKey ?? ''}`,
-    ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
-    ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
-  };
+  // The same at both ends of a message: its exchange and routing key (a delivery names them as its publish did).
+  const span = messageSpan(publish ? 'producer' : 'consumer', `${operation} ${destination}`, attributes, `${m.exchange ?? ''} ${m.routingKey ?? ''}`, m, connection);
   if (get) return { is: 'request', span, key: keyOf(m.channel, 0) };
   return publish && m.deliveryTag !== undefined ? { is: 'request', span, key: keyOf(m.channel, m.deliveryTag) } : { is: 'one-way', span };
 }

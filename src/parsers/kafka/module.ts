@@ -20,8 +20,9 @@ import {
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
-import { ATTR_ERROR_TYPE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
+import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
+import { messageSpan } from '../shared/messaging';
 import type { Attributes, SpanDraft } from '../spans';
 import { detectKafka, kafkaFrames } from './detect';
 import { kafkaMasker } from './masker';
@@ -48,20 +49,8 @@ function role(m: KafkaMessage, connection: ConnectionView): MessageRole {
   if (m.records !== undefined) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = m.records;
   if (!produce && partitions[0]?.baseOffset !== undefined) attributes[ATTR_MESSAGING_KAFKA_OFFSET] = partitions[0].baseOffset;
   if (m.clientId) attributes[ATTR_MESSAGING_CLIENT_ID] = m.clientId;
-  if (connection.remote) {
-    attributes[ATTR_SERVER_ADDRESS] = connection.remote.addr;
-    attributes[ATTR_SERVER_PORT] = connection.remote.port;
-  }
-  const span = {
-    name: `${operation} ${topic}`,
-    kind: produce ? ('producer' as const) : ('consumer' as const),
-    attributes,
-    family: 'messaging' as const,
-    // The same at both ends of a record: its topic (a consumer finds its producer by it and the context both carry).
-    fingerprint: topic,
-    ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
-    ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
-  };
+  // The same at both ends of a record: its topic (a consumer finds its producer by it and the context both carry).
+  const span = messageSpan(produce ? 'producer' : 'consumer', `${operation} ${topic}`, attributes, topic, m, connection);
   return produce && m.acks !== 0 ? { is: 'request', span, key: m.correlationId } : { is: 'one-way', span };
 }
 

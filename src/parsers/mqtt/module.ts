@@ -15,8 +15,8 @@ import {
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
-import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
+import { messageSpan } from '../shared/messaging';
 import type { Attributes, SpanDraft } from '../spans';
 import { detectMqtt, mqttFrames } from './detect';
 import { mqttMasker } from './masker';
@@ -46,20 +46,8 @@ function role(m: MqttMessage, connection: ConnectionView): MessageRole {
   if (m.retain) attributes[MQTT_ATTR.RETAIN] = true;
   if (m.packetId !== undefined) attributes[MQTT_ATTR.PACKET_ID] = m.packetId;
   if (m.bytes !== undefined) attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = m.bytes;
-  if (connection.remote) {
-    attributes[ATTR_SERVER_ADDRESS] = connection.remote.addr;
-    attributes[ATTR_SERVER_PORT] = connection.remote.port;
-  }
-  const span = {
-    name: `${operation} ${m.topic}`,
-    kind: publish ? ('producer' as const) : ('consumer' as const),
-    attributes,
-    family: 'messaging' as const,
-    // The same at both ends of a message: its topic (a consumer finds its producer by it and the context both carry).
-    fingerprint: m.topic,
-    ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
-    ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
-  };
+  // The same at both ends of a message: its topic (a consumer finds its producer by it and the context both carry).
+  const span = messageSpan(publish ? 'producer' : 'consumer', `${operation} ${m.topic}`, attributes, m.topic, m, connection);
   // A client's QoS 1 or 2 publish waits for the broker's acknowledgement of its packet identifier; the rest end with themselves.
   return publish && m.qos !== 0 && m.packetId !== undefined ? { is: 'request', span, key: m.packetId } : { is: 'one-way', span };
 }

@@ -16,8 +16,8 @@ import {
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
-import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@opentelemetry/semantic-conventions';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
+import { messageSpan } from '../shared/messaging';
 import type { Attributes } from '../spans';
 import { detectNats } from './detect';
 import { NatsMasker } from './masker';
@@ -52,21 +52,9 @@ function role(m: NatsMessage, connection: ConnectionView): MessageRole {
     [ATTR_MESSAGING_DESTINATION_NAME]: m.subject,
   };
   if (m.bytes !== undefined) attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = m.bytes;
-  if (connection.remote) {
-    attributes[ATTR_SERVER_ADDRESS] = connection.remote.addr;
-    attributes[ATTR_SERVER_PORT] = connection.remote.port;
-  }
-  if (publish && m.replyTo?.startsWith(INBOX)) attributes[NATS_ATTR.REPLY_TO] = m.replyTo;
-  const span = {
-    name: `${operation} ${m.subject}`,
-    kind: publish ? ('producer' as const) : ('consumer' as const),
-    attributes,
-    family: 'messaging' as const,
-    // The same at both ends of a message: its subject (a consumer finds its producer by it and the context both carry).
-    fingerprint: m.subject,
-    ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
-    ...(m.tracestate !== undefined ? { tracestate: m.tracestate } : {}),
-  };
+  // The same at both ends of a message: its subject (a consumer finds its producer by it and the context both carry).
+  const span = messageSpan(publish ? 'producer' : 'consumer', `${operation} ${m.subject}`, attributes, m.subject, m, connection);
+  if (publish && m.replyTo?.startsWith(INBOX)) span.attributes[NATS_ATTR.REPLY_TO] = m.replyTo;
   // A request waits for its reply; every other publish and delivery ends with itself.
   return publish && m.replyTo?.startsWith(INBOX) ? { is: 'request', span, key: inboxKey(m.replyTo) } : { is: 'one-way', span };
 }
