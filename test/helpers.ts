@@ -65,4 +65,5 @@ export interface SpanLine {
   attributes: Record<string, string | number | boolean>;
   durationNs: number;
   parentIsRemote?: boolean;
+  links?: Array<{ traceId: string; spanId: string; traceState?: string }>;
 }

@@ -74,6 +74,19 @@ describe('PRODUCER and CONSUMER spans', () => {
     expect(kinds).toEqual({ 'POST /orders': 2, 'send orders': 4, 'process orders': 5, 'INSERT orders': 3 });
   });
 
+  it("carry a consumer's links to the producers it received from in OTLP, the JSON lines and the tree", () => {
+    const [, producer, consumer] = trace();
+    const linked: Span = { ...consumer!, traceId: 'b'.repeat(32), parentSpanId: '', links: [{ traceId: T, spanId: producer!.spanId, traceState: 'k=v' }] };
+    const converter = new OtlpSpanConverter(0n, new ProcessTable([{ pid: 2, exe: '/srv/worker' }]), 'host');
+    const json = JSON.parse(otlpJson([converter.toReadable(linked)])) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ links: unknown[] }> }> }> };
+    expect(json.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.links).toEqual([
+      { traceId: T, spanId: producer!.spanId, traceState: 'k=v', attributes: [], droppedAttributesCount: 0, flags: 257 },
+    ]);
+    expect(spanToJson(linked, 0n).links).toEqual([{ traceId: T, spanId: producer!.spanId, traceState: 'k=v' }]);
+    expect(spanToJson(producer!, 0n).links).toBeUndefined();
+    expect(renderTree([linked])).toContain(`(linked to ${producer!.spanId} in trace ${T})`);
+  });
+
   it('are named as such in JSON lines, the tree and the waterfall', () => {
     expect(trace().map((s) => spanToJson(s, 0n).kind)).toEqual(['server', 'producer', 'consumer', 'client']);
     const tree = renderTree(trace());

@@ -102,6 +102,8 @@ export class Correlator {
   /** Producer spans of messages that carried trace context, by that context and destination, for their consumers (see messageParent). */
   private readonly carriedProducers = new Map<string, SpanContext[]>();
   private carriedCount = 0;
+  /** The latest producer span of each message identity (SpanStart.messages), for consumers to link to; the oldest go first past MAX_CARRIED_PRODUCERS. */
+  private readonly sentMessages = new Map<string, SpanContext>();
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
   private nextSweep = 0n;
@@ -125,6 +127,8 @@ export class Correlator {
       ...this.pairs.sizes(),
       ...this.threads.sizes(),
       ...this.go.sizes(),
+      carriedProducers: this.carriedCount,
+      sentMessages: this.sentMessages.size,
     };
   }
 
@@ -265,6 +269,7 @@ export class Correlator {
     } else {
       context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall);
       if (header) context = this.messageParent(span, `${header.traceId}|${header.parentId}|${start.fingerprint}`, context);
+      if (start.messages) this.messageLinks(span, start.messages);
       if (!oneWay && !this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
     }
     span.attributes[LOUPE_ATTR.CONTEXT] = context;
@@ -306,6 +311,32 @@ export class Correlator {
     parentTo(span, producer);
     span.parentIsRemote = false;
     return 'message';
+  }
+
+  /**
+   * Messages known by what both ends of the broker see of them (a Kafka batch's partition and CRC, a
+   * payload's destination and digest), whether or not they carried trace context: a producer span is
+   * kept as the latest sender of each; a consumer span links to the senders of those it received (an
+   * OTel span link, not a parent: a batch has many, and without carried context the consumer keeps a
+   * trace of its own). The sender it is already the child of is not linked again.
+   */
+  private messageLinks(span: Span, messages: string[]): void {
+    if (span.kind === 'producer') {
+      for (const id of messages) {
+        this.sentMessages.delete(id); // re-inserted last: the map's order is its age
+        this.sentMessages.set(id, { traceId: span.traceId, spanId: span.spanId, traceState: span.traceState });
+        if (this.sentMessages.size > MAX_CARRIED_PRODUCERS) this.sentMessages.delete(this.sentMessages.keys().next().value!);
+      }
+      return;
+    }
+    if (span.kind !== 'consumer') return;
+    const seen = new Set([span.parentSpanId]);
+    for (const id of messages) {
+      const sender = this.sentMessages.get(id);
+      if (!sender || seen.has(sender.spanId)) continue;
+      seen.add(sender.spanId);
+      (span.links ??= []).push({ traceId: sender.traceId, spanId: sender.spanId, traceState: sender.traceState });
+    }
   }
 
   /** An answer: it ends the request it answers (in order, or by key), or that request goes on under a key. */

@@ -1,6 +1,13 @@
 /** The span model the correlator produces and every sink reads. */
 import type { AttributeValue, MetricFamily, SpanKind, SpanStatus } from '../parsers/spans';
 
+/** A span this one links to (OTel span link): its trace and span id. */
+export interface SpanLink {
+  traceId: string;
+  spanId: string;
+  traceState: string;
+}
+
 export interface Span {
   traceId: string;
   spanId: string;
@@ -24,6 +31,11 @@ export interface Span {
   pid: number;
   attributes: Record<string, AttributeValue>;
   status: SpanStatus;
+  /**
+   * Other spans this one is causally linked to without being their child: a consumer's links to the
+   * producers of the messages it received (see Correlator.messageLinks). Absent when there are none.
+   */
+  links?: SpanLink[];
   /** The RED histogram the span counts in (its protocol module says); none for a phase. Not exported. */
   family?: MetricFamily;
 }

@@ -16,6 +16,7 @@ export function spanToJson(span: Span, bootTimeNs: bigint): Record<string, unkno
   json.durationNs = Number(span.endNs - span.startNs);
   json.status = span.status;
   json.attributes = span.attributes;
+  if (span.links) json.links = span.links.map((l) => (l.traceState ? l : { traceId: l.traceId, spanId: l.spanId }));
   return json;
 }
 

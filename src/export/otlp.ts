@@ -64,7 +64,9 @@ export class OtlpSpanConverter {
       duration: hrTime(end - start),
       status: { code: STATUS[span.status.code], ...(span.status.message ? { message: span.status.message } : {}) },
       attributes: span.attributes,
-      links: [],
+      links: (span.links ?? []).map((l) => ({
+        context: { traceId: l.traceId, spanId: l.spanId, traceFlags: TraceFlags.SAMPLED, ...(l.traceState ? { traceState: createTraceState(l.traceState) } : {}) },
+      })),
       events: [],
       ended: true,
       resource: this.resourceFor(span),

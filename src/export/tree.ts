@@ -17,6 +17,14 @@ function describe(span: Span): string {
   return `${span.service} ${span.kind.toUpperCase()} ${spanSummary(span)}  ${formatDuration(span.endNs - span.startNs)}${flags.length ? `  [${flags.join('; ')}]` : ''}`;
 }
 
+/** A span's links (a consumer's to the producers of what it received): the first few by span and trace. */
+function linksOf(span: Span): string {
+  if (!span.links) return '';
+  const shown = span.links.slice(0, 3).map((l) => `${l.spanId} in trace ${l.traceId}`);
+  const more = span.links.length > 3 ? ` and ${span.links.length - 3} more` : '';
+  return `  (linked to ${shown.join(', ')}${more})`;
+}
+
 export function renderTree(spans: Span[]): string {
   const lines: string[] = [];
   for (const trace of groupTraces(spans)) {
@@ -28,7 +36,7 @@ export function renderTree(spans: Span[]): string {
         : row.remoteParent
           ? `  (parent ${span.parentSpanId}${span.parentIsRemote ? ' from traceparent' : ''} not in capture)`
           : '';
-      lines.push(`  ${row.prefix}${row.branch}${describe(span)}  @+${formatDuration(span.startNs - trace.startNs)}${remote}`);
+      lines.push(`  ${row.prefix}${row.branch}${describe(span)}  @+${formatDuration(span.startNs - trace.startNs)}${remote}${linksOf(span)}`);
     }
     lines.push('');
   }

@@ -52,6 +52,11 @@ export interface SpanStart {
   fingerprint: string;
   /** W3C trace context the request carries (a header, a query attribute). */
   traceparent?: string;
+  /**
+   * A message span's messages as both ends of the broker see them (a Kafka batch by partition and CRC,
+   * a payload by destination and digest): a consumer links to the producer spans that sent the same ones.
+   */
+  messages?: string[];
   tracestate?: string;
   /** A server request's path, for http.route; the name the span takes with a route. */
   route?: { path: string; name: (route: string) => string };

@@ -133,7 +133,19 @@ export function kafkaBatch(records: Array<{ value: string; headers?: Array<[stri
   head.writeInt16BE(gzip ? 1 : 0, 21);
   head.writeInt32BE(records.length - 1, 23);
   head.writeInt32BE(records.length, 57);
-  return Buffer.concat([head, payload]);
+  const batch = Buffer.concat([head, payload]);
+  batch.writeUInt32BE(crc32c(batch.subarray(21)), 17);
+  return batch;
+}
+
+/** CRC-32C (Castagnoli), as a record batch's CRC field holds it (from the attributes to the batch's end). */
+function crc32c(b: Buffer): number {
+  let crc = ~0;
+  for (const byte of b) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return ~crc >>> 0;
 }
 
 /** A Kafka message: a 4-byte size, then the parts. */

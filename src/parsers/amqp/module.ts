@@ -53,7 +53,15 @@ function role(m: AmqpMessage, connection: ConnectionView): MessageRole {
   if (m.messageId) attributes[ATTR_MESSAGING_MESSAGE_ID] = m.messageId;
   if (m.correlationId) attributes[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = m.correlationId;
   // The same at both ends of a message: its exchange and routing key (a delivery names them as its publish did).
-  const span = messageSpan(publish ? 'producer' : 'consumer', `${operation} ${destination}`, attributes, `${m.exchange ?? ''} ${m.routingKey ?? ''}`, m, connection);
+  const span = messageSpan(
+    publish ? 'producer' : 'consumer',
+    `${operation} ${destination}`,
+    attributes,
+    `${m.exchange ?? ''} ${m.routingKey ?? ''}`,
+    m,
+    connection,
+    m.payloadId !== undefined ? [m.payloadId] : undefined,
+  );
   if (get) return { is: 'request', span, key: keyOf(m.channel, 0) };
   return publish && m.deliveryTag !== undefined ? { is: 'request', span, key: keyOf(m.channel, m.deliveryTag) } : { is: 'one-way', span };
 }

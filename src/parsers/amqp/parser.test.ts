@@ -161,6 +161,28 @@ describe('AmqpParser', () => {
     );
   });
 
+  it('links a delivery without context to the publish of the same message (exchange, routing key, body), also of an empty body; a different body gets none', () => {
+    const run = services('orders', 'billing');
+    const s = run.script;
+    const [producer] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 5672 });
+    const [consumer] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 5672 });
+    s.send(producer, Buffer.from('AMQP\x00\x00\x09\x01', 'latin1'), { at: 1000n });
+    s.send(producer, publish(1, '', 'orders', '{"id":1}'), { at: 2000n });
+    s.send(producer, publish(1, '', 'orders', ''), { at: 2500n });
+    s.recv(consumer, deliver(1, 1, '', 'orders', '{"id":1}'), { at: 3000n });
+    s.recv(consumer, deliver(1, 2, '', 'orders', ''), { at: 3500n });
+    s.recv(consumer, deliver(1, 3, '', 'orders', '{"id":2}'), { at: 4000n });
+    const spans = run.spans();
+    const sends = spans.filter((x) => x.kind === 'producer').sort((x, y) => Number(x.startNs - y.startNs));
+    const got = spans.filter((x) => x.kind === 'consumer').sort((x, y) => Number(x.startNs - y.startNs));
+    const link = (x: (typeof sends)[0]) => [{ traceId: x.traceId, spanId: x.spanId, traceState: '' }];
+    expect(got.map((x) => [x.parentSpanId, x.links])).toEqual([
+      ['', link(sends[0]!)],
+      ['', link(sends[1]!)],
+      ['', undefined],
+    ]);
+  });
+
   it('makes a confirmed publish a PRODUCER span ended by its basic.ack, and its delivery in another process a CONSUMER span under it', () => {
     const run = services('orders', 'billing');
     const s = run.script;

@@ -7,6 +7,7 @@
  * publish it confirms, so each publish finds its answer.
  */
 import { drainBody, endBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
+import { payloadId } from '../shared/messaging';
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { decodeContentHeader, decodeMethod, type Fields } from './decode';
@@ -249,8 +250,18 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
         return;
       }
       pending.bodyLeft = pending.fields.bodySize ?? 0;
-    } else pending.bodyLeft! -= size;
+      if (pending.bodyLeft === 0) this.identify(pending.fields, bytes, 0, 0);
+    } else {
+      if (pending.bodyLeft === pending.fields.bodySize) this.identify(pending.fields, bytes, 7, 7 + size);
+      pending.bodyLeft! -= size;
+    }
     if (pending.bodyLeft! <= 0) this.contentEnd(side, channel);
+  }
+
+  /** A message known by its exchange, routing key and body's first bytes (in its first body frame: `b[at, end)`). */
+  private identify(f: Fields, b: Buffer, at: number, end: number): void {
+    const id = payloadId('amqp', `${f.exchange ?? ''} ${f.routingKey ?? ''}`, f.bodySize ?? 0, b, at, end);
+    if (id !== undefined) f.payloadId = id;
   }
 
   /** A content-bearing method's body is complete: emit it. */

@@ -25,6 +25,7 @@ function records(r: KafkaReader, f: Fields, p: KafkaPartition): void {
   readRecordSet(r.b.subarray(0, r.end), set.at, set.length, summary);
   p.records = summary.records;
   p.recordBytes = summary.bytes;
+  if (summary.batches) p.batches = summary.batches;
   if (summary.baseOffset !== undefined && p.baseOffset === undefined) p.baseOffset = summary.baseOffset;
   f.records = (f.records ?? 0) + summary.records;
   if (summary.compressed) f.compressed = summary.compressed;

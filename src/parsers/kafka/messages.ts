@@ -90,6 +90,8 @@ export interface KafkaPartition {
   /** Produce, Fetch: records in the partition's batches, and their bytes as the batches say. */
   records?: number;
   recordBytes?: number;
+  /** Produce, Fetch: the CRC of each v2 record batch, which both ends of the broker see alike. */
+  batches?: number[];
   /** Produce response: the first record's offset; Fetch: the first record's offset and the partition's high watermark. */
   baseOffset?: number;
   highWatermark?: number;

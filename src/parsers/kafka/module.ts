@@ -50,7 +50,9 @@ function role(m: KafkaMessage, connection: ConnectionView): MessageRole {
   if (!produce && partitions[0]?.baseOffset !== undefined) attributes[ATTR_MESSAGING_KAFKA_OFFSET] = partitions[0].baseOffset;
   if (m.clientId) attributes[ATTR_MESSAGING_CLIENT_ID] = m.clientId;
   // The same at both ends of a record: its topic (a consumer finds its producer by it and the context both carry).
-  const span = messageSpan(produce ? 'producer' : 'consumer', `${operation} ${topic}`, attributes, topic, m, connection);
+  // A batch is known by its partition and CRC at both ends (the broker rewrites only its base offset and leader epoch, outside the CRC).
+  const batches = (m.topics ?? []).flatMap((t) => t.partitions.flatMap((p) => (p.batches ?? []).map((crc) => `kafka ${p.partition} ${crc}`)));
+  const span = messageSpan(produce ? 'producer' : 'consumer', `${operation} ${topic}`, attributes, topic, m, connection, batches);
   return produce && m.acks !== 0 ? { is: 'request', span, key: m.correlationId } : { is: 'one-way', span };
 }
 

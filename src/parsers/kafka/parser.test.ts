@@ -226,4 +226,34 @@ describe('KafkaParser', () => {
       'receive',
     ]);
   });
+
+  it("links a poll to the Produce of each batch it brought, known by partition and CRC: a parent from the first record's context, links to the rest; without context, a trace of its own with a link to each", () => {
+    const run = services('kcat', 'orders', 'billing');
+    const s = run.script;
+    const [plain] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 9092 });
+    const [traced] = s.connection({ pid: 2, tid: 2, fd: 5, port: 40001 }, { pid: 9, tid: 9, fd: 5, port: 9092 });
+    const [consumer] = s.connection({ pid: 3, tid: 3, fd: 6, port: 40002 }, { pid: 9, tid: 9, fd: 7, port: 9092 });
+    const produced = (conn: typeof plain, correlation: number, batch: Buffer, at: bigint) => {
+      s.send(conn, produce(correlation, 'orders', batch), { at });
+      s.recv(conn, kafkaFrame(i32(correlation), i32(1), kstr('orders'), i32(1), i32(0), i16(0), Buffer.alloc(8), Buffer.alloc(8), i32(0)), { at: at + 100n });
+    };
+    const [a, b] = [kafkaBatch([{ value: 'order a1' }, { value: 'order a2' }]), kafkaBatch([{ value: 'order b' }])];
+    const c = kafkaBatch([{ value: 'order c', headers: [['traceparent', TRACEPARENT]] }]);
+    produced(plain, 1, a, 1000n);
+    produced(plain, 2, b, 2000n);
+    produced(traced, 1, c, 3000n);
+    // One poll brings a and b (no context), the next c then a again (a re-read from an earlier offset).
+    s.send(consumer, fetchRequest(1, 'orders'), { at: 4000n });
+    s.recv(consumer, fetchResponse(1, 'orders', Buffer.concat([a, b])), { at: 5000n });
+    s.send(consumer, fetchRequest(2, 'orders'), { at: 6000n });
+    s.recv(consumer, fetchResponse(2, 'orders', Buffer.concat([c, a])), { at: 7000n });
+    const spans = run.spans();
+    const [sendA, sendB, sendC] = spans.filter((x) => x.kind === 'producer').sort((x, y) => Number(x.startNs - y.startNs));
+    const [first, second] = spans.filter((x) => x.kind === 'consumer').sort((x, y) => Number(x.startNs - y.startNs));
+    const link = (x: typeof sendA) => ({ traceId: x!.traceId, spanId: x!.spanId, traceState: '' });
+    expect([first!.parentSpanId, first!.attributes['loupe.context'], first!.links]).toEqual(['', 'new', [link(sendA), link(sendB)]]);
+    expect([first!.traceId === sendA!.traceId, first!.traceId === sendB!.traceId]).toEqual([false, false]);
+    expect([second!.parentSpanId, second!.attributes['loupe.context'], second!.links]).toEqual([sendC!.spanId, 'message', [link(sendA)]]);
+    expect(sendA!.links).toBeUndefined();
+  });
 });

@@ -16,6 +16,8 @@ export interface RecordsSummary {
   bytes: number;
   baseOffset?: number;
   compressed?: string;
+  /** Each v2 batch's CRC (CRC-32C of the batch from its attributes on): the broker keeps a batch as its producer wrote it, so a consumer's batch names its producer's. */
+  batches?: number[];
   traceparent?: string;
   tracestate?: string;
 }
@@ -33,6 +35,7 @@ export function readRecordSet(b: Buffer, at: number, length: number, out: Record
     if (batchLength < 0) return;
     if (out.baseOffset === undefined) out.baseOffset = baseOffset;
     const batchEnd = pos + 12 + batchLength;
+    if (magic === 2 && pos + 21 <= end) (out.batches ??= []).push(b.readUInt32BE(pos + 17));
     if (magic === 2 && pos + 61 <= end) {
       const attributes = b.readInt16BE(pos + 21);
       const count = b.readInt32BE(pos + 57);

@@ -52,8 +52,9 @@ export interface MqttMessage extends MessageBase {
   dup?: boolean;
   /** The packet identifier of a QoS 1 or 2 PUBLISH, its acknowledgements, SUBSCRIBE, UNSUBSCRIBE and their acknowledgements. */
   packetId?: number;
-  /** PUBLISH: payload bytes. */
+  /** PUBLISH: payload bytes, and the message's identity for linking its deliveries to it (shared/messaging.ts payloadId; never output). */
   bytes?: number;
+  payloadId?: string;
   /** CONNACK's return code (3.1.1) or reason code (5), and the acknowledgements' reason codes (5); SUBACK and UNSUBACK: one per filter. */
   reasonCode?: number;
   reasonCodes?: number[];

@@ -139,6 +139,29 @@ describe('MqttParser', () => {
     }
   });
 
+  it('links a delivery without context to the publish of the same message (topic, size, first bytes), through a topic alias too', () => {
+    const run = services('orders', 'billing');
+    const s = run.script;
+    const [publisher] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 1883 });
+    const [subscriber] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 1883 });
+    const connect = (id: string, level: number) =>
+      mqttPacket(0x10, mqttString('MQTT'), Buffer.from([level, 2]), be16(60), ...(level === 5 ? [mqttProperties()] : []), mqttString(id));
+    s.send(publisher, connect('pub', 5), { at: 1000n });
+    s.send(subscriber, connect('sub', 4), { at: 1000n });
+    // MQTT 5: the topic named once with alias 1, then by the alias alone; the 3.1.1 subscriber gets the names.
+    s.send(publisher, mqttPacket(0x30, mqttString('orders/new'), mqttProperties(Buffer.from([0x23]), be16(1)), Buffer.from('order 1')), { at: 2000n });
+    s.send(publisher, mqttPacket(0x30, mqttString(''), mqttProperties(Buffer.from([0x23]), be16(1)), Buffer.from('order 2')), { at: 2100n });
+    s.recv(subscriber, mqttPacket(0x30, mqttString('orders/new'), Buffer.from('order 2')), { at: 3000n });
+    s.recv(subscriber, mqttPacket(0x30, mqttString('orders/old'), Buffer.from('order 1')), { at: 3100n });
+    const spans = run.spans();
+    const [, second] = spans.filter((x) => x.kind === 'producer').sort((x, y) => Number(x.startNs - y.startNs));
+    const got = spans.filter((x) => x.kind === 'consumer').sort((x, y) => Number(x.startNs - y.startNs));
+    expect(got.map((x) => [x.parentSpanId, x.links])).toEqual([
+      ['', [{ traceId: second!.traceId, spanId: second!.spanId, traceState: '' }]],
+      ['', undefined],
+    ]);
+  });
+
   it('makes a QoS 1 publish a PRODUCER span ended by its PUBACK, and the delivery in another process its child by the context both carried', () => {
     const run = services('orders', 'billing');
     const s = run.script;

@@ -31,8 +31,9 @@ export interface NatsMessage extends MessageBase {
   replyTo?: string;
   /** SUB: the queue group. */
   queue?: string;
-  /** PUB, HPUB, MSG, HMSG: payload bytes (headers not counted). */
+  /** PUB, HPUB, MSG, HMSG: payload bytes (headers not counted), and the message's identity for linking its deliveries to it (shared/messaging.ts payloadId; never output). */
   bytes?: number;
+  payloadId?: string;
   /** HPUB, HMSG: the header fields, values of trace context kept, others counted. */
   headers?: number;
   traceparent?: string;

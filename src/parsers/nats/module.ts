@@ -53,7 +53,15 @@ function role(m: NatsMessage, connection: ConnectionView): MessageRole {
   };
   if (m.bytes !== undefined) attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = m.bytes;
   // The same at both ends of a message: its subject (a consumer finds its producer by it and the context both carry).
-  const span = messageSpan(publish ? 'producer' : 'consumer', `${operation} ${m.subject}`, attributes, m.subject, m, connection);
+  const span = messageSpan(
+    publish ? 'producer' : 'consumer',
+    `${operation} ${m.subject}`,
+    attributes,
+    m.subject,
+    m,
+    connection,
+    m.payloadId !== undefined ? [m.payloadId] : undefined,
+  );
   if (publish && m.replyTo?.startsWith(INBOX)) span.attributes[NATS_ATTR.REPLY_TO] = m.replyTo;
   // A request waits for its reply; every other publish and delivery ends with itself.
   return publish && m.replyTo?.startsWith(INBOX) ? { is: 'request', span, key: inboxKey(m.replyTo) } : { is: 'one-way', span };

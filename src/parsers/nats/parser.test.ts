@@ -80,6 +80,27 @@ describe('NatsParser', () => {
     );
   });
 
+  it('links a delivery that carried no context to the publish of the same message (subject, size, first bytes), none to another', () => {
+    const run = services('orders', 'billing');
+    const s = run.script;
+    const [publisher] = s.connection({ pid: 1, tid: 1, fd: 5, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
+    const [subscriber] = s.connection({ pid: 2, tid: 2, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 7, port: 4222 });
+    const long = `order 2 ${'x'.repeat(100)}`; // past the 64 bytes a message is known by
+    s.send(publisher, 'PUB orders 7\r\norder 1\r\n', { at: 1000n });
+    s.send(publisher, `PUB orders ${long.length}\r\n${long}\r\n`, { at: 2000n });
+    s.recv(subscriber, `MSG orders 1 ${long.length}\r\n${long.slice(0, 50)}`, { at: 3000n });
+    s.recv(subscriber, `${long.slice(50)}\r\nMSG orders 1 7\r\norder 3\r\n`, { at: 3100n });
+    const spans = run.spans();
+    const [, second] = spans.filter((x) => x.kind === 'producer').sort((x, y) => Number(x.startNs - y.startNs));
+    const [delivered, other] = spans.filter((x) => x.kind === 'consumer').sort((x, y) => Number(x.startNs - y.startNs));
+    expect([delivered!.parentSpanId, delivered!.traceId === second!.traceId, delivered!.links]).toEqual([
+      '',
+      false,
+      [{ traceId: second!.traceId, spanId: second!.spanId, traceState: '' }],
+    ]);
+    expect(other!.links).toBeUndefined();
+  });
+
   it('makes a publish and its delivery in two processes one trace, the delivery under the publish, by the context both carried', () => {
     const run = services('orders', 'billing');
     const s = run.script;

@@ -5,6 +5,7 @@
  * trace context; payloads are counted, never kept.
  */
 import { drainBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
+import { PAYLOAD_ID_BYTES, payloadId } from '../shared/messaging';
 import { brokenAt, StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { NATS_ERROR, type NatsMessage } from './messages';
@@ -167,14 +168,18 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
         const fields: Fields = { op, subject: args[0]!, bytes: total - headerBytes };
         if (op === 'MSG' || op === 'HMSG') fields.sid = args[1]!;
         if (reply !== undefined) fields.replyTo = reply;
+        // The headers are kept to be read, and the payload's first bytes after them to know the message by.
+        const payloadKept = headerBytes <= MAX_HEADERS_READ ? Math.min(fields.bytes!, PAYLOAD_ID_BYTES) : 0;
         this.body[side] = framedBody(
           total,
           true,
-          (headers) => {
-            if (withHeaders) Object.assign(fields, readHeaders(headers));
+          (kept) => {
+            if (withHeaders) Object.assign(fields, readHeaders(kept.subarray(0, Math.min(headerBytes, MAX_HEADERS_READ))));
+            const id = headerBytes <= MAX_HEADERS_READ ? payloadId('nats', fields.subject!, fields.bytes!, kept, headerBytes, kept.length) : undefined;
+            if (id !== undefined) fields.payloadId = id;
             emit(fields, buf.lastTs() > start.ts ? buf.lastTs() : start.ts);
           },
-          Math.min(headerBytes, MAX_HEADERS_READ),
+          Math.min(headerBytes, MAX_HEADERS_READ) + payloadKept,
         );
         return true;
       }
