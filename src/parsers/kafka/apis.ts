@@ -7,7 +7,7 @@
  * trace context, error codes, group and member.
  */
 import { API, type KafkaMessage, type KafkaPartition, type KafkaTopic } from './messages';
-import type { KafkaReader } from './reader';
+import { KafkaReader, whole } from './reader';
 import { readRecordSet, type RecordsSummary } from './records';
 
 export type Fields = Partial<Omit<KafkaMessage, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>>;
@@ -33,6 +33,39 @@ function records(r: KafkaReader, f: Fields, p: KafkaPartition): void {
     f.traceparent = summary.traceparent;
     if (summary.tracestate !== undefined) f.tracestate = summary.tracestate;
   }
+}
+
+/**
+ * The consumer protocol's subscription (ConsumerProtocolSubscription, inside a JoinGroup protocol's metadata;
+ * never flexible, whatever the JoinGroup version): its version, then the topics subscribed to. What follows
+ * (user data, owned partitions, rack) is not read.
+ */
+function subscription(b: Buffer, at: { at: number; length: number }): KafkaTopic[] {
+  const r = new KafkaReader(b, at.at, at.at + at.length);
+  const topics: KafkaTopic[] = [];
+  whole(() => {
+    r.i16();
+    const n = r.count();
+    for (let i = 0; i < n; i++) topics.push({ name: r.string() ?? '', partitions: [] });
+  });
+  return topics;
+}
+
+/** The consumer protocol's assignment (ConsumerProtocolAssignment, a SyncGroup's bytes, never flexible): the partitions per topic. */
+function assigned(b: Buffer, at: { at: number; length: number }): KafkaTopic[] {
+  const r = new KafkaReader(b, at.at, at.at + at.length);
+  const topics: KafkaTopic[] = [];
+  whole(() => {
+    r.i16();
+    const n = r.count();
+    for (let i = 0; i < n; i++) {
+      const topic: KafkaTopic = { name: r.string() ?? '', partitions: [] };
+      topics.push(topic);
+      const m = r.count();
+      for (let j = 0; j < m; j++) topic.partitions.push({ partition: r.i32() });
+    }
+  });
+  return topics;
 }
 
 /** A topic named by name (older versions) or by id (newer ones), resolved through the connection's Metadata where it can be. */
@@ -201,14 +234,43 @@ export function decodeRequest(api: number, v: number, r: KafkaReader, f: Fields,
       return;
     case API.JoinGroup:
     case API.SyncGroup:
-    case API.Heartbeat:
+    case API.Heartbeat: {
       f.groupId = r.string();
       if (api === API.JoinGroup) {
         r.i32(); // session timeout
         if (v >= 1) r.i32(); // rebalance timeout
       } else f.generationId = r.i32();
       f.memberId = r.string();
+      if ((api === API.JoinGroup && v >= 5) || (api !== API.JoinGroup && v >= 3)) {
+        const instance = r.string();
+        if (instance !== undefined) f.groupInstanceId = instance;
+      }
+      if (api === API.JoinGroup) {
+        f.protocolType = r.string();
+        // The assignors offered, each with its metadata: for the consumer protocol, the topics the member subscribes to.
+        const protocols = r.array(() => {
+          const name = r.string() ?? '';
+          const metadata = r.bytes();
+          r.tags();
+          return { name, metadata };
+        });
+        f.protocols = protocols.map((p) => p.name);
+        if (f.protocolType === 'consumer' && protocols[0]?.metadata) f.topics = subscription(r.b, protocols[0].metadata);
+      } else if (api === API.SyncGroup) {
+        if (v >= 5) {
+          f.protocolType = r.string();
+          const name = r.string();
+          if (name !== undefined) f.protocols = [name];
+        }
+        // The leader's assignments, one per member (the others send none).
+        f.members = r.array(() => {
+          r.string();
+          r.bytes();
+          r.tags();
+        }).length;
+      }
       return;
+    }
     default:
       return;
   }
@@ -393,11 +455,28 @@ export function decodeResponse(api: number, v: number, r: KafkaReader, f: Fields
       firstError(f, r.i16());
       if (api === API.JoinGroup) {
         f.generationId = r.i32();
-        if (v >= 7) r.string(); // protocol type
-        r.string(); // protocol name
-        r.string(); // leader
+        if (v >= 7) f.protocolType = r.string();
+        const name = r.string();
+        if (name !== undefined) f.protocols = [name];
+        f.leader = r.string();
         if (v >= 9) r.i8(); // skip assignment
         f.memberId = r.string();
+        // The leader is told every member (with its metadata) to assign partitions among them; the others get none.
+        f.members = r.array(() => {
+          r.string(); // member id
+          if (v >= 5) r.string(); // group instance id
+          r.bytes(); // metadata
+          r.tags();
+        }).length;
+      } else if (api === API.SyncGroup) {
+        if (v >= 5) {
+          f.protocolType = r.string();
+          const name = r.string();
+          if (name !== undefined) f.protocols = [name];
+        }
+        // This member's assignment: for the consumer protocol, the partitions it is to consume.
+        const assignment = r.bytes();
+        if (assignment && assignment.length > 0) f.topics = assigned(r.b, assignment);
       }
       return;
     case API.ApiVersions:

@@ -129,10 +129,17 @@ export interface KafkaMessage extends MessageBase {
   tracestate?: string;
   /** The response's error: its top-level code, else the first partition's that is not 0. */
   errorCode?: number;
-  /** Group APIs: the group, the member, the generation; FindCoordinator: the key. */
+  /** Group APIs: the group, the member (and its static instance id), the generation; FindCoordinator: the key. */
   groupId?: string;
   memberId?: string;
+  groupInstanceId?: string;
   generationId?: number;
+  /** JoinGroup, SyncGroup: the protocol type (`consumer` for consumer groups) and the assignors offered (request) or chosen (response). */
+  protocolType?: string;
+  protocols?: string[];
+  /** JoinGroup response: the leader's member id, and the members listed (the leader's response lists all, others none); SyncGroup request: the assignments the leader sent. */
+  leader?: string;
+  members?: number;
   coordinatorKey?: string;
   /** ApiVersions response: how many APIs the broker offers. */
   apis?: number;

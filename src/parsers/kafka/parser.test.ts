@@ -94,7 +94,22 @@ describe('KafkaParser', () => {
     expect(new Set(produced.map((m) => `${m.apiVersion} ${m.topics![0]!.name} ${m.records} ${m.traceparent !== undefined}`))).toEqual(
       new Set(['7 orders 1 true', '13 jorders 2 true']),
     );
-    expect(all.find((m) => m.api === 'JoinGroup' && m.kind === 'request')).toMatchObject({ groupId: 'g1' });
+    // Group membership as the Java consumer went through it: the topics it subscribed to (the consumer protocol's metadata),
+    // the assignors offered and chosen, the leader told of every member, and the partitions the leader's assignment gave it.
+    const group = all.filter((m) => m.api === 'JoinGroup' || m.api === 'SyncGroup');
+    expect(group.find((m) => m.api === 'JoinGroup' && m.kind === 'request')).toMatchObject({
+      groupId: 'g1',
+      protocolType: 'consumer',
+      protocols: ['range', 'cooperative-sticky'],
+      topics: [{ name: 'jorders', partitions: [] }],
+    });
+    const led = group.find((m) => m.api === 'JoinGroup' && m.kind === 'response' && m.members === 1)!;
+    expect([led.leader, led.protocols, led.errorCode]).toEqual([led.memberId, ['range'], undefined]);
+    expect(led.memberId).toMatch(/^console-consumer-/);
+    expect(group.filter((m) => m.api === 'SyncGroup').map((m) => [m.kind, m.memberId, m.protocols, m.members, m.topics])).toEqual([
+      ['request', led.memberId, ['range'], 1, undefined],
+      ['response', undefined, ['range'], undefined, [{ name: 'jorders', partitions: [{ partition: 0 }] }]],
+    ]);
   });
 
   it('gives the same messages however the bytes are cut', () => {
