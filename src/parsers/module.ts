@@ -15,6 +15,12 @@ export interface ParserOptions {
   keepGrpcPayloads?: boolean;
   /** HTTP/2 reached by an HTTP/1.1 Upgrade: h2c (stream 1 is the upgraded request). */
   upgraded?: boolean;
+  /**
+   * What a protocol's parsers share across the connections of one run, under a key of the module's own:
+   * Kafka's topic names by id, which a client learns from Metadata on one connection and uses on others
+   * (franz-go asks for metadata on a connection of its own). Filled in event order, so a replay fills it alike.
+   */
+  shared?: Map<string, unknown>;
 }
 
 export interface RedactionOptions {

@@ -158,6 +158,8 @@ export class ConnectionTracker {
   private nextId = 1;
   /** Connections with reads held back (see heldReads). */
   private readonly holding = new Set<Connection>();
+  /** State the parsers of one protocol share across this run's connections (ParserOptions.shared). */
+  private readonly sharedByParsers = new Map<string, unknown>();
 
   constructor(
     private readonly listener: ConnectionListener,
@@ -494,7 +496,7 @@ export class ConnectionTracker {
 
   private attach(conn: Connection, protocol: string, upgraded = false): void {
     conn.protocol = protocol;
-    const parser = createParser(protocol, { ...this.options.parserOptions, upgraded });
+    const parser = createParser(protocol, { ...this.options.parserOptions, upgraded, shared: this.sharedByParsers });
     if (!parser) return;
     parser.onMessage = (message) => this.listener.onMessage(conn, message);
     conn.parser = parser;

@@ -12,7 +12,10 @@ import { readRecordSet, type RecordsSummary } from './records';
 
 export type Fields = Partial<Omit<KafkaMessage, 'protocol' | 'kind' | 'tsStart' | 'tsEnd' | 'tid' | 'offset'>>;
 
-/** What decoding knows of the connection: topic names by id, from Metadata responses (Fetch v13+ names topics by id only). */
+/** Topic ids remembered at most (the oldest named first forgotten): a cluster with more topics than this names the rest `unknown`. */
+const MAX_TOPIC_IDS = 65536;
+
+/** What decoding knows beyond the message: topic names by id, from Metadata responses on any of the run's Kafka connections (Fetch and Produce v13+ name topics by id only). */
 export interface KafkaContext {
   topicNames: Map<string, string>;
 }
@@ -375,7 +378,10 @@ export function decodeResponse(api: number, v: number, r: KafkaReader, f: Fields
         const name = r.string();
         const topicId = v >= 10 ? r.uuid() : undefined;
         // Learnt here, used by Fetch v13+ (and Produce v13+) on this connection, which name topics by id only.
-        if (topicId !== undefined && name !== undefined && /[^0]/.test(topicId)) ctx.topicNames.set(topicId, name);
+        if (topicId !== undefined && name !== undefined && /[^0]/.test(topicId)) {
+          ctx.topicNames.set(topicId, name);
+          if (ctx.topicNames.size > MAX_TOPIC_IDS) ctx.topicNames.delete(ctx.topicNames.keys().next().value!);
+        }
         const t: KafkaTopic = { name: name ?? 'unknown', ...(topicId !== undefined ? { topicId } : {}), partitions: [] };
         list.push(t);
         firstError(f, errorCode);

@@ -116,7 +116,7 @@ export const kafkaModule: ProtocolModule<KafkaMessage, 'kafka'> = {
   family: 'messaging',
   detect: { verdict: detectKafka, frames: kafkaFrames },
   parseErrors: KAFKA_ERROR,
-  parser: () => new KafkaParser(),
+  parser: (options) => new KafkaParser(options.shared),
   // A response names its request's correlation id (a client may pipeline several requests on a connection).
   pairing: { answers: 'by-key', acrossConnection: 'same-bytes', servesCalls: false, goClientCalls: false },
   role,

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KafkaParser } from './parser';
+import { kafkaModule } from './module';
 import { kafkaMasker } from './masker';
 import { detectKafka } from './detect';
 import type { KafkaMessage } from './messages';
@@ -110,6 +111,20 @@ describe('KafkaParser', () => {
       ['request', led.memberId, ['range'], 1, undefined],
       ['response', undefined, ['range'], undefined, [{ name: 'jorders', partitions: [{ partition: 0 }] }]],
     ]);
+  });
+
+  it("names a topic a Fetch or Produce names by id from a Metadata response on another of the run's connections (franz-go asks on one of its own), not from another run's", () => {
+    const java = clients[9]!; // the Java consumer: Metadata v13 at turns 2-3, a Fetch v18 bringing records at turns 20-21
+    const fetched = (parser: KafkaParser) => {
+      const out: KafkaMessage[] = [];
+      parser.onMessage = (m) => out.push(m);
+      java.slice(20, 22).forEach((t, i) => parser.feed(t.side, { data: t.bytes, ts: BigInt(i + 1), tid: 1 }));
+      return out.find((m) => m.api === 'Fetch' && m.kind === 'response')!.topics![0]!.name;
+    };
+    const shared = new Map<string, unknown>();
+    const metadata = kafkaModule.parser!({ shared });
+    java.slice(0, 4).forEach((t, i) => metadata.feed(t.side, { data: t.bytes, ts: BigInt(i + 1), tid: 1 }));
+    expect([fetched(kafkaModule.parser!({ shared }) as KafkaParser), fetched(kafkaModule.parser!({ shared: new Map() }) as KafkaParser)]).toEqual(['jorders', 'unknown']);
   });
 
   it('gives the same messages however the bytes are cut', () => {

@@ -33,6 +33,9 @@ function plausibleRequest(b: Buffer): boolean | 'more' {
   return size >= 10 && size <= MAX_SIZE && apiKey >= 0 && apiKey <= MAX_API_KEY && version >= 0 && version <= MAX_VERSION && clientIdLength >= -1 && clientIdLength <= size - 10;
 }
 
+/** The key of Kafka's topic names by id in ParserOptions.shared. */
+const TOPIC_NAMES = 'kafka.topicNames';
+
 export class KafkaParser implements ProtocolParser<KafkaMessage> {
   readonly protocol = 'kafka';
   onMessage: (message: KafkaMessage) => void = () => {};
@@ -46,10 +49,20 @@ export class KafkaParser implements ProtocolParser<KafkaMessage> {
   private readonly resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
   /** Requests sent and not yet answered, by correlation id: what their response is. */
   private readonly pending = new Map<number, { apiKey: number; version: number }>();
-  private readonly context: KafkaContext = { topicNames: new Map() };
+  /** Topic names by id: shared by the run's Kafka connections (a client's Metadata on one names the topics its Produce and Fetch on others name by id). */
+  private readonly context: KafkaContext;
   /** A SaslHandshake v0 was sent: the client's next message is the raw SASL token, framed by a size alone; then the broker's answer token. */
   private rawToken = false;
   private rawTokenAnswer = false;
+
+  constructor(shared?: Map<string, unknown>) {
+    let topicNames = shared?.get(TOPIC_NAMES) as Map<string, string> | undefined;
+    if (!topicNames) {
+      topicNames = new Map();
+      shared?.set(TOPIC_NAMES, topicNames);
+    }
+    this.context = { topicNames };
+  }
 
   feed(side: Side, chunk: Chunk): void {
     this.buffers[side].push(chunk);
