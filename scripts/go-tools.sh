@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Third-party servers written in Go that the tests run (test/third-party.test.ts), built from the Go module
-# proxy at pinned versions into build/bin, once. Without the proxy it says so, and those tests report
+# Third-party servers and clients written in Go that the tests run (test/third-party.test.ts), built from the
+# Go module proxy at pinned versions into build/bin, once: servers by module, clients from test/clients/NAME
+# (each its own go.mod and go.sum, pinning the library it drives). Without the proxy it says so, and those tests report
 # themselves skipped with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,16 @@ for entry in "${tools[@]}"; do
     echo "$module" >"$stamp"
   else
     echo "go-tools: could not build $module (see build/bin/.$binary.log): the tests that need it are skipped" >&2
+  fi
+done
+for dir in test/clients/*/; do
+  binary=$(basename "$dir")
+  stamp="build/bin/.$binary.version"
+  version=$(cat "$dir"go.mod "$dir"go.sum "$dir"*.go | sha256sum | cut -c1-16)
+  if [ -x "build/bin/$binary" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then continue; fi
+  if (cd "$dir" && go build -o "../../../build/bin/$binary" .) 2>build/bin/.$binary.log; then
+    echo "$version" >"$stamp"
+  else
+    echo "go-tools: could not build $dir (see build/bin/.$binary.log): the tests that need it are skipped" >&2
   fi
 done

@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { daemon, listening, stopDaemons } from './daemons';
 import { DEFAULT_MAX_PAYLOAD } from '../src/discovery/config';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
@@ -426,10 +426,13 @@ process.stdin.once('data', async () => {
     expect(producersA.every((s) => s.traceId === TRACE_A && s.parentSpanId === '00f067aa0ba902b7' && s.attributes['loupe.context'] === 'traceparent')).toBe(true);
     expect(consumersA.every((s) => s.traceId === TRACE_A && s.attributes['loupe.context'] === 'message')).toBe(true);
     expect(new Set(consumersA.map((c) => c.parentSpanId))).toEqual(new Set(producersA.map((p) => p.spanId)));
-    // mqtt.js: each publish in the trace it named; the 3.1.1 subscriber gets no properties, so its deliveries start traces of their own.
+    // mqtt.js: each publish in the trace it named; the 3.1.1 subscriber gets no properties, so its deliveries start traces of their own ...
     expect(new Set(producersB.map((s) => s.parentSpanId)).size).toBe(N);
     expect(producersB.every((s) => s.traceId === TRACE_B)).toBe(true);
     expect(consumersB.every((s) => s.traceId !== TRACE_B && s.parentSpanId === '')).toBe(true);
+    // ... each linked to the publish of its message, known by topic, size and payload ("order i"): one each, all 50.
+    expect(consumersB.every((s) => s.links?.length === 1)).toBe(true);
+    expect(new Set(consumersB.map((s) => s.links![0]!.spanId))).toEqual(new Set(producersB.map((p) => p.spanId)));
     expect(fs.readFileSync(capture).includes(PASSWORD)).toBe(false);
     expect(live).not.toContain(PASSWORD);
     expect(replay).toBe(live);
@@ -437,12 +440,14 @@ process.stdin.once('data', async () => {
 });
 
 const KAFKA_LIBS = path.join(ROOT, 'build/kafka/libs');
+const KAFKA_FRANZ = path.join(ROOT, 'build/bin/kafka-franz');
 const kafka =
   missing('java', 'kcat') ||
   (fs.existsSync(KAFKA_LIBS) ? '' : 'build/kafka/libs missing (make kafka-broker; needs Maven Central)') ||
-  (fs.existsSync(path.join(ROOT, 'node_modules/kafkajs')) ? '' : 'kafkajs is not installed (npm ci)');
-describe.skipIf(Boolean(kafka))(`an Apache Kafka 4.1 broker (KRaft) with kcat, kafkajs and the Java console consumer${kafka ? ` (skipped: ${kafka})` : ''}`, () => {
-  it('50 records produced by kcat and 50 by kafkajs, each with a traceparent header, are PRODUCER spans ended by their Produce responses; the Java consumer fetching all 100 makes CONSUMER spans joined to them', async () => {
+  (fs.existsSync(path.join(ROOT, 'node_modules/kafkajs')) ? '' : 'kafkajs is not installed (npm ci)') ||
+  (fs.existsSync(KAFKA_FRANZ) ? '' : 'build/bin/kafka-franz missing (make go-tools; needs the Go module proxy)');
+describe.skipIf(Boolean(kafka))(`an Apache Kafka 4.1 broker (KRaft) with kcat, kafkajs, franz-go (Go) and the Java console consumer${kafka ? ` (skipped: ${kafka})` : ''}`, () => {
+  it('50 records produced by kcat and 50 by kafkajs with a traceparent header, and 50 by franz-go without, are PRODUCER spans ended by their Produce responses; the Java and the franz-go consumer fetching all 150 make CONSUMER spans joined to the carried context and linked to every producer span whose batches they got', async () => {
     const [port, controller] = [await freePort(), await freePort()];
     const dir = tempDir();
     const properties = path.join(dir, 'server.properties');
@@ -490,13 +495,16 @@ process.stdin.once('data', async () => {
     jsProducer.stdout.on('data', (c) => (jsOut += c));
     jsProducer.stderr.on('data', (c) => (jsErr += c));
     const jsDone = new Promise((r) => jsProducer.once('close', r));
-    let consumed = '';
-    const { spans, live, replay } = await watched({ exe: /\/(kcat|java)$/, pids: [jsProducer.pid!] }, async () => {
+    let [consumed, franzConsumed] = ['', ''];
+    const { spans, live, replay } = await watched({ exe: /\/(kcat|java|kafka-franz)$/, pids: [jsProducer.pid!] }, async () => {
       const lines = Array.from({ length: N }, (_, i) => `kcat ${i}`).join('\n') + '\n';
       const kcat = await run('kcat', ['-b', bootstrap, '-P', '-t', 'orders', '-H', `traceparent=00-${TRACE_A}-00f067aa0ba902b7-01`], lines);
       expect(kcat.status, kcat.stderr).toBe(0);
       jsProducer.stdin.end('go\n');
       await jsDone;
+      // franz-go: an idempotent producer (snappy by default, sent plain when that would not shrink a record this small), no headers.
+      const franz = await run(KAFKA_FRANZ, ['produce', bootstrap, 'orders', String(N)]);
+      expect([franz.status, franz.stdout.trim()], franz.stderr).toEqual([0, String(N)]);
       const consumer = await run('java', [
         '-cp',
         classpath,
@@ -507,38 +515,61 @@ process.stdin.once('data', async () => {
         'orders',
         '--from-beginning',
         '--max-messages',
-        String(2 * N),
+        String(3 * N),
         '--group',
         'billing',
       ]);
       expect(consumer.status, consumer.stderr).toBe(0);
       consumed = consumer.stdout;
+      const audit = await run(KAFKA_FRANZ, ['consume', bootstrap, 'orders', String(3 * N), 'audit']);
+      expect(audit.status, audit.stderr).toBe(0);
+      franzConsumed = audit.stdout.trim();
     });
     expect(jsOut.trim(), jsErr).toBe(String(N));
-    expect(consumed.trim().split('\n')).toHaveLength(2 * N);
+    expect([consumed.trim().split('\n').length, franzConsumed]).toEqual([3 * N, String(3 * N)]);
     const records = (list: SpanLine[]) => list.reduce((n, s) => n + Number(s.attributes['messaging.batch.message_count'] ?? 0), 0);
     const producers = spans.filter((s) => s.kind === 'producer');
     const consumers = spans.filter((s) => s.kind === 'consumer');
-    const [fromKcat, fromJs] = [producers.filter((s) => s.service === 'kcat'), producers.filter((s) => s.service === 'node')];
-    // librdkafka batches records into fewer Produce requests; kafkajs sends one per record here.
-    expect([records(fromKcat), records(fromJs), fromJs.length, fromKcat.length + fromJs.length]).toEqual([N, N, N, producers.length]);
-    expect(
-      producers.every(
-        (s) => s.name === 'send orders' && s.attributes['messaging.system'] === 'kafka' && s.attributes['loupe.incomplete'] === undefined && s.status.code !== 'error',
-      ),
-    ).toBe(true);
-    expect(producers.every((s) => typeof s.attributes['messaging.kafka.offset'] === 'number')).toBe(true);
+    const [fromKcat, fromJs, fromGo] = ['kcat', 'node', 'kafka-franz'].map((service) => producers.filter((s) => s.service === service)) as [SpanLine[], SpanLine[], SpanLine[]];
+    // librdkafka batches records into fewer Produce requests; kafkajs and franz-go's synchronous produce send one per record here.
+    expect([records(fromKcat), records(fromJs), records(fromGo), fromJs.length, fromGo.length, fromKcat.length + fromJs.length + fromGo.length]).toEqual([
+      N,
+      N,
+      N,
+      N,
+      N,
+      producers.length,
+    ]);
+    const unlike = producers.filter(
+      (s) =>
+        s.name !== 'send orders' ||
+        s.attributes['messaging.system'] !== 'kafka' ||
+        s.attributes['loupe.incomplete'] !== undefined ||
+        s.status.code === 'error' ||
+        typeof s.attributes['messaging.kafka.offset'] !== 'number',
+    );
+    expect(unlike.map((s) => [s.service, s.name, s.status, s.attributes])).toEqual([]);
     expect(fromKcat.every((s) => s.traceId === TRACE_A && s.parentSpanId === '00f067aa0ba902b7')).toBe(true);
     expect(fromJs.every((s) => s.traceId === TRACE_B)).toBe(true);
     expect(new Set(fromJs.map((s) => s.parentSpanId)).size).toBe(N);
-    // The Java consumer's Fetch responses bring all 100 records; each poll joins the trace of its first record's producer.
-    expect(records(consumers)).toBe(2 * N);
-    expect(consumers.every((s) => s.service === 'java' && s.name === 'poll orders' && s.attributes['messaging.operation.type'] === 'receive')).toBe(true);
-    expect(consumers.every((s) => [TRACE_A, TRACE_B].includes(s.traceId) && ['message', 'traceparent'].includes(String(s.attributes['loupe.context'])))).toBe(true);
+    expect(fromGo.every((s) => s.parentSpanId === '' && s.attributes['loupe.context'] === 'new')).toBe(true);
+    // Each consumer's Fetch responses bring all 150 records; a poll joins the trace of its first record's producer when that record carried one.
+    const [java, franz] = [consumers.filter((s) => s.service === 'java'), consumers.filter((s) => s.service === 'kafka-franz')];
+    expect([records(java), records(franz), java.length + franz.length]).toEqual([3 * N, 3 * N, consumers.length]);
+    expect(consumers.every((s) => s.name === 'poll orders' && s.attributes['messaging.operation.type'] === 'receive')).toBe(true);
+    expect(consumers.every((s) => ['message', 'traceparent', 'new'].includes(String(s.attributes['loupe.context'])))).toBe(true);
     const producerIds = new Set(producers.map((p) => p.spanId));
     const joined = consumers.filter((s) => s.attributes['loupe.context'] === 'message');
     expect(joined.length).toBeGreaterThan(0);
     expect(joined.every((s) => producerIds.has(s.parentSpanId))).toBe(true);
+    // Every batch is known at both ends by its partition and CRC, whatever its codec: each consumer reaches every
+    // producer span through its parent or a link, a poll with no carried context starts its own trace and links, and no link points elsewhere.
+    for (const polls of [java, franz]) {
+      const reached = new Set(polls.flatMap((s) => [s.parentSpanId, ...(s.links ?? []).map((l) => l.spanId)]).filter((id) => producerIds.has(id)));
+      expect(reached.size).toBe(producers.length);
+      expect(polls.every((s) => (s.links ?? []).every((l) => producerIds.has(l.spanId)))).toBe(true);
+      expect(polls.filter((s) => s.attributes['loupe.context'] === 'new').every((s) => s.parentSpanId === '' && (s.links?.length ?? 0) > 0)).toBe(true);
+    }
     expect(replay).toBe(live);
   }, 180_000);
 });
@@ -718,7 +749,8 @@ print(handled, flush=True)
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    afterAll(() => void orders.kill());
+    // Killed when this test ends, passed or not (a hook registered inside a running test with afterAll never ran: the service outlived the suite).
+    onTestFinished(() => void [orders, billing].forEach((c) => c.kill()));
     await waitFor(orders, 'stdout', /ready/);
     const billed = waitFor(billing, 'stdout', new RegExp(`^${N}`, 'm'), 120_000);
     const traceOf = (i: number) => `${(i + 1).toString(16).padStart(8, '0')}${'a'.repeat(24)}`;
