@@ -423,4 +423,29 @@ describe('a consumer handling a delivery', () => {
       ['get', false, false, 'new'],
     ]);
   });
+
+  it("parents a pure consumer's calls under the delivery its process received when a network thread of its own reads the fetches (loupe.context delivery-process); not while the process serves a request", () => {
+    const s = new Script();
+    // ship (pid 3): a Kafka-style consumer whose network thread 31 reads the fetch and whose thread 32 writes each record to memcached.
+    const [nats] = s.connection({ pid: 3, tid: 31, fd: 4, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
+    const [cache] = s.connection({ pid: 3, tid: 32, fd: 5, port: 40001 }, { pid: 8, tid: 8, fd: 4, port: 11211 });
+    const [, served] = s.connection({ pid: 7, tid: 71, fd: 6, port: 40002 }, { pid: 3, tid: 33, fd: 6, port: 8080 });
+    s.recv(nats, 'INFO {"server_id":"N"}\r\n', { at: 1_000n });
+    s.recv(nats, 'MSG orders 1 5\r\nhello\r\n', { at: 10_000n });
+    s.send(cache, 'set order:1 0 0 5\r\nhello\r\n', { at: 20_000n });
+    s.recv(cache, 'STORED\r\n', { at: 30_000n });
+    // A request the process serves meanwhile: its calls could be for it, so none is given the delivery.
+    s.recv(served, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', { at: 40_000n });
+    s.recv(nats, 'MSG orders 1 5\r\nworld\r\n', { at: 50_000n });
+    s.send(cache, 'set order:2 0 0 5\r\nworld\r\n', { at: 60_000n });
+    s.recv(cache, 'STORED\r\n', { at: 70_000n });
+    s.send(served, 'HTTP/1.1 204 No Content\r\n\r\n', { at: 80_000n });
+    const spans = spansOf(s.events);
+    const deliveries = spans.filter((x) => x.kind === 'consumer').sort((a, b) => Number(a.startNs - b.startNs));
+    const calls = spans.filter((x) => x.kind === 'client' && x.pid === 3).sort((a, b) => Number(a.startNs - b.startNs));
+    expect(calls.map((c) => [c.name, c.parentSpanId === deliveries[0]!.spanId, c.attributes['loupe.context']])).toEqual([
+      ['set', true, 'delivery-process'],
+      ['set', false, 'new'],
+    ]);
+  });
 });

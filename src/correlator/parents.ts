@@ -6,7 +6,9 @@
  * serves — only when it serves exactly one, since a wrong parent is worse
  * than none —, or, on an event loop, the request whose turn made the call;
  * else, on a thread that serves no request, the delivery it received just
- * before (a consumer handling a message); else a new trace.
+ * before (a consumer handling a message), or in a process that serves none,
+ * the delivery the process received just before (a Kafka client's network
+ * thread reads what the application's thread handles); else a new trace.
  */
 import type { SpanStart } from '../parsers/module';
 import { LOUPE_ATTR } from '../parsers/spans';
@@ -79,6 +81,11 @@ export class ClientParents {
     if (delivery) {
       setParent(ctxOf(delivery.span));
       return 'delivery';
+    }
+    const processDelivery = onThread.length === 0 ? this.threads.handledByProcess(conn, span.startNs) : undefined;
+    if (processDelivery) {
+      setParent(ctxOf(processDelivery.span));
+      return 'delivery-process';
     }
     const cause = onThread.length > 1 ? this.threads.eventLoopCause(conn, tid, onThread) : undefined;
     if (cause) {

@@ -17,6 +17,9 @@ import { push, type InFlight } from './context';
  */
 const HANDLING_NS = 1_000_000_000n;
 
+/** Processes remembered as handling deliveries on their receiving thread; the oldest forgotten first past this. */
+const MAX_CONSUMER_PROCESSES = 65536;
+
 export class ThreadServing {
   /** Server requests in flight per thread (pid:tid). */
   private readonly serving = new Map<string, InFlight[]>();
@@ -26,9 +29,20 @@ export class ThreadServing {
   private readonly usedOnce = new WeakSet<Connection>();
   /** The delivery (a CONSUMER span) each thread handled last, and when: a consumer's calls while it handles a message. */
   private readonly handling = new Map<string, { span: InFlight; at: bigint }>();
+  /** The same per process: a Kafka client reads its fetches on a network thread of its own, and the handler's calls are made on another. */
+  private readonly handlingByPid = new Map<number, { span: InFlight; at: bigint }>();
+  /** Server requests in flight per process: a process serving none is a pure consumer, whose calls its last delivery explains. */
+  private readonly servingByPid = new Map<number, number>();
+  /** Processes seen handling a delivery on the thread that received it: their other threads' calls are other work. */
+  private readonly handlesOnOwnThread = new Set<number>();
 
   sizes(): Record<string, number> {
-    return { serving: [...this.serving.values()].reduce((n, l) => n + l.length, 0), handling: this.handling.size };
+    return {
+      serving: [...this.serving.values()].reduce((n, l) => n + l.length, 0),
+      handling: this.handling.size,
+      handlingByPid: this.handlingByPid.size,
+      servingByPid: this.servingByPid.size,
+    };
   }
 
   /** The thread `tid` received a delivery: until its next one (or HANDLING_NS later), its calls are part of handling it. */
@@ -36,6 +50,22 @@ export class ThreadServing {
     const key = `${pending.conn.pid}:${tid}`;
     this.handling.delete(key); // re-inserted last: the map stays in delivery order for the sweep
     this.handling.set(key, { span: pending, at });
+    this.handlingByPid.delete(pending.conn.pid);
+    this.handlingByPid.set(pending.conn.pid, { span: pending, at });
+  }
+
+  /**
+   * The delivery the process of `conn` received last, when its own thread received none to explain the call:
+   * only in a process that serves no request (a pure consumer: nothing else its calls could be for) and has
+   * not been seen handling deliveries on the thread that received them, on another connection, within
+   * HANDLING_NS. A Kafka consumer's fetch is read by the client's network thread (librdkafka, the Java
+   * client, kafka-python's) and handled on the application's.
+   */
+  handledByProcess(conn: Connection, now: bigint): InFlight | undefined {
+    if (this.servingByPid.has(conn.pid) || this.handlesOnOwnThread.has(conn.pid)) return undefined;
+    const h = this.handlingByPid.get(conn.pid);
+    if (!h || h.span.conn === conn || now - h.at > HANDLING_NS) return undefined;
+    return h.span;
   }
 
   /**
@@ -45,6 +75,9 @@ export class ThreadServing {
   handled(conn: Connection, tid: number, now: bigint): InFlight | undefined {
     const h = this.handling.get(`${conn.pid}:${tid}`);
     if (!h || h.span.conn === conn || now - h.at > HANDLING_NS) return undefined;
+    this.handlesOnOwnThread.delete(conn.pid); // re-inserted last: the oldest go first past MAX_CONSUMER_PROCESSES
+    this.handlesOnOwnThread.add(conn.pid);
+    if (this.handlesOnOwnThread.size > MAX_CONSUMER_PROCESSES) this.handlesOnOwnThread.delete(this.handlesOnOwnThread.values().next().value!);
     return h.span;
   }
 
@@ -53,6 +86,10 @@ export class ThreadServing {
     for (const [key, h] of this.handling) {
       if (now - h.at <= HANDLING_NS) break;
       this.handling.delete(key);
+    }
+    for (const [pid, h] of this.handlingByPid) {
+      if (now - h.at <= HANDLING_NS) break;
+      this.handlingByPid.delete(pid);
     }
   }
 
@@ -67,6 +104,7 @@ export class ThreadServing {
   begin(pending: InFlight, tid: number): void {
     pending.threadKey = `${pending.conn.pid}:${tid}`;
     push(this.serving, pending.threadKey, pending);
+    this.servingByPid.set(pending.conn.pid, (this.servingByPid.get(pending.conn.pid) ?? 0) + 1);
     this.lastRead.set(pending.threadKey, pending);
   }
 
@@ -76,7 +114,12 @@ export class ThreadServing {
     const list = this.serving.get(pending.threadKey);
     if (!list) return;
     const i = list.indexOf(pending);
-    if (i >= 0) list.splice(i, 1);
+    if (i >= 0) {
+      list.splice(i, 1);
+      const n = this.servingByPid.get(pending.conn.pid)! - 1;
+      if (n > 0) this.servingByPid.set(pending.conn.pid, n);
+      else this.servingByPid.delete(pending.conn.pid);
+    }
     if (list.length === 0) this.serving.delete(pending.threadKey);
   }
 
