@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ROOT, tempDir } from './helpers';
 import { liveSupport } from '../src/sources/live/system';
+import { loadScenario, missingRequirements } from '../src/scenarios/scenario';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const SCENARIOS = fs
@@ -62,8 +63,10 @@ describe('scenarios', () => {
   const support = liveSupport();
   const reason = !support.ok ? support.reason : spawnSync('which', ['curl']).status !== 0 ? 'curl is not installed' : '';
   for (const name of SCENARIOS) {
-    it.skipIf(Boolean(reason))(
-      `${name}: runs live — services, load, agent — and its expectations hold${reason ? ` (skipped: ${reason})` : ''}`,
+    const missing = missingRequirements(loadScenario(name));
+    const skip = reason || (missing.length ? `needs ${missing.join(', ')}, not found (programs on PATH, paths under the project)` : '');
+    it.skipIf(Boolean(skip))(
+      `${name}: runs live — services, load, agent — and its expectations hold${skip ? ` (skipped: ${skip})` : ''}`,
       () => {
         const out = path.join(tempDir(), 'run.loupe');
         const r = loupe('scenario', 'run', name, '--record', out);

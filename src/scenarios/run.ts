@@ -98,7 +98,7 @@ function runToEnd(args: string[]): Promise<number | null> {
 
 export async function runScenario(scenario: Scenario, options: { record?: string; log: (line: string) => void }): Promise<{ spans: Span[]; result: CheckResult; capture: string }> {
   const missing = missingRequirements(scenario);
-  if (missing.length) throw new ScenarioError(`needs ${missing.join(', ')}, not found on PATH`);
+  if (missing.length) throw new ScenarioError(`needs ${missing.join(', ')}, not found (programs on PATH, paths under the project)`);
   const ports = new Map<string, number>();
   for (const s of scenario.services) ports.set(s.name, await freePort());
   const capture = options.record ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-scenario-')), `${scenario.name}.loupe`);
@@ -140,7 +140,10 @@ export async function runScenario(scenario: Scenario, options: { record?: string
       const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name }, detached: true });
       children.push(child);
       await waitReady(child, s.ready, s.name, s.ready_seconds * 1000);
-      child.stdout!.destroy(); // nothing more to read; an open pipe would keep this process alive
+      // Read on and dropped, not closed: a service writes on after its ready line (Python's print wrote "ready" and its
+      // newline apart, and the closed pipe killed the order service with EPIPE). Unreferenced: it keeps this process alive no longer.
+      child.stdout!.removeAllListeners('data').resume();
+      (child.stdout as net.Socket).unref();
       if (child.pid !== undefined) session.considerGo(child.pid); // services exec their program: the pid stays
       await session.goSettled(); // a Go service gets its probes before any load reaches it
     }

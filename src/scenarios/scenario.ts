@@ -172,8 +172,8 @@ export function checkScenario(scenario: Scenario, spans: Span[]): CheckResult {
   return { ok, lines };
 }
 
-/** The programs a scenario requires that this machine lacks. */
+/** What a scenario requires that this machine lacks: programs on PATH, and paths (with a `/`) under the project (a build step's output). */
 export function missingRequirements(scenario: Scenario): string[] {
   const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
-  return scenario.requires.filter((p) => !dirs.some((d) => fs.existsSync(path.join(d, p))));
+  return scenario.requires.filter((p) => (p.includes('/') ? !fs.existsSync(path.join(SCENARIO_DIR, '..', p)) : !dirs.some((d) => fs.existsSync(path.join(d, p)))));
 }
