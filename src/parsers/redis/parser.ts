@@ -85,6 +85,28 @@ const TYPE_NAMES: Record<string, string> = {
   '|': 'Attribute',
 };
 
+/** TYPE_NAMES by a value's first byte. */
+const TYPE_BY_BYTE: Array<string | undefined> = Array.from({ length: 256 }, (_, b) => TYPE_NAMES[String.fromCharCode(b)]);
+const ARRAY = 0x2a; // '*'
+
+/**
+ * The decimal integer `b[from, to)` (an optional minus, then digits), as Number() reads the same text
+ * for the lengths RESP allows; undefined for anything else (empty, other bytes, more digits than a safe integer holds).
+ */
+function integerAt(b: Buffer, from: number, to: number): number | undefined {
+  let i = from;
+  const negative = b[i] === 0x2d;
+  if (negative) i++;
+  if (i >= to || to - i > 15) return undefined;
+  let n = 0;
+  for (; i < to; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return negative ? -n : n;
+}
+
 /** An aggregate still open: how many elements it still waits for. */
 interface Open {
   left: number;
@@ -221,26 +243,32 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   /** Take what is held of the bulk string under way. */
   private bulkBytes(side: Side, v: Value): void {
     const buf = this.buffers[side];
-    const piece = buf.view().subarray(0, v.bulkLeft);
-    const body = Math.max(0, Math.min(piece.length, v.bulkLeft - 2));
+    // In place in the first chunk: no view, no copy (a pipeline's values mostly arrive in one write).
+    const chunk = buf.firstChunk!;
+    const head = buf.firstChunkHead;
+    const n = Math.min(chunk.length - head, v.bulkLeft);
+    const body = Math.max(0, Math.min(n, v.bulkLeft - 2));
+    let whole: string | undefined;
     if (v.bulkKept && body > 0) {
-      const kept = v.bulkKept.reduce((n, b) => n + b.length, 0);
-      if (kept < KEEP_BYTES) v.bulkKept.push(Buffer.from(piece.subarray(0, Math.min(body, KEEP_BYTES - kept))));
+      const kept = v.bulkKept.reduce((k, b) => k + b.length, 0);
+      // Held whole in this chunk (a command's name, a key): read as it lies, with no copy to join.
+      if (kept === 0 && n === v.bulkLeft) whole = chunk.toString('utf8', head, head + Math.min(body, KEEP_BYTES));
+      else if (kept < KEEP_BYTES) v.bulkKept.push(Buffer.from(chunk.subarray(head, head + Math.min(body, KEEP_BYTES - kept))));
     }
     // Its CRLF, where captured (a cut copy may have taken it).
-    for (let i = body; i < piece.length; i++) {
+    for (let i = body; i < n; i++) {
       const want = v.bulkLeft - i === 2 ? CR : LF;
-      if (piece[i] !== want) throw new Broken('a bulk string not followed by CRLF', RESP_ERROR.CRLF_EXPECTED, i);
+      if (chunk[head + i] !== want) throw new Broken('a bulk string not followed by CRLF', RESP_ERROR.CRLF_EXPECTED, i);
     }
-    const ts = buf.whenAt(piece.length - 1).ts;
-    buf.skip(piece.length);
-    v.bulkLeft -= piece.length;
-    if (v.bulkLeft === 0) this.bulkEnded(side, ts);
+    const ts = buf.tsAt(n - 1);
+    buf.skip(n);
+    v.bulkLeft -= n;
+    if (v.bulkLeft === 0) this.bulkEnded(side, ts, whole);
   }
 
-  private bulkEnded(side: Side, ts: bigint): void {
+  private bulkEnded(side: Side, ts: bigint, whole?: string): void {
     const v = this.values[side];
-    const text = v.bulkKept ? Buffer.concat(v.bulkKept).toString('utf8') : undefined;
+    const text = whole ?? (v.bulkKept ? Buffer.concat(v.bulkKept).toString('utf8') : undefined);
     v.bulkKept = undefined;
     v.bulkLeft = -1;
     if (text !== undefined) {
@@ -253,24 +281,39 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   /** Read one line (a value's header, or an inline command); false when its end is not held yet. */
   private line(side: Side, v: Value): boolean {
     const buf = this.buffers[side];
-    const lf = buf.indexOf(LF, v.scanned, MAX_LINE + 2);
-    if (lf < 0) {
-      if (buf.available > MAX_LINE)
-        throw new Broken(
-          side === 'client' && v.open.length === 0 && buf.byteAt(0) !== 0x2a ? `an inline command longer than ${MAX_LINE} bytes` : `a line longer than ${MAX_LINE} bytes`,
-          RESP_ERROR.LINE_TOO_LONG,
-        );
-      v.scanned = buf.available;
-      return false;
+    // The line is read in place where it lies in the first chunk (most do); one that spans chunks is joined first.
+    let chunk = buf.firstChunk!;
+    let head = buf.firstChunkHead;
+    let lf = chunk.indexOf(LF, head + v.scanned) - head;
+    if (lf < 0 || lf > MAX_LINE + 1) {
+      lf = buf.indexOf(LF, v.scanned, MAX_LINE + 2);
+      if (lf < 0) {
+        if (buf.available > MAX_LINE)
+          throw new Broken(
+            side === 'client' && v.open.length === 0 && buf.byteAt(0) !== ARRAY ? `an inline command longer than ${MAX_LINE} bytes` : `a line longer than ${MAX_LINE} bytes`,
+            RESP_ERROR.LINE_TOO_LONG,
+          );
+        v.scanned = buf.available;
+        return false;
+      }
+      buf.peek(lf + 1);
+      chunk = buf.firstChunk!;
+      head = buf.firstChunkHead;
     }
     v.scanned = 0;
-    const line = buf.peek(lf + 1)!;
-    const ts = buf.whenAt(lf).ts;
-    const first = line[0]!;
-    if (v.open.length === 0 && v.type === undefined && v.start === undefined) v.start = { ...buf.when(), offset: buf.offset };
-    if (side === 'client' && v.open.length === 0 && first !== 0x2a /* '*' */) {
+    const ts = buf.tsAt(lf);
+    const first = chunk[head]!;
+    if (v.open.length === 0 && v.type === undefined && v.start === undefined) {
+      const when = buf.when();
+      v.start = { ts: when.ts, tid: when.tid, offset: buf.offset };
+    }
+    if (side === 'client' && v.open.length === 0 && first !== ARRAY) {
       // An inline command: one line of space-separated words.
-      const words = line.toString('utf8', 0, lf).replace(/\r$/, '').split(/\s+/).filter(Boolean);
+      const words = chunk
+        .toString('utf8', head, head + lf)
+        .replace(/\r$/, '')
+        .split(/\s+/)
+        .filter(Boolean);
       buf.skip(lf + 1);
       v.type = 'Inline';
       v.args = words.length;
@@ -278,53 +321,57 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
       this.valueEnded(side, ts);
       return true;
     }
-    if (lf === 0 || line[lf - 1] !== CR) throw new Broken('a line not ended by CRLF', RESP_ERROR.CRLF_EXPECTED);
-    const type = String.fromCharCode(first);
-    const name = TYPE_NAMES[type];
+    if (lf === 0 || chunk[head + lf - 1] !== CR) throw new Broken('a line not ended by CRLF', RESP_ERROR.CRLF_EXPECTED);
+    const name = TYPE_BY_BYTE[first];
     if (name === undefined) throw new Broken(`0x${first.toString(16)} starts no RESP value`, RESP_ERROR.UNKNOWN_TYPE);
     if (v.open.length > MAX_DEPTH) throw new Broken(`values nested deeper than ${MAX_DEPTH}`, RESP_ERROR.TOO_DEEP);
-    const text = line.toString('latin1', 1, lf - 1);
     const top = v.open.length === 0 && v.type === undefined;
     const depth1 = v.open.length === 1 && !v.open[0]!.attribute;
-    buf.skip(lf + 1);
-    switch (type) {
-      case '+':
-      case ':':
-      case '_':
-      case ',':
-      case '#':
-      case '(':
+    switch (first) {
+      case 0x2b: // + simple string
+      case 0x3a: // : integer
+      case 0x5f: // _ null
+      case 0x2c: // , double
+      case 0x23: // # boolean
+      case 0x28: // ( big number
         if (top) v.type = name;
-        if (side === 'client' && depth1 && v.strings.length < 2) v.strings.push(text);
+        if (side === 'client' && depth1 && v.strings.length < 2) v.strings.push(chunk.toString('latin1', head + 1, head + lf - 1));
+        buf.skip(lf + 1);
         this.valueEnded(side, ts);
         return true;
-      case '-':
+      case 0x2d: // - error
         if (top) {
           v.type = name;
-          v.text = line.toString('utf8', 1, lf - 1);
+          v.text = chunk.toString('utf8', head + 1, head + lf - 1);
         }
+        buf.skip(lf + 1);
         this.valueEnded(side, ts);
         return true;
-      case '$':
-      case '!':
-      case '=': {
-        const n = Number(text);
-        if (!Number.isInteger(n) || n < -1 || n > MAX_BULK) throw new Broken(`bulk length ${JSON.stringify(text)}`, RESP_ERROR.INVALID_LENGTH);
+      case 0x24: // $ bulk string
+      case 0x21: // ! bulk error
+      case 0x3d: {
+        // = verbatim string
+        const n = integerAt(chunk, head + 1, head + lf - 1);
+        if (n === undefined || n < -1 || n > MAX_BULK)
+          throw new Broken(`bulk length ${JSON.stringify(chunk.toString('latin1', head + 1, head + lf - 1))}`, RESP_ERROR.INVALID_LENGTH);
+        buf.skip(lf + 1);
         if (top) v.type = n === -1 ? 'Null' : name;
         if (n === -1) {
           this.valueEnded(side, ts);
           return true;
         }
         v.bulkLeft = n + 2;
-        v.bulkIsError = top && type !== '$';
+        v.bulkIsError = top && first !== 0x24;
         v.bulkKept = v.bulkIsError || (side === 'client' && depth1 && v.strings.length < 2) ? [] : undefined;
         return true;
       }
       default: {
         // Aggregates: *, %, ~, >, |
-        const n = Number(text);
-        if (!Number.isInteger(n) || n < -1 || n > 1 << 24) throw new Broken(`aggregate length ${JSON.stringify(text)}`, RESP_ERROR.INVALID_LENGTH);
-        if (type === '|') {
+        const n = integerAt(chunk, head + 1, head + lf - 1);
+        if (n === undefined || n < -1 || n > 1 << 24)
+          throw new Broken(`aggregate length ${JSON.stringify(chunk.toString('latin1', head + 1, head + lf - 1))}`, RESP_ERROR.INVALID_LENGTH);
+        buf.skip(lf + 1);
+        if (first === 0x7c /* | */) {
           v.open.push({ left: 2 * n, attribute: true });
           if (n === 0) this.valueEnded(side, ts);
           return true;
@@ -334,7 +381,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
           if (n !== -1) v.count = n;
           if (side === 'client') v.args = Math.max(0, n);
         }
-        const elements = type === '%' ? 2 * n : n;
+        const elements = first === 0x25 /* % */ ? 2 * n : n;
         if (elements <= 0) this.valueEnded(side, ts);
         else v.open.push({ left: elements, attribute: false });
         return true;
@@ -370,7 +417,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
     if (v.args === 0) return; // an empty line or array asks for nothing
     const command = (args[0] ?? '').toUpperCase();
     const keyed = !NO_KEY.has(command) && v.args > 1;
-    const query = [command, ...(keyed ? [args[1] ?? ''] : []), ...new Array(Math.max(0, v.args - 1 - (keyed ? 1 : 0))).fill('?')].join(' ');
+    const query = (keyed ? `${command} ${args[1] ?? ''}` : command) + ' ?'.repeat(Math.max(0, v.args - 1 - (keyed ? 1 : 0)));
     const streaming = STREAMING.has(command);
     const start = v.start!;
     const request: DbRequest<'redis'> = {

@@ -61,6 +61,16 @@ export class StreamBuffer {
     return first ? first.subarray(this.head) : Buffer.alloc(0);
   }
 
+  /** The first chunk held (undefined when none): with `firstChunkHead`, for scans that must neither join nor allocate. */
+  get firstChunk(): Buffer | undefined {
+    return this.chunks[0];
+  }
+
+  /** Where the unconsumed bytes of `firstChunk` start: byte `i` past the next unconsumed one is `firstChunk[firstChunkHead + i]` while `i` is inside it. */
+  get firstChunkHead(): number {
+    return this.head;
+  }
+
   /** The byte at `i` past the next unconsumed one, without joining chunks. */
   byteAt(i: number): number | undefined {
     if (i >= this.available) return undefined;
@@ -234,6 +244,16 @@ export class StreamBuffer {
       found = m;
     }
     return found ? { ts: found.ts, tid: found.tid } : { ts: 0n, tid: 0 };
+  }
+
+  /** whenAt(i).ts without the object: a hot path's end time. */
+  tsAt(i: number): bigint {
+    const marks = this.marks;
+    if (marks.length === 0) return 0n;
+    const target = this.offset + i;
+    let found = marks[0]!;
+    for (let k = 1; k < marks.length && marks[k]!.offset <= target; k++) found = marks[k]!;
+    return found.ts;
   }
 
   /** Drop the rest of the chunk the next byte is in (resynchronising at the next syscall boundary). */
