@@ -177,7 +177,7 @@ export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
       protocol: 'postgres',
       kind: 'request',
       tsStart: start.ts,
-      tsEnd: buf.whenAt(size - 1).ts,
+      tsEnd: buf.tsAt(size - 1),
       tid: start.tid,
       offset: buf.offset,
       ...fields,
@@ -236,15 +236,16 @@ export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
         buf.skip(len);
         continue;
       }
-      const h = buf.peek(5);
-      if (!h) return;
-      const type = String.fromCharCode(h[0]!);
-      const len = h.readUInt32BE(1);
+      // The header read in place: no view per message.
+      const len = buf.u32At(1);
+      if (len === undefined) return;
+      const first = buf.byteAt(0)!;
+      const type = String.fromCharCode(first);
       if (!FRONTEND.has(type) || len < 4 || len >= MAX_MESSAGE) {
         this.broken(
           'client',
           buf,
-          `byte ${buf.offset}: ${FRONTEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a frontend message type`}`,
+          `byte ${buf.offset}: ${FRONTEND.has(type) ? `message length ${len} is impossible` : `0x${first.toString(16)} is not a frontend message type`}`,
           FRONTEND.has(type) ? PG_ERROR.INVALID_LENGTH : PG_ERROR.UNKNOWN_MESSAGE_TYPE,
         );
         continue;
@@ -360,15 +361,16 @@ export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
         // An old server answering SSLRequest with an ErrorResponse: typed, handled below.
       }
       if (this.units[0]?.tsStart !== undefined && this.countRows(this.units[0], buf)) continue;
-      const h = buf.peek(5);
-      if (!h) return;
-      const type = String.fromCharCode(h[0]!);
-      const len = h.readUInt32BE(1);
+      // The header read in place: no view per message.
+      const len = buf.u32At(1);
+      if (len === undefined) return;
+      const first = buf.byteAt(0)!;
+      const type = String.fromCharCode(first);
       if (!BACKEND.has(type) || len < 4 || len >= MAX_MESSAGE) {
         this.broken(
           'server',
           buf,
-          `byte ${buf.offset}: ${BACKEND.has(type) ? `message length ${len} is impossible` : `0x${h[0]!.toString(16)} is not a backend message type`}`,
+          `byte ${buf.offset}: ${BACKEND.has(type) ? `message length ${len} is impossible` : `0x${first.toString(16)} is not a backend message type`}`,
           BACKEND.has(type) ? PG_ERROR.INVALID_LENGTH : PG_ERROR.UNKNOWN_MESSAGE_TYPE,
         );
         continue;
@@ -382,7 +384,7 @@ export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
       }
       const body = buf.peek(total);
       if (!body) return;
-      this.serverMessage(type, body, buf.whenAt(total - 1).ts);
+      this.serverMessage(type, body, buf.tsAt(total - 1));
       buf.skip(total);
     }
   }

@@ -71,6 +71,13 @@ export class StreamBuffer {
     return this.head;
   }
 
+  /** The big-endian u32 at byte `i` past the next unconsumed one (undefined when not all held): in place when it lies in the first chunk, as a message header mostly does. */
+  u32At(i: number): number | undefined {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length - this.head >= i + 4) return first.readUInt32BE(this.head + i);
+    return this.peek(i + 4)?.readUInt32BE(i);
+  }
+
   /** The byte at `i` past the next unconsumed one, without joining chunks. */
   byteAt(i: number): number | undefined {
     if (i >= this.available) return undefined;
