@@ -582,7 +582,7 @@ const rabbit =
 describe.skipIf(Boolean(rabbit))(`RabbitMQ with pika and amqplib (AMQP 0-9-1)${rabbit ? ` (skipped: ${rabbit})` : ''}`, () => {
   /** A RabbitMQ broker on a free port: its own script (Debian's wrapper in /usr/sbin would switch to the rabbitmq user), every path in a test directory. */
   async function rabbitBroker(): Promise<number> {
-    const [port, dist] = [await freePort(), await freePort()];
+    const [port, dist, epmd] = [await freePort(), await freePort(), await freePort()];
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'rabbitmq.conf'), 'loopback_users = none\n');
     fs.writeFileSync(path.join(dir, 'plugins'), '[].\n');
@@ -598,8 +598,20 @@ describe.skipIf(Boolean(rabbit))(`RabbitMQ with pika and amqplib (AMQP 0-9-1)${r
       RABBITMQ_LOG_BASE: path.join(dir, 'log'),
       RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, 'plugins'),
       RABBITMQ_CONFIG_FILE: path.join(dir, 'rabbitmq'),
+      // Erlang's port mapper on a port of the test's own: the broker starts it as a system-wide daemon, stopped below.
+      ERL_EPMD_PORT: String(epmd),
     };
     const broker = daemon('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env, quiet: true });
+    onTestFinished(async () => {
+      stopDaemons();
+      if (broker.exitCode === null && broker.signalCode === null) await new Promise((r) => broker.once('exit', r));
+      // epmd refuses to stop while a node is registered, until the killed broker's connection to it has closed.
+      for (let i = 0; i < 200; i++) {
+        const r = spawnSync('epmd', ['-port', String(epmd), '-kill'], { encoding: 'utf8' });
+        if (/Killed/.test(r.stdout) || /Cannot connect/.test(r.stderr + r.stdout)) break;
+        await new Promise((done) => setTimeout(done, 50));
+      }
+    });
     await listening(port, broker);
     return port;
   }
