@@ -22,6 +22,8 @@ import { COMMAND_NAMES, Command, MYSQL_ERROR, Packet } from './codes';
 import { CompressedFramer } from './compressed';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
+/** The payload handed to a step that only counts its packet. */
+const EMPTY = Buffer.alloc(0);
 const MAX_PAYLOAD = 0xffffff;
 /** Resuming by content where framing could not be trusted: a packet larger than this is not believed to start there. */
 const RESYNC_MAX_PACKET = 64 * 1024;
@@ -341,10 +343,10 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
     while (buf.available > 0 && this.phase !== 'stopped') {
       if (!buf.skipPending()) return;
       if (!this.resynced('client', buf)) return;
-      const h = buf.peek(4);
-      if (!h) return;
-      const len = h.readUIntLE(0, 3);
-      const seq = h[3]!;
+      // The header read in place: no view per packet.
+      if (buf.available < 4) return;
+      const len = buf.u24leAt(0)!;
+      const seq = buf.byteAt(3)!;
       const total = 4 + len;
       if (this.phase === 'command' && this.clientParts.length === 0 && seq !== 0) {
         // Not a command: LOCAL INFILE contents or a change-user auth turn. Skip it.
@@ -359,7 +361,8 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
       }
       const packet = buf.peek(total);
       if (!packet) return;
-      const start = { ...buf.when(), offset: buf.offset };
+      const when = buf.when();
+      const start = { ts: when.ts, tid: when.tid, offset: buf.offset };
       const payload = packet.subarray(4);
       if (len === MAX_PAYLOAD) {
         this.clientParts.push(Buffer.from(payload));
@@ -491,11 +494,10 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
     while (buf.available > 0 && this.phase !== 'stopped') {
       if (!buf.skipPending()) return;
       if (!this.resynced('server', buf)) return;
-      const h = buf.peek(5);
-      if (!h) return;
-      const len = h.readUIntLE(0, 3);
-      const seq = h[3]!;
-      const first = h[4]!;
+      if (buf.available < 5) return;
+      const len = buf.u24leAt(0)!;
+      const seq = buf.byteAt(3)!;
+      const first = buf.byteAt(4)!;
       const total = 4 + len;
       const continuation = this.serverContinues;
       this.serverContinues = len === MAX_PAYLOAD;
@@ -550,7 +552,7 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
       // Rows and column definitions are only counted: skip their bytes without joining chunks.
       const counted = (unit.stage === 'rows' && first !== Packet.EOF && first !== Packet.ERR) || unit.stage === 'columns' || unit.stage === 'skip';
       if (counted) {
-        this.step(unit, first, Buffer.alloc(0), len, buf.whenAt(total - 1).ts);
+        this.step(unit, first, EMPTY, len, buf.tsAt(total - 1));
         buf.skipAhead(total);
         continue;
       }
@@ -559,7 +561,7 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
         this.serverContinues = continuation;
         return;
       }
-      this.step(unit, first, packet.subarray(4), len, buf.whenAt(total - 1).ts);
+      this.step(unit, first, packet.subarray(4), len, buf.tsAt(total - 1));
       buf.skip(total);
       if (this.compressFromNext) {
         this.beginCompressed();

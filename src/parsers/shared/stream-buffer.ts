@@ -78,6 +78,16 @@ export class StreamBuffer {
     return this.peek(i + 4)?.readUInt32BE(i);
   }
 
+  /** The little-endian 24-bit length at byte `i` (a MySQL packet header's), as u32At reads its u32. */
+  u24leAt(i: number): number | undefined {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length - this.head >= i + 3) {
+      const at = this.head + i;
+      return first[at]! | (first[at + 1]! << 8) | (first[at + 2]! << 16);
+    }
+    return this.peek(i + 3)?.readUIntLE(i, 3);
+  }
+
   /** The byte at `i` past the next unconsumed one, without joining chunks. */
   byteAt(i: number): number | undefined {
     if (i >= this.available) return undefined;
