@@ -228,7 +228,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       }
       if (type === FrameType.DATA) {
         // DATA: read as it comes, so a frame larger than one capture is framed, not held.
-        const tsEnd = buf.whenAt(FRAME_HEADER - 1).ts;
+        const tsEnd = buf.tsAt(FRAME_HEADER - 1);
         buf.skip(FRAME_HEADER);
         this.data[side] = { streamId, flags, left: length, pad: flags & PADDED ? -1 : 0, tsEnd };
         continue;
@@ -237,7 +237,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       const frame = buf.peek(total);
       if (!frame) return;
       const when = buf.when();
-      const at = { ts: when.ts, tid: when.tid, offset: buf.offset, tsEnd: buf.whenAt(total - 1).ts };
+      const at = { ts: when.ts, tid: when.tid, offset: buf.offset, tsEnd: buf.tsAt(total - 1) };
       this.frame(side, type, flags, streamId, frame.subarray(FRAME_HEADER), at);
       buf.skip(total);
     }
@@ -261,7 +261,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
       const piece = buf.view();
       if (piece.length === 0) return false;
       const body = piece.subarray(0, d.left - d.pad);
-      d.tsEnd = buf.whenAt(body.length - 1).ts;
+      d.tsEnd = buf.tsAt(body.length - 1);
       if (half) {
         half.bodyBytes += body.length;
         if (half.grpc && !half.grpcLost) this.grpcData(half, body);
@@ -271,7 +271,7 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
     }
     const padding = Math.min(d.left, buf.available);
     if (padding > 0) {
-      d.tsEnd = buf.whenAt(padding - 1).ts;
+      d.tsEnd = buf.tsAt(padding - 1);
       buf.skip(padding);
       d.left -= padding;
     }
