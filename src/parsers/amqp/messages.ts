@@ -64,8 +64,8 @@ export interface AmqpMessage extends MessageBase {
   multiple?: boolean;
   /** Content: body bytes, its content type, the headers table's entries (counted), trace context from them. */
   bodySize?: number;
-  /** The message's identity for linking its deliveries to its publish (shared/messaging.ts payloadId; never output). */
-  payloadId?: string;
+  /** A digest of the body's first bytes, for linking its deliveries to its publish (shared/messaging.ts; never output). */
+  payloadDigest?: number;
   contentType?: string;
   headers?: number;
   traceparent?: string;

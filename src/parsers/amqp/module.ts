@@ -19,7 +19,7 @@ import {
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
-import { messageSpan } from '../shared/messaging';
+import { messageKey, messageSpan } from '../shared/messaging';
 import type { Attributes, SpanDraft } from '../spans';
 import { amqpFrames, detectAmqp } from './detect';
 import { amqpMasker } from './masker';
@@ -60,7 +60,7 @@ function role(m: AmqpMessage, connection: ConnectionView): MessageRole {
     `${m.exchange ?? ''} ${m.routingKey ?? ''}`,
     m,
     connection,
-    m.payloadId !== undefined ? [m.payloadId] : undefined,
+    messageKey('amqp', `${m.exchange ?? ''} ${m.routingKey ?? ''}`, m.bodySize ?? 0, m.payloadDigest),
   );
   if (get) return { is: 'request', span, key: keyOf(m.channel, 0) };
   return publish && m.deliveryTag !== undefined ? { is: 'request', span, key: keyOf(m.channel, m.deliveryTag) } : { is: 'one-way', span };

@@ -7,7 +7,7 @@
  * publish it confirms, so each publish finds its answer.
  */
 import { drainBody, endBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
-import { payloadId } from '../shared/messaging';
+import { payloadDigest } from '../shared/messaging';
 import { StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { decodeContentHeader, decodeMethod, type Fields } from './decode';
@@ -258,10 +258,10 @@ export class AmqpParser implements ProtocolParser<AmqpMessage> {
     if (pending.bodyLeft! <= 0) this.contentEnd(side, channel);
   }
 
-  /** A message known by its exchange, routing key and body's first bytes (in its first body frame: `b[at, end)`). */
+  /** A digest of the body's first bytes (in its first body frame: `b[at, end)`), by which a delivery knows its publish. */
   private identify(f: Fields, b: Buffer, at: number, end: number): void {
-    const id = payloadId('amqp', `${f.exchange ?? ''} ${f.routingKey ?? ''}`, f.bodySize ?? 0, b, at, end);
-    if (id !== undefined) f.payloadId = id;
+    const digest = payloadDigest(f.bodySize ?? 0, b, at, end);
+    if (digest !== undefined) f.payloadDigest = digest;
   }
 
   /** A content-bearing method's body is complete: emit it. */

@@ -6,7 +6,7 @@
  * packet when the packet was whole.
  */
 import { BoundedReader, whole } from '../shared/bounded-reader';
-import { payloadId } from '../shared/messaging';
+import { payloadDigest } from '../shared/messaging';
 import { FIXED_SIZE, PROPERTY, PROPERTY_TYPES, varint } from './wire';
 import type { MqttMessage, PacketType } from './messages';
 
@@ -138,8 +138,8 @@ function readFields(type: PacketType, flags: number, r: Reader, at: number, rema
       }
       f.topic = topic;
       f.bytes = remaining - headerEnd();
-      const id = payloadId('mqtt', topic, f.bytes, r.b, r.at, r.end);
-      if (id !== undefined) f.payloadId = id;
+      const digest = payloadDigest(f.bytes, r.b, r.at, r.end);
+      if (digest !== undefined) f.payloadDigest = digest;
       return;
     }
     case 'PUBACK':

@@ -52,9 +52,9 @@ export interface MqttMessage extends MessageBase {
   dup?: boolean;
   /** The packet identifier of a QoS 1 or 2 PUBLISH, its acknowledgements, SUBSCRIBE, UNSUBSCRIBE and their acknowledgements. */
   packetId?: number;
-  /** PUBLISH: payload bytes, and the message's identity for linking its deliveries to it (shared/messaging.ts payloadId; never output). */
+  /** PUBLISH: payload bytes, and a digest of its first bytes, for linking its deliveries to it (shared/messaging.ts; never output). */
   bytes?: number;
-  payloadId?: string;
+  payloadDigest?: number;
   /** CONNACK's return code (3.1.1) or reason code (5), and the acknowledgements' reason codes (5); SUBACK and UNSUBACK: one per filter. */
   reasonCode?: number;
   reasonCodes?: number[];

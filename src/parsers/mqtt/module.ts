@@ -16,7 +16,7 @@ import {
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
-import { messageSpan } from '../shared/messaging';
+import { messageKey, messageSpan } from '../shared/messaging';
 import type { Attributes, SpanDraft } from '../spans';
 import { detectMqtt, mqttFrames } from './detect';
 import { mqttMasker } from './masker';
@@ -47,7 +47,15 @@ function role(m: MqttMessage, connection: ConnectionView): MessageRole {
   if (m.packetId !== undefined) attributes[MQTT_ATTR.PACKET_ID] = m.packetId;
   if (m.bytes !== undefined) attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = m.bytes;
   // The same at both ends of a message: its topic (a consumer finds its producer by it and the context both carry).
-  const span = messageSpan(publish ? 'producer' : 'consumer', `${operation} ${m.topic}`, attributes, m.topic, m, connection, m.payloadId !== undefined ? [m.payloadId] : undefined);
+  const span = messageSpan(
+    publish ? 'producer' : 'consumer',
+    `${operation} ${m.topic}`,
+    attributes,
+    m.topic,
+    m,
+    connection,
+    messageKey('mqtt', m.topic, m.bytes ?? 0, m.payloadDigest),
+  );
   // A client's QoS 1 or 2 publish waits for the broker's acknowledgement of its packet identifier; the rest end with themselves.
   return publish && m.qos !== 0 && m.packetId !== undefined ? { is: 'request', span, key: m.packetId } : { is: 'one-way', span };
 }

@@ -31,9 +31,9 @@ export interface NatsMessage extends MessageBase {
   replyTo?: string;
   /** SUB: the queue group. */
   queue?: string;
-  /** PUB, HPUB, MSG, HMSG: payload bytes (headers not counted), and the message's identity for linking its deliveries to it (shared/messaging.ts payloadId; never output). */
+  /** PUB, HPUB, MSG, HMSG: payload bytes (headers not counted), and a digest of its first bytes, for linking its deliveries to it (shared/messaging.ts; never output). */
   bytes?: number;
-  payloadId?: string;
+  payloadDigest?: number;
   /** HPUB, HMSG: the header fields, values of trace context kept, others counted. */
   headers?: number;
   traceparent?: string;

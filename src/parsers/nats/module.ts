@@ -17,7 +17,7 @@ import {
   ATTR_MESSAGING_SYSTEM,
 } from '@opentelemetry/semantic-conventions/incubating';
 import type { ConnectionView, MessageRole, ProtocolModule } from '../module';
-import { messageSpan } from '../shared/messaging';
+import { messageKey, messageSpan } from '../shared/messaging';
 import type { Attributes } from '../spans';
 import { detectNats } from './detect';
 import { NatsMasker } from './masker';
@@ -60,7 +60,7 @@ function role(m: NatsMessage, connection: ConnectionView): MessageRole {
     m.subject,
     m,
     connection,
-    m.payloadId !== undefined ? [m.payloadId] : undefined,
+    messageKey('nats', m.subject, m.bytes ?? 0, m.payloadDigest),
   );
   if (publish && m.replyTo?.startsWith(INBOX)) span.attributes[NATS_ATTR.REPLY_TO] = m.replyTo;
   // A request waits for its reply; every other publish and delivery ends with itself.

@@ -5,7 +5,7 @@
  * trace context; payloads are counted, never kept.
  */
 import { drainBody, framedBody, loseIntoBody, type FramedBody } from '../shared/framed-body';
-import { PAYLOAD_ID_BYTES, payloadId } from '../shared/messaging';
+import { PAYLOAD_ID_BYTES, payloadDigest } from '../shared/messaging';
 import { brokenAt, StreamBuffer } from '../shared/stream-buffer';
 import type { Chunk, ProtocolParser, Side } from '../types';
 import { NATS_ERROR, type NatsMessage } from './messages';
@@ -175,8 +175,8 @@ export class NatsParser implements ProtocolParser<NatsMessage> {
           true,
           (kept) => {
             if (withHeaders) Object.assign(fields, readHeaders(kept.subarray(0, Math.min(headerBytes, MAX_HEADERS_READ))));
-            const id = headerBytes <= MAX_HEADERS_READ ? payloadId('nats', fields.subject!, fields.bytes!, kept, headerBytes, kept.length) : undefined;
-            if (id !== undefined) fields.payloadId = id;
+            const digest = headerBytes <= MAX_HEADERS_READ ? payloadDigest(fields.bytes!, kept, headerBytes, kept.length) : undefined;
+            if (digest !== undefined) fields.payloadDigest = digest;
             emit(fields, buf.lastTs() > start.ts ? buf.lastTs() : start.ts);
           },
           Math.min(headerBytes, MAX_HEADERS_READ) + payloadKept,

@@ -38,15 +38,23 @@ export function messageSpan(
 export const PAYLOAD_ID_BYTES = 64;
 
 /**
- * A message's identity as both ends of a broker see it, for a consumer to link to its producer
- * (SpanStart.messages): its destination, length and a digest (FNV-1a) of its first PAYLOAD_ID_BYTES.
- * Undefined when those bytes are not all in `b[at, end)` (a payload cut short by the capture). Kept in
- * memory only, never written: a digest of a short payload could be reversed.
+ * A digest (FNV-1a, word-wise) of a message's first PAYLOAD_ID_BYTES, `b[at, end)` holding them: with its
+ * destination and length (messageKey) it is the message's identity as both ends of a broker see it, for a
+ * consumer to link to its producer (SpanStart.messages). Undefined when those bytes are not all held (a
+ * payload cut short by the capture). A number, so a parser pays no string per message; kept in memory only,
+ * never written: a digest of a short payload could be reversed.
  */
-export function payloadId(protocol: string, destination: string, length: number, b: Uint8Array, at: number, end: number): string | undefined {
+export function payloadDigest(length: number, b: Uint8Array, at: number, end: number): number | undefined {
   const n = Math.min(length, PAYLOAD_ID_BYTES);
   if (end - at < n) return undefined;
   let hash = 0x811c9dc5;
-  for (let i = at; i < at + n; i++) hash = Math.imul(hash ^ b[i]!, 0x01000193);
-  return `${protocol} ${destination} ${length} ${(hash >>> 0).toString(16)}`;
+  let i = at;
+  for (const words = at + (n & ~3); i < words; i += 4) hash = Math.imul(hash ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)), 0x01000193);
+  for (; i < at + n; i++) hash = Math.imul(hash ^ b[i]!, 0x01000193);
+  return hash >>> 0;
+}
+
+/** The identity of a message with a payload digest, built only where a span is made (a module's role). */
+export function messageKey(protocol: string, destination: string, length: number, digest: number | undefined): string[] | undefined {
+  return digest === undefined ? undefined : [`${protocol} ${destination} ${length} ${digest}`];
 }
