@@ -20,11 +20,22 @@ export function u32le(b: Buffer, at: number): number | undefined {
   return at >= 0 && at + 4 <= b.length ? b.readUInt32LE(at) : undefined;
 }
 
-/** A NUL-terminated string at `at` and the offset after its NUL; one that runs to the end takes the rest. */
+declare module 'node:buffer' {
+  interface Buffer {
+    utf8Slice(start: number, end: number): string;
+  }
+}
+
+/**
+ * A NUL-terminated string at `at` and the offset after its NUL; one that runs to the end takes the rest.
+ * Decoded with the buffer's own utf8Slice (what toString calls after checking its arguments) and an empty one
+ * (PostgreSQL's unnamed portal and statement, every Bind of pgbench's) made without a call: it runs per message.
+ */
 export function cstring(b: Buffer, at: number): [string, number] {
   if (at >= b.length) return ['', b.length];
+  if (b[at] === 0) return ['', at + 1];
   const end = b.indexOf(0, at);
-  return end < 0 ? [b.toString('utf8', at), b.length] : [b.toString('utf8', at, end), end + 1];
+  return end < 0 ? [b.utf8Slice(at, b.length), b.length] : [b.utf8Slice(at, end), end + 1];
 }
 
 /** MySQL's length-encoded integer at `at`: [value, bytes it took], undefined when its bytes are not all there. */
