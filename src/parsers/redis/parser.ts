@@ -107,6 +107,16 @@ function integerAt(b: Buffer, from: number, to: number): number | undefined {
   return negative ? -n : n;
 }
 
+/** Bytes looked at one by one for a line's LF before asking Buffer.indexOf: RESP's lines are mostly a few bytes (`$5`, `:42`), shorter than the native call costs. */
+const SHORT_LINE = 24;
+
+/** Where the next LF at or after `from` is in `b`, or -1. */
+function lineFeed(b: Buffer, from: number): number {
+  const near = Math.min(b.length, from + SHORT_LINE);
+  for (let i = from; i < near; i++) if (b[i] === LF) return i;
+  return near < b.length ? b.indexOf(LF, near) : -1;
+}
+
 /** An aggregate still open: how many elements it still waits for. */
 interface Open {
   left: number;
@@ -284,7 +294,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
     // The line is read in place where it lies in the first chunk (most do); one that spans chunks is joined first.
     let chunk = buf.firstChunk!;
     let head = buf.firstChunkHead;
-    let lf = chunk.indexOf(LF, head + v.scanned) - head;
+    let lf = lineFeed(chunk, head + v.scanned) - head;
     if (lf < 0 || lf > MAX_LINE + 1) {
       lf = buf.indexOf(LF, v.scanned, MAX_LINE + 2);
       if (lf < 0) {
