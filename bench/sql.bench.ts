@@ -13,6 +13,7 @@ import { serialize } from 'pg-protocol';
 import { PostgresParser } from '../src/parsers/postgres/parser';
 import { MysqlParser } from '../src/parsers/mysql/parser';
 import type { DbMessage } from '../src/parsers/db';
+import { lenenc, myPacket, pgMsg } from './wire';
 import { compare, report } from './harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -28,12 +29,6 @@ const QUERIES = 40;
 const ROWS = 1000;
 
 // PostgreSQL: each query answered with RowDescription, 1000 DataRows of 3 text columns, CommandComplete, ReadyForQuery.
-function pgMsg(type: string, body: Buffer): Buffer {
-  const h = Buffer.alloc(5);
-  h.write(type, 0, 'latin1');
-  h.writeUInt32BE(body.length + 4, 1);
-  return Buffer.concat([h, body]);
-}
 function pgRow(i: number): Buffer {
   const cols = [String(i), `customer-${i}@example.com`, (i * 3.25).toFixed(2)];
   const parts = [Buffer.from([0, cols.length])];
@@ -72,21 +67,14 @@ function peerPg(): number {
 }
 
 // MySQL: each COM_QUERY answered with a text result set of 1000 rows (EOF packets).
-function myPacket(seq: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(4);
-  h.writeUIntLE(payload.length, 0, 3);
-  h[3] = seq & 0xff;
-  return Buffer.concat([h, payload]);
-}
 function myAnswer(): Buffer {
   let seq = 1;
   const out = [myPacket(seq++, Buffer.from([3]))];
-  const str = (v: string) => Buffer.concat([Buffer.from([v.length]), Buffer.from(v)]);
   for (const name of ['id', 'email', 'total']) {
     out.push(
       myPacket(
         seq++,
-        Buffer.concat([str('def'), str('shop'), str('orders'), str('orders'), str(name), str(name), Buffer.from([0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0])]),
+        Buffer.concat([lenenc('def'), lenenc('shop'), lenenc('orders'), lenenc('orders'), lenenc(name), lenenc(name), Buffer.from([0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0])]),
       ),
     );
   }

@@ -19,6 +19,7 @@ import { PostgresParser } from '../src/parsers/postgres/parser';
 import { MysqlParser } from '../src/parsers/mysql/parser';
 import { RedisParser } from '../src/parsers/redis/parser';
 import type { Side } from '../src/parsers/types';
+import { lenenc, myPacket, pgMsg } from './wire';
 import { compare, type Result } from './harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -133,12 +134,6 @@ run(`HTTP/1: ${EXCHANGES} browser page loads (14 request headers, 2 KB page with
 
 // ---- PostgreSQL: pgbench's TPC-B transaction (BEGIN; 3 UPDATEs, a SELECT, an INSERT; END), simple and prepared protocols.
 const TRANSACTIONS = 1000;
-function pgMsg(type: string, body: Buffer): Buffer {
-  const h = Buffer.alloc(5);
-  h.write(type, 0, 'latin1');
-  h.writeUInt32BE(body.length + 4, 1);
-  return Buffer.concat([h, body]);
-}
 const cstr = (s: string) => Buffer.from(`${s}\0`);
 const pgReady = pgMsg('Z', Buffer.from('T'));
 const pgDone = (tag: string) => pgMsg('C', cstr(tag));
@@ -228,13 +223,6 @@ for (const prepared of [false, true]) {
 }
 
 // ---- MySQL: sysbench oltp_read_only (BEGIN; 10 point selects, 4 ranges of 100 rows; COMMIT), text protocol with EOF packets.
-function myPacket(seq: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(4);
-  h.writeUIntLE(payload.length, 0, 3);
-  h[3] = seq & 0xff;
-  return Buffer.concat([h, payload]);
-}
-const lenenc = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
 const myOk = myPacket(1, Buffer.from([0, 0, 0, 2, 0, 0, 0]));
 const myEof = (seq: number) => myPacket(seq, Buffer.from([0xfe, 0, 0, 2, 0]));
 function myResult(columns: string[], values: string[][]): Buffer {
