@@ -74,7 +74,15 @@ function myAnswer(): Buffer {
     out.push(
       myPacket(
         seq++,
-        Buffer.concat([lenenc('def'), lenenc('shop'), lenenc('orders'), lenenc('orders'), lenenc(name), lenenc(name), Buffer.from([0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0])]),
+        Buffer.concat([
+          lenenc('def'),
+          lenenc('shop'),
+          lenenc('orders'),
+          lenenc('orders'),
+          lenenc(name),
+          lenenc(name),
+          Buffer.from([0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0]),
+        ]),
       ),
     );
   }
