@@ -27,14 +27,6 @@ PROPERTIES
 java -cp "$libs/*" kafka.tools.StorageTool format -t loupe-scenario-cluster01 -c "$dir/server.properties" >/dev/null
 java -Xmx512m -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 &
 pid=$!
-for _ in $(seq 600); do
-  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo ready
-    wait "$pid"
-    exit 0
-  fi
-  kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/broker.log" >&2; exit 1; }
-  sleep 0.1
-done
-echo "kafka did not start" >&2
-exit 1
+. "$(dirname "$0")/ready.sh"
+ready_when_listening "$port" "$pid" "$dir/broker.log"
+

@@ -19,13 +19,6 @@ HOME=$dir ERL_EPMD_PORT=$epmd RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_P
   RABBITMQ_ENABLED_PLUGINS_FILE=$dir/plugins RABBITMQ_CONFIG_FILE=$dir/rabbitmq \
   setsid /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 600); do
-  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo ready
-    wait "$pid"
-    exit 0
-  fi
-  sleep 0.1
-done
-echo "rabbitmq did not start" >&2
-exit 1
+. "$(dirname "$0")/ready.sh"
+ready_when_listening "$port" "$pid"
+
