@@ -13,7 +13,7 @@ import { serialize } from 'pg-protocol';
 import { PostgresParser } from '../src/parsers/postgres/parser';
 import { MysqlParser } from '../src/parsers/mysql/parser';
 import type { DbMessage } from '../src/parsers/db';
-import { lenenc, myPacket, pgMsg } from './wire';
+import { lenenc, myGreeting, myPacket, pgMsg } from './wire';
 import { compare, report } from './harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -98,22 +98,7 @@ const myServer = Buffer.concat(Array.from({ length: QUERIES }, () => myAnswer())
 const myClient = myPacket(0, Buffer.concat([Buffer.from([3]), Buffer.from('SELECT id, email, total FROM orders WHERE total > 10')]));
 const myChunks = chunksOf(myServer);
 const myLogin = [
-  myPacket(
-    0,
-    Buffer.concat([
-      Buffer.from([10]),
-      Buffer.from('10.11.6-MariaDB\0'),
-      Buffer.alloc(4),
-      Buffer.alloc(8),
-      Buffer.alloc(1),
-      Buffer.from([0xff, 0xf7]),
-      Buffer.alloc(1),
-      Buffer.alloc(2),
-      Buffer.from([0xff, 0x81]),
-      Buffer.alloc(1),
-      Buffer.alloc(10),
-    ]),
-  ),
+  myGreeting('10.11.6-MariaDB'),
   myPacket(1, Buffer.concat([Buffer.from([0x0d, 0xa2, 0x0a, 0x00]), Buffer.alloc(28), Buffer.from('app\0'), Buffer.from([0])])),
   myPacket(2, Buffer.from([0, 0, 0, 2, 0, 0, 0])),
 ];

@@ -19,7 +19,7 @@ import { PostgresParser } from '../src/parsers/postgres/parser';
 import { MysqlParser } from '../src/parsers/mysql/parser';
 import { RedisParser } from '../src/parsers/redis/parser';
 import type { Side } from '../src/parsers/types';
-import { lenenc, myPacket, pgMsg } from './wire';
+import { lenenc, myGreeting, myPacket, pgMsg } from './wire';
 import { compare, type Result } from './harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -252,22 +252,7 @@ const cValue = (id: number) => `${String(id).padStart(11, '0')}-`.repeat(10).sli
 const myLogin: Turn[] = [
   {
     side: 'server',
-    data: myPacket(
-      0,
-      Buffer.concat([
-        Buffer.from([10]),
-        Buffer.from('8.0.36\0'),
-        Buffer.alloc(4),
-        Buffer.alloc(8),
-        Buffer.alloc(1),
-        Buffer.from([0xff, 0xf7]),
-        Buffer.alloc(1),
-        Buffer.alloc(2),
-        Buffer.from([0xff, 0x81]),
-        Buffer.alloc(1),
-        Buffer.alloc(10),
-      ]),
-    ),
+    data: myGreeting('8.0.36'),
   },
   { side: 'client', data: myPacket(1, Buffer.concat([Buffer.from([0x0d, 0xa2, 0x0a, 0x00]), Buffer.alloc(28), Buffer.from('sbtest\0'), Buffer.from([0])])) },
   { side: 'server', data: myPacket(2, Buffer.from([0, 0, 0, 2, 0, 0, 0])) },

@@ -18,3 +18,23 @@ export function myPacket(seq: number, payload: Buffer): Buffer {
 
 /** MySQL's length-encoded string, for strings under 251 bytes. */
 export const lenenc = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
+
+/** A MySQL server's greeting (HandshakeV10) naming `version`, with the capabilities a modern server offers. */
+export function myGreeting(version: string): Buffer {
+  return myPacket(
+    0,
+    Buffer.concat([
+      Buffer.from([10]),
+      Buffer.from(`${version}\0`),
+      Buffer.alloc(4),
+      Buffer.alloc(8),
+      Buffer.alloc(1),
+      Buffer.from([0xff, 0xf7]),
+      Buffer.alloc(1),
+      Buffer.alloc(2),
+      Buffer.from([0xff, 0x81]),
+      Buffer.alloc(1),
+      Buffer.alloc(10),
+    ]),
+  );
+}
