@@ -43,6 +43,26 @@ function run(cmd: string, args: string[], stdin?: string): Promise<{ status: num
   });
 }
 
+/**
+ * A client that waits for a line on its stdin before it starts, so the agent is watching its pid from its first
+ * byte: what it printed, and `go()`, which starts it and resolves when it has exited.
+ */
+function waitingClient(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+  const printed = { out: '', err: '' };
+  child.stdout.on('data', (c) => (printed.out += c));
+  child.stderr.on('data', (c) => (printed.err += c));
+  const exited = new Promise((r) => child.once('close', r));
+  return {
+    pid: child.pid!,
+    printed,
+    go: async () => {
+      child.stdin.end('go\n');
+      await exited;
+    },
+  };
+}
+
 /** Each client span with the server span under it (the same trace), or undefined where none is. */
 function serverUnder(spans: SpanLine[], client: SpanLine): SpanLine | undefined {
   return spans.find((s) => s.kind === 'server' && s.parentSpanId === client.spanId && s.traceId === client.traceId);
@@ -271,17 +291,9 @@ async def main():
     print(got)
 asyncio.run(main())
 `;
-    const client = spawn(VENV_PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    client.stdout.on('data', (c) => (out += c));
-    client.stderr.on('data', (c) => (err += c));
-    const exited = new Promise((r) => client.once('close', r));
-    const { spans, live, replay } = await watched({ pids: [client.pid!] }, async () => {
-      client.stdin.end('go\n');
-      await exited;
-    });
-    expect(out.trim(), err).toBe(String(N));
+    const client = waitingClient(VENV_PYTHON, ['-c', script]);
+    const { spans, live, replay } = await watched({ pids: [client.pid] }, client.go);
+    expect(client.printed.out.trim(), client.printed.err).toBe(String(N));
     const producers = spans.filter((s) => s.kind === 'producer');
     const consumers = spans.filter((s) => s.kind === 'consumer');
     expect(producers).toHaveLength(N);
@@ -324,17 +336,9 @@ async def main():
     print(answered)
 asyncio.run(main())
 `;
-    const client = spawn(VENV_PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    client.stdout.on('data', (c) => (out += c));
-    client.stderr.on('data', (c) => (err += c));
-    const exited = new Promise((r) => client.once('close', r));
-    const { spans, live, replay } = await watched({ pids: [client.pid!] }, async () => {
-      client.stdin.end('go\n');
-      await exited;
-    });
-    expect(out.trim(), err).toBe(String(N));
+    const client = waitingClient(VENV_PYTHON, ['-c', script]);
+    const { spans, live, replay } = await watched({ pids: [client.pid] }, client.go);
+    expect(client.printed.out.trim(), client.printed.err).toBe(String(N));
     const requests = spans.filter((s) => s.name === 'publish price.get');
     const handled = spans.filter((s) => s.name === 'process price.get');
     const replies = spans.filter((s) => s.kind === 'producer' && s.name.startsWith('publish _INBOX.'));
@@ -378,13 +382,8 @@ process.stdin.once('data', async () => {
   await c.endAsync();
   console.log('${N}');
 });`;
-    const jsPublisher = spawn('node', ['-e', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let jsOut = '';
-    let jsErr = '';
-    jsPublisher.stdout.on('data', (c) => (jsOut += c));
-    jsPublisher.stderr.on('data', (c) => (jsErr += c));
-    const jsDone = new Promise((r) => jsPublisher.once('close', r));
-    const { spans, live, replay, capture } = await watched({ exe: /\/mosquitto_(pub|sub)$/, pids: [jsPublisher.pid!] }, async () => {
+    const jsPublisher = waitingClient('node', ['-e', script], { cwd: ROOT });
+    const { spans, live, replay, capture } = await watched({ exe: /\/mosquitto_(pub|sub)$/, pids: [jsPublisher.pid] }, async () => {
       // Subscribers first (MQTT 5 for orders/a, 3.1.1 for orders/b), each ready once its SUBACK came (-d says so).
       const subscribe = (version: string, topic: string, qos: string) =>
         // Resolves to a holder: a promise resolved with a promise would wait for that one (the subscriber's exit).
@@ -408,13 +407,12 @@ process.stdin.once('data', async () => {
         lines,
       );
       expect(pub.status, pub.stderr).toBe(0);
-      jsPublisher.stdin.end('go\n');
-      await jsDone;
+      await jsPublisher.go();
       const [a, b] = [await subA.done, await subB.done];
       expect([a.status, b.status]).toEqual([0, 0]);
       expect([a.out.match(/received PUBLISH/g)?.length, b.out.match(/received PUBLISH/g)?.length]).toEqual([N, N]);
     });
-    expect(jsOut.trim(), jsErr).toBe(String(N));
+    expect(jsPublisher.printed.out.trim(), jsPublisher.printed.err).toBe(String(N));
     const on = (kind: string, topic: string) => spans.filter((s) => s.kind === kind && s.attributes['messaging.destination.name'] === topic);
     const [producersA, consumersA, producersB, consumersB] = [on('producer', 'orders/a'), on('consumer', 'orders/a'), on('producer', 'orders/b'), on('consumer', 'orders/b')];
     expect([producersA.length, consumersA.length, producersB.length, consumersB.length]).toEqual([N, N, N, N]);
@@ -489,19 +487,13 @@ process.stdin.once('data', async () => {
   await producer.disconnect();
   console.log('${N}');
 });`;
-    const jsProducer = spawn('node', ['-e', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
-    let jsOut = '';
-    let jsErr = '';
-    jsProducer.stdout.on('data', (c) => (jsOut += c));
-    jsProducer.stderr.on('data', (c) => (jsErr += c));
-    const jsDone = new Promise((r) => jsProducer.once('close', r));
+    const jsProducer = waitingClient('node', ['-e', script], { cwd: ROOT, env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' } });
     let [consumed, franzConsumed] = ['', ''];
-    const { spans, live, replay } = await watched({ exe: /\/(kcat|java|kafka-franz)$/, pids: [jsProducer.pid!] }, async () => {
+    const { spans, live, replay } = await watched({ exe: /\/(kcat|java|kafka-franz)$/, pids: [jsProducer.pid] }, async () => {
       const lines = Array.from({ length: N }, (_, i) => `kcat ${i}`).join('\n') + '\n';
       const kcat = await run('kcat', ['-b', bootstrap, '-P', '-t', 'orders', '-H', `traceparent=00-${TRACE_A}-00f067aa0ba902b7-01`], lines);
       expect(kcat.status, kcat.stderr).toBe(0);
-      jsProducer.stdin.end('go\n');
-      await jsDone;
+      await jsProducer.go();
       // franz-go: an idempotent producer (snappy by default, sent plain when that would not shrink a record this small), no headers.
       const franz = await run(KAFKA_FRANZ, ['produce', bootstrap, 'orders', String(N)]);
       expect([franz.status, franz.stdout.trim()], franz.stderr).toEqual([0, String(N)]);
@@ -525,7 +517,7 @@ process.stdin.once('data', async () => {
       expect(audit.status, audit.stderr).toBe(0);
       franzConsumed = audit.stdout.trim();
     });
-    expect(jsOut.trim(), jsErr).toBe(String(N));
+    expect(jsProducer.printed.out.trim(), jsProducer.printed.err).toBe(String(N));
     expect([consumed.trim().split('\n').length, franzConsumed]).toEqual([3 * N, String(3 * N)]);
     const records = (list: SpanLine[]) => list.reduce((n, s) => n + Number(s.attributes['messaging.batch.message_count'] ?? 0), 0);
     const producers = spans.filter((s) => s.kind === 'producer');
@@ -620,11 +612,9 @@ describe.skipIf(Boolean(rabbit))(`RabbitMQ with pika and amqplib (AMQP 0-9-1)${r
     const port = await rabbitBroker();
     const N = 50;
     const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const publisher = spawn(
-      VENV_PYTHON,
-      [
-        '-c',
-        `
+    const publisher = waitingClient(VENV_PYTHON, [
+      '-c',
+      `
 import sys, pika
 sys.stdin.readline()
 connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', ${port}, credentials=pika.PlainCredentials('guest', 'guest')))
@@ -638,10 +628,8 @@ method, _, _ = channel.basic_get('empty')
 connection.close()
 print(${N} if method is None else -1)
 `,
-      ],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    const consumer = spawn(
+    ]);
+    const consumer = waitingClient(
       'node',
       [
         '-e',
@@ -662,23 +650,16 @@ process.stdin.once('data', async () => {
   });
 });`,
       ],
-      { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
+      { cwd: ROOT },
     );
-    const outputs = [publisher, consumer].map((child) => {
-      const o = { out: '', err: '', done: new Promise((r) => child.once('close', r)) };
-      child.stdout.on('data', (c) => (o.out += c));
-      child.stderr.on('data', (c) => (o.err += c));
-      return o;
+    const { spans, live, replay, capture } = await watched({ pids: [publisher.pid, consumer.pid] }, async () => {
+      await publisher.go();
+      await consumer.go();
     });
-    const { spans, live, replay, capture } = await watched({ pids: [publisher.pid!, consumer.pid!] }, async () => {
-      publisher.stdin.end('go\n');
-      await outputs[0]!.done;
-      consumer.stdin.end('go\n');
-      await outputs[1]!.done;
-    });
+    const printed = [publisher.printed, consumer.printed];
     expect(
-      outputs.map((o) => o.out.trim()),
-      outputs.map((o) => o.err).join('\n'),
+      printed.map((o) => o.out.trim()),
+      printed.map((o) => o.err).join('\n'),
     ).toEqual([String(N), String(N)]);
     const producers = spans.filter((s) => s.kind === 'producer');
     const consumers = spans.filter((s) => s.kind === 'consumer' && s.name === 'process orders');
