@@ -24,8 +24,11 @@ import {
   amqpMethod,
   amqpShortstr,
   amqpTable,
+  int16 as i16,
+  int32 as i32,
   kafkaBatch,
   kafkaFrame,
+  kafkaString as kstr,
   mqttPacket,
   mqttProperties,
   mqttString,
@@ -48,13 +51,6 @@ const amqplibFrame = require(require('node:path').join(require.resolve('amqplib'
 
 const CHUNK = 16 * 1024;
 const chunksOf = (b: Buffer) => Array.from({ length: Math.ceil(b.length / CHUNK) }, (_, i) => b.subarray(i * CHUNK, (i + 1) * CHUNK));
-const i16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-const i32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
-const kstr = (v: string) => Buffer.concat([i16(v.length), Buffer.from(v)]);
 const traceparent = (i: number) => `00-4bf92f3577b34da6a3ce929d0e0e4736-${i.toString(16).padStart(16, '0')}-01`;
 
 // Kafka: 400 Fetch v4 responses, each a batch of 20 records of ~200 bytes with a traceparent header (a consumer's poll loop).

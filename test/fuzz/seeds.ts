@@ -110,6 +110,19 @@ function kafkaVarint(n: number): Buffer {
   return Buffer.from(out);
 }
 
+/** Big-endian integers and Kafka's int16-length string, as the Kafka seeds, tests and benchmarks build messages. */
+export const int16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+};
+export const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+export const kafkaString = (v: string): Buffer => Buffer.concat([int16(Buffer.byteLength(v)), Buffer.from(v)]);
+
 /** A Kafka record batch (magic 2) of records with headers; `gzip` compresses its records. */
 export function kafkaBatch(records: Array<{ value: string; headers?: Array<[string, string]> }>, gzip = false): Buffer {
   const bodies = records.map((r, i) => {
@@ -215,11 +228,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
         return b;
       }),
     );
-  const i32 = (v: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(v);
-    return b;
-  };
+  const i32 = int32;
   const startup = Buffer.concat([i32(0), i32(196608), cstr('user'), cstr('app'), cstr('database'), cstr('shop'), Buffer.alloc(1)]);
   startup.writeInt32BE(startup.length, 0);
   const extended: Turn[] = [
@@ -444,7 +453,7 @@ export function syntheticSeeds(): Map<string, Turn[][]> {
     { side: 'server', bytes: mqttPacket(0x40, be16(1)) },
     { side: 'client', bytes: mqttPacket(0xe0) },
   ];
-  const kstr = (v: string) => Buffer.concat([i16(Buffer.byteLength(v)), Buffer.from(v)]);
+  const kstr = kafkaString;
   const request = (api: number, version: number, correlation: number, ...body: Buffer[]) => kafkaFrame(i16(api), i16(version), i32(correlation), kstr('seed'), ...body);
   const response = (correlation: number, ...body: Buffer[]) => kafkaFrame(i32(correlation), ...body);
   const batch = kafkaBatch([{ value: 'order 1', headers: [['traceparent', traceparent]] }, { value: 'order 2' }], true);

@@ -6,19 +6,12 @@ import { kafkaMasker } from './masker';
 import { detectKafka } from './detect';
 import type { KafkaMessage } from './messages';
 import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
-import { kafkaBatch, kafkaFrame, syntheticSeeds } from '../../../test/fuzz/seeds';
+import { int16 as i16, int32 as i32, kafkaBatch, kafkaFrame, kafkaString as kstr, syntheticSeeds } from '../../../test/fuzz/seeds';
 import { services } from '../../../test/services';
 
 const [sasl, ...clients] = syntheticSeeds().get('kafka')!;
 const parse = (turns: Turn[], cuts?: number[]) => runTurns(() => new KafkaParser(), turns, cuts) as KafkaMessage[];
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-const i16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-const i32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
-const kstr = (v: string) => Buffer.concat([i16(v.length), Buffer.from(v)]);
 const produce = (correlation: number, topic: string, batch: Buffer) =>
   kafkaFrame(i16(0), i16(3), i32(correlation), kstr('app'), i16(-1), i16(1), i32(1000), i32(1), kstr(topic), i32(1), i32(0), i32(batch.length), batch);
 /** A Fetch v4 response: one topic, one partition, its records. */
