@@ -254,23 +254,22 @@ export class StreamBuffer {
 
   /** When, and on which thread, the byte `i` past the next unconsumed one arrived. */
   whenAt(i: number): { ts: bigint; tid: number } {
-    const target = this.offset + i;
-    let found = this.marks[0];
-    for (const m of this.marks) {
-      if (m.offset > target) break;
-      found = m;
-    }
+    const found = this.markAt(i);
     return found ? { ts: found.ts, tid: found.tid } : { ts: 0n, tid: 0 };
   }
 
   /** whenAt(i).ts without the object: a hot path's end time. */
   tsAt(i: number): bigint {
+    return this.markAt(i)?.ts ?? 0n;
+  }
+
+  /** The mark of the chunk that carried the byte `i` past the next unconsumed one (the first mark when none is at or before it). */
+  private markAt(i: number): Mark | undefined {
     const marks = this.marks;
-    if (marks.length === 0) return 0n;
     const target = this.offset + i;
-    let found = marks[0]!;
-    for (let k = 1; k < marks.length && marks[k]!.offset <= target; k++) found = marks[k]!;
-    return found.ts;
+    let found = marks[0];
+    for (let k = 1; k < marks.length && marks[k]!.offset <= target; k++) found = marks[k];
+    return found;
   }
 
   /** Drop the rest of the chunk the next byte is in (resynchronising at the next syscall boundary). */
