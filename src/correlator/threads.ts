@@ -20,6 +20,19 @@ const HANDLING_NS = 1_000_000_000n;
 /** Processes remembered as handling deliveries on their receiving thread; the oldest forgotten first past this. */
 const MAX_CONSUMER_PROCESSES = 65536;
 
+/** A delivery handled (by a thread or a process) that a call on `conn` at `now` belongs to: on another connection, within HANDLING_NS. */
+function handling(h: { span: InFlight; at: bigint } | undefined, conn: Connection, now: bigint): InFlight | undefined {
+  return h && h.span.conn !== conn && now - h.at <= HANDLING_NS ? h.span : undefined;
+}
+
+/** Drop the deliveries handled longer ago than HANDLING_NS from a map kept in delivery order. */
+function forgetHandled<K>(handled: Map<K, { at: bigint }>, now: bigint): void {
+  for (const [key, h] of handled) {
+    if (now - h.at <= HANDLING_NS) break;
+    handled.delete(key);
+  }
+}
+
 export class ThreadServing {
   /** Server requests in flight per thread (pid:tid). */
   private readonly serving = new Map<string, InFlight[]>();
@@ -63,9 +76,7 @@ export class ThreadServing {
    */
   handledByProcess(conn: Connection, now: bigint): InFlight | undefined {
     if (this.servingByPid.has(conn.pid) || this.handlesOnOwnThread.has(conn.pid)) return undefined;
-    const h = this.handlingByPid.get(conn.pid);
-    if (!h || h.span.conn === conn || now - h.at > HANDLING_NS) return undefined;
-    return h.span;
+    return handling(this.handlingByPid.get(conn.pid), conn, now);
   }
 
   /**
@@ -73,24 +84,18 @@ export class ThreadServing {
    * within HANDLING_NS — a consumer that calls a database or a service for each message it handles.
    */
   handled(conn: Connection, tid: number, now: bigint): InFlight | undefined {
-    const h = this.handling.get(`${conn.pid}:${tid}`);
-    if (!h || h.span.conn === conn || now - h.at > HANDLING_NS) return undefined;
+    const delivery = handling(this.handling.get(`${conn.pid}:${tid}`), conn, now);
+    if (!delivery) return undefined;
     this.handlesOnOwnThread.delete(conn.pid); // re-inserted last: the oldest go first past MAX_CONSUMER_PROCESSES
     this.handlesOnOwnThread.add(conn.pid);
     if (this.handlesOnOwnThread.size > MAX_CONSUMER_PROCESSES) this.handlesOnOwnThread.delete(this.handlesOnOwnThread.values().next().value!);
-    return h.span;
+    return delivery;
   }
 
   /** Forget deliveries handled longer ago than HANDLING_NS (the map stays bounded by threads that consume). */
   sweep(now: bigint): void {
-    for (const [key, h] of this.handling) {
-      if (now - h.at <= HANDLING_NS) break;
-      this.handling.delete(key);
-    }
-    for (const [pid, h] of this.handlingByPid) {
-      if (now - h.at <= HANDLING_NS) break;
-      this.handlingByPid.delete(pid);
-    }
+    forgetHandled(this.handling, now);
+    forgetHandled(this.handlingByPid, now);
   }
 
   onOpen(conn: Connection): void {
