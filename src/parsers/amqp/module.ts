@@ -53,14 +53,15 @@ function role(m: AmqpMessage, connection: ConnectionView): MessageRole {
   if (m.messageId) attributes[ATTR_MESSAGING_MESSAGE_ID] = m.messageId;
   if (m.correlationId) attributes[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = m.correlationId;
   // The same at both ends of a message: its exchange and routing key (a delivery names them as its publish did).
+  const route = `${m.exchange ?? ''} ${m.routingKey ?? ''}`;
   const span = messageSpan(
     publish ? 'producer' : 'consumer',
     `${operation} ${destination}`,
     attributes,
-    `${m.exchange ?? ''} ${m.routingKey ?? ''}`,
+    route,
     m,
     connection,
-    messageKey('amqp', `${m.exchange ?? ''} ${m.routingKey ?? ''}`, m.bodySize ?? 0, m.payloadDigest),
+    messageKey('amqp', route, m.bodySize ?? 0, m.payloadDigest),
   );
   if (get) return { is: 'request', span, key: keyOf(m.channel, 0) };
   return publish && m.deliveryTag !== undefined ? { is: 'request', span, key: keyOf(m.channel, m.deliveryTag) } : { is: 'one-way', span };
