@@ -513,5 +513,5 @@ const PUSH = 0x3e; // '>'
 
 /** A byte a value can start with: any RESP type from a server, an array (a command) from a client. */
 function startsValue(side: Side, b: number): boolean {
-  return side === 'client' ? b === 0x2a : TYPE_NAMES[String.fromCharCode(b)] !== undefined;
+  return side === 'client' ? b === ARRAY : TYPE_BY_BYTE[b] !== undefined;
 }
