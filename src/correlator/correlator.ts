@@ -483,16 +483,19 @@ export class Correlator {
 
   /** Server requests whose client did not come within the grace (all of them at the end of input): their subtrees go out in their own traces. */
   private releaseAwaiting(now: bigint | undefined): void {
+    const touched = new Set<number>();
     for (const [traceId, awaiting] of this.awaitingTraces) {
       if (awaiting.endedNs === undefined || (now !== undefined && awaiting.endedNs + AWAIT_CLIENT_AFTER_END_NS >= now)) continue;
       this.awaitingTraces.delete(traceId);
-      const server = awaiting.server;
-      server.awaitingClient = false;
-      const list = this.endedAwaiting.get(server.conn.id);
-      const i = list?.indexOf(server) ?? -1;
-      if (i >= 0) list!.splice(i, 1);
-      if (list?.length === 0) this.endedAwaiting.delete(server.conn.id);
+      awaiting.server.awaitingClient = false;
+      touched.add(awaiting.server.conn.id);
       for (const h of awaiting.held) this.emit(h);
+    }
+    // One pass per connection: a splice per released request made a second of 14,000 requests/s on 8 connections cost 0.5 s.
+    for (const id of touched) {
+      const left = this.endedAwaiting.get(id)!.filter((p) => p.awaitingClient === true);
+      if (left.length > 0) this.endedAwaiting.set(id, left);
+      else this.endedAwaiting.delete(id);
     }
   }
 }
