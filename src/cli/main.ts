@@ -24,10 +24,9 @@ import { PROTOCOLS, type Protocol } from '../parsers/protocols';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
 import { LiveError, type Propagation } from '../sources/live/live-source';
-import { ProtoError } from '../parsers/grpc/proto';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
-import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/exporters';
+import { ExportConfigError, validateExportEnv, type ExportStats } from '../export/export-config';
 import { ConfigError, DEFAULT_MAX_PAYLOAD, globToRegExp, loadConfig, parseCpuList, type LoupeConfig } from '../discovery/config';
 import { configAsFlags, ENV_OF_KEY, flagHelp, flagSpecs, KEY_OF_FLAG } from '../discovery/options';
 import { escapeControl } from '../export/terminal';
@@ -228,7 +227,7 @@ function cmdParse(args: string[], io: Out): number {
   try {
     summary = parseFile(positionals[0]!, values.format, chunked.push, parsePorts(values.port), !values['no-redact'], values.proto);
   } catch (e) {
-    if (e instanceof ProtoError) throw new UsageError(e.message);
+    if (e instanceof LoupeError && e.code === 'LOUPE_PROTO') throw new UsageError(e.message);
     throw e;
   } finally {
     chunked.flush(); // messages from before a fault are kept

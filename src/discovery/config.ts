@@ -16,7 +16,7 @@
  * below keeps the refinements and is checked against that table.
  */
 import { LoupeError } from '../errors';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../lazy';
 import { z } from 'zod';
 import { CONSTANTS } from '../events/layout';
 import { readRegularFile } from '../events/input-file';

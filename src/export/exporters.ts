@@ -5,90 +5,14 @@
  * endpoint. A collector that is down costs a bounded queue and counters,
  * never a crash or an unbounded heap.
  */
-import { LoupeError } from '../errors';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { PeriodicExportingMetricReader, type MetricData, type MetricReader } from '@opentelemetry/sdk-metrics';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
+import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { otlpExporterPackages, sdkMetricsPackage } from '../lazy';
 import type { Span } from '../correlator/span';
 import { PerServiceMetricExporter, RedMetrics, type AgentCounts } from './metrics';
-import type { SamplerName } from '../discovery/config';
-import { samplerFromEnv, type TraceSampler } from './sampling';
-
-export class ExportConfigError extends LoupeError {
-  constructor(message: string) {
-    super('LOUPE_EXPORT_CONFIG', message);
-  }
-}
-
-export interface ExportOptions {
-  /** Send traces and metrics over OTLP (endpoint and protocol from OTEL_EXPORTER_OTLP_*). */
-  otlp: boolean;
-  /** Serve Prometheus metrics on this port (0: none). */
-  prometheusPort?: number;
-  /** Flush queued spans this often, in ms (live runs); replays flush at the end. */
-  flushIntervalMs?: number;
-  /** The configuration file's sampler; OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG win over it. */
-  sampler?: { name: SamplerName; arg?: number };
-  /** The watched host's name, on every service's metrics resource (spans carry it through their converter). */
-  hostName?: string;
-}
-
-export interface ExportStats {
-  exported: number;
-  /** Spans the sampler left out (OTEL_TRACES_SAMPLER): never queued. */
-  unsampled: number;
-  dropped: number;
-  failedBatches: number;
-  lastError?: string;
-}
-
-function protocol(signal: 'TRACES' | 'METRICS'): 'grpc' | 'http/protobuf' {
-  const p = process.env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ?? process.env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-  if (p === 'grpc' || p === 'http/protobuf') return p;
-  throw new ExportConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL=${p} is not supported: use http/protobuf or grpc`);
-}
-
-/**
- * Every OTEL_* variable the exporters read, checked before anything starts:
- * a live agent must not attach its programs and then fail on a typo, and the
- * official exporters quietly fall back to localhost:4318 on an endpoint they
- * cannot parse, or to 10 s on a timeout they cannot read.
- */
-export function validateExportEnv(options: ExportOptions, env: NodeJS.ProcessEnv = process.env): TraceSampler | undefined {
-  if (!options.otlp) return undefined;
-  protocol('TRACES');
-  protocol('METRICS');
-  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']) {
-    const value = env[name];
-    if (value === undefined || value === '') continue;
-    let url: URL | undefined;
-    try {
-      url = new URL(value);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
-      throw new ExportConfigError(`${name}=${JSON.stringify(value)} is not an http:// or https:// URL with a host`);
-    }
-  }
-  for (const name of ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_METRIC_EXPORT_INTERVAL']) {
-    const value = env[name];
-    if (value === undefined || value === '') continue;
-    if (!/^\d+$/.test(value.trim()) || Number(value) <= 0) throw new ExportConfigError(`${name}=${JSON.stringify(value)} is not a positive number of milliseconds`);
-  }
-  try {
-    return samplerFromEnv({
-      OTEL_TRACES_SAMPLER: env.OTEL_TRACES_SAMPLER ?? options.sampler?.name,
-      OTEL_TRACES_SAMPLER_ARG: env.OTEL_TRACES_SAMPLER_ARG ?? options.sampler?.arg?.toString(),
-    });
-  } catch (e) {
-    throw new ExportConfigError((e as Error).message);
-  }
-}
+import type { TraceSampler } from './sampling';
+import { protocol, validateExportEnv, type ExportOptions, type ExportStats } from './export-config';
 
 /** Exports in flight at once: one at a time left a fast collector idle while the agent waited for each answer. */
 const MAX_IN_FLIGHT = 4;
@@ -185,16 +109,20 @@ export class Exporters {
     const readers: MetricReader[] = [];
     if (options.otlp) {
       const sampler = validateExportEnv(options)!;
-      const traceExporter = protocol('TRACES') === 'grpc' ? new GrpcTraceExporter() : new ProtoTraceExporter();
+      const packages = otlpExporterPackages();
+      const traceExporter = protocol('TRACES') === 'grpc' ? new packages.grpcTraces.OTLPTraceExporter() : new packages.protoTraces.OTLPTraceExporter();
       this.traces = new OtlpTraceQueue(traceExporter, convert, undefined, undefined, sampler);
-      const metricExporter = protocol('METRICS') === 'grpc' ? new GrpcMetricExporter() : new ProtoMetricExporter();
+      const metricExporter = protocol('METRICS') === 'grpc' ? new packages.grpcMetrics.OTLPMetricExporter() : new packages.protoMetrics.OTLPMetricExporter();
       const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 10_000);
       readers.push(
-        new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(metricExporter, options.hostName), exportIntervalMillis: interval > 0 ? interval : 10_000 }),
+        new (sdkMetricsPackage().PeriodicExportingMetricReader)({
+          exporter: new PerServiceMetricExporter(metricExporter, options.hostName),
+          exportIntervalMillis: interval > 0 ? interval : 10_000,
+        }),
       );
     }
     if (options.prometheusPort) {
-      this.prometheus = new PrometheusExporter({ port: options.prometheusPort });
+      this.prometheus = new (otlpExporterPackages().prometheus.PrometheusExporter)({ port: options.prometheusPort });
       withUnitSuffixes(this.prometheus);
       readers.push(this.prometheus);
     }

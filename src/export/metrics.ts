@@ -4,8 +4,9 @@
  * bucket boundaries, in seconds. Low-cardinality attributes only: the route,
  * never the path; the operation and table, never the statement.
  */
+import { sdkMetricsPackage } from '../lazy';
 import type { Attributes, Histogram } from '@opentelemetry/api';
-import { MeterProvider, type InstrumentType, type MetricData, type MetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { InstrumentType, MetricData, MetricReader, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import {
@@ -196,11 +197,11 @@ export class PerServiceMetricExporter implements PushMetricExporter {
 }
 
 export class RedMetrics {
-  readonly provider: MeterProvider;
+  readonly provider: import('@opentelemetry/sdk-metrics').MeterProvider;
   private readonly histograms: Record<keyof typeof METRIC_NAMES, Histogram>;
 
   constructor(readers: MetricReader[]) {
-    this.provider = new MeterProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: AGENT_SERVICE }), readers });
+    this.provider = new (sdkMetricsPackage().MeterProvider)({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: AGENT_SERVICE }), readers });
     const meter = this.provider.getMeter('loupe', '0.1.0');
     const histogram = (name: string, description: string) => meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: BEYLA_BUCKETS } });
     this.histograms = {

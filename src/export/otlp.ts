@@ -6,7 +6,7 @@
 import { SpanKind, SpanStatusCode, TraceFlags, type HrTime } from '@opentelemetry/api';
 import { createTraceState } from '@opentelemetry/api';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { otlpTransformerPackage } from '../lazy';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { ATTR_HOST_NAME, ATTR_PROCESS_EXECUTABLE_PATH, ATTR_PROCESS_PID } from '@opentelemetry/semantic-conventions/incubating';
@@ -80,10 +80,10 @@ export class OtlpSpanConverter {
 
 /** An ExportTraceServiceRequest in OTLP/JSON, as an OTLP/HTTP JSON exporter would send it. */
 export function otlpJson(spans: ReadableSpan[]): string {
-  return Buffer.from(JsonTraceSerializer.serializeRequest(spans)!).toString('utf8');
+  return Buffer.from(otlpTransformerPackage().JsonTraceSerializer.serializeRequest(spans)!).toString('utf8');
 }
 
 /** The same request in OTLP protobuf. */
 export function otlpProtobuf(spans: ReadableSpan[]): Uint8Array {
-  return ProtobufTraceSerializer.serializeRequest(spans)!;
+  return otlpTransformerPackage().ProtobufTraceSerializer.serializeRequest(spans)!;
 }

@@ -10,7 +10,8 @@
  */
 import { LoupeError } from '../errors';
 import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
-import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
+import type { Sampler } from '@opentelemetry/sdk-trace-base';
+import { sdkTraceBasePackage } from '../lazy';
 import type { Span } from '../correlator/span';
 import { SAMPLER_NAMES, type SamplerName } from '../discovery/config';
 import { OTEL_KIND } from './otlp';
@@ -38,7 +39,9 @@ export class TraceSampler {
             traceFlags: span.remoteSampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
             isRemote: true,
           });
-    return this.sampler.shouldSample(parent, span.traceId, span.name, OTEL_KIND[span.kind], span.attributes, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+    return (
+      this.sampler.shouldSample(parent, span.traceId, span.name, OTEL_KIND[span.kind], span.attributes, []).decision === sdkTraceBasePackage().SamplingDecision.RECORD_AND_SAMPLED
+    );
   }
 }
 
@@ -54,6 +57,7 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv = process.env): TraceSampl
   if (usesRatio && arg && !(Number.isFinite(ratio) && ratio >= 0 && ratio <= 1)) {
     throw new SamplerConfigError(`OTEL_TRACES_SAMPLER_ARG=${arg} is not a ratio: give a number from 0 to 1 (OTEL_TRACES_SAMPLER=${name})`);
   }
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = sdkTraceBasePackage();
   const root = (n: SamplerName): Sampler =>
     n.endsWith('always_off') ? new AlwaysOffSampler() : n.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
   const sampler = name.startsWith('parentbased_') ? new ParentBasedSampler({ root: root(name as SamplerName) }) : root(name as SamplerName);

@@ -27,7 +27,7 @@ import * as procfs from '../sources/live/procfs';
 import { ProcessSelection } from '../discovery/selection';
 import { StreamMasker } from '../security/redact-payload';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
-import { validateExportEnv, type ExportOptions } from '../export/exporters';
+import { validateExportEnv, type ExportOptions } from '../export/export-config';
 import type { RecordedRules } from '../discovery/config';
 
 export interface LiveSessionOptions extends LiveOptions {

@@ -12,7 +12,8 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { StreamingTreeSink, TreeSpanSink } from '../export/tree';
 import type { Span } from '../correlator/span';
 import { Pipeline, type PipelineStats, type SpanSink } from './pipeline';
-import { Exporters, type ExportOptions } from '../export/exporters';
+import { Exporters } from '../export/exporters';
+import type { ExportOptions } from '../export/export-config';
 import type { CorrelatorStats } from '../correlator/correlator';
 
 export const SPAN_FORMATS = ['jsonl', 'otlp-json', 'tree'] as const;

@@ -4,7 +4,7 @@
  */
 import { openCapture } from '../sources/capture-file';
 import type { Span } from '../correlator/span';
-import type { ExportOptions } from '../export/exporters';
+import type { ExportOptions } from '../export/export-config';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 
 /** A replay of a file, a step per batch of records; its return value is the summary. */

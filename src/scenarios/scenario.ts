@@ -14,7 +14,7 @@
 import { LoupeError } from '../errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../lazy';
 import { z } from 'zod';
 import type { Span } from '../correlator/span';
 import { groupTraces } from '../export/traces';

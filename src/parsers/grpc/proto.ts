@@ -6,7 +6,8 @@
 import { LoupeError } from '../../errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadSync, type MethodDefinition, type PackageDefinition } from '@grpc/proto-loader';
+import type { MethodDefinition, PackageDefinition } from '@grpc/proto-loader';
+import { protoLoaderPackage } from '../../lazy';
 
 export class ProtoError extends LoupeError {
   constructor(message: string) {
@@ -39,7 +40,7 @@ export class ProtoDecoder {
     }
     if (files.length === 0) throw new ProtoError(`--proto ${dir}: no .proto files there`);
     try {
-      this.definition = loadSync(files, { includeDirs: [dir], keepCase: true, longs: String, enums: String, bytes: String, defaults: false });
+      this.definition = protoLoaderPackage().loadSync(files, { includeDirs: [dir], keepCase: true, longs: String, enums: String, bytes: String, defaults: false });
     } catch (e) {
       throw new ProtoError(`--proto ${dir}: ${(e as Error).message}`);
     }
