@@ -121,6 +121,11 @@ export class ConnectionPairs {
     return client ? { client, how: 'connection-pair' } : undefined;
   }
 
+  /** This server connection seen from its client's end is watched here: its requests' records may yet come. */
+  hasClientEnd(conn: Connection): boolean {
+    return conn.local !== undefined && conn.remote !== undefined && this.clientsByTuple.has(connKey(conn.local, conn.remote, true));
+  }
+
   /** The server connection that is this client connection seen from the other end, when this host sees it. */
   serverOf(conn: Connection): Connection | undefined {
     if (!conn.local || !conn.remote) return undefined;

@@ -224,6 +224,20 @@ describe('correlator', () => {
     expect(written.indexOf(never)).toBeLessThan(beforeEnd); // let go on the records' clock, not only at the end
   });
 
+  it('writes a server span out at once when its client end is not watched here: no client record can claim it', () => {
+    const s = new Script();
+    // Only the server's socket (`--pid` on it; the client another process or host).
+    const front = s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: { addr: '127.0.0.1', port: 8080 }, remote: { addr: '127.0.0.1', port: 40000 } });
+    s.recv(front, get('/a'));
+    s.send(front, ok());
+    const written: string[] = [];
+    const p = new Pipeline(HEADER, [{ onSpan: (x) => written.push(x.name) }]);
+    p.push(s.events);
+    expect(written).toEqual(['GET /a']); // before finish: not held for a client
+    p.finish();
+    expect(written).toHaveLength(1);
+  });
+
   it('does not claim a waiting server request with a client request of other bytes', () => {
     const s = new Script();
     const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

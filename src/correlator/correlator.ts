@@ -263,7 +263,9 @@ export class Correlator {
       } else {
         span.traceId = this.ids.traceId();
         context = 'new';
-        if (!oneWay) this.awaitClient(pending);
+        // Only a client end watched here can still send this request's record; a server watched
+        // alone (`--pid` on it, a remote client) held every span a second for nothing.
+        if (!oneWay && this.pairs.hasClientEnd(conn)) this.awaitClient(pending);
       }
       if (pairing.servesCalls) this.threads.begin(pending, m.tid);
     } else {
