@@ -13,8 +13,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -84,6 +87,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     exports.Set("clocks", Napi::Function::New(env, Clocks));
     exports.Set("programTypes", Napi::Function::New(env, ProgramTypes));
     exports.Set("pinThreads", Napi::Function::New(env, PinThreads));
+    exports.Set("sockhashCheck", Napi::Function::New(env, SockhashCheck));
     libbpf_set_print(printLibbpf);
     return exports;
   }
@@ -582,6 +586,71 @@ class Agent : public Napi::ObjectWrap<Agent> {
         {"sk_msg", BPF_PROG_TYPE_SK_MSG},
     };
     for (auto& [name, type] : types) out.Set(name, Napi::Boolean::New(info.Env(), libbpf_probe_bpf_prog_type(type, nullptr) == 1));
+    return out;
+  }
+
+  // sockhashCheck(): does a TCP socket still read right once it is in a
+  // sockhash? Kernels with commit 929e30f93125 ("bpf, sockmap: Fix FIONREAD
+  // for sockmap"; 6.6.128+, 6.12.75+, 6.18.14+, 6.19+) answer FIONREAD from
+  // the psock's own queue, 0 for a socket that only has an sk_msg program, and
+  // can lose its readiness wakeup: nginx, Java NIO and .NET size their reads by
+  // FIONREAD and stall, epoll runtimes may never wake. Tried on a loopback pair
+  // of this process's own, in a sockhash of its own, so no other program's
+  // socket is touched: the peer writes kProbeBytes, and the enrolled socket
+  // must become readable (edge-triggered epoll, as Go and libuv wait) and say
+  // them all in FIONREAD. Returns { fionread, readable, received, expected }
+  // or { error }.
+  static Napi::Value SockhashCheck(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    constexpr int kProbeBytes = 100;
+    Napi::Object out = Napi::Object::New(env);
+    int map = -1, listener = -1, client = -1, server = -1, ep = -1;
+    auto cleanup = [&]() {
+      for (int fd : {ep, server, client, listener, map})
+        if (fd >= 0) close(fd);
+    };
+    auto fail = [&](const std::string& what) {
+      out.Set("error", Napi::String::New(env, what + ": " + strerror(errno)));
+      cleanup();
+      return out;
+    };
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t addrLen = sizeof(addr);
+    map = bpf_map_create(BPF_MAP_TYPE_SOCKHASH, "loupe_probe", sizeof(uint64_t), sizeof(uint64_t), 1, nullptr);
+    if (map < 0) return fail("cannot create a sockhash");
+    listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) || listen(listener, 1) ||
+        getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &addrLen))
+      return fail("cannot listen on loopback");
+    client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (client < 0 || connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))) return fail("cannot connect on loopback");
+    server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (server < 0) return fail("cannot accept on loopback");
+    uint64_t key = 1, value = static_cast<uint64_t>(client);
+    if (bpf_map_update_elem(map, &key, &value, BPF_ANY)) return fail("cannot put a socket in a sockhash");
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event want{};
+    want.events = EPOLLIN | EPOLLET;
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, client, &want)) return fail("cannot wait with epoll");
+    char bytes[kProbeBytes];
+    memset(bytes, 'x', sizeof(bytes));
+    if (write(server, bytes, sizeof(bytes)) != kProbeBytes) return fail("cannot write on loopback");
+    // Loopback delivers within the write; a second is for a loaded machine only.
+    epoll_event got{};
+    bool readable = epoll_wait(ep, &got, 1, 1000) == 1;
+    int pending = -1;
+    if (ioctl(client, FIONREAD, &pending)) pending = -1;
+    // What a reader that does not trust FIONREAD gets: a non-blocking read.
+    char sink[kProbeBytes * 2];
+    ssize_t received = recv(client, sink, sizeof(sink), MSG_DONTWAIT);
+    bpf_map_delete_elem(map, &key);
+    cleanup();
+    out.Set("fionread", Napi::Number::New(env, pending));
+    out.Set("readable", Napi::Boolean::New(env, readable));
+    out.Set("received", Napi::Number::New(env, static_cast<double>(received)));
+    out.Set("expected", Napi::Number::New(env, kProbeBytes));
     return out;
   }
 

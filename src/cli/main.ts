@@ -410,6 +410,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       redact: !v['no-redact'],
       goProbes: !v['no-go'],
       goInject: !v['no-go'] && !v['no-inject'],
+      goInjectDespiteFionread: Boolean(v['inject-despite-fionread']),
       goTls: !v['no-tls'],
       format,
       exports: {
@@ -458,7 +459,9 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
       io.err(`loupe: ${goLine(r)}\n`);
       if ('error' in r || goWatched || !injection) return;
       goWatched = true;
-      io.err(`loupe: traceparent injection into Go programs' HTTP/1 requests: ${injection.inject ? 'on (sk_msg + sock_ops)' : `off (${injection.reason})`}\n`);
+      io.err(
+        `loupe: traceparent injection into Go programs' HTTP/1 requests: ${injection.inject ? `on (sk_msg + sock_ops${injection.reason ? `; ${injection.reason}` : ''})` : `off (${injection.reason})`}\n`,
+      );
     },
     onTls: (lib, pid, error) => {
       if (!cmd.quiet) io.err(error ? `loupe: no TLS probes on ${lib} (pid ${pid}): ${error}\n` : `loupe: TLS plaintext also from ${lib} (loaded by pid ${pid})\n`);

@@ -27,12 +27,15 @@ describe('configuration', () => {
     expect(c.services).toEqual([{ exe: '/front$', name: 'storefront' }]);
     expect(c.routes).toEqual({ patterns: ['/factorial/{n}'], ignore: ['/health'], heuristic: true });
     expect(c.capture).toEqual({ max_payload: 65_536, ring_mb: 16, redact: true });
-    expect(c.go).toEqual({ enabled: true, inject_traceparent: true });
+    expect(c.go).toEqual({ enabled: true, inject_traceparent: true, inject_despite_fionread: false });
   });
 
   it('turns traceparent injection off from the file or the environment', () => {
-    expect(loadConfig(file('go:\n  inject_traceparent: false\n'), {}).go).toEqual({ enabled: true, inject_traceparent: false });
+    expect(loadConfig(file('go:\n  inject_traceparent: false\n'), {}).go).toEqual({ enabled: true, inject_traceparent: false, inject_despite_fionread: false });
     expect(loadConfig(undefined, { LOUPE_GO_INJECT: 'false' }).go.inject_traceparent).toBe(false);
+    // Injection on a kernel whose sockhash breaks FIONREAD: off unless said, in the file or the environment.
+    expect(loadConfig(file('go:\n  inject_despite_fionread: true\n'), {}).go.inject_despite_fionread).toBe(true);
+    expect(loadConfig(undefined, { LOUPE_GO_INJECT_DESPITE_FIONREAD: 'true' }).go.inject_despite_fionread).toBe(true);
     expect(loadConfig(undefined, { LOUPE_GO: 'false' }).go.enabled).toBe(false);
     expect(() => loadConfig(file('go:\n  inject: false\n'), {})).toThrow(/go: Unrecognized key\(s\) in object: 'inject'/);
   });

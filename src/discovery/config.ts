@@ -125,9 +125,10 @@ export const CONFIG_SCHEMA = z
       })
       .strict()
       .default({}),
-    // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests.
+    // Go programs: goroutine and net/http probes; inject_traceparent puts the context on their outgoing HTTP/1 requests
+    // (inject_despite_fionread: also on a kernel whose sockhash breaks FIONREAD, see live-source.ts).
     go: z
-      .object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true) })
+      .object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true), inject_despite_fionread: z.boolean().default(false) })
       .strict()
       .default({}),
     // The agent's own threads; unset: wherever the scheduler puts them.

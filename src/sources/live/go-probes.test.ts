@@ -63,6 +63,19 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
     expect(encodeGoOffsets(plan, true).readBigUInt64LE(offsetOf('loupe_go_offsets', 'tcpconn_itab'))).toBe(BigInt(`0x${itab}`));
   });
 
+  it("names the packages that call C code of their own, and not net's resolver", async () => {
+    // backend.go is built with cgo on: net reaches getaddrinfo through it, and that is all.
+    expect((await planGoProbes(noDwarf)).cCallers).toEqual([]);
+    const dir = tempDir();
+    fs.writeFileSync(
+      path.join(dir, 'main.go'),
+      'package main\n\n// #include <unistd.h>\nimport "C"\n\nimport (\n\t"fmt"\n\t"net/http"\n)\n\nfunc main() {\n\tfmt.Println(C.getpid())\n\thttp.Get("http://127.0.0.1:1/")\n}\n',
+    );
+    const bin = path.join(dir, 'ccall');
+    execFileSync('go', ['build', '-o', bin, 'main.go'], { env: { ...process.env, CGO_ENABLED: '1', GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' }, cwd: dir });
+    expect((await planGoProbes(bin)).cCallers).toEqual(['main']);
+  }, 120_000);
+
   it('keeps the probes but puts no header on a program whose header-map layout it does not know', async () => {
     const table = GO_OFFSETS[release]!;
     // The member of this release's layout (buckets to Go 1.23, a swiss table from 1.24) that goes missing.

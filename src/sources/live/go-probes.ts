@@ -108,6 +108,12 @@ export interface GoPlan {
   skipped: string;
   /** The offsets injection needs are known. */
   canInject: boolean;
+  /**
+   * Go packages of it that call C code of their own (cgo), other than the resolvers of net and
+   * os/user: their C code may read a socket by FIONREAD, which a sockhash breaks on some kernels
+   * (sockhashSafety in live-source.ts). Go's own sockets are read until EAGAIN, never by FIONREAD.
+   */
+  cCallers: string[];
   /** Its header map is a swiss table (Go 1.24+), not buckets. */
   swissMap: boolean;
   /** Where *net.TCPConn's itab as a net.Conn is: absolute, or from the load base of a position-independent binary. */
@@ -139,7 +145,18 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
   const functions = elf.functions();
   // The runtime alone (a compiler, a tool): nothing to probe for, and nothing to disassemble.
   if (!PROBES.some((p) => p.fn.startsWith('net/http.') && functions.has(p.fn))) {
-    return { goVersion: info.goVersion, probes: [], functions: [], offsets: {}, offsetsFrom: 'table', skipped: '', canInject: false, swissMap: false, tcpConnItab: undefined };
+    return {
+      goVersion: info.goVersion,
+      probes: [],
+      functions: [],
+      offsets: {},
+      offsetsFrom: 'table',
+      skipped: '',
+      canInject: false,
+      cCallers: [],
+      swissMap: false,
+      tcpConnItab: undefined,
+    };
   }
   // Every struct member any probe reads, from one pass over the DWARF (or the table).
   const groups = { core: FIELDS, grpc: GRPC_FIELDS, inject: INJECT_FIELDS, buckets: BUCKET_MAP_FIELDS, swiss: SWISS_MAP_FIELDS, tls: TLS_FIELDS };
@@ -205,9 +222,23 @@ export async function planGoProbes(file: string): Promise<GoPlan> {
     offsetsFrom: from.size === 2 ? 'dwarf+table' : [...from][0]!,
     skipped,
     canInject: !(inject instanceof ElfError),
+    cCallers: cCallers(functions),
     swissMap: !(inject instanceof ElfError) && inject.header_swiss_dir_ptr !== undefined,
     tcpConnItab: tcpConnItab(elf),
   };
+}
+
+/** Packages whose C calls are libc's resolvers and user lookups (getaddrinfo, getpwnam_r...): no socket of theirs is read by FIONREAD. */
+const RESOLVER_C_CALLERS = new Set(['net', 'os/user', 'runtime/cgo', 'plugin']);
+
+/** cgo makes a Go function `<package>._Cfunc_<name>` (or `_C2func_`) for each C function a package calls. */
+function cCallers(functions: Map<string, unknown>): string[] {
+  const packages = new Set<string>();
+  for (const name of functions.keys()) {
+    const at = name.search(/\._C2?func_/);
+    if (at > 0 && !RESOLVER_C_CALLERS.has(name.slice(0, at))) packages.add(name.slice(0, at));
+  }
+  return [...packages].sort();
 }
 
 /** Go names itabs go.itab.T,I (to Go 1.19) or go:itab.T,I (Go 1.20 on). */

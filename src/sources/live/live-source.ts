@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
 import { encodeGoOffsets, itabIn, planGoProbes, type GoPlan } from './go-probes';
 import { socketsOf } from './procfs';
-import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Lockdown, type NativeAgent } from './system';
+import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Lockdown, type NativeAgent, type SockhashCheck } from './system';
 
 export interface LiveOptions {
   /** Watch only these processes (and children they fork). */
@@ -30,6 +30,8 @@ export interface LiveOptions {
   goTls?: boolean;
   /** Go programs get probes (the kernel then looks for incoming traceparents for them). Default on. */
   goProbes?: boolean;
+  /** Inject even where the kernel misreports FIONREAD for sockets in a sockhash (see sockhashSafety). */
+  goInjectDespiteFionread?: boolean;
   /** Tests only: another build of inject.bpf.o (one whose header insertion fails on purpose). */
   injectObject?: string;
   /**
@@ -49,8 +51,10 @@ export interface LiveOptions {
 export interface Propagation {
   /** traceparent inserted into Go programs' outgoing HTTP/1 requests by sk_msg. */
   inject: boolean;
-  /** Why not, when not. */
+  /** Why not, when not; when on, what limits it ('' for nothing). */
   reason: string;
+  /** Only into Go programs that call no C code of their own (GoPlan.cCallers): the kernel breaks FIONREAD on sockhash sockets. */
+  pureGoOnly?: boolean;
 }
 
 export interface GoInstrumented {
@@ -228,6 +232,8 @@ export class LiveSource {
   /** sock_ops on the cgroup v2 root picks the sockets, sk_msg on their sockhash writes the header. */
   private startInjection(agent: NativeAgent, loaded: string): Propagation {
     if (loaded) return { inject: false, reason: loaded };
+    const safety = sockhashSafety(loadAddon().sockhashCheck());
+    if (safety.verdict === 'unsafe') return { inject: false, reason: safety.reason };
     const cgroup = cgroup2Root();
     if (!cgroup) return { inject: false, reason: 'no cgroup v2 hierarchy is mounted (sock_ops attaches to one)' };
     try {
@@ -236,7 +242,14 @@ export class LiveSource {
     } catch (e) {
       return { inject: false, reason: (e as Error).message };
     }
-    return { inject: true, reason: '' };
+    if (safety.verdict === 'safe') return { inject: true, reason: '' };
+    if (this.options.goInjectDespiteFionread) return { inject: true, reason: `into every Go program (--inject-despite-fionread), although ${safety.reason}` };
+    return { inject: true, pureGoOnly: true, reason: `only into Go programs that call no C code of their own, because ${safety.reason}` };
+  }
+
+  /** Does this Go program's requests get the header (see Propagation.pureGoOnly)? */
+  private injectsInto(plan: GoPlan): boolean {
+    return this.propagation.inject && plan.canInject && !(this.propagation.pureGoOnly && plan.cCallers.length > 0);
   }
 
   /**
@@ -265,17 +278,17 @@ export class LiveSource {
       if (!tls && program.startsWith('go_tls_')) continue;
       links.push(agent.attachUprobe(program, exe, offset, pid));
     }
-    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, this.propagation.inject, tls, itabIn(plan, pid)));
+    const injects = this.injectsInto(plan);
+    agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, injects, tls, itabIn(plan, pid)));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
-    const adoptedSockets =
-      this.propagation.inject && plan.canInject
-        ? agent.adoptSockets(
-            'loupe_inject_socks',
-            pid,
-            socketsOf(pid).map((s) => s.fd),
-          )
-        : 0;
+    const adoptedSockets = injects
+      ? agent.adoptSockets(
+          'loupe_inject_socks',
+          pid,
+          socketsOf(pid).map((s) => s.fd),
+        )
+      : 0;
     return {
       pid,
       exe: fs.readlinkSync(exe),
@@ -283,9 +296,16 @@ export class LiveSource {
       functions: plan.functions,
       probes: plan.probes.length,
       offsetsFrom: plan.offsetsFrom,
-      skipped: plan.skipped,
+      skipped: [
+        plan.skipped,
+        this.propagation.pureGoOnly && plan.cCallers.length > 0
+          ? `traceparent injection off for it: ${plan.cCallers.join(', ')} call${plan.cCallers.length > 1 ? '' : 's'} C code, which may read its sockets by FIONREAD`
+          : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
       adoptedSockets,
-      injects: this.propagation.inject && plan.canInject,
+      injects,
       headerMap: plan.swissMap ? 'swiss table' : 'buckets',
     };
   }
@@ -346,4 +366,33 @@ export class LiveSource {
     await this.ended;
     agent.close();
   }
+}
+
+/**
+ * What putting a socket in a sockhash does to its reader on this kernel, from a loopback pair of
+ * the agent's own (Addon.sockhashCheck). Kernels with commit 929e30f93125 (6.6.128+, 6.12.75+,
+ * 6.18.14+, 6.19+) answer FIONREAD from the psock's queue: 0 for a socket with only an sk_msg
+ * program, and nginx, Java NIO and .NET, which size their reads by it, stall. The two known
+ * compensations do not hold here: OBI rewrites the ioctl's result with bpf_probe_write_user, which
+ * kernel lockdown refuses; a pass-through sk_skb verdict on the sockhash makes FIONREAD right, but
+ * measured on 6.18.44 the socket then read nothing more, not even new data, once the agent's map
+ * was gone, so an agent killed with SIGKILL would leave its connections dead. What holds instead:
+ * only a Go program's own sockets enter the sockhash, and Go's runtime never asks FIONREAD (it
+ * reads until EAGAIN; readiness is checked here too), so injection stays on for Go programs whose
+ * only C calls are libc's resolvers (GoPlan.cCallers), and --inject-despite-fionread widens it.
+ */
+export function sockhashSafety(check: SockhashCheck): { verdict: 'safe' | 'fionread' | 'unsafe'; reason: string } {
+  if (check.error !== undefined) return { verdict: 'unsafe', reason: `the sockhash check on a loopback pair failed (${check.error})` };
+  if (!check.readable || check.received !== check.expected) {
+    return { verdict: 'unsafe', reason: `a socket in a sockhash did not wake or read for ${check.expected} bytes arriving (checked at start-up: ${check.received} read)` };
+  }
+  if (check.fionread !== check.expected) {
+    return {
+      verdict: 'fionread',
+      reason:
+        `this kernel misreports FIONREAD for sockets in a sockhash (${check.fionread} of ${check.expected} bytes, checked at start-up; kernel commit 929e30f93125), ` +
+        'which stalls readers that size reads by it (nginx, Java NIO); --inject-despite-fionread for programs that never ask it',
+    };
+  }
+  return { verdict: 'safe', reason: '' };
 }

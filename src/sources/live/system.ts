@@ -57,8 +57,21 @@ export interface Addon {
   clocks(): { realtime: bigint; boottime: bigint; monotonic: bigint };
   /** Keep every thread of this process on these CPUs (threads made later inherit it); how many threads. */
   pinThreads(cpus: number[]): number;
+  /** A loopback pair's reader with one end in a sockhash of its own: see sockhashSafety in live-source.ts. */
+  sockhashCheck(): SockhashCheck;
   /** Which program types this kernel loads (kprobe is also what uprobes are). */
   programTypes(): Record<'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'sock_ops' | 'sk_msg', boolean>;
+}
+
+export interface SockhashCheck {
+  /** FIONREAD's answer with `expected` bytes waiting, -1 when it failed. */
+  fionread: number;
+  /** An edge-triggered epoll woke for them. */
+  readable: boolean;
+  /** What a non-blocking read then got. */
+  received: number;
+  expected: number;
+  error?: string;
 }
 
 export function loadAddon(): Addon {
