@@ -63,9 +63,21 @@ describe('correlator', () => {
   it('a server span joins the trace of an incoming traceparent, with a remote parent', () => {
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const spans = spansOf(chain({ frontHeaders: `traceparent: ${tp}\r\ntracestate: congo=t61rcWkgMzE\r\n` }));
+    // curl is watched and sent the header as it was given: the header names curl's parent, and the server is curl's child.
+    const curl = find(spans, 'curl', 'client');
+    expect(curl).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'b7ad6b7169203331', parentIsRemote: true, traceState: 'congo=t61rcWkgMzE' });
     const front = find(spans, 'front', 'server');
-    expect(front).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'b7ad6b7169203331', parentIsRemote: true, traceState: 'congo=t61rcWkgMzE' });
+    expect(front).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: curl.spanId });
+    expect(front.attributes['loupe.context']).toBe('connection-pair');
     expect(find(spans, 'back', 'server').traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    // Its client not watched: the server span's parent is the header's, remote.
+    const alone = new Script();
+    const server = alone.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: { addr: '127.0.0.1', port: 8080 }, remote: { addr: '127.0.0.1', port: 40000 } });
+    alone.recv(server, get('/a', `traceparent: ${tp}\r\ntracestate: congo=t61rcWkgMzE\r\n`));
+    alone.send(server, ok());
+    const [only] = spansOf(alone.events);
+    expect(only).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'b7ad6b7169203331', parentIsRemote: true, traceState: 'congo=t61rcWkgMzE' });
+    expect(only!.attributes['loupe.context']).toBe('traceparent');
   });
 
   it('carries the sampled flag of an incoming traceparent down the trace, and none in a trace that began here', () => {
@@ -87,9 +99,32 @@ describe('correlator', () => {
   it('a downstream server joins the trace an outgoing traceparent names', () => {
     const tp = '00-11111111111111111111111111111111-2222222222222222-01';
     const spans = spansOf(chain({ backHeaders: `traceparent: ${tp}\r\n` }));
-    const back = find(spans, 'back', 'server');
-    expect(back).toMatchObject({ traceId: '11111111111111111111111111111111', parentSpanId: '2222222222222222', parentIsRemote: true });
-    expect(find(spans, 'front', 'client').traceId).toBe('11111111111111111111111111111111');
+    // The call carries the header its program set: the client span joins that context and the server is its child.
+    const call = find(spans, 'front', 'client');
+    expect(call).toMatchObject({ traceId: '11111111111111111111111111111111', parentSpanId: '2222222222222222' });
+    expect(find(spans, 'back', 'server')).toMatchObject({ traceId: '11111111111111111111111111111111', parentSpanId: call.spanId });
+  });
+
+  it('lets a traceparent that names another span than the client span win over the connection pair', () => {
+    // An SDK in front: its outgoing header names its own span (P2) in the trace front serves; Loupe's
+    // client span is the child of front's server span. The same bytes reach back, but the header names P2.
+    const trace = '0af7651916cd43dd8448eb211c80319c';
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    s.send(curl, get('/a', `traceparent: 00-${trace}-1111111111111111-01\r\n`));
+    s.recv(front, get('/a', `traceparent: 00-${trace}-1111111111111111-01\r\n`));
+    const [frontOut, back] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 2, tid: 21, fd: 4, port: 9090 });
+    s.send(frontOut, get('/b', `traceparent: 00-${trace}-2222222222222222-01\r\n`));
+    s.recv(back, get('/b', `traceparent: 00-${trace}-2222222222222222-01\r\n`));
+    s.send(back, ok());
+    s.recv(frontOut, ok());
+    s.send(front, ok());
+    s.recv(curl, ok());
+    const spans = spansOf(s.events);
+    expect(find(spans, 'front', 'client').parentSpanId).toBe(find(spans, 'front', 'server').spanId);
+    const served = find(spans, 'back', 'server');
+    expect(served).toMatchObject({ traceId: trace, parentSpanId: '2222222222222222', parentIsRemote: true });
+    expect(served.attributes['loupe.context']).toBe('traceparent');
   });
 
   it('does not guess a parent when the calling thread serves nothing or several requests', () => {

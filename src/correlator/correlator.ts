@@ -248,9 +248,13 @@ export class Correlator {
     const traceState = start.tracestate ?? '';
     let context: string;
     if (side === 'server') {
-      const paired =
-        header || oneWay ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairs.bySameBytes(conn, pending.fingerprint, m.tsStart) : this.pairs.bySamePlace(conn);
-      if (header) {
+      let paired = oneWay ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairs.bySameBytes(conn, pending.fingerprint, m.tsStart) : this.pairs.bySamePlace(conn);
+      // A traceparent the watched client sent as it was given (curl -H, a proxy passing it on) names the
+      // client span's parent, not the client span: the server span is the client span's child, in that
+      // trace. A header that names something else (an SDK's own client span, a Go request the kernel
+      // injected into) wins over the pair.
+      if (header && paired && !(paired.client.span.parentSpanId === header.parentId && paired.client.span.traceId === this.aliases.resolve(header.traceId))) paired = undefined;
+      if (header && !paired) {
         parentTo(span, { traceId: this.aliases.resolve(header.traceId), spanId: header.parentId, traceState, remoteSampled: sampledFlag(header.flags) });
         span.parentIsRemote = true;
         context = 'traceparent';
