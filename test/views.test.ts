@@ -11,7 +11,7 @@ import { get, ok, Script } from './script';
 import { services } from './services';
 import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
 import { encodeEvent } from '../src/events/codec';
-import { serviceEdges } from '../src/export/report';
+import { edgesTable, serviceEdges } from '../src/export/report';
 import { spansOfCapture } from '../src/pipeline/replay';
 import { mqttPacket, mqttProperties, mqttString, mqttUserProperty } from './fuzz/seeds';
 
@@ -43,6 +43,58 @@ describe('loupe report', () => {
       { from: 'curl', to: 'frontend', calls: 2, errors: 1 },
       { from: 'frontend', to: 'backend', calls: 1, errors: 0 },
     ]);
+  });
+
+  it('says per edge how its calls were joined: by the header the kernel put in, by the connection pair, by the message', () => {
+    const edges = (capture: string) => {
+      const r = spawnSync('node', [CLI, 'report', path.join(ROOT, 'captures', capture), '--edges'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s{2,}/));
+    };
+    // Go services on three network-namespace hosts, curl calling the frontend: with injection, and without.
+    expect(edges('gohosts-live.loupe')).toEqual([
+      ['caller', 'callee', 'calls', 'errors', 'joined by', 'unjoined'],
+      ['backend', 'worker-a', '2', '0', 'traceparent 2 (100%)', '-'],
+      ['backend', 'worker-b', '2', '0', 'traceparent 2 (100%)', '-'],
+      ['curl', 'frontend', '2', '0', 'connection-pair 2 (100%)', '-'],
+      ['frontend', 'backend', '2', '0', 'traceparent 2 (100%)', '-'],
+    ]);
+    expect(
+      edges('gohosts-noinject-live.loupe')
+        .slice(1)
+        .map((row) => row[4]),
+    ).toEqual(Array(4).fill('connection-pair 2 (100%)'));
+    // RabbitMQ and Kafka (kafka-python) deliveries joined to their publishes by the traceparent they carried.
+    const orders = edges('orders-live.loupe');
+    expect(orders.find((row) => row[0] === 'rabbitmq orders')).toEqual(['rabbitmq orders', 'billing', '3', '0', 'message 3 (100%)', '-']);
+    expect(orders.find((row) => row[0] === 'kafka shipments')).toEqual(['kafka shipments', 'shipping', '3', '0', 'message 3 (100%)', '-']);
+    // curl sent a traceparent as given: its server span is still its child (not the header's sibling).
+    expect(orders.find((row) => row[0] === 'curl')).toEqual(['curl', 'orders', '3', '0', 'connection-pair 3 (100%)', '-']);
+    // The waterfall view ends with the same table.
+    const view = spawnSync('node', [CLI, 'view', path.join(ROOT, 'captures/gohosts-live.loupe')], { encoding: 'utf8' }).stdout;
+    expect(view).toContain(`service graph edges\n${edgesTable(spansOfCapture(path.join(ROOT, 'captures/gohosts-live.loupe')).spans)}`);
+  });
+
+  it('counts a call to a watched service that no server span joined as unjoined, with its share', () => {
+    const s = new Script();
+    const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
+    const [curl2, front2] = s.connection({ pid: 3, tid: 3, fd: 4, port: 40001 }, { pid: 1, tid: 12, fd: 6, port: 8080 });
+    s.send(curl, get('/a'));
+    s.recv(front, get('/a'));
+    s.send(front, ok());
+    s.recv(curl, ok());
+    // What the server read is not what the client wrote (a proxy between them rewrote it): no pair.
+    s.send(curl2, get('/b'));
+    s.recv(front2, get('/rewritten'));
+    s.send(front2, ok());
+    s.recv(curl2, ok());
+    const { spans } = spansOfCapture(writeCapture(s));
+    const edge = serviceEdges(spans).find((e) => e.to !== 'pid-3')!;
+    expect(edge).toMatchObject({ calls: 2, joinedBy: { 'connection-pair': 1 }, unjoined: 1 });
+    expect(edgesTable(spans)).toMatch(/connection-pair 1 \(50%\)\s+1 \(50%\)\n/);
   });
 
   it('draws messages through their broker: producer -> broker -> consumer, joined or not', () => {
@@ -95,6 +147,8 @@ describe('loupe report', () => {
       expect(dom).toContain('2 calls, 1 error');
       expect((dom.match(/class="edge"/g) ?? []).length).toBe(2);
       expect(dom).toMatch(/<th>calls\/s<\/th>/);
+      expect(dom).toMatch(/<th>joined by<\/th><th>unjoined<\/th>/);
+      expect(dom).toContain('<td>connection-pair 2 (100%)</td><td>-</td>');
       expect((dom.match(/data-trace="/g) ?? []).length).toBe(2);
       expect((dom.match(/class="bar client error"/g) ?? []).length).toBe(1);
     },
@@ -146,3 +200,10 @@ describe('terminal output of bytes anyone can send', () => {
     }
   });
 });
+
+/** A script's events as a JSONL capture file. */
+function writeCapture(s: Script): string {
+  const file = path.join(tempDir(), 'script.jsonl');
+  fs.writeFileSync(file, [headerToJsonLine(HEADER), ...s.events.map((e) => recordToJsonLine(encodeEvent(e)))].join('\n') + '\n');
+  return file;
+}

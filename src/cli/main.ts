@@ -7,7 +7,7 @@ import { EXIT_STATUS, LoupeError } from '../errors';
 import * as path from 'node:path';
 import { renderWaterfall } from '../export/waterfall';
 import { ProgressBar } from './progress';
-import { renderReport } from '../export/report';
+import { edgesTable, renderReport } from '../export/report';
 import { diffSpans, renderDiff } from '../export/diff';
 import { checkScenario, loadScenario, SCENARIO_DIR, ScenarioError, type CheckResult, type Scenario } from '../scenarios/scenario';
 import { runScenario } from '../scenarios/run';
@@ -87,12 +87,16 @@ Usage:
 ${flagHelp()}
   loupe view FILE [--trace ID] [--width N]
       Each trace of a capture as a waterfall in the terminal: one bar per
-      span on the trace's time axis (▓ failed, ░ in-queue/processing phases).
+      span on the trace's time axis (▓ failed, ░ in-queue/processing phases),
+      then the service graph's edges as report --edges prints them.
       --trace shows one trace (an id prefix is enough); --width sets the bars'
       columns (default 40).
-  loupe report FILE -o REPORT.html
+  loupe report FILE -o REPORT.html | --edges
       A self-contained HTML page: the service graph (who calls whom, calls,
-      calls/s, errors, median and p95 latency) and a waterfall per trace.
+      calls/s, errors, median and p95 latency, how the calls were joined) and
+      a waterfall per trace. --edges prints the graph's edges as a table on
+      stdout: per caller and callee, the share of calls joined each way (the
+      callee's loupe.context) and the calls left unjoined.
   loupe diff A B [--format text|json] [--check]
       Compare two captures: operations (service, kind, span name) that
       appeared or vanished and how their counts, errors and p50/p95 latency
@@ -593,14 +597,20 @@ function cmdView(args: string[], io: Out): number {
   const width = intOption('width', values.width, 10, 400) ?? 40;
   const { spans } = spansOfCapture(positionals[0]!);
   io.out(renderWaterfall(spans, { width, ...(values.trace !== undefined ? { trace: values.trace } : {}) }));
+  // The whole capture's service graph after its traces: how each caller's calls were joined to their callee.
+  if (values.trace === undefined && spans.length > 0) io.out(`service graph edges\n${edgesTable(spans)}`);
   return 0;
 }
 
 function cmdReport(args: string[], io: Out): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
-  if (positionals.length !== 1 || !values.output) throw new UsageError('report takes one capture file and -o REPORT.html');
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, edges: { type: 'boolean' } } });
+  if (positionals.length !== 1 || (!values.output && !values.edges)) throw new UsageError('report takes one capture file and -o REPORT.html, or --edges');
   const { spans, summary } = spansOfCapture(positionals[0]!);
-  const report = wholeFile(values.output);
+  if (values.edges) {
+    io.out(edgesTable(spans));
+    if (!values.output) return 0;
+  }
+  const report = wholeFile(values.output!);
   report.write(Buffer.from(renderReport(spans, path.basename(positionals[0]!))));
   report.commit();
   io.err(`loupe: wrote ${values.output}: ${summary.correlator.spans} spans\n`);

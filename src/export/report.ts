@@ -5,6 +5,7 @@
  * a small script, so a browser test can check what it drew.
  */
 import type { Span } from '../correlator/span';
+import { escapeControl } from './terminal';
 import { groupTraces, spanSummary } from './traces';
 
 export interface Edge {
@@ -14,7 +15,17 @@ export interface Edge {
   errors: number;
   /** Durations of the calls, ms: the page shows the median and p95. */
   ms: number[];
+  /**
+   * Calls joined across processes, by the way (the callee's `loupe.context`: traceparent,
+   * connection-pair, connection-pair-nat, message; `link` for a consumer joined only by span links).
+   */
+  joinedBy: Record<string, number>;
+  /** Calls whose callee is watched (a server span answered at that address) but whose spans were not joined. */
+  unjoined: number;
 }
+
+/** The ways a callee's span is joined to its caller's, from its `loupe.context`. */
+const CROSS_PROCESS = new Set(['traceparent', 'tcp-option', 'connection-pair', 'connection-pair-nat', 'message']);
 
 /**
  * Calls between services: a client span and the server span it led to, or a
@@ -26,25 +37,62 @@ export interface Edge {
 export function serviceEdges(spans: Span[]): Edge[] {
   const servedBy = new Map<string, Span>();
   for (const s of spans) if (s.kind === 'server' && s.parentSpanId) servedBy.set(s.parentSpanId, s);
+  // A watched service by the address its requests name (Host, :authority): a call there that no server span joined is left unjoined.
+  const serviceAt = new Map<string, string>();
+  const addressOf = (s: Span) => `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`;
+  for (const s of spans) if (s.kind === 'server' && s.attributes['server.address'] !== undefined) serviceAt.set(addressOf(s), s.service);
   const edges = new Map<string, Edge>();
-  const add = (from: string, to: string, s: Span) => {
+  const add = (from: string, to: string, s: Span, joined: string | undefined, unjoined: boolean) => {
     const key = `${from}\u0000${to}`;
-    const e = edges.get(key) ?? { from, to, calls: 0, errors: 0, ms: [] };
+    const e = edges.get(key) ?? { from, to, calls: 0, errors: 0, ms: [], joinedBy: {}, unjoined: 0 };
     e.calls++;
     if (s.status.code === 'error') e.errors++;
     e.ms.push(Number(s.endNs - s.startNs) / 1e6);
+    if (joined !== undefined) e.joinedBy[joined] = (e.joinedBy[joined] ?? 0) + 1;
+    if (unjoined) e.unjoined++;
     edges.set(key, e);
   };
+  const contextOf = (s: Span) => String(s.attributes['loupe.context'] ?? 'new');
   for (const s of spans) {
     const destination = s.attributes['messaging.destination.name'];
     const broker = destination !== undefined ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}` : undefined;
-    if (s.kind === 'consumer' && broker !== undefined) add(broker, s.service, s);
+    if (s.kind === 'consumer' && broker !== undefined) {
+      const how = CROSS_PROCESS.has(contextOf(s)) ? contextOf(s) : s.links?.length ? 'link' : undefined;
+      add(broker, s.service, s, how, how === undefined);
+    }
     if (s.kind !== 'client' && s.kind !== 'producer') continue;
     const server = servedBy.get(s.spanId);
+    if (server) {
+      add(s.service, server.service, s, contextOf(server), false);
+      continue;
+    }
     const db = s.attributes['db.system.name'];
-    add(s.service, server?.service ?? (db !== undefined ? `${db}` : (broker ?? `${s.attributes['server.address'] ?? '?'}:${s.attributes['server.port'] ?? '?'}`)), s);
+    const watched = db === undefined && broker === undefined ? serviceAt.get(addressOf(s)) : undefined;
+    add(s.service, db !== undefined ? `${db}` : (broker ?? watched ?? addressOf(s)), s, undefined, watched !== undefined);
   }
   return [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
+}
+
+const share = (n: number, of: number) => `${n} (${Math.round((100 * n) / of)}%)`;
+
+/** How an edge's calls were joined: `connection-pair 12 (100%)`, the commonest way first; `-` for none. */
+export function joinedText(e: Edge): string {
+  const ways = Object.entries(e.joinedBy).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return ways.map(([way, n]) => `${way} ${share(n, e.calls)}`).join(', ') || '-';
+}
+
+/** An edge's calls left unjoined, with their share; `-` for none. */
+export function unjoinedText(e: Edge): string {
+  return e.unjoined ? share(e.unjoined, e.calls) : '-';
+}
+
+/** `loupe report --edges`: per service-graph edge, its calls and how they were joined, as aligned text. */
+export function edgesTable(spans: Span[]): string {
+  const rows = [['caller', 'callee', 'calls', 'errors', 'joined by', 'unjoined']];
+  // Service names come from process names and Host headers: whatever anyone sent, shown as text.
+  for (const e of serviceEdges(spans)) rows.push([escapeControl(e.from), escapeControl(e.to), String(e.calls), String(e.errors), joinedText(e), unjoinedText(e)]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 const escapeJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
@@ -67,7 +115,7 @@ export function renderReport(spans: Span[], title: string): string {
   const first = spans.reduce((m, s) => (s.startNs < m ? s.startNs : m), spans[0]?.startNs ?? 0n);
   const last = spans.reduce((m, s) => (s.endNs > m ? s.endNs : m), spans[0]?.endNs ?? 0n);
   const seconds = Math.max(Number(last - first) / 1e9, 1e-9);
-  const edges = serviceEdges(spans).map((e) => ({ ...e, perSecond: e.calls / seconds }));
+  const edges = serviceEdges(spans).map((e) => ({ ...e, perSecond: e.calls / seconds, joined: joinedText(e), unjoinedText: unjoinedText(e) }));
   const data = { title, services, edges, traces, seconds };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title.replace(/[<&]/g, '')}</title>
@@ -87,7 +135,7 @@ svg text { font: 12px system-ui, sans-serif; }
 <h1 id="title"></h1>
 <h2>Service graph</h2>
 <svg id="graph" width="900" height="10"></svg>
-<table id="edges"><thead><tr><th>caller</th><th>callee</th><th>calls</th><th>calls/s</th><th>errors</th><th>median ms</th><th>p95 ms</th></tr></thead><tbody></tbody></table>
+<table id="edges"><thead><tr><th>caller</th><th>callee</th><th>calls</th><th>calls/s</th><th>errors</th><th>median ms</th><th>p95 ms</th><th>joined by</th><th>unjoined</th></tr></thead><tbody></tbody></table>
 <h2>Traces</h2>
 <div id="traces"></div>
 <script>
@@ -123,7 +171,7 @@ const tbody = document.querySelector('#edges tbody');
 for (const e of data.edges) {
   const tr = document.createElement('tr');
   tr.className = 'edge';
-  for (const v of [e.from, e.to, e.calls, e.perSecond.toFixed(1), e.errors, q(e.ms, 0.5).toFixed(3), q(e.ms, 0.95).toFixed(3)]) { const td = document.createElement('td'); td.textContent = String(v); tr.appendChild(td); }
+  for (const v of [e.from, e.to, e.calls, e.perSecond.toFixed(1), e.errors, q(e.ms, 0.5).toFixed(3), q(e.ms, 0.95).toFixed(3), e.joined, e.unjoinedText]) { const td = document.createElement('td'); td.textContent = String(v); tr.appendChild(td); }
   tbody.appendChild(tr);
 }
 const box = document.getElementById('traces');
