@@ -16,7 +16,8 @@ import { CaptureError, CaptureWriter } from '../events/capture';
 import { ChunkedOutput } from '../export/chunked';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
-import { replayFile, replayFileExporting, spansOfCapture } from '../pipeline/replay';
+import { replayFile, replayFileExporting, replayHosts, spansOfCapture, spansOfCaptures } from '../pipeline/replay';
+import { describeHosts, type HostClock } from '../pipeline/merge';
 import { SPAN_FORMATS, type RunSummary, type SpanFormat } from '../pipeline/output';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
 import { encodeEvent } from '../events/codec';
@@ -41,8 +42,13 @@ export class UsageError extends LoupeError {
 export const USAGE = `loupe — eBPF auto-instrumentation workbench
 
 Usage:
-  loupe replay FILE [--format tree|jsonl|otlp-json] [-o OUT] [--otlp] [--quiet]
-      Replay a capture (*.loupe or its JSONL form) into spans.
+  loupe replay FILE... [--format tree|jsonl|otlp-json] [-o OUT] [--otlp] [--quiet]
+      Replay a capture (*.loupe or its JSONL form) into spans. Several files
+      (captures recorded on several hosts) replay as one: each host's clock
+      offset is estimated from the connections it shares with another (a
+      byte is read after it was written), stated with its bound on stderr,
+      and their connection pairs join across the hosts; any order of the
+      files gives the same output.
       --otlp also sends the spans and RED metrics to an OTLP endpoint
       (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL grpc or
       http/protobuf, and the other standard OTEL_* variables); traces are
@@ -85,13 +91,13 @@ Usage:
     OPTIONS of run and record [the configuration key and variable that also set it;
     variables override the file, flags override both; docs/options.md]:
 ${flagHelp()}
-  loupe view FILE [--trace ID] [--width N]
+  loupe view FILE... [--trace ID] [--width N]
       Each trace of a capture as a waterfall in the terminal: one bar per
       span on the trace's time axis (▓ failed, ░ in-queue/processing phases),
       then the service graph's edges as report --edges prints them.
       --trace shows one trace (an id prefix is enough); --width sets the bars'
       columns (default 40).
-  loupe report FILE -o REPORT.html | --edges
+  loupe report FILE... -o REPORT.html | --edges
       A self-contained HTML page: the service graph (who calls whom, calls,
       calls/s, errors, median and p95 latency, how the calls were joined) and
       a waterfall per trace. --edges prints the graph's edges as a table on
@@ -153,7 +159,8 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
       otlp: { type: 'boolean', default: false },
     },
   });
-  if (positionals.length !== 1) throw new UsageError('replay takes exactly one capture file');
+  if (positionals.length === 0) throw new UsageError("replay takes a capture file, or several hosts' captures to replay as one");
+  if (positionals.length > 1 && values.otlp) throw new UsageError('--otlp replays one capture at a time');
   const format = values.format as SpanFormat;
   if (!SPAN_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${SPAN_FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
   // Spans go out in chunks as they come, to -o or stdout: a replay of a long recording holds none of them.
@@ -165,10 +172,16 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
     file?.close();
   };
   let summary: RunSummary;
+  let hosts: HostClock[] | undefined;
   try {
     const bar = !values.quiet && io.isTTY ? new ProgressBar((s) => (io.rawErr ?? io.err)(s)) : undefined;
     const progress = bar && ((p: { done: number; total: number }) => bar.update(p.done, p.total));
-    summary = values.otlp ? await replayFileExporting(positionals[0]!, format, write, { otlp: true }, progress) : replayFile(positionals[0]!, format, write, undefined, progress);
+    if (positionals.length > 1) {
+      const merged = replayHosts(positionals, format, write);
+      summary = merged.summary;
+      hosts = merged.hosts;
+    } else
+      summary = values.otlp ? await replayFileExporting(positionals[0]!, format, write, { otlp: true }, progress) : replayFile(positionals[0]!, format, write, undefined, progress);
     bar?.clear();
   } finally {
     flush(); // spans from before a fault are kept
@@ -176,6 +189,7 @@ async function cmdReplay(args: string[], io: Out): Promise<number> {
   await summary.exporters?.shutdown();
   if (!values.quiet) {
     io.err(summaryLine(summary));
+    if (hosts) io.err(`loupe: hosts: ${describeHosts(hosts)}\n`);
     const x = summary.exporters?.traceStats;
     if (x) io.err(exportLine(x));
   }
@@ -593,9 +607,10 @@ function cmdDiff(args: string[], io: Out): number {
 
 function cmdView(args: string[], io: Out): number {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { trace: { type: 'string' }, width: { type: 'string' } } });
-  if (positionals.length !== 1) throw new UsageError('view takes exactly one capture file');
+  if (positionals.length === 0) throw new UsageError("view takes a capture file, or several hosts' captures to view as one");
   const width = intOption('width', values.width, 10, 400) ?? 40;
-  const { spans } = spansOfCapture(positionals[0]!);
+  const { spans, hosts } = spansOfCaptures(positionals);
+  if (hosts) io.err(`loupe: hosts: ${describeHosts(hosts)}\n`);
   io.out(renderWaterfall(spans, { width, ...(values.trace !== undefined ? { trace: values.trace } : {}) }));
   // The whole capture's service graph after its traces: how each caller's calls were joined to their callee.
   if (values.trace === undefined && spans.length > 0) io.out(`service graph edges\n${edgesTable(spans)}`);
@@ -604,14 +619,16 @@ function cmdView(args: string[], io: Out): number {
 
 function cmdReport(args: string[], io: Out): number {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, edges: { type: 'boolean' } } });
-  if (positionals.length !== 1 || (!values.output && !values.edges)) throw new UsageError('report takes one capture file and -o REPORT.html, or --edges');
-  const { spans, summary } = spansOfCapture(positionals[0]!);
+  if (positionals.length === 0 || (!values.output && !values.edges))
+    throw new UsageError("report takes a capture file (or several hosts' captures) and -o REPORT.html, or --edges");
+  const { spans, summary, hosts } = spansOfCaptures(positionals);
+  if (hosts) io.err(`loupe: hosts: ${describeHosts(hosts)}\n`);
   if (values.edges) {
     io.out(edgesTable(spans));
     if (!values.output) return 0;
   }
   const report = wholeFile(values.output!);
-  report.write(Buffer.from(renderReport(spans, path.basename(positionals[0]!))));
+  report.write(Buffer.from(renderReport(spans, positionals.map((p) => path.basename(p)).join(' + '))));
   report.commit();
   io.err(`loupe: wrote ${values.output}: ${summary.correlator.spans} spans\n`);
   return 0;

@@ -5,6 +5,7 @@
 import { openCapture } from '../sources/capture-file';
 import type { Span } from '../correlator/span';
 import type { ExportOptions } from '../export/export-config';
+import { mergeCaptures, type HostClock } from './merge';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 
 /** A replay of a file, a step per batch of records; its return value is the summary. */
@@ -67,6 +68,25 @@ export async function replayFileExporting(
     if (step.done) return step.value;
     await step.value.exporters?.room();
   }
+}
+
+/**
+ * Captures of several hosts replayed as one (see merge.ts): all their records
+ * on one timeline into one pipeline, and each host's clock offset.
+ */
+export function replayHosts(files: string[], format: SpanFormat | 'spans', write: (text: string) => void): { summary: RunSummary; hosts: HostClock[]; spans: readonly Span[] } {
+  const merged = mergeCaptures(files);
+  const replay = new OutputPipeline(merged.header, format, write);
+  replay.pushEvents(merged.events);
+  const summary = replay.finish();
+  return { summary, hosts: merged.hosts, spans: format === 'spans' ? replay.spans : [] };
+}
+
+/** All spans of a capture, or of several hosts' captures merged, for the views (`loupe view`, `loupe report`). */
+export function spansOfCaptures(files: string[]): { spans: Span[]; summary: RunSummary; hosts?: HostClock[] } {
+  if (files.length === 1) return spansOfCapture(files[0]!);
+  const { spans, summary, hosts } = replayHosts(files, 'spans', () => {});
+  return { spans: [...spans], summary, hosts };
 }
 
 /** All spans of a capture, for the views (`loupe view`, `loupe report`). */

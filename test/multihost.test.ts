@@ -1,0 +1,153 @@
+/**
+ * Several hosts' captures replayed as one (`loupe replay a b c`): three hosts
+ * whose boot clocks differ by seconds and whose wall clocks are off by
+ * milliseconds, with colliding pids. The merged replay must find each host's
+ * offset from the traffic within the bound it states, join the call chain
+ * across the hosts into one trace, and give the same bytes in any order of
+ * arguments.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CaptureHeader } from '../src/events/capture';
+import { encodeEvent } from '../src/events/codec';
+import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
+import type { Event } from '../src/events/types';
+import { mergeCaptures, PID_SPACE } from '../src/pipeline/merge';
+import { HEADER, ROOT, tempDir, type SpanLine } from './helpers';
+import { get, ok, Script } from './script';
+
+const CLI = path.join(ROOT, 'dist/cli/main.js');
+const BOOT = 1_700_000_000_000_000_000n;
+/** What to add to each host's record times to put them on alpha's clock: the truth the merge must find. */
+const TRUE_OFFSET = { alpha: 0n, beta: 2_500_000_777n, gamma: -1_000_000_321n };
+/** How far each host's wall clock (its header's boot time) is from the truth. */
+const WALL_ERROR = { alpha: 0n, beta: 2_000_000n, gamma: -3_000_000n };
+
+type Host = keyof typeof TRUE_OFFSET;
+
+/** curl on alpha calls front on beta, whose handler calls back on gamma; pids: curl 3, front 3 (the same number on its host), back 9. */
+function hosts(extra?: (s: Script) => void): Record<Host, Event[]> {
+  const s = new Script();
+  const curl = s.open({ pid: 3, tid: 3, fd: 3, role: 'client', local: { addr: '10.9.0.1', port: 40000 }, remote: { addr: '10.9.0.2', port: 8080 } });
+  const front = s.open({ pid: 7, tid: 7, fd: 5, role: 'server', local: { addr: '10.9.0.2', port: 8080 }, remote: { addr: '10.9.0.1', port: 40000 } });
+  s.send(curl, get('/a'));
+  s.recv(front, get('/a'));
+  const out = s.open({ pid: 7, tid: 7, fd: 6, role: 'client', local: { addr: '10.9.0.2', port: 41000 }, remote: { addr: '10.9.0.3', port: 9090 } });
+  const back = s.open({ pid: 9, tid: 9, fd: 4, role: 'server', local: { addr: '10.9.0.3', port: 9090 }, remote: { addr: '10.9.0.2', port: 41000 } });
+  s.send(out, get('/b'));
+  s.recv(back, get('/b'));
+  s.send(back, ok('back'));
+  s.recv(out, ok('back'));
+  s.send(front, ok('front'));
+  s.recv(curl, ok('front'));
+  extra?.(s);
+  // Each socket its own cookie, as the kernel gives them.
+  const events = s.events.map((e) => ('cookie' in e ? { ...e, cookie: BigInt(e.pid * 100 + ('fd' in e ? e.fd : 0)) } : e));
+  const on = (pid: number, host: Host) =>
+    events
+      .filter((e) => e.pid === pid)
+      .map((e) => ({ ...e, ts: e.ts + 10_000_000_000n - TRUE_OFFSET[host], pid: host === 'beta' ? 3 : e.pid, tid: host === 'beta' ? 3 : e.tid }) as Event);
+  return { alpha: on(3, 'alpha'), beta: on(7, 'beta'), gamma: on(9, 'gamma') };
+}
+
+function writeHost(dir: string, host: Host, events: Event[], exe: string, pid: number): string {
+  const header: CaptureHeader = {
+    ...HEADER,
+    seed: host === 'alpha' ? '00000000000000a1' : host === 'beta' ? '00000000000000b2' : '00000000000000c3',
+    host: { ...HEADER.host, hostname: host },
+    bootTimeNs: String(BOOT + TRUE_OFFSET[host] + WALL_ERROR[host]),
+    processes: [{ pid, exe }],
+  };
+  const file = path.join(dir, `${host}.jsonl`);
+  fs.writeFileSync(file, [headerToJsonLine(header), ...events.map((e) => recordToJsonLine(encodeEvent(e)))].join('\n') + '\n');
+  return file;
+}
+
+describe('several hosts replayed as one', () => {
+  let files: Record<Host, string>;
+  beforeAll(() => {
+    const dir = tempDir();
+    const h = hosts();
+    files = {
+      alpha: writeHost(dir, 'alpha', h.alpha, '/usr/bin/curl', 3),
+      beta: writeHost(dir, 'beta', h.beta, '/srv/front', 3),
+      gamma: writeHost(dir, 'gamma', h.gamma, '/srv/back', 9),
+    };
+  });
+
+  it("finds each host's clock offset from the traffic, within the bound it states, and not from the wall clocks", () => {
+    const merged = mergeCaptures([files.gamma, files.alpha, files.beta]);
+    expect(merged.hosts.map((h) => h.hostname)).toEqual(['alpha', 'beta', 'gamma']);
+    for (const h of merged.hosts) {
+      const truth = TRUE_OFFSET[h.hostname as Host];
+      const error = h.offsetNs > truth ? h.offsetNs - truth : truth - h.offsetNs;
+      expect(h.boundNs, h.hostname).toBeDefined();
+      expect(error, h.hostname).toBeLessThanOrEqual(h.boundNs!);
+      // The script's records are 1 µs apart: the traffic pins the clocks to a few µs, where the wall clocks were ms off.
+      expect(h.boundNs!, h.hostname).toBeLessThan(10_000n);
+    }
+    expect(merged.hosts.slice(1).map((h) => [h.hostname, h.against, h.pairs])).toEqual([
+      ['beta', 'alpha', 1],
+      ['gamma', 'beta', 1],
+    ]);
+  });
+
+  it('joins the call chain across the hosts into one trace, keeping processes with the same pid apart', () => {
+    const r = spawnSync('node', [CLI, 'replay', files.alpha, files.beta, files.gamma, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      /loupe: hosts: alpha \(reference clock\); beta \+2500\.001 ms ± 0\.00\d ms from 1 connection with alpha; gamma -1000\.000 ms ± 0\.00\d ms from 1 connection with beta/,
+    );
+    const spans = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as SpanLine);
+    const find = (service: string, kind: string) => spans.find((s) => s.service === service && s.kind === kind)!;
+    const [curl, front, call, back] = [find('curl', 'client'), find('front', 'server'), find('front', 'client'), find('back', 'server')];
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(1);
+    expect(front.parentSpanId).toBe(curl.spanId);
+    expect(call.parentSpanId).toBe(front.spanId);
+    expect(back.parentSpanId).toBe(call.spanId);
+    expect([front, call, back].map((s) => s.attributes['loupe.context'])).toEqual(['connection-pair', 'thread', 'connection-pair']);
+    // curl and front are both pid 3 on their hosts.
+    expect([curl.pid, front.pid, back.pid]).toEqual([3, 3 + PID_SPACE, 9 + 2 * PID_SPACE]);
+    // On alpha's clock: the server span within its client's, as on one host.
+    expect(BigInt(front.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(curl.startTimeUnixNano));
+    expect(BigInt(front.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(curl.endTimeUnixNano));
+  });
+
+  it('gives the same bytes in any order of the files, for replay, view and report --edges', () => {
+    const orders = [
+      [files.alpha, files.beta, files.gamma],
+      [files.gamma, files.beta, files.alpha],
+      [files.beta, files.alpha, files.gamma],
+    ];
+    for (const command of [['replay', '--format', 'jsonl'], ['replay', '--format', 'tree'], ['view'], ['report', '--edges']]) {
+      const outputs = orders.map((o) => spawnSync('node', [CLI, command[0]!, ...o, ...command.slice(1)], { encoding: 'utf8' }));
+      for (const out of outputs) expect(out.status, out.stderr).toBe(0);
+      expect(new Set(outputs.map((o) => o.stdout)).size, command.join(' ')).toBe(1);
+    }
+    const edges = spawnSync('node', [CLI, 'report', files.beta, files.gamma, files.alpha, '--edges'], { encoding: 'utf8' }).stdout;
+    expect(edges).toMatch(/curl\s+front\s+1\s+0\s+connection-pair 1 \(100%\)/);
+    expect(edges).toMatch(/front\s+back\s+1\s+0\s+connection-pair 1 \(100%\)/);
+  });
+
+  it('places a host that shared no connection by its wall clock, and says so', () => {
+    const dir = tempDir();
+    const lone = new Script();
+    const sock = lone.open({ pid: 5, tid: 5, fd: 3, role: 'server', local: { addr: '10.9.0.4', port: 80 }, remote: { addr: '10.9.0.99', port: 50000 } });
+    lone.recv(sock, get('/elsewhere'));
+    lone.send(sock, ok());
+    const file = writeHost(dir, 'alpha', lone.events, '/srv/lone', 5).replace(/alpha\.jsonl$/, 'delta.jsonl');
+    fs.renameSync(path.join(dir, 'alpha.jsonl'), file);
+    const text = fs.readFileSync(file, 'utf8').replace('"hostname":"alpha"', '"hostname":"delta"');
+    fs.writeFileSync(file, text);
+    const merged = mergeCaptures([files.alpha, files.beta, file]);
+    const delta = merged.hosts.find((h) => h.hostname === 'delta')!;
+    expect(delta).toMatchObject({ boundNs: undefined, offsetNs: 0n, pairs: 0 });
+    const r = spawnSync('node', [CLI, 'replay', files.alpha, file, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(r.stderr).toMatch(/delta \+0\.000 ms by wall clocks \(no connection shared with a placed host\)/);
+  });
+});
