@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CaptureHeader } from '../src/events/capture';
-import { encodeEvent } from '../src/events/codec';
+import { decodeRecord, encodeEvent } from '../src/events/codec';
+import { openCapture } from '../src/sources/capture-file';
 import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
 import type { Event } from '../src/events/types';
 import { mergeCaptures, PID_SPACE } from '../src/pipeline/merge';
@@ -149,5 +150,65 @@ describe('several hosts replayed as one', () => {
     expect(delta).toMatchObject({ boundNs: undefined, offsetNs: 0n, pairs: 0 });
     const r = spawnSync('node', [CLI, 'replay', files.alpha, file, '--format', 'jsonl'], { encoding: 'utf8' });
     expect(r.stderr).toMatch(/delta \+0\.000 ms by wall clocks \(no connection shared with a placed host\)/);
+  });
+});
+
+describe('a live recording of three network-namespace hosts, split per host and merged again', () => {
+  /** The shape of each span: what it is, what its parent is, and how it was joined. */
+  const shapes = (jsonl: string) => {
+    const spans = jsonl
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as SpanLine);
+    const byId = new Map(spans.map((x) => [x.spanId, x]));
+    const what = (x: SpanLine | undefined) => (x ? `${x.service} ${x.kind} ${x.name}` : '-');
+    return spans.map((x) => `${what(byId.get(x.parentSpanId))} > ${what(x)} (${x.attributes['loupe.context']})`).sort();
+  };
+
+  it('gives the trace shapes the single recording gives, with each host clock found from the traffic', () => {
+    // captures/gohosts-live.loupe: curl on one namespace, the Go frontend on another, the backend and workers on a
+    // third, recorded live by one agent (scenarios/gohosts.yaml). Split by the address each process's sockets have,
+    // each part on a clock of its own, as three agents on three hosts would have recorded them.
+    const whole = path.join(ROOT, 'captures/gohosts-live.loupe');
+    const source = openCapture(whole);
+    const events: Event[] = [];
+    for (const batch of source.batches())
+      for (const r of batch) {
+        const e = decodeRecord(r.bytes);
+        if (e.type !== 'unknown') events.push(e);
+      }
+    const hostOf = new Map<number, string>();
+    for (const e of events) if (e.type === 'sock_open') hostOf.set(e.pid, e.local.addr);
+    const addresses = [...new Set(hostOf.values())].sort();
+    expect(addresses).toHaveLength(3);
+    const skew = [0n, 7_000_000_123n, -2_000_000_456n];
+    const dir = tempDir();
+    const files = addresses.map((addr, i) => {
+      const mine = events.filter((e) => hostOf.get(e.pid) === addr).map((e) => ({ ...e, ts: e.ts - skew[i]! }) as Event);
+      const header: CaptureHeader = {
+        ...source.header,
+        host: { ...source.header.host, hostname: `host-${addr}` },
+        // Wall clocks a few ms off the truth: the traffic must do better.
+        bootTimeNs: String(BigInt(source.header.bootTimeNs) + skew[i]! + BigInt(i) * 3_000_000n),
+        processes: source.header.processes.filter((p) => hostOf.get(p.pid) === addr),
+      };
+      const file = path.join(dir, `${addr}.jsonl`);
+      fs.writeFileSync(file, [headerToJsonLine(header), ...mine.map((e) => recordToJsonLine(encodeEvent(e)))].join('\n') + '\n');
+      return file;
+    });
+    const single = spawnSync('node', [CLI, 'replay', whole, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    const merged = spawnSync('node', [CLI, 'replay', ...files.reverse(), '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(merged.status, merged.stderr).toBe(0);
+    expect(shapes(merged.stdout)).toEqual(shapes(single.stdout));
+    expect(shapes(merged.stdout).filter((x) => x.startsWith('curl client'))).toHaveLength(2);
+    // Each host's offset within its bound of the skew put on it, the bound from real kernel records.
+    const found = mergeCaptures(files);
+    for (const h of found.hosts) {
+      const truth = skew[addresses.indexOf(h.hostname.slice('host-'.length))]!;
+      expect(h.boundNs, h.hostname).toBeDefined();
+      const error = h.offsetNs > truth ? h.offsetNs - truth : truth - h.offsetNs;
+      expect(error, `${h.hostname}: ${merged.stderr}`).toBeLessThanOrEqual(h.boundNs!);
+      expect(h.boundNs!, h.hostname).toBeLessThan(1_000_000n); // under a millisecond, where the wall clocks were 3-6 ms off
+    }
   });
 });
