@@ -201,6 +201,9 @@ describe('a live recording of three network-namespace hosts, split per host and 
     expect(merged.status, merged.stderr).toBe(0);
     expect(shapes(merged.stdout)).toEqual(shapes(single.stdout));
     expect(shapes(merged.stdout).filter((x) => x.startsWith('curl client'))).toHaveLength(2);
+    // The scenario's expected shapes hold on the hosts' recordings checked as one.
+    const check = spawnSync('node', [CLI, 'scenario', 'check', 'gohosts', ...files.flatMap((f) => ['--capture', f])], { encoding: 'utf8' });
+    expect(check.status, check.stdout + check.stderr).toBe(0);
     // Each host's offset within its bound of the skew put on it, the bound from real kernel records.
     const found = mergeCaptures(files);
     for (const h of found.hosts) {

@@ -113,9 +113,10 @@ ${flagHelp()}
       Run scenarios/NAME.yaml live (root): start its services on free ports,
       watch them with the agent, drive the load, then check the expected
       trace shapes on the replay of the recording (kept with --record).
-  loupe scenario check NAME [--capture FILE]
+  loupe scenario check NAME [--capture FILE ...]
       Check a recording (default: the scenario's committed capture) against
-      the scenario's expected trace shapes.
+      the scenario's expected trace shapes; several --capture, the recordings
+      of several hosts, are checked as one replay (see replay).
   loupe help
 
 Exit status: 0 ok; 2 bad input (corrupt or truncated capture, bad record,
@@ -561,8 +562,8 @@ function goLine(r: GoResult): string {
 
 async function cmdScenario(args: string[], io: Out): Promise<number> {
   const [sub, ...rest] = args;
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { record: { type: 'string' }, capture: { type: 'string' } } });
-  if ((sub !== 'run' && sub !== 'check') || positionals.length !== 1) throw new UsageError('scenario run NAME [--record FILE] | scenario check NAME [--capture FILE]');
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { record: { type: 'string' }, capture: { type: 'string', multiple: true } } });
+  if ((sub !== 'run' && sub !== 'check') || positionals.length !== 1) throw new UsageError('scenario run NAME [--record FILE] | scenario check NAME [--capture FILE ...]');
   let scenario: Scenario;
   try {
     scenario = loadScenario(positionals[0]!);
@@ -572,9 +573,10 @@ async function cmdScenario(args: string[], io: Out): Promise<number> {
   }
   let result: CheckResult;
   if (sub === 'check') {
-    const capture = values.capture ?? (scenario.capture ? path.resolve(SCENARIO_DIR, '..', scenario.capture) : undefined);
-    if (!capture) throw new UsageError(`scenario ${scenario.name} names no capture: give --capture FILE`);
-    result = checkScenario(scenario, spansOfCapture(capture).spans);
+    // Several --capture: the hosts' recordings of one run, replayed as one (see pipeline/merge.ts).
+    const captures = values.capture ?? (scenario.capture ? [path.resolve(SCENARIO_DIR, '..', scenario.capture)] : []);
+    if (!captures.length) throw new UsageError(`scenario ${scenario.name} names no capture: give --capture FILE`);
+    result = checkScenario(scenario, spansOfCaptures(captures).spans);
   } else {
     try {
       ({ result } = await runScenario(scenario, { ...(values.record ? { record: values.record } : {}), log: (l) => io.err(`${l}\n`) }));
