@@ -1,4 +1,5 @@
 /** The one place spans are made: a request's, a silent place-holder's, and a Go handler's two phases. */
+import { containerAttributes } from '../discovery/containers';
 import type { ProcessTable } from '../discovery/processes';
 import type { SpanStart } from '../parsers/module';
 import { LOUPE_ATTR } from '../parsers/spans';
@@ -16,6 +17,8 @@ export class SpanFactory {
 
   /** A request's span, in no trace yet: the parent rules place it. */
   request(conn: Connection, m: MessageBase, start: SpanStart, side: 'client' | 'server'): Span {
+    const container = this.processes.get(conn.pid)?.container;
+    if (container) Object.assign(start.attributes, containerAttributes(container));
     return {
       traceId: '',
       spanId: this.ids.spanId(),

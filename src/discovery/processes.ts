@@ -46,7 +46,15 @@ export class ProcessTable {
   onExec(ev: ProcExecEvent): void {
     const known = this.byPid.get(ev.pid);
     // exec replaces the program; a configured service name for the pid stays.
-    this.byPid.set(ev.pid, { pid: ev.pid, ppid: ev.ppid, exe: ev.filename, comm: ev.comm, ...(known?.service ? { service: known.service } : {}) });
+    // It stays in its container too.
+    this.byPid.set(ev.pid, {
+      pid: ev.pid,
+      ppid: ev.ppid,
+      exe: ev.filename,
+      comm: ev.comm,
+      ...(known?.service ? { service: known.service } : {}),
+      ...(known?.container ? { container: known.container } : {}),
+    });
     this.services.delete(ev.pid);
   }
 
@@ -60,7 +68,13 @@ export class ProcessTable {
 
   /** A process learnt outside exec records (a live run looking it up in /proc); what is known of a live pid stays. */
   learn(info: ProcessInfo): void {
-    if (this.byPid.has(info.pid)) return;
+    const known = this.byPid.get(info.pid);
+    // The runtime named a container after its process was first described (SpanFactory reads it per span).
+    if (known && info.container && known.container?.id === info.container.id) {
+      this.byPid.set(info.pid, { ...known, container: info.container });
+      return;
+    }
+    if (known) return;
     this.byPid.set(info.pid, info);
     this.services.delete(info.pid);
   }

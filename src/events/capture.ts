@@ -3,6 +3,7 @@
  * exactly as the kernel side wrote them, each framed by length and CRC-32.
  * Specified in docs/formats.md; keep the two in step.
  */
+import type { ContainerInfo } from '../discovery/containers';
 import { LoupeError } from '../errors';
 import { crc32 } from 'node:zlib';
 import { streamFile, wholeFile, writeFully, type OutputFile } from './output-file';
@@ -29,6 +30,8 @@ export interface ProcessInfo {
   cmdline?: string[];
   /** service.name chosen by discovery config; defaults to the executable's base name. */
   service?: string;
+  /** The container it runs in (src/discovery/containers.ts): from its cgroup, named by the runtime when one answered. */
+  container?: ContainerInfo;
 }
 
 export interface CaptureHeader {

@@ -266,6 +266,9 @@ function decodeProcessInfo(buf: Buffer, pid: number): ProcessInfo {
   if (o.ppid !== undefined && !Number.isInteger(o.ppid)) throw new RecordError('process record: ppid must be an integer');
   if (o.cmdline !== undefined && !(Array.isArray(o.cmdline) && o.cmdline.every((a) => typeof a === 'string')))
     throw new RecordError('process record: cmdline must be an array of strings');
+  const container = o.container as Record<string, unknown> | undefined;
+  if (container !== undefined && (typeof container !== 'object' || container === null || typeof container.id !== 'string' || typeof container.runtime !== 'string'))
+    throw new RecordError('process record: container must be an object with an id and a runtime');
   return o as unknown as ProcessInfo;
 }
 

@@ -3,6 +3,8 @@
  * the edge (never inside the core), and only for processes the agent watches.
  */
 import * as fs from 'node:fs';
+import { containerOfCgroup, type ContainerInfo } from '../../discovery/containers';
+import { containerRuntimeInfo } from './container-runtime';
 import type { ProcessInfo } from '../../events/capture';
 import { loadAddon } from './system';
 
@@ -67,6 +69,8 @@ export function processInfo(pid: number, seenAtNs?: bigint): ProcessInfo | undef
   // OTEL_SERVICE_NAME in the program's environment names its service, as OTel SDKs and Beyla read it.
   const service = /(?:^|\0)OTEL_SERVICE_NAME=([^\0]+)/.exec(read(`/proc/${pid}/environ`) ?? '')?.[1];
   if (service) info.service = service;
+  const container = containerOf(pid);
+  if (container) info.container = container;
   return info;
 }
 
@@ -148,4 +152,10 @@ export function allPids(): number[] {
     .readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .map(Number);
+}
+
+/** The container a process runs in (its cgroup), named by the runtime where one answers; undefined for a host process. */
+export function containerOf(pid: number): ContainerInfo | undefined {
+  const found = containerOfCgroup(read(`/proc/${pid}/cgroup`) ?? '');
+  return found && containerRuntimeInfo(found);
 }
