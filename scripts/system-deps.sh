@@ -23,6 +23,7 @@ packages=(
   kcat                            # test/third-party.test.ts: a librdkafka producer against the Kafka broker
   rabbitmq-server                 # test/third-party.test.ts: the AMQP 0-9-1 broker (run by its own script, as the test user)
   golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev  # the grpc-go examples' generated code (APIv2)
+  podman runc netavark aardvark-dns containernetworking-plugins iptables catatonit uidmap  # test/containers.test.ts (runc: crun refuses this hybrid cgroup layout)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -67,3 +67,11 @@ export interface SpanLine {
   parentIsRemote?: boolean;
   links?: Array<{ traceId: string; spanId: string; traceState?: string }>;
 }
+
+/** Resolves once `condition` holds, polled every 50 ms; rejects naming `what` after `ms` (a bound for a hung test, not a timing). */
+export async function until(condition: () => boolean, what: string, ms = 30_000): Promise<void> {
+  for (let waited = 0; !condition(); waited += 50) {
+    if (waited >= ms) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -405,6 +405,14 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       throw new UsageError(`--exe: ${(e as Error).message}`);
     }
   }
+  let container: RegExp | undefined;
+  if (v.container !== undefined) {
+    try {
+      container = new RegExp(String(v.container));
+    } catch (e) {
+      throw new UsageError(`--container: ${(e as Error).message}`);
+    }
+  }
   const format = (v.format ?? (command === 'run' ? 'tree' : 'jsonl')) as SpanFormat;
   if (!SPAN_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${SPAN_FORMATS.join(', ')}, got ${JSON.stringify(v.format)}`);
   const capturePath = (command === 'record' ? v.output : v.record) as string | undefined;
@@ -419,6 +427,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       pids,
       ports,
       ...(exe ? { exe } : {}),
+      ...(container ? { container } : {}),
       ...(openPorts.length ? { openPorts } : {}),
       ...(cpus ? { cpus } : {}),
       maxPayload: intOption('max-payload', v['max-payload'], 0, CONSTANTS.LOUPE_MAX_COPY, label('max-payload')) ?? DEFAULT_MAX_PAYLOAD,
@@ -509,6 +518,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     [
       cmd.session.pids?.length ? `pids ${cmd.session.pids.join(',')}` : '',
       cmd.session.exe ? `executables matching /${cmd.session.exe.source}/` : '',
+      cmd.session.container ? `containers matching /${cmd.session.container.source}/` : '',
       cmd.session.ports?.length ? `ports ${cmd.session.ports.join(',')}` : '',
       cmd.session.openPorts?.length ? `processes listening on ${cmd.session.openPorts.join(',')}` : '',
     ]

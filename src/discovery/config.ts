@@ -78,6 +78,8 @@ export const CONFIG_SCHEMA = z
           )
           .default([]),
         exe: regex.optional(),
+        // The processes of containers whose name, image or id matches, found again every 2 s.
+        container: regex.optional(),
         // A shell-style glob on the executable path instead of a regex, e.g. /srv/STAR/bin/STAR (STAR: one segment, STAR STAR: any).
         exe_glob: z.string().min(1).optional(),
         ports: z.array(port).default([]),

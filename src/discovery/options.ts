@@ -45,6 +45,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: "watch these processes, their children and their children's, running or forked later",
   },
   { key: 'discovery.exe', kind: 'string', flag: 'exe', value: 'REGEX', env: 'LOUPE_EXE', doc: "watch programs whose executable path matches, also ones exec'd later" },
+  {
+    key: 'discovery.container',
+    kind: 'string',
+    flag: 'container',
+    value: 'REGEX',
+    env: 'LOUPE_CONTAINER',
+    doc: 'watch the processes of containers whose name, image or id matches (podman, Docker, containerd, CRI-O), found again every 2 s',
+  },
   { key: 'discovery.exe_glob', kind: 'string', flag: 'exe-glob', value: 'GLOB', doc: 'the same as a glob: `*` within a path segment, `**` across' },
   { key: 'discovery.ports', kind: 'int-list', default: [], flag: 'port', value: 'N', env: 'LOUPE_PORTS', doc: 'watch programs seen on this port, either end' },
   {

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import type { ContainerInfo } from './containers';
 import { ProcessSelection, type KernelFilter, type ProcessView } from './selection';
 
 /** A host of processes (pid -> exe, parent) and listening sockets (inode -> port, holders), and a kernel filter that logs. */
-function host(processes: Record<number, { exe: string; ppid?: number }>, sockets: Record<string, { port: number; listening: boolean; holders: number[] }> = {}) {
+function host(
+  processes: Record<number, { exe: string; ppid?: number; container?: ContainerInfo }>,
+  sockets: Record<string, { port: number; listening: boolean; holders: number[] }> = {},
+) {
   const proc: ProcessView = {
     allPids: () => Object.keys(processes).map(Number),
     childrenOf: (pid) =>
@@ -23,6 +27,7 @@ function host(processes: Record<number, { exe: string; ppid?: number }>, sockets
           .map(([i]) => i),
       ),
     holdersOf: (inodes, except) => [...new Set([...inodes].flatMap((i) => sockets[i]?.holders ?? []))].filter((p) => p !== except),
+    containerOf: (pid) => processes[pid]?.container,
   };
   const log: string[] = [];
   const pending = new Set<number>();
@@ -110,5 +115,25 @@ describe('process selection', () => {
     h.sockets.i2 = { port: 9000, listening: true, holders: [71, 70] };
     expect(s.newListeners(h.kernel)).toEqual([71]);
     expect(h.log).toEqual(['watch 71']);
+  });
+
+  it('--container: the processes of containers whose name, image or id matches, at start and as they appear', () => {
+    const id = (c: string) => c.repeat(64);
+    const shop = { id: id('a'), runtime: 'podman' as const, name: 'shop', image: 'localhost/shop:1' };
+    const db = { id: id('b'), runtime: 'podman' as const, name: 'db', image: 'localhost/postgres:15' };
+    const h = host({ 10: { exe: '/app', container: shop }, 11: { exe: '/usr/bin/postgres', container: db }, 12: { exe: '/usr/bin/bash' }, [AGENT]: { exe: '/node' } });
+    const byName = new ProcessSelection({ container: /^shop$/ }, h.proc, AGENT);
+    expect(byName.filtering).toBe(true);
+    expect(byName.kernelPids).toEqual([10]);
+    expect(new ProcessSelection({ container: /postgres/ }, h.proc, AGENT).kernelPids).toEqual([11]); // by image
+    expect(new ProcessSelection({ container: /^b+$/ }, h.proc, AGENT).kernelPids).toEqual([11]); // by id
+    expect(new ProcessSelection({ container: /nothing/ }, h.proc, AGENT).kernelPids).toEqual([0]); // filter on, nothing yet
+    // A `podman exec` into shop, and a second shop container started later: found at the next look, once.
+    h.processes[13] = { exe: '/bin/sh', container: shop };
+    h.processes[14] = { exe: '/app', container: { ...shop, id: id('c'), name: 'shop' } };
+    expect(byName.newContainerProcesses(h.kernel)).toEqual([13, 14]);
+    expect(h.log).toEqual(['watch 13', 'watch 14']);
+    expect(byName.newContainerProcesses(h.kernel)).toEqual([]);
+    expect(byName.isSelected(12)).toBe(false);
   });
 });

@@ -10,12 +10,16 @@
  *    here; what one not chosen did meanwhile is dropped, its sockets too);
  *  - `--open-port`: the processes listening on the port, found again as
  *    listeners appear;
+ *  - `--container`: the processes of containers whose name, image or id
+ *    matches, found again every 2 s (a container started later, a `podman
+ *    exec` into one);
  *  - `--port` alone: the kernel passes only connections on those ports, and
  *    probes go only to programs seen on one of them — never to every program
  *    the host runs, since a probe on a program not watched is a change to it;
  *  - none: every process but the agent.
  */
 import type { ProcessInfo } from '../events/capture';
+import type { ContainerInfo } from './containers';
 
 /** What /proc says, as the selection needs it. */
 export interface ProcessView {
@@ -27,6 +31,8 @@ export interface ProcessView {
   portInodes(ports: readonly number[]): Set<string>;
   /** Processes holding one of these socket inodes, but `except`. */
   holdersOf(inodes: ReadonlySet<string>, except: number): number[];
+  /** The container a process runs in, named by its runtime where one answers. */
+  containerOf(pid: number): ContainerInfo | undefined;
 }
 
 /** The kernel side's pid filter. */
@@ -43,6 +49,7 @@ export interface SelectionCriteria {
   exe?: RegExp;
   ports?: number[];
   openPorts?: number[];
+  container?: RegExp;
 }
 
 /** Processes selected at start, children of --pid included, at most: a fork bomb's tree does not stall the start. */
@@ -75,7 +82,7 @@ export class ProcessSelection {
     private readonly proc: ProcessView,
     private readonly agentPid: number,
   ) {
-    this.filtering = (criteria.pids?.length ?? 0) > 0 || criteria.exe !== undefined || (criteria.openPorts?.length ?? 0) > 0;
+    this.filtering = (criteria.pids?.length ?? 0) > 0 || criteria.exe !== undefined || (criteria.openPorts?.length ?? 0) > 0 || criteria.container !== undefined;
     this.portSelecting = !this.filtering && (criteria.ports?.length ?? 0) > 0;
     for (const pid of criteria.pids ?? []) this.selected.add(pid);
     const pids = [...(criteria.pids ?? [])];
@@ -104,6 +111,10 @@ export class ProcessSelection {
         pids.push(pid);
         this.selected.add(pid);
       }
+    }
+    for (const pid of criteria.container ? this.containerProcesses() : []) {
+      pids.push(pid);
+      this.selected.add(pid);
     }
     // Nothing runs it yet: the filter is on but empty until an exec matches or a port opens.
     if (this.filtering && pids.length === 0) pids.push(0);
@@ -229,6 +240,22 @@ export class ProcessSelection {
    * --port alone, returned to get their probes before their first client comes.
    * Only a new listening socket makes this read every process's fds.
    */
+  /** --container: processes not selected yet whose container matches. */
+  private containerProcesses(): number[] {
+    const pattern = this.criteria.container!;
+    return this.proc.allPids().filter((pid) => {
+      if (pid === this.agentPid || this.selected.has(pid)) return false;
+      const c = this.proc.containerOf(pid);
+      return c !== undefined && (pattern.test(c.name ?? '') || pattern.test(c.image ?? '') || pattern.test(c.id));
+    });
+  }
+
+  /** --container: the processes of matching containers that appeared since the last look (every 2 s), now watched. */
+  newContainerProcesses(kernel: KernelFilter): number[] {
+    if (!this.criteria.container) return [];
+    return this.containerProcesses().filter((pid) => this.watch(pid, kernel));
+  }
+
   newListeners(kernel: KernelFilter): number[] {
     const ports = this.listenPorts;
     if (!ports) return [];

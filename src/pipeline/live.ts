@@ -35,6 +35,8 @@ export interface LiveSessionOptions extends LiveOptions {
   exe?: RegExp;
   /** Watch the processes listening on these TCP ports (Beyla's open-port discovery), found again every 2 s. */
   openPorts?: number[];
+  /** Watch the processes of containers whose name, image or id matches, found again every 2 s. */
+  container?: RegExp;
   /** Mask credential headers and query values in payloads (default on). */
   redact: boolean;
   /** Span output; `write` receives it (streamed for jsonl). */
@@ -139,6 +141,7 @@ export class LiveSession {
         pids: options.pids ?? [],
         ports: options.ports ?? [],
         exe: options.exe?.source ?? null,
+        ...(options.container ? { container: options.container.source } : {}),
         ...(options.openPorts?.length ? { openPorts: options.openPorts } : {}),
         maxPayload: options.maxPayload,
         redact: options.redact,
@@ -178,7 +181,7 @@ export class LiveSession {
       TREE_QUIET_NS,
     );
     this.selection.begin();
-    if (this.selection.listenPorts) {
+    if (this.selection.listenPorts || this.options.container) {
       this.openPortTimer = setInterval(() => this.findListeners(), 2000);
       this.openPortTimer.unref();
     }
@@ -386,7 +389,7 @@ export class LiveSession {
   /** Processes that started listening on a watched port since the last look get their probes (and, with --open-port, are watched). */
   private findListeners(): void {
     if (this.failure) return;
-    for (const pid of this.selection.newListeners(this.source)) {
+    for (const pid of [...this.selection.newListeners(this.source), ...this.selection.newContainerProcesses(this.source)]) {
       this.considerGo(pid);
       this.considerTls(pid);
     }

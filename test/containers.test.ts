@@ -1,0 +1,102 @@
+/**
+ * Services in real containers (podman, run as root with the project's
+ * containers.conf): the agent on the host traces a containerised server that
+ * curl calls through its published port, and every span of the server names
+ * its container — id from the cgroup, name and image from podman's API — in
+ * the live run and in the replay of its recording alike. Skipped with the
+ * reason where podman or the live agent cannot run.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LiveSession } from '../src/pipeline/live';
+import { liveSupport } from '../src/sources/live/system';
+import { freePort, ROOT, tempDir, until, type SpanLine } from './helpers';
+import { Containers, podmanUnavailable } from './podman';
+
+const support = liveSupport();
+const skipReason = !support.ok ? support.reason : podmanUnavailable();
+if (skipReason) console.warn(`container tests skipped: ${skipReason}`);
+
+const HELLO = `package main
+
+import (
+	"fmt"
+	"net/http"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello from a container") })
+	http.ListenAndServe(":8080", nil)
+}
+`;
+
+describe.skipIf(Boolean(skipReason))(`a service in a container${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const containers = new Containers();
+  let run: { name: string; id: string; pid: number; port: number; image: string };
+  let socket: string;
+  const savedDockerHost = process.env.DOCKER_HOST;
+
+  beforeAll(async () => {
+    socket = await containers.startApi();
+    // The agent asks the runtime's API for names: DOCKER_HOST says where, as for the docker CLI.
+    process.env.DOCKER_HOST = `unix://${socket}`;
+    const image = containers.buildGoImage('loupe-test-hello', HELLO, []);
+    const port = await freePort();
+    run = { ...containers.run(image, `loupe-test-hello-${port}`, [`127.0.0.1:${port}:8080`]), port, image };
+    await until(() => spawnSync('curl', ['-sf', `http://127.0.0.1:${port}/`]).status === 0, 'the container to answer');
+  }, 300_000);
+
+  afterAll(() => {
+    containers.cleanup();
+    if (savedDockerHost === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = savedDockerHost;
+  });
+
+  it('names the container, its name and its image on each of 5 server spans curl caused, live and in the replay', async () => {
+    let spans = '';
+    const capture = path.join(tempDir(), 'container.loupe');
+    const session = new LiveSession({
+      pids: [run.pid],
+      maxPayload: 4096,
+      ringBytes: 16 << 20,
+      tlsLibraries: [],
+      redact: true,
+      format: 'jsonl',
+      write: (t) => (spans += t),
+      goProbes: false,
+      goInject: false,
+      capturePath: capture,
+    });
+    session.start();
+    const served = () =>
+      spans
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as SpanLine)
+        .filter((s) => s.kind === 'server' && s.pid === run.pid);
+    try {
+      for (let i = 0; i < 5; i++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${run.port}/r${i}`], { encoding: 'utf8' }).stdout).toBe('hello from a container\n');
+      await until(() => served().length >= 5, '5 server spans');
+    } finally {
+      await session.stop();
+    }
+    const live = served();
+    expect(live.map((s) => s.attributes['url.path'])).toEqual(['/r0', '/r1', '/r2', '/r3', '/r4']);
+    for (const s of live) {
+      expect(s.attributes).toMatchObject({
+        'container.id': run.id,
+        'container.runtime': 'podman',
+        'container.name': run.name,
+        'container.image.name': run.image,
+      });
+    }
+    // The names are in the recording's process records: a replay away from podman names them alike.
+    const replay = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], {
+      encoding: 'utf8',
+      env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' },
+    });
+    expect(replay.status, replay.stderr).toBe(0);
+    expect(replay.stdout).toBe(spans);
+  }, 120_000);
+});
