@@ -53,50 +53,54 @@ describe.skipIf(Boolean(skipReason))(`a service in a container${skipReason ? ` (
     else process.env.DOCKER_HOST = savedDockerHost;
   });
 
-  it('names the container, its name and its image on each of 5 server spans curl caused, live and in the replay', async () => {
-    let spans = '';
-    const capture = path.join(tempDir(), 'container.loupe');
-    const session = new LiveSession({
-      pids: [run.pid],
-      maxPayload: 4096,
-      ringBytes: 16 << 20,
-      tlsLibraries: [],
-      redact: true,
-      format: 'jsonl',
-      write: (t) => (spans += t),
-      goProbes: false,
-      goInject: false,
-      capturePath: capture,
-    });
-    session.start();
-    const served = () =>
-      spans
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as SpanLine)
-        .filter((s) => s.kind === 'server' && s.pid === run.pid);
-    try {
-      for (let i = 0; i < 5; i++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${run.port}/r${i}`], { encoding: 'utf8' }).stdout).toBe('hello from a container\n');
-      await until(() => served().length >= 5, '5 server spans');
-    } finally {
-      await session.stop();
-    }
-    const live = served();
-    expect(live.map((s) => s.attributes['url.path'])).toEqual(['/r0', '/r1', '/r2', '/r3', '/r4']);
-    for (const s of live) {
-      expect(s.attributes).toMatchObject({
-        'container.id': run.id,
-        'container.runtime': 'podman',
-        'container.name': run.name,
-        'container.image.name': run.image,
+  for (const [how, select] of [
+    ['--pid', () => ({ pids: [run.pid] })],
+    ['--container', () => ({ container: new RegExp(`^${run.name}$`) })],
+  ] as const)
+    it(`names the container, its name and its image on each of 5 server spans curl caused, live and in the replay (selected by ${how})`, async () => {
+      let spans = '';
+      const capture = path.join(tempDir(), 'container.loupe');
+      const session = new LiveSession({
+        ...select(),
+        maxPayload: 4096,
+        ringBytes: 16 << 20,
+        tlsLibraries: [],
+        redact: true,
+        format: 'jsonl',
+        write: (t) => (spans += t),
+        goProbes: false,
+        goInject: false,
+        capturePath: capture,
       });
-    }
-    // The names are in the recording's process records: a replay away from podman names them alike.
-    const replay = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], {
-      encoding: 'utf8',
-      env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' },
-    });
-    expect(replay.status, replay.stderr).toBe(0);
-    expect(replay.stdout).toBe(spans);
-  }, 120_000);
+      session.start();
+      const served = () =>
+        spans
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as SpanLine)
+          .filter((s) => s.kind === 'server' && s.pid === run.pid);
+      try {
+        for (let i = 0; i < 5; i++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${run.port}/r${i}`], { encoding: 'utf8' }).stdout).toBe('hello from a container\n');
+        await until(() => served().length >= 5, '5 server spans');
+      } finally {
+        await session.stop();
+      }
+      const live = served();
+      expect(live.map((s) => s.attributes['url.path'])).toEqual(['/r0', '/r1', '/r2', '/r3', '/r4']);
+      for (const s of live) {
+        expect(s.attributes).toMatchObject({
+          'container.id': run.id,
+          'container.runtime': 'podman',
+          'container.name': run.name,
+          'container.image.name': run.image,
+        });
+      }
+      // The names are in the recording's process records: a replay away from podman names them alike.
+      const replay = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], {
+        encoding: 'utf8',
+        env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' },
+      });
+      expect(replay.status, replay.stderr).toBe(0);
+      expect(replay.stdout).toBe(spans);
+    }, 120_000);
 });

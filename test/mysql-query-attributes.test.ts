@@ -169,7 +169,7 @@ describe.skipIf(Boolean(missing))(`MySQL query attributes from mysql-connector-p
     ]);
   });
 
-  it('makes the statement that carried a traceparent attribute a child of the span it names, both ends, where the other statements start traces of their own', async () => {
+  it("makes the statement that carried a traceparent attribute the child of the span it names, the server's span the client's child in that trace, where the other statements start traces of their own", async () => {
     const { turns } = await recordConversation(CLIENT);
     // The recorded bytes as the kernel would show them to the two processes: the driver (pid 1) and a server (pid 2).
     const script = new Script();
@@ -193,12 +193,14 @@ describe.skipIf(Boolean(missing))(`MySQL query attributes from mysql-connector-p
     pipeline.finish();
     const [traceId, parentId] = TRACEPARENT.split('-').slice(1, 3);
     const withContext = spans.filter((x) => x.traceId === traceId);
-    // Two statements carried it (the query and the execute), each seen by both ends.
+    // Two statements carried it (the query and the execute), each seen by both ends: the driver's span is the
+    // child of the span the attribute names, and the server's span, which read the same bytes, the driver's.
+    const clientOf = (name: string) => withContext.find((x) => x.kind === 'client' && x.name === name)!.spanId;
     expect(withContext.map((x) => [x.kind, x.name, x.parentSpanId, x.parentIsRemote, x.attributes['loupe.context']]).sort()).toEqual([
       ['client', 'SELECT users', parentId, true, 'traceparent'],
       ['client', 'SELECT', parentId, true, 'traceparent'],
-      ['server', 'SELECT users', parentId, true, 'traceparent'],
-      ['server', 'SELECT', parentId, true, 'traceparent'],
+      ['server', 'SELECT users', clientOf('SELECT users'), false, 'connection-pair'],
+      ['server', 'SELECT', clientOf('SELECT'), false, 'connection-pair'],
     ]);
     const plain = spans.filter((x) => x.traceId !== traceId && String(x.attributes['db.query.text']) === 'SELECT ?');
     expect(plain.map((x) => x.kind).sort()).toEqual(['client', 'server']);

@@ -7,16 +7,9 @@
  * when one answers; what was found is kept in the capture's process records, so a
  * replay names spans as the live run did.
  */
-export interface ContainerInfo {
-  /** The full container id, 64 hex digits. */
-  id: string;
-  /** Which runtime's cgroup naming it was found by. */
-  runtime: 'podman' | 'docker' | 'containerd' | 'cri-o' | 'kubernetes';
-  name?: string;
-  image?: string;
-  /** From the runtime's Kubernetes labels (io.kubernetes.*), or the pod uid in the cgroup path. */
-  k8s?: { podName?: string; namespace?: string; containerName?: string; podUid?: string };
-}
+import type { ContainerInfo } from '../events/capture';
+
+export type { ContainerInfo };
 
 const ID = '([0-9a-f]{64})';
 /** Cgroup path segments, most specific first; conmon's own scopes (libpod-conmon-, crio-conmon-) name no container process. */

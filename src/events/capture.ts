@@ -3,7 +3,6 @@
  * exactly as the kernel side wrote them, each framed by length and CRC-32.
  * Specified in docs/formats.md; keep the two in step.
  */
-import type { ContainerInfo } from '../discovery/containers';
 import { LoupeError } from '../errors';
 import { crc32 } from 'node:zlib';
 import { streamFile, wholeFile, writeFully, type OutputFile } from './output-file';
@@ -20,6 +19,18 @@ export const FRAME_SIZE = 8;
 /** No kernel record comes near this; a larger length means the framing is broken. */
 export const MAX_RECORD_SIZE = 1 << 20;
 export const MAX_HEADER_SIZE = 64 << 20;
+
+/** The container a process runs in (found by src/discovery/containers.ts). */
+export interface ContainerInfo {
+  /** The full container id, 64 hex digits. */
+  id: string;
+  /** Which runtime's cgroup naming it was found by. */
+  runtime: 'podman' | 'docker' | 'containerd' | 'cri-o' | 'kubernetes';
+  name?: string;
+  image?: string;
+  /** From the runtime's Kubernetes labels (io.kubernetes.*), or the pod uid in the cgroup path. */
+  k8s?: { podName?: string; namespace?: string; containerName?: string; podUid?: string };
+}
 
 export interface ProcessInfo {
   pid: number;

@@ -5,6 +5,7 @@
  * a small script, so a browser test can check what it drew.
  */
 import type { Span } from '../correlator/span';
+import { LOUPE_ATTR } from '../parsers/spans';
 import { escapeControl } from './terminal';
 import { groupTraces, spanSummary } from './traces';
 
@@ -52,7 +53,7 @@ export function serviceEdges(spans: Span[]): Edge[] {
     if (unjoined) e.unjoined++;
     edges.set(key, e);
   };
-  const contextOf = (s: Span) => String(s.attributes['loupe.context'] ?? 'new');
+  const contextOf = (s: Span) => String(s.attributes[LOUPE_ATTR.CONTEXT] ?? 'new');
   for (const s of spans) {
     const destination = s.attributes['messaging.destination.name'];
     const broker = destination !== undefined ? `${s.attributes['messaging.system'] ?? 'messaging'} ${destination}` : undefined;
