@@ -83,6 +83,14 @@ export class Script {
     this.data(sock, 'ingress', text, opts);
   }
 
+  /** One request and its answer across a connection seen from both ends: written, read, answered, read. `received`: what the server read, when not what was written. */
+  exchange(client: Sock, server: Sock, request: string, response: string, received = request): void {
+    this.send(client, request);
+    this.recv(server, received);
+    this.send(server, response);
+    this.recv(client, response);
+  }
+
   close(sock: Sock, at?: bigint): void {
     this.events.push({ type: 'sock_close', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, cookie: 0n });
   }

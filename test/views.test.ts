@@ -82,15 +82,9 @@ describe('loupe report', () => {
     const s = new Script();
     const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });
     const [curl2, front2] = s.connection({ pid: 3, tid: 3, fd: 4, port: 40001 }, { pid: 1, tid: 12, fd: 6, port: 8080 });
-    s.send(curl, get('/a'));
-    s.recv(front, get('/a'));
-    s.send(front, ok());
-    s.recv(curl, ok());
+    s.exchange(curl, front, get('/a'), ok());
     // What the server read is not what the client wrote (a proxy between them rewrote it): no pair.
-    s.send(curl2, get('/b'));
-    s.recv(front2, get('/rewritten'));
-    s.send(front2, ok());
-    s.recv(curl2, ok());
+    s.exchange(curl2, front2, get('/b'), ok(), get('/rewritten'));
     const { spans } = spansOfCapture(writeCapture(s));
     const edge = serviceEdges(spans).find((e) => e.to !== 'pid-3')!;
     expect(edge).toMatchObject({ calls: 2, joinedBy: { 'connection-pair': 1 }, unjoined: 1 });
