@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveSession } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { freePort, ROOT, tempDir, until, type SpanLine } from './helpers';
+import { probeWhenGo } from './go-agent';
 import { Containers, podmanUnavailable } from './podman';
 
 const support = liveSupport();
@@ -103,4 +104,58 @@ describe.skipIf(Boolean(skipReason))(`a service in a container${skipReason ? ` (
       expect(replay.status, replay.stderr).toBe(0);
       expect(replay.stdout).toBe(spans);
     }, 120_000);
+
+  it('names a container by the runtime CLI (podman inspect) when no API socket answers', () => {
+    // A process of its own: the agent asks each container once, and this one was asked through the API already.
+    const script = `const { containerRuntimeInfo } = require(${JSON.stringify(path.join(ROOT, 'dist/sources/live/container-runtime.js'))}); console.log(JSON.stringify(containerRuntimeInfo({ id: ${JSON.stringify(run.id)}, runtime: 'podman' })))`;
+    const r = spawnSync('node', ['-e', script], { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ id: run.id, runtime: 'podman', name: run.name, image: expect.stringMatching(new RegExp(`^${run.image}(:latest)?$`)) });
+  });
+
+  it("joins curl's call through the published port (podman's NAT) to the container's server span by the bytes both ends saw, with the Go probes on", async () => {
+    let spans = '';
+    const session = new LiveSession({
+      container: new RegExp(`^${run.name}$`),
+      exe: /\/curl$/,
+      maxPayload: 4096,
+      ringBytes: 16 << 20,
+      tlsLibraries: [],
+      redact: true,
+      format: 'jsonl',
+      write: (t) => (spans += t),
+      goProbes: true,
+      goInject: false,
+    });
+    session.start();
+    // The Go probes reach the program inside the container through /proc/PID/exe before any request.
+    expect(await probeWhenGo(session, run.pid)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
+    const lines = () =>
+      spans
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as SpanLine);
+    try {
+      for (let i = 0; i < 3; i++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${run.port}/nat${i}`], { encoding: 'utf8' }).status).toBe(0);
+      await until(() => lines().filter((s) => s.kind === 'server').length >= 3 && lines().filter((s) => s.kind === 'client').length >= 3, '3 client and 3 server spans');
+    } finally {
+      await session.stop();
+    }
+    const all = lines();
+    for (let i = 0; i < 3; i++) {
+      const server = all.find((s) => s.kind === 'server' && s.attributes['url.path'] === `/nat${i}`)!;
+      const client = all.find((s) => s.kind === 'client' && String(s.attributes['url.full']).endsWith(`/nat${i}`))!;
+      expect(client.service).toBe('curl');
+      // curl spoke to 127.0.0.1:PORT, the server saw podman's bridge gateway: no 4-tuple in common.
+      expect(client.attributes['network.peer.address']).toBe('127.0.0.1');
+      expect(server.attributes['network.peer.address']).not.toBe('127.0.0.1');
+      expect(server.parentSpanId).toBe(client.spanId);
+      expect(server.attributes['loupe.context']).toBe('connection-pair-nat');
+      expect(server.attributes).toMatchObject({ 'container.name': run.name, 'container.image.name': run.image });
+    }
+    // The Go handler's phases are the container's spans too.
+    const phases = all.filter((s) => s.kind === 'internal');
+    expect(phases.length).toBe(6);
+    for (const p of phases) expect(p.attributes['container.id']).toBe(run.id);
+  }, 120_000);
 });

@@ -17,8 +17,7 @@ export class SpanFactory {
 
   /** A request's span, in no trace yet: the parent rules place it. */
   request(conn: Connection, m: MessageBase, start: SpanStart, side: 'client' | 'server'): Span {
-    const container = this.processes.get(conn.pid)?.container;
-    if (container) Object.assign(start.attributes, containerAttributes(container));
+    if (this.processes.get(conn.pid)?.container) Object.assign(start.attributes, this.containerOf(conn.pid));
     return {
       traceId: '',
       spanId: this.ids.spanId(),
@@ -56,6 +55,12 @@ export class SpanFactory {
     };
   }
 
+  /** A process's container as span attributes (none for a host process): every span it makes carries them. */
+  private containerOf(pid: number): Record<string, string> {
+    const container = this.processes.get(pid)?.container;
+    return container ? containerAttributes(container) : {};
+  }
+
   /**
    * Server spans whose handler start we know get two children: the time the
    * request waited after it arrived, and the time the handler worked on it.
@@ -77,7 +82,7 @@ export class SpanFactory {
       endNs: endNs > startNs ? endNs : startNs,
       service: span.service,
       pid: span.pid,
-      attributes: { [LOUPE_ATTR.PHASE]: name === 'in queue' ? 'queue' : 'processing', [LOUPE_ATTR.GOROUTINE]: pending.goid!.toString() },
+      attributes: { [LOUPE_ATTR.PHASE]: name === 'in queue' ? 'queue' : 'processing', [LOUPE_ATTR.GOROUTINE]: pending.goid!.toString(), ...this.containerOf(span.pid) },
       status: { code: 'unset' },
     });
     return [child('in queue', span.startNs, handlerStart), child('processing', handlerStart, handlerEnd)];

@@ -15,8 +15,9 @@ const inspected = new Map<string, ContainerInfo>();
 /**
  * The container named by its runtime: GET /containers/ID/json on the first
  * Docker-API socket that answers (curl, synchronously, 1 s at most: once per
- * container, while its first process is described). As found in the cgroup
- * when none does.
+ * container, while its first process is described), else `podman inspect` or
+ * `docker inspect` for a container of theirs. As found in the cgroup when
+ * neither answers.
  */
 export function containerRuntimeInfo(container: ContainerInfo): ContainerInfo {
   const known = inspected.get(container.id);
@@ -31,6 +32,17 @@ export function containerRuntimeInfo(container: ContainerInfo): ContainerInfo {
       break;
     } catch {
       /* not the API's JSON: the next socket */
+    }
+  }
+  // No API socket answered (podman's service is not always running): the runtime's own CLI reads its local state.
+  const cli = container.runtime === 'podman' ? 'podman' : container.runtime === 'docker' ? 'docker' : undefined;
+  if (found === container && cli) {
+    const r = spawnSync(cli, ['inspect', container.id], { encoding: 'utf8', timeout: 5000 });
+    try {
+      const [first] = r.status === 0 ? (JSON.parse(r.stdout) as unknown[]) : [];
+      if (first) found = fromInspect(container, first);
+    } catch {
+      /* not inspect's JSON: as the cgroup says */
     }
   }
   inspected.set(container.id, found);
