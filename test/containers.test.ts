@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LiveSession } from '../src/pipeline/live';
+import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
 import { freePort, ROOT, tempDir, until, type SpanLine } from './helpers';
 import { probeWhenGo } from './go-agent';
@@ -18,6 +18,11 @@ import { Containers, podmanUnavailable } from './podman';
 const support = liveSupport();
 const skipReason = !support.ok ? support.reason : podmanUnavailable();
 if (skipReason) console.warn(`container tests skipped: ${skipReason}`);
+
+/** A live agent writing JSON lines, with the selection and switches a test gives. */
+function agent(write: (text: string) => void, options: Partial<LiveSessionOptions> & { goProbes: boolean }): LiveSession {
+  return new LiveSession({ maxPayload: 4096, ringBytes: 16 << 20, tlsLibraries: [], redact: true, format: 'jsonl', write, goInject: false, ...options });
+}
 
 const HELLO = `package main
 
@@ -61,18 +66,7 @@ describe.skipIf(Boolean(skipReason))(`a service in a container${skipReason ? ` (
     it(`names the container, its name and its image on each of 5 server spans curl caused, live and in the replay (selected by ${how})`, async () => {
       let spans = '';
       const capture = path.join(tempDir(), 'container.loupe');
-      const session = new LiveSession({
-        ...select(),
-        maxPayload: 4096,
-        ringBytes: 16 << 20,
-        tlsLibraries: [],
-        redact: true,
-        format: 'jsonl',
-        write: (t) => (spans += t),
-        goProbes: false,
-        goInject: false,
-        capturePath: capture,
-      });
+      const session = agent((t) => (spans += t), { ...select(), goProbes: false, capturePath: capture });
       session.start();
       const served = () =>
         spans
@@ -115,18 +109,7 @@ describe.skipIf(Boolean(skipReason))(`a service in a container${skipReason ? ` (
 
   it("joins curl's call through the published port (podman's NAT) to the container's server span by the bytes both ends saw, with the Go probes on", async () => {
     let spans = '';
-    const session = new LiveSession({
-      container: new RegExp(`^${run.name}$`),
-      exe: /\/curl$/,
-      maxPayload: 4096,
-      ringBytes: 16 << 20,
-      tlsLibraries: [],
-      redact: true,
-      format: 'jsonl',
-      write: (t) => (spans += t),
-      goProbes: true,
-      goInject: false,
-    });
+    const session = agent((t) => (spans += t), { container: new RegExp(`^${run.name}$`), exe: /\/curl$/, goProbes: true });
     session.start();
     // The Go probes reach the program inside the container through /proc/PID/exe before any request.
     expect(await probeWhenGo(session, run.pid)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });

@@ -17,7 +17,8 @@ export class SpanFactory {
 
   /** A request's span, in no trace yet: the parent rules place it. */
   request(conn: Connection, m: MessageBase, start: SpanStart, side: 'client' | 'server'): Span {
-    if (this.processes.get(conn.pid)?.container) Object.assign(start.attributes, this.containerOf(conn.pid));
+    const container = this.processes.get(conn.pid)?.container;
+    if (container) Object.assign(start.attributes, containerAttributes(container));
     return {
       traceId: '',
       spanId: this.ids.spanId(),
