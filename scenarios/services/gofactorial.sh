@@ -28,7 +28,7 @@ release=$("$go" env GOVERSION)
 dir=${TMPDIR:-/tmp}/loupe-gofactorial-$(sha256sum "$src" | cut -c1-12)-$release-$mode
 if [ ! -x "$dir/gofactorial" ]; then
   mkdir -p "$dir"
-  GOCACHE="$dir/cache" GO111MODULE=off GOPATH=/usr/share/gocode "$go" build -buildmode="$mode" -o "$dir/gofactorial.$$" "$src"
+  GOCACHE="${GOCACHE:-$dir/cache}" GO111MODULE=off GOPATH=/usr/share/gocode "$go" build -buildmode="$mode" -o "$dir/gofactorial.$$" "$src"
   mv "$dir/gofactorial.$$" "$dir/gofactorial"
 fi
 exec "$dir/gofactorial" "$@"

@@ -22,7 +22,7 @@ if [ ! -x "$bin" ]; then
   mkdir -p "$tree" "$dir/bin"
   cp -rs /usr/share/gocode/src/google.golang.org/grpc/. "$tree/"
   cp -r "$examples" "$tree/examples"
-  GOCACHE="$dir/cache" GO111MODULE=off GOPATH="$dir/gopath.$$:/usr/share/gocode" "$go" build -o "$bin.$$" "google.golang.org/grpc/examples/$what"
+  GOCACHE="${GOCACHE:-$dir/cache}" GO111MODULE=off GOPATH="$dir/gopath.$$:/usr/share/gocode" "$go" build -o "$bin.$$" "google.golang.org/grpc/examples/$what"
   mv "$bin.$$" "$bin"
   rm -rf "$dir/gopath.$$"
 fi

@@ -25,7 +25,7 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
     const dir = tempDir();
     noDwarf = path.join(dir, 'backend-nodwarf');
     execFileSync('go', ['build', '-ldflags=-w', '-o', noDwarf, path.join(ROOT, 'scenarios/services/backend.go')], {
-      env: { ...process.env, GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' },
+      env: { ...process.env, GO111MODULE: 'off' },
       cwd: dir,
     });
   }, 120_000);
@@ -72,7 +72,7 @@ describe.skipIf(Boolean(reason))(`Go probe plans${reason ? ` (skipped: ${reason}
       'package main\n\n// #include <unistd.h>\nimport "C"\n\nimport (\n\t"fmt"\n\t"net/http"\n)\n\nfunc main() {\n\tfmt.Println(C.getpid())\n\thttp.Get("http://127.0.0.1:1/")\n}\n',
     );
     const bin = path.join(dir, 'ccall');
-    execFileSync('go', ['build', '-o', bin, 'main.go'], { env: { ...process.env, CGO_ENABLED: '1', GOCACHE: path.join(dir, 'cache'), GO111MODULE: 'off' }, cwd: dir });
+    execFileSync('go', ['build', '-o', bin, 'main.go'], { env: { ...process.env, CGO_ENABLED: '1', GO111MODULE: 'off' }, cwd: dir });
     expect((await planGoProbes(bin)).cCallers).toEqual(['main']);
   }, 120_000);
 
