@@ -53,6 +53,7 @@ enum loupe_event_type {
 	LOUPE_EV_LOSS = 11,
 	LOUPE_EV_PROC_INFO = 12, /* the agent's, not the kernel's: see loupe_proc_info_event */
 	LOUPE_EV_PROC_FORK = 13,
+	LOUPE_EV_NAT = 14, /* the agent's, not the kernel's: see loupe_nat_event */
 };
 
 /* Which side of a connection this process is on. */
@@ -243,6 +244,29 @@ struct loupe_proc_info_event {
 	__u32 length;
 	__u32 pad0;
 	char json[LOUPE_PROC_INFO_MAX];
+};
+
+/*
+ * Written by the agent into the record stream, never by the kernel: the
+ * client of a connection a watched process accepted addressed it elsewhere,
+ * and the host's connection tracking says where (DNAT: a container's
+ * published port, a Kubernetes Service). Just before the accept's sock_open
+ * record, hdr.pid the server's, so a replay pairs the two ends as the live
+ * run did. Addresses as in loupe_sock_open_event.
+ */
+struct loupe_nat_event {
+	struct loupe_event_header hdr;
+	__u16 client_family; /* AF_INET or AF_INET6: the family of the client's two addresses */
+	__u16 server_family; /* the family of the server socket's two addresses */
+	__u16 client_local_port;
+	__u16 client_remote_port;
+	__u16 server_local_port;
+	__u16 server_remote_port;
+	__u32 pad0;
+	__u8 client_local_addr[16];  /* conntrack's original source: the client's own address */
+	__u8 client_remote_addr[16]; /* original destination: where the client connected */
+	__u8 server_local_addr[16];  /* reply source: the server socket's own address */
+	__u8 server_remote_addr[16]; /* reply destination: the peer the server sees */
 };
 
 /*

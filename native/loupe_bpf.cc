@@ -11,6 +11,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -88,6 +91,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     exports.Set("programTypes", Napi::Function::New(env, ProgramTypes));
     exports.Set("pinThreads", Napi::Function::New(env, PinThreads));
     exports.Set("sockhashCheck", Napi::Function::New(env, SockhashCheck));
+    exports.Set("conntrackOther", Napi::Function::New(env, ConntrackOther));
     libbpf_set_print(printLibbpf);
     return exports;
   }
@@ -652,6 +656,131 @@ class Agent : public Napi::ObjectWrap<Agent> {
     out.Set("received", Napi::Number::New(env, static_cast<double>(received)));
     out.Set("expected", Napi::Number::New(env, kProbeBytes));
     return out;
+  }
+
+  // conntrackOther(family, src, sport, dst, dport, byOriginal): the host's
+  // connection tracking entry whose REPLY direction is src:sport -> dst:dport
+  // (TCP) — as a server that accepted a connection sees it, local -> remote —
+  // or, with byOriginal, whose ORIGINAL direction is, as the client that
+  // connected sees it. Asked over ctnetlink by exact tuple: one lookup in the
+  // kernel's hash table, whatever the table's size (reading
+  // /proc/net/nf_conntrack costs a pass over every entry). Returns the other
+  // direction: { family, src, sport, dst, dport }; null when there is no entry
+  // (no connection tracking, or none for this connection); { error } when the
+  // kernel refuses the question. Addresses are 16 bytes, IPv4 in the first 4.
+  static Napi::Value ConntrackOther(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int family = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+    const size_t addrLen = family == AF_INET6 ? 16 : 4;
+    Napi::Buffer<uint8_t> src = info[1].As<Napi::Buffer<uint8_t>>(), dst = info[3].As<Napi::Buffer<uint8_t>>();
+    const uint16_t sport = htons(static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()));
+    const uint16_t dport = htons(static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value()));
+    const bool byOriginal = info.Length() > 5 && info[5].ToBoolean().Value();
+    const uint16_t asked = byOriginal ? CTA_TUPLE_ORIG : CTA_TUPLE_REPLY, wanted = byOriginal ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG;
+    Napi::Object out = Napi::Object::New(env);
+    auto fail = [&](const std::string& what) {
+      out.Set("error", Napi::String::New(env, what + ": " + strerror(errno)));
+      return out;
+    };
+    if (src.Length() < addrLen || dst.Length() < addrLen) {
+      errno = EINVAL;
+      return fail("address too short");
+    }
+    static int sock = -1;
+    static uint32_t seq = 0;
+    if (sock < 0) {
+      sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+      if (sock < 0) return fail("cannot open a netfilter netlink socket");
+      // A lost answer must not hold the agent's one thread: the next lookup skips stale answers by sequence.
+      timeval timeout{0, 200000};
+      setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    }
+    alignas(nlmsghdr) char request[256] = {};
+    size_t len = NLMSG_HDRLEN;
+    auto attr = [&](uint16_t type, const void* data, size_t size) {
+      nlattr* a = reinterpret_cast<nlattr*>(request + len);
+      a->nla_type = type;
+      a->nla_len = static_cast<uint16_t>(NLA_HDRLEN + size);
+      if (size) memcpy(reinterpret_cast<char*>(a) + NLA_HDRLEN, data, size);
+      len += NLA_ALIGN(a->nla_len);
+      return a;
+    };
+    auto close_nest = [&](nlattr* a) { a->nla_len = static_cast<uint16_t>(request + len - reinterpret_cast<char*>(a)); };
+    nfgenmsg* gen = reinterpret_cast<nfgenmsg*>(request + len);
+    gen->nfgen_family = static_cast<uint8_t>(family);
+    gen->version = NFNETLINK_V0;
+    len += NLMSG_ALIGN(sizeof(nfgenmsg));
+    nlattr* tuple = attr(asked | NLA_F_NESTED, nullptr, 0);
+    nlattr* ip = attr(CTA_TUPLE_IP | NLA_F_NESTED, nullptr, 0);
+    attr(family == AF_INET6 ? CTA_IP_V6_SRC : CTA_IP_V4_SRC, src.Data(), addrLen);
+    attr(family == AF_INET6 ? CTA_IP_V6_DST : CTA_IP_V4_DST, dst.Data(), addrLen);
+    close_nest(ip);
+    nlattr* proto = attr(CTA_TUPLE_PROTO | NLA_F_NESTED, nullptr, 0);
+    const uint8_t tcp = IPPROTO_TCP;
+    attr(CTA_PROTO_NUM, &tcp, 1);
+    attr(CTA_PROTO_SRC_PORT, &sport, 2);
+    attr(CTA_PROTO_DST_PORT, &dport, 2);
+    close_nest(proto);
+    close_nest(tuple);
+    nlmsghdr* header = reinterpret_cast<nlmsghdr*>(request);
+    header->nlmsg_len = static_cast<uint32_t>(len);
+    header->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+    header->nlmsg_flags = NLM_F_REQUEST;
+    header->nlmsg_seq = ++seq;
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(sock, request, len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) return fail("cannot ask conntrack");
+    alignas(nlmsghdr) char answer[8192];
+    for (;;) {
+      ssize_t got = recv(sock, answer, sizeof(answer), 0);
+      if (got < 0) return fail("no answer from conntrack");
+      for (nlmsghdr* m = reinterpret_cast<nlmsghdr*>(answer); NLMSG_OK(m, static_cast<size_t>(got)); m = NLMSG_NEXT(m, got)) {
+        if (m->nlmsg_seq != seq) continue;  // the late answer to an earlier, timed-out question
+        if (m->nlmsg_type == NLMSG_ERROR) {
+          int error = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(m))->error;
+          if (error == ENOENT || error == 0) return env.Null();
+          errno = error;
+          return fail("conntrack refused the lookup");
+        }
+        // The entry: find the other direction's tuple, then its addresses and ports.
+        auto walk = [](char* begin, size_t size, auto&& each) {
+          for (size_t at = 0; at + NLA_HDRLEN <= size;) {
+            nlattr* a = reinterpret_cast<nlattr*>(begin + at);
+            if (a->nla_len < NLA_HDRLEN || at + a->nla_len > size) break;
+            each(static_cast<uint16_t>(a->nla_type & NLA_TYPE_MASK), reinterpret_cast<char*>(a) + NLA_HDRLEN, a->nla_len - NLA_HDRLEN);
+            at += NLA_ALIGN(a->nla_len);
+          }
+        };
+        const size_t skip = NLMSG_ALIGN(sizeof(nfgenmsg));
+        if (m->nlmsg_len < NLMSG_HDRLEN + skip) continue;
+        uint8_t osrc[16] = {}, odst[16] = {};
+        uint16_t osport = 0, odport = 0;
+        bool found = false;
+        walk(static_cast<char*>(NLMSG_DATA(m)) + skip, m->nlmsg_len - NLMSG_HDRLEN - skip, [&](uint16_t type, char* data, size_t size) {
+          if (type != wanted) return;
+          walk(data, size, [&](uint16_t part, char* data, size_t size) {
+            if (part == CTA_TUPLE_IP) {
+              walk(data, size, [&](uint16_t kind, char* data, size_t size) {
+                if ((kind == CTA_IP_V4_SRC || kind == CTA_IP_V6_SRC) && size <= 16) memcpy(osrc, data, size), found = true;
+                if ((kind == CTA_IP_V4_DST || kind == CTA_IP_V6_DST) && size <= 16) memcpy(odst, data, size);
+              });
+            } else if (part == CTA_TUPLE_PROTO) {
+              walk(data, size, [&](uint16_t kind, char* data, size_t size) {
+                if (kind == CTA_PROTO_SRC_PORT && size == 2) memcpy(&osport, data, 2);
+                if (kind == CTA_PROTO_DST_PORT && size == 2) memcpy(&odport, data, 2);
+              });
+            }
+          });
+        });
+        if (!found) return env.Null();
+        out.Set("family", Napi::Number::New(env, family == AF_INET6 ? 6 : 4));
+        out.Set("src", Napi::Buffer<uint8_t>::Copy(env, osrc, 16));
+        out.Set("sport", Napi::Number::New(env, ntohs(osport)));
+        out.Set("dst", Napi::Buffer<uint8_t>::Copy(env, odst, 16));
+        out.Set("dport", Napi::Number::New(env, ntohs(odport)));
+        return out;
+      }
+    }
   }
 
   // clocks(): CLOCK_REALTIME, CLOCK_BOOTTIME and CLOCK_MONOTONIC read back to

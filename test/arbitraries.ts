@@ -55,6 +55,13 @@ export const eventArb: fc.Arbitrary<Event> = fc.oneof(
   base.chain((b) => fc.record({ ppid: u32, uid: u32, comm: cstr(15), filename: cstr(255) }).map((r) => ({ type: 'proc_exec' as const, ...b, ...r }))),
   base.chain((b) => fc.record({ exitCode: s32 }).map((r) => ({ type: 'proc_exit' as const, ...b, ...r }))),
   base.chain((b) => fc.record({ childPid: u32 }).map((r) => ({ type: 'proc_fork' as const, ...b, ...r }))),
+  fc
+    .tuple(base, family, family)
+    .chain(([b, client, server]) =>
+      fc
+        .record({ clientLocal: endpoint(client), clientRemote: endpoint(client), serverLocal: endpoint(server), serverRemote: endpoint(server) })
+        .map((r) => ({ type: 'nat' as const, ...b, ...r })),
+    ),
   base.chain((b) =>
     fc
       .record({

@@ -531,7 +531,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   io.err(
     `loupe: attached ${started.programs.length} programs; watching ${watching}${cpus}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
       ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
-      `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; connection-pair matching: on\n`,
+      `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; connection-pair matching: on; ` +
+      `through NAT by connection tracking: ${started.conntrack.on ? 'on' : `off (${started.conntrack.reason})`}\n`,
   );
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };

@@ -1,14 +1,18 @@
 /**
  * Connection-pair matching: one connection seen from both ends on this host
- * (the client's 4-tuple is the server's reversed), and, across NAT on this
- * host, a client request in flight with exactly the bytes a server received.
+ * (the client's 4-tuple is the server's reversed, or the one the host's
+ * connection tracking names for it: a `nat` record), and, across NAT that no
+ * record names, a client request in flight with exactly the bytes a server
+ * received.
  */
-import type { Endpoint } from '../events/types';
+import type { Endpoint, NatEvent } from '../events/types';
 import type { Connection } from '../streams/connections';
 import { push, type InFlight } from './context';
 
 /** How long before a server sees a request the NATed client may have sent it. */
 const NAT_WINDOW_NS = 1_000_000_000n;
+/** `nat` records are forgotten, oldest first, past this many (about 100 bytes each). */
+const MAX_NAT_ENTRIES = 65_536;
 
 const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
 
@@ -20,7 +24,7 @@ function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
   return reversed ? k.reversed : k.own;
 }
 
-export type Paired = { client: InFlight; how: 'connection-pair' | 'connection-pair-nat' };
+export type Paired = { client: InFlight; how: 'connection-pair' | 'conntrack' | 'connection-pair-nat' };
 
 export class ConnectionPairs {
   /** Open client connections by their 4-tuple. */
@@ -31,6 +35,8 @@ export class ConnectionPairs {
   private readonly clientsByFingerprint = new Map<string, InFlight[]>();
   /** Connections already indexed by their 4-tuple (weak: it ends with the connection). */
   private readonly indexed = new WeakSet<Connection>();
+  /** From `nat` records: a server's 4-tuple seen from its peer -> the tuple its client really used. */
+  private readonly natClientKeys = new Map<string, string>();
 
   /** `requestsOf`: a connection's requests in flight, oldest first. */
   constructor(private readonly requestsOf: (connId: number) => InFlight[] | undefined) {}
@@ -40,7 +46,34 @@ export class ConnectionPairs {
       clientsByTuple: this.clientsByTuple.size,
       serversByClientTuple: this.serversByClientTuple.size,
       clientsByFingerprint: [...this.clientsByFingerprint.values()].reduce((n, l) => n + l.length, 0),
+      natClientKeys: this.natClientKeys.size,
     };
+  }
+
+  /** The host's connection tracking says the server connection `serverLocal`/`serverRemote` is the client's `clientLocal`/`clientRemote`. */
+  onNat(ev: NatEvent): void {
+    const serverSide = tupleKey(ev.serverRemote, ev.serverLocal);
+    const clientKey = tupleKey(ev.clientLocal, ev.clientRemote);
+    this.natClientKeys.delete(serverSide);
+    this.natClientKeys.set(serverSide, clientKey);
+    // Said by the client's agent, it can come after the server's accept was indexed under its own tuple.
+    const server = this.serversByClientTuple.get(serverSide);
+    if (server) {
+      this.serversByClientTuple.delete(serverSide);
+      this.serversByClientTuple.set(clientKey, server);
+    }
+    if (this.natClientKeys.size > MAX_NAT_ENTRIES) this.natClientKeys.delete(this.natClientKeys.keys().next().value!);
+  }
+
+  /** A server connection's 4-tuple as its client sees it: reversed, or as connection tracking named it. */
+  private clientKeyOf(server: Connection): string {
+    const reversed = connKey(server.local!, server.remote!, true);
+    return this.natClientKeys.get(reversed) ?? reversed;
+  }
+
+  /** How this server connection meets its client end: through connection tracking, or as the reversed tuple. */
+  howJoined(server: Connection): 'conntrack' | 'connection-pair' {
+    return server.local && server.remote && this.natClientKeys.has(connKey(server.local, server.remote, true)) ? 'conntrack' : 'connection-pair';
   }
 
   /**
@@ -52,7 +85,7 @@ export class ConnectionPairs {
     if (!conn.local || !conn.remote || conn.role === 'unknown' || this.indexed.has(conn)) return;
     this.indexed.add(conn);
     if (conn.role === 'client') this.clientsByTuple.set(connKey(conn.local, conn.remote, false), conn);
-    else this.serversByClientTuple.set(connKey(conn.local, conn.remote, true), conn);
+    else this.serversByClientTuple.set(this.clientKeyOf(conn), conn);
   }
 
   onClose(conn: Connection): void {
@@ -60,7 +93,10 @@ export class ConnectionPairs {
     const key = connKey(conn.local, conn.remote, false);
     if (this.clientsByTuple.get(key) === conn) this.clientsByTuple.delete(key);
     const reversed = connKey(conn.local, conn.remote, true);
-    if (this.serversByClientTuple.get(reversed) === conn) this.serversByClientTuple.delete(reversed);
+    // The tuple's NAT entry stays (bounded, replaced by the next record for it): a dup'ed socket reopened
+    // under another fd (Rust's try_clone) ends this connection and goes on as a new one on the same tuple.
+    const clientKey = this.natClientKeys.get(reversed) ?? reversed;
+    if (this.serversByClientTuple.get(clientKey) === conn) this.serversByClientTuple.delete(clientKey);
   }
 
   /** A client request no server has claimed: findable by its bytes across NAT. */
@@ -87,11 +123,11 @@ export class ConnectionPairs {
    */
   bySameBytes(conn: Connection, fp: string, arrivedNs: bigint): Paired | undefined {
     if (!conn.local || !conn.remote) return undefined;
-    const byTuple = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
+    const byTuple = this.clientsByTuple.get(this.clientKeyOf(conn));
     if (byTuple) {
       // Streams by key run at once (HTTP/2): the candidate is the oldest unclaimed one that sent these bytes.
       const candidate = this.requestsOf(byTuple.id)?.find((p) => !p.claimed && (p.streamId === undefined || p.fingerprint === fp));
-      if (candidate && candidate.fingerprint === fp) return { client: candidate, how: 'connection-pair' };
+      if (candidate && candidate.fingerprint === fp) return { client: candidate, how: this.howJoined(conn) };
       if (candidate) return undefined; // the tuple is known but the bytes disagree: no guess
     }
     // NAT: the client's own tuple must not be visible reversed here (then it went elsewhere),
@@ -116,14 +152,14 @@ export class ConnectionPairs {
    */
   bySamePlace(conn: Connection): Paired | undefined {
     if (!conn.local || !conn.remote) return undefined;
-    const byTuple = this.clientsByTuple.get(connKey(conn.local, conn.remote, true));
+    const byTuple = this.clientsByTuple.get(this.clientKeyOf(conn));
     const client = byTuple && this.requestsOf(byTuple.id)?.find((p) => !p.claimed && !p.silent);
-    return client ? { client, how: 'connection-pair' } : undefined;
+    return client ? { client, how: this.howJoined(conn) } : undefined;
   }
 
   /** This server connection seen from its client's end is watched here: its requests' records may yet come. */
   hasClientEnd(conn: Connection): boolean {
-    return conn.local !== undefined && conn.remote !== undefined && this.clientsByTuple.has(connKey(conn.local, conn.remote, true));
+    return conn.local !== undefined && conn.remote !== undefined && this.clientsByTuple.has(this.clientKeyOf(conn));
   }
 
   /** The server connection that is this client connection seen from the other end, when this host sees it. */

@@ -345,6 +345,43 @@ describe('correlator', () => {
     expect(find(spansOf(t.events), 'front', 'server').parentSpanId).toBe('');
   });
 
+  it('pairs across NAT by the tuple connection tracking named, where two requests in flight have the same bytes', () => {
+    const s = new Script();
+    const a = s.open({ pid: 3, tid: 3, fd: 3, role: 'client', local: { addr: '127.0.0.1', port: 40000 }, remote: { addr: '127.0.0.1', port: 8080 } });
+    const b = s.open({ pid: 3, tid: 4, fd: 4, role: 'client', local: { addr: '127.0.0.1', port: 40001 }, remote: { addr: '127.0.0.1', port: 8080 } });
+    // The server's accept of b's connection, with what the host's conntrack said of it just before.
+    const server = { addr: '10.88.0.2', port: 80 };
+    const peer = { addr: '10.88.0.1', port: 51001 };
+    s.events.push({
+      type: 'nat',
+      ts: s.ts,
+      pid: 1,
+      tid: 11,
+      cpu: 0,
+      clientLocal: { addr: '127.0.0.1', port: 40001 },
+      clientRemote: { addr: '127.0.0.1', port: 8080 },
+      serverLocal: server,
+      serverRemote: peer,
+    });
+    s.close(s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: server, remote: peer }));
+    // The accepted socket goes on under another fd (Rust's try_clone): the NAT entry still holds for its tuple.
+    const srv = s.open({ pid: 1, tid: 11, fd: 6, role: 'unknown', local: server, remote: peer });
+    s.send(a, get('/same'));
+    s.send(b, get('/same'));
+    s.recv(srv, get('/same'));
+    s.send(srv, ok());
+    s.recv(b, ok());
+    const spans = spansOf(s.events);
+    const joined = find(spans, 'front', 'server');
+    const fromB = spans.find((x) => x.kind === 'client' && x.attributes['http.response.status_code'] === 200)!; // a's request is never answered
+    expect(joined.parentSpanId).toBe(fromB.spanId);
+    expect(joined.traceId).toBe(fromB.traceId);
+    expect(joined.attributes['loupe.context']).toBe('conntrack');
+    // Without the record the bytes cannot tell a from b: no parent is guessed.
+    const without = spansOf(s.events.filter((e) => e.type !== 'nat'));
+    expect(find(without, 'front', 'server').parentSpanId).toBe('');
+  });
+
   it('ends requests without a response as incomplete errors, saying why', () => {
     const s = new Script();
     const [c, srv] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

@@ -19,7 +19,7 @@
  * as incomplete after `responseTimeoutNs`; goroutine entries are capped.
  */
 import { ATTR_ERROR_TYPE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
-import type { GoRequestEvent, GoroutineEvent } from '../events/types';
+import type { GoRequestEvent, GoroutineEvent, NatEvent } from '../events/types';
 import type { ProcessTable } from '../discovery/processes';
 import type { CloseReason, Connection } from '../streams/connections';
 import type { MessageBase } from '../parsers/types';
@@ -175,6 +175,11 @@ export class Correlator {
       idle: ['connection idle, no response', 'timeout'],
     }[reason];
     for (const pending of queue ?? []) this.incomplete(pending, why[0]!, why[1]!, conn.lastTs > pending.span.startNs ? conn.lastTs : ts);
+  }
+
+  /** Connection tracking named the tuple a server connection's client used (a published port, a Service). */
+  onNat(ev: NatEvent): void {
+    this.pairs.onNat(ev);
   }
 
   /** Ring-buffer loss: whatever was in flight may be missing events, so say so on it. */
@@ -417,7 +422,7 @@ export class Correlator {
     this.aliases.alias(span.traceId, client.span.traceId);
     // Parented before anything held goes out: the server span itself is among them when it ended first.
     parentTo(span, ctxOf(client.span));
-    span.attributes[LOUPE_ATTR.CONTEXT] = 'connection-pair';
+    span.attributes[LOUPE_ATTR.CONTEXT] = this.pairs.howJoined(server);
     span.attributes[LOUPE_ATTR.PAIRED_LATE] = true;
     this.pair(client, waiting);
     for (const h of held?.held ?? []) {

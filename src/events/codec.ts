@@ -4,7 +4,7 @@
  */
 import { LoupeError } from '../errors';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
-import { formatAddr, parseAddr } from './addr';
+import { familyOf, formatAddr, parseAddr } from './addr';
 import type { DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role } from './types';
 import type { ProcessInfo } from './capture';
 
@@ -55,6 +55,7 @@ const STRUCT_OF_TYPE: Record<EventType, StructName> = {
   go_request_end: 'loupe_go_request_event',
   loss: 'loupe_loss_event',
   proc_info: 'loupe_proc_info_event',
+  nat: 'loupe_nat_event',
 };
 
 export function eventTypeNumber(type: EventType): number {
@@ -108,6 +109,7 @@ const G = member('loupe_go_goroutine_event');
 const GR = member('loupe_go_request_event');
 const L = member('loupe_loss_event');
 const PI = member('loupe_proc_info_event');
+const N = member('loupe_nat_event');
 /** A process description record is as long as its JSON: the fixed part, then `length` bytes. */
 const PROC_INFO_FIXED_SIZE = offsetOf('loupe_proc_info_event', 'json');
 // The data record is most of any capture: its offsets and each type's minimum size are looked up once.
@@ -244,6 +246,22 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
       };
     case 'proc_info':
       return { type, ...base, info: decodeProcessInfo(buf, base.pid) };
+    case 'nat': {
+      const client = family(buf.readUInt16LE(N('client_family')));
+      const server = family(buf.readUInt16LE(N('server_family')));
+      const endpoint = (side: 'client' | 'server', end: 'local' | 'remote', fam: 4 | 6) => ({
+        addr: formatAddr(buf.subarray(N(`${side}_${end}_addr`)), fam),
+        port: buf.readUInt16LE(N(`${side}_${end}_port`)),
+      });
+      return {
+        type,
+        ...base,
+        clientLocal: endpoint('client', 'local', client),
+        clientRemote: endpoint('client', 'remote', client),
+        serverLocal: endpoint('server', 'local', server),
+        serverRemote: endpoint('server', 'remote', server),
+      };
+    }
   }
 }
 
@@ -367,6 +385,17 @@ export function encodeEvent(ev: Event): Buffer {
       writeCString(buf, GR('traceparent'), CONSTANTS.LOUPE_TRACEPARENT_LEN, ev.traceparent);
       writeCString(buf, GR('host'), CONSTANTS.LOUPE_GO_HOST_LEN, ev.host);
       break;
+    case 'nat': {
+      const client = familyOf(ev.clientLocal.addr);
+      const server = familyOf(ev.serverLocal.addr);
+      buf.writeUInt16LE(client === 4 ? 2 : 10, N('client_family'));
+      buf.writeUInt16LE(server === 4 ? 2 : 10, N('server_family'));
+      writeEndpoint(buf, N('client_local_addr'), N('client_local_port'), client, ev.clientLocal);
+      writeEndpoint(buf, N('client_remote_addr'), N('client_remote_port'), client, ev.clientRemote);
+      writeEndpoint(buf, N('server_local_addr'), N('server_local_port'), server, ev.serverLocal);
+      writeEndpoint(buf, N('server_remote_addr'), N('server_remote_port'), server, ev.serverRemote);
+      break;
+    }
     case 'loss':
       buf.writeBigUInt64LE(ev.lost, L('lost'));
       buf.writeUInt32LE(encodeName(LOSS_SOURCES.byName, ev.source, 'loss source'), L('source'));

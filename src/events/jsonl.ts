@@ -160,6 +160,15 @@ export function eventFromJson(o: Json): Event {
       };
     case 'loss':
       return { type, ...base, lost: bigintField(o.lost, 'lost'), source: stringField(o.source, 'source', 'ringbuf') as 'ringbuf' };
+    case 'nat':
+      return {
+        type,
+        ...base,
+        clientLocal: parseEndpoint(o.clientLocal, 'clientLocal'),
+        clientRemote: parseEndpoint(o.clientRemote, 'clientRemote'),
+        serverLocal: parseEndpoint(o.serverLocal, 'serverLocal'),
+        serverRemote: parseEndpoint(o.serverRemote, 'serverRemote'),
+      };
     default:
       throw new RecordError(`unknown event type ${JSON.stringify(type)}`);
   }
@@ -227,6 +236,14 @@ export function eventToJson(ev: Event): Json {
       break;
     case 'loss':
       Object.assign(o, { lost: jsonBig(ev.lost), source: ev.source });
+      break;
+    case 'nat':
+      Object.assign(o, {
+        clientLocal: formatEndpoint(ev.clientLocal),
+        clientRemote: formatEndpoint(ev.clientRemote),
+        serverLocal: formatEndpoint(ev.serverLocal),
+        serverRemote: formatEndpoint(ev.serverRemote),
+      });
       break;
   }
   return o;

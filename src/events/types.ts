@@ -89,6 +89,20 @@ export interface ProcInfoEvent extends Base {
   info: ProcessInfo;
 }
 
+/**
+ * The agent's: the client of a connection this server (pid) accepted addressed
+ * it elsewhere, as the host's connection tracking says (bpf/events.h).
+ */
+export interface NatEvent extends Base {
+  type: 'nat';
+  /** The client's view: its own address and where it connected. */
+  clientLocal: Endpoint;
+  clientRemote: Endpoint;
+  /** The server socket's view: its own address and the peer it sees. */
+  serverLocal: Endpoint;
+  serverRemote: Endpoint;
+}
+
 export interface GoroutineEvent extends Base {
   type: 'go_goroutine_create' | 'go_goroutine_exit';
   goid: bigint;
@@ -116,6 +130,17 @@ export interface LossEvent extends Base {
 }
 
 export type Event =
-  ProcInfoEvent | SockOpenEvent | DataEvent | SockCloseEvent | TcpStateEvent | ProcExecEvent | ProcExitEvent | ProcForkEvent | GoroutineEvent | GoRequestEvent | LossEvent;
+  | ProcInfoEvent
+  | SockOpenEvent
+  | DataEvent
+  | SockCloseEvent
+  | TcpStateEvent
+  | ProcExecEvent
+  | ProcExitEvent
+  | ProcForkEvent
+  | GoroutineEvent
+  | GoRequestEvent
+  | LossEvent
+  | NatEvent;
 
 export type EventType = Event['type'];

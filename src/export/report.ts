@@ -26,7 +26,7 @@ export interface Edge {
 }
 
 /** The ways a callee's span is joined to its caller's, from its `loupe.context`. */
-const CROSS_PROCESS = new Set(['traceparent', 'tcp-option', 'connection-pair', 'connection-pair-nat', 'message']);
+const CROSS_PROCESS = new Set(['traceparent', 'tcp-option', 'connection-pair', 'conntrack', 'connection-pair-nat', 'message']);
 
 /**
  * Calls between services: a client span and the server span it led to, or a

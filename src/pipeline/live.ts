@@ -21,6 +21,7 @@ import { CaptureWriter, type CaptureHeader, type ProcessInfo } from '../events/c
 import { encodeEvent } from '../events/codec';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
+import { formatAddr } from '../events/addr';
 import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
 import * as procfs from '../sources/live/procfs';
@@ -68,6 +69,8 @@ const T = ENUMS.loupe_event_type;
 const TYPE_AT = offsetOf('loupe_event_header', 'type');
 const TS_AT = offsetOf('loupe_event_header', 'ts_ns');
 const PID_AT = offsetOf('loupe_event_header', 'pid');
+const TID_AT = offsetOf('loupe_event_header', 'tid');
+const CPU_AT = offsetOf('loupe_event_header', 'cpu');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
 const FORK_CHILD_AT = offsetOf('loupe_proc_fork_event', 'child_pid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
@@ -78,6 +81,14 @@ const DATA_FLAGS_AT = offsetOf('loupe_data_event', 'flags');
 const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
 const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
 const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
+const OPEN = {
+  role: offsetOf('loupe_sock_open_event', 'role'),
+  family: offsetOf('loupe_sock_open_event', 'family'),
+  localAddr: offsetOf('loupe_sock_open_event', 'local_addr'),
+  localPort: offsetOf('loupe_sock_open_event', 'local_port'),
+  remoteAddr: offsetOf('loupe_sock_open_event', 'remote_addr'),
+  remotePort: offsetOf('loupe_sock_open_event', 'remote_port'),
+};
 const OPEN_COOKIE_AT = offsetOf('loupe_sock_open_event', 'sock_cookie');
 const STATE_COOKIE_AT = offsetOf('loupe_tcp_state_event', 'sock_cookie');
 const NEW_STATE_AT = offsetOf('loupe_tcp_state_event', 'new_state');
@@ -381,9 +392,45 @@ export class LiveSession {
         if (type === T.LOUPE_EV_SOCK_CLOSE) {
           this.forgetMaskers(pid, record.readBigUInt64LE(CLOSE_COOKIE_AT));
         }
+        if (opened !== undefined) this.natBefore(record, out);
         out.push(record);
       }
     }
+  }
+
+  /**
+   * A connection that NAT rewrote on this host (DNAT: a published port, a Service): a `nat` record
+   * ahead of its sock_open, from the host's connection tracking, so its two ends pair. A server asks
+   * which tuple its client used; a client which tuple the server sees (a Service's DNAT happens on the
+   * client's host, so only the client's agent can say it).
+   */
+  private natBefore(open: Buffer, out: Buffer[]): void {
+    const role = open[OPEN.role] === ENUMS.loupe_role.LOUPE_ROLE_SERVER ? 'server' : open[OPEN.role] === ENUMS.loupe_role.LOUPE_ROLE_CLIENT ? 'client' : undefined;
+    if (!role) return;
+    const family = open.readUInt16LE(OPEN.family) === 10 ? 6 : 4;
+    const local = open.subarray(OPEN.localAddr, OPEN.localAddr + 16);
+    const remote = open.subarray(OPEN.remoteAddr, OPEN.remoteAddr + 16);
+    const own = {
+      local: { addr: formatAddr(local, family), port: open.readUInt16LE(OPEN.localPort) },
+      remote: { addr: formatAddr(remote, family), port: open.readUInt16LE(OPEN.remotePort) },
+    };
+    const other = this.source.natPeerView(role, family, local, own.local.port, remote, own.remote.port);
+    if (!other) return;
+    const peer = { local: { addr: formatAddr(other.src, other.family), port: other.sport }, remote: { addr: formatAddr(other.dst, other.family), port: other.dport } };
+    const [client, server] = role === 'server' ? [peer, own] : [own, peer];
+    out.push(
+      encodeEvent({
+        type: 'nat',
+        ts: open.readBigUInt64LE(TS_AT),
+        pid: open.readUInt32LE(PID_AT),
+        tid: open.readUInt32LE(TID_AT),
+        cpu: open.readUInt32LE(CPU_AT),
+        clientLocal: client.local,
+        clientRemote: client.remote,
+        serverLocal: server.local,
+        serverRemote: server.remote,
+      }),
+    );
   }
 
   /** Processes that started listening on a watched port since the last look get their probes (and, with --open-port, are watched). */

@@ -109,6 +109,9 @@ export class Pipeline {
       case 'proc_fork':
         this.processes.onFork(ev.childPid, ev.pid);
         break;
+      case 'nat':
+        this.correlator.onNat(ev);
+        break;
       case 'loss':
         this.stats.lostRecords += Number(ev.lost);
         this.correlator.onLoss(ev.lost);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
 import { encodeGoOffsets, itabIn, planGoProbes, type GoPlan } from './go-probes';
 import { socketsOf } from './procfs';
-import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Lockdown, type NativeAgent, type SockhashCheck } from './system';
+import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Addon, type ConntrackTuple, type Lockdown, type NativeAgent, type SockhashCheck } from './system';
 
 export interface LiveOptions {
   /** Watch only these processes (and children they fork). */
@@ -89,6 +89,8 @@ export interface LiveStarted {
   programs: string[];
   lockdown: Lockdown;
   propagation: Propagation;
+  /** Whether accepted connections are looked up in the host's connection tracking ('' when on: why not). */
+  conntrack: { on: boolean; reason: string };
   /** Kernel monotonic and wall-clock time read together, in ns. */
   clocks: { realtime: bigint; monotonic: bigint };
 }
@@ -139,6 +141,7 @@ export class LiveSource {
   private agent: NativeAgent | undefined;
   private ended: Promise<void> | undefined;
   private propagation: Propagation = { inject: false, reason: 'not started' };
+  private conntrack = { on: false, reason: 'not started' };
   /** OpenSSL libraries with TLS probes, by dev:inode. */
   private readonly tlsAttached = new Set<string>();
   /** The uprobe links each Go process got, to detach when it ends. */
@@ -211,7 +214,8 @@ export class LiveSource {
       agent.close();
       throw e instanceof LiveError ? e : new LiveError((e as Error).message);
     }
-    return { programs: agent.programs(), lockdown: support.lockdown, propagation: this.propagation, clocks: addon.clocks() };
+    this.conntrack = conntrackUsable(addon);
+    return { programs: agent.programs(), lockdown: support.lockdown, propagation: this.propagation, conntrack: this.conntrack, clocks: addon.clocks() };
   }
 
   /**
@@ -227,6 +231,23 @@ export class LiveSource {
     this.tlsAttached.add(key);
     for (const [program, fn] of TLS_PROBES) agent.attachUprobe(program, lib, fn, -1);
     return true;
+  }
+
+  /**
+   * The other end's view of a connection when the host's connection tracking says NAT rewrote it: for
+   * a server's accepted connection, the tuple its client used (conntrack's original direction); for a
+   * client's, the tuple the server sees (the reply direction), as src -> dst. Undefined when there is
+   * no entry or it is this connection's own tuple reversed. `local`/`remote` as the socket says (the
+   * kernel side reports a v4-mapped pair as IPv4).
+   */
+  natPeerView(role: 'client' | 'server', family: 4 | 6, local: Uint8Array, localPort: number, remote: Uint8Array, remotePort: number): ConntrackTuple | undefined {
+    if (!this.conntrack.on) return undefined;
+    const found = loadAddon().conntrackOther(family, Buffer.from(local), localPort, Buffer.from(remote), remotePort, role === 'client');
+    if (!found || 'error' in found) return undefined;
+    const width = family === 4 ? 4 : 16;
+    const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a.subarray(0, width), b.subarray(0, width)) === 0;
+    if (found.sport === remotePort && found.dport === localPort && same(found.src, remote) && same(found.dst, local)) return undefined;
+    return found;
   }
 
   /** sock_ops on the cgroup v2 root picks the sockets, sk_msg on their sockhash writes the header. */
@@ -381,6 +402,14 @@ export class LiveSource {
  * reads until EAGAIN; readiness is checked here too), so injection stays on for Go programs whose
  * only C calls are libc's resolvers (GoPlan.cCallers), and --inject-despite-fionread widens it.
  */
+/** Does this host answer connection-tracking lookups (a question for a tuple no connection has)? */
+function conntrackUsable(addon: Addon): { on: boolean; reason: string } {
+  const none = new Uint8Array(16);
+  const answer = addon.conntrackOther(4, none, 0, none, 0, false);
+  if (answer && 'error' in answer) return { on: false, reason: answer.error };
+  return { on: true, reason: '' };
+}
+
 export function sockhashSafety(check: SockhashCheck): { verdict: 'safe' | 'fionread' | 'unsafe'; reason: string } {
   if (check.error !== undefined) return { verdict: 'unsafe', reason: `the sockhash check on a loopback pair failed (${check.error})` };
   if (!check.readable || check.received !== check.expected) {

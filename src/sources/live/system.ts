@@ -59,8 +59,22 @@ export interface Addon {
   pinThreads(cpus: number[]): number;
   /** A loopback pair's reader with one end in a sockhash of its own: see sockhashSafety in live-source.ts. */
   sockhashCheck(): SockhashCheck;
+  /**
+   * The host's connection tracking entry whose reply direction (or, `byOriginal`, original direction) is
+   * src:sport -> dst:dport (TCP; addresses of 16 bytes, IPv4 in the first 4): its other direction, null
+   * when there is none.
+   */
+  conntrackOther(family: 4 | 6, src: Uint8Array, sport: number, dst: Uint8Array, dport: number, byOriginal: boolean): ConntrackTuple | { error: string } | null;
   /** Which program types this kernel loads (kprobe is also what uprobes are). */
   programTypes(): Record<'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'sock_ops' | 'sk_msg', boolean>;
+}
+
+export interface ConntrackTuple {
+  family: 4 | 6;
+  src: Buffer;
+  sport: number;
+  dst: Buffer;
+  dport: number;
 }
 
 export interface SockhashCheck {
