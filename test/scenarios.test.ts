@@ -12,13 +12,16 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { ROOT, tempDir } from './helpers';
 import { liveSupport } from '../src/sources/live/system';
 import { loadScenario, missingRequirements } from '../src/scenarios/scenario';
+import { podmanUnavailable } from './podman';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const SCENARIOS = fs
   .readdirSync(path.join(ROOT, 'scenarios'))
   .filter((f) => f.endsWith('.yaml'))
   .map((f) => f.replace(/\.yaml$/, ''));
-const loupe = (...args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', cwd: ROOT });
+// Container services run on podman with the project's settings (test/podman.ts).
+const loupe = (...args: string[]) =>
+  spawnSync('node', [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, CONTAINERS_CONF: path.join(ROOT, 'test/containers/containers.conf') } });
 
 describe('scenarios', () => {
   it('has at least one scenario with a committed capture', () => {
@@ -58,13 +61,21 @@ describe('scenarios', () => {
     expect(r.stderr).toMatch(/bad\.yaml: services: Array must contain at least 1 element/);
     fs.writeFileSync(file, 'name: x\nservices: [{ name: a, run: ["true"] }]\nexpect:\n  - path: "curl SERVES > x"\n    traces: 1\n');
     expect(loupe('scenario', 'check', file, '--capture', 'x').stderr).toMatch(/hop "curl SERVES" is not "service KIND \[name\]"/);
+    fs.writeFileSync(file, 'name: x\nservices: [{ name: a, container: true, run: ["8080"] }]\nexpect:\n  - path: "curl CLIENT"\n    traces: 1\n');
+    expect(loupe('scenario', 'check', file, '--capture', 'x').stderr).toMatch(/service a: a container needs build \(argv writing a static program to \{out\}\)/);
+    fs.writeFileSync(file, 'name: x\nservices: [{ name: a, build: [make], run: ["true"] }]\nexpect:\n  - path: "curl CLIENT"\n    traces: 1\n');
+    expect(loupe('scenario', 'check', file, '--capture', 'x').stderr).toMatch(/service a: build is for container services/);
   });
 
   const support = liveSupport();
   const reason = !support.ok ? support.reason : spawnSync('which', ['curl']).status !== 0 ? 'curl is not installed' : '';
   for (const name of SCENARIOS) {
-    const missing = missingRequirements(loadScenario(name));
-    const skip = reason || (missing.length ? `needs ${missing.join(', ')}, not found (programs on PATH, paths under the project)` : '');
+    const scenario = loadScenario(name);
+    const missing = missingRequirements(scenario);
+    const skip =
+      reason ||
+      (missing.length ? `needs ${missing.join(', ')}, not found (programs on PATH, paths under the project)` : '') ||
+      (scenario.services.some((s) => s.container) ? podmanUnavailable() : '');
     it.skipIf(Boolean(skip))(
       `${name}: runs live — services, load, agent — and its expectations hold${skip ? ` (skipped: ${skip})` : ''}`,
       () => {
@@ -75,7 +86,7 @@ describe('scenarios', () => {
         expect(fs.statSync(out).mode & 0o777).toBe(0o600);
         expect(loupe('scenario', 'check', name, '--capture', out).status).toBe(0);
       },
-      90_000,
+      scenario.services.some((s) => s.container) ? 300_000 : 90_000, // images are built first: Go and Rust from a cold cache
     );
   }
 });

@@ -1,6 +1,6 @@
 // The Go backend of the polyglot scenario: net/http only, no tracing library.
 // Loupe sees it from the kernel side (its own goroutine probes are issue 9).
-//   backend PORT
+//   backend PORT [LISTEN_ADDR]   (127.0.0.1 unless given: 0.0.0.0 in a container)
 package main
 
 import (
@@ -25,7 +25,11 @@ func main() {
 		}
 		fmt.Fprintln(w, f.String())
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:"+os.Args[1])
+	addr := "127.0.0.1"
+	if len(os.Args) > 2 {
+		addr = os.Args[2]
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, os.Args[1]))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

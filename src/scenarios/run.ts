@@ -16,6 +16,7 @@ import { DEFAULT_MAX_PAYLOAD } from '../discovery/config';
 import type { Span } from '../correlator/span';
 import { checkScenario, missingRequirements, ScenarioError, type CheckResult, type Scenario } from './scenario';
 import { HostNetwork } from './hosts';
+import { ScenarioContainers } from './containers';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -44,7 +45,7 @@ function anyFreePort(): Promise<number> {
   });
 }
 
-function substitute(args: string[], ports: Map<string, number>, hosts?: HostNetwork): string[] {
+function substitute(args: string[], ports: Map<string, number>, hosts?: HostNetwork, containers?: ScenarioContainers, started = new Set<string>()): string[] {
   return args.map((a) =>
     a
       .replace(/\{root\}/g, ROOT)
@@ -54,7 +55,8 @@ function substitute(args: string[], ports: Map<string, number>, hosts?: HostNetw
         return String(p);
       })
       .replace(/\{addr:([^}]+)\}/g, (_, host: string) => {
-        if (!hosts) throw new ScenarioError(`{addr:${host}}: the scenario has no hosts`);
+        if (containers && started.has(host)) return containers.addr(host);
+        if (!hosts) throw new ScenarioError(`{addr:${host}}: the scenario has no hosts, and no container service of that name started before`);
         return hosts.addr(host);
       }),
   );
@@ -104,6 +106,21 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   const capture = options.record ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-scenario-')), `${scenario.name}.loupe`);
   const hosts = scenario.hosts.length ? new HostNetwork(scenario.hosts) : undefined;
   const onHost = (host: string | undefined, argv: string[]) => (host && hosts ? [...hosts.exec(host), ...argv] : argv);
+  const containers = scenario.services.some((s) => s.container) ? new ScenarioContainers(scenario.name) : undefined;
+  const startedContainers = new Set<string>();
+  // Images first, with no agent running yet: a build takes up to minutes, and the agent's event loop waits on none.
+  const images = new Map<string, string>();
+  try {
+    for (const s of scenario.services)
+      if (s.container && containers)
+        images.set(
+          s.name,
+          containers.build(s.name, (out) => substitute(s.build!, ports).map((a) => a.replace(/\{out\}/g, out))),
+        );
+  } catch (e) {
+    containers?.down();
+    throw e;
+  }
   const session = new LiveSession({
     ports: [...ports.values()],
     maxPayload: DEFAULT_MAX_PAYLOAD,
@@ -120,13 +137,20 @@ export async function runScenario(scenario: Scenario, options: { record?: string
         `loupe: scenario ${scenario.name}: ${'error' in r ? `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}` : `Go probes in place on ${path.basename(r.exe)} (pid ${r.pid}, ${r.goVersion}, offsets from ${r.offsetsFrom}${r.injects ? `, header map: ${r.headerMap}` : ''})`}`,
       ),
   });
-  const started = session.start();
+  let started: ReturnType<LiveSession['start']>;
+  try {
+    started = session.start();
+  } catch (e) {
+    containers?.down();
+    throw e;
+  }
   if (scenario.go_inject)
     options.log(`loupe: scenario ${scenario.name}: traceparent injection ${started.propagation.inject ? 'on (sk_msg)' : `off: ${started.propagation.reason}`}`);
   try {
     hosts?.up();
   } catch (e) {
     await session.stop();
+    containers?.down();
     throw new ScenarioError((e as Error).message);
   }
   if (hosts)
@@ -135,7 +159,9 @@ export async function runScenario(scenario: Scenario, options: { record?: string
   const children: ChildProcess[] = [];
   try {
     for (const s of scenario.services) {
-      const [cmd, ...args] = onHost(s.host, substitute(s.run, ports, hosts));
+      const runArgs = substitute(s.run, ports, hosts, containers, startedContainers);
+      const argv = s.container && containers ? containers.runArgv(s.name, images.get(s.name)!, ports.get(s.name)!, runArgs) : onHost(s.host, runArgs);
+      const [cmd, ...args] = argv;
       // Its own process group: a service may be a script whose children (a database) must stop with it.
       const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OTEL_SERVICE_NAME: s.name }, detached: true });
       children.push(child);
@@ -144,7 +170,10 @@ export async function runScenario(scenario: Scenario, options: { record?: string
       // newline apart, and the closed pipe killed the order service with EPIPE). Unreferenced: it keeps this process alive no longer.
       child.stdout!.removeAllListeners('data').resume();
       (child.stdout as net.Socket).unref();
-      if (child.pid !== undefined) session.considerGo(child.pid); // services exec their program: the pid stays
+      if (s.container && containers) {
+        startedContainers.add(s.name);
+        session.considerGo(containers.pid(s.name)); // the program is the container's first process
+      } else if (child.pid !== undefined) session.considerGo(child.pid); // services exec their program: the pid stays
       await session.goSettled(); // a Go service gets its probes before any load reaches it
     }
     for (const l of scenario.load) {
@@ -160,6 +189,7 @@ export async function runScenario(scenario: Scenario, options: { record?: string
     for (const c of children.reverse()) stopGroup(c);
     await new Promise((r) => setTimeout(r, 100)); // let them go before their namespaces do
     hosts?.down();
+    for (const what of containers?.down() ?? []) options.log(`loupe: scenario ${scenario.name}: could not remove ${what}`);
   }
   const { spans } = spansOfCapture(capture);
   return { spans, result: checkScenario(scenario, spans), capture };

@@ -46,8 +46,16 @@ export const SCENARIO_SCHEMA = z
             name: z.string(),
             /** The host it runs on (one of `hosts`). */
             host: z.string().optional(),
-            /** argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository. */
+            /**
+             * argv; `{port:NAME}` becomes the free port chosen for service NAME, `{root}` the repository,
+             * `{addr:NAME}` a host's address, or a container service's on the scenario's network.
+             * For a container, the arguments of its program.
+             */
             run: command,
+            /** Runs in a container (podman or docker): `build` makes its one static program, the image is FROM scratch. */
+            container: z.boolean().default(false),
+            /** A container's build: argv that writes a static executable to `{out}`. */
+            build: command.optional(),
             /** Text on stdout that says the service listens. */
             ready: z.string().default('ready'),
             /** How long it may take to say so (a service compiled at start takes longer). */
@@ -90,6 +98,11 @@ export function loadScenario(nameOrFile: string): Scenario {
     throw new ScenarioError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   }
   for (const e of r.data.expect) parsePath(e.path, file);
+  for (const s of r.data.services) {
+    if (s.container && !s.build) throw new ScenarioError(`${file}: service ${s.name}: a container needs build (argv writing a static program to {out})`);
+    if (!s.container && s.build) throw new ScenarioError(`${file}: service ${s.name}: build is for container services`);
+    if (s.container && s.host) throw new ScenarioError(`${file}: service ${s.name}: a container runs on this host's network of containers, not on a scenario host`);
+  }
   for (const item of [...r.data.services, ...r.data.load]) {
     if (item.host !== undefined && !r.data.hosts.includes(item.host)) throw new ScenarioError(`${file}: host ${item.host} is not in hosts (${r.data.hosts.join(', ') || 'none'})`);
   }
