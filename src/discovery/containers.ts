@@ -64,6 +64,18 @@ export function fromInspect(container: ContainerInfo, inspect: unknown): Contain
 }
 
 /** The span attributes a container gives (OpenTelemetry's container.* and k8s.* resource conventions). */
+/** Every attribute containerAttributes may set: RED metrics carry them too, as Beyla's carry a pod's. */
+export const CONTAINER_ATTRIBUTE_KEYS = [
+  'container.id',
+  'container.runtime',
+  'container.name',
+  'container.image.name',
+  'k8s.pod.name',
+  'k8s.namespace.name',
+  'k8s.container.name',
+  'k8s.pod.uid',
+] as const;
+
 export function containerAttributes(c: ContainerInfo): Record<string, string> {
   const out: Record<string, string> = { 'container.id': c.id, 'container.runtime': c.runtime };
   if (c.name) out['container.name'] = c.name;

@@ -52,6 +52,52 @@ describe('RED metrics', () => {
     await red.shutdown();
   });
 
+  it("puts a containerised service's container on its points, one series per container, and nothing of a request's", async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const red = new RedMetrics([reader]);
+    const inContainer = (id: string, path: string) => ({
+      'http.request.method': 'GET',
+      'http.route': '/u/{id}',
+      'url.path': path,
+      'http.response.status_code': 200,
+      'container.id': id,
+      'container.runtime': 'podman',
+      'container.name': `web-${id}`,
+      'container.image.name': 'localhost/web',
+      'k8s.pod.name': `web-${id}-pod`,
+      'k8s.namespace.name': 'shop',
+    });
+    red.onSpan(span('server', 'http', 10, inContainer('a1', '/u/1')));
+    red.onSpan(span('server', 'http', 10, inContainer('a1', '/u/2')));
+    red.onSpan(span('server', 'http', 10, inContainer('b2', '/u/3')));
+    red.onSpan(span('server', 'http', 10, { 'http.request.method': 'GET', 'http.route': '/u/{id}', 'http.response.status_code': 200 }));
+    await reader.forceFlush();
+    const points = exporter
+      .getMetrics()
+      .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics))
+      .find((m) => m.descriptor.name === METRIC_NAMES.httpServer)!.dataPoints;
+    const count = (p: (typeof points)[number]) => (p.value as { count: number }).count;
+    expect(points.map((p) => [p.attributes['container.id'] ?? 'none', count(p)]).sort()).toEqual([
+      ['a1', 2],
+      ['b2', 1],
+      ['none', 1],
+    ]);
+    expect(points.find((p) => p.attributes['container.id'] === 'b2')!.attributes).toEqual({
+      'service.name': 'svc',
+      'http.request.method': 'GET',
+      'http.route': '/u/{id}',
+      'http.response.status_code': 200,
+      'container.id': 'b2',
+      'container.runtime': 'podman',
+      'container.name': 'web-b2',
+      'container.image.name': 'localhost/web',
+      'k8s.pod.name': 'web-b2-pod',
+      'k8s.namespace.name': 'shop',
+    });
+    await red.shutdown();
+  });
+
   it("goes out over OTLP under one resource per service, as traces do; the agent's own counters under the agent", async () => {
     const inner = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter: new PerServiceMetricExporter(inner, 'host-a'), exportIntervalMillis: 3_600_000 });

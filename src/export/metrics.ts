@@ -26,6 +26,7 @@ import {
 import { ATTR_HOST_NAME } from '@opentelemetry/semantic-conventions/incubating';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '@opentelemetry/semantic-conventions/incubating';
 import type { Span } from '../correlator/span';
+import { CONTAINER_ATTRIBUTE_KEYS } from '../discovery/containers';
 import { LOUPE_ATTR, type MetricFamily, type SpanKind } from '../parsers/spans';
 
 /** Beyla's default duration buckets, in seconds. */
@@ -84,6 +85,13 @@ function pick(span: Span, keys: readonly string[]): Attributes {
   for (const k of keys) {
     const v = span.attributes[k];
     if (v !== undefined) out[k] = v;
+  }
+  // A service's containers are series of their own, as a pod's are in Beyla: one per container, not per request.
+  if (span.attributes['container.id'] !== undefined) {
+    for (const k of CONTAINER_ATTRIBUTE_KEYS) {
+      const v = span.attributes[k];
+      if (v !== undefined) out[k] = v;
+    }
   }
   return out;
 }
