@@ -51,6 +51,8 @@ describe('configuration', () => {
       ['export:\n  sampler: { name: xray }\n', /export\.sampler\.name: Invalid enum value\. Expected 'always_on' \| /],
       ['export:\n  sampler: { name: traceidratio, arg: 2 }\n', /export\.sampler\.arg: Number must be less than or equal to 1/],
       ['discover:\n  pids: [1]\n', /\(top level\): Unrecognized key\(s\) in object: 'discover'/],
+      ['services:\n  - { name: web }\n', /services\[0\]: a rule needs exe or container \(a regular expression\)/],
+      ['services:\n  - { container: "[", name: web }\n', /services\[0\]\.container: is not a valid regular expression/],
       ['[1, 2]\n', /must be a mapping/],
       ['a: [\n', /not valid YAML/],
     ];

@@ -4,7 +4,7 @@
  * override both:
  *
  *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080], open_ports: [8080] }   (or exe_glob: a glob)
- *   services:   [{ exe: "/frontend$", name: frontend }]   # service.name by executable
+ *   services:   [{ exe: "/frontend$", name: frontend }, { container: "^shop-web", name: web }]   # service.name by executable or container
  *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
  *   capture:    { max_payload: 65536, ring_mb: 16, redact: true }
  *   tls:        { enabled: true, libraries: [] }
@@ -19,6 +19,7 @@ import { LoupeError } from '../errors';
 import { parseYaml } from '../lazy';
 import { z } from 'zod';
 import { CONSTANTS } from '../events/layout';
+import type { ProcessInfo } from '../events/capture';
 import { readRegularFile } from '../events/input-file';
 import { parseCpuList } from './cpu-list';
 import { ENV_OF_KEY, fromVariable, KEYED_OPTIONS } from './options';
@@ -88,7 +89,14 @@ export const CONFIG_SCHEMA = z
       })
       .strict()
       .default({}),
-    services: z.array(z.object({ exe: regex, name: z.string().min(1) }).strict()).default([]),
+    services: z
+      .array(
+        z
+          .object({ exe: regex.optional(), container: regex.optional(), name: z.string().min(1) })
+          .strict()
+          .refine((r) => r.exe !== undefined || r.container !== undefined, 'a rule needs exe or container (a regular expression)'),
+      )
+      .default([]),
     routes: z
       .object({
         patterns: z.array(z.string().startsWith('/')).default([]),
@@ -143,7 +151,14 @@ export type LoupeConfig = z.infer<typeof CONFIG_SCHEMA>;
 /** What a capture header keeps of the configuration, so a replay names spans as the live run did. */
 export interface RecordedRules {
   routes: { patterns: string[]; ignore: string[]; heuristic: boolean };
-  services: Array<{ exe: string; name: string }>;
+  services: ServiceRule[];
+}
+
+/** service.name for processes whose executable matches `exe`, or whose container's name, image or id matches `container` (both when both are given). */
+export interface ServiceRule {
+  exe?: string;
+  container?: string;
+  name: string;
 }
 
 /** Environment overrides (the variables of OPTIONS) as a partial raw config, validated with the file. */
@@ -202,8 +217,13 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
 }
 
 /** The service a process runs as under the configured rules: first matching executable wins. */
-export function serviceByRules(exe: string, rules: ReadonlyArray<{ exe: string; name: string }>): string | undefined {
-  for (const r of rules) if (new RegExp(r.exe).test(exe)) return r.name;
+export function serviceByRules(process: ProcessInfo, rules: readonly ServiceRule[]): string | undefined {
+  const c = process.container;
+  for (const r of rules) {
+    if (r.exe !== undefined && !new RegExp(r.exe).test(process.exe)) continue;
+    if (r.container !== undefined && !(c && [c.name, c.image, c.id].some((v) => v !== undefined && new RegExp(r.container!).test(v)))) continue;
+    return r.name;
+  }
   return undefined;
 }
 

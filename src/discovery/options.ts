@@ -64,7 +64,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'LOUPE_OPEN_PORTS',
     doc: 'watch the processes listening on this port, found again every 2 s',
   },
-  { key: 'services', kind: 'object', default: [], doc: 'service.name by executable: `[{exe: REGEX, name}]`, the first match wins' },
+  {
+    key: 'services',
+    kind: 'object',
+    default: [],
+    doc: 'service.name by executable or container: `[{exe: REGEX, name}]`, `[{container: REGEX, name}]` (its name, image or id), both to need both; the first match wins',
+  },
   { key: 'routes.patterns', kind: 'string-list', default: [], env: 'LOUPE_ROUTES', doc: 'http.route patterns like `/factorial/{n}`' },
   { key: 'routes.ignore', kind: 'string-list', default: [], env: 'LOUPE_IGNORE_ROUTES', doc: 'paths that get no route and no metric (`/health`)' },
   { key: 'routes.heuristic', kind: 'bool', default: true, doc: 'group paths no pattern names by their numeric and id-like segments' },

@@ -25,6 +25,33 @@ describe('process table', () => {
     expect(table.serviceOf(8)).toBe('other');
   });
 
+  it('names a process by a rule on its container (name, image or id), on its executable, or on both', () => {
+    const rules = [
+      { exe: '/nginx$', container: '^edge-', name: 'edge-proxy' },
+      { container: '^localhost/shop-web$', name: 'web' },
+      { container: '^shop-db-', name: 'db' },
+      { exe: '/nginx$', name: 'nginx-on-host' },
+    ];
+    const inContainer = (pid: number, exe: string, name: string, image: string) => ({ pid, exe, container: { id: `${pid}`.repeat(8), runtime: 'podman' as const, name, image } });
+    const table = new ProcessTable(
+      [
+        inContainer(1, '/usr/sbin/nginx', 'edge-1', 'localhost/nginx:1.22'),
+        inContainer(2, '/app', 'shop-web-7', 'localhost/shop-web'),
+        inContainer(3, '/usr/sbin/mariadbd', 'shop-db-1', 'localhost/mariadb'),
+        { pid: 4, exe: '/usr/sbin/nginx' },
+        inContainer(5, '/app', 'other', 'localhost/other'),
+        { pid: 6, exe: '/app', service: 'own-name' },
+      ],
+      rules,
+    );
+    expect([1, 2, 3, 4, 5, 6].map((pid) => table.serviceOf(pid))).toEqual(['edge-proxy', 'web', 'db', 'nginx-on-host', 'app', 'own-name']);
+    // Named by the runtime only later (its API answered after the process was first described): the rule applies then.
+    const later = new ProcessTable([{ pid: 7, exe: '/app', container: { id: 'abc', runtime: 'podman' } }], rules);
+    expect(later.serviceOf(7)).toBe('app');
+    later.learn({ pid: 7, exe: '/app', container: { id: 'abc', runtime: 'podman', name: 'shop-db-2' } });
+    expect(later.serviceOf(7)).toBe('db');
+  });
+
   it('a process learnt while its pid is alive does not replace it', () => {
     const table = new ProcessTable([{ pid: 7, exe: '/srv/first' }]);
     table.learn({ pid: 7, exe: '/srv/imposter' });

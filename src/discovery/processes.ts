@@ -9,7 +9,7 @@
  */
 import type { ProcessInfo } from '../events/capture';
 import type { ProcExecEvent } from '../events/types';
-import { serviceByRules } from './config';
+import { serviceByRules, type ServiceRule } from './config';
 
 export class ProcessTable {
   private readonly byPid = new Map<number, ProcessInfo>();
@@ -18,10 +18,10 @@ export class ProcessTable {
   /** serviceOf's answers: asked once per span, and a rule is a regular expression. Forgotten when the pid's entry changes. */
   private readonly services = new Map<number, string>();
 
-  /** `rules`: service names by executable (discovery config), applied when a process has none of its own. */
+  /** `rules`: service names by executable or container (discovery config), applied when a process has none of its own. */
   constructor(
     initial: ProcessInfo[] = [],
-    private readonly rules: ReadonlyArray<{ exe: string; name: string }> = [],
+    private readonly rules: readonly ServiceRule[] = [],
   ) {
     for (const p of initial) {
       if (!this.byPid.has(p.pid)) this.byPid.set(p.pid, p);
@@ -72,6 +72,7 @@ export class ProcessTable {
     // The runtime named a container after its process was first described (SpanFactory reads it per span).
     if (known && info.container && known.container?.id === info.container.id) {
       this.byPid.set(info.pid, { ...known, container: info.container });
+      this.services.delete(info.pid); // a rule may name it by its container
       return;
     }
     if (known) return;
@@ -93,7 +94,7 @@ export class ProcessTable {
   private serviceNow(pid: number): string {
     const p = this.byPid.get(pid);
     if (p?.service) return p.service;
-    const ruled = p?.exe ? serviceByRules(p.exe, this.rules) : undefined;
+    const ruled = p ? serviceByRules(p, this.rules) : undefined;
     if (ruled) return ruled;
     const base = p?.exe.split('/').pop();
     if (base) return base;

@@ -6,6 +6,7 @@
 import type { CaptureHeader } from '../events/capture';
 import type { Event, EventType } from '../events/types';
 import { ProcessTable } from '../discovery/processes';
+import type { ServiceRule } from '../discovery/config';
 import { ConnectionTracker } from '../streams/connections';
 import { Correlator, DEFAULT_CORRELATOR_OPTIONS, type CorrelatorOptions } from '../correlator/correlator';
 import { IdGenerator } from '../correlator/ids';
@@ -13,9 +14,12 @@ import type { Span } from '../correlator/span';
 import { Router, type RouteConfig } from '../routes/routes';
 
 /** The routes and service rules of the configuration a capture was made with, when it says. */
-function recordedRules(header: CaptureHeader): { routes?: RouteConfig; services: Array<{ exe: string; name: string }> } {
-  const c = header.config as { routes?: RouteConfig; services?: Array<{ exe: string; name: string }> };
-  const services = Array.isArray(c.services) ? c.services.filter((r) => typeof r?.exe === 'string' && typeof r?.name === 'string') : [];
+function recordedRules(header: CaptureHeader): { routes?: RouteConfig; services: ServiceRule[] } {
+  const c = header.config as { routes?: RouteConfig; services?: ServiceRule[] };
+  const pattern = (v: unknown) => v === undefined || typeof v === 'string';
+  const services = Array.isArray(c.services)
+    ? c.services.filter((r) => typeof r?.name === 'string' && pattern(r.exe) && pattern(r.container) && (r.exe !== undefined || r.container !== undefined))
+    : [];
   return { ...(c.routes && typeof c.routes === 'object' ? { routes: c.routes } : {}), services };
 }
 
