@@ -394,7 +394,10 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       expect(await lines(worker)()).toBe('ready');
       const r = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--duration', '2'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/Go probes: on; connection-pair matching: on/);
+      expect(r.stderr).toMatch(/Go probes: on; connection-pair matching: on; through NAT by connection tracking: on\n/);
+      expect(r.stderr).toMatch(
+        /context across hosts: header in Go programs' HTTP\/1 calls: on, said when a Go program is watched; header in other programs' HTTP\/1 calls: off \(not in this version: .*\); TCP header options: off \(not in this version\)/,
+      );
       expect(r.stderr).toMatch(
         sockhash?.verdict === 'safe'
           ? /traceparent injection into Go programs' HTTP\/1 requests: on \(sk_msg \+ sock_ops\)/
@@ -407,6 +410,7 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       );
       const off = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(port), '--duration', '1', '--no-inject'], { encoding: 'utf8' });
       expect(off.stderr).toMatch(/traceparent injection into Go programs' HTTP\/1 requests: off \(turned off by configuration\)/);
+      expect(off.stderr).toMatch(/context across hosts: header in Go programs' HTTP\/1 calls: off \(turned off by configuration\)/);
       // No Go program on the port watched: injection is not spoken of, at the start or the end.
       const none = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'run', '--port', String(await freePort()), '--duration', '1'], { encoding: 'utf8' });
       expect(none.status, none.stderr).toBe(0);

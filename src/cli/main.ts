@@ -532,7 +532,11 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     `loupe: attached ${started.programs.length} programs; watching ${watching}${cpus}; TLS plaintext: ${tls}; kernel lockdown: ${started.lockdown}` +
       ` (bpf_probe_write_user ${started.lockdown === 'none' ? 'possible, not used' : 'refused'})\n` +
       `loupe: Go probes: ${cmd.session.goProbes ? 'on' : 'off'}; connection-pair matching: on; ` +
-      `through NAT by connection tracking: ${started.conntrack.on ? 'on' : `off (${started.conntrack.reason})`}\n`,
+      `through NAT by connection tracking: ${started.conntrack.on ? 'on' : `off (${started.conntrack.reason})`}\n` +
+      // Issue 24: every way a trace may cross hosts, and why each that is off is off.
+      `loupe: context across hosts: header in Go programs' HTTP/1 calls: ${!cmd.session.goProbes ? 'off (Go probes off)' : p.inject ? 'on, said when a Go program is watched' : `off (${p.reason})`}; ` +
+      `header in other programs' HTTP/1 calls: off (not in this version: needs each thread's request known in the kernel); ` +
+      `TCP header options: off (not in this version); joined on this host or in a merged replay: connection pairs, conntrack\n`,
   );
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };
