@@ -204,6 +204,17 @@ describe('a live recording of three network-namespace hosts, split per host and 
     // The scenario's expected shapes hold on the hosts' recordings checked as one.
     const check = spawnSync('node', [CLI, 'scenario', 'check', 'gohosts', ...files.flatMap((f) => ['--capture', f])], { encoding: 'utf8' });
     expect(check.status, check.stdout + check.stderr).toBe(0);
+    // diff takes a side of several hosts' files: against the single recording nothing moved; against
+    // another scenario's capture everything did, and --check says so.
+    const sideA = files.flatMap((f) => ['--a', f]);
+    const same = spawnSync('node', [CLI, 'diff', ...sideA, '--b', whole, '--check', '--format', 'json'], { encoding: 'utf8' });
+    expect(same.status, same.stdout + same.stderr).toBe(0);
+    expect(same.stderr).toMatch(/^loupe: side A hosts: host-\S+ \(reference clock\); /);
+    expect((JSON.parse(same.stdout) as { changed: boolean }).changed).toBe(false);
+    const other = spawnSync('node', [CLI, 'diff', ...sideA, '--b', path.join(ROOT, 'captures/factorial.loupe'), '--check'], { encoding: 'utf8' });
+    expect(other.status, other.stderr).toBe(4);
+    expect(other.stdout).toContain(files.join(' + '));
+    expect(spawnSync('node', [CLI, 'diff', whole, '--a', whole], { encoding: 'utf8' }).status).toBe(2);
     // Each host's offset within its bound of the skew put on it, the bound from real kernel records.
     const found = mergeCaptures(files);
     for (const h of found.hosts) {

@@ -16,7 +16,7 @@ import { CaptureError, CaptureWriter } from '../events/capture';
 import { ChunkedOutput } from '../export/chunked';
 import { headerToJsonLine, recordToJsonLine } from '../events/jsonl';
 import { openCapture } from '../sources/capture-file';
-import { replayFile, replayFileExporting, replayHosts, spansOfCapture, spansOfCaptures } from '../pipeline/replay';
+import { replayFile, replayFileExporting, replayHosts, spansOfCaptures } from '../pipeline/replay';
 import { describeHosts, type HostClock } from '../pipeline/merge';
 import { SPAN_FORMATS, type RunSummary, type SpanFormat } from '../pipeline/output';
 import { openInput, parseFile, type ParseSummary } from '../pipeline/parse';
@@ -104,7 +104,9 @@ ${flagHelp()}
       stdout: per caller and callee, the share of calls joined each way (the
       callee's loupe.context) and the calls left unjoined.
   loupe diff A B [--format text|json] [--check]
-      Compare two captures: operations (service, kind, span name) that
+  loupe diff --a A1 --a A2 ... --b B1 ... [--format text|json] [--check]
+      Compare two captures (a side of several files: one run's hosts, merged
+      as replay merges them): operations (service, kind, span name) that
       appeared or vanished and how their counts, errors and p50/p95 latency
       moved; trace shapes (parent-to-child paths) each has. --check exits 4
       when shapes or operations differ, or an operation's errors appear,
@@ -612,13 +614,32 @@ async function cmdScenario(args: string[], io: Out): Promise<number> {
   return result.ok ? 0 : 4;
 }
 
+type SpansOf = ReturnType<typeof spansOfCaptures>['spans'];
+
 function cmdDiff(args: string[], io: Out): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', default: 'text' }, check: { type: 'boolean', default: false } } });
-  if (positionals.length !== 2) throw new UsageError('diff takes two capture files');
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      format: { type: 'string', default: 'text' },
+      check: { type: 'boolean', default: false },
+      a: { type: 'string', multiple: true },
+      b: { type: 'string', multiple: true },
+    },
+  });
+  // Two files, or each side as one host's capture or several (--a FILE --a FILE --b FILE): a multi-host run merged.
+  const sides = values.a || values.b ? [values.a ?? [], values.b ?? []] : positionals.map((f) => [f]);
+  if (sides.length !== 2 || sides.some((s) => s.length === 0) || (positionals.length > 0 && (values.a || values.b)))
+    throw new UsageError('diff takes two capture files, or each side as --a FILE ... --b FILE ... (several files: one run on several hosts)');
   if (values.format !== 'text' && values.format !== 'json') throw new UsageError(`--format must be text or json, got ${JSON.stringify(values.format)}`);
-  const [a, b] = positionals as [string, string];
-  const d = diffSpans(spansOfCapture(a).spans, spansOfCapture(b).spans);
-  io.out(values.format === 'json' ? `${JSON.stringify(d, null, 2)}\n` : renderDiff(d, a, b));
+  const [a, b] = sides.map((files, i) => {
+    const side = spansOfCaptures(files);
+    if (side.hosts) io.err(`loupe: side ${'AB'[i]} hosts: ${describeHosts(side.hosts)}\n`);
+    return side.spans;
+  }) as [SpansOf, SpansOf];
+  const [nameA, nameB] = sides.map((files) => files.join(' + ')) as [string, string];
+  const d = diffSpans(a, b);
+  io.out(values.format === 'json' ? `${JSON.stringify(d, null, 2)}\n` : renderDiff(d, nameA, nameB));
   return values.check && d.changed ? 4 : 0;
 }
 
