@@ -127,9 +127,6 @@ function quote(buf: Buffer, start: number, end: number, max = 80): string {
 /** Bytes no request target holds: control characters and DEL (RFC 3986 allows none of them). */
 // eslint-disable-next-line no-control-regex
 const INVALID_TARGET_BYTE = /[\x00-\x1f\x7f]/;
-/** Bytes no field value may hold: control characters but HT (RFC 9110 §5.5), a bare CR among them. */
-// eslint-disable-next-line no-control-regex
-const INVALID_VALUE_BYTE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** Bytes a paused request side keeps after a CONNECT while its answer is awaited (tunnel data, most likely). */
 const MAX_PAUSED_BYTES = 64 * 1024;
@@ -441,8 +438,16 @@ class SideParser {
     const value = buf.latin1Slice(vs, ve);
     // A bare CR or another control byte in a value (RFC 9112 §2.2, RFC 9110 §5.5): strict parsers refuse the
     // message; the value is kept as sent, never joined with the next field, and the message flagged.
-    if (INVALID_VALUE_BYTE.test(value))
-      this.deviate(d, value.includes('\r') ? E.LF_EXPECTED : E.INVALID_HEADER_TOKEN, `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
+    // Looked for in the bytes: a regular expression on the value string cost as much as slicing it (profile, 14-header requests).
+    let invalid = false;
+    for (let i = vs; i < ve; i++) {
+      const c = buf[i]!;
+      if ((c < 0x20 && c !== HT) || c === 0x7f) {
+        invalid = true;
+        break;
+      }
+    }
+    if (invalid) this.deviate(d, value.includes('\r') ? E.LF_EXPECTED : E.INVALID_HEADER_TOKEN, `invalid byte in the value of ${JSON.stringify(name)}`, lineOffset);
     if (this.state === State.Trailers) (d.trailers ??= []).push([name, value]);
     else d.headers.push([name, value]);
     if (this.state === State.Headers) {
