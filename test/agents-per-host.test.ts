@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
-import { freePort, ROOT, tempDir, until, waitFor, type SpanLine } from './helpers';
+import { freePort, ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const GOFACTORIAL = path.join(ROOT, 'scenarios/services/gofactorial.sh');
@@ -77,11 +77,7 @@ describe.skipIf(Boolean(skipReason))(`an agent per host${skipReason ? ` (skipped
       let err = '';
       child.stdout!.on('data', (c: Buffer) => (out += c));
       child.stderr!.on('data', (c: Buffer) => (err += c));
-      const spans = () =>
-        out
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as SpanLine);
+      const spans = () => spanLines(out);
       agents.set(host, { child, spans, capture, stderr: () => err });
       await until(() => /loupe: attached/.test(err), `the ${host} agent to attach`, 60_000);
       // The Go programs get their probes (and the header) before any request.
@@ -145,10 +141,7 @@ describe.skipIf(Boolean(skipReason))(`an agent per host${skipReason ? ` (skipped
       ['web', 'api'],
     ])
       expect(merged.stderr).toMatch(new RegExp(`${host} [+-][\\d.]+ ms ± [\\d.]+ ms from \\d+ connections? with ${against}`));
-    const spans = merged.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as SpanLine);
+    const spans = spanLines(merged.stdout);
     const traces = new Map<string, SpanLine[]>();
     for (const s of spans.filter((x) => x.kind !== 'internal')) traces.set(s.traceId, [...(traces.get(s.traceId) ?? []), s]);
     expect(traces.size).toBe(requests);

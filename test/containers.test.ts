@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveSession, type LiveSessionOptions } from '../src/pipeline/live';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT, tempDir, until, type SpanLine } from './helpers';
+import { ROOT, spanLines, tempDir, until, type SpanLine } from './helpers';
 import { probeWhenGo } from './go-agent';
 import { Containers, goBinary, podman, podmanUnavailable, rustBinary, type RunningContainer } from './podman';
 
@@ -64,12 +64,7 @@ function serviceInAContainer(containers: Containers): void {
       const capture = path.join(tempDir(), 'container.loupe');
       const session = agent((t) => (spans += t), { ...select(), goProbes: false, capturePath: capture });
       session.start();
-      const served = () =>
-        spans
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as SpanLine)
-          .filter((s) => s.kind === 'server' && s.pid === run.pid);
+      const served = () => spanLines(spans).filter((s) => s.kind === 'server' && s.pid === run.pid);
       try {
         for (let i = 0; i < 5; i++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${run.port}/r${i}`], { encoding: 'utf8' }).stdout).toBe('hello from a container\n');
         await until(() => served().length >= 5, '5 server spans');
@@ -109,11 +104,7 @@ function serviceInAContainer(containers: Containers): void {
     session.start();
     // The Go probes reach the program inside the container through /proc/PID/exe before any request.
     expect(await probeWhenGo(session, run.pid)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
-    const lines = () =>
-      spans
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as SpanLine);
+    const lines = () => spanLines(spans);
     try {
       for (let i = 0; i < 3; i++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${run.port}/nat${i}`], { encoding: 'utf8' }).status).toBe(0);
       await until(() => lines().filter((s) => s.kind === 'server').length >= 3 && lines().filter((s) => s.kind === 'client').length >= 3, '3 client and 3 server spans');
@@ -166,11 +157,7 @@ function demoServices(containers: Containers): void {
     const session = agent((t) => (text += t), { container: new RegExp(`^loupe-test-(front|back)end-${tag}`), exe: /\/curl$/, goProbes: true, capturePath: capture });
     session.start();
     expect(await probeWhenGo(session, backend.pid)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
-    const spans = () =>
-      text
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as SpanLine);
+    const spans = () => spanLines(text);
     try {
       for (let n = 1; n <= requests; n++) expect(spawnSync('curl', ['-sf', `http://127.0.0.1:${frontend.port}/factorial/${n + 2}`], { encoding: 'utf8' }).status).toBe(0);
       await until(

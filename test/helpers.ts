@@ -68,6 +68,14 @@ export interface SpanLine {
   links?: Array<{ traceId: string; spanId: string; traceState?: string }>;
 }
 
+/** The spans of `--format jsonl` text, one per non-empty line. */
+export function spanLines(text: string): SpanLine[] {
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as SpanLine);
+}
+
 /** Resolves once `condition` holds, polled every 50 ms; rejects naming `what` after `ms` (a bound for a hung test, not a timing). */
 export async function until(condition: () => boolean, what: string, ms = 30_000): Promise<void> {
   for (let waited = 0; !condition(); waited += 50) {

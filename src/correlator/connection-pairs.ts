@@ -14,7 +14,8 @@ const NAT_WINDOW_NS = 1_000_000_000n;
 /** `nat` records are forgotten, oldest first, past this many (about 100 bytes each). */
 const MAX_NAT_ENTRIES = 65_536;
 
-const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
+/** A 4-tuple as one key, first end first: shared with the multi-host merge, which pairs connections across hosts alike. */
+export const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
 
 /** A connection's 4-tuple key as it sees it (local first), made once per pair of endpoints: asked on every request. */
 const ownKeys = new WeakMap<Endpoint, { remote: Endpoint; own: string; reversed: string }>();

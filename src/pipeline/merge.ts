@@ -24,6 +24,7 @@ import { CaptureError, type CaptureHeader, type ProcessInfo } from '../events/ca
 import { decodeRecord, RecordError } from '../events/codec';
 import type { DataEvent, Event, SockOpenEvent } from '../events/types';
 import { openCapture } from '../sources/capture-file';
+import { tupleKey } from '../correlator/connection-pairs';
 
 /** Linux's PID_MAX_LIMIT: no pid reaches it, so a host's pids offset by multiples of it never meet another's. */
 export const PID_SPACE = 4_194_304;
@@ -72,8 +73,6 @@ function load(file: string): Loaded {
   }
   return { file, header: source.header, events };
 }
-
-const tupleKey = (a: { addr: string; port: number }, b: { addr: string; port: number }) => `${a.addr}|${a.port}|${b.addr}|${b.port}`;
 
 /** A socket's data in order, with the byte offset each record's bytes start at, per direction. */
 interface SocketData {
