@@ -13,6 +13,8 @@ import * as path from 'node:path';
 export default function setup(): () => void {
   const saved = { TMPDIR: process.env.TMPDIR, GOCACHE: process.env.GOCACHE };
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'loupe-run-'));
+  // As /tmp is: services the tests run as other users (PostgreSQL as postgres) make their temp files here too.
+  fs.chmodSync(root, 0o1777);
   process.env.TMPDIR = root;
   process.env.GOCACHE = path.join(root, 'go-cache');
   return () => {
