@@ -14,8 +14,12 @@ const NAT_WINDOW_NS = 1_000_000_000n;
 /** `nat` records are forgotten, oldest first, past this many (about 100 bytes each). */
 const MAX_NAT_ENTRIES = 65_536;
 
-/** A 4-tuple as one key, first end first: shared with the multi-host merge, which pairs connections across hosts alike. */
-export const tupleKey = (local: Endpoint, remote: Endpoint) => `${local.addr}|${local.port}|${remote.addr}|${remote.port}`;
+/**
+ * A 4-tuple as one key, first end first: shared with the multi-host merge, which pairs connections across
+ * hosts alike. Joined, not a template: V8 keeps a template of seven parts as a tree of rope strings, and each
+ * open connection keeps two keys (heap snapshot: ~0.3 KiB of a connection pair).
+ */
+export const tupleKey = (local: Endpoint, remote: Endpoint) => [local.addr, local.port, remote.addr, remote.port].join('|');
 
 /** A connection's 4-tuple key as it sees it (local first), made once per pair of endpoints: asked on every request. */
 const ownKeys = new WeakMap<Endpoint, { remote: Endpoint; own: string; reversed: string }>();
