@@ -316,17 +316,37 @@ static __always_inline void client_end(struct go_key *key, __u8 kind, __u16 stat
 		bpf_map_delete_elem(&loupe_go_requests, &req);
 }
 
-/* Is this key "traceparent", in any case? */
-static __always_inline int is_traceparent_key(__u64 key_ptr)
+/* Do the first n bytes of name equal want (lower case), in any case? */
+static __always_inline int key_is(const char *name, const char *want, int n)
 {
-	char name[11];
-	if (bpf_probe_read_user(name, sizeof(name), (void *)key_ptr))
-		return 0;
-	const char want[] = "traceparent";
-	for (int k = 0; k < 11; k++)
+	for (int k = 0; k < n; k++)
 		if ((name[k] | 0x20) != want[k])
 			return 0;
 	return 1;
+}
+
+/*
+ * Does a header key of `len` bytes keep the request as it is? Its own
+ * traceparent (a tracing library's), or a signature over its headers: AWS
+ * SigV4's X-Amz-* and Google's X-Goog-* (X-Amz-Date, X-Goog-Date, ...),
+ * RFC 9421's Signature and Signature-Input. An unreadable key counts as one:
+ * a request is never given a header it may not take.
+ */
+static __always_inline int keeps_request(__u64 key_ptr, __u64 len)
+{
+	char name[16] = {};
+	if (len == 11 || len == 9 || len == 15) {
+		if (bpf_probe_read_user(name, len == 9 ? 9 : len == 11 ? 11 : 15, (void *)key_ptr))
+			return 1;
+		if ((len == 11 && key_is(name, "traceparent", 11)) || (len == 9 && key_is(name, "signature", 9)) ||
+		    (len == 15 && key_is(name, "signature-input", 15)))
+			return 1;
+	}
+	if (len < 7)
+		return 0;
+	if (bpf_probe_read_user(name, 7, (void *)key_ptr))
+		return 1;
+	return key_is(name, "x-amz-", 6) || key_is(name, "x-goog-", 7);
 }
 
 /* Header maps with more buckets than this are not searched: the request is left as it is. */
@@ -353,9 +373,9 @@ static long header_search_step(__u64 i, struct header_search *h)
 	if (bpf_probe_read_user(&top, 1, (void *)(bucket + slot)) || top < 5)
 		return 0;
 	__u64 key[2] = {};
-	if (bpf_probe_read_user(key, sizeof(key), (void *)(bucket + h->keys + slot * 16)) || key[1] != 11)
+	if (bpf_probe_read_user(key, sizeof(key), (void *)(bucket + h->keys + slot * 16)))
 		return 0;
-	if (!is_traceparent_key(key[0]))
+	if (!keeps_request(key[0], key[1]))
 		return 0;
 	h->found = 1;
 	return 1;
@@ -390,15 +410,15 @@ static long swiss_search_step(__u64 i, struct swiss_search *h)
 	if (bpf_probe_read_user(&ctrl, 1, (void *)(group + slot)) || (ctrl & 0x80))
 		return 0;
 	__u64 key[2] = {};
-	if (bpf_probe_read_user(key, sizeof(key), (void *)(group + h->slots + slot * h->slot_size)) || key[1] != 11)
+	if (bpf_probe_read_user(key, sizeof(key), (void *)(group + h->slots + slot * h->slot_size)))
 		return 0;
-	if (!is_traceparent_key(key[0]))
+	if (!keeps_request(key[0], key[1]))
 		return 0;
 	h->found = 1;
 	return 1;
 }
 
-static __always_inline int swiss_has_traceparent(struct loupe_go_offsets *off, __u64 map)
+static __always_inline int swiss_keeps_its_headers(struct loupe_go_offsets *off, __u64 map)
 {
 	if (read_u64(map + off->header_swiss_used) == 0)
 		return 0;
@@ -443,16 +463,17 @@ static __always_inline int swiss_has_traceparent(struct loupe_go_offsets *off, _
 
 /*
  * Does this outgoing request carry a traceparent of its own (a program with
- * a tracing library)? Then no second one goes in. 1 also when it cannot be
- * told: a request is never given a header it may already have.
+ * a tracing library), or sign its headers (keeps_request)? Then no header
+ * goes in. 1 also when it cannot be told: a request is never given a header
+ * it may already have.
  */
-static __always_inline int has_own_traceparent(struct loupe_go_offsets *off, __u64 req)
+static __always_inline int keeps_its_headers(struct loupe_go_offsets *off, __u64 req)
 {
 	__u64 map = read_u64(req + off->request_header);
 	if (!map)
 		return 0;
 	if (off->flags & LOUPE_GO_F_SWISS)
-		return swiss_has_traceparent(off, map);
+		return swiss_keeps_its_headers(off, map);
 	__u8 b = 0;
 	if (bpf_probe_read_user(&b, 1, (void *)(map + off->header_map_b)) || b > HEADER_MAX_B)
 		return 1;
@@ -531,7 +552,7 @@ int go_round_trip(struct pt_regs *ctx)
 	}
 	__u64 rkey = request_key(off, req);
 	client_start(&key, ev, rkey);
-	if ((off->flags & LOUPE_GO_F_INJECT) && !has_own_traceparent(off, req)) {
+	if ((off->flags & LOUPE_GO_F_INJECT) && !keeps_its_headers(off, req)) {
 		struct go_inject inject = { .ts_ns = ev->hdr.ts_ns };
 		__builtin_memcpy(inject.method, ev->method, sizeof(inject.method));
 		__builtin_memcpy(inject.header, "traceparent: ", 13);

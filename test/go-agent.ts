@@ -71,7 +71,7 @@ export function lines(child: ChildProcess): () => Promise<string> {
  */
 export async function throughAgent(
   goInject: boolean,
-  requests: Array<[string, string?, number?]>,
+  requests: Array<[string, string?, number?, Record<string, string>?]>,
   before: string[] = [],
   buildmode = 'exe',
   sessionExtra: Partial<LiveSessionOptions> = {},
@@ -94,10 +94,15 @@ export async function throughAgent(
   });
   const clientLine = lines(client);
   const received: Array<{ method: string; url: string; raw: string[]; peer: number; body: number }> = [];
-  /** `extra` headers after `own` make the request's header map grow (see fetchLines in gofactorial.go); `p` may start with a method, which sends a body. */
-  const fetch = async (p: string, own?: string, extra?: number) => {
+  /**
+   * `extra` headers after `own` make the request's header map grow, `headers` are set as named (see fetchLines in
+   * gofactorial.go); `p` may start with a method, which sends a body.
+   */
+  const fetch = async (p: string, own?: string, extra?: number, headers?: Record<string, string>) => {
     const [method, pathOnly] = p.includes(' ') ? (p.split(' ') as [string, string]) : ['', p];
-    client.stdin!.write(`${method ? `${method} ` : ''}http://127.0.0.1:${port}${pathOnly}${own || extra ? ` ${own ?? '-'}` : ''}${extra ? ` ${extra}` : ''}\n`);
+    const named = Object.entries(headers ?? {}).map(([n, v]) => ` ${n}=${v.replaceAll(' ', '%20')}`);
+    const tail = named.length ? ` ${own ?? '-'} ${extra ?? 0}${named.join('')}` : `${own || extra ? ` ${own ?? '-'}` : ''}${extra ? ` ${extra}` : ''}`;
+    client.stdin!.write(`${method ? `${method} ` : ''}http://127.0.0.1:${port}${pathOnly}${tail}\n`);
     expect(await clientLine()).toBe('200 OK');
     received.push(JSON.parse(await serverLine()));
   };
@@ -108,7 +113,7 @@ export async function throughAgent(
   const started = session.start();
   try {
     expect(await probeWhenGo(session, client.pid!)).toMatchObject({ goVersion: expect.stringMatching(/^go1\./) });
-    for (const [p, own, extra] of requests) await fetch(p, own, extra);
+    for (const [p, own, extra, headers] of requests) await fetch(p, own, extra, headers);
     await new Promise((r) => setTimeout(r, 200));
   } finally {
     client.stdin!.end();

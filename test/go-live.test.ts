@@ -73,6 +73,14 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
   const OWN = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
   /** A request line of about 3 KiB: longer than a short scan would look, within net/http's 4 KiB write buffer. */
   const LONG = `/long/${'x'.repeat(3000)}`;
+  // A request signed over its headers: one more header would be one the signature does not cover.
+  const SIGV4 = {
+    'X-Amz-Date': '20261207T081500Z',
+    'X-Amz-Content-Sha256': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    Authorization:
+      'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261207/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7',
+  };
+  const RFC9421 = { 'Signature-Input': 'sig1=("@method" "@authority" "@path");created=1765095300;keyid="test-key"', Signature: 'sig1=:d2hhdCBhIHNpZ25hdHVyZQ==:' };
   let on: Awaited<ReturnType<typeof throughAgent>>;
   let off: Awaited<ReturnType<typeof throughAgent>>;
   let pooled: Awaited<ReturnType<typeof throughAgent>>;
@@ -90,6 +98,9 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       ['POST /posted'],
       ['PUT /put'],
       ['DELETE /deleted'],
+      ['/signed-sigv4', undefined, 0, SIGV4],
+      ['/signed-rfc9421', undefined, 0, RFC9421],
+      ['/amzn-trace', undefined, 0, { 'X-Amzn-Trace-Id': 'Root=1-67891233-abcdef012345678912345678' }],
     ]);
     off = await throughAgent(false, [['/plain']]);
     pooled = await throughAgent(true, [['/later']], ['/earlier']);
@@ -246,6 +257,20 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     const served = on.spans.find((s) => s.kind === 'server' && s.pid === on.serverPid && String(s.attributes['url.path']).startsWith('/long/'))!;
     expect(served.attributes['loupe.context']).toBe('traceparent');
     expect(`00-${served.traceId}-${served.parentSpanId}-01`).toBe(headers[0]);
+  });
+
+  it('adds nothing to a request that signs its headers (AWS SigV4, RFC 9421), and adds it where a header only looks alike', () => {
+    for (const [url, sent] of [
+      ['/signed-sigv4', SIGV4],
+      ['/signed-rfc9421', RFC9421],
+    ] as const) {
+      const r = on.received.find((x) => x.url === url)!;
+      expect(traceparentsOf(r.raw), url).toEqual([]);
+      // Exactly the headers the program set, as it set them.
+      for (const [name, value] of Object.entries(sent)) expect(r.raw[r.raw.indexOf(name) + 1], `${url} ${name}`).toBe(value);
+    }
+    // X-Amzn-Trace-Id is AWS's trace header, not a signature: the request gets its traceparent.
+    expect(traceparentsOf(on.received.find((x) => x.url === '/amzn-trace')!.raw)).toHaveLength(1);
   });
 
   it('adds nothing to a request that carries its own traceparent, also when its header map is not searchable', () => {

@@ -8,7 +8,8 @@
 //	gofactorial backend LISTEN WORKER_URL [WORKER_URL...]   (http://host:port or grpc://host:port)
 //	gofactorial worker LISTEN
 //	gofactorial grpcworker LISTEN
-//	gofactorial get      (reads "[METHOD] URL [TRACEPARENT|- [EXTRA_HEADERS]]" lines; fetches each from a goroutine
+//	gofactorial get      (reads "[METHOD] URL [TRACEPARENT|- [EXTRA_HEADERS [NAME=VALUE...]]]" lines, %20 a space in a VALUE;
+//	                      fetches each from a goroutine
 //	                      (a method other than GET sends a body), prints the status;
 //	                      GOFACTORIAL_INSECURE=1 accepts any HTTPS certificate)
 //
@@ -243,6 +244,13 @@ func fetchLines() {
 				extra, _ := strconv.Atoi(fields[2])
 				for i := 0; i < extra; i++ {
 					req.Header.Set(fmt.Sprintf("X-Extra-%d", i), "v")
+				}
+			}
+			if len(fields) > 3 {
+				for _, header := range fields[3:] { // NAME=VALUE, %20 for a space
+					if name, value, ok := strings.Cut(header, "="); ok {
+						req.Header.Set(name, strings.ReplaceAll(value, "%20", " "))
+					}
 				}
 			}
 			resp, err := client.Do(req)
