@@ -16,7 +16,7 @@ import { openCapture } from '../src/sources/capture-file';
 import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
 import type { Event } from '../src/events/types';
 import { mergeCaptures, PID_SPACE } from '../src/pipeline/merge';
-import { HEADER, ROOT, tempDir, type SpanLine } from './helpers';
+import { HEADER, ROOT, spanLines, tempDir, type SpanLine } from './helpers';
 import { get, ok, Script } from './script';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -133,6 +133,36 @@ describe('several hosts replayed as one', () => {
     const edges = spawnSync('node', [CLI, 'report', files.beta, files.gamma, files.alpha, '--edges'], { encoding: 'utf8' }).stdout;
     expect(edges).toMatch(/curl\s+front\s+1\s+0\s+connection-pair 1 \(100%\)/);
     expect(edges).toMatch(/front\s+back\s+1\s+0\s+connection-pair 1 \(100%\)/);
+  });
+
+  it("pairs a call a Service's NAT rewrote by the client host's nat record: clocks bounded and spans joined across the hosts", () => {
+    // curl on alpha calls a Service address; alpha's netfilter sends it to front on beta, and alpha's agent said so.
+    const dir = tempDir();
+    const h = hosts();
+    const service = { addr: '10.96.0.10', port: 80 };
+    const alpha = h.alpha.flatMap((e): Event[] =>
+      e.type === 'sock_open' && e.role === 'client'
+        ? [
+            { type: 'nat', ts: e.ts, pid: e.pid, tid: e.tid, cpu: 0, clientLocal: e.local, clientRemote: service, serverLocal: e.remote, serverRemote: e.local },
+            { ...e, remote: service },
+          ]
+        : [e],
+    );
+    const natted = writeHost(dir, 'alpha', alpha, '/usr/bin/curl', 3);
+    const beta = writeHost(dir, 'beta', h.beta, '/srv/front', 3);
+    const merged = mergeCaptures([natted, beta]);
+    const placed = merged.hosts.find((x) => x.hostname === 'beta')!;
+    expect(placed).toMatchObject({ against: 'alpha', pairs: 1 });
+    const error = placed.offsetNs > TRUE_OFFSET.beta ? placed.offsetNs - TRUE_OFFSET.beta : TRUE_OFFSET.beta - placed.offsetNs;
+    expect(error).toBeLessThanOrEqual(placed.boundNs!);
+    const r = spawnSync('node', [CLI, 'replay', natted, beta, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const spans = spanLines(r.stdout);
+    const curl = spans.find((x) => x.kind === 'client' && x.service === 'curl')!;
+    const front = spans.find((x) => x.kind === 'server' && x.service === 'front')!;
+    expect(curl.attributes['network.peer.address']).toBe('10.96.0.10');
+    expect(front.parentSpanId).toBe(curl.spanId);
+    expect(front.attributes['loupe.context']).toBe('conntrack');
   });
 
   it('places a host that shared no connection by its wall clock, and says so', () => {

@@ -82,8 +82,13 @@ interface SocketData {
 }
 
 /** A host's sockets with their syscall data records (TLS plaintext is another byte stream), each open a socket of its own. */
-function socketsOf(events: Event[]): SocketData[] {
-  const all: SocketData[] = [];
+interface HostSockets extends Array<SocketData> {
+  /** From its `nat` records: a server's 4-tuple seen from its peer -> the tuple its client used. */
+  nat?: Map<string, string>;
+}
+
+function socketsOf(events: Event[]): HostSockets {
+  const all: HostSockets = [];
   const open = new Map<string, SocketData>();
   const key = (ev: { pid: number; fd: number; cookie: bigint }) => `${ev.pid}|${ev.fd}|${ev.cookie}`;
   for (const ev of events) {
@@ -91,6 +96,8 @@ function socketsOf(events: Event[]): SocketData[] {
       const s = { open: ev, egress: [], ingress: [] };
       all.push(s);
       open.set(key(ev), s);
+    } else if (ev.type === 'nat') {
+      (all.nat ??= new Map()).set(tupleKey(ev.serverRemote, ev.serverLocal), tupleKey(ev.clientLocal, ev.clientRemote));
     } else if (ev.type === 'data' && !ev.source.startsWith('ssl_')) {
       const s = open.get(key(ev));
       if (!s) continue;
@@ -123,10 +130,18 @@ interface PairBounds {
   pairs: number;
 }
 
-/** What host j's traffic with host i says of j's offset against i. */
-function pairBounds(a: SocketData[], b: SocketData[]): PairBounds {
+/**
+ * What host j's traffic with host i says of j's offset against i. A server is found by its client's
+ * tuple: its own reversed, or the one a `nat` record of either host names (a Service's DNAT on the
+ * client's host, a published port on the server's).
+ */
+function pairBounds(a: HostSockets, b: HostSockets): PairBounds {
   const servers = new Map<string, SocketData>();
-  for (const s of b) if (s.open.role === 'server') servers.set(tupleKey(s.open.remote, s.open.local), s);
+  for (const s of b) {
+    if (s.open.role !== 'server') continue;
+    const seen = tupleKey(s.open.remote, s.open.local);
+    servers.set(b.nat?.get(seen) ?? a.nat?.get(seen) ?? seen, s);
+  }
   let low: bigint | undefined;
   let high: bigint | undefined;
   let pairs = 0;
