@@ -410,12 +410,11 @@ export class LiveSession {
     const family = open.readUInt16LE(OPEN.family) === 10 ? 6 : 4;
     const local = open.subarray(OPEN.localAddr, OPEN.localAddr + 16);
     const remote = open.subarray(OPEN.remoteAddr, OPEN.remoteAddr + 16);
-    const own = {
-      local: { addr: formatAddr(local, family), port: open.readUInt16LE(OPEN.localPort) },
-      remote: { addr: formatAddr(remote, family), port: open.readUInt16LE(OPEN.remotePort) },
-    };
-    const other = this.source.natPeerView(role, family, local, own.local.port, remote, own.remote.port);
+    const localPort = open.readUInt16LE(OPEN.localPort);
+    const remotePort = open.readUInt16LE(OPEN.remotePort);
+    const other = this.source.natPeerView(role, family, local, localPort, remote, remotePort);
     if (!other) return;
+    const own = { local: { addr: formatAddr(local, family), port: localPort }, remote: { addr: formatAddr(remote, family), port: remotePort } };
     const peer = { local: { addr: formatAddr(other.src, other.family), port: other.sport }, remote: { addr: formatAddr(other.dst, other.family), port: other.dport } };
     const [client, server] = role === 'server' ? [peer, own] : [own, peer];
     out.push(
