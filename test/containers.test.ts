@@ -82,12 +82,7 @@ function serviceInAContainer(containers: Containers): void {
         });
       }
       // The names are in the recording's process records: a replay away from podman names them alike.
-      const replay = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], {
-        encoding: 'utf8',
-        env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' },
-      });
-      expect(replay.status, replay.stderr).toBe(0);
-      expect(replay.stdout).toBe(spans);
+      expectReplayedAlike(capture, spans);
     }, 120_000);
 
   it('names a container by the runtime CLI (podman inspect) when no API socket answers', () => {
@@ -211,13 +206,18 @@ function demoServices(containers: Containers): void {
           expect(span.attributes).toMatchObject({ 'container.id': c.id, 'container.name': c.name, 'container.runtime': 'podman' });
         expect(back.attributes['url.path']).toBe('/compute');
       }
-      const replay = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], {
-        encoding: 'utf8',
-        env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' },
-      });
-      expect(replay.status, replay.stderr).toBe(0);
-      expect(replay.stdout).toBe(text);
+      expectReplayedAlike(capture, text);
     }, 300_000);
+}
+
+/** The recording replays to the live output byte for byte, with no container runtime to ask (names come from the capture). */
+function expectReplayedAlike(capture: string, live: string): void {
+  const replay = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', capture, '--format', 'jsonl', '--quiet'], {
+    encoding: 'utf8',
+    env: { ...process.env, DOCKER_HOST: 'unix:///nonexistent' },
+  });
+  expect(replay.status, replay.stderr).toBe(0);
+  expect(replay.stdout).toBe(live);
 }
 
 /** The gateway of the container's first network: the host's address on that bridge. */
