@@ -97,10 +97,9 @@ export class ConnectionPairs {
     if (!conn.local || !conn.remote) return;
     const key = connKey(conn.local, conn.remote, false);
     if (this.clientsByTuple.get(key) === conn) this.clientsByTuple.delete(key);
-    const reversed = connKey(conn.local, conn.remote, true);
     // The tuple's NAT entry stays (bounded, replaced by the next record for it): a dup'ed socket reopened
     // under another fd (Rust's try_clone) ends this connection and goes on as a new one on the same tuple.
-    const clientKey = this.natClientKeys.get(reversed) ?? reversed;
+    const clientKey = this.clientKeyOf(conn);
     if (this.serversByClientTuple.get(clientKey) === conn) this.serversByClientTuple.delete(clientKey);
   }
 

@@ -82,17 +82,15 @@ const FAMILY_INSTRUMENTS: Record<MetricFamily, Partial<Record<SpanKind, { histog
 
 function pick(span: Span, keys: readonly string[]): Attributes {
   const out: Attributes = { [ATTR_SERVICE_NAME]: span.service };
-  for (const k of keys) {
-    const v = span.attributes[k];
-    if (v !== undefined) out[k] = v;
-  }
-  // A service's containers are series of their own, as a pod's are in Beyla: one per container, not per request.
-  if (span.attributes['container.id'] !== undefined) {
-    for (const k of CONTAINER_ATTRIBUTE_KEYS) {
+  const copy = (from: readonly string[]) => {
+    for (const k of from) {
       const v = span.attributes[k];
       if (v !== undefined) out[k] = v;
     }
-  }
+  };
+  copy(keys);
+  // A service's containers are series of their own, as a pod's are in Beyla: one per container, not per request.
+  if (span.attributes['container.id'] !== undefined) copy(CONTAINER_ATTRIBUTE_KEYS);
   return out;
 }
 

@@ -81,14 +81,19 @@ interface SocketData {
   ingress: Array<{ ts: bigint; from: number; to: number }>;
 }
 
-/** A host's sockets with their syscall data records (TLS plaintext is another byte stream), each open a socket of its own. */
-interface HostSockets extends Array<SocketData> {
-  /** From its `nat` records: a server's 4-tuple seen from its peer -> the tuple its client used. */
-  nat?: Map<string, string>;
+/**
+ * A host's sockets with their syscall data records (TLS plaintext is another byte stream), each open a
+ * socket of its own; and from its `nat` records, a server's 4-tuple seen from its peer -> the tuple its
+ * client used.
+ */
+interface HostSockets {
+  sockets: SocketData[];
+  nat: Map<string, string>;
 }
 
 function socketsOf(events: Event[]): HostSockets {
-  const all: HostSockets = [];
+  const all: SocketData[] = [];
+  const nat = new Map<string, string>();
   const open = new Map<string, SocketData>();
   const key = (ev: { pid: number; fd: number; cookie: bigint }) => `${ev.pid}|${ev.fd}|${ev.cookie}`;
   for (const ev of events) {
@@ -97,7 +102,7 @@ function socketsOf(events: Event[]): HostSockets {
       all.push(s);
       open.set(key(ev), s);
     } else if (ev.type === 'nat') {
-      (all.nat ??= new Map()).set(tupleKey(ev.serverRemote, ev.serverLocal), tupleKey(ev.clientLocal, ev.clientRemote));
+      nat.set(tupleKey(ev.serverRemote, ev.serverLocal), tupleKey(ev.clientLocal, ev.clientRemote));
     } else if (ev.type === 'data' && !ev.source.startsWith('ssl_')) {
       const s = open.get(key(ev));
       if (!s) continue;
@@ -106,7 +111,7 @@ function socketsOf(events: Event[]): HostSockets {
       list.push({ ts: ev.ts, from, to: from + ev.bytes });
     }
   }
-  return all;
+  return { sockets: all, nat };
 }
 
 /**
@@ -137,15 +142,15 @@ interface PairBounds {
  */
 function pairBounds(a: HostSockets, b: HostSockets): PairBounds {
   const servers = new Map<string, SocketData>();
-  for (const s of b) {
+  for (const s of b.sockets) {
     if (s.open.role !== 'server') continue;
     const seen = tupleKey(s.open.remote, s.open.local);
-    servers.set(b.nat?.get(seen) ?? a.nat?.get(seen) ?? seen, s);
+    servers.set(b.nat.get(seen) ?? a.nat.get(seen) ?? seen, s);
   }
   let low: bigint | undefined;
   let high: bigint | undefined;
   let pairs = 0;
-  for (const client of a) {
+  for (const client of a.sockets) {
     if (client.open.role !== 'client') continue;
     const server = servers.get(tupleKey(client.open.local, client.open.remote));
     if (!server) continue;
