@@ -54,6 +54,7 @@ enum loupe_event_type {
 	LOUPE_EV_PROC_INFO = 12, /* the agent's, not the kernel's: see loupe_proc_info_event */
 	LOUPE_EV_PROC_FORK = 13,
 	LOUPE_EV_NAT = 14, /* the agent's, not the kernel's: see loupe_nat_event */
+	LOUPE_EV_TRACE_CONTEXT = 15,
 };
 
 /* Which side of a connection this process is on. */
@@ -93,6 +94,20 @@ enum loupe_go_request_kind {
 	LOUPE_GO_HTTP_CLIENT = 2,
 	LOUPE_GO_GRPC_SERVER = 3,
 	LOUPE_GO_GRPC_CLIENT = 4,
+};
+
+/* What a loupe_trace_context_event says. */
+enum loupe_context_kind {
+	LOUPE_CTX_SERVER_REQUEST = 1, /* a watched server began reading a request: the trace it serves */
+	LOUPE_CTX_CLIENT_CALL = 2,    /* a watched client's request went out with the context in a TCP option */
+};
+
+/* Where a server request's trace came from. */
+enum loupe_context_origin {
+	LOUPE_CTX_NEW = 1,        /* begun here: a new trace id */
+	LOUPE_CTX_TCP_OPTION = 2, /* the caller's Loupe put it in a TCP option on the request's segment */
+	LOUPE_CTX_THREAD = 3,     /* a client call: the trace its thread was serving */
+	LOUPE_CTX_TRACEPARENT = 4, /* the request's own traceparent header (an SDK's, a proxy's) */
 };
 
 enum loupe_loss_source {
@@ -270,6 +285,28 @@ struct loupe_nat_event {
 };
 
 /*
+ * Trace context the kernel chose or carried (TCP-option propagation, see
+ * bpf/tcpopt.bpf.c), so user space makes its spans with the ids that went on
+ * the wire. Both kinds name a range of the client's byte stream: the request
+ * whose first byte lies in [offset, offset + length) (mod 2^32) of the
+ * stream the client writes and the server reads is the one meant. Offsets
+ * count from the connection's first data byte. A server request's record is
+ * just before the data record of the read it began in; a client call's just
+ * before the data record of its write.
+ */
+struct loupe_trace_context_event {
+	struct loupe_event_header hdr;
+	__u64 sock_cookie;
+	__u32 offset;
+	__u32 length;
+	__u8 kind;   /* enum loupe_context_kind */
+	__u8 origin; /* enum loupe_context_origin */
+	__u8 pad0[6];
+	__u8 trace_id[16];
+	__u8 span_id[8]; /* client call: its span, put on the wire; server request from a TCP option: the calling span; else zeros */
+};
+
+/*
  * User -> kernel: the agent's settings, the one entry of the `loupe_config`
  * map. The kernel side reads it on every hook, so changes apply at once.
  */
@@ -282,7 +319,7 @@ struct loupe_config {
 	__u32 tls_probes;  /* 1: OpenSSL probes are attached (a syscall may be inside SSL_read/SSL_write) */
 	__u32 go_probes;   /* 1: Go programs may be probed (a server read may carry a traceparent for them) */
 	__u32 exec_select; /* 1: the agent picks processes by their exec (--exe): exec'd programs are watched as pending until it decides, and a proc_exec reaches it at once */
-	__u32 pad0;
+	__u32 tcp_options; /* 1: trace context crosses hosts in TCP options (bpf/tcpopt.bpf.c): server reads say which trace they begin */
 };
 
 /* loupe_go_offsets.flags */

@@ -9,6 +9,7 @@
 
 #include "common.bpf.h"
 #include "go.bpf.h"
+#include "propagation.bpf.h"
 
 #define EINPROGRESS 115
 #define EBADF 9
@@ -32,7 +33,8 @@ struct sock_info {
 	__u8 role;
 	__u8 traced; /* 0: not a TCP socket we watch (a file, a pipe, a filtered port) */
 	__u8 tls;    /* its plaintext comes from TLS library probes: its ciphertext is not reported */
-	__u8 pad[5];
+	__u8 last_dir; /* the direction of its last data record, with TCP-option propagation (a read after a write begins a request) */
+	__u8 pad[4];
 	__u64 tls_read_ns; /* a TLS socket: when its last read that moved bytes returned (Go's crypto/tls stamps plaintext with it) */
 };
 
@@ -207,6 +209,41 @@ static long tp_scan_step(__u64 i, struct tp_scan *scan)
 }
 
 /*
+ * The traceparent header of an HTTP request whose start is in the scratch
+ * record (`got` bytes): its trace id and flags into `in`; 0 when none.
+ */
+static __always_inline int find_traceparent(struct scratch *s, __u32 got, struct go_incoming *in)
+{
+	const __u8 *head = s->ev.payload;
+	/* A request starts with a method in capitals; a body read says nothing. */
+	if (got < 16 || head[0] < 'A' || head[0] > 'Z' || head[1] < 'A' || head[1] > 'Z')
+		return 0;
+	struct tp_scan scan = { .len = got < GO_TP_SCAN ? got : GO_TP_SCAN, .at = -1 };
+	bpf_loop(GO_TP_SCAN, tp_scan_step, &scan, 0);
+	if (scan.at < 0)
+		return 0;
+	/* Value: optional spaces, then 00-<32 hex trace>-<16 hex parent>-<2 hex flags>. */
+	__u32 at = scan.at + 13;
+	const __u8 *v = s->ev.payload + masked(at, LOUPE_MAX_PAYLOAD - 1);
+	int skip = v[0] == ' ' ? (v[1] == ' ' ? 2 : 1) : 0;
+	if (at + skip + 55 > got)
+		return 0;
+	v += skip;
+	if (v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-')
+		return 0;
+	for (int k = 0; k < GO_TRACE_HEX; k++) {
+		char c = v[3 + k] | 0x20;
+		if (!is_hex(c))
+			return 0;
+		in->trace[k] = c;
+	}
+	/* The flags go on with the trace: a caller that did not sample it must not see it sampled downstream. */
+	in->flags[0] = v[53] | 0x20;
+	in->flags[1] = v[54] | 0x20;
+	return v[52] == '-' && is_hex(in->flags[0]) && is_hex(in->flags[1]);
+}
+
+/*
  * A Go server we instrument read the start of an HTTP request: remember the
  * trace id of its traceparent header (or that it had none) by pid:fd, for
  * the ServeHTTP probe that starts the handler (go.bpf.c).
@@ -216,38 +253,159 @@ static __always_inline void note_incoming_traceparent(struct scratch *s, __u32 p
 	if (!bpf_map_lookup_elem(&loupe_go_procs, &pid))
 		return;
 	const __u8 *head = s->ev.payload;
-	/* A request starts with a method in capitals; a body read says nothing. */
 	if (got < 16 || head[0] < 'A' || head[0] > 'Z' || head[1] < 'A' || head[1] > 'Z')
 		return;
 	struct go_fd_key key = { .pid = pid, .fd = fd };
-	struct tp_scan scan = { .len = got < GO_TP_SCAN ? got : GO_TP_SCAN, .at = -1 };
-	bpf_loop(GO_TP_SCAN, tp_scan_step, &scan, 0);
-	if (scan.at < 0) {
-		bpf_map_delete_elem(&loupe_go_incoming, &key);
-		return;
-	}
-	/* Value: optional spaces, then 00-<32 hex trace>-<16 hex parent>-<2 hex flags>. */
-	__u32 at = scan.at + 13;
-	const __u8 *v = s->ev.payload + masked(at, LOUPE_MAX_PAYLOAD - 1);
-	int skip = v[0] == ' ' ? (v[1] == ' ' ? 2 : 1) : 0;
-	if (at + skip + 55 > got)
-		return;
-	v += skip;
-	if (v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-')
-		return;
 	struct go_incoming in = {};
-	for (int k = 0; k < GO_TRACE_HEX; k++) {
-		char c = v[3 + k] | 0x20;
-		if (!is_hex(c))
-			return;
-		in.trace[k] = c;
+	if (find_traceparent(s, got, &in))
+		bpf_map_update_elem(&loupe_go_incoming, &key, &in, BPF_ANY);
+	else
+		bpf_map_delete_elem(&loupe_go_incoming, &key);
+}
+
+static __always_inline __u8 hex_value(char c)
+{
+	return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/*
+ * TCP-option propagation, at a watched server's read (ev, before it is
+ * emitted): a read after a write, or one holding a segment a caller's Loupe
+ * tagged, begins a request. Say which trace it serves (loupe_trace_context
+ * record, just before the read's) and let the thread serve that trace, for
+ * the calls it makes (tcpopt.bpf.c tags them with it).
+ */
+/* loupe_server_request's working space: more than a BPF stack holds beside its caller's. */
+struct server_scratch {
+	struct tcpopt_in took;
+	struct tcpopt_in left;
+	struct loupe_trace_context_event opt;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct server_scratch);
+} loupe_server_scratch SEC(".maps");
+
+/* A watched server's thread wrote on the socket its request came on: it serves that request no more. */
+static __always_inline void answered(struct sock_info *info)
+{
+	__u64 thread = bpf_get_current_pid_tgid();
+	struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+	if (serving && serving->sk == info->sk)
+		bpf_map_delete_elem(&loupe_thread_trace, &thread);
+}
+
+/*
+ * A global function: verified once on its own; inlined into every place a
+ * record is emitted from, the traceparent search made sys_exit_io too large.
+ */
+__attribute__((noinline)) int loupe_server_request(struct sock_info *info, long ret)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&loupe_scratch, &zero);
+	struct server_scratch *w = bpf_map_lookup_elem(&loupe_server_scratch, &zero);
+	if (!info || !s || !w)
+		return 0;
+	struct tcp_sock *tcp = (struct tcp_sock *)info->sk;
+	__u32 copied = BPF_CORE_READ(tcp, copied_seq);
+	__u32 rcv_nxt = BPF_CORE_READ(tcp, rcv_nxt);
+	__u64 received = BPF_CORE_READ(tcp, bytes_received);
+	/* rcv_nxt and bytes_received move together: their difference is the stream's first byte. */
+	__u32 read_from = copied - (__u32)ret - (rcv_nxt - (__u32)received);
+	struct loupe_trace_context_event ctx = {};
+	__builtin_memset(w, 0, sizeof(*w));
+	ctx.hdr = s->ev.hdr;
+	ctx.hdr.type = LOUPE_EV_TRACE_CONTEXT;
+	ctx.sock_cookie = info->cookie;
+	ctx.kind = LOUPE_CTX_SERVER_REQUEST;
+	ctx.origin = LOUPE_CTX_TCP_OPTION;
+	/* The contexts carried on segments this read took, in stream order; those past it stay for a later read. */
+	struct tcpopt_in *in = bpf_map_lookup_elem(&loupe_tcpopt_in, &info->sk);
+	struct sock *sk = (struct sock *)info->sk; /* outside the CO-RE read: sock_info is ours, not the kernel's */
+	if (in && in->cookie != BPF_CORE_READ(sk, __sk_common.skc_cookie.counter)) {
+		bpf_map_delete_elem(&loupe_tcpopt_in, &info->sk); /* another socket's, once at this address */
+		in = NULL;
 	}
-	/* The flags go on with the trace: a caller that did not sample it must not see it sampled downstream. */
-	in.flags[0] = v[53] | 0x20;
-	in.flags[1] = v[54] | 0x20;
-	if (v[52] != '-' || !is_hex(in.flags[0]) || !is_hex(in.flags[1]))
-		return;
-	bpf_map_update_elem(&loupe_go_incoming, &key, &in, BPF_ANY);
+	if (in) {
+		for (int i = 0; i < TCPOPT_KEPT; i++) {
+			if (i >= in->count)
+				break;
+			struct tcpopt_carried *c = &in->carried[i];
+			__u32 into = c->offset - read_from;
+			if (into < (__u32)ret)
+				w->took.carried[w->took.count++ & (TCPOPT_KEPT - 1)] = *c;
+			else if ((__s32)into > 0)
+				w->left.carried[w->left.count++ & (TCPOPT_KEPT - 1)] = *c;
+			/* else: a segment before this read, whose request was read already */
+		}
+		w->left.cookie = in->cookie;
+		if (w->left.count)
+			bpf_map_update_elem(&loupe_tcpopt_in, &info->sk, &w->left, BPF_ANY);
+		else
+			bpf_map_delete_elem(&loupe_tcpopt_in, &info->sk);
+	}
+	if (!w->took.count && info->last_dir == LOUPE_DIR_INGRESS)
+		return 0; /* the request goes on */
+	/*
+	 * A record for the read's start unless a carried context names it; then one
+	 * per carried context. The thread serves the request's own traceparent (an
+	 * SDK's, Go injection's) first, as user space does, else the last context
+	 * carried, else a trace begun here.
+	 */
+	struct go_incoming header = {};
+	if (find_traceparent(s, s->ev.captured, &header)) {
+		ctx.origin = LOUPE_CTX_TRACEPARENT;
+		for (int k = 0; k < 16; k++)
+			ctx.trace_id[k] = hex_value(header.trace[2 * k]) << 4 | hex_value(header.trace[2 * k + 1]);
+	} else if (!w->took.count) {
+		ctx.origin = LOUPE_CTX_NEW;
+		random_bytes(ctx.trace_id, 16);
+	}
+	if (ctx.origin != LOUPE_CTX_TCP_OPTION) {
+		ctx.offset = read_from;
+		ctx.length = ret;
+		emit(&ctx, sizeof(ctx));
+	}
+	struct loupe_trace_context_event *opt = &w->opt;
+	*opt = ctx;
+	opt->origin = LOUPE_CTX_TCP_OPTION;
+	for (int i = 0; i < TCPOPT_KEPT; i++) {
+		if (i >= w->took.count)
+			break;
+		struct tcpopt_carried *c = &w->took.carried[i];
+		opt->offset = c->offset;
+		opt->length = c->length;
+		__builtin_memcpy(opt->trace_id, c->trace, 16);
+		__builtin_memcpy(opt->span_id, c->span, 8);
+		emit(opt, sizeof(*opt));
+	}
+	if (ctx.origin == LOUPE_CTX_TCP_OPTION)
+		__builtin_memcpy(ctx.trace_id, opt->trace_id, 16);
+	/* Go's goroutines hop threads: a thread says nothing of which request a Go call is for. */
+	__u32 pid = ctx.hdr.pid;
+	if (bpf_map_lookup_elem(&loupe_go_procs, &pid)) {
+		/* The handler's goroutine serves this trace (go.bpf.c's server_start), and its calls carry it. */
+		if (ctx.origin != LOUPE_CTX_TRACEPARENT) {
+			struct go_fd_key key = { .pid = pid, .fd = s->ev.fd };
+			struct go_incoming trace = { .flags = { '0', '1' } };
+			for (int k = 0; k < 16; k++) {
+				trace.trace[2 * k] = hex_digit(ctx.trace_id[k] >> 4);
+				trace.trace[2 * k + 1] = hex_digit(ctx.trace_id[k]);
+			}
+			bpf_map_update_elem(&loupe_go_incoming, &key, &trace, BPF_ANY);
+		}
+	} else {
+		__u64 thread = bpf_get_current_pid_tgid();
+		struct thread_trace *before = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+		struct thread_trace serving = { .sk = info->sk };
+		__builtin_memcpy(serving.trace, ctx.trace_id, 16);
+		serving.ambiguous = before && (before->ambiguous || before->sk != info->sk);
+		bpf_map_update_elem(&loupe_thread_trace, &thread, &serving, BPF_ANY);
+	}
+	return 1;
 }
 
 /* What copy_piece needs of the syscall whose copy goes on past the first record. */
@@ -400,6 +558,13 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 	ev->captured = got;
 	if (cfg->go_probes && ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
 		note_incoming_traceparent(s, pid, fd, got);
+	if (cfg->tcp_options && !(flags & LOUPE_DATA_F_TLS) && info->sk && info->role == LOUPE_ROLE_SERVER) {
+		if (ev->direction == LOUPE_DIR_INGRESS)
+			loupe_server_request(info, ret);
+		else
+			answered(info);
+		info->last_dir = ev->direction;
+	}
 	/*
 	 * A copy longer than one record: this record is the first piece and says
 	 * only its own bytes (decided after the scan above, whose loop the

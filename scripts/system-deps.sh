@@ -18,6 +18,7 @@ packages=(
   golang-google-grpc-dev          # the Go demo's gRPC workers (GO111MODULE=off, GOPATH=/usr/share/gocode)
   nghttp2-server nghttp2-client   # test/third-party.test.ts: nghttpd and h2load, HTTP/2 over 16 KB
   nginx python3-flask             # test/third-party.test.ts: nginx (plain, TLS) as a reverse proxy to Flask
+  python3-grpcio                  # test/tcp-options.test.ts: a Python gRPC client calling grpc-go's greeter on another host
   memcached libmemcached-tools    # test/third-party.test.ts: memcached under memcslap (text and binary)
   mosquitto mosquitto-clients     # test/third-party.test.ts: the MQTT broker, mosquitto_pub and mosquitto_sub
   kcat                            # test/third-party.test.ts: a librdkafka producer against the Kafka broker

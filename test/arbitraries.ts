@@ -65,6 +65,19 @@ export const eventArb: fc.Arbitrary<Event> = fc.oneof(
   base.chain((b) =>
     fc
       .record({
+        cookie: u64,
+        offset: u32,
+        length: u32,
+        kind: fc.constantFrom('server_request' as const, 'client_call' as const),
+        origin: fc.constantFrom('new' as const, 'tcp_option' as const, 'thread' as const, 'traceparent' as const),
+        traceId: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('hex')),
+        spanId: fc.uint8Array({ minLength: 8, maxLength: 8 }).map((b) => Buffer.from(b).toString('hex')),
+      })
+      .map((r) => ({ type: 'trace_context' as const, ...b, ...r })),
+  ),
+  base.chain((b) =>
+    fc
+      .record({
         exe: fc.string({ maxLength: 40 }),
         comm: fc.option(fc.string({ maxLength: 15 }), { nil: undefined }),
         cmdline: fc.option(fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }), { nil: undefined }),

@@ -12,6 +12,8 @@ export interface Sock {
   role: Role;
   local: Endpoint;
   remote: Endpoint;
+  /** The kernel side's socket cookie; 0 (none) unless a test needs records that name the socket by it. */
+  cookie?: bigint;
 }
 
 export class Script {
@@ -36,7 +38,7 @@ export class Script {
       protocol: 6,
       local: sock.local,
       remote: sock.remote,
-      cookie: 0n,
+      cookie: sock.cookie ?? 0n,
       ...(seq !== undefined ? { seq } : {}),
     });
     return sock;
@@ -68,7 +70,7 @@ export class Script {
       direction,
       source,
       flags: (opts.tls ? 2 : 0) | (opts.seq !== undefined ? 8 : 0),
-      cookie: 0n,
+      cookie: sock.cookie ?? 0n,
       bytes: opts.bytes ?? data.length,
       data,
       ...(opts.seq !== undefined ? { seq: opts.seq } : {}),
@@ -92,7 +94,31 @@ export class Script {
   }
 
   close(sock: Sock, at?: bigint): void {
-    this.events.push({ type: 'sock_close', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, cookie: 0n });
+    this.events.push({ type: 'sock_close', ts: this.tick(at), pid: sock.pid, tid: sock.tid, cpu: 0, fd: sock.fd, cookie: sock.cookie ?? 0n });
+  }
+
+  /** A trace_context record (TCP-option propagation) about the socket's client-to-server stream from `offset`. */
+  traceContext(
+    sock: Sock,
+    kind: 'server_request' | 'client_call',
+    origin: 'new' | 'tcp_option' | 'thread' | 'traceparent',
+    ids: { traceId: string; spanId?: string },
+    opts: { offset?: number; length?: number; tid?: number } = {},
+  ): void {
+    this.events.push({
+      type: 'trace_context',
+      ts: this.tick(),
+      pid: sock.pid,
+      tid: opts.tid ?? sock.tid,
+      cpu: 0,
+      cookie: sock.cookie ?? 0n,
+      offset: opts.offset ?? 0,
+      length: opts.length ?? 100,
+      kind,
+      origin,
+      traceId: ids.traceId,
+      spanId: ids.spanId ?? '0000000000000000',
+    });
   }
 
   goroutine(pid: number, goid: number, parent: number, opts: { exit?: boolean; tid?: number } = {}): void {

@@ -441,6 +441,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       goProbes: !v['no-go'],
       goInject: !v['no-go'] && !v['no-inject'],
       goInjectDespiteFionread: Boolean(v['inject-despite-fionread']),
+      tcpOptions: !v['no-tcp-options'],
       goTls: !v['no-tls'],
       format,
       exports: {
@@ -538,7 +539,8 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
       // Issue 24: every way a trace may cross hosts, and why each that is off is off.
       `loupe: context across hosts: header in Go programs' HTTP/1 calls: ${!cmd.session.goProbes ? 'off (Go probes off)' : p.inject ? 'on, said when a Go program is watched' : `off (${p.reason})`}; ` +
       `header in other programs' HTTP/1 calls: off (not in this version: needs each thread's request known in the kernel); ` +
-      `TCP header options: off (not in this version); joined on this host or in a merged replay: connection pairs, conntrack\n`,
+      `TCP header options: ${p.tcpOptions.on ? "on (any TCP protocol; read where Loupe runs on the server's host)" : `off (${p.tcpOptions.reason})`}; ` +
+      `joined on this host or in a merged replay: connection pairs, conntrack\n`,
   );
   const t0 = process.hrtime.bigint();
   let last = { t: t0, records: 0 };

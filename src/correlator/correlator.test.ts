@@ -535,3 +535,95 @@ describe('a consumer handling a delivery', () => {
     ]);
   });
 });
+
+describe('trace context the kernel chose or a TCP option carried', () => {
+  const CALLER_TRACE = 'aa'.repeat(16);
+  const CALLER_SPAN = 'bb'.repeat(8);
+  const KERNEL_TRACE = 'cc'.repeat(16);
+  const TAG_SPAN = 'dd'.repeat(8);
+  const endpoint = (port: number) => ({ addr: '10.0.0.1', port });
+
+  /** One host's view: front (pid 1) serves a request a remote caller sent, and calls a remote backend on the same thread. */
+  function frontAlone(opts: { serverOrigin: 'tcp_option' | 'new'; tagOrigin: 'thread' | 'new'; tagTrace?: string; requestOffset?: number; tagOffset?: number }): Span[] {
+    const s = new Script();
+    const served = s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: endpoint(8080), remote: { addr: '10.0.0.9', port: 40000 }, cookie: 101n });
+    const calling = s.open({ pid: 1, tid: 11, fd: 6, role: 'client', local: endpoint(40001), remote: { addr: '10.0.0.2', port: 9090 }, cookie: 102n });
+    s.traceContext(served, 'server_request', opts.serverOrigin, opts.serverOrigin === 'tcp_option' ? { traceId: CALLER_TRACE, spanId: CALLER_SPAN } : { traceId: KERNEL_TRACE });
+    s.recv(served, get('/a'));
+    const trace = opts.serverOrigin === 'tcp_option' ? CALLER_TRACE : KERNEL_TRACE;
+    s.traceContext(calling, 'client_call', opts.tagOrigin, { traceId: opts.tagTrace ?? trace, spanId: TAG_SPAN }, { offset: opts.tagOffset ?? 0 });
+    if (opts.requestOffset) s.send(calling, 'x'.repeat(opts.requestOffset)); // bytes before the request (an earlier exchange's)
+    s.send(calling, get('/b'));
+    s.recv(calling, ok());
+    s.send(served, ok());
+    return spansOf(s.events);
+  }
+
+  it("parents a server span to the calling span a TCP option named (loupe.context tcp-option), and its thread's call takes the span id the kernel put on the wire", () => {
+    const spans = frontAlone({ serverOrigin: 'tcp_option', tagOrigin: 'thread' });
+    const server = find(spans, 'front', 'server');
+    const call = find(spans, 'front', 'client');
+    expect(server).toMatchObject({ traceId: CALLER_TRACE, parentSpanId: CALLER_SPAN, parentIsRemote: true });
+    expect(server.attributes['loupe.context']).toBe('tcp-option');
+    expect(call).toMatchObject({ traceId: CALLER_TRACE, spanId: TAG_SPAN, parentSpanId: server.spanId });
+    expect(call.attributes['loupe.context']).toBe('thread');
+  });
+
+  it('gives a server span with no caller the trace the kernel began, which its calls carry on the wire', () => {
+    const spans = frontAlone({ serverOrigin: 'new', tagOrigin: 'thread' });
+    const server = find(spans, 'front', 'server');
+    expect(server).toMatchObject({ traceId: KERNEL_TRACE, parentSpanId: '' });
+    expect(server.attributes['loupe.context']).toBe('new');
+    expect(find(spans, 'front', 'client')).toMatchObject({ traceId: KERNEL_TRACE, spanId: TAG_SPAN });
+  });
+
+  it('keeps a call under its parent when the kernel tagged it with another thread-served trace, and merges no traces for it', () => {
+    const other = 'ee'.repeat(16);
+    const spans = frontAlone({ serverOrigin: 'new', tagOrigin: 'thread', tagTrace: other });
+    const server = find(spans, 'front', 'server');
+    expect(find(spans, 'front', 'client')).toMatchObject({ traceId: KERNEL_TRACE, spanId: TAG_SPAN, parentSpanId: server.spanId });
+    expect(spans.every((s) => s.traceId !== other)).toBe(true);
+  });
+
+  it('takes for a request the latest context at or before its first byte: a tag on an earlier segment of the stream names it, one past it a later request', () => {
+    const first = get('/b0');
+    const calls = (secondTagOffset: number) => {
+      const s = new Script();
+      const calling = s.open({ pid: 1, tid: 11, fd: 6, role: 'client', local: endpoint(40001), remote: { addr: '10.0.0.2', port: 9090 }, cookie: 102n });
+      s.traceContext(calling, 'client_call', 'new', { traceId: KERNEL_TRACE, spanId: 'd0'.repeat(8) }, { offset: 0, length: 10 });
+      s.traceContext(calling, 'client_call', 'new', { traceId: KERNEL_TRACE, spanId: TAG_SPAN }, { offset: secondTagOffset, length: 10 });
+      s.send(calling, first);
+      s.recv(calling, ok());
+      s.send(calling, get('/b1'));
+      s.recv(calling, ok());
+      return spansOf(s.events).map((x) => [String(x.attributes['url.full']), x.spanId]);
+    };
+    // The second tag on a segment within the first request (an HTTP/2 client's SETTINGS, say): the second request's.
+    expect(calls(10)).toContainEqual([expect.stringContaining('b1'), TAG_SPAN]);
+    expect(calls(10)).toContainEqual([expect.stringContaining('b0'), 'd0'.repeat(8)]);
+    // Past the second request's first byte: no request of these took it.
+    expect(calls(first.length + 1).map(([, id]) => id)).not.toContain(TAG_SPAN);
+  });
+
+  it('labels a server span the option parented as paired once its client, watched on the same host, is parsed after it', () => {
+    const s = new Script();
+    const [c, sv] = [
+      { addr: '127.0.0.1', port: 40000 },
+      { addr: '127.0.0.1', port: 8080 },
+    ];
+    const client = s.open({ pid: 3, tid: 3, fd: 3, role: 'client', local: c, remote: sv, cookie: 201n });
+    const server = s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: sv, remote: c, cookie: 202n });
+    s.traceContext(server, 'server_request', 'tcp_option', { traceId: CALLER_TRACE, spanId: TAG_SPAN });
+    s.recv(server, get('/a')); // the reader's record first: the writer was preempted at its syscall's exit
+    s.traceContext(client, 'client_call', 'new', { traceId: CALLER_TRACE, spanId: TAG_SPAN });
+    s.send(client, get('/a'));
+    s.send(server, ok());
+    s.recv(client, ok());
+    const spans = spansOf(s.events);
+    const curl = find(spans, 'curl', 'client');
+    const front = find(spans, 'front', 'server');
+    expect(curl).toMatchObject({ traceId: CALLER_TRACE, spanId: TAG_SPAN });
+    expect(front).toMatchObject({ traceId: CALLER_TRACE, parentSpanId: TAG_SPAN });
+    expect(front.attributes).toMatchObject({ 'loupe.context': 'connection-pair', 'loupe.paired_late': true });
+  });
+});

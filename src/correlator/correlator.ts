@@ -19,7 +19,7 @@
  * as incomplete after `responseTimeoutNs`; goroutine entries are capped.
  */
 import { ATTR_ERROR_TYPE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
-import type { GoRequestEvent, GoroutineEvent, NatEvent } from '../events/types';
+import type { GoRequestEvent, GoroutineEvent, NatEvent, TraceContextEvent } from '../events/types';
 import type { ProcessTable } from '../discovery/processes';
 import type { CloseReason, Connection } from '../streams/connections';
 import type { MessageBase } from '../parsers/types';
@@ -70,6 +70,9 @@ export interface CorrelatorStats {
 /** Producer spans kept for consumers to find (messageParent); the oldest go first past this. */
 const MAX_CARRIED_PRODUCERS = 65536;
 
+/** Kernel trace contexts kept per connection for requests not parsed yet; the oldest go first past this. */
+const MAX_KERNEL_CONTEXTS = 16;
+
 /** How long a server request that ended awaiting its client's stays claimable (see endedAwaiting). */
 const AWAIT_CLIENT_AFTER_END_NS = 1_000_000_000n;
 
@@ -106,6 +109,8 @@ export class Correlator {
   private readonly sentMessages = new Map<string, SpanContext>();
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
+  /** Trace contexts the kernel chose or a TCP option brought, per connection, until the request each names is parsed. */
+  private readonly kernelContexts = new Map<number, TraceContextEvent[]>();
   private nextSweep = 0n;
 
   constructor(
@@ -128,6 +133,7 @@ export class Correlator {
       ...this.threads.sizes(),
       ...this.go.sizes(),
       carriedProducers: this.carriedCount,
+      kernelContexts: this.kernelContexts.size,
       sentMessages: this.sentMessages.size,
     };
   }
@@ -169,6 +175,7 @@ export class Correlator {
     const queue = this.inFlight.get(conn.id);
     this.inFlight.delete(conn.id);
     this.lateResponses.delete(conn.id);
+    this.kernelContexts.delete(conn.id);
     const why = {
       closed: ['connection closed before the response', 'connection_closed'],
       captureEnd: ['capture ended before the response', 'incomplete'],
@@ -180,6 +187,33 @@ export class Correlator {
   /** Connection tracking named the tuple a server connection's client used (a published port, a Service). */
   onNat(ev: NatEvent): void {
     this.pairs.onNat(ev);
+  }
+
+  /** The kernel chose or carried the trace context of a request about to be parsed on this connection (TCP-option propagation). */
+  onTraceContext(conn: Connection, ev: TraceContextEvent): void {
+    const list = this.kernelContexts.get(conn.id);
+    if (!list) this.kernelContexts.set(conn.id, [ev]);
+    else if (list.push(ev) > MAX_KERNEL_CONTEXTS) list.shift();
+  }
+
+  /**
+   * The kernel's context for the request whose first byte is at `offset` of the client's stream:
+   * the latest one that begins at or before it. Its segment need not hold the request's first
+   * byte: an HTTP/2 client's first segment after an answer may be a SETTINGS or WINDOW_UPDATE frame,
+   * and the request follows in the next. Both ends apply this rule to the same bytes, so they agree
+   * on which request a tag names. Contexts before the one taken named requests that made no span.
+   */
+  private kernelContext(conn: Connection, offset: number): TraceContextEvent | undefined {
+    const list = this.kernelContexts.get(conn.id);
+    if (!list) return undefined;
+    let taken = 0;
+    // Stream offsets wrap as TCP sequence numbers do: half the space behind a request is "before" it.
+    while (taken < list.length && (offset - list[taken]!.offset) >>> 0 < 0x8000_0000) taken++;
+    if (taken === 0) return undefined;
+    const found = list[taken - 1];
+    if (taken === list.length) this.kernelContexts.delete(conn.id);
+    else list.splice(0, taken);
+    return found;
   }
 
   /** Ring-buffer loss: whatever was in flight may be missing events, so say so on it. */
@@ -251,6 +285,7 @@ export class Correlator {
     if (key !== undefined) pending.streamId = key;
     const header = parseTraceparent(start.traceparent);
     const traceState = start.tracestate ?? '';
+    const kernel = this.kernelContexts.size > 0 && !conn.midStream ? this.kernelContext(conn, m.offset) : undefined;
     let context: string;
     if (side === 'server') {
       let paired = oneWay ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairs.bySameBytes(conn, pending.fingerprint, m.tsStart) : this.pairs.bySamePlace(conn);
@@ -269,8 +304,14 @@ export class Correlator {
         parentTo(span, ctxOf(paired.client.span));
         this.pair(paired.client, pending);
         context = paired.how;
+      } else if (kernel?.origin === 'tcp_option') {
+        // The caller's Loupe named its span in a TCP option on the request's first segment.
+        parentTo(span, { traceId: this.aliases.resolve(kernel.traceId), spanId: kernel.spanId, traceState: '' });
+        span.parentIsRemote = true;
+        context = 'tcp-option';
       } else {
-        span.traceId = this.ids.traceId();
+        // The kernel chose this trace and tags the calls the serving thread makes with it.
+        span.traceId = kernel ? kernel.traceId : this.ids.traceId();
         context = 'new';
         // Only a client end watched here can still send this request's record; a server watched
         // alone (`--pid` on it, a remote client) held every span a second for nothing.
@@ -278,7 +319,8 @@ export class Correlator {
       }
       if (pairing.servesCalls) this.threads.begin(pending, m.tid);
     } else {
-      context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall);
+      const tagged = kernel?.kind === 'client_call' ? { traceId: kernel.traceId, spanId: kernel.spanId, fresh: kernel.origin === 'new' } : undefined;
+      context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall, tagged);
       if (header) context = this.messageParent(span, `${header.traceId}|${header.parentId}|${start.fingerprint}`, context);
       if (start.messages) this.messageLinks(span, start.messages);
       if (!oneWay && !this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
@@ -404,6 +446,15 @@ export class Correlator {
   private claimWaitingServer(conn: Connection, client: InFlight): boolean {
     const server = this.pairs.serverOf(conn);
     if (!server) return false;
+    // Parented already by the TCP option this very client span sent: the two ends of one connection, as a pair is.
+    const tagged = this.inFlight.get(server.id)?.find((p) => p.span.parentSpanId === client.span.spanId && p.span.attributes[LOUPE_ATTR.CONTEXT] === 'tcp-option');
+    if (tagged) {
+      client.claimed = true;
+      tagged.span.attributes[LOUPE_ATTR.CONTEXT] = this.pairs.howJoined(server);
+      tagged.span.attributes[LOUPE_ATTR.PAIRED_LATE] = true;
+      this.pair(client, tagged);
+      return true;
+    }
     const same = (p: InFlight) => p.awaitingClient === true && p.fingerprint === client.fingerprint;
     let waiting = this.inFlight.get(server.id)?.find(same);
     if (!waiting) {

@@ -30,6 +30,8 @@ export interface PendingGoCall {
   host?: string;
   /** The ids the kernel side chose for this span, and put on the wire when it could. */
   ids?: { traceId: string; spanId: string };
+  /** Client calls: the ids go in a header (HTTP/1); a gRPC call's go nowhere, and a TCP option names it instead. */
+  inHeader?: boolean;
   /** Client calls: when the call returned, if it did before its request's bytes came. */
   endedNs?: bigint;
 }
@@ -117,7 +119,15 @@ export class GoRuntime {
           const calls = this.clientCalls.get(key);
           const stale = calls?.findIndex((c) => c.goid === ev.goid && c.endedNs === undefined) ?? -1;
           if (stale >= 0) calls!.splice(stale, 1);
-          push(this.clientCalls, key, { goid: ev.goid, ts: ev.ts, method: ev.method, path: ev.path, host: ev.host, ...kernelIds(ev.traceparent) });
+          push(this.clientCalls, key, {
+            goid: ev.goid,
+            ts: ev.ts,
+            method: ev.method,
+            path: ev.path,
+            host: ev.host,
+            inHeader: ev.kind === 'http_client',
+            ...kernelIds(ev.traceparent),
+          });
         } else {
           // The call returned before its bytes were seen: they may still come (ENDED_CALL_GRACE_NS).
           const call = this.clientCalls.get(key)?.find((c) => c.goid === ev.goid && c.endedNs === undefined);

@@ -26,6 +26,19 @@ export interface CarriedContext {
   flags: number;
 }
 
+/** Ids the kernel put on the wire for a call in a TCP option: the peer knows the span by them. */
+export interface TaggedCall {
+  traceId: string;
+  spanId: string;
+  /**
+   * The kernel began a trace for it (no thread serving one request for certain): nothing else is
+   * in that trace, so here it may stand for the trace the call is placed in. Otherwise the trace is
+   * the one the kernel saw the thread serve, which, if it is not the one the call is placed in
+   * here, is another request's: aliasing it would merge two traces.
+   */
+  fresh: boolean;
+}
+
 export class ClientParents {
   constructor(
     private readonly go: GoRuntime,
@@ -39,7 +52,7 @@ export class ClientParents {
    * (`loupe.context`). `goCalls`: Go client-call events describe this
    * protocol, `req` what they report of this request.
    */
-  choose(conn: Connection, tid: number, span: Span, header: CarriedContext | undefined, goCalls: boolean, req?: SpanStart['goCall']): string {
+  choose(conn: Connection, tid: number, span: Span, header: CarriedContext | undefined, goCalls: boolean, req?: SpanStart['goCall'], tagged?: TaggedCall): string {
     const isGo = this.go.isGo(conn.pid);
     const call = isGo && goCalls ? this.go.clientCall(conn, req) : undefined;
     const goParent = call ? this.go.contextOf(conn.pid, call.goid) : undefined;
@@ -49,12 +62,14 @@ export class ClientParents {
     const local = goParent ?? threadParent;
     const setParent = (ctx: SpanContext) => parentTo(span, ctx);
     if (call) span.attributes[LOUPE_ATTR.GOROUTINE] = call.goid.toString();
-    if (call?.ids && !header) {
-      // The kernel put this call's traceparent on the wire (or would have): the peer knows the span by it.
-      span.spanId = call.ids.spanId;
-      if (local) this.aliases.alias(call.ids.traceId, local.traceId);
-      else {
-        span.traceId = this.aliases.resolve(call.ids.traceId);
+    const onWire = call?.ids && (call.inHeader || !tagged) ? call.ids : tagged;
+    if (onWire && !header) {
+      // The kernel put this call's context on the wire (or would have): the peer knows the span by it.
+      span.spanId = onWire.spanId;
+      if (local) {
+        if (onWire !== tagged || tagged.fresh) this.aliases.alias(onWire.traceId, local.traceId);
+      } else {
+        span.traceId = this.aliases.resolve(onWire.traceId);
         return 'new';
       }
     }

@@ -141,6 +141,11 @@ export const CONFIG_SCHEMA = z
       .object({ enabled: z.boolean().default(true), inject_traceparent: z.boolean().default(true), inject_despite_fionread: z.boolean().default(false) })
       .strict()
       .default({}),
+    // Trace context across hosts in TCP header options (bpf/tcpopt.bpf.c).
+    propagation: z
+      .object({ tcp_options: z.boolean().default(true) })
+      .strict()
+      .default({}),
     // The agent's own threads; unset: wherever the scheduler puts them.
     agent: z.object({ cpus: cpuList.optional() }).strict().default({}),
   })

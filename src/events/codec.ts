@@ -5,7 +5,7 @@
 import { LoupeError } from '../errors';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
 import { familyOf, formatAddr, parseAddr } from './addr';
-import type { DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role } from './types';
+import type { ContextKind, ContextOrigin, DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role } from './types';
 import type { ProcessInfo } from './capture';
 
 /** A record that cannot be decoded. `reason` says what is wrong; the caller adds where. */
@@ -40,6 +40,8 @@ const DIRECTIONS = enumNames<Direction>(ENUMS.loupe_direction, 'LOUPE_DIR_');
 const SOURCES = enumNames<DataSource>(ENUMS.loupe_data_source, 'LOUPE_SRC_');
 const GO_KINDS = enumNames<GoRequestKind>(ENUMS.loupe_go_request_kind, 'LOUPE_GO_');
 const LOSS_SOURCES = enumNames<LossSource>(ENUMS.loupe_loss_source, 'LOUPE_LOSS_');
+const CONTEXT_KINDS = enumNames<ContextKind>(ENUMS.loupe_context_kind, 'LOUPE_CTX_');
+const CONTEXT_ORIGINS = enumNames<ContextOrigin>(ENUMS.loupe_context_origin, 'LOUPE_CTX_');
 
 const STRUCT_OF_TYPE: Record<EventType, StructName> = {
   sock_open: 'loupe_sock_open_event',
@@ -56,6 +58,7 @@ const STRUCT_OF_TYPE: Record<EventType, StructName> = {
   loss: 'loupe_loss_event',
   proc_info: 'loupe_proc_info_event',
   nat: 'loupe_nat_event',
+  trace_context: 'loupe_trace_context_event',
 };
 
 export function eventTypeNumber(type: EventType): number {
@@ -110,6 +113,7 @@ const GR = member('loupe_go_request_event');
 const L = member('loupe_loss_event');
 const PI = member('loupe_proc_info_event');
 const N = member('loupe_nat_event');
+const TC = member('loupe_trace_context_event');
 /** A process description record is as long as its JSON: the fixed part, then `length` bytes. */
 const PROC_INFO_FIXED_SIZE = offsetOf('loupe_proc_info_event', 'json');
 // The data record is most of any capture: its offsets and each type's minimum size are looked up once.
@@ -262,6 +266,18 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
         serverRemote: endpoint('server', 'remote', server),
       };
     }
+    case 'trace_context':
+      return {
+        type,
+        ...base,
+        cookie: buf.readBigUInt64LE(TC('sock_cookie')),
+        offset: buf.readUInt32LE(TC('offset')),
+        length: buf.readUInt32LE(TC('length')),
+        kind: lookup(CONTEXT_KINDS.byNumber, buf.readUInt8(TC('kind')), 'trace context kind'),
+        origin: lookup(CONTEXT_ORIGINS.byNumber, buf.readUInt8(TC('origin')), 'trace context origin'),
+        traceId: buf.toString('hex', TC('trace_id'), TC('trace_id') + 16),
+        spanId: buf.toString('hex', TC('span_id'), TC('span_id') + 8),
+      };
   }
 }
 
@@ -396,12 +412,26 @@ export function encodeEvent(ev: Event): Buffer {
       writeEndpoint(buf, N('server_remote_addr'), N('server_remote_port'), server, ev.serverRemote);
       break;
     }
+    case 'trace_context':
+      buf.writeBigUInt64LE(ev.cookie, TC('sock_cookie'));
+      buf.writeUInt32LE(ev.offset, TC('offset'));
+      buf.writeUInt32LE(ev.length, TC('length'));
+      buf.writeUInt8(encodeName(CONTEXT_KINDS.byName, ev.kind, 'trace context kind'), TC('kind'));
+      buf.writeUInt8(encodeName(CONTEXT_ORIGINS.byName, ev.origin, 'trace context origin'), TC('origin'));
+      writeHex(buf, TC('trace_id'), 16, ev.traceId, 'traceId');
+      writeHex(buf, TC('span_id'), 8, ev.spanId, 'spanId');
+      break;
     case 'loss':
       buf.writeBigUInt64LE(ev.lost, L('lost'));
       buf.writeUInt32LE(encodeName(LOSS_SOURCES.byName, ev.source, 'loss source'), L('source'));
       break;
   }
   return buf;
+}
+
+function writeHex(buf: Buffer, at: number, length: number, hex: string, what: string): void {
+  if (hex.length !== 2 * length || !/^[0-9a-f]*$/.test(hex)) throw new RecordError(`${what} must be ${2 * length} lower-case hex digits, got ${JSON.stringify(hex)}`);
+  buf.write(hex, at, length, 'hex');
 }
 
 function writeData(buf: Buffer, ev: DataEvent): void {

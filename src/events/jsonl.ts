@@ -169,6 +169,18 @@ export function eventFromJson(o: Json): Event {
         serverLocal: parseEndpoint(o.serverLocal, 'serverLocal'),
         serverRemote: parseEndpoint(o.serverRemote, 'serverRemote'),
       };
+    case 'trace_context':
+      return {
+        type,
+        ...base,
+        cookie: bigintField(o.cookie, 'cookie'),
+        offset: intField(o.offset, 'offset'),
+        length: intField(o.length, 'length'),
+        kind: stringField(o.kind, 'kind') as 'server_request',
+        origin: stringField(o.origin, 'origin') as 'new',
+        traceId: stringField(o.traceId, 'traceId'),
+        spanId: stringField(o.spanId, 'spanId', '0000000000000000'),
+      };
     default:
       throw new RecordError(`unknown event type ${JSON.stringify(type)}`);
   }
@@ -244,6 +256,9 @@ export function eventToJson(ev: Event): Json {
         serverLocal: formatEndpoint(ev.serverLocal),
         serverRemote: formatEndpoint(ev.serverRemote),
       });
+      break;
+    case 'trace_context':
+      Object.assign(o, { cookie: jsonBig(ev.cookie), offset: ev.offset, length: ev.length, kind: ev.kind, origin: ev.origin, traceId: ev.traceId, spanId: ev.spanId });
       break;
   }
   return o;

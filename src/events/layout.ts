@@ -45,6 +45,7 @@ export const ENUMS = {
     LOUPE_EV_PROC_INFO: 12,
     LOUPE_EV_PROC_FORK: 13,
     LOUPE_EV_NAT: 14,
+    LOUPE_EV_TRACE_CONTEXT: 15,
   },
   loupe_role: { LOUPE_ROLE_UNKNOWN: 0, LOUPE_ROLE_CLIENT: 1, LOUPE_ROLE_SERVER: 2 },
   loupe_direction: { LOUPE_DIR_EGRESS: 1, LOUPE_DIR_INGRESS: 2 },
@@ -66,6 +67,8 @@ export const ENUMS = {
     LOUPE_GO_GRPC_SERVER: 3,
     LOUPE_GO_GRPC_CLIENT: 4,
   },
+  loupe_context_kind: { LOUPE_CTX_SERVER_REQUEST: 1, LOUPE_CTX_CLIENT_CALL: 2 },
+  loupe_context_origin: { LOUPE_CTX_NEW: 1, LOUPE_CTX_TCP_OPTION: 2, LOUPE_CTX_THREAD: 3, LOUPE_CTX_TRACEPARENT: 4 },
   loupe_loss_source: { LOUPE_LOSS_RINGBUF: 1, LOUPE_LOSS_PAYLOAD: 2 },
 } as const;
 
@@ -184,6 +187,17 @@ export const STRUCT_MEMBERS = {
     ['server_local_addr', bytes(16)],
     ['server_remote_addr', bytes(16)],
   ],
+  loupe_trace_context_event: [
+    ['hdr', hdr],
+    ['sock_cookie', 'u64'],
+    ['offset', 'u32'],
+    ['length', 'u32'],
+    ['kind', 'u8'],
+    ['origin', 'u8'],
+    ['pad0', bytes(6)],
+    ['trace_id', bytes(16)],
+    ['span_id', bytes(8)],
+  ],
   loupe_config: [
     ['agent_pid', 'u32'],
     ['max_payload', 'u32'],
@@ -193,7 +207,7 @@ export const STRUCT_MEMBERS = {
     ['tls_probes', 'u32'],
     ['go_probes', 'u32'],
     ['exec_select', 'u32'],
-    ['pad0', 'u32'],
+    ['tcp_options', 'u32'],
   ],
   loupe_go_offsets: [
     ['g_goid', 'u32'],

@@ -103,6 +103,26 @@ export interface NatEvent extends Base {
   serverRemote: Endpoint;
 }
 
+export type ContextKind = 'server_request' | 'client_call';
+export type ContextOrigin = 'new' | 'tcp_option' | 'thread' | 'traceparent';
+
+/**
+ * Trace context the kernel chose or a TCP option carried (bpf/events.h): the
+ * request whose first byte lies in [offset, offset + length) (mod 2^32) of the
+ * connection's client-to-server stream takes these ids.
+ */
+export interface TraceContextEvent extends Base {
+  type: 'trace_context';
+  cookie: bigint;
+  offset: number;
+  length: number;
+  kind: ContextKind;
+  origin: ContextOrigin;
+  /** 32 and 16 lower-case hex digits; the span id is all zeros when none came. */
+  traceId: string;
+  spanId: string;
+}
+
 export interface GoroutineEvent extends Base {
   type: 'go_goroutine_create' | 'go_goroutine_exit';
   goid: bigint;
@@ -141,6 +161,7 @@ export type Event =
   | GoroutineEvent
   | GoRequestEvent
   | LossEvent
-  | NatEvent;
+  | NatEvent
+  | TraceContextEvent;
 
 export type EventType = Event['type'];

@@ -116,6 +116,11 @@ export class Pipeline {
       case 'nat':
         this.correlator.onNat(ev);
         break;
+      case 'trace_context': {
+        const conn = this.tracker.connectionOf(ev.pid, ev.cookie);
+        if (conn) this.correlator.onTraceContext(conn, ev);
+        break;
+      }
       case 'loss':
         this.stats.lostRecords += Number(ev.lost);
         this.correlator.onLoss(ev.lost);

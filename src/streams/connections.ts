@@ -174,6 +174,11 @@ export class ConnectionTracker {
     return this.byPid.get(ev.pid)?.get(ConnectionTracker.socketOf(ev));
   }
 
+  /** The open connection of a process's socket, by its cookie. */
+  connectionOf(pid: number, cookie: bigint): Connection | undefined {
+    return this.byPid.get(pid)?.get(cookie);
+  }
+
   private insert(conn: Connection): void {
     let ofPid = this.byPid.get(conn.pid);
     if (!ofPid) this.byPid.set(conn.pid, (ofPid = new Map()));

@@ -9,7 +9,19 @@ import * as fs from 'node:fs';
 import { layoutOf, offsetOf } from '../../events/layout';
 import { encodeGoOffsets, itabIn, planGoProbes, type GoPlan } from './go-probes';
 import { socketsOf } from './procfs';
-import { BPF_OBJECTS, cgroup2Root, INJECT_OBJECT, liveSupport, loadAddon, type Addon, type ConntrackTuple, type Lockdown, type NativeAgent, type SockhashCheck } from './system';
+import {
+  BPF_OBJECTS,
+  cgroup2Root,
+  INJECT_OBJECT,
+  TCPOPT_OBJECT,
+  liveSupport,
+  loadAddon,
+  type Addon,
+  type ConntrackTuple,
+  type Lockdown,
+  type NativeAgent,
+  type SockhashCheck,
+} from './system';
 
 export interface LiveOptions {
   /** Watch only these processes (and children they fork). */
@@ -30,6 +42,8 @@ export interface LiveOptions {
   goTls?: boolean;
   /** Go programs get probes (the kernel then looks for incoming traceparents for them). Default on. */
   goProbes?: boolean;
+  /** Trace context in a TCP header option on each call's first segment (bpf/tcpopt.bpf.c); off keeps every header as the kernel made it. */
+  tcpOptions?: boolean;
   /** Inject even where the kernel misreports FIONREAD for sockets in a sockhash (see sockhashSafety). */
   goInjectDespiteFionread?: boolean;
   /** Tests only: another build of inject.bpf.o (one whose header insertion fails on purpose). */
@@ -55,6 +69,8 @@ export interface Propagation {
   reason: string;
   /** Only into Go programs that call no C code of their own (GoPlan.cCallers): the kernel breaks FIONREAD on sockhash sockets. */
   pureGoOnly?: boolean;
+  /** Trace context in TCP header options (any protocol, both ends running Loupe); why not, when off. */
+  tcpOptions: { on: boolean; reason: string };
 }
 
 export interface GoInstrumented {
@@ -140,7 +156,7 @@ export function splitBatch(batch: Buffer): Buffer[] {
 export class LiveSource {
   private agent: NativeAgent | undefined;
   private ended: Promise<void> | undefined;
-  private propagation: Propagation = { inject: false, reason: 'not started' };
+  private propagation: Propagation = { inject: false, reason: 'not started', tcpOptions: { on: false, reason: 'not started' } };
   private conntrack = { on: false, reason: 'not started' };
   /** The addon, once started: asked once per connection opened (a lookup through require each time costs a stat). */
   private addon: Addon | undefined;
@@ -179,25 +195,29 @@ export class LiveSource {
         : missingTypes.length
           ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
           : agent.loadOptional(this.options.injectObject ?? INJECT_OBJECT, this.options.ringBytes);
+      const tcpOptionsLoad =
+        this.options.tcpOptions === false
+          ? 'turned off by configuration'
+          : !types.sock_ops
+            ? 'this kernel cannot load sock_ops programs'
+            : agent.loadOptional(TCPOPT_OBJECT, this.options.ringBytes);
       const filterPids = (this.options.pids?.length ?? 0) > 0;
       const filterPorts = (this.options.ports?.length ?? 0) > 0;
       for (const pid of this.options.pids ?? []) this.watchPid(pid);
       for (const port of this.options.ports ?? []) agent.mapUpdate('loupe_ports', u16(port), Buffer.from([1]));
-      agent.mapUpdate(
-        'loupe_config',
-        u32(0),
-        encodeConfig({
-          agent_pid: process.pid,
-          max_payload: this.options.maxPayload,
-          filter_pids: filterPids ? 1 : 0,
-          filter_ports: filterPorts ? 1 : 0,
-          // Secret per run: cookies stay stable within a capture and say nothing about kernel addresses.
-          cookie_key: randomBytes(8).readBigUInt64LE(),
-          tls_probes: this.options.tlsLibraries.length > 0 || this.options.tlsDiscover ? 1 : 0,
-          go_probes: this.options.goProbes === false ? 0 : 1,
-          exec_select: this.options.selectByExec ? 1 : 0,
-        }),
-      );
+      const config = {
+        agent_pid: process.pid,
+        max_payload: this.options.maxPayload,
+        filter_pids: filterPids ? 1 : 0,
+        filter_ports: filterPorts ? 1 : 0,
+        // Secret per run: cookies stay stable within a capture and say nothing about kernel addresses.
+        cookie_key: randomBytes(8).readBigUInt64LE(),
+        tls_probes: this.options.tlsLibraries.length > 0 || this.options.tlsDiscover ? 1 : 0,
+        go_probes: this.options.goProbes === false ? 0 : 1,
+        exec_select: this.options.selectByExec ? 1 : 0,
+        tcp_options: 0,
+      };
+      agent.mapUpdate('loupe_config', u32(0), encodeConfig(config));
       let resolveEnd!: () => void;
       this.ended = new Promise((resolve) => (resolveEnd = resolve));
       agent.start((batch) => {
@@ -209,7 +229,8 @@ export class LiveSource {
       });
       agent.attach();
       for (const lib of this.options.tlsLibraries) this.attachTls(lib);
-      this.propagation = this.startInjection(agent, injectLoad);
+      this.propagation = { ...this.startInjection(agent, injectLoad), tcpOptions: this.startTcpOptions(agent, tcpOptionsLoad) };
+      if (this.propagation.tcpOptions.on) agent.mapUpdate('loupe_config', u32(0), encodeConfig({ ...config, tcp_options: 1 }));
     } catch (e) {
       this.agent = undefined;
       agent.stop();
@@ -255,8 +276,21 @@ export class LiveSource {
     return found;
   }
 
+  /** sock_ops on the cgroup v2 root writes and reads the option; the socket programs say which trace each server read begins. */
+  private startTcpOptions(agent: NativeAgent, loaded: string): { on: boolean; reason: string } {
+    if (loaded) return { on: false, reason: loaded };
+    const cgroup = cgroup2Root();
+    if (!cgroup) return { on: false, reason: 'no cgroup v2 hierarchy is mounted (sock_ops attaches to one)' };
+    try {
+      agent.attachCgroup('loupe_tcp_options', cgroup);
+    } catch (e) {
+      return { on: false, reason: (e as Error).message };
+    }
+    return { on: true, reason: '' };
+  }
+
   /** sock_ops on the cgroup v2 root picks the sockets, sk_msg on their sockhash writes the header. */
-  private startInjection(agent: NativeAgent, loaded: string): Propagation {
+  private startInjection(agent: NativeAgent, loaded: string): Omit<Propagation, 'tcpOptions'> {
     if (loaded) return { inject: false, reason: loaded };
     const safety = sockhashSafety(loadAddon().sockhashCheck());
     if (safety.verdict === 'unsafe') return { inject: false, reason: safety.reason };

@@ -13,6 +13,7 @@ export const ADDON_PATH = path.join(ROOT, 'native/build/Release/loupe_bpf.node')
 export const BPF_OBJECTS = ['net', 'proc', 'tls', 'go'].map((name) => path.join(ROOT, `build/bpf/${name}.bpf.o`));
 /** Programs the agent can run without (other program types, maybe missing from a kernel): loaded one by one. */
 export const INJECT_OBJECT = path.join(ROOT, 'build/bpf/inject.bpf.o');
+export const TCPOPT_OBJECT = path.join(ROOT, 'build/bpf/tcpopt.bpf.o');
 
 export interface NativeAgent {
   load(objects: string[], ringBytes: number): void;

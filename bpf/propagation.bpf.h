@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What TCP-option propagation shares between the socket programs, which see
+ * a watched server begin reading a request (sockets.bpf.h), and the sock_ops
+ * program that writes and reads the option (tcpopt.bpf.c): the context a
+ * segment brought, the trace each thread serves, and where each socket's
+ * last tagged call was.
+ *
+ * The kernel chooses the ids, as go.bpf.c does for goroutines, because the
+ * segment leaves before user space sees the write; records tell user space
+ * which ids went where (loupe_trace_context_event).
+ */
+#ifndef LOUPE_PROPAGATION_BPF_H
+#define LOUPE_PROPAGATION_BPF_H
+
+#include "common.bpf.h"
+
+/*
+ * The option: kind 254 with an RFC 6994 experiment id, then the trace id and
+ * the calling span's id. 28 bytes is what is left of TCP's 40 bytes of options
+ * beside timestamps (12 with padding), so a segment that also carries SACK
+ * blocks goes without (bpf_reserve_hdr_opt refuses).
+ */
+#define LOUPE_TCPOPT_KIND 254
+/* "LP": not registered with IANA (RFC 6994 asks experiments to be; a deployment may pick another). */
+#define LOUPE_TCPOPT_EXID_HI 0x4c
+#define LOUPE_TCPOPT_EXID_LO 0x50
+#define LOUPE_TCPOPT_LEN 28
+
+struct loupe_tcpopt {
+	__u8 kind;
+	__u8 len;
+	__u8 exid[2];
+	__u8 trace[16];
+	__u8 span[8];
+};
+
+/* The context a TCP option brought on one segment. */
+struct tcpopt_carried {
+	__u32 offset; /* stream offset of the segment's first byte */
+	__u32 length; /* its payload bytes */
+	__u8 trace[16];
+	__u8 span[8];
+};
+
+/*
+ * The contexts TCP options brought to a socket, by kernel socket address, in
+ * stream order, until its server reads that far. Several: a client's next
+ * call (or an HTTP/2 client's frame after an answer) may arrive before the
+ * server reads the one before, and each must reach user space, or the two
+ * ends would disagree on which request a tag names.
+ */
+#define TCPOPT_KEPT 4
+struct tcpopt_in {
+	/*
+	 * The kernel's socket cookie, never reused, unlike the address that keys
+	 * the map: a socket freed and its memory given to another must not hand
+	 * its contexts on (every agent's parse callback runs for every accepted
+	 * socket of the host, watched or not).
+	 */
+	__u64 cookie;
+	__u32 count;
+	__u32 pad;
+	struct tcpopt_carried carried[TCPOPT_KEPT];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct tcpopt_in);
+} loupe_tcpopt_in SEC(".maps");
+
+/*
+ * The trace each thread of a watched server serves: set when it begins
+ * reading a request, read when it calls out, gone when it writes the answer
+ * on that socket. A thread that began requests on two sockets before
+ * answering (an event loop under load) serves neither for certain: its calls
+ * get traces of their own, as user space's ambiguous-thread rule does, since a
+ * wrong parent across hosts is worse than none.
+ */
+struct thread_trace {
+	__u8 trace[16];
+	__u64 sk;        /* the server socket the request came on */
+	__u32 ambiguous; /* requests on two sockets began unanswered */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct thread_trace);
+} loupe_thread_trace SEC(".maps");
+
+/* Per client socket: rcv_nxt when its last call was tagged; a new call starts once an answer came in since. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} loupe_tcpopt_sent SEC(".maps");
+
+static __always_inline void random_bytes(__u8 *out, const int n)
+{
+	for (int i = 0; i < n; i += 4) {
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(out + i, &r, 4);
+	}
+}
+
+#endif /* LOUPE_PROPAGATION_BPF_H */

@@ -1,0 +1,227 @@
+/**
+ * Trace context across hosts in TCP header options (bpf/tcpopt.bpf.c), with
+ * an agent per host as a user deploys Loupe: three network namespaces
+ * ("client", "web", "api"), each watched by a `loupe run` of its own (its own
+ * process, hostname and recording, selecting only its host's programs). No
+ * agent sees another host's programs, so every join across hosts below is
+ * the option's: curl on client calls a Flask service on web, whose handler
+ * calls Redis on api over a socket of its own; a Python grpcio client on web
+ * calls grpc-go's greeter_server on api. Every program is third-party.
+ * Skipped with the reason where the live agent, `ip`, Go, Flask, grpcio or
+ * Redis is missing.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HostNetwork } from '../src/scenarios/hosts';
+import { liveSupport } from '../src/sources/live/system';
+import { ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
+
+const CLI = path.join(ROOT, 'dist/cli/main.js');
+const GRPC_EXAMPLES = path.join(ROOT, 'scenarios/services/grpc-examples.sh');
+const FLASK_APP = path.join(ROOT, 'test/fixtures/stock-flask.py');
+const GREETER_CLIENT = path.join(ROOT, 'test/fixtures/greeter-client.py');
+// Debian's interpreter, whose python3-flask and python3-grpcio scripts/system-deps.sh installs (a python3 on PATH may be another).
+const PYTHON = '/usr/bin/python3';
+const support = liveSupport();
+const missing = (cmd: string, args: string[]) => (spawnSync(cmd, args).status === 0 ? '' : `${cmd} ${args.join(' ')} fails`);
+const skipReason = !support.ok
+  ? support.reason
+  : missing('ip', ['-V']) ||
+    missing('go', ['version']) ||
+    missing('redis-server', ['--version']) ||
+    missing(PYTHON, ['-c', 'import flask, grpc']) ||
+    (!fs.existsSync('/usr/share/doc/golang-google-grpc-dev/examples') ? 'golang-google-grpc-dev is not installed' : '');
+if (skipReason) console.warn(`TCP-option tests skipped: ${skipReason}`);
+
+type Host = 'client' | 'web' | 'api';
+const HOSTS: Host[] = ['client', 'web', 'api'];
+
+describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per host${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const net = new HostNetwork(HOSTS, `o${process.pid % 10000}`);
+  const children: ChildProcess[] = [];
+  const dir = tempDir();
+  const pids: Record<Host, number[]> = { client: [], web: [], api: [] };
+  /** What the hosts' programs said on stderr, for a failure to show. */
+  const logs: Record<Host, string> = { client: '', web: '', api: '' };
+  const FLASK_PORT = 8080;
+  const REDIS_PORT = 6379;
+  const GREETER_PORT = 50051; // the example's, fixed: each host is a namespace of its own
+
+  /** A program on a host, started through `ip netns exec` (which execs it: one pid), ready when `ready` shows or its port takes connections. */
+  async function daemon(host: Host, argv: string[], ready: { stream: 'stdout' | 'stderr'; shows: RegExp } | { port: number }): Promise<number> {
+    const [ip, ...ipArgs] = net.exec(host);
+    const child = spawn(ip!, [...ipArgs, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child.stderr!.on('data', (c: Buffer) => (logs[host] += c));
+    if ('shows' in ready) await waitFor(child, ready.stream, ready.shows, 120_000);
+    else {
+      const connects = () => onHost(host, [PYTHON, '-c', `import socket; socket.create_connection(("${net.addr(host)}", ${ready.port}), 1)`]).status === 0;
+      await until(connects, `${argv.join(' ')} to listen on ${ready.port}`, 120_000);
+    }
+    return child.pid!;
+  }
+
+  /** A command on a host, to its end. */
+  function onHost(host: Host, argv: string[]) {
+    const [ip, ...ipArgs] = net.exec(host);
+    return spawnSync(ip!, [...ipArgs, ...argv], { encoding: 'utf8', timeout: 60_000 });
+  }
+
+  beforeAll(async () => {
+    expect(spawnSync(GRPC_EXAMPLES, ['--build', 'helloworld/greeter_server'], { encoding: 'utf8' }).status).toBe(0);
+    net.up();
+    const api = net.addr('api');
+    pids.api.push(
+      await daemon('api', ['redis-server', '--bind', api, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+        stream: 'stdout',
+        shows: /Ready to accept/,
+      }),
+    );
+    pids.api.push(await daemon('api', [GRPC_EXAMPLES, 'helloworld/greeter_server'], { port: GREETER_PORT }));
+    pids.web.push(await daemon('web', [PYTHON, FLASK_APP, net.addr('web'), String(FLASK_PORT), api, String(REDIS_PORT)], { stream: 'stderr', shows: /Running on/ }));
+  }, 300_000);
+
+  afterAll(() => {
+    for (const c of children) c.kill('SIGKILL');
+    net.down();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('joins curl -> Flask -> Redis and grpcio -> grpc-go across three agents live by the option alone, every byte as sent, and the recordings replayed as one give the same traces', async () => {
+    const agents = new Map<Host, { child: ChildProcess; spans: () => SpanLine[]; capture: string; stderr: () => string }>();
+    for (const host of HOSTS) {
+      const capture = path.join(dir, `${host}.loupe`);
+      const select =
+        host === 'client' ? ['--exe', '/curl$'] : host === 'web' ? ['--pid', String(pids.web[0]), '--exe', '/python3[.0-9]*$'] : pids.api.flatMap((p) => ['--pid', String(p)]);
+      const child = spawn('unshare', ['--uts', 'sh', '-c', `hostname ${host} && exec node "$0" "$@"`, CLI, 'run', ...select, '--format', 'jsonl', '--record', capture], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c));
+      child.stderr!.on('data', (c: Buffer) => (err += c));
+      agents.set(host, { child, spans: () => spanLines(out), capture, stderr: () => err });
+      await until(() => /loupe: attached/.test(err), `the ${host} agent to attach`, 60_000);
+      expect(err).toMatch(/TCP header options: on/);
+      if (host === 'api') await until(() => /Go probes in place on \S+greeter/.test(err), 'the api agent to probe greeter_server', 120_000);
+    }
+
+    const requests = 3;
+    for (let i = 1; i <= requests; i++) {
+      const curl = onHost('client', ['curl', '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/apple`]);
+      // Redis counted each call once and Flask sent its answer whole: the bytes went as written.
+      expect(curl.stdout, `${curl.stderr}\n${logs.web}`).toBe(`apple ${i}\n`);
+    }
+    const calls = 3;
+    const grpc = onHost('web', [PYTHON, GREETER_CLIENT, `${net.addr('api')}:${GREETER_PORT}`, 'loupe', String(calls)]);
+    expect(grpc.stdout, grpc.stderr).toBe('Hello loupe\n'.repeat(calls));
+
+    const of = (host: Host, pred: (s: SpanLine) => boolean) => agents.get(host)!.spans().filter(pred);
+    const isRedis = (s: SpanLine) => s.attributes['db.system'] === 'redis' || s.attributes['db.system.name'] === 'redis';
+    const isGrpc = (s: SpanLine) => s.attributes['rpc.system'] === 'grpc';
+    await until(
+      () =>
+        of('client', (s) => s.kind === 'client').length === requests &&
+        of('web', (s) => s.kind === 'server' && !isGrpc(s)).length === requests &&
+        of('api', (s) => s.kind === 'server' && isRedis(s)).length === requests &&
+        of('web', (s) => s.kind === 'client' && isGrpc(s)).length === calls &&
+        of('api', (s) => s.kind === 'server' && isGrpc(s)).length === calls,
+      'every agent to see every request',
+    );
+    for (const a of agents.values()) a.child.kill('SIGINT');
+    await Promise.all([...agents.values()].map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    for (const [host, a] of agents) expect(a.child.exitCode, `${host}: ${a.stderr()}`).toBe(0);
+
+    // Live, each agent alone: the server span of every hop is the child of the client span another agent made.
+    const curls = of('client', (s) => s.kind === 'client');
+    const flask = of('web', (s) => s.kind === 'server' && !isGrpc(s));
+    const flaskCalls = of('web', (s) => s.kind === 'client' && isRedis(s));
+    const redis = of('api', (s) => s.kind === 'server' && isRedis(s));
+    expect(flaskCalls).toHaveLength(requests);
+    const byId = (list: SpanLine[]) => new Map(list.map((s) => [s.spanId, s]));
+    const curlById = byId(curls);
+    const flaskById = byId(flask);
+    const callById = byId(flaskCalls);
+    for (const s of flask) {
+      expect(s.attributes['loupe.context']).toBe('tcp-option');
+      expect(curlById.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+    }
+    for (const c of flaskCalls) {
+      expect(c.attributes['loupe.context']).toBe('thread');
+      expect(flaskById.get(c.parentSpanId)?.traceId).toBe(c.traceId);
+    }
+    for (const s of redis) {
+      expect(s.attributes['loupe.context']).toBe('tcp-option');
+      expect(callById.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+    }
+    // Three traces, each curl -> Flask -> Flask's call -> Redis, over three agents' outputs.
+    expect(new Set(redis.map((s) => s.traceId))).toEqual(new Set(curls.map((s) => s.traceId)));
+    expect(new Set(curls.map((s) => s.traceId)).size).toBe(requests);
+
+    const grpcClients = of('web', (s) => s.kind === 'client' && isGrpc(s));
+    const grpcServers = of('api', (s) => s.kind === 'server' && isGrpc(s));
+    const grpcById = byId(grpcClients);
+    for (const s of grpcServers) {
+      expect(s.attributes['loupe.context']).toBe('tcp-option');
+      expect(s.attributes['rpc.method']).toBe('SayHello');
+      expect(grpcById.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+    }
+
+    // The three recordings replayed as one: the same traces as the three live outputs together — each span in
+    // the same trace under the same parent — and the client spans, whose ids went on the wire, with the same ids
+    // (a server span's id is the replay's to choose: one generator for all hosts, where live each agent had its own).
+    const files = [...agents.values()].map((a) => a.capture);
+    const merged = spawnSync('node', [CLI, 'replay', ...files, '--format', 'jsonl'], { encoding: 'utf8' });
+    expect(merged.status, merged.stderr).toBe(0);
+    const shape = (spans: SpanLine[]) => {
+      const ids = byId(spans);
+      return spans
+        .map((s) => {
+          const parent = ids.get(s.parentSpanId);
+          return `${s.traceId} ${s.kind} ${s.name} ${s.kind === 'client' ? s.spanId : ''} <- ${parent ? `${parent.kind} ${parent.name}` : 'root'}`;
+        })
+        .sort();
+    };
+    const live = [...agents.values()].flatMap((a) => a.spans()).filter((s) => s.kind !== 'internal');
+    expect(shape(spanLines(merged.stdout).filter((s) => s.kind !== 'internal'))).toEqual(shape(live));
+  }, 600_000);
+
+  it("leaves the calls of a program whose agent was killed with SIGKILL flowing, whole, and with no option: the server's agent sees none after", async () => {
+    const start = (host: Host, select: string[]) => {
+      const child = spawn('node', [CLI, 'run', ...select, '--format', 'jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c));
+      child.stderr!.on('data', (c: Buffer) => (err += c));
+      return { child, host, spans: () => spanLines(out), stderr: () => err };
+    };
+    const web = start('web', ['--pid', String(pids.web[0])]);
+    const api = start('api', ['--pid', String(pids.api[0])]);
+    for (const a of [web, api]) await until(() => /loupe: attached/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const redisSpans = () => api.spans().filter((s) => s.kind === 'server');
+    const order = async (item: string, expected: number) => {
+      const before = redisSpans().length;
+      const curl = onHost('client', ['curl', '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/${item}`]);
+      expect(curl.stdout, curl.stderr).toBe(`${item} ${expected}\n`);
+      await until(() => redisSpans().length === before + 1, 'the api agent to see the Redis call');
+      return redisSpans().at(-1)!;
+    };
+    expect((await order('pear', 1)).attributes['loupe.context']).toBe('tcp-option');
+    const held = new Set<string>();
+    for (const fd of fs.readdirSync(`/proc/${web.child.pid}/fdinfo`)) {
+      const id = /^prog_id:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${web.child.pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (id) held.add(id);
+    }
+    web.child.kill('SIGKILL');
+    // Its programs go as the kernel frees the dead process's fds (each link's release waits out an RCU grace period).
+    const loaded = () => new Set((JSON.parse(spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' }).stdout) as Array<{ id: number }>).map((p) => String(p.id)));
+    await until(() => [...held].every((id) => !loaded().has(id)), "the killed agent's programs to be gone");
+    // Flask's handler opens a new connection per call; on each, Redis counted once and answered whole, with no option come.
+    for (const n of [2, 3]) expect((await order('pear', n)).attributes['loupe.context']).toBe('new');
+    api.child.kill('SIGINT');
+  }, 300_000);
+});
