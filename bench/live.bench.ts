@@ -201,6 +201,7 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
   const serverOnly: WrkResult[] = [];
   const pinned: WrkResult[] = [];
   const stopped: WrkResult[] = [];
+  const stoppedNoOptions: WrkResult[] = [];
   let recordsPerSec = 0;
   let serverRecordsPerSec = 0;
   const agentCpu: { port: number[]; pid: number[]; pinned: number[] } = { port: [], pid: [], pinned: [] };
@@ -233,6 +234,12 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     stopped.push(measured());
     process.kill(agent.pid, 'SIGCONT');
     await agent.stop();
+    // The same without TCP-option propagation: what the kernel side's request-start context costs.
+    const noOptions = await startAgent([], server.pid, ['--no-tcp-options']);
+    process.kill(noOptions.pid, 'SIGSTOP');
+    stoppedNoOptions.push(measured());
+    process.kill(noOptions.pid, 'SIGCONT');
+    await noOptions.stop();
   }
   server.kill();
   const med = (xs: WrkResult[]) => ({
@@ -256,6 +263,7 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid (the server only)`, serverOnly),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid --cpus ${AGENT_CPU} (the agent kept on one CPU)`, pinned),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid with the agent process stopped (kernel side only)`, stopped),
+    ...row(`${SERVER_LABEL[kind]}, the same with --no-tcp-options (kernel side only)`, stoppedNoOptions),
     '',
     `(the agent consumed about ${Math.round(recordsPerSec).toLocaleString('en-US')} records/s with --port, ${Math.round(serverRecordsPerSec).toLocaleString('en-US')} with --pid;`,
     ` its CPU time per request, all threads: ${median(agentCpu.port).toFixed(1)} µs with --port, ${median(agentCpu.pid).toFixed(1)} µs with --pid,`,

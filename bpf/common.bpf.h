@@ -120,6 +120,15 @@ static __always_inline void unmap_v4(__u16 *family, __u8 *local, __u8 *remote)
 	__builtin_memset(remote + 4, 0, 12);
 }
 
+/* A word with a zero byte where `v` has `byte` (classic has-zero-byte test; false hits only above a true one). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static __always_inline __u64 bytes_equal_to(__u64 v, __u8 byte)
+{
+	__u64 x = v ^ (ONES * byte);
+	return (x - ONES) & ~x & HIGHS;
+}
+
 static __always_inline struct loupe_config *loupe_cfg(void)
 {
 	__u32 zero = 0;

@@ -319,7 +319,7 @@ struct loupe_config {
 	__u32 tls_probes;  /* 1: OpenSSL probes are attached (a syscall may be inside SSL_read/SSL_write) */
 	__u32 go_probes;   /* 1: Go programs may be probed (a server read may carry a traceparent for them) */
 	__u32 exec_select; /* 1: the agent picks processes by their exec (--exe): exec'd programs are watched as pending until it decides, and a proc_exec reaches it at once */
-	__u32 tcp_options; /* 1: trace context crosses hosts in TCP options (bpf/tcpopt.bpf.c): server reads say which trace they begin */
+	__u32 tcp_options; /* 1: trace context crosses hosts in TCP options (bpf/tcpopt.bpf.c): server reads say which trace they begin; 2: the same, the option only on calls of processes in loupe_tcpopt_pids */
 };
 
 /* loupe_go_offsets.flags */

@@ -102,15 +102,6 @@ static __always_inline int conn_of(struct sk_msg_md *msg, struct conn_key *key)
 	return 1;
 }
 
-/* A word with a zero byte where `v` has `byte` (classic has-zero-byte test; false hits only above a true one). */
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-static __always_inline __u64 bytes_equal_to(__u64 v, __u8 byte)
-{
-	__u64 x = v ^ (ONES * byte);
-	return (x - ONES) & ~x & HIGHS;
-}
-
 /*
  * The offset just past the request line's CRLF, or 0 when it does not end
  * within the data. Eight bytes a step: the verifier unrolls this loop, and a

@@ -93,6 +93,18 @@ struct {
 	__type(value, struct thread_trace);
 } loupe_thread_trace SEC(".maps");
 
+/*
+ * With config.tcp_options 2 (a service rule turns propagation off for some):
+ * the processes whose calls may carry the option, each added by the agent
+ * once it knows which service the process is. Until then none do.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} loupe_tcpopt_pids SEC(".maps");
+
 /* Per client socket: rcv_nxt when its last call was tagged; a new call starts once an answer came in since. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -31,7 +31,8 @@ static __always_inline __u64 *call_starts(struct loupe_config *cfg, struct bpf_s
 	__u32 len = skops->skb_len;
 	if (len == 0 || len + LOUPE_TCPOPT_LEN > skops->mss_cache)
 		return NULL;
-	if (!watched(cfg, bpf_get_current_pid_tgid() >> 32))
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!watched(cfg, pid) || (cfg->tcp_options == 2 && !bpf_map_lookup_elem(&loupe_tcpopt_pids, &pid)))
 		return NULL;
 	__u64 sk = (__u64)skops->sk;
 	__u64 *cookie = bpf_map_lookup_elem(&loupe_tracked_sk, &sk);

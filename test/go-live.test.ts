@@ -24,10 +24,12 @@ if (skipReason) console.warn(`Go injection tests skipped: ${skipReason}`);
 /** What this kernel does to a socket in a sockhash (the agent checks the same at start-up). */
 const sockhash = skipReason ? undefined : sockhashSafety(loadAddon().sockhashCheck());
 /** The propagation a session with injection on starts with here. */
-const injectionOn =
-  sockhash?.verdict === 'safe'
+const injectionOn = {
+  ...(sockhash?.verdict === 'safe'
     ? { inject: true, reason: '' }
-    : { inject: true, pureGoOnly: true, reason: expect.stringMatching(/^only into Go programs that call no C code of their own, because this kernel misreports FIONREAD/) };
+    : { inject: true, pureGoOnly: true, reason: expect.stringMatching(/^only into Go programs that call no C code of their own, because this kernel misreports FIONREAD/) }),
+  tcpOptions: { on: true, reason: '' },
+};
 
 /** A Go HTTPS client (crypto/tls) through an agent session, against a Node HTTPS server with a self-signed certificate. */
 async function httpsThroughAgent() {
@@ -421,7 +423,7 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/Go probes: on; connection-pair matching: on; through NAT by connection tracking: on\n/);
       expect(r.stderr).toMatch(
-        /context across hosts: header in Go programs' HTTP\/1 calls: on, said when a Go program is watched; header in other programs' HTTP\/1 calls: off \(not in this version: .*\); TCP header options: off \(not in this version\)/,
+        /context across hosts: header in Go programs' HTTP\/1 calls: on, said when a Go program is watched; header in other programs' HTTP\/1 calls: off \(not in this version: .*\); TCP header options: on \(any TCP protocol; read where Loupe runs on the server's host\)/,
       );
       expect(r.stderr).toMatch(
         sockhash?.verdict === 'safe'

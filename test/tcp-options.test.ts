@@ -174,6 +174,8 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     // the same trace under the same parent — and the client spans, whose ids went on the wire, with the same ids
     // (a server span's id is the replay's to choose: one generator for all hosts, where live each agent had its own).
     const files = [...agents.values()].map((a) => a.capture);
+    // LOUPE_KEEP_CAPTURES=DIR keeps the three recordings (captures/tcp-options-*.loupe, which CI replays, came from here).
+    if (process.env.LOUPE_KEEP_CAPTURES) for (const [host, a] of agents) fs.copyFileSync(a.capture, path.join(process.env.LOUPE_KEEP_CAPTURES, `tcp-options-${host}.loupe`));
     const merged = spawnSync('node', [CLI, 'replay', ...files, '--format', 'jsonl'], { encoding: 'utf8' });
     expect(merged.status, merged.stderr).toBe(0);
     const shape = (spans: SpanLine[]) => {
@@ -188,6 +190,61 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     const live = [...agents.values()].flatMap((a) => a.spans()).filter((s) => s.kind !== 'internal');
     expect(shape(spanLines(merged.stdout).filter((s) => s.kind !== 'internal'))).toEqual(shape(live));
   }, 600_000);
+
+  it('puts no option on the calls of a service whose rule says propagate: false, and still on the calls of others', async () => {
+    const config = path.join(dir, 'no-propagation.yaml');
+    fs.writeFileSync(config, 'services:\n  - { exe: "/python3[.0-9]*$", name: stock, propagate: false }\n');
+    const agents = [
+      ['client', ['--exe', '/curl$']],
+      ['web', ['--pid', String(pids.web[0]), '--config', config]],
+      ['api', ['--pid', String(pids.api[0])]],
+    ] as const;
+    const running = agents.map(([host, select]) => {
+      const child = spawn('node', [CLI, 'run', ...select, '--format', 'jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c));
+      child.stderr!.on('data', (c: Buffer) => (err += c));
+      return { child, host, spans: () => spanLines(out), stderr: () => err };
+    });
+    for (const a of running) await until(() => /loupe: attached/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const [, web, api] = running;
+    const before = api!.spans().length;
+    for (let i = 1; i <= 2; i++) {
+      const curl = onHost('client', ['curl', '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/plum`]);
+      expect(curl.stdout, curl.stderr).toBe(`plum ${i}\n`);
+    }
+    await until(() => api!.spans().length === before + 2 && web!.spans().filter((s) => s.kind === 'server').length === 2, 'both agents to see both requests');
+    // curl's agent has no such rule: Flask's server spans are joined by its option; Flask's calls carry none.
+    for (const s of web!.spans().filter((x) => x.kind === 'server')) expect(s.attributes['loupe.context']).toBe('tcp-option');
+    for (const s of api!.spans()) expect(s.attributes['loupe.context']).toBe('new');
+    for (const a of running) a.child.kill('SIGINT');
+  }, 300_000);
+
+  it('puts no option on any call with --no-tcp-options, and says so at start', async () => {
+    const agents = [
+      ['client', ['--exe', '/curl$', '--no-tcp-options']],
+      ['web', ['--pid', String(pids.web[0])]],
+    ] as const;
+    const running = agents.map(([host, select]) => {
+      const child = spawn('node', [CLI, 'run', ...select, '--format', 'jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c));
+      child.stderr!.on('data', (c: Buffer) => (err += c));
+      return { child, host, spans: () => spanLines(out), stderr: () => err };
+    });
+    for (const a of running) await until(() => /loupe: attached/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const [client, web] = running;
+    expect(client!.stderr()).toMatch(/TCP header options: off \(turned off by configuration\)/);
+    const curl = onHost('client', ['curl', '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/fig`]);
+    expect(curl.stdout, curl.stderr).toBe('fig 1\n');
+    await until(() => web!.spans().some((s) => s.kind === 'server'), 'the web agent to see the request');
+    expect(web!.spans().find((s) => s.kind === 'server')!.attributes['loupe.context']).toBe('new');
+    for (const a of running) a.child.kill('SIGINT');
+  }, 300_000);
 
   it("leaves the calls of a program whose agent was killed with SIGKILL flowing, whole, and with no option: the server's agent sees none after", async () => {
     const start = (host: Host, select: string[]) => {

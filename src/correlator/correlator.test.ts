@@ -626,4 +626,31 @@ describe('trace context the kernel chose or a TCP option carried', () => {
     expect(front).toMatchObject({ traceId: CALLER_TRACE, parentSpanId: TAG_SPAN });
     expect(front.attributes).toMatchObject({ 'loupe.context': 'connection-pair', 'loupe.paired_late': true });
   });
+
+  it("places a tagged call of an event loop by the loop's own order as without the tag, keeping the tag's span id, and its fresh trace stands for the request's", () => {
+    const s = new Script();
+    const at = (port: number) => ({ addr: '10.0.0.1', port });
+    const n1 = s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: at(8080), remote: at(40000), cookie: 301n });
+    const n2 = s.open({ pid: 1, tid: 11, fd: 7, role: 'server', local: at(8080), remote: at(40002), cookie: 302n });
+    s.recv(n1, get('/one'));
+    s.recv(n2, get('/two'));
+    const up = s.open({ pid: 1, tid: 11, fd: 8, role: 'client', local: at(40003), remote: { addr: '10.0.0.2', port: 9090 }, cookie: 303n });
+    const fresh = 'f0'.repeat(16);
+    s.traceContext(up, 'client_call', 'new', { traceId: fresh, spanId: TAG_SPAN });
+    s.send(up, get('/up/two'));
+    s.recv(up, ok());
+    // A span that came with the fresh trace (the backend's, as a merged replay joins it) lands in the request's trace.
+    const back = s.open({ pid: 2, tid: 21, fd: 4, role: 'server', local: { addr: '10.0.0.2', port: 9090 }, remote: at(40003), cookie: 304n });
+    s.traceContext(back, 'server_request', 'tcp_option', { traceId: fresh, spanId: TAG_SPAN });
+    s.recv(back, get('/up/two'));
+    s.send(back, ok());
+    s.send(n1, ok());
+    s.send(n2, ok());
+    const spans = spansOf(s.events);
+    const two = spans.find((x) => x.kind === 'server' && x.attributes['url.path'] === '/two')!;
+    const call = find(spans, 'front', 'client');
+    expect(call).toMatchObject({ spanId: TAG_SPAN, parentSpanId: two.spanId, traceId: two.traceId });
+    expect(call.attributes['loupe.context']).toBe('event-loop');
+    expect(find(spans, 'back', 'server')).toMatchObject({ traceId: two.traceId, parentSpanId: TAG_SPAN });
+  });
 });

@@ -39,6 +39,20 @@ export interface TaggedCall {
   fresh: boolean;
 }
 
+/** What choose() found of a client span's surroundings, for the rules that place it. */
+interface Placing {
+  conn: Connection;
+  tid: number;
+  span: Span;
+  header: CarriedContext | undefined;
+  /** The Go request or the one thread's request the call is made for, when there is one. */
+  local: SpanContext | undefined;
+  goParent: SpanContext | undefined;
+  threadParent: SpanContext | undefined;
+  onThread: ReturnType<ThreadServing['onThread']>;
+  isGo: boolean;
+}
+
 export class ClientParents {
   constructor(
     private readonly go: GoRuntime,
@@ -60,19 +74,33 @@ export class ClientParents {
     const onThread = isGo ? [] : this.threads.onThread(conn.pid, tid);
     const threadParent = onThread.length === 1 ? ctxOf(onThread[0]!.span) : undefined;
     const local = goParent ?? threadParent;
-    const setParent = (ctx: SpanContext) => parentTo(span, ctx);
     if (call) span.attributes[LOUPE_ATTR.GOROUTINE] = call.goid.toString();
-    const onWire = call?.ids && (call.inHeader || !tagged) ? call.ids : tagged;
-    if (onWire && !header) {
-      // The kernel put this call's context on the wire (or would have): the peer knows the span by it.
-      span.spanId = onWire.spanId;
-      if (local) {
-        if (onWire !== tagged || tagged.fresh) this.aliases.alias(onWire.traceId, local.traceId);
-      } else {
-        span.traceId = this.aliases.resolve(onWire.traceId);
+    // A Go HTTP/1 call's ids went on the wire in its header; a gRPC call's nowhere, and a TCP option's tag names it instead.
+    const goIds = call?.ids && (call.inHeader || !tagged) ? call.ids : undefined;
+    if (goIds && !header) {
+      // The kernel put this call's traceparent on the wire (or would have): the peer knows the span by it.
+      span.spanId = goIds.spanId;
+      if (local) this.aliases.alias(goIds.traceId, local.traceId);
+      else {
+        span.traceId = this.aliases.resolve(goIds.traceId);
         return 'new';
       }
     }
+    const placing: Placing = { conn, tid, span, header, local, goParent, threadParent, onThread, isGo };
+    const tag = !goIds && !header ? tagged : undefined;
+    if (!tag) return this.byRules(placing);
+    // The kernel put this span's id in a TCP option: the peer knows the span by it.
+    span.spanId = tag.spanId;
+    const context = this.byRules(placing);
+    // A root here is the root the peer saw; a trace the kernel began for this call alone may stand for the one it is placed in.
+    if (context === 'new' || context === 'ambiguous-thread') span.traceId = this.aliases.resolve(tag.traceId);
+    else if (tag.fresh) this.aliases.alias(tag.traceId, span.traceId);
+    return context;
+  }
+
+  /** The rules after a Go call's kernel ids: a header, the goroutine, the thread, a delivery, the event loop, else a new trace. */
+  private byRules({ conn, tid, span, header, local, goParent, threadParent, onThread, isGo }: Placing): string {
+    const setParent = (ctx: SpanContext) => parentTo(span, ctx);
     if (header) {
       span.traceId = this.aliases.resolve(header.traceId);
       span.traceState = header.traceState;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, globToRegExp, loadConfig, parseCpuList } from './config';
+import { ConfigError, globToRegExp, loadConfig, parseCpuList, propagatesByRules } from './config';
 import { HEADER, tempDir } from '../../test/helpers';
 import { get, ok, Script } from '../../test/script';
 import { Pipeline } from '../pipeline/pipeline';
@@ -127,5 +127,13 @@ describe('configuration', () => {
       ['storefront', 'GET /factorial/{n}', '/factorial/{n}'],
       ['storefront', 'GET', null],
     ]);
+  });
+
+  it('turns propagation off for the processes a rule with propagate: false names first, and leaves it on for the rest', () => {
+    const c = loadConfig(file('services:\n  - { exe: "/legacy$", name: legacy, propagate: false }\n  - { exe: "/front$", name: front }\n'));
+    expect(propagatesByRules({ pid: 1, exe: '/srv/legacy' }, c.services)).toBe(false);
+    expect(propagatesByRules({ pid: 2, exe: '/srv/front' }, c.services)).toBe(true);
+    expect(propagatesByRules({ pid: 3, exe: '/usr/bin/curl' }, c.services)).toBe(true);
+    expect(() => loadConfig(file('services:\n  - { exe: "x", name: x, propagate: "no" }\n'))).toThrow(/services\[0\]\.propagate/);
   });
 });

@@ -5,6 +5,7 @@
  *
  *   discovery:  { pids: [123], exe: "frontend|backend", ports: [8080], open_ports: [8080] }   (or exe_glob: a glob)
  *   services:   [{ exe: "/frontend$", name: frontend }, { container: "^shop-web", name: web }]   # service.name by executable or container
+ *               ({ ..., propagate: false }: its calls get no traceparent header and no TCP option)
  *   routes:     { patterns: ["/factorial/{n}"], ignore: ["/health"], heuristic: true }
  *   capture:    { max_payload: 65536, ring_mb: 16, redact: true }
  *   tls:        { enabled: true, libraries: [] }
@@ -92,7 +93,7 @@ export const CONFIG_SCHEMA = z
     services: z
       .array(
         z
-          .object({ exe: regex.optional(), container: regex.optional(), name: z.string().min(1) })
+          .object({ exe: regex.optional(), container: regex.optional(), name: z.string().min(1), propagate: z.boolean().optional() })
           .strict()
           .refine((r) => r.exe !== undefined || r.container !== undefined, 'a rule needs exe or container (a regular expression)'),
       )
@@ -164,6 +165,8 @@ export interface ServiceRule {
   exe?: string;
   container?: string;
   name: string;
+  /** false: the service's calls carry no context on the wire (no traceparent header, no TCP option). */
+  propagate?: boolean;
 }
 
 /** Environment overrides (the variables of OPTIONS) as a partial raw config, validated with the file. */
@@ -221,15 +224,25 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   return result.data;
 }
 
-/** The service a process runs as under the configured rules: first matching executable wins. */
-export function serviceByRules(process: ProcessInfo, rules: readonly ServiceRule[]): string | undefined {
+/** The first rule a process matches: by executable, container, or both when both are given. */
+function ruleFor(process: ProcessInfo, rules: readonly ServiceRule[]): ServiceRule | undefined {
   const c = process.container;
   for (const r of rules) {
     if (r.exe !== undefined && !new RegExp(r.exe).test(process.exe)) continue;
     if (r.container !== undefined && !(c && [c.name, c.image, c.id].some((v) => v !== undefined && new RegExp(r.container!).test(v)))) continue;
-    return r.name;
+    return r;
   }
   return undefined;
+}
+
+/** The service a process runs as under the configured rules: first matching executable wins. */
+export function serviceByRules(process: ProcessInfo, rules: readonly ServiceRule[]): string | undefined {
+  return ruleFor(process, rules)?.name;
+}
+
+/** Whether a process's calls may carry trace context on the wire: unless the rule that names it says `propagate: false`. */
+export function propagatesByRules(process: ProcessInfo, rules: readonly ServiceRule[]): boolean {
+  return ruleFor(process, rules)?.propagate !== false;
 }
 
 // A glob on paths as a regex: a star and ? stay within one path segment, two stars cross them.

@@ -68,7 +68,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'services',
     kind: 'object',
     default: [],
-    doc: 'service.name by executable or container: `[{exe: REGEX, name}]`, `[{container: REGEX, name}]` (its name, image or id), both to need both; the first match wins',
+    doc: "service.name by executable or container: `[{exe: REGEX, name}]`, `[{container: REGEX, name}]` (its name, image or id), both to need both; the first match wins; `propagate: false` in a rule: that service's calls carry no trace context on the wire (no traceparent header, no TCP option; with such a rule, a process's calls carry the option only once the agent has read which service it is)",
   },
   { key: 'routes.patterns', kind: 'string-list', default: [], env: 'LOUPE_ROUTES', doc: 'http.route patterns like `/factorial/{n}`' },
   { key: 'routes.ignore', kind: 'string-list', default: [], env: 'LOUPE_IGNORE_ROUTES', doc: 'paths that get no route and no metric (`/health`)' },

@@ -29,7 +29,7 @@ import { ProcessSelection } from '../discovery/selection';
 import { StreamMasker } from '../security/redact-payload';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 import { validateExportEnv, type ExportOptions } from '../export/export-config';
-import type { RecordedRules } from '../discovery/config';
+import { propagatesByRules, type RecordedRules } from '../discovery/config';
 
 export interface LiveSessionOptions extends LiveOptions {
   /** Watch processes whose executable path matches (existing ones and those exec'd later). */
@@ -160,7 +160,9 @@ export class LiveSession {
       },
       createdBy: 'loupe live',
     };
-    this.source = new LiveSource({ ...options, pids: this.selection.kernelPids, selectByExec: options.exe !== undefined }, (records) => this.onRecords(records));
+    this.source = new LiveSource({ ...options, pids: this.selection.kernelPids, selectByExec: options.exe !== undefined, tcpOptionsOptIn: this.someDoNotPropagate }, (records) =>
+      this.onRecords(records),
+    );
   }
 
   start(): LiveStarted {
@@ -269,7 +271,7 @@ export class LiveSession {
     if (!isGoBinary(`/proc/${pid}/exe`)) return;
     this.goPids.set(pid, program);
     const done: Promise<void> = this.source
-      .instrumentGo(pid)
+      .instrumentGo(pid, this.propagates(pid))
       .then(
         (r) => {
           if (!r) return;
@@ -485,6 +487,8 @@ export class LiveSession {
    */
   private firstSight(pid: number, out: Buffer[], seenAtNs: bigint): void {
     this.known.add(pid);
+    // Its calls may carry the TCP option from now on, unless its service says no (until now none did).
+    if (this.someDoNotPropagate && this.propagates(pid)) this.source.allowTcpOptions(pid);
     this.considerTls(pid);
     // Its first record: with --port alone, its first connection on a watched port.
     if (this.selection.portSelecting) this.considerGo(pid);
@@ -514,6 +518,18 @@ export class LiveSession {
       out.push(fork);
     }
     if (exec) out.push(exec);
+  }
+
+  /** A service rule turns propagation off for some processes: each is asked (propagates) before its calls carry context. */
+  private get someDoNotPropagate(): boolean {
+    return this.options.rules?.services.some((r) => r.propagate === false) ?? false;
+  }
+
+  /** May this process's calls carry trace context on the wire (its service rule's `propagate`)? */
+  private propagates(pid: number): boolean {
+    if (!this.someDoNotPropagate) return true;
+    const info = procfs.processInfo(pid);
+    return info ? propagatesByRules(info, this.options.rules!.services) : false;
   }
 
   /** What /proc said of a process, into the stream ahead of its records: the live pipeline learns it from there, as a replay will. */

@@ -44,6 +44,8 @@ export interface LiveOptions {
   goProbes?: boolean;
   /** Trace context in a TCP header option on each call's first segment (bpf/tcpopt.bpf.c); off keeps every header as the kernel made it. */
   tcpOptions?: boolean;
+  /** Only processes allowed one by one (allowTcpOptions) get the option: a service rule turns propagation off for some. */
+  tcpOptionsOptIn?: boolean;
   /** Inject even where the kernel misreports FIONREAD for sockets in a sockhash (see sockhashSafety). */
   goInjectDespiteFionread?: boolean;
   /** Tests only: another build of inject.bpf.o (one whose header insertion fails on purpose). */
@@ -230,7 +232,7 @@ export class LiveSource {
       agent.attach();
       for (const lib of this.options.tlsLibraries) this.attachTls(lib);
       this.propagation = { ...this.startInjection(agent, injectLoad), tcpOptions: this.startTcpOptions(agent, tcpOptionsLoad) };
-      if (this.propagation.tcpOptions.on) agent.mapUpdate('loupe_config', u32(0), encodeConfig({ ...config, tcp_options: 1 }));
+      if (this.propagation.tcpOptions.on) agent.mapUpdate('loupe_config', u32(0), encodeConfig({ ...config, tcp_options: this.options.tcpOptionsOptIn ? 2 : 1 }));
     } catch (e) {
       this.agent = undefined;
       agent.stop();
@@ -312,11 +314,17 @@ export class LiveSource {
     return this.propagation.inject && plan.canInject && !(this.propagation.pureGoOnly && plan.cCallers.length > 0);
   }
 
+  /** With tcpOptionsOptIn: this process's calls may carry the option from now on. */
+  allowTcpOptions(pid: number): void {
+    if (this.propagation.tcpOptions.on) this.agent?.mapUpdate('loupe_tcpopt_pids', u32(pid), Buffer.from([1]));
+  }
+
   /**
    * Put the Go probes on a running Go program (bpf/go.bpf.c). Throws an
    * ElfError or LiveError that says why a program cannot be instrumented.
+   * `propagate` false: its requests get no header (a service rule says so).
    */
-  async instrumentGo(pid: number): Promise<GoInstrumented | undefined> {
+  async instrumentGo(pid: number, propagate = true): Promise<GoInstrumented | undefined> {
     const exe = `/proc/${pid}/exe`;
     const st = fs.statSync(exe);
     const key = `${st.dev}:${st.ino}`;
@@ -338,7 +346,7 @@ export class LiveSource {
       if (!tls && program.startsWith('go_tls_')) continue;
       links.push(agent.attachUprobe(program, exe, offset, pid));
     }
-    const injects = this.injectsInto(plan);
+    const injects = propagate && this.injectsInto(plan);
     agent.mapUpdate('loupe_go_procs', u32(pid), encodeGoOffsets(plan, injects, tls, itabIn(plan, pid)));
     // Connections it opened before the agent never met sock_ops: without this its pooled keep-alive
     // connections would carry no header for as long as they live.
