@@ -204,7 +204,8 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
   const stoppedNoOptions: WrkResult[] = [];
   let recordsPerSec = 0;
   let serverRecordsPerSec = 0;
-  const agentCpu: { port: number[]; pid: number[]; pinned: number[] } = { port: [], pid: [], pinned: [] };
+  const serverOnlyNoOptions: WrkResult[] = [];
+  const agentCpu: { port: number[]; pid: number[]; pinned: number[]; noOptions: number[] } = { port: [], pid: [], pinned: [], noOptions: [] };
   /** wrk, with the server's CPU share and the host's idle share during it. */
   const measured = (): WrkResult => {
     const s0 = cpuMicros(server.pid!);
@@ -228,6 +229,7 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     recordsPerSec = await timed(await startAgent([port]), watched, agentCpu.port);
     serverRecordsPerSec = await timed(await startAgent([], server.pid), serverOnly, agentCpu.pid);
     await timed(await startAgent([], server.pid, ['--cpus', AGENT_CPU]), pinned, agentCpu.pinned);
+    await timed(await startAgent([], server.pid, ['--no-tcp-options']), serverOnlyNoOptions, agentCpu.noOptions);
     // The kernel side alone: the agent's process is stopped, its ring buffer fills, and records are dropped and counted.
     const agent = await startAgent([], server.pid);
     process.kill(agent.pid, 'SIGSTOP');
@@ -262,12 +264,13 @@ async function overhead(rounds: number, seconds: number, kind: ServerKind = 'hel
     ...row(`${SERVER_LABEL[kind]}, loupe run --port (client and server watched)`, watched),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid (the server only)`, serverOnly),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid --cpus ${AGENT_CPU} (the agent kept on one CPU)`, pinned),
+    ...row(`${SERVER_LABEL[kind]}, loupe run --pid --no-tcp-options`, serverOnlyNoOptions),
     ...row(`${SERVER_LABEL[kind]}, loupe run --pid with the agent process stopped (kernel side only)`, stopped),
     ...row(`${SERVER_LABEL[kind]}, the same with --no-tcp-options (kernel side only)`, stoppedNoOptions),
     '',
     `(the agent consumed about ${Math.round(recordsPerSec).toLocaleString('en-US')} records/s with --port, ${Math.round(serverRecordsPerSec).toLocaleString('en-US')} with --pid;`,
     ` its CPU time per request, all threads: ${median(agentCpu.port).toFixed(1)} µs with --port, ${median(agentCpu.pid).toFixed(1)} µs with --pid,`,
-    ` ${median(agentCpu.pinned).toFixed(1)} µs with --pid --cpus ${AGENT_CPU})`,
+    ` ${median(agentCpu.pinned).toFixed(1)} µs with --pid --cpus ${AGENT_CPU}, ${median(agentCpu.noOptions).toFixed(1)} µs with --pid --no-tcp-options)`,
   ];
 }
 

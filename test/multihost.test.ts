@@ -256,3 +256,45 @@ describe('a live recording of three network-namespace hosts, split per host and 
     }
   });
 });
+
+describe('three agents, a host each, joined by TCP options (captures/tcp-options-*.loupe, recorded by test/tcp-options.test.ts)', () => {
+  const capture = (host: string) => path.join(ROOT, `captures/tcp-options-${host}.loupe`);
+  const replay = (...files: string[]) => {
+    const r = spawnSync('node', [CLI, 'replay', ...files, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return { text: r.stdout, spans: spanLines(r.stdout).filter((s) => s.kind !== 'internal') };
+  };
+
+  it("joins each host's server spans, replayed alone, to the calling spans another host's recording holds, by the option each request came with", () => {
+    const curl = replay(capture('client')).spans;
+    const web = replay(capture('web')).spans;
+    const api = replay(capture('api')).spans;
+    const ids = (spans: SpanLine[]) => new Map(spans.map((s) => [s.spanId, s]));
+    const [curlIds, webIds] = [ids(curl), ids(web)];
+    const flask = web.filter((s) => s.kind === 'server');
+    expect(flask).toHaveLength(3);
+    for (const s of flask) {
+      expect(s.attributes['loupe.context']).toBe('tcp-option');
+      expect(curlIds.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+    }
+    const served = api.filter((s) => s.kind === 'server');
+    expect(served.map((s) => s.name).sort()).toEqual(['INCR', 'INCR', 'INCR', 'helloworld.Greeter/SayHello', 'helloworld.Greeter/SayHello', 'helloworld.Greeter/SayHello']);
+    for (const s of served) {
+      expect(s.attributes['loupe.context']).toBe('tcp-option');
+      const caller = webIds.get(s.parentSpanId)!;
+      expect(caller).toMatchObject({ kind: 'client', traceId: s.traceId });
+      expect(caller.name.split(' ')[0]).toBe(s.name.split(' ')[0]);
+    }
+  });
+
+  it('replays the three as one into six traces, the same bytes in any order of the files', () => {
+    const merged = replay(capture('client'), capture('web'), capture('api'));
+    const traces = new Map<string, string[]>();
+    for (const s of merged.spans) traces.set(s.traceId, [...(traces.get(s.traceId) ?? []), `${s.kind} ${s.name.split(' ')[0]}`]);
+    expect([...traces.values()].map((t) => t.sort().join(', ')).sort()).toEqual([
+      ...Array(3).fill('client GET, client INCR, server GET, server INCR'),
+      ...Array(3).fill('client helloworld.Greeter/SayHello, server helloworld.Greeter/SayHello'),
+    ]);
+    expect(replay(capture('api'), capture('client'), capture('web')).text).toBe(merged.text);
+  });
+});
