@@ -89,4 +89,19 @@ describe('database client spans', () => {
     expect(span!.attributes['loupe.incomplete']).toBe('connection closed before the response');
     expect(span!.status.code).toBe('error');
   });
+
+  it("names the database as server.address on both ends, and each end's peer as network.peer.address", () => {
+    const s = new Script();
+    const [client, server] = s.connection({ pid: 1, tid: 11, fd: 6, port: 40001 }, { pid: 9, tid: 9, fd: 4, port: 5432 });
+    s.data(client, 'egress', serialize.query('SELECT 1'));
+    s.data(server, 'ingress', serialize.query('SELECT 1'));
+    const answer = Buffer.concat([pgMsg('C', 'SELECT 1\0'), pgMsg('Z', 'I')]);
+    s.data(server, 'egress', answer);
+    s.data(client, 'ingress', answer);
+    const spans = spansOf(s).filter((x) => x.attributes['db.system.name'] === 'postgresql');
+    expect(spans.map((x) => [x.kind, x.attributes['server.port'], x.attributes['network.peer.port']]).sort()).toEqual([
+      ['client', 5432, 5432],
+      ['server', 5432, 40001],
+    ]);
+  });
 });

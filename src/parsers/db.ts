@@ -88,17 +88,20 @@ export function describeSql(req: DbRequest, redact: boolean): DbStatement {
 /** What both ends of a database connection agree on for a statement: its place in order, not its bytes. */
 const DB_FINGERPRINT = 'database statement';
 
-function requestAttributes(dbSystem: string, req: DbRequest, statement: DbStatement, remote: Address | undefined): Attributes {
+/** `server`: the database's address (the local one on its own side); `peer`: the other end of the connection, as on every span. */
+function requestAttributes(dbSystem: string, req: DbRequest, statement: DbStatement, server: Address | undefined, peer: Address | undefined): Attributes {
   const a: Attributes = { [ATTR_DB_SYSTEM_NAME]: dbSystem };
   if (statement.operation) a[ATTR_DB_OPERATION_NAME] = statement.operation;
   if (statement.collection) a[ATTR_DB_COLLECTION_NAME] = statement.collection;
   if (statement.text !== undefined) a[ATTR_DB_QUERY_TEXT] = statement.text;
   if (req.database !== undefined) a[ATTR_DB_NAMESPACE] = req.database;
-  if (remote) {
-    a[ATTR_SERVER_ADDRESS] = remote.addr;
-    a[ATTR_SERVER_PORT] = remote.port;
-    a[ATTR_NETWORK_PEER_ADDRESS] = remote.addr;
-    a[ATTR_NETWORK_PEER_PORT] = remote.port;
+  if (server) {
+    a[ATTR_SERVER_ADDRESS] = server.addr;
+    a[ATTR_SERVER_PORT] = server.port;
+  }
+  if (peer) {
+    a[ATTR_NETWORK_PEER_ADDRESS] = peer.addr;
+    a[ATTR_NETWORK_PEER_PORT] = peer.port;
   }
   a[LOUPE_ATTR.DB_COMMAND] = req.command;
   if (req.note !== undefined) a[LOUPE_ATTR.NOTE] = req.note;
@@ -156,7 +159,7 @@ export function databaseModule<N extends string>(d: DatabaseDefinition<N>): Prot
       span: {
         // A key is data, not a collection name: it stays out of the span name.
         name: statement.collection ? `${statement.operation} ${statement.collection}` : statement.operation || d.dbSystem,
-        attributes: requestAttributes(d.dbSystem, m, statement, connection.role === 'server' ? connection.local : connection.remote),
+        attributes: requestAttributes(d.dbSystem, m, statement, connection.role === 'server' ? connection.local : connection.remote, connection.remote),
         family: 'db',
         fingerprint: DB_FINGERPRINT,
         ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
