@@ -538,7 +538,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
       `through NAT by connection tracking: ${started.conntrack.on ? 'on' : `off (${started.conntrack.reason})`}\n` +
       // Issue 24: every way a trace may cross hosts, and why each that is off is off.
       `loupe: context across hosts: header in Go programs' HTTP/1 calls: ${!cmd.session.goProbes ? 'off (Go probes off)' : p.inject ? 'on, said when a Go program is watched' : `off (${p.reason})`}; ` +
-      `header in other programs' HTTP/1 calls: off (not in this version: needs each thread's request known in the kernel); ` +
+      `header in other programs' HTTP/1 calls: off (not in this version: the kernel's record of each thread's request feeds TCP options only); ` +
       `TCP header options: ${p.tcpOptions.on ? "on (any TCP protocol; read where Loupe runs on the server's host)" : `off (${p.tcpOptions.reason})`}; ` +
       `joined on this host or in a merged replay: connection pairs, conntrack\n`,
   );
