@@ -36,6 +36,68 @@ struct {
 	__type(value, __u8);
 } loupe_inject_connecting SEC(".maps");
 
+/* A copy of the message's first REQUEST_LINE_MAX bytes, to search with bpf_loop (its callbacks cannot take packet pointers). */
+struct head_copy {
+	__u8 bytes[REQUEST_LINE_MAX];
+	__u8 slack[16]; /* a word read at the copy's end stays inside the value */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct head_copy);
+} loupe_inject_head SEC(".maps");
+
+struct head_scan {
+	__u32 len;
+	__u32 found; /* the head ends (a blank line) within the copy */
+};
+
+/* Eight bytes a step, as tcpopt's traceparent search: most words of a head hold no line feed. */
+static long head_end_step(__u64 step, struct head_scan *scan)
+{
+	__u32 zero = 0;
+	struct head_copy *h = bpf_map_lookup_elem(&loupe_inject_head, &zero);
+	__u64 from = step * 8;
+	if (!h || from >= scan->len)
+		return 1;
+	const __u8 *word = h->bytes + (from & (REQUEST_LINE_MAX - 1));
+	if (!bytes_equal_to(*(__u64 *)word, '\n'))
+		return 0;
+	for (int j = 0; j < 8; j++) {
+		__u64 at = from + j;
+		/* "\r\n\r\n" ending at `at`, all of it within what was copied */
+		if (at < 3 || at >= scan->len || word[j] != '\n')
+			continue;
+		const __u8 *end = h->bytes + ((at - 3) & (REQUEST_LINE_MAX - 1));
+		if (end[0] == '\r' && end[1] == '\n' && end[2] == '\r') {
+			scan->found = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Does the request's head end within the first `len` bytes of the message?
+ * A head written in pieces (a Go request whose headers outgrow its 4 KiB
+ * write buffer) is never touched: its later pieces may still say it carries
+ * a traceparent or a signature of its own.
+ */
+static __always_inline int head_within(char *data, __u32 len)
+{
+	__u32 zero = 0;
+	struct head_copy *h = bpf_map_lookup_elem(&loupe_inject_head, &zero);
+	/* One byte short of the copy's size, so the verifier sees the bound (a head ending at byte 4096 exactly is refused). */
+	__u32 n = (len < REQUEST_LINE_MAX ? len : REQUEST_LINE_MAX - 1) & (REQUEST_LINE_MAX - 1);
+	if (!h || len > REQUEST_LINE_MAX || bpf_probe_read_kernel(h->bytes, n, data))
+		return 0;
+	struct head_scan scan = { .len = n };
+	bpf_loop(REQUEST_LINE_MAX / 8, head_end_step, &scan, 0);
+	return scan.found;
+}
+
 /* Headers inserted, and requests they could not be put on; read by the agent for its report. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -167,7 +229,7 @@ int loupe_inject_traceparent(struct sk_msg_md *msg)
 	}
 	bpf_map_delete_elem(&loupe_go_inject, &id);
 	__u32 line_end = request_line_end(data, end);
-	if (!line_end)
+	if (!line_end || !head_within(data, (__u32)(end - data)))
 		goto refused;
 	if (bpf_msg_push_data(msg, line_end, GO_TP_HEADER_LEN, 0))
 		goto refused;

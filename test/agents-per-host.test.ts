@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
 import { freePort, ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
+import { runAgent } from './live-agent';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const GOFACTORIAL = path.join(ROOT, 'scenarios/services/gofactorial.sh');
@@ -64,24 +65,17 @@ describe.skipIf(Boolean(skipReason))(`an agent per host${skipReason ? ` (skipped
   });
 
   it("records each host with an agent of its own, and the recordings replayed as one give the scenario's traces, joined across agents by the injected header", async () => {
-    const agents = new Map<Host, { child: ChildProcess; spans: () => SpanLine[]; capture: string; stderr: () => string }>();
+    const agents = new Map<Host, ReturnType<typeof runAgent> & { capture: string }>();
     for (const host of ['client', 'web', 'api'] as const) {
       const capture = path.join(dir, `${host}.loupe`);
       const select = host === 'client' ? ['--exe', '/curl$'] : pids[host].flatMap((p) => ['--pid', String(p)]);
       // Its own hostname, as an agent on its own host has: the merged replay names the hosts by it.
-      const child = spawn('unshare', ['--uts', 'sh', '-c', `hostname ${host} && exec node "$0" "$@"`, CLI, 'run', ...select, '--format', 'jsonl', '--record', capture], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (c: Buffer) => (out += c));
-      child.stderr!.on('data', (c: Buffer) => (err += c));
-      const spans = () => spanLines(out);
-      agents.set(host, { child, spans, capture, stderr: () => err });
-      await until(() => /loupe: attached/.test(err), `the ${host} agent to attach`, 60_000);
+      const agent = { ...runAgent([...select, '--record', capture], host), capture };
+      children.push(agent.child);
+      agents.set(host, agent);
+      await until(() => /loupe: attached/.test(agent.stderr()), `the ${host} agent to attach`, 60_000);
       // The Go programs get their probes (and the header) before any request.
-      await until(() => pids[host].every((p) => new RegExp(`Go probes in place on \\S+ \\(pid ${p},`).test(err)), `the ${host} agent's Go probes`, 120_000);
+      await until(() => pids[host].every((p) => new RegExp(`Go probes in place on \\S+ \\(pid ${p},`).test(agent.stderr())), `the ${host} agent's Go probes`, 120_000);
     }
     const requests = 2;
     for (let i = 0; i < requests; i++) {

@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT } from './helpers';
+import { ROOT, spanLines, type SpanLine } from './helpers';
 
 export const CLI = path.join(ROOT, 'dist/cli/main.js');
 export const SERVICE = path.join(ROOT, 'scenarios/services/factorial.js');
@@ -32,6 +32,22 @@ export function startAgent(args: string[], prefix: string[] = []): { agent: Chil
   let err = '';
   agent.stderr!.on('data', (c) => (err += c));
   return { agent, stderr: () => err };
+}
+
+/**
+ * `loupe run ARGS --format jsonl` as a child, its output kept: with `hostname`, in a UTS namespace
+ * of its own under that name, as an agent on its own host runs (a merged replay names hosts by it).
+ */
+export function runAgent(args: string[], hostname?: string): { child: ChildProcess; spans: () => SpanLine[]; stderr: () => string } {
+  const argv = [CLI, 'run', ...args, '--format', 'jsonl'];
+  const child = hostname
+    ? spawn('unshare', ['--uts', 'sh', '-c', `hostname ${hostname} && exec node "$0" "$@"`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('node', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c));
+  child.stderr!.on('data', (c: Buffer) => (err += c));
+  return { child, spans: () => spanLines(out), stderr: () => err };
 }
 
 /** Programs of ours still attached in the kernel (by their names in bpf/*.bpf.c). */

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
 import { ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
+import { runAgent } from './live-agent';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const GRPC_EXAMPLES = path.join(ROOT, 'scenarios/services/grpc-examples.sh');
@@ -70,6 +71,14 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     return child.pid!;
   }
 
+  /** An agent for a host, attached; its spans are this test's (see ours). `hostname`: in a UTS namespace of that name. */
+  async function agentFor(host: Host, args: string[], hostname?: string) {
+    const run = runAgent(args, hostname);
+    children.push(run.child);
+    await until(() => /loupe: attached/.test(run.stderr()), `the ${host} agent to attach`, 60_000);
+    return { ...run, host, spans: () => run.spans().filter(ours) };
+  }
+
   /** A command on a host, to its end. */
   function onHost(host: Host, argv: string[]) {
     const [ip, ...ipArgs] = net.exec(host);
@@ -97,23 +106,15 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   });
 
   it('joins curl -> Flask -> Redis and grpcio -> grpc-go across three agents live by the option alone, every byte as sent, and the recordings replayed as one give the same traces', async () => {
-    const agents = new Map<Host, { child: ChildProcess; spans: () => SpanLine[]; capture: string; stderr: () => string }>();
+    const agents = new Map<Host, Awaited<ReturnType<typeof agentFor>> & { capture: string }>();
     for (const host of HOSTS) {
       const capture = path.join(dir, `${host}.loupe`);
       const select =
         host === 'client' ? ['--exe', '/curl$'] : host === 'web' ? ['--pid', String(pids.web[0]), '--exe', '/python3[.0-9]*$'] : pids.api.flatMap((p) => ['--pid', String(p)]);
-      const child = spawn('unshare', ['--uts', 'sh', '-c', `hostname ${host} && exec node "$0" "$@"`, CLI, 'run', ...select, '--format', 'jsonl', '--record', capture], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (c: Buffer) => (out += c));
-      child.stderr!.on('data', (c: Buffer) => (err += c));
-      agents.set(host, { child, spans: () => spanLines(out).filter(ours), capture, stderr: () => err });
-      await until(() => /loupe: attached/.test(err), `the ${host} agent to attach`, 60_000);
-      expect(err).toMatch(/TCP header options: on/);
-      if (host === 'api') await until(() => /Go probes in place on \S+greeter/.test(err), 'the api agent to probe greeter_server', 120_000);
+      const agent = { ...(await agentFor(host, [...select, '--record', capture], host)), capture };
+      agents.set(host, agent);
+      expect(agent.stderr()).toMatch(/TCP header options: on/);
+      if (host === 'api') await until(() => /Go probes in place on \S+greeter/.test(agent.stderr()), 'the api agent to probe greeter_server', 120_000);
     }
 
     const requests = 3;
@@ -201,21 +202,11 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   it('puts no option on the calls of a service whose rule says propagate: false, and still on the calls of others', async () => {
     const config = path.join(dir, 'no-propagation.yaml');
     fs.writeFileSync(config, 'services:\n  - { exe: "/python3[.0-9]*$", name: stock, propagate: false }\n');
-    const agents = [
-      ['client', ['--exe', '/curl$']],
-      ['web', ['--pid', String(pids.web[0]), '--config', config]],
-      ['api', ['--pid', String(pids.api[0])]],
-    ] as const;
-    const running = agents.map(([host, select]) => {
-      const child = spawn('node', [CLI, 'run', ...select, '--format', 'jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (c: Buffer) => (out += c));
-      child.stderr!.on('data', (c: Buffer) => (err += c));
-      return { child, host, spans: () => spanLines(out).filter(ours), stderr: () => err };
-    });
-    for (const a of running) await until(() => /loupe: attached/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const running = [
+      await agentFor('client', ['--exe', '/curl$']),
+      await agentFor('web', ['--pid', String(pids.web[0]), '--config', config]),
+      await agentFor('api', ['--pid', String(pids.api[0])]),
+    ];
     const [, web, api] = running;
     const before = api!.spans().length;
     for (let i = 1; i <= 2; i++) {
@@ -230,20 +221,7 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   }, 300_000);
 
   it('puts no option on any call with --no-tcp-options, and says so at start', async () => {
-    const agents = [
-      ['client', ['--exe', '/curl$', '--no-tcp-options']],
-      ['web', ['--pid', String(pids.web[0])]],
-    ] as const;
-    const running = agents.map(([host, select]) => {
-      const child = spawn('node', [CLI, 'run', ...select, '--format', 'jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (c: Buffer) => (out += c));
-      child.stderr!.on('data', (c: Buffer) => (err += c));
-      return { child, host, spans: () => spanLines(out).filter(ours), stderr: () => err };
-    });
-    for (const a of running) await until(() => /loupe: attached/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const running = [await agentFor('client', ['--exe', '/curl$', '--no-tcp-options']), await agentFor('web', ['--pid', String(pids.web[0])])];
     const [client, web] = running;
     expect(client!.stderr()).toMatch(/TCP header options: off \(turned off by configuration\)/);
     const curl = onHost('client', ['curl', '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/fig`]);
@@ -254,18 +232,8 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   }, 300_000);
 
   it("leaves the calls of a program whose agent was killed with SIGKILL flowing, whole, and with no option: the server's agent sees none after", async () => {
-    const start = (host: Host, select: string[]) => {
-      const child = spawn('node', [CLI, 'run', ...select, '--format', 'jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (c: Buffer) => (out += c));
-      child.stderr!.on('data', (c: Buffer) => (err += c));
-      return { child, host, spans: () => spanLines(out).filter(ours), stderr: () => err };
-    };
-    const web = start('web', ['--pid', String(pids.web[0])]);
-    const api = start('api', ['--pid', String(pids.api[0])]);
-    for (const a of [web, api]) await until(() => /loupe: attached/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const web = await agentFor('web', ['--pid', String(pids.web[0])]);
+    const api = await agentFor('api', ['--pid', String(pids.api[0])]);
     const redisSpans = () => api.spans().filter((s) => s.kind === 'server');
     const order = async (item: string, expected: number) => {
       const before = redisSpans().length;

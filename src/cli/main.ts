@@ -564,7 +564,9 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     if (x) io.err(exportLine(x));
     if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
     if (p.inject && goWatched)
-      io.err(`loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected)\n`);
+      io.err(
+        `loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected, or a head not whole in one write)\n`,
+      );
   }
   return 0;
 }

@@ -605,7 +605,7 @@ describe('trace context the kernel chose or a TCP option carried', () => {
     expect(calls(first.length + 1).map(([, id]) => id)).not.toContain(TAG_SPAN);
   });
 
-  it('labels a server span the option parented as paired once its client, watched on the same host, is parsed after it', () => {
+  it("labels a server span the option parented as paired when its client is watched on the same host, though the client's record comes after it", () => {
     const s = new Script();
     const [c, sv] = [
       { addr: '127.0.0.1', port: 40000 },

@@ -307,8 +307,12 @@ export class Correlator {
       } else if (kernel?.origin === 'tcp_option') {
         // The caller's Loupe named its span in a TCP option on the request's first segment.
         parentTo(span, { traceId: this.aliases.resolve(kernel.traceId), spanId: kernel.spanId, traceState: '' });
-        span.parentIsRemote = true;
-        context = 'tcp-option';
+        // A client watched on this host sent it (its record has not come yet: a writer preempted at its
+        // syscall's exit): the two ends of one connection, joined as a pair is, whichever record comes first.
+        const local = this.pairs.hasClientEnd(conn);
+        span.parentIsRemote = !local;
+        context = local ? this.pairs.howJoined(conn) : 'tcp-option';
+        if (local) span.attributes[LOUPE_ATTR.PAIRED_LATE] = true;
       } else {
         // The kernel chose this trace and tags the calls the serving thread makes with it.
         span.traceId = kernel ? kernel.traceId : this.ids.traceId();
@@ -447,11 +451,9 @@ export class Correlator {
     const server = this.pairs.serverOf(conn);
     if (!server) return false;
     // Parented already by the TCP option this very client span sent: the two ends of one connection, as a pair is.
-    const tagged = this.inFlight.get(server.id)?.find((p) => p.span.parentSpanId === client.span.spanId && p.span.attributes[LOUPE_ATTR.CONTEXT] === 'tcp-option');
+    const tagged = this.inFlight.get(server.id)?.find((p) => p.span.parentSpanId === client.span.spanId && p.pairedWith === undefined);
     if (tagged) {
       client.claimed = true;
-      tagged.span.attributes[LOUPE_ATTR.CONTEXT] = this.pairs.howJoined(server);
-      tagged.span.attributes[LOUPE_ATTR.PAIRED_LATE] = true;
       this.pair(client, tagged);
       return true;
     }
