@@ -82,6 +82,7 @@ demo: build
 
 test: system-deps py-deps go-tools kafka-broker build check go-releases
 	npx vitest run
+	LOUPE_TESTS_ALONE=1 npx vitest run
 
 test-all: test
 

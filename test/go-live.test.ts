@@ -82,8 +82,11 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     Authorization:
       'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261207/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7',
   };
-  /** 40 headers of about 120 bytes: a head of about 5 KiB, which net/http writes in two pieces (its write buffer is 4 KiB). */
-  const BIG_HEAD = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`X-Big-${i}`, 'v'.repeat(110)]));
+  /**
+   * Three headers of 1500 bytes: a head of about 4.6 KiB, which net/http writes in two pieces (its write
+   * buffer is 4 KiB), in a header map small enough to be searched (so the kernel prepares a header for it).
+   */
+  const BIG_HEAD = Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`X-Big-${i}`, 'v'.repeat(1500)]));
   const RFC9421 = { 'Signature-Input': 'sig1=("@method" "@authority" "@path");created=1765095300;keyid="test-key"', Signature: 'sig1=:d2hhdCBhIHNpZ25hdHVyZQ==:' };
   let on: Awaited<ReturnType<typeof throughAgent>>;
   let off: Awaited<ReturnType<typeof throughAgent>>;
@@ -282,7 +285,7 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into a Go program's 
     const r = on.received.find((x) => x.url === '/big-head')!;
     expect(traceparentsOf(r.raw)).toEqual([]);
     for (const [name, value] of Object.entries(BIG_HEAD)) expect(r.raw[r.raw.indexOf(name) + 1], name).toBe(value);
-    expect(on.injected.refused).toBeGreaterThanOrEqual(1n);
+    expect(on.injected.refused).toBe(1n);
   });
 
   it('adds nothing to a request that carries its own traceparent, also when its header map is not searchable', () => {

@@ -285,7 +285,8 @@ export class Correlator {
     if (key !== undefined) pending.streamId = key;
     const header = parseTraceparent(start.traceparent);
     const traceState = start.tracestate ?? '';
-    const kernel = this.kernelContexts.size > 0 && !conn.midStream ? this.kernelContext(conn, m.offset) : undefined;
+    // Offsets of the TCP stream: a TLS connection's messages are counted in plaintext, which they do not name.
+    const kernel = this.kernelContexts.size > 0 && !conn.midStream && !conn.tls ? this.kernelContext(conn, m.offset) : undefined;
     let context: string;
     if (side === 'server') {
       let paired = oneWay ? undefined : pairing.acrossConnection === 'same-bytes' ? this.pairs.bySameBytes(conn, pending.fingerprint, m.tsStart) : this.pairs.bySamePlace(conn);
