@@ -79,6 +79,12 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     return { ...run, host, spans: () => run.spans().filter(ours) };
   }
 
+  /** SIGINT, and wait until each has exited: one still stopping would tag the next test's calls (its programs stay attached until then). */
+  async function stopAgents(agents: Array<{ child: ChildProcess }>) {
+    for (const a of agents) a.child.kill('SIGINT');
+    await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null || a.child.signalCode !== null ? r(null) : a.child.once('exit', r)))));
+  }
+
   /** A command on a host, to its end. */
   function onHost(host: Host, argv: string[]) {
     const [ip, ...ipArgs] = net.exec(host);
@@ -217,7 +223,7 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     // curl's agent has no such rule: Flask's server spans are joined by its option; Flask's calls carry none.
     for (const s of web!.spans().filter((x) => x.kind === 'server')) expect(s.attributes['loupe.context']).toBe('tcp-option');
     for (const s of api!.spans()) expect(s.attributes['loupe.context']).toBe('new');
-    for (const a of running) a.child.kill('SIGINT');
+    await stopAgents(running);
   }, 300_000);
 
   it('puts no option on any call with --no-tcp-options, and says so at start', async () => {
@@ -228,7 +234,7 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     expect(curl.stdout, curl.stderr).toBe('fig 1\n');
     await until(() => web!.spans().some((s) => s.kind === 'server'), 'the web agent to see the request');
     expect(web!.spans().find((s) => s.kind === 'server')!.attributes['loupe.context']).toBe('new');
-    for (const a of running) a.child.kill('SIGINT');
+    await stopAgents(running);
   }, 300_000);
 
   it("leaves the calls of a program whose agent was killed with SIGKILL flowing, whole, and with no option: the server's agent sees none after", async () => {
@@ -254,6 +260,6 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     await until(() => [...held].every((id) => !loaded().has(id)), "the killed agent's programs to be gone");
     // Flask's handler opens a new connection per call; on each, Redis counted once and answered whole, with no option come.
     for (const n of [2, 3]) expect((await order('pear', n)).attributes['loupe.context']).toBe('new');
-    api.child.kill('SIGINT');
+    await stopAgents([api]);
   }, 300_000);
 });
