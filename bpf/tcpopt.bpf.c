@@ -24,12 +24,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * with payload that still fits one segment once the option is in (the payload
  * was cut to the MSS without it), and an answer read since its last tagged call.
  */
-static __always_inline __u64 *call_starts(struct loupe_config *cfg, struct bpf_sock_ops *skops)
+static __always_inline __u64 *call_starts(struct loupe_config *cfg, struct bpf_sock_ops *skops, __u32 payload)
 {
 	if (skops->args[0] == BPF_WRITE_HDR_TCP_CURRENT_MSS || (skops->skb_tcp_flags & TCP_FLAG_SYN))
 		return NULL;
-	__u32 len = skops->skb_len;
-	if (len == 0 || len + LOUPE_TCPOPT_LEN > skops->mss_cache)
+	if (payload == 0 || payload + LOUPE_TCPOPT_LEN > skops->mss_cache)
 		return NULL;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (!watched(cfg, pid) || (cfg->tcp_options == 2 && !bpf_map_lookup_elem(&loupe_tcpopt_pids, &pid)))
@@ -47,17 +46,17 @@ static __always_inline __u64 *call_starts(struct loupe_config *cfg, struct bpf_s
 /* The segment is written: tag it if it is the call's first (new data, not a retransmission), and say so. */
 static __always_inline void write_context(struct loupe_config *cfg, struct bpf_sock_ops *skops)
 {
-	__u64 *cookie = call_starts(cfg, skops);
-	if (!cookie)
-		return;
 	struct tcphdr *th = skops->skb_data;
 	if ((void *)(th + 1) > skops->skb_data_end)
 		return;
+	/* Read before any helper call: those invalidate packet pointers. Its header is written by now: the payload is what follows it. */
 	__u32 seq = bpf_ntohl(th->seq);
+	__u32 payload = skops->skb_len - th->doff * 4;
+	__u64 *cookie = call_starts(cfg, skops, payload);
+	if (!cookie)
+		return;
 	if (seq != skops->snd_nxt)
 		return; /* a retransmission: the room stays NOPs */
-	/* Read before any helper call: those invalidate packet pointers. */
-	__u32 payload = skops->skb_len - th->doff * 4;
 	struct loupe_tcpopt opt = { .kind = LOUPE_TCPOPT_KIND, .len = LOUPE_TCPOPT_LEN, .exid = { LOUPE_TCPOPT_EXID_HI, LOUPE_TCPOPT_EXID_LO } };
 	__u64 thread = bpf_get_current_pid_tgid();
 	struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
@@ -146,7 +145,8 @@ int loupe_tcp_options(struct bpf_sock_ops *skops)
 		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
-		if (call_starts(cfg, skops))
+		/* No header yet: the skb's length is its payload. */
+		if (call_starts(cfg, skops, skops->skb_len))
 			bpf_reserve_hdr_opt(skops, LOUPE_TCPOPT_LEN, 0);
 		break;
 	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:
