@@ -99,7 +99,7 @@ enum loupe_go_request_kind {
 /* What a loupe_trace_context_event says. */
 enum loupe_context_kind {
 	LOUPE_CTX_SERVER_REQUEST = 1, /* a watched server began reading a request: the trace it serves */
-	LOUPE_CTX_CLIENT_CALL = 2,    /* a watched client's request went out with the context in a TCP option */
+	LOUPE_CTX_CLIENT_CALL = 2,    /* a watched client's request went out with the context in a TCP option, or a traceparent header the kernel inserted */
 };
 
 /* Where a server request's trace came from. */
@@ -320,6 +320,8 @@ struct loupe_config {
 	__u32 go_probes;   /* 1: Go programs may be probed (a server read may carry a traceparent for them) */
 	__u32 exec_select; /* 1: the agent picks processes by their exec (--exe): exec'd programs are watched as pending until it decides, and a proc_exec reaches it at once */
 	__u32 tcp_options; /* 1: trace context crosses hosts in TCP options (bpf/tcpopt.bpf.c): server reads say which trace they begin; 2: the same, the option only on calls of processes in loupe_tcpopt_pids */
+	__u32 inject_http; /* 1: HTTP/1 requests of watched programs that are not Go get a traceparent header (bpf/inject.bpf.c); 2: the same, only processes in loupe_inject_pids */
+	__u32 pad;
 };
 
 /* loupe_go_offsets.flags */

@@ -113,6 +113,44 @@ struct {
 	__type(value, __u32);
 } loupe_tcpopt_sent SEC(".maps");
 
+/*
+ * Processes that are not Go programs whose HTTP/1 requests get a traceparent
+ * header inserted by the kernel (inject.bpf.c), each added by the agent once
+ * it knows the service and that its reads are safe in a sockhash. Go
+ * programs are not here: go.bpf.c prepares their headers per goroutine.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} loupe_inject_pids SEC(".maps");
+
+/*
+ * Per client socket that had a header inserted, by kernel socket address:
+ * the bytes inserted so far, which TCP counts and the program's own writes do
+ * not (a TCP option's stream offset is corrected by them), and the ids of the
+ * last inserted header, which the call's TCP option carries too, so both name
+ * one span.
+ */
+struct inject_state {
+	__u64 cookie;   /* the kernel's socket cookie: an entry at a freed socket's address is not this socket's */
+	__u32 injected; /* bytes inserted so far, the pending call's header included */
+	__u32 pending;  /* the ids below are the next tagged call's */
+	__u32 pending_offset; /* that call's first byte, in the stream the program writes */
+	__u8 origin;    /* enum loupe_context_origin of its trace */
+	__u8 pad[3];
+	__u8 trace[16];
+	__u8 span[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct inject_state);
+} loupe_inject_sk SEC(".maps");
+
 static __always_inline void random_bytes(__u8 *out, const int n)
 {
 	for (int i = 0; i < n; i += 4) {

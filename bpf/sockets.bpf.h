@@ -283,11 +283,12 @@ static __always_inline __u8 hex_value(char c)
 }
 
 /*
- * TCP-option propagation, at a watched server's read (ev, before it is
- * emitted): a read after a write, or one holding a segment a caller's Loupe
- * tagged, begins a request. Say which trace it serves (loupe_trace_context
- * record, just before the read's) and let the thread serve that trace, for
- * the calls it makes (tcpopt.bpf.c tags them with it).
+ * TCP-option and header propagation, at a watched server's read (ev, before
+ * it is emitted): a read after a write, or one holding a segment a caller's
+ * Loupe tagged, begins a request. Say which trace it serves
+ * (loupe_trace_context record, just before the read's) and let the thread
+ * serve that trace, for the calls it makes (tcpopt.bpf.c tags them with it,
+ * inject.bpf.c puts it in their traceparent).
  */
 /* loupe_server_request's working space: more than a BPF stack holds beside its caller's. */
 struct server_scratch {
@@ -572,7 +573,8 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 	ev->captured = got;
 	if (cfg->go_probes && ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
 		note_incoming_traceparent(s, pid, fd, got);
-	if (cfg->tcp_options && !(flags & LOUPE_DATA_F_TLS) && info->sk && info->role == LOUPE_ROLE_SERVER) {
+	/* The thread's request feeds both TCP options and the headers inject.bpf.c puts on other programs' calls. */
+	if ((cfg->tcp_options || cfg->inject_http) && !(flags & LOUPE_DATA_F_TLS) && info->sk && info->role == LOUPE_ROLE_SERVER) {
 		if (ev->direction == LOUPE_DIR_INGRESS)
 			loupe_server_request(info, ret);
 		else

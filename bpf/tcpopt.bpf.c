@@ -58,30 +58,50 @@ static __always_inline void write_context(struct loupe_config *cfg, struct bpf_s
 	if (seq != skops->snd_nxt)
 		return; /* a retransmission: the room stays NOPs */
 	struct loupe_tcpopt opt = { .kind = LOUPE_TCPOPT_KIND, .len = LOUPE_TCPOPT_LEN, .exid = { LOUPE_TCPOPT_EXID_HI, LOUPE_TCPOPT_EXID_LO } };
-	__u64 thread = bpf_get_current_pid_tgid();
-	struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-	__u8 origin = LOUPE_CTX_NEW;
-	if (serving && !serving->ambiguous) {
-		__builtin_memcpy(opt.trace, serving->trace, 16);
-		origin = LOUPE_CTX_THREAD;
-	} else {
-		random_bytes(opt.trace, 16);
-	}
-	random_bytes(opt.span, 8);
-	if (bpf_store_hdr_opt(skops, &opt, sizeof(opt), 0))
-		return;
 	__u64 sk = (__u64)skops->sk;
-	__u32 rcv_nxt = skops->rcv_nxt;
-	bpf_map_update_elem(&loupe_tcpopt_sent, &sk, &rcv_nxt, BPF_ANY);
-	struct loupe_trace_context_event ev = {};
-	fill_header(&ev.hdr, LOUPE_EV_TRACE_CONTEXT);
-	ev.sock_cookie = *cookie;
 	/*
 	 * snd_una and bytes_acked move together, and bytes_acked counts the SYN
 	 * (measured: the first data byte came out as offset 1): their difference,
-	 * plus one, is the stream's first data byte.
+	 * plus one, is the stream's first data byte. Headers inject.bpf.c put in
+	 * are TCP's bytes but not the program's: the offset leaves them out.
 	 */
-	ev.offset = seq - (skops->snd_una - (__u32)skops->bytes_acked) - 1;
+	__u32 offset = seq - (skops->snd_una - (__u32)skops->bytes_acked) - 1;
+	struct inject_state *injected = bpf_map_lookup_elem(&loupe_inject_sk, &sk);
+	if (injected && injected->cookie != bpf_get_socket_cookie(skops))
+		injected = NULL;
+	__u8 origin = LOUPE_CTX_NEW;
+	int reported = 0;
+	if (injected) {
+		/* The call whose header went in (its own header is after its first byte): the option names the same span, and inject.bpf.c reported it. */
+		if (injected->pending && offset - (injected->injected - GO_TP_HEADER_LEN) == injected->pending_offset) {
+			__builtin_memcpy(opt.trace, injected->trace, 16);
+			__builtin_memcpy(opt.span, injected->span, 8);
+			reported = 1;
+		}
+		offset -= injected->injected;
+		injected->pending = 0;
+	}
+	if (!reported) {
+		__u64 thread = bpf_get_current_pid_tgid();
+		struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+		if (serving && !serving->ambiguous) {
+			__builtin_memcpy(opt.trace, serving->trace, 16);
+			origin = LOUPE_CTX_THREAD;
+		} else {
+			random_bytes(opt.trace, 16);
+		}
+		random_bytes(opt.span, 8);
+	}
+	if (bpf_store_hdr_opt(skops, &opt, sizeof(opt), 0))
+		return;
+	__u32 rcv_nxt = skops->rcv_nxt;
+	bpf_map_update_elem(&loupe_tcpopt_sent, &sk, &rcv_nxt, BPF_ANY);
+	if (reported)
+		return;
+	struct loupe_trace_context_event ev = {};
+	fill_header(&ev.hdr, LOUPE_EV_TRACE_CONTEXT);
+	ev.sock_cookie = *cookie;
+	ev.offset = offset;
 	ev.length = payload;
 	ev.kind = LOUPE_CTX_CLIENT_CALL;
 	ev.origin = origin;

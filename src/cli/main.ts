@@ -440,6 +440,7 @@ function liveCommand(args: string[], command: 'run' | 'record'): LiveCommand {
       redact: !v['no-redact'],
       goProbes: !v['no-go'],
       goInject: !v['no-go'] && !v['no-inject'],
+      httpInject: !v['no-inject'],
       goInjectDespiteFionread: Boolean(v['inject-despite-fionread']),
       tcpOptions: !v['no-tcp-options'],
       goTls: !v['no-tls'],
@@ -538,7 +539,7 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
       `through NAT by connection tracking: ${started.conntrack.on ? 'on' : `off (${started.conntrack.reason})`}\n` +
       // Issue 24: every way a trace may cross hosts, and why each that is off is off.
       `loupe: context across hosts: header in Go programs' HTTP/1 calls: ${!cmd.session.goProbes ? 'off (Go probes off)' : p.inject ? 'on, said when a Go program is watched' : `off (${p.reason})`}; ` +
-      `header in other programs' HTTP/1 calls: off (not in this version: the kernel's record of each thread's request feeds TCP options only); ` +
+      `header in other programs' HTTP/1 calls: ${p.http.on ? `on (the trace the calling thread serves, else a new one${p.http.reason ? `; ${p.http.reason}` : ''})` : `off (${p.http.reason})`}; ` +
       `TCP header options: ${p.tcpOptions.on ? "on (any TCP protocol; read where Loupe runs on the server's host)" : `off (${p.tcpOptions.reason})`}; ` +
       `joined on this host or in a merged replay: connection pairs, conntrack\n`,
   );
@@ -563,10 +564,13 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
     const x = summary.exporters?.traceStats;
     if (x) io.err(exportLine(x));
     if (cmd.session.capturePath) io.err(`loupe: wrote ${summary.records} records to ${cmd.session.capturePath}\n`);
-    if (p.inject && goWatched)
+    if ((p.inject && goWatched) || p.http.on) {
+      const n = session.injected;
       io.err(
-        `loupe: traceparent put on ${session.injected.inserted} requests, ${session.injected.refused} left as they were (no request line where expected, or a head not whole in one write)\n`,
+        `loupe: traceparent put on ${n.inserted} requests; ${n.refused} left as they were for want of a place (no request line where expected, or a head not whole in one write), ` +
+          `${n.kept} because they carry a traceparent or a signature of their own\n`,
       );
+    }
   }
   return 0;
 }

@@ -119,7 +119,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: true,
     flag: 'no-inject',
     env: 'LOUPE_GO_INJECT',
-    doc: "put traceparent on Go programs' outgoing HTTP/1 requests (sk_msg)",
+    doc: "put traceparent on watched programs' outgoing HTTP/1 requests (sk_msg): a Go program's from its goroutine's context, another's from the request its thread serves, else a new trace; never on a request with its own traceparent or a signature, or whose head is not whole in one write",
   },
   {
     key: 'go.inject_despite_fionread',
@@ -127,7 +127,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: false,
     flag: 'inject-despite-fionread',
     env: 'LOUPE_GO_INJECT_DESPITE_FIONREAD',
-    doc: "keep injection on where the kernel misreports FIONREAD for sockets in a sockhash (start-up says so): only for programs that never ask it, as Go's net package does not",
+    doc: "keep header injection on where the kernel misreports FIONREAD for sockets in a sockhash (start-up says so), for Go programs with C code and for programs in other languages too: only for programs that never ask it (Go's net package, CPython's sockets and nginx 1.22 with epoll do not; Java's NIO does)",
   },
   {
     key: 'propagation.tcp_options',

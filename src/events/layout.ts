@@ -208,6 +208,8 @@ export const STRUCT_MEMBERS = {
     ['go_probes', 'u32'],
     ['exec_select', 'u32'],
     ['tcp_options', 'u32'],
+    ['inject_http', 'u32'],
+    ['pad', 'u32'],
   ],
   loupe_go_offsets: [
     ['g_goid', 'u32'],

@@ -73,6 +73,18 @@ describe('protocol detection', () => {
     }
   });
 
+  it('takes a request line longer than the first 512 bytes for an HTTP/1 request, whole or cut anywhere', () => {
+    const line = Buffer.from(`GET /${'l'.repeat(5000)} HTTP/1.1\r\nHost: h\r\n\r\n`);
+    expect(what(line)).toBe('http1/client');
+    for (const at of [100, 511, 512, 513, 4000]) {
+      const v = what(line.subarray(0, at));
+      expect(v === NEED_MORE || v === 'http1/client', `cut at ${at}: ${v}`).toBe(true);
+    }
+    expect(what(line.subarray(0, 512))).toBe('http1/client'); // decided there, as MAX_DETECT_BYTES asks
+    // 512 bytes of something else without a line end are still no request.
+    expect(d(`GET${'x'.repeat(600)}`)).toBeUndefined();
+  });
+
   it('says no to bytes that cannot start a known message', () => {
     for (const s of ['hello world\r\n', 'EHLO mail.example\r\n', '{"json": true}\n', 'SSH-2.0-OpenSSH_9.2\r\n', 'HTTP/1.1\r\n']) {
       expect(d(s), JSON.stringify(s)).toBeUndefined();

@@ -22,7 +22,7 @@ import { encodeEvent } from '../events/codec';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
 import { cString, readU64Number } from '../events/codec';
 import { formatAddr } from '../events/addr';
-import { LiveSource, type GoInstrumented, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
+import { LiveSource, type GoInstrumented, type InjectCounts, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
 import * as procfs from '../sources/live/procfs';
 import { ProcessSelection } from '../discovery/selection';
@@ -138,7 +138,7 @@ export class LiveSession {
   /** Executables (dev:inode) that could not be instrumented, reported already. */
   private readonly goRefused = new Set<string>();
   /** Headers the kernel inserted into outgoing requests, read at stop. */
-  injected = { inserted: 0n, refused: 0n };
+  injected: InjectCounts = { inserted: 0n, refused: 0n, kept: 0n };
 
   constructor(private readonly options: LiveSessionOptions) {
     this.selection = new ProcessSelection(options, procfs, process.pid);
@@ -487,8 +487,8 @@ export class LiveSession {
    */
   private firstSight(pid: number, out: Buffer[], seenAtNs: bigint): void {
     this.known.add(pid);
-    // Its calls may carry the TCP option from now on, unless its service says no (until now none did).
-    if (this.someDoNotPropagate && this.propagates(pid)) this.source.allowTcpOptions(pid);
+    // Its calls may carry the TCP option and a header from now on, unless its service says no (until now none did).
+    if (this.someDoNotPropagate && this.propagates(pid)) this.source.allowPropagation(pid);
     this.considerTls(pid);
     // Its first record: with --port alone, its first connection on a watched port.
     if (this.selection.portSelecting) this.considerGo(pid);

@@ -21,6 +21,9 @@ const PARTIAL_REQUEST = new RegExp(`^(?:${METHODS.join('|')}) [^ \\r\\n]*(?: (?:
 export function detectHttp1(b: Buffer): ModuleVerdict {
   const head = b.toString('latin1', 0, Math.min(b.length, 512));
   const newline = head.indexOf('\n');
+  // A method, a space and 500 bytes of target with no end yet: a request with a long URL (tracking
+  // parameters, OAuth redirects), decided at 512 bytes however they were cut, as a shorter line is.
+  if (newline < 0 && head.length === 512 && PARTIAL_REQUEST.test(head)) return seenFrom('client', false);
   const line = newline < 0 ? head : head.slice(0, newline);
   if (newline >= 0) {
     if (REQUEST_LINE.test(line)) return seenFrom('client', false);

@@ -44,7 +44,15 @@ export interface LiveOptions {
   goProbes?: boolean;
   /** Trace context in a TCP header option on each call's first segment (bpf/tcpopt.bpf.c); off keeps every header as the kernel made it. */
   tcpOptions?: boolean;
-  /** Only processes allowed one by one (allowTcpOptions) get the option: a service rule turns propagation off for some. */
+  /**
+   * Put traceparent on other programs' outgoing HTTP/1 requests too (sk_msg, bpf/inject.bpf.c's
+   * plain_request): the trace the sending thread serves, else a new one. Off keeps their bytes.
+   */
+  httpInject?: boolean;
+  /**
+   * Only processes allowed one by one (allowPropagation) get the option or a header from the
+   * kernel's per-thread context: a service rule turns propagation off for some.
+   */
   tcpOptionsOptIn?: boolean;
   /** Inject even where the kernel misreports FIONREAD for sockets in a sockhash (see sockhashSafety). */
   goInjectDespiteFionread?: boolean;
@@ -71,8 +79,16 @@ export interface Propagation {
   reason: string;
   /** Only into Go programs that call no C code of their own (GoPlan.cCallers): the kernel breaks FIONREAD on sockhash sockets. */
   pureGoOnly?: boolean;
+  /** traceparent inserted into other programs' HTTP/1 requests, from the context of the thread sending; why not, when off. */
+  http: { on: boolean; reason: string };
   /** Trace context in TCP header options (any protocol, both ends running Loupe); why not, when off. */
   tcpOptions: { on: boolean; reason: string };
+}
+
+export interface InjectCounts {
+  inserted: bigint;
+  refused: bigint;
+  kept: bigint;
 }
 
 export interface GoInstrumented {
@@ -158,7 +174,12 @@ export function splitBatch(batch: Buffer): Buffer[] {
 export class LiveSource {
   private agent: NativeAgent | undefined;
   private ended: Promise<void> | undefined;
-  private propagation: Propagation = { inject: false, reason: 'not started', tcpOptions: { on: false, reason: 'not started' } };
+  private propagation: Propagation = {
+    inject: false,
+    reason: 'not started',
+    http: { on: false, reason: 'not started' },
+    tcpOptions: { on: false, reason: 'not started' },
+  };
   private conntrack = { on: false, reason: 'not started' };
   /** The addon, once started: asked once per connection opened (a lookup through require each time costs a stat). */
   private addon: Addon | undefined;
@@ -192,11 +213,12 @@ export class LiveSource {
       agent.load(BPF_OBJECTS, this.options.ringBytes);
       const types = addon.programTypes();
       const missingTypes = (['sock_ops', 'sk_msg'] as const).filter((t) => !types[t]);
-      const injectLoad = !this.options.goInject
-        ? 'turned off by configuration'
-        : missingTypes.length
-          ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
-          : agent.loadOptional(this.options.injectObject ?? INJECT_OBJECT, this.options.ringBytes);
+      const injectLoad =
+        !this.options.goInject && !this.options.httpInject
+          ? 'turned off by configuration'
+          : missingTypes.length
+            ? `this kernel cannot load ${missingTypes.join(' or ')} programs`
+            : agent.loadOptional(this.options.injectObject ?? INJECT_OBJECT, this.options.ringBytes);
       const tcpOptionsLoad =
         this.options.tcpOptions === false
           ? 'turned off by configuration'
@@ -218,6 +240,7 @@ export class LiveSource {
         go_probes: this.options.goProbes === false ? 0 : 1,
         exec_select: this.options.selectByExec ? 1 : 0,
         tcp_options: 0,
+        inject_http: 0,
       };
       agent.mapUpdate('loupe_config', u32(0), encodeConfig(config));
       let resolveEnd!: () => void;
@@ -232,7 +255,11 @@ export class LiveSource {
       agent.attach();
       for (const lib of this.options.tlsLibraries) this.attachTls(lib);
       this.propagation = { ...this.startInjection(agent, injectLoad), tcpOptions: this.startTcpOptions(agent, tcpOptionsLoad) };
-      if (this.propagation.tcpOptions.on) agent.mapUpdate('loupe_config', u32(0), encodeConfig({ ...config, tcp_options: this.options.tcpOptionsOptIn ? 2 : 1 }));
+      const oneByOne = this.options.tcpOptionsOptIn ? 2 : 1;
+      const { tcpOptions, http } = this.propagation;
+      if (tcpOptions.on || http.on) {
+        agent.mapUpdate('loupe_config', u32(0), encodeConfig({ ...config, tcp_options: tcpOptions.on ? oneByOne : 0, inject_http: http.on ? oneByOne : 0 }));
+      }
     } catch (e) {
       this.agent = undefined;
       agent.stop();
@@ -293,20 +320,31 @@ export class LiveSource {
 
   /** sock_ops on the cgroup v2 root picks the sockets, sk_msg on their sockhash writes the header. */
   private startInjection(agent: NativeAgent, loaded: string): Omit<Propagation, 'tcpOptions'> {
-    if (loaded) return { inject: false, reason: loaded };
+    const off = (reason: string) => ({ inject: false, reason, http: { on: false, reason } });
+    if (loaded) return off(loaded);
     const safety = sockhashSafety(loadAddon().sockhashCheck());
-    if (safety.verdict === 'unsafe') return { inject: false, reason: safety.reason };
+    if (safety.verdict === 'unsafe') return off(safety.reason);
     const cgroup = cgroup2Root();
-    if (!cgroup) return { inject: false, reason: 'no cgroup v2 hierarchy is mounted (sock_ops attaches to one)' };
+    if (!cgroup) return off('no cgroup v2 hierarchy is mounted (sock_ops attaches to one)');
     try {
       agent.attachCgroup('loupe_sockops', cgroup);
       agent.attachSkMsg('loupe_inject_traceparent', 'loupe_inject_socks');
     } catch (e) {
-      return { inject: false, reason: (e as Error).message };
+      return off((e as Error).message);
     }
-    if (safety.verdict === 'safe') return { inject: true, reason: '' };
-    if (this.options.goInjectDespiteFionread) return { inject: true, reason: `into every Go program (--inject-despite-fionread), although ${safety.reason}` };
-    return { inject: true, pureGoOnly: true, reason: `only into Go programs that call no C code of their own, because ${safety.reason}` };
+    const despite = this.options.goInjectDespiteFionread === true;
+    const http = !this.options.httpInject
+      ? { on: false, reason: 'turned off by configuration' }
+      : safety.verdict === 'safe'
+        ? { on: true, reason: '' }
+        : despite
+          ? { on: true, reason: `--inject-despite-fionread, although ${safety.reason}` }
+          : { on: false, reason: safety.reason };
+    const go = !this.options.goInject ? off('turned off by configuration') : undefined;
+    if (go) return { ...go, http };
+    if (safety.verdict === 'safe') return { inject: true, reason: '', http };
+    if (despite) return { inject: true, reason: `into every Go program (--inject-despite-fionread), although ${safety.reason}`, http };
+    return { inject: true, pureGoOnly: true, reason: `only into Go programs that call no C code of their own, because ${safety.reason}`, http };
   }
 
   /** Does this Go program's requests get the header (see Propagation.pureGoOnly)? */
@@ -314,9 +352,10 @@ export class LiveSource {
     return this.propagation.inject && plan.canInject && !(this.propagation.pureGoOnly && plan.cCallers.length > 0);
   }
 
-  /** With tcpOptionsOptIn: this process's calls may carry the option from now on. */
-  allowTcpOptions(pid: number): void {
+  /** With tcpOptionsOptIn: this process's calls may carry the option, and its HTTP/1 requests a header, from now on. */
+  allowPropagation(pid: number): void {
     if (this.propagation.tcpOptions.on) this.agent?.mapUpdate('loupe_tcpopt_pids', u32(pid), Buffer.from([1]));
+    if (this.propagation.http.on) this.agent?.mapUpdate('loupe_inject_pids', u32(pid), Buffer.from([1]));
   }
 
   /**
@@ -386,10 +425,10 @@ export class LiveSource {
     if (links?.length) this.agent?.detachLinks(links);
   }
 
-  /** Headers sk_msg inserted, and requests it found no place for. */
-  injectCounts(): { inserted: bigint; refused: bigint } {
+  /** Headers sk_msg inserted, requests it found no place for, and requests kept as written (their own traceparent, a signature). */
+  injectCounts(): InjectCounts {
     const read = (i: number) => this.agent?.mapLookup('loupe_inject_counts', u32(i))?.readBigUInt64LE(0) ?? 0n;
-    return this.propagation.inject ? { inserted: read(0), refused: read(1) } : { inserted: 0n, refused: 0n };
+    return this.propagation.inject || this.propagation.http.on ? { inserted: read(0), refused: read(1), kept: read(2) } : { inserted: 0n, refused: 0n, kept: 0n };
   }
 
   /** Add a process to the kernel's filter (used when --exe matches an exec). */
@@ -447,7 +486,9 @@ export class LiveSource {
  * was gone, so an agent killed with SIGKILL would leave its connections dead. What holds instead:
  * only a Go program's own sockets enter the sockhash, and Go's runtime never asks FIONREAD (it
  * reads until EAGAIN; readiness is checked here too), so injection stays on for Go programs whose
- * only C calls are libc's resolvers (GoPlan.cCallers), and --inject-despite-fionread widens it.
+ * only C calls are libc's resolvers (GoPlan.cCallers). --inject-despite-fionread widens it to every
+ * Go program and to other programs' HTTP/1 requests (Propagation.http), for hosts whose programs
+ * never ask FIONREAD (curl, CPython, Rust's std, Node and nginx 1.22 with epoll did not here).
  */
 /** Does this host answer connection-tracking lookups (a question for a tuple no connection has)? */
 function conntrackUsable(addon: Addon): { on: boolean; reason: string } {

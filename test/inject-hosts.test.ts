@@ -1,0 +1,176 @@
+/**
+ * One trace across three hosts by header injection alone, through services
+ * in three languages and a proxy, each host watched by a `loupe run` of its
+ * own (`--no-tcp-options`, so no other way joins them): curl on "edge" calls
+ * nginx (Debian's, a reverse proxy) on edge, which passes /py/ to a Flask
+ * service (CPython, urllib) and /rs/ to a Rust service on the standard
+ * library alone, both on "app", and each of those calls a Node `http` server
+ * on "data". nginx's upstream request carries the trace of the request its
+ * worker is serving; Flask's and Rust's carry the trace of the request their
+ * thread serves. The three recordings replayed as one give the same traces.
+ *
+ * Injection into programs that are not Go is off by default on kernels with
+ * the sockhash FIONREAD regression; none of these programs asks FIONREAD
+ * (nginx 1.22 with epoll reads until EAGAIN), so the agents are told
+ * --inject-despite-fionread. Skipped with the reason where the live agent,
+ * `ip`, nginx, Flask, rustc or node is missing.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HostNetwork } from '../src/scenarios/hosts';
+import { liveSupport } from '../src/sources/live/system';
+import { ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
+import { runAgent } from './live-agent';
+
+const CLI = path.join(ROOT, 'dist/cli/main.js');
+const PYTHON = '/usr/bin/python3';
+const support = liveSupport();
+const missing = (cmd: string, args: string[]) => (spawnSync(cmd, args).status === 0 ? '' : `${cmd} ${args.join(' ')} fails`);
+const skipReason = !support.ok ? support.reason : missing('ip', ['-V']) || missing('nginx', ['-v']) || missing('rustc', ['--version']) || missing(PYTHON, ['-c', 'import flask']);
+if (skipReason) console.warn(`injection across hosts skipped: ${skipReason}`);
+
+type Host = 'edge' | 'app' | 'data';
+const HOSTS: Host[] = ['edge', 'app', 'data'];
+const NGINX_PORT = 8000;
+const FLASK_PORT = 8080;
+const RUST_PORT = 8081;
+const NODE_PORT = 8090;
+
+describe.skipIf(Boolean(skipReason))(`one trace across hosts by header injection: nginx -> Flask / Rust std -> Node${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const net = new HostNetwork(HOSTS, `i${process.pid % 10000}`);
+  const dir = tempDir();
+  const children: ChildProcess[] = [];
+  const pids: Record<Host, number[]> = { edge: [], app: [], data: [] };
+  const logs: Record<Host, string> = { edge: '', app: '', data: '' };
+
+  async function daemon(host: Host, argv: string[], ready: { stream: 'stdout' | 'stderr'; shows: RegExp } | { port: number }): Promise<number> {
+    const [ip, ...ipArgs] = net.exec(host);
+    const child = spawn(ip!, [...ipArgs, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child.stderr!.on('data', (c: Buffer) => (logs[host] += c));
+    if ('shows' in ready) await waitFor(child, ready.stream, ready.shows, 60_000);
+    else {
+      const connects = () => onHost(host, [PYTHON, '-c', `import socket; socket.create_connection(("${net.addr(host)}", ${ready.port}), 1)`]).status === 0;
+      await until(connects, `${argv.join(' ')} to listen on ${ready.port}`, 60_000);
+    }
+    return child.pid!;
+  }
+
+  function onHost(host: Host, argv: string[]) {
+    const [ip, ...ipArgs] = net.exec(host);
+    return spawnSync(ip!, [...ipArgs, ...argv], { encoding: 'utf8', timeout: 60_000 });
+  }
+
+  beforeAll(async () => {
+    const rust = path.join(dir, 'chain-server');
+    const built = spawnSync('rustc', ['-O', '-o', rust, path.join(ROOT, 'test/fixtures/chain-server.rs')], { encoding: 'utf8' });
+    expect(built.status, built.stderr).toBe(0);
+    net.up();
+    const data = `${net.addr('data')}:${NODE_PORT}`;
+    pids.data.push(
+      await daemon('data', ['node', '-e', `require('http').createServer((q, s) => s.end('node ' + q.url.split('/').pop() + '\\n')).listen(${NODE_PORT}, '${net.addr('data')}')`], {
+        port: NODE_PORT,
+      }),
+    );
+    pids.app.push(
+      await daemon('app', [PYTHON, path.join(ROOT, 'test/fixtures/chain-flask.py'), net.addr('app'), String(FLASK_PORT), data], { stream: 'stderr', shows: /Running on/ }),
+    );
+    pids.app.push(await daemon('app', [rust, `${net.addr('app')}:${RUST_PORT}`, data], { stream: 'stdout', shows: /listening/ }));
+    const conf = path.join(dir, 'nginx.conf');
+    fs.writeFileSync(
+      conf,
+      `daemon off; worker_processes 1; error_log ${dir}/nginx-error.log; pid ${dir}/nginx.pid;
+events {}
+http {
+  access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  server {
+    listen ${net.addr('edge')}:${NGINX_PORT};
+    location /py/ { proxy_pass http://${net.addr('app')}:${FLASK_PORT}; }
+    location /rs/ { proxy_pass http://${net.addr('app')}:${RUST_PORT}; }
+  }
+}
+`,
+    );
+    pids.edge.push(await daemon('edge', ['nginx', '-c', conf, '-p', dir], { port: NGINX_PORT }));
+  }, 300_000);
+
+  afterAll(() => {
+    for (const c of children) c.kill('SIGKILL');
+    net.down();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('joins every hop of curl -> nginx -> Flask -> Node and curl -> nginx -> Rust -> Node into one trace live, across three agents, and the recordings replayed as one give the same traces', async () => {
+    const agents = new Map<Host, ReturnType<typeof runAgent> & { capture: string }>();
+    for (const host of HOSTS) {
+      const capture = path.join(dir, `${host}.loupe`);
+      const run = runAgent([...pids[host].flatMap((p) => ['--pid', String(p)]), '--inject-despite-fionread', '--no-tcp-options', '--record', capture], host);
+      children.push(run.child);
+      await until(() => /context across hosts/.test(run.stderr()), `the ${host} agent to attach`, 60_000);
+      expect(run.stderr()).toMatch(/header in other programs' HTTP\/1 calls: on \(/);
+      expect(run.stderr()).toMatch(/TCP header options: off \(turned off by configuration\)/);
+      agents.set(host, { ...run, capture });
+    }
+    const rounds = 3;
+    for (let i = 1; i <= rounds; i++) {
+      for (const [tier, item] of [
+        ['py', `pear${i}`],
+        ['rs', `plum${i}`],
+      ] as const) {
+        const curl = onHost('edge', ['curl', '-sS', `http://${net.addr('edge')}:${NGINX_PORT}/${tier}/${item}`]);
+        // Each service got its request whole and answered: every byte went as written, plus the header.
+        expect(curl.stdout, `${curl.stderr}\n${logs.app}\n${logs.edge}`).toBe(`${tier} node ${item}\n`);
+      }
+    }
+    const requests = rounds * 2;
+    const spans = (host: Host) => agents.get(host)!.spans();
+    await until(
+      () =>
+        spans('edge').filter((s) => s.kind === 'server').length === requests &&
+        spans('edge').filter((s) => s.kind === 'client').length === requests &&
+        spans('app').filter((s) => s.kind === 'server').length === requests &&
+        spans('app').filter((s) => s.kind === 'client').length === requests &&
+        spans('data').filter((s) => s.kind === 'server').length === requests,
+      `the three agents to see the ${requests} requests at each hop`,
+      60_000,
+    );
+    const all = HOSTS.flatMap((h) => spans(h));
+    const byId = new Map(all.map((s) => [s.spanId, s]));
+    const parentOf = (s: SpanLine) => byId.get(s.parentSpanId);
+    // Each Node request's server span leads back, hop by hop, to nginx's server span, in one trace.
+    for (const leaf of spans('data').filter((s) => s.kind === 'server')) {
+      const chain: SpanLine[] = [leaf];
+      for (let s = parentOf(leaf); s; s = parentOf(s)) chain.push(s);
+      const path = chain.map((s) => `${s.kind} ${s.service}`).reverse();
+      expect(path.map((p) => p.split(' ')[0])).toEqual(['server', 'client', 'server', 'client', 'server']);
+      expect(new Set(chain.map((s) => s.traceId)).size).toBe(1);
+      expect(spans('edge').map((s) => s.spanId)).toContain(chain.at(-1)!.spanId); // nginx's server span, the root
+      expect(chain.at(-1)!.parentSpanId).toBe('');
+      // The hops between hosts are the headers' joins.
+      expect(leaf.attributes['loupe.context']).toBe('traceparent');
+      expect(chain[2]!.attributes['loupe.context']).toBe('traceparent');
+    }
+    expect(new Set(spans('data').map((s) => s.traceId)).size).toBe(requests);
+
+    for (const a of agents.values()) a.child.kill('SIGINT');
+    await Promise.all([...agents.values()].map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    for (const [host, a] of agents)
+      expect(a.stderr(), host).toMatch(host === 'data' ? /traceparent put on 0 requests/ : new RegExp(`traceparent put on ${requests} requests; 0 left`));
+    const merged = spawnSync('node', [CLI, 'replay', ...[...agents.values()].map((a) => a.capture), '--format', 'jsonl'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(merged.status, merged.stderr).toBe(0);
+    // Server span ids are made by each run's user space (a merged replay makes its own); client span ids went on the wire.
+    const shape = (list: SpanLine[]) => {
+      const ids = new Map(list.map((s) => [s.spanId, s]));
+      return list
+        .filter((s) => s.kind !== 'internal')
+        .map((s) => {
+          const parent = ids.get(s.parentSpanId);
+          return `${s.traceId} ${s.kind} ${s.service} ${s.kind === 'client' ? s.spanId : ''} <- ${parent ? `${parent.kind} ${parent.service} ${parent.kind === 'client' ? parent.spanId : ''}` : 'root'}`;
+        })
+        .sort();
+    };
+    expect(shape(spanLines(merged.stdout))).toEqual(shape(all));
+  }, 600_000);
+});
