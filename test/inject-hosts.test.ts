@@ -3,11 +3,14 @@
  * in three languages and a proxy, each host watched by a `loupe run` of its
  * own (`--no-tcp-options`, so no other way joins them): curl on "edge" calls
  * nginx (Debian's, a reverse proxy) on edge, which passes /py/ to a Flask
- * service (CPython, urllib) and /rs/ to a Rust service on the standard
- * library alone, both on "app", and each of those calls a Node `http` server
- * on "data". nginx's upstream request carries the trace of the request its
- * worker is serving; Flask's and Rust's carry the trace of the request their
- * thread serves. The three recordings replayed as one give the same traces.
+ * service (CPython, urllib), /rs/ to a Rust service on the standard library
+ * alone and /js/ to a Node service (its http client, keep-alive), all on
+ * "app", and each of those calls a Node `http` server on "data". nginx's
+ * upstream request carries the trace of the request its worker is serving;
+ * Flask's and Rust's carry the trace of the request their thread serves;
+ * Node's event loop has one request open at a time here, so its thread's
+ * request is the one (with several open it would serve none for certain).
+ * The three recordings replayed as one give the same traces.
  *
  * Injection into programs that are not Go is off by default on kernels with
  * the sockhash FIONREAD regression; none of these programs asks FIONREAD
@@ -36,9 +39,10 @@ const HOSTS: Host[] = ['edge', 'app', 'data'];
 const NGINX_PORT = 8000;
 const FLASK_PORT = 8080;
 const RUST_PORT = 8081;
+const NODE_CHAIN_PORT = 8082;
 const NODE_PORT = 8090;
 
-describe.skipIf(Boolean(skipReason))(`one trace across hosts by header injection: nginx -> Flask / Rust std -> Node${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+describe.skipIf(Boolean(skipReason))(`one trace across hosts by header injection: nginx -> Flask / Rust std / Node -> Node${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const net = new HostNetwork(HOSTS, `i${process.pid % 10000}`);
   const dir = tempDir();
   const children: ChildProcess[] = [];
@@ -78,6 +82,9 @@ describe.skipIf(Boolean(skipReason))(`one trace across hosts by header injection
       await daemon('app', [PYTHON, path.join(ROOT, 'test/fixtures/chain-flask.py'), net.addr('app'), String(FLASK_PORT), data], { stream: 'stderr', shows: /Running on/ }),
     );
     pids.app.push(await daemon('app', [rust, `${net.addr('app')}:${RUST_PORT}`, data], { stream: 'stdout', shows: /listening/ }));
+    pids.app.push(
+      await daemon('app', ['node', path.join(ROOT, 'test/fixtures/chain-node.js'), net.addr('app'), String(NODE_CHAIN_PORT), data], { stream: 'stdout', shows: /listening/ }),
+    );
     const conf = path.join(dir, 'nginx.conf');
     fs.writeFileSync(
       conf,
@@ -89,6 +96,7 @@ http {
     listen ${net.addr('edge')}:${NGINX_PORT};
     location /py/ { proxy_pass http://${net.addr('app')}:${FLASK_PORT}; }
     location /rs/ { proxy_pass http://${net.addr('app')}:${RUST_PORT}; }
+    location /js/ { proxy_pass http://${net.addr('app')}:${NODE_CHAIN_PORT}; }
   }
 }
 `,
@@ -102,7 +110,7 @@ http {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('joins every hop of curl -> nginx -> Flask -> Node and curl -> nginx -> Rust -> Node into one trace live, across three agents, and the recordings replayed as one give the same traces', async () => {
+  it('joins every hop of curl -> nginx -> Flask, Rust or Node -> Node into one trace live, across three agents, and the recordings replayed as one give the same traces', async () => {
     const agents = new Map<Host, ReturnType<typeof runAgent> & { capture: string }>();
     for (const host of HOSTS) {
       const capture = path.join(dir, `${host}.loupe`);
@@ -118,13 +126,14 @@ http {
       for (const [tier, item] of [
         ['py', `pear${i}`],
         ['rs', `plum${i}`],
+        ['js', `fig${i}`],
       ] as const) {
         const curl = onHost('edge', ['curl', '-sS', `http://${net.addr('edge')}:${NGINX_PORT}/${tier}/${item}`]);
         // Each service got its request whole and answered: every byte went as written, plus the header.
         expect(curl.stdout, `${curl.stderr}\n${logs.app}\n${logs.edge}`).toBe(`${tier} node ${item}\n`);
       }
     }
-    const requests = rounds * 2;
+    const requests = rounds * 3;
     const spans = (host: Host) => agents.get(host)!.spans();
     await until(
       () =>
@@ -156,6 +165,8 @@ http {
 
     for (const a of agents.values()) a.child.kill('SIGINT');
     await Promise.all([...agents.values()].map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    // LOUPE_KEEP_CAPTURES=DIR keeps the three recordings (captures/inject-*.loupe, which CI replays, came from here).
+    if (process.env.LOUPE_KEEP_CAPTURES) for (const [host, a] of agents) fs.copyFileSync(a.capture, path.join(process.env.LOUPE_KEEP_CAPTURES, `inject-${host}.loupe`));
     for (const [host, a] of agents)
       expect(a.stderr(), host).toMatch(host === 'data' ? /traceparent put on 0 requests/ : new RegExp(`traceparent put on ${requests} requests; 0 left`));
     const merged = spawnSync('node', [CLI, 'replay', ...[...agents.values()].map((a) => a.capture), '--format', 'jsonl'], { encoding: 'utf8', maxBuffer: 64 << 20 });

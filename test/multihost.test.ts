@@ -298,3 +298,45 @@ describe('three agents, a host each, joined by TCP options (captures/tcp-options
     expect(replay(capture('api'), capture('client'), capture('web')).text).toBe(merged.text);
   });
 });
+
+describe('three agents, a host each, joined by headers the kernel inserted (captures/inject-*.loupe, recorded by test/inject-hosts.test.ts)', () => {
+  const capture = (host: string) => path.join(ROOT, `captures/inject-${host}.loupe`);
+  const replay = (...files: string[]) => {
+    const r = spawnSync('node', [CLI, 'replay', ...files, '--format', 'jsonl', '--quiet'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return { text: r.stdout, spans: spanLines(r.stdout).filter((s) => s.kind !== 'internal') };
+  };
+
+  it("parents each host's server spans, replayed alone, to the client spans whose ids the previous host's recording put on the wire", () => {
+    const [edge, app, data] = ['edge', 'app', 'data'].map((h) => replay(capture(h)).spans);
+    const clients = (spans: SpanLine[]) => new Map(spans.filter((s) => s.kind === 'client').map((s) => [s.spanId, s]));
+    for (const [callers, served, tiers] of [
+      [edge!, app!, ['python3', 'chain-server', 'node']],
+      [app!, data!, ['node']],
+    ] as const) {
+      const byId = clients(callers);
+      const servers = served.filter((s) => s.kind === 'server');
+      expect(servers).toHaveLength(9);
+      expect([...new Set(servers.map((s) => s.service))].sort()).toEqual([...tiers].sort());
+      for (const s of servers) {
+        expect(s.attributes['loupe.context']).toBe('traceparent');
+        expect(byId.get(s.parentSpanId)?.traceId, `${s.service} ${s.name}`).toBe(s.traceId);
+      }
+    }
+  });
+
+  it('replays the three as one into nine traces of five spans, nginx at the root, the same bytes in any order of the files', () => {
+    const merged = replay(capture('edge'), capture('app'), capture('data'));
+    const traces = new Map<string, SpanLine[]>();
+    for (const s of merged.spans) traces.set(s.traceId, [...(traces.get(s.traceId) ?? []), s]);
+    expect(traces.size).toBe(9);
+    for (const spans of traces.values()) {
+      const ids = new Map(spans.map((s) => [s.spanId, s]));
+      const leaf = spans.find((s) => s.kind === 'server' && s.name.includes('/item/'))!;
+      const chain: string[] = [];
+      for (let s: SpanLine | undefined = leaf; s; s = ids.get(s.parentSpanId)) chain.push(`${s.kind} ${s.service}`);
+      expect(chain.reverse().join(' > ')).toMatch(/^server nginx > client nginx > server (python3|chain-server|node) > client \1 > server node$/);
+    }
+    expect(replay(capture('data'), capture('edge'), capture('app')).text).toBe(merged.text);
+  });
+});
