@@ -438,10 +438,7 @@ static __always_inline int plain_request(struct sk_msg_md *msg)
 	__u32 line_end = scan.line_end;
 	struct inject_state *call = &w->call;
 	__builtin_memset(call, 0, sizeof(*call));
-	__u64 thread = bpf_get_current_pid_tgid();
-	struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-	if (serving && !serving->ambiguous) {
-		__builtin_memcpy(call->trace, serving->trace, 16);
+	if (call_trace(key, call->trace)) {
 		call->origin = LOUPE_CTX_THREAD;
 	} else {
 		random_bytes(call->trace, 16);

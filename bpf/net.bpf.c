@@ -41,6 +41,8 @@ static __always_inline void sock_opened(int fd, __u8 role)
 	}
 	remember(cfg, pid, fd, sk, role, 1);
 	report_open(cfg, fd, sk, role);
+	if (role == LOUPE_ROLE_CLIENT)
+		note_connect(cfg, sk);
 }
 
 /*
@@ -144,6 +146,8 @@ static __always_inline void sock_closed(__u32 pid, int fd)
 		ev.sock_cookie = info->cookie;
 		emit(&ev, sizeof(ev));
 	}
+	__u64 sk = info->sk;
+	bpf_map_delete_elem(&loupe_connect_trace, &sk);
 	bpf_map_delete_elem(&loupe_sockets, &key);
 }
 

@@ -83,7 +83,13 @@ struct thread_trace {
 	__u8 trace[16];
 	__u64 sk;        /* the server socket the request came on */
 	__u32 ambiguous; /* requests on two sockets began unanswered */
-	__u32 pad;
+	/*
+	 * The thread's last socket bytes were that request's: an event loop with
+	 * several requests open that calls out right after reading one (nginx's
+	 * upstream request on a kept-alive connection) calls for that one, as user
+	 * space's event-loop rule says. Another socket's bytes end it.
+	 */
+	__u32 fresh;
 };
 
 struct {
@@ -92,6 +98,54 @@ struct {
 	__type(key, __u64);
 	__type(value, struct thread_trace);
 } loupe_thread_trace SEC(".maps");
+
+/*
+ * The trace a client connection was opened for, by kernel socket address: the
+ * thread's request when connect() ran, if certain then (one request open, or
+ * the thread's last bytes were that request's). An event loop opens an
+ * upstream connection right after reading the request that needs it and may
+ * read others before the connection is up and the request goes out on it
+ * (nginx under load): the connection's first call is that request's. Taken
+ * by the first call; gone at close.
+ */
+struct connect_trace {
+	__u8 trace[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct connect_trace);
+} loupe_connect_trace SEC(".maps");
+
+/* The request the calling thread works for, if certain: one open, or the last whose bytes it read. */
+static __always_inline struct thread_trace *thread_request(void)
+{
+	__u64 thread = bpf_get_current_pid_tgid();
+	struct thread_trace *t = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+	return t && (!t->ambiguous || t->fresh) ? t : NULL;
+}
+
+/*
+ * The trace a call on client socket `sk` (kernel address) belongs to, into
+ * `trace`: the one its connection was opened for, if this is its first call,
+ * else the calling thread's request's. 0: none is certain.
+ */
+static __always_inline int call_trace(__u64 sk, __u8 *trace)
+{
+	struct connect_trace *opened = bpf_map_lookup_elem(&loupe_connect_trace, &sk);
+	if (opened) {
+		__builtin_memcpy(trace, opened->trace, 16);
+		bpf_map_delete_elem(&loupe_connect_trace, &sk);
+		return 1;
+	}
+	struct thread_trace *t = thread_request();
+	if (!t)
+		return 0;
+	__builtin_memcpy(trace, t->trace, 16);
+	return 1;
+}
 
 /*
  * With config.tcp_options 2 (a service rule turns propagation off for some):

@@ -304,6 +304,22 @@ struct {
 	__type(value, struct server_scratch);
 } loupe_server_scratch SEC(".maps");
 
+/* A watched client opened a connection (connect() returned): which request it is for, if certain. */
+static __always_inline void note_connect(struct loupe_config *cfg, struct sock *sk)
+{
+	if (!cfg->tcp_options && !cfg->inject_http)
+		return;
+	__u64 key = (__u64)sk;
+	struct thread_trace *t = thread_request();
+	if (!t) {
+		bpf_map_delete_elem(&loupe_connect_trace, &key); /* a freed socket's, at this address */
+		return;
+	}
+	struct connect_trace opened = {};
+	__builtin_memcpy(opened.trace, t->trace, 16);
+	bpf_map_update_elem(&loupe_connect_trace, &key, &opened, BPF_ANY);
+}
+
 /* A watched server's thread wrote on the socket its request came on: it serves that request no more. */
 static __always_inline void answered(struct sock_info *info)
 {
@@ -418,6 +434,7 @@ __attribute__((noinline)) int loupe_server_request(struct sock_info *info, long 
 		struct thread_trace serving = { .sk = info->sk };
 		__builtin_memcpy(serving.trace, ctx.trace_id, 16);
 		serving.ambiguous = before && (before->ambiguous || before->sk != info->sk);
+		serving.fresh = 1;
 		bpf_map_update_elem(&loupe_thread_trace, &thread, &serving, BPF_ANY);
 	}
 	return 1;
@@ -574,12 +591,19 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 	if (cfg->go_probes && ev->direction == LOUPE_DIR_INGRESS && info->role == LOUPE_ROLE_SERVER)
 		note_incoming_traceparent(s, pid, fd, got);
 	/* The thread's request feeds both TCP options and the headers inject.bpf.c puts on other programs' calls. */
-	if ((cfg->tcp_options || cfg->inject_http) && !(flags & LOUPE_DATA_F_TLS) && info->sk && info->role == LOUPE_ROLE_SERVER) {
-		if (ev->direction == LOUPE_DIR_INGRESS)
-			loupe_server_request(info, ret);
-		else
-			answered(info);
-		info->last_dir = ev->direction;
+	if ((cfg->tcp_options || cfg->inject_http) && !(flags & LOUPE_DATA_F_TLS) && info->sk) {
+		if (info->role == LOUPE_ROLE_SERVER) {
+			if (ev->direction == LOUPE_DIR_INGRESS)
+				loupe_server_request(info, ret);
+			else
+				answered(info);
+			info->last_dir = ev->direction;
+		}
+		/* Another socket's bytes: the thread's last bytes are no longer its request's. */
+		__u64 thread = bpf_get_current_pid_tgid();
+		struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+		if (serving && serving->fresh && serving->sk != info->sk)
+			serving->fresh = 0;
 	}
 	/*
 	 * A copy longer than one record: this record is the first piece and says

@@ -82,14 +82,10 @@ static __always_inline void write_context(struct loupe_config *cfg, struct bpf_s
 		injected->pending = 0;
 	}
 	if (!reported) {
-		__u64 thread = bpf_get_current_pid_tgid();
-		struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-		if (serving && !serving->ambiguous) {
-			__builtin_memcpy(opt.trace, serving->trace, 16);
+		if (call_trace(sk, opt.trace))
 			origin = LOUPE_CTX_THREAD;
-		} else {
+		else
 			random_bytes(opt.trace, 16);
-		}
 		random_bytes(opt.span, 8);
 	}
 	if (bpf_store_hdr_opt(skops, &opt, sizeof(opt), 0))

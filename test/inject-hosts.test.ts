@@ -184,4 +184,58 @@ http {
     };
     expect(shape(spanLines(merged.stdout))).toEqual(shape(all));
   }, 600_000);
+
+  it("gives each upstream request nginx sends under concurrency the trace of the downstream request that caused it, and Node's calls theirs", async () => {
+    const agents = HOSTS.map((host) => {
+      const run = runAgent([...pids[host].flatMap((p) => ['--pid', String(p)]), '--inject-despite-fionread', '--no-tcp-options'], host);
+      children.push(run.child);
+      return { host, ...run };
+    });
+    for (const a of agents) await until(() => /context across hosts/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    // 8 at a time through one nginx worker: its thread has several requests open while it connects upstream.
+    const perTier = 24;
+    const base = `http://${net.addr('edge')}:${NGINX_PORT}`;
+    const curl = onHost('edge', [
+      'curl',
+      '-sS',
+      '--parallel',
+      '--parallel-immediate',
+      '--parallel-max',
+      '8',
+      '-w',
+      '%{http_code}\n',
+      '-o',
+      '/dev/null',
+      `${base}/py/p[1-${perTier}]`,
+      `${base}/js/j[1-${perTier}]`,
+    ]);
+    expect(
+      curl.stdout.split('\n').filter((l) => l === '200'),
+      curl.stderr,
+    ).toHaveLength(2 * perTier);
+    const spans = (host: Host) => agents.find((a) => a.host === host)!.spans();
+    await until(() => spans('data').filter((s) => s.kind === 'server').length === 2 * perTier, `the data agent to see ${2 * perTier} requests`, 60_000);
+    for (const host of ['edge', 'app'] as const) {
+      for (const kind of ['server', 'client']) {
+        await until(() => spans(host).filter((s) => s.kind === kind).length === 2 * perTier, `the ${host} agent to see ${2 * perTier} ${kind} spans`, 60_000);
+      }
+    }
+    const all = HOSTS.flatMap((h) => spans(h));
+    const byTrace = new Map<string, SpanLine[]>();
+    for (const s of all) byTrace.set(s.traceId, [...(byTrace.get(s.traceId) ?? []), s]);
+    const item = (s: SpanLine) =>
+      String(s.attributes['url.path'] ?? s.attributes['url.full'] ?? s.name)
+        .split('/')
+        .pop();
+    for (const leaf of spans('data').filter((s) => s.kind === 'server')) {
+      // Its trace holds exactly one nginx request, the one for the same item, and one of each hop.
+      const trace = byTrace.get(leaf.traceId)!;
+      const downstream = trace.filter((s) => s.kind === 'server' && s.service === 'nginx');
+      expect(downstream.map(item), `the trace of ${leaf.name}`).toEqual([item(leaf)]);
+      const hops = trace.filter((s) => s.kind !== 'internal').map((s) => `${s.kind} ${s.service} ${item(s)} ${s.attributes['loupe.context']}`);
+      expect(hops.sort(), `the trace of ${leaf.name}`).toHaveLength(5);
+    }
+    for (const a of agents) a.child.kill('SIGINT');
+    await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+  }, 600_000);
 });

@@ -653,4 +653,28 @@ describe('trace context the kernel chose or a TCP option carried', () => {
     expect(call.attributes['loupe.context']).toBe('event-loop');
     expect(find(spans, 'back', 'server')).toMatchObject({ traceId: two.traceId, parentSpanId: TAG_SPAN });
   });
+
+  it("parents an event loop's call to the open request whose trace the kernel sent, where the loop's order alone would name another", () => {
+    const s = new Script();
+    const at = (port: number) => ({ addr: '10.0.0.1', port });
+    const [oneTrace, twoTrace] = ['a1'.repeat(16), 'a2'.repeat(16)];
+    const n1 = s.open({ pid: 1, tid: 11, fd: 5, role: 'server', local: at(8080), remote: at(40000), cookie: 401n });
+    const n2 = s.open({ pid: 1, tid: 11, fd: 7, role: 'server', local: at(8080), remote: at(40002), cookie: 402n });
+    s.traceContext(n1, 'server_request', 'new', { traceId: oneTrace });
+    s.recv(n1, get('/one'));
+    // The upstream connection for /one was opened here (the kernel noted it), then /two was read before it was up.
+    s.traceContext(n2, 'server_request', 'new', { traceId: twoTrace });
+    s.recv(n2, get('/two'));
+    const up = s.open({ pid: 1, tid: 11, fd: 8, role: 'client', local: at(40003), remote: { addr: '10.0.0.2', port: 9090 }, cookie: 403n });
+    s.traceContext(up, 'client_call', 'thread', { traceId: oneTrace, spanId: TAG_SPAN });
+    s.send(up, get('/up/one'));
+    s.recv(up, ok());
+    s.send(n1, ok());
+    s.send(n2, ok());
+    const spans = spansOf(s.events);
+    const one = spans.find((x) => x.kind === 'server' && x.attributes['url.path'] === '/one')!;
+    const call = find(spans, 'front', 'client');
+    expect(call).toMatchObject({ spanId: TAG_SPAN, parentSpanId: one.spanId, traceId: oneTrace });
+    expect(call.attributes['loupe.context']).toBe('event-loop');
+  });
 });

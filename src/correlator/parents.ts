@@ -89,6 +89,16 @@ export class ClientParents {
     const placing: Placing = { conn, tid, span, header, local, goParent, threadParent, onThread, isGo };
     const tag = !goIds && !header ? tagged : undefined;
     if (!tag) return this.byRules(placing);
+    if (!tag.fresh && onThread.length > 1) {
+      // The kernel followed the event loop's order (bpf/propagation.bpf.h, call_trace) and sent the trace of
+      // one request the thread has open: that request is the parent the peer was told of.
+      const named = onThread.find((s) => this.aliases.resolve(s.span.traceId) === this.aliases.resolve(tag.traceId));
+      if (named) {
+        span.spanId = tag.spanId;
+        parentTo(span, ctxOf(named.span));
+        return 'event-loop';
+      }
+    }
     // The kernel put this span's id in a TCP option: the peer knows the span by it.
     span.spanId = tag.spanId;
     const context = this.byRules(placing);
