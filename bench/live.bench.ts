@@ -373,8 +373,62 @@ async function syscallCost(rounds: number): Promise<string[]> {
   ];
 }
 
-/** LOUPE_BENCH_PARTS=drain,saturated,steady,api,otlp,kernel (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
-const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,api,otlp,kernel').split(','));
+/**
+ * What header injection into a program that is not Go costs: wrk (the client, a C program) watched
+ * by --exe, against the hello server, with no propagation and with a traceparent put on every
+ * request (sk_msg: the head copied, scanned, the header pushed; a trace_context record more).
+ * TCP options off in both, so the difference is the header's. The agent stopped (SIGSTOP) leaves
+ * the kernel side alone.
+ */
+async function injectionCost(rounds: number, seconds: number): Promise<string[]> {
+  const { port, server } = await startServer('hello');
+  wrk(port, 2); // warm-up
+  const select = ['--exe', '/wrk$', '--no-tcp-options'];
+  const rows = { plain: [] as WrkResult[], off: [] as WrkResult[], on: [] as WrkResult[], offKernel: [] as WrkResult[], onKernel: [] as WrkResult[] };
+  const cpu = { off: [] as number[], on: [] as number[] };
+  let inserted = '';
+  const run = async (extra: string[], into: WrkResult[], cpuInto: number[]) => {
+    const agent = await startAgent([], undefined, [...select, ...extra]);
+    const c0 = cpuMicros(agent.pid);
+    const result = wrk(port, seconds);
+    cpuInto.push((cpuMicros(agent.pid) - c0) / (result.rps * seconds));
+    into.push(result);
+    await agent.stop();
+    return agent.stderr();
+  };
+  const kernelOnly = async (extra: string[], into: WrkResult[]) => {
+    const agent = await startAgent([], undefined, [...select, ...extra]);
+    process.kill(agent.pid, 'SIGSTOP');
+    into.push(wrk(port, seconds));
+    process.kill(agent.pid, 'SIGCONT');
+    await agent.stop();
+  };
+  for (let r = 0; r < rounds; r++) {
+    rows.plain.push(wrk(port, seconds));
+    await run(['--no-inject'], rows.off, cpu.off);
+    inserted = /traceparent put on (\d+) requests/.exec(await run(['--inject-despite-fionread'], rows.on, cpu.on))?.[1] ?? '?';
+    await kernelOnly(['--no-inject'], rows.offKernel);
+    await kernelOnly(['--inject-despite-fionread'], rows.onKernel);
+  }
+  server.kill();
+  const p = median(rows.plain.map((x) => x.rps));
+  const row = (label: string, xs: WrkResult[], perRequest?: number[]) => {
+    const rps = median(xs.map((x) => x.rps));
+    return `| ${label} | ${Math.round(rps).toLocaleString('en-US')} | ${signed(((rps - p) / p) * 100)}% | ${median(xs.map((x) => x.p50ms)).toFixed(3)} | ${perRequest ? median(perRequest).toFixed(1) : ''} |`;
+  };
+  return [
+    '| wrk -t1 -c8 against a Node http hello server | requests/s | vs no agent | p50 ms | agent CPU µs per request |',
+    '|---|---:|---:|---:|---:|',
+    row('no agent (peer)', rows.plain),
+    row('loupe run --exe /wrk$ --no-tcp-options --no-inject', rows.off, cpu.off),
+    row(`the same with --inject-despite-fionread (a header on every request: ${inserted} in the last round)`, rows.on, cpu.on),
+    row('--no-inject, the agent stopped (kernel side only)', rows.offKernel),
+    row('with injection, the agent stopped (kernel side only)', rows.onKernel),
+  ];
+}
+
+/** LOUPE_BENCH_PARTS=drain,saturated,steady,api,otlp,kernel,inject (any of them; all by default) runs only those measures; LOUPE_BENCH_RATES=a,b,... the OTLP rates. */
+const PARTS = new Set((process.env.LOUPE_BENCH_PARTS ?? 'drain,saturated,steady,api,otlp,kernel,inject').split(','));
 
 async function main(): Promise<void> {
   console.log(`\nLive agent (${os.cpus().length} cores, ${process.version}, kernel ${os.release()})`);
@@ -409,6 +463,10 @@ async function main(): Promise<void> {
   if (PARTS.has('kernel')) {
     console.log('\nThe kernel side per syscall (bench/tools/syscalls: best of 5 runs of 10^6 getppid and 10^5 loopback TCP write + read pairs), 5 rounds, medians');
     for (const line of await syscallCost(5)) console.log(line);
+  }
+  if (PARTS.has('inject')) {
+    console.log("\nHeader injection into a program that is not Go: wrk's requests, 5 rounds of 5 s each, medians");
+    for (const line of await injectionCost(5, 5)) console.log(line);
   }
   fs.rmSync(tmp, { recursive: true, force: true });
 }
