@@ -303,6 +303,16 @@ static __always_inline void account(struct tcp_sock *tp, struct inject_state *ca
 	st.injected += GO_TP_HEADER_LEN;
 	bpf_map_update_elem(&loupe_inject_sk, &key, &st, BPF_ANY);
 }
+/* A head that stays as written (its own traceparent, a signature) or is not whole in this write: its verdict; -1: the header may go in. */
+static __always_inline int untouchable(struct head_scan *scan)
+{
+	if (scan->keep) {
+		count(KEPT);
+		return SK_PASS;
+	}
+	return scan->found ? -1 : verdict(HDR_LEFT);
+}
+
 /* A Go program's request, whose header go.bpf.c prepared with its goroutine's context. */
 static __always_inline int go_request(struct sk_msg_md *msg, struct conn_key *id, struct go_inject *found)
 {
@@ -332,12 +342,9 @@ static __always_inline int go_request(struct sk_msg_md *msg, struct conn_key *id
 			return SK_PASS;
 	}
 	bpf_map_delete_elem(&loupe_go_inject, id);
-	if (scan.keep) {
-		count(KEPT);
-		return SK_PASS;
-	}
-	if (!scan.found)
-		return verdict(HDR_LEFT);
+	int left = untouchable(&scan);
+	if (left >= 0)
+		return left;
 	__u32 line_end = scan.line_end;
 	/* sk_msg's socket pointer allows no reads of its own: the BTF-typed one does. */
 	struct tcp_sock *tp = msg->sk ? bpf_skc_to_tcp_sock(msg->sk) : NULL;
@@ -429,12 +436,9 @@ static __always_inline int plain_request(struct sk_msg_md *msg)
 	/* Not a request's start, or its line is longer than a write buffer: as written. */
 	if (!h || !read_head(msg, &scan) || !request_line(h->bytes, scan.line_end))
 		return SK_PASS;
-	if (scan.keep) {
-		count(KEPT);
-		return SK_PASS;
-	}
-	if (!scan.found)
-		return verdict(HDR_LEFT);
+	int left = untouchable(&scan);
+	if (left >= 0)
+		return left;
 	__u32 line_end = scan.line_end;
 	struct inject_state *call = &w->call;
 	__builtin_memset(call, 0, sizeof(*call));

@@ -18,14 +18,14 @@
  * --inject-despite-fionread. Skipped with the reason where the live agent,
  * `ip`, nginx, Flask, rustc or node is missing.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
-import { runAgent } from './live-agent';
+import { ROOT, spanLines, tempDir, until, type SpanLine } from './helpers';
+import { onHosts, runAgent } from './live-agent';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const PYTHON = '/usr/bin/python3';
@@ -48,24 +48,7 @@ describe.skipIf(Boolean(skipReason))(`one trace across hosts by header injection
   const children: ChildProcess[] = [];
   const pids: Record<Host, number[]> = { edge: [], app: [], data: [] };
   const logs: Record<Host, string> = { edge: '', app: '', data: '' };
-
-  async function daemon(host: Host, argv: string[], ready: { stream: 'stdout' | 'stderr'; shows: RegExp } | { port: number }): Promise<number> {
-    const [ip, ...ipArgs] = net.exec(host);
-    const child = spawn(ip!, [...ipArgs, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    child.stderr!.on('data', (c: Buffer) => (logs[host] += c));
-    if ('shows' in ready) await waitFor(child, ready.stream, ready.shows, 60_000);
-    else {
-      const connects = () => onHost(host, [PYTHON, '-c', `import socket; socket.create_connection(("${net.addr(host)}", ${ready.port}), 1)`]).status === 0;
-      await until(connects, `${argv.join(' ')} to listen on ${ready.port}`, 60_000);
-    }
-    return child.pid!;
-  }
-
-  function onHost(host: Host, argv: string[]) {
-    const [ip, ...ipArgs] = net.exec(host);
-    return spawnSync(ip!, [...ipArgs, ...argv], { encoding: 'utf8', timeout: 60_000 });
-  }
+  const { run: onHost, daemon } = onHosts(net, children, logs, 60_000);
 
   beforeAll(async () => {
     const rust = path.join(dir, 'chain-server');

@@ -4,8 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import type { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT, spanLines, type SpanLine } from './helpers';
+import { ROOT, spanLines, until, waitFor, type SpanLine } from './helpers';
 
 export const CLI = path.join(ROOT, 'dist/cli/main.js');
 export const SERVICE = path.join(ROOT, 'scenarios/services/factorial.js');
@@ -56,4 +57,33 @@ export function attachedLoupePrograms(): string[] {
   if (r.status !== 0) return [];
   const ours = new Set(['sys_exit_io', 'sock_set_state', 'process_exec', 'go_serve_http', 'go_newproc1', 'loupe_sockops', 'loupe_inject_tr']);
   return (JSON.parse(r.stdout) as Array<{ name?: string }>).map((p) => p.name ?? '').filter((n) => ours.has(n));
+}
+
+/** What a program on a namespace host must show before it is ready: a line, or a port taking connections. */
+export type Ready = { stream: 'stdout' | 'stderr'; shows: RegExp } | { port: number };
+
+/**
+ * Programs and commands on network-namespace hosts (`ip netns exec`, which execs them: one pid
+ * each). Each daemon goes into `children` (for the caller to kill) and its stderr into `logs`.
+ */
+export function onHosts<H extends string>(net: HostNetwork, children: ChildProcess[], logs: Record<H, string>, readyMs = 120_000) {
+  /** A command on a host, to its end. */
+  const run = (host: H, argv: string[]) => {
+    const [ip, ...ipArgs] = net.exec(host);
+    return spawnSync(ip!, [...ipArgs, ...argv], { encoding: 'utf8', timeout: 60_000 });
+  };
+  /** A program on a host, ready when `ready` shows or its port takes connections (asked from the host itself). */
+  const daemon = async (host: H, argv: string[], ready: Ready): Promise<number> => {
+    const [ip, ...ipArgs] = net.exec(host);
+    const child = spawn(ip!, [...ipArgs, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child.stderr!.on('data', (c: Buffer) => (logs[host] += c));
+    if ('shows' in ready) await waitFor(child, ready.stream, ready.shows, readyMs);
+    else {
+      const connects = () => run(host, ['/usr/bin/python3', '-c', `import socket; socket.create_connection(("${net.addr(host)}", ${ready.port}), 1)`]).status === 0;
+      await until(connects, `${argv.join(' ')} to listen on ${ready.port}`, readyMs);
+    }
+    return child.pid!;
+  };
+  return { run, daemon };
 }

@@ -10,14 +10,14 @@
  * Skipped with the reason where the live agent, `ip`, Go, Flask, grpcio or
  * Redis is missing.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
-import { ROOT, spanLines, tempDir, until, waitFor, type SpanLine } from './helpers';
-import { runAgent } from './live-agent';
+import { ROOT, spanLines, tempDir, until, type SpanLine } from './helpers';
+import { onHosts, runAgent } from './live-agent';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const GRPC_EXAMPLES = path.join(ROOT, 'scenarios/services/grpc-examples.sh');
@@ -53,23 +53,10 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   const ours = (s: SpanLine) => Object.values(s.attributes).some((v) => typeof v === 'string' && (v.startsWith(subnet) || v.includes(`//${subnet}`)));
   /** What the hosts' programs said on stderr, for a failure to show. */
   const logs: Record<Host, string> = { client: '', web: '', api: '' };
+  const { run: onHost, daemon } = onHosts(net, children, logs);
   const FLASK_PORT = 8080;
   const REDIS_PORT = 6379;
   const GREETER_PORT = 50051; // the example's, fixed: each host is a namespace of its own
-
-  /** A program on a host, started through `ip netns exec` (which execs it: one pid), ready when `ready` shows or its port takes connections. */
-  async function daemon(host: Host, argv: string[], ready: { stream: 'stdout' | 'stderr'; shows: RegExp } | { port: number }): Promise<number> {
-    const [ip, ...ipArgs] = net.exec(host);
-    const child = spawn(ip!, [...ipArgs, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    child.stderr!.on('data', (c: Buffer) => (logs[host] += c));
-    if ('shows' in ready) await waitFor(child, ready.stream, ready.shows, 120_000);
-    else {
-      const connects = () => onHost(host, [PYTHON, '-c', `import socket; socket.create_connection(("${net.addr(host)}", ${ready.port}), 1)`]).status === 0;
-      await until(connects, `${argv.join(' ')} to listen on ${ready.port}`, 120_000);
-    }
-    return child.pid!;
-  }
 
   /** An agent for a host, attached; its spans are this test's (see ours). `hostname`: in a UTS namespace of that name. */
   async function agentFor(host: Host, args: string[], hostname?: string) {
@@ -84,12 +71,6 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   async function stopAgents(agents: Array<{ child: ChildProcess }>) {
     for (const a of agents) a.child.kill('SIGINT');
     await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null || a.child.signalCode !== null ? r(null) : a.child.once('exit', r)))));
-  }
-
-  /** A command on a host, to its end. */
-  function onHost(host: Host, argv: string[]) {
-    const [ip, ...ipArgs] = net.exec(host);
-    return spawnSync(ip!, [...ipArgs, ...argv], { encoding: 'utf8', timeout: 60_000 });
   }
 
   beforeAll(async () => {
