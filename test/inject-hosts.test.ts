@@ -68,10 +68,11 @@ describe.skipIf(Boolean(skipReason))(`one trace across hosts by header injection
     pids.app.push(
       await daemon('app', ['node', path.join(ROOT, 'test/fixtures/chain-node.js'), net.addr('app'), String(NODE_CHAIN_PORT), data], { stream: 'stdout', shows: /listening/ }),
     );
+    // One process, its own worker: killed at the end, it leaves no orphaned worker behind (a master killed with SIGKILL did).
     const conf = path.join(dir, 'nginx.conf');
     fs.writeFileSync(
       conf,
-      `daemon off; worker_processes 1; error_log ${dir}/nginx-error.log; pid ${dir}/nginx.pid;
+      `daemon off; master_process off; error_log ${dir}/nginx-error.log; pid ${dir}/nginx.pid;
 events {}
 http {
   access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
