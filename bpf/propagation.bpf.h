@@ -168,10 +168,11 @@ struct {
 } loupe_tcpopt_sent SEC(".maps");
 
 /*
- * Processes that are not Go programs whose HTTP/1 requests get a traceparent
- * header inserted by the kernel (inject.bpf.c), each added by the agent once
- * it knows the service and that its reads are safe in a sockhash. Go
- * programs are not here: go.bpf.c prepares their headers per goroutine.
+ * With config.inject_http 2 (a service rule turns propagation off for some):
+ * the processes that are not Go programs whose HTTP/1 requests may get a
+ * traceparent header from inject.bpf.c, each added by the agent once it
+ * knows which service the process is. Until then none do. Go programs'
+ * headers are go.bpf.c's, per goroutine.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
