@@ -101,6 +101,15 @@ static __always_inline char hex_digit(__u32 v)
 	return v < 10 ? '0' + v : 'a' + v - 10;
 }
 
+/* n bytes as 2n lower-case hex digits, as ids travel in traceparent. */
+static __always_inline void hex_of(char *out, const __u8 *in, const int n)
+{
+	for (int k = 0; k < n; k++) {
+		out[2 * k] = hex_digit(in[k] >> 4);
+		out[2 * k + 1] = hex_digit(in[k]);
+	}
+}
+
 /* n random hex digits (n a multiple of 8). */
 static __always_inline void random_hex(char *out, const int n)
 {

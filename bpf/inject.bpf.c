@@ -139,12 +139,13 @@ static long head_end_step(__u64 step, struct head_scan *scan)
 /*
  * The message's first bytes, copied (bpf_loop callbacks cannot take packet
  * pointers), then read: where the request line ends, whether the head ends
- * within them, and whether a header line keeps the request as written.
+ * within them, and whether a header line keeps the request as written. The
+ * copy, or NULL when no CRLF ends a first line within it.
  * A head written in pieces (a Go request whose headers outgrow its 4 KiB
  * write buffer, a client writing line by line) is never touched: its later
  * pieces may still say it carries a traceparent or a signature of its own.
  */
-static __always_inline int read_head(struct sk_msg_md *msg, struct head_scan *scan)
+static __always_inline struct head_copy *read_head(struct sk_msg_md *msg, struct head_scan *scan)
 {
 	__u32 zero = 0;
 	struct head_copy *h = bpf_map_lookup_elem(&loupe_inject_head, &zero);
@@ -152,15 +153,15 @@ static __always_inline int read_head(struct sk_msg_md *msg, struct head_scan *sc
 	/* One byte short of the copy's size, so the bound is plain (a head ending at byte 4096 exactly is refused). */
 	__u32 want = size < REQUEST_LINE_MAX ? size : REQUEST_LINE_MAX - 1;
 	if (!h || want < 18 || bpf_msg_pull_data(msg, 0, want, 0))
-		return 0;
+		return NULL;
 	char *data = msg->data;
 	char *end = msg->data_end;
 	__u64 n = masked(end - data, REQUEST_LINE_MAX - 1);
 	if (n < 18 || n > want || bpf_probe_read_kernel(h->bytes, n, data))
-		return 0;
+		return NULL;
 	scan->len = n;
 	bpf_loop(REQUEST_LINE_MAX / 8, head_end_step, scan, 0);
-	return scan->line_end != 0;
+	return scan->line_end ? h : NULL;
 }
 
 /*
@@ -283,26 +284,22 @@ static __always_inline int verdict(int inserted)
 }
 
 /*
- * The bytes a socket had inserted, and the ids of the call just tagged (NULL:
- * a Go request, whose ids go.bpf.c reports): the TCP option of the call's
- * first segment carries the same, and its offset leaves the inserted bytes out.
+ * The bytes inserted on this socket before (an entry at a freed socket's
+ * address counts none): TCP counts them, the program's writes do not, so the
+ * offsets of its calls and their TCP options leave them out.
  */
-static __always_inline void account(struct tcp_sock *tp, struct inject_state *call)
+static __always_inline __u32 inserted_before(struct tcp_sock *tp, __u64 cookie)
 {
 	__u64 key = (__u64)tp;
-	__u64 cookie = tp->inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter;
-	struct inject_state st = {};
 	struct inject_state *kept = bpf_map_lookup_elem(&loupe_inject_sk, &key);
-	if (kept && kept->cookie == cookie)
-		st = *kept;
-	if (call) {
-		st = *call;
-		st.injected = kept && kept->cookie == cookie ? kept->injected : 0;
-	}
-	st.cookie = cookie;
-	st.injected += GO_TP_HEADER_LEN;
-	bpf_map_update_elem(&loupe_inject_sk, &key, &st, BPF_ANY);
+	return kept && kept->cookie == cookie ? kept->injected : 0;
 }
+
+static __always_inline __u64 cookie_of_tcp(struct tcp_sock *tp)
+{
+	return tp->inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter;
+}
+
 /* A head that stays as written (its own traceparent, a signature) or is not whole in this write: its verdict; -1: the header may go in. */
 static __always_inline int untouchable(struct head_scan *scan)
 {
@@ -323,9 +320,8 @@ static __always_inline int go_request(struct sk_msg_md *msg, struct conn_key *id
 		return SK_PASS;
 	}
 	struct head_scan scan = {};
-	__u32 zero = 0;
-	struct head_copy *h = bpf_map_lookup_elem(&loupe_inject_head, &zero);
-	if (!h || !read_head(msg, &scan))
+	struct head_copy *h = read_head(msg, &scan);
+	if (!h)
 		return SK_PASS;
 	/*
 	 * It must be the request prepared: its method, then a space. Anything else
@@ -349,8 +345,13 @@ static __always_inline int go_request(struct sk_msg_md *msg, struct conn_key *id
 	/* sk_msg's socket pointer allows no reads of its own: the BTF-typed one does. */
 	struct tcp_sock *tp = msg->sk ? bpf_skc_to_tcp_sock(msg->sk) : NULL;
 	int inserted = insert_header(msg, line_end, inject.header);
-	if (inserted == HDR_PUT && tp)
-		account(tp, NULL);
+	if (inserted == HDR_PUT && tp) {
+		/* Its ids are go.bpf.c's to report: only the bytes are counted here. */
+		__u64 key = (__u64)tp;
+		__u64 cookie = cookie_of_tcp(tp);
+		struct inject_state st = { .cookie = cookie, .injected = inserted_before(tp, cookie) + GO_TP_HEADER_LEN };
+		bpf_map_update_elem(&loupe_inject_sk, &key, &st, BPF_ANY);
+	}
 	return verdict(inserted);
 }
 
@@ -358,15 +359,9 @@ static __always_inline int go_request(struct sk_msg_md *msg, struct conn_key *id
 static __always_inline void format_header(char *out, const __u8 *trace, const __u8 *span)
 {
 	__builtin_memcpy(out, "traceparent: 00-", 16);
-	for (int k = 0; k < 16; k++) {
-		out[16 + 2 * k] = hex_digit(trace[k] >> 4);
-		out[17 + 2 * k] = hex_digit(trace[k]);
-	}
+	hex_of(out + 16, trace, 16);
 	out[48] = '-';
-	for (int k = 0; k < 8; k++) {
-		out[49 + 2 * k] = hex_digit(span[k] >> 4);
-		out[50 + 2 * k] = hex_digit(span[k]);
-	}
+	hex_of(out + 49, span, 8);
 	__builtin_memcpy(out + 65, "-01\r\n", 5);
 }
 
@@ -432,9 +427,9 @@ static __always_inline int plain_request(struct sk_msg_md *msg)
 	__u64 reported = *cookie;
 	__u32 size = msg->size;
 	struct head_scan scan = {};
-	struct head_copy *h = bpf_map_lookup_elem(&loupe_inject_head, &zero);
+	struct head_copy *h = read_head(msg, &scan);
 	/* Not a request's start, or its line is longer than a write buffer: as written. */
-	if (!h || !read_head(msg, &scan) || !request_line(h->bytes, scan.line_end))
+	if (!h || !request_line(h->bytes, scan.line_end))
 		return SK_PASS;
 	int left = untouchable(&scan);
 	if (left >= 0)
@@ -442,26 +437,26 @@ static __always_inline int plain_request(struct sk_msg_md *msg)
 	__u32 line_end = scan.line_end;
 	struct inject_state *call = &w->call;
 	__builtin_memset(call, 0, sizeof(*call));
-	if (call_trace(key, call->trace)) {
-		call->origin = LOUPE_CTX_THREAD;
-	} else {
+	__u8 origin = LOUPE_CTX_THREAD;
+	if (!call_trace(key, call->trace)) {
 		random_bytes(call->trace, 16);
-		call->origin = LOUPE_CTX_NEW;
+		origin = LOUPE_CTX_NEW;
 	}
 	random_bytes(call->span, 8);
 	/* Where the request starts in what the program wrote: TCP's count, less the bytes inserted before. */
 	__u32 write_seq = tp->write_seq;
 	__u32 snd_una = tp->snd_una;
 	__u64 acked = tp->bytes_acked;
-	struct inject_state *kept = bpf_map_lookup_elem(&loupe_inject_sk, &key);
-	__u32 before = kept && kept->cookie == tp->inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter ? kept->injected : 0;
+	call->cookie = cookie_of_tcp(tp);
+	__u32 before = inserted_before(tp, call->cookie);
 	/* bytes_acked counts the SYN, as tcpopt.bpf.c measured. */
 	call->pending_offset = write_seq - (snd_una - (__u32)acked) - 1 - before;
 	call->pending = 1;
+	call->injected = before + GO_TP_HEADER_LEN;
 	format_header(w->header, call->trace, call->span);
 	int inserted = insert_header(msg, line_end, w->header);
 	if (inserted == HDR_PUT) {
-		account(tp, call);
+		bpf_map_update_elem(&loupe_inject_sk, &key, call, BPF_ANY);
 		struct loupe_trace_context_event *ev = &w->ev;
 		__builtin_memset(ev, 0, sizeof(*ev));
 		fill_header(&ev->hdr, LOUPE_EV_TRACE_CONTEXT);
@@ -469,7 +464,7 @@ static __always_inline int plain_request(struct sk_msg_md *msg)
 		ev->offset = call->pending_offset;
 		ev->length = size;
 		ev->kind = LOUPE_CTX_CLIENT_CALL;
-		ev->origin = call->origin;
+		ev->origin = origin;
 		__builtin_memcpy(ev->trace_id, call->trace, 16);
 		__builtin_memcpy(ev->span_id, call->span, 8);
 		emit(ev, sizeof(*ev));

@@ -193,8 +193,6 @@ struct inject_state {
 	__u32 injected; /* bytes inserted so far, the pending call's header included */
 	__u32 pending;  /* the ids below are the next tagged call's */
 	__u32 pending_offset; /* that call's first byte, in the stream the program writes */
-	__u8 origin;    /* enum loupe_context_origin of its trace */
-	__u8 pad[3];
 	__u8 trace[16];
 	__u8 span[8];
 };

@@ -422,10 +422,7 @@ __attribute__((noinline)) int loupe_server_request(struct sock_info *info, long 
 		if (ctx.origin != LOUPE_CTX_TRACEPARENT) {
 			struct go_fd_key key = { .pid = pid, .fd = s->ev.fd };
 			struct go_incoming trace = { .flags = { '0', '1' } };
-			for (int k = 0; k < 16; k++) {
-				trace.trace[2 * k] = hex_digit(ctx.trace_id[k] >> 4);
-				trace.trace[2 * k + 1] = hex_digit(ctx.trace_id[k]);
-			}
+			hex_of(trace.trace, ctx.trace_id, 16);
 			bpf_map_update_elem(&loupe_go_incoming, &key, &trace, BPF_ANY);
 		}
 	} else {

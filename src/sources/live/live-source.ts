@@ -340,8 +340,7 @@ export class LiveSource {
         : despite
           ? { on: true, reason: `--inject-despite-fionread, although ${safety.reason}` }
           : { on: false, reason: safety.reason };
-    const go = !this.options.goInject ? off('turned off by configuration') : undefined;
-    if (go) return { ...go, http };
+    if (!this.options.goInject) return { inject: false, reason: 'turned off by configuration', http };
     if (safety.verdict === 'safe') return { inject: true, reason: '', http };
     if (despite) return { inject: true, reason: `into every Go program (--inject-despite-fionread), although ${safety.reason}`, http };
     return { inject: true, pureGoOnly: true, reason: `only into Go programs that call no C code of their own, because ${safety.reason}`, http };
