@@ -1,5 +1,6 @@
 /** What the correlator's parts share: a request in flight, trace context, and the trace aliases. */
 import type { Connection } from '../streams/connections';
+import type { WaitingConsumer } from './messages';
 import type { Span } from './span';
 import { parseTraceparent } from './traceparent';
 
@@ -32,6 +33,8 @@ export interface InFlight {
   goid?: bigint;
   handlerStartNs?: bigint;
   handlerEndNs?: bigint;
+  /** A consumer whose producer's record has not come yet (see messages.ts). */
+  waitingForProducer?: WaitingConsumer;
 }
 
 export const ctxOf = (span: Span): SpanContext => ({ traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled });

@@ -536,6 +536,59 @@ describe('a consumer handling a delivery', () => {
   });
 });
 
+describe('the two ends of a message through a broker', () => {
+  const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const headers = `NATS/1.0\r\ntraceparent: 00-${TRACE}-00f067aa0ba902b7-01\r\n\r\n`;
+  const hpub = (payload: string) => `HPUB orders ${headers.length} ${headers.length + payload.length}\r\n${headers}${payload}\r\n`;
+  const hmsg = (payload: string) => `HMSG orders 1 ${headers.length} ${headers.length + payload.length}\r\n${headers}${payload}\r\n`;
+
+  /** front (pid 1) publishes "a" with trace context and "b" without; back (pid 2) receives both; the broker (pid 9) is not watched. */
+  function published(order: 'producer first' | 'consumer first' | 'no producer'): Span[] {
+    const s = new Script();
+    const [pub] = s.connection({ pid: 1, tid: 11, fd: 4, port: 40000 }, { pid: 9, tid: 9, fd: 4, port: 4222 });
+    const [sub] = s.connection({ pid: 2, tid: 21, fd: 4, port: 40001 }, { pid: 9, tid: 9, fd: 5, port: 4222 });
+    const produce = () => {
+      s.send(pub, hpub('a'), { at: 10_000n });
+      s.send(pub, 'PUB orders 1\r\nb\r\n', { at: 11_000n });
+    };
+    if (order === 'producer first') produce();
+    s.recv(sub, hmsg('a'), { at: 20_000n });
+    s.recv(sub, 'MSG orders 1 1\r\nb\r\n', { at: 21_000n });
+    // A producer preempted at its write's exit: its records come after the deliveries they caused.
+    if (order === 'consumer first') produce();
+    return spansOf(s.events);
+  }
+
+  it("joins each delivery to its publish whichever record comes first: the carried context's as its parent (loupe.context message), the other's as a link", () => {
+    for (const order of ['producer first', 'consumer first'] as const) {
+      const spans = published(order);
+      const [pa, pb] = ['a', 'b'].map((body) =>
+        spans.find((x) => x.kind === 'producer' && x.attributes['messaging.message.body.size'] === body.length && (body === 'a') === (x.traceId === TRACE))!,
+      );
+      const consumers = spans.filter((x) => x.kind === 'consumer').sort((x, y) => Number(x.startNs - y.startNs));
+      expect(consumers, order).toHaveLength(2);
+      expect([consumers[0]!.parentSpanId, consumers[0]!.traceId, consumers[0]!.attributes['loupe.context'], consumers[0]!.links], order).toEqual([
+        pa!.spanId,
+        TRACE,
+        'message',
+        undefined,
+      ]);
+      expect(
+        consumers[1]!.links?.map((l) => l.spanId),
+        order,
+      ).toEqual([pb!.spanId]);
+    }
+  });
+
+  it('sends a delivery whose publish never comes out as it was, under the context it carried', () => {
+    const consumers = published('no producer').filter((x) => x.kind === 'consumer');
+    expect(consumers.map((c) => [c.parentSpanId, c.attributes['loupe.context'], c.links])).toEqual([
+      ['00f067aa0ba902b7', 'traceparent', undefined],
+      ['', 'new', undefined],
+    ]);
+  });
+});
+
 describe('trace context the kernel chose or a TCP option carried', () => {
   const CALLER_TRACE = 'aa'.repeat(16);
   const CALLER_SPAN = 'bb'.repeat(8);

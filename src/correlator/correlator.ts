@@ -4,8 +4,8 @@
  * starts, an answer, a place-holder) and how requests pair; the correlator
  * holds no protocol's name. Its parts: connection-pair matching
  * (connection-pairs.ts), the goroutine tree (goroutines.ts), what each thread
- * serves (threads.ts), the client parent rules (parents.ts) and the one span
- * factory (span-factory.ts).
+ * serves (threads.ts), the client parent rules (parents.ts), the two ends of
+ * a message (messages.ts) and the one span factory (span-factory.ts).
  *
  * Where a span's parent comes from, strongest first:
  *  - server span: the request's `traceparent`; else the client span whose
@@ -28,8 +28,9 @@ import { moduleOf } from '../parsers/protocols';
 import { LOUPE_ATTR } from '../parsers/spans';
 import { Router } from '../routes/routes';
 import { ConnectionPairs } from './connection-pairs';
-import { ctxOf, parentTo, push, sampledFlag, TraceAliases, type InFlight, type SpanContext } from './context';
+import { ctxOf, parentTo, push, sampledFlag, TraceAliases, type InFlight } from './context';
 import { GoRuntime } from './goroutines';
+import { MessageJoins } from './messages';
 import type { IdGenerator } from './ids';
 import { ClientParents } from './parents';
 import type { Span } from './span';
@@ -67,9 +68,6 @@ export interface CorrelatorStats {
   evictedGoroutines: number;
 }
 
-/** Producer spans kept for consumers to find (messageParent); the oldest go first past this. */
-const MAX_CARRIED_PRODUCERS = 65536;
-
 /** Kernel trace contexts kept per connection for requests not parsed yet; the oldest go first past this. */
 const MAX_KERNEL_CONTEXTS = 16;
 
@@ -102,11 +100,7 @@ export class Correlator {
    * AWAIT_CLIENT_AFTER_END_NS of the records' time, their subtree held.
    */
   private readonly endedAwaiting = new Map<number, InFlight[]>();
-  /** Producer spans of messages that carried trace context, by that context and destination, for their consumers (see messageParent). */
-  private readonly carriedProducers = new Map<string, SpanContext[]>();
-  private carriedCount = 0;
-  /** The latest producer span of each message identity (SpanStart.messages), for consumers to link to; the oldest go first past MAX_CARRIED_PRODUCERS. */
-  private readonly sentMessages = new Map<string, SpanContext>();
+  private readonly messages = new MessageJoins((spans) => this.emitOrHold(spans));
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
   /** Trace contexts the kernel chose or a TCP option brought, per connection, until the request each names is parsed. */
@@ -132,9 +126,8 @@ export class Correlator {
       ...this.pairs.sizes(),
       ...this.threads.sizes(),
       ...this.go.sizes(),
-      carriedProducers: this.carriedCount,
+      ...this.messages.sizes(),
       kernelContexts: this.kernelContexts.size,
-      sentMessages: this.sentMessages.size,
     };
   }
 
@@ -231,6 +224,7 @@ export class Correlator {
     if (now < this.nextSweep) return;
     this.nextSweep = now + 1_000_000_000n;
     if (this.endedAwaiting.size > 0) this.releaseAwaiting(now);
+    this.messages.sweep(now);
     const deadline = now - this.options.responseTimeoutNs;
     const seconds = Number(this.options.responseTimeoutNs / 1_000_000_000n);
     for (const [id, queue] of this.inFlight) {
@@ -255,6 +249,7 @@ export class Correlator {
 
   /** End of input: nothing more can come for what still waits. */
   finish(): void {
+    this.messages.sweep(undefined);
     this.releaseAwaiting(undefined);
   }
 
@@ -326,8 +321,7 @@ export class Correlator {
     } else {
       const tagged = kernel?.kind === 'client_call' ? { traceId: kernel.traceId, spanId: kernel.spanId, fresh: kernel.origin === 'new' } : undefined;
       context = this.parents.choose(conn, m.tid, span, header ? { ...header, traceState } : undefined, pairing.goClientCalls, start.goCall, tagged);
-      if (header) context = this.messageParent(span, `${header.traceId}|${header.parentId}|${start.fingerprint}`, context);
-      if (start.messages) this.messageLinks(span, start.messages);
+      if (header || start.messages) context = this.messages.join(pending, header && `${header.traceId}|${header.parentId}|${start.fingerprint}`, start.messages, context);
       if (!oneWay && !this.claimWaitingServer(conn, pending) && pairing.acrossConnection === 'same-bytes') this.pairs.addUnclaimed(pending);
     }
     span.attributes[LOUPE_ATTR.CONTEXT] = context;
@@ -340,61 +334,6 @@ export class Correlator {
     start.decorate?.(span);
     if (oneWay) this.finishSpan(pending, m.tsEnd);
     if (oneWay && span.kind === 'consumer' && side === 'client') this.threads.delivered(pending, m.tid, m.tsEnd);
-  }
-
-  /**
-   * A message's two ends, when both are watched and it carried trace context: the PRODUCER span
-   * that sent it and the CONSUMER span that received it both carry the context the sender's SDK put
-   * in its headers. The consumer is made the producer's child (one trace, an edge from producer to
-   * consumer in the service graph), the oldest unclaimed producer with that context and destination
-   * first; otherwise it stays the child of the context it carried.
-   */
-  private messageParent(span: Span, key: string, context: string): string {
-    if (span.kind === 'producer') {
-      push(this.carriedProducers, key, { traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled });
-      if (++this.carriedCount > MAX_CARRIED_PRODUCERS) {
-        const [oldest, list] = this.carriedProducers.entries().next().value!;
-        list.shift();
-        this.carriedCount--;
-        if (list.length === 0) this.carriedProducers.delete(oldest);
-      }
-      return context;
-    }
-    if (span.kind !== 'consumer') return context;
-    const list = this.carriedProducers.get(key);
-    const producer = list?.shift();
-    if (!producer) return context;
-    this.carriedCount--;
-    if (list!.length === 0) this.carriedProducers.delete(key);
-    parentTo(span, producer);
-    span.parentIsRemote = false;
-    return 'message';
-  }
-
-  /**
-   * Messages known by what both ends of the broker see of them (a Kafka batch's partition and CRC, a
-   * payload's destination and digest), whether or not they carried trace context: a producer span is
-   * kept as the latest sender of each; a consumer span links to the senders of those it received (an
-   * OTel span link, not a parent: a batch has many, and without carried context the consumer keeps a
-   * trace of its own). The sender it is already the child of is not linked again.
-   */
-  private messageLinks(span: Span, messages: string[]): void {
-    if (span.kind === 'producer') {
-      for (const id of messages) {
-        this.sentMessages.delete(id); // re-inserted last: the map's order is its age
-        this.sentMessages.set(id, { traceId: span.traceId, spanId: span.spanId, traceState: span.traceState });
-        if (this.sentMessages.size > MAX_CARRIED_PRODUCERS) this.sentMessages.delete(this.sentMessages.keys().next().value!);
-      }
-      return;
-    }
-    if (span.kind !== 'consumer') return;
-    const seen = new Set([span.parentSpanId]);
-    for (const id of messages) {
-      const sender = this.sentMessages.get(id);
-      if (!sender || seen.has(sender.spanId)) continue;
-      seen.add(sender.spanId);
-      (span.links ??= []).push({ traceId: sender.traceId, spanId: sender.spanId, traceState: sender.traceState });
-    }
   }
 
   /** An answer: it ends the request it answers (in order, or by key), or that request goes on under a key. */
@@ -531,6 +470,7 @@ export class Correlator {
     this.go.onServerEnd(pending);
     const done = pending.handlerStartNs !== undefined ? [span, ...this.spans.phases(pending)] : [span];
     this.stats.spans += done.length;
+    if (this.messages.hold(pending, done, endNs)) return;
     const awaiting = this.awaitingTraces.get(span.traceId);
     if (awaiting && awaiting.server !== pending) {
       awaiting.held.push(...done);
@@ -544,6 +484,13 @@ export class Correlator {
       return;
     }
     for (const d of done) this.emit(d);
+  }
+
+  /** Spans that waited for something else than their own server request: held on if their trace now waits for its client. */
+  private emitOrHold(spans: Span[]): void {
+    const awaiting = this.awaitingTraces.get(spans[0]!.traceId);
+    if (awaiting) awaiting.held.push(...spans);
+    else for (const s of spans) this.emit(s);
   }
 
   /** Server requests whose client did not come within the grace (all of them at the end of input): their subtrees go out in their own traces. */
