@@ -93,7 +93,10 @@ describe.skipIf(Boolean(skipReason))(`an agent per host${skipReason ? ` (skipped
         .filter((s) => s.service === service && s.kind === kind).length;
     await until(
       () => count('client', 'curl', 'client') === requests && count('web', 'frontend', 'server') === requests && count('api', 'worker-b', 'server') === requests,
-      'every host to see both requests',
+      () =>
+        `every host to see both requests (curl ${count('client', 'curl', 'client')}, frontend ${count('web', 'frontend', 'server')}, worker-b ${count('api', 'worker-b', 'server')}; ` +
+        [...agents].map(([host, a]) => `${host} agent: ${a.stderr().slice(-1500)}`).join('\n') +
+        ')',
     );
     for (const a of agents.values()) a.child.kill('SIGINT');
     await Promise.all([...agents.values()].map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));

@@ -77,9 +77,10 @@ export function spanLines(text: string): SpanLine[] {
 }
 
 /** Resolves once `condition` holds, polled every 50 ms; rejects naming `what` after `ms` (a bound for a hung test, not a timing). */
-export async function until(condition: () => boolean, what: string, ms = 30_000): Promise<void> {
+/** `what` may be a function: what was seen when it gave up, for a failure that does not come back on rerun. */
+export async function until(condition: () => boolean, what: string | (() => string), ms = 30_000): Promise<void> {
   for (let waited = 0; !condition(); waited += 50) {
-    if (waited >= ms) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    if (waited >= ms) throw new Error(`gave up waiting for ${typeof what === 'string' ? what : what()} after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

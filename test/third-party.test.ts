@@ -524,14 +524,13 @@ process.stdin.once('data', async () => {
     const consumers = spans.filter((s) => s.kind === 'consumer');
     const [fromKcat, fromJs, fromGo] = ['kcat', 'node', 'kafka-franz'].map((service) => producers.filter((s) => s.service === service)) as [SpanLine[], SpanLine[], SpanLine[]];
     // librdkafka batches records into fewer Produce requests; kafkajs and franz-go's synchronous produce send one per record here.
-    expect([records(fromKcat), records(fromJs), records(fromGo), fromJs.length, fromGo.length, fromKcat.length + fromJs.length + fromGo.length]).toEqual([
-      N,
-      N,
-      N,
-      N,
-      N,
-      producers.length,
-    ]);
+    const producersBy = JSON.stringify(
+      Object.fromEntries([...new Set(producers.map((s) => `${s.service} ${s.pid}`))].map((k) => [k, producers.filter((s) => `${s.service} ${s.pid}` === k).length])),
+    );
+    expect(
+      [records(fromKcat), records(fromJs), records(fromGo), fromJs.length, fromGo.length, fromKcat.length + fromJs.length + fromGo.length],
+      `producer spans by service and pid (kafkajs is ${jsProducer.pid}): ${producersBy}`,
+    ).toEqual([N, N, N, N, N, producers.length]);
     const unlike = producers.filter(
       (s) =>
         s.name !== 'send orders' ||
