@@ -67,6 +67,46 @@ const NO_KEY = new Set([
   'WAIT',
 ]);
 const STREAMING = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR']);
+
+interface Command {
+  command: string;
+  takesKey: boolean;
+  streaming: boolean;
+}
+/** Commands as written, known: a client writes a handful, and upper-casing and two set lookups per request were a tenth of the parse. */
+const COMMANDS = new Map<string, Command>();
+const MAX_COMMANDS = 512;
+
+/** Command names as their bytes came, by a hash of those bytes: the same string again, not a decode per request. */
+const WRITTEN_SLOTS = 256;
+const writtenNames: Array<string | undefined> = new Array(WRITTEN_SLOTS);
+
+function writtenCommand(b: Buffer, from: number, to: number): string {
+  if (to - from > 32) return b.utf8Slice(from, to);
+  let hash = 0;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return b.utf8Slice(from, to); // not ASCII: a char code is not a byte
+    hash = (Math.imul(hash, 31) + c) | 0;
+  }
+  const slot = hash & (WRITTEN_SLOTS - 1);
+  const cached = writtenNames[slot];
+  if (cached !== undefined && cached.length === to - from) {
+    let same = true;
+    for (let i = 0; i < cached.length && same; i++) same = cached.charCodeAt(i) === b[from + i];
+    if (same) return cached;
+  }
+  return (writtenNames[slot] = b.latin1Slice(from, to));
+}
+
+function commandOf(written: string): Command {
+  let known = COMMANDS.get(written);
+  if (known) return known;
+  const command = written.toUpperCase();
+  known = { command, takesKey: !NO_KEY.has(command), streaming: STREAMING.has(command) };
+  if (COMMANDS.size < MAX_COMMANDS) COMMANDS.set(written, known);
+  return known;
+}
 const TYPE_NAMES: Record<string, string> = {
   '+': 'SimpleString',
   '-': 'Error',
@@ -149,7 +189,21 @@ interface Value {
 /** Bytes kept of one argument or error text: a key longer than this is cut (it is only named, never matched). */
 const KEEP_BYTES = 1024;
 
-const emptyValue = (): Value => ({ args: 0, strings: [], open: [], bulkLeft: -1, bulkIsError: false, lost: 0, scanned: 0 });
+/** Every field set, the optional ones too: one object shape for every value keeps this per-byte code's property loads monomorphic. */
+const emptyValue = (): Value => ({
+  start: undefined,
+  type: undefined,
+  count: undefined,
+  text: undefined,
+  args: 0,
+  strings: [],
+  open: [],
+  bulkLeft: -1,
+  bulkKept: undefined,
+  bulkIsError: false,
+  lost: 0,
+  scanned: 0,
+});
 
 /** Framing broke `at` bytes past the next unconsumed one (where the offending byte is). */
 class Broken extends Error {
@@ -162,45 +216,64 @@ class Broken extends Error {
   }
 }
 
-export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
-  readonly protocol = 'redis';
-  onMessage: (message: DbMessage<'redis'>) => void = () => {};
-  private readonly buffers: Record<Side, StreamBuffer> = { client: new StreamBuffer(), server: new StreamBuffer() };
-  private values: Record<Side, Value> = { client: emptyValue(), server: emptyValue() };
+declare module 'node:buffer' {
+  interface Buffer {
+    utf8Slice(start: number, end: number): string;
+    latin1Slice(start: number, end: number): string;
+  }
+}
+
+/** One direction's bytes and where its parse stands. */
+class SideState {
+  readonly buf = new StreamBuffer();
+  v: Value = emptyValue();
   /**
    * How a side finds its framing again: after lost bytes, at a syscall boundary
    * that starts a value (the kernel's records say where writes began); after
    * bytes that broke framing, by content alone — at a line start that starts a
    * value —, so where it resumes never depends on how the bytes were cut.
    */
-  private resync: Record<Side, 'gap' | 'content' | undefined> = { client: undefined, server: undefined };
+  resync: 'gap' | 'content' | undefined = undefined;
   /** In content resync: the next byte starts a line. */
-  private atLineStart: Record<Side, boolean> = { client: false, server: false };
+  atLineStart = false;
+}
+
+export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
+  readonly protocol = 'redis';
+  onMessage: (message: DbMessage<'redis'>) => void = () => {};
+  /** Each side's state, picked by a comparison: a property keyed by the side's name cost a megamorphic load per step. */
+  private readonly client = new SideState();
+  private readonly server = new SideState();
   /** Requests still owed a reply. */
   private owed = 0;
   /** After SUBSCRIBE or MONITOR every reply is a push. */
   private streaming = false;
 
+  private sideOf(side: Side): SideState {
+    return side === 'client' ? this.client : this.server;
+  }
+
   feed(side: Side, chunk: Chunk): void {
-    this.buffers[side].push(chunk);
+    this.sideOf(side).buf.push(chunk);
     this.parse(side);
   }
 
   gap(side: Side, bytes: number, ts: bigint): void {
-    const v = this.values[side];
-    if (!this.resync[side] && v.bulkLeft > 0) {
+    const st = this.sideOf(side);
+    const v = st.v;
+    if (!st.resync && v.bulkLeft > 0) {
       // Inside a bulk string: its length frames the lost bytes, and the value goes on after them.
       const inside = Math.min(bytes, v.bulkLeft);
       v.bulkLeft -= inside;
       v.lost += inside;
-      this.buffers[side].lose(inside, inside);
+      st.buf.lose(inside, inside);
       if (v.bulkLeft === 0) this.bulkEnded(side, ts);
       if (inside === bytes) return;
       bytes -= inside;
     }
-    this.buffers[side].clear(bytes);
-    this.values[side] = emptyValue();
-    this.resync[side] = 'gap';
+    st.buf.clear(bytes);
+    st.v = emptyValue();
+    st.resync = 'gap';
     if (side === 'server' || this.owed > 0) {
       // Which replies were lost cannot be told: answer every waiting request with the loss.
       for (; this.owed > 0; this.owed--) {
@@ -211,7 +284,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
           tsStart: ts,
           tsEnd: ts,
           tid: 0,
-          offset: this.buffers.server.offset,
+          offset: this.server.buf.offset,
           lostBytes: bytes,
           error: `${bytes} bytes of the ${side} stream were not captured`,
           parseErrorCode: RESP_ERROR.LOST_BYTES,
@@ -223,10 +296,11 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   end(_ts: bigint): void {}
 
   private parse(side: Side): void {
-    const buf = this.buffers[side];
+    const st = this.sideOf(side);
+    const buf = st.buf;
     while (buf.available > 0) {
-      const v = this.values[side];
-      if (this.resync[side] === 'gap') {
+      const v = st.v;
+      if (st.resync === 'gap') {
         // Resume at a syscall boundary that starts a value. A server's write while nothing is asked is the rest of
         // the reply that lost bytes (redis-cli's COMMAND DOCS, 200 KB in many writes, made a dozen phantom replies)
         // unless it is a push.
@@ -235,10 +309,10 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
           buf.skipToNextChunk();
           continue;
         }
-        this.resync[side] = undefined;
-      } else if (this.resync[side] === 'content') {
+        st.resync = undefined;
+      } else if (st.resync === 'content') {
         if (!this.seekValueLine(side)) return;
-        this.resync[side] = undefined;
+        st.resync = undefined;
       }
       try {
         if (v.bulkLeft > 0) this.bulkBytes(side, v);
@@ -252,7 +326,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
 
   /** Take what is held of the bulk string under way. */
   private bulkBytes(side: Side, v: Value): void {
-    const buf = this.buffers[side];
+    const buf = this.sideOf(side).buf;
     // In place in the first chunk: no view, no copy (a pipeline's values mostly arrive in one write).
     const chunk = buf.firstChunk!;
     const head = buf.firstChunkHead;
@@ -262,8 +336,11 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
     if (v.bulkKept && body > 0) {
       const kept = v.bulkKept.reduce((k, b) => k + b.length, 0);
       // Held whole in this chunk (a command's name, a key): read as it lies, with no copy to join.
-      if (kept === 0 && n === v.bulkLeft) whole = chunk.toString('utf8', head, head + Math.min(body, KEEP_BYTES));
-      else if (kept < KEEP_BYTES) v.bulkKept.push(Buffer.from(chunk.subarray(head, head + Math.min(body, KEEP_BYTES - kept))));
+      // utf8Slice: toString's encoding lookup and clamping cost as much as the decode of a short key.
+      if (kept === 0 && n === v.bulkLeft) {
+        const end = head + Math.min(body, KEEP_BYTES);
+        whole = side === 'client' && v.strings.length === 0 ? writtenCommand(chunk, head, end) : chunk.utf8Slice(head, end);
+      } else if (kept < KEEP_BYTES) v.bulkKept.push(Buffer.from(chunk.subarray(head, head + Math.min(body, KEEP_BYTES - kept))));
     }
     // Its CRLF, where captured (a cut copy may have taken it).
     for (let i = body; i < n; i++) {
@@ -277,7 +354,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   }
 
   private bulkEnded(side: Side, ts: bigint, whole?: string): void {
-    const v = this.values[side];
+    const v = this.sideOf(side).v;
     const text = whole ?? (v.bulkKept ? Buffer.concat(v.bulkKept).toString('utf8') : undefined);
     v.bulkKept = undefined;
     v.bulkLeft = -1;
@@ -290,7 +367,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
 
   /** Read one line (a value's header, or an inline command); false when its end is not held yet. */
   private line(side: Side, v: Value): boolean {
-    const buf = this.buffers[side];
+    const buf = this.sideOf(side).buf;
     // The line is read in place where it lies in the first chunk (most do); one that spans chunks is joined first.
     let chunk = buf.firstChunk!;
     let head = buf.firstChunkHead;
@@ -401,12 +478,15 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
 
   /** A value ended: the aggregate it is an element of counts it, and a whole top-level value is reported. */
   private valueEnded(side: Side, ts: bigint): void {
-    const v = this.values[side];
+    const st = this.sideOf(side);
+    const v = st.v;
     for (;;) {
-      const open = v.open[v.open.length - 1];
+      // Never index -1: an array's property "-1" is looked up by name, on the slow path (a fifth of this parser's time).
+      const depth = v.open.length;
+      const open = depth > 0 ? v.open[depth - 1] : undefined;
       if (!open) {
         if (v.type === undefined) return; // an attribute alone so far: the reply it decorates follows
-        this.values[side] = emptyValue();
+        st.v = emptyValue();
         if (side === 'client') this.request(v, ts);
         else this.reply(v, ts);
         return;
@@ -425,10 +505,9 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   private request(v: Value, tsEnd: bigint): void {
     const args = v.strings;
     if (v.args === 0) return; // an empty line or array asks for nothing
-    const command = (args[0] ?? '').toUpperCase();
-    const keyed = !NO_KEY.has(command) && v.args > 1;
+    const { command, takesKey, streaming } = commandOf(args[0] ?? '');
+    const keyed = takesKey && v.args > 1;
     const query = (keyed ? `${command} ${args[1] ?? ''}` : command) + ' ?'.repeat(Math.max(0, v.args - 1 - (keyed ? 1 : 0)));
-    const streaming = STREAMING.has(command);
     const start = v.start!;
     const request: DbRequest<'redis'> = {
       protocol: 'redis',
@@ -469,6 +548,7 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
   }
 
   private broken(side: Side, buf: StreamBuffer, reason: string, code: string, at: number): void {
+    const st = this.sideOf(side);
     const start = buf.whenAt(at);
     const offset = buf.offset + at;
     const unparsable = {
@@ -482,29 +562,30 @@ export class RedisParser implements ProtocolParser<DbMessage<'redis'>> {
       parseErrorCode: code,
     };
     this.onMessage(side === 'client' ? { ...unparsable, kind: 'request', control: true, noResponse: true } : { ...unparsable, kind: 'response', push: true });
-    this.resync[side] = 'content';
-    this.atLineStart[side] = false;
-    this.values[side] = emptyValue();
+    st.resync = 'content';
+    st.atLineStart = false;
+    st.v = emptyValue();
     buf.skip(at);
   }
 
   /** Drop bytes up to a line start whose first byte starts a value; false when more bytes are needed to find one. */
   private seekValueLine(side: Side): boolean {
-    const buf = this.buffers[side];
+    const st = this.sideOf(side);
+    const buf = st.buf;
     for (;;) {
-      if (!this.atLineStart[side]) {
+      if (!st.atLineStart) {
         const lf = buf.indexOf(LF);
         if (lf < 0) {
           buf.skip(buf.available);
           return false;
         }
         buf.skip(lf + 1);
-        this.atLineStart[side] = true;
+        st.atLineStart = true;
       }
       const b = buf.byteAt(0);
       if (b === undefined) return false;
       if (startsValue(side, b)) return true;
-      this.atLineStart[side] = false;
+      st.atLineStart = false;
     }
   }
 }
