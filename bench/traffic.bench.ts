@@ -53,7 +53,10 @@ function loupe(make: () => { feed(side: Side, c: { data: Buffer; ts: bigint; tid
 }
 
 const rows: Array<{ workload: string; results: Result[]; bytes: string[] }> = [];
+/** LOUPE_BENCH_ONLY=PostgreSQL runs the workloads whose title holds it (for a profile of one parser). */
+const ONLY = process.env.LOUPE_BENCH_ONLY;
 function run(workload: string, expected: number, candidates: Array<{ name: string; bytes: number; run: () => number }>): void {
+  if (ONLY && !workload.includes(ONLY)) return;
   for (const c of candidates) {
     const got = c.run();
     if (got !== expected) throw new Error(`${workload}: ${c.name} counted ${got}, expected ${expected}`);

@@ -38,6 +38,59 @@ export function cstring(b: Buffer, at: number): [string, number] {
   return end < 0 ? [b.utf8Slice(at, b.length), b.length] : [b.utf8Slice(at, end), end + 1];
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * One message's fields, read in order where the message lies (no view made per message), bounded
+ * by its end: a string that runs past the end takes the rest and a number past it reads as
+ * undefined, as `cstring` and `u16be` do on a view. pg-protocol's BufferReader, with bounds.
+ */
+export class WireReader {
+  private b: Buffer = NO_BYTES;
+  private at = 0;
+  private end = 0;
+
+  /** Read `b` from `at`, up to (not including) `end`. */
+  reset(b: Buffer, at: number, end: number): this {
+    this.b = b;
+    this.at = at;
+    this.end = end;
+    return this;
+  }
+
+  /** A NUL-terminated string; one that runs to the end takes the rest. */
+  cstring(): string {
+    const { b, at, end } = this;
+    if (at >= end) return '';
+    if (b[at] === 0) {
+      this.at = at + 1;
+      return '';
+    }
+    const nul = b.indexOf(0, at);
+    this.at = nul < 0 || nul >= end ? end : nul + 1;
+    return b.utf8Slice(at, nul < 0 || nul >= end ? end : nul);
+  }
+
+  u16be(): number | undefined {
+    const at = this.at;
+    if (at + 2 > this.end) {
+      this.at = this.end;
+      return undefined;
+    }
+    this.at = at + 2;
+    return (this.b[at]! << 8) | this.b[at + 1]!;
+  }
+
+  byte(): number | undefined {
+    return this.at < this.end ? this.b[this.at++] : undefined;
+  }
+
+  skip(n: number): this {
+    this.at = Math.min(this.end, this.at + n);
+    return this;
+  }
+}
+
 /** MySQL's length-encoded integer at `at`: [value, bytes it took], undefined when its bytes are not all there. */
 export function lenenc(b: Buffer, at: number): [number, number] | undefined {
   const first = b[at];
