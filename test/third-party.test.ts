@@ -1022,7 +1022,13 @@ describe.skipIf(Boolean(nginxFlask))(`curl -> nginx (TLS) -> Flask${nginxFlask ?
     expect(trees).toHaveLength(N);
     for (const t of trees) {
       expect(t.server?.pid, JSON.stringify(t.client)).toBeDefined();
-      expect([t.client, t.server, t.call, t.app].map((s) => s?.attributes['http.response.status_code'])).toEqual([200, 200, 200, 200]);
+      // Should a hop come unjoined again (once in a fresh clone's run, not since in 12 here): the call and Flask's spans of that path.
+      const path = t.server?.attributes['url.path'];
+      const seen = () => JSON.stringify([t.call, spans.filter((s) => s.kind === 'server' && s.attributes['url.path'] === path && s.service !== 'nginx')]);
+      expect(
+        [t.client, t.server, t.call, t.app].map((s) => s?.attributes['http.response.status_code']),
+        t.app ? '' : seen(),
+      ).toEqual([200, 200, 200, 200]);
       for (const [parent, child] of [
         [t.client, t.server],
         [t.server, t.call],
