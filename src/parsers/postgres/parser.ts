@@ -264,9 +264,10 @@ export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
         continue;
       }
       // In place when the message lies in the first chunk (most do): a view per message was a tenth of the parse.
-      const b = inPlace(buf, total) ?? buf.peek(total);
+      const inFirst = inPlace(buf, total);
+      const b = inFirst ?? buf.peek(total);
       if (!b) return;
-      const base = b === buf.firstChunk ? buf.firstChunkHead : 0;
+      const base = inFirst ? buf.firstChunkHead : 0;
       this.clientMessage(type, this.reader.reset(b, base + 5, base + total), buf, total);
       buf.skip(total);
     }
@@ -390,9 +391,10 @@ export class PostgresParser implements ProtocolParser<DbMessage<'postgres'>> {
         buf.skipAhead(total);
         continue;
       }
-      const b = inPlace(buf, total) ?? buf.peek(total);
+      const inFirst = inPlace(buf, total);
+      const b = inFirst ?? buf.peek(total);
       if (!b) return;
-      const base = b === buf.firstChunk ? buf.firstChunkHead : 0;
+      const base = inFirst ? buf.firstChunkHead : 0;
       this.serverMessage(type, b, base, total, buf.tsAt(total - 1));
       buf.skip(total);
     }

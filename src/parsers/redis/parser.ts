@@ -216,13 +216,6 @@ class Broken extends Error {
   }
 }
 
-declare module 'node:buffer' {
-  interface Buffer {
-    utf8Slice(start: number, end: number): string;
-    latin1Slice(start: number, end: number): string;
-  }
-}
-
 /** One direction's bytes and where its parse stands. */
 class SideState {
   readonly buf = new StreamBuffer();

@@ -20,9 +20,14 @@ export function u32le(b: Buffer, at: number): number | undefined {
   return at >= 0 && at + 4 <= b.length ? b.readUInt32LE(at) : undefined;
 }
 
+/**
+ * Buffer's own decoders, which toString calls after looking up the encoding and clamping the range:
+ * per field of a message that lookup costs as much as a short decode. Declared once, for every parser.
+ */
 declare module 'node:buffer' {
   interface Buffer {
     utf8Slice(start: number, end: number): string;
+    latin1Slice(start: number, end: number): string;
   }
 }
 
