@@ -472,21 +472,17 @@ export class Correlator {
     this.stats.spans += done.length;
     if (this.messages.hold(pending, done, endNs)) return;
     const awaiting = this.awaitingTraces.get(span.traceId);
-    if (awaiting && awaiting.server !== pending) {
-      awaiting.held.push(...done);
-      return;
-    }
-    if (awaiting) {
+    if (awaiting?.server === pending) {
       // Its client has not come while it ran: it may yet (see endedAwaiting), so the subtree waits.
       awaiting.endedNs = endNs;
       awaiting.held.push(...done);
       push(this.endedAwaiting, pending.conn.id, pending);
       return;
     }
-    for (const d of done) this.emit(d);
+    this.emitOrHold(done);
   }
 
-  /** Spans that waited for something else than their own server request: held on if their trace now waits for its client. */
+  /** Ended spans: held while their trace waits for its server request's client, else out. */
   private emitOrHold(spans: Span[]): void {
     const awaiting = this.awaitingTraces.get(spans[0]!.traceId);
     if (awaiting) awaiting.held.push(...spans);

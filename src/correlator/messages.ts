@@ -18,7 +18,7 @@
  * claims it as one that came first would have.
  */
 import { LOUPE_ATTR } from '../parsers/spans';
-import { parentTo, push, type InFlight, type SpanContext } from './context';
+import { ctxOf, parentTo, push, type InFlight, type SpanContext } from './context';
 import type { Span } from './span';
 
 /** Producer spans kept for consumers to find, and consumers waiting for theirs; the oldest go first past this. */
@@ -103,7 +103,7 @@ export class MessageJoins {
   }
 
   private produced(span: Span, key: string): void {
-    const producer: SpanContext = { traceId: span.traceId, spanId: span.spanId, traceState: span.traceState, remoteSampled: span.remoteSampled };
+    const producer = ctxOf(span);
     const wait = this.waitingByKey.get(key)?.[0];
     if (wait) {
       parentTo(wait.span, producer);
@@ -136,7 +136,7 @@ export class MessageJoins {
   }
 
   private sentOne(span: Span, id: string): void {
-    const sender: SpanContext = { traceId: span.traceId, spanId: span.spanId, traceState: span.traceState };
+    const sender = ctxOf(span);
     this.sent.delete(id); // re-inserted last: the map's order is its age
     this.sent.set(id, sender);
     if (this.sent.size > MAX_KEPT) this.sent.delete(this.sent.keys().next().value!);
