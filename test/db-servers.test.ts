@@ -14,7 +14,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, ROOT, tempDir, type SpanLine } from './helpers';
+import { freePort, ROOT, spansRawAndMasked, tempDir, type SpanLine } from './helpers';
 import { recordingProxy } from './recording-proxy';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -168,6 +168,13 @@ describe.skipIf(Boolean(postgresMissing))(`PostgreSQL 15, psql and node-postgres
     expect(ms.filter((m) => m.command === 'Startup').every((m) => m.database === 'postgres')).toBe(true);
   });
 
+  it('gives the same spans from its bytes masked as a recording masks them', () => {
+    const { raw, masked, bytesChanged } = spansRawAndMasked(capture);
+    expect(bytesChanged).toBeGreaterThan(0);
+    expect(raw.trim().split('\n').length).toBeGreaterThan(3);
+    expect(masked).toBe(raw);
+  });
+
   it('keeps literals only with --no-redact', () => {
     const raw = parseCapture(capture, '--no-redact')
       .filter((m) => m.command === 'Query')
@@ -256,6 +263,13 @@ describe.skipIf(Boolean(mariadbMissing))(`MariaDB, the mariadb client and mysql2
 
   afterAll(() => {
     server?.kill();
+  });
+
+  it('gives the same spans from its bytes masked as a recording masks them', () => {
+    const { raw, masked, bytesChanged } = spansRawAndMasked(capture);
+    expect(bytesChanged).toBeGreaterThan(0);
+    expect(raw.trim().split('\n').length).toBeGreaterThan(3);
+    expect(masked).toBe(raw);
   });
 
   it('parses every statement the mariadb client and mysql2 sent, with prepared statements stitched', () => {

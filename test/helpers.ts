@@ -1,8 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import type { CaptureHeader } from '../src/events/capture';
+import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
+import { maskRecords } from '../src/security/redact-records';
+import { openCapture } from '../src/sources/capture-file';
 
 export { freePort } from '../src/scenarios/run';
 
@@ -83,4 +86,26 @@ export async function until(condition: () => boolean, what: string | (() => stri
     if (waited >= ms) throw new Error(`gave up waiting for ${typeof what === 'string' ? what : what()} after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * A capture's spans (JSON lines) replayed from its bytes as they are, and from
+ * its payloads masked as a recording live run masks them; and whether the
+ * masking changed any byte. A live run that records nothing skips the
+ * masking, so the two must be the same.
+ */
+export function spansRawAndMasked(capture: string): { raw: string; masked: string; bytesChanged: number } {
+  const source = openCapture(capture);
+  const raw = [...source.batches()].flat().map((r) => r.bytes);
+  const masked = maskRecords(raw);
+  let bytesChanged = 0;
+  for (let i = 0; i < raw.length; i++) for (let j = 0; j < raw[i]!.length; j++) if (raw[i]![j] !== masked[i]![j]) bytesChanged++;
+  const maskedFile = path.join(tempDir(), 'masked.jsonl');
+  fs.writeFileSync(maskedFile, [headerToJsonLine(source.header), ...masked.map(recordToJsonLine)].join('\n') + '\n');
+  const replay = (file: string) => {
+    const r = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'replay', file, '--format', 'jsonl', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    if (r.status !== 0) throw new Error(`replay of ${file} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { raw: replay(capture), masked: replay(maskedFile), bytesChanged };
 }

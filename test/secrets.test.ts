@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeEvent } from '../src/events/codec';
 import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
-import { HEADER, ROOT, tempDir } from './helpers';
+import { HEADER, ROOT, spansRawAndMasked, tempDir } from './helpers';
+import { allSeeds } from './fuzz/seeds';
 import { Script } from './script';
 
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -124,5 +125,59 @@ describe('secrets matrix: every kind, every output', () => {
     // And the outputs still say what happened.
     expect(outputs['replay jsonl']).toContain('"url.path":"/items"');
     expect(outputs['parse jsonl']).toContain('"command":"AUTH"');
+  });
+
+  it('gives the same spans from its bytes masked as a recording masks them, so a run that records nothing skips the masking', () => {
+    const { raw, masked, bytesChanged } = spansRawAndMasked(secretCapture().file);
+    // The masking did mask (every secret's bytes, and more), and the spans did not see it.
+    expect(bytesChanged).toBeGreaterThan(Object.values(SECRETS).join('').length);
+    expect(raw.trim().split('\n')).toHaveLength(5);
+    expect(masked).toBe(raw);
+  });
+
+  it("gives the same spans from every protocol's seed conversations (real clients' and servers' bytes) masked as from them raw", () => {
+    const s = new Script();
+    let fd = 10;
+    let port = 41000;
+    const protocols: string[] = [];
+    for (const [protocol, conversations] of allSeeds()) {
+      protocols.push(protocol);
+      for (const turns of conversations.slice(0, 40)) {
+        const [c, srv] = s.connection({ pid: 3, tid: 3, fd: fd++, port: port++ }, { pid: 1, tid: 1, fd: fd++, port: 9000 });
+        for (const t of turns) {
+          const [from, to] = t.side === 'client' ? [c, srv] : [srv, c];
+          // In records of at most 4 KiB, as the kernel side copies them.
+          for (let at = 0; at < t.bytes.length; at += 4096) {
+            s.send(from, t.bytes.subarray(at, at + 4096));
+            s.recv(to, t.bytes.subarray(at, at + 4096));
+          }
+        }
+        s.close(c);
+        s.close(srv);
+      }
+    }
+    const file = path.join(tempDir(), 'seeds.jsonl');
+    fs.writeFileSync(
+      file,
+      [
+        headerToJsonLine({
+          ...HEADER,
+          processes: [
+            { pid: 1, exe: '/srv/server' },
+            { pid: 3, exe: '/usr/bin/client' },
+          ],
+        }),
+        ...s.events.map((e) => recordToJsonLine(encodeEvent(e))),
+      ].join('\n') + '\n',
+    );
+    const { raw, masked, bytesChanged } = spansRawAndMasked(file);
+    expect(protocols.length).toBeGreaterThanOrEqual(10);
+    expect(bytesChanged).toBeGreaterThan(100);
+    const lines = (t: string) => t.trim().split('\n');
+    expect(lines(raw).length).toBeGreaterThan(300);
+    // Which spans differ, if any, named by their first difference.
+    const differing = lines(masked).flatMap((l, i) => (l === lines(raw)[i] ? [] : [`${i}: ${l.slice(0, 300)} (raw: ${lines(raw)[i]?.slice(0, 300)})`]));
+    expect(differing.slice(0, 5)).toEqual([]);
+    expect(masked).toBe(raw);
   });
 });

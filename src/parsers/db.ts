@@ -19,7 +19,7 @@ import {
   ATTR_SERVER_PORT,
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_DB_RESPONSE_RETURNED_ROWS } from '@opentelemetry/semantic-conventions/incubating';
-import type { Address, ConnectionView, MessageRole, ParserOptions, PayloadMasker, ProtocolModule } from './module';
+import type { Address, ConnectionView, MessageRole, ParserOptions, ProtocolModule } from './module';
 import { LOUPE_ATTR, type Attributes, type SpanDraft } from './spans';
 import { obfuscateSql, sqlOperation, sqlTable } from './sql-text';
 import type { MessageBase, ProtocolParser } from './types';
@@ -135,7 +135,7 @@ export interface DatabaseDefinition<N extends string> {
   parseErrors: Readonly<Record<string, string>>;
   /** What a statement does (SQL by default). */
   describe?: (req: DbRequest, redact: boolean) => DbStatement;
-  masking: { client(connectionStart: boolean): PayloadMasker; unclaimedStart?: RegExp };
+  masking: NonNullable<ProtocolModule['masking']>;
 }
 
 /**

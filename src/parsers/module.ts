@@ -115,6 +115,15 @@ export interface PayloadMasker {
   readonly decidedPerRecord?: boolean;
 }
 
+/**
+ * What the two directions of a socket's masking share for a module: what its
+ * server's bytes said that its client's bytes depend on (a MySQL greeting's
+ * capabilities decide whether statements carry query attributes).
+ */
+export interface MaskingNotes {
+  fromServer?: unknown;
+}
+
 export interface ProtocolModule<M extends MessageBase = MessageBase, N extends string = string> {
   readonly name: N;
   /** The `protocol` its messages carry when it is not `name` (HTTP/2's gRPC streams say `grpc`). */
@@ -151,6 +160,12 @@ export interface ProtocolModule<M extends MessageBase = MessageBase, N extends s
    * Masking of a client's bytes before a capture or the pipeline sees them
    * (credentials, literals). `unclaimedStart`: first bytes detection does not
    * claim that still mean a client of this protocol sending a secret.
+   * `server`: reads the server's bytes (masks none) for what the client's
+   * masker must know, into the notes both are given.
    */
-  readonly masking?: { client(connectionStart: boolean): PayloadMasker; unclaimedStart?: RegExp };
+  readonly masking?: {
+    client(connectionStart: boolean, notes: MaskingNotes): PayloadMasker;
+    server?(notes: MaskingNotes): PayloadMasker;
+    unclaimedStart?: RegExp;
+  };
 }

@@ -19,14 +19,14 @@ import * as os from 'node:os';
 import { ChunkedOutput } from '../export/chunked';
 import { CaptureWriter, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { encodeEvent } from '../events/codec';
-import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
-import { cString, readU64Number } from '../events/codec';
+import { CONSTANTS, ENUMS, offsetOf } from '../events/layout';
+import { cString } from '../events/codec';
 import { formatAddr } from '../events/addr';
 import { LiveSource, type GoInstrumented, type InjectCounts, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
 import * as procfs from '../sources/live/procfs';
 import { ProcessSelection } from '../discovery/selection';
-import { StreamMasker } from '../security/redact-payload';
+import { RecordMasking } from '../security/redact-records';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 import { validateExportEnv, type ExportOptions } from '../export/export-config';
 import { propagatesByRules, type RecordedRules } from '../discovery/config';
@@ -74,13 +74,6 @@ const CPU_AT = offsetOf('loupe_event_header', 'cpu');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
 const FORK_CHILD_AT = offsetOf('loupe_proc_fork_event', 'child_pid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
-const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
-const BYTES_AT = offsetOf('loupe_data_event', 'bytes');
-const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
-const DATA_FLAGS_AT = offsetOf('loupe_data_event', 'flags');
-const DATA_COOKIE_AT = offsetOf('loupe_data_event', 'sock_cookie');
-const DATA_FD_AT = offsetOf('loupe_data_event', 'fd');
-const CLOSE_COOKIE_AT = offsetOf('loupe_sock_close_event', 'sock_cookie');
 const OPEN = {
   role: offsetOf('loupe_sock_open_event', 'role'),
   family: offsetOf('loupe_sock_open_event', 'family'),
@@ -96,8 +89,6 @@ const NEW_STATE_AT = offsetOf('loupe_tcp_state_event', 'new_state');
 const TCP_CLOSE = 7;
 /** A live run's tree output prints a trace once no span of it has ended for this long. */
 const TREE_QUIET_NS = 2_000_000_000n;
-/** Maskers kept (one per socket direction, and one more per direction for TLS plaintext); the least recently used go first past this. */
-const MAX_MASKERS = 65536;
 /** Exec records held for processes not yet seen on a socket; the oldest go first past this. */
 const MAX_HELD_EXECS = 4096;
 /** Fork records held for children not yet seen on a socket, by child; the oldest go first past this. */
@@ -112,12 +103,8 @@ export class LiveSession {
   private readonly heldForks = new Map<number, Buffer>();
   /** Parents described in the stream for a child's sake, without being seen themselves (so not probed for it). */
   private readonly described = new Set<number>();
-  /**
-   * Payload masking state per process, socket (cookie, or -1 - fd without one) and direction, so
-   * secrets split across records are masked too; no string keys: this runs per record.
-   */
-  private readonly maskers = new Map<number, Map<bigint | number, StreamMasker[]>>();
-  private maskerCount = 0;
+  /** Payload masking state per process, socket and direction (src/security/redact-records.ts). */
+  private readonly masking: RecordMasking | undefined;
   /** Processes whose records reach the pipeline. */
   private readonly known = new Set<number>();
   /** Which processes are watched (src/discovery/selection.ts). */
@@ -142,6 +129,7 @@ export class LiveSession {
 
   constructor(private readonly options: LiveSessionOptions) {
     this.selection = new ProcessSelection(options, procfs, process.pid);
+    this.masking = options.redact ? new RecordMasking() : undefined;
     this.header = {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
       seed: randomBytes(8).toString('hex'),
@@ -366,7 +354,7 @@ export class LiveSession {
         this.heldForks.delete(pid);
         this.described.delete(pid);
         if (this.goPids.delete(pid)) this.source.forgetGo(pid);
-        this.forgetMaskers(pid);
+        this.masking?.exited(pid);
         if (!this.known.delete(pid)) return; // never seen on a socket: nothing to say
         out.push(record);
         return;
@@ -386,13 +374,9 @@ export class LiveSession {
         if (this.selection.dropsRecord(pid, ts, opened)) return;
         if (opened !== undefined) this.selection.onSocketOpen(opened);
         if (!this.known.has(pid)) this.firstSight(pid, out, ts);
-        if (type === T.LOUPE_EV_DATA && this.options.redact) {
-          const captured = record.readUInt32LE(CAPTURED_AT);
-          const missing = readU64Number(record, BYTES_AT) - captured;
-          this.masker(pid, record).mask(record.subarray(DATA_FIXED_SIZE, DATA_FIXED_SIZE + captured), missing);
-        }
-        if (type === T.LOUPE_EV_SOCK_CLOSE) {
-          this.forgetMaskers(pid, record.readBigUInt64LE(CLOSE_COOKIE_AT));
+        if (this.masking) {
+          if (type === T.LOUPE_EV_DATA) this.masking.maskData(record);
+          else if (type === T.LOUPE_EV_SOCK_CLOSE) this.masking.closed(record);
         }
         if (opened !== undefined) this.natBefore(record, out);
         out.push(record);
@@ -441,37 +425,6 @@ export class LiveSession {
       this.considerGo(pid);
       this.considerTls(pid);
     }
-  }
-
-  private masker(pid: number, record: Buffer): StreamMasker {
-    const cookie = record.readBigUInt64LE(DATA_COOKIE_AT);
-    const socket = cookie !== 0n ? cookie : -1 - record.readInt32LE(DATA_FD_AT);
-    let ofPid = this.maskers.get(pid);
-    if (!ofPid) this.maskers.set(pid, (ofPid = new Map()));
-    let pair = ofPid.get(socket);
-    if (!pair) ofPid.set(socket, (pair = []));
-    // TLS plaintext is a stream of its own: the handshake's ciphertext that came before it on the
-    // socket must not decide how its bytes are read (a masker that took the socket for something
-    // other than HTTP kept a query value in plaintext).
-    const which = record[DIRECTION_AT]! + ((record.readUInt16LE(DATA_FLAGS_AT) & CONSTANTS.LOUPE_DATA_F_TLS) !== 0 ? 2 : 0);
-    let m = pair[which];
-    if (!m) {
-      // The two directions of a socket share what they learn of it (a MySQL client's bytes are known by the server's greeting).
-      m = pair[which] = new StreamMasker(pair.find(Boolean)?.socket ?? {});
-      // Past the bound, the process first masked forgets its sockets' state (a close was lost, or very many are open).
-      if (++this.maskerCount > MAX_MASKERS) this.forgetMaskers(this.maskers.keys().next().value!);
-    }
-    return m;
-  }
-
-  /** Forget the masking state of one socket of a process, or of all its sockets. */
-  private forgetMaskers(pid: number, socket?: bigint | number): void {
-    const ofPid = this.maskers.get(pid);
-    if (!ofPid) return;
-    const pairs = socket === undefined ? [...ofPid.values()] : [ofPid.get(socket) ?? []];
-    for (const pair of pairs) this.maskerCount -= pair.filter(Boolean).length;
-    if (socket === undefined) this.maskers.delete(pid);
-    else ofPid.delete(socket);
   }
 
   private hold(pid: number, record: Buffer): void {

@@ -17,7 +17,7 @@ import { Http2Masker, http2Start } from './redact-http2';
 import { BodyMasker } from './redact-body';
 import { detectProtocol, GIVE_UP_BYTES, NEED_MORE } from '../parsers/detect';
 import { isHttp2Frames } from '../parsers/http2/detect';
-import type { PayloadMasker, ProtocolModule } from '../parsers/module';
+import type { MaskingNotes, PayloadMasker, ProtocolModule } from '../parsers/module';
 import { moduleOf, PROTOCOL_MODULES } from '../parsers/protocols';
 
 /**
@@ -33,6 +33,8 @@ export interface SocketMasking {
    * read where there is none would hide the next head from the masker.
    */
   methods?: string[];
+  /** A protocol module's notes from the server's bytes, for its client's masker (MaskingNotes). */
+  notes?: MaskingNotes;
 }
 
 /** Requests remembered for their answers; past this the oldest go (and an answer is framed by its head alone). */
@@ -53,7 +55,9 @@ export function maskHttpSecrets(payload: Uint8Array): number {
 
 /** Protocols whose modules mask their clients' bytes themselves (the databases): everything else is masked as HTTP text here. */
 const hasOwnMasker = (protocol: string) => moduleOf(protocol)?.masking !== undefined;
-const ownMasker = (protocol: string, connectionStart: boolean): PayloadMasker => moduleOf(protocol)!.masking!.client(connectionStart);
+const ownMasker = (protocol: string, connectionStart: boolean, socket: SocketMasking): PayloadMasker => moduleOf(protocol)!.masking!.client(connectionStart, (socket.notes ??= {}));
+/** The reader of such a protocol's server bytes, when its module has one. */
+const serverReader = (protocol: string, socket: SocketMasking): PayloadMasker | undefined => moduleOf(protocol)!.masking!.server?.((socket.notes ??= {}));
 /** A client's first bytes that no detection claims but that carry a secret of a module's protocol (a Redis inline AUTH), and its module. */
 function unclaimedSecret(first: Buffer): string | undefined {
   const head = first.toString('latin1', 0, 16);
@@ -116,8 +120,9 @@ export class StreamMasker {
   private http2: Http2Masker | undefined;
   /** Set when this direction is the client's of a protocol whose module masks it (the databases: credentials and literals). */
   private db: PayloadMasker | undefined;
-  /** The server's bytes of such a protocol: nothing of the client's there, nothing to do. */
+  /** The server's bytes of such a protocol: nothing of the client's there, nothing to mask (its module may read them). */
   private dbServer = false;
+  private dbServerReader: PayloadMasker | undefined;
   /** The first bytes, while they are too few for the protocol detector to say (see SNIFF_BYTES). */
   private sniffed: Buffer | undefined;
 
@@ -203,15 +208,15 @@ export class StreamMasker {
         const unclaimed = typeof seen !== 'object' ? unclaimedSecret(first) : undefined;
         if (typeof seen === 'object' && isHttp2Frames(first)) this.http2 = new Http2Masker('late');
         else if (typeof seen === 'object' && hasOwnMasker(seen.protocol)) {
-          if (seen.sender === 'server') this.dbServer = true;
-          else this.db = ownMasker(seen.protocol, seen.connectionStart === true);
+          if (seen.sender === 'server') this.serverOf(seen.protocol);
+          else this.db = ownMasker(seen.protocol, seen.connectionStart === true, this.socket);
         } else if (unclaimed) {
           // A Redis inline command (redis-cli and telnet users type them) the detector does not claim.
-          this.db = ownMasker(unclaimed, true);
+          this.db = ownMasker(unclaimed, true, this.socket);
         } else if (typeof seen !== 'object' && peer && hasOwnMasker(peer.name)) {
           // Nothing recognised here, but the other direction was a database server's: these are its client's bytes.
-          if (peer.sender === 'server') this.db = ownMasker(peer.name, true);
-          else this.dbServer = true;
+          if (peer.sender === 'server') this.db = ownMasker(peer.name, true, this.socket);
+          else this.serverOf(peer.name);
         }
         // Bytes no protocol claims (the middle of a frame, a body): HTTP/2 may still show at a later record.
         else if (typeof seen !== 'object') this.probeLeft = PROBE_BYTES;
@@ -227,9 +232,11 @@ export class StreamMasker {
         this.socket.protocol ??= { name: seen.protocol, sender: seen.sender === 'server' ? 'server' : 'client' };
         if (hasOwnMasker(seen.protocol)) {
           this.probeLeft = 0;
-          if (seen.sender === 'server') this.dbServer = true;
-          else {
-            this.db = ownMasker(seen.protocol, seen.connectionStart === true);
+          if (seen.sender === 'server') {
+            this.serverOf(seen.protocol);
+            this.dbServerReader?.mask(sniffed.subarray(0, sniffed.length - payload.length));
+          } else {
+            this.db = ownMasker(seen.protocol, seen.connectionStart === true, this.socket);
             // Its state from the bytes before this record, on a copy (those are handed on already).
             this.db.mask(Buffer.from(sniffed.subarray(0, sniffed.length - payload.length)));
           }
@@ -248,6 +255,12 @@ export class StreamMasker {
   }
 
   /** maskHttpSecrets's way in: the text path of a fresh masker. */
+  /** This direction is a database server's: nothing to mask, its module may read it for the client's masker. */
+  private serverOf(protocol: string): void {
+    this.dbServer = true;
+    this.dbServerReader = serverReader(protocol, this.socket);
+  }
+
   static maskText(masker: StreamMasker, payload: Uint8Array): number {
     return masker.maskText(payload);
   }
@@ -255,7 +268,7 @@ export class StreamMasker {
   private maskText(payload: Uint8Array, missing = 0): number {
     if (this.http2) return this.http2.mask(payload, missing);
     if (this.db) return this.db.mask(payload);
-    if (this.dbServer) return 0;
+    if (this.dbServer) return this.dbServerReader?.mask(payload) ?? 0;
     this.masked = 0;
     // Text outside any head or framed body (met mid-stream, or after framing was lost), for the body masker after.
     const loose: number[] = [];

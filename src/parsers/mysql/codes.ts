@@ -50,3 +50,17 @@ export const Packet = {
   /** The protocol version byte that starts a server greeting (HandshakeV10). */
   GREETING_V10: 0x0a,
 } as const;
+
+/**
+ * The capability flags of a server's greeting (its payload, from the protocol
+ * version byte): after the version string, the thread id, 8 bytes of scramble
+ * and a filler, the lower 16 bits; 5 bytes on (charset, status), the upper 16.
+ */
+export function greetingCapabilities(p: Buffer): number {
+  const nul = p.indexOf(0, 1);
+  const capsAt = (nul < 0 ? p.length : nul + 1) + 4 + 8 + 1;
+  let caps = 0;
+  if (capsAt + 2 <= p.length) caps = p.readUInt16LE(capsAt);
+  if (capsAt + 7 <= p.length) caps |= p.readUInt16LE(capsAt + 5) << 16;
+  return caps >>> 0;
+}

@@ -6,9 +6,9 @@
  * so a secret is masked however the stream is cut.
  */
 import * as zlib from 'node:zlib';
-import type { PayloadMasker } from '../module';
+import type { MaskingNotes, PayloadMasker } from '../module';
 import { SqlLiterals } from '../shared/sql-literals';
-import { Command } from './codes';
+import { Command, greetingCapabilities } from './codes';
 
 const STAR = 0x2a;
 
@@ -40,7 +40,12 @@ export class MysqlMasker implements PayloadMasker {
   private compressing: 'zlib' | 'zstd' | undefined;
   private compressed: CompressedMysqlMasker | undefined;
 
-  constructor(loggedIn = false, queryAttributes = false) {
+  constructor(
+    loggedIn = false,
+    queryAttributes = false,
+    /** What the server's greeting said (MysqlGreetingReader), when this masker's socket showed it. */
+    private readonly notes: MaskingNotes = {},
+  ) {
     this.loggedIn = loggedIn;
     this.queryAttributes = queryAttributes;
   }
@@ -126,7 +131,10 @@ export class MysqlMasker implements PayloadMasker {
       if (p.length < 33) return undefined;
       const caps = (p[0]! | (p[1]! << 8) | (p[2]! << 16) | (p[3]! << 24)) >>> 0;
       this.compressing = caps & CLIENT_COMPRESS ? 'zlib' : caps & CLIENT_ZSTD_COMPRESSION_ALGORITHM ? 'zstd' : undefined;
-      this.queryAttributes = (caps & CLIENT_QUERY_ATTRIBUTES) !== 0;
+      // On only if the server offered them too (MariaDB does not, and mysql2 asks regardless); a greeting not
+      // seen counts as offered, which masks more, never less.
+      const server = this.notes.fromServer;
+      this.queryAttributes = (caps & CLIENT_QUERY_ATTRIBUTES) !== 0 && (typeof server !== 'number' || (server & CLIENT_QUERY_ATTRIBUTES) !== 0);
       const nul = p.indexOf(0, 32);
       if (nul < 0 || p.length <= nul + 1) return undefined;
       const lenAt = nul + 1;
@@ -144,6 +152,43 @@ export class MysqlMasker implements PayloadMasker {
       return [nul + 2, nul + 2 + p[nul + 1]!];
     }
     return undefined;
+  }
+}
+
+/** Greetings longer than this are not read past it: the capability flags lie in the first hundred bytes. */
+const GREETING_READ_MAX = 512;
+
+/**
+ * The server's direction, read for its client's masker: the greeting's
+ * capability flags, into the notes the socket's maskers share. Masks nothing.
+ */
+export class MysqlGreetingReader implements PayloadMasker {
+  private readonly head: number[] = [];
+  private packet: number[] | undefined;
+  private left = 0;
+  private done = false;
+
+  constructor(private readonly notes: MaskingNotes) {}
+
+  mask(payload: Uint8Array): number {
+    for (let i = 0; i < payload.length && !this.done; i++) {
+      if (!this.packet) {
+        this.head.push(payload[i]!);
+        if (this.head.length < 4) continue;
+        this.left = Math.min(this.head[0]! | (this.head[1]! << 8) | (this.head[2]! << 16), GREETING_READ_MAX);
+        this.packet = [];
+        if (this.left > 0) continue;
+      } else {
+        this.packet.push(payload[i]!);
+        this.left--;
+      }
+      if (this.left === 0) {
+        this.done = true;
+        // Only a greeting (protocol version 10) says capabilities; an ERR in its place says none.
+        if (this.packet[0] === 10) this.notes.fromServer = greetingCapabilities(Buffer.from(this.packet));
+      }
+    }
+    return 0;
   }
 }
 

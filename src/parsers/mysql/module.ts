@@ -2,7 +2,7 @@
 import { databaseModule } from '../db';
 import { MYSQL_ERROR } from './codes';
 import { detectMysql } from './detect';
-import { MysqlMasker } from './masker';
+import { MysqlGreetingReader, MysqlMasker } from './masker';
 import { MysqlParser } from './parser';
 
 export const mysqlModule = databaseModule({
@@ -11,5 +11,5 @@ export const mysqlModule = databaseModule({
   detect: { verdict: detectMysql },
   parser: () => new MysqlParser(),
   parseErrors: MYSQL_ERROR,
-  masking: { client: () => new MysqlMasker() },
+  masking: { client: (_start, notes) => new MysqlMasker(false, false, notes), server: (notes) => new MysqlGreetingReader(notes) },
 });

@@ -2,6 +2,7 @@ import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MysqlParser } from './parser';
+import { StreamMasker, type SocketMasking } from '../../security/redact-payload';
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { runCopied, runTurns, shape, type Turn } from '../../../test/parser-harness';
 
@@ -494,5 +495,23 @@ describe('MysqlParser', () => {
         parse(turns.map((t) => ({ side: t.side, bytes: Buffer.from(t.bytes) })));
       }),
     );
+  });
+
+  it('masks query attributes only where the server offered them: MariaDB does not, and mysql2 asks regardless', () => {
+    const ATTRS = 0x8000000;
+    const statement = "UPDATE items SET name = 'quill' WHERE id = 1";
+    const maskedStatement = (serverCaps: number) => {
+      const socket: SocketMasking = {};
+      const maskers = { client: new StreamMasker(socket), server: new StreamMasker(socket) };
+      const turns: Turn[] = [...login(CAPS | ATTRS), client(my.packet(0, Buffer.concat([Buffer.from([0x03]), Buffer.from(statement)])))];
+      turns[0] = server(my.greeting(serverCaps | DEPRECATE_EOF));
+      for (const t of turns) maskers[t.side].mask(t.bytes);
+      const ms = parse(turns);
+      return { bytes: turns[3]!.bytes.subarray(5).toString('latin1'), parsed: requests(ms)[1]?.query };
+    };
+    // Not offered: a plain statement, its literals masked and the rest kept; the parser reads it as the server does.
+    expect(maskedStatement(CAPS)).toEqual({ bytes: "UPDATE items SET name = '*****' WHERE id = 0", parsed: "UPDATE items SET name = '*****' WHERE id = 0" });
+    // Offered: its first byte is the attribute count (85, more than any block has), so all of it is masked, as the server would take it.
+    expect(maskedStatement(CAPS | ATTRS).bytes).toBe(`U${'*'.repeat(statement.length - 1)}`);
   });
 });

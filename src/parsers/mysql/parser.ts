@@ -18,7 +18,7 @@
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
 import { cstring, lenenc, u16le } from '../shared/wire';
-import { COMMAND_NAMES, Command, MYSQL_ERROR, Packet } from './codes';
+import { COMMAND_NAMES, Command, greetingCapabilities, MYSQL_ERROR, Packet } from './codes';
 import { CompressedFramer } from './compressed';
 import type { Chunk, ProtocolParser, Side } from '../types';
 
@@ -609,11 +609,7 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
   }
 
   private greeting(p: Buffer): void {
-    const [, afterVersion] = cstring(p, 1);
-    const capsAt = afterVersion + 4 + 8 + 1;
-    if (capsAt + 2 <= p.length) this.serverCaps = p.readUInt16LE(capsAt);
-    if (capsAt + 7 <= p.length) this.serverCaps |= p.readUInt16LE(capsAt + 5) << 16;
-    this.serverCaps >>>= 0;
+    this.serverCaps = greetingCapabilities(p);
     this.phase = 'handshake';
   }
 
