@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import type { CaptureHeader } from '../src/events/capture';
 import { headerToJsonLine, recordToJsonLine } from '../src/events/jsonl';
-import { maskRecords } from '../src/security/redact-records';
+import { maskRecords } from '../src/pipeline/record-masking';
 import { openCapture } from '../src/sources/capture-file';
 
 export { freePort } from '../src/scenarios/run';

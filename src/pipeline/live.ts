@@ -26,7 +26,7 @@ import { LiveSource, type GoInstrumented, type InjectCounts, type LiveOptions, t
 import { isGoBinary } from '../sources/live/go-probes';
 import * as procfs from '../sources/live/procfs';
 import { ProcessSelection } from '../discovery/selection';
-import { RecordMasking } from '../security/redact-records';
+import { RecordMasking } from './record-masking';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 import { validateExportEnv, type ExportOptions } from '../export/export-config';
 import { propagatesByRules, type RecordedRules } from '../discovery/config';

@@ -8,7 +8,7 @@
  */
 import { readU64Number } from '../events/codec';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
-import { StreamMasker } from './redact-payload';
+import { StreamMasker } from '../security/redact-payload';
 
 const T = ENUMS.loupe_event_type;
 const TYPE_AT = offsetOf('loupe_event_header', 'type');
