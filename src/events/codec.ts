@@ -5,7 +5,7 @@
 import { LoupeError } from '../errors';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
 import { familyOf, formatAddr, parseAddr } from './addr';
-import type { ContextKind, ContextOrigin, DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role } from './types';
+import type { ContextKind, ContextOrigin, DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role, SockOpenEvent } from './types';
 import type { ProcessInfo } from './capture';
 
 /** A record that cannot be decoded. `reason` says what is wrong; the caller adds where. */
@@ -127,6 +127,39 @@ const DATA_AT = {
   cookie: D('sock_cookie'),
   seq: D('seq'),
 };
+// The records of every request (trace_context, with TCP options) and of every connection: offsets resolved once too.
+const TC_AT = {
+  cookie: TC('sock_cookie'),
+  offset: TC('offset'),
+  length: TC('length'),
+  kind: TC('kind'),
+  origin: TC('origin'),
+  traceId: TC('trace_id'),
+  spanId: TC('span_id'),
+};
+const SO_AT = {
+  family: SO('family'),
+  seq: SO('seq'),
+  fd: SO('fd'),
+  role: SO('role'),
+  protocol: SO('protocol'),
+  localAddr: SO('local_addr'),
+  localPort: SO('local_port'),
+  remoteAddr: SO('remote_addr'),
+  remotePort: SO('remote_port'),
+  cookie: SO('sock_cookie'),
+};
+const SC_AT = { fd: SC('fd'), cookie: SC('sock_cookie') };
+const TS_AT = {
+  family: TS('family'),
+  localAddr: TS('local_addr'),
+  localPort: TS('local_port'),
+  remoteAddr: TS('remote_addr'),
+  remotePort: TS('remote_port'),
+  oldState: TS('old_state'),
+  newState: TS('new_state'),
+  cookie: TS('sock_cookie'),
+};
 const MIN_SIZE = new Map<EventType, number>();
 /** A u64 count as a number, without a BigInt: byte counts stay far below 2^53. */
 export function readU64Number(buf: Buffer, at: number): number {
@@ -177,39 +210,67 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
     throw new RecordError(`${type} record of ${buf.length} bytes is shorter than its ${min}-byte layout`);
   }
   if (type === 'data') return decodeData(buf, ts);
-  const base = { ts, pid: buf.readUInt32LE(O.pid), tid: buf.readUInt32LE(O.tid), cpu: buf.readUInt32LE(O.cpu) };
+  const pid = buf.readUInt32LE(O.pid);
+  const tid = buf.readUInt32LE(O.tid);
+  const cpu = buf.readUInt32LE(O.cpu);
+  // The records of every request and every connection are built as literals, keys in the format's order (no spread).
   switch (type) {
-    case 'sock_open': {
-      const fam = family(buf.readUInt16LE(SO('family')));
-      const seq = buf.readUInt32LE(SO('seq'));
+    case 'trace_context':
       return {
         type,
-        ...base,
-        fd: buf.readInt32LE(SO('fd')),
-        family: fam,
-        role: lookup(ROLES.byNumber, buf.readUInt8(SO('role')), 'role'),
-        protocol: buf.readUInt8(SO('protocol')),
-        local: { addr: formatAddr(buf.subarray(SO('local_addr')), fam), port: buf.readUInt16LE(SO('local_port')) },
-        remote: { addr: formatAddr(buf.subarray(SO('remote_addr')), fam), port: buf.readUInt16LE(SO('remote_port')) },
-        cookie: buf.readBigUInt64LE(SO('sock_cookie')),
-        ...(seq !== 0 ? { seq } : {}),
+        ts,
+        pid,
+        tid,
+        cpu,
+        cookie: buf.readBigUInt64LE(TC_AT.cookie),
+        offset: buf.readUInt32LE(TC_AT.offset),
+        length: buf.readUInt32LE(TC_AT.length),
+        kind: lookup(CONTEXT_KINDS.byNumber, buf[TC_AT.kind]!, 'trace context kind'),
+        origin: lookup(CONTEXT_ORIGINS.byNumber, buf[TC_AT.origin]!, 'trace context origin'),
+        traceId: buf.toString('hex', TC_AT.traceId, TC_AT.traceId + 16),
+        spanId: buf.toString('hex', TC_AT.spanId, TC_AT.spanId + 8),
       };
+    case 'sock_open': {
+      const fam = family(buf.readUInt16LE(SO_AT.family));
+      const seq = buf.readUInt32LE(SO_AT.seq);
+      const ev: SockOpenEvent = {
+        type,
+        ts,
+        pid,
+        tid,
+        cpu,
+        fd: buf.readInt32LE(SO_AT.fd),
+        family: fam,
+        role: lookup(ROLES.byNumber, buf[SO_AT.role]!, 'role'),
+        protocol: buf[SO_AT.protocol]!,
+        local: { addr: formatAddr(buf.subarray(SO_AT.localAddr), fam), port: buf.readUInt16LE(SO_AT.localPort) },
+        remote: { addr: formatAddr(buf.subarray(SO_AT.remoteAddr), fam), port: buf.readUInt16LE(SO_AT.remotePort) },
+        cookie: buf.readBigUInt64LE(SO_AT.cookie),
+      };
+      if (seq !== 0) ev.seq = seq;
+      return ev;
     }
     case 'sock_close':
-      return { type, ...base, fd: buf.readInt32LE(SC('fd')), cookie: buf.readBigUInt64LE(SC('sock_cookie')) };
+      return { type, ts, pid, tid, cpu, fd: buf.readInt32LE(SC_AT.fd), cookie: buf.readBigUInt64LE(SC_AT.cookie) };
     case 'tcp_state': {
-      const fam = family(buf.readUInt16LE(TS('family')));
+      const fam = family(buf.readUInt16LE(TS_AT.family));
       return {
         type,
-        ...base,
+        ts,
+        pid,
+        tid,
+        cpu,
         family: fam,
-        local: { addr: formatAddr(buf.subarray(TS('local_addr')), fam), port: buf.readUInt16LE(TS('local_port')) },
-        remote: { addr: formatAddr(buf.subarray(TS('remote_addr')), fam), port: buf.readUInt16LE(TS('remote_port')) },
-        oldState: buf.readUInt8(TS('old_state')),
-        newState: buf.readUInt8(TS('new_state')),
-        cookie: buf.readBigUInt64LE(TS('sock_cookie')),
+        local: { addr: formatAddr(buf.subarray(TS_AT.localAddr), fam), port: buf.readUInt16LE(TS_AT.localPort) },
+        remote: { addr: formatAddr(buf.subarray(TS_AT.remoteAddr), fam), port: buf.readUInt16LE(TS_AT.remotePort) },
+        oldState: buf[TS_AT.oldState]!,
+        newState: buf[TS_AT.newState]!,
+        cookie: buf.readBigUInt64LE(TS_AT.cookie),
       };
     }
+  }
+  const base = { ts, pid, tid, cpu };
+  switch (type) {
     case 'proc_exec':
       return {
         type,
@@ -266,18 +327,6 @@ export function decodeRecord(buf: Buffer): Event | UnknownRecord {
         serverRemote: endpoint('server', 'remote', server),
       };
     }
-    case 'trace_context':
-      return {
-        type,
-        ...base,
-        cookie: buf.readBigUInt64LE(TC('sock_cookie')),
-        offset: buf.readUInt32LE(TC('offset')),
-        length: buf.readUInt32LE(TC('length')),
-        kind: lookup(CONTEXT_KINDS.byNumber, buf.readUInt8(TC('kind')), 'trace context kind'),
-        origin: lookup(CONTEXT_ORIGINS.byNumber, buf.readUInt8(TC('origin')), 'trace context origin'),
-        traceId: buf.toString('hex', TC('trace_id'), TC('trace_id') + 16),
-        spanId: buf.toString('hex', TC('span_id'), TC('span_id') + 8),
-      };
   }
 }
 
