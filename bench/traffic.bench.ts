@@ -55,11 +55,18 @@ function loupe(make: () => { feed(side: Side, c: { data: Buffer; ts: bigint; tid
 const rows: Array<{ workload: string; results: Result[]; bytes: string[] }> = [];
 /** LOUPE_BENCH_ONLY=PostgreSQL runs the workloads whose title holds it (for a profile of one parser). */
 const ONLY = process.env.LOUPE_BENCH_ONLY;
+/** LOUPE_BENCH_PROFILE=300: Loupe's candidate only, this many passes, no table (with LOUPE_BENCH_ONLY, under `node --cpu-prof`). */
+const PROFILE_PASSES = Number(process.env.LOUPE_BENCH_PROFILE ?? 0);
 function run(workload: string, expected: number, candidates: Array<{ name: string; bytes: number; run: () => number }>): void {
   if (ONLY && !workload.includes(ONLY)) return;
   for (const c of candidates) {
     const got = c.run();
     if (got !== expected) throw new Error(`${workload}: ${c.name} counted ${got}, expected ${expected}`);
+  }
+  if (PROFILE_PASSES > 0) {
+    // Loupe's parser alone, many passes: for `node --cpu-prof` (no table).
+    for (let i = 0; i < PROFILE_PASSES; i++) candidates[0]!.run();
+    return;
   }
   rows.push({ workload, results: compare(candidates[0]!.bytes, candidates), bytes: candidates.map((c) => `${(c.bytes / 1e6).toFixed(2)} MB`) });
 }
