@@ -17,7 +17,7 @@
  */
 import type { DbMessage, DbRequest, DbResponse } from '../db';
 import { StreamBuffer } from '../shared/stream-buffer';
-import { cstring, lenenc, u16le } from '../shared/wire';
+import { cstring, lenenc } from '../shared/wire';
 import { COMMAND_NAMES, Command, greetingCapabilities, MYSQL_ERROR, Packet } from './codes';
 import { CompressedFramer } from './compressed';
 import type { Chunk, ProtocolParser, Side } from '../types';
@@ -296,7 +296,7 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
     const unit = this.units[0];
     if (!unit || this.serverContinues) return;
     answerStarts(unit, buf);
-    this.step(unit, held[4]!, held.subarray(4), size - 4, buf.lastTs());
+    this.step(unit, held[4]!, held, 4, held.length, size - 4, buf.lastTs());
   }
 
   /** Resume where a command (client) or a response (server) starts: see `resync`. */
@@ -359,11 +359,10 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
         this.resync.client = 'content';
         continue;
       }
-      const packet = buf.peek(total);
-      if (!packet) return;
+      const payload = buf.slice(4, total);
+      if (!payload) return;
       const when = buf.when();
       const start = { ts: when.ts, tid: when.tid, offset: buf.offset };
-      const payload = packet.subarray(4);
       if (len === MAX_PAYLOAD) {
         this.clientParts.push(Buffer.from(payload));
         buf.skip(total);
@@ -530,12 +529,12 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
         continue;
       }
       if (this.phase === 'start' && seq === 0 && first === Packet.GREETING_V10) {
-        const packet = buf.peek(total);
-        if (!packet) {
+        const payload = buf.slice(4, total);
+        if (!payload) {
           this.serverContinues = continuation;
           return;
         }
-        this.greeting(packet.subarray(4));
+        this.greeting(payload);
         buf.skip(total);
         continue;
       }
@@ -552,16 +551,20 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
       // Rows and column definitions are only counted: skip their bytes without joining chunks.
       const counted = (unit.stage === 'rows' && first !== Packet.EOF && first !== Packet.ERR) || unit.stage === 'columns' || unit.stage === 'skip';
       if (counted) {
-        this.step(unit, first, EMPTY, len, buf.tsAt(total - 1));
+        this.step(unit, first, EMPTY, 0, 0, len, buf.tsAt(total - 1));
         buf.skipAhead(total);
         continue;
       }
-      const packet = buf.peek(total);
-      if (!packet) {
+      // The payload read in place when the first chunk holds the packet (most do): no view per packet.
+      const chunk = buf.firstChunk!;
+      const inFirst = chunk.length - buf.firstChunkHead >= total;
+      const bytes = inFirst ? chunk : buf.peek(total);
+      if (!bytes) {
         this.serverContinues = continuation;
         return;
       }
-      this.step(unit, first, packet.subarray(4), len, buf.tsAt(total - 1));
+      const at = (inFirst ? buf.firstChunkHead : 0) + 4;
+      this.step(unit, first, bytes, at, at + len, len, buf.tsAt(total - 1));
       buf.skip(total);
       if (this.compressFromNext) {
         this.beginCompressed();
@@ -592,8 +595,10 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
    * a full-size packet, a packet cut by the chunk's end) for the general path.
    */
   private countRows(unit: Unit, buf: StreamBuffer): boolean {
-    const b = buf.view();
-    let at = 0;
+    const b = buf.firstChunk;
+    if (b === undefined) return false;
+    const from = buf.firstChunkHead;
+    let at = from;
     let rows = 0;
     while (at + 5 <= b.length) {
       const len = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
@@ -602,9 +607,9 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
       rows++;
       at += 4 + len;
     }
-    if (at === 0) return false;
+    if (at === from) return false;
     unit.rows += rows;
-    buf.skip(at);
+    buf.skip(at - from);
     return true;
   }
 
@@ -613,8 +618,11 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
     this.phase = 'handshake';
   }
 
-  /** One server packet for the oldest unanswered unit. */
-  private step(unit: Unit, first: number, p: Buffer, len: number, endTs: bigint): void {
+  /**
+   * One server packet for the oldest unanswered unit: its payload is `b` from `at` to `end` (fewer than
+   * `len` bytes when its end was not captured), read in place.
+   */
+  private step(unit: Unit, first: number, b: Buffer, at: number, end: number, len: number, endTs: bigint): void {
     const isEof = first === Packet.EOF && len < 9;
     switch (unit.stage) {
       case 'first':
@@ -627,20 +635,20 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
             else if (this.compress === 'zlib') this.compressFromNext = true;
           } else if (first === Packet.ERR) {
             this.units.shift();
-            this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
+            this.respond(unit, { command: 'ERR', ...errFields(b.subarray(at, end)) }, endTs);
           }
           // 0xfe auth switch, 0x01 more auth data: the handshake goes on.
           return;
         }
         if (first === Packet.ERR) {
           this.units.shift();
-          this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
+          this.respond(unit, { command: 'ERR', ...errFields(b.subarray(at, end)) }, endTs);
           return;
         }
-        if (unit.kind === 'prepare' && first === Packet.OK && len >= 12 && p.length >= 9) {
-          const id = p.readUInt32LE(1);
-          const columns = p.readUInt16LE(5);
-          const params = p.readUInt16LE(7);
+        if (unit.kind === 'prepare' && first === Packet.OK && len >= 12 && end - at >= 9) {
+          const id = b.readUInt32LE(at + 1);
+          const columns = b.readUInt16LE(at + 5);
+          const params = b.readUInt16LE(at + 7);
           this.statements.set(id, unit.text ?? '');
           const eofs = this.deprecateEof ? 0 : (columns ? 1 : 0) + (params ? 1 : 0);
           unit.remaining = columns + params + eofs;
@@ -654,7 +662,7 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
           return;
         }
         if (first === Packet.OK || isEof) {
-          const { rows, status } = okFields(p, isEof);
+          const { rows, status } = okFields(b, at, end, isEof);
           unit.rows += rows;
           if (status & SERVER_MORE_RESULTS_EXISTS) return; // the next result follows
           this.units.shift();
@@ -665,13 +673,13 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
           unit.stage = 'infile';
           return;
         }
-        unit.remaining = lenenc(p, 0)?.[0] ?? 0;
+        unit.remaining = columnCount(b, at, end);
         unit.stage = unit.remaining > 0 ? 'columns' : 'rows';
         return;
       case 'fieldList':
         if (first === Packet.ERR) {
           this.units.shift();
-          this.respond(unit, { command: 'ERR', ...errFields(p) }, endTs);
+          this.respond(unit, { command: 'ERR', ...errFields(b.subarray(at, end)) }, endTs);
         } else if (first === Packet.EOF && len < MAX_PAYLOAD) {
           this.units.shift();
           this.respond(unit, { command: 'FieldList', note: `${unit.rows} columns` }, endTs);
@@ -685,7 +693,7 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
       case 'infile':
         if (first === Packet.OK || first === Packet.ERR) {
           this.units.shift();
-          this.respond(unit, first === Packet.ERR ? { command: 'ERR', ...errFields(p) } : { command: 'OK', rows: okFields(p, false).rows }, endTs);
+          this.respond(unit, first === Packet.ERR ? { command: 'ERR', ...errFields(b.subarray(at, end)) } : { command: 'OK', rows: okFields(b, at, end, false).rows }, endTs);
         }
         return;
       case 'columns':
@@ -703,11 +711,11 @@ export class MysqlParser implements ProtocolParser<DbMessage<'mysql'>> {
       case 'rows':
         if (first === Packet.ERR) {
           this.units.shift();
-          this.respond(unit, { command: 'ERR', rows: unit.rows, ...errFields(p) }, endTs);
+          this.respond(unit, { command: 'ERR', rows: unit.rows, ...errFields(b.subarray(at, end)) }, endTs);
           return;
         }
         if (first === Packet.EOF && (this.deprecateEof ? len < MAX_PAYLOAD : len < 9)) {
-          const { status } = okFields(p, !this.deprecateEof);
+          const { status } = okFields(b, at, end, !this.deprecateEof);
           if (status & SERVER_MORE_RESULTS_EXISTS) {
             unit.stage = 'first';
             return;
@@ -753,9 +761,19 @@ function errFields(p: Buffer): { errorCode: string; errorMessage: string } {
   return { errorCode: String(code), errorMessage: p.toString('utf8', 3) };
 }
 
-function okFields(p: Buffer, eof: boolean): { rows: number; status: number } {
-  if (eof) return { rows: 0, status: p.length >= 5 ? p.readUInt16LE(3) : 0 };
-  const [rows, w1] = lenenc(p, 1) ?? [0, p.length];
-  const [, w2] = lenenc(p, 1 + w1) ?? [0, p.length];
-  return { rows, status: u16le(p, 1 + w1 + w2) ?? 0 };
+/** A result set's column count, its first packet's payload at `b[at..end)`; 0 when it does not read as one. */
+function columnCount(b: Buffer, at: number, end: number): number {
+  const count = lenenc(b, at);
+  return count && at + count[1] <= end ? count[0] : 0;
+}
+
+/** An OK or EOF packet's affected rows and status flags, from its payload at `b[at..end)`. */
+function okFields(b: Buffer, at: number, end: number, eof: boolean): { rows: number; status: number } {
+  if (eof) return { rows: 0, status: end - at >= 5 ? b.readUInt16LE(at + 3) : 0 };
+  const rowsField = lenenc(b, at + 1);
+  const [rows, w1] = rowsField && at + 1 + rowsField[1] <= end ? rowsField : [0, end - at];
+  const idField = lenenc(b, at + 1 + w1);
+  const w2 = idField && at + 1 + w1 + idField[1] <= end ? idField[1] : end - at;
+  const statusAt = at + 1 + w1 + w2;
+  return { rows, status: statusAt + 2 <= end ? b.readUInt16LE(statusAt) : 0 };
 }

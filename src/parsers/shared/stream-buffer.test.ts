@@ -39,3 +39,20 @@ describe('StreamBuffer chunk starts', () => {
     expect(b.atChunkStart()).toBe(false);
   });
 });
+
+describe('StreamBuffer slices', () => {
+  it('gives bytes from..to past the next unconsumed one, a view in the first chunk and joined across chunks, undefined when fewer are held', () => {
+    const buf = new StreamBuffer();
+    buf.push({ data: Buffer.from('abcdef'), ts: 1n, tid: 1 });
+    buf.skip(1);
+    const inFirst = buf.slice(1, 4)!;
+    expect(inFirst.toString()).toBe('cde');
+    inFirst[0] = 0x43; // a view, not a copy: the held bytes see the write
+    expect(buf.firstChunk!.toString()).toBe('abCdef');
+    buf.push({ data: Buffer.from('ghij'), ts: 2n, tid: 1 });
+    expect(buf.slice(3, 8)!.toString()).toBe('efghi');
+    expect(buf.slice(0, 2)!.toString()).toBe('bC');
+    expect(buf.slice(0, 10)).toBeUndefined();
+    expect(buf.available).toBe(9); // nothing consumed
+  });
+});

@@ -55,6 +55,17 @@ export class StreamBuffer {
     return joined.subarray(0, n);
   }
 
+  /**
+   * Bytes `from` to `to` past the next unconsumed one as one buffer, or undefined if fewer are held: one
+   * view when they sit in the first chunk (a packet's payload without its header: not peek's view and a
+   * view of that, a view being most of a small packet's cost), else peek's join.
+   */
+  slice(from: number, to: number): Buffer | undefined {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length - this.head >= to) return first.subarray(this.head + from, this.head + to);
+    return this.peek(to)?.subarray(from);
+  }
+
   /** The unconsumed bytes of the first chunk, as a view: for tight scans that must not join. */
   view(): Buffer {
     const first = this.chunks[0];
