@@ -39,17 +39,40 @@ const RedisReplyParser = require('redis-parser') as new (o: { returnReply: (r: u
 type Turn = { side: Side; data: Buffer };
 const bytesOf = (turns: Turn[], side?: Side) => turns.reduce((n, t) => n + (side === undefined || t.side === side ? t.data.length : 0), 0);
 
-/** Feeds a Loupe parser every turn; counts the messages of one side it emits. */
-function loupe(make: () => { feed(side: Side, c: { data: Buffer; ts: bigint; tid: number }): void; onMessage: (m: any) => void }, turns: Turn[], counted: (m: any) => boolean) {
-  return () => {
-    const p = make();
-    let n = 0;
-    p.onMessage = (m) => {
-      if (counted(m)) n++;
-    };
-    for (const t of turns) p.feed(t.side, { data: t.data, ts: 0n, tid: 0 });
-    return n;
+type ParserClass = new () => { feed(side: Side, c: { data: Buffer; ts: bigint; tid: number }): void; onMessage: (m: any) => void };
+
+/**
+ * LOUPE_BENCH_AB=DIR: the same parsers from another compiled build (DIR holds its src/, as `tsc --outDir DIR`
+ * writes it) run as one more candidate, interleaved with this build's: an A/B of a change in one process,
+ * which a machine whose speed moves between runs needs.
+ */
+const AB_BUILD = process.env.LOUPE_BENCH_AB;
+const PARSER_FOLDERS: Record<string, string> = { Http1Parser: 'http1', PostgresParser: 'postgres', MysqlParser: 'mysql', RedisParser: 'redis' };
+
+/** Loupe's candidate (and the other build's, with LOUPE_BENCH_AB): feeds every turn, counts the messages of one side. */
+function loupe(
+  name: string,
+  Parser: ParserClass,
+  turns: Turn[],
+  counted: (m: any) => boolean,
+  adjust = (n: number) => n,
+): Array<{ name: string; bytes: number; run: () => number }> {
+  const one = (P: ParserClass) => () => adjust(feedAll(P, turns, counted));
+  const mine = { name, bytes: bytesOf(turns), run: one(Parser) };
+  if (!AB_BUILD) return [mine];
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Other = (require(require('node:path').resolve(AB_BUILD, 'src/parsers', PARSER_FOLDERS[Parser.name]!, 'parser.js')) as Record<string, ParserClass>)[Parser.name]!;
+  return [mine, { name: `${name}, build ${AB_BUILD}`, bytes: mine.bytes, run: one(Other) }];
+}
+
+function feedAll(Parser: ParserClass, turns: Turn[], counted: (m: any) => boolean): number {
+  const p = new Parser();
+  let n = 0;
+  p.onMessage = (m) => {
+    if (counted(m)) n++;
   };
+  for (const t of turns) p.feed(t.side, { data: t.data, ts: 0n, tid: 0 });
+  return n;
 }
 
 const rows: Array<{ workload: string; results: Result[]; bytes: string[] }> = [];
@@ -129,15 +152,7 @@ function nodeParsers(Parser: any): () => number {
   };
 }
 run(`HTTP/1: ${EXCHANGES} browser page loads (14 request headers, 2 KB page with 9 headers), one message per chunk`, EXCHANGES, [
-  {
-    name: 'loupe Http1Parser (both directions)',
-    bytes: bytesOf(httpTurns),
-    run: loupe(
-      () => new Http1Parser(),
-      httpTurns,
-      (m) => m.kind === 'response',
-    ),
-  },
+  ...loupe('loupe Http1Parser (both directions)', Http1Parser, httpTurns, (m) => m.kind === 'response'),
   { name: "Node's llhttp binding (a parser per direction)", bytes: bytesOf(httpTurns), run: nodeParsers(LlhttpParser) },
   { name: 'http-parser-js (a parser per direction)', bytes: bytesOf(httpTurns), run: nodeParsers(PeerJsParser) },
 ]);
@@ -206,15 +221,7 @@ for (const prepared of [false, true]) {
     `PostgreSQL: ${TRANSACTIONS} pgbench TPC-B transactions, ${prepared ? 'prepared (-M prepared)' : 'simple (-M simple)'} protocol ("messages" = statements)`,
     TRANSACTIONS * 7,
     [
-      {
-        name: 'loupe PostgresParser (both directions)',
-        bytes: bytesOf(turns),
-        run: loupe(
-          () => new PostgresParser(),
-          turns,
-          (m) => m.kind === 'response',
-        ),
-      },
+      ...loupe('loupe PostgresParser (both directions)', PostgresParser, turns, (m) => m.kind === 'response'),
       {
         name: 'pg-protocol Parser (server side)',
         bytes: bytesOf(turns, 'server'),
@@ -291,20 +298,13 @@ for (let i = 0; i < MY_TRANSACTIONS; i++) {
 const myServer = myTurns.filter((t) => t.side === 'server').slice(2);
 run(`MySQL: ${MY_TRANSACTIONS} sysbench oltp_read_only transactions (10 point selects, 4 ranges of 100 rows), text protocol ("messages" = statements)`, myStatements, [
   // The login's OK is a response too: one more than the statements.
-  {
-    name: 'loupe MysqlParser (both directions)',
-    bytes: bytesOf(myTurns),
-    run: (
-      (all) => () =>
-        all() - 1
-    )(
-      loupe(
-        () => new MysqlParser(),
-        myTurns,
-        (m) => m.kind === 'response',
-      ),
-    ),
-  },
+  ...loupe(
+    'loupe MysqlParser (both directions)',
+    MysqlParser,
+    myTurns,
+    (m) => m.kind === 'response',
+    (all) => all - 1,
+  ),
   {
     name: 'mysql2 PacketParser (server side; frames packets)',
     bytes: bytesOf(myServer),
@@ -345,15 +345,7 @@ for (let i = 0; i < PIPELINES; i++) {
 }
 const redisServer = redisTurns.filter((t) => t.side === 'server');
 run(`Redis: ${PIPELINES} pipelines of 16 commands (SET/GET of 100-byte values, INCR, LPUSH, LRANGE of 10), one write each way ("messages" = replies)`, replies, [
-  {
-    name: 'loupe RedisParser (both directions)',
-    bytes: bytesOf(redisTurns),
-    run: loupe(
-      () => new RedisParser(),
-      redisTurns,
-      (m) => m.kind === 'response',
-    ),
-  },
+  ...loupe('loupe RedisParser (both directions)', RedisParser, redisTurns, (m) => m.kind === 'response'),
   {
     name: 'redis-parser (ioredis, node-redis 3; server side)',
     bytes: bytesOf(redisServer),
