@@ -6,6 +6,10 @@
  * a DATA frame. Node's client opens those streams and reads the bytes from an
  * in-memory stream; Loupe parses the same bytes (and the client's requests).
  * Each must see every response end. Wall clock is fine here: not the core.
+ *
+ * A second workload is gRPC unary as the live agent sees it: each call one
+ * write each way (the client's HEADERS and DATA; the server's HEADERS, DATA
+ * and trailers), fed one write per chunk, both sides to Loupe.
  */
 import * as http2 from 'node:http2';
 import { Duplex } from 'node:stream';
@@ -93,6 +97,90 @@ function node(): Promise<{ ms: number; done: number }> {
   });
 }
 
+// ---- gRPC unary: grpc-go's frames, one write per message each way.
+const grpcServerEnc = hpack.compressor.create({ table: { size: 4096 } });
+const grpcClientEnc = hpack.compressor.create({ table: { size: 4096 } });
+const grpcMessage = (bytes: number) => {
+  const m = Buffer.alloc(5 + bytes, 0x62);
+  m[0] = 0;
+  m.writeUInt32BE(bytes, 1);
+  return m;
+};
+const grpcTurns: Array<{ side: 'client' | 'server'; data: Buffer }> = [
+  { side: 'client', data: Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0))]) },
+  { side: 'server', data: Buffer.concat([frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]) },
+];
+for (let i = 0; i < STREAMS; i++) {
+  const id = 2 * i + 1;
+  grpcClientEnc.write([
+    { name: ':method', value: 'POST' },
+    { name: ':scheme', value: 'http' },
+    { name: ':path', value: '/helloworld.Greeter/SayHello' },
+    { name: ':authority', value: 'bench:50051' },
+    { name: 'content-type', value: 'application/grpc' },
+    { name: 'user-agent', value: 'grpc-go/1.64.0' },
+    { name: 'te', value: 'trailers' },
+    { name: 'grpc-timeout', value: '999837u' },
+  ]);
+  grpcTurns.push({ side: 'client', data: Buffer.concat([frame(1, 0x4, id, grpcClientEnc.read()), frame(0, 0x1, id, grpcMessage(12))]) });
+  grpcServerEnc.write([
+    { name: ':status', value: '200' },
+    { name: 'content-type', value: 'application/grpc' },
+  ]);
+  const head = grpcServerEnc.read();
+  grpcServerEnc.write([
+    { name: 'grpc-status', value: '0' },
+    { name: 'grpc-message', value: '' },
+  ]);
+  grpcTurns.push({ side: 'server', data: Buffer.concat([frame(1, 0x4, id, head), frame(0, 0, id, grpcMessage(18)), frame(1, 0x5, id, grpcServerEnc.read())]) });
+}
+const grpcServerChunks = grpcTurns.filter((t) => t.side === 'server').map((t) => t.data);
+
+function loupeGrpc(): number {
+  const p = new Http2Parser();
+  let done = 0;
+  p.onMessage = (m) => {
+    if (m.kind === 'response') done++;
+  };
+  for (const t of grpcTurns) p.feed(t.side, { data: t.data, ts: 0n, tid: 0 });
+  return done;
+}
+
+/** Node's client session making the calls and reading the server's writes one by one; the ms after the calls were made. */
+function nodeGrpc(): Promise<{ ms: number; done: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = new Duplex({
+      read() {},
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
+    const session = http2.connect('http://bench:50051', { createConnection: () => socket as unknown as import('node:net').Socket, peerMaxConcurrentStreams: STREAMS + 1 });
+    session.on('error', reject);
+    let done = 0;
+    for (let i = 0; i < STREAMS; i++) {
+      const req = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: true });
+      req.on('response', () => {});
+      req.on('data', () => {});
+      req.on('error', reject);
+      req.on('end', () => {
+        if (++done === STREAMS) {
+          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+          session.destroy();
+          resolve({ ms, done });
+        }
+      });
+    }
+    let t0 = 0n;
+    session.on('connect', () =>
+      setTimeout(() => {
+        t0 = process.hrtime.bigint();
+        for (const c of grpcServerChunks) socket.push(c);
+      }, 50),
+    );
+  });
+}
+
 async function main(): Promise<void> {
   if (loupe() !== STREAMS) throw new Error('loupe did not see every response');
   for (let i = 0; i < 3; i++) {
@@ -112,6 +200,24 @@ async function main(): Promise<void> {
     { name: "Node's http2 client session (nghttp2), server side", medianMs: median(times[1]), bytes: server.length, messages: STREAMS },
   ];
   report(`HTTP/2: ${STREAMS} responses (HEADERS + 1 KiB DATA), ${(server.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = responses)`, results);
+
+  if (loupeGrpc() !== STREAMS) throw new Error(`loupe saw ${loupeGrpc()} gRPC responses, not ${STREAMS}`);
+  for (let i = 0; i < 3; i++) {
+    loupeGrpc();
+    if ((await nodeGrpc()).done !== STREAMS) throw new Error('node did not see every gRPC response');
+  }
+  const grpcTimes: [number[], number[]] = [[], []];
+  for (let r = 0; r < 15; r++) {
+    const t0 = process.hrtime.bigint();
+    loupeGrpc();
+    grpcTimes[0].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    grpcTimes[1].push((await nodeGrpc()).ms);
+  }
+  const grpcBytes = grpcServerChunks.reduce((n, c) => n + c.length, 0);
+  report(`gRPC unary: ${STREAMS} calls, one write per message each way, fed one write per chunk (Loupe: both sides; "messages" = responses); goal: at least 1x (issue 23)`, [
+    { name: 'loupe Http2Parser (both sides)', medianMs: median(grpcTimes[0]), bytes: grpcBytes, messages: STREAMS },
+    { name: "Node's http2 client session (nghttp2), server side", medianMs: median(grpcTimes[1]), bytes: grpcBytes, messages: STREAMS },
+  ]);
 }
 
 void main();
