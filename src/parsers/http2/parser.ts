@@ -209,14 +209,18 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         continue;
       }
       if (buf.available < FRAME_HEADER) return;
-      const h = buf.peek(FRAME_HEADER)!;
-      const length = h.readUIntBE(0, 3);
-      const type = h[3]!;
-      const flags = h[4]!;
-      const streamId = h.readUInt32BE(5) & 0x7fffffff;
+      // The header read in place when the first chunk holds it (most do): no view per frame.
+      const first = buf.firstChunk!;
+      const inFirst = first.length - buf.firstChunkHead >= FRAME_HEADER;
+      const h = inFirst ? first : buf.peek(FRAME_HEADER)!;
+      const hAt = inFirst ? buf.firstChunkHead : 0;
+      const length = (h[hAt]! << 16) | (h[hAt + 1]! << 8) | h[hAt + 2]!;
+      const type = h[hAt + 3]!;
+      const flags = h[hAt + 4]!;
+      const streamId = h.readUInt32BE(hAt + 5) & 0x7fffffff;
       if (this.resync[side]) {
         // After lost bytes: resume at a syscall boundary whose bytes look like a frame header.
-        if (!buf.atChunkStart() || type > LAST_KNOWN_FRAME_TYPE || h[5]! & 0x80 || length > DEFAULT_MAX_FRAME) {
+        if (!buf.atChunkStart() || type > LAST_KNOWN_FRAME_TYPE || h[hAt + 5]! & 0x80 || length > DEFAULT_MAX_FRAME) {
           buf.skipToNextChunk();
           continue;
         }
@@ -234,11 +238,11 @@ export class Http2Parser implements ProtocolParser<Http2Message> {
         continue;
       }
       const total = FRAME_HEADER + length;
-      const frame = buf.peek(total);
-      if (!frame) return;
+      const payload = buf.slice(FRAME_HEADER, total);
+      if (!payload) return;
       const when = buf.when();
       const at = { ts: when.ts, tid: when.tid, offset: buf.offset, tsEnd: buf.tsAt(total - 1) };
-      this.frame(side, type, flags, streamId, frame.subarray(FRAME_HEADER), at);
+      this.frame(side, type, flags, streamId, payload, at);
       buf.skip(total);
     }
   }
