@@ -3,7 +3,7 @@
  * which is checked against bpf/events.h by the compiler in a test.
  */
 import { LoupeError } from '../errors';
-import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
+import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_AT, HEADER_SIZE, layoutOf, offsetOf, type StructName } from './layout';
 import { familyOf, formatAddr, parseAddr } from './addr';
 import type { ContextKind, ContextOrigin, DataEvent, DataSource, Direction, Event, EventType, GoRequestKind, LossSource, Role, SockOpenEvent } from './types';
 import type { ProcessInfo } from './capture';
@@ -93,13 +93,7 @@ export function cString(buf: Buffer, offset: number, length: number): string {
 }
 
 // Offsets resolved once at load time; a typo throws here rather than decoding garbage.
-const O = {
-  ts: offsetOf('loupe_event_header', 'ts_ns'),
-  type: offsetOf('loupe_event_header', 'type'),
-  pid: offsetOf('loupe_event_header', 'pid'),
-  tid: offsetOf('loupe_event_header', 'tid'),
-  cpu: offsetOf('loupe_event_header', 'cpu'),
-};
+const O = HEADER_AT;
 const member = (s: StructName) => (m: string) => offsetOf(s, m);
 const SO = member('loupe_sock_open_event');
 const D = member('loupe_data_event');

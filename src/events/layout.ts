@@ -301,6 +301,15 @@ export function offsetOf(name: StructName, member: string): number {
   return m.offset;
 }
 
+/** Where every record's header fields lie: read per record by the decoder, the live session and its masking. */
+export const HEADER_AT = {
+  ts: offsetOf('loupe_event_header', 'ts_ns'),
+  type: offsetOf('loupe_event_header', 'type'),
+  pid: offsetOf('loupe_event_header', 'pid'),
+  tid: offsetOf('loupe_event_header', 'tid'),
+  cpu: offsetOf('loupe_event_header', 'cpu'),
+} as const;
+
 /** Size of the fixed part of a data record: everything before the payload array. */
 export const DATA_FIXED_SIZE = offsetOf('loupe_data_event', 'payload');
 export const HEADER_SIZE = layoutOf('loupe_event_header').size;

@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import { ChunkedOutput } from '../export/chunked';
 import { CaptureWriter, type CaptureHeader, type ProcessInfo } from '../events/capture';
 import { encodeEvent } from '../events/codec';
-import { CONSTANTS, ENUMS, offsetOf } from '../events/layout';
+import { CONSTANTS, ENUMS, HEADER_AT, offsetOf } from '../events/layout';
 import { cString } from '../events/codec';
 import { formatAddr } from '../events/addr';
 import { LiveSource, type GoInstrumented, type InjectCounts, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
@@ -66,11 +66,6 @@ export interface LiveProgress {
 }
 
 const T = ENUMS.loupe_event_type;
-const TYPE_AT = offsetOf('loupe_event_header', 'type');
-const TS_AT = offsetOf('loupe_event_header', 'ts_ns');
-const PID_AT = offsetOf('loupe_event_header', 'pid');
-const TID_AT = offsetOf('loupe_event_header', 'tid');
-const CPU_AT = offsetOf('loupe_event_header', 'cpu');
 const PPID_AT = offsetOf('loupe_proc_exec_event', 'ppid');
 const FORK_CHILD_AT = offsetOf('loupe_proc_fork_event', 'child_pid');
 const FILENAME_AT = offsetOf('loupe_proc_exec_event', 'filename');
@@ -324,8 +319,8 @@ export class LiveSession {
 
   /** Decide whether a record goes on, and what must go before it. */
   private admit(record: Buffer, out: Buffer[]): void {
-    const type = record.readUInt32LE(TYPE_AT);
-    const pid = record.readUInt32LE(PID_AT);
+    const type = record.readUInt32LE(HEADER_AT.type);
+    const pid = record.readUInt32LE(HEADER_AT.pid);
     switch (type) {
       case T.LOUPE_EV_PROC_EXEC: {
         if (this.selection.filtering) {
@@ -372,7 +367,7 @@ export class LiveSession {
         out.push(record);
         return;
       default: {
-        const ts = record.readBigUInt64LE(TS_AT);
+        const ts = record.readBigUInt64LE(HEADER_AT.ts);
         // Still pending at its first record: its exec record was lost, and with it --exe's decision, made now.
         if (!this.known.has(pid) && this.selection.decideLate(pid, ts, this.source)) this.considerGo(pid);
         const opened = type === T.LOUPE_EV_SOCK_OPEN ? record.readBigUInt64LE(OPEN_COOKIE_AT) : undefined;
@@ -411,10 +406,10 @@ export class LiveSession {
     out.push(
       encodeEvent({
         type: 'nat',
-        ts: open.readBigUInt64LE(TS_AT),
-        pid: open.readUInt32LE(PID_AT),
-        tid: open.readUInt32LE(TID_AT),
-        cpu: open.readUInt32LE(CPU_AT),
+        ts: open.readBigUInt64LE(HEADER_AT.ts),
+        pid: open.readUInt32LE(HEADER_AT.pid),
+        tid: open.readUInt32LE(HEADER_AT.tid),
+        cpu: open.readUInt32LE(HEADER_AT.cpu),
         clientLocal: client.local,
         clientRemote: client.remote,
         serverLocal: server.local,
@@ -465,7 +460,7 @@ export class LiveSession {
       this.describe(info, out, seenAtNs);
     } else if (!tableKnows && fork) {
       // Gone already (a fork-per-connection server's child): it ran its parent's program, as the fork record says.
-      const parent = fork.readUInt32LE(PID_AT);
+      const parent = fork.readUInt32LE(HEADER_AT.pid);
       if (!this.known.has(parent) && !this.described.has(parent) && !this.replay.pipeline.processes.get(parent)) {
         const parentInfo = procfs.processInfo(parent, seenAtNs);
         if (parentInfo) {

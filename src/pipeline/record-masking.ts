@@ -7,12 +7,10 @@
  * back, which is how a test shows the spans do not depend on it.
  */
 import { readU64Number } from '../events/codec';
-import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, offsetOf } from '../events/layout';
+import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_AT, offsetOf } from '../events/layout';
 import { StreamMasker } from '../security/redact-payload';
 
 const T = ENUMS.loupe_event_type;
-const TYPE_AT = offsetOf('loupe_event_header', 'type');
-const PID_AT = offsetOf('loupe_event_header', 'pid');
 const CAPTURED_AT = offsetOf('loupe_data_event', 'captured');
 const BYTES_AT = offsetOf('loupe_data_event', 'bytes');
 const DIRECTION_AT = offsetOf('loupe_data_event', 'direction');
@@ -38,7 +36,7 @@ export class RecordMasking {
 
   /** A socket closed: its state goes. */
   closed(record: Buffer): void {
-    this.forget(record.readUInt32LE(PID_AT), record.readBigUInt64LE(CLOSE_COOKIE_AT));
+    this.forget(record.readUInt32LE(HEADER_AT.pid), record.readBigUInt64LE(CLOSE_COOKIE_AT));
   }
 
   /** A process exited: the state of all its sockets goes. */
@@ -48,14 +46,14 @@ export class RecordMasking {
 
   /** Any record, in stream order: data masked, state forgotten at close and exit. */
   onRecord(record: Buffer): void {
-    const type = record.readUInt32LE(TYPE_AT);
+    const type = record.readUInt32LE(HEADER_AT.type);
     if (type === T.LOUPE_EV_DATA) this.maskData(record);
     else if (type === T.LOUPE_EV_SOCK_CLOSE) this.closed(record);
-    else if (type === T.LOUPE_EV_PROC_EXIT) this.exited(record.readUInt32LE(PID_AT));
+    else if (type === T.LOUPE_EV_PROC_EXIT) this.exited(record.readUInt32LE(HEADER_AT.pid));
   }
 
   private masker(record: Buffer): StreamMasker {
-    const pid = record.readUInt32LE(PID_AT);
+    const pid = record.readUInt32LE(HEADER_AT.pid);
     const cookie = record.readBigUInt64LE(DATA_COOKIE_AT);
     const socket = cookie !== 0n ? cookie : -1 - record.readInt32LE(DATA_FD_AT);
     let ofPid = this.maskers.get(pid);
