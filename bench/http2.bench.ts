@@ -61,8 +61,11 @@ function loupe(): number {
   return done;
 }
 
-/** Node's client session reading the server bytes; resolves with the ms it took after the streams were opened. */
-function node(): Promise<{ ms: number; done: number }> {
+/**
+ * Node's client session making STREAMS requests (headers of the i-th by `request`) and reading the server's
+ * bytes, a chunk per push; resolves with the ms from the first byte to the last response's end.
+ */
+function nodeSession(authority: string, request: (i: number) => http2.OutgoingHttpHeaders, serverChunks: Buffer[]): Promise<{ ms: number; done: number }> {
   return new Promise((resolve, reject) => {
     const socket = new Duplex({
       read() {},
@@ -70,11 +73,11 @@ function node(): Promise<{ ms: number; done: number }> {
         cb();
       },
     });
-    const session = http2.connect('http://bench', { createConnection: () => socket as unknown as import('node:net').Socket, peerMaxConcurrentStreams: STREAMS + 1 });
+    const session = http2.connect(authority, { createConnection: () => socket as unknown as import('node:net').Socket, peerMaxConcurrentStreams: STREAMS + 1 });
     session.on('error', reject);
     let done = 0;
     for (let i = 0; i < STREAMS; i++) {
-      const req = session.request({ ':path': `/items/${i}` }, { endStream: true });
+      const req = session.request(request(i), { endStream: true });
       req.on('response', () => {});
       req.on('data', () => {});
       req.on('error', reject);
@@ -91,11 +94,12 @@ function node(): Promise<{ ms: number; done: number }> {
     session.on('connect', () =>
       setTimeout(() => {
         t0 = process.hrtime.bigint();
-        for (const c of chunks) socket.push(c);
+        for (const c of serverChunks) socket.push(c);
       }, 50),
     );
   });
 }
+const node = () => nodeSession('http://bench', (i) => ({ ':path': `/items/${i}` }), chunks);
 
 // ---- gRPC unary: grpc-go's frames, one write per message each way.
 const grpcServerEnc = hpack.compressor.create({ table: { size: 4096 } });
@@ -146,77 +150,40 @@ function loupeGrpc(): number {
   return done;
 }
 
-/** Node's client session making the calls and reading the server's writes one by one; the ms after the calls were made. */
-function nodeGrpc(): Promise<{ ms: number; done: number }> {
-  return new Promise((resolve, reject) => {
-    const socket = new Duplex({
-      read() {},
-      write(_c, _e, cb) {
-        cb();
-      },
-    });
-    const session = http2.connect('http://bench:50051', { createConnection: () => socket as unknown as import('node:net').Socket, peerMaxConcurrentStreams: STREAMS + 1 });
-    session.on('error', reject);
-    let done = 0;
-    for (let i = 0; i < STREAMS; i++) {
-      const req = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: true });
-      req.on('response', () => {});
-      req.on('data', () => {});
-      req.on('error', reject);
-      req.on('end', () => {
-        if (++done === STREAMS) {
-          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-          session.destroy();
-          resolve({ ms, done });
-        }
-      });
-    }
-    let t0 = 0n;
-    session.on('connect', () =>
-      setTimeout(() => {
-        t0 = process.hrtime.bigint();
-        for (const c of grpcServerChunks) socket.push(c);
-      }, 50),
-    );
-  });
-}
+const nodeGrpc = () =>
+  nodeSession('http://bench:50051', () => ({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers' }), grpcServerChunks);
 
-async function main(): Promise<void> {
-  if (loupe() !== STREAMS) throw new Error('loupe did not see every response');
+/** Loupe's pass and Node's session interleaved, 15 rounds after 3 to warm up, each checked to see every response: median ms of each. */
+async function interleaved(what: string, loupeRun: () => number, nodeRun: () => Promise<{ ms: number; done: number }>): Promise<[number, number]> {
+  if (loupeRun() !== STREAMS) throw new Error(`loupe did not see every ${what} response`);
   for (let i = 0; i < 3; i++) {
-    loupe();
-    if ((await node()).done !== STREAMS) throw new Error('node did not see every response');
+    loupeRun();
+    if ((await nodeRun()).done !== STREAMS) throw new Error(`node did not see every ${what} response`);
   }
   const times: [number[], number[]] = [[], []];
   for (let r = 0; r < 15; r++) {
     const t0 = process.hrtime.bigint();
-    loupe();
+    loupeRun();
     times[0].push(Number(process.hrtime.bigint() - t0) / 1e6);
-    times[1].push((await node()).ms);
+    times[1].push((await nodeRun()).ms);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return [median(times[0]), median(times[1])];
+}
+
+async function main(): Promise<void> {
+  const [loupeMs, nodeMs] = await interleaved('HTTP/2', loupe, node);
   const results: Result[] = [
-    { name: 'loupe Http2Parser (frames, HPACK, streams; both sides)', medianMs: median(times[0]), bytes: server.length, messages: STREAMS },
-    { name: "Node's http2 client session (nghttp2), server side", medianMs: median(times[1]), bytes: server.length, messages: STREAMS },
+    { name: 'loupe Http2Parser (frames, HPACK, streams; both sides)', medianMs: loupeMs, bytes: server.length, messages: STREAMS },
+    { name: "Node's http2 client session (nghttp2), server side", medianMs: nodeMs, bytes: server.length, messages: STREAMS },
   ];
   report(`HTTP/2: ${STREAMS} responses (HEADERS + 1 KiB DATA), ${(server.length / 1e6).toFixed(2)} MB of server bytes in 16 KiB chunks ("messages" = responses)`, results);
 
-  if (loupeGrpc() !== STREAMS) throw new Error(`loupe saw ${loupeGrpc()} gRPC responses, not ${STREAMS}`);
-  for (let i = 0; i < 3; i++) {
-    loupeGrpc();
-    if ((await nodeGrpc()).done !== STREAMS) throw new Error('node did not see every gRPC response');
-  }
-  const grpcTimes: [number[], number[]] = [[], []];
-  for (let r = 0; r < 15; r++) {
-    const t0 = process.hrtime.bigint();
-    loupeGrpc();
-    grpcTimes[0].push(Number(process.hrtime.bigint() - t0) / 1e6);
-    grpcTimes[1].push((await nodeGrpc()).ms);
-  }
+  const [loupeGrpcMs, nodeGrpcMs] = await interleaved('gRPC', loupeGrpc, nodeGrpc);
   const grpcBytes = grpcServerChunks.reduce((n, c) => n + c.length, 0);
   report(`gRPC unary: ${STREAMS} calls, one write per message each way, fed one write per chunk (Loupe: both sides; "messages" = responses); goal: at least 1x (issue 23)`, [
-    { name: 'loupe Http2Parser (both sides)', medianMs: median(grpcTimes[0]), bytes: grpcBytes, messages: STREAMS },
-    { name: "Node's http2 client session (nghttp2), server side", medianMs: median(grpcTimes[1]), bytes: grpcBytes, messages: STREAMS },
+    { name: 'loupe Http2Parser (both sides)', medianMs: loupeGrpcMs, bytes: grpcBytes, messages: STREAMS },
+    { name: "Node's http2 client session (nghttp2), server side", medianMs: nodeGrpcMs, bytes: grpcBytes, messages: STREAMS },
   ]);
 }
 
