@@ -128,8 +128,15 @@ describe.skipIf(Boolean(skipReason))(`an agent per host${skipReason ? ` (skipped
 
     const files = [...agents.values()].map((a) => a.capture);
     const check = spawnSync('node', [CLI, 'scenario', 'check', 'gohosts', ...files.flatMap((f) => ['--capture', f])], { encoding: 'utf8' });
-    expect(check.status, check.stdout + check.stderr).toBe(0);
     const merged = spawnSync('node', [CLI, 'replay', ...files, '--format', 'jsonl'], { encoding: 'utf8' });
+    // On a failed check, every span of the merged replay by trace, with its parent and how its context came
+    // (it failed once in a fresh clone, a worker-a hop not joined, and passed on every rerun).
+    const listing = () =>
+      spanLines(merged.stdout)
+        .map((x) => `${x.traceId.slice(0, 8)} ${x.spanId} <- ${x.parentSpanId || '-'} ${x.service} ${x.kind} ${x.name} ${String(x.attributes['loupe.context'] ?? '')}`)
+        .sort()
+        .join('\n');
+    expect(check.status, check.status === 0 ? '' : `${check.stdout}${check.stderr}\nmerged replay's spans:\n${listing()}`).toBe(0);
     expect(merged.status, merged.stderr).toBe(0);
     // One kernel's clock under all three: each offset found from the traffic, within its bound of 0.
     expect(merged.stderr).toMatch(/hosts: api \(reference clock\)/);
