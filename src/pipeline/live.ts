@@ -102,7 +102,7 @@ export class LiveSession {
    * Payload masking, for a recording only: what is written to the capture is masked, and the
    * pipeline reads the same bytes so the replay is identical. Without a recording the spans are
    * the same masked or not (span attributes are masked on their own; test/secrets-live.test.ts
-   * compares), so the cost (about a tenth of the agent's CPU per request) is not paid.
+   * compares), so its cost (a sixth of the agent's CPU per request, BENCHMARKS.md) is not paid.
    */
   private readonly masking: RecordMasking | undefined;
   /** Processes whose records reach the pipeline. */

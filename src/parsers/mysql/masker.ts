@@ -184,8 +184,8 @@ export class MysqlGreetingReader implements PayloadMasker {
       }
       if (this.left === 0) {
         this.done = true;
-        // Only a greeting (protocol version 10) says capabilities; an ERR in its place says none.
-        if (this.packet[0] === 10) this.notes.fromServer = greetingCapabilities(Buffer.from(this.packet));
+        // Only a greeting (sequence 0, protocol version 10) says capabilities; an ERR in its place says none.
+        if (this.head[3] === 0 && this.packet[0] === 10) this.notes.fromServer = greetingCapabilities(Buffer.from(this.packet));
       }
     }
     return 0;
