@@ -44,7 +44,6 @@ print(json.dumps(fds), flush=True)
         const printed = await waitFor(child, 'stdout', /\]\]/);
         fds = JSON.parse(printed) as number[][];
         expect(fds[0], "the second connection reuses the first one's fds").toEqual(fds[1]);
-        await new Promise((r) => setTimeout(r, 200));
       } finally {
         agent.kill('SIGINT');
         child.kill();
@@ -116,8 +115,7 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, connections opened before the a
       await waitFor(agent, 'stderr', /attached/);
       client.stdin!.write('go\n');
       await waitFor(client, 'stdout', /done/);
-      await new Promise((r) => setTimeout(r, 200));
-      agent.kill('SIGINT');
+      agent.kill('SIGINT'); // it takes what the ring buffer holds before it stops
       expect(await exited(agent)).toBe(0);
       const spans = fs
         .readFileSync(spansFile, 'utf8')

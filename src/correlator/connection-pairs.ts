@@ -29,6 +29,9 @@ function connKey(local: Endpoint, remote: Endpoint, reversed: boolean): string {
   return reversed ? k.reversed : k.own;
 }
 
+/** 127.0.0.0/8, ::1, and 127/8 mapped into IPv6 (written as formatAddr writes it: `::ffff:7f00:1`). */
+const isLoopback = (addr: string) => addr.startsWith('127.') || addr === '::1' || /^::ffff:7f[0-9a-f]{2}:/.test(addr);
+
 export type Paired = { client: InFlight; how: 'connection-pair' | 'conntrack' | 'connection-pair-nat' };
 
 export class ConnectionPairs {
@@ -42,6 +45,8 @@ export class ConnectionPairs {
   private readonly indexed = new WeakSet<Connection>();
   /** From `nat` records: a server's 4-tuple seen from its peer -> the tuple its client really used. */
   private readonly natClientKeys = new Map<string, string>();
+  /** Addresses this host's sockets are bound to, as their records named them: a peer at one is on this host. */
+  private readonly hostAddresses = new Set<string>();
 
   /** `requestsOf`: a connection's requests in flight, oldest first. */
   constructor(private readonly requestsOf: (connId: number) => InFlight[] | undefined) {}
@@ -89,6 +94,7 @@ export class ConnectionPairs {
   index(conn: Connection): void {
     if (!conn.local || !conn.remote || conn.role === 'unknown' || this.indexed.has(conn)) return;
     this.indexed.add(conn);
+    this.hostAddresses.add(conn.local.addr);
     if (conn.role === 'client') this.clientsByTuple.set(connKey(conn.local, conn.remote, false), conn);
     else this.serversByClientTuple.set(this.clientKeyOf(conn), conn);
   }
@@ -159,6 +165,15 @@ export class ConnectionPairs {
     const byTuple = this.clientsByTuple.get(this.clientKeyOf(conn));
     const client = byTuple && this.requestsOf(byTuple.id)?.find((p) => !p.claimed && !p.silent);
     return client ? { client, how: this.howJoined(conn) } : undefined;
+  }
+
+  /**
+   * The server connection's peer is on this host (loopback, or an address a socket here is bound
+   * to): its client end may be watched here though none of its records has come yet.
+   */
+  peerOnHost(conn: Connection): boolean {
+    const addr = conn.remote?.addr;
+    return addr !== undefined && (isLoopback(addr) || this.hostAddresses.has(addr));
   }
 
   /** This server connection seen from its client's end is watched here: its requests' records may yet come. */

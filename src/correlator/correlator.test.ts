@@ -204,6 +204,35 @@ describe('correlator', () => {
     expect(new Set([client, server, call, downstream].map((x) => x.traceId)).size).toBe(1);
   });
 
+  it("pairs the first request on connections met mid-life when the client's first record comes after the server read it", () => {
+    // A keep-alive connection opened before the agent: each end is learnt at its first read or
+    // write, so the client end is unknown until its writer's syscall returns.
+    const midLife = (peer: string) => {
+      const s = new Script();
+      const client = { addr: peer, port: 40000 };
+      const server = { addr: '127.0.0.1', port: 8080 };
+      const front = s.open({ pid: 1, tid: 11, fd: 5, role: 'unknown', local: server, remote: client });
+      s.recv(front, get('/a')); // the reader's record first
+      const curl = s.open({ pid: 3, tid: 3, fd: 3, role: 'unknown', local: client, remote: server });
+      s.send(curl, get('/a'));
+      s.send(front, ok());
+      s.recv(curl, ok());
+      s.exchange(curl, front, get('/b'), ok());
+      return spansOf(s.events);
+    };
+    const spans = midLife('127.0.0.1');
+    for (const path of ['/a', '/b']) {
+      const client = spans.find((x) => x.kind === 'client' && String(x.attributes['url.full']).endsWith(path))!;
+      const server = spans.find((x) => x.kind === 'server' && x.attributes['url.path'] === path)!;
+      expect(server.parentSpanId, path).toBe(client.spanId);
+      expect(server.traceId, path).toBe(client.traceId);
+      expect(server.attributes, path).toMatchObject({ 'loupe.context': 'connection-pair', 'loupe.mid_stream': true });
+    }
+    // A peer at an address no socket here was seen bound to is not waited for; by the second request its end is known.
+    const remote = midLife('10.9.9.9');
+    expect(remote.filter((x) => x.kind === 'server').map((x) => x.attributes['loupe.context'])).toEqual(['new', 'connection-pair']);
+  });
+
   it('moves the whole subtree with a server span paired late: its calls that ended before the pairing too', () => {
     const s = new Script();
     const [curl, front] = s.connection({ pid: 3, tid: 3, fd: 3, port: 40000 }, { pid: 1, tid: 11, fd: 5, port: 8080 });

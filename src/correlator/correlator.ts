@@ -100,6 +100,8 @@ export class Correlator {
    * AWAIT_CLIENT_AFTER_END_NS of the records' time, their subtree held.
    */
   private readonly endedAwaiting = new Map<number, InFlight[]>();
+  /** Server connections met mid-life whose first request waited for a client end not seen yet (see clientMayBeUnseen). */
+  private readonly waitedMidStream = new WeakSet<Connection>();
   private readonly messages = new MessageJoins((spans) => this.emitOrHold(spans));
   /** Per connection: responses still owed to requests that timed out; they must not pair with later requests. */
   private readonly lateResponses = new Map<number, number>();
@@ -315,7 +317,7 @@ export class Correlator {
         context = 'new';
         // Only a client end watched here can still send this request's record; a server watched
         // alone (`--pid` on it, a remote client) held every span a second for nothing.
-        if (!oneWay && this.pairs.hasClientEnd(conn)) this.awaitClient(pending);
+        if (!oneWay && (this.pairs.hasClientEnd(conn) || this.clientMayBeUnseen(conn))) this.awaitClient(pending);
       }
       if (pairing.servesCalls) this.threads.begin(pending, m.tid);
     } else {
@@ -445,6 +447,19 @@ export class Correlator {
     client.pairedWith = server;
     server.pairedWith = client;
     if (server.span.startNs < client.span.startNs) server.span.startNs = client.span.startNs;
+  }
+
+  /**
+   * A connection met mid-life has no open record: its client end, if watched here, becomes known
+   * with its first record, which a writer preempted at its syscall's exit sends after the server
+   * read its request (CI, 2 busy cores: the first request after the agent started went unpaired).
+   * So the first request on one whose peer is on this host waits as if its client were known; once
+   * that client's record came, it is known for the next.
+   */
+  private clientMayBeUnseen(conn: Connection): boolean {
+    if (!conn.midStream || this.waitedMidStream.has(conn) || !this.pairs.peerOnHost(conn)) return false;
+    this.waitedMidStream.add(conn);
+    return true;
   }
 
   private awaitClient(pending: InFlight): void {
