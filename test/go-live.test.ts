@@ -57,7 +57,6 @@ async function httpsThroughAgent() {
     await probeWhenGo(session, client.pid!);
     client.stdin!.write(`https://127.0.0.1:${port}/secure?token=abc\n`);
     expect(await clientLine()).toBe('200 OK');
-    await new Promise((r) => setTimeout(r, 200));
   } finally {
     client.stdin!.end();
     await session.stop();

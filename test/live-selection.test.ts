@@ -8,7 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, exited, skipReason, startAgent } from './live-agent';
-import { freePort, ROOT, tempDir, waitFor, type SpanLine } from './helpers';
+import { freePort, ROOT, tempDir, until, waitFor, type SpanLine } from './helpers';
+
+/** Whether the spans the agent wrote to `file` so far include one of `path`. */
+const wrote = (file: string, path: string) => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(`"url.path":"${path}"`);
 
 describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_pid'))(
   `live eBPF, a pid reused by another process${skipReason ? ` (skipped: ${skipReason})` : ''}`,
@@ -128,14 +131,14 @@ describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_
         await waitFor(agent, 'stderr', /attached \d+ programs/);
         const first = (await server(port, 'first'))!;
         expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/one`], { encoding: 'utf8' }).stdout).toBe('first\n');
-        // The agent reads /proc when it meets a process's first record: give it time to, while `first` still runs.
-        await new Promise((r) => setTimeout(r, 300));
+        // The agent reads /proc when it meets a process's first record: it has once the span is out, while `first` still runs.
+        await until(() => wrote(spansFile, '/one'), 'the span of /one');
         first.kill();
         await exited(first);
         second = await server(port, 'second', first.pid);
         expect(second, `no new process got pid ${first.pid}`).toBeDefined();
         expect(spawnSync('curl', ['-sS', `http://127.0.0.1:${port}/two`], { encoding: 'utf8' }).stdout).toBe('second\n');
-        await new Promise((r) => setTimeout(r, 200));
+        await until(() => wrote(spansFile, '/two'), 'the span of /two');
       } finally {
         agent.kill('SIGINT');
         second?.kill();
@@ -178,7 +181,8 @@ describe.skipIf(Boolean(skipReason) || !fs.existsSync('/proc/sys/kernel/ns_last_
       } finally {
         process.kill(agent.pid!, 'SIGCONT');
       }
-      await new Promise((r) => setTimeout(r, 300));
+      // Both spans out: the agent named the processes while `second` still runs.
+      await until(() => wrote(spansFile, '/two'), 'the span of /two');
       agent.kill('SIGINT');
       second?.kill();
       expect(await exited(agent)).toBe(0);
@@ -217,10 +221,14 @@ describe.skipIf(Boolean(skipReason))(`live eBPF, --open-port${skipReason ? ` (sk
       const lateServer = serve(late, 'late');
       servers.push(lateServer);
       await waitFor(lateServer, 'stdout', /ready/);
-      await new Promise((r) => setTimeout(r, 2500)); // the agent looks again every 2 s
+      // The agent looks again every 2 s, and says whom it chose.
+      await until(
+        () => stderr().includes(`watching pid ${lateServer.pid} (${process.execPath}): it listens on a port of --open-port`),
+        () => `the late server chosen; agent said: ${stderr()}`,
+      );
       get(late, 'late/1');
       get(early, 'early/2');
-      await new Promise((r) => setTimeout(r, 300));
+      await until(() => out.includes('"url.path":"/early/2"'), 'the span of /early/2');
     } finally {
       agent.kill('SIGINT');
       for (const s of servers) s.kill();
@@ -327,8 +335,7 @@ ${ACCEPT_TWO_THEN_DONE}
         parent.stdin!.write('go\n');
         stranger.stdin!.write('go\n');
         strangerPid = Number((await strangerDone).trim());
-        await done;
-        await new Promise((r) => setTimeout(r, 200));
+        await done; // what the ring buffer holds, the agent takes as it stops
       } finally {
         agent.kill('SIGINT');
         parent.kill();
@@ -379,7 +386,7 @@ ${ACCEPT_TWO_THEN_DONE}
           get('curl', `n/${n}`);
           get(kurl, `k/${n}`);
         }
-        await new Promise((r) => setTimeout(r, 300));
+        await until(() => fs.existsSync(spansFile) && fs.readFileSync(spansFile, 'utf8').includes(`/n/8"`), 'the span of /n/8');
       } finally {
         agent.kill('SIGINT');
         server.kill();
@@ -417,7 +424,7 @@ ${ACCEPT_TWO_THEN_DONE}
       const python = pythonNamed(dir, 'loupe-exe-forker');
       const { listener, port } = await listenerTaking(1);
       const capture = path.join(dir, 'forker.loupe');
-      const { agent } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-forker$']);
+      const { agent, stderr } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-forker$']);
       let forker: ChildProcess | undefined;
       let childPid = 0;
       try {
@@ -448,11 +455,15 @@ os.waitpid(child, 0)
         } finally {
           process.kill(agent.pid!, 'SIGCONT');
         }
-        await new Promise((r) => setTimeout(r, 300)); // the agent decides on the exec
+        // The agent decides on the exec, and on the child forked meanwhile.
+        const childChosen = new RegExp(`watching pid ${childPid}\\b.*: forked by a program --exe chose`);
+        await until(
+          () => childChosen.test(stderr()),
+          () => `the child chosen; agent said: ${stderr()}`,
+        );
         const done = waitFor(listener, 'stdout', /done/);
         forker.stdin!.write('go\n');
         await done;
-        await new Promise((r) => setTimeout(r, 200));
       } finally {
         agent.kill('SIGINT');
         for (const c of [listener, forker]) c?.kill();
@@ -481,7 +492,14 @@ os.waitpid(child, 0)
           // Each stays until told to go: deciding without the exec record, the agent reads /proc.
           matched = sender(matching, port, 'matched', process.env, true);
           other = sender('python3', port, 'not matched', process.env, true);
-          await new Promise((r) => setTimeout(r, 300)); // both exec'd
+          const runsPython = (pid: number) => {
+            try {
+              return path.basename(fs.readlinkSync(`/proc/${pid}/exe`)).startsWith('python');
+            } catch {
+              return false;
+            }
+          };
+          await until(() => runsPython(matched!.pid!) && runsPython(other!.pid!), "both exec'd");
         } finally {
           process.kill(agent.pid!, 'SIGCONT');
         }
@@ -489,7 +507,10 @@ os.waitpid(child, 0)
         const done = waitFor(listener, 'stdout', /done/);
         for (const c of [matched, other]) c!.stdin!.write('go\n');
         await done;
-        await new Promise((r) => setTimeout(r, 600)); // the agent decides on their records
+        await until(
+          () => stderr().includes(`watching pid ${matched!.pid}`),
+          () => `the matching program chosen from /proc; agent said: ${stderr()}`,
+        );
         for (const c of [matched, other]) c!.stdin!.end('exit\n');
       } finally {
         agent.kill('SIGINT');
@@ -526,7 +547,6 @@ os.waitpid(child, 0)
         const done = waitFor(listener, 'stdout', /done/);
         for (const c of [matched, other]) c.stdin!.write('go\n');
         await done;
-        await new Promise((r) => setTimeout(r, 200));
       } finally {
         agent.kill('SIGINT');
         for (const c of [listener, matched, other]) c?.kill();

@@ -13,7 +13,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HostNetwork } from '../src/scenarios/hosts';
 import { liveSupport } from '../src/sources/live/system';
 import { ROOT, spanLines, tempDir, until, type SpanLine } from './helpers';
@@ -63,8 +63,22 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     // The option alone: where the kernel lets header injection on by default, curl's calls would carry a traceparent too.
     const run = runAgent([...args, '--no-inject'], hostname);
     children.push(run.child);
+    agentsOfTest.push(run);
     await until(() => /loupe: attached/.test(run.stderr()), `the ${host} agent to attach`, 60_000);
     return { ...run, host, spans: () => run.spans().filter(ours) };
+  }
+
+  /** A capture's records as JSON lines cut to 240 characters, for a failure message: what the kernel said when a join did not hold. */
+  function recordsCut(capture: string): string {
+    const records = `${capture}.jsonl`;
+    spawnSync('node', [CLI, 'convert', capture, records]);
+    return fs.existsSync(records)
+      ? fs
+          .readFileSync(records, 'utf8')
+          .split('\n')
+          .map((l) => l.slice(0, 240))
+          .join('\n')
+      : `(no records: ${capture} could not be converted)`;
   }
 
   /** SIGINT, and wait until each has exited: one still stopping would tag the next test's calls (its programs stay attached until then). */
@@ -86,6 +100,10 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     pids.api.push(await daemon('api', [GRPC_EXAMPLES, 'helloworld/greeter_server'], { port: GREETER_PORT }));
     pids.web.push(await daemon('web', [PYTHON, FLASK_APP, net.addr('web'), String(FLASK_PORT), api, String(REDIS_PORT)], { stream: 'stderr', shows: /Running on/ }));
   }, 300_000);
+
+  /** The agents a test started: stopped after it, also when it failed before it stopped them (CI: one failure then failed the next two). */
+  const agentsOfTest: Array<{ child: ChildProcess }> = [];
+  afterEach(() => stopAgents(agentsOfTest.splice(0)));
 
   afterAll(() => {
     for (const c of children) c.kill('SIGKILL');
@@ -118,14 +136,17 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     const of = (host: Host, pred: (s: SpanLine) => boolean) => agents.get(host)!.spans().filter(pred);
     const isRedis = (s: SpanLine) => s.attributes['db.system'] === 'redis' || s.attributes['db.system.name'] === 'redis';
     const isGrpc = (s: SpanLine) => s.attributes['rpc.system'] === 'grpc';
+    const seen = () => [
+      of('client', (s) => s.kind === 'client').length,
+      of('web', (s) => s.kind === 'server' && !isGrpc(s)).length,
+      of('api', (s) => s.kind === 'server' && isRedis(s)).length,
+      of('web', (s) => s.kind === 'client' && isGrpc(s)).length,
+      of('api', (s) => s.kind === 'server' && isGrpc(s)).length,
+    ];
     await until(
+      () => seen().join() === [requests, requests, requests, calls, calls].join(),
       () =>
-        of('client', (s) => s.kind === 'client').length === requests &&
-        of('web', (s) => s.kind === 'server' && !isGrpc(s)).length === requests &&
-        of('api', (s) => s.kind === 'server' && isRedis(s)).length === requests &&
-        of('web', (s) => s.kind === 'client' && isGrpc(s)).length === calls &&
-        of('api', (s) => s.kind === 'server' && isGrpc(s)).length === calls,
-      'every agent to see every request',
+        `every agent to see every request (curl, Flask, Redis, grpcio, greeter spans seen: ${seen().join(', ')}); agents said:\n${[...agents.values()].map((a) => `${a.host}: ${a.stderr()}`).join('\n')}`,
     );
     for (const a of agents.values()) a.child.kill('SIGINT');
     await Promise.all([...agents.values()].map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
@@ -162,20 +183,11 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     const grpcById = byId(grpcClients);
     // The api agent's records, cut short, should one call ever come without its option again (once in a fresh clone's run).
     const untagged = grpcServers.filter((s) => s.attributes['loupe.context'] !== 'tcp-option');
-    if (untagged.length > 0) {
-      const records = path.join(dir, 'api-records.jsonl');
-      spawnSync('node', [CLI, 'convert', agents.get('api')!.capture, records]);
-      const cut = fs.existsSync(records)
-        ? fs
-            .readFileSync(records, 'utf8')
-            .split('\n')
-            .map((l) => l.slice(0, 240))
-        : [];
+    if (untagged.length > 0)
       expect(
         untagged.map((s) => [s.name, s.attributes['loupe.context'], s.startTimeUnixNano]),
-        cut.join('\n'),
+        recordsCut(agents.get('api')!.capture),
       ).toEqual([]);
-    }
     for (const s of grpcServers) {
       expect(s.attributes['loupe.context']).toBe('tcp-option');
       expect(s.attributes['rpc.method']).toBe('SayHello');
@@ -206,12 +218,14 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   it('puts no option on the calls of a service whose rule says propagate: false, and still on the calls of others', async () => {
     const config = path.join(dir, 'no-propagation.yaml');
     fs.writeFileSync(config, 'services:\n  - { exe: "/python3[.0-9]*$", name: stock, propagate: false }\n');
+    // Recorded, so that a join that does not hold shows what each kernel side said.
+    const captures = { client: path.join(dir, 'norule-client.loupe'), web: path.join(dir, 'norule-web.loupe') };
     const running = [
-      await agentFor('client', ['--exe', '/curl$']),
-      await agentFor('web', ['--pid', String(pids.web[0]), '--config', config]),
+      await agentFor('client', ['--exe', '/curl$', '--record', captures.client]),
+      await agentFor('web', ['--pid', String(pids.web[0]), '--config', config, '--record', captures.web]),
       await agentFor('api', ['--pid', String(pids.api[0])]),
     ];
-    const [, web, api] = running;
+    const [client, web, api] = running;
     const before = api!.spans().length;
     for (let i = 1; i <= 2; i++) {
       const curl = onHost('client', ['curl', '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/plum`]);
@@ -219,7 +233,14 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     }
     await until(() => api!.spans().length === before + 2 && web!.spans().filter((s) => s.kind === 'server').length === 2, 'both agents to see both requests');
     // curl's agent has no such rule: Flask's server spans are joined by its option; Flask's calls carry none.
-    for (const s of web!.spans().filter((x) => x.kind === 'server')) expect(s.attributes['loupe.context']).toBe('tcp-option');
+    const servers = web!.spans().filter((x) => x.kind === 'server');
+    if (servers.some((s) => s.attributes['loupe.context'] !== 'tcp-option')) {
+      await stopAgents(running);
+      expect(
+        servers.map((s) => [s.name, s.attributes['loupe.context'], s.startTimeUnixNano]),
+        `curl's agent said:\n${client!.stderr()}\ncurl's agent recorded:\n${recordsCut(captures.client)}\nFlask's agent recorded:\n${recordsCut(captures.web)}`,
+      ).toEqual(servers.map((s) => [s.name, 'tcp-option', s.startTimeUnixNano]));
+    }
     for (const s of api!.spans()) expect(s.attributes['loupe.context']).toBe('new');
     await stopAgents(running);
   }, 300_000);

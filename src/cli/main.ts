@@ -24,6 +24,7 @@ import { encodeEvent } from '../events/codec';
 import { PROTOCOLS, type Protocol } from '../parsers/protocols';
 import type { PcapImportStats } from '../sources/pcap/import';
 import { LiveSession, type GoResult, type LiveSessionOptions } from '../pipeline/live';
+import type { ChosenBy } from '../discovery/selection';
 import { LiveError, type Propagation } from '../sources/live/live-source';
 import { onlineCpus, systemLibssl } from '../sources/live/system';
 import { CONSTANTS } from '../events/layout';
@@ -495,6 +496,9 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
         `loupe: traceparent injection into Go programs' HTTP/1 requests: ${injection.inject ? `on (sk_msg + sock_ops${injection.reason ? `; ${injection.reason}` : ''})` : `off (${injection.reason})`}\n`,
       );
     },
+    onChosen: (pid, by, exe) => {
+      if (!cmd.quiet) io.err(`loupe: watching pid ${pid}${exe ? ` (${exe})` : ''}: ${CHOSEN_BECAUSE[by]}\n`);
+    },
     onTls: (lib, pid, error) => {
       if (!cmd.quiet) io.err(error ? `loupe: no TLS probes on ${lib} (pid ${pid}): ${error}\n` : `loupe: TLS plaintext also from ${lib} (loaded by pid ${pid})\n`);
     },
@@ -574,6 +578,15 @@ async function cmdLive(args: string[], io: Out, command: 'run' | 'record'): Prom
   }
   return 0;
 }
+
+/** Said when a process is chosen after the start: a user sees what a pattern or a port took in, as it happens. */
+const CHOSEN_BECAUSE: Record<ChosenBy, string> = {
+  exe: 'its executable matches --exe',
+  'exe-late': 'its executable matches --exe (decided from /proc at its first record: its exec record was lost)',
+  'forked-pending': 'forked by a program --exe chose, before the choice',
+  'open-port': 'it listens on a port of --open-port',
+  container: 'it runs in a container matching --container',
+};
 
 function goLine(r: GoResult): string {
   if ('error' in r) return `Go program ${r.exe} (pid ${r.pid}) not instrumented: ${r.error}`;

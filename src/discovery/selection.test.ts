@@ -64,6 +64,8 @@ describe('process selection', () => {
   it("--exe: a matching exec is chosen; one that does not leaves the filter, its records until then and its sockets' states dropped", () => {
     const h = host({ 30: { exe: '/srv/api' }, 31: { exe: '/usr/bin/curl' } });
     const s = new ProcessSelection({ exe: /\/srv\/api$/ }, h.proc, AGENT);
+    const chosen: string[] = [];
+    s.onChosen = (pid, by) => chosen.push(`${pid} ${by}`);
     expect(s.kernelPids).toEqual([30]);
     h.pending.add(40).add(41);
     expect(s.onExec(40, { ppid: 1, exe: '/srv/api' }, h.kernel)).toBe(true);
@@ -77,13 +79,19 @@ describe('process selection', () => {
     expect(s.dropsSocketState(77n, false)).toBe(false); // closed: forgotten
     expect(s.dropsRecord(40, 900n)).toBe(false);
     expect(s.dropsRecord(41, 20_000_000n)).toBe(false); // past the margin: the pid is another process's
+    expect(s.onExec(40, { ppid: 1, exe: '/srv/api' }, h.kernel)).toBe(true); // it execs itself again: chosen already
+    expect(chosen, 'said once, for the process chosen after the start').toEqual(['40 exe']);
   });
 
   it("--exe: an exec record lost, the decision is made at the process's first record from /proc", () => {
-    const h = host({ 50: { exe: '/srv/api' } });
+    const h = host({});
     const s = new ProcessSelection({ exe: /api/ }, h.proc, AGENT);
+    h.processes[50] = { exe: '/srv/api' }; // started after the agent
     h.pending.add(50);
+    const chosen: string[] = [];
+    s.onChosen = (pid, by) => chosen.push(`${pid} ${by}`);
     expect(s.decideLate(50, 5n, h.kernel)).toBe(true);
+    expect(chosen).toEqual(['50 exe-late']);
     expect(s.decideLate(50, 6n, h.kernel)).toBe(false); // no longer pending
   });
 
@@ -112,9 +120,12 @@ describe('process selection', () => {
     const h = host({ 70: { exe: '/srv/a' }, 71: { exe: '/srv/b' } }, { i1: { port: 9000, listening: true, holders: [70] } });
     const s = new ProcessSelection({ openPorts: [9000] }, h.proc, AGENT);
     expect(s.kernelPids).toEqual([70]);
+    const chosen: string[] = [];
+    s.onChosen = (pid, by) => chosen.push(`${pid} ${by}`);
     h.sockets.i2 = { port: 9000, listening: true, holders: [71, 70] };
     expect(s.newListeners(h.kernel)).toEqual([71]);
     expect(h.log).toEqual(['watch 71']);
+    expect(chosen).toEqual(['71 open-port']);
   });
 
   it('--container: the processes of containers whose name, image or id matches, at start and as they appear', () => {

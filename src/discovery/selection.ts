@@ -59,7 +59,12 @@ const MAX_DROPPED_SOCKETS = 65536;
 /** A record stamped this long after its process left the filter may still have passed it (another CPU). */
 const DROP_MARGIN_NS = 10_000_000n;
 
+/** Why a process was chosen after the agent started, as said to the user. */
+export type ChosenBy = 'exe' | 'exe-late' | 'forked-pending' | 'open-port' | 'container';
+
 export class ProcessSelection {
+  /** Told of each process chosen after the start (at the start, the "attached" line says what is watched). */
+  onChosen?: (pid: number, by: ChosenBy) => void;
   /** A process filter is on (--pid, --exe, --open-port): only selected processes are watched. */
   readonly filtering: boolean;
   /** --port alone: probes only for programs seen on a watched port. */
@@ -148,7 +153,7 @@ export class ProcessSelection {
    * it leaves the filter and what it did meanwhile is dropped; chosen, the children it forked
    * meanwhile are added, since they did not inherit the filter.
    */
-  decideExec(pid: number, program: { ppid?: number; exe: string } | undefined, pending: boolean, kernel: KernelFilter): boolean {
+  decideExec(pid: number, program: { ppid?: number; exe: string } | undefined, pending: boolean, kernel: KernelFilter, late = false): boolean {
     const chosen =
       program !== undefined && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.criteria.exe?.test(program.exe) ?? false));
     if (!chosen) {
@@ -160,8 +165,9 @@ export class ProcessSelection {
       this.selected.add(pid);
       // A pending process is in the kernel's filter already, or has exited and left it: its pid may be another's next.
       if (!pending) kernel.watchPid(pid);
+      this.onChosen?.(pid, late ? 'exe-late' : 'exe');
     }
-    if (pending) for (const child of this.proc.childrenOf(pid)) this.watch(child, kernel);
+    if (pending) for (const child of this.proc.childrenOf(pid)) this.watch(child, kernel, 'forked-pending');
     return true;
   }
 
@@ -178,14 +184,15 @@ export class ProcessSelection {
    * or its pid another's by now: not chosen). True when it is chosen now.
    */
   decideLate(pid: number, ts: bigint, kernel: KernelFilter): boolean {
-    return this.criteria.exe !== undefined && kernel.takePending(pid) && this.decideExec(pid, this.proc.processInfo(pid, ts), true, kernel);
+    return this.criteria.exe !== undefined && kernel.takePending(pid) && this.decideExec(pid, this.proc.processInfo(pid, ts), true, kernel, true);
   }
 
   /** Select a process and put it in the kernel's filter; false when it was selected already. */
-  watch(pid: number, kernel: KernelFilter): boolean {
+  watch(pid: number, kernel: KernelFilter, by: ChosenBy): boolean {
     if (this.selected.has(pid)) return false;
     this.selected.add(pid);
     kernel.watchPid(pid);
+    this.onChosen?.(pid, by);
     return true;
   }
 
@@ -253,7 +260,7 @@ export class ProcessSelection {
   /** --container: the processes of matching containers that appeared since the last look (every 2 s), now watched. */
   newContainerProcesses(kernel: KernelFilter): number[] {
     if (!this.criteria.container) return [];
-    return this.containerProcesses().filter((pid) => this.watch(pid, kernel));
+    return this.containerProcesses().filter((pid) => this.watch(pid, kernel, 'container'));
   }
 
   newListeners(kernel: KernelFilter): number[] {
@@ -263,6 +270,6 @@ export class ProcessSelection {
     const fresh = new Set([...now].filter((inode) => !this.listening.has(inode)));
     this.listening = now;
     if (fresh.size === 0) return [];
-    return this.proc.holdersOf(fresh, this.agentPid).filter((pid) => this.portSelecting || this.watch(pid, kernel));
+    return this.proc.holdersOf(fresh, this.agentPid).filter((pid) => this.portSelecting || this.watch(pid, kernel, 'open-port'));
   }
 }

@@ -25,7 +25,7 @@ import { formatAddr } from '../events/addr';
 import { LiveSource, type GoInstrumented, type InjectCounts, type LiveOptions, type LiveStarted } from '../sources/live/live-source';
 import { isGoBinary } from '../sources/live/go-probes';
 import * as procfs from '../sources/live/procfs';
-import { ProcessSelection } from '../discovery/selection';
+import { ProcessSelection, type ChosenBy } from '../discovery/selection';
 import { RecordMasking } from './record-masking';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 import { validateExportEnv, type ExportOptions } from '../export/export-config';
@@ -55,6 +55,8 @@ export interface LiveSessionOptions extends LiveOptions {
   onGo?: (result: GoResult) => void;
   /** Told of each further OpenSSL library that got TLS probes (tlsDiscover), or could not. */
   onTls?: (lib: string, pid: number, error?: string) => void;
+  /** Told of each process --exe, --open-port or --container chose after the start. */
+  onChosen?: (pid: number, by: ChosenBy, exe: string | undefined) => void;
 }
 
 export type GoResult = GoInstrumented | { pid: number; exe: string; error: string };
@@ -129,6 +131,8 @@ export class LiveSession {
 
   constructor(private readonly options: LiveSessionOptions) {
     this.selection = new ProcessSelection(options, procfs, process.pid);
+    const onChosen = options.onChosen;
+    if (onChosen) this.selection.onChosen = (pid, by) => onChosen(pid, by, procfs.processInfo(pid)?.exe);
     this.masking = options.redact ? new RecordMasking() : undefined;
     this.header = {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
