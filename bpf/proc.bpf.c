@@ -15,6 +15,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * the bit tells it whether what came before is the process's own to drop.
  */
 LOUPE_PID_BITMAP(loupe_pending);
+/*
+ * A pending process that exec'd again before the agent decided on its first
+ * program (`ip netns exec`, `sh -c 'exec …'`, env, nice): the agent's "no" to
+ * the first program must not take the second out of the filter. Before this
+ * bit, curl under `ip netns exec` lost its request to that race (a CI flake:
+ * its connect recorded, its write not, the agent's decisions came between).
+ */
+LOUPE_PID_BITMAP(loupe_reexec);
 
 /* BTF-typed: the child's task says whether it is a process or a thread (the classic tracepoint gives only ids). */
 SEC("tp_btf/sched_process_fork")
@@ -66,9 +74,13 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	 * --exe: a host that execs thousands of programs a second would wake it
 	 * as often.
 	 */
-	if (cfg->exec_select && cfg->filter_pids && !pid_selected(pid)) {
-		pid_bit_set(&loupe_pending, pid, 1);
-		pid_select(pid, 1);
+	if (cfg->exec_select && cfg->filter_pids) {
+		if (!pid_selected(pid)) {
+			pid_bit_set(&loupe_pending, pid, 1);
+			pid_select(pid, 1);
+		} else if (pid_bit(&loupe_pending, pid)) {
+			pid_bit_set(&loupe_reexec, pid, 1);
+		}
 	}
 	emit_waking(&ev, sizeof(ev), cfg->exec_select);
 	return 0;

@@ -80,6 +80,8 @@ class Agent : public Napi::ObjectWrap<Agent> {
       InstanceMethod("mapUpdate", &Agent::MapUpdate),
       InstanceMethod("selectPid", &Agent::SelectPid),
       InstanceMethod("takePending", &Agent::TakePending),
+      InstanceMethod("takeReexec", &Agent::TakeReexec),
+      InstanceMethod("markPending", &Agent::MarkPending),
       InstanceMethod("mapDelete", &Agent::MapDelete),
       InstanceMethod("start", &Agent::Start),
       InstanceMethod("stop", &Agent::Stop),
@@ -127,6 +129,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
   };
   PidBits selected_{"loupe_pids"};
   PidBits pending_{"loupe_pending"};
+  PidBits reexec_{"loupe_reexec"};
 
   // The word of `pid` in a pid bitmap, and its bit.
   std::pair<uint64_t*, uint64_t> PidBit(Napi::Env env, PidBits& b, uint32_t pid) {
@@ -382,9 +385,24 @@ class Agent : public Napi::ObjectWrap<Agent> {
 
   // takePending(pid): clear the pid's bit in loupe_pending (set by the kernel
   // side at exec with --exe) and say whether it was set.
-  Napi::Value TakePending(const Napi::CallbackInfo& info) {
+  Napi::Value TakePending(const Napi::CallbackInfo& info) { return TakeBit(info, pending_); }
+
+  // takeReexec(pid): clear the pid's bit in loupe_reexec (set by the kernel
+  // side when a pending process exec'd again) and say whether it was set.
+  Napi::Value TakeReexec(const Napi::CallbackInfo& info) { return TakeBit(info, reexec_); }
+
+  // markPending(pid): set the pid's bit in loupe_pending again: the record of
+  // the process's later exec decides, and what it did until then is its own.
+  Napi::Value MarkPending(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto [word, bit] = PidBit(env, pending_, info[0].As<Napi::Number>().Uint32Value());
+    __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+    return env.Undefined();
+  }
+
+  Napi::Value TakeBit(const Napi::CallbackInfo& info, PidBits& bits) {
+    Napi::Env env = info.Env();
+    auto [word, bit] = PidBit(env, bits, info[0].As<Napi::Number>().Uint32Value());
     return Napi::Boolean::New(env, (__atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST) & bit) != 0);
   }
 
@@ -541,7 +559,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
     }
     if (ring_) ring_buffer__free(ring_);
     ring_ = nullptr;
-    for (PidBits* b : {&selected_, &pending_}) {
+    for (PidBits* b : {&selected_, &pending_, &reexec_}) {
       if (b->bits) munmap(b->bits, b->words * sizeof(uint64_t));
       b->bits = nullptr;
     }

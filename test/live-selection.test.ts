@@ -419,25 +419,24 @@ ${ACCEPT_TWO_THEN_DONE}
       ).toEqual([]);
     }, 60_000);
 
-    it('watches what a program --exe chooses forked before the agent decided', async () => {
-      const dir = tempDir();
-      const python = pythonNamed(dir, 'loupe-exe-forker');
-      const { listener, port } = await listenerTaking(1);
-      const capture = path.join(dir, 'forker.loupe');
-      const { agent, stderr } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-forker$']);
-      let forker: ChildProcess | undefined;
-      let childPid = 0;
-      try {
-        await waitFor(agent, 'stderr', /attached/);
-        await new Promise((r) => setTimeout(r, 300));
-        // The agent stopped: the program forks while it is pending, before the agent has chosen it.
-        process.kill(agent.pid!, 'SIGSTOP');
+    // Wrapped: a shell that execs the program (as `ip netns exec`, env or nice do), so the kernel side sees two execs
+    // before the agent decides on the first; its "no" to the shell must leave the program pending, its children too.
+    for (const wrapped of [false, true])
+      it(`watches what a program --exe chooses forked before the agent decided${wrapped ? ", also when a shell exec'd it before the agent read the shell's exec" : ''}`, async () => {
+        const dir = tempDir();
+        const python = pythonNamed(dir, 'loupe-exe-forker');
+        const { listener, port } = await listenerTaking(1);
+        const capture = path.join(dir, 'forker.loupe');
+        const { agent, stderr } = startAgent(['record', '-o', capture, '--exe', 'loupe-exe-forker$']);
+        let forker: ChildProcess | undefined;
+        let childPid = 0;
         try {
-          forker = spawn(
-            python,
-            [
-              '-c',
-              `
+          await waitFor(agent, 'stderr', /attached/);
+          await new Promise((r) => setTimeout(r, 300));
+          // The agent stopped: the program forks while it is pending, before the agent has chosen it.
+          process.kill(agent.pid!, 'SIGSTOP');
+          try {
+            const script = `
 import os, socket, sys
 child = os.fork()
 if child == 0:
@@ -447,30 +446,30 @@ if child == 0:
     os._exit(0)
 print(child, flush=True)
 os.waitpid(child, 0)
-`,
-            ],
-            { stdio: ['pipe', 'pipe', 'inherit'] },
+`;
+            forker = wrapped
+              ? spawn('/bin/sh', ['-c', 'exec "$0" "$@"', python, '-c', script], { stdio: ['pipe', 'pipe', 'inherit'] })
+              : spawn(python, ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+            childPid = Number((await waitFor(forker, 'stdout', /\d+\n/)).trim());
+          } finally {
+            process.kill(agent.pid!, 'SIGCONT');
+          }
+          // The agent decides on the exec, and on the child forked meanwhile.
+          const childChosen = new RegExp(`watching pid ${childPid}\\b.*: forked by a program --exe chose`);
+          await until(
+            () => childChosen.test(stderr()),
+            () => `the child chosen; agent said: ${stderr()}`,
           );
-          childPid = Number((await waitFor(forker, 'stdout', /\d+\n/)).trim());
+          const done = waitFor(listener, 'stdout', /done/);
+          forker.stdin!.write('go\n');
+          await done;
         } finally {
-          process.kill(agent.pid!, 'SIGCONT');
+          agent.kill('SIGINT');
+          for (const c of [listener, forker]) c?.kill();
         }
-        // The agent decides on the exec, and on the child forked meanwhile.
-        const childChosen = new RegExp(`watching pid ${childPid}\\b.*: forked by a program --exe chose`);
-        await until(
-          () => childChosen.test(stderr()),
-          () => `the child chosen; agent said: ${stderr()}`,
-        );
-        const done = waitFor(listener, 'stdout', /done/);
-        forker.stdin!.write('go\n');
-        await done;
-      } finally {
-        agent.kill('SIGINT');
-        for (const c of [listener, forker]) c?.kill();
-      }
-      expect(await exited(agent)).toBe(0);
-      expect(payloads(recordsOf(capture), childPid, 'egress')).toEqual(['from the child']);
-    }, 60_000);
+        expect(await exited(agent)).toBe(0);
+        expect(payloads(recordsOf(capture), childPid, 'egress')).toEqual(['from the child']);
+      }, 60_000);
 
     it('decides on a program --exe watched as pending whose exec record was lost (a full ring buffer), from /proc', async () => {
       const dir = tempDir();

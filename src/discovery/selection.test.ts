@@ -31,12 +31,15 @@ function host(
   };
   const log: string[] = [];
   const pending = new Set<number>();
+  const reexec = new Set<number>();
   const kernel: KernelFilter = {
     watchPid: (pid) => void log.push(`watch ${pid}`),
     unwatchPid: (pid) => (log.push(`unwatch ${pid}`), 1_000n),
     takePending: (pid) => pending.delete(pid),
+    takeReexec: (pid) => reexec.delete(pid),
+    markPending: (pid) => void pending.add(pid),
   };
-  return { proc, kernel, log, pending, processes, sockets };
+  return { proc, kernel, log, pending, reexec, processes, sockets };
 }
 
 const AGENT = 99;
@@ -81,6 +84,24 @@ describe('process selection', () => {
     expect(s.dropsRecord(41, 20_000_000n)).toBe(false); // past the margin: the pid is another process's
     expect(s.onExec(40, { ppid: 1, exe: '/srv/api' }, h.kernel)).toBe(true); // it execs itself again: chosen already
     expect(chosen, 'said once, for the process chosen after the start').toEqual(['40 exe']);
+  });
+
+  it("--exe: a pending process that exec'd again before the decision stays pending for its next program's record (ip netns exec curl)", () => {
+    const h = host({});
+    const s = new ProcessSelection({ exe: /\/curl$/ }, h.proc, AGENT);
+    // The kernel side: `ip` exec'd (pending), then exec'd curl before the agent read ip's record.
+    h.pending.add(90);
+    h.reexec.add(90);
+    expect(s.onExec(90, { ppid: 1, exe: '/usr/sbin/ip' }, h.kernel)).toBe(false);
+    expect(h.log, 'still in the filter').toEqual([]);
+    expect(s.dropsRecord(90, 900n), "what it did is curl's").toBe(false);
+    expect(s.onExec(90, { ppid: 1, exe: '/usr/bin/curl' }, h.kernel)).toBe(true);
+    expect(s.isSelected(90)).toBe(true);
+    expect(h.log).toEqual([]);
+    // Without the second exec in between, "no" takes it out.
+    h.pending.add(91);
+    expect(s.onExec(91, { ppid: 1, exe: '/usr/sbin/ip' }, h.kernel)).toBe(false);
+    expect(h.log).toEqual(['unwatch 91']);
   });
 
   it("--exe: an exec record lost, the decision is made at the process's first record from /proc", () => {

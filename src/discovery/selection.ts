@@ -42,6 +42,10 @@ export interface KernelFilter {
   unwatchPid(pid: number): bigint;
   /** Whether the kernel watched this pid as pending since its exec (and stops doing so). */
   takePending(pid: number): boolean;
+  /** Whether a pending process exec'd again before this decision (and stops saying so). */
+  takeReexec(pid: number): boolean;
+  /** Watch it as pending again: the record of its later exec decides. */
+  markPending(pid: number): void;
 }
 
 export interface SelectionCriteria {
@@ -150,14 +154,18 @@ export class ProcessSelection {
    * Whether a process is watched in the program it now runs: chosen when it or its parent
    * is, or --exe matches the executable (`program` undefined: nothing tells, not chosen).
    * `pending`: the kernel side watched it since its exec, until this decision; not chosen,
-   * it leaves the filter and what it did meanwhile is dropped; chosen, the children it forked
-   * meanwhile are added, since they did not inherit the filter.
+   * it leaves the filter and what it did meanwhile is dropped — unless it exec'd again
+   * meanwhile: then it stays pending for that exec's record to decide; chosen, the children it
+   * forked meanwhile are added, since they did not inherit the filter.
    */
   decideExec(pid: number, program: { ppid?: number; exe: string } | undefined, pending: boolean, kernel: KernelFilter, late = false): boolean {
     const chosen =
       program !== undefined && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.criteria.exe?.test(program.exe) ?? false));
+    // Exec'd again meanwhile (`ip netns exec curl`): a "no" to the first program is no answer for the next.
+    const execdAgain = pending && kernel.takeReexec(pid);
     if (!chosen) {
-      if (pending) this.dropped.set(pid, kernel.unwatchPid(pid));
+      if (execdAgain) kernel.markPending(pid);
+      else if (pending) this.dropped.set(pid, kernel.unwatchPid(pid));
       return false;
     }
     this.dropped.delete(pid);

@@ -454,6 +454,16 @@ export class LiveSource {
     return this.agent?.takePending(pid) ?? false;
   }
 
+  /** Whether a pending process exec'd again before this decision (the mark is cleared). */
+  takeReexec(pid: number): boolean {
+    return this.agent?.takeReexec(pid) ?? false;
+  }
+
+  /** Watched as pending again, until the record of its later exec. */
+  markPending(pid: number): void {
+    this.agent?.markPending(pid);
+  }
+
   /** Detach and let go at once, dropping what the ring buffer still holds: a start that failed after attaching. */
   stopNow(): void {
     const agent = this.agent;

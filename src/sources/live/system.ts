@@ -34,6 +34,10 @@ export interface NativeAgent {
   selectPid(pid: number, on: boolean): void;
   /** Clear a pid's bit in the pending bitmap (--exe: watched from exec until decided); whether it was set. */
   takePending(pid: number): boolean;
+  /** Clear a pid's bit in the re-exec bitmap (a pending process exec'd again before the decision); whether it was set. */
+  takeReexec(pid: number): boolean;
+  /** Set a pid's pending bit again: its later exec's record decides. */
+  markPending(pid: number): void;
   mapDelete(map: string, key: Buffer): boolean;
   start(onBatch: (batch: Buffer | null) => void): void;
   close(): void;
