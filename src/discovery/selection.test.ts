@@ -114,6 +114,14 @@ describe('process selection', () => {
     expect(s.decideLate(50, 5n, h.kernel)).toBe(true);
     expect(chosen).toEqual(['50 exe-late']);
     expect(s.decideLate(50, 6n, h.kernel)).toBe(false); // no longer pending
+    // Exec'd twice with both records lost (pyenv's python3 shim execs the real python): /proc names the
+    // program it runs now, so a "no" takes it out, re-exec or not.
+    h.processes[51] = { exe: '/usr/bin/python3.11' };
+    h.pending.add(51);
+    h.reexec.add(51);
+    expect(s.decideLate(51, 7n, h.kernel)).toBe(false);
+    expect(h.log).toEqual(['unwatch 51']);
+    expect(h.reexec.has(51), 'the mark taken').toBe(false);
   });
 
   it('nothing given: every process but the agent, and no exec is refused', () => {

@@ -162,7 +162,8 @@ export class ProcessSelection {
     const chosen =
       program !== undefined && (this.selected.has(pid) || (program.ppid !== undefined && this.selected.has(program.ppid)) || (this.criteria.exe?.test(program.exe) ?? false));
     // Exec'd again meanwhile (`ip netns exec curl`): a "no" to the first program is no answer for the next.
-    const execdAgain = pending && kernel.takeReexec(pid);
+    // Decided late, from /proc, the program is the one it runs now: no later exec record is owed.
+    const execdAgain = pending && kernel.takeReexec(pid) && !late;
     if (!chosen) {
       if (execdAgain) kernel.markPending(pid);
       else if (pending) this.dropped.set(pid, kernel.unwatchPid(pid));
