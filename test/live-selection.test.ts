@@ -483,6 +483,8 @@ os.waitpid(child, 0)
       let other: ChildProcess | undefined;
       try {
         await waitFor(agent, 'stderr', /attached/);
+        // Not a wait on a condition, and not removable yet: without it 1 of 4 runs under stress-ng failed
+        // (the program not chosen kept); with it 6 of 6 passed. What it waits for is not known.
         await new Promise((r) => setTimeout(r, 300));
         // The agent stopped, a chosen program fills the 1 MiB ring buffer: the two execs after it are lost.
         process.kill(agent.pid!, 'SIGSTOP');
