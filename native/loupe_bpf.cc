@@ -373,15 +373,7 @@ class Agent : public Napi::ObjectWrap<Agent> {
   // kernel side also changes (at fork and exit). Through the map mmapped, with
   // an atomic or/and on the word: a read-modify-write through the bpf syscall
   // could undo a bit the kernel side set in the same word meanwhile.
-  Napi::Value SelectPid(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    auto [word, bit] = PidBit(env, selected_, info[0].As<Napi::Number>().Uint32Value());
-    if (info[1].As<Napi::Boolean>().Value())
-      __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
-    else
-      __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
-    return env.Undefined();
-  }
+  Napi::Value SelectPid(const Napi::CallbackInfo& info) { return SetBit(info, selected_, info[1].As<Napi::Boolean>().Value()); }
 
   // takePending(pid): clear the pid's bit in loupe_pending (set by the kernel
   // side at exec with --exe) and say whether it was set.
@@ -393,10 +385,15 @@ class Agent : public Napi::ObjectWrap<Agent> {
 
   // markPending(pid): set the pid's bit in loupe_pending again: the record of
   // the process's later exec decides, and what it did until then is its own.
-  Napi::Value MarkPending(const Napi::CallbackInfo& info) {
+  Napi::Value MarkPending(const Napi::CallbackInfo& info) { return SetBit(info, pending_, true); }
+
+  Napi::Value SetBit(const Napi::CallbackInfo& info, PidBits& bits, bool on) {
     Napi::Env env = info.Env();
-    auto [word, bit] = PidBit(env, pending_, info[0].As<Napi::Number>().Uint32Value());
-    __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+    auto [word, bit] = PidBit(env, bits, info[0].As<Napi::Number>().Uint32Value());
+    if (on)
+      __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+    else
+      __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
     return env.Undefined();
   }
 

@@ -148,8 +148,7 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
       () =>
         `every agent to see every request (curl, Flask, Redis, grpcio, greeter spans seen: ${seen().join(', ')}); agents said:\n${[...agents.values()].map((a) => `${a.host}: ${a.stderr()}`).join('\n')}`,
     );
-    for (const a of agents.values()) a.child.kill('SIGINT');
-    await Promise.all([...agents.values()].map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    await stopAgents([...agents.values()]);
     for (const [host, a] of agents) expect(a.child.exitCode, `${host}: ${a.stderr()}`).toBe(0);
 
     // Live, each agent alone: the server span of every hop is the child of the client span another agent made.
@@ -218,7 +217,7 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
   it('puts no option on the calls of a service whose rule says propagate: false, and still on the calls of others', async () => {
     const config = path.join(dir, 'no-propagation.yaml');
     fs.writeFileSync(config, 'services:\n  - { exe: "/python3[.0-9]*$", name: stock, propagate: false }\n');
-    // Recorded, so that a join that does not hold shows what each kernel side said.
+    // Recorded, so that a join that does not hold shows what each kernel side said (stopped first: the recordings then end whole).
     const captures = { client: path.join(dir, 'norule-client.loupe'), web: path.join(dir, 'norule-web.loupe') };
     const running = [
       await agentFor('client', ['--exe', '/curl$', '--record', captures.client]),
@@ -242,7 +241,6 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
       ).toEqual(servers.map((s) => [s.name, 'tcp-option', s.startTimeUnixNano]));
     }
     for (const s of api!.spans()) expect(s.attributes['loupe.context']).toBe('new');
-    await stopAgents(running);
   }, 300_000);
 
   it('puts no option on any call with --no-tcp-options, and says so at start', async () => {
@@ -253,7 +251,6 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     expect(curl.stdout, curl.stderr).toBe('fig 1\n');
     await until(() => web!.spans().some((s) => s.kind === 'server'), 'the web agent to see the request');
     expect(web!.spans().find((s) => s.kind === 'server')!.attributes['loupe.context']).toBe('new');
-    await stopAgents(running);
   }, 300_000);
 
   it("leaves the calls of a program whose agent was killed with SIGKILL flowing, whole, and with no option: the server's agent sees none after", async () => {
@@ -279,6 +276,5 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     await until(() => [...held].every((id) => !loaded().has(id)), "the killed agent's programs to be gone");
     // Flask's handler opens a new connection per call; on each, Redis counted once and answered whole, with no option come.
     for (const n of [2, 3]) expect((await order('pear', n)).attributes['loupe.context']).toBe('new');
-    await stopAgents([api]);
   }, 300_000);
 });
