@@ -72,32 +72,50 @@ struct {
 } loupe_tcpopt_in SEC(".maps");
 
 /*
- * The trace each thread of a watched server serves: set when it begins
- * reading a request, read when it calls out, gone when it writes the answer
- * on that socket. A thread that began requests on two sockets before
- * answering (an event loop under load) serves neither for certain: its calls
- * get traces of their own, as user space's ambiguous-thread rule does, since a
- * wrong parent across hosts is worse than none.
+ * The requests each thread of a watched server serves: one is added when the
+ * thread begins reading a request, and it is gone when any thread writes the
+ * answer on that socket. Calls are made for the one request open, as user
+ * space's thread rule says (src/correlator/threads.ts counts the same way, so
+ * the two agree on which calls are certain: a trace the kernel begins where
+ * user space finds a parent is a different trace on the wire than in the
+ * spans). An event loop with several open (under load) calls for none for
+ * certain unless its last socket bytes were one request's (`fresh`): its
+ * calls get traces of their own, since a wrong parent across hosts is worse
+ * than none.
  */
+#define THREAD_REQUESTS 8
+
 struct thread_trace {
-	__u8 trace[16];
-	__u64 sk;        /* the server socket the request came on */
-	__u32 ambiguous; /* requests on two sockets began unanswered */
+	__u64 sk[THREAD_REQUESTS]; /* server sockets whose request is open; 0: a free slot */
+	__u8 trace[THREAD_REQUESTS][16];
+	/* More requests began than there are slots: which one is left when all but one are answered is unknown. */
+	__u32 overflow;
 	/*
-	 * The thread's last socket bytes were that request's: an event loop with
-	 * several requests open that calls out right after reading one (nginx's
-	 * upstream request on a kept-alive connection) calls for that one, as user
-	 * space's event-loop rule says. Another socket's bytes end it.
+	 * The thread's last socket bytes were the request on `last_sk`: an event
+	 * loop with several requests open that calls out right after reading one
+	 * (nginx's upstream request on a kept-alive connection) calls for that
+	 * one, as user space's event-loop rule says. Another socket's bytes end it.
 	 */
 	__u32 fresh;
+	__u64 last_sk;
+	__u8 last_trace[16];
 };
 
+/* 16,384 threads of watched servers at 232 bytes: 3.7 MB, preallocated as every LRU hash is. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct thread_trace);
 } loupe_thread_trace SEC(".maps");
+
+/* A thread's first request starts from this (never written): the value is too large for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct thread_trace);
+} loupe_thread_blank SEC(".maps");
 
 /*
  * The trace a client connection was opened for, by kernel socket address: the
@@ -119,12 +137,26 @@ struct {
 	__type(value, struct connect_trace);
 } loupe_connect_trace SEC(".maps");
 
-/* The request the calling thread works for, if certain: one open, or the last whose bytes it read. */
-static __always_inline struct thread_trace *thread_request(void)
+/* The trace of the request the calling thread works for, if certain: the one open, or the last whose bytes it read. */
+static __always_inline const __u8 *thread_request(void)
 {
 	__u64 thread = bpf_get_current_pid_tgid();
 	struct thread_trace *t = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-	return t && (!t->ambiguous || t->fresh) ? t : NULL;
+	if (!t)
+		return NULL;
+	if (t->fresh)
+		return t->last_trace;
+	if (t->overflow)
+		return NULL;
+	int open = -1;
+	for (int i = 0; i < THREAD_REQUESTS; i++) {
+		if (!t->sk[i])
+			continue;
+		if (open >= 0)
+			return NULL;
+		open = i;
+	}
+	return open >= 0 ? t->trace[open & (THREAD_REQUESTS - 1)] : NULL;
 }
 
 /*
@@ -140,10 +172,10 @@ static __always_inline int call_trace(__u64 sk, __u8 *trace)
 		bpf_map_delete_elem(&loupe_connect_trace, &sk);
 		return 1;
 	}
-	struct thread_trace *t = thread_request();
-	if (!t)
+	const __u8 *serving = thread_request();
+	if (!serving)
 		return 0;
-	__builtin_memcpy(trace, t->trace, 16);
+	__builtin_memcpy(trace, serving, 16);
 	return 1;
 }
 

@@ -34,7 +34,12 @@ struct sock_info {
 	__u8 traced; /* 0: not a TCP socket we watch (a file, a pipe, a filtered port) */
 	__u8 tls;    /* its plaintext comes from TLS library probes: its ciphertext is not reported */
 	__u8 last_dir; /* the direction of its last data record, with TCP-option propagation (a read after a write begins a request) */
-	__u8 pad[4];
+	/* A server socket's: the thread that began reading its open request (loupe_thread_trace's key with the pid). */
+	__u32 reader_tid;
+	/* Where the open request began in the stream, and whether its head may still bring a traceparent (the trace was begun here). */
+	__u32 request_from;
+	__u8 head_open;
+	__u8 pad[3];
 	__u64 tls_read_ns; /* a TLS socket: when its last read that moved bytes returned (Go's crypto/tls stamps plaintext with it) */
 };
 
@@ -185,7 +190,8 @@ struct {
 
 struct tp_scan {
 	__u32 len;
-	__s32 at; /* where "\ntraceparent:" starts in the payload, or -1 */
+	__s32 at;    /* where "\ntraceparent:" starts in the payload, or -1 */
+	__u32 ended; /* the blank line that ends the head came first */
 };
 
 /*
@@ -208,7 +214,13 @@ static long tp_scan_step(__u64 step, struct tp_scan *scan)
 	const char want[] = "traceparent";
 	for (int j = 0; j < 8; j++) {
 		const __u8 *p = word + j;
-		if (p[0] != '\n' || from + j + 13 > scan->len)
+		if (p[0] != '\n')
+			continue;
+		if (from + j + 3 <= scan->len && p[1] == '\r' && p[2] == '\n') {
+			scan->ended = 1;
+			return 1;
+		}
+		if (from + j + 13 > scan->len)
 			continue;
 		int k = 1;
 		for (; k < 12; k++)
@@ -226,18 +238,45 @@ static long tp_scan_step(__u64 step, struct tp_scan *scan)
  * The traceparent header of an HTTP request whose start is in the scratch
  * record (`got` bytes): its trace id and flags into `in`; 0 when none.
  */
-static __always_inline int find_traceparent(struct scratch *s, __u32 got, struct go_incoming *in)
+/* Does the payload begin with "traceparent:" (any case)? A head's line that a read begins with. */
+static __always_inline int starts_with_traceparent(const __u8 *head)
+{
+	const char want[] = "traceparent";
+	for (int k = 0; k < 11; k++)
+		if ((head[k] | 0x20) != want[k])
+			return 0;
+	return head[11] == ':';
+}
+
+/*
+ * The traceparent header in a request head's bytes this read took: 1 found
+ * (into `in`), 0 none yet, -1 the head ended without one. `continued`: the
+ * read goes on with a head an earlier read began (a head written in pieces,
+ * or one whose sender's injected line came in a segment of its own: a reader
+ * woken by the first segment took only the request line, measured with nginx
+ * to Flask on two cores).
+ */
+static __always_inline int find_traceparent(struct scratch *s, __u32 got, struct go_incoming *in, int continued)
 {
 	const __u8 *head = s->ev.payload;
-	/* A request starts with a method in capitals; a body read says nothing. */
-	if (got < 16 || head[0] < 'A' || head[0] > 'Z' || head[1] < 'A' || head[1] > 'Z')
-		return 0;
 	struct tp_scan scan = { .len = got < GO_TP_SCAN ? got : GO_TP_SCAN, .at = -1 };
-	bpf_loop(GO_TP_SCAN / 8, tp_scan_step, &scan, 0);
-	if (scan.at < 0)
-		return 0;
+	int at_start = 0;
+	if (!continued) {
+		/* A request starts with a method in capitals; a body read says nothing. */
+		if (got < 16 || head[0] < 'A' || head[0] > 'Z' || head[1] < 'A' || head[1] > 'Z')
+			return 0;
+	} else if (got >= 2 && head[0] == '\r' && head[1] == '\n') {
+		return -1;
+	} else if (got >= 12 && starts_with_traceparent(head)) {
+		at_start = 1;
+	}
+	if (!at_start) {
+		bpf_loop(GO_TP_SCAN / 8, tp_scan_step, &scan, 0);
+		if (scan.at < 0)
+			return scan.ended ? -1 : 0;
+	}
 	/* Value: optional spaces, then 00-<32 hex trace>-<16 hex parent>-<2 hex flags>. */
-	__u32 at = scan.at + 13;
+	__u32 at = at_start ? 12 : scan.at + 13;
 	const __u8 *v = s->ev.payload + masked(at, LOUPE_MAX_PAYLOAD - 1);
 	int skip = v[0] == ' ' ? (v[1] == ' ' ? 2 : 1) : 0;
 	if (at + skip + 55 > got)
@@ -271,7 +310,7 @@ static __always_inline void note_incoming_traceparent(struct scratch *s, __u32 p
 		return;
 	struct go_fd_key key = { .pid = pid, .fd = fd };
 	struct go_incoming in = {};
-	if (find_traceparent(s, got, &in))
+	if (find_traceparent(s, got, &in, 0) > 0)
 		bpf_map_update_elem(&loupe_go_incoming, &key, &in, BPF_ANY);
 	else
 		bpf_map_delete_elem(&loupe_go_incoming, &key);
@@ -295,6 +334,8 @@ struct server_scratch {
 	struct tcpopt_in took;
 	struct tcpopt_in left;
 	struct loupe_trace_context_event opt;
+	struct go_incoming header; /* the request's own traceparent */
+	struct go_incoming served; /* a Go handler's trace, when begun here */
 };
 
 struct {
@@ -310,23 +351,99 @@ static __always_inline void note_connect(struct loupe_config *cfg, struct sock *
 	if (!cfg->tcp_options && !cfg->inject_http)
 		return;
 	__u64 key = (__u64)sk;
-	struct thread_trace *t = thread_request();
-	if (!t) {
+	const __u8 *serving = thread_request();
+	if (!serving) {
 		bpf_map_delete_elem(&loupe_connect_trace, &key); /* a freed socket's, at this address */
 		return;
 	}
 	struct connect_trace opened = {};
-	__builtin_memcpy(opened.trace, t->trace, 16);
+	__builtin_memcpy(opened.trace, serving, 16);
 	bpf_map_update_elem(&loupe_connect_trace, &key, &opened, BPF_ANY);
 }
 
-/* A watched server's thread wrote on the socket its request came on: it serves that request no more. */
+/*
+ * A watched server wrote on the socket its request came on: the thread that
+ * read the request serves it no more, whichever thread answers (a pool's
+ * reader hands requests to workers), as a span ends in user space.
+ */
 static __always_inline void answered(struct sock_info *info)
 {
-	__u64 thread = bpf_get_current_pid_tgid();
+	__u64 thread = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | info->reader_tid;
 	struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-	if (serving && serving->sk == info->sk)
+	if (!serving)
+		return;
+	int open = 0;
+	for (int i = 0; i < THREAD_REQUESTS; i++) {
+		if (serving->sk[i] == info->sk)
+			serving->sk[i] = 0;
+		else if (serving->sk[i])
+			open++;
+	}
+	if (serving->last_sk == info->sk)
+		serving->fresh = 0;
+	if (!open)
 		bpf_map_delete_elem(&loupe_thread_trace, &thread);
+}
+
+/* The thread began reading a request on `info`'s socket: it serves `trace` for it, and its last bytes are that request's. */
+static __always_inline void began(struct sock_info *info, const __u8 *trace)
+{
+	__u64 thread = bpf_get_current_pid_tgid();
+	info->reader_tid = (__u32)thread;
+	struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+	if (!serving) {
+		__u32 zero = 0;
+		struct thread_trace *blank = bpf_map_lookup_elem(&loupe_thread_blank, &zero);
+		if (!blank)
+			return;
+		bpf_map_update_elem(&loupe_thread_trace, &thread, blank, BPF_NOEXIST);
+		serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
+		if (!serving)
+			return;
+	}
+	int slot = -1;
+	for (int i = 0; i < THREAD_REQUESTS; i++) {
+		if (serving->sk[i] == info->sk) {
+			slot = i;
+			break;
+		}
+		if (slot < 0 && !serving->sk[i])
+			slot = i;
+	}
+	if (slot >= 0) {
+		serving->sk[slot & (THREAD_REQUESTS - 1)] = info->sk;
+		__builtin_memcpy(serving->trace[slot & (THREAD_REQUESTS - 1)], trace, 16);
+	} else
+		serving->overflow = 1;
+	serving->last_sk = info->sk;
+	__builtin_memcpy(serving->last_trace, trace, 16);
+	serving->fresh = 1;
+}
+
+/*
+ * The request read on `info` serves ctx's trace: its thread's calls carry it,
+ * or in a Go program its handler goroutine's (go.bpf.c's server_start). A Go
+ * request's own traceparent (`header`) goes to the handler as it came, flags
+ * and all.
+ */
+static __always_inline void serve(struct server_scratch *w, struct sock_info *info, struct loupe_trace_context_event *ctx, int fd, struct go_incoming *header)
+{
+	/* Go's goroutines hop threads: a thread says nothing of which request a Go call is for. */
+	__u32 pid = ctx->hdr.pid;
+	if (!bpf_map_lookup_elem(&loupe_go_procs, &pid)) {
+		began(info, ctx->trace_id);
+		return;
+	}
+	struct go_fd_key key = { .pid = pid, .fd = fd };
+	if (header) {
+		bpf_map_update_elem(&loupe_go_incoming, &key, header, BPF_ANY);
+		return;
+	}
+	struct go_incoming *trace = &w->served;
+	trace->flags[0] = '0';
+	trace->flags[1] = '1';
+	hex_of(trace->trace, ctx->trace_id, 16);
+	bpf_map_update_elem(&loupe_go_incoming, &key, trace, BPF_ANY);
 }
 
 /*
@@ -378,22 +495,43 @@ __attribute__((noinline)) int loupe_server_request(struct sock_info *info, long 
 		else
 			bpf_map_delete_elem(&loupe_tcpopt_in, &info->sk);
 	}
-	if (!w->took.count && info->last_dir == LOUPE_DIR_INGRESS)
-		return 0; /* the request goes on */
+	struct go_incoming *header = &w->header;
+	if (!w->took.count && info->last_dir == LOUPE_DIR_INGRESS) {
+		/* The request goes on; a head whose trace was begun here may yet name its own. */
+		if (!info->head_open)
+			return 0;
+		int found = find_traceparent(s, s->ev.captured, header, 1);
+		if (found || read_from + (__u32)ret - info->request_from > GO_TP_SCAN)
+			info->head_open = 0;
+		if (found <= 0)
+			return 0;
+		ctx.origin = LOUPE_CTX_TRACEPARENT;
+		for (int k = 0; k < 16; k++)
+			ctx.trace_id[k] = hex_value(header->trace[2 * k]) << 4 | hex_value(header->trace[2 * k + 1]);
+		/* At the request's first byte, after the record of the trace begun there: user space takes the later. */
+		ctx.offset = info->request_from;
+		ctx.length = ret;
+		emit(&ctx, sizeof(ctx));
+		serve(w, info, &ctx, s->ev.fd, header);
+		return 1;
+	}
 	/*
 	 * A record for the read's start unless a carried context names it; then one
 	 * per carried context. The thread serves the request's own traceparent (an
 	 * SDK's, Go injection's) first, as user space does, else the last context
 	 * carried, else a trace begun here.
 	 */
-	struct go_incoming header = {};
-	if (find_traceparent(s, s->ev.captured, &header)) {
+	int found = find_traceparent(s, s->ev.captured, header, 0);
+	info->request_from = read_from;
+	info->head_open = 0;
+	if (found > 0) {
 		ctx.origin = LOUPE_CTX_TRACEPARENT;
 		for (int k = 0; k < 16; k++)
-			ctx.trace_id[k] = hex_value(header.trace[2 * k]) << 4 | hex_value(header.trace[2 * k + 1]);
+			ctx.trace_id[k] = hex_value(header->trace[2 * k]) << 4 | hex_value(header->trace[2 * k + 1]);
 	} else if (!w->took.count) {
 		ctx.origin = LOUPE_CTX_NEW;
 		random_bytes(ctx.trace_id, 16);
+		info->head_open = found == 0;
 	}
 	if (ctx.origin != LOUPE_CTX_TCP_OPTION) {
 		ctx.offset = read_from;
@@ -415,25 +553,7 @@ __attribute__((noinline)) int loupe_server_request(struct sock_info *info, long 
 	}
 	if (ctx.origin == LOUPE_CTX_TCP_OPTION)
 		__builtin_memcpy(ctx.trace_id, opt->trace_id, 16);
-	/* Go's goroutines hop threads: a thread says nothing of which request a Go call is for. */
-	__u32 pid = ctx.hdr.pid;
-	if (bpf_map_lookup_elem(&loupe_go_procs, &pid)) {
-		/* The handler's goroutine serves this trace (go.bpf.c's server_start), and its calls carry it. */
-		if (ctx.origin != LOUPE_CTX_TRACEPARENT) {
-			struct go_fd_key key = { .pid = pid, .fd = s->ev.fd };
-			struct go_incoming trace = { .flags = { '0', '1' } };
-			hex_of(trace.trace, ctx.trace_id, 16);
-			bpf_map_update_elem(&loupe_go_incoming, &key, &trace, BPF_ANY);
-		}
-	} else {
-		__u64 thread = bpf_get_current_pid_tgid();
-		struct thread_trace *before = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-		struct thread_trace serving = { .sk = info->sk };
-		__builtin_memcpy(serving.trace, ctx.trace_id, 16);
-		serving.ambiguous = before && (before->ambiguous || before->sk != info->sk);
-		serving.fresh = 1;
-		bpf_map_update_elem(&loupe_thread_trace, &thread, &serving, BPF_ANY);
-	}
+	serve(w, info, &ctx, s->ev.fd, found > 0 ? header : NULL);
 	return 1;
 }
 
@@ -599,7 +719,7 @@ static __always_inline void emit_data(struct loupe_config *cfg, struct sock_info
 		/* Another socket's bytes: the thread's last bytes are no longer its request's. */
 		__u64 thread = bpf_get_current_pid_tgid();
 		struct thread_trace *serving = bpf_map_lookup_elem(&loupe_thread_trace, &thread);
-		if (serving && serving->fresh && serving->sk != info->sk)
+		if (serving && serving->fresh && serving->last_sk != info->sk)
 			serving->fresh = 0;
 	}
 	/*
