@@ -11,7 +11,7 @@
  *  - a process first seen mid-life is looked up in /proc once, and what /proc
  *    says goes into the stream as a process record ahead of its first record;
  *  - `--exe` selects processes by the exec'd path and adds them to the kernel filter;
- *  - payload secrets are masked before anything else sees the bytes.
+ *  - payload secrets are masked before anything else sees the bytes, when a capture is written.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -101,10 +101,13 @@ export class LiveSession {
   /** Parents described in the stream for a child's sake, without being seen themselves (so not probed for it). */
   private readonly described = new Set<number>();
   /**
-   * Payload masking state per process, socket and direction (record-masking.ts), also when nothing
-   * is recorded: a run that skipped it split traces joined by injected headers across hosts
-   * (test/inject-hosts.test.ts failed in about two runs of five, cause not found), though replays
-   * of raw and masked bytes give the same spans (spansRawAndMasked in test/helpers.ts).
+   * Payload masking, for a recording only: what is written to the capture is masked, and the
+   * pipeline reads the same bytes so the replay is identical. Without a recording the spans are
+   * the same masked or not (span attributes are masked on their own; spansRawAndMasked in
+   * test/helpers.ts compares), so its cost (a tenth to a sixth of the agent's CPU per request,
+   * BENCHMARKS.md) is not paid. A run that skipped it once split traces across hosts
+   * (test/inject-hosts.test.ts): the faster agent left the services more CPU, which exposed a
+   * kernel race (a traceparent in a head's second read), not a masking dependence.
    */
   private readonly masking: RecordMasking | undefined;
   /** Processes whose records reach the pipeline. */
@@ -133,7 +136,7 @@ export class LiveSession {
     this.selection = new ProcessSelection(options, procfs, process.pid);
     const onChosen = options.onChosen;
     if (onChosen) this.selection.onChosen = (pid, by) => onChosen(pid, by, procfs.processInfo(pid)?.exe);
-    this.masking = options.redact ? new RecordMasking() : undefined;
+    this.masking = options.redact && options.capturePath ? new RecordMasking() : undefined;
     this.header = {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
       seed: randomBytes(8).toString('hex'),

@@ -1,10 +1,11 @@
 /**
  * Payload masking over a stream of kernel records: one StreamMasker per
  * process, socket and direction (TLS plaintext a stream of its own), so a
- * secret a program wrote in pieces is masked too. A live run masks every
- * record before its pipeline or its capture sees it (so a replay is
- * identical); `maskRecords` does the same to records read back, which is how
- * a test shows a replay's spans do not depend on it.
+ * secret a program wrote in pieces is masked too. A live run that records
+ * masks every record before its pipeline or its capture sees it (so a replay
+ * is identical); one that records nothing skips it. `maskRecords` does the
+ * same to records read back, which is how a test shows a replay's spans do
+ * not depend on it.
  */
 import { readU64Number } from '../events/codec';
 import { CONSTANTS, DATA_FIXED_SIZE, ENUMS, HEADER_AT, offsetOf } from '../events/layout';
