@@ -34,6 +34,9 @@ const isLoopback = (addr: string) => addr.startsWith('127.') || addr === '::1' |
 
 export type Paired = { client: InFlight; how: 'connection-pair' | 'conntrack' | 'connection-pair-nat' };
 
+/** This host's addresses remembered: a host with more in use at once than this joins fewer first requests of connections met mid-life. */
+export const MAX_HOST_ADDRESSES = 4096;
+
 export class ConnectionPairs {
   /** Open client connections by their 4-tuple. */
   private readonly clientsByTuple = new Map<string, Connection>();
@@ -45,7 +48,11 @@ export class ConnectionPairs {
   private readonly indexed = new WeakSet<Connection>();
   /** From `nat` records: a server's 4-tuple seen from its peer -> the tuple its client really used. */
   private readonly natClientKeys = new Map<string, string>();
-  /** Addresses this host's sockets are bound to, as their records named them: a peer at one is on this host. */
+  /**
+   * Addresses this host's sockets are bound to, as their records named them: a peer at one is on this
+   * host. Kept in order of last use, the least recent forgotten past MAX_HOST_ADDRESSES (containers
+   * come and go, each with an address of its own).
+   */
   private readonly hostAddresses = new Set<string>();
 
   /** `requestsOf`: a connection's requests in flight, oldest first. */
@@ -57,6 +64,7 @@ export class ConnectionPairs {
       serversByClientTuple: this.serversByClientTuple.size,
       clientsByFingerprint: [...this.clientsByFingerprint.values()].reduce((n, l) => n + l.length, 0),
       natClientKeys: this.natClientKeys.size,
+      hostAddresses: this.hostAddresses.size,
     };
   }
 
@@ -94,9 +102,15 @@ export class ConnectionPairs {
   index(conn: Connection): void {
     if (!conn.local || !conn.remote || conn.role === 'unknown' || this.indexed.has(conn)) return;
     this.indexed.add(conn);
-    this.hostAddresses.add(conn.local.addr);
+    this.noteHostAddress(conn.local.addr);
     if (conn.role === 'client') this.clientsByTuple.set(connKey(conn.local, conn.remote, false), conn);
     else this.serversByClientTuple.set(this.clientKeyOf(conn), conn);
+  }
+
+  private noteHostAddress(addr: string): void {
+    this.hostAddresses.delete(addr); // re-inserted last: the set stays in order of last use
+    this.hostAddresses.add(addr);
+    if (this.hostAddresses.size > MAX_HOST_ADDRESSES) this.hostAddresses.delete(this.hostAddresses.values().next().value!);
   }
 
   onClose(conn: Connection): void {
