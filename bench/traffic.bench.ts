@@ -14,10 +14,8 @@
  */
 import { serialize } from 'pg-protocol';
 import { HTTPParser as PeerJsParser } from 'http-parser-js';
-import { Http1Parser } from '../src/parsers/http1/parser';
-import { PostgresParser } from '../src/parsers/postgres/parser';
-import { MysqlParser } from '../src/parsers/mysql/parser';
-import { RedisParser } from '../src/parsers/redis/parser';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Side } from '../src/parsers/types';
 import { lenenc, myGreeting, myPacket, pgMsg } from './wire';
 import { compare, type Result } from './harness';
@@ -49,6 +47,25 @@ type ParserClass = new () => { feed(side: Side, c: { data: Buffer; ts: bigint; t
 const AB_BUILD = process.env.LOUPE_BENCH_AB;
 const PARSER_FOLDERS: Record<string, string> = { Http1Parser: 'http1', PostgresParser: 'postgres', MysqlParser: 'mysql', RedisParser: 'redis' };
 
+/**
+ * A parser class from a compiled build: `dist/` as `make build` writes it (what `loupe` runs), or a
+ * `tsc --outDir DIR` of the repository (DIR/src/...). Not from src/ through tsx: there every exported
+ * constant is read through a getter, which made the PostgreSQL parser 1.2x and the MySQL parser 1.9x
+ * slower than the build the agent runs (A/B in one run, 2026-12-08), so the peers were compared
+ * against a handicapped Loupe.
+ */
+function parserFrom(build: string, name: string): ParserClass {
+  const file = ['parsers', 'src/parsers'].map((under) => path.resolve(build, under, PARSER_FOLDERS[name]!, 'parser.js')).find((f) => fs.existsSync(f));
+  if (!file) throw new Error(`no compiled ${name} under ${build}: run \`make build\` (npx tsc -p tsconfig.json) first`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(file) as Record<string, ParserClass>)[name]!;
+}
+const BUILD = path.resolve(__dirname, '..', 'dist');
+const Http1Parser = parserFrom(BUILD, 'Http1Parser');
+const PostgresParser = parserFrom(BUILD, 'PostgresParser');
+const MysqlParser = parserFrom(BUILD, 'MysqlParser');
+const RedisParser = parserFrom(BUILD, 'RedisParser');
+
 /** Loupe's candidate (and the other build's, with LOUPE_BENCH_AB): feeds every turn, counts the messages of one side. */
 function loupe(
   name: string,
@@ -60,8 +77,7 @@ function loupe(
   const one = (P: ParserClass) => () => adjust(feedAll(P, turns, counted));
   const mine = { name, bytes: bytesOf(turns), run: one(Parser) };
   if (!AB_BUILD) return [mine];
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Other = (require(require('node:path').resolve(AB_BUILD, 'src/parsers', PARSER_FOLDERS[Parser.name]!, 'parser.js')) as Record<string, ParserClass>)[Parser.name]!;
+  const Other = parserFrom(AB_BUILD, Parser.name);
   return [mine, { name: `${name}, build ${AB_BUILD}`, bytes: mine.bytes, run: one(Other) }];
 }
 
