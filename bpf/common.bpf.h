@@ -52,6 +52,37 @@ struct {
 
 LOUPE_PID_BITMAP(loupe_pids);
 
+/*
+ * With --exe, processes the kernel side watches from their exec on until the
+ * agent has decided on their exec record (bits as in loupe_pids). The agent
+ * takes each bit back (atomically, through the map mmapped) when it decides:
+ * the bit tells it whether what came before is the process's own to drop.
+ */
+LOUPE_PID_BITMAP(loupe_pending);
+
+/*
+ * With --exe: the executable files (device and inode, as the kernel numbers
+ * them) that --exe matches under every name the agent found them by at start
+ * (the directories of PATH and the usual bin directories), and the processes
+ * that exec'd one (loupe_exe_known, set or cleared at each exec). A pending
+ * process running one may have its bytes changed before the agent decides
+ * (curl writes its request a few ms after its exec, before any agent could
+ * decide); any other pending process may not (may_change_bytes).
+ */
+struct exe_file_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exe_file_key);
+	__type(value, __u8);
+} loupe_exe_files SEC(".maps");
+
+LOUPE_PID_BITMAP(loupe_exe_known);
+
 static __always_inline int pid_bit(void *bitmap, __u32 pid)
 {
 	__u32 word = pid / 64;
@@ -143,6 +174,20 @@ static __always_inline int watched(struct loupe_config *cfg, __u32 pid)
 	if (cfg->filter_pids && !pid_selected(pid))
 		return 0;
 	return 1;
+}
+
+/*
+ * May the kernel change this process's bytes (a TCP option on its segments, a
+ * traceparent in its requests, its sockets in the injection sockhash)? Only a
+ * watched process the agent chose: not one pending --exe's decision, which
+ * may yet be a program nobody selected, unless the file it exec'd is one --exe
+ * matches.
+ */
+static __always_inline int may_change_bytes(struct loupe_config *cfg, __u32 pid)
+{
+	if (!watched(cfg, pid))
+		return 0;
+	return !cfg->exec_select || !pid_bit(&loupe_pending, pid) || pid_bit(&loupe_exe_known, pid);
 }
 
 static __always_inline void fill_header(struct loupe_event_header *hdr, __u32 type)

@@ -188,7 +188,7 @@ static __always_inline void count(__u32 which)
 static __always_inline int plain_injects(__u32 pid)
 {
 	struct loupe_config *cfg = loupe_cfg();
-	if (!cfg || !cfg->inject_http || !watched(cfg, pid))
+	if (!cfg || !cfg->inject_http || !may_change_bytes(cfg, pid))
 		return 0;
 	return cfg->inject_http == 1 || bpf_map_lookup_elem(&loupe_inject_pids, &pid) != NULL;
 }

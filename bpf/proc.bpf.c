@@ -8,13 +8,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/*
- * With --exe, processes the kernel side watches from their exec on until the
- * agent has decided on their exec record (bits as in loupe_pids). The agent
- * takes each bit back (atomically, through the map mmapped) when it decides:
- * the bit tells it whether what came before is the process's own to drop.
- */
-LOUPE_PID_BITMAP(loupe_pending);
+/* loupe_pending and loupe_exe_known: common.bpf.h (the programs that change bytes read them too). */
 /*
  * A pending process that exec'd again before the agent decided on its first
  * program (`ip netns exec`, `sh -c 'exec …'`, env, nice): the agent's "no" to
@@ -75,6 +69,12 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	 * as often.
 	 */
 	if (cfg->exec_select && cfg->filter_pids) {
+		/* The file it runs now, as the agent found the ones --exe matches (its mm is the new program's by now). */
+		struct exe_file_key file = {};
+		struct inode *inode = BPF_CORE_READ(task, mm, exe_file, f_inode);
+		file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		file.ino = BPF_CORE_READ(inode, i_ino);
+		pid_bit_set(&loupe_exe_known, pid, bpf_map_lookup_elem(&loupe_exe_files, &file) != NULL);
 		if (!pid_selected(pid)) {
 			pid_bit_set(&loupe_pending, pid, 1);
 			pid_select(pid, 1);

@@ -31,7 +31,7 @@ static __always_inline __u64 *call_starts(struct loupe_config *cfg, struct bpf_s
 	if (payload == 0 || payload + LOUPE_TCPOPT_LEN > skops->mss_cache)
 		return NULL;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	if (!watched(cfg, pid) || (cfg->tcp_options == 2 && !bpf_map_lookup_elem(&loupe_tcpopt_pids, &pid)))
+	if (!may_change_bytes(cfg, pid) || (cfg->tcp_options == 2 && !bpf_map_lookup_elem(&loupe_tcpopt_pids, &pid)))
 		return NULL;
 	__u64 sk = (__u64)skops->sk;
 	__u64 *cookie = bpf_map_lookup_elem(&loupe_tracked_sk, &sk);

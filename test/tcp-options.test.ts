@@ -253,6 +253,43 @@ describe.skipIf(Boolean(skipReason))(`trace context in TCP options, an agent per
     expect(web!.spans().find((s) => s.kind === 'server')!.attributes['loupe.context']).toBe('new');
   }, 300_000);
 
+  it('puts no option on the call of a program --exe has not decided on yet, unless it runs a file --exe matches', async () => {
+    const client = await agentFor('client', ['--exe', '/curl$']);
+    const web = await agentFor('web', ['--pid', String(pids.web[0])]);
+    // curl's own bytes under another name: --exe does not match it, so until the agent says no, it is only pending.
+    const renamed = path.join(dir, 'kurl');
+    fs.copyFileSync(spawnSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).stdout.trim(), renamed);
+    fs.chmodSync(renamed, 0o755);
+    const served = () => web.spans().filter((s) => s.kind === 'server');
+    const contextOf = (item: string) => served().find((s) => String(s.attributes['url.path']).endsWith(`/${item}`))?.attributes['loupe.context'];
+    // Stopped, the agent decides on nothing: both programs make their call while pending.
+    client.child.kill('SIGSTOP');
+    try {
+      for (const [program, item] of [
+        [renamed, 'kiwi'],
+        ['curl', 'lime'],
+      ] as const) {
+        const call = onHost('client', [program, '-sS', `http://${net.addr('web')}:${FLASK_PORT}/stock/${item}`]);
+        expect(call.stdout, call.stderr).toBe(`${item} 1\n`);
+      }
+    } finally {
+      client.child.kill('SIGCONT');
+    }
+    await until(() => served().length === 2, 'the web agent to see both requests');
+    expect(contextOf('kiwi'), 'the renamed program, not chosen').toBe('new');
+    expect(contextOf('lime'), 'curl, a file --exe matches').toBe('tcp-option');
+    // The agent, let go, chose curl and dropped the other.
+    await until(() => client.spans().some((s) => s.kind === 'client'), "the client agent to report curl's call");
+    expect(
+      client.spans().map(
+        (s) =>
+          `${s.kind} ${String(s.attributes['url.full'] ?? s.attributes['url.path'])
+            .split('/')
+            .pop()}`,
+      ),
+    ).toEqual(['client lime']);
+  }, 300_000);
+
   it("leaves the calls of a program whose agent was killed with SIGKILL flowing, whole, and with no option: the server's agent sees none after", async () => {
     const web = await agentFor('web', ['--pid', String(pids.web[0])]);
     const api = await agentFor('api', ['--pid', String(pids.api[0])]);

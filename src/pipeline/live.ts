@@ -27,6 +27,7 @@ import { isGoBinary } from '../sources/live/go-probes';
 import * as procfs from '../sources/live/procfs';
 import { ProcessSelection, type ChosenBy } from '../discovery/selection';
 import { RecordMasking } from './record-masking';
+import { exeFilesMatching, exeSearchDirs } from '../discovery/exe-files';
 import { OutputPipeline, type RunSummary, type SpanFormat } from './output';
 import { validateExportEnv, type ExportOptions } from '../export/export-config';
 import { propagatesByRules, type RecordedRules } from '../discovery/config';
@@ -155,8 +156,15 @@ export class LiveSession {
       },
       createdBy: 'loupe live',
     };
-    this.source = new LiveSource({ ...options, pids: this.selection.kernelPids, selectByExec: options.exe !== undefined, tcpOptionsOptIn: this.someDoNotPropagate }, (records) =>
-      this.onRecords(records),
+    this.source = new LiveSource(
+      {
+        ...options,
+        pids: this.selection.kernelPids,
+        selectByExec: options.exe !== undefined,
+        exeFiles: options.exe && exeFilesMatching(options.exe, exeSearchDirs()),
+        tcpOptionsOptIn: this.someDoNotPropagate,
+      },
+      (records) => this.onRecords(records),
     );
   }
 

@@ -63,6 +63,8 @@ export interface LiveOptions {
    * pending until the agent decides (takePending), and its exec record reaches the agent at once.
    */
   selectByExec?: boolean;
+  /** With selectByExec: the files it matches (src/discovery/exe-files.ts), whose pending processes may have bytes changed. */
+  exeFiles?: ReadonlyArray<{ dev: bigint; ino: bigint }>;
   /**
    * Keep the agent's threads on these CPUs. On a small host this keeps its
    * bursts of work off the CPU a watched service is on (bench/live: steady-rate
@@ -147,6 +149,9 @@ function encodeConfig(fields: Record<string, number | bigint>): Buffer {
   return buf;
 }
 
+/** loupe_exe_files' size (bpf/common.bpf.h): past it, a pending process of a file --exe matches gets no byte changed until the agent decides. */
+const MAX_EXE_FILES = 4096;
+
 const u32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n);
@@ -229,6 +234,12 @@ export class LiveSource {
       const filterPorts = (this.options.ports?.length ?? 0) > 0;
       for (const pid of this.options.pids ?? []) this.watchPid(pid);
       for (const port of this.options.ports ?? []) agent.mapUpdate('loupe_ports', u16(port), Buffer.from([1]));
+      for (const file of (this.options.exeFiles ?? []).slice(0, MAX_EXE_FILES)) {
+        const key = Buffer.alloc(16);
+        key.writeBigUInt64LE(file.dev, 0);
+        key.writeBigUInt64LE(file.ino, 8);
+        agent.mapUpdate('loupe_exe_files', key, Buffer.from([1]));
+      }
       const config = {
         agent_pid: process.pid,
         max_payload: this.options.maxPayload,
