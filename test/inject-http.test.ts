@@ -16,7 +16,7 @@
  * never ask FIONREAD, so the test asks. Skipped with the reason where the
  * live agent or curl cannot run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,6 +159,34 @@ describe.skipIf(Boolean(skipReason))(`traceparent injection into other programs'
       await exited(agent.child, 60_000);
       client.kill();
     }
+  }, 300_000);
+
+  it('puts no header in the request of a program --exe has not decided on yet, unless it runs a file --exe matches', async () => {
+    const agent = runAgent(['--exe', '/curl$', '--inject-despite-fionread', '--no-tcp-options']);
+    children.push(agent.child);
+    await until(() => /context across hosts/.test(agent.stderr()), 'the agent to attach', 60_000);
+    // curl's own bytes under another name: --exe does not match it, so until the agent says no, it is only pending.
+    const renamed = path.join(dir, 'kurl');
+    fs.copyFileSync(spawnSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).stdout.trim(), renamed);
+    fs.chmodSync(renamed, 0o755);
+    const headersOf = async (program: string, item: string) => {
+      const before = received().length;
+      const call = spawnSync(program, ['-sS', '-o', '/dev/null', `http://127.0.0.1:${port}/${item}`], { encoding: 'utf8', timeout: 30_000 });
+      expect(call.status, call.stderr).toBe(0);
+      await until(() => received().length > before, `the server to log ${item}`);
+      return withoutInserted(received()[before]!).ids.length;
+    };
+    // Stopped, the agent decides on nothing: both programs write their request while pending.
+    agent.child.kill('SIGSTOP');
+    let counts: number[];
+    try {
+      counts = [await headersOf(renamed, 'kiwi'), await headersOf('curl', 'lime')];
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+    expect(counts, "headers in the renamed program's request, then in curl's").toEqual([0, 1]);
+    agent.child.kill('SIGINT');
+    await exited(agent.child, 60_000);
   }, 300_000);
 
   it('leaves traffic flowing and unmodified after the agent is killed with SIGKILL, also on a connection that was in its sockhash', async () => {
