@@ -88,6 +88,22 @@ http {
     pids.edge.push(await daemon('edge', ['nginx', '-c', conf, '-p', dir], { port: NGINX_PORT }));
   }, 300_000);
 
+  /** An agent per host, each watching that host's services by --pid, headers alone joining them (no TCP options); attached. */
+  async function attachAgents(hosts: readonly Host[]) {
+    const agents = hosts.map((host) => {
+      const run = runAgent([...pids[host].flatMap((p) => ['--pid', String(p)]), '--inject-despite-fionread', '--no-tcp-options'], host);
+      children.push(run.child);
+      return { host, ...run };
+    });
+    for (const a of agents) await until(() => /context across hosts/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    return agents;
+  }
+
+  async function stopAgents(agents: Array<{ child: ChildProcess }>) {
+    for (const a of agents) a.child.kill('SIGINT');
+    await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+  }
+
   afterAll(() => {
     for (const c of children) c.kill('SIGKILL');
     net.down();
@@ -170,12 +186,7 @@ http {
   }, 600_000);
 
   it("gives each upstream request nginx sends under concurrency the trace of the downstream request that caused it, and Node's calls theirs", async () => {
-    const agents = HOSTS.map((host) => {
-      const run = runAgent([...pids[host].flatMap((p) => ['--pid', String(p)]), '--inject-despite-fionread', '--no-tcp-options'], host);
-      children.push(run.child);
-      return { host, ...run };
-    });
-    for (const a of agents) await until(() => /context across hosts/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const agents = await attachAgents(HOSTS);
     // 8 at a time through one nginx worker: its thread has several requests open while it connects upstream.
     const perTier = 24;
     const base = `http://${net.addr('edge')}:${NGINX_PORT}`;
@@ -225,19 +236,13 @@ http {
       const hops = trace.filter((s) => s.kind !== 'internal').map((s) => `${s.kind} ${s.service} ${item(s)} ${s.attributes['loupe.context']}`);
       expect(hops.sort(), `the trace of ${leaf.name}`).toHaveLength(5);
     }
-    for (const a of agents) a.child.kill('SIGINT');
-    await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    await stopAgents(agents);
   }, 600_000);
   it('gives the call of an event loop that had two requests open and answered one the trace of the one left, on the wire as in its spans', async () => {
     // Node reads /js/hold1 and holds it, reads /js/lone1, answers hold1, then calls out for lone1: one
     // request open again. User space's thread rule parents the call to lone1; the kernel must send lone1's
     // trace too, or the data host's span lands in a trace nobody else is in.
-    const agents = (['app', 'data'] as const).map((host) => {
-      const run = runAgent([...pids[host].flatMap((p) => ['--pid', String(p)]), '--inject-despite-fionread', '--no-tcp-options'], host);
-      children.push(run.child);
-      return { host, ...run };
-    });
-    for (const a of agents) await until(() => /context across hosts/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const agents = await attachAgents(['app', 'data']);
     const base = `http://${net.addr('app')}:${NODE_CHAIN_PORT}/js`;
     const [ip, ...ipArgs] = net.exec('edge');
     const holding = spawn(ip!, [...ipArgs, 'curl', '-sS', `${base}/hold1`], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -260,19 +265,13 @@ http {
     expect(call).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId });
     // What went on the wire: the data host knows the call by the header alone.
     expect(leaf).toMatchObject({ traceId: server.traceId, parentSpanId: call.spanId });
-    for (const a of agents) a.child.kill('SIGINT');
-    await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    await stopAgents(agents);
   }, 600_000);
   it("gives a server's calls the trace of its request's traceparent when the head came in two reads, the header in the second, on the wire as in its spans", async () => {
     // nginx's injected line can come in a segment of its own, and a reader woken by the first takes only
     // the request line (one run in about twenty of the test above). Here a client sends the line, then
     // the rest 200 ms later, so Flask's first read ends at the line.
-    const agents = (['app', 'data'] as const).map((host) => {
-      const run = runAgent([...pids[host].flatMap((p) => ['--pid', String(p)]), '--inject-despite-fionread', '--no-tcp-options'], host);
-      children.push(run.child);
-      return { host, ...run };
-    });
-    for (const a of agents) await until(() => /context across hosts/.test(a.stderr()), `the ${a.host} agent to attach`, 60_000);
+    const agents = await attachAgents(['app', 'data']);
     const [trace, parent] = ['5e'.repeat(16), '7a'.repeat(8)];
     const client = [
       'import socket, sys, time',
@@ -297,7 +296,6 @@ http {
     expect(server).toMatchObject({ traceId: trace, parentSpanId: parent });
     expect(call).toMatchObject({ traceId: trace, parentSpanId: server.spanId });
     expect(leaf).toMatchObject({ traceId: trace, parentSpanId: call.spanId });
-    for (const a of agents) a.child.kill('SIGINT');
-    await Promise.all(agents.map((a) => new Promise((r) => (a.child.exitCode !== null ? r(null) : a.child.once('exit', r)))));
+    await stopAgents(agents);
   }, 600_000);
 });
