@@ -126,6 +126,10 @@ describe('PRODUCER and CONSUMER spans', () => {
     });
     expect(checkScenario(scenario, trace()).ok).toBe(true);
     expect(checkScenario(scenario, withoutConsumer).ok).toBe(false);
+    // The failure says where the path broke: the leaf, and the parent it lost.
+    expect(checkScenario(scenario, withoutConsumer).lines.join('\n')).toMatch(
+      /FAIL {3}not in the path, trace \w+: worker CLIENT INSERT orders \(\S+\) < parent \w+ not in the trace/,
+    );
   });
 
   it("count in OTel's messaging.client.operation.duration, by operation and destination", async () => {

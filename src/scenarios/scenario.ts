@@ -162,6 +162,7 @@ export function checkScenario(scenario: Scenario, spans: Span[]): CheckResult {
     const countOk = count === e.traces;
     ok &&= countOk;
     lines.push(`${countOk ? 'ok  ' : 'FAIL'} ${e.path}: ${count} trace${count === 1 ? '' : 's'} (expected ${e.traces})`);
+    if (!countOk) lines.push(...brokenChains(traces, hops, chains));
     for (const [hopText, wanted] of Object.entries(e.attributes)) {
       const i = hops.findIndex((h) => h.text === hopText);
       if (i < 0) {
@@ -183,6 +184,29 @@ export function checkScenario(scenario: Scenario, spans: Span[]): CheckResult {
     }
   }
   return { ok, lines };
+}
+
+/**
+ * Where a path broke, for a failure line: each span matching its last hop outside every chain found,
+ * with its ancestors as they were joined (service, kind, name, `loupe.context`), up to its root. A CI
+ * flake then says which hop lost its parent, and how the others were joined.
+ */
+function brokenChains(traces: ReturnType<typeof groupTraces>, hops: Hop[], chains: Span[][]): string[] {
+  const inChains = new Set(chains.flat());
+  const lines: string[] = [];
+  for (const t of traces) {
+    const byId = new Map(t.spans.map((s) => [s.spanId, s]));
+    for (const leaf of t.spans) {
+      if (!matches(leaf, hops[hops.length - 1]!) || inChains.has(leaf)) continue;
+      const up: string[] = [];
+      for (let s: Span | undefined = leaf; s && up.length < 12; s = s.parentSpanId ? byId.get(s.parentSpanId) : undefined) {
+        up.push(`${s.service} ${s.kind.toUpperCase()} ${s.name} (${String(s.attributes['loupe.context'] ?? '-')})`);
+        if (s.parentSpanId && !byId.has(s.parentSpanId)) up.push(`parent ${s.parentSpanId} not in the trace`);
+      }
+      lines.push(`FAIL   not in the path, trace ${t.traceId}: ${up.join(' < ')}`);
+    }
+  }
+  return lines;
 }
 
 /** What a scenario requires that this machine lacks: programs on PATH, and paths (with a `/`) under the project (a build step's output). */
