@@ -354,6 +354,31 @@ ${ACCEPT_TWO_THEN_DONE}
       ).toEqual([]);
     }, 60_000);
 
+    it('names a process --pid chose at start by what /proc said then, when it ran and exited before the agent read its first record', async () => {
+      const { listener, port } = await listenerTaking(1);
+      const python = pythonNamed(tempDir(), 'loupe-short-lived');
+      const short = sender(python, port, 'once');
+      const capture = path.join(tempDir(), 'short.loupe');
+      const { agent } = startAgent(['record', '-o', capture, '--pid', String(short.pid)]);
+      try {
+        await waitFor(agent, 'stderr', /attached/);
+        // Stopped, the agent reads nothing: the process connects, sends and is gone before its first record is read.
+        agent.kill('SIGSTOP');
+        short.stdin!.write('go\n');
+        await exited(short);
+        expect(fs.existsSync(`/proc/${short.pid}`), 'the process is gone').toBe(false);
+      } finally {
+        // Let go, it reads what the ring buffer holds as it stops.
+        agent.kill('SIGCONT');
+        agent.kill('SIGINT');
+        listener.kill();
+      }
+      expect(await exited(agent)).toBe(0);
+      const records = recordsOf(capture) as Array<Rec & { info?: { exe: string } }>;
+      expect(payloads(records, short.pid!, 'egress')).toEqual(['once']);
+      expect(records.filter((r) => r.type === 'proc_info' && r.pid === short.pid).map((r) => path.basename(r.info!.exe))).toEqual(['loupe-short-lived']);
+    }, 60_000);
+
     it('catches short-lived programs by --exe though they connect before the agent decides, and drops those it does not choose', async () => {
       const port = await freePort();
       const server = spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1', () => console.log('ready'))`], {

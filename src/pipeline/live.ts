@@ -113,6 +113,12 @@ export class LiveSession {
   private readonly masking: RecordMasking | undefined;
   /** Processes whose records reach the pipeline. */
   private readonly known = new Set<number>();
+  /**
+   * What /proc said at start of the processes chosen then (--pid and their children, --exe, --open-port,
+   * --container), until their first record: one that ran and exited between two of the agent's batches
+   * (kafkajs told to send, under a busy CI) is gone from /proc by then, and was named pid-N.
+   */
+  private readonly atStart = new Map<number, ProcessInfo>();
   /** Which processes are watched (src/discovery/selection.ts). */
   private readonly selection: ProcessSelection;
   /** The capture being recorded: header first, each batch's records as the batch ends. */
@@ -138,6 +144,10 @@ export class LiveSession {
     const onChosen = options.onChosen;
     if (onChosen) this.selection.onChosen = (pid, by) => onChosen(pid, by, procfs.processInfo(pid)?.exe);
     this.masking = options.redact && options.capturePath ? new RecordMasking() : undefined;
+    for (const pid of this.selection.kernelPids) {
+      const info = pid > 0 ? procfs.processInfo(pid) : undefined;
+      if (info) this.atStart.set(pid, info);
+    }
     this.header = {
       eventsVersion: CONSTANTS.LOUPE_EVENTS_VERSION,
       seed: randomBytes(8).toString('hex'),
@@ -468,7 +478,10 @@ export class LiveSession {
     this.heldForks.delete(pid);
     const tableKnows = this.replay.pipeline.processes.get(pid) !== undefined || this.described.has(pid);
     this.described.delete(pid);
-    const info: ProcessInfo | undefined = tableKnows ? undefined : procfs.processInfo(pid, seenAtNs);
+    const startInfo = this.atStart.get(pid);
+    this.atStart.delete(pid);
+    // Gone already: what /proc said at start, unless a fork record says the pid is a child's now.
+    const info: ProcessInfo | undefined = tableKnows ? undefined : (procfs.processInfo(pid, seenAtNs) ?? (fork ? undefined : startInfo));
     if (info) {
       // The exec record names the program; /proc adds what it cannot say (the configured service name).
       if (exec) info.exe = cString(exec, FILENAME_AT, CONSTANTS.LOUPE_FILENAME_LEN);
