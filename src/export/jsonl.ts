@@ -17,9 +17,12 @@ export function spanToJson(span: Span, bootTimeNs: bigint): Record<string, unkno
   json.durationNs = Number(span.endNs - span.startNs);
   json.status = span.status;
   json.attributes = span.attributes;
-  if (span.links) json.links = span.links.map((l) => (l.traceState ? l : { traceId: l.traceId, spanId: l.spanId }));
+  if (span.links) json.links = linksJson(span.links);
   return json;
 }
+
+/** A span's links as the format writes them: a link's empty trace state left out. */
+const linksJson = (links: NonNullable<Span['links']>) => links.map((l) => (l.traceState ? l : { traceId: l.traceId, spanId: l.spanId }));
 
 /** An attribute key's `"key":`, escaped once: keys come from a small vocabulary. */
 const keyTexts = new Map<string, string>();
@@ -78,7 +81,7 @@ export function spanToJsonLine(span: Span, bootTimeNs: bigint): string {
     first = false;
   }
   out += '}';
-  if (span.links) out += `,"links":${JSON.stringify(spanToJson(span, bootTimeNs).links)}`;
+  if (span.links) out += `,"links":${JSON.stringify(linksJson(span.links))}`;
   return `${out}}`;
 }
 
